@@ -1,0 +1,60 @@
+// Package config loads service configuration from SIDEKICK_* environment
+// variables into tagged structs (caarlos0/env tags: `env:"SIDEKICK_X,required"`,
+// `envDefault:"…"`). The environment is passed in, never read from the
+// process below main, so tests and the all-in-one dev stack can hand each
+// service its own.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Load fills dst (a pointer to a struct) from environ, a list of KEY=VALUE
+// strings as os.Environ returns. A missing required variable is an error that
+// names it.
+func Load(dst any, environ []string) error {
+	if err := env.ParseWithOptions(dst, env.Options{Environment: Map(environ)}); err != nil {
+		return explain(err)
+	}
+	return nil
+}
+
+// Map turns KEY=VALUE strings into a map; later entries win.
+func Map(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// explain rewrites env's aggregate error into one line per problem, each
+// naming the variable, which is what an operator reading a crash-looping pod
+// needs to see.
+func explain(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	var lines []string
+	for _, e := range agg.Errors {
+		var missing env.VarIsNotSetError
+		var empty env.EmptyVarError
+		switch {
+		case errors.As(e, &missing):
+			lines = append(lines, fmt.Sprintf("required environment variable %s is not set", missing.Key))
+		case errors.As(e, &empty):
+			lines = append(lines, fmt.Sprintf("environment variable %s must not be empty", empty.Key))
+		default:
+			lines = append(lines, e.Error())
+		}
+	}
+	return fmt.Errorf("configuration: %s: %w", strings.Join(lines, "; "), err)
+}
