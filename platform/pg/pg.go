@@ -1,0 +1,139 @@
+// Package pg connects services to PostgreSQL: a pgx pool pinned to the
+// service's own schema, goose migrations applied inside that schema under an
+// advisory lock, a readiness check, and a least-privilege login role per
+// service.
+//
+// Each service owns exactly one schema (DESIGN: no service reads another's
+// tables). Connect sets search_path to that schema, so SQL in a service uses
+// unqualified table names.
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ValidateSchema reports whether schema is usable as a service schema name:
+// lower-case letters, digits and underscores, not starting with a digit,
+// at most 63 bytes, and not a reserved pg_ prefix.
+func ValidateSchema(schema string) error {
+	if !isPlainIdentifier(schema) {
+		return fmt.Errorf("invalid schema name %q: want lower-case letters, digits and _ (max 63, not starting with a digit)", schema)
+	}
+	if strings.HasPrefix(schema, "pg_") || schema == "public" || schema == "information_schema" {
+		return fmt.Errorf("invalid schema name %q: reserved", schema)
+	}
+	return nil
+}
+
+// Connect opens a pgxpool whose connections use search_path = schema (set
+// in the pool config RuntimeParams), pings it, and returns it. The schema
+// must exist (Migrate creates it); Connect fails with a message saying so
+// otherwise.
+func Connect(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
+	if err := ValidateSchema(schema); err != nil {
+		return nil, fmt.Errorf("connect postgres: %w", err)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("connect postgres: parse url: %w", err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect postgres %s: ping: %w", redact(cfg.ConnConfig), err)
+	}
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect postgres: look up schema %s: %w", schema, err)
+	}
+	if !exists {
+		pool.Close()
+		return nil, fmt.Errorf("connect postgres: schema %s does not exist in database %s (run migrations first)", schema, cfg.ConnConfig.Database)
+	}
+	return pool, nil
+}
+
+// DefaultReadyTimeout bounds one readiness ping when the caller's context
+// has no earlier deadline.
+const DefaultReadyTimeout = 2 * time.Second
+
+// Ready is a readiness check (ping with timeout) usable by /readyz.
+func Ready(pool *pgxpool.Pool) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, DefaultReadyTimeout)
+		defer cancel()
+		if err := pool.Ping(ctx); err != nil {
+			return fmt.Errorf("postgres ping: %w", err)
+		}
+		return nil
+	}
+}
+
+// SQLSTATE codes the helpers below recognise.
+const (
+	codeUniqueViolation     = "23505"
+	codeForeignKeyViolation = "23503"
+	codeSerialization       = "40001"
+	codeDeadlock            = "40P01"
+)
+
+// IsUniqueViolation reports whether err is a unique constraint violation.
+func IsUniqueViolation(err error) bool { return hasCode(err, codeUniqueViolation) }
+
+// IsForeignKeyViolation reports whether err is a foreign key violation.
+func IsForeignKeyViolation(err error) bool { return hasCode(err, codeForeignKeyViolation) }
+
+// IsRetryable reports whether err is a serialization failure or deadlock,
+// after which the whole transaction may be retried.
+func IsRetryable(err error) bool {
+	return hasCode(err, codeSerialization) || hasCode(err, codeDeadlock)
+}
+
+// ConstraintName returns the constraint named by a Postgres error, or "".
+func ConstraintName(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.ConstraintName
+	}
+	return ""
+}
+
+func hasCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// redact names a server without its password, for error messages.
+func redact(c *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
+}
+
+// isPlainIdentifier reports whether s is a lower-case SQL identifier that
+// needs no quoting anywhere (search_path, goose's version table name).
+func isPlainIdentifier(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r == '_':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
