@@ -1,0 +1,20 @@
+// Command ingest-email runs Sidekick's ingest-email service. It is configured by
+// SIDEKICK_* environment variables (see docs/configuration.md); the argument
+// `migrate` applies the database migrations and exits, `version` prints
+// the build.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/sidekickhq/sidekick/platform/app"
+	"github.com/sidekickhq/sidekick/platform/run"
+	ingestemail "github.com/sidekickhq/sidekick/services/ingest-email"
+)
+
+func main() {
+	run.Main(func(ctx context.Context) error {
+		return app.Main(ctx, app.Spec{Name: "ingest-email", Config: &ingestemail.Config{}}, os.Args[1:], os.Environ(), ingestemail.FromKit)
+	})
+}

@@ -1,0 +1,333 @@
+// Package ingestemail is the email ingest service: an SMTP listener for the
+// support address(es) and POST /email/inbound for relays that forward raw
+// MIME. Every accepted message is normalized into an InboundMessage on
+// support.inbound.email, and the sender hears "accepted" (250 / 200) only
+// after JetStream acknowledged the publish.
+package ingestemail
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/platform/app"
+	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/services/ingest-email/internal/mailparse"
+)
+
+// Config is ingest-email's configuration.
+type Config struct {
+	// InboundToken authenticates POST /email/inbound (Authorization: Bearer).
+	InboundToken string `env:"SIDEKICK_EMAIL_INBOUND_TOKEN,required,notEmpty"`
+	// HMACSecret, when set, also accepts X-Sidekick-Signature: sha256=<hex
+	// HMAC-SHA256 of the body> instead of the bearer token.
+	HMACSecret string `env:"SIDEKICK_EMAIL_INBOUND_HMAC_SECRET"`
+	// SMTPAddr is the SMTP listener; empty disables it.
+	SMTPAddr string `env:"SIDEKICK_SMTP_ADDR" envDefault:":2525"`
+	// Domain is the name the SMTP server announces.
+	Domain string `env:"SIDEKICK_SMTP_DOMAIN" envDefault:"localhost"`
+	// Recipients is the allow-list of support addresses; empty accepts any.
+	Recipients []string `env:"SIDEKICK_EMAIL_RECIPIENTS"`
+	// StaffDomains are our own domains: senders there are staff.
+	StaffDomains []string `env:"SIDEKICK_EMAIL_STAFF_DOMAINS"`
+	// MaxBytes bounds one message (SMTP and HTTP).
+	MaxBytes int64 `env:"SIDEKICK_EMAIL_MAX_BYTES" envDefault:"26214400"`
+	// TLSCert and TLSKey enable STARTTLS.
+	TLSCert string `env:"SIDEKICK_SMTP_TLS_CERT"`
+	TLSKey  string `env:"SIDEKICK_SMTP_TLS_KEY"`
+}
+
+// Publisher publishes one event and returns after the PubAck.
+type Publisher interface {
+	Publish(ctx context.Context, e bus.Event) (*jetstream.PubAck, error)
+}
+
+// Deps are ingest-email's collaborators.
+type Deps struct {
+	Logger    *slog.Logger
+	Publisher Publisher
+	// DeadLetter records accepted input that cannot be normalized.
+	DeadLetter func(ctx context.Context, location string, data []byte, hdr nats.Header, cause error) error
+	Registry   prometheus.Registerer
+	Now        func() time.Time
+	// TLS overrides the certificate files (tests).
+	TLS *tls.Config
+}
+
+// Service is the email ingest service.
+type Service struct {
+	cfg     Config
+	deps    Deps
+	metrics *metrics
+	tls     *tls.Config
+}
+
+type metrics struct {
+	messages *prometheus.CounterVec
+}
+
+// New builds the service.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if deps.Publisher == nil {
+		return nil, errors.New("ingest-email: a publisher is required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	s := &Service{cfg: cfg, deps: deps, tls: deps.TLS}
+	if s.tls == nil && cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load SMTP TLS certificate: %w", err)
+		}
+		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	s.metrics = &metrics{messages: httpx.Register(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sidekick_ingest_email_messages_total",
+		Help: "Email messages by path (smtp, http) and result (published, duplicate, automated, rejected, deadletter, error).",
+	}, []string{"path", "result"}))}
+	return s, nil
+}
+
+// FromKit builds the service from the process kit.
+func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
+	var cfg Config
+	if err := config.Load(&cfg, k.Environ); err != nil {
+		return nil, err
+	}
+	js := k.JS
+	return New(cfg, Deps{
+		Logger:    k.Logger,
+		Publisher: bus.NewPublisher(js, "sidekick/ingest-email"),
+		DeadLetter: func(ctx context.Context, location string, data []byte, hdr nats.Header, cause error) error {
+			return bus.DeadLetter(ctx, js, "ingest-email", location, bus.InboundSubject("email"), data, hdr, cause)
+		},
+		Registry: k.Registry,
+	})
+}
+
+// Register mounts POST /email/inbound.
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /email/inbound", s.serveInbound)
+}
+
+// Run serves SMTP until ctx is done (or waits when SMTP is disabled).
+func (s *Service) Run(ctx context.Context) error {
+	if s.cfg.SMTPAddr == "" {
+		<-ctx.Done()
+		return nil
+	}
+	return s.serveSMTP(ctx)
+}
+
+// errRejected marks input refused for what it is (not retryable).
+var errRejected = errors.New("rejected")
+
+// ingest parses raw and publishes it. It returns the message id. Errors
+// wrapping mailparse.ErrMalformed mean bad input; other errors mean the
+// publish failed and the sender should retry.
+func (s *Service) ingest(ctx context.Context, path string, raw []byte, envelopeFrom string, rcpts []string) (string, error) {
+	e, err := mailparse.Parse(raw)
+	if err != nil {
+		s.metrics.messages.WithLabelValues(path, "rejected").Inc()
+		return "", err
+	}
+	msg := s.normalize(e, rcpts)
+	if envelopeFrom != "" {
+		msg.Attributes["envelope_from"] = envelopeFrom
+	}
+	ack, err := s.deps.Publisher.Publish(ctx, bus.Event{Subject: bus.InboundSubject("email"), ID: msg.GetId(), Message: msg})
+	if err != nil {
+		s.metrics.messages.WithLabelValues(path, "error").Inc()
+		s.deps.Logger.Error("publish email", "message_id", e.MessageID, "error", err)
+		return "", fmt.Errorf("publish: %w", err)
+	}
+	result := "published"
+	switch {
+	case ack.Duplicate:
+		result = "duplicate"
+	case e.Automated != "":
+		result = "automated"
+	}
+	s.metrics.messages.WithLabelValues(path, result).Inc()
+	return msg.GetId(), nil
+}
+
+// normalize maps a parsed email to an InboundMessage.
+func (s *Service) normalize(e *mailparse.Email, rcpts []string) *supportv1.InboundMessage {
+	role := supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER
+	if s.isStaff(e.From.Address) {
+		role = supportv1.AuthorRole_AUTHOR_ROLE_STAFF
+	}
+	kind := supportv1.MessageKind_MESSAGE_KIND_POSTED
+	attrs := map[string]string{}
+	if e.Automated != "" {
+		kind = supportv1.MessageKind_MESSAGE_KIND_AUTOMATED
+		role = supportv1.AuthorRole_AUTHOR_ROLE_BOT
+		attrs["automated"] = e.Automated
+	}
+	if e.AuthResults != "" {
+		attrs["authentication_results"] = e.AuthResults
+	}
+	if e.AuthFailed {
+		attrs["auth_failed"] = "true"
+	}
+	if e.Full != e.Text {
+		attrs["quoted_text"] = e.Full
+	}
+	if len(rcpts) > 0 {
+		attrs["recipients"] = strings.Join(rcpts, ",")
+	}
+	if e.InReplyTo != "" {
+		attrs["in_reply_to"] = e.InReplyTo
+	}
+	sent := e.Date
+	now := s.deps.Now()
+	if sent.IsZero() {
+		sent = now
+	}
+	domain := ""
+	if _, d, ok := strings.Cut(e.From.Address, "@"); ok {
+		domain = d
+	}
+	m := &supportv1.InboundMessage{
+		Id:       "email:" + e.MessageID,
+		Channel:  supportv1.Channel_CHANNEL_EMAIL,
+		SourceId: e.MessageID,
+		// Threads are keyed by their first message: a reply carries it in
+		// References (or In-Reply-To). The subject is never used, so two
+		// strangers writing "Help" stay apart.
+		ThreadKey:  "email:" + e.ThreadRoot(),
+		Author:     &supportv1.Author{Id: e.From.Address, Name: e.From.Name, Email: e.From.Address, Role: role, Organisation: domain},
+		Subject:    e.Subject,
+		Text:       e.Text,
+		SentAt:     timestamppb.New(sent),
+		ReceivedAt: timestamppb.New(now),
+		Attributes: attrs,
+		Kind:       kind,
+		References: append(append([]string(nil), e.References...), nonEmpty(e.InReplyTo)...),
+	}
+	for _, a := range e.Attachments {
+		m.Attachments = append(m.Attachments, &supportv1.Attachment{Name: a.Name, ContentType: a.ContentType, SizeBytes: a.Size})
+	}
+	return m
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+func (s *Service) isStaff(addr string) bool {
+	_, domain, ok := strings.Cut(strings.ToLower(addr), "@")
+	if !ok {
+		return false
+	}
+	for _, d := range s.cfg.StaffDomains {
+		if strings.EqualFold(strings.TrimSpace(d), domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowed reports whether rcpt is one of the support addresses.
+func (s *Service) allowed(rcpt string) bool {
+	if len(s.cfg.Recipients) == 0 {
+		return true
+	}
+	for _, r := range s.cfg.Recipients {
+		if strings.EqualFold(strings.TrimSpace(r), rcpt) {
+			return true
+		}
+	}
+	return false
+}
+
+// serveInbound handles POST /email/inbound with a raw RFC 5322 body.
+func (s *Service) serveInbound(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBytes)
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("message larger than %d bytes", s.cfg.MaxBytes))
+			return
+		}
+		httpError(w, http.StatusBadRequest, "cannot read body")
+		return
+	}
+	if !s.authorized(r, raw) {
+		httpError(w, http.StatusUnauthorized, "missing or invalid bearer token or signature")
+		return
+	}
+	id, err := s.ingest(r.Context(), "http", raw, r.Header.Get("X-Envelope-From"), splitList(r.Header.Get("X-Envelope-To")))
+	switch {
+	case errors.Is(err, mailparse.ErrMalformed):
+		httpError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		httpError(w, http.StatusServiceUnavailable, "could not store the message; retry")
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"id": id})
+	}
+}
+
+// authorized checks the bearer token or the HMAC signature in constant time.
+func (s *Service) authorized(r *http.Request, body []byte) bool {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.InboundToken)) == 1
+	}
+	if s.cfg.HMACSecret != "" {
+		if sig, ok := strings.CutPrefix(r.Header.Get("X-Sidekick-Signature"), "sha256="); ok {
+			got, err := hex.DecodeString(sig)
+			if err != nil {
+				return false
+			}
+			mac := hmac.New(sha256.New, []byte(s.cfg.HMACSecret))
+			mac.Write(body)
+			return hmac.Equal(got, mac.Sum(nil))
+		}
+	}
+	return false
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}

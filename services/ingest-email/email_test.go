@@ -1,0 +1,293 @@
+package ingestemail
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/smtp"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+)
+
+const token = "test-inbound-token"
+
+type fixture struct {
+	js   jetstream.JetStream
+	svc  *Service
+	mux  *http.ServeMux
+	fail bool // make the publisher fail
+}
+
+type failingPublisher struct {
+	f    *fixture
+	next Publisher
+}
+
+func (p failingPublisher) Publish(ctx context.Context, e bus.Event) (*jetstream.PubAck, error) {
+	if p.f.fail {
+		return nil, errors.New("jetstream unavailable")
+	}
+	return p.next.Publish(ctx, e)
+}
+
+func newFixture(t *testing.T, cfg Config) *fixture {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs an embedded NATS server")
+	}
+	_, js := bustest.StartJetStream(t)
+	f := &fixture{js: js}
+	if cfg.InboundToken == "" {
+		cfg.InboundToken = token
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = 1 << 20
+	}
+	svc, err := New(cfg, Deps{
+		Publisher: failingPublisher{f: f, next: bus.NewPublisher(js, "sidekick/ingest-email")},
+		DeadLetter: func(ctx context.Context, location string, data []byte, hdr nats.Header, cause error) error {
+			return bus.DeadLetter(ctx, js, "ingest-email", location, bus.InboundSubject("email"), data, hdr, cause)
+		},
+		Registry: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc = svc
+	f.mux = http.NewServeMux()
+	svc.Register(f.mux)
+	return f
+}
+
+func (f *fixture) post(t *testing.T, body []byte, hdr map[string]string) int {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/email/inbound", bytes.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	f.mux.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+// messages returns what the inbound stream holds for email.
+func (f *fixture) messages(t *testing.T) []*supportv1.InboundMessage {
+	t.Helper()
+	ctx := context.Background()
+	s, err := f.js.Stream(ctx, bus.StreamInbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*supportv1.InboundMessage
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		raw, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		if raw.Subject != "support.inbound.email" {
+			continue
+		}
+		m := &supportv1.InboundMessage{}
+		if err := proto.Unmarshal(raw.Data, m); err != nil {
+			t.Fatal(err)
+		}
+		if raw.Header.Get("Nats-Msg-Id") != m.GetId() {
+			t.Fatalf("Nats-Msg-Id %q != id %q", raw.Header.Get("Nats-Msg-Id"), m.GetId())
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func eml(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("internal/mailparse/testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestInboundHTTP(t *testing.T) {
+	f := newFixture(t, Config{HMACSecret: "hmac-secret", StaffDomains: []string{"example.com"}})
+	auth := map[string]string{"Authorization": "Bearer " + token}
+
+	if code := f.post(t, eml(t, "plain.eml"), map[string]string{"Authorization": "Bearer wrong"}); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d", code)
+	}
+	if code := f.post(t, eml(t, "plain.eml"), nil); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", code)
+	}
+	if code := f.post(t, []byte("Subject: no sender\r\n\r\nhi"), auth); code != http.StatusBadRequest {
+		t.Fatalf("malformed: %d", code)
+	}
+	if code := f.post(t, bytes.Repeat([]byte("x"), 2<<20), auth); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("too large: %d", code)
+	}
+	if n := len(f.messages(t)); n != 0 {
+		t.Fatalf("rejected input published %d messages", n)
+	}
+
+	if code := f.post(t, eml(t, "plain.eml"), auth); code != http.StatusOK {
+		t.Fatalf("valid: %d", code)
+	}
+	// A relay retrying the same message: stored once.
+	if code := f.post(t, eml(t, "plain.eml"), auth); code != http.StatusOK {
+		t.Fatalf("retry: %d", code)
+	}
+	// HMAC-signed reply with an attachment.
+	body := eml(t, "reply-attachment.eml")
+	mac := hmac.New(sha256.New, []byte("hmac-secret"))
+	mac.Write(body)
+	if code := f.post(t, body, map[string]string{"X-Sidekick-Signature": "sha256=" + hex.EncodeToString(mac.Sum(nil))}); code != http.StatusOK {
+		t.Fatalf("hmac: %d", code)
+	}
+	if code := f.post(t, body, map[string]string{"X-Sidekick-Signature": "sha256=00"}); code != http.StatusUnauthorized {
+		t.Fatalf("bad hmac: %d", code)
+	}
+
+	msgs := f.messages(t)
+	if len(msgs) != 2 {
+		t.Fatalf("want 2 messages (retry stored once), got %d", len(msgs))
+	}
+	first, reply := msgs[0], msgs[1]
+	if first.GetId() != "email:CAF1234@mail.customer.io" || first.GetChannel() != supportv1.Channel_CHANNEL_EMAIL {
+		t.Fatalf("first %v", first)
+	}
+	if first.GetAuthor().GetRole() != supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER || first.GetAuthor().GetEmail() != "jane@customer.io" {
+		t.Fatalf("author %v", first.GetAuthor())
+	}
+	if reply.GetThreadKey() != first.GetThreadKey() {
+		t.Fatalf("reply thread %q != original %q", reply.GetThreadKey(), first.GetThreadKey())
+	}
+	if reply.GetText() != "Still broken, screenshot attached." || reply.GetAttributes()["quoted_text"] == "" {
+		t.Fatalf("reply text %q attrs %v", reply.GetText(), reply.GetAttributes())
+	}
+	if len(reply.GetAttachments()) != 1 || reply.GetAttachments()[0].GetName() != "screen.png" {
+		t.Fatalf("attachments %v", reply.GetAttachments())
+	}
+}
+
+func TestStrangersWithTheSameSubjectStayApart(t *testing.T) {
+	f := newFixture(t, Config{})
+	auth := map[string]string{"Authorization": "Bearer " + token}
+	for _, from := range []string{"a@one.example", "b@two.example"} {
+		raw := "From: " + from + "\r\nTo: hey@example.com\r\nSubject: Help\r\nMessage-ID: <" + from + ">\r\n\r\nhelp me"
+		if code := f.post(t, []byte(raw), auth); code != http.StatusOK {
+			t.Fatalf("post: %d", code)
+		}
+	}
+	msgs := f.messages(t)
+	if len(msgs) != 2 || msgs[0].GetThreadKey() == msgs[1].GetThreadKey() {
+		t.Fatalf("two strangers' \"Help\" share a thread: %v", msgs)
+	}
+}
+
+func TestAutomatedAndStaff(t *testing.T) {
+	f := newFixture(t, Config{StaffDomains: []string{"customer.io"}})
+	auth := map[string]string{"Authorization": "Bearer " + token}
+	for _, name := range []string{"autoreply.eml", "plain.eml", "spoofed-html.eml"} {
+		if code := f.post(t, eml(t, name), auth); code != http.StatusOK {
+			t.Fatalf("%s: %d", name, code)
+		}
+	}
+	msgs := f.messages(t)
+	if msgs[0].GetKind() != supportv1.MessageKind_MESSAGE_KIND_AUTOMATED || msgs[0].GetAuthor().GetRole() != supportv1.AuthorRole_AUTHOR_ROLE_BOT {
+		t.Fatalf("auto-reply: kind %v role %v", msgs[0].GetKind(), msgs[0].GetAuthor().GetRole())
+	}
+	if msgs[1].GetAuthor().GetRole() != supportv1.AuthorRole_AUTHOR_ROLE_STAFF {
+		t.Fatalf("sender in a staff domain is %v", msgs[1].GetAuthor().GetRole())
+	}
+	if msgs[2].GetAttributes()["auth_failed"] != "true" {
+		t.Fatalf("failed SPF/DMARC not kept as a signal: %v", msgs[2].GetAttributes())
+	}
+}
+
+// startSMTP serves the fixture's SMTP listener on a loopback port.
+func startSMTP(t *testing.T, f *fixture) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.svc.ServeSMTP(ctx, lis) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("SMTP server did not stop")
+		}
+	})
+	return lis.Addr().String()
+}
+
+func TestSMTP(t *testing.T) {
+	f := newFixture(t, Config{Recipients: []string{"hey@example.com"}})
+	addr := startSMTP(t, f)
+
+	// A real SMTP client, as a sending mail server would talk.
+	if err := smtp.SendMail(addr, nil, "jane@customer.io", []string{"hey@example.com"}, eml(t, "plain.eml")); err != nil {
+		t.Fatalf("send to the support address: %v", err)
+	}
+	err := smtp.SendMail(addr, nil, "jane@customer.io", []string{"someone-else@example.com"}, eml(t, "plain.eml"))
+	if err == nil || !strings.Contains(err.Error(), "550") {
+		t.Fatalf("recipient outside the allow-list: want 550, got %v", err)
+	}
+
+	// While JetStream is unavailable the answer is 451, so the sender retries,
+	// and nothing is published.
+	f.fail = true
+	err = smtp.SendMail(addr, nil, "jane@customer.io", []string{"hey@example.com"}, eml(t, "reply-attachment.eml"))
+	if err == nil || !strings.Contains(err.Error(), "451") {
+		t.Fatalf("publish failure: want 451, got %v", err)
+	}
+	f.fail = false
+	if err := smtp.SendMail(addr, nil, "jane@customer.io", []string{"hey@example.com"}, eml(t, "reply-attachment.eml")); err != nil {
+		t.Fatalf("retry after the failure: %v", err)
+	}
+
+	msgs := f.messages(t)
+	if len(msgs) != 2 {
+		t.Fatalf("want 2 messages, got %d", len(msgs))
+	}
+	if msgs[1].GetAttributes()["envelope_from"] != "jane@customer.io" || msgs[1].GetAttributes()["recipients"] != "hey@example.com" {
+		t.Fatalf("envelope not recorded: %v", msgs[1].GetAttributes())
+	}
+}
+
+func TestSMTPSizeLimit(t *testing.T) {
+	f := newFixture(t, Config{MaxBytes: 1024})
+	addr := startSMTP(t, f)
+	big := append(eml(t, "plain.eml"), bytes.Repeat([]byte("more text\r\n"), 400)...)
+	err := smtp.SendMail(addr, nil, "jane@customer.io", []string{"hey@example.com"}, big)
+	if err == nil || !strings.Contains(err.Error(), "552") {
+		t.Fatalf("oversized message: want 552, got %v", err)
+	}
+	if n := len(f.messages(t)); n != 0 {
+		t.Fatalf("oversized message published %d", n)
+	}
+}

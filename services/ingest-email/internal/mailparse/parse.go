@@ -1,0 +1,297 @@
+// Package mailparse turns a raw RFC 5322 message into the facts Sidekick
+// needs: who wrote it, the thread it belongs to, readable text without the
+// quoted history, attachments as metadata, and whether it was sent by a
+// machine (auto-replies, bounces) rather than a person.
+package mailparse
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset" // any charset, not only UTF-8 and ASCII
+	gomail "github.com/emersion/go-message/mail"
+)
+
+// Email is a parsed message.
+type Email struct {
+	// MessageID without angle brackets; derived from the content when the
+	// message has none, so a retry of the same bytes gets the same id.
+	MessageID  string
+	InReplyTo  string
+	References []string
+	From       mail.Address
+	To         []mail.Address
+	Subject    string
+	Date       time.Time
+	// Text is the readable body with the quoted reply history trimmed.
+	Text string
+	// Full is the readable body including the quoted history.
+	Full        string
+	Attachments []Attachment
+	// Automated is set for auto-replies, bulk mail and delivery status
+	// notifications, with the reason.
+	Automated string
+	// AuthResults is the Authentication-Results header; AuthFailed is set
+	// when SPF, DKIM or DMARC failed.
+	AuthResults string
+	AuthFailed  bool
+}
+
+// Attachment is recorded as metadata only.
+type Attachment struct {
+	Name        string
+	ContentType string
+	Size        int64
+}
+
+// ErrMalformed marks input that is not a parseable message.
+var ErrMalformed = errors.New("malformed message")
+
+// maxPartBytes bounds how much of one text part is read.
+const maxPartBytes = 4 << 20
+
+// Parse reads a raw message.
+func Parse(raw []byte) (*Email, error) {
+	m, err := message.Read(bytes.NewReader(raw))
+	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if m == nil {
+		return nil, fmt.Errorf("%w: no header", ErrMalformed)
+	}
+	h := gomail.Header{Header: m.Header}
+	e := &Email{}
+
+	if from, err := h.AddressList("From"); err == nil && len(from) > 0 {
+		e.From = mail.Address{Name: from[0].Name, Address: strings.ToLower(from[0].Address)}
+	} else {
+		return nil, fmt.Errorf("%w: no usable From address", ErrMalformed)
+	}
+	if to, err := h.AddressList("To"); err == nil {
+		for _, a := range to {
+			e.To = append(e.To, mail.Address{Name: a.Name, Address: strings.ToLower(a.Address)})
+		}
+	}
+	if s, err := h.Subject(); err == nil {
+		e.Subject = strings.TrimSpace(s)
+	} else {
+		e.Subject = strings.TrimSpace(m.Header.Get("Subject"))
+	}
+	if d, err := h.Date(); err == nil {
+		e.Date = d
+	}
+	e.MessageID = trimID(m.Header.Get("Message-Id"))
+	if e.MessageID == "" {
+		sum := sha256.Sum256(raw)
+		e.MessageID = "sidekick-" + hex.EncodeToString(sum[:16]) + "@generated"
+	}
+	e.InReplyTo = firstID(m.Header.Get("In-Reply-To"))
+	e.References = ids(m.Header.Get("References"))
+	e.Automated = automated(m.Header)
+	e.AuthResults = strings.Join(m.Header.Values("Authentication-Results"), "; ")
+	e.AuthFailed = authFailed(e.AuthResults)
+
+	var plain, html string
+	walkErr := m.Walk(func(path []int, part *message.Entity, err error) error {
+		if err != nil {
+			// A part in an unknown charset or encoding is still walked; keep going.
+			if !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+				return err
+			}
+		}
+		ct, params, _ := part.Header.ContentType()
+		if strings.HasPrefix(ct, "multipart/") {
+			return nil
+		}
+		disp, dparams, _ := part.Header.ContentDisposition()
+		name := dparams["filename"]
+		if name == "" {
+			name = params["name"]
+		}
+		if name != "" {
+			if dec, err := new(mime.WordDecoder).DecodeHeader(name); err == nil {
+				name = dec
+			}
+		}
+		if disp == "attachment" || (name != "" && disp != "inline") || (!strings.HasPrefix(ct, "text/") && ct != "message/delivery-status" && ct != "") {
+			n, _ := io.Copy(io.Discard, part.Body)
+			e.Attachments = append(e.Attachments, Attachment{Name: name, ContentType: ct, Size: n})
+			return nil
+		}
+		body, err := io.ReadAll(io.LimitReader(part.Body, maxPartBytes))
+		if err != nil {
+			return err
+		}
+		switch {
+		case ct == "text/html":
+			if html == "" {
+				html = string(body)
+			}
+		case ct == "message/delivery-status":
+			if e.Automated == "" {
+				e.Automated = "delivery status notification"
+			}
+		default: // text/plain and parts without a type
+			if plain == "" {
+				plain = string(body)
+			}
+		}
+		return nil
+	})
+	if walkErr != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, walkErr)
+	}
+	full := plain
+	if strings.TrimSpace(full) == "" && html != "" {
+		full = HTMLToText(html)
+	}
+	full = normalizeNewlines(full)
+	e.Full = strings.TrimSpace(full)
+	e.Text = TrimQuoted(full)
+	return e, nil
+}
+
+// ThreadRoot is the id of the first message of the thread this one belongs
+// to: the first References entry, else In-Reply-To, else its own id.
+func (e *Email) ThreadRoot() string {
+	if len(e.References) > 0 {
+		return e.References[0]
+	}
+	if e.InReplyTo != "" {
+		return e.InReplyTo
+	}
+	return e.MessageID
+}
+
+func trimID(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.TrimPrefix(s, "<")
+	s = strings.TrimSuffix(s, ">")
+	return strings.TrimSpace(s)
+}
+
+var idRE = regexp.MustCompile(`<([^<>\s]+)>`)
+
+func ids(s string) []string {
+	var out []string
+	for _, m := range idRE.FindAllStringSubmatch(s, -1) {
+		out = append(out, m[1])
+	}
+	if len(out) == 0 && strings.TrimSpace(s) != "" {
+		for _, f := range strings.Fields(s) {
+			out = append(out, trimID(f))
+		}
+	}
+	return out
+}
+
+func firstID(s string) string {
+	if l := ids(s); len(l) > 0 {
+		return l[0]
+	}
+	return ""
+}
+
+// automated reports why a message was sent by a machine, or "".
+func automated(h message.Header) string {
+	if v := strings.ToLower(strings.TrimSpace(h.Get("Auto-Submitted"))); v != "" && v != "no" {
+		return "Auto-Submitted: " + v
+	}
+	switch strings.ToLower(strings.TrimSpace(h.Get("Precedence"))) {
+	case "bulk", "junk", "list", "auto_reply":
+		return "Precedence: " + strings.ToLower(h.Get("Precedence"))
+	}
+	if h.Get("X-Autoreply") != "" || h.Get("X-Autorespond") != "" || strings.EqualFold(h.Get("X-Auto-Response-Suppress"), "All") {
+		return "auto-reply header"
+	}
+	if ct, params, _ := h.ContentType(); ct == "multipart/report" && strings.EqualFold(params["report-type"], "delivery-status") {
+		return "delivery status notification"
+	}
+	return ""
+}
+
+var authFailRE = regexp.MustCompile(`(?i)\b(spf|dkim|dmarc)=(fail|softfail|permerror)\b`)
+
+func authFailed(results string) bool { return authFailRE.MatchString(results) }
+
+func normalizeNewlines(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+}
+
+var (
+	// "On Tue, 3 Mar 2026 at 10:00, Alice <a@example.com> wrote:" and
+	// localized variants ending in "wrote:" / "schrieb:" / "a écrit :".
+	attributionRE = regexp.MustCompile(`(?i)^(on\s.+|am\s.+|le\s.+)(wrote|schrieb|a écrit)\s?:\s*$`)
+	outlookRE     = regexp.MustCompile(`(?i)^-{2,}\s*(original message|forwarded message)\s*-{2,}`)
+	fromHeaderRE  = regexp.MustCompile(`(?i)^from:\s.+`)
+)
+
+// TrimQuoted removes the quoted reply history: lines quoted with ">", the
+// attribution line before them, an Outlook "Original Message" block, and a
+// trailing signature separated by "-- ".
+func TrimQuoted(text string) string {
+	lines := strings.Split(normalizeNewlines(text), "\n")
+	out := make([]string, 0, len(lines))
+	for i, l := range lines {
+		trimmed := strings.TrimSpace(l)
+		if outlookRE.MatchString(trimmed) {
+			break
+		}
+		if fromHeaderRE.MatchString(trimmed) && i > 0 && strings.TrimSpace(lines[i-1]) == "" && looksLikeHeaderBlock(lines[i:]) {
+			break
+		}
+		if attributionRE.MatchString(trimmed) && restIsQuoted(lines[i+1:]) {
+			break
+		}
+		if l == "-- " {
+			break
+		}
+		if strings.HasPrefix(trimmed, ">") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.TrimSpace(strings.Join(out, "\n"))
+}
+
+// restIsQuoted reports whether the non-blank lines after an attribution are
+// mostly quoted.
+func restIsQuoted(lines []string) bool {
+	quoted, other := 0, 0
+	for _, l := range lines {
+		t := strings.TrimSpace(l)
+		switch {
+		case t == "":
+		case strings.HasPrefix(t, ">"):
+			quoted++
+		default:
+			other++
+		}
+	}
+	return quoted > 0 && quoted >= other
+}
+
+// looksLikeHeaderBlock recognises a forwarded/replied header block
+// ("From: …", "Sent: …", "To: …", "Subject: …").
+func looksLikeHeaderBlock(lines []string) bool {
+	n := 0
+	for _, l := range lines[:min(len(lines), 6)] {
+		t := strings.ToLower(strings.TrimSpace(l))
+		for _, p := range []string{"from:", "sent:", "date:", "to:", "subject:", "cc:"} {
+			if strings.HasPrefix(t, p) {
+				n++
+			}
+		}
+	}
+	return n >= 3
+}

@@ -1,0 +1,164 @@
+package mailparse
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func load(t *testing.T, name string) *Email {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Parse(raw)
+	if err != nil {
+		t.Fatalf("parse %s: %v", name, err)
+	}
+	return e
+}
+
+func TestPlain(t *testing.T) {
+	e := load(t, "plain.eml")
+	if e.MessageID != "CAF1234@mail.customer.io" || e.ThreadRoot() != e.MessageID {
+		t.Fatalf("ids: %q root %q", e.MessageID, e.ThreadRoot())
+	}
+	if e.From.Address != "jane@customer.io" || e.From.Name != "Jane Doe" {
+		t.Fatalf("from %+v", e.From)
+	}
+	if e.Subject != "Dashboards stopped loading" || !strings.Contains(e.Text, "dashboards do not load") {
+		t.Fatalf("subject %q text %q", e.Subject, e.Text)
+	}
+	if e.Automated != "" || e.AuthFailed {
+		t.Fatalf("a person's authenticated mail flagged: %q %v", e.Automated, e.AuthFailed)
+	}
+	if e.Date.IsZero() {
+		t.Fatal("date not parsed")
+	}
+}
+
+func TestMultipartAlternativeLatin1PrefersPlain(t *testing.T) {
+	e := load(t, "multipart-latin1.eml")
+	if e.From.Name != "Jürgen Müller" {
+		t.Fatalf("RFC 2047 name: %q", e.From.Name)
+	}
+	if e.Subject != "Fehler beim Export – dringend" {
+		t.Fatalf("RFC 2047 base64 subject: %q", e.Subject)
+	}
+	if e.Text != `Der Export schlägt fehl: "Größe überschritten".` {
+		t.Fatalf("quoted-printable ISO-8859-1 text: %q", e.Text)
+	}
+}
+
+func TestReplyThreadsAndTrimsQuote(t *testing.T) {
+	e := load(t, "reply-attachment.eml")
+	if e.ThreadRoot() != "CAF1234@mail.customer.io" {
+		t.Fatalf("thread root %q, want the first References entry", e.ThreadRoot())
+	}
+	if e.InReplyTo != "reply-1@example.com" || len(e.References) != 2 {
+		t.Fatalf("in-reply-to %q references %v", e.InReplyTo, e.References)
+	}
+	if e.Text != "Still broken, screenshot attached." {
+		t.Fatalf("quoted history not trimmed: %q", e.Text)
+	}
+	if !strings.Contains(e.Full, "Could you try clearing the cache?") {
+		t.Fatalf("full text lost the quoted history: %q", e.Full)
+	}
+	if len(e.Attachments) != 1 {
+		t.Fatalf("attachments %+v", e.Attachments)
+	}
+	a := e.Attachments[0]
+	if a.Name != "screen.png" || a.ContentType != "image/png" || a.Size != 70 {
+		t.Fatalf("attachment %+v (want screen.png image/png 70 decoded bytes)", a)
+	}
+}
+
+func TestMachineMail(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"autoreply.eml", "Auto-Submitted: auto-replied"},
+		{"bounce.eml", "delivery status notification"},
+	} {
+		e := load(t, tc.file)
+		if e.Automated != tc.want {
+			t.Errorf("%s: automated %q, want %q", tc.file, e.Automated, tc.want)
+		}
+	}
+}
+
+func TestHTMLOnlyAndAuthFailure(t *testing.T) {
+	e := load(t, "spoofed-html.eml")
+	if !e.AuthFailed || !strings.Contains(e.AuthResults, "spf=fail") {
+		t.Fatalf("auth failure not detected: %v %q", e.AuthFailed, e.AuthResults)
+	}
+	if e.Text != "Click here (http://phish.example/x) & verify." {
+		t.Fatalf("html text: %q", e.Text)
+	}
+	if strings.Contains(e.Full, "p{}") {
+		t.Fatalf("style leaked into text: %q", e.Full)
+	}
+}
+
+func TestShiftJISWithoutMessageID(t *testing.T) {
+	raw, err := os.ReadFile("testdata/shiftjis-no-msgid.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Subject != "テスト" || a.Text != "データが消えました" {
+		t.Fatalf("subject %q text %q", a.Subject, a.Text)
+	}
+	b, _ := Parse(raw)
+	if a.MessageID == "" || a.MessageID != b.MessageID {
+		t.Fatalf("a message without Message-ID needs a stable derived id: %q vs %q", a.MessageID, b.MessageID)
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	for name, raw := range map[string]string{
+		"empty":   "",
+		"no from": "Subject: hi\r\n\r\nbody",
+		"garbage": "\x00\x01\x02 not a message",
+	} {
+		if _, err := Parse([]byte(raw)); err == nil {
+			t.Errorf("%s: parsed", name)
+		}
+	}
+}
+
+func TestTrimQuoted(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Thanks!\n\n-----Original Message-----\nFrom: x\nold", "Thanks!"},
+		{"Yes.\n\nFrom: Bob\nSent: Monday\nTo: Jane\nSubject: Re\n\nold", "Yes."},
+		{"Fixed.\n-- \nJane, ACME", "Fixed."},
+		{"On the roadmap we wrote: nothing\nkeep this", "On the roadmap we wrote: nothing\nkeep this"},
+	} {
+		if got := TrimQuoted(tc.in); got != tc.want {
+			t.Errorf("TrimQuoted(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.eml")
+	for _, p := range files {
+		raw, err := os.ReadFile(p)
+		if err == nil {
+			f.Add(raw)
+		}
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		e, err := Parse(raw)
+		if err != nil {
+			return
+		}
+		if e.MessageID == "" || e.From.Address == "" {
+			t.Fatalf("parsed without id or sender: %+v", e)
+		}
+		_ = e.ThreadRoot()
+	})
+}
