@@ -301,34 +301,50 @@ func (c *Cluster) startServer(ctx context.Context, fast bool) error {
 	return nil
 }
 
-// waitReady polls until the server accepts a connection.
+// waitReady polls our own unix socket until the server accepts a
+// connection, then checks that the TCP address reaches the same server
+// (not another one that holds the port while ours fails to bind).
 func (c *Cluster) waitReady(ctx context.Context) error {
-	cfg, err := pgconn.ParseConfig(c.URL("postgres"))
+	quote := func(v string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'" }
+	sockCfg, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=postgres connect_timeout=1",
+		quote(c.socketDir), c.port, Superuser))
 	if err != nil {
-		return fmt.Errorf("parse url: %w", err)
+		return fmt.Errorf("parse socket address: %w", err)
 	}
-	cfg.ConnectTimeout = time.Second
 	delay := 5 * time.Millisecond
-	var lastErr error
 	for {
 		select {
 		case <-c.exited:
 			return fmt.Errorf("server exited during startup (%s)", c.cmd.ProcessState)
 		default:
 		}
-		conn, err := pgconn.ConnectConfig(ctx, cfg)
+		conn, err := pgconn.ConnectConfig(ctx, sockCfg)
 		if err == nil {
-			return conn.Close(ctx)
+			_ = conn.Close(ctx)
+			break
 		}
-		lastErr = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for server: %w (last: %w)", ctx.Err(), lastErr)
+			return fmt.Errorf("waiting for server: %w (last: %w)", ctx.Err(), err)
 		case <-c.exited:
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 100*time.Millisecond)
 	}
+
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect over tcp: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var dataDir string
+	if err := conn.QueryRow(ctx, `SELECT current_setting('data_directory')`).Scan(&dataDir); err != nil {
+		return fmt.Errorf("connect over tcp: %w", err)
+	}
+	if dataDir != c.dataDir {
+		return fmt.Errorf("%w: 127.0.0.1:%d is served by another cluster (data directory %s)", errPortInUse, c.port, dataDir)
+	}
+	return nil
 }
 
 // URL returns the superuser URL of database:
@@ -554,5 +570,5 @@ func logTail(path string, n int) string {
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return "postgres log (" + path + "):\n  " + strings.Join(lines, "\n  ")
+	return "postgres log:\n  " + strings.Join(lines, "\n  ")
 }

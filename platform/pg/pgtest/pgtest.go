@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -131,7 +132,14 @@ func NewDatabase(t testing.TB) string {
 		t.Fatalf("pgtest: connect to server: %v", err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+	create := `CREATE DATABASE ` + pgx.Identifier{name}.Sanitize()
+	if serverMajor(conn.PgConn().ParameterStatus("server_version")) >= 15 {
+		// FILE_COPY copies the small template's files instead of writing
+		// them all to WAL (the default since 15); measurably faster for
+		// throwaway databases on a server with fsync off.
+		create += ` STRATEGY FILE_COPY`
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
 		t.Fatalf("pgtest: create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
@@ -188,4 +196,14 @@ func withDatabase(serverURL, name string) (string, error) {
 	}
 	// keyword/value: later settings override earlier ones.
 	return serverURL + " dbname=" + name, nil
+}
+
+// serverMajor parses the major version from server_version ("15.18 (Debian …)").
+func serverMajor(v string) int {
+	end := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(v)
+	}
+	n, _ := strconv.Atoi(v[:end])
+	return n
 }
