@@ -1,0 +1,259 @@
+// Package app wires one service into a process: configuration, logging,
+// NATS and its streams, Postgres and migrations, the HTTP server with
+// health and metrics, the gRPC server, Sentry, and graceful shutdown. Each
+// cmd main is one call to Main; the all-in-one dev stack builds a shared Kit
+// per service with NewKit and serves them on one listener.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	"github.com/sidekickhq/sidekick/platform/buildinfo"
+	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/grpcx"
+	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/platform/logging"
+	"github.com/sidekickhq/sidekick/platform/pg"
+	"github.com/sidekickhq/sidekick/platform/sentryx"
+)
+
+// Common is the configuration every service shares.
+type Common struct {
+	NATSURL         string        `env:"SIDEKICK_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	DatabaseURL     string        `env:"SIDEKICK_DATABASE_URL"`
+	HTTPAddr        string        `env:"SIDEKICK_HTTP_ADDR" envDefault:":8080"`
+	GRPCAddr        string        `env:"SIDEKICK_GRPC_ADDR" envDefault:":9090"`
+	GRPCToken       string        `env:"SIDEKICK_GRPC_TOKEN"`
+	RotationAddr    string        `env:"SIDEKICK_ROTATION_ADDR" envDefault:"127.0.0.1:9090"`
+	TriageAddr      string        `env:"SIDEKICK_TRIAGE_ADDR" envDefault:"127.0.0.1:9090"`
+	NotifierAddr    string        `env:"SIDEKICK_NOTIFIER_ADDR" envDefault:"127.0.0.1:9090"`
+	Dev             bool          `env:"SIDEKICK_DEV"`
+	Env             string        `env:"SIDEKICK_ENV" envDefault:"production"`
+	LogLevel        string        `env:"SIDEKICK_LOG_LEVEL" envDefault:"info"`
+	SentryDSN       string        `env:"SIDEKICK_SENTRY_DSN"`
+	StreamReplicas  int           `env:"SIDEKICK_STREAM_REPLICAS" envDefault:"1"`
+	ShutdownTimeout time.Duration `env:"SIDEKICK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
+	OrgConfig       string        `env:"SIDEKICK_ORG_CONFIG"`
+}
+
+// Kit is what a service constructor receives.
+type Kit struct {
+	Name     string
+	Environ  []string
+	Common   Common
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	// Pool has search_path set to the service's schema; nil without a schema.
+	Pool     *pgxpool.Pool
+	Reporter *sentryx.Reporter
+	Health   *httpx.Health
+	// Dial connects to another service's gRPC address with the bearer token.
+	Dial func(addr string) (*grpc.ClientConn, error)
+	// Console receives human-readable output of what would be sent to Slack
+	// or email; set by `sidekick dev`, nil in production.
+	Console io.Writer
+}
+
+// Service is what a constructor returns. It may also implement HTTPService
+// and GRPCService.
+type Service interface {
+	Run(ctx context.Context) error
+}
+
+// HTTPService registers HTTP routes.
+type HTTPService interface {
+	Register(mux *http.ServeMux)
+}
+
+// GRPCService registers gRPC services.
+type GRPCService interface {
+	RegisterGRPC(r grpc.ServiceRegistrar)
+}
+
+// Constructor builds a service from its kit.
+type Constructor func(ctx context.Context, k *Kit) (Service, error)
+
+// Spec describes a service to Main.
+type Spec struct {
+	Name string
+	// Schema and Migrations are set for services that own Postgres state.
+	Schema     string
+	Migrations fs.FS
+	// GRPC starts the gRPC server.
+	GRPC bool
+	// Config, when set, points at the service's own Config type. Main loads
+	// it before connecting to anything, so a missing required variable fails
+	// at once with its name.
+	Config any
+}
+
+// LoadCommon reads the shared configuration and checks what the spec needs.
+func LoadCommon(spec Spec, environ []string) (Common, error) {
+	var c Common
+	if err := config.Load(&c, environ); err != nil {
+		return c, err
+	}
+	if spec.Schema != "" && c.DatabaseURL == "" {
+		return c, fmt.Errorf("configuration: required environment variable SIDEKICK_DATABASE_URL is not set (%s keeps its state in Postgres)", spec.Name)
+	}
+	if spec.GRPC && !c.Dev && c.GRPCToken == "" {
+		return c, fmt.Errorf("configuration: required environment variable SIDEKICK_GRPC_TOKEN is not set (gRPC needs authentication outside dev mode; set SIDEKICK_DEV=true for local use)")
+	}
+	return c, nil
+}
+
+// Main runs one service as its own process. args are the command-line
+// arguments after the program name: "migrate" applies migrations and exits;
+// "version" prints the build; no argument runs the service.
+func Main(ctx context.Context, spec Spec, args []string, environ []string, build Constructor) error {
+	return MainIO(ctx, spec, args, environ, os.Stdout, build)
+}
+
+// MainIO is Main with the output stream given, for tests.
+func MainIO(ctx context.Context, spec Spec, args []string, environ []string, stdout io.Writer, build Constructor) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version", "--version":
+			fmt.Fprintln(stdout, spec.Name, buildinfo.String())
+			return nil
+		case "migrate":
+		case "-h", "--help", "help":
+			fmt.Fprintf(stdout, "usage: %s [migrate|version]\n\nConfigured by SIDEKICK_* environment variables; see docs/configuration.md.\n", spec.Name)
+			return nil
+		default:
+			return fmt.Errorf("unknown argument %q (want migrate or version)", args[0])
+		}
+	}
+	common, err := LoadCommon(spec, environ)
+	if err != nil {
+		return err
+	}
+	if spec.Config != nil {
+		if err := config.Load(spec.Config, environ); err != nil {
+			return fmt.Errorf("%s: %w", spec.Name, err)
+		}
+	}
+	logger := logging.New(stdout, common.LogLevel, spec.Name)
+	if len(args) > 0 && args[0] == "migrate" {
+		if spec.Schema == "" {
+			return fmt.Errorf("%s has no database", spec.Name)
+		}
+		return pg.Migrate(ctx, common.DatabaseURL, spec.Schema, spec.Migrations, logger)
+	}
+	logger.Info("starting", "version", buildinfo.String())
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reporter, err := sentryx.New(sentryx.Options{DSN: common.SentryDSN, Service: spec.Name, Environment: common.Env, Release: buildinfo.Version})
+	if err != nil {
+		return err
+	}
+	defer reporter.Flush(2 * time.Second)
+
+	nc, js, err := bus.Connect(ctx, common.NATSURL, spec.Name, logger)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := bus.Provision(ctx, js, bus.StreamsConfig{Replicas: common.StreamReplicas}); err != nil {
+		return err
+	}
+	health := httpx.NewHealth(0, NATSCheck(nc))
+
+	var pool *pgxpool.Pool
+	if spec.Schema != "" {
+		if err := pg.Migrate(ctx, common.DatabaseURL, spec.Schema, spec.Migrations, logger); err != nil {
+			return err
+		}
+		pool, err = pg.Connect(ctx, common.DatabaseURL, spec.Schema)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		health.Add(httpx.Check{Name: "postgres", Check: pg.Ready(pool)})
+	}
+
+	kit := &Kit{
+		Name: spec.Name, Environ: environ, Common: common, Logger: logger,
+		Registry: prometheus.WrapRegistererWith(prometheus.Labels{"service": spec.Name}, reg),
+		NC:       nc, JS: js, Pool: pool, Reporter: reporter, Health: health,
+		Dial: func(addr string) (*grpc.ClientConn, error) {
+			return grpcx.Dial(addr, grpcx.DialOptions{Token: common.GRPCToken})
+		},
+	}
+	svc, err := build(ctx, kit)
+	if err != nil {
+		return fmt.Errorf("%s: %w", spec.Name, err)
+	}
+
+	mux := http.NewServeMux()
+	health.Register(mux, reg)
+	if h, ok := svc.(HTTPService); ok {
+		h.Register(mux)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	httpLis, err := net.Listen("tcp", common.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen http %s: %w", common.HTTPAddr, err)
+	}
+	srv := httpx.NewServer(httpx.NewMetrics(kit.Registry).Wrap(mux))
+	g.Go(func() error { return httpx.Serve(gctx, srv, httpLis, common.ShutdownTimeout, logger) })
+	if spec.GRPC {
+		gs, err := grpcx.NewServer(grpcx.ServerOptions{Logger: logger, Token: common.GRPCToken, Insecure: common.Dev, OnPanic: reporter.CapturePanic})
+		if err != nil {
+			return err
+		}
+		if r, ok := svc.(GRPCService); ok {
+			r.RegisterGRPC(gs)
+		}
+		grpcLis, err := net.Listen("tcp", common.GRPCAddr)
+		if err != nil {
+			return fmt.Errorf("listen grpc %s: %w", common.GRPCAddr, err)
+		}
+		g.Go(func() error { return gs.Serve(gctx, grpcLis, common.ShutdownTimeout, logger) })
+	}
+	g.Go(func() error {
+		defer reporter.Recover()
+		if err := svc.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+			reporter.CaptureError(err, nil)
+			return fmt.Errorf("%s: %w", spec.Name, err)
+		}
+		return nil
+	})
+	err = g.Wait()
+	logger.Info("stopped", "error", err)
+	return err
+}
+
+// NATSCheck is the readiness check for the NATS connection.
+func NATSCheck(nc *nats.Conn) httpx.Check {
+	return httpx.Check{Name: "nats", Check: func(ctx context.Context) error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("nats: %s", nc.Status())
+		}
+		if err := nc.FlushWithContext(ctx); err != nil {
+			return fmt.Errorf("nats flush: %w", err)
+		}
+		return nil
+	}}
+}
