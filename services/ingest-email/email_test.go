@@ -225,7 +225,7 @@ func TestAutomatedAndStaff(t *testing.T) {
 }
 
 // startSMTP serves the fixture's SMTP listener on a loopback port.
-func startSMTP(t *testing.T, f *fixture) string {
+func startSMTP(t testing.TB, f *fixture) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

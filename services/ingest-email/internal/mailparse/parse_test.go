@@ -162,3 +162,16 @@ func FuzzParse(f *testing.F) {
 		_ = e.ThreadRoot()
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	raw, err := os.ReadFile("testdata/reply-attachment.eml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
