@@ -1,0 +1,20 @@
+// Command notifier runs Sidekick's notifier service. It is configured by
+// SIDEKICK_* environment variables (see docs/configuration.md); the argument
+// `migrate` applies the database migrations and exits, `version` prints
+// the build.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/sidekickhq/sidekick/platform/app"
+	"github.com/sidekickhq/sidekick/platform/run"
+	"github.com/sidekickhq/sidekick/services/notifier"
+)
+
+func main() {
+	run.Main(func(ctx context.Context) error {
+		return app.Main(ctx, app.Spec{Name: "notifier", Schema: notifier.Schema, Migrations: notifier.Migrations(), GRPC: true, Config: &notifier.Config{}}, os.Args[1:], os.Environ(), notifier.FromKit)
+	})
+}

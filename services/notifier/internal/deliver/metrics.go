@@ -1,0 +1,80 @@
+package deliver
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
+)
+
+type metrics struct {
+	deliveries  *prometheus.CounterVec
+	sendSeconds *prometheus.HistogramVec
+	relayed     prometheus.Counter
+	relayErrors prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_notifier_deliveries_total",
+			Help: "Delivery attempts by channel and result (delivered, retry, failed).",
+		}, []string{"channel", "result"}),
+		sendSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sidekick_notifier_send_duration_seconds",
+			Help:    "Time spent in one channel send.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"channel"}),
+		relayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sidekick_notifier_events_relayed_total",
+			Help: "support.notify events published from the outbox.",
+		}),
+		relayErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sidekick_notifier_relay_errors_total",
+			Help: "Failed publishes of outbox events (retried).",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.deliveries, err = register(reg, m.deliveries); err != nil {
+		return nil, err
+	}
+	if m.sendSeconds, err = register(reg, m.sendSeconds); err != nil {
+		return nil, err
+	}
+	if m.relayed, err = register(reg, m.relayed); err != nil {
+		return nil, err
+	}
+	if m.relayErrors, err = register(reg, m.relayErrors); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// the same description (several engines on one registry in tests).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("register notifier metrics: %w", err)
+	}
+	return c, nil
+}
+
+func busEvent(ev store.OutboxEvent) bus.Event {
+	return bus.Event{
+		Subject: ev.Subject, ID: ev.EventID, Time: ev.OccurredAt, Data: ev.Payload,
+		Type: string((&supportv1.DeliveryEvent{}).ProtoReflect().Descriptor().FullName()),
+	}
+}

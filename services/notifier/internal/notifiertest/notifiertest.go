@@ -1,0 +1,326 @@
+// Package notifiertest has the notifier's test helpers: a fake rotation
+// gRPC server on a loopback listener, a fake clock, a recording channel, a
+// migrated database and readers of the support.notify stream.
+package notifiertest
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/pg"
+	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
+)
+
+// Alice and Bob are the people the fake rotation knows; Alice is the hero.
+var (
+	Alice = &rotationv1.Person{Id: "alice", Name: "Alice Liddell", Email: "alice@example.com", SlackId: "U0ALICE", Team: "core"}
+	Bob   = &rotationv1.Person{Id: "bob", Name: "Bob Builder", Email: "bob@example.com", SlackId: "U0BOB", Team: "platform"}
+)
+
+// Clock is a fake clock that moves only when told.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock at a fixed instant.
+func NewClock() *Clock { return &Clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Rotation is a fake rotation service: WhoIsOnCall answers Hero for
+// ROLE_HERO and Secondary[team] for ROLE_SECONDARY; ListPeople lists
+// People.
+type Rotation struct {
+	rotationv1.UnimplementedRotationServiceServer
+
+	mu        sync.Mutex
+	Hero      *rotationv1.Person
+	Secondary map[string]*rotationv1.Person
+	People    []*rotationv1.Person
+	calls     int
+}
+
+// NewRotation returns a fake with Alice as hero and Bob as the platform
+// team's secondary.
+func NewRotation() *Rotation {
+	return &Rotation{Hero: Alice, Secondary: map[string]*rotationv1.Person{"platform": Bob}, People: []*rotationv1.Person{Alice, Bob}}
+}
+
+// SetHero changes who the hero is (nil: a gap).
+func (r *Rotation) SetHero(p *rotationv1.Person) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Hero = p
+}
+
+// Calls counts WhoIsOnCall calls.
+func (r *Rotation) Calls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls
+}
+
+// WhoIsOnCall implements rotationv1.RotationServiceServer.
+func (r *Rotation) WhoIsOnCall(_ context.Context, req *rotationv1.WhoIsOnCallRequest) (*rotationv1.WhoIsOnCallResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	var p *rotationv1.Person
+	switch req.GetRole() {
+	case rotationv1.Role_ROLE_HERO:
+		p = r.Hero
+	case rotationv1.Role_ROLE_SECONDARY:
+		p = r.Secondary[req.GetTeam()]
+	}
+	if p == nil {
+		return &rotationv1.WhoIsOnCallResponse{Gap: true, GapReason: "nobody scheduled", OnCall: &rotationv1.OnCall{}}, nil
+	}
+	return &rotationv1.WhoIsOnCallResponse{OnCall: &rotationv1.OnCall{Person: p, Reason: rotationv1.Reason_REASON_ROTATION}}, nil
+}
+
+// ListPeople implements rotationv1.RotationServiceServer.
+func (r *Rotation) ListPeople(_ context.Context, req *rotationv1.ListPeopleRequest) (*rotationv1.ListPeopleResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := &rotationv1.ListPeopleResponse{}
+	for _, p := range r.People {
+		if req.GetTeam() == "" || p.GetTeam() == req.GetTeam() {
+			out.People = append(out.People, p)
+		}
+	}
+	return out, nil
+}
+
+// Serve serves r on a loopback listener and returns a client for it; both
+// stop when the test ends.
+func (r *Rotation) Serve(t testing.TB) rotationv1.RotationServiceClient {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	srv := grpc.NewServer()
+	rotationv1.RegisterRotationServiceServer(srv, r)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("dial fake rotation: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return rotationv1.NewRotationServiceClient(conn)
+}
+
+// Database creates a database, applies the notifier migrations (fsys)
+// into schema and returns a pool pinned to it.
+func Database(t testing.TB, schema string, fsys fs.FS) *pgxpool.Pool {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := pg.Migrate(ctx, url, schema, fsys, nil); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	pool, err := pg.Connect(ctx, url, schema)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// Recorder is a channel that records what it sent. Fail, when set, is
+// asked before each send; a non-nil error fails that attempt.
+type Recorder struct {
+	ChannelName string
+	Fail        func(attempt int, m notify.Message) error
+
+	mu       sync.Mutex
+	attempts int
+	sent     []notify.Message
+}
+
+var _ notify.Channel = (*Recorder)(nil)
+
+// Name implements notify.Channel.
+func (r *Recorder) Name() string {
+	if r.ChannelName == "" {
+		return "recorder"
+	}
+	return r.ChannelName
+}
+
+// Send implements notify.Channel.
+func (r *Recorder) Send(ctx context.Context, m notify.Message) (notify.Receipt, error) {
+	r.mu.Lock()
+	r.attempts++
+	n, fail := r.attempts, r.Fail
+	r.mu.Unlock()
+	if fail != nil {
+		if err := fail(n, m); err != nil {
+			return notify.Receipt{}, err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, m)
+	return notify.Receipt{Ref: "rec/" + m.DeliveryID}, nil
+}
+
+// Sent returns the messages sent so far.
+func (r *Recorder) Sent() []notify.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]notify.Message(nil), r.sent...)
+}
+
+// Attempts counts calls to Send.
+func (r *Recorder) Attempts() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.attempts
+}
+
+// FailFirst fails the first n attempts with a temporary error.
+func FailFirst(n int) func(int, notify.Message) error {
+	return func(attempt int, _ notify.Message) error {
+		if attempt <= n {
+			return errors.New("channel temporarily unavailable")
+		}
+		return nil
+	}
+}
+
+// Buffer is a goroutine-safe strings.Builder for console output.
+type Buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// Write implements io.Writer.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what was written.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// NotifyEvents returns every DeliveryEvent stored on subject (for example
+// bus.NotifySubject("delivered")) in the SUPPORT_NOTIFY stream.
+func NotifyEvents(t testing.TB, js jetstream.JetStream, subject string) []*supportv1.DeliveryEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, bus.StreamNotify)
+	if err != nil {
+		t.Fatalf("stream %s: %v", bus.StreamNotify, err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatalf("stream info: %v", err)
+	}
+	want := int(info.State.Subjects[subject])
+	if want == 0 {
+		return nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatalf("ordered consumer: %v", err)
+	}
+	var out []*supportv1.DeliveryEvent
+	for len(out) < want {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("read %s: %v (have %d of %d)", subject, err, len(out), want)
+		}
+		var ev supportv1.DeliveryEvent
+		if err := bus.Decode(msg, &ev); err != nil {
+			t.Fatalf("decode %s: %v", subject, err)
+		}
+		out = append(out, &ev)
+	}
+	return out
+}
+
+// Eventually polls cond until it holds, failing the test with what after a
+// generous bound. It checks outcomes, not durations.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Drained waits until the durable consumer has no message left to deliver
+// and none awaiting an outcome.
+func Drained(t testing.TB, js jetstream.JetStream, stream, durable string) {
+	t.Helper()
+	Eventually(t, durable+" drained "+stream, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return false
+		}
+		c, err := s.Consumer(ctx, durable)
+		if err != nil {
+			return false
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return false
+		}
+		return ci.NumPending == 0 && ci.NumAckPending == 0
+	})
+}
+
+// Logger logs to t.Log.
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

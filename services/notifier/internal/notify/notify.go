@@ -1,0 +1,139 @@
+// Package notify holds what every delivery channel shares: the message to
+// send, the receipt a channel gives back, the Channel interface and the
+// errors a channel uses to say whether a failed send may be retried. One
+// subpackage per channel implements Channel (console, slack).
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Urgency says how hard to get someone's attention.
+type Urgency int
+
+const (
+	// Ping is a chat message or an email.
+	Ping Urgency = iota + 1
+	// Page also goes to the paging service when one is configured.
+	Page
+)
+
+// String returns "ping" or "page".
+func (u Urgency) String() string {
+	if u == Page {
+		return "page"
+	}
+	return "ping"
+}
+
+// Recipient is who a message goes to, as resolved when the delivery was
+// recorded.
+type Recipient struct {
+	PersonID string
+	Name     string
+	Email    string
+	SlackID  string
+	// SlackChannel is set instead of a person for channel posts.
+	SlackChannel string
+	// Role says why this recipient, e.g. "Support Hero"; may be empty.
+	Role string
+}
+
+// Display is the recipient's name for humans.
+func (r Recipient) Display() string {
+	switch {
+	case r.Name != "":
+		return r.Name
+	case r.PersonID != "":
+		return r.PersonID
+	case r.SlackChannel != "":
+		return "#" + r.SlackChannel
+	}
+	return "(nobody)"
+}
+
+// Link is a titled URL shown with a message.
+type Link struct {
+	Title string `json:"title"`
+	URL   string `json:"url"`
+}
+
+// Message is one delivery of a notification to one recipient.
+type Message struct {
+	NotificationID string
+	DeliveryID     string
+	Recipient      Recipient
+	Urgency        Urgency
+	Title          string
+	Text           string
+	Links          []Link
+	ConversationID string
+	// DedupKey identifies this delivery across retries; channels that
+	// support idempotency keys pass it on.
+	DedupKey string
+	// Attempt counts from 1.
+	Attempt int
+}
+
+// Receipt is what a channel reports after a successful send.
+type Receipt struct {
+	// Ref lets the channel find the sent message again (Slack "channel/ts").
+	Ref string
+}
+
+// Channel delivers messages through one medium.
+type Channel interface {
+	Name() string
+	Send(ctx context.Context, m Message) (Receipt, error)
+}
+
+// Updater is implemented by channels that can change a message already
+// sent, for instance to show it was acknowledged.
+type Updater interface {
+	Update(ctx context.Context, r Receipt, m Message, status string) error
+}
+
+// permanentError marks a failure that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as not worth retrying (unknown user, bad token).
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// RetryAfterError asks for the next attempt no earlier than After, as a
+// rate-limited API says (Slack's 429 Retry-After).
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.Err, e.After)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter returns the delay err asks for, if any.
+func RetryAfter(err error) (time.Duration, bool) {
+	var r *RetryAfterError
+	if errors.As(err, &r) {
+		return r.After, true
+	}
+	return 0, false
+}

@@ -1,0 +1,567 @@
+// Package store is the notifier's Postgres state: notifications, the
+// delivery log, conversation stops and the outbox of support.notify events.
+// Every state change that others should hear about writes its event to the
+// outbox in the same transaction.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
+)
+
+// ErrNotFound is returned when a notification does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Status is a delivery's state.
+type Status string
+
+// Delivery states.
+const (
+	StatusPending   Status = "pending"
+	StatusSending   Status = "sending"
+	StatusDelivered Status = "delivered"
+	StatusFailed    Status = "failed"
+	StatusCancelled Status = "cancelled"
+)
+
+// Store reads and writes the notifier schema. The pool's search_path is
+// the notifier schema, so SQL uses unqualified names.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Store on pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// NewNotification is a notification to record.
+type NewNotification struct {
+	IdempotencyKey string
+	// Origin is "conversation" or "grpc".
+	Origin         string
+	Urgency        notify.Urgency
+	Title          string
+	Body           string
+	Links          []notify.Link
+	ConversationID string
+	CreatedAt      time.Time
+}
+
+// Notification is a recorded notification.
+type Notification struct {
+	ID string
+	NewNotification
+	AcknowledgedAt time.Time // zero when not acknowledged
+	AcknowledgedBy string
+	StoppedAt      time.Time // zero unless the conversation was answered or closed
+	StopReason     string
+}
+
+// NewDelivery is a delivery to record with its notification.
+type NewDelivery struct {
+	DedupKey  string
+	Step      int
+	Recipient notify.Recipient
+	Channel   string
+	// Failed, when set, records the delivery as failed for good at once
+	// (for example: no channel can reach this recipient).
+	Failed string
+}
+
+// Delivery is one row of the delivery log.
+type Delivery struct {
+	ID             string
+	NotificationID string
+	DedupKey       string
+	Step           int
+	Recipient      notify.Recipient
+	Channel        string
+	Status         Status
+	Attempts       int
+	LastError      string
+	Receipt        string
+	NextAttemptAt  time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	DeliveredAt    time.Time // zero until delivered
+}
+
+// Job is a claimed delivery with its notification, ready to send.
+type Job struct {
+	Delivery     Delivery
+	Notification Notification
+}
+
+// OutboxEvent is a support.notify event waiting to be published.
+type OutboxEvent struct {
+	Seq        int64
+	EventID    string
+	Subject    string
+	Payload    []byte
+	OccurredAt time.Time
+}
+
+const notificationCols = `n.id, n.idempotency_key, n.origin, n.urgency, n.title, n.body, n.links,
+	n.conversation_id, n.created_at, n.acknowledged_at, n.acknowledged_by, n.stopped_at, n.stop_reason`
+
+const deliveryCols = `d.id, d.notification_id, d.dedup_key, d.step, d.person_id, d.person_name,
+	d.person_email, d.person_slack_id, d.slack_channel, d.role_label, d.channel, d.status,
+	d.attempts, d.last_error, d.receipt, d.next_attempt_at, d.created_at, d.updated_at, d.delivered_at`
+
+// CreateNotification records n with its deliveries in one transaction,
+// unless a notification with the same idempotency key exists: then it
+// returns that one with created false and records nothing.
+func (s *Store) CreateNotification(ctx context.Context, n NewNotification, ds []NewDelivery) (Notification, bool, error) {
+	links, err := json.Marshal(nonNil(n.Links))
+	if err != nil {
+		return Notification{}, false, fmt.Errorf("encode links: %w", err)
+	}
+	var out Notification
+	created := false
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var id string
+		err := tx.QueryRow(ctx, `
+			INSERT INTO notifications (idempotency_key, origin, urgency, title, body, links, conversation_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
+			ON CONFLICT (idempotency_key) DO NOTHING
+			RETURNING id`,
+			n.IdempotencyKey, n.Origin, int(n.Urgency), n.Title, n.Body, string(links), n.ConversationID, n.CreatedAt,
+		).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			out, err = notificationWhere(ctx, tx, "n.idempotency_key = $1", n.IdempotencyKey)
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("insert notification: %w", err)
+		}
+		created = true
+		for _, d := range ds {
+			status, lastErr := StatusPending, ""
+			if d.Failed != "" {
+				status, lastErr = StatusFailed, d.Failed
+			}
+			r := d.Recipient
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO deliveries (notification_id, dedup_key, step, person_id, person_name, person_email,
+					person_slack_id, slack_channel, role_label, channel, status, last_error, next_attempt_at, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)
+				ON CONFLICT (dedup_key) DO NOTHING`,
+				id, d.DedupKey, d.Step, r.PersonID, r.Name, r.Email, r.SlackID, r.SlackChannel, r.Role,
+				d.Channel, string(status), lastErr, n.CreatedAt,
+			); err != nil {
+				return fmt.Errorf("insert delivery %s: %w", d.DedupKey, err)
+			}
+		}
+		out, err = notificationWhere(ctx, tx, "n.id = $1", id)
+		return err
+	})
+	if err != nil {
+		return Notification{}, false, fmt.Errorf("create notification %s: %w", n.IdempotencyKey, err)
+	}
+	return out, created, nil
+}
+
+// Notification returns the notification with id.
+func (s *Store) Notification(ctx context.Context, id string) (Notification, error) {
+	return notificationWhere(ctx, s.pool, "n.id = $1", id)
+}
+
+// NotificationByKey returns the notification recorded under key.
+func (s *Store) NotificationByKey(ctx context.Context, key string) (Notification, error) {
+	return notificationWhere(ctx, s.pool, "n.idempotency_key = $1", key)
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func notificationWhere(ctx context.Context, q querier, where string, arg any) (Notification, error) {
+	n, err := scanNotification(q.QueryRow(ctx, `SELECT `+notificationCols+` FROM notifications n WHERE `+where, arg))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Notification{}, fmt.Errorf("notification %v: %w", arg, ErrNotFound)
+	}
+	if err != nil {
+		return Notification{}, fmt.Errorf("read notification %v: %w", arg, err)
+	}
+	return n, nil
+}
+
+// Deliveries returns the delivery log of a notification, oldest first.
+func (s *Store) Deliveries(ctx context.Context, notificationID string) ([]Delivery, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+deliveryCols+` FROM deliveries d
+		WHERE d.notification_id = $1 ORDER BY d.created_at, d.step, d.dedup_key`, notificationID)
+	if err != nil {
+		return nil, fmt.Errorf("query deliveries: %w", err)
+	}
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) })
+	if err != nil {
+		return nil, fmt.Errorf("read deliveries: %w", err)
+	}
+	return ds, nil
+}
+
+// Claim marks deliveries as being sent until leaseUntil and returns them
+// with their notifications. It takes deliveries that are pending and due at
+// now, and deliveries whose sender's lease expired (a crash mid-send). With
+// notificationID set it only looks at that notification's deliveries.
+// Concurrent claimers never get the same delivery.
+func (s *Store) Claim(ctx context.Context, notificationID string, now, leaseUntil time.Time, limit int) ([]Job, error) {
+	rows, err := s.pool.Query(ctx, `
+		WITH due AS (
+			SELECT id FROM deliveries
+			WHERE ($1 = '' OR notification_id = $1)
+			  AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND lease_until <= $2))
+			ORDER BY next_attempt_at
+			LIMIT $4
+			FOR UPDATE SKIP LOCKED
+		), d AS (
+			UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = $3, updated_at = $2
+			FROM due WHERE deliveries.id = due.id
+			RETURNING deliveries.*
+		)
+		SELECT `+deliveryCols+`, `+notificationCols+`
+		FROM d JOIN notifications n ON n.id = d.notification_id
+		ORDER BY d.next_attempt_at`,
+		notificationID, now, leaseUntil, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) {
+		var j Job
+		var err error
+		j.Delivery, j.Notification, err = scanJob(r)
+		return j, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: read: %w", err)
+	}
+	return jobs, nil
+}
+
+// MarkDelivered records a successful send of attempt and queues ev. It does
+// nothing when the delivery was re-claimed meanwhile (another attempt).
+func (s *Store) MarkDelivered(ctx context.Context, id string, attempt int, receipt string, now time.Time, ev OutboxEvent) error {
+	return s.mark(ctx, id, attempt, ev, `
+		UPDATE deliveries SET status = 'delivered', receipt = $3, delivered_at = $4, updated_at = $4,
+			lease_until = NULL, last_error = ''
+		WHERE id = $1 AND attempts = $2 AND status = 'sending'`, receipt, now)
+}
+
+// MarkFailed records a failed attempt and queues ev. With retryAt set the
+// delivery becomes pending again, due at retryAt; otherwise it failed for
+// good.
+func (s *Store) MarkFailed(ctx context.Context, id string, attempt int, cause string, retryAt, now time.Time, ev OutboxEvent) error {
+	if retryAt.IsZero() {
+		return s.mark(ctx, id, attempt, ev, `
+			UPDATE deliveries SET status = 'failed', last_error = $3, updated_at = $4, lease_until = NULL
+			WHERE id = $1 AND attempts = $2 AND status = 'sending'`, cause, now)
+	}
+	return s.mark(ctx, id, attempt, ev, `
+		UPDATE deliveries SET status = 'pending', last_error = $3, updated_at = $4, lease_until = NULL, next_attempt_at = $5
+		WHERE id = $1 AND attempts = $2 AND status = 'sending'`, cause, now, retryAt)
+}
+
+func (s *Store) mark(ctx context.Context, id string, attempt int, ev OutboxEvent, sql string, args ...any) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, sql, append([]any{id, attempt}, args...)...)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
+		}
+		return insertOutbox(ctx, tx, ev)
+	})
+	if err != nil {
+		return fmt.Errorf("mark delivery %s: %w", id, err)
+	}
+	return nil
+}
+
+// Ack is an acknowledgement to record.
+type Ack struct {
+	// NotificationID, or ConversationID to acknowledge all its notifications.
+	NotificationID string
+	ConversationID string
+	Actor          string
+	At             time.Time
+}
+
+// Acknowledged is a notification acknowledged by Acknowledge, with the
+// deliveries already sent (channels may want to update them).
+type Acknowledged struct {
+	Notification Notification
+	Sent         []Delivery
+}
+
+// Acknowledge records who acknowledged which notifications that were not
+// acknowledged yet, cancels their unsent deliveries, and queues one event
+// per notification made by event. A missing notification id is ErrNotFound;
+// an already acknowledged one is left alone and not returned.
+func (s *Store) Acknowledge(ctx context.Context, a Ack, event func(Notification) (OutboxEvent, error)) ([]Acknowledged, error) {
+	var out []Acknowledged
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if a.NotificationID != "" {
+			if _, err := notificationWhere(ctx, tx, "n.id = $1", a.NotificationID); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, `
+			UPDATE notifications n SET acknowledged_at = $3, acknowledged_by = $4
+			WHERE (($1 <> '' AND n.id = $1) OR ($1 = '' AND $2 <> '' AND n.conversation_id = $2))
+			  AND n.acknowledged_at IS NULL
+			RETURNING `+notificationCols,
+			a.NotificationID, a.ConversationID, a.At, a.Actor)
+		if err != nil {
+			return fmt.Errorf("update notifications: %w", err)
+		}
+		ns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+		if err != nil {
+			return fmt.Errorf("read notifications: %w", err)
+		}
+		for _, n := range ns {
+			if err := cancelPending(ctx, tx, n.ID, a.At, "acknowledged by "+a.Actor); err != nil {
+				return err
+			}
+			sent, err := sentDeliveries(ctx, tx, n.ID)
+			if err != nil {
+				return err
+			}
+			ev, err := event(n)
+			if err != nil {
+				return err
+			}
+			if err := insertOutbox(ctx, tx, ev); err != nil {
+				return err
+			}
+			out = append(out, Acknowledged{Notification: n, Sent: sent})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("acknowledge: %w", err)
+	}
+	return out, nil
+}
+
+// StopConversation records that a conversation was answered or closed at
+// at: its notifications stop and their unsent deliveries are cancelled. It
+// returns the notifications stopped with their sent deliveries.
+func (s *Store) StopConversation(ctx context.Context, conversationID, reason string, at time.Time) ([]Acknowledged, error) {
+	var out []Acknowledged
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO conversation_stops (conversation_id, reason, occurred_at) VALUES ($1, $2, $3)
+			ON CONFLICT (conversation_id) DO UPDATE SET reason = excluded.reason, occurred_at = excluded.occurred_at
+			WHERE conversation_stops.occurred_at < excluded.occurred_at`,
+			conversationID, reason, at); err != nil {
+			return fmt.Errorf("record stop: %w", err)
+		}
+		rows, err := tx.Query(ctx, `
+			UPDATE notifications n SET stopped_at = $2, stop_reason = $3
+			WHERE n.conversation_id = $1 AND n.stopped_at IS NULL
+			RETURNING `+notificationCols, conversationID, at, reason)
+		if err != nil {
+			return fmt.Errorf("stop notifications: %w", err)
+		}
+		ns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+		if err != nil {
+			return fmt.Errorf("read notifications: %w", err)
+		}
+		for _, n := range ns {
+			if err := cancelPending(ctx, tx, n.ID, at, reason); err != nil {
+				return err
+			}
+			sent, err := sentDeliveries(ctx, tx, n.ID)
+			if err != nil {
+				return err
+			}
+			out = append(out, Acknowledged{Notification: n, Sent: sent})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stop conversation %s: %w", conversationID, err)
+	}
+	return out, nil
+}
+
+// ResumeConversation forgets a stop older than at (the conversation was
+// reopened).
+func (s *Store) ResumeConversation(ctx context.Context, conversationID string, at time.Time) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM conversation_stops WHERE conversation_id = $1 AND occurred_at <= $2`,
+		conversationID, at); err != nil {
+		return fmt.Errorf("resume conversation %s: %w", conversationID, err)
+	}
+	return nil
+}
+
+// ConversationStopped reports whether the conversation was answered or
+// closed at or after at.
+func (s *Store) ConversationStopped(ctx context.Context, conversationID string, at time.Time) (bool, error) {
+	var stopped bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM conversation_stops WHERE conversation_id = $1 AND occurred_at >= $2)`,
+		conversationID, at).Scan(&stopped)
+	if err != nil {
+		return false, fmt.Errorf("read conversation stop %s: %w", conversationID, err)
+	}
+	return stopped, nil
+}
+
+func cancelPending(ctx context.Context, tx pgx.Tx, notificationID string, at time.Time, reason string) error {
+	if _, err := tx.Exec(ctx, `
+		UPDATE deliveries SET status = 'cancelled', last_error = $3, updated_at = $2, lease_until = NULL
+		WHERE notification_id = $1 AND status = 'pending'`, notificationID, at, reason); err != nil {
+		return fmt.Errorf("cancel deliveries of %s: %w", notificationID, err)
+	}
+	return nil
+}
+
+func sentDeliveries(ctx context.Context, tx pgx.Tx, notificationID string) ([]Delivery, error) {
+	rows, err := tx.Query(ctx, `SELECT `+deliveryCols+` FROM deliveries d
+		WHERE d.notification_id = $1 AND d.status = 'delivered' ORDER BY d.created_at, d.dedup_key`, notificationID)
+	if err != nil {
+		return nil, fmt.Errorf("query sent deliveries: %w", err)
+	}
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) })
+	if err != nil {
+		return nil, fmt.Errorf("read sent deliveries: %w", err)
+	}
+	return ds, nil
+}
+
+func insertOutbox(ctx context.Context, tx pgx.Tx, ev OutboxEvent) error {
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO outbox (event_id, subject, payload, occurred_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (event_id) DO NOTHING`, ev.EventID, ev.Subject, ev.Payload, ev.OccurredAt); err != nil {
+		return fmt.Errorf("queue event %s: %w", ev.EventID, err)
+	}
+	return nil
+}
+
+// Unpublished returns up to limit outbox events not yet published, oldest
+// first.
+func (s *Store) Unpublished(ctx context.Context, limit int) ([]OutboxEvent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, event_id, subject, payload, occurred_at FROM outbox
+		WHERE published_at IS NULL ORDER BY seq LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query outbox: %w", err)
+	}
+	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxEvent, error) {
+		var e OutboxEvent
+		err := r.Scan(&e.Seq, &e.EventID, &e.Subject, &e.Payload, &e.OccurredAt)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return evs, nil
+}
+
+// MarkPublished records that the outbox event seq was published.
+func (s *Store) MarkPublished(ctx context.Context, seq int64, at time.Time) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET published_at = $2 WHERE seq = $1`, seq, at); err != nil {
+		return fmt.Errorf("mark outbox %d published: %w", seq, err)
+	}
+	return nil
+}
+
+// PrunePublished deletes outbox events published before before.
+func (s *Store) PrunePublished(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM outbox WHERE published_at < $1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("prune outbox: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+func scanNotification(row pgx.Row) (Notification, error) {
+	var n Notification
+	var urgency int
+	var links []byte
+	var acked, stopped *time.Time
+	err := row.Scan(&n.ID, &n.IdempotencyKey, &n.Origin, &urgency, &n.Title, &n.Body, &links,
+		&n.ConversationID, &n.CreatedAt, &acked, &n.AcknowledgedBy, &stopped, &n.StopReason)
+	if err != nil {
+		return n, err
+	}
+	n.Urgency = notify.Urgency(urgency)
+	if acked != nil {
+		n.AcknowledgedAt = *acked
+	}
+	if stopped != nil {
+		n.StoppedAt = *stopped
+	}
+	if err := json.Unmarshal(links, &n.Links); err != nil {
+		return n, fmt.Errorf("decode links: %w", err)
+	}
+	return n, nil
+}
+
+func deliveryDest(d *Delivery, status *string, delivered **time.Time) []any {
+	r := &d.Recipient
+	return []any{&d.ID, &d.NotificationID, &d.DedupKey, &d.Step, &r.PersonID, &r.Name,
+		&r.Email, &r.SlackID, &r.SlackChannel, &r.Role, &d.Channel, status,
+		&d.Attempts, &d.LastError, &d.Receipt, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt, delivered}
+}
+
+func finishDelivery(d *Delivery, status string, delivered *time.Time) {
+	d.Status = Status(status)
+	if delivered != nil {
+		d.DeliveredAt = *delivered
+	}
+}
+
+func scanDelivery(row pgx.Row) (Delivery, error) {
+	var d Delivery
+	var status string
+	var delivered *time.Time
+	if err := row.Scan(deliveryDest(&d, &status, &delivered)...); err != nil {
+		return d, err
+	}
+	finishDelivery(&d, status, delivered)
+	return d, nil
+}
+
+func scanJob(row pgx.Row) (Delivery, Notification, error) {
+	var d Delivery
+	var n Notification
+	var status string
+	var delivered *time.Time
+	var urgency int
+	var links []byte
+	var acked, stopped *time.Time
+	dest := append(deliveryDest(&d, &status, &delivered),
+		&n.ID, &n.IdempotencyKey, &n.Origin, &urgency, &n.Title, &n.Body, &links,
+		&n.ConversationID, &n.CreatedAt, &acked, &n.AcknowledgedBy, &stopped, &n.StopReason)
+	if err := row.Scan(dest...); err != nil {
+		return d, n, err
+	}
+	finishDelivery(&d, status, delivered)
+	n.Urgency = notify.Urgency(urgency)
+	if acked != nil {
+		n.AcknowledgedAt = *acked
+	}
+	if stopped != nil {
+		n.StoppedAt = *stopped
+	}
+	if err := json.Unmarshal(links, &n.Links); err != nil {
+		return d, n, fmt.Errorf("decode links: %w", err)
+	}
+	return d, n, nil
+}
+
+func nonNil(l []notify.Link) []notify.Link {
+	if l == nil {
+		return []notify.Link{}
+	}
+	return l
+}

@@ -1,0 +1,411 @@
+package notifier
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
+	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type harness struct {
+	js      jetstream.JetStream
+	pool    *pgxpool.Pool
+	rot     *notifiertest.Rotation
+	deps    Deps
+	console *notifiertest.Buffer
+	clock   *notifiertest.Clock
+	pub     *bus.Publisher
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs NATS and Postgres")
+	}
+	_, js := bustest.StartJetStream(t)
+	h := &harness{
+		js:      js,
+		pool:    notifiertest.Database(t, Schema, Migrations()),
+		rot:     notifiertest.NewRotation(),
+		console: &notifiertest.Buffer{},
+		clock:   notifiertest.NewClock(),
+		pub:     bus.NewPublisher(js, "test"),
+	}
+	h.deps = Deps{Logger: notifiertest.Logger(t), JS: js, Pool: h.pool, Now: h.clock.Now, Rotation: h.rot.Serve(t), Console: h.console}
+	return h
+}
+
+func testConfig() Config {
+	return Config{
+		MaxAttempts: 5, Backoff: []time.Duration{10 * time.Second}, SendTimeout: 5 * time.Second, Lease: 2 * time.Minute,
+		SweepInterval: 20 * time.Millisecond, RelayInterval: 20 * time.Millisecond,
+		ConsumerBackoff: []time.Duration{20 * time.Millisecond},
+	}
+}
+
+// start builds a service and runs it until the returned stop is called (or
+// the test ends).
+func (h *harness) start(t *testing.T, deps Deps) (*Service, func()) {
+	t.Helper()
+	s, err := New(testConfig(), deps)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return s, stop
+}
+
+func (h *harness) grpcClient(t *testing.T, s *Service) notifyv1.NotifierServiceClient {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	s.RegisterGRPC(srv)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return notifyv1.NewNotifierServiceClient(conn)
+}
+
+func opened(eventID, conversationID string, at time.Time) *supportv1.ConversationEvent {
+	return &supportv1.ConversationEvent{
+		Id: eventID, Type: supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		OccurredAt: timestamppb.New(at),
+		Conversation: &supportv1.Conversation{
+			Id: conversationID, Channel: supportv1.Channel_CHANNEL_SLACK, Status: supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN,
+			Tier: supportv1.Tier_TIER_PRIORITY, Subject: "Checkout fails since the upgrade",
+			Customer:  &supportv1.CustomerRef{Id: "acme", Name: "Acme", Organisation: "Acme Inc"},
+			Author:    &supportv1.Author{Id: "U0JANE", Name: "Jane Doe"},
+			Permalink: "https://acme.slack.com/archives/C1/p1700000000000100",
+		},
+		Message: &supportv1.InboundMessage{Id: "in-1", Text: "Since this morning every checkout returns a 500."},
+	}
+}
+
+func (h *harness) publish(t *testing.T, subject, msgID string, ev *supportv1.ConversationEvent) {
+	t.Helper()
+	if _, err := h.pub.Publish(context.Background(), bus.Event{Subject: subject, ID: msgID, Message: ev}); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+}
+
+func pings(console string) int { return strings.Count(console, "[notify] ping") }
+
+func TestOpenedNotifiesHeroOnceAndRedeliveryChangesNothing(t *testing.T) {
+	h := newHarness(t)
+	s, _ := h.start(t, h.deps)
+
+	ev := opened("ev-1", "conv-1", h.clock.Now())
+	h.publish(t, bus.ConversationSubject("opened"), "ev-1", ev)
+	notifiertest.Eventually(t, "a delivered event", func() bool {
+		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))) == 1
+	})
+
+	out := h.console.String()
+	if pings(out) != 1 {
+		t.Fatalf("want one console ping, got:\n%s", out)
+	}
+	for _, want := range []string{"Alice Liddell (Support Hero)", "new Priority conversation from Jane Doe (Acme Inc)", "https://acme.slack.com/archives/C1/p1700000000000100", "Checkout fails"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console output lacks %q:\n%s", want, out)
+		}
+	}
+	del := notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))[0]
+	if del.GetRecipient() != "alice" || del.GetChannel() != "console" || del.GetConversationId() != "conv-1" ||
+		del.GetStatus() != supportv1.DeliveryStatus_DELIVERY_STATUS_DELIVERED || del.GetAttempt() != 1 {
+		t.Errorf("delivered event = %v", del)
+	}
+
+	// The same event published again under another Nats-Msg-Id (past the
+	// duplicate window), and the very same message handled a second time.
+	h.publish(t, bus.ConversationSubject("opened"), "ev-1-republished", ev)
+	notifiertest.Drained(t, h.js, bus.StreamConversations, DurableConversations)
+	stream, err := h.js.Stream(context.Background(), bus.StreamConversations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := stream.OrderedConsumer(context.Background(), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := raw.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.handleConversation(context.Background(), msg); err != nil {
+		t.Fatalf("redelivered message: %v", err)
+	}
+
+	if out := h.console.String(); pings(out) != 1 {
+		t.Fatalf("want still one console ping, got:\n%s", out)
+	}
+	var notifications, deliveries int
+	if err := h.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM notifications), (SELECT count(*) FROM deliveries)`).Scan(&notifications, &deliveries); err != nil {
+		t.Fatal(err)
+	}
+	if notifications != 1 || deliveries != 1 {
+		t.Errorf("notifications=%d deliveries=%d, want 1 and 1", notifications, deliveries)
+	}
+	if n := len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))); n != 1 {
+		t.Errorf("%d delivered events, want 1", n)
+	}
+}
+
+func TestNotifySameKeyCreatesOneNotification(t *testing.T) {
+	h := newHarness(t)
+	s, _ := h.start(t, h.deps)
+	client := h.grpcClient(t, s)
+	ctx := context.Background()
+
+	req := &notifyv1.NotifyRequest{
+		IdempotencyKey: "deploy-42",
+		Recipients:     []*notifyv1.Recipient{{Target: &notifyv1.Recipient_Person{Person: "bob"}}},
+		Urgency:        notifyv1.Urgency_URGENCY_HIGH,
+		Title:          "Deploy 42 is stuck",
+		Text:           "The migration job has not finished.",
+		Links:          []*notifyv1.Link{{Title: "Runbook", Url: "https://runbooks.example.com/deploys"}},
+	}
+	first, err := client.Notify(ctx, req)
+	if err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	second, err := client.Notify(ctx, req)
+	if err != nil {
+		t.Fatalf("Notify again: %v", err)
+	}
+	if !first.GetCreated() || second.GetCreated() {
+		t.Errorf("created = %v then %v, want true then false", first.GetCreated(), second.GetCreated())
+	}
+	if first.GetNotification().GetId() != second.GetNotification().GetId() {
+		t.Errorf("ids differ: %s vs %s", first.GetNotification().GetId(), second.GetNotification().GetId())
+	}
+	n := second.GetNotification()
+	if n.GetIdempotencyKey() != "deploy-42" || n.GetUrgency() != notifyv1.Urgency_URGENCY_HIGH {
+		t.Errorf("notification = %v", n)
+	}
+	if len(n.GetDeliveries()) != 1 || n.GetDeliveries()[0].GetStatus() != supportv1.DeliveryStatus_DELIVERY_STATUS_DELIVERED ||
+		n.GetDeliveries()[0].GetRecipient() != "bob" {
+		t.Fatalf("deliveries = %v", n.GetDeliveries())
+	}
+	if out := h.console.String(); strings.Count(out, "[notify] page Bob Builder") != 1 {
+		t.Errorf("want one page to Bob, got:\n%s", out)
+	}
+
+	got, err := client.GetNotification(ctx, &notifyv1.GetNotificationRequest{Id: n.GetId()})
+	if err != nil {
+		t.Fatalf("GetNotification: %v", err)
+	}
+	if len(got.GetNotification().GetDeliveries()) != 1 {
+		t.Errorf("GetNotification deliveries = %v", got.GetNotification().GetDeliveries())
+	}
+	if _, err := client.Notify(ctx, &notifyv1.NotifyRequest{IdempotencyKey: "x", Title: "t",
+		Recipients: []*notifyv1.Recipient{{Target: &notifyv1.Recipient_Person{Person: "nobody"}}}}); err == nil ||
+		!strings.Contains(err.Error(), "NotFound") {
+		t.Errorf("unknown person: err = %v, want NotFound", err)
+	}
+}
+
+func TestAcknowledgeRecordsAndPublishes(t *testing.T) {
+	h := newHarness(t)
+	s, _ := h.start(t, h.deps)
+	client := h.grpcClient(t, s)
+	ctx := context.Background()
+
+	resp, err := client.Notify(ctx, &notifyv1.NotifyRequest{
+		IdempotencyKey: "conv-7-hero", ConversationId: "conv-7", Title: "Please look at conv-7",
+		Recipients: []*notifyv1.Recipient{{Target: &notifyv1.Recipient_Role{Role: &notifyv1.RoleTarget{Role: "hero"}}}},
+	})
+	if err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	id := resp.GetNotification().GetId()
+	h.clock.Advance(3 * time.Minute)
+	ack, err := client.Acknowledge(ctx, &notifyv1.AcknowledgeRequest{Id: id, Actor: "alice"})
+	if err != nil {
+		t.Fatalf("Acknowledge: %v", err)
+	}
+	if ack.GetAcknowledged() != 1 {
+		t.Errorf("acknowledged = %d, want 1", ack.GetAcknowledged())
+	}
+	again, err := client.Acknowledge(ctx, &notifyv1.AcknowledgeRequest{ConversationId: "conv-7", Actor: "bob"})
+	if err != nil || again.GetAcknowledged() != 0 {
+		t.Errorf("second acknowledge = %v, %v; want 0 (already acknowledged)", again, err)
+	}
+	got, err := client.GetNotification(ctx, &notifyv1.GetNotificationRequest{Id: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := got.GetNotification()
+	if n.GetAcknowledgedBy() != "alice" || !n.GetAcknowledgedAt().AsTime().Equal(h.clock.Now()) {
+		t.Errorf("acknowledged by %q at %v, want alice at %v", n.GetAcknowledgedBy(), n.GetAcknowledgedAt().AsTime(), h.clock.Now())
+	}
+	notifiertest.Eventually(t, "an acked event", func() bool {
+		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("acked"))) == 1
+	})
+	ev := notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("acked"))[0]
+	if ev.GetNotificationId() != id || ev.GetRecipient() != "alice" || ev.GetConversationId() != "conv-7" ||
+		ev.GetStatus() != supportv1.DeliveryStatus_DELIVERY_STATUS_ACKED {
+		t.Errorf("acked event = %v", ev)
+	}
+	if _, err := client.Acknowledge(ctx, &notifyv1.AcknowledgeRequest{Id: "00000000-0000-0000-0000-000000000000"}); err == nil ||
+		!strings.Contains(err.Error(), "NotFound") {
+		t.Errorf("unknown id: err = %v, want NotFound", err)
+	}
+}
+
+func TestAckActionAcknowledgesConversation(t *testing.T) {
+	h := newHarness(t)
+	h.start(t, h.deps)
+
+	h.publish(t, bus.ConversationSubject("opened"), "ev-9", opened("ev-9", "conv-9", h.clock.Now()))
+	notifiertest.Eventually(t, "a delivered event", func() bool {
+		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))) == 1
+	})
+	action := &supportv1.Action{Id: "act-1", Type: supportv1.ActionType_ACTION_TYPE_ACK, ConversationId: "conv-9",
+		Actor: "alice", Source: "slack", OccurredAt: timestamppb.New(h.clock.Now().Add(time.Minute))}
+	if _, err := h.pub.Publish(context.Background(), bus.Event{Subject: bus.ActionSubject("ack"), ID: "act-1", Message: action}); err != nil {
+		t.Fatal(err)
+	}
+	notifiertest.Eventually(t, "an acked event", func() bool {
+		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("acked"))) == 1
+	})
+	var by string
+	if err := h.pool.QueryRow(context.Background(), `SELECT acknowledged_by FROM notifications WHERE conversation_id = 'conv-9'`).Scan(&by); err != nil {
+		t.Fatal(err)
+	}
+	if by != "alice" {
+		t.Errorf("acknowledged_by = %q", by)
+	}
+	if ev := notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("acked"))[0]; ev.GetChannel() != "slack" {
+		t.Errorf("acked event channel = %q, want the action's source", ev.GetChannel())
+	}
+}
+
+func TestFailedSendIsResumedAfterRestartAndDeliveredOnce(t *testing.T) {
+	h := newHarness(t)
+	rec := &notifiertest.Recorder{Fail: notifiertest.FailFirst(1)}
+	deps := h.deps
+	deps.Console = nil
+	deps.Channels = []Channel{rec}
+	_, stop := h.start(t, deps)
+
+	h.publish(t, bus.ConversationSubject("opened"), "ev-2", opened("ev-2", "conv-2", h.clock.Now()))
+	notifiertest.Eventually(t, "a failed attempt", func() bool {
+		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("failed"))) == 1
+	})
+	stop() // the process goes away with the delivery recorded but not delivered
+
+	var status string
+	if err := h.pool.QueryRow(context.Background(), `SELECT status FROM deliveries`).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	if status != "pending" {
+		t.Fatalf("after the failed attempt the delivery is %q, want pending", status)
+	}
+
+	h.clock.Advance(11 * time.Second) // past the retry delay
+	h.start(t, deps)
+	notifiertest.Eventually(t, "a delivered event", func() bool {
+		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))) == 1
+	})
+	if sent := rec.Sent(); len(sent) != 1 || sent[0].Recipient.PersonID != "alice" || sent[0].Attempt != 2 {
+		t.Fatalf("sent = %+v, want one message to alice on attempt 2", sent)
+	}
+	if rec.Attempts() != 2 {
+		t.Errorf("attempts = %d, want 2", rec.Attempts())
+	}
+	ev := notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("failed"))[0]
+	if ev.GetError() == "" || ev.GetAttempt() != 1 {
+		t.Errorf("failed event = %v", ev)
+	}
+}
+
+func TestAnsweredConversationCancelsPendingDeliveries(t *testing.T) {
+	h := newHarness(t)
+	rec := &notifiertest.Recorder{Fail: notifiertest.FailFirst(1)}
+	deps := h.deps
+	deps.Channels = []Channel{rec}
+	s, _ := h.start(t, deps)
+
+	h.publish(t, bus.ConversationSubject("opened"), "ev-3", opened("ev-3", "conv-3", h.clock.Now()))
+	notifiertest.Eventually(t, "a failed attempt", func() bool {
+		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("failed"))) == 1
+	})
+	responded := &supportv1.ConversationEvent{
+		Id: "ev-4", Type: supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_RESPONDED, Actor: "bob",
+		OccurredAt: timestamppb.New(h.clock.Now().Add(time.Second)), Conversation: &supportv1.Conversation{Id: "conv-3"},
+	}
+	h.publish(t, bus.ConversationSubject("responded"), "ev-4", responded)
+	notifiertest.Drained(t, h.js, bus.StreamConversations, DurableConversations)
+
+	var status, reason string
+	if err := h.pool.QueryRow(context.Background(), `SELECT status, last_error FROM deliveries`).Scan(&status, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if status != "cancelled" || reason != "answered by bob" {
+		t.Fatalf("delivery %s (%s), want cancelled (answered by bob)", status, reason)
+	}
+
+	// A late duplicate of the opening, handled after the answer, notifies
+	// nobody; and once the retry is due there is nothing to send.
+	h.publish(t, bus.ConversationSubject("opened"), "ev-3-late", opened("ev-3-late", "conv-3", h.clock.Now()))
+	notifiertest.Drained(t, h.js, bus.StreamConversations, DurableConversations)
+	h.clock.Advance(time.Minute)
+	attempted, err := s.engine.Sweep(context.Background())
+	if err != nil || attempted != 0 {
+		t.Errorf("sweep attempted %d (%v), want 0", attempted, err)
+	}
+	if n := rec.Attempts(); n != 1 {
+		t.Errorf("send attempts = %d, want only the first", n)
+	}
+	var count int
+	if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM notifications`).Scan(&count); err != nil {
+		t.Fatal(err)
+	}
+	if count != 1 {
+		t.Errorf("%d notifications, want 1 (no notification for an answered conversation)", count)
+	}
+}
+
+func TestNewNeedsAChannel(t *testing.T) {
+	_, err := New(Config{}, Deps{Pool: &pgxpool.Pool{}, JS: struct{ jetstream.JetStream }{}, Rotation: struct{ Rotation }{}})
+	if err == nil || !strings.Contains(err.Error(), "SIDEKICK_SLACK_BOT_TOKEN") {
+		t.Fatalf("err = %v, want one naming SIDEKICK_SLACK_BOT_TOKEN", err)
+	}
+}
