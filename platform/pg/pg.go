@@ -6,6 +6,23 @@
 // Each service owns exactly one schema (DESIGN: no service reads another's
 // tables). Connect sets search_path to that schema, so SQL in a service uses
 // unqualified table names.
+//
+// # Production
+//
+// Give every service its own login role that owns its schema and nothing
+// else. Either run EnsureServiceRole once per service with an admin URL
+// (a setup job), or have the DBA run its equivalent:
+//
+//	CREATE ROLE triage LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD '…';
+//	CREATE SCHEMA triage AUTHORIZATION triage;   -- or ALTER SCHEMA … OWNER TO
+//	REVOKE ALL ON SCHEMA triage FROM PUBLIC;
+//	ALTER ROLE triage IN DATABASE sidekick SET search_path = triage;
+//
+// and give the service SIDEKICK_DATABASE_URL with that role. The service
+// then applies its own migrations at start (or with its "migrate"
+// argument) without any further rights. Migrate holds a session advisory
+// lock, so point it at the server directly or through a session-mode
+// pooler, not a transaction-mode one (PgBouncer pool_mode=transaction).
 package pg
 
 import (

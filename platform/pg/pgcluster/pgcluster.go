@@ -428,8 +428,8 @@ func (c *Cluster) stop(ctx context.Context) error {
 			<-c.exited
 			errs = append(errs, fmt.Errorf("stop postgres: %w; killed", ctx.Err()))
 		}
-		if st := c.cmd.ProcessState; st != nil && !st.Success() && len(errs) == 0 && err != nil {
-			errs = append(errs, fmt.Errorf("stop postgres: %s", st))
+		if st := c.cmd.ProcessState; len(errs) == 0 && !st.Success() {
+			errs = append(errs, fmt.Errorf("stop postgres: server %s\n%s", st, logTail(c.LogPath(), 10)))
 		}
 		c.logf.Close()
 	}

@@ -258,8 +258,9 @@ func TestFixedPort(t *testing.T) {
 		t.Errorf("Port = %d, want %d", c.Port(), port)
 	}
 	// A second cluster on the same fixed port fails with the server's reason.
-	_, err = pgcluster.Start(context.Background(), pgcluster.Options{Port: port, Fast: true})
+	c2, err := pgcluster.Start(context.Background(), pgcluster.Options{Port: port, Fast: true})
 	if err == nil {
+		_ = c2.Stop(context.Background())
 		t.Fatal("second cluster on a taken port started")
 	}
 	t.Logf("second Start: %v", err)
