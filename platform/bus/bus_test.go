@@ -75,10 +75,15 @@ func lastMsg(ctx context.Context, t *testing.T, js jetstream.JetStream, stream, 
 	return m
 }
 
-// settled reports whether the consumer has nothing pending or unacked.
+// settled reports whether the consumer has been delivered everything in
+// the stream and has nothing pending or unacked.
 func settled(ctx context.Context, t *testing.T, js jetstream.JetStream, stream, durable string) bool {
 	t.Helper()
-	c, err := js.Consumer(ctx, stream, durable)
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return false
+	}
+	c, err := s.Consumer(ctx, durable)
 	if err != nil {
 		return false
 	}
@@ -86,7 +91,8 @@ func settled(ctx context.Context, t *testing.T, js jetstream.JetStream, stream, 
 	if err != nil {
 		return false
 	}
-	return info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
+	return info.Delivered.Stream >= s.CachedInfo().State.LastSeq &&
+		info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
 }
 
 func TestPublishDuplicateStoredOnce(t *testing.T) {
