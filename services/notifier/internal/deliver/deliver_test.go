@@ -1,0 +1,256 @@
+package deliver_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	"github.com/sidekickhq/sidekick/services/notifier"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/deliver"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type env struct {
+	store *store.Store
+	clock *notifiertest.Clock
+	rot   *notifiertest.Rotation
+	deps  deliver.Deps
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs NATS and Postgres")
+	}
+	_, js := bustest.StartJetStream(t)
+	e := &env{
+		store: store.New(notifiertest.Database(t, notifier.Schema, notifier.Migrations())),
+		clock: notifiertest.NewClock(),
+		rot:   notifiertest.NewRotation(),
+	}
+	e.deps = deliver.Deps{
+		Store: e.store, Rotation: e.rot.Serve(t), Publisher: bus.NewPublisher(js, "test"),
+		Logger: notifiertest.Logger(t), Now: e.clock.Now,
+	}
+	return e
+}
+
+func (e *env) engine(t *testing.T, cfg deliver.Config, channels ...notify.Channel) *deliver.Engine {
+	t.Helper()
+	d := e.deps
+	d.Channels = channels
+	eng, err := deliver.New(cfg, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
+
+func heroRequest(key string) deliver.Request {
+	return deliver.Request{IdempotencyKey: key, Origin: "test", Targets: []deliver.Target{{Role: rotationv1.Role_ROLE_HERO}},
+		Urgency: notify.Ping, Title: "t", ConversationID: "conv-" + key}
+}
+
+func statusOf(t *testing.T, st *store.Store, notificationID string) (store.Status, int) {
+	t.Helper()
+	ds, err := st.Deliveries(context.Background(), notificationID)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries = %v, %v", ds, err)
+	}
+	return ds[0].Status, ds[0].Attempts
+}
+
+// A process claimed a delivery and died before sending or recording the
+// outcome: nobody else takes it while the lease holds; afterwards it is
+// resumed and sent once.
+func TestClaimedDeliveryIsResumedAfterTheLease(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	n, created, err := e.store.CreateNotification(ctx, store.NewNotification{
+		IdempotencyKey: "k", Origin: "test", Urgency: notify.Ping, Title: "t", CreatedAt: e.clock.Now(),
+	}, []store.NewDelivery{{DedupKey: "k|person:alice|0", Recipient: notify.Recipient{PersonID: "alice"}, Channel: "recorder"}})
+	if err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	now := e.clock.Now()
+	if jobs, err := e.store.Claim(ctx, "", now, now.Add(2*time.Minute), 10); err != nil || len(jobs) != 1 {
+		t.Fatalf("claim by the doomed process: %d, %v", len(jobs), err)
+	}
+
+	rec := &notifiertest.Recorder{}
+	eng := e.engine(t, deliver.Config{Lease: 2 * time.Minute}, rec)
+	if n, err := eng.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep during the lease attempted %d (%v), want 0", n, err)
+	}
+	e.clock.Advance(2*time.Minute + time.Second)
+	if n, err := eng.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep after the lease attempted %d (%v), want 1", n, err)
+	}
+	if n, err := eng.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("a later sweep attempted %d (%v), want 0", n, err)
+	}
+	if sent := rec.Sent(); len(sent) != 1 || sent[0].Attempt != 2 {
+		t.Fatalf("sent %+v, want one send on attempt 2", sent)
+	}
+	if st, attempts := statusOf(t, e.store, n.ID); st != store.StatusDelivered || attempts != 2 {
+		t.Errorf("delivery %s after %d attempts", st, attempts)
+	}
+}
+
+// Two replicas sweeping the same due deliveries send each exactly once.
+func TestConcurrentSweepsSendEachDeliveryOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const count = 40
+	for i := range count {
+		_, _, err := e.store.CreateNotification(ctx, store.NewNotification{
+			IdempotencyKey: fmt.Sprintf("k%d", i), Origin: "test", Urgency: notify.Ping, Title: "t", CreatedAt: e.clock.Now(),
+		}, []store.NewDelivery{{DedupKey: fmt.Sprintf("k%d|alice|0", i), Recipient: notify.Recipient{PersonID: "alice"}, Channel: "recorder"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := &notifiertest.Recorder{}
+	engines := []*deliver.Engine{e.engine(t, deliver.Config{Batch: 3}, rec), e.engine(t, deliver.Config{Batch: 3}, rec)}
+	var wg sync.WaitGroup
+	for _, eng := range engines {
+		wg.Go(func() {
+			if _, err := eng.Sweep(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	for _, m := range rec.Sent() {
+		seen[m.DeliveryID]++
+	}
+	if len(seen) != count {
+		t.Errorf("%d distinct deliveries sent, want %d", len(seen), count)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("delivery %s sent %d times", id, n)
+		}
+	}
+}
+
+func TestRetriesThenFailsForGood(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rec := &notifiertest.Recorder{Fail: func(int, notify.Message) error { return errors.New("down") }}
+	eng := e.engine(t, deliver.Config{MaxAttempts: 3, Backoff: []time.Duration{time.Minute}}, rec)
+
+	n, _, err := eng.Notify(ctx, heroRequest("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 2; attempt <= 3; attempt++ {
+		if got, _ := eng.Sweep(ctx); got != 0 {
+			t.Fatalf("attempt %d ran before its backoff", attempt)
+		}
+		e.clock.Advance(time.Minute)
+		if got, _ := eng.Sweep(ctx); got != 1 {
+			t.Fatalf("attempt %d did not run after its backoff", attempt)
+		}
+	}
+	if st, attempts := statusOf(t, e.store, n.ID); st != store.StatusFailed || attempts != 3 {
+		t.Errorf("delivery %s after %d attempts, want failed after 3", st, attempts)
+	}
+	e.clock.Advance(time.Hour)
+	if got, _ := eng.Sweep(ctx); got != 0 {
+		t.Errorf("a failed delivery was tried again")
+	}
+}
+
+func TestPermanentErrorFailsAtOnceAndRetryAfterIsHonoured(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	perm := &notifiertest.Recorder{Fail: func(int, notify.Message) error { return notify.Permanent(errors.New("user_not_found")) }}
+	n, _, err := e.engine(t, deliver.Config{}, perm).Notify(ctx, heroRequest("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, attempts := statusOf(t, e.store, n.ID); st != store.StatusFailed || attempts != 1 {
+		t.Errorf("permanent error: delivery %s after %d attempts", st, attempts)
+	}
+
+	limited := &notifiertest.Recorder{Fail: func(attempt int, _ notify.Message) error {
+		if attempt == 1 {
+			return &notify.RetryAfterError{After: 45 * time.Second, Err: errors.New("ratelimited")}
+		}
+		return nil
+	}}
+	eng := e.engine(t, deliver.Config{Backoff: []time.Duration{time.Second}}, limited)
+	n, _, err = eng.Notify(ctx, heroRequest("r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(44 * time.Second)
+	if got, _ := eng.Sweep(ctx); got != 0 {
+		t.Errorf("retried before Retry-After")
+	}
+	e.clock.Advance(time.Second)
+	if got, _ := eng.Sweep(ctx); got != 1 {
+		t.Errorf("not retried after Retry-After")
+	}
+	if st, _ := statusOf(t, e.store, n.ID); st != store.StatusDelivered {
+		t.Errorf("delivery %s, want delivered", st)
+	}
+}
+
+// When nobody is on call the notification is recorded without deliveries,
+// and a later hero does not get a stale notification by replaying the key.
+func TestGapRecordsNotificationWithoutDeliveries(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.rot.SetHero(nil)
+	rec := &notifiertest.Recorder{}
+	eng := e.engine(t, deliver.Config{}, rec)
+	n, created, err := eng.Notify(ctx, heroRequest("gap"))
+	if err != nil || !created {
+		t.Fatalf("notify: %v %v", created, err)
+	}
+	ds, err := e.store.Deliveries(ctx, n.ID)
+	if err != nil || len(ds) != 0 {
+		t.Fatalf("deliveries = %v, %v; want none", ds, err)
+	}
+	if len(rec.Sent()) != 0 {
+		t.Errorf("sent %v", rec.Sent())
+	}
+}
+
+// A recipient no channel can reach is recorded as failed, not dropped.
+func TestUnreachableRecipientIsRecordedAsFailed(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	eng := e.engine(t, deliver.Config{}, onlySlackIDs{})
+	e.rot.SetHero(&rotationv1.Person{Id: "carol", Name: "Carol"})
+	n, _, err := eng.Notify(ctx, heroRequest("u"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := e.store.Deliveries(ctx, n.ID)
+	if err != nil || len(ds) != 1 || ds[0].Status != store.StatusFailed || ds[0].Channel != "none" {
+		t.Fatalf("deliveries = %+v, %v", ds, err)
+	}
+}
+
+type onlySlackIDs struct{}
+
+func (onlySlackIDs) Name() string { return "picky" }
+func (onlySlackIDs) Send(context.Context, notify.Message) (notify.Receipt, error) {
+	return notify.Receipt{}, errors.New("must not be called")
+}
+func (onlySlackIDs) CanReach(r notify.Recipient) bool { return r.SlackID != "" }
