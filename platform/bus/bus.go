@@ -57,6 +57,9 @@ const (
 	// HeaderDeliveryCount is how many times the message had been delivered
 	// when it was dead-lettered.
 	HeaderDeliveryCount = "delivery_count"
+	// HeaderDataOmitted is set, to the original size in bytes, on a dead
+	// letter stored without its data because it would not fit.
+	HeaderDataOmitted = "data_omitted"
 )
 
 // SpecVersion is the CloudEvents version written in ce-specversion.

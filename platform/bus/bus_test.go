@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -608,4 +609,18 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func TestDeadLetterTooLargeKeepsReason(t *testing.T) {
+	needNATS(t)
+	ctx := testCtx(t)
+	_, js := bustest.StartJetStream(t)
+	data := bytes.Repeat([]byte("z"), int(js.Conn().MaxPayload())-64)
+	if err := bus.DeadLetter(ctx, js, "ingest-email", "ingest-email/parse", "support.inbound.email", data, nil, errors.New("no From header")); err != nil {
+		t.Fatal(err)
+	}
+	dl := lastMsg(ctx, t, js, bus.StreamDeadLetter, bus.DeadLetterSubject("ingest-email"))
+	if len(dl.Data) != 0 || dl.Header.Get(bus.HeaderDataOmitted) != strconv.Itoa(len(data)) || dl.Header.Get(bus.HeaderError) != "no From header" {
+		t.Errorf("oversized dead letter: %d bytes, headers %v", len(dl.Data), dl.Header)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -24,7 +25,9 @@ const maxErrorHeader = 4096
 //
 // The original headers travel along (the CloudEvents ones included, so a
 // dead letter can be replayed as it was) except NATS's own Nats-* headers.
-// original_subject is set from subject. The Nats-Msg-Id is derived from
+// original_subject is set from subject. If the original is too large to
+// carry with the added headers, the dead letter is stored without its data
+// and with data_omitted set to the original size. The Nats-Msg-Id is derived from
 // service, location and the original (its stream and sequence when hdr has
 // original_stream and original_sequence, else its Nats-Msg-Id or ce-id, else
 // subject and data), so dead-lettering the same input twice stores it once.
@@ -48,7 +51,15 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, service, location s
 	h.Set(jetstream.MsgIDHeader, id)
 
 	msg := &nats.Msg{Subject: DeadLetterSubject(service), Header: h, Data: data}
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
+	_, err := js.PublishMsg(ctx, msg)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// The original with our headers no longer fits: keep the reason
+		// rather than retry forever.
+		h.Set(HeaderDataOmitted, strconv.Itoa(len(data)))
+		msg.Data = nil
+		_, err = js.PublishMsg(ctx, msg)
+	}
+	if err != nil {
 		return fmt.Errorf("dead-letter %s from %s: %w", subject, location, err)
 	}
 	return nil
