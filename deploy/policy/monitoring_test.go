@@ -1,0 +1,181 @@
+package policy_test
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+var metricName = regexp.MustCompile(`\b(?:sidekick|nats)_[a-z0-9_]+\b`)
+
+// TestMetricsDocumented: every metric the alerts and the dashboard query is
+// in the metrics table of docs/operations.md, which service authors match,
+// and every alert's runbook_url points at a heading of that guide.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if m := regexp.MustCompile("^\\| `((?:sidekick|nats)_[a-z0-9_]+)`").FindStringSubmatch(line); m != nil {
+			table[m[1]] = true
+		}
+	}
+	if len(table) == 0 {
+		t.Fatal("docs/operations.md has no metrics table (rows starting with | `sidekick_...`)")
+	}
+	anchors := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if strings.HasPrefix(line, "#") {
+			anchors[anchor(strings.TrimLeft(line, "# "))] = true
+		}
+	}
+
+	used := map[string]bool{}
+	alerts := 0
+	for _, o := range render(t, "overlays/production") {
+		switch v := o.Obj.(type) {
+		case *monitoringv1.PrometheusRule:
+			for _, g := range v.Spec.Groups {
+				for _, r := range g.Rules {
+					for _, m := range metricName.FindAllString(r.Expr.String(), -1) {
+						used[m] = true
+					}
+					if r.Alert == "" {
+						continue
+					}
+					alerts++
+					url := r.Annotations["runbook_url"]
+					_, frag, ok := strings.Cut(url, "docs/operations.md#")
+					if !ok || !anchors[frag] {
+						t.Errorf("alert %s: runbook_url %q is not a heading of docs/operations.md", r.Alert, url)
+					}
+					if r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+						t.Errorf("alert %s: needs a severity label and a summary", r.Alert)
+					}
+				}
+			}
+		case *corev1.ConfigMap:
+			for _, data := range v.Data {
+				if strings.Contains(v.Name, "dashboard") {
+					for _, m := range metricName.FindAllString(data, -1) {
+						used[m] = true
+					}
+				}
+			}
+		}
+	}
+	if alerts < 7 {
+		t.Errorf("%d alerts, want the 7 the guide describes", alerts)
+	}
+	for m := range used {
+		// Histogram and counter suffixes belong to their base metric.
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_sum"), "_count")
+		if !table[m] && !table[base] {
+			t.Errorf("metric %s is queried but not in the metrics table of docs/operations.md", m)
+		}
+	}
+	var names []string
+	for m := range used {
+		names = append(names, m)
+	}
+	slices.Sort(names)
+	t.Logf("%d alerts; metrics queried: %v", alerts, names)
+}
+
+// anchor is GitHub's heading anchor: lower case, spaces to dashes,
+// punctuation other than - and _ dropped.
+func anchor(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(heading)) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9'):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// natsValues is the part of the nats/nats chart values Sidekick sets;
+// strict decoding catches a misspelt key in deploy/nats/values.yaml.
+type natsValues struct {
+	Config struct {
+		Cluster struct {
+			Enabled  bool `json:"enabled"`
+			Replicas int  `json:"replicas"`
+		} `json:"cluster"`
+		JetStream struct {
+			Enabled   bool `json:"enabled"`
+			FileStore struct {
+				Enabled bool   `json:"enabled"`
+				Dir     string `json:"dir"`
+				PVC     struct {
+					Enabled bool   `json:"enabled"`
+					Size    string `json:"size"`
+				} `json:"pvc"`
+			} `json:"fileStore"`
+			MemoryStore struct {
+				Enabled bool `json:"enabled"`
+			} `json:"memoryStore"`
+			Merge map[string]any `json:"merge"`
+		} `json:"jetstream"`
+		Monitor struct {
+			Enabled bool `json:"enabled"`
+			Port    int  `json:"port"`
+		} `json:"monitor"`
+	} `json:"config"`
+	Container struct {
+		Merge map[string]any `json:"merge"`
+	} `json:"container"`
+	PodTemplate struct {
+		TopologySpreadConstraints map[string]map[string]any `json:"topologySpreadConstraints"`
+	} `json:"podTemplate"`
+	PodDisruptionBudget struct {
+		Enabled bool `json:"enabled"`
+	} `json:"podDisruptionBudget"`
+	PromExporter struct {
+		Enabled    bool `json:"enabled"`
+		PodMonitor struct {
+			Enabled bool `json:"enabled"`
+		} `json:"podMonitor"`
+	} `json:"promExporter"`
+	NatsBox struct {
+		Enabled bool `json:"enabled"`
+	} `json:"natsBox"`
+}
+
+func TestNATSValues(t *testing.T) {
+	raw, err := os.ReadFile("../nats/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v natsValues
+	if err := yaml.UnmarshalStrict(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	c := v.Config
+	if !c.Cluster.Enabled || c.Cluster.Replicas != 3 {
+		t.Errorf("cluster enabled=%v replicas=%d, want a 3-node cluster", c.Cluster.Enabled, c.Cluster.Replicas)
+	}
+	if !c.JetStream.Enabled || !c.JetStream.FileStore.Enabled || !c.JetStream.FileStore.PVC.Enabled || c.JetStream.FileStore.PVC.Size == "" {
+		t.Errorf("JetStream must store files on persistent volumes: %+v", c.JetStream.FileStore)
+	}
+	if c.JetStream.Merge["sync_interval"] == nil {
+		t.Error("jetstream sync_interval is not set (docs/operations.md explains the choice)")
+	}
+	if _, ok := v.PodTemplate.TopologySpreadConstraints["kubernetes.io/hostname"]; !ok {
+		t.Error("NATS servers are not spread over nodes")
+	}
+	if !v.PodDisruptionBudget.Enabled || !v.PromExporter.Enabled {
+		t.Error("NATS needs its PodDisruptionBudget and the Prometheus exporter (nats_consumer_num_pending)")
+	}
+}

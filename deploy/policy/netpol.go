@@ -1,0 +1,166 @@
+package policy
+
+import (
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// Ports the network rules care about.
+const (
+	portDNS      = 53
+	portHTTPS    = 443
+	portSMTP     = 587
+	portNATS     = 4222
+	portPostgres = 5432
+	portHTTP     = 8080
+	portGRPC     = 9090
+)
+
+// checkNetworkPolicies requires a default deny and, for every Sidekick
+// workload, exactly the traffic its service needs on the ports that matter:
+// DNS and NATS for everyone, Postgres for services with a database, 443 and
+// 587 out for notifier (587 for nobody else), webhooks in from the ingress
+// controller for ingest only, gRPC in for gRPC services.
+func (c *checker) checkNetworkPolicies() {
+	var pols []*networkingv1.NetworkPolicy
+	for _, o := range c.objs {
+		if p, ok := o.Obj.(*networkingv1.NetworkPolicy); ok {
+			pols = append(pols, p)
+		}
+	}
+	if !slices.ContainsFunc(pols, isDefaultDeny) {
+		c.fail("NetworkPolicy/*", RuleNetworkPolicy, "no default deny (empty podSelector, Ingress and Egress, no rules)")
+	}
+	for _, w := range c.workloads {
+		if !w.sidekick {
+			continue
+		}
+		var mine []*networkingv1.NetworkPolicy
+		for _, p := range pols {
+			if selects(&p.Spec.PodSelector, w.labels) {
+				mine = append(mine, p)
+			}
+		}
+		need := func(ok bool, what string) {
+			if !ok {
+				c.fail(w.id, RuleNetworkPolicy, "%s", what)
+			}
+		}
+		need(egressAllows(mine, corev1.ProtocolUDP, portDNS), "no egress to DNS (UDP 53)")
+		need(egressAllows(mine, corev1.ProtocolTCP, portNATS), "no egress to NATS (TCP 4222)")
+		usesDB, servesGRPC := false, false
+		for _, ctr := range w.spec.Containers {
+			usesDB = usesDB || hasEnv(ctr, "SIDEKICK_DATABASE_URL")
+			servesGRPC = servesGRPC || hasPort(ctr, "grpc")
+		}
+		if usesDB {
+			need(egressAllows(mine, corev1.ProtocolTCP, portPostgres), "uses a database but has no egress to TCP 5432")
+		}
+		if servesGRPC {
+			need(ingressAllows(mine, portGRPC, nil), "serves gRPC but no ingress to TCP 9090 is allowed")
+		}
+		notifier := w.name == "notifier"
+		if notifier {
+			need(egressAllows(mine, corev1.ProtocolTCP, portHTTPS), "notifier has no egress to TCP 443 (Slack, PagerDuty, webhooks)")
+			need(egressAllows(mine, corev1.ProtocolTCP, portSMTP), "notifier has no egress to TCP 587 (SMTP submission)")
+		} else if egressAllows(mine, corev1.ProtocolTCP, portSMTP) {
+			c.fail(w.id, RuleNetworkPolicy, "egress to TCP 587 (SMTP) is for notifier only")
+		}
+		fromIngress := map[string]string{nsNameLabel: c.opt.IngressNamespace}
+		ingest := w.labels[componentLabel] == "ingest"
+		if ingest {
+			need(ingressAllows(mine, portHTTP, fromIngress), "ingest service not reachable on TCP 8080 from namespace "+c.opt.IngressNamespace)
+		} else if ingressAllows(mine, portHTTP, fromIngress) {
+			c.fail(w.id, RuleNetworkPolicy, "reachable on TCP 8080 from the ingress controller, which only ingest needs")
+		}
+	}
+}
+
+func isDefaultDeny(p *networkingv1.NetworkPolicy) bool {
+	s := p.Spec
+	return len(s.PodSelector.MatchLabels) == 0 && len(s.PodSelector.MatchExpressions) == 0 &&
+		slices.Contains(s.PolicyTypes, networkingv1.PolicyTypeIngress) &&
+		slices.Contains(s.PolicyTypes, networkingv1.PolicyTypeEgress) &&
+		len(s.Ingress) == 0 && len(s.Egress) == 0
+}
+
+func hasType(p *networkingv1.NetworkPolicy, t networkingv1.PolicyType) bool {
+	if len(p.Spec.PolicyTypes) == 0 {
+		// Unset: Ingress always, Egress when egress rules exist.
+		return t == networkingv1.PolicyTypeIngress || len(p.Spec.Egress) > 0
+	}
+	return slices.Contains(p.Spec.PolicyTypes, t)
+}
+
+// portsAllow: no ports means every port; a port without a number means
+// every port of that protocol; a protocol defaults to TCP.
+func portsAllow(ports []networkingv1.NetworkPolicyPort, proto corev1.Protocol, port int32) bool {
+	if len(ports) == 0 {
+		return true
+	}
+	for _, p := range ports {
+		pp := corev1.ProtocolTCP
+		if p.Protocol != nil {
+			pp = *p.Protocol
+		}
+		if pp != proto {
+			continue
+		}
+		if p.Port == nil {
+			return true
+		}
+		lo := p.Port.IntVal
+		hi := lo
+		if p.EndPort != nil {
+			hi = *p.EndPort
+		}
+		if lo != 0 && port >= lo && port <= hi {
+			return true
+		}
+	}
+	return false
+}
+
+func egressAllows(pols []*networkingv1.NetworkPolicy, proto corev1.Protocol, port int32) bool {
+	for _, p := range pols {
+		if !hasType(p, networkingv1.PolicyTypeEgress) {
+			continue
+		}
+		for _, r := range p.Spec.Egress {
+			if portsAllow(r.Ports, proto, port) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ingressAllows: some rule admits TCP port from a source; with fromNS set,
+// from pods of the namespace carrying those labels (a rule with no sources
+// admits everyone, that namespace included).
+func ingressAllows(pols []*networkingv1.NetworkPolicy, port int32, fromNS map[string]string) bool {
+	for _, p := range pols {
+		if !hasType(p, networkingv1.PolicyTypeIngress) {
+			continue
+		}
+		for _, r := range p.Spec.Ingress {
+			if !portsAllow(r.Ports, corev1.ProtocolTCP, port) {
+				continue
+			}
+			if fromNS == nil || len(r.From) == 0 {
+				return true
+			}
+			for _, peer := range r.From {
+				if peer.NamespaceSelector != nil && peer.PodSelector == nil && selects(peer.NamespaceSelector, fromNS) {
+					return true
+				}
+				if peer.IPBlock != nil && peer.IPBlock.CIDR == "0.0.0.0/0" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,330 @@
+package policy_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sidekickhq/sidekick/deploy/policy"
+)
+
+const kube = "../kubernetes"
+
+// productionExternal are the Secrets the production overlay references but
+// does not create; docs/operations.md lists each one.
+var productionExternal = []string{
+	"sidekick-grpc", "sidekick-slack", "sidekick-email", "sidekick-github",
+	"sidekick-sentry", "sidekick-smtp", "sidekick-db-triage", "sidekick-db-rotation",
+	"sidekick-db-notifier", "sidekick-ingest-tls",
+	// optional references
+	"sidekick-sentry-dsn", "sidekick-pagerduty", "sidekick-webhook",
+}
+
+// cnpgExternal are the extra Secrets of the CloudNativePG example: the
+// roles' passwords (made by the operators) and the cluster CA (made by the
+// CloudNativePG operator).
+var cnpgExternal = []string{"sidekick-pg-triage", "sidekick-pg-rotation", "sidekick-pg-notifier", "sidekick-pg-ca"}
+
+type overlay struct {
+	dir string
+	opt policy.Options
+}
+
+func overlays() []overlay {
+	prod := policy.Options{ExternalSecrets: productionExternal, NetworkPolicies: true, IngressNamespace: "ingress-nginx"}
+	cnpg := prod
+	cnpg.ExternalSecrets = slices.Concat(productionExternal, cnpgExternal)
+	return []overlay{
+		{dir: "overlays/dev"},
+		{dir: "overlays/production", opt: prod},
+		{dir: "examples/production-cloudnative-pg", opt: cnpg},
+	}
+}
+
+func render(t *testing.T, dir string) []policy.Object {
+	t.Helper()
+	docs, err := policy.Render(filepath.Join(kube, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := policy.Decode(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// TestEveryOverlayDirectoryIsChecked keeps the table above complete: a new
+// overlay or example must be added to it.
+func TestEveryOverlayDirectoryIsChecked(t *testing.T) {
+	var found []string
+	for _, parent := range []string{"overlays", "examples"} {
+		entries, err := os.ReadDir(filepath.Join(kube, parent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			found = append(found, parent+"/"+e.Name())
+		}
+	}
+	var listed []string
+	for _, o := range overlays() {
+		listed = append(listed, o.dir)
+	}
+	slices.Sort(found)
+	slices.Sort(listed)
+	if !slices.Equal(found, listed) {
+		t.Fatalf("overlay directories %v, checked %v", found, listed)
+	}
+}
+
+func TestOverlaysPassPolicy(t *testing.T) {
+	for _, o := range overlays() {
+		t.Run(o.dir, func(t *testing.T) {
+			objs := render(t, o.dir)
+			for _, v := range policy.Check(objs, o.opt) {
+				t.Error(v)
+			}
+			kinds := map[string]int{}
+			for _, obj := range objs {
+				kinds[obj.Kind]++
+			}
+			t.Logf("%d objects: %v", len(objs), kinds)
+			if kinds["Deployment"] < 7 {
+				t.Errorf("%d Deployments, want the 7 services", kinds["Deployment"])
+			}
+		})
+	}
+}
+
+func TestProductionShape(t *testing.T) {
+	objs := render(t, "overlays/production")
+	count := map[string]int{}
+	for _, o := range objs {
+		count[o.Kind]++
+		if o.Namespace != "sidekick" && o.Kind != "Namespace" {
+			t.Errorf("%s in namespace %q, want sidekick", o.ID(), o.Namespace)
+		}
+		if cm, ok := o.Obj.(*corev1.ConfigMap); ok && strings.HasPrefix(cm.Name, "sidekick-env") {
+			if got := cm.Data["SIDEKICK_STREAM_REPLICAS"]; got != "3" {
+				t.Errorf("SIDEKICK_STREAM_REPLICAS = %q in production, want 3", got)
+			}
+		}
+		if s, ok := o.Obj.(*corev1.Secret); ok {
+			t.Errorf("production overlay creates Secret %s: production Secrets come from outside", s.Name)
+		}
+	}
+	want := map[string]int{"Deployment": 7, "Service": 7, "ServiceAccount": 7, "HorizontalPodAutoscaler": 6,
+		"PodDisruptionBudget": 7, "ServiceMonitor": 7, "PrometheusRule": 1, "Ingress": 1}
+	for k, n := range want {
+		if count[k] != n {
+			t.Errorf("%d %s objects, want %d", count[k], k, n)
+		}
+	}
+}
+
+// TestPolicyCatchesBrokenRules breaks one rule at a time in a rendered
+// production overlay and expects Check to name it: the policy test must
+// fail for real.
+func TestPolicyCatchesBrokenRules(t *testing.T) {
+	docs, err := policy.Render(filepath.Join(kube, "overlays/production"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := overlays()[1].opt
+	deploy := func(objs []policy.Object, name string) *appsv1.Deployment {
+		for _, o := range objs {
+			if d, ok := o.Obj.(*appsv1.Deployment); ok && d.Name == name {
+				return d
+			}
+		}
+		t.Fatalf("no Deployment %s", name)
+		return nil
+	}
+	drop := func(objs []policy.Object, kind, name string) []policy.Object {
+		return slices.DeleteFunc(objs, func(o policy.Object) bool { return o.Kind == kind && o.Name == name })
+	}
+	cases := []struct {
+		name   string
+		rule   string
+		object string
+		mutate func([]policy.Object) []policy.Object
+	}{
+		{"readiness probe removed", policy.RuleProbes, "Deployment/triage", func(o []policy.Object) []policy.Object {
+			deploy(o, "triage").Spec.Template.Spec.Containers[0].ReadinessProbe = nil
+			return o
+		}},
+		{"gRPC service probed over HTTP", policy.RuleProbes, "Deployment/rotation", func(o []policy.Object) []policy.Object {
+			c := &deploy(o, "rotation").Spec.Template.Spec.Containers[0]
+			c.LivenessProbe.GRPC = nil
+			c.LivenessProbe.HTTPGet = &corev1.HTTPGetAction{Path: "/healthz"}
+			return o
+		}},
+		{"HTTP service readiness on /healthz", policy.RuleProbes, "Deployment/ingest-github", func(o []policy.Object) []policy.Object {
+			deploy(o, "ingest-github").Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path = "/healthz"
+			return o
+		}},
+		{"memory limit removed", policy.RuleResources, "Deployment/notifier", func(o []policy.Object) []policy.Object {
+			delete(deploy(o, "notifier").Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceMemory)
+			return o
+		}},
+		{"init container without resources", policy.RuleResources, "Deployment/triage", func(o []policy.Object) []policy.Object {
+			deploy(o, "triage").Spec.Template.Spec.InitContainers[0].Resources = corev1.ResourceRequirements{}
+			return o
+		}},
+		{"writable root filesystem", policy.RuleSecurity, "Deployment/ingest-slack", func(o []policy.Object) []policy.Object {
+			f := false
+			deploy(o, "ingest-slack").Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = &f
+			return o
+		}},
+		{"capabilities not dropped", policy.RuleSecurity, "Deployment/ingest-email", func(o []policy.Object) []policy.Object {
+			deploy(o, "ingest-email").Spec.Template.Spec.Containers[0].SecurityContext.Capabilities = nil
+			return o
+		}},
+		{"runs as root", policy.RuleSecurity, "Deployment/rotation", func(o []policy.Object) []policy.Object {
+			f, root := false, int64(0)
+			d := deploy(o, "rotation")
+			d.Spec.Template.Spec.SecurityContext.RunAsNonRoot = &f
+			d.Spec.Template.Spec.SecurityContext.RunAsUser = &root
+			return o
+		}},
+		{"no seccomp profile", policy.RuleSecurity, "Deployment/ingest-sentry", func(o []policy.Object) []policy.Object {
+			deploy(o, "ingest-sentry").Spec.Template.Spec.SecurityContext.SeccompProfile = nil
+			return o
+		}},
+		{"image tag latest", policy.RuleImage, "Deployment/triage", func(o []policy.Object) []policy.Object {
+			deploy(o, "triage").Spec.Template.Spec.Containers[0].Image = "ghcr.io/sidekickhq/sidekick/triage:latest"
+			return o
+		}},
+		{"image without tag", policy.RuleImage, "Deployment/notifier", func(o []policy.Object) []policy.Object {
+			deploy(o, "notifier").Spec.Template.Spec.InitContainers[0].Image = "ghcr.io/sidekickhq/sidekick/notifier"
+			return o
+		}},
+		{"grace period not above drain", policy.RuleGracePeriod, "Deployment/ingest-slack", func(o []policy.Object) []policy.Object {
+			g := int64(20)
+			deploy(o, "ingest-slack").Spec.Template.Spec.TerminationGracePeriodSeconds = &g
+			return o
+		}},
+		{"migration init container removed", policy.RuleMigration, "Deployment/rotation", func(o []policy.Object) []policy.Object {
+			deploy(o, "rotation").Spec.Template.Spec.InitContainers = nil
+			return o
+		}},
+		{"PDB of a multi-replica Deployment removed", policy.RuleDisruption, "Deployment/rotation", func(o []policy.Object) []policy.Object {
+			return drop(o, "PodDisruptionBudget", "rotation")
+		}},
+		{"HPA-scaled Deployment loses its PDB", policy.RuleDisruption, "Deployment/triage", func(o []policy.Object) []policy.Object {
+			return drop(o, "PodDisruptionBudget", "triage")
+		}},
+		{"topology spread removed", policy.RuleTopologySpread, "Deployment/notifier", func(o []policy.Object) []policy.Object {
+			deploy(o, "notifier").Spec.Template.Spec.TopologySpreadConstraints = nil
+			return o
+		}},
+		{"Secret reference misspelt", policy.RuleReference, "Deployment/ingest-github", func(o []policy.Object) []policy.Object {
+			deploy(o, "ingest-github").Spec.Template.Spec.Containers[0].Env[0].ValueFrom.SecretKeyRef.Name = "sidekick-gihtub"
+			return o
+		}},
+		{"ConfigMap missing", policy.RuleReference, "Deployment/triage", func(o []policy.Object) []policy.Object {
+			for _, obj := range o {
+				if cm, ok := obj.Obj.(*corev1.ConfigMap); ok && strings.HasPrefix(cm.Name, "sidekick-org") {
+					return drop(o, "ConfigMap", cm.Name)
+				}
+			}
+			t.Fatal("no sidekick-org ConfigMap")
+			return o
+		}},
+		{"Service selects nothing", policy.RuleServiceSelector, "Service/notifier", func(o []policy.Object) []policy.Object {
+			for _, obj := range o {
+				if s, ok := obj.Obj.(*corev1.Service); ok && s.Name == "notifier" {
+					s.Spec.Selector = map[string]string{"app.kubernetes.io/name": "notifer"}
+				}
+			}
+			return o
+		}},
+		{"default deny removed", policy.RuleNetworkPolicy, "NetworkPolicy/*", func(o []policy.Object) []policy.Object {
+			return drop(o, "NetworkPolicy", "default-deny")
+		}},
+		{"notifier loses SMTP egress", policy.RuleNetworkPolicy, "Deployment/notifier", func(o []policy.Object) []policy.Object {
+			return drop(o, "NetworkPolicy", "notifier-deliveries")
+		}},
+		{"ingest unreachable from the ingress controller", policy.RuleNetworkPolicy, "Deployment/ingest-slack", func(o []policy.Object) []policy.Object {
+			return drop(o, "NetworkPolicy", "ingest-from-ingress")
+		}},
+		{"namespace not restricted", policy.RulePodSecurity, "Namespace/sidekick", func(o []policy.Object) []policy.Object {
+			for _, obj := range o {
+				if ns, ok := obj.Obj.(*corev1.Namespace); ok {
+					delete(ns.Labels, "pod-security.kubernetes.io/enforce")
+				}
+			}
+			return o
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := policy.Decode(docs) // fresh copy per case
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := policy.Check(tc.mutate(objs), opt)
+			for _, v := range got {
+				if v.Rule == tc.rule && strings.HasPrefix(v.Object, tc.object) {
+					t.Logf("caught: %s", v)
+					return
+				}
+			}
+			t.Fatalf("want a %s violation on %s, got %v", tc.rule, tc.object, got)
+		})
+	}
+}
+
+func TestDecodeIsStrict(t *testing.T) {
+	for name, doc := range map[string]string{
+		"unknown field": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: x}
+spec:
+  replica: 2
+  selector: {matchLabels: {a: b}}
+  template: {metadata: {labels: {a: b}}, spec: {containers: [{name: x, image: x:1}]}}
+`,
+		"unknown kind": `apiVersion: example.com/v1
+kind: Widget
+metadata: {name: x}
+`,
+		"misspelt CRD field": `apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata: {name: x}
+spec: {instance: 3}
+`,
+		"duplicate field": `apiVersion: v1
+kind: ConfigMap
+metadata: {name: x}
+data: {a: "1"}
+data: {b: "2"}
+`,
+	} {
+		if _, err := policy.Decode([][]byte{[]byte(doc)}); err == nil {
+			t.Errorf("%s: decoded without error", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestProductionExternalsDocumented: every Secret the production overlays
+// expect from outside is named in the operations guide.
+func TestProductionExternalsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range slices.Concat(productionExternal, cnpgExternal) {
+		if !strings.Contains(string(doc), "`"+name+"`") {
+			t.Errorf("docs/operations.md does not mention `%s`", name)
+		}
+	}
+}
