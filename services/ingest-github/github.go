@@ -1,0 +1,245 @@
+// Package ingestgithub is the GitHub ingest service: POST /github/webhook
+// verifies X-Hub-Signature-256, normalizes issues, issue_comment,
+// discussion and discussion_comment events of the allowed repositories into
+// InboundMessages on support.inbound.github, and answers GitHub only after
+// JetStream acknowledged the publish.
+//
+// The message id is "github:"+X-GitHub-Delivery. GitHub keeps that id when
+// a delivery is redelivered (by hand or by `sidekick github redeliver`),
+// so JetStream's duplicate window drops a quick retry and triage's inbox
+// table drops one that comes days later; the service itself keeps no state.
+package ingestgithub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sidekickhq/sidekick/platform/app"
+	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/services/ingest-github/internal/ghwebhook"
+)
+
+// Name is the name of the service; dead letters go to
+// support.deadletter.ingest-github.
+const Name = "ingest-github"
+
+// Source is the ce-source of everything the service publishes.
+const Source = "sidekick/ingest-github"
+
+// MaxPayloadBytes is GitHub's cap on webhook payloads (25 MB); GitHub
+// drops larger ones itself, and the service answers 413 to anything larger.
+const MaxPayloadBytes = 25 << 20
+
+// maxDeadLetterBytes bounds the body kept in a dead letter, below the NATS
+// default max_payload of 1 MiB; GitHub still holds the full delivery.
+const maxDeadLetterBytes = 512 << 10
+
+// Config is ingest-github's configuration.
+type Config struct {
+	// WebhookSecret is the secret set on the GitHub webhook.
+	WebhookSecret string `env:"SIDEKICK_GITHUB_WEBHOOK_SECRET,required,notEmpty"`
+	// Repositories is the allow-list with optional priority hints, such as
+	// "acme/main:high,acme/docs"; empty accepts every repository.
+	Repositories string `env:"SIDEKICK_GITHUB_REPOSITORIES"`
+	// MaxBodyBytes bounds a delivery; larger ones get 413.
+	MaxBodyBytes int64 `env:"SIDEKICK_GITHUB_MAX_BODY_BYTES" envDefault:"26214400"`
+	// PublishTimeout bounds the JetStream publish, well inside GitHub's 10
+	// seconds; when it passes the answer is 503.
+	PublishTimeout time.Duration `env:"SIDEKICK_GITHUB_PUBLISH_TIMEOUT" envDefault:"5s"`
+}
+
+// Publisher publishes one event and returns after the PubAck.
+type Publisher interface {
+	Publish(ctx context.Context, e bus.Event) (*jetstream.PubAck, error)
+}
+
+// DeadLetterFunc records a delivery that was accepted but cannot be
+// normalized, with where and why.
+type DeadLetterFunc func(ctx context.Context, location string, data []byte, hdr nats.Header, cause error) error
+
+// Deps are ingest-github's collaborators.
+type Deps struct {
+	Logger     *slog.Logger
+	Publisher  Publisher
+	DeadLetter DeadLetterFunc
+	Registry   prometheus.Registerer
+	Now        func() time.Time
+}
+
+// Service is the GitHub ingest service.
+type Service struct {
+	cfg      Config
+	deps     Deps
+	secret   []byte
+	repos    ghwebhook.Repositories
+	requests *prometheus.CounterVec
+}
+
+// New checks cfg and builds the service.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if cfg.WebhookSecret == "" {
+		return nil, errors.New("ingest-github: SIDEKICK_GITHUB_WEBHOOK_SECRET is required")
+	}
+	if deps.Publisher == nil || deps.DeadLetter == nil {
+		return nil, errors.New("ingest-github: a publisher and a dead-letter function are required")
+	}
+	repos, err := ghwebhook.ParseRepositories(cfg.Repositories)
+	if err != nil {
+		return nil, fmt.Errorf("ingest-github: SIDEKICK_GITHUB_REPOSITORIES: %w", err)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = MaxPayloadBytes
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	return &Service{
+		cfg: cfg, deps: deps, secret: []byte(cfg.WebhookSecret), repos: repos,
+		requests: httpx.Register(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_ingest_github_webhooks_total",
+			Help: "GitHub webhook deliveries by event and result (published, duplicate, ping, ignored_event, ignored_action, ignored_repository, deadletter, unauthorized, malformed, too_large, error).",
+		}, []string{"event", "result"})),
+	}, nil
+}
+
+// FromKit builds the service from the process kit.
+func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
+	var cfg Config
+	if err := config.Load(&cfg, k.Environ); err != nil {
+		return nil, err
+	}
+	js := k.JS
+	return New(cfg, Deps{
+		Logger:    k.Logger,
+		Publisher: bus.NewPublisher(js, Source, bus.WithRegisterer(k.Registry)),
+		DeadLetter: func(ctx context.Context, location string, data []byte, hdr nats.Header, cause error) error {
+			return bus.DeadLetter(ctx, js, Name, location, bus.InboundSubject("github"), data, hdr, cause)
+		},
+		Registry: k.Registry,
+	})
+}
+
+// Register mounts POST /github/webhook.
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.Handle("POST /github/webhook", s)
+}
+
+// Run has nothing to do in the background: it waits for ctx.
+func (s *Service) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+// ServeHTTP handles one webhook delivery.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	event := r.Header.Get("X-GitHub-Event")
+	metricEvent := event
+	if !ghwebhook.Handled(event) && event != "ping" {
+		metricEvent = "other" // keep the label set bounded
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.answer(w, metricEvent, "too_large", http.StatusRequestEntityTooLarge, "payload larger than "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes")
+			return
+		}
+		s.answer(w, metricEvent, "malformed", http.StatusBadRequest, "cannot read body")
+		return
+	}
+	if err := ghwebhook.Verify(s.secret, body, r.Header.Get("X-Hub-Signature-256")); err != nil {
+		s.answer(w, metricEvent, "unauthorized", http.StatusUnauthorized, err.Error())
+		return
+	}
+	delivery := r.Header.Get("X-GitHub-Delivery")
+	switch {
+	case event == "":
+		s.answer(w, metricEvent, "malformed", http.StatusBadRequest, "missing X-GitHub-Event")
+		return
+	case event == "ping":
+		s.answer(w, metricEvent, "ping", http.StatusOK, "")
+		return
+	case delivery == "":
+		s.answer(w, metricEvent, "malformed", http.StatusBadRequest, "missing X-GitHub-Delivery")
+		return
+	}
+
+	res, err := ghwebhook.Normalize(ghwebhook.Delivery{Event: event, ID: delivery, Body: body}, s.repos, s.deps.Now())
+	switch {
+	case errors.Is(err, ghwebhook.ErrMalformed):
+		s.answer(w, metricEvent, "malformed", http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		s.deadLetter(w, r, metricEvent, event, delivery, body, err)
+		return
+	case res.Message == nil:
+		s.answer(w, metricEvent, "ignored_"+res.Ignored, http.StatusOK, "")
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
+	defer cancel()
+	ack, err := s.deps.Publisher.Publish(ctx, bus.Event{Subject: bus.InboundSubject("github"), ID: res.Message.GetId(), Message: res.Message})
+	if err != nil {
+		s.deps.Logger.Error("publish github delivery", "delivery", delivery, "event", event, "error", err)
+		s.answer(w, metricEvent, "error", http.StatusServiceUnavailable, "could not store the delivery; redeliver it")
+		return
+	}
+	result := "published"
+	if ack.Duplicate {
+		result = "duplicate"
+	}
+	s.answer(w, metricEvent, result, http.StatusOK, "")
+}
+
+// deadLetter stores a well-formed delivery that cannot become a message
+// and acknowledges it; if even that fails, GitHub is asked to retry.
+func (s *Service) deadLetter(w http.ResponseWriter, r *http.Request, metricEvent, event, delivery string, body []byte, cause error) {
+	hdr := nats.Header{}
+	hdr.Set("github-event", event)
+	hdr.Set("github-delivery", delivery)
+	hdr.Set(jetstream.MsgIDHeader, "github:"+delivery)
+	if len(body) > maxDeadLetterBytes {
+		hdr.Set("body-truncated-from", strconv.Itoa(len(body)))
+		body = body[:maxDeadLetterBytes]
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
+	defer cancel()
+	if err := s.deps.DeadLetter(ctx, Name+"/webhook/"+event, body, hdr, cause); err != nil {
+		s.deps.Logger.Error("dead-letter github delivery", "delivery", delivery, "event", event, "cause", cause, "error", err)
+		s.answer(w, metricEvent, "error", http.StatusServiceUnavailable, "could not store the delivery; redeliver it")
+		return
+	}
+	s.deps.Logger.Warn("github delivery dead-lettered", "delivery", delivery, "event", event, "error", cause)
+	s.answer(w, metricEvent, "deadletter", http.StatusOK, "")
+}
+
+func (s *Service) answer(w http.ResponseWriter, event, result string, code int, msg string) {
+	s.requests.WithLabelValues(event, result).Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	if code >= 400 {
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]string{"result": result})
+}
