@@ -17,6 +17,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,6 +35,7 @@ import (
 	"github.com/sidekickhq/sidekick/services/notifier/internal/grpcapi"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/console"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/slack"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
 )
 
@@ -76,8 +78,11 @@ type (
 
 // Config is the notifier's own configuration.
 type Config struct {
-	// SlackBotToken will enable the Slack channel (not wired yet).
+	// SlackBotToken enables the Slack channel: DMs to people's Slack ids
+	// with Block Kit buttons (needs chat:write).
 	SlackBotToken string `env:"SIDEKICK_SLACK_BOT_TOKEN"`
+	// SlackAPIURL overrides Slack's Web API base URL (tests, proxies).
+	SlackAPIURL string `env:"SIDEKICK_SLACK_API_URL"`
 	// MaxAttempts is how many times one delivery is tried.
 	MaxAttempts int `env:"SIDEKICK_NOTIFIER_MAX_ATTEMPTS" envDefault:"6"`
 	// Backoff is the delay after each failed attempt; the last repeats.
@@ -120,6 +125,8 @@ type Deps struct {
 	// Channels are extra channels, preferred over Slack and the console in
 	// the order given.
 	Channels []Channel
+	// SlackHTTPClient is used by the Slack channel; nil: a default client.
+	SlackHTTPClient *http.Client
 }
 
 // Service is the notifier.
@@ -151,6 +158,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		deps.Registry = prometheus.NewRegistry()
 	}
 	channels := append([]notify.Channel(nil), deps.Channels...)
+	if cfg.SlackBotToken != "" {
+		channels = append(channels, slack.New(slack.Options{
+			Token: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL, HTTPClient: deps.SlackHTTPClient, Logger: deps.Logger,
+		}))
+	}
 	if deps.Console != nil {
 		channels = append(channels, console.New(deps.Console))
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/deliver"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
 )
 
@@ -407,5 +408,47 @@ func TestNewNeedsAChannel(t *testing.T) {
 	_, err := New(Config{}, Deps{Pool: &pgxpool.Pool{}, JS: struct{ jetstream.JetStream }{}, Rotation: struct{ Rotation }{}})
 	if err == nil || !strings.Contains(err.Error(), "SIDEKICK_SLACK_BOT_TOKEN") {
 		t.Fatalf("err = %v, want one naming SIDEKICK_SLACK_BOT_TOKEN", err)
+	}
+}
+
+func TestSlackDMThenAckUpdatesTheMessage(t *testing.T) {
+	h := newHarness(t)
+	fake := notifiertest.StartSlack(t)
+	cfg := testConfig()
+	cfg.SlackBotToken, cfg.SlackAPIURL = "xoxb-test", fake.URL()
+	s, err := New(cfg, h.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	h.publish(t, bus.ConversationSubject("opened"), "ev-s", opened("ev-s", "conv-s", h.clock.Now()))
+	notifiertest.Eventually(t, "a delivered event", func() bool {
+		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))) == 1
+	})
+	posts := fake.Calls("chat.postMessage")
+	if len(posts) != 1 || posts[0].Form.Get("channel") != "U0ALICE" {
+		t.Fatalf("posts = %+v", posts)
+	}
+	if pings(h.console.String()) != 0 {
+		t.Errorf("the console was used although Slack reaches alice:\n%s", h.console.String())
+	}
+	del := notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))[0]
+	if del.GetChannel() != "slack" {
+		t.Errorf("delivered via %q", del.GetChannel())
+	}
+	if !strings.Contains(posts[0].Form.Get("blocks"), "conv:conv-s|notif:"+del.GetNotificationId()) {
+		t.Errorf("button value missing from %s", posts[0].Form.Get("blocks"))
+	}
+
+	if _, err := s.engine.Acknowledge(context.Background(), deliver.Ack{ConversationID: "conv-s", Actor: "alice", Source: "slack"}); err != nil {
+		t.Fatal(err)
+	}
+	updates := fake.Calls("chat.update")
+	if len(updates) != 1 || updates[0].Form.Get("channel") != "D0ALICE" || updates[0].Form.Get("ts") != "1700000000.000001" {
+		t.Fatalf("updates = %+v", updates)
 	}
 }

@@ -1,0 +1,88 @@
+package notifiertest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Slack is a fake Slack Web API speaking the documented chat.postMessage
+// and chat.update payloads (form-encoded requests, JSON answers). It
+// records every call.
+type Slack struct {
+	// Answer, when set, may write its own reply to the n-th call (from 1)
+	// and return true.
+	Answer func(n int, w http.ResponseWriter) bool
+
+	mu    sync.Mutex
+	calls []SlackCall
+	srv   *httptest.Server
+}
+
+// SlackCall is one request the fake received.
+type SlackCall struct {
+	Method string // e.g. "chat.postMessage"
+	Form   url.Values
+	Auth   string
+}
+
+// StartSlack starts a fake Slack; its API URL (ending in '/') is s.URL().
+func StartSlack(t testing.TB) *Slack {
+	s := &Slack{}
+	s.srv = httptest.NewServer(s)
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// URL is the base URL to pass as the Slack API URL.
+func (s *Slack) URL() string { return s.srv.URL + "/" }
+
+// ServeHTTP implements http.Handler.
+func (s *Slack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, SlackCall{Method: strings.TrimPrefix(r.URL.Path, "/"), Form: r.PostForm, Auth: r.Header.Get("Authorization")})
+	n, answer := len(s.calls), s.Answer
+	s.mu.Unlock()
+	if answer != nil && answer(n, w) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	var reply map[string]any
+	switch r.URL.Path {
+	case "/chat.postMessage":
+		// A DM posted to a user id lands in the bot's IM channel with them.
+		ch := r.PostForm.Get("channel")
+		if strings.HasPrefix(ch, "U") {
+			ch = "D" + ch[1:]
+		}
+		reply = map[string]any{"ok": true, "channel": ch, "ts": fmt.Sprintf("1700000000.%06d", n),
+			"message": map[string]any{"type": "message", "text": r.PostForm.Get("text")}}
+	case "/chat.update":
+		reply = map[string]any{"ok": true, "channel": r.PostForm.Get("channel"), "ts": r.PostForm.Get("ts"), "text": r.PostForm.Get("text")}
+	default:
+		reply = map[string]any{"ok": false, "error": "unknown_method"}
+	}
+	_ = json.NewEncoder(w).Encode(reply)
+}
+
+// Calls returns the calls so far, optionally only those of one method.
+func (s *Slack) Calls(method string) []SlackCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []SlackCall
+	for _, c := range s.calls {
+		if method == "" || c.Method == method {
+			out = append(out, c)
+		}
+	}
+	return out
+}
