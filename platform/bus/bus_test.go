@@ -624,3 +624,47 @@ func TestDeadLetterTooLargeKeepsReason(t *testing.T) {
 		t.Errorf("oversized dead letter: %d bytes, headers %v", len(dl.Data), dl.Header)
 	}
 }
+
+// A message whose earlier deliveries ended without an outcome (the process
+// died mid-handler) is dead-lettered once past MaxDeliver without running
+// the handler again.
+func TestConsumerDeadLettersUnsettledRedeliveries(t *testing.T) {
+	needNATS(t)
+	ctx := testCtx(t)
+	_, js := bustest.StartJetStream(t)
+	c := newConsumer(t, js, bus.ConsumerConfig{Durable: "crashy", MaxDeliver: 2}, nil)
+	if _, err := js.CreateOrUpdateConsumer(ctx, bus.StreamInbound, c.JetStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	publish(ctx, t, js, bus.InboundSubject("slack"), "poison", "x")
+	raw, err := js.Consumer(ctx, bus.StreamInbound, "crashy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // two deliveries that end without ack: a crash each time
+		m, err := raw.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Nak(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls atomic.Int32
+	consumerRun(t, c, func(ctx context.Context, msg jetstream.Msg) error {
+		calls.Add(1)
+		return nil
+	})
+	eventually(t, "a dead letter", func() bool { return streamMsgs(ctx, t, js, bus.StreamDeadLetter) == 1 })
+	eventually(t, "the original acked", func() bool { return settled(ctx, t, js, bus.StreamInbound, "crashy") })
+	if n := calls.Load(); n != 0 {
+		t.Errorf("handler called %d times, want 0", n)
+	}
+	dl := lastMsg(ctx, t, js, bus.StreamDeadLetter, bus.DeadLetterSubject("test"))
+	if got := dl.Header.Get(bus.HeaderDeliveryCount); got != "3" {
+		t.Errorf("delivery_count %q, want 3", got)
+	}
+	if got := dl.Header.Get(bus.HeaderError); !strings.Contains(got, "without an outcome") {
+		t.Errorf("error %q", got)
+	}
+}
