@@ -483,27 +483,42 @@ func (s *Store) PrunePublished(ctx context.Context, before time.Time) (int64, er
 	return tag.RowsAffected(), nil
 }
 
-func scanNotification(row pgx.Row) (Notification, error) {
-	var n Notification
-	var urgency int
-	var links []byte
-	var acked, stopped *time.Time
-	err := row.Scan(&n.ID, &n.IdempotencyKey, &n.Origin, &urgency, &n.Title, &n.Body, &links,
-		&n.ConversationID, &n.CreatedAt, &acked, &n.AcknowledgedBy, &stopped, &n.StopReason)
-	if err != nil {
-		return n, err
+// notificationScan holds what a notification row scans into before it
+// becomes a Notification.
+type notificationScan struct {
+	n              Notification
+	urgency        int
+	links          []byte
+	acked, stopped *time.Time
+}
+
+func (x *notificationScan) dest() []any {
+	n := &x.n
+	return []any{&n.ID, &n.IdempotencyKey, &n.Origin, &x.urgency, &n.Title, &n.Body, &x.links,
+		&n.ConversationID, &n.CreatedAt, &x.acked, &n.AcknowledgedBy, &x.stopped, &n.StopReason}
+}
+
+func (x *notificationScan) finish() (Notification, error) {
+	n := x.n
+	n.Urgency = notify.Urgency(x.urgency)
+	if x.acked != nil {
+		n.AcknowledgedAt = *x.acked
 	}
-	n.Urgency = notify.Urgency(urgency)
-	if acked != nil {
-		n.AcknowledgedAt = *acked
+	if x.stopped != nil {
+		n.StoppedAt = *x.stopped
 	}
-	if stopped != nil {
-		n.StoppedAt = *stopped
-	}
-	if err := json.Unmarshal(links, &n.Links); err != nil {
+	if err := json.Unmarshal(x.links, &n.Links); err != nil {
 		return n, fmt.Errorf("decode links: %w", err)
 	}
 	return n, nil
+}
+
+func scanNotification(row pgx.Row) (Notification, error) {
+	var x notificationScan
+	if err := row.Scan(x.dest()...); err != nil {
+		return Notification{}, err
+	}
+	return x.finish()
 }
 
 func deliveryDest(d *Delivery, status *string, delivered **time.Time) []any {
@@ -533,30 +548,15 @@ func scanDelivery(row pgx.Row) (Delivery, error) {
 
 func scanJob(row pgx.Row) (Delivery, Notification, error) {
 	var d Delivery
-	var n Notification
 	var status string
 	var delivered *time.Time
-	var urgency int
-	var links []byte
-	var acked, stopped *time.Time
-	dest := append(deliveryDest(&d, &status, &delivered),
-		&n.ID, &n.IdempotencyKey, &n.Origin, &urgency, &n.Title, &n.Body, &links,
-		&n.ConversationID, &n.CreatedAt, &acked, &n.AcknowledgedBy, &stopped, &n.StopReason)
-	if err := row.Scan(dest...); err != nil {
-		return d, n, err
+	var x notificationScan
+	if err := row.Scan(append(deliveryDest(&d, &status, &delivered), x.dest()...)...); err != nil {
+		return d, Notification{}, err
 	}
 	finishDelivery(&d, status, delivered)
-	n.Urgency = notify.Urgency(urgency)
-	if acked != nil {
-		n.AcknowledgedAt = *acked
-	}
-	if stopped != nil {
-		n.StoppedAt = *stopped
-	}
-	if err := json.Unmarshal(links, &n.Links); err != nil {
-		return d, n, fmt.Errorf("decode links: %w", err)
-	}
-	return d, n, nil
+	n, err := x.finish()
+	return d, n, err
 }
 
 func nonNil(l []notify.Link) []notify.Link {
