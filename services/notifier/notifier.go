@@ -101,6 +101,9 @@ type Config struct {
 	// ConsumerBackoff is the redelivery delay of bus messages whose handling
 	// failed (rotation unreachable, say); empty: the bus default.
 	ConsumerBackoff []time.Duration `env:"SIDEKICK_NOTIFIER_CONSUMER_BACKOFF" envSeparator:","`
+	// ConsumerMaxDeliver is how many failed attempts at one bus message
+	// (rotation unreachable, say) are made before it is dead-lettered.
+	ConsumerMaxDeliver int `env:"SIDEKICK_NOTIFIER_CONSUMER_MAX_DELIVER" envDefault:"20"`
 }
 
 // Rotation is what the notifier asks the rotation service;
@@ -224,14 +227,14 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	conv, err := bus.NewConsumer(s.deps.JS, bus.ConsumerConfig{
 		Service: Name, Stream: bus.StreamConversations, Durable: DurableConversations,
-		FilterSubjects: []string{"support.conversation.>"}, Backoff: s.cfg.ConsumerBackoff,
+		FilterSubjects: []string{"support.conversation.>"}, Backoff: s.cfg.ConsumerBackoff, MaxDeliver: s.cfg.ConsumerMaxDeliver,
 	}, s.deps.Logger, s.deps.Registry)
 	if err != nil {
 		return fmt.Errorf("conversation consumer: %w", err)
 	}
 	acts, err := bus.NewConsumer(s.deps.JS, bus.ConsumerConfig{
 		Service: Name, Stream: bus.StreamActions, Durable: DurableActions,
-		FilterSubjects: []string{bus.ActionSubject("ack")}, Backoff: s.cfg.ConsumerBackoff,
+		FilterSubjects: []string{bus.ActionSubject("ack")}, Backoff: s.cfg.ConsumerBackoff, MaxDeliver: s.cfg.ConsumerMaxDeliver,
 	}, s.deps.Logger, s.deps.Registry)
 	if err != nil {
 		return fmt.Errorf("action consumer: %w", err)

@@ -452,3 +452,20 @@ func TestSlackDMThenAckUpdatesTheMessage(t *testing.T) {
 		t.Fatalf("updates = %+v", updates)
 	}
 }
+
+func TestRotationDownDelaysButDoesNotLoseTheNotification(t *testing.T) {
+	h := newHarness(t)
+	h.rot.FailNext(2)
+	h.start(t, h.deps)
+
+	h.publish(t, bus.ConversationSubject("opened"), "ev-r", opened("ev-r", "conv-r", h.clock.Now()))
+	notifiertest.Eventually(t, "a delivered event", func() bool {
+		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))) == 1
+	})
+	if got := h.rot.Calls(); got != 3 {
+		t.Errorf("WhoIsOnCall calls = %d, want 2 failures and 1 answer", got)
+	}
+	if out := h.console.String(); pings(out) != 1 {
+		t.Errorf("want one ping, got:\n%s", out)
+	}
+}

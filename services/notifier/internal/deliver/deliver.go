@@ -392,6 +392,10 @@ func (e *Engine) send(ctx context.Context, j store.Job) {
 		logger.Info("send interrupted by shutdown; will resume", "error", err)
 		return
 	}
+	// Record the outcome even if shutdown begins now: a send that happened
+	// must not be forgotten and sent again.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	now := e.now()
 	if err == nil {
 		ev, evErr := e.deliveryEvent(d, n, supportv1.DeliveryStatus_DELIVERY_STATUS_DELIVERED, "", now)

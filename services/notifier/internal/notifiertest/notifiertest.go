@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
@@ -67,6 +69,14 @@ type Rotation struct {
 	Secondary map[string]*rotationv1.Person
 	People    []*rotationv1.Person
 	calls     int
+	failNext  int
+}
+
+// FailNext makes the next n WhoIsOnCall calls answer Unavailable.
+func (r *Rotation) FailNext(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failNext = n
 }
 
 // NewRotation returns a fake with Alice as hero and Bob as the platform
@@ -94,6 +104,10 @@ func (r *Rotation) WhoIsOnCall(_ context.Context, req *rotationv1.WhoIsOnCallReq
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
+	if r.failNext > 0 {
+		r.failNext--
+		return nil, status.Error(codes.Unavailable, "rotation is restarting")
+	}
 	var p *rotationv1.Person
 	switch req.GetRole() {
 	case rotationv1.Role_ROLE_HERO:
