@@ -140,6 +140,9 @@ const (
 	DeliveryStatus_DELIVERY_STATUS_DELIVERED   DeliveryStatus = 2
 	DeliveryStatus_DELIVERY_STATUS_FAILED      DeliveryStatus = 3
 	DeliveryStatus_DELIVERY_STATUS_ACKED       DeliveryStatus = 4
+	// Not sent: the conversation was answered or closed, or the notification
+	// acknowledged, before this delivery was due.
+	DeliveryStatus_DELIVERY_STATUS_CANCELLED DeliveryStatus = 5
 )
 
 // Enum value maps for DeliveryStatus.
@@ -150,6 +153,7 @@ var (
 		2: "DELIVERY_STATUS_DELIVERED",
 		3: "DELIVERY_STATUS_FAILED",
 		4: "DELIVERY_STATUS_ACKED",
+		5: "DELIVERY_STATUS_CANCELLED",
 	}
 	DeliveryStatus_value = map[string]int32{
 		"DELIVERY_STATUS_UNSPECIFIED": 0,
@@ -157,6 +161,7 @@ var (
 		"DELIVERY_STATUS_DELIVERED":   2,
 		"DELIVERY_STATUS_FAILED":      3,
 		"DELIVERY_STATUS_ACKED":       4,
+		"DELIVERY_STATUS_CANCELLED":   5,
 	}
 )
 
@@ -602,13 +607,14 @@ const file_sidekick_support_v1_events_proto_rawDesc = "" +
 	"!ROTATION_EVENT_TYPE_SHIFT_STARTED\x10\x01\x12#\n" +
 	"\x1fROTATION_EVENT_TYPE_SHIFT_ENDED\x10\x02\x12(\n" +
 	"$ROTATION_EVENT_TYPE_OVERRIDE_CREATED\x10\x03\x12!\n" +
-	"\x1dROTATION_EVENT_TYPE_GAP_AHEAD\x10\x04*\xa4\x01\n" +
+	"\x1dROTATION_EVENT_TYPE_GAP_AHEAD\x10\x04*\xc3\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_DELIVERED\x10\x02\x12\x1a\n" +
 	"\x16DELIVERY_STATUS_FAILED\x10\x03\x12\x19\n" +
-	"\x15DELIVERY_STATUS_ACKED\x10\x04B\xdc\x01\n" +
+	"\x15DELIVERY_STATUS_ACKED\x10\x04\x12\x1d\n" +
+	"\x19DELIVERY_STATUS_CANCELLED\x10\x05B\xdc\x01\n" +
 	"\x17com.sidekick.support.v1B\vEventsProtoP\x01ZFgithub.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1;supportv1\xa2\x02\x03SSX\xaa\x02\x13Sidekick.Support.V1\xca\x02\x13Sidekick\\Support\\V1\xe2\x02\x1fSidekick\\Support\\V1\\GPBMetadata\xea\x02\x15Sidekick::Support::V1b\x06proto3"
 
 var (
