@@ -107,3 +107,13 @@ func token(s string) string {
 		return r
 	}, s)
 }
+
+// Wildcard subjects matching every event of one stream, for consumers.
+const (
+	AllInbound       = subjectInbound + ">"
+	AllConversations = subjectConversation + ">"
+	AllActions       = subjectAction + ">"
+	AllRotation      = subjectRotation + ">"
+	AllNotify        = subjectNotify + ">"
+	AllDeadLetters   = subjectDeadLetter + ">"
+)
