@@ -61,6 +61,9 @@ func (c *checker) checkNetworkPolicies() {
 		if servesGRPC {
 			need(ingressAllows(mine, portGRPC, nil), "serves gRPC but no ingress to TCP 9090 is allowed")
 		}
+		if w.labels[grpcClientLabel] == "true" {
+			need(egressAllows(mine, corev1.ProtocolTCP, portGRPC), "labelled a gRPC client but has no egress to TCP 9090")
+		}
 		notifier := w.name == "notifier"
 		if notifier {
 			need(egressAllows(mine, corev1.ProtocolTCP, portHTTPS), "notifier has no egress to TCP 443 (Slack, PagerDuty, webhooks)")

@@ -328,3 +328,20 @@ func TestProductionExternalsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIJob: the CLI Job of the runbook meets the same rules, and the
+// production network policies let it reach NATS, DNS and the gRPC APIs.
+func TestCLIJob(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(kube, "jobs/sidekick-cli.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := policy.Decode([][]byte{raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := append(render(t, "overlays/production"), job...)
+	for _, v := range policy.Check(objs, overlays()[1].opt) {
+		t.Error(v)
+	}
+}
