@@ -24,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sidekickhq/sidekick/platform/buildinfo"
 	"github.com/sidekickhq/sidekick/platform/bus"
@@ -144,6 +146,20 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 			return fmt.Errorf("unknown argument %q (want migrate or version)", args[0])
 		}
 	}
+	if len(args) > 0 && args[0] == "migrate" {
+		// A migration Job needs only the database, not the service's secrets.
+		var c Common
+		if err := config.Load(&c, environ); err != nil {
+			return err
+		}
+		if spec.Schema == "" {
+			return fmt.Errorf("%s has no database", spec.Name)
+		}
+		if c.DatabaseURL == "" {
+			return fmt.Errorf("configuration: required environment variable SIDEKICK_DATABASE_URL is not set")
+		}
+		return pg.Migrate(ctx, c.DatabaseURL, spec.Schema, spec.Migrations, logging.New(stdout, c.LogLevel, spec.Name))
+	}
 	common, err := LoadCommon(spec, environ)
 	if err != nil {
 		return err
@@ -154,12 +170,6 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 		}
 	}
 	logger := logging.New(stdout, common.LogLevel, spec.Name)
-	if len(args) > 0 && args[0] == "migrate" {
-		if spec.Schema == "" {
-			return fmt.Errorf("%s has no database", spec.Name)
-		}
-		return pg.Migrate(ctx, common.DatabaseURL, spec.Schema, spec.Migrations, logger)
-	}
 	logger.Info("starting", "version", buildinfo.String())
 
 	reg := prometheus.NewRegistry()
@@ -231,6 +241,7 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 			return fmt.Errorf("listen grpc %s: %w", common.GRPCAddr, err)
 		}
 		g.Go(func() error { return gs.Serve(gctx, grpcLis, common.ShutdownTimeout, logger) })
+		g.Go(func() error { MirrorHealth(gctx, health, gs.Health, 5*time.Second); return nil })
 	}
 	g.Go(func() error {
 		defer reporter.Recover()
@@ -243,6 +254,29 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 	err = g.Wait()
 	logger.Info("stopped", "error", err)
 	return err
+}
+
+// MirrorHealth keeps the gRPC health status (the overall "" service) in
+// step with the readiness checks, so a gRPC readiness probe sees the same
+// answer as /readyz. It returns when ctx is done.
+func MirrorHealth(ctx context.Context, h *httpx.Health, gh *health.Server, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		status := healthpb.HealthCheckResponse_SERVING
+		if len(h.Ready(ctx)) > 0 {
+			status = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		gh.SetServingStatus("", status)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // NATSCheck is the readiness check for the NATS connection.

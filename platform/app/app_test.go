@@ -54,3 +54,13 @@ func TestArguments(t *testing.T) {
 		t.Fatal("unknown argument accepted")
 	}
 }
+
+func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
+	spec := Spec{Name: "triage-test", Schema: "triage", GRPC: true, Config: &secretConfig{}}
+	// No token, no service secret: migrate still goes as far as the
+	// database, and names it when it is missing.
+	err := MainIO(context.Background(), spec, []string{"migrate"}, nil, &bytes.Buffer{}, never)
+	if err == nil || !strings.Contains(err.Error(), "SIDEKICK_DATABASE_URL") {
+		t.Fatalf("want an error naming SIDEKICK_DATABASE_URL, got %v", err)
+	}
+}

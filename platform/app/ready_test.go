@@ -2,12 +2,16 @@ package app
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
@@ -53,4 +57,41 @@ func TestReadyzFollowsNATS(t *testing.T) {
 	eventually(http.StatusServiceUnavailable, "with NATS down")
 	srv.Restart(t)
 	eventually(http.StatusOK, "after NATS came back")
+}
+
+// TestGRPCHealthMirrorsReadiness: the gRPC health status follows /readyz.
+func TestGRPCHealthMirrorsReadiness(t *testing.T) {
+	var down atomic.Bool
+	h := httpx.NewHealth(time.Second, httpx.Check{Name: "dep", Check: func(context.Context) error {
+		if down.Load() {
+			return errors.New("down")
+		}
+		return nil
+	}})
+	gh := health.NewServer()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go MirrorHealth(ctx, h, gh, 10*time.Millisecond)
+	status := func() healthpb.HealthCheckResponse_ServingStatus {
+		resp, err := gh.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return healthpb.HealthCheckResponse_UNKNOWN
+		}
+		return resp.GetStatus()
+	}
+	wait := func(want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for status() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("gRPC health never became %v", want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	wait(healthpb.HealthCheckResponse_SERVING)
+	down.Store(true)
+	wait(healthpb.HealthCheckResponse_NOT_SERVING)
+	down.Store(false)
+	wait(healthpb.HealthCheckResponse_SERVING)
 }
