@@ -1,0 +1,537 @@
+package schedule
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Role is what a WhoIsOnCall query asks for.
+type Role int
+
+// Roles.
+const (
+	// RoleHero is the Support Hero.
+	RoleHero Role = iota
+	// RoleSecondary is a team's secondary on-call (Query.Team).
+	RoleSecondary
+	// RoleRotation is whoever is on duty in a rotation (Query.Rotation).
+	RoleRotation
+)
+
+// String returns "hero", "secondary" or "rotation".
+func (r Role) String() string {
+	switch r {
+	case RoleHero:
+		return "hero"
+	case RoleSecondary:
+		return "secondary"
+	case RoleRotation:
+		return "rotation"
+	}
+	return fmt.Sprintf("Role(%d)", int(r))
+}
+
+// Reason says why somebody is on call.
+type Reason int
+
+// Reasons.
+const (
+	// ReasonRotation: their turn in the rotation order.
+	ReasonRotation Reason = iota
+	// ReasonOverride: an override replaced or added them.
+	ReasonOverride
+	// ReasonSwap: one side of a swap.
+	ReasonSwap
+	// ReasonDerived: the hero is their own team's secondary.
+	ReasonDerived
+	// ReasonCatcher: a follow-the-sun catcher within their working hours
+	// while the hero is not.
+	ReasonCatcher
+)
+
+// String returns "rotation", "override", "swap", "derived" or "catcher".
+func (r Reason) String() string {
+	switch r {
+	case ReasonRotation:
+		return "rotation"
+	case ReasonOverride:
+		return "override"
+	case ReasonSwap:
+		return "swap"
+	case ReasonDerived:
+		return "derived"
+	case ReasonCatcher:
+		return "catcher"
+	}
+	return fmt.Sprintf("Reason(%d)", int(r))
+}
+
+// Shift is a stretch of duty in a rotation.
+type Shift struct {
+	Rotation string
+	Person   string
+	Start    time.Time
+	End      time.Time
+	Reason   Reason
+	// Scheduled is the participant the rotation order put here, when an
+	// override or swap changed it.
+	Scheduled string
+}
+
+// Query asks who is on call.
+type Query struct {
+	Role     Role
+	Team     string // RoleSecondary
+	Rotation string // RoleRotation
+	At       time.Time
+}
+
+// OnCall is one person on call and why.
+type OnCall struct {
+	// Person points into the Schedule; do not modify it.
+	Person      *Person
+	Shift       Shift
+	Reason      Reason
+	Explanation string
+}
+
+// Answer is the result of WhoIsOnCall.
+type Answer struct {
+	// OnCall is the primary answer. In a gap it may still name the person
+	// scheduled (e.g. the hero on time off), or have a nil Person.
+	OnCall OnCall
+	// Also lists backups: the rotation's own secondary while the hero is
+	// the derived secondary, people added by overrides, and follow-the-sun
+	// catchers.
+	Also []OnCall
+	// Gap is true when nobody covers the role.
+	Gap       bool
+	GapReason string
+}
+
+// Interval is a half-open time range [Start, End).
+type Interval struct {
+	Start, End time.Time
+}
+
+// Schedule is a compiled configuration. It is immutable and safe for
+// concurrent use.
+type Schedule struct {
+	cfg       Config
+	people    []Person
+	info      []personInfo
+	personIdx map[string]int32
+	rots      []*rotation
+	rotIdx    map[string]int
+	teams     []Team
+	teamIdx   map[string]int
+	teamRot   []*rotation // secondary rotation per team
+	hero      *rotation
+	support   Support
+	catchers  []int32 // catcher pool, config order
+	roster    []int32 // hero participants + catchers
+}
+
+type personInfo struct {
+	loc   *time.Location
+	hours *weekHours
+	off   []span // time off, unix nanos, sorted and merged
+	// catchExpl explains this person as a catcher.
+	catchExpl string
+}
+
+type span struct{ start, end int64 }
+
+const (
+	minNano = math.MinInt64
+	maxNano = math.MaxInt64
+)
+
+// Compile validates c and builds the schedule.
+func Compile(c *Config) (*Schedule, error) {
+	if c == nil {
+		c = &Config{}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Schedule{
+		cfg:       cloneConfig(c),
+		personIdx: map[string]int32{},
+		rotIdx:    map[string]int{},
+		teamIdx:   map[string]int{},
+		support:   c.Support,
+	}
+	s.people = s.cfg.People
+	s.teams = s.cfg.Teams
+	zones := map[string]*time.Location{}
+	zone := func(name string) *time.Location {
+		if l, ok := zones[name]; ok {
+			return l
+		}
+		l, _ := loadZone(name) // validated above
+		zones[name] = l
+		return l
+	}
+	for i, p := range s.people {
+		s.personIdx[p.ID] = int32(i)
+		h, _ := parseHours(p.WorkingHours)
+		pi := personInfo{loc: zone(p.Timezone), hours: h}
+		for _, off := range p.TimeOff {
+			a, _ := parseDate(off.Start)
+			b, _ := parseDate(off.End)
+			pi.off = append(pi.off, span{
+				start: resolve(pi.loc, a*secondsPerDay) * 1e9,
+				end:   resolve(pi.loc, (b+1)*secondsPerDay) * 1e9,
+			})
+		}
+		pi.off = mergeSpans(pi.off)
+		hours := p.WorkingHours
+		if hours == "" {
+			hours = "none"
+		}
+		pi.catchExpl = p.ID + " catches: the hero is outside working hours, " + p.ID + " is inside theirs (" + hours + ", " + p.Timezone + ")"
+		s.info = append(s.info, pi)
+	}
+	for i := range s.cfg.Rotations {
+		r, err := s.compileRotation(&s.cfg.Rotations[i], zone(s.cfg.Rotations[i].Timezone))
+		if err != nil {
+			return nil, err
+		}
+		s.rotIdx[r.ID] = i
+		s.rots = append(s.rots, r)
+	}
+	for _, o := range dedupeOverrides(s.cfg.Overrides) {
+		r := s.rots[s.rotIdx[o.Rotation]]
+		r.ovs = append(r.ovs, s.compileOverride(o))
+	}
+	for _, r := range s.rots {
+		r.indexOverrides()
+	}
+	for i, t := range s.teams {
+		s.teamIdx[t.ID] = i
+		s.teamRot = append(s.teamRot, s.rots[s.rotIdx[t.Secondary]])
+	}
+	if c.Support.Hero != "" {
+		s.hero = s.rots[s.rotIdx[c.Support.Hero]]
+	}
+	if len(c.Support.CatcherPool) > 0 {
+		for _, id := range c.Support.CatcherPool {
+			s.catchers = append(s.catchers, s.personIdx[id])
+		}
+	} else {
+		for i := range s.people {
+			s.catchers = append(s.catchers, int32(i))
+		}
+	}
+	inRoster := map[int32]bool{}
+	if s.hero != nil {
+		for _, p := range s.hero.part {
+			if !inRoster[p] {
+				inRoster[p] = true
+				s.roster = append(s.roster, p)
+			}
+		}
+	}
+	if s.support.Catchers {
+		for _, p := range s.catchers {
+			if !inRoster[p] {
+				inRoster[p] = true
+				s.roster = append(s.roster, p)
+			}
+		}
+	}
+	return s, nil
+}
+
+func cloneConfig(c *Config) Config {
+	out := Config{
+		People:    slices.Clone(c.People),
+		Rotations: slices.Clone(c.Rotations),
+		Teams:     slices.Clone(c.Teams),
+		Support:   c.Support,
+		Overrides: slices.Clone(c.Overrides),
+	}
+	out.Support.CatcherPool = slices.Clone(c.Support.CatcherPool)
+	for i := range out.People {
+		out.People[i].TimeOff = slices.Clone(out.People[i].TimeOff)
+	}
+	for i := range out.Rotations {
+		out.Rotations[i].Participants = slices.Clone(out.Rotations[i].Participants)
+	}
+	return out
+}
+
+// dedupeOverrides drops repeated ids (the same override in the file and in
+// the store, or a retried request), keeping the first.
+func dedupeOverrides(os []Override) []Override {
+	seen := map[string]bool{}
+	out := make([]Override, 0, len(os))
+	for _, o := range os {
+		if o.ID != "" && seen[o.ID] {
+			continue
+		}
+		seen[o.ID] = true
+		out = append(out, o)
+	}
+	return out
+}
+
+func mergeSpans(in []span) []span {
+	if len(in) == 0 {
+		return nil
+	}
+	slices.SortFunc(in, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	out := in[:1]
+	for _, sp := range in[1:] {
+		last := &out[len(out)-1]
+		if sp.start <= last.end {
+			last.end = max(last.end, sp.end)
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// Person returns the person with id.
+func (s *Schedule) Person(id string) (*Person, bool) {
+	i, ok := s.personIdx[id]
+	if !ok {
+		return nil, false
+	}
+	return &s.people[i], true
+}
+
+// People returns a copy of every person, in configuration order.
+func (s *Schedule) People() []Person { return slices.Clone(s.people) }
+
+// Teams returns a copy of every team, in configuration order.
+func (s *Schedule) Teams() []Team { return slices.Clone(s.teams) }
+
+// Rotations returns a copy of every rotation, in configuration order.
+func (s *Schedule) Rotations() []Rotation { return slices.Clone(s.cfg.Rotations) }
+
+// Config returns a copy of the configuration the schedule was compiled from.
+func (s *Schedule) Config() *Config {
+	c := cloneConfig(&s.cfg)
+	return &c
+}
+
+// onLeave reports whether person p is on time off at t (unix nanos), and
+// the time-off span.
+func (s *Schedule) onLeave(p int32, t int64) (span, bool) {
+	off := s.info[p].off
+	i := sort.Search(len(off), func(i int) bool { return off[i].end > t })
+	if i < len(off) && off[i].start <= t {
+		return off[i], true
+	}
+	return span{}, false
+}
+
+// working reports whether person p is within working hours at t (unix nanos).
+func (s *Schedule) working(p int32, t int64) bool {
+	pi := &s.info[p]
+	u := floorDiv(t, 1e9)
+	return pi.hours.at(wallAt(pi.loc, u))
+}
+
+// available reports whether p can take duty at t: not on time off.
+func (s *Schedule) available(p int32, t int64) bool {
+	_, off := s.onLeave(p, t)
+	return !off
+}
+
+// WhoIsOnCall answers who holds a role at q.At: the hero (with catchers),
+// a team's secondary (the hero when the derived rule applies), or whoever is
+// on duty in a rotation. It returns an error only for an unknown team or
+// rotation, or a hero query without a hero rotation.
+func (s *Schedule) WhoIsOnCall(q Query) (Answer, error) {
+	t := q.At.UnixNano()
+	switch q.Role {
+	case RoleHero:
+		if s.hero == nil {
+			return Answer{}, errors.New("no Support Hero rotation is configured")
+		}
+		return s.heroAnswer(t), nil
+	case RoleSecondary:
+		i, ok := s.teamIdx[q.Team]
+		if !ok {
+			return Answer{}, fmt.Errorf("unknown team %q", q.Team)
+		}
+		return s.secondaryAnswer(i, t), nil
+	case RoleRotation:
+		i, ok := s.rotIdx[q.Rotation]
+		if !ok {
+			return Answer{}, fmt.Errorf("unknown rotation %q", q.Rotation)
+		}
+		var buf [4]duty
+		return s.rotationAnswer(s.rots[i], t, buf[:0]), nil
+	}
+	return Answer{}, fmt.Errorf("unknown role %v", q.Role)
+}
+
+// rotationAnswer: the first available person on duty, the others in Also;
+// a gap when nobody is on duty or everybody on duty is on time off.
+func (s *Schedule) rotationAnswer(r *rotation, t int64, buf []duty) Answer {
+	st := r.state(t, buf)
+	var ans Answer
+	first := true
+	for _, d := range st.duties {
+		if !s.available(d.person, t) {
+			continue
+		}
+		oc := s.onCall(r, &st, d, t)
+		if first {
+			ans.OnCall = oc
+			first = false
+			continue
+		}
+		ans.Also = append(ans.Also, oc)
+	}
+	if !first {
+		return ans
+	}
+	ans.Gap = true
+	if len(st.duties) == 0 {
+		if st.k < 0 && t < r.startNano {
+			ans.GapReason = "nobody is on duty in " + r.ID + ": it starts at " + time.Unix(0, r.startNano).In(r.loc).Format("2006-01-02 15:04 MST")
+		} else {
+			ans.GapReason = "nobody is on duty in " + r.ID
+		}
+		return ans
+	}
+	d := st.duties[0]
+	ans.OnCall = s.onCall(r, &st, d, t)
+	sp, _ := s.onLeave(d.person, t)
+	p := &s.people[d.person]
+	ans.GapReason = p.ID + " is on duty in " + r.ID + " but on time off (" + s.leaveText(d.person, sp) + ") and no swap or override covers it"
+	return ans
+}
+
+func (s *Schedule) leaveText(p int32, sp span) string {
+	loc := s.info[p].loc
+	return time.Unix(0, sp.start).In(loc).Format("2006-01-02") + ".." + time.Unix(0, sp.end-1).In(loc).Format("2006-01-02")
+}
+
+// heroAnswer adds follow-the-sun catchers to the hero rotation's answer
+// when the hero is outside working hours (or unavailable).
+func (s *Schedule) heroAnswer(t int64) Answer {
+	var buf [4]duty
+	ans := s.rotationAnswer(s.hero, t, buf[:0])
+	if !s.support.Catchers {
+		return ans
+	}
+	if !ans.Gap && ans.OnCall.Person != nil && s.working(s.personIdx[ans.OnCall.Person.ID], t) {
+		return ans
+	}
+	for _, p := range s.catchers {
+		if s.involved(&ans, p) || !s.working(p, t) || !s.available(p, t) {
+			continue
+		}
+		ans.Also = append(ans.Also, OnCall{
+			Person:      &s.people[p],
+			Shift:       s.catchShift(p, t),
+			Reason:      ReasonCatcher,
+			Explanation: s.info[p].catchExpl,
+		})
+	}
+	return ans
+}
+
+func (s *Schedule) involved(ans *Answer, p int32) bool {
+	id := s.people[p].ID
+	if ans.OnCall.Person != nil && ans.OnCall.Person.ID == id {
+		return true
+	}
+	for _, o := range ans.Also {
+		if o.Person != nil && o.Person.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// catchShift is the catcher's current stretch of working hours.
+func (s *Schedule) catchShift(p int32, t int64) Shift {
+	pi := &s.info[p]
+	sh := Shift{Person: s.people[p].ID, Reason: ReasonCatcher}
+	for _, iv := range s.personWindows(p, t-secondsPerDay*1e9, t+secondsPerDay*1e9) {
+		if iv.start <= t && t < iv.end {
+			sh.Start = time.Unix(0, iv.start).In(pi.loc)
+			sh.End = time.Unix(0, iv.end).In(pi.loc)
+			break
+		}
+	}
+	return sh
+}
+
+// secondaryAnswer applies the derived rule: while the hero belongs to the
+// team, the hero is its secondary and the rotation's own secondary is the
+// backup.
+func (s *Schedule) secondaryAnswer(team int, t int64) Answer {
+	var buf [4]duty
+	sec := s.rotationAnswer(s.teamRot[team], t, buf[:0])
+	if s.hero == nil || !s.support.HeroIsTeamSecondary || s.teamRot[team] == s.hero {
+		return sec
+	}
+	var hbuf [4]duty
+	hero := s.rotationAnswer(s.hero, t, hbuf[:0])
+	if hero.Gap || hero.OnCall.Person == nil || hero.OnCall.Person.Team != s.teams[team].ID {
+		return sec
+	}
+	h := hero.OnCall
+	ans := Answer{OnCall: OnCall{
+		Person: h.Person,
+		Shift:  h.Shift,
+		Reason: ReasonDerived,
+	}}
+	expl := h.Person.ID + " is the Support Hero (" + h.Reason.String() + "), so also " + s.teams[team].ID + "'s secondary (derived)"
+	if !sec.Gap && sec.OnCall.Person != nil && sec.OnCall.Person.ID != h.Person.ID {
+		ans.Also = append(ans.Also, sec.OnCall)
+		expl += "; " + sec.OnCall.Person.ID + " from " + s.teamRot[team].ID + " is backup"
+	}
+	for _, o := range sec.Also {
+		if o.Person.ID != h.Person.ID {
+			ans.Also = append(ans.Also, o)
+		}
+	}
+	ans.OnCall.Explanation = expl
+	return ans
+}
+
+// onCall builds the OnCall for duty d: the shift is the person's unbroken
+// stretch of this duty within the base shift, overrides applied.
+func (s *Schedule) onCall(r *rotation, st *state, d duty, t int64) OnCall {
+	lo, hi := r.dutyBounds(st, d)
+	sh := Shift{
+		Rotation: r.ID,
+		Person:   s.people[d.person].ID,
+		Start:    nanoTime(lo, r.loc),
+		End:      nanoTime(hi, r.loc),
+		Reason:   d.reason,
+	}
+	expl := ""
+	if d.scheduled >= 0 {
+		sh.Scheduled = s.people[d.scheduled].ID
+	}
+	if d.ov >= 0 {
+		expl = r.ovs[d.ov].expl
+	} else {
+		expl = r.baseExpl[st.pos]
+	}
+	return OnCall{Person: &s.people[d.person], Shift: sh, Reason: d.reason, Explanation: expl}
+}
+
+// nanoTime converts unix nanos to a time, leaving unbounded ends zero.
+func nanoTime(n int64, loc *time.Location) time.Time {
+	if n == minNano || n == maxNano {
+		return time.Time{}
+	}
+	return time.Unix(0, n).In(loc)
+}

@@ -1,0 +1,187 @@
+package schedule
+
+import (
+	"slices"
+	"time"
+)
+
+// personWindows returns person p's working stretches overlapping
+// [from, to) (unix nanos), unclipped, minus time off. A stretch's ends are
+// wall-clock times resolved in the person's zone.
+func (s *Schedule) personWindows(p int32, from, to int64) []span {
+	pi := &s.info[p]
+	if len(pi.hours.ranges) == 0 || to <= from {
+		return nil
+	}
+	d0 := floorDiv(wallAt(pi.loc, floorDiv(from, 1e9)), secondsPerDay) - 1
+	d1 := floorDiv(wallAt(pi.loc, floorDiv(to, 1e9)), secondsPerDay) + 1
+	var out []span
+	for d := d0; d <= d1; d++ {
+		wd := wallWeekday(d * secondsPerDay)
+		for _, rg := range pi.hours.ranges {
+			if rg.day != wd {
+				continue
+			}
+			a := resolve(pi.loc, d*secondsPerDay+int64(rg.start)*60) * 1e9
+			b := resolve(pi.loc, d*secondsPerDay+int64(rg.end)*60) * 1e9
+			if b > a {
+				out = append(out, span{a, b})
+			}
+		}
+	}
+	out = subtractSpans(mergeSpans(out), pi.off)
+	kept := out[:0]
+	for _, sp := range out {
+		if sp.end > from && sp.start < to {
+			kept = append(kept, sp)
+		}
+	}
+	return kept
+}
+
+// subtractSpans removes sorted, merged cut from sorted, merged in.
+func subtractSpans(in, cut []span) []span {
+	if len(cut) == 0 {
+		return in
+	}
+	var out []span
+	for _, sp := range in {
+		for _, c := range cut {
+			if c.end <= sp.start || c.start >= sp.end {
+				continue
+			}
+			if c.start > sp.start {
+				out = append(out, span{sp.start, c.start})
+			}
+			sp.start = c.end
+			if sp.start >= sp.end {
+				break
+			}
+		}
+		if sp.start < sp.end {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
+
+// WorkingWindows returns, within [from, to), the union of the support
+// roster's working hours minus their time off, as sorted, disjoint
+// intervals in UTC. The roster is the hero rotation's participants plus,
+// when catchers are on, the catcher pool. Response deadlines count only
+// time inside these windows.
+func (s *Schedule) WorkingWindows(from, to time.Time) []Interval {
+	f, e := from.UnixNano(), to.UnixNano()
+	var all []span
+	for _, p := range s.roster {
+		for _, sp := range s.personWindows(p, f, e) {
+			all = append(all, span{max(sp.start, f), min(sp.end, e)})
+		}
+	}
+	all = mergeSpans(all)
+	out := make([]Interval, 0, len(all))
+	for _, sp := range all {
+		out = append(out, Interval{Start: time.Unix(0, sp.start).UTC(), End: time.Unix(0, sp.end).UTC()})
+	}
+	return out
+}
+
+// Gap is a stretch of time when a role has nobody covering it.
+type Gap struct {
+	Role Role
+	// Team is set for RoleSecondary.
+	Team     string
+	Rotation string
+	Start    time.Time
+	End      time.Time
+	Reason   string
+}
+
+// Gaps lists the coverage gaps in [from, to), clipped to it: for the hero
+// (nobody on duty, or the hero on time off without a swap or override)
+// and for each team's secondary (the same, unless the derived rule covers
+// it with the hero). Hero gaps come first, then teams in configuration
+// order, each in time order.
+func (s *Schedule) Gaps(from, to time.Time) []Gap {
+	f, e := from.UnixNano(), to.UnixNano()
+	if e <= f {
+		return nil
+	}
+	var leave []int64
+	for _, pi := range s.info {
+		for _, sp := range pi.off {
+			leave = append(leave, sp.start, sp.end)
+		}
+	}
+	var out []Gap
+	if s.hero != nil {
+		points := s.changePoints(f, e, leave, s.hero)
+		out = appendGaps(out, points, e, Gap{Role: RoleHero, Rotation: s.hero.ID}, func(t int64) Answer {
+			var buf [4]duty
+			return s.rotationAnswer(s.hero, t, buf[:0])
+		})
+	}
+	for i, t := range s.teams {
+		rots := []*rotation{s.teamRot[i]}
+		if s.hero != nil {
+			rots = append(rots, s.hero)
+		}
+		points := s.changePoints(f, e, leave, rots...)
+		out = appendGaps(out, points, e, Gap{Role: RoleSecondary, Team: t.ID, Rotation: t.Secondary}, func(at int64) Answer {
+			return s.secondaryAnswer(i, at)
+		})
+	}
+	return out
+}
+
+// changePoints lists every instant in [f, e) at which the answer for the
+// given rotations may change, starting with f.
+func (s *Schedule) changePoints(f, e int64, extra []int64, rots ...*rotation) []int64 {
+	points := []int64{f}
+	add := func(t int64) {
+		if t > f && t < e {
+			points = append(points, t)
+		}
+	}
+	for _, t := range extra {
+		add(t)
+	}
+	for _, r := range rots {
+		for _, b := range r.bounds {
+			add(b)
+		}
+		add(r.startNano)
+		k, _, end := r.locate(floorDiv(f, 1e9))
+		for end*1e9 < e {
+			add(end * 1e9)
+			k++
+			end = r.handoff(k + 1)
+		}
+	}
+	slices.Sort(points)
+	return slices.Compact(points)
+}
+
+func appendGaps(out []Gap, points []int64, e int64, proto Gap, answer func(int64) Answer) []Gap {
+	open := -1
+	for i, p := range points {
+		end := e
+		if i+1 < len(points) {
+			end = points[i+1]
+		}
+		a := answer(p)
+		if !a.Gap {
+			open = -1
+			continue
+		}
+		if open >= 0 && out[open].Reason == a.GapReason && out[open].End.UnixNano() == p {
+			out[open].End = time.Unix(0, end).UTC()
+			continue
+		}
+		g := proto
+		g.Start, g.End, g.Reason = time.Unix(0, p).UTC(), time.Unix(0, end).UTC(), a.GapReason
+		out = append(out, g)
+		open = len(out) - 1
+	}
+	return out
+}
