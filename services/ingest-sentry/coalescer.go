@@ -1,0 +1,207 @@
+package ingestsentry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/coalesce"
+)
+
+// CoalescerDurable is the durable consumer of SENTRY_OCCURRENCES.
+const CoalescerDurable = "ingest-sentry-coalescer"
+
+// retryDelay is the wait before a failed downstream publish is retried.
+const retryDelay = time.Second
+
+// Run consumes SENTRY_OCCURRENCES and publishes coalesced messages to
+// support.inbound.sentry until ctx is done; then it publishes what is
+// pending and returns. It returns an error if the consumer cannot be
+// created or the connection is closed under it.
+func (s *Service) Run(ctx context.Context) error {
+	cons, err := s.deps.JS.CreateOrUpdateConsumer(ctx, OccurrenceStream, jetstream.ConsumerConfig{
+		Durable:       CoalescerDurable,
+		Description:   "sidekick ingest-sentry: coalesces occurrences per issue",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: s.cfg.MaxPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer %s on %s: %w", CoalescerDurable, OccurrenceStream, err)
+	}
+	l := &loop{s: s, co: s.coalescerFor(), held: map[uint64]jetstream.Msg{}}
+	return l.run(ctx, cons)
+}
+
+// loop is the coalescer's single goroutine state.
+type loop struct {
+	s    *Service
+	co   *coalesce.Coalescer
+	held map[uint64]jetstream.Msg // pending occurrences by stream sequence, to ack once published
+}
+
+func (l *loop) run(ctx context.Context, cons jetstream.Consumer) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(1000), jetstream.WithMessagesErrOnMissingHeartbeat(false))
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", OccurrenceStream, err)
+	}
+	msgs := make(chan jetstream.Msg, 1024)
+	pullErr := make(chan error, 1)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					return
+				}
+				if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) {
+					pullErr <- err
+					return
+				}
+				l.s.deps.Logger.Warn("pull sentry occurrences", "error", err)
+				continue
+			}
+			msgs <- m
+		}
+	}()
+	tick := time.NewTicker(min(max(l.s.cfg.CoalesceInterval/10, 10*time.Millisecond), time.Second))
+	defer tick.Stop()
+	lastEvict := l.s.deps.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			it.Stop()
+			l.shutdown(ctx, msgs)
+			return nil
+		case err := <-pullErr:
+			return fmt.Errorf("consume %s: %w", OccurrenceStream, err)
+		case m, ok := <-msgs:
+			if !ok {
+				continue
+			}
+			l.handle(ctx, m)
+		case <-tick.C:
+			now := l.s.deps.Now()
+			for _, b := range l.co.Due(now) {
+				l.send(ctx, b)
+			}
+			if now.Sub(lastEvict) >= l.s.cfg.CoalesceInterval {
+				l.co.Evict(now)
+				lastEvict = now
+			}
+		}
+		l.s.metrics.pending.Set(float64(l.co.Pending()))
+	}
+}
+
+// shutdown hands back prefetched messages and publishes what is pending,
+// so a rolling restart neither delays nor recounts anything.
+func (l *loop) shutdown(ctx context.Context, msgs <-chan jetstream.Msg) {
+	for m := range msgs {
+		_ = m.Nak()
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, b := range l.co.FlushAll() {
+		l.send(fctx, b)
+	}
+	_ = l.s.deps.JS.Conn().FlushWithContext(fctx)
+	l.s.metrics.pending.Set(float64(l.co.Pending()))
+}
+
+// handle takes one message off SENTRY_OCCURRENCES.
+func (l *loop) handle(ctx context.Context, m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		l.deadLetter(ctx, m, fmt.Errorf("no metadata: %w", err))
+		return
+	}
+	seq := md.Sequence.Stream
+	if _, ok := l.held[seq]; ok {
+		// Redelivered while still pending here (a long retry): keep the
+		// newest delivery to ack, count it once.
+		l.held[seq] = m
+		return
+	}
+	var in supportv1.InboundMessage
+	if err := bus.Decode(m, &in); err != nil {
+		l.deadLetter(ctx, m, err)
+		return
+	}
+	key := m.Subject()[len(occurrencePrefix):]
+	now := l.s.deps.Now()
+	if m.Headers().Get(headerRole) == roleOccurrence {
+		l.s.metrics.received.Inc()
+		l.held[seq] = m
+		if b := l.co.Add(key, &in, seq, now); b != nil {
+			l.send(ctx, b)
+		}
+		return
+	}
+	// A state change, comment or metric alert: send what is pending for
+	// the issue first, so the order downstream is the order received.
+	if b := l.co.Flush(key); b != nil && !l.send(ctx, b) {
+		_ = m.NakWithDelay(retryDelay)
+		return
+	}
+	if err := l.publish(ctx, &in); err != nil {
+		l.s.deps.Logger.Warn("publish sentry message; will retry", "id", in.GetId(), "error", err)
+		_ = m.NakWithDelay(retryDelay)
+		return
+	}
+	l.s.metrics.downstream.WithLabelValues("passthrough").Inc()
+	_ = m.Ack()
+	if in.GetKind() == supportv1.MessageKind_MESSAGE_KIND_THREAD_CLOSED || in.GetAttributes()["muted"] == "true" {
+		// A new occurrence after a resolve or mute is news: send it at once.
+		l.co.Forget(key)
+	}
+}
+
+// send publishes a batch and acks its occurrences, or puts it back.
+func (l *loop) send(ctx context.Context, b *coalesce.Batch) bool {
+	if err := l.publish(ctx, b.Message()); err != nil {
+		l.s.metrics.errors.Inc()
+		l.s.deps.Logger.Warn("publish coalesced sentry message; will retry", "issue", b.Key, "occurrences", b.Count, "error", err)
+		l.co.Failed(b, l.s.deps.Now().Add(retryDelay))
+		return false
+	}
+	for _, seq := range b.Seqs {
+		if m := l.held[seq]; m != nil {
+			_ = m.Ack()
+			delete(l.held, seq)
+		}
+	}
+	kind := "update"
+	if b.First {
+		kind = "first"
+	}
+	l.co.Sent(b.Key, l.s.deps.Now())
+	l.s.metrics.downstream.WithLabelValues(kind).Inc()
+	l.s.metrics.coalesced.Add(float64(b.Count))
+	return true
+}
+
+func (l *loop) publish(ctx context.Context, m *supportv1.InboundMessage) error {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := l.s.deps.Publisher.Publish(pctx, bus.Event{Subject: bus.InboundSubject("sentry"), ID: m.GetId(), Message: m})
+	return err
+}
+
+func (l *loop) deadLetter(ctx context.Context, m jetstream.Msg, cause error) {
+	if err := l.s.deps.DeadLetter(ctx, Name+"/coalescer", m.Data(), m.Headers(), cause); err != nil {
+		l.s.deps.Logger.Error("dead-letter sentry occurrence; will retry", "error", err)
+		_ = m.NakWithDelay(retryDelay)
+		return
+	}
+	_ = m.Ack()
+}

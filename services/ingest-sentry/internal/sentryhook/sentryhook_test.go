@@ -1,0 +1,211 @@
+package sentryhook
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+)
+
+var now = time.Date(2026, 11, 20, 10, 30, 0, 0, time.UTC)
+
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestVerify(t *testing.T) {
+	secret := []byte("client-secret")
+	body := fixture(t, "issue-created.json")
+	sig := Sign(secret, body)
+	if len(sig) != 64 || Verify(secret, body, sig) != nil {
+		t.Fatalf("own signature %q rejected", sig)
+	}
+	for name, tc := range map[string]struct {
+		secret []byte
+		body   []byte
+		header string
+		want   error
+	}{
+		"missing":      {secret, body, "", ErrMissingSignature},
+		"other body":   {secret, append([]byte(" "), body...), sig, ErrBadSignature},
+		"other secret": {[]byte("x"), body, sig, ErrBadSignature},
+		"no secret":    {nil, body, sig, ErrBadSignature},
+		"upper hex":    {secret, body, strings.ToUpper(sig[:1]) + "z" + sig[2:], ErrBadSignature},
+		"prefixed":     {secret, body, "sha256=" + sig, ErrBadSignature},
+		"short":        {secret, body, sig[:10], ErrBadSignature},
+	} {
+		if err := Verify(tc.secret, tc.body, tc.header); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	type want struct {
+		occurrence bool
+		key        string
+		thread     string
+		kind       supportv1.MessageKind
+		role       supportv1.AuthorRole
+		author     string
+		project    string
+		permalink  string
+		attrs      map[string]string
+	}
+	const issueURL = "https://sentry.io/organizations/acme/issues/1170820242/"
+	for name, tc := range map[string]struct {
+		resource, file string
+		want           want
+	}{
+		"issue created": {"issue", "issue-created.json", want{true, "1170820242", "sentry:1170820242",
+			supportv1.MessageKind_MESSAGE_KIND_POSTED, supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER, "sentry:api", "api",
+			"https://acme.sentry.io/issues/1170820242/", map[string]string{"short_id": "API-9", "level": "error", "sentry_count": "1", "culprit": "billing.views in charge_card"}}},
+		"issue resolved by a person": {"issue", "issue-resolved.json", want{false, "1170820242", "sentry:1170820242",
+			supportv1.MessageKind_MESSAGE_KIND_THREAD_CLOSED, supportv1.AuthorRole_AUTHOR_ROLE_STAFF, "sentry-user:1", "api", "", nil}},
+		"issue archived": {"issue", "issue-archived.json", want{false, "1170820242", "sentry:1170820242",
+			supportv1.MessageKind_MESSAGE_KIND_UPDATED, supportv1.AuthorRole_AUTHOR_ROLE_STAFF, "sentry-user:1", "api", "", map[string]string{"muted": "true", "substatus": "archived_until_escalating"}}},
+		"issue regressed": {"issue", "issue-unresolved.json", want{false, "1170820242", "sentry:1170820242",
+			supportv1.MessageKind_MESSAGE_KIND_THREAD_REOPENED, supportv1.AuthorRole_AUTHOR_ROLE_BOT, "sentry", "api", "", map[string]string{"muted": "false", "substatus": "regressed"}}},
+		"issue assigned": {"issue", "issue-assigned.json", want{false, "1170820242", "sentry:1170820242",
+			supportv1.MessageKind_MESSAGE_KIND_UPDATED, supportv1.AuthorRole_AUTHOR_ROLE_STAFF, "sentry-user:1", "api", "", map[string]string{"assigned_to": "alice@example.com"}}},
+		"error created": {"error", "error-created.json", want{true, "1170820242", "sentry:1170820242",
+			supportv1.MessageKind_MESSAGE_KIND_POSTED, supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER, "u-4711", "api", issueURL,
+			map[string]string{"level": "error", "environment": "production", "release": "api@2026.11.3", "event_id": "bb78c1407cea4519aa397afc059c793d"}}},
+		"issue alert triggered": {"event_alert", "event_alert-triggered.json", want{true, "1170820242", "sentry:1170820242",
+			supportv1.MessageKind_MESSAGE_KIND_POSTED, supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER, "u-4711", "api", issueURL,
+			map[string]string{"level": "fatal", "triggered_rule": "Billing errors page the platform team"}}},
+		"metric alert critical": {"metric_alert", "metric_alert-critical.json", want{false, "incident-4", "sentry:incident:4",
+			supportv1.MessageKind_MESSAGE_KIND_POSTED, supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER, "sentry", "frontend",
+			"https://sentry.io/organizations/acme/alerts/1/", map[string]string{"alert_rule": "Too many errors", "level": "fatal"}}},
+		"metric alert resolved": {"metric_alert", "metric_alert-resolved.json", want{false, "incident-4", "sentry:incident:4",
+			supportv1.MessageKind_MESSAGE_KIND_THREAD_CLOSED, supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER, "sentry", "frontend", "", nil}},
+		"comment created": {"comment", "comment-created.json", want{false, "1170820242", "sentry:1170820242",
+			supportv1.MessageKind_MESSAGE_KIND_POSTED, supportv1.AuthorRole_AUTHOR_ROLE_STAFF, "sentry-user:1", "api", "", nil}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ev, err := Parse(tc.resource, "req-1", fixture(t, tc.file), now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, w := ev.Message, tc.want
+			if m == nil {
+				t.Fatalf("ignored: %s", ev.Ignored)
+			}
+			if ev.Occurrence != w.occurrence || ev.Key != w.key || ev.Project != w.project {
+				t.Errorf("occurrence %v key %q project %q", ev.Occurrence, ev.Key, ev.Project)
+			}
+			if m.GetId() != "sentry:req-1" || m.GetChannel() != supportv1.Channel_CHANNEL_SENTRY || m.GetThreadKey() != w.thread || m.GetKind() != w.kind {
+				t.Errorf("id %q thread %q kind %v", m.GetId(), m.GetThreadKey(), m.GetKind())
+			}
+			if m.GetAuthor().GetRole() != w.role || m.GetAuthor().GetId() != w.author {
+				t.Errorf("author %v", m.GetAuthor())
+			}
+			if w.permalink != "" && m.GetPermalink() != w.permalink {
+				t.Errorf("permalink %q", m.GetPermalink())
+			}
+			for k, v := range w.attrs {
+				if m.GetAttributes()[k] != v {
+					t.Errorf("attributes[%q] = %q, want %q", k, m.GetAttributes()[k], v)
+				}
+			}
+			if m.GetSentAt() == nil || m.GetReceivedAt().AsTime() != now {
+				t.Errorf("times %v %v", m.GetSentAt(), m.GetReceivedAt())
+			}
+		})
+	}
+}
+
+func TestParseAffectedUser(t *testing.T) {
+	ev, err := Parse("error", "req-2", fixture(t, "error-created.json"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ev.Message.GetAuthor()
+	if a.GetEmail() != "jane@customer.io" || a.GetHandle() != "jane" || a.GetName() != "jane" {
+		t.Fatalf("affected user %v", a)
+	}
+	if ev.Tags["component"] != "billing" {
+		t.Fatalf("tags %v", ev.Tags)
+	}
+	if !strings.Contains(ev.Message.GetText(), "billing.views in charge_card") {
+		t.Fatalf("text %q", ev.Message.GetText())
+	}
+}
+
+func TestParseIgnoredAndBad(t *testing.T) {
+	for name, tc := range map[string]struct {
+		resource string
+		body     string
+		ignored  string
+		err      error
+	}{
+		"installation":      {"installation", string(fixture(t, "installation-created.json")), IgnoredInstallation, nil},
+		"unknown resource":  {"seer", `{"action":"root_cause_completed"}`, IgnoredResource, nil},
+		"unknown action":    {"issue", `{"action":"deleted","data":{}}`, IgnoredAction, nil},
+		"not JSON":          {"issue", `{"action":`, "", ErrMalformed},
+		"issue without id":  {"issue", `{"action":"created","data":{"issue":{"title":"x"}}}`, "", ErrUnusable},
+		"error without id":  {"error", `{"action":"created","data":{"error":{"title":"x"}}}`, "", ErrUnusable},
+		"wrong type":        {"issue", `{"action":"created","data":{"issue":{"id":{"x":1}}}}`, "", ErrUnusable},
+		"bad timestamp":     {"comment", `{"action":"created","data":{"issue_id":1,"comment_id":2,"timestamp":"yesterday"}}`, "", ErrUnusable},
+		"comment no issue":  {"comment", `{"action":"created","data":{"comment":"hi","comment_id":2}}`, "", ErrUnusable},
+		"metric without id": {"metric_alert", `{"action":"critical","data":{"metric_alert":{}}}`, "", ErrUnusable},
+	} {
+		ev, err := Parse(tc.resource, "r", []byte(tc.body), now)
+		if tc.err != nil && !errors.Is(err, tc.err) || tc.err == nil && err != nil {
+			t.Errorf("%s: err %v, want %v", name, err, tc.err)
+		}
+		if ev.Ignored != tc.ignored || (ev.Message != nil && tc.ignored != "") {
+			t.Errorf("%s: ignored %q, want %q", name, ev.Ignored, tc.ignored)
+		}
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	secret := []byte("fuzz")
+	f.Add([]byte(`{"action":"created"}`), Sign(secret, []byte(`{"action":"created"}`)))
+	f.Add([]byte(""), "")
+	f.Fuzz(func(t *testing.T, body []byte, header string) {
+		err := Verify(secret, body, header)
+		right := Sign(secret, body)
+		if (err == nil) != (header == right) {
+			t.Fatalf("Verify(%q) = %v; right signature %q", header, err, right)
+		}
+	})
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []struct{ resource, file string }{
+		{"issue", "issue-created.json"}, {"issue", "issue-resolved.json"}, {"error", "error-created.json"},
+		{"event_alert", "event_alert-triggered.json"}, {"metric_alert", "metric_alert-critical.json"}, {"comment", "comment-created.json"},
+	} {
+		f.Add(s.resource, fixture(f, s.file))
+	}
+	f.Fuzz(func(t *testing.T, resource string, body []byte) {
+		ev, err := Parse(resource, "fuzz", body, now)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnusable) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		if ev.Message == nil {
+			if ev.Ignored == "" {
+				t.Fatal("neither a message nor a reason")
+			}
+			return
+		}
+		m := ev.Message
+		if ev.Key == "" || m.GetId() != "sentry:fuzz" || !strings.HasPrefix(m.GetThreadKey(), "sentry:") || m.GetAuthor() == nil || m.GetSentAt() == nil {
+			t.Fatalf("incomplete event %+v", ev)
+		}
+	})
+}

@@ -1,0 +1,452 @@
+package ingestsentry
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/sentryhook"
+)
+
+const secret = "test-client-secret"
+
+type fixture struct {
+	srv *bustest.Server
+	js  jetstream.JetStream
+	svc *Service
+	mux *http.ServeMux
+}
+
+func newService(tb testing.TB, js jetstream.JetStream, cfg Config) *Service {
+	tb.Helper()
+	cfg.ClientSecret = secret
+	if cfg.Ownership == "" {
+		cfg.Ownership = "frontend=core-experience,api=platform,api[component=billing]=core-analytics"
+	}
+	ctx := context.Background()
+	if err := EnsureStream(ctx, js, cfg); err != nil {
+		tb.Fatal(err)
+	}
+	svc, err := New(cfg, Deps{
+		JS:        js,
+		Publisher: bus.NewPublisher(js, Source),
+		DeadLetter: func(ctx context.Context, location string, data []byte, hdr nats.Header, cause error) error {
+			return bus.DeadLetter(ctx, js, Name, location, bus.InboundSubject("sentry"), data, hdr, cause)
+		},
+		Registry: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return svc
+}
+
+func newFixture(tb testing.TB, cfg Config) *fixture {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs an embedded NATS server")
+	}
+	srv, js := bustest.StartJetStream(tb)
+	svc := newService(tb, js, cfg)
+	mux := http.NewServeMux()
+	svc.Register(mux)
+	return &fixture{srv: srv, js: js, svc: svc, mux: mux}
+}
+
+// run starts the coalescer; the returned stop cancels it and waits.
+func run(tb testing.TB, svc *Service) (stop func() error) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	tb.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func payload(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile("internal/sentryhook/testdata/" + name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func request(resource, requestID string, body []byte, sig string) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, "/sentry/webhook", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Request-ID", requestID)
+	req.Header.Set("Sentry-Hook-Resource", resource)
+	req.Header.Set("Sentry-Hook-Timestamp", "1763632717")
+	switch sig {
+	case "":
+		req.Header.Set("Sentry-Hook-Signature", sentryhook.Sign([]byte(secret), body))
+	case "-":
+	default:
+		req.Header.Set("Sentry-Hook-Signature", sig)
+	}
+	return req
+}
+
+func (f *fixture) post(t *testing.T, resource, requestID string, body []byte, sig string) int {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	f.mux.ServeHTTP(rec, request(resource, requestID, body, sig))
+	return rec.Code
+}
+
+func stored(t testing.TB, js jetstream.JetStream, stream, subject string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		if subject == "" || m.Subject == subject {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// downstream returns what ingest-sentry published on support.inbound.sentry.
+func downstream(t testing.TB, js jetstream.JetStream) []*supportv1.InboundMessage {
+	t.Helper()
+	var out []*supportv1.InboundMessage
+	for _, raw := range stored(t, js, bus.StreamInbound, bus.InboundSubject("sentry")) {
+		m := &supportv1.InboundMessage{}
+		if err := proto.Unmarshal(raw.Data, m); err != nil {
+			t.Fatal(err)
+		}
+		if raw.Header.Get(jetstream.MsgIDHeader) != m.GetId() || raw.Header.Get(bus.HeaderSource) != Source {
+			t.Fatalf("headers %v", raw.Header)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or a generous deadline passes; it
+// waits for work to happen, it does not assert how fast.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func occurrences(msgs []*supportv1.InboundMessage) int {
+	n := 0
+	for _, m := range msgs {
+		if c, err := strconv.Atoi(m.GetAttributes()["occurrences"]); err == nil {
+			n += c
+		}
+	}
+	return n
+}
+
+func TestWebhookRefusalsAndIgnored(t *testing.T) {
+	f := newFixture(t, Config{MaxBodyBytes: 1 << 20})
+	body := payload(t, "error-created.json")
+	count := func(resource, result string) float64 {
+		return testutil.ToFloat64(f.svc.metrics.webhooks.WithLabelValues(resource, result))
+	}
+	for name, tc := range map[string]struct {
+		resource, id string
+		body         []byte
+		sig          string
+		want         int
+	}{
+		"no signature":       {"error", "r1", body, "-", http.StatusUnauthorized},
+		"bad signature":      {"error", "r2", body, sentryhook.Sign([]byte("other"), body), http.StatusUnauthorized},
+		"too large":          {"error", "r3", make([]byte, 1<<20+1), "", http.StatusRequestEntityTooLarge},
+		"not JSON":           {"error", "r4", []byte(`{"action"`), "", http.StatusBadRequest},
+		"no Request-ID":      {"error", "", body, "", http.StatusBadRequest},
+		"no resource":        {"", "r5", body, "", http.StatusBadRequest},
+		"unknown resource":   {"preprod_artifact", "r6", []byte(`{"action":"size_analysis_completed"}`), "", http.StatusOK},
+		"unknown action":     {"issue", "r7", []byte(`{"action":"deleted","data":{}}`), "", http.StatusOK},
+		"installation":       {"installation", "r8", payload(t, "installation-created.json"), "", http.StatusOK},
+		"unusable, recorded": {"error", "r9", []byte(`{"action":"created","data":{"error":{"title":"no issue"}}}`), "", http.StatusOK},
+	} {
+		if code := f.post(t, tc.resource, tc.id, tc.body, tc.sig); code != tc.want {
+			t.Errorf("%s: %d, want %d", name, code, tc.want)
+		}
+	}
+	if count("other", "ignored_resource") != 1 || count("issue", "ignored_action") != 1 || count("installation", "installation") != 1 {
+		t.Fatal("ignored webhooks not counted")
+	}
+	if n := len(stored(t, f.js, OccurrenceStream, "")); n != 0 {
+		t.Fatalf("%d occurrences stored for refused or ignored webhooks", n)
+	}
+	dl := stored(t, f.js, bus.StreamDeadLetter, bus.DeadLetterSubject(Name))
+	if len(dl) != 1 || dl[0].Header.Get(bus.HeaderErrorLocation) != "ingest-sentry/webhook/error" ||
+		!strings.Contains(dl[0].Header.Get(bus.HeaderError), "issue_id") || dl[0].Header.Get("request-id") != "r9" {
+		t.Fatalf("dead letters %v", dl)
+	}
+}
+
+func TestIssueLifecycle(t *testing.T) {
+	f := newFixture(t, Config{CoalesceInterval: time.Hour})
+	stop := run(t, f.svc)
+	post := func(resource, id, file string) {
+		t.Helper()
+		if code := f.post(t, resource, id, payload(t, file), ""); code != http.StatusOK {
+			t.Fatalf("%s %s: %d", resource, id, code)
+		}
+	}
+	post("issue", "created", "issue-created.json")
+	waitFor(t, "the first message", func() bool { return len(downstream(t, f.js)) == 1 })
+	for i := range 5 {
+		post("error", "err-"+strconv.Itoa(i), "error-created.json")
+	}
+	post("error", "err-0", "error-created.json") // a Sentry retry: stored once
+	post("comment", "comment", "comment-created.json")
+	post("issue", "resolved", "issue-resolved.json")
+	post("event_alert", "regressed", "event_alert-triggered.json")
+	post("metric_alert", "incident", "metric_alert-critical.json")
+	waitFor(t, "all messages", func() bool { return len(downstream(t, f.js)) == 6 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	msgs := downstream(t, f.js)
+	type row struct {
+		id          string
+		kind        supportv1.MessageKind
+		occurrences string
+		team        string
+	}
+	var got []row
+	for _, m := range msgs {
+		got = append(got, row{m.GetId(), m.GetKind(), m.GetAttributes()["occurrences"], m.GetTeam()})
+	}
+	want := []row{
+		{"sentry:created", supportv1.MessageKind_MESSAGE_KIND_POSTED, "1", "platform"},
+		// The five errors wait for the interval; the comment flushes them
+		// first, so the order downstream is the order received.
+		{"sentry:err-4", supportv1.MessageKind_MESSAGE_KIND_UPDATED, "5", "core-analytics"},
+		{"sentry:comment", supportv1.MessageKind_MESSAGE_KIND_POSTED, "", "platform"},
+		{"sentry:resolved", supportv1.MessageKind_MESSAGE_KIND_THREAD_CLOSED, "", "platform"},
+		// After the resolve, a new occurrence is news: sent at once.
+		{"sentry:regressed", supportv1.MessageKind_MESSAGE_KIND_POSTED, "1", "core-analytics"},
+		{"sentry:incident", supportv1.MessageKind_MESSAGE_KIND_POSTED, "", "core-experience"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("downstream\n got %v\nwant %v", got, want)
+	}
+	upd := msgs[1]
+	if upd.GetThreadKey() != "sentry:1170820242" || upd.GetAuthor().GetEmail() != "jane@customer.io" ||
+		upd.GetPermalink() != "https://sentry.io/organizations/acme/issues/1170820242/" || upd.GetAttributes()["project"] != "api" ||
+		upd.GetAttributes()["level"] != "error" || upd.GetAttributes()["affected_users"] != "1" || upd.GetAttributes()["culprit"] == "" {
+		t.Fatalf("update %v", upd)
+	}
+	if n := len(stored(t, f.js, OccurrenceStream, "")); n != 0 {
+		t.Fatalf("%d occurrences left in the work queue after everything was published", n)
+	}
+}
+
+// storm posts n signed error.created webhooks spread over issues issues
+// with conc concurrent senders and returns each response time.
+func storm(tb testing.TB, url string, n, issues, conc int) ([]time.Duration, time.Duration) {
+	tb.Helper()
+	base := payload(tb, "error-created.json")
+	bodies := make([][]byte, issues)
+	sigs := make([]string, issues)
+	for i := range issues {
+		bodies[i] = bytes.ReplaceAll(base, []byte("1170820242"), []byte(strconv.Itoa(900000+i)))
+		sigs[i] = sentryhook.Sign([]byte(secret), bodies[i])
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
+	defer client.CloseIdleConnections()
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				issue := i % issues
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(bodies[issue]))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Request-ID", fmt.Sprintf("storm-%d", i))
+				req.Header.Set("Sentry-Hook-Resource", "error")
+				req.Header.Set("Sentry-Hook-Signature", sigs[issue])
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				lat[i] = time.Since(t0)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+				}
+				if resp != nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		tb.Fatalf("%d of %d webhooks were not accepted", f, n)
+	}
+	return lat, time.Since(start)
+}
+
+func p99(lat []time.Duration) time.Duration {
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	return s[len(s)*99/100]
+}
+
+// TestStormCountsAddUp sends 50,000 events over 10 issues and checks that
+// every accepted event is counted exactly once downstream, in a few
+// messages per issue.
+func TestStormCountsAddUp(t *testing.T) {
+	const n, issues = 50000, 10
+	f := newFixture(t, Config{CoalesceInterval: time.Minute})
+	stop := run(t, f.svc)
+	srv := httptest.NewServer(f.mux)
+	defer srv.Close()
+	lat, elapsed := storm(t, srv.URL+"/sentry/webhook", n, issues, 32)
+	waitFor(t, "the coalescer to take every occurrence", func() bool {
+		return testutil.ToFloat64(f.svc.metrics.received) == n
+	})
+	if err := stop(); err != nil { // publishes what is pending
+		t.Fatal(err)
+	}
+	msgs := downstream(t, f.js)
+	perIssue := map[string]int{}
+	for _, m := range msgs {
+		perIssue[m.GetThreadKey()]++
+	}
+	if got := occurrences(msgs); got != n {
+		t.Fatalf("occurrence counts add up to %d, want %d", got, n)
+	}
+	if len(perIssue) != issues {
+		t.Fatalf("%d threads, want %d", len(perIssue), issues)
+	}
+	for k, c := range perIssue {
+		if c > 4 {
+			t.Errorf("%s: %d messages, want a few", k, c)
+		}
+	}
+	t.Logf("%d events in %v (%.0f/s), p99 %v, %d messages downstream", n, elapsed.Round(time.Millisecond),
+		float64(n)/elapsed.Seconds(), p99(lat), len(msgs))
+}
+
+// TestCrashLosesNothing stops a coalescer without letting it publish what
+// it holds, as a crash would, and checks that the next one accounts for
+// every accepted occurrence.
+func TestCrashLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs an embedded NATS server")
+	}
+	const n = 2000
+	srv, js := bustest.StartJetStream(t)
+	cfg := Config{CoalesceInterval: time.Hour, AckWait: time.Second}
+
+	// The first process: its own connection, which "crashes".
+	nc1, js1 := srv.Connect(t)
+	first := newService(t, js1, cfg)
+	firstStop := run(t, first)
+	mux := http.NewServeMux()
+	first.Register(mux)
+	h := httptest.NewServer(mux)
+	defer h.Close()
+	storm(t, h.URL+"/sentry/webhook", n, 2, 8)
+	waitFor(t, "the first coalescer to take every occurrence", func() bool {
+		return testutil.ToFloat64(first.metrics.received) == n
+	})
+	nc1.Close() // crash: the pending counts die with the process, unacked
+	_ = firstStop()
+	firstMsgs := downstream(t, js)
+	if len(firstMsgs) != 2 || occurrences(firstMsgs) != 2 {
+		t.Fatalf("before the crash: %d messages counting %d", len(firstMsgs), occurrences(firstMsgs))
+	}
+
+	// The next process gets the unacknowledged occurrences again.
+	second := newService(t, js, cfg)
+	secondStop := run(t, second)
+	waitFor(t, "redelivery to the second coalescer", func() bool {
+		return testutil.ToFloat64(second.metrics.received) == n-2
+	})
+	if err := secondStop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := occurrences(downstream(t, js)); got != n {
+		t.Fatalf("after the crash the counts add up to %d, want %d", got, n)
+	}
+}
+
+func TestWebhookNATSDown(t *testing.T) {
+	f := newFixture(t, Config{PublishTimeout: 200 * time.Millisecond})
+	f.srv.Shutdown()
+	if code := f.post(t, "error", "down-1", payload(t, "error-created.json"), ""); code != http.StatusServiceUnavailable {
+		t.Fatalf("NATS down: %d", code)
+	}
+	if code := f.post(t, "error", "down-2", []byte(`{"action":"created","data":{"error":{}}}`), ""); code != http.StatusServiceUnavailable {
+		t.Fatalf("dead letter with NATS down: %d", code)
+	}
+}
+
+func TestNewRefusesMissingSecret(t *testing.T) {
+	if _, err := New(Config{}, Deps{}); err == nil || !strings.Contains(err.Error(), "SIDEKICK_SENTRY_CLIENT_SECRET") {
+		t.Fatalf("want an error naming the variable, got %v", err)
+	}
+}
+
+func TestOwnershipFromOrgFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs an embedded NATS server")
+	}
+	_, js := bustest.StartJetStream(t)
+	path := t.TempDir() + "/sidekick.yaml"
+	if err := os.WriteFile(path, []byte("teams: []\nsentry:\n  ownership:\n    - {project: \"*\", team: platform}\n    - {project: frontend, team: core-experience}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc := newService(t, js, Config{Ownership: "api=core-analytics", OrgConfig: path})
+	if svc.owners.Team("api", nil) != "core-analytics" || svc.owners.Team("frontend", nil) != "core-experience" || svc.owners.Team("ios", nil) != "platform" {
+		t.Fatalf("rules %v", svc.owners)
+	}
+}
