@@ -1,0 +1,431 @@
+// Package engine runs triage's changes in Postgres transactions: an inbound
+// message or a person's command is applied with the conversation state
+// machine (package conv), and the conversation, the message, the audit
+// trail and the outbox events are written together, with the inbound
+// message id claimed in the inbox in that same transaction.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/conv"
+	"github.com/sidekickhq/sidekick/services/triage/internal/store"
+	"github.com/sidekickhq/sidekick/services/triage/internal/tier"
+)
+
+// Errors the gRPC layer maps to status codes.
+var (
+	// ErrNotFound: no such conversation or customer.
+	ErrNotFound = store.ErrNotFound
+	// ErrInvalid: the request is malformed.
+	ErrInvalid = errors.New("invalid request")
+	// ErrConflict: the request contradicts the stored state.
+	ErrConflict = errors.New("conflict")
+)
+
+// Config tunes the engine.
+type Config struct {
+	// ConsoleURL is the base of share links: ConsoleURL/conversations/<id>.
+	ConsoleURL string
+	// Rules decide customer tiers.
+	Rules tier.Rules
+}
+
+// Engine applies inbound messages and commands.
+type Engine struct {
+	pool    *pgxpool.Pool
+	cfg     Config
+	now     func() time.Time
+	handled *prometheus.CounterVec
+}
+
+// New returns an engine; its metrics register on reg.
+func New(pool *pgxpool.Pool, cfg Config, now func() time.Time, reg prometheus.Registerer) (*Engine, error) {
+	if pool == nil {
+		return nil, errors.New("engine: pool is required")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	cfg.ConsoleURL = strings.TrimRight(cfg.ConsoleURL, "/")
+	handled, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sidekick_triage_messages_handled_total",
+		Help: "Inbound messages handled by triage, by message kind and result (applied, duplicate, recorded).",
+	}, []string{"kind", "result"}))
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{pool: pool, cfg: cfg, now: now, handled: handled}, nil
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if reg == nil {
+		return c, nil
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("register metrics: %w", err)
+	}
+	return c, nil
+}
+
+// NewID returns a random UUID (version 4).
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// ShareURL is the console link of a conversation.
+func (e *Engine) ShareURL(id string) string {
+	return e.cfg.ConsoleURL + "/conversations/" + id
+}
+
+// decorate fills the computed fields of a snapshot.
+func (e *Engine) decorate(c *supportv1.Conversation) *supportv1.Conversation {
+	if c != nil {
+		c.ShareUrl = e.ShareURL(c.GetId())
+	}
+	return c
+}
+
+// EventName is the subject token of an event type, e.g. "opened".
+func EventName(t supportv1.ConversationEventType) string {
+	return strings.ToLower(strings.TrimPrefix(t.String(), "CONVERSATION_EVENT_TYPE_"))
+}
+
+// Result is what handling an inbound message did.
+type Result string
+
+// Results of HandleInbound.
+const (
+	// Applied: the message changed a conversation (or opened one).
+	Applied Result = "applied"
+	// Recorded: the message was stored and changed no conversation.
+	Recorded Result = "recorded"
+	// Duplicate: the message id was handled before; nothing changed.
+	Duplicate Result = "duplicate"
+)
+
+// HandleInbound applies one inbound message exactly once: the inbox claim,
+// the conversation, the message and the outbox events commit together.
+func (e *Engine) HandleInbound(ctx context.Context, m *supportv1.InboundMessage, subject string) (Result, error) {
+	switch {
+	case m.GetId() == "":
+		return "", fmt.Errorf("inbound message without an id: %w", ErrInvalid)
+	case m.GetThreadKey() == "":
+		return "", fmt.Errorf("inbound message %s without a thread key: %w", m.GetId(), ErrInvalid)
+	case m.GetChannel() == supportv1.Channel_CHANNEL_UNSPECIFIED:
+		return "", fmt.Errorf("inbound message %s without a channel: %w", m.GetId(), ErrInvalid)
+	}
+	var res Result
+	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		var err error
+		res, err = e.handleInbound(ctx, tx, m, subject)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("handle inbound %s: %w", m.GetId(), err)
+	}
+	e.handled.WithLabelValues(strings.ToLower(strings.TrimPrefix(conv.Kind(m).String(), "MESSAGE_KIND_")), string(res)).Inc()
+	return res, nil
+}
+
+func (e *Engine) handleInbound(ctx context.Context, tx pgx.Tx, m *supportv1.InboundMessage, subject string) (Result, error) {
+	now := e.now()
+	fresh, err := store.ClaimInbox(ctx, tx, m.GetId(), subject, now)
+	if err != nil {
+		return "", err
+	}
+	if !fresh {
+		return Duplicate, nil
+	}
+	c, err := store.ConversationByThread(ctx, tx, m.GetChannel(), m.GetThreadKey(), true)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	opened := false
+	if c == nil && conv.Opens(m) {
+		if c, opened, err = e.open(ctx, tx, m, now); err != nil {
+			return "", err
+		}
+	}
+	out := conv.Apply(c, m, opened, now)
+	switch out.Store {
+	case conv.StoreInsert:
+		id := ""
+		if c != nil {
+			id = c.GetId()
+		}
+		if err := store.InsertMessage(ctx, tx, m, id, now); err != nil {
+			return "", err
+		}
+	case conv.StoreEdit:
+		if _, err := store.EditMessage(ctx, tx, m, now); err != nil {
+			return "", err
+		}
+	case conv.StoreDelete:
+		if _, err := store.DeleteMessage(ctx, tx, m, now); err != nil {
+			return "", err
+		}
+	}
+	if c == nil || (!out.Changed && len(out.Events) == 0) {
+		return Recorded, nil
+	}
+	if opened {
+		if err := store.AttachThread(ctx, tx, c); err != nil {
+			return "", err
+		}
+	}
+	if err := e.save(ctx, tx, c, out, now); err != nil {
+		return "", err
+	}
+	return Applied, nil
+}
+
+// open creates the conversation m opens, with the author's customer and
+// tier. When a concurrent transaction created it first, that one is
+// loaded (locked) instead and opened is false.
+func (e *Engine) open(ctx context.Context, tx pgx.Tx, m *supportv1.InboundMessage, now time.Time) (*supportv1.Conversation, bool, error) {
+	c := conv.Open(NewID(), m, now)
+	if err := e.classify(ctx, tx, c); err != nil {
+		return nil, false, err
+	}
+	ok, err := store.InsertConversation(ctx, tx, c)
+	if err != nil {
+		return nil, false, err
+	}
+	if ok {
+		return c, true, nil
+	}
+	c, err = store.ConversationByThread(ctx, tx, m.GetChannel(), m.GetThreadKey(), true)
+	return c, false, err
+}
+
+// classify matches c's author to a customer and sets the tier.
+func (e *Engine) classify(ctx context.Context, q store.Querier, c *supportv1.Conversation) error {
+	cust, err := store.MatchCustomer(ctx, q, tier.Candidates(c.GetChannel(), c.GetAuthor()))
+	if err != nil {
+		return err
+	}
+	c.Tier, c.TierReason, c.Customer = e.tierOf(cust)
+	return nil
+}
+
+func (e *Engine) tierOf(cust *triagev1.Customer) (supportv1.Tier, string, *supportv1.CustomerRef) {
+	if cust == nil {
+		t, reason := e.cfg.Rules.Of(nil)
+		return t, reason, nil
+	}
+	t, reason := e.cfg.Rules.Of(&tier.Customer{Plan: cust.GetPlan(), MonthlyRevenueCents: cust.GetMonthlyRevenueCents(), InSalesProcess: cust.GetInSalesProcess()})
+	return t, reason, &supportv1.CustomerRef{Id: cust.GetId(), Name: cust.GetName(), Organisation: cust.GetOrganisation()}
+}
+
+// save writes the conversation, its audit lines and its events.
+func (e *Engine) save(ctx context.Context, tx pgx.Tx, c *supportv1.Conversation, out conv.Outcome, now time.Time) error {
+	if out.Changed {
+		if err := store.UpdateConversation(ctx, tx, c); err != nil {
+			return err
+		}
+	}
+	for _, a := range out.Audit {
+		if err := store.InsertAudit(ctx, tx, c.GetId(), a.Actor, a.Action, a.Detail, now); err != nil {
+			return err
+		}
+	}
+	snapshot := e.decorate(proto.Clone(c).(*supportv1.Conversation))
+	for _, ev := range out.Events {
+		if err := e.queue(ctx, tx, snapshot, ev, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queue writes one conversation event to the outbox.
+func (e *Engine) queue(ctx context.Context, tx pgx.Tx, snapshot *supportv1.Conversation, ev conv.Event, now time.Time) error {
+	id := NewID()
+	msg := &supportv1.ConversationEvent{
+		Id:           id,
+		Type:         ev.Type,
+		OccurredAt:   timestamppb.New(now),
+		Conversation: snapshot,
+		Message:      ev.Message,
+		Actor:        ev.Actor,
+		Reason:       ev.Reason,
+	}
+	payload, err := proto.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("encode %s event: %w", EventName(ev.Type), err)
+	}
+	return store.InsertOutbox(ctx, tx, store.OutboxEvent{
+		ID:        id,
+		Subject:   bus.ConversationSubject(EventName(ev.Type)),
+		Type:      string(proto.MessageName(msg)),
+		Payload:   payload,
+		CreatedAt: now,
+	})
+}
+
+// change applies f to a locked conversation and saves what it did.
+func (e *Engine) change(ctx context.Context, id string, f func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error)) (*supportv1.Conversation, error) {
+	if strings.TrimSpace(id) == "" {
+		return nil, fmt.Errorf("conversation id is required: %w", ErrInvalid)
+	}
+	var c *supportv1.Conversation
+	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		var err error
+		if c, err = store.ConversationByID(ctx, tx, id, true); err != nil {
+			return err
+		}
+		now := e.now()
+		out, err := f(tx, c, now)
+		if err != nil {
+			return err
+		}
+		return e.save(ctx, tx, c, out, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.decorate(c), nil
+}
+
+// actor defaults an empty actor to conv.System.
+func actor(a string) string {
+	if a = strings.TrimSpace(a); a != "" {
+		return a
+	}
+	return conv.System
+}
+
+// Assign gives a conversation to assignee (empty unassigns).
+func (e *Engine) Assign(ctx context.Context, id, assignee, who string) (*supportv1.Conversation, error) {
+	return e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error) {
+		return conv.Assign(c, assignee, actor(who), now), nil
+	})
+}
+
+// Tag adds and removes tags and optionally replaces the categories.
+func (e *Engine) Tag(ctx context.Context, id string, add, remove, categories []string, who string) (*supportv1.Conversation, error) {
+	return e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error) {
+		return conv.Tag(c, add, remove, categories, actor(who), now), nil
+	})
+}
+
+// Close closes a conversation for reason (resolved when unspecified).
+func (e *Engine) Close(ctx context.Context, id string, reason supportv1.CloseReason, who string) (*supportv1.Conversation, error) {
+	if _, ok := supportv1.CloseReason_name[int32(reason)]; !ok {
+		return nil, fmt.Errorf("unknown close reason %d: %w", reason, ErrInvalid)
+	}
+	return e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error) {
+		return conv.Close(c, reason, actor(who), now), nil
+	})
+}
+
+// Reopen opens a closed or awaiting conversation again.
+func (e *Engine) Reopen(ctx context.Context, id, who string) (*supportv1.Conversation, error) {
+	return e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error) {
+		return conv.Reopen(c, actor(who), now), nil
+	})
+}
+
+// Escalate publishes an escalation of the conversation, to team if given.
+func (e *Engine) Escalate(ctx context.Context, id, reason, team, who string) (*supportv1.Conversation, error) {
+	return e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error) {
+		if c.GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
+			return conv.Outcome{}, fmt.Errorf("conversation %s is closed: reopen it before escalating: %w", id, ErrConflict)
+		}
+		return conv.Escalate(c, reason, team, actor(who), now), nil
+	})
+}
+
+// maxNote bounds the size of a note.
+const maxNote = 64 << 10
+
+// AddNote stores a private note (audited; notes are not published).
+func (e *Engine) AddNote(ctx context.Context, id, text string, handoff bool, who string) (*triagev1.Note, error) {
+	text = strings.TrimSpace(text)
+	switch {
+	case text == "":
+		return nil, fmt.Errorf("note text is required: %w", ErrInvalid)
+	case len(text) > maxNote:
+		return nil, fmt.Errorf("note is longer than %d bytes: %w", maxNote, ErrInvalid)
+	}
+	var note *triagev1.Note
+	_, err := e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error) {
+		note = &triagev1.Note{Id: NewID(), Author: actor(who), Text: text, Handoff: handoff, CreatedAt: timestamppb.New(now)}
+		if err := store.InsertNote(ctx, tx, c.GetId(), note); err != nil {
+			return conv.Outcome{}, err
+		}
+		action := "noted"
+		if handoff {
+			action = "handoff note"
+		}
+		return conv.Outcome{Audit: []conv.Audit{{Actor: note.GetAuthor(), Action: action}}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return note, nil
+}
+
+// Get returns a conversation with its messages, notes and audit trail.
+func (e *Engine) Get(ctx context.Context, id string) (*triagev1.GetConversationResponse, error) {
+	if strings.TrimSpace(id) == "" {
+		return nil, fmt.Errorf("conversation id is required: %w", ErrInvalid)
+	}
+	var resp triagev1.GetConversationResponse
+	err := pgx.BeginTxFunc(ctx, e.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		c, err := store.ConversationByID(ctx, tx, id, false)
+		if err != nil {
+			return err
+		}
+		resp.Conversation = e.decorate(c)
+		if resp.Messages, err = store.Messages(ctx, tx, id); err != nil {
+			return err
+		}
+		if resp.Notes, err = store.Notes(ctx, tx, id); err != nil {
+			return err
+		}
+		resp.Audit, err = store.Audit(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// List returns conversations matching f in queue order.
+func (e *Engine) List(ctx context.Context, f store.Filter) ([]*supportv1.Conversation, error) {
+	cs, err := store.ListConversations(ctx, e.pool, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		e.decorate(c)
+	}
+	return cs, nil
+}

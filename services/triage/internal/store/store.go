@@ -1,0 +1,576 @@
+// Package store is triage's SQL: conversations, messages, notes, the audit
+// trail, the inbox, the outbox and the customer directory. Every function
+// takes a Querier, so the engine runs them inside its transactions.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+)
+
+// Querier is a pool, a connection or a transaction.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// ErrNotFound is returned when a conversation or customer does not exist.
+var ErrNotFound = errors.New("not found")
+
+// NotifyChannel is the LISTEN/NOTIFY channel the outbox relay waits on.
+const NotifyChannel = "triage_outbox"
+
+// ClaimInbox records an inbound message id; false means it was already
+// handled (the caller commits nothing else).
+func ClaimInbox(ctx context.Context, q Querier, id, subject string, at time.Time) (bool, error) {
+	tag, err := q.Exec(ctx, `INSERT INTO inbox (message_id, subject, handled_at) VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING`, id, subject, at)
+	if err != nil {
+		return false, fmt.Errorf("claim inbox %s: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+const conversationColumns = `c.id, c.channel, c.thread_key, c.status, c.close_reason, c.tier, c.tier_reason,
+	c.categories, c.tags, c.subject, c.customer_id, coalesce(cu.name, ''), coalesce(cu.organisation, ''),
+	c.author, c.assignee, c.team, c.opened_at, c.first_response_at, c.last_customer_message_at,
+	c.next_deadline_at, c.deadline_level, c.message_count, c.permalink, c.updated_at`
+
+const conversationFrom = ` FROM conversations c LEFT JOIN customers cu ON cu.id = c.customer_id`
+
+func scanConversation(row pgx.Row) (*supportv1.Conversation, error) {
+	var (
+		c                                  supportv1.Conversation
+		channel, status, reason, tier, lvl int16
+		customerID                         *string
+		custName, custOrg                  string
+		author                             []byte
+		opened, updated                    time.Time
+		firstResp, lastCust, deadline      *time.Time
+	)
+	err := row.Scan(&c.Id, &channel, &c.ThreadKey, &status, &reason, &tier, &c.TierReason,
+		&c.Categories, &c.Tags, &c.Subject, &customerID, &custName, &custOrg,
+		&author, &c.Assignee, &c.Team, &opened, &firstResp, &lastCust,
+		&deadline, &lvl, &c.MessageCount, &c.Permalink, &updated)
+	if err != nil {
+		return nil, err
+	}
+	c.Channel = supportv1.Channel(channel)
+	c.Status = supportv1.ConversationStatus(status)
+	c.CloseReason = supportv1.CloseReason(reason)
+	c.Tier = supportv1.Tier(tier)
+	c.DeadlineLevel = supportv1.DeadlineLevel(lvl)
+	if customerID != nil {
+		c.Customer = &supportv1.CustomerRef{Id: *customerID, Name: custName, Organisation: custOrg}
+	}
+	if len(author) > 0 && string(author) != "{}" {
+		var a supportv1.Author
+		if err := protojson.Unmarshal(author, &a); err != nil {
+			return nil, fmt.Errorf("conversation %s author: %w", c.Id, err)
+		}
+		c.Author = &a
+	}
+	c.OpenedAt = timestamppb.New(opened)
+	c.UpdatedAt = timestamppb.New(updated)
+	c.FirstResponseAt = ts(firstResp)
+	c.LastCustomerMessageAt = ts(lastCust)
+	c.NextDeadlineAt = ts(deadline)
+	return &c, nil
+}
+
+func ts(t *time.Time) *timestamppb.Timestamp {
+	if t == nil {
+		return nil
+	}
+	return timestamppb.New(*t)
+}
+
+func tm(t *timestamppb.Timestamp) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := t.AsTime()
+	return &v
+}
+
+func one(q Querier, ctx context.Context, where string, forUpdate bool, args ...any) (*supportv1.Conversation, error) {
+	sql := `SELECT ` + conversationColumns + conversationFrom + ` WHERE ` + where
+	if forUpdate {
+		sql += ` FOR UPDATE OF c`
+	}
+	c, err := scanConversation(q.QueryRow(ctx, sql, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return c, err
+}
+
+// ConversationByThread loads the conversation of a thread, locked for
+// update when forUpdate; ErrNotFound when there is none.
+func ConversationByThread(ctx context.Context, q Querier, ch supportv1.Channel, threadKey string, forUpdate bool) (*supportv1.Conversation, error) {
+	c, err := one(q, ctx, `c.channel = $1 AND c.thread_key = $2`, forUpdate, int16(ch), threadKey)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("load conversation of %s: %w", threadKey, err)
+	}
+	return c, err
+}
+
+// ConversationByID loads a conversation, locked for update when forUpdate.
+func ConversationByID(ctx context.Context, q Querier, id string, forUpdate bool) (*supportv1.Conversation, error) {
+	c, err := one(q, ctx, `c.id = $1`, forUpdate, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("load conversation %s: %w", id, err)
+	}
+	return c, err
+}
+
+func authorJSON(a *supportv1.Author) ([]byte, error) {
+	if a == nil {
+		return []byte("{}"), nil
+	}
+	return protojson.Marshal(a)
+}
+
+func customerID(c *supportv1.Conversation) *string {
+	if id := c.GetCustomer().GetId(); id != "" {
+		return &id
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// InsertConversation creates c unless its thread already has one; false
+// means another transaction created it first.
+func InsertConversation(ctx context.Context, q Querier, c *supportv1.Conversation) (bool, error) {
+	author, err := authorJSON(c.GetAuthor())
+	if err != nil {
+		return false, fmt.Errorf("insert conversation: author: %w", err)
+	}
+	tag, err := q.Exec(ctx, `INSERT INTO conversations (id, channel, thread_key, status, close_reason, tier, tier_reason,
+		categories, tags, subject, customer_id, author, assignee, team, opened_at, first_response_at,
+		last_customer_message_at, next_deadline_at, deadline_level, message_count, permalink, updated_at)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
+		ON CONFLICT (channel, thread_key) DO NOTHING`,
+		c.GetId(), int16(c.GetChannel()), c.GetThreadKey(), int16(c.GetStatus()), int16(c.GetCloseReason()),
+		int16(c.GetTier()), c.GetTierReason(), nonNil(c.GetCategories()), nonNil(c.GetTags()), c.GetSubject(),
+		customerID(c), author, c.GetAssignee(), c.GetTeam(), c.GetOpenedAt().AsTime(), tm(c.GetFirstResponseAt()),
+		tm(c.GetLastCustomerMessageAt()), tm(c.GetNextDeadlineAt()), int16(c.GetDeadlineLevel()), c.GetMessageCount(),
+		c.GetPermalink(), c.GetUpdatedAt().AsTime())
+	if err != nil {
+		return false, fmt.Errorf("insert conversation of %s: %w", c.GetThreadKey(), err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// UpdateConversation writes every mutable field of c.
+func UpdateConversation(ctx context.Context, q Querier, c *supportv1.Conversation) error {
+	_, err := q.Exec(ctx, `UPDATE conversations SET status = $2, close_reason = $3, tier = $4, tier_reason = $5,
+		categories = $6, tags = $7, subject = $8, customer_id = $9, assignee = $10, team = $11,
+		first_response_at = $12, last_customer_message_at = $13, next_deadline_at = $14, deadline_level = $15,
+		message_count = $16, permalink = $17, updated_at = $18
+		WHERE id = $1`,
+		c.GetId(), int16(c.GetStatus()), int16(c.GetCloseReason()), int16(c.GetTier()), c.GetTierReason(),
+		nonNil(c.GetCategories()), nonNil(c.GetTags()), c.GetSubject(), customerID(c), c.GetAssignee(), c.GetTeam(),
+		tm(c.GetFirstResponseAt()), tm(c.GetLastCustomerMessageAt()), tm(c.GetNextDeadlineAt()), int16(c.GetDeadlineLevel()),
+		c.GetMessageCount(), c.GetPermalink(), c.GetUpdatedAt().AsTime())
+	if err != nil {
+		return fmt.Errorf("update conversation %s: %w", c.GetId(), err)
+	}
+	return nil
+}
+
+// InsertMessage records an inbound message, attached to conversationID
+// unless it is empty. A message id stored before is left alone.
+func InsertMessage(ctx context.Context, q Querier, m *supportv1.InboundMessage, conversationID string, at time.Time) error {
+	body, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("insert message %s: encode: %w", m.GetId(), err)
+	}
+	var conv *string
+	if conversationID != "" {
+		conv = &conversationID
+	}
+	_, err = q.Exec(ctx, `INSERT INTO messages (id, conversation_id, channel, thread_key, source_id, kind, author_role, body, received_at)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING`,
+		m.GetId(), conv, int16(m.GetChannel()), m.GetThreadKey(), m.GetSourceId(), int16(m.GetKind()),
+		int16(m.GetAuthor().GetRole()), body, at)
+	if err != nil {
+		return fmt.Errorf("insert message %s: %w", m.GetId(), err)
+	}
+	return nil
+}
+
+// AttachThread attaches messages recorded earlier without a conversation
+// (a bot's or staff's message before the customer wrote) to it.
+func AttachThread(ctx context.Context, q Querier, c *supportv1.Conversation) error {
+	_, err := q.Exec(ctx, `UPDATE messages SET conversation_id = $1 WHERE channel = $2 AND thread_key = $3 AND conversation_id IS NULL`,
+		c.GetId(), int16(c.GetChannel()), c.GetThreadKey())
+	if err != nil {
+		return fmt.Errorf("attach earlier messages to %s: %w", c.GetId(), err)
+	}
+	return nil
+}
+
+// originals selects the stored messages an edit or delete refers to: the
+// same channel, thread and source id, not themselves edits or deletes.
+const originals = `channel = $1 AND thread_key = $2 AND source_id = $3 AND source_id <> '' AND kind NOT IN (2, 3)`
+
+// EditMessage replaces the text (and subject, attributes and attachments
+// when given) of the stored message m edits; false when none is stored.
+func EditMessage(ctx context.Context, q Querier, m *supportv1.InboundMessage, at time.Time) (bool, error) {
+	rows, err := q.Query(ctx, `SELECT seq, body FROM messages WHERE `+originals+` FOR UPDATE`,
+		int16(m.GetChannel()), m.GetThreadKey(), m.GetSourceId())
+	if err != nil {
+		return false, fmt.Errorf("edit message %s: %w", m.GetSourceId(), err)
+	}
+	type stored struct {
+		seq  int64
+		body []byte
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stored, error) {
+		var s stored
+		return s, r.Scan(&s.seq, &s.body)
+	})
+	if err != nil {
+		return false, fmt.Errorf("edit message %s: %w", m.GetSourceId(), err)
+	}
+	for _, s := range found {
+		var old supportv1.InboundMessage
+		if err := proto.Unmarshal(s.body, &old); err != nil {
+			return false, fmt.Errorf("edit message %s: decode stored: %w", m.GetSourceId(), err)
+		}
+		old.Text = m.GetText()
+		if m.GetSubject() != "" {
+			old.Subject = m.GetSubject()
+		}
+		if len(m.GetAttachments()) > 0 {
+			old.Attachments = m.GetAttachments()
+		}
+		body, err := proto.Marshal(&old)
+		if err != nil {
+			return false, fmt.Errorf("edit message %s: encode: %w", m.GetSourceId(), err)
+		}
+		if _, err := q.Exec(ctx, `UPDATE messages SET body = $2, edited_at = $3 WHERE seq = $1`, s.seq, body, at); err != nil {
+			return false, fmt.Errorf("edit message %s: %w", m.GetSourceId(), err)
+		}
+	}
+	return len(found) > 0, nil
+}
+
+// DeleteMessage marks the stored message m deletes as deleted and drops
+// its text; false when none is stored.
+func DeleteMessage(ctx context.Context, q Querier, m *supportv1.InboundMessage, at time.Time) (bool, error) {
+	rows, err := q.Query(ctx, `SELECT seq, body FROM messages WHERE `+originals+` AND deleted_at IS NULL FOR UPDATE`,
+		int16(m.GetChannel()), m.GetThreadKey(), m.GetSourceId())
+	if err != nil {
+		return false, fmt.Errorf("delete message %s: %w", m.GetSourceId(), err)
+	}
+	type stored struct {
+		seq  int64
+		body []byte
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stored, error) {
+		var s stored
+		return s, r.Scan(&s.seq, &s.body)
+	})
+	if err != nil {
+		return false, fmt.Errorf("delete message %s: %w", m.GetSourceId(), err)
+	}
+	for _, s := range found {
+		var old supportv1.InboundMessage
+		if err := proto.Unmarshal(s.body, &old); err != nil {
+			return false, fmt.Errorf("delete message %s: decode stored: %w", m.GetSourceId(), err)
+		}
+		old.Text, old.Attachments = "", nil
+		body, err := proto.Marshal(&old)
+		if err != nil {
+			return false, fmt.Errorf("delete message %s: encode: %w", m.GetSourceId(), err)
+		}
+		if _, err := q.Exec(ctx, `UPDATE messages SET body = $2, deleted_at = $3 WHERE seq = $1`, s.seq, body, at); err != nil {
+			return false, fmt.Errorf("delete message %s: %w", m.GetSourceId(), err)
+		}
+	}
+	return len(found) > 0, nil
+}
+
+// Messages lists a conversation's messages in arrival order. Deleted
+// messages keep their place with an empty text and the attribute
+// "deleted" = "true"; edited ones carry "edited" = "true".
+func Messages(ctx context.Context, q Querier, conversationID string) ([]*supportv1.InboundMessage, error) {
+	rows, err := q.Query(ctx, `SELECT body, edited_at IS NOT NULL, deleted_at IS NOT NULL FROM messages WHERE conversation_id = $1 ORDER BY seq`, conversationID)
+	if err != nil {
+		return nil, fmt.Errorf("list messages of %s: %w", conversationID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*supportv1.InboundMessage, error) {
+		var (
+			body            []byte
+			edited, deleted bool
+		)
+		if err := r.Scan(&body, &edited, &deleted); err != nil {
+			return nil, err
+		}
+		var m supportv1.InboundMessage
+		if err := proto.Unmarshal(body, &m); err != nil {
+			return nil, err
+		}
+		for k, on := range map[string]bool{"edited": edited, "deleted": deleted} {
+			if on {
+				if m.Attributes == nil {
+					m.Attributes = map[string]string{}
+				}
+				m.Attributes[k] = "true"
+			}
+		}
+		return &m, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list messages of %s: %w", conversationID, err)
+	}
+	return out, nil
+}
+
+// InsertAudit appends to the audit trail.
+func InsertAudit(ctx context.Context, q Querier, conversationID, actor, action, detail string, at time.Time) error {
+	_, err := q.Exec(ctx, `INSERT INTO audit (conversation_id, actor, action, detail, at) VALUES ($1,$2,$3,$4,$5)`,
+		conversationID, actor, action, detail, at)
+	if err != nil {
+		return fmt.Errorf("audit %s %s: %w", action, conversationID, err)
+	}
+	return nil
+}
+
+// Audit lists a conversation's audit trail, oldest first.
+func Audit(ctx context.Context, q Querier, conversationID string) ([]*triagev1.AuditEntry, error) {
+	rows, err := q.Query(ctx, `SELECT actor, action, detail, at FROM audit WHERE conversation_id = $1 ORDER BY seq`, conversationID)
+	if err != nil {
+		return nil, fmt.Errorf("list audit of %s: %w", conversationID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*triagev1.AuditEntry, error) {
+		var (
+			e  triagev1.AuditEntry
+			at time.Time
+		)
+		if err := r.Scan(&e.Actor, &e.Action, &e.Detail, &at); err != nil {
+			return nil, err
+		}
+		e.At = timestamppb.New(at)
+		return &e, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list audit of %s: %w", conversationID, err)
+	}
+	return out, nil
+}
+
+// InsertNote stores a private note.
+func InsertNote(ctx context.Context, q Querier, conversationID string, n *triagev1.Note) error {
+	_, err := q.Exec(ctx, `INSERT INTO notes (id, conversation_id, author, text, handoff, created_at) VALUES ($1,$2,$3,$4,$5,$6)`,
+		n.GetId(), conversationID, n.GetAuthor(), n.GetText(), n.GetHandoff(), n.GetCreatedAt().AsTime())
+	if err != nil {
+		return fmt.Errorf("insert note on %s: %w", conversationID, err)
+	}
+	return nil
+}
+
+// Notes lists a conversation's notes, oldest first.
+func Notes(ctx context.Context, q Querier, conversationID string) ([]*triagev1.Note, error) {
+	rows, err := q.Query(ctx, `SELECT id, author, text, handoff, created_at FROM notes WHERE conversation_id = $1 ORDER BY created_at, id`, conversationID)
+	if err != nil {
+		return nil, fmt.Errorf("list notes of %s: %w", conversationID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*triagev1.Note, error) {
+		var (
+			n  triagev1.Note
+			at time.Time
+		)
+		if err := r.Scan(&n.Id, &n.Author, &n.Text, &n.Handoff, &at); err != nil {
+			return nil, err
+		}
+		n.CreatedAt = timestamppb.New(at)
+		return &n, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list notes of %s: %w", conversationID, err)
+	}
+	return out, nil
+}
+
+// Filter selects conversations; zero fields match everything.
+type Filter struct {
+	Statuses     []supportv1.ConversationStatus
+	Assignee     string
+	Tier         supportv1.Tier
+	Tag          string
+	Channel      supportv1.Channel
+	Category     string
+	BreachedOnly bool
+	// CustomerID limits to one customer's conversations.
+	CustomerID string
+	Limit      int
+	Offset     int
+}
+
+// ListConversations returns conversations matching f, ordered by tier
+// (Priority first), then next deadline (none last), then age.
+func ListConversations(ctx context.Context, q Querier, f Filter) ([]*supportv1.Conversation, error) {
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if len(f.Statuses) > 0 {
+		st := make([]int16, len(f.Statuses))
+		for i, s := range f.Statuses {
+			st[i] = int16(s)
+		}
+		where = append(where, "c.status = ANY("+arg(st)+")")
+	}
+	if f.Assignee != "" {
+		where = append(where, "c.assignee = "+arg(f.Assignee))
+	}
+	if f.Tier != supportv1.Tier_TIER_UNSPECIFIED {
+		where = append(where, "c.tier = "+arg(int16(f.Tier)))
+	}
+	if f.Tag != "" {
+		where = append(where, "c.tags @> ARRAY["+arg(strings.ToLower(strings.TrimSpace(f.Tag)))+"::text]")
+	}
+	if f.Channel != supportv1.Channel_CHANNEL_UNSPECIFIED {
+		where = append(where, "c.channel = "+arg(int16(f.Channel)))
+	}
+	if f.Category != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM unnest(c.categories) cat WHERE lower(cat) = lower("+arg(strings.TrimSpace(f.Category))+"))")
+	}
+	if f.BreachedOnly {
+		where = append(where, "c.deadline_level = "+arg(int16(supportv1.DeadlineLevel_DEADLINE_LEVEL_BREACHED)))
+	}
+	if f.CustomerID != "" {
+		where = append(where, "c.customer_id = "+arg(f.CustomerID))
+	}
+	sql := `SELECT ` + conversationColumns + conversationFrom
+	if len(where) > 0 {
+		sql += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	sql += ` ORDER BY c.tier, c.next_deadline_at NULLS LAST, c.opened_at, c.id`
+	if f.Limit > 0 {
+		sql += ` LIMIT ` + arg(f.Limit)
+	}
+	if f.Offset > 0 {
+		sql += ` OFFSET ` + arg(f.Offset)
+	}
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list conversations: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*supportv1.Conversation, error) { return scanConversation(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list conversations: %w", err)
+	}
+	return out, nil
+}
+
+// OutboxEvent is one row of the outbox.
+type OutboxEvent struct {
+	Seq       int64
+	ID        string
+	Subject   string
+	Type      string
+	Payload   []byte
+	CreatedAt time.Time
+}
+
+// InsertOutbox queues an event and wakes the relay when the transaction
+// commits.
+func InsertOutbox(ctx context.Context, q Querier, e OutboxEvent) error {
+	_, err := q.Exec(ctx, `INSERT INTO outbox (id, subject, type, payload, created_at) VALUES ($1,$2,$3,$4,$5)`,
+		e.ID, e.Subject, e.Type, e.Payload, e.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("queue event %s: %w", e.Subject, err)
+	}
+	if _, err := q.Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel); err != nil {
+		return fmt.Errorf("queue event %s: notify: %w", e.Subject, err)
+	}
+	return nil
+}
+
+// ClaimOutbox locks up to limit unsent events in order, skipping rows
+// another relay holds.
+func ClaimOutbox(ctx context.Context, q Querier, limit int) ([]OutboxEvent, error) {
+	rows, err := q.Query(ctx, `SELECT seq, id, subject, type, payload, created_at FROM outbox
+		WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxEvent, error) {
+		var e OutboxEvent
+		return e, r.Scan(&e.Seq, &e.ID, &e.Subject, &e.Type, &e.Payload, &e.CreatedAt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	return out, nil
+}
+
+// MarkSent marks outbox rows as published.
+func MarkSent(ctx context.Context, q Querier, seqs []int64, at time.Time) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	if _, err := q.Exec(ctx, `UPDATE outbox SET sent_at = $2 WHERE seq = ANY($1)`, seqs, at); err != nil {
+		return fmt.Errorf("mark %d events sent: %w", len(seqs), err)
+	}
+	return nil
+}
+
+// OldestPending is the creation time of the oldest unsent event; ok is
+// false when none is pending.
+func OldestPending(ctx context.Context, q Querier) (oldest time.Time, ok bool, err error) {
+	var t *time.Time
+	if err := q.QueryRow(ctx, `SELECT min(created_at) FROM outbox WHERE sent_at IS NULL`).Scan(&t); err != nil {
+		return time.Time{}, false, fmt.Errorf("oldest pending event: %w", err)
+	}
+	if t == nil {
+		return time.Time{}, false, nil
+	}
+	return *t, true, nil
+}
+
+// Prune deletes outbox rows sent before sentBefore and inbox ids handled
+// before handledBefore (a zero time keeps them).
+func Prune(ctx context.Context, q Querier, sentBefore, handledBefore time.Time) (outbox, inbox int64, err error) {
+	if !sentBefore.IsZero() {
+		tag, err := q.Exec(ctx, `DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1`, sentBefore)
+		if err != nil {
+			return 0, 0, fmt.Errorf("prune outbox: %w", err)
+		}
+		outbox = tag.RowsAffected()
+	}
+	if !handledBefore.IsZero() {
+		tag, err := q.Exec(ctx, `DELETE FROM inbox WHERE handled_at < $1`, handledBefore)
+		if err != nil {
+			return outbox, 0, fmt.Errorf("prune inbox: %w", err)
+		}
+		inbox = tag.RowsAffected()
+	}
+	return outbox, inbox, nil
+}

@@ -1,0 +1,235 @@
+package triage
+
+import (
+	"context"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/triagetest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type harness struct {
+	js    jetstream.JetStream
+	pool  *pgxpool.Pool
+	clock *triagetest.Clock
+	deps  Deps
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs NATS and Postgres")
+	}
+	_, js := bustest.StartJetStream(t)
+	h := &harness{js: js, pool: triagetest.Database(t, Schema, Migrations()), clock: triagetest.NewClock()}
+	h.deps = Deps{Logger: triagetest.Logger(t), JS: js, Pool: h.pool, Now: h.clock.Now, Registry: prometheus.NewRegistry()}
+	return h
+}
+
+func testConfig() Config {
+	return Config{
+		ConsoleURL: "https://sidekick.example.com/console", PriorityRevenueCents: 200000, Concurrency: 1,
+		RelayInterval: 50 * time.Millisecond, RelayBatch: 100,
+		ConsumerBackoff: []time.Duration{20 * time.Millisecond}, ConsumerMaxDeliver: 5,
+	}
+}
+
+// start runs a service until the returned stop is called or the test ends.
+func (h *harness) start(t *testing.T, deps Deps) (*Service, func()) {
+	t.Helper()
+	s, err := New(testConfig(), deps)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// serve exposes s over gRPC on a loopback listener and returns clients.
+func serve(t *testing.T, s *Service) (triagev1.ConversationServiceClient, triagev1.CustomerServiceClient) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	s.RegisterGRPC(gs)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return triagev1.NewConversationServiceClient(cc), triagev1.NewCustomerServiceClient(cc)
+}
+
+// settled waits until every inbound message is handled and every event
+// published.
+func (h *harness) settled(t *testing.T) {
+	t.Helper()
+	triagetest.Drained(t, h.js, bus.StreamInbound, DurableInbound)
+	triagetest.Eventually(t, "outbox drained", func() bool {
+		return triagetest.Count(t, h.pool, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`) == 0
+	})
+}
+
+func TestWalkingSkeleton(t *testing.T) {
+	h := newHarness(t)
+	s, _ := h.start(t, h.deps)
+	convs, _ := serve(t, s)
+
+	thread := triagetest.Slack("1700000000.000100")
+	first := thread.Customer("U0CUSTOMER1", "Our dashboards stopped loading after the upgrade")
+	triagetest.PublishInbound(t, h.js, first, "")
+	// A quick retry by the ingest service is dropped by JetStream, a later
+	// redelivery (another Nats-Msg-Id) by the inbox.
+	triagetest.PublishInbound(t, h.js, first, "")
+	triagetest.PublishInbound(t, h.js, first, "redelivery-1")
+	h.settled(t)
+
+	list, err := convs.ListConversations(context.Background(), &triagev1.ListConversationsRequest{})
+	if err != nil {
+		t.Fatalf("ListConversations: %v", err)
+	}
+	if n := len(list.GetConversations()); n != 1 {
+		t.Fatalf("want 1 conversation, got %d", n)
+	}
+	c := list.GetConversations()[0]
+	if c.GetChannel() != supportv1.Channel_CHANNEL_SLACK || c.GetThreadKey() != thread.ThreadKey ||
+		c.GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN || c.GetMessageCount() != 1 ||
+		c.GetTier() != supportv1.Tier_TIER_COMMUNITY || c.GetTierReason() != "unknown customer" ||
+		c.GetSubject() != "Our dashboards stopped loading after the upgrade" ||
+		c.GetShareUrl() != "https://sidekick.example.com/console/conversations/"+c.GetId() {
+		t.Fatalf("unexpected conversation %v", c)
+	}
+
+	events, ids := triagetest.ConversationEvents(t, h.js)
+	if len(events) != 1 {
+		t.Fatalf("want 1 event, got %v", triagetest.Types(events))
+	}
+	ev := events[0]
+	if ev.GetType() != supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED || ev.GetId() != ids[0] ||
+		ev.GetConversation().GetId() != c.GetId() || ev.GetMessage().GetId() != first.GetId() || ev.GetActor() != "U0CUSTOMER1" {
+		t.Fatalf("unexpected opened event %v (Nats-Msg-Id %s)", ev, ids[0])
+	}
+
+	got, err := convs.GetConversation(context.Background(), &triagev1.GetConversationRequest{Id: c.GetId()})
+	if err != nil {
+		t.Fatalf("GetConversation: %v", err)
+	}
+	if len(got.GetMessages()) != 1 || got.GetMessages()[0].GetText() != first.GetText() || len(got.GetAudit()) != 1 || got.GetAudit()[0].GetAction() != "opened" {
+		t.Fatalf("unexpected GetConversation %v", got)
+	}
+}
+
+// state is everything triage stored, for before/after comparisons.
+func state(t *testing.T, pool *pgxpool.Pool) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, table := range []string{"inbox", "conversations", "messages", "notes", "audit", "outbox"} {
+		out[table] = triagetest.Count(t, pool, `SELECT count(*) FROM `+table)
+	}
+	return out
+}
+
+func snapshot(t *testing.T, convs triagev1.ConversationServiceClient) string {
+	t.Helper()
+	list, err := convs.ListConversations(context.Background(), &triagev1.ListConversationsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := protojson.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestReplayChangesNothing(t *testing.T) {
+	h := newHarness(t)
+	s, _ := h.start(t, h.deps)
+	convs, _ := serve(t, s)
+
+	a, b := triagetest.Slack("A"), triagetest.Slack("B")
+	opening := a.Customer("U0CUST", "Exports are empty")
+	msgs := []*supportv1.InboundMessage{
+		opening,
+		b.Customer("U0OTHER", "How do I invite a teammate?"),
+		a.Staff("U0HERO", "Looking into it"),
+		a.Customer("U0CUST", "Any news?"),
+		a.Kind(supportv1.MessageKind_MESSAGE_KIND_EDITED, "U0CUST", opening.GetSourceId(), "Exports are empty since Monday"),
+		b.Bot("Reminder: office hours at 3pm"),
+		b.Kind(supportv1.MessageKind_MESSAGE_KIND_THREAD_CLOSED, "U0OTHER", "", ""),
+	}
+	for _, m := range msgs {
+		triagetest.PublishInbound(t, h.js, m, "")
+	}
+	h.settled(t)
+	before, beforeList := state(t, h.pool), snapshot(t, convs)
+	beforeEvents, _ := triagetest.ConversationEvents(t, h.js)
+	if before["conversations"] != 2 || before["inbox"] != len(msgs) {
+		t.Fatalf("unexpected state after the first pass: %v", before)
+	}
+
+	for i, m := range msgs {
+		triagetest.PublishInbound(t, h.js, m, "replay-"+m.GetId())
+		_ = i
+	}
+	h.settled(t)
+	after, afterList := state(t, h.pool), snapshot(t, convs)
+	afterEvents, _ := triagetest.ConversationEvents(t, h.js)
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s: %d rows before the replay, %d after", k, v, after[k])
+		}
+	}
+	if beforeList != afterList {
+		t.Errorf("conversations changed by the replay:\nbefore %s\nafter  %s", beforeList, afterList)
+	}
+	if len(afterEvents) != len(beforeEvents) {
+		t.Errorf("replay published %d more events", len(afterEvents)-len(beforeEvents))
+	}
+	want := []supportv1.ConversationEventType{
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_RESPONDED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ASSIGNED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_REOPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_MESSAGE,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_CLOSED,
+	}
+	if got := triagetest.Types(afterEvents); !slices.Equal(got, want) {
+		t.Errorf("events:\n got %v\nwant %v", got, want)
+	}
+}
