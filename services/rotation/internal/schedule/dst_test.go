@@ -193,10 +193,19 @@ func TestResolveMatchesBruteForce(t *testing.T) {
 		for range 500 {
 			walls = append(walls, wallSeconds(2010+int64(rng.Intn(20)), 1+rng.Intn(12), 1+rng.Intn(28), rng.Intn(1440)*60))
 		}
+		z := newZone(loc)
 		for _, w := range walls {
-			if got, want := resolve(loc, w), oracleResolve(loc, w); got != want {
+			want := oracleResolve(loc, w)
+			if got := resolve(loc, w); got != want {
 				t.Fatalf("%s: resolve(%s) = %s, brute force %s", name, time.Unix(w, 0).UTC().Format("2006-01-02 15:04"),
 					time.Unix(got, 0).UTC(), time.Unix(want, 0).UTC())
+			}
+			if got := z.resolve(w); got != want {
+				t.Fatalf("%s: table resolve(%s) = %s, brute force %s", name, time.Unix(w, 0).UTC().Format("2006-01-02 15:04"),
+					time.Unix(got, 0).UTC(), time.Unix(want, 0).UTC())
+			}
+			if got, want := z.offset(w), offsetAt(loc, w); got != want {
+				t.Fatalf("%s: table offset at %d = %d, time package %d", name, w, got, want)
 			}
 		}
 	}

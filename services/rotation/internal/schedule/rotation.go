@@ -10,6 +10,7 @@ import (
 // of its zone, and its overrides as an index of elementary segments.
 type rotation struct {
 	Rotation
+	z   *zone
 	loc *time.Location
 	// step is the wall-clock length of a shift in seconds (hourly, daily,
 	// weekly); months is the length of a monthly shift.
@@ -61,7 +62,7 @@ type state struct {
 	duties []duty
 }
 
-func (s *Schedule) compileRotation(cfg *Rotation, loc *time.Location) (*rotation, error) {
+func (s *Schedule) compileRotation(cfg *Rotation, z *zone) (*rotation, error) {
 	lt, err := ParseLocalTime(cfg.Start)
 	if err != nil {
 		return nil, fmt.Errorf("rotation %s: %w", cfg.ID, err)
@@ -73,7 +74,7 @@ func (s *Schedule) compileRotation(cfg *Rotation, loc *time.Location) (*rotation
 	if n == 0 {
 		n = 1
 	}
-	r := &rotation{Rotation: *cfg, loc: loc}
+	r := &rotation{Rotation: *cfg, z: z, loc: z.loc}
 	r.Length = int(n)
 	switch cfg.Kind {
 	case Hourly:
@@ -106,15 +107,15 @@ func (r *rotation) handoff(k int64) int64 {
 		y := r.sy + floorDiv(mm, 12)
 		m := int(floorMod(mm, 12)) + 1
 		d := min(r.sd, daysIn(y, m))
-		return resolve(r.loc, wallSeconds(y, m, d, r.ssec))
+		return r.z.resolve(wallSeconds(y, m, d, r.ssec))
 	}
-	return resolve(r.loc, r.startWall+k*r.step)
+	return r.z.resolve(r.startWall + k*r.step)
 }
 
 // estimate guesses the shift index at instant u from its wall reading;
 // locate corrects it by a step or two around DST changes.
 func (r *rotation) estimate(u int64) int64 {
-	w := wallAt(r.loc, u)
+	w := r.z.wall(u)
 	if r.months > 0 {
 		y, m, _ := civilFromDays(floorDiv(w, secondsPerDay))
 		return floorDiv((y-r.sy)*12+int64(m-r.sm), r.months)

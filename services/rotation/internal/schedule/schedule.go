@@ -138,6 +138,7 @@ type Schedule struct {
 }
 
 type personInfo struct {
+	z     *zone
 	loc   *time.Location
 	hours *weekHours
 	off   []span // time off, unix nanos, sorted and merged
@@ -169,25 +170,26 @@ func Compile(c *Config) (*Schedule, error) {
 	}
 	s.people = s.cfg.People
 	s.teams = s.cfg.Teams
-	zones := map[string]*time.Location{}
-	zone := func(name string) *time.Location {
-		if l, ok := zones[name]; ok {
-			return l
+	zones := map[string]*zone{}
+	zoneOf := func(name string) *zone {
+		if z, ok := zones[name]; ok {
+			return z
 		}
 		l, _ := loadZone(name) // validated above
-		zones[name] = l
-		return l
+		zones[name] = newZone(l)
+		return zones[name]
 	}
 	for i, p := range s.people {
 		s.personIdx[p.ID] = int32(i)
 		h, _ := parseHours(p.WorkingHours)
-		pi := personInfo{loc: zone(p.Timezone), hours: h}
+		z := zoneOf(p.Timezone)
+		pi := personInfo{z: z, loc: z.loc, hours: h}
 		for _, off := range p.TimeOff {
 			a, _ := parseDate(off.Start)
 			b, _ := parseDate(off.End)
 			pi.off = append(pi.off, span{
-				start: resolve(pi.loc, a*secondsPerDay) * 1e9,
-				end:   resolve(pi.loc, (b+1)*secondsPerDay) * 1e9,
+				start: pi.z.resolve(a*secondsPerDay) * 1e9,
+				end:   pi.z.resolve((b+1)*secondsPerDay) * 1e9,
 			})
 		}
 		pi.off = mergeSpans(pi.off)
@@ -199,7 +201,7 @@ func Compile(c *Config) (*Schedule, error) {
 		s.info = append(s.info, pi)
 	}
 	for i := range s.cfg.Rotations {
-		r, err := s.compileRotation(&s.cfg.Rotations[i], zone(s.cfg.Rotations[i].Timezone))
+		r, err := s.compileRotation(&s.cfg.Rotations[i], zoneOf(s.cfg.Rotations[i].Timezone))
 		if err != nil {
 			return nil, err
 		}
@@ -338,7 +340,7 @@ func (s *Schedule) onLeave(p int32, t int64) (span, bool) {
 func (s *Schedule) working(p int32, t int64) bool {
 	pi := &s.info[p]
 	u := floorDiv(t, 1e9)
-	return pi.hours.at(wallAt(pi.loc, u))
+	return pi.hours.at(pi.z.wall(u))
 }
 
 // available reports whether p can take duty at t: not on time off.
@@ -457,15 +459,31 @@ func (s *Schedule) involved(ans *Answer, p int32) bool {
 	return false
 }
 
-// catchShift is the catcher's current stretch of working hours.
+// catchShift is the catcher's current stretch of working hours: the
+// configured range containing t (ranges that merely touch are not joined),
+// cut short by time off.
 func (s *Schedule) catchShift(p int32, t int64) Shift {
 	pi := &s.info[p]
 	sh := Shift{Person: s.people[p].ID, Reason: ReasonCatcher}
-	for _, iv := range s.personWindows(p, t-secondsPerDay*1e9, t+secondsPerDay*1e9) {
-		if iv.start <= t && t < iv.end {
-			sh.Start = time.Unix(0, iv.start).In(pi.loc)
-			sh.End = time.Unix(0, iv.end).In(pi.loc)
-			break
+	w := pi.z.wall(floorDiv(t, 1e9))
+	day := floorDiv(w, secondsPerDay)
+	minute := int((w - day*secondsPerDay) / 60)
+	for _, dd := range [2]int64{0, -1} {
+		wd := wallWeekday((day + dd) * secondsPerDay)
+		m := minute - int(dd)*1440
+		for _, rg := range pi.hours.ranges {
+			if rg.day != wd || m < rg.start || m >= rg.end {
+				continue
+			}
+			start := pi.z.resolve((day+dd)*secondsPerDay+int64(rg.start)*60) * 1e9
+			end := pi.z.resolve((day+dd)*secondsPerDay+int64(rg.end)*60) * 1e9
+			for _, off := range pi.off {
+				if off.start > t && off.start < end {
+					end = off.start
+				}
+			}
+			sh.Start, sh.End = time.Unix(0, start).In(pi.loc), time.Unix(0, end).In(pi.loc)
+			return sh
 		}
 	}
 	return sh

@@ -13,8 +13,8 @@ func (s *Schedule) personWindows(p int32, from, to int64) []span {
 	if len(pi.hours.ranges) == 0 || to <= from {
 		return nil
 	}
-	d0 := floorDiv(wallAt(pi.loc, floorDiv(from, 1e9)), secondsPerDay) - 1
-	d1 := floorDiv(wallAt(pi.loc, floorDiv(to, 1e9)), secondsPerDay) + 1
+	d0 := floorDiv(pi.z.wall(floorDiv(from, 1e9)), secondsPerDay) - 1
+	d1 := floorDiv(pi.z.wall(floorDiv(to, 1e9)), secondsPerDay) + 1
 	var out []span
 	for d := d0; d <= d1; d++ {
 		wd := wallWeekday(d * secondsPerDay)
@@ -22,8 +22,8 @@ func (s *Schedule) personWindows(p int32, from, to int64) []span {
 			if rg.day != wd {
 				continue
 			}
-			a := resolve(pi.loc, d*secondsPerDay+int64(rg.start)*60) * 1e9
-			b := resolve(pi.loc, d*secondsPerDay+int64(rg.end)*60) * 1e9
+			a := pi.z.resolve(d*secondsPerDay+int64(rg.start)*60) * 1e9
+			b := pi.z.resolve(d*secondsPerDay+int64(rg.end)*60) * 1e9
 			if b > a {
 				out = append(out, span{a, b})
 			}
