@@ -1,0 +1,131 @@
+package directory
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackfake"
+)
+
+// spengler is users.info's documented example user.
+const spengler = `{
+    "id": "W012A3CDE",
+    "team_id": "T012AB3C4",
+    "name": "spengler",
+    "deleted": false,
+    "color": "9f69e7",
+    "real_name": "Egon Spengler",
+    "tz": "America/Los_Angeles",
+    "tz_label": "Pacific Daylight Time",
+    "tz_offset": -25200,
+    "profile": {
+        "avatar_hash": "ge3b51ca72de",
+        "status_text": "Print is dead",
+        "status_emoji": ":books:",
+        "real_name": "Egon Spengler",
+        "display_name": "spengler",
+        "real_name_normalized": "Egon Spengler",
+        "display_name_normalized": "spengler",
+        "email": "spengler@ghostbusters.example.com",
+        "image_24": "https://.../...",
+        "team": "T012AB3C4"
+    },
+    "is_admin": true,
+    "is_owner": false,
+    "is_primary_owner": false,
+    "is_restricted": false,
+    "is_ultra_restricted": false,
+    "is_bot": false,
+    "updated": 1502138686,
+    "is_app_user": false,
+    "has_2fa": false
+}`
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestUserCachedUntilExpiry(t *testing.T) {
+	fake := slackfake.Start(t, "ghostbusters")
+	fake.AddUser(spengler)
+	clk := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
+	d := New(slack.New("xoxb-test", slack.OptionAPIURL(fake.APIURL())), Options{TTL: time.Hour, Now: clk.Now})
+	ctx := context.Background()
+
+	p, cached, err := d.User(ctx, "W012A3CDE")
+	if err != nil || cached {
+		t.Fatalf("first lookup: %v cached=%v", err, cached)
+	}
+	if p.TeamID != "T012AB3C4" || p.RealName != "Egon Spengler" || p.DisplayName != "spengler" || p.Email != "spengler@ghostbusters.example.com" || p.IsRestricted || p.IsBot {
+		t.Fatalf("profile = %+v", p)
+	}
+	if _, cached, _ := d.User(ctx, "W012A3CDE"); !cached || fake.Calls("users.info") != 1 {
+		t.Fatalf("second lookup: cached=%v calls=%d", cached, fake.Calls("users.info"))
+	}
+	clk.Add(time.Hour)
+	if _, cached, _ := d.User(ctx, "W012A3CDE"); cached || fake.Calls("users.info") != 2 {
+		t.Fatalf("after expiry: cached=%v calls=%d", cached, fake.Calls("users.info"))
+	}
+}
+
+func TestUserErrorsAreNotCached(t *testing.T) {
+	fake := slackfake.Start(t, "ghostbusters")
+	fake.AddUser(spengler)
+	d := New(slack.New("xoxb-test", slack.OptionAPIURL(fake.APIURL())), Options{})
+	ctx := context.Background()
+	fake.FailUsers("ratelimited")
+	if _, _, err := d.User(ctx, "W012A3CDE"); err == nil {
+		t.Fatal("want an error")
+	}
+	fake.FailUsers("")
+	if p, _, err := d.User(ctx, "W012A3CDE"); err != nil || p.Name != "spengler" {
+		t.Fatalf("after recovery: %v %+v", err, p)
+	}
+	if _, _, err := d.User(ctx, "UNKNOWN"); err == nil {
+		t.Fatal("unknown user: want user_not_found")
+	}
+}
+
+func TestPermalinkCached(t *testing.T) {
+	fake := slackfake.Start(t, "ghostbusters")
+	d := New(slack.New("xoxb-test", slack.OptionAPIURL(fake.APIURL())), Options{})
+	ctx := context.Background()
+	for range 3 {
+		l, err := d.Permalink(ctx, "C1H9RESGA", "1358546515.000008")
+		if err != nil || l != "https://ghostbusters.slack.com/archives/C1H9RESGA/p1358546515000008" {
+			t.Fatalf("permalink %q, %v", l, err)
+		}
+	}
+	if n := fake.Calls("chat.getPermalink"); n != 1 {
+		t.Fatalf("chat.getPermalink called %d times", n)
+	}
+}
+
+func TestCacheBounded(t *testing.T) {
+	fake := slackfake.Start(t, "ghostbusters")
+	d := New(slack.New("xoxb-test", slack.OptionAPIURL(fake.APIURL())), Options{MaxEntries: 2})
+	ctx := context.Background()
+	for _, ts := range []string{"1.1", "1.2", "1.3", "1.4"} {
+		if _, err := d.Permalink(ctx, "C1", ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.mu.Lock()
+	n := len(d.links)
+	d.mu.Unlock()
+	if n > 2 {
+		t.Fatalf("cache holds %d entries, bound 2", n)
+	}
+}
