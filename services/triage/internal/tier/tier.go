@@ -115,7 +115,7 @@ type Identity struct {
 
 // Candidates lists the identities of a message author to look up, most
 // specific first: the channel's own user id (Slack user id, GitHub login,
-// Sentry user), then the email domain.
+// Sentry user), then the email domain and its parent domains.
 func Candidates(ch supportv1.Channel, a *supportv1.Author) []Identity {
 	if a == nil {
 		return nil
@@ -148,7 +148,10 @@ func Candidates(ch supportv1.Channel, a *supportv1.Author) []Identity {
 	if email == "" && ch == supportv1.Channel_CHANNEL_EMAIL {
 		email = a.GetId()
 	}
-	add(KindEmailDomain, EmailDomain(email))
+	// The domain and its parents: jo@eu.acme.com matches acme.com.
+	for d := EmailDomain(email); strings.Count(d, ".") >= 1; d = d[strings.IndexByte(d, '.')+1:] {
+		add(KindEmailDomain, d)
+	}
 	return out
 }
 
