@@ -1,0 +1,299 @@
+package triage
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/triagetest"
+)
+
+// send publishes messages and waits until they are handled and their
+// events published.
+func (h *harness) send(t *testing.T, msgs ...*supportv1.InboundMessage) {
+	t.Helper()
+	for _, m := range msgs {
+		triagetest.PublishInbound(t, h.js, m, "")
+	}
+	h.settled(t)
+}
+
+func get(t *testing.T, convs triagev1.ConversationServiceClient, id string) *triagev1.GetConversationResponse {
+	t.Helper()
+	resp, err := convs.GetConversation(context.Background(), &triagev1.GetConversationRequest{Id: id})
+	if err != nil {
+		t.Fatalf("GetConversation %s: %v", id, err)
+	}
+	return resp
+}
+
+func only(t *testing.T, convs triagev1.ConversationServiceClient) *supportv1.Conversation {
+	t.Helper()
+	list, err := convs.ListConversations(context.Background(), &triagev1.ListConversationsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetConversations()) != 1 {
+		t.Fatalf("want 1 conversation, have %d", len(list.GetConversations()))
+	}
+	return list.GetConversations()[0]
+}
+
+func actions(audit []*triagev1.AuditEntry) []string {
+	var out []string
+	for _, a := range audit {
+		out = append(out, a.GetActor()+" "+a.GetAction())
+	}
+	return out
+}
+
+func TestFirstStaffReplyAssignsAndRecordsFirstResponse(t *testing.T) {
+	h := newHarness(t)
+	s, _ := h.start(t, h.deps)
+	convs, _ := serve(t, s)
+
+	th := triagetest.Slack("1")
+	question := th.Customer("U0CUST", "Ingestion is lagging by an hour")
+	reply := th.Staff("U0HERO", "On it")
+	h.send(t, question)
+	h.clock.Advance(12 * time.Minute)
+	h.send(t, reply, th.Staff("U0OTHER", "I can help too"))
+
+	c := only(t, convs)
+	if c.GetAssignee() != "U0HERO" || c.GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_AWAITING_CUSTOMER ||
+		!c.GetFirstResponseAt().AsTime().Equal(reply.GetSentAt().AsTime()) || c.GetMessageCount() != 3 {
+		t.Fatalf("after the first staff reply: %v", c)
+	}
+	events, _ := triagetest.ConversationEvents(t, h.js)
+	want := []supportv1.ConversationEventType{
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_RESPONDED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ASSIGNED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_MESSAGE,
+	}
+	if got := triagetest.Types(events); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	responded := events[1]
+	if responded.GetActor() != "U0HERO" || responded.GetMessage().GetId() != reply.GetId() ||
+		responded.GetConversation().GetAssignee() != "U0HERO" || responded.GetConversation().GetFirstResponseAt() == nil {
+		t.Fatalf("responded event %v", responded)
+	}
+	full := get(t, convs, c.GetId())
+	if got, want := actions(full.GetAudit()), []string{"U0CUST opened", "U0HERO responded", "U0HERO assigned"}; !slices.Equal(got, want) {
+		t.Fatalf("audit %v, want %v", got, want)
+	}
+}
+
+func TestCustomerMessageReopens(t *testing.T) {
+	h := newHarness(t)
+	s, _ := h.start(t, h.deps)
+	convs, _ := serve(t, s)
+
+	th := triagetest.Slack("2")
+	h.send(t, th.Customer("U0CUST", "Can you delete my project?"), th.Staff("U0HERO", "Done"))
+	c := only(t, convs)
+	if _, err := convs.Close(context.Background(), &triagev1.CloseRequest{Id: c.GetId(), Reason: supportv1.CloseReason_CLOSE_REASON_RESOLVED, Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	h.settled(t)
+	h.send(t, th.Customer("U0CUST", "Actually, the other one too"))
+	c = only(t, convs)
+	if c.GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN || c.GetCloseReason() != supportv1.CloseReason_CLOSE_REASON_UNSPECIFIED {
+		t.Fatalf("after the customer wrote again: %v", c)
+	}
+	events, _ := triagetest.ConversationEvents(t, h.js)
+	got := triagetest.Types(events)
+	want := []supportv1.ConversationEventType{
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_RESPONDED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ASSIGNED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_CLOSED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_REOPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_MESSAGE,
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	if r := events[4]; r.GetActor() != "U0CUST" || r.GetReason() != "the customer wrote again" || r.GetConversation().GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN {
+		t.Fatalf("reopened event %v", r)
+	}
+}
+
+func TestMessageKinds(t *testing.T) {
+	h := newHarness(t)
+	s, _ := h.start(t, h.deps)
+	convs, _ := serve(t, s)
+	ctx := context.Background()
+
+	// Bots, automated mail and staff open nothing.
+	quiet := triagetest.Slack("quiet")
+	h.send(t,
+		quiet.Bot("Deploy finished"),
+		quiet.Kind(supportv1.MessageKind_MESSAGE_KIND_AUTOMATED, "mailer-daemon", "", "Out of office"),
+		quiet.Staff("U0HERO", "Heads up: maintenance tonight"),
+	)
+	list, err := convs.ListConversations(ctx, &triagev1.ListConversationsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetConversations()) != 0 {
+		t.Fatalf("bot, automated and staff messages opened %v", list.GetConversations())
+	}
+	if n := triagetest.Count(t, h.pool, `SELECT count(*) FROM messages WHERE conversation_id IS NULL`); n != 3 {
+		t.Fatalf("want the 3 messages recorded, have %d", n)
+	}
+
+	// The customer's question opens it; earlier messages of the thread join.
+	question := quiet.Customer("U0CUST", "Will maintenance affect ingestion?")
+	h.send(t, question)
+	c := only(t, convs)
+	if n := len(get(t, convs, c.GetId()).GetMessages()); n != 4 {
+		t.Fatalf("conversation has %d messages, want 4", n)
+	}
+
+	// Edits and deletes change the stored message, not the conversation.
+	h.send(t, quiet.Kind(supportv1.MessageKind_MESSAGE_KIND_EDITED, "U0CUST", question.GetSourceId(), "Will maintenance affect ingestion or exports?"))
+	msgs := get(t, convs, c.GetId()).GetMessages()
+	last := msgs[len(msgs)-1]
+	if last.GetText() != "Will maintenance affect ingestion or exports?" || last.GetAttributes()["edited"] != "true" || len(msgs) != 4 {
+		t.Fatalf("after the edit: %v", msgs)
+	}
+	h.send(t, quiet.Kind(supportv1.MessageKind_MESSAGE_KIND_DELETED, "U0CUST", question.GetSourceId(), ""))
+	msgs = get(t, convs, c.GetId()).GetMessages()
+	last = msgs[len(msgs)-1]
+	if last.GetText() != "" || last.GetAttributes()["deleted"] != "true" {
+		t.Fatalf("after the delete: %v", last)
+	}
+
+	// Closed and reopened at the source (a GitHub issue, say).
+	h.send(t, quiet.Kind(supportv1.MessageKind_MESSAGE_KIND_THREAD_CLOSED, "octocat", "", ""))
+	if c := only(t, convs); c.GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED || c.GetCloseReason() != supportv1.CloseReason_CLOSE_REASON_RESOLVED {
+		t.Fatalf("after THREAD_CLOSED: %v", c)
+	}
+	h.send(t, quiet.Kind(supportv1.MessageKind_MESSAGE_KIND_THREAD_REOPENED, "octocat", "", ""))
+	if c := only(t, convs); c.GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN {
+		t.Fatalf("after THREAD_REOPENED: %v", c)
+	}
+	events, _ := triagetest.ConversationEvents(t, h.js)
+	want := []supportv1.ConversationEventType{
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_CLOSED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_REOPENED,
+	}
+	if got := triagetest.Types(events); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}
+
+func TestInvalidInboundIsDeadLettered(t *testing.T) {
+	h := newHarness(t)
+	h.start(t, h.deps)
+	m := triagetest.Slack("x").Customer("U0CUST", "no thread")
+	m.ThreadKey = ""
+	h.send(t, m)
+	if n := triagetest.Count(t, h.pool, `SELECT count(*) FROM inbox`); n != 0 {
+		t.Fatalf("invalid message claimed in the inbox")
+	}
+	ctx := context.Background()
+	st, err := h.js.Stream(ctx, "SUPPORT_DEADLETTER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("dead letters: %d, want 1", info.State.Msgs)
+	}
+}
+
+func TestConversationCommands(t *testing.T) {
+	h := newHarness(t)
+	s, _ := h.start(t, h.deps)
+	convs, _ := serve(t, s)
+	ctx := context.Background()
+
+	h.send(t, triagetest.Slack("3").Customer("U0CUST", "Helm chart fails on upgrade"))
+	c := only(t, convs)
+
+	a, err := convs.Assign(ctx, &triagev1.AssignRequest{Id: c.GetId(), Assignee: "alice", Actor: "bob"})
+	if err != nil || a.GetConversation().GetAssignee() != "alice" {
+		t.Fatalf("Assign: %v %v", a, err)
+	}
+	tg, err := convs.Tag(ctx, &triagev1.TagRequest{Id: c.GetId(), Add: []string{"helm", "upgrade"}, Categories: []string{"Deployments", "Data Integrity"}, Actor: "alice"})
+	if err != nil || !slices.Equal(tg.GetConversation().GetTags(), []string{"helm", "upgrade"}) || tg.GetConversation().GetCategories()[0] != "Deployments" {
+		t.Fatalf("Tag: %v %v", tg, err)
+	}
+	if _, err := convs.Tag(ctx, &triagev1.TagRequest{Id: c.GetId(), Remove: []string{"upgrade"}, Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	note, err := convs.AddNote(ctx, &triagev1.AddNoteRequest{Id: c.GetId(), Text: "Customer runs chart 30.x", Actor: "alice"})
+	if err != nil || note.GetNote().GetAuthor() != "alice" || note.GetNote().GetId() == "" {
+		t.Fatalf("AddNote: %v %v", note, err)
+	}
+	esc, err := convs.Escalate(ctx, &triagev1.EscalateRequest{Id: c.GetId(), Reason: "deployment knowledge", Team: "platform", Actor: "alice"})
+	if err != nil || esc.GetConversation().GetTeam() != "platform" {
+		t.Fatalf("Escalate: %v %v", esc, err)
+	}
+	cl, err := convs.Close(ctx, &triagev1.CloseRequest{Id: c.GetId(), Reason: supportv1.CloseReason_CLOSE_REASON_SPAM, Actor: "alice"})
+	if err != nil || cl.GetConversation().GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
+		t.Fatalf("Close: %v %v", cl, err)
+	}
+	if _, err := convs.Escalate(ctx, &triagev1.EscalateRequest{Id: c.GetId(), Actor: "alice"}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("Escalate of a closed conversation: %v, want FailedPrecondition", err)
+	}
+	re, err := convs.Reopen(ctx, &triagev1.ReopenRequest{Id: c.GetId(), Actor: "bob"})
+	if err != nil || re.GetConversation().GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN {
+		t.Fatalf("Reopen: %v %v", re, err)
+	}
+	h.settled(t)
+
+	full := get(t, convs, c.GetId())
+	if len(full.GetNotes()) != 1 || full.GetNotes()[0].GetText() != "Customer runs chart 30.x" {
+		t.Fatalf("notes %v", full.GetNotes())
+	}
+	want := []string{"U0CUST opened", "bob assigned", "alice tagged", "alice tagged", "alice noted", "alice escalated", "alice closed", "bob reopened"}
+	if got := actions(full.GetAudit()); !slices.Equal(got, want) {
+		t.Fatalf("audit %v, want %v", got, want)
+	}
+	if !strings.HasSuffix(full.GetConversation().GetShareUrl(), "/console/conversations/"+c.GetId()) {
+		t.Fatalf("share url %q", full.GetConversation().GetShareUrl())
+	}
+
+	events, _ := triagetest.ConversationEvents(t, h.js)
+	wantTypes := []supportv1.ConversationEventType{
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ASSIGNED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ESCALATED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_CLOSED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_REOPENED,
+	}
+	if got := triagetest.Types(events); !slices.Equal(got, wantTypes) {
+		t.Fatalf("events %v, want %v", got, wantTypes)
+	}
+	if e := events[4]; e.GetReason() != "deployment knowledge" || e.GetConversation().GetTeam() != "platform" || e.GetActor() != "alice" {
+		t.Fatalf("escalated event %v", e)
+	}
+
+	// Errors map to codes.
+	if _, err := convs.GetConversation(ctx, &triagev1.GetConversationRequest{Id: "nope"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown id: %v", err)
+	}
+	if _, err := convs.AddNote(ctx, &triagev1.AddNoteRequest{Id: c.GetId(), Text: "  "}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("empty note: %v", err)
+	}
+	if _, err := convs.Assign(ctx, &triagev1.AssignRequest{Assignee: "x"}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("no id: %v", err)
+	}
+}
