@@ -1,0 +1,142 @@
+// Package store keeps rotation's configuration versions and API-created
+// overrides in its Postgres schema.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sidekickhq/sidekick/services/rotation/internal/schedule"
+)
+
+// Store reads and writes rotation state.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Store over pool (search_path = rotation schema).
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Digest is the content hash used to tell whether a configuration changed.
+func Digest(yaml []byte) string {
+	sum := sha256.Sum256(yaml)
+	return hex.EncodeToString(sum[:])
+}
+
+// Current returns the configuration in force and its version; version 0 and
+// nil YAML when none was ever applied.
+func (s *Store) Current(ctx context.Context) (version int64, yaml []byte, err error) {
+	var text string
+	err = s.pool.QueryRow(ctx, `SELECT version, yaml FROM config_versions ORDER BY version DESC LIMIT 1`).Scan(&version, &text)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("load config: %w", err)
+	}
+	return version, []byte(text), nil
+}
+
+// Save records a new configuration version unless it equals the current
+// one; it reports whether a version was written.
+func (s *Store) Save(ctx context.Context, yaml []byte, by string) (bool, error) {
+	digest := Digest(yaml)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("save config: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	// Serialise concurrent applies so two replicas never both write.
+	if _, err := tx.Exec(ctx, `LOCK TABLE config_versions IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return false, fmt.Errorf("lock config: %w", err)
+	}
+	var current string
+	err = tx.QueryRow(ctx, `SELECT digest FROM config_versions ORDER BY version DESC LIMIT 1`).Scan(&current)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("read config digest: %w", err)
+	}
+	if current == digest {
+		return false, nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO config_versions (yaml, digest, applied_by) VALUES ($1, $2, $3)`, string(yaml), digest, by); err != nil {
+		return false, fmt.Errorf("insert config: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("commit config: %w", err)
+	}
+	return true, nil
+}
+
+// Version returns the newest configuration version and override change
+// marker, so replicas can tell when to recompile.
+func (s *Store) Version(ctx context.Context) (string, error) {
+	var cfg int64
+	var n int64
+	var latest *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT
+		coalesce((SELECT max(version) FROM config_versions), 0),
+		(SELECT count(*) FROM overrides),
+		(SELECT max(created_at) FROM overrides)`).Scan(&cfg, &n, &latest)
+	if err != nil {
+		return "", fmt.Errorf("read versions: %w", err)
+	}
+	v := fmt.Sprintf("%d/%d", cfg, n)
+	if latest != nil {
+		v += "/" + latest.UTC().Format(time.RFC3339Nano)
+	}
+	return v, nil
+}
+
+// Overrides returns every API-created override.
+func (s *Store) Overrides(ctx context.Context) ([]schedule.Override, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, rotation_id, kind, person_id, with_person, starts_at, ends_at, swap_id, note
+		FROM overrides ORDER BY starts_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list overrides: %w", err)
+	}
+	defer rows.Close()
+	var out []schedule.Override
+	for rows.Next() {
+		var o schedule.Override
+		var kind string
+		if err := rows.Scan(&o.ID, &o.Rotation, &kind, &o.Person, &o.With, &o.Start, &o.End, &o.SwapID, &o.Note); err != nil {
+			return nil, fmt.Errorf("scan override: %w", err)
+		}
+		k, err := schedule.ParseOverrideKind(kind)
+		if err != nil {
+			return nil, err
+		}
+		o.Kind = k
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// AddOverrides inserts overrides in one transaction; an id that already
+// exists is left as it is (idempotent retries).
+func (s *Store) AddOverrides(ctx context.Context, os ...schedule.Override) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("add overrides: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	for _, o := range os {
+		_, err := tx.Exec(ctx, `INSERT INTO overrides (id, rotation_id, kind, person_id, with_person, starts_at, ends_at, swap_id, note)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`,
+			o.ID, o.Rotation, o.Kind.String(), o.Person, o.With, o.Start, o.End, o.SwapID, o.Note)
+		if err != nil {
+			return fmt.Errorf("insert override %s: %w", o.ID, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit overrides: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+// Package rotation is the schedule service: it knows who the Support Hero
+// and each team's secondary are at any moment, with overrides, swaps,
+// working hours and time zones, and answers over gRPC.
+//
+// Who is on call is an in-memory computation over a compiled schedule. The
+// configuration (config as code) and API-created overrides live in
+// Postgres; every replica recompiles when either changes.
+package rotation
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+
+	"github.com/sidekickhq/sidekick/platform/app"
+	"github.com/sidekickhq/sidekick/platform/config"
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	"github.com/sidekickhq/sidekick/services/rotation/internal/grpcapi"
+	"github.com/sidekickhq/sidekick/services/rotation/internal/schedule"
+	"github.com/sidekickhq/sidekick/services/rotation/internal/store"
+)
+
+// Schema is rotation's Postgres schema.
+const Schema = "rotation"
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the embedded schema migrations.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embed pattern above guarantees the directory
+	}
+	return sub
+}
+
+// Config is rotation's own configuration.
+type Config struct {
+	// OrgConfig is the organisation YAML applied at start when it differs
+	// from the configuration in force (mounted from a ConfigMap in
+	// Kubernetes). Empty: keep what was applied through ApplyConfig.
+	OrgConfig string `env:"SIDEKICK_ORG_CONFIG"`
+	// ReloadInterval is how often a replica checks for configuration or
+	// override changes made through another replica.
+	ReloadInterval time.Duration `env:"SIDEKICK_ROTATION_RELOAD_INTERVAL" envDefault:"5s"`
+}
+
+// Deps are rotation's collaborators.
+type Deps struct {
+	Logger *slog.Logger
+	Pool   *pgxpool.Pool
+	Now    func() time.Time
+	// ReadFile reads the OrgConfig path (os.ReadFile in production).
+	ReadFile func(string) ([]byte, error)
+}
+
+// Service is the rotation service.
+type Service struct {
+	cfg     Config
+	deps    Deps
+	store   *store.Store
+	current atomic.Pointer[compiled]
+	api     *grpcapi.Server
+}
+
+type compiled struct {
+	version  string
+	yaml     []byte
+	schedule *schedule.Schedule
+}
+
+// New builds the service and loads the schedule in force, applying
+// cfg.OrgConfig first when set.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.ReadFile == nil {
+		deps.ReadFile = os.ReadFile
+	}
+	s := &Service{cfg: cfg, deps: deps, store: store.New(deps.Pool)}
+	if cfg.OrgConfig != "" {
+		data, err := deps.ReadFile(cfg.OrgConfig)
+		if err != nil {
+			return nil, fmt.Errorf("read organisation config: %w", err)
+		}
+		if _, err := s.Apply(ctx, data, false, "startup:"+cfg.OrgConfig); err != nil {
+			return nil, fmt.Errorf("apply %s: %w", cfg.OrgConfig, err)
+		}
+	}
+	if err := s.reload(ctx); err != nil {
+		return nil, err
+	}
+	s.api = grpcapi.New(s, deps.Now)
+	return s, nil
+}
+
+// FromKit builds the service from the shared process kit.
+func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
+	var cfg Config
+	if err := config.Load(&cfg, k.Environ); err != nil {
+		return nil, err
+	}
+	return New(ctx, cfg, Deps{Logger: k.Logger, Pool: k.Pool})
+}
+
+// Schedule returns the compiled schedule in force, nil before any
+// configuration was applied.
+func (s *Service) Schedule() *schedule.Schedule {
+	if c := s.current.Load(); c != nil {
+		return c.schedule
+	}
+	return nil
+}
+
+// reload recompiles from the store when anything changed.
+func (s *Service) reload(ctx context.Context) error {
+	version, err := s.store.Version(ctx)
+	if err != nil {
+		return err
+	}
+	if c := s.current.Load(); c != nil && c.version == version {
+		return nil
+	}
+	_, yaml, err := s.store.Current(ctx)
+	if err != nil {
+		return err
+	}
+	if yaml == nil {
+		// Nothing applied yet: no schedule, and the API says so.
+		s.current.Store(&compiled{version: version})
+		return nil
+	}
+	cfg, err := schedule.ParseConfig(yaml)
+	if err != nil {
+		return fmt.Errorf("stored configuration no longer parses: %w", err)
+	}
+	extra, err := s.store.Overrides(ctx)
+	if err != nil {
+		return err
+	}
+	cfg.Overrides = append(cfg.Overrides, extra...)
+	sched, err := schedule.Compile(cfg)
+	if err != nil {
+		return fmt.Errorf("compile schedule: %w", err)
+	}
+	s.current.Store(&compiled{version: version, yaml: yaml, schedule: sched})
+	s.deps.Logger.Info("schedule loaded", "version", version, "people", len(cfg.People), "rotations", len(cfg.Rotations), "overrides", len(cfg.Overrides))
+	return nil
+}
+
+// Apply validates yaml, returns the diff against the configuration in force
+// and, unless dryRun, stores it and recompiles.
+func (s *Service) Apply(ctx context.Context, yaml []byte, dryRun bool, by string) ([]string, error) {
+	next, err := schedule.ParseConfig(yaml)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := schedule.Compile(next); err != nil {
+		return nil, err
+	}
+	_, currentYAML, err := s.store.Current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	prev := &schedule.Config{}
+	if currentYAML != nil {
+		if prev, err = schedule.ParseConfig(currentYAML); err != nil {
+			prev = &schedule.Config{}
+		}
+	}
+	changes := schedule.Diff(prev, next)
+	if dryRun || len(changes) == 0 {
+		return changes, nil
+	}
+	if _, err := s.store.Save(ctx, yaml, by); err != nil {
+		return nil, err
+	}
+	return changes, s.reload(ctx)
+}
+
+// AddOverrides stores overrides (one, or the two sides of a swap) after
+// checking they compile, and recompiles.
+func (s *Service) AddOverrides(ctx context.Context, os ...schedule.Override) error {
+	if err := s.store.AddOverrides(ctx, os...); err != nil {
+		return err
+	}
+	return s.reload(ctx)
+}
+
+// Run keeps the schedule in step with changes made through other replicas.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := s.reload(ctx); err != nil && ctx.Err() == nil {
+				s.deps.Logger.Error("reload schedule", "error", err)
+			}
+		}
+	}
+}
+
+// RegisterGRPC registers RotationService.
+func (s *Service) RegisterGRPC(r grpc.ServiceRegistrar) {
+	rotationv1.RegisterRotationServiceServer(r, s.api)
+}
+
+// Register mounts the iCalendar feeds.
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /ical/rotations/{id}", s.serveICal(func(sc *schedule.Schedule, id string, from, to, now time.Time) ([]byte, error) {
+		return sc.ICalRotation(id, from, to, now)
+	}))
+	mux.HandleFunc("GET /ical/people/{id}", s.serveICal(func(sc *schedule.Schedule, id string, from, to, now time.Time) ([]byte, error) {
+		return sc.ICalPerson(id, from, to, now)
+	}))
+}
+
+func (s *Service) serveICal(render func(sc *schedule.Schedule, id string, from, to, now time.Time) ([]byte, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if len(id) > 4 && id[len(id)-4:] == ".ics" {
+			id = id[:len(id)-4]
+		}
+		sc := s.Schedule()
+		if sc == nil {
+			http.Error(w, "no configuration applied yet", http.StatusServiceUnavailable)
+			return
+		}
+		now := s.deps.Now()
+		body, err := render(sc, id, now.AddDate(0, 0, -28), now.AddDate(0, 0, 90), now)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/calendar; charset=utf-8")
+		_, _ = w.Write(body)
+	}
+}

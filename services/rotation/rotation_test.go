@@ -1,0 +1,228 @@
+package rotation
+
+import (
+	"context"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sidekickhq/sidekick/platform/logging"
+	"github.com/sidekickhq/sidekick/platform/pg"
+	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	"github.com/sidekickhq/sidekick/services/rotation/internal/schedule"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+const org = `
+people:
+  - {id: alice, name: Alice, email: alice@example.com, slack: U01, team: platform, timezone: America/New_York, working_hours: "Mon-Fri 09:00-17:30"}
+  - {id: bob, name: Bob, email: bob@example.com, slack: U02, team: platform, timezone: Europe/London, working_hours: "Mon-Fri 09:00-17:30"}
+  - {id: carol, name: Carol, email: carol@example.com, slack: U03, team: analytics, timezone: Europe/Berlin, working_hours: "Mon-Fri 09:00-17:00"}
+rotations:
+  - {id: hero, type: weekly, length: 1, start: "2026-01-05 09:00", timezone: Europe/London, participants: [alice, bob, carol]}
+  - {id: platform-secondary, type: weekly, length: 1, start: "2026-01-05 09:00", timezone: Europe/London, participants: [bob, alice]}
+  - {id: analytics-secondary, type: weekly, length: 1, start: "2026-01-05 09:00", timezone: Europe/London, participants: [carol]}
+teams:
+  - {id: platform, name: Platform, secondary: platform-secondary}
+  - {id: analytics, name: Analytics, secondary: analytics-secondary}
+support:
+  hero: hero
+  hero_is_team_secondary: true
+`
+
+// newService migrates a fresh database and returns a service on it.
+func newService(t *testing.T, url string, now func() time.Time) *Service {
+	t.Helper()
+	ctx := context.Background()
+	if err := pg.Migrate(ctx, url, Schema, Migrations(), logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pg.Connect(ctx, url, Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s, err := New(ctx, Config{ReloadInterval: time.Hour}, Deps{Pool: pool, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func serve(t *testing.T, s *Service) rotationv1.RotationServiceClient {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	s.RegisterGRPC(gs)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return rotationv1.NewRotationServiceClient(cc)
+}
+
+func TestApplyConfigAndWhoIsOnCall(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	now := time.Date(2026, 2, 4, 12, 0, 0, 0, time.UTC) // Wednesday of week 5
+	s := newService(t, url, func() time.Time { return now })
+	c := serve(t, s)
+
+	if _, err := c.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("before any configuration: want FailedPrecondition, got %v", err)
+	}
+	dry, err := c.ApplyConfig(ctx, &rotationv1.ApplyConfigRequest{Config: []byte(org), DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dry.GetApplied() || len(dry.GetChanges()) == 0 || !strings.Contains(strings.Join(dry.GetChanges(), "\n"), "alice") {
+		t.Fatalf("dry run: %v", dry)
+	}
+	if _, err := c.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("a dry run applied the configuration: %v", err)
+	}
+	applied, err := c.ApplyConfig(ctx, &rotationv1.ApplyConfigRequest{Config: []byte(org)})
+	if err != nil || !applied.GetApplied() {
+		t.Fatalf("apply: %v %v", applied, err)
+	}
+	again, err := c.ApplyConfig(ctx, &rotationv1.ApplyConfigRequest{Config: []byte(org)})
+	if err != nil || again.GetApplied() || len(again.GetChanges()) != 0 {
+		t.Fatalf("second apply must change nothing: %v %v", again, err)
+	}
+	if _, err := c.ApplyConfig(ctx, &rotationv1.ApplyConfigRequest{Config: []byte("people: [{id: x, timezone: Mars/Base}]")}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("invalid configuration: want InvalidArgument, got %v", err)
+	}
+
+	// Week of 2026-02-02 is week 4 counted from 2026-01-05: participant 4 mod 3 = bob.
+	hero, err := c.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hero.GetOnCall().GetPerson().GetId(); got != "bob" {
+		t.Fatalf("hero on %s: got %q, want bob", now, got)
+	}
+	wantStart := time.Date(2026, 2, 2, 9, 0, 0, 0, time.UTC)
+	if !hero.GetOnCall().GetShift().GetStart().AsTime().Equal(wantStart) {
+		t.Fatalf("shift start %v, want %v", hero.GetOnCall().GetShift().GetStart().AsTime(), wantStart)
+	}
+	// The hero is their own team's secondary that week (derived).
+	sec, err := c.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_SECONDARY, Team: "platform"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sec.GetOnCall().GetPerson().GetId() != "bob" || sec.GetOnCall().GetReason() != rotationv1.Reason_REASON_DERIVED {
+		t.Fatalf("platform secondary: %v", sec.GetOnCall())
+	}
+	teams, err := c.ListTeams(ctx, &rotationv1.ListTeamsRequest{})
+	if err != nil || len(teams.GetTeams()) != 2 {
+		t.Fatalf("teams %v %v", teams, err)
+	}
+	people, err := c.ListPeople(ctx, &rotationv1.ListPeopleRequest{Team: "platform"})
+	if err != nil || len(people.GetPeople()) != 2 {
+		t.Fatalf("people %v %v", people, err)
+	}
+}
+
+// TestSwapPersistsAcrossReplicas: a swap made through one replica is stored
+// as two overrides and seen by another replica after it reloads.
+func TestSwapPersistsAcrossReplicas(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	now := time.Date(2026, 2, 4, 12, 0, 0, 0, time.UTC)
+	a := newService(t, url, func() time.Time { return now })
+	if _, err := a.Apply(ctx, []byte(org), false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	b := newService(t, url, func() time.Time { return now })
+	ca := serve(t, a)
+
+	// Bob (hero this week) takes Thursday off; Alice covers it, and Bob
+	// covers a day of Alice's next hero week (2026-02-16 is alice's).
+	thu := time.Date(2026, 2, 5, 9, 0, 0, 0, time.UTC)
+	aliceDay := time.Date(2026, 2, 17, 9, 0, 0, 0, time.UTC)
+	resp, err := ca.SwapShifts(ctx, &rotationv1.SwapShiftsRequest{
+		Rotation: "hero",
+		PersonA:  "bob", ShiftAStart: timestamppb.New(thu), ShiftAEnd: timestamppb.New(thu.Add(24 * time.Hour)),
+		PersonB: "alice", ShiftBStart: timestamppb.New(aliceDay), ShiftBEnd: timestamppb.New(aliceDay.Add(24 * time.Hour)),
+		Note: "day off",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetOverrides()) != 2 || resp.GetSwapId() == "" {
+		t.Fatalf("swap: %v", resp)
+	}
+	if err := b.reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		at   time.Time
+		want string
+	}{
+		{thu.Add(2 * time.Hour), "alice"},
+		{aliceDay.Add(2 * time.Hour), "bob"},
+		{thu.Add(-2 * time.Hour), "bob"},
+		{aliceDay.Add(26 * time.Hour), "alice"},
+	} {
+		ans, err := b.Schedule().WhoIsOnCall(heroQuery(tc.at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ans.OnCall.Person == nil || ans.OnCall.Person.ID != tc.want {
+			t.Errorf("replica b at %s: %+v, want %s", tc.at, ans.OnCall.Person, tc.want)
+		}
+	}
+}
+
+func TestOrgConfigAppliedAtStart(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	if err := pg.Migrate(ctx, url, Schema, Migrations(), logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pg.Connect(ctx, url, Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	path := t.TempDir() + "/sidekick.yaml"
+	if err := os.WriteFile(path, []byte(org), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a restart with the same file applies nothing new
+		s, err := New(ctx, Config{OrgConfig: path, ReloadInterval: time.Hour}, Deps{Pool: pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Schedule().People()) != 3 {
+			t.Fatalf("people %d", len(s.Schedule().People()))
+		}
+	}
+	var versions int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM config_versions`).Scan(&versions); err != nil {
+		t.Fatal(err)
+	}
+	if versions != 1 {
+		t.Fatalf("applying the same file twice stored %d versions", versions)
+	}
+}
+
+func heroQuery(at time.Time) schedule.Query {
+	return schedule.Query{Role: schedule.RoleHero, At: at}
+}
