@@ -219,11 +219,12 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte("x"), "sha256="+strings.Repeat("0", 64))
 	f.Fuzz(func(t *testing.T, body []byte, header string) {
 		err := Verify(secret, body, header)
-		if err == nil && header != Sign(secret, body) {
-			t.Fatalf("accepted %q for a body it does not sign", header)
-		}
-		if header == Sign(secret, body) && err != nil {
-			t.Fatalf("rejected the right signature: %v", err)
+		right := Sign(secret, body)
+		// The prefix is exact; the hex digits are case-insensitive (the
+		// same MAC in capitals is the same MAC).
+		ok := strings.HasPrefix(header, "sha256=") && strings.EqualFold(header, right)
+		if (err == nil) != ok {
+			t.Fatalf("Verify(%q) = %v; right signature %q", header, err, right)
 		}
 	})
 }

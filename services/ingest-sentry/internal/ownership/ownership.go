@@ -142,12 +142,20 @@ func (r Rule) check() error {
 		return errors.New("no project")
 	case r.Team == "":
 		return errors.New("no team")
+	case strings.ContainsAny(r.Project, reserved) || strings.ContainsAny(r.Team, reserved):
+		return fmt.Errorf("project and team may not contain any of %q or spaces", reserved)
 	}
 	return nil
 }
 
+// reserved are the characters of the rule syntax and whitespace.
+const reserved = ",;=[] \t\r\n"
+
 // splitTop splits s at commas outside brackets.
 func splitTop(s string) []string {
+	if strings.Count(s, "[") != strings.Count(s, "]") {
+		return []string{s} // unbalanced: one item, rejected by the parser
+	}
 	var out []string
 	depth, start := 0, 0
 	for i, c := range s {
