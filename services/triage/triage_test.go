@@ -31,7 +31,7 @@ type harness struct {
 	deps  Deps
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs NATS and Postgres")
@@ -51,9 +51,14 @@ func testConfig() Config {
 }
 
 // start runs a service until the returned stop is called or the test ends.
-func (h *harness) start(t *testing.T, deps Deps) (*Service, func()) {
+func (h *harness) start(t testing.TB, deps Deps) (*Service, func()) {
 	t.Helper()
-	s, err := New(testConfig(), deps)
+	return h.startConfig(t, testConfig(), deps)
+}
+
+func (h *harness) startConfig(t testing.TB, cfg Config, deps Deps) (*Service, func()) {
+	t.Helper()
+	s, err := New(cfg, deps)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -96,7 +101,7 @@ func serve(t *testing.T, s *Service) (triagev1.ConversationServiceClient, triage
 
 // settled waits until every inbound message is handled and every event
 // published.
-func (h *harness) settled(t *testing.T) {
+func (h *harness) settled(t testing.TB) {
 	t.Helper()
 	triagetest.Drained(t, h.js, bus.StreamInbound, DurableInbound)
 	triagetest.Eventually(t, "outbox drained", func() bool {
