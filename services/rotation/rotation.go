@@ -22,8 +22,10 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sidekickhq/sidekick/platform/app"
+	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/config"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	"github.com/sidekickhq/sidekick/services/rotation/internal/events"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/grpcapi"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/schedule"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/store"
@@ -53,6 +55,12 @@ type Config struct {
 	// ReloadInterval is how often a replica checks for configuration or
 	// override changes made through another replica.
 	ReloadInterval time.Duration `env:"SIDEKICK_ROTATION_RELOAD_INTERVAL" envDefault:"5s"`
+	// EventInterval is how often handoffs, new overrides and gaps ahead are
+	// checked and published on support.rotation.*; events are late by at
+	// most this much.
+	EventInterval time.Duration `env:"SIDEKICK_ROTATION_EVENT_INTERVAL" envDefault:"15s"`
+	// GapLookahead is how far in advance a coverage gap is announced.
+	GapLookahead time.Duration `env:"SIDEKICK_ROTATION_GAP_LOOKAHEAD" envDefault:"72h"`
 }
 
 // Deps are rotation's collaborators.
@@ -62,6 +70,8 @@ type Deps struct {
 	Now    func() time.Time
 	// ReadFile reads the OrgConfig path (os.ReadFile in production).
 	ReadFile func(string) ([]byte, error)
+	// Publisher publishes schedule events; nil disables them.
+	Publisher events.Publisher
 }
 
 // Service is the rotation service.
@@ -71,6 +81,7 @@ type Service struct {
 	store   *store.Store
 	current atomic.Pointer[compiled]
 	api     *grpcapi.Server
+	emitter *events.Emitter
 }
 
 type compiled struct {
@@ -105,6 +116,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	s.api = grpcapi.New(s, deps.Now)
+	if deps.Publisher != nil {
+		s.emitter = events.New(deps.Pool, deps.Publisher, cfg.GapLookahead)
+	}
 	return s, nil
 }
 
@@ -114,7 +128,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
 	}
-	return New(ctx, cfg, Deps{Logger: k.Logger, Pool: k.Pool})
+	return New(ctx, cfg, Deps{Logger: k.Logger, Pool: k.Pool, Publisher: bus.NewPublisher(k.JS, "sidekick/rotation")})
 }
 
 // Schedule returns the compiled schedule in force, nil before any
@@ -195,25 +209,48 @@ func (s *Service) Apply(ctx context.Context, yaml []byte, dryRun bool, by string
 // AddOverrides stores overrides (one, or the two sides of a swap) after
 // checking they compile, and recompiles.
 func (s *Service) AddOverrides(ctx context.Context, os ...schedule.Override) error {
-	if err := s.store.AddOverrides(ctx, os...); err != nil {
+	if err := s.store.AddOverrides(ctx, s.deps.Now(), os...); err != nil {
 		return err
 	}
 	return s.reload(ctx)
 }
 
-// Run keeps the schedule in step with changes made through other replicas.
+// Run keeps the schedule in step with changes made through other replicas
+// and publishes schedule events.
 func (s *Service) Run(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.ReloadInterval)
-	defer t.Stop()
+	reload := time.NewTicker(s.cfg.ReloadInterval)
+	defer reload.Stop()
+	var tick <-chan time.Time
+	if s.emitter != nil {
+		t := time.NewTicker(s.cfg.EventInterval)
+		defer t.Stop()
+		tick = t.C
+		s.emit(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-reload.C:
 			if err := s.reload(ctx); err != nil && ctx.Err() == nil {
 				s.deps.Logger.Error("reload schedule", "error", err)
 			}
+		case <-tick:
+			s.emit(ctx)
 		}
+	}
+}
+
+// Emit publishes the schedule events due now; tests call it with a fake
+// clock.
+func (s *Service) emit(ctx context.Context) {
+	n, err := s.emitter.Tick(ctx, s.Schedule(), s.deps.Now())
+	if err != nil && ctx.Err() == nil {
+		s.deps.Logger.Error("publish schedule events", "error", err)
+		return
+	}
+	if n > 0 {
+		s.deps.Logger.Info("schedule events published", "count", n)
 	}
 }
 

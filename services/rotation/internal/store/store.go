@@ -101,6 +101,10 @@ func (s *Store) Overrides(ctx context.Context) ([]schedule.Override, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list overrides: %w", err)
 	}
+	return scanOverrides(rows)
+}
+
+func scanOverrides(rows pgx.Rows) ([]schedule.Override, error) {
 	defer rows.Close()
 	var out []schedule.Override
 	for rows.Next() {
@@ -119,18 +123,37 @@ func (s *Store) Overrides(ctx context.Context) ([]schedule.Override, error) {
 	return out, rows.Err()
 }
 
-// AddOverrides inserts overrides in one transaction; an id that already
-// exists is left as it is (idempotent retries).
-func (s *Store) AddOverrides(ctx context.Context, os ...schedule.Override) error {
+// Unannounced returns, locked in tx, the overrides not yet announced.
+func Unannounced(ctx context.Context, tx pgx.Tx) ([]schedule.Override, error) {
+	rows, err := tx.Query(ctx, `SELECT id, rotation_id, kind, person_id, with_person, starts_at, ends_at, swap_id, note
+		FROM overrides WHERE NOT announced ORDER BY created_at, id FOR UPDATE`)
+	if err != nil {
+		return nil, fmt.Errorf("list unannounced overrides: %w", err)
+	}
+	return scanOverrides(rows)
+}
+
+// MarkAnnounced records in tx that the overrides were announced.
+func MarkAnnounced(ctx context.Context, tx pgx.Tx, ids []string) error {
+	if _, err := tx.Exec(ctx, `UPDATE overrides SET announced = true WHERE id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("mark overrides announced: %w", err)
+	}
+	return nil
+}
+
+// AddOverrides inserts overrides in one transaction, recorded as created
+// at createdAt; an id that already exists is left as it is (idempotent
+// retries).
+func (s *Store) AddOverrides(ctx context.Context, createdAt time.Time, os ...schedule.Override) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("add overrides: %w", err)
 	}
 	defer tx.Rollback(ctx)
 	for _, o := range os {
-		_, err := tx.Exec(ctx, `INSERT INTO overrides (id, rotation_id, kind, person_id, with_person, starts_at, ends_at, swap_id, note)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`,
-			o.ID, o.Rotation, o.Kind.String(), o.Person, o.With, o.Start, o.End, o.SwapID, o.Note)
+		_, err := tx.Exec(ctx, `INSERT INTO overrides (id, rotation_id, kind, person_id, with_person, starts_at, ends_at, swap_id, note, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
+			o.ID, o.Rotation, o.Kind.String(), o.Person, o.With, o.Start, o.End, o.SwapID, o.Note, createdAt)
 		if err != nil {
 			return fmt.Errorf("insert override %s: %w", o.ID, err)
 		}

@@ -1,0 +1,150 @@
+package rotation
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/logging"
+	"github.com/sidekickhq/sidekick/platform/pg"
+	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+func rotationEvents(t *testing.T, js jetstream.JetStream) []*supportv1.RotationEvent {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, bus.StreamRotation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*supportv1.RotationEvent
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := &supportv1.RotationEvent{}
+		if err := proto.Unmarshal(m.Data, ev); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func TestScheduleEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Postgres and NATS")
+	}
+	url := pgtest.NewDatabase(t)
+	_, js := bustest.StartJetStream(t)
+	ctx := context.Background()
+	if err := pg.Migrate(ctx, url, Schema, Migrations(), logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{t: time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)} // Sunday
+	replica := func() *Service {
+		pool, err := pg.Connect(ctx, url, Schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		s, err := New(ctx, Config{ReloadInterval: time.Hour, GapLookahead: time.Hour}, Deps{Pool: pool, Now: clock.Now, Publisher: bus.NewPublisher(js, "sidekick/rotation")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := replica(), replica()
+	if _, err := a.Apply(ctx, []byte(org), false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.emit(ctx) // first tick only sets the cursor
+	if n := len(rotationEvents(t, js)); n != 0 {
+		t.Fatalf("first tick published %d events", n)
+	}
+
+	// Monday 10:00 London: the 09:00 handoff has happened. Both replicas
+	// tick at once; the events are published once.
+	clock.Set(time.Date(2026, 2, 2, 10, 0, 0, 0, time.UTC))
+	var wg sync.WaitGroup
+	for _, s := range []*Service{a, b, a, b} {
+		wg.Go(func() { s.emit(ctx) })
+	}
+	wg.Wait()
+	evs := rotationEvents(t, js)
+	got := map[string]*supportv1.RotationEvent{}
+	for _, ev := range evs {
+		if got[ev.GetId()] != nil {
+			t.Fatalf("event %s published twice", ev.GetId())
+		}
+		got[ev.GetId()] = ev
+	}
+	handoff := time.Date(2026, 2, 2, 9, 0, 0, 0, time.UTC).Unix()
+	started := got["rotation:shift_started:hero:bob:"+itoa(handoff)]
+	if started == nil || !started.GetHero() || started.GetPreviousPersonId() != "alice" {
+		t.Fatalf("hero handoff alice -> bob missing or wrong; events: %v", evs)
+	}
+	if got["rotation:shift_ended:hero:alice:"+itoa(handoff)] == nil {
+		t.Fatalf("hero shift_ended for alice missing; events: %v", evs)
+	}
+	if ev := got["rotation:shift_started:platform-secondary:bob:"+itoa(handoff)]; ev == nil || ev.GetTeamId() != "platform" {
+		t.Fatalf("platform secondary handoff missing or without team; events: %v", evs)
+	}
+
+	// A swap recorded now is announced once on the next tick.
+	thu := time.Date(2026, 2, 5, 9, 0, 0, 0, time.UTC)
+	if _, err := a.api.SwapShifts(ctx, swapRequest(thu)); err != nil {
+		t.Fatal(err)
+	}
+	before := len(evs)
+	clock.Set(clock.Now().Add(time.Minute))
+	a.emit(ctx)
+	b.emit(ctx)
+	after := rotationEvents(t, js)
+	overrides := 0
+	for _, ev := range after[before:] {
+		if ev.GetType() == supportv1.RotationEventType_ROTATION_EVENT_TYPE_OVERRIDE_CREATED {
+			overrides++
+		}
+	}
+	if overrides != 2 {
+		t.Fatalf("want the swap's 2 overrides announced once each, got %d in %v", overrides, after[before:])
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func swapRequest(thu time.Time) *rotationv1.SwapShiftsRequest {
+	aliceDay := time.Date(2026, 2, 17, 9, 0, 0, 0, time.UTC)
+	return &rotationv1.SwapShiftsRequest{
+		Rotation: "hero",
+		PersonA:  "bob", ShiftAStart: timestamppb.New(thu), ShiftAEnd: timestamppb.New(thu.Add(24 * time.Hour)),
+		PersonB: "alice", ShiftBStart: timestamppb.New(aliceDay), ShiftBEnd: timestamppb.New(aliceDay.Add(24 * time.Hour)),
+	}
+}
