@@ -93,11 +93,12 @@ func (d *Directory) User(ctx context.Context, id string) (p *slackevent.Profile,
 	return v.(*slackevent.Profile), false, nil
 }
 
-// Permalink returns the permalink of the message at ts in channel.
-func (d *Directory) Permalink(ctx context.Context, channel, ts string) (string, error) {
+// Permalink returns the permalink of the message at ts in channel; cached
+// reports whether it came from the cache.
+func (d *Directory) Permalink(ctx context.Context, channel, ts string) (link string, cached bool, err error) {
 	key := channel + "/" + ts
 	if l, ok := lookup(d, d.links, key); ok {
-		return l, nil
+		return l, true, nil
 	}
 	v, err, _ := d.group.Do("p:"+key, func() (any, error) {
 		l, err := d.api.GetPermalinkContext(ctx, &slack.PermalinkParameters{Channel: channel, Ts: ts})
@@ -108,9 +109,9 @@ func (d *Directory) Permalink(ctx context.Context, channel, ts string) (string, 
 		return l, nil
 	})
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	return v.(string), nil
+	return v.(string), false, nil
 }
 
 func lookup[T any](d *Directory, m map[string]entry[T], key string) (T, bool) {

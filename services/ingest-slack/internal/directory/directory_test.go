@@ -103,7 +103,7 @@ func TestPermalinkCached(t *testing.T) {
 	d := New(slack.New("xoxb-test", slack.OptionAPIURL(fake.APIURL())), Options{})
 	ctx := context.Background()
 	for range 3 {
-		l, err := d.Permalink(ctx, "C1H9RESGA", "1358546515.000008")
+		l, _, err := d.Permalink(ctx, "C1H9RESGA", "1358546515.000008")
 		if err != nil || l != "https://ghostbusters.slack.com/archives/C1H9RESGA/p1358546515000008" {
 			t.Fatalf("permalink %q, %v", l, err)
 		}
@@ -118,7 +118,7 @@ func TestCacheBounded(t *testing.T) {
 	d := New(slack.New("xoxb-test", slack.OptionAPIURL(fake.APIURL())), Options{MaxEntries: 2})
 	ctx := context.Background()
 	for _, ts := range []string{"1.1", "1.2", "1.3", "1.4"} {
-		if _, err := d.Permalink(ctx, "C1", ts); err != nil {
+		if _, _, err := d.Permalink(ctx, "C1", ts); err != nil {
 			t.Fatal(err)
 		}
 	}

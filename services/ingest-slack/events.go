@@ -1,0 +1,199 @@
+package ingestslack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackevent"
+	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slacksig"
+)
+
+// answer is the outcome of one request, whichever transport it came by.
+type answer struct {
+	code int
+	// body is JSON-encoded into the HTTP answer or the Socket Mode ack
+	// payload; nil sends none.
+	body any
+}
+
+func ok() answer             { return answer{code: http.StatusOK} }
+func okWith(body any) answer { return answer{code: http.StatusOK, body: body} }
+func failure(code int, msg string) answer {
+	return answer{code: code, body: map[string]string{"error": msg}}
+}
+
+// retryable reports whether Slack should deliver the input again.
+func (a answer) retryable() bool { return a.code >= 500 }
+
+// readVerified reads the body under the size limit and checks Slack's
+// signature, answering and counting the request itself when either fails.
+func (s *Service) readVerified(w http.ResponseWriter, r *http.Request, route, typ string) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.metrics.events.WithLabelValues(typ, "too_large").Inc()
+			s.reply(w, route, failure(http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes"))
+			return nil, false
+		}
+		s.metrics.events.WithLabelValues(typ, "malformed").Inc()
+		s.reply(w, route, failure(http.StatusBadRequest, "cannot read body"))
+		return nil, false
+	}
+	if err := slacksig.Verify(s.secret, s.deps.Now(), r.Header.Get(slacksig.HeaderTimestamp), r.Header.Get(slacksig.HeaderSignature), body); err != nil {
+		s.metrics.events.WithLabelValues(typ, "unauthorized").Inc()
+		s.deps.Logger.Warn("slack request rejected", "route", route, "error", err, "remote", r.RemoteAddr)
+		s.reply(w, route, failure(http.StatusUnauthorized, err.Error()))
+		return nil, false
+	}
+	return body, true
+}
+
+// reply writes a and counts it under route.
+func (s *Service) reply(w http.ResponseWriter, route string, a answer) {
+	s.metrics.requests.WithLabelValues(route, strconv.Itoa(a.code)).Inc()
+	if a.body == nil {
+		w.WriteHeader(a.code)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(a.code)
+	_ = json.NewEncoder(w).Encode(a.body)
+}
+
+// serveEvents handles POST /slack/events.
+func (s *Service) serveEvents(w http.ResponseWriter, r *http.Request) {
+	body, verified := s.readVerified(w, r, routeEvents, "unknown")
+	if !verified {
+		return
+	}
+	if n := r.Header.Get("X-Slack-Retry-Num"); n != "" {
+		s.deps.Logger.Info("slack retried a delivery", "retry", n, "reason", r.Header.Get("X-Slack-Retry-Reason"))
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+	defer cancel()
+	s.reply(w, routeEvents, s.handleEvent(ctx, routeEvents, body))
+}
+
+// handleEvent processes one Events API payload, from HTTP or Socket Mode.
+func (s *Service) handleEvent(ctx context.Context, route string, body []byte) answer {
+	env, err := slackevent.Parse(body)
+	if err != nil {
+		s.metrics.events.WithLabelValues("unknown", "malformed").Inc()
+		return failure(http.StatusBadRequest, err.Error())
+	}
+	label := slackevent.Label(env)
+	if env.Type == slackevent.TypeURLVerification {
+		if env.Challenge == "" {
+			s.metrics.events.WithLabelValues(label, "malformed").Inc()
+			return failure(http.StatusBadRequest, "url_verification without challenge")
+		}
+		s.metrics.events.WithLabelValues(label, "answered").Inc()
+		return okWith(map[string]string{"challenge": env.Challenge})
+	}
+	it, ignored, err := slackevent.Classify(env, s.opts)
+	switch {
+	case err != nil:
+		hdr := nats.Header{}
+		if env.EventID != "" {
+			hdr.Set("slack-event-id", env.EventID)
+			hdr.Set(jetstream.MsgIDHeader, slackevent.MessageID(env.EventID))
+		}
+		return s.deadLetter(ctx, label, route, bus.InboundSubject("slack"), body, hdr, err)
+	case ignored != "":
+		if env.Type == slackevent.TypeAppRateLimited {
+			s.deps.Logger.Warn("slack is rate-limiting event deliveries to the app", "team", env.TeamID)
+		}
+		s.metrics.events.WithLabelValues(label, "ignored_"+ignored).Inc()
+		return ok()
+	}
+	msg := s.normalize(ctx, env, it)
+	ack, err := s.deps.Publisher.Publish(ctx, bus.Event{Subject: bus.InboundSubject("slack"), ID: msg.GetId(), Time: msg.GetReceivedAt().AsTime(), Message: msg})
+	if err != nil {
+		s.metrics.events.WithLabelValues(label, "error").Inc()
+		s.deps.Logger.Error("publish slack event", "event_id", env.EventID, "type", label, "error", err)
+		return failure(http.StatusServiceUnavailable, "could not store the event; retry")
+	}
+	result := "published"
+	if ack.Duplicate {
+		result = "duplicate"
+	}
+	s.metrics.events.WithLabelValues(label, result).Inc()
+	return ok()
+}
+
+// normalize resolves the author and the permalink, each within a share of
+// the request's budget, and builds the message. A failed lookup falls back
+// to what the event carries: the message is never held up by the Web API.
+func (s *Service) normalize(ctx context.Context, env *slackevent.Envelope, it *slackevent.Item) *supportv1.InboundMessage {
+	ourTeam := s.cfg.TeamID
+	if ourTeam == "" {
+		ourTeam = env.TeamID
+	}
+	permalink := slackevent.Permalink(s.cfg.WorkspaceURL, it.Team, it.Channel, it.RootTS)
+	var profile *slackevent.Profile
+	source := "event"
+	if s.dir != nil {
+		lctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout/3)
+		defer cancel()
+		var wg sync.WaitGroup
+		if it.Sender.User != "" && !it.Sender.IsBot {
+			wg.Go(func() {
+				p, cached, err := s.dir.User(lctx, it.Sender.User)
+				switch {
+				case err != nil:
+					s.metrics.lookups.WithLabelValues("users.info", "error").Inc()
+					s.deps.Logger.Warn("users.info failed; using the event's facts", "user", it.Sender.User, "error", err)
+				case cached:
+					s.metrics.lookups.WithLabelValues("users.info", "cached").Inc()
+					profile, source = p, "users.info"
+				default:
+					s.metrics.lookups.WithLabelValues("users.info", "fetched").Inc()
+					profile, source = p, "users.info"
+				}
+			})
+		}
+		wg.Go(func() {
+			l, cached, err := s.dir.Permalink(lctx, it.Channel, it.RootTS)
+			switch {
+			case err != nil:
+				s.metrics.lookups.WithLabelValues("chat.getPermalink", "error").Inc()
+				s.deps.Logger.Warn("chat.getPermalink failed; building the link", "channel", it.Channel, "ts", it.RootTS, "error", err)
+				return
+			case cached:
+				s.metrics.lookups.WithLabelValues("chat.getPermalink", "cached").Inc()
+			default:
+				s.metrics.lookups.WithLabelValues("chat.getPermalink", "fetched").Inc()
+			}
+			permalink = l
+		})
+		wg.Wait()
+	}
+	author := slackevent.Author(it.Sender, profile, ourTeam)
+	return slackevent.Build(it, author, source, permalink, s.deps.Now())
+}
+
+// deadLetter stores input that was accepted but cannot be processed, with
+// where and why, and answers 200 so Slack does not retry it; if even the
+// dead letter cannot be stored, Slack is asked to retry.
+func (s *Service) deadLetter(ctx context.Context, label, route, subject string, body []byte, hdr nats.Header, cause error) answer {
+	location := Name + "/" + route + "/" + label
+	if err := bus.DeadLetter(ctx, s.deps.JS, Name, location, subject, body, hdr, cause); err != nil {
+		s.metrics.events.WithLabelValues(label, "error").Inc()
+		s.deps.Logger.Error("dead-letter slack input", "location", location, "cause", cause, "error", err)
+		return failure(http.StatusServiceUnavailable, "could not store the event; retry")
+	}
+	s.metrics.events.WithLabelValues(label, "deadletter").Inc()
+	s.deps.Logger.Warn("slack input dead-lettered", "location", location, "error", cause)
+	return ok()
+}

@@ -1,0 +1,43 @@
+package ingestslack
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sidekickhq/sidekick/platform/httpx"
+)
+
+// Route labels of sidekick_ingest_slack_requests_total.
+const (
+	routeEvents       = "events"
+	routeInteractions = "interactions"
+	routeCommands     = "commands"
+	routeSocketEvents = "socket_events"
+	routeSocketInter  = "socket_interactive"
+	routeSocketCmds   = "socket_commands"
+)
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	events   *prometheus.CounterVec
+	lookups  *prometheus.CounterVec
+}
+
+// newMetrics registers the service's metrics on reg (nil: unregistered),
+// reusing collectors already there so several services can share one
+// registry.
+func newMetrics(reg prometheus.Registerer) *metrics {
+	return &metrics{
+		requests: httpx.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_ingest_slack_requests_total",
+			Help: "Requests from Slack by route (events, interactions, commands, and their socket_ forms) and answer code (HTTP status; for Socket Mode the status the same input gets over HTTP).",
+		}, []string{"route", "code"})),
+		events: httpx.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_ingest_slack_events_total",
+			Help: "Slack events, interactions and commands by type and result (published, duplicate, deadletter, ignored_<reason>, unauthorized, malformed, too_large, error, answered).",
+		}, []string{"type", "result"})),
+		lookups: httpx.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_ingest_slack_lookups_total",
+			Help: "Slack Web API lookups (users.info, chat.getPermalink) by result: cached, fetched, error (the event's own facts were used).",
+		}, []string{"lookup", "result"})),
+	}
+}
