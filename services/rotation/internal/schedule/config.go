@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -102,9 +103,6 @@ func (k *Kind) UnmarshalYAML(n *yaml.Node) error {
 	*k = v
 	return nil
 }
-
-// MarshalYAML writes a Kind as its name.
-func (k Kind) MarshalYAML() (any, error) { return k.String(), nil }
 
 // Rotation is an ordered list of participants taking shifts in turn.
 type Rotation struct {
@@ -523,15 +521,38 @@ func (c *Config) validate(lines lineIndex) error {
 		}
 	}
 	// Two overrides taking the same person off the same rotation at the
-	// same time contradict each other.
-	for i, a := range c.Overrides {
-		for j := i + 1; j < len(c.Overrides); j++ {
+	// same time contradict each other (unless they say the same thing, as
+	// a swap applied twice does).
+	var takers []int
+	for i, o := range c.Overrides {
+		if o.Kind == Replace || o.Kind == Remove {
+			takers = append(takers, i)
+		}
+	}
+	sort.SliceStable(takers, func(x, y int) bool {
+		a, b := c.Overrides[takers[x]], c.Overrides[takers[y]]
+		if a.Rotation != b.Rotation {
+			return a.Rotation < b.Rotation
+		}
+		if a.Person != b.Person {
+			return a.Person < b.Person
+		}
+		return a.Start.Before(b.Start)
+	})
+	for x, i := range takers {
+		a := c.Overrides[i]
+		for _, j := range takers[x+1:] {
 			b := c.Overrides[j]
-			if a.Rotation != b.Rotation || a.ID == b.ID || (a.Kind != Replace && a.Kind != Remove) || (b.Kind != Replace && b.Kind != Remove) {
-				continue
+			if b.Rotation != a.Rotation || b.Person != a.Person || !b.Start.Before(a.End) {
+				break
 			}
-			if a.Person == b.Person && a.Start.Before(b.End) && b.Start.Before(a.End) && (a.Kind != b.Kind || a.With != b.With) {
-				bad("overrides", j, "override "+b.ID, "overlaps override %s, which also takes %s off %s", a.ID, a.Person, a.Rotation)
+			if a.ID != b.ID && (a.Kind != b.Kind || a.With != b.With) {
+				first, second := a, b
+				line := j
+				if j < i {
+					first, second, line = b, a, i
+				}
+				bad("overrides", line, "override "+second.ID, "overlaps override %s, which also takes %s off %s", first.ID, a.Person, a.Rotation)
 			}
 		}
 	}

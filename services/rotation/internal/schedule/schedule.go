@@ -311,13 +311,15 @@ func (s *Schedule) Person(id string) (*Person, bool) {
 }
 
 // People returns a copy of every person, in configuration order.
-func (s *Schedule) People() []Person { return slices.Clone(s.people) }
+func (s *Schedule) People() []Person { return cloneConfig(&Config{People: s.people}).People }
 
 // Teams returns a copy of every team, in configuration order.
 func (s *Schedule) Teams() []Team { return slices.Clone(s.teams) }
 
 // Rotations returns a copy of every rotation, in configuration order.
-func (s *Schedule) Rotations() []Rotation { return slices.Clone(s.cfg.Rotations) }
+func (s *Schedule) Rotations() []Rotation {
+	return cloneConfig(&Config{Rotations: s.cfg.Rotations}).Rotations
+}
 
 // Config returns a copy of the configuration the schedule was compiled from.
 func (s *Schedule) Config() *Config {

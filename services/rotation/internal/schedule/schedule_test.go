@@ -2,6 +2,8 @@ package schedule
 
 import (
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -106,4 +108,71 @@ func TestWhoIsOnCallHeroAndSecondary(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestEnumsRoundTrip(t *testing.T) {
+	for _, k := range []OverrideKind{Replace, Add, Remove} {
+		got, err := ParseOverrideKind(k.String())
+		if err != nil || got != k {
+			t.Errorf("%v: %v %v", k, got, err)
+		}
+	}
+	if _, err := ParseOverrideKind("swap"); err == nil {
+		t.Error("ParseOverrideKind(swap) accepted")
+	}
+	for _, k := range []Kind{Hourly, Daily, Weekly, Monthly} {
+		got, err := ParseKind(k.String())
+		if err != nil || got != k {
+			t.Errorf("%v: %v %v", k, got, err)
+		}
+	}
+	want := "rotation override swap derived catcher"
+	var got []string
+	for _, r := range []Reason{ReasonRotation, ReasonOverride, ReasonSwap, ReasonDerived, ReasonCatcher} {
+		got = append(got, r.String())
+	}
+	if strings.Join(got, " ") != want {
+		t.Errorf("reasons %v", got)
+	}
+	if RoleHero.String() != "hero" || RoleSecondary.String() != "secondary" || RoleRotation.String() != "rotation" {
+		t.Error("role names")
+	}
+}
+
+func TestAccessorsReturnCopies(t *testing.T) {
+	s := compileFile(t, "org.yaml")
+	people, teams, rots := s.People(), s.Teams(), s.Rotations()
+	if len(people) != 6 || len(teams) != 3 || len(rots) != 4 || teams[0].Secondary != "platform-secondary" || rots[0].ID != "hero" {
+		t.Fatalf("accessors: %d %d %d", len(people), len(teams), len(rots))
+	}
+	people[0].ID, people[0].TimeOff[0].Start, teams[0].ID, rots[0].Participants[0] = "x", "x", "x", "x"
+	if s.People()[0].ID != "alice" || s.People()[0].TimeOff[0].Start != "2026-03-02" || s.Teams()[0].ID != "platform" || s.Rotations()[0].Participants[0] != "alice" {
+		t.Error("accessors leak the schedule's state")
+	}
+	if a := who(t, s, Query{Role: RoleHero, At: utc(t, "2026-01-05T12:00:00Z")}); personID(a.OnCall) != "alice" {
+		t.Error("mutating a copy changed the schedule")
+	}
+}
+
+// The schedule is shared by every gRPC handler: run it from many
+// goroutines (meaningful under -race).
+func TestConcurrentUse(t *testing.T) {
+	s := compileFile(t, "org.yaml")
+	from := utc(t, "2026-01-05T09:00:00Z")
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				at := from.Add(time.Duration(g*200+i) * 37 * time.Minute)
+				if _, err := s.WhoIsOnCall(Query{Role: RoleSecondary, Team: "platform", At: at}); err != nil {
+					t.Error(err)
+					return
+				}
+				s.WorkingWindows(at, at.Add(6*time.Hour))
+			}
+		}()
+	}
+	wg.Wait()
 }
