@@ -1,16 +1,3 @@
-// Package schedule is the rotation engine: it compiles the organisation's
-// people, rotations, teams and overrides into an immutable Schedule and
-// answers who is on call at any instant, with the derived rule (the Support
-// Hero is their own team's secondary), follow-the-sun catchers, coverage
-// gaps and working windows.
-//
-// All shift arithmetic is done on the wall clock of the rotation's time
-// zone: daily, weekly and monthly handoffs keep their local time across DST
-// (a day lasts 23 or 25 hours), hourly shifts that span a change last an hour
-// less or more, a handoff time a spring-forward skips moves to the first
-// instant after the gap, and one a fall-back repeats takes its first
-// occurrence. Finding the shift at an instant is arithmetic on the shift
-// index, never iteration from the rotation's start.
 package schedule
 
 import (
@@ -224,6 +211,7 @@ type ConfigError struct {
 	Msg  string
 }
 
+// Error formats the problem as "line N: item: message".
 func (e *ConfigError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Item, e.Msg)
