@@ -1,0 +1,20 @@
+// Command ingest-github runs Sidekick's ingest-github service. It is configured by
+// SIDEKICK_* environment variables (see docs/configuration.md); the argument
+// `migrate` applies the database migrations and exits, `version` prints
+// the build.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/sidekickhq/sidekick/platform/app"
+	"github.com/sidekickhq/sidekick/platform/run"
+	ingestgithub "github.com/sidekickhq/sidekick/services/ingest-github"
+)
+
+func main() {
+	run.Main(func(ctx context.Context) error {
+		return app.Main(ctx, app.Spec{Name: "ingest-github", Config: &ingestgithub.Config{}}, os.Args[1:], os.Environ(), ingestgithub.FromKit)
+	})
+}

@@ -1,0 +1,20 @@
+// Command ingest-slack runs Sidekick's ingest-slack service. It is configured by
+// SIDEKICK_* environment variables (see docs/configuration.md); the argument
+// `migrate` applies the database migrations and exits, `version` prints
+// the build.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/sidekickhq/sidekick/platform/app"
+	"github.com/sidekickhq/sidekick/platform/run"
+	ingestslack "github.com/sidekickhq/sidekick/services/ingest-slack"
+)
+
+func main() {
+	run.Main(func(ctx context.Context) error {
+		return app.Main(ctx, app.Spec{Name: "ingest-slack", Config: &ingestslack.Config{}}, os.Args[1:], os.Environ(), ingestslack.FromKit)
+	})
+}

@@ -1,0 +1,109 @@
+// Package cli is the `sidekick` operator command: the all-in-one dev stack
+// and the commands people and scripts use against a running Sidekick.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sidekickhq/sidekick/platform/buildinfo"
+	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/grpcx"
+)
+
+// Env is the slice of the environment the CLI reads.
+type Env struct {
+	Addr    string `env:"SIDEKICK_ADDR" envDefault:"127.0.0.1:9090"`
+	Token   string `env:"SIDEKICK_GRPC_TOKEN"`
+	NATSURL string `env:"SIDEKICK_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+}
+
+// IO carries the streams and the environment, so commands never read the
+// process's globals.
+type IO struct {
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Stdin   io.Reader
+	Environ []string
+}
+
+// root holds what every subcommand shares.
+type root struct {
+	io      IO
+	addr    string
+	token   string
+	natsURL string
+	timeout time.Duration
+}
+
+// Run executes the command line args (without the program name).
+func Run(ctx context.Context, args []string, io IO) error {
+	var env Env
+	if err := config.Load(&env, io.Environ); err != nil {
+		return err
+	}
+	r := &root{io: io}
+	cmd := &cobra.Command{
+		Use:   "sidekick",
+		Short: "Sidekick routes customer support to the engineer on duty",
+		Long: `Sidekick routes customer support to the engineer on duty.
+
+Run the whole system locally with 'sidekick dev'. The other commands talk to
+a running Sidekick over gRPC (--addr, SIDEKICK_ADDR) with the bearer token in
+SIDEKICK_GRPC_TOKEN, or to NATS (--nats, SIDEKICK_NATS_URL).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       buildinfo.String(),
+	}
+	cmd.SetArgs(args)
+	cmd.SetOut(io.Stdout)
+	cmd.SetErr(io.Stderr)
+	cmd.SetIn(io.Stdin)
+	cmd.PersistentFlags().StringVar(&r.addr, "addr", env.Addr, "gRPC address of Sidekick (env SIDEKICK_ADDR)")
+	cmd.PersistentFlags().StringVar(&r.natsURL, "nats", env.NATSURL, "NATS URL (env SIDEKICK_NATS_URL)")
+	cmd.PersistentFlags().DurationVar(&r.timeout, "rpc-timeout", 10*time.Second, "timeout of each gRPC call")
+	r.token = env.Token
+	cmd.AddCommand(
+		r.devCmd(),
+		r.conversationsCmd(),
+		r.oncallCmd(),
+		r.applyCmd(),
+		r.eventsCmd(),
+		r.dlqCmd(),
+	)
+	return cmd.ExecuteContext(ctx)
+}
+
+// dial connects to the configured gRPC address.
+func (r *root) dial() (*grpc.ClientConn, error) {
+	return grpcx.Dial(r.addr, grpcx.DialOptions{Token: r.token})
+}
+
+// call bounds one RPC.
+func (r *root) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.timeout)
+}
+
+// protoJSON renders a message as compact protobuf JSON.
+func protoJSON(m proto.Message) json.RawMessage {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		return json.RawMessage(fmt.Sprintf("{\"error\":%q}", err.Error()))
+	}
+	return b
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

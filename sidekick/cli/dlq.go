@@ -1,0 +1,243 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+)
+
+// deadLetter is one entry of the dead-letter stream.
+type deadLetter struct {
+	Sequence        uint64 `json:"sequence"`
+	Time            string `json:"time"`
+	Service         string `json:"service"`
+	ErrorLocation   string `json:"error_location"`
+	Error           string `json:"error"`
+	OriginalSubject string `json:"original_subject,omitempty"`
+	OriginalStream  string `json:"original_stream,omitempty"`
+	OriginalSeq     string `json:"original_sequence,omitempty"`
+	Deliveries      string `json:"delivery_count,omitempty"`
+	ID              string `json:"id,omitempty"`
+	Type            string `json:"type,omitempty"`
+	Size            int    `json:"size"`
+
+	msg *jetstream.RawStreamMsg
+}
+
+func (r *root) dlqCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect and replay the dead-letter stream",
+		Long: `Everything Sidekick could not process lands in SUPPORT_DEADLETTER on
+support.deadletter.<service>, with the place (error_location) and the reason
+(error). 'dlq list' shows it; 'dlq replay' publishes entries again on their
+original subject (after you fixed the cause) and removes them from the
+dead-letter stream.`,
+	}
+	var (
+		service string
+		asJSON  bool
+		limit   int
+	)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List dead letters, oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			js, nc, err := r.jetstream()
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			entries, err := listDeadLetters(cmd.Context(), js, service, limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				for _, e := range entries {
+					if err := writeJSONLine(r.io.Stdout, e); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			if len(entries) == 0 {
+				fmt.Fprintln(r.io.Stdout, "the dead-letter stream is empty")
+				return nil
+			}
+			tw := tabwriter.NewWriter(r.io.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SEQ\tTIME\tSERVICE\tLOCATION\tSUBJECT\tERROR")
+			for _, e := range entries {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Sequence, e.Time, e.Service, e.ErrorLocation, e.OriginalSubject, truncate(e.Error, 80))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&service, "service", "", "only this service's dead letters")
+	list.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
+	list.Flags().IntVar(&limit, "limit", 1000, "at most this many")
+
+	var (
+		all  bool
+		keep bool
+	)
+	replay := &cobra.Command{
+		Use:   "replay [SEQ ...] | --all [--service S]",
+		Short: "Publish dead letters again on their original subject",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return errors.New("name dead-letter sequences, or --all (optionally with --service)")
+			}
+			js, nc, err := r.jetstream()
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			ctx := cmd.Context()
+			var entries []deadLetter
+			if all {
+				if entries, err = listDeadLetters(ctx, js, service, 0); err != nil {
+					return err
+				}
+			} else {
+				for _, a := range args {
+					seq, err := strconv.ParseUint(a, 10, 64)
+					if err != nil {
+						return fmt.Errorf("sequence %q: %w", a, err)
+					}
+					e, err := getDeadLetter(ctx, js, seq)
+					if err != nil {
+						return err
+					}
+					entries = append(entries, e)
+				}
+			}
+			n, err := replayDeadLetters(ctx, js, entries, keep)
+			fmt.Fprintf(r.io.Stdout, "replayed %d of %d dead letter(s)\n", n, len(entries))
+			return err
+		},
+	}
+	replay.Flags().BoolVar(&all, "all", false, "replay every dead letter (of --service, if given)")
+	replay.Flags().StringVar(&service, "service", "", "with --all: only this service's dead letters")
+	replay.Flags().BoolVar(&keep, "keep", false, "keep the entries in the dead-letter stream after replaying")
+	cmd.AddCommand(list, replay)
+	return cmd
+}
+
+func (r *root) jetstream() (jetstream.JetStream, *nats.Conn, error) {
+	nc, err := nats.Connect(r.natsURL, nats.Name("sidekick-cli"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", bus.RedactURL(r.natsURL), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return js, nc, nil
+}
+
+func toDeadLetter(m *jetstream.RawStreamMsg) deadLetter {
+	h := m.Header
+	return deadLetter{
+		Sequence: m.Sequence, Time: m.Time.UTC().Format(time.RFC3339),
+		Service:       strings.TrimPrefix(m.Subject, "support.deadletter."),
+		ErrorLocation: h.Get(bus.HeaderErrorLocation), Error: h.Get(bus.HeaderError),
+		OriginalSubject: h.Get(bus.HeaderOriginalSubject), OriginalStream: h.Get(bus.HeaderOriginalStream),
+		OriginalSeq: h.Get(bus.HeaderOriginalSequence), Deliveries: h.Get(bus.HeaderDeliveryCount),
+		ID: h.Get(bus.HeaderID), Type: h.Get(bus.HeaderType), Size: len(m.Data), msg: m,
+	}
+}
+
+func getDeadLetter(ctx context.Context, js jetstream.JetStream, seq uint64) (deadLetter, error) {
+	s, err := js.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		return deadLetter{}, fmt.Errorf("open %s: %w", bus.StreamDeadLetter, err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return deadLetter{}, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	return toDeadLetter(m), nil
+}
+
+// listDeadLetters reads the dead-letter stream without consuming it.
+func listDeadLetters(ctx context.Context, js jetstream.JetStream, service string, limit int) ([]deadLetter, error) {
+	s, err := js.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", bus.StreamDeadLetter, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream info: %w", err)
+	}
+	var out []deadLetter
+	if info.State.Msgs == 0 {
+		return out, nil
+	}
+	subject := "support.deadletter.>"
+	if service != "" {
+		subject = bus.DeadLetterSubject(service)
+	}
+	seq := info.State.FirstSeq
+	for seq <= info.State.LastSeq && (limit <= 0 || len(out) < limit) {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read dead letter %d: %w", seq, err)
+		}
+		out = append(out, toDeadLetter(m))
+		seq = m.Sequence + 1
+	}
+	return out, nil
+}
+
+// replayDeadLetters publishes each entry's data with its original headers
+// (minus the dead-letter ones) on its original subject, then deletes it from
+// the dead-letter stream unless keep. The Nats-Msg-Id names the dead letter,
+// so replaying the same entry twice within the duplicate window stores it
+// once, while the original id (already seen by JetStream) does not block it.
+func replayDeadLetters(ctx context.Context, js jetstream.JetStream, entries []deadLetter, keep bool) (int, error) {
+	s, err := js.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", bus.StreamDeadLetter, err)
+	}
+	n := 0
+	for _, e := range entries {
+		if e.OriginalSubject == "" {
+			return n, fmt.Errorf("dead letter %d has no original subject to replay to", e.Sequence)
+		}
+		h := nats.Header{}
+		for k, v := range e.msg.Header {
+			switch k {
+			case bus.HeaderErrorLocation, bus.HeaderError, bus.HeaderOriginalSubject, bus.HeaderOriginalStream,
+				bus.HeaderOriginalSequence, bus.HeaderDeliveryCount, jetstream.MsgIDHeader:
+				continue
+			}
+			h[k] = v
+		}
+		h.Set(jetstream.MsgIDHeader, fmt.Sprintf("replay-%d-%s", e.Sequence, e.msg.Header.Get(jetstream.MsgIDHeader)))
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: e.OriginalSubject, Header: h, Data: e.msg.Data}); err != nil {
+			return n, fmt.Errorf("replay dead letter %d to %s: %w", e.Sequence, e.OriginalSubject, err)
+		}
+		if !keep {
+			if err := s.DeleteMsg(ctx, e.Sequence); err != nil {
+				return n, fmt.Errorf("remove replayed dead letter %d: %w", e.Sequence, err)
+			}
+		}
+		n++
+	}
+	return n, nil
+}

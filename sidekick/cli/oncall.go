@@ -1,0 +1,168 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+)
+
+// onCallJSON is the stable JSON shape of `sidekick oncall --json`: one
+// object per line.
+type onCallJSON struct {
+	Role        string       `json:"role"`
+	Team        string       `json:"team,omitempty"`
+	Rotation    string       `json:"rotation,omitempty"`
+	At          string       `json:"at"`
+	Person      *personJSON  `json:"person"`
+	Shift       *shiftJSON   `json:"shift,omitempty"`
+	Reason      string       `json:"reason,omitempty"`
+	Explanation string       `json:"explanation,omitempty"`
+	Also        []onCallJSON `json:"also,omitempty"`
+	Gap         bool         `json:"gap"`
+	GapReason   string       `json:"gap_reason,omitempty"`
+}
+
+type personJSON struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Email    string `json:"email,omitempty"`
+	SlackID  string `json:"slack_id,omitempty"`
+	Team     string `json:"team,omitempty"`
+	Timezone string `json:"timezone,omitempty"`
+}
+
+type shiftJSON struct {
+	Rotation string `json:"rotation"`
+	Start    string `json:"start"`
+	End      string `json:"end"`
+}
+
+func (r *root) oncallCmd() *cobra.Command {
+	var (
+		asJSON         bool
+		team, rotation string
+		at             string
+	)
+	cmd := &cobra.Command{
+		Use:   "oncall",
+		Short: "Who is on call: the Support Hero and each team's secondary, or one team or rotation",
+		Long: `Who is on call now (or --at a time, RFC 3339 or "2006-01-02 15:04" in UTC).
+Without --team or --rotation: the Support Hero and every team's secondary.
+With --json: one JSON object per line with role, person.id, shift.start,
+shift.end (RFC 3339), reason (rotation, override, swap, derived, catcher).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			when := time.Now()
+			if at != "" {
+				t, err := parseTime(at)
+				if err != nil {
+					return err
+				}
+				when = t
+			}
+			cc, err := r.dial()
+			if err != nil {
+				return err
+			}
+			defer cc.Close()
+			client := rotationv1.NewRotationServiceClient(cc)
+			ctx, cancel := r.call(cmd.Context())
+			defer cancel()
+			var queries []*rotationv1.WhoIsOnCallRequest
+			switch {
+			case team != "":
+				queries = append(queries, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_SECONDARY, Team: team})
+			case rotation != "":
+				queries = append(queries, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_ROTATION, Rotation: rotation})
+			default:
+				queries = append(queries, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO})
+				teams, err := client.ListTeams(ctx, &rotationv1.ListTeamsRequest{})
+				if err != nil {
+					return fmt.Errorf("list teams: %w", err)
+				}
+				for _, t := range teams.GetTeams() {
+					queries = append(queries, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_SECONDARY, Team: t.GetId()})
+				}
+			}
+			var results []onCallJSON
+			for _, q := range queries {
+				q.At = timestamppb.New(when)
+				resp, err := client.WhoIsOnCall(ctx, q)
+				if err != nil {
+					return fmt.Errorf("who is on call: %w", err)
+				}
+				results = append(results, toOnCallJSON(q, when, resp))
+			}
+			if asJSON {
+				for _, res := range results {
+					if err := writeJSONLine(r.io.Stdout, res); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			tw := tabwriter.NewWriter(r.io.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ROLE\tTEAM\tPERSON\tUNTIL\tWHY")
+			for _, res := range results {
+				who, until := "NOBODY (gap: "+res.GapReason+")", "-"
+				if res.Person != nil {
+					who = res.Person.Name + " (" + res.Person.ID + ")"
+				}
+				if res.Shift != nil {
+					until = res.Shift.End
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", res.Role, dash(res.Team), who, until, res.Reason)
+			}
+			return tw.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&asJSON, "json", false, "print one JSON object per line")
+	f.StringVar(&team, "team", "", "a team's secondary on-call")
+	f.StringVar(&rotation, "rotation", "", "whoever is on duty in a rotation")
+	f.StringVar(&at, "at", "", "the moment to ask about (default now)")
+	return cmd
+}
+
+func toOnCallJSON(q *rotationv1.WhoIsOnCallRequest, at time.Time, resp *rotationv1.WhoIsOnCallResponse) onCallJSON {
+	out := onCallJSON{
+		Role: short(q.GetRole().String(), "ROLE_"), Team: q.GetTeam(), Rotation: q.GetRotation(),
+		At: at.UTC().Format(time.RFC3339), Gap: resp.GetGap(), GapReason: resp.GetGapReason(),
+	}
+	fill := func(dst *onCallJSON, oc *rotationv1.OnCall) {
+		if oc == nil || oc.GetPerson() == nil {
+			return
+		}
+		p := oc.GetPerson()
+		dst.Person = &personJSON{ID: p.GetId(), Name: p.GetName(), Email: p.GetEmail(), SlackID: p.GetSlackId(), Team: p.GetTeam(), Timezone: p.GetTimezone()}
+		if s := oc.GetShift(); s != nil {
+			dst.Shift = &shiftJSON{Rotation: s.GetRotationId(), Start: s.GetStart().AsTime().Format(time.RFC3339), End: s.GetEnd().AsTime().Format(time.RFC3339)}
+		}
+		dst.Reason = short(oc.GetReason().String(), "REASON_")
+		dst.Explanation = oc.GetExplanation()
+	}
+	fill(&out, resp.GetOnCall())
+	for _, a := range resp.GetAlso() {
+		var o onCallJSON
+		fill(&o, a)
+		o.Role = "also"
+		o.At = out.At
+		out.Also = append(out.Also, o)
+	}
+	return out
+}
+
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, strings.TrimSpace(s)); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("cannot read time %q: use RFC 3339 (2026-02-02T09:00:00Z) or \"2026-02-02 09:00\" (UTC)", s)
+}
