@@ -142,7 +142,11 @@ func (l *loop) handle(ctx context.Context, m jetstream.Msg) {
 	if m.Headers().Get(headerRole) == roleOccurrence {
 		l.s.metrics.received.Inc()
 		l.held[seq] = m
-		if b := l.co.Add(key, &in, seq, now); b != nil {
+		o := coalesce.Occurrence{
+			Message: &in, Seq: seq, EventID: in.GetAttributes()["event_id"],
+			IssueCreated: in.GetAttributes()["sentry_resource"] == "issue",
+		}
+		if b := l.co.Add(key, o, now); b != nil {
 			l.send(ctx, b)
 		}
 		return
@@ -166,28 +170,36 @@ func (l *loop) handle(ctx context.Context, m jetstream.Msg) {
 	}
 }
 
-// send publishes a batch and acks its occurrences, or puts it back.
+// send publishes a batch and acks its occurrences, or puts it back. A
+// batch of duplicates only is acknowledged without a message.
 func (l *loop) send(ctx context.Context, b *coalesce.Batch) bool {
-	if err := l.publish(ctx, b.Message()); err != nil {
-		l.s.metrics.errors.Inc()
-		l.s.deps.Logger.Warn("publish coalesced sentry message; will retry", "issue", b.Key, "occurrences", b.Count, "error", err)
-		l.co.Failed(b, l.s.deps.Now().Add(retryDelay))
-		return false
+	if b.Count > 0 {
+		if err := l.publish(ctx, b.Message()); err != nil {
+			l.s.metrics.errors.Inc()
+			l.s.deps.Logger.Warn("publish coalesced sentry message; will retry", "issue", b.Key, "occurrences", b.Count, "error", err)
+			l.co.Failed(b, l.s.deps.Now().Add(retryDelay))
+			return false
+		}
+		kind := "update"
+		if b.First {
+			kind = "first"
+		}
+		l.co.Sent(b.Key, l.s.deps.Now())
+		l.s.metrics.downstream.WithLabelValues(kind).Inc()
+		l.s.metrics.coalesced.Add(float64(b.Count))
 	}
+	l.ack(b)
+	l.s.metrics.duplicates.Add(float64(b.Duplicates))
+	return true
+}
+
+func (l *loop) ack(b *coalesce.Batch) {
 	for _, seq := range b.Seqs {
 		if m := l.held[seq]; m != nil {
 			_ = m.Ack()
 			delete(l.held, seq)
 		}
 	}
-	kind := "update"
-	if b.First {
-		kind = "first"
-	}
-	l.co.Sent(b.Key, l.s.deps.Now())
-	l.s.metrics.downstream.WithLabelValues(kind).Inc()
-	l.s.metrics.coalesced.Add(float64(b.Count))
-	return true
 }
 
 func (l *loop) publish(ctx context.Context, m *supportv1.InboundMessage) error {

@@ -128,6 +128,7 @@ type metrics struct {
 	received   prometheus.Counter
 	coalesced  prometheus.Counter
 	downstream *prometheus.CounterVec
+	duplicates prometheus.Counter
 	errors     prometheus.Counter
 	pending    prometheus.Gauge
 	latency    prometheus.Histogram
@@ -151,6 +152,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "sidekick_ingest_sentry_messages_published_total",
 			Help: "Messages published to support.inbound.sentry by kind (first, update, passthrough).",
 		}, []string{"kind"})),
+		duplicates: httpx.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sidekick_ingest_sentry_duplicate_events_total",
+			Help: "Reports of a Sentry event already counted (the same event id from an error webhook and an issue alert; issue.created and its first event), acknowledged without counting.",
+		})),
 		errors: httpx.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sidekick_ingest_sentry_coalescer_publish_errors_total",
 			Help: "Failed downstream publishes; the occurrences stay pending and are retried.",

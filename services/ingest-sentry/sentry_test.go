@@ -97,6 +97,20 @@ func payload(tb testing.TB, name string) []byte {
 	return b
 }
 
+const (
+	fixtureIssue    = "1170820242"
+	fixtureEvent    = "bb78c1407cea4519aa397afc059c793d"
+	fixtureDatetime = "2026-11-20T09:58:37.391000Z"
+)
+
+// errorEvent is the error.created fixture for another event id (and issue
+// id): distinct events, as a real storm sends.
+func errorEvent(base []byte, issue string, event int, at time.Time) []byte {
+	b := bytes.ReplaceAll(base, []byte(fixtureEvent), []byte(fmt.Sprintf("%032x", event)))
+	b = bytes.ReplaceAll(b, []byte(fixtureDatetime), []byte(at.UTC().Format("2006-01-02T15:04:05.000000Z")))
+	return bytes.ReplaceAll(b, []byte(fixtureIssue), []byte(issue))
+}
+
 func request(resource, requestID string, body []byte, sig string) *http.Request {
 	req := httptest.NewRequest(http.MethodPost, "/sentry/webhook", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -235,10 +249,27 @@ func TestIssueLifecycle(t *testing.T) {
 	}
 	post("issue", "created", "issue-created.json")
 	waitFor(t, "the first message", func() bool { return len(downstream(t, f.js)) == 1 })
+	// Five events; the first is the one issue.created stood for (same
+	// time), so four are new. Each is reported by an error webhook; the
+	// third twice with one Request-ID (a Sentry retry) and once more by an
+	// issue alert (the same event id): counted once.
+	base := payload(t, "error-created.json")
+	first, _ := time.Parse(time.RFC3339Nano, fixtureDatetime)
 	for i := range 5 {
-		post("error", "err-"+strconv.Itoa(i), "error-created.json")
+		body := errorEvent(base, fixtureIssue, i+1, first.Add(time.Duration(i)*time.Second))
+		if code := f.post(t, "error", "err-"+strconv.Itoa(i), body, ""); code != http.StatusOK {
+			t.Fatalf("error %d: %d", i, code)
+		}
+		if i == 2 {
+			if code := f.post(t, "error", "err-2", body, ""); code != http.StatusOK {
+				t.Fatalf("retry: %d", code)
+			}
+			alert := bytes.ReplaceAll(payload(t, "event_alert-triggered.json"), []byte("e4874d664c3540c1a32eab185f12c5ab"), []byte(fmt.Sprintf("%032x", i+1)))
+			if code := f.post(t, "event_alert", "alert-2", alert, ""); code != http.StatusOK {
+				t.Fatalf("alert: %d", code)
+			}
+		}
 	}
-	post("error", "err-0", "error-created.json") // a Sentry retry: stored once
 	post("comment", "comment", "comment-created.json")
 	post("issue", "resolved", "issue-resolved.json")
 	post("event_alert", "regressed", "event_alert-triggered.json")
@@ -262,7 +293,7 @@ func TestIssueLifecycle(t *testing.T) {
 		{"sentry:created", supportv1.MessageKind_MESSAGE_KIND_POSTED, "1", "platform"},
 		// The five errors wait for the interval; the comment flushes them
 		// first, so the order downstream is the order received.
-		{"sentry:err-4", supportv1.MessageKind_MESSAGE_KIND_UPDATED, "5", "core-analytics"},
+		{"sentry:err-4", supportv1.MessageKind_MESSAGE_KIND_UPDATED, "4", "core-analytics"},
 		{"sentry:comment", supportv1.MessageKind_MESSAGE_KIND_POSTED, "", "platform"},
 		{"sentry:resolved", supportv1.MessageKind_MESSAGE_KIND_THREAD_CLOSED, "", "platform"},
 		// After the resolve, a new occurrence is news: sent at once.
@@ -271,6 +302,9 @@ func TestIssueLifecycle(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("downstream\n got %v\nwant %v", got, want)
+	}
+	if d := testutil.ToFloat64(f.svc.metrics.duplicates); d != 2 {
+		t.Fatalf("%v duplicate reports, want 2 (issue.created's event, the alert)", d)
 	}
 	upd := msgs[1]
 	if upd.GetThreadKey() != "sentry:1170820242" || upd.GetAuthor().GetEmail() != "jane@customer.io" ||
@@ -291,12 +325,7 @@ func TestIssueLifecycle(t *testing.T) {
 func storm(tb testing.TB, url, prefix string, n, issues, conc int) (lat []time.Duration, elapsed time.Duration, retries int) {
 	tb.Helper()
 	base := payload(tb, "error-created.json")
-	bodies := make([][]byte, issues)
-	sigs := make([]string, issues)
-	for i := range issues {
-		bodies[i] = bytes.ReplaceAll(base, []byte("1170820242"), []byte(strconv.Itoa(900000+i)))
-		sigs[i] = sentryhook.Sign([]byte(secret), bodies[i])
-	}
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
 	defer client.CloseIdleConnections()
 	lat = make([]time.Duration, n)
@@ -310,13 +339,14 @@ func storm(tb testing.TB, url, prefix string, n, issues, conc int) (lat []time.D
 				if i >= n {
 					return
 				}
-				issue := i % issues
+				body := errorEvent(base, strconv.Itoa(900000+i%issues), i+1, at.Add(time.Duration(i)*time.Millisecond))
+				sig := sentryhook.Sign([]byte(secret), body)
 				for attempt := 0; ; attempt++ {
-					req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(bodies[issue]))
+					req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 					req.Header.Set("Content-Type", "application/json")
 					req.Header.Set("Request-ID", fmt.Sprintf("%s-%d", prefix, i))
 					req.Header.Set("Sentry-Hook-Resource", "error")
-					req.Header.Set("Sentry-Hook-Signature", sigs[issue])
+					req.Header.Set("Sentry-Hook-Signature", sig)
 					t0 := time.Now()
 					resp, err := client.Do(req)
 					lat[i] = time.Since(t0)

@@ -22,14 +22,36 @@ import (
 // maxUsers bounds the distinct affected users tracked per batch.
 const maxUsers = 1000
 
+// maxEventIDs bounds the event ids remembered per key to recognise the
+// same Sentry event reported twice.
+const maxEventIDs = 4096
+
+// Occurrence is one report of a Sentry event.
+type Occurrence struct {
+	Message *supportv1.InboundMessage
+	// Seq is the caller's token (the stream sequence), returned in the
+	// batch that accounts for the occurrence.
+	Seq uint64
+	// EventID is Sentry's event id. The same event reported twice (by an
+	// error webhook and an issue alert, say) is counted once.
+	EventID string
+	// IssueCreated marks issue.created, which reports the issue's first
+	// event without its id: it is counted unless an event seen at the
+	// issue's first-seen time already was (or is, later).
+	IssueCreated bool
+}
+
 // Batch is a group of occurrences of one issue to send as one message.
 type Batch struct {
 	Key string
 	// First is set when nothing was sent for the key yet (in this process,
 	// or since it was forgotten): the message is POSTED, else UPDATED.
 	First bool
-	// Count is the number of occurrences.
+	// Count is the number of distinct events.
 	Count int
+	// Duplicates is the number of reports of events already counted; they
+	// are acknowledged with the batch but not counted.
+	Duplicates int
 	// Seqs are the caller's tokens for the occurrences (stream sequences),
 	// to acknowledge once the batch is sent.
 	Seqs []uint64
@@ -43,9 +65,13 @@ type Batch struct {
 	moreUsers bool
 }
 
-func (b *Batch) add(m *supportv1.InboundMessage, seq uint64, at time.Time, rank func(string) int) {
-	b.Count++
+func (b *Batch) add(m *supportv1.InboundMessage, seq uint64, at time.Time, rank func(string) int, duplicate bool) {
 	b.Seqs = append(b.Seqs, seq)
+	if duplicate {
+		b.Duplicates++
+		return
+	}
+	b.Count++
 	if b.Latest == nil || !at.Before(b.LastSeen) {
 		b.Latest = m
 	}
@@ -75,6 +101,7 @@ func (b *Batch) add(m *supportv1.InboundMessage, seq uint64, at time.Time, rank 
 // merge folds older, a batch that failed to send, into b.
 func (b *Batch) merge(older *Batch, rank func(string) int) {
 	b.Count += older.Count
+	b.Duplicates += older.Duplicates
 	b.Seqs = append(older.Seqs, b.Seqs...)
 	b.First = b.First || older.First
 	if b.Latest == nil {
@@ -137,6 +164,51 @@ type group struct {
 	pending  *Batch
 	retryAt  time.Time // after a failed send: not before
 	touched  time.Time // last occurrence or send
+
+	events     map[string]struct{} // event ids counted, at most maxEventIDs
+	eventOrder []string            // the same, oldest first
+	firstAt    time.Time           // earliest event time counted
+	createdAt  time.Time           // first-seen time of a counted issue.created
+	createdOK  bool                // an issue.created was counted and not yet matched with its event
+}
+
+// duplicate reports whether o is an event already counted for g, and
+// remembers it otherwise.
+func (g *group) duplicate(o Occurrence, at time.Time) bool {
+	if o.IssueCreated {
+		if !g.firstAt.IsZero() && g.firstAt.Equal(at) {
+			return true // its first event was already counted
+		}
+		g.createdAt, g.createdOK = at, true
+		g.noteTime(at)
+		return false
+	}
+	if o.EventID != "" {
+		if _, ok := g.events[o.EventID]; ok {
+			return true
+		}
+		if g.events == nil {
+			g.events = map[string]struct{}{}
+		}
+		g.events[o.EventID] = struct{}{}
+		g.eventOrder = append(g.eventOrder, o.EventID)
+		if len(g.eventOrder) > maxEventIDs {
+			delete(g.events, g.eventOrder[0])
+			g.eventOrder = g.eventOrder[1:]
+		}
+	}
+	if g.createdOK && g.createdAt.Equal(at) {
+		g.createdOK = false // the event issue.created stood for
+		return true
+	}
+	g.noteTime(at)
+	return false
+}
+
+func (g *group) noteTime(at time.Time) {
+	if g.firstAt.IsZero() || at.Before(g.firstAt) {
+		g.firstAt = at
+	}
 }
 
 // Coalescer groups occurrences per key.
@@ -159,11 +231,13 @@ func New(interval, idle time.Duration, rank func(level string) int) *Coalescer {
 	return &Coalescer{interval: interval, idle: idle, rank: rank, groups: map[string]*group{}}
 }
 
-// Add records one occurrence m of key, received at now, with the caller's
-// token seq. It returns a batch to send now (the first occurrence of a
-// key, or one arriving after a quiet interval) or nil when the occurrence
-// waits for the key's next update.
-func (c *Coalescer) Add(key string, m *supportv1.InboundMessage, seq uint64, now time.Time) *Batch {
+// Add records one occurrence of key, received at now. It returns a batch
+// to send now (the first occurrence of a key, or one arriving after a
+// quiet interval) or nil when the occurrence waits for the key's next
+// update. A batch may count nothing (Count 0) when it holds only
+// duplicates: acknowledge it without sending.
+func (c *Coalescer) Add(key string, o Occurrence, now time.Time) *Batch {
+	m := o.Message
 	g := c.groups[key]
 	if g == nil {
 		g = &group{}
@@ -176,7 +250,7 @@ func (c *Coalescer) Add(key string, m *supportv1.InboundMessage, seq uint64, now
 	if ts := m.GetSentAt(); ts != nil && ts.IsValid() && !ts.AsTime().IsZero() {
 		at = ts.AsTime()
 	}
-	g.pending.add(m, seq, at, c.rank)
+	g.pending.add(m, o.Seq, at, c.rank, g.duplicate(o, at))
 	g.touched = now
 	c.pending++
 	if c.due(g, now) {
@@ -196,7 +270,7 @@ func (c *Coalescer) due(g *group, now time.Time) bool {
 func (c *Coalescer) take(g *group) *Batch {
 	b := g.pending
 	g.pending = nil
-	c.pending -= b.Count
+	c.pending -= len(b.Seqs)
 	return b
 }
 
@@ -256,7 +330,7 @@ func (c *Coalescer) Failed(b *Batch, retryAt time.Time) {
 		g.pending.merge(b, c.rank)
 	}
 	g.retryAt = retryAt
-	c.pending += b.Count
+	c.pending += len(b.Seqs)
 }
 
 // Forget drops what the Coalescer knows of key once nothing is pending,
@@ -295,7 +369,7 @@ func (c *Coalescer) NextDue() (at time.Time, ok bool) {
 	return at, ok
 }
 
-// Pending is the number of occurrences waiting in batches.
+// Pending is the number of occurrences (reports) waiting in batches.
 func (c *Coalescer) Pending() int { return c.pending }
 
 // Keys is the number of keys tracked.

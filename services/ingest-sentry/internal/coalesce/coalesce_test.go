@@ -29,7 +29,7 @@ func occ(id string, at time.Time, level, user string) *supportv1.InboundMessage 
 func TestFirstImmediatelyThenOneUpdatePerInterval(t *testing.T) {
 	c := New(time.Minute, time.Hour, rank)
 	now := t0
-	b := c.Add("1", occ("r1", now, "error", "u1"), 1, now)
+	b := c.Add("1", Occurrence{Message: occ("r1", now, "error", "u1"), Seq: 1}, now)
 	if b == nil || !b.First || b.Count != 1 {
 		t.Fatalf("first occurrence not sent at once: %+v", b)
 	}
@@ -46,7 +46,7 @@ func TestFirstImmediatelyThenOneUpdatePerInterval(t *testing.T) {
 		if i == 50 {
 			level = "fatal"
 		}
-		if b := c.Add("1", occ("r"+strconv.Itoa(i), now, level, fmt.Sprintf("u%d", i%7)), uint64(i), now); b != nil {
+		if b := c.Add("1", Occurrence{Message: occ("r"+strconv.Itoa(i), now, level, fmt.Sprintf("u%d", i%7)), Seq: uint64(i)}, now); b != nil {
 			t.Fatalf("occurrence %d sent before the interval", i)
 		}
 	}
@@ -82,16 +82,16 @@ func TestFirstImmediatelyThenOneUpdatePerInterval(t *testing.T) {
 
 	// After a quiet interval, the next occurrence goes at once, as an update.
 	now = at.Add(2 * time.Minute)
-	if b := c.Add("1", occ("late", now, "error", "u1"), 500, now); b == nil || b.First {
+	if b := c.Add("1", Occurrence{Message: occ("late", now, "error", "u1"), Seq: 500}, now); b == nil || b.First {
 		t.Fatalf("occurrence after a quiet interval: %+v", b)
 	}
 }
 
 func TestFailedBatchIsRetriedWithNewArrivals(t *testing.T) {
 	c := New(time.Minute, time.Hour, rank)
-	b := c.Add("9", occ("a", t0, "error", "u"), 1, t0)
+	b := c.Add("9", Occurrence{Message: occ("a", t0, "error", "u"), Seq: 1}, t0)
 	c.Failed(b, t0.Add(time.Second))
-	if b := c.Add("9", occ("b", t0.Add(500*time.Millisecond), "error", "u"), 2, t0.Add(500*time.Millisecond)); b != nil {
+	if b := c.Add("9", Occurrence{Message: occ("b", t0.Add(500*time.Millisecond), "error", "u"), Seq: 2}, t0.Add(500*time.Millisecond)); b != nil {
 		t.Fatal("sent before the retry time")
 	}
 	due := c.Due(t0.Add(time.Second))
@@ -106,14 +106,14 @@ func TestFailedBatchIsRetriedWithNewArrivals(t *testing.T) {
 func TestFlushForgetEvict(t *testing.T) {
 	c := New(time.Minute, 10*time.Minute, rank)
 	c.Sent("1", t0)
-	c.Add("1", occ("a", t0, "error", "u"), 1, t0.Add(time.Second))
+	c.Add("1", Occurrence{Message: occ("a", t0, "error", "u"), Seq: 1}, t0.Add(time.Second))
 	b := c.Flush("1")
 	if b == nil || b.Count != 1 || c.Flush("1") != nil {
 		t.Fatalf("flush %+v", b)
 	}
 	c.Sent("1", t0.Add(time.Second))
 	c.Forget("1")
-	if b := c.Add("1", occ("b", t0, "error", "u"), 2, t0.Add(2*time.Second)); b == nil || !b.First {
+	if b := c.Add("1", Occurrence{Message: occ("b", t0, "error", "u"), Seq: 2}, t0.Add(2*time.Second)); b == nil || !b.First {
 		t.Fatal("after Forget the next occurrence is a first one")
 	}
 	c.Sent("1", t0.Add(2*time.Second))
@@ -154,7 +154,7 @@ func TestCountsAddUp(t *testing.T) {
 	for i := range uint64(n) {
 		now = now.Add(time.Duration(r.IntN(200)) * time.Microsecond)
 		key := strconv.Itoa(r.IntN(10))
-		if b := c.Add(key, occ(strconv.FormatUint(i, 10), now, "error", "u"), i, now); b != nil {
+		if b := c.Add(key, Occurrence{Message: occ(strconv.FormatUint(i, 10), now, "error", "u"), Seq: i, EventID: strconv.FormatUint(i, 10)}, now); b != nil {
 			send(b)
 		}
 		for _, b := range c.Due(now) {
@@ -177,12 +177,43 @@ func TestCountsAddUp(t *testing.T) {
 	t.Logf("%d occurrences over 10 issues in %v became %d messages", n, now.Sub(t0), messages)
 }
 
+// TestSameEventCountedOnce: an error webhook and an issue alert report the
+// same event id; issue.created reports the first event without an id.
+func TestSameEventCountedOnce(t *testing.T) {
+	c := New(time.Minute, time.Hour, rank)
+	first := t0
+	second := t0.Add(time.Second)
+	// issue.created arrives first, then the error webhook of the same (first) event.
+	b := c.Add("1", Occurrence{Message: occ("created", first, "error", ""), Seq: 1, IssueCreated: true}, t0)
+	if b == nil || b.Count != 1 {
+		t.Fatalf("issue.created: %+v", b)
+	}
+	c.Sent("1", t0)
+	c.Add("1", Occurrence{Message: occ("err-1", first, "error", "u"), Seq: 2, EventID: "e1"}, t0)
+	c.Add("1", Occurrence{Message: occ("alert-1", first, "error", "u"), Seq: 3, EventID: "e1"}, t0)
+	c.Add("1", Occurrence{Message: occ("err-2", second, "error", "u"), Seq: 4, EventID: "e2"}, t0)
+	c.Add("1", Occurrence{Message: occ("alert-2", second, "error", "u"), Seq: 5, EventID: "e2"}, t0)
+	u := c.Flush("1")
+	if u.Count != 1 || u.Duplicates != 3 || len(u.Seqs) != 4 {
+		t.Fatalf("update: count %d duplicates %d seqs %v", u.Count, u.Duplicates, u.Seqs)
+	}
+
+	// The other order: the first event's error webhook, then issue.created.
+	c = New(time.Minute, time.Hour, rank)
+	c.Add("2", Occurrence{Message: occ("err-1", first, "error", "u"), Seq: 1, EventID: "e1"}, t0)
+	c.Sent("2", t0)
+	c.Add("2", Occurrence{Message: occ("created", first, "error", ""), Seq: 2, IssueCreated: true}, t0)
+	if d := c.Flush("2"); d.Count != 0 || d.Duplicates != 1 {
+		t.Fatalf("issue.created after its event: %+v", d)
+	}
+}
+
 func BenchmarkAdd(b *testing.B) {
 	c := New(time.Minute, time.Hour, rank)
 	m := occ("x", t0, "error", "u")
 	now := t0
 	for i := range b.N {
-		if batch := c.Add(strconv.Itoa(i%10), m, uint64(i), now); batch != nil {
+		if batch := c.Add(strconv.Itoa(i%10), Occurrence{Message: m, Seq: uint64(i)}, now); batch != nil {
 			c.Sent(batch.Key, now)
 		}
 	}
