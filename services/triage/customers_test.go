@@ -5,9 +5,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
@@ -151,6 +153,7 @@ func TestListFiltersAndPages(t *testing.T) {
 	priority := triagetest.Slack("p1").Customer("U0ACME", "Outage")
 	email := &triagetest.Message{Channel: supportv1.Channel_CHANNEL_EMAIL, ThreadKey: "<root@mail.example>"}
 	mail := email.Customer("someone@example.org", "Invoice")
+	mail.SentAt = timestamppb.New(mail.GetSentAt().AsTime().Add(time.Minute)) // after the Slack question
 	h.send(t, community, priority, mail)
 
 	list := func(req *triagev1.ListConversationsRequest) []string {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -216,8 +217,14 @@ func (r *Relay) observe(ctx context.Context) {
 // Run relays until ctx is done: it drains at start, whenever the outbox
 // notification arrives, and every Interval.
 func (r *Relay) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait() // the listener has given its connection back
+	}()
 	wake := make(chan struct{}, 1)
-	go r.listen(ctx, wake)
+	wg.Go(func() { r.listen(ctx, wake) })
 	lastPrune := time.Time{}
 	for {
 		delay := r.cfg.Interval

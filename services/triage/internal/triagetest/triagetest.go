@@ -215,14 +215,19 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// Drained waits until the durable consumer has no message left to deliver
-// and none awaiting an outcome.
+// Drained waits until the durable consumer has acknowledged every message
+// stored in the stream so far. (NumPending alone can read zero for an
+// instant after a publish, before the consumer has seen the message.)
 func Drained(t testing.TB, js jetstream.JetStream, stream, durable string) {
 	t.Helper()
 	Eventually(t, durable+" drained "+stream, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return false
+		}
+		si, err := s.Info(ctx)
 		if err != nil {
 			return false
 		}
@@ -234,7 +239,7 @@ func Drained(t testing.TB, js jetstream.JetStream, stream, durable string) {
 		if err != nil {
 			return false
 		}
-		return ci.NumPending == 0 && ci.NumAckPending == 0
+		return ci.AckFloor.Stream >= si.State.LastSeq && ci.NumAckPending == 0 && ci.NumPending == 0
 	})
 }
 
