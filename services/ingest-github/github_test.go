@@ -3,6 +3,7 @@ package ingestgithub
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
@@ -273,5 +275,27 @@ func TestNewRefusesMissingSecret(t *testing.T) {
 	}
 	if _, err := New(Config{WebhookSecret: "s", Repositories: "nope"}, Deps{Publisher: bus.NewPublisher(nil, Source), DeadLetter: func(context.Context, string, []byte, nats.Header, error) error { return nil }}); err == nil {
 		t.Fatal("want an error for a bad repository list")
+	}
+}
+
+func TestFromKit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs an embedded NATS server")
+	}
+	_, js := bustest.StartJetStream(t)
+	kit := &app.Kit{Name: Name, JS: js, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)}
+	if _, err := FromKit(context.Background(), kit); err == nil || !strings.Contains(err.Error(), "SIDEKICK_GITHUB_WEBHOOK_SECRET") {
+		t.Fatalf("without the secret: %v", err)
+	}
+	kit.Environ = []string{"SIDEKICK_GITHUB_WEBHOOK_SECRET=" + secret, "SIDEKICK_GITHUB_REPOSITORIES=acme/main:high"}
+	svc, err := FromKit(context.Background(), kit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	svc.(app.HTTPService).Register(mux)
+	f := &fixture{js: js, mux: mux, svc: svc.(*Service)}
+	if rec := f.deliver(t, "issues", "kit-1", payload(t, "issues-opened.json"), ""); rec.Code != http.StatusOK || len(f.inbound(t)) != 1 {
+		t.Fatalf("delivery through FromKit: %d", rec.Code)
 	}
 }

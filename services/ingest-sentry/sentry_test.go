@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
@@ -489,5 +491,36 @@ func TestOwnershipFromOrgFile(t *testing.T) {
 	svc := newService(t, js, Config{Ownership: "api=core-analytics", OrgConfig: path})
 	if svc.owners.Team("api", nil) != "core-analytics" || svc.owners.Team("frontend", nil) != "core-experience" || svc.owners.Team("ios", nil) != "platform" {
 		t.Fatalf("rules %v", svc.owners)
+	}
+}
+
+func TestFromKit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs an embedded NATS server")
+	}
+	_, js := bustest.StartJetStream(t)
+	kit := &app.Kit{Name: Name, JS: js, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)}
+	if _, err := FromKit(context.Background(), kit); err == nil || !strings.Contains(err.Error(), "SIDEKICK_SENTRY_CLIENT_SECRET") {
+		t.Fatalf("without the secret: %v", err)
+	}
+	kit.Environ = []string{"SIDEKICK_SENTRY_CLIENT_SECRET=" + secret, "SIDEKICK_SENTRY_OWNERSHIP=api=platform"}
+	svc, err := FromKit(context.Background(), kit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(context.Background(), OccurrenceStream)
+	if err != nil {
+		t.Fatalf("FromKit did not create %s: %v", OccurrenceStream, err)
+	}
+	info, _ := s.Info(context.Background())
+	if info.Config.Retention != jetstream.WorkQueuePolicy || info.Config.Discard != jetstream.DiscardNew || info.Config.Storage != jetstream.FileStorage {
+		t.Fatalf("stream config %+v", info.Config)
+	}
+	if svc.(*Service).owners.Team("api", nil) != "platform" {
+		t.Fatal("ownership from the environment not loaded")
+	}
+	// Twice is fine.
+	if _, err := FromKit(context.Background(), kit); err != nil {
+		t.Fatal(err)
 	}
 }
