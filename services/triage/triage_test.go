@@ -2,6 +2,7 @@ package triage
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"testing"
@@ -236,5 +237,47 @@ func TestReplayChangesNothing(t *testing.T) {
 	}
 	if got := triagetest.Types(afterEvents); !slices.Equal(got, want) {
 		t.Errorf("events:\n got %v\nwant %v", got, want)
+	}
+}
+
+// downPublisher is a JetStream that refuses every publish.
+type downPublisher struct{}
+
+func (downPublisher) PublishAll(_ context.Context, events []bus.Event) ([]*jetstream.PubAck, error) {
+	return make([]*jetstream.PubAck, len(events)), errors.New("nats: no responders available for request")
+}
+
+func TestEventsCommittedWhileNATSPublishFailsAreRelayedLater(t *testing.T) {
+	h := newHarness(t)
+	down := h.deps
+	down.Publisher = downPublisher{}
+	_, stop := h.start(t, down)
+	th := triagetest.Slack("outage")
+	msgs := []*supportv1.InboundMessage{th.Customer("U0CUST", "Is ingestion down?"), th.Staff("U0HERO", "Checking")}
+	for _, m := range msgs {
+		triagetest.PublishInbound(t, h.js, m, "")
+	}
+	triagetest.Drained(t, h.js, bus.StreamInbound, DurableInbound)
+	if n := triagetest.Count(t, h.pool, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`); n != 3 {
+		t.Fatalf("want 3 events committed and pending, have %d", n)
+	}
+	stop() // the process dies with events committed but unpublished
+
+	h.deps.Registry = prometheus.NewRegistry()
+	h.start(t, h.deps)
+	h.settled(t)
+	events, ids := triagetest.ConversationEvents(t, h.js)
+	want := []supportv1.ConversationEventType{
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_RESPONDED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ASSIGNED,
+	}
+	if got := triagetest.Types(events); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	for i, e := range events {
+		if e.GetId() != ids[i] {
+			t.Fatalf("event %s published with Nats-Msg-Id %s", e.GetId(), ids[i])
+		}
 	}
 }
