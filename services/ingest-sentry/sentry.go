@@ -80,8 +80,10 @@ type Config struct {
 	// for an occurrence before redelivering it; 0 means 2×interval+30s.
 	AckWait time.Duration `env:"SIDEKICK_SENTRY_COALESCE_ACK_WAIT"`
 	// MaxPending caps occurrences handed to the coalescer and not yet
-	// accounted for; beyond it they wait in the stream.
-	MaxPending int `env:"SIDEKICK_SENTRY_MAX_PENDING" envDefault:"200000"`
+	// accounted for; beyond it they wait in the stream until the next
+	// update frees them. The coalescer holds each one's delivery (about
+	// 1–1.5 kB), so the default bounds that memory near 75 MB.
+	MaxPending int `env:"SIDEKICK_SENTRY_MAX_PENDING" envDefault:"50000"`
 	// OccurrenceMaxAge and OccurrenceMaxBytes bound SENTRY_OCCURRENCES.
 	// When it is full, new webhooks get 503 (nothing stored is dropped);
 	// an occurrence older than the age is dropped unconsumed, which only
@@ -212,7 +214,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg.AckWait = 2*cfg.CoalesceInterval + 30*time.Second
 	}
 	if cfg.MaxPending <= 0 {
-		cfg.MaxPending = 200000
+		cfg.MaxPending = 50000
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)

@@ -524,3 +524,23 @@ func TestFromKit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBackpressure: more occurrences than MaxPending wait in the stream
+// and flow as updates free the coalescer's slots; none is lost.
+func TestBackpressure(t *testing.T) {
+	const n = 1000
+	f := newFixture(t, Config{CoalesceInterval: 100 * time.Millisecond, MaxPending: 50})
+	stop := run(t, f.svc)
+	srv := httptest.NewServer(f.mux)
+	defer srv.Close()
+	_, _, _ = storm(t, srv.URL+"/sentry/webhook", "bp", n, 3, 8)
+	waitFor(t, "every occurrence through a 50-slot coalescer", func() bool {
+		return testutil.ToFloat64(f.svc.metrics.received) == n
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := occurrences(downstream(t, f.js)); got != n {
+		t.Fatalf("counts add up to %d, want %d", got, n)
+	}
+}
