@@ -62,7 +62,8 @@ type Input struct {
 	// AuthFailed reports an email that failed SPF, DKIM or DMARC.
 	AuthFailed bool
 	// KnownCustomer reports an author found in the customer directory; a
-	// known customer's message is never classified as spam.
+	// known customer's message is never classified as spam. The caller sets
+	// it after looking the author up; [InputFromMessage] cannot know it.
 	KnownCustomer bool
 }
 
@@ -314,7 +315,7 @@ func (c *Classifier) Classify(in Input) Result {
 	}
 	if res.Categories[0] == Deployments {
 		if sub, ok := c.subcategory(model, Deployments); ok {
-			res.Categories[0] = sub
+			res.Categories = append([]Category{sub}, slices.DeleteFunc(res.Categories[1:], func(x Category) bool { return x == sub })...)
 		}
 	}
 	if res.Categories[0] == Business {

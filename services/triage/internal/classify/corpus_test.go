@@ -80,6 +80,3 @@ func trained(t testing.TB, train []example) *Classifier {
 	}
 	return c
 }
-
-// suggest returns the routing class or the categories of a result.
-func suggest(r Result) []Category { return r.Categories }

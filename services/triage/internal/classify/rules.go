@@ -13,7 +13,26 @@ import (
 // and GitHub label rules per category, how their scores are read, when the
 // learned model is trusted, and the spam rules. It is meant to be written in
 // the organisation's YAML; [DefaultRules] follows the handbook. Zero numbers
-// take the defaults (see [Rules.WithDefaults]).
+// take the defaults (see [Rules.WithDefaults]); a Categories list replaces
+// the default rules, so to extend them start from DefaultRules and append.
+// For example:
+//
+//	strong_score: 3
+//	model_threshold: 0.5
+//	categories:
+//	  - category: billing
+//	    weight: 3
+//	    channels: ["slack:C0BILLING", "email:billing@example.com"]
+//	  - category: plugins
+//	    weight: 3
+//	    sentry_projects: [plugin-server]
+//	  - category: performance
+//	    keywords: [slow, timeout, "takes forever"]
+//	    patterns: ['\b50[234]\b']
+//	    labels: [performance]
+//	spam:
+//	  threshold: 0.8
+//	  phrases: ["guest post", backlinks]
 type Rules struct {
 	// StrongScore is the rule score at which the rules decide on their own,
 	// before the model is asked (default 3: three keywords, or one label).
@@ -96,7 +115,8 @@ type SpamRules struct {
 	// 0.9, so the model alone needs a posterior of about 0.89).
 	ModelWeight float64 `yaml:"model_weight" json:"model_weight"`
 	// Channels lists the channels checked for spam (default email, slack
-	// and github; Sentry errors are never spam).
+	// and github; Sentry errors are never spam). An empty, non-nil list
+	// (`channels: []`) turns spam detection off.
 	Channels []string `yaml:"channels" json:"channels"`
 }
 
