@@ -18,7 +18,8 @@ help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 run: ensure-postgres ## Run the whole system in one process (sidekick dev)
-	$(GO) run ./sidekick/cmd/sidekick dev
+	$(GO) build -o $(BIN)/sidekick ./sidekick/cmd/sidekick
+	@trap '' INT; $(BIN)/sidekick dev
 
 test: ensure-postgres ## Every module's tests (unit, integration with embedded NATS and Postgres, end-to-end)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
