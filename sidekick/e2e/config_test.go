@@ -23,6 +23,8 @@ func TestServiceRefusesToStartWithoutSecret(t *testing.T) {
 		{"ingest-slack", "SIDEKICK_SLACK_SIGNING_SECRET"},
 		{"ingest-github", "SIDEKICK_GITHUB_WEBHOOK_SECRET"},
 		{"ingest-sentry", "SIDEKICK_SENTRY_CLIENT_SECRET"},
+		{"ingest-email", "SIDEKICK_EMAIL_INBOUND_TOKEN"},
+		{"notifier", "SIDEKICK_DATABASE_URL"},
 		{"triage", "SIDEKICK_DATABASE_URL"},
 		{"rotation", "SIDEKICK_GRPC_TOKEN"},
 	}
