@@ -3,12 +3,16 @@ package ingestemail
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/smtp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	gosmtp "github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
@@ -39,20 +43,7 @@ func BenchmarkSMTP(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		if err := c.Mail("jane@customer.io"); err != nil {
-			b.Fatal(err)
-		}
-		if err := c.Rcpt("hey@example.com"); err != nil {
-			b.Fatal(err)
-		}
-		w, err := c.Data()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := w.Write(benchMessage(i)); err != nil {
-			b.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
+		if err := sendOne(c, benchMessage(i)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -83,6 +74,7 @@ func BenchmarkBareHTTP(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
 }
@@ -107,9 +99,87 @@ func BenchmarkHTTPInbound(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		_, _ = io.Copy(io.Discard, resp.Body) // drain, so the connection is reused
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			b.Fatalf("status %d", resp.StatusCode)
 		}
 	}
+}
+
+// BenchmarkSMTPParallel sends over several SMTP connections at once, as a
+// relay with a connection pool does.
+func BenchmarkSMTPParallel(b *testing.B) {
+	_, js := bustest.StartJetStream(b)
+	svc, err := New(Config{InboundToken: "x", MaxBytes: 1 << 20}, Deps{Publisher: bus.NewPublisher(js, "bench"), Registry: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := startSMTP(b, &fixture{js: js, svc: svc})
+	var seq atomic.Int64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := smtp.Dial(addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		for pb.Next() {
+			if err := sendOne(c, benchMessage(int(seq.Add(1)))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkBareSMTP is the SMTP baseline: go-smtp with a backend that
+// discards the message, over one connection.
+func BenchmarkBareSMTP(b *testing.B) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) { return discard{}, nil }))
+	srv.Domain = "localhost"
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Close()
+	c, err := smtp.Dial(lis.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if err := sendOne(c, benchMessage(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+type discard struct{}
+
+func (discard) Reset()                                 {}
+func (discard) Logout() error                          { return nil }
+func (discard) Mail(string, *gosmtp.MailOptions) error { return nil }
+func (discard) Rcpt(string, *gosmtp.RcptOptions) error { return nil }
+func (discard) Data(r io.Reader) error                 { _, err := io.Copy(io.Discard, r); return err }
+
+func sendOne(c *smtp.Client, msg []byte) error {
+	if err := c.Mail("jane@customer.io"); err != nil {
+		return err
+	}
+	if err := c.Rcpt("hey@example.com"); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return err
+	}
+	return w.Close()
 }
