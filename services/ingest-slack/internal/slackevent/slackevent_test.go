@@ -387,3 +387,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkNormalize is the CPU cost of one message event: parse,
+// classify, build and encode.
+func BenchmarkNormalize(b *testing.B) {
+	body := fixture(b, "message.json")
+	for b.Loop() {
+		env, err := Parse(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		it, _, err := Classify(env, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := Build(it, Author(it.Sender, nil, env.TeamID), "event", Permalink("", it.Team, it.Channel, it.RootTS), time.Unix(0, 0))
+		if _, err := proto.Marshal(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

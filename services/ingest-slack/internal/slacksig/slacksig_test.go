@@ -142,3 +142,12 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkVerify(b *testing.B) {
+	body := []byte(docBody)
+	for b.Loop() {
+		if err := Verify([]byte(docSecret), docTime, docTimestamp, docSignature, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
