@@ -26,7 +26,7 @@ type answer struct {
 	body any
 }
 
-func ok() answer             { return answer{code: http.StatusOK} }
+func accepted() answer       { return answer{code: http.StatusOK} }
 func okWith(body any) answer { return answer{code: http.StatusOK, body: body} }
 func failure(code int, msg string) answer {
 	return answer{code: code, body: map[string]string{"error": msg}}
@@ -115,7 +115,7 @@ func (s *Service) handleEvent(ctx context.Context, route string, body []byte) an
 			s.deps.Logger.Warn("slack is rate-limiting event deliveries to the app", "team", env.TeamID)
 		}
 		s.metrics.events.WithLabelValues(label, "ignored_"+ignored).Inc()
-		return ok()
+		return accepted()
 	}
 	msg := s.normalize(ctx, env, it)
 	ack, err := s.deps.Publisher.Publish(ctx, bus.Event{Subject: bus.InboundSubject("slack"), ID: msg.GetId(), Time: msg.GetReceivedAt().AsTime(), Message: msg})
@@ -129,7 +129,7 @@ func (s *Service) handleEvent(ctx context.Context, route string, body []byte) an
 		result = "duplicate"
 	}
 	s.metrics.events.WithLabelValues(label, result).Inc()
-	return ok()
+	return accepted()
 }
 
 // normalize resolves the author and the permalink, each within a share of
@@ -195,5 +195,5 @@ func (s *Service) deadLetter(ctx context.Context, label, route, subject string, 
 	}
 	s.metrics.events.WithLabelValues(label, "deadletter").Inc()
 	s.deps.Logger.Warn("slack input dead-lettered", "location", location, "error", cause)
-	return ok()
+	return accepted()
 }

@@ -134,7 +134,7 @@ func (s *Service) handleInteraction(ctx context.Context, route string, payload [
 	}
 	if in.Type != "block_actions" {
 		s.metrics.events.WithLabelValues("interaction", "ignored_type").Inc()
-		return ok()
+		return accepted()
 	}
 	recognized := 0
 	for _, a := range in.Actions {
@@ -189,5 +189,5 @@ func (s *Service) handleInteraction(ctx context.Context, route string, payload [
 	if recognized == 0 {
 		s.metrics.events.WithLabelValues("block_actions", "ignored_action").Inc()
 	}
-	return ok()
+	return accepted()
 }

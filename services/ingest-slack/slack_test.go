@@ -17,8 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/logging"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackfake"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slacksig"
@@ -628,3 +630,46 @@ func TestNewChecksConfig(t *testing.T) {
 // jetstreamNil satisfies jetstream.JetStream for constructor checks that
 // never publish.
 type jetstreamNil struct{ jetstream.JetStream }
+
+// TestFromKit builds the service the way `app.Main` and `sidekick dev` do:
+// configuration from the environment list, the kit's JetStream and
+// registry.
+func TestFromKit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs an embedded NATS server")
+	}
+	_, js := bustest.StartJetStream(t)
+	k := &app.Kit{
+		Name:     Name,
+		Environ:  []string{"SIDEKICK_SLACK_SIGNING_SECRET=" + secret, "SIDEKICK_SLACK_CHANNELS=C0LAN2Q65,C0OTHER01"},
+		Logger:   logging.Discard(),
+		Registry: prometheus.NewRegistry(),
+		JS:       js,
+	}
+	svc, err := FromKit(context.Background(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := svc.(*Service)
+	if s.cfg.Mode != ModeEvents || s.cfg.MaxBodyBytes != 1<<20 || s.cfg.Timeout != 2500*time.Millisecond || len(s.opts.Channels) != 2 || s.dir != nil {
+		t.Fatalf("config %+v", s.cfg)
+	}
+	mux := http.NewServeMux()
+	s.Register(mux)
+	f := &fixture{js: js, svc: s, mux: mux}
+	if rec := f.event(t, payload(t, "message.json"), signed); rec.Code != http.StatusUnauthorized {
+		// The kit's service runs on the real clock: a request signed at
+		// the tests' fixed time is stale.
+		t.Fatalf("stale request: %d", rec.Code)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	k.Environ = []string{"SIDEKICK_SLACK_BOT_TOKEN=xoxb-1"}
+	if _, err := FromKit(context.Background(), k); err == nil || !strings.Contains(err.Error(), "SIDEKICK_SLACK_SIGNING_SECRET") {
+		t.Fatalf("missing secret: %v", err)
+	}
+}
