@@ -70,3 +70,16 @@ func TestMetricsSharedRegistry(t *testing.T) {
 		t.Fatalf("want 2 requests counted in the shared registry, got %v", got)
 	}
 }
+
+func TestReadBody(t *testing.T) {
+	read := func(body string, max int64) ([]byte, *BodyError) {
+		rec := httptest.NewRecorder()
+		return ReadBody(rec, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body)), max)
+	}
+	if b, err := read("hello", 5); err != nil || string(b) != "hello" {
+		t.Fatalf("at the limit: %q %v", b, err)
+	}
+	if _, err := read("hello!", 5); err == nil || err.Status != http.StatusRequestEntityTooLarge || err.Result != "too_large" {
+		t.Fatalf("over the limit: %+v", err)
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -270,15 +269,10 @@ func (s *Service) allowed(rcpt string) bool {
 
 // serveInbound handles POST /email/inbound with a raw RFC 5322 body.
 func (s *Service) serveInbound(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBytes)
-	raw, err := io.ReadAll(r.Body)
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("message larger than %d bytes", s.cfg.MaxBytes))
-			return
-		}
-		httpError(w, http.StatusBadRequest, "cannot read body")
+	raw, berr := httpx.ReadBody(w, r, s.cfg.MaxBytes)
+	if berr != nil {
+		s.metrics.messages.WithLabelValues("http", berr.Result).Inc()
+		httpError(w, berr.Status, berr.Message)
 		return
 	}
 	if !s.authorized(r, raw) {

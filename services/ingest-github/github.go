@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -156,14 +155,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ghwebhook.Handled(event) && event != "ping" {
 		metricEvent = "other" // keep the label set bounded
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			s.answer(w, metricEvent, "too_large", http.StatusRequestEntityTooLarge, "payload larger than "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes")
-			return
-		}
-		s.answer(w, metricEvent, "malformed", http.StatusBadRequest, "cannot read body")
+	body, berr := httpx.ReadBody(w, r, s.cfg.MaxBodyBytes)
+	if berr != nil {
+		s.answer(w, metricEvent, berr.Result, berr.Status, berr.Message)
 		return
 	}
 	if err := ghwebhook.Verify(s.secret, body, r.Header.Get("X-Hub-Signature-256")); err != nil {

@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -267,14 +266,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !sentryhook.Handled(resource) {
 		metricResource = "other"
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			s.answer(w, metricResource, "too_large", http.StatusRequestEntityTooLarge, "payload larger than "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes")
-			return
-		}
-		s.answer(w, metricResource, "malformed", http.StatusBadRequest, "cannot read body")
+	body, berr := httpx.ReadBody(w, r, s.cfg.MaxBodyBytes)
+	if berr != nil {
+		s.answer(w, metricResource, berr.Result, berr.Status, berr.Message)
 		return
 	}
 	if err := sentryhook.Verify(s.secret, body, r.Header.Get("Sentry-Hook-Signature")); err != nil {

@@ -3,8 +3,6 @@ package ingestslack
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -13,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/httpx"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackevent"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slacksig"
@@ -38,16 +37,10 @@ func (a answer) retryable() bool { return a.code >= 500 }
 // readVerified reads the body under the size limit and checks Slack's
 // signature, answering and counting the request itself when either fails.
 func (s *Service) readVerified(w http.ResponseWriter, r *http.Request, route, typ string) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			s.metrics.events.WithLabelValues(typ, "too_large").Inc()
-			s.reply(w, route, failure(http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes"))
-			return nil, false
-		}
-		s.metrics.events.WithLabelValues(typ, "malformed").Inc()
-		s.reply(w, route, failure(http.StatusBadRequest, "cannot read body"))
+	body, berr := httpx.ReadBody(w, r, s.cfg.MaxBodyBytes)
+	if berr != nil {
+		s.metrics.events.WithLabelValues(typ, berr.Result).Inc()
+		s.reply(w, route, failure(berr.Status, berr.Message))
 		return nil, false
 	}
 	if err := slacksig.Verify(s.secret, s.deps.Now(), r.Header.Get(slacksig.HeaderTimestamp), r.Header.Get(slacksig.HeaderSignature), body); err != nil {
