@@ -1,0 +1,286 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+)
+
+func ts(s string) *timestamppb.Timestamp {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return timestamppb.New(t)
+}
+
+func sampleConversation() *supportv1.Conversation {
+	return &supportv1.Conversation{
+		Id: "c-42", Channel: supportv1.Channel_CHANNEL_SLACK, Status: supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN,
+		Tier: supportv1.Tier_TIER_PRIORITY, TierReason: "plan enterprise",
+		Categories: []string{"Deployments/Setup", "Performance"}, Tags: []string{"helm"},
+		Subject:  "Dashboards stopped loading after the upgrade",
+		Customer: &supportv1.CustomerRef{Id: "acme", Name: "Acme", Organisation: "Acme Inc"},
+		Author:   &supportv1.Author{Id: "U1", Name: "Dana Scully", Role: supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER},
+		Assignee: "bob", Team: "platform",
+		OpenedAt: ts("2026-03-02T09:00:00Z"), NextDeadlineAt: ts("2026-03-02T09:15:00Z"),
+		DeadlineLevel: supportv1.DeadlineLevel_DEADLINE_LEVEL_GREAT, MessageCount: 2,
+		Permalink: "https://acme.slack.com/archives/C1/p1",
+	}
+}
+
+func TestConversationsShow(t *testing.T) {
+	h := newHarness(t)
+	resp := &triagev1.GetConversationResponse{
+		Conversation: sampleConversation(),
+		Messages: []*supportv1.InboundMessage{
+			{Id: "m1", Author: &supportv1.Author{Name: "Dana Scully", Role: supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER}, SentAt: ts("2026-03-02T09:00:00Z"),
+				Kind: supportv1.MessageKind_MESSAGE_KIND_POSTED, Text: "Our dashboards stopped loading.\n\nHelm 1.30, chart 32.1"},
+			{Id: "m2", Author: &supportv1.Author{Name: "Bob", Email: "bob@sidekick.dev", Role: supportv1.AuthorRole_AUTHOR_ROLE_STAFF}, SentAt: ts("2026-03-02T09:05:00Z"),
+				Kind: supportv1.MessageKind_MESSAGE_KIND_EDITED, Text: "Looking into it",
+				Attachments: []*supportv1.Attachment{{Name: "values.yaml"}}},
+		},
+		Notes: []*triagev1.Note{{Id: "n1", Author: "bob", Text: "Customer retries tomorrow", CreatedAt: ts("2026-03-02T17:00:00Z"), Handoff: true}},
+		Audit: []*triagev1.AuditEntry{
+			{Actor: "system", Action: "triaged", Detail: "tier priority", At: ts("2026-03-02T09:00:01Z")},
+			{Actor: "alice", Action: "assigned", Detail: "bob", At: ts("2026-03-02T09:01:00Z")},
+		},
+	}
+	h.respond("GetConversation", resp)
+
+	out, err := h.run(t, "conversations", "show", "c-42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.want(t, "GetConversation", &triagev1.GetConversationRequest{Id: "c-42"})
+	want := `Conversation c-42: Dashboards stopped loading after the upgrade
+
+Status          open
+Channel         slack
+Tier            priority (plan enterprise)
+Categories      Deployments/Setup, Performance
+Tags            helm
+Customer        Acme (acme), Acme Inc
+Author          Dana Scully (customer)
+Assignee        bob
+Team            platform
+Opened          2026-03-02 09:00 UTC
+First response  -
+Deadline        great, next threshold 2026-03-02 09:15 UTC
+Messages        2
+Link            https://acme.slack.com/archives/C1/p1
+
+Messages (2)
+2026-03-02 09:00 UTC  Dana Scully (customer)
+    Our dashboards stopped loading.
+
+    Helm 1.30, chart 32.1
+2026-03-02 09:05 UTC  Bob <bob@sidekick.dev> (staff)  [edited]
+    Looking into it
+    [attachment: values.yaml]
+
+Notes (1)
+2026-03-02 17:00 UTC  bob  [handoff]
+    Customer retries tomorrow
+
+Audit trail (2)
+TIME                  ACTOR   ACTION    DETAIL
+2026-03-02 09:00 UTC  system  triaged   tier priority
+2026-03-02 09:01 UTC  alice   assigned  bob
+`
+	if out != want {
+		t.Fatalf("show:\n%s\nwant:\n%s", out, want)
+	}
+
+	out, err = h.run(t, "conversations", "show", "c-42", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got triagev1.GetConversationResponse
+	if err := protojson.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("--json is not protobuf JSON: %v\n%s", err, out)
+	}
+	if !proto.Equal(&got, resp) {
+		t.Fatalf("--json round trip differs:\n%s", out)
+	}
+	if !strings.Contains(out, `"tier_reason": "plan enterprise"`) {
+		t.Fatalf("--json should use proto field names:\n%s", out)
+	}
+}
+
+func TestConversationChanges(t *testing.T) {
+	changed := sampleConversation()
+	tests := []struct {
+		name   string
+		args   []string
+		stdin  string
+		method string
+		resp   proto.Message
+		want   proto.Message
+		out    string
+	}{
+		{
+			name: "assign", args: []string{"assign", "c-42", "bob"}, method: "Assign",
+			resp: &triagev1.AssignResponse{Conversation: changed},
+			want: &triagev1.AssignRequest{Id: "c-42", Assignee: "bob", Actor: "alice"},
+			out:  "conversation c-42 assigned to bob\n",
+		},
+		{
+			name: "unassign as someone else", args: []string{"assign", "c-42", "--unassign", "--actor", "carol"}, method: "Assign",
+			resp: &triagev1.AssignResponse{Conversation: &supportv1.Conversation{Id: "c-42"}},
+			want: &triagev1.AssignRequest{Id: "c-42", Actor: "carol"},
+			out:  "conversation c-42 is unassigned\n",
+		},
+		{
+			name: "tag", method: "Tag",
+			args: []string{"tag", "c-42", "--add", "helm", "--add", "needs-repro,urgent", "--remove", "waiting", "--category", "Deployments/Setup", "--category", "Performance"},
+			resp: &triagev1.TagResponse{Conversation: changed},
+			want: &triagev1.TagRequest{Id: "c-42", Add: []string{"helm", "needs-repro", "urgent"}, Remove: []string{"waiting"},
+				Categories: []string{"Deployments/Setup", "Performance"}, Actor: "alice"},
+			out: "conversation c-42: tags helm; categories Deployments/Setup, Performance\n",
+		},
+		{
+			name: "note", args: []string{"note", "c-42", "Asked for the helm values"}, method: "AddNote",
+			resp: &triagev1.AddNoteResponse{Note: &triagev1.Note{Id: "n-7", Text: "Asked for the helm values"}},
+			want: &triagev1.AddNoteRequest{Id: "c-42", Text: "Asked for the helm values", Actor: "alice"},
+			out:  "note n-7 added to conversation c-42\n",
+		},
+		{
+			name: "handoff note from stdin", args: []string{"note", "c-42", "-", "--handoff"}, stdin: "Retry tomorrow 10:00\n", method: "AddNote",
+			resp: &triagev1.AddNoteResponse{Note: &triagev1.Note{Id: "n-8", Handoff: true}},
+			want: &triagev1.AddNoteRequest{Id: "c-42", Text: "Retry tomorrow 10:00", Handoff: true, Actor: "alice"},
+			out:  "handoff note n-8 added to conversation c-42\n",
+		},
+		{
+			name: "close", args: []string{"close", "c-42"}, method: "Close",
+			resp: &triagev1.CloseResponse{Conversation: &supportv1.Conversation{Id: "c-42", CloseReason: supportv1.CloseReason_CLOSE_REASON_RESOLVED}},
+			want: &triagev1.CloseRequest{Id: "c-42", Reason: supportv1.CloseReason_CLOSE_REASON_RESOLVED, Actor: "alice"},
+			out:  "conversation c-42 closed (resolved)\n",
+		},
+		{
+			name: "close as spam", args: []string{"close", "c-42", "--reason", "spam"}, method: "Close",
+			resp: &triagev1.CloseResponse{Conversation: &supportv1.Conversation{Id: "c-42", CloseReason: supportv1.CloseReason_CLOSE_REASON_SPAM}},
+			want: &triagev1.CloseRequest{Id: "c-42", Reason: supportv1.CloseReason_CLOSE_REASON_SPAM, Actor: "alice"},
+			out:  "conversation c-42 closed (spam)\n",
+		},
+		{
+			name: "reopen", args: []string{"reopen", "c-42"}, method: "Reopen",
+			resp: &triagev1.ReopenResponse{Conversation: changed},
+			want: &triagev1.ReopenRequest{Id: "c-42", Actor: "alice"},
+			out:  "conversation c-42 reopened (open)\n",
+		},
+		{
+			name: "escalate to a team", args: []string{"escalate", "c-42", "--reason", "helm fails on 1.30", "--team", "platform"}, method: "Escalate",
+			resp: &triagev1.EscalateResponse{Conversation: changed},
+			want: &triagev1.EscalateRequest{Id: "c-42", Reason: "helm fails on 1.30", Team: "platform", Actor: "alice"},
+			out:  "conversation c-42 escalated to team platform: helm fails on 1.30\n",
+		},
+		{
+			name: "escalate, notifier picks the team", args: []string{"escalate", "c-42", "--reason", "stuck"}, method: "Escalate",
+			resp: &triagev1.EscalateResponse{Conversation: &supportv1.Conversation{Id: "c-42", Team: "core-analytics"}},
+			want: &triagev1.EscalateRequest{Id: "c-42", Reason: "stuck", Actor: "alice"},
+			out:  "conversation c-42 escalated to team core-analytics: stuck\n",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.respond(tc.method, tc.resp)
+			out, err := runEnv(t, h.env, tc.stdin, append([]string{"conversations"}, tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.want(t, tc.method, tc.want)
+			if out != tc.out {
+				t.Fatalf("printed %q, want %q", out, tc.out)
+			}
+		})
+	}
+}
+
+func TestConversationChangeJSON(t *testing.T) {
+	h := newHarness(t)
+	h.respond("Assign", &triagev1.AssignResponse{Conversation: sampleConversation()})
+	out, err := h.run(t, "conversations", "assign", "c-42", "bob", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got supportv1.Conversation
+	if err := protojson.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+	if !proto.Equal(&got, sampleConversation()) {
+		t.Fatalf("--json printed %s", out)
+	}
+}
+
+// Mistakes on the command line are caught before anything is sent.
+func TestConversationArgumentErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"tag without a change", nil, []string{"tag", "c-42"}, "nothing to change"},
+		{"unknown close reason", nil, []string{"close", "c-42", "--reason", "fixed"}, `unknown close reason "fixed"`},
+		{"escalate without a reason", nil, []string{"escalate", "c-42"}, "--reason is required"},
+		{"assign without a person", nil, []string{"assign", "c-42"}, "give the conversation ID and the PERSON"},
+		{"empty note", nil, []string{"note", "c-42", "  "}, "the note is empty"},
+		{"no actor", []string{"USER"}, []string{"reopen", "c-42"}, "--actor is required"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			_, err := runEnv(t, without(h.env, tc.env...), "", append([]string{"conversations"}, tc.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+			if n := h.total(); n != 0 {
+				t.Fatalf("%d request(s) sent for a bad command line", n)
+			}
+		})
+	}
+}
+
+func TestCallErrorsAreReadable(t *testing.T) {
+	h := newHarness(t)
+	h.fail("GetConversation", status.Error(codes.NotFound, "conversation c-404 not found"))
+	_, err := h.run(t, "conversations", "show", "c-404")
+	if err == nil || err.Error() != "get conversation c-404: not found: conversation c-404 not found" {
+		t.Fatalf("error %v", err)
+	}
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("the status is lost: %v", status.Code(err))
+	}
+
+	_, err = runEnv(t, without(h.env, "SIDEKICK_GRPC_TOKEN"), "", "conversations", "show", "c-42")
+	if err == nil || !strings.Contains(err.Error(), "unauthenticated") || !strings.Contains(err.Error(), "SIDEKICK_GRPC_TOKEN") {
+		t.Fatalf("without a token: %v", err)
+	}
+}
+
+func TestConversationsListSendsFilters(t *testing.T) {
+	h := newHarness(t)
+	h.respond("ListConversations", &triagev1.ListConversationsResponse{Conversations: []*supportv1.Conversation{sampleConversation()}})
+	out, err := h.run(t, "conversations", "list", "--status", "open", "--tier", "priority", "--channel", "slack", "--assignee", "bob", "--limit", "5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.want(t, "ListConversations", &triagev1.ListConversationsRequest{
+		Statuses: []supportv1.ConversationStatus{supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN},
+		Tier:     supportv1.Tier_TIER_PRIORITY, Channel: supportv1.Channel_CHANNEL_SLACK, Assignee: "bob", PageSize: 5,
+	})
+	if !strings.Contains(out, "c-42") || !strings.Contains(out, "2026-03-02 09:00:00") {
+		t.Fatalf("list printed:\n%s", out)
+	}
+}
