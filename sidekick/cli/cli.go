@@ -78,6 +78,7 @@ SIDEKICK_GRPC_TOKEN, or to NATS (--nats, SIDEKICK_NATS_URL).`,
 		r.applyCmd(),
 		r.eventsCmd(),
 		r.dlqCmd(),
+		r.customersCmd(),
 	)
 	return cmd.ExecuteContext(ctx)
 }
