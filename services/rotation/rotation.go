@@ -177,14 +177,15 @@ func (s *Service) reload(ctx context.Context) error {
 }
 
 // Apply validates yaml, returns the diff against the configuration in force
-// and, unless dryRun, stores it and recompiles.
+// and, unless dryRun, stores it and recompiles. Errors caused by yaml itself
+// wrap grpcapi.ErrInvalidConfig.
 func (s *Service) Apply(ctx context.Context, yaml []byte, dryRun bool, by string) ([]string, error) {
 	next, err := schedule.ParseConfig(yaml)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", grpcapi.ErrInvalidConfig, err)
 	}
 	if _, err := schedule.Compile(next); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", grpcapi.ErrInvalidConfig, err)
 	}
 	_, currentYAML, err := s.store.Current(ctx)
 	if err != nil {

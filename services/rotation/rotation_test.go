@@ -10,15 +10,13 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/grpcx"
 	"github.com/sidekickhq/sidekick/platform/logging"
 	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
-	"github.com/sidekickhq/sidekick/services/rotation/internal/schedule"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -41,7 +39,7 @@ support:
 `
 
 // newService migrates a fresh database and returns a service on it.
-func newService(t *testing.T, url string, now func() time.Time) *Service {
+func newService(t testing.TB, url string, now func() time.Time) *Service {
 	t.Helper()
 	ctx := context.Background()
 	if err := pg.Migrate(ctx, url, Schema, Migrations(), logging.Discard()); err != nil {
@@ -59,22 +57,36 @@ func newService(t *testing.T, url string, now func() time.Time) *Service {
 	return s
 }
 
-func serve(t *testing.T, s *Service) rotationv1.RotationServiceClient {
+// testToken is the bearer token the test gRPC servers require.
+const testToken = "test-token"
+
+// serve runs s's gRPC API on a loopback port behind the production server
+// (authentication, health, reflection, interceptors) and returns a client
+// that sends the token.
+func serve(t testing.TB, s *Service) rotationv1.RotationServiceClient {
+	t.Helper()
+	return rotationv1.NewRotationServiceClient(serveConn(t, s))
+}
+
+func serveConn(t testing.TB, s *Service) *grpc.ClientConn {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs, err := grpcx.NewServer(grpcx.ServerOptions{Logger: logging.Discard(), Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.RegisterGRPC(gs)
-	go func() { _ = gs.Serve(lis) }()
+	go func() { _ = gs.Server.Serve(lis) }()
 	t.Cleanup(gs.Stop)
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpcx.Dial(lis.Addr().String(), grpcx.DialOptions{Token: testToken})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	return rotationv1.NewRotationServiceClient(cc)
+	return cc
 }
 
 func TestApplyConfigAndWhoIsOnCall(t *testing.T) {
@@ -139,57 +151,6 @@ func TestApplyConfigAndWhoIsOnCall(t *testing.T) {
 	}
 }
 
-// TestSwapPersistsAcrossReplicas: a swap made through one replica is stored
-// as two overrides and seen by another replica after it reloads.
-func TestSwapPersistsAcrossReplicas(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	ctx := context.Background()
-	now := time.Date(2026, 2, 4, 12, 0, 0, 0, time.UTC)
-	a := newService(t, url, func() time.Time { return now })
-	if _, err := a.Apply(ctx, []byte(org), false, "test"); err != nil {
-		t.Fatal(err)
-	}
-	b := newService(t, url, func() time.Time { return now })
-	ca := serve(t, a)
-
-	// Bob (hero this week) takes Thursday off; Alice covers it, and Bob
-	// covers a day of Alice's next hero week (2026-02-16 is alice's).
-	thu := time.Date(2026, 2, 5, 9, 0, 0, 0, time.UTC)
-	aliceDay := time.Date(2026, 2, 17, 9, 0, 0, 0, time.UTC)
-	resp, err := ca.SwapShifts(ctx, &rotationv1.SwapShiftsRequest{
-		Rotation: "hero",
-		PersonA:  "bob", ShiftAStart: timestamppb.New(thu), ShiftAEnd: timestamppb.New(thu.Add(24 * time.Hour)),
-		PersonB: "alice", ShiftBStart: timestamppb.New(aliceDay), ShiftBEnd: timestamppb.New(aliceDay.Add(24 * time.Hour)),
-		Note: "day off",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(resp.GetOverrides()) != 2 || resp.GetSwapId() == "" {
-		t.Fatalf("swap: %v", resp)
-	}
-	if err := b.reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		at   time.Time
-		want string
-	}{
-		{thu.Add(2 * time.Hour), "alice"},
-		{aliceDay.Add(2 * time.Hour), "bob"},
-		{thu.Add(-2 * time.Hour), "bob"},
-		{aliceDay.Add(26 * time.Hour), "alice"},
-	} {
-		ans, err := b.Schedule().WhoIsOnCall(heroQuery(tc.at))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ans.OnCall.Person == nil || ans.OnCall.Person.ID != tc.want {
-			t.Errorf("replica b at %s: %+v, want %s", tc.at, ans.OnCall.Person, tc.want)
-		}
-	}
-}
-
 func TestOrgConfigAppliedAtStart(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
@@ -221,8 +182,4 @@ func TestOrgConfigAppliedAtStart(t *testing.T) {
 	if versions != 1 {
 		t.Fatalf("applying the same file twice stored %d versions", versions)
 	}
-}
-
-func heroQuery(at time.Time) schedule.Query {
-	return schedule.Query{Role: schedule.RoleHero, At: at}
 }

@@ -1,11 +1,28 @@
 // Package grpcapi implements sidekick.rotation.v1.RotationService over the
 // compiled schedule.
+//
+// Errors map to gRPC codes in this package only, by one rule:
+//
+//   - InvalidArgument: the request is wrong whatever the schedule says: a
+//     required field missing, fields that contradict each other, an end not
+//     after its start, a range too long, a malformed configuration.
+//   - NotFound: a rotation, team or person the request names is not in the
+//     configuration in force.
+//   - FailedPrecondition: the request is well formed but the schedule
+//     refuses it: no configuration applied yet, no Support Hero rotation, a
+//     person giving up time they are not on duty for, a swap side before
+//     the rotation starts.
+//   - AlreadyExists: CreateOverride with an id a different override has.
+//   - Internal: anything else (storage failures).
 package grpcapi
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"regexp"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -16,12 +33,29 @@ import (
 	"github.com/sidekickhq/sidekick/services/rotation/internal/schedule"
 )
 
+// ErrInvalidConfig marks Backend.Apply errors caused by the configuration
+// itself (it does not parse or compile); they become InvalidArgument. Any
+// other Backend error becomes Internal.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
 // Backend is what the API needs from the service.
 type Backend interface {
 	Schedule() *schedule.Schedule
 	Apply(ctx context.Context, yaml []byte, dryRun bool, by string) ([]string, error)
 	AddOverrides(ctx context.Context, os ...schedule.Override) error
 }
+
+// Limits on request sizes.
+const (
+	// MaxRange is the longest range ListShifts and WorkingWindows accept.
+	MaxRange = 366 * 24 * time.Hour
+	// MaxNote is the longest override note, in bytes.
+	MaxNote = 1000
+)
+
+// overrideID is what a client-chosen override id may look like; it ends up
+// in event ids and Nats-Msg-Id headers.
+var overrideID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 
 // Server implements RotationServiceServer.
 type Server struct {
@@ -41,11 +75,45 @@ func (s *Server) schedule() (*schedule.Schedule, error) {
 	return sc, nil
 }
 
-func (s *Server) at(ts *timestamppb.Timestamp) time.Time {
+// instant reads an optional timestamp field, def when it is absent.
+func instant(field string, ts *timestamppb.Timestamp, def time.Time) (time.Time, error) {
 	if ts == nil {
-		return s.now()
+		return def, nil
 	}
-	return ts.AsTime()
+	if err := ts.CheckValid(); err != nil {
+		return time.Time{}, status.Errorf(codes.InvalidArgument, "%s: %v", field, err)
+	}
+	return ts.AsTime(), nil
+}
+
+// required reads a timestamp field that must be present.
+func required(field string, ts *timestamppb.Timestamp) (time.Time, error) {
+	if ts == nil {
+		return time.Time{}, status.Errorf(codes.InvalidArgument, "%s is required", field)
+	}
+	return instant(field, ts, time.Time{})
+}
+
+func notFound(kind, id string) error {
+	return status.Errorf(codes.NotFound, "unknown %s %q", kind, id)
+}
+
+func hasRotation(sc *schedule.Schedule, id string) bool {
+	for _, r := range sc.Rotations() {
+		if r.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func findTeam(sc *schedule.Schedule, id string) (schedule.Team, bool) {
+	for _, t := range sc.Teams() {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return schedule.Team{}, false
 }
 
 // WhoIsOnCall resolves the hero, a team's secondary or a rotation.
@@ -54,10 +122,21 @@ func (s *Server) WhoIsOnCall(_ context.Context, req *rotationv1.WhoIsOnCallReque
 	if err != nil {
 		return nil, err
 	}
-	q := schedule.Query{Team: req.GetTeam(), Rotation: req.GetRotation(), At: s.at(req.GetAt())}
+	at, err := instant("at", req.GetAt(), s.now())
+	if err != nil {
+		return nil, err
+	}
+	q := schedule.Query{Team: req.GetTeam(), Rotation: req.GetRotation(), At: at}
+	// The engine refuses only an unknown team or rotation, or a hero query
+	// without a hero rotation; which one follows from the role, so the hot
+	// path looks nothing up twice.
+	refused := func(err error) error { return status.Error(codes.NotFound, err.Error()) }
 	switch req.GetRole() {
 	case rotationv1.Role_ROLE_HERO, rotationv1.Role_ROLE_UNSPECIFIED:
 		q.Role = schedule.RoleHero
+		refused = func(err error) error {
+			return status.Errorf(codes.FailedPrecondition, "%v (set support.hero)", err)
+		}
 	case rotationv1.Role_ROLE_SECONDARY:
 		if q.Team == "" {
 			return nil, status.Error(codes.InvalidArgument, "role SECONDARY needs a team")
@@ -73,7 +152,7 @@ func (s *Server) WhoIsOnCall(_ context.Context, req *rotationv1.WhoIsOnCallReque
 	}
 	ans, err := sc.WhoIsOnCall(q)
 	if err != nil {
-		return nil, status.Error(codes.NotFound, err.Error())
+		return nil, refused(err)
 	}
 	resp := &rotationv1.WhoIsOnCallResponse{Gap: ans.Gap, GapReason: ans.GapReason}
 	if !ans.Gap || ans.OnCall.Person != nil {
@@ -85,36 +164,49 @@ func (s *Server) WhoIsOnCall(_ context.Context, req *rotationv1.WhoIsOnCallReque
 	return resp, nil
 }
 
-// ListShifts lists shifts with overrides applied.
+// ListShifts lists a rotation's shifts, or a team's secondary cover (the
+// secondary rotation's shifts and the hero's DERIVED stretches, see
+// teamShifts), with overrides applied.
 func (s *Server) ListShifts(_ context.Context, req *rotationv1.ListShiftsRequest) (*rotationv1.ListShiftsResponse, error) {
 	sc, err := s.schedule()
 	if err != nil {
 		return nil, err
 	}
-	from, to := s.at(req.GetFrom()), req.GetTo().AsTime()
-	if req.GetTo() == nil {
-		to = from.AddDate(0, 0, 28)
+	from, err := instant("from", req.GetFrom(), s.now())
+	if err != nil {
+		return nil, err
+	}
+	to, err := instant("to", req.GetTo(), from.AddDate(0, 0, 28))
+	if err != nil {
+		return nil, err
 	}
 	if !to.After(from) {
 		return nil, status.Error(codes.InvalidArgument, "to must be after from")
 	}
-	rot := req.GetRotation()
-	if rot == "" && req.GetTeam() != "" {
-		for _, t := range sc.Teams() {
-			if t.ID == req.GetTeam() {
-				rot = t.Secondary
-			}
-		}
-		if rot == "" {
-			return nil, status.Errorf(codes.NotFound, "unknown team %q", req.GetTeam())
-		}
+	if to.Sub(from) > MaxRange {
+		return nil, status.Error(codes.InvalidArgument, "range longer than a year")
 	}
-	if rot == "" {
+	rot, team := req.GetRotation(), req.GetTeam()
+	var shifts []schedule.Shift
+	switch {
+	case rot != "" && team != "":
+		return nil, status.Error(codes.InvalidArgument, "give a rotation or a team, not both")
+	case rot != "":
+		if !hasRotation(sc, rot) {
+			return nil, notFound("rotation", rot)
+		}
+		shifts, err = sc.Shifts(rot, from, to)
+	case team != "":
+		t, ok := findTeam(sc, team)
+		if !ok {
+			return nil, notFound("team", team)
+		}
+		shifts, err = teamShifts(sc, t, from, to)
+	default:
 		return nil, status.Error(codes.InvalidArgument, "rotation or team is required")
 	}
-	shifts, err := sc.Shifts(rot, from, to)
 	if err != nil {
-		return nil, status.Error(codes.NotFound, err.Error())
+		return nil, status.Error(codes.Internal, err.Error())
 	}
 	resp := &rotationv1.ListShiftsResponse{}
 	for _, sh := range shifts {
@@ -123,31 +215,47 @@ func (s *Server) ListShifts(_ context.Context, req *rotationv1.ListShiftsRequest
 	return resp, nil
 }
 
-// CreateOverride stores one override.
+// CreateOverride stores one override. Sending the same override (same id
+// and content) again returns it unchanged.
 func (s *Server) CreateOverride(ctx context.Context, req *rotationv1.CreateOverrideRequest) (*rotationv1.CreateOverrideResponse, error) {
 	o := req.GetOverride()
 	if o == nil {
 		return nil, status.Error(codes.InvalidArgument, "override is required")
 	}
-	ov := schedule.Override{
-		ID: o.GetId(), Rotation: o.GetRotationId(), Person: o.GetPersonId(), With: o.GetWithPersonId(),
-		Start: o.GetStart().AsTime(), End: o.GetEnd().AsTime(), Note: o.GetNote(),
+	ov := schedule.Override{ID: o.GetId(), Rotation: o.GetRotationId(), Person: o.GetPersonId(), With: o.GetWithPersonId(), Note: o.GetNote()}
+	var err error
+	if ov.Start, err = required("override.start", o.GetStart()); err != nil {
+		return nil, err
 	}
-	switch o.GetKind() {
-	case rotationv1.OverrideKind_OVERRIDE_KIND_REPLACE:
-		ov.Kind = schedule.Replace
-	case rotationv1.OverrideKind_OVERRIDE_KIND_ADD:
-		ov.Kind = schedule.Add
-	case rotationv1.OverrideKind_OVERRIDE_KIND_REMOVE:
-		ov.Kind = schedule.Remove
-	default:
-		return nil, status.Error(codes.InvalidArgument, "override kind is required (replace, add or remove)")
+	if ov.End, err = required("override.end", o.GetEnd()); err != nil {
+		return nil, err
+	}
+	if err := checkOverrideRequest(o); err != nil {
+		return nil, err
+	}
+	ov.Kind = overrideKind(o.GetKind())
+	sc, err := s.schedule()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.known(sc, ov.Rotation, ov.Person, ov.With); err != nil {
+		return nil, err
 	}
 	if ov.ID == "" {
 		ov.ID = "ovr-" + newID()
+	} else {
+		for _, prev := range sc.Config().Overrides {
+			if prev.ID != ov.ID {
+				continue
+			}
+			if sameOverride(prev, ov) {
+				return &rotationv1.CreateOverrideResponse{Override: overrideProto(prev)}, nil // a retry
+			}
+			return nil, status.Errorf(codes.AlreadyExists, "override %s already exists and says something else", ov.ID)
+		}
 	}
-	if err := s.validate(ov); err != nil {
-		return nil, err
+	if err := sc.CheckOverrides(ov); err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
 	if err := s.b.AddOverrides(ctx, ov); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
@@ -155,56 +263,131 @@ func (s *Server) CreateOverride(ctx context.Context, req *rotationv1.CreateOverr
 	return &rotationv1.CreateOverrideResponse{Override: overrideProto(ov)}, nil
 }
 
-// validate checks an override against the schedule in force by compiling
-// the configuration with it added.
-func (s *Server) validate(os ...schedule.Override) error {
-	sc, err := s.schedule()
-	if err != nil {
-		return err
+// checkOverrideRequest checks the fields of an override that need no
+// schedule: kind and the people it takes, range, id, note.
+func checkOverrideRequest(o *rotationv1.Override) error {
+	bad := func(format string, args ...any) error {
+		return status.Errorf(codes.InvalidArgument, "override: "+format, args...)
 	}
-	if err := sc.CheckOverrides(os...); err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
+	if o.GetRotationId() == "" {
+		return bad("rotation_id is required")
+	}
+	person, with := o.GetPersonId(), o.GetWithPersonId()
+	switch o.GetKind() {
+	case rotationv1.OverrideKind_OVERRIDE_KIND_REPLACE:
+		if person == "" || with == "" {
+			return bad("replace needs person_id (who gives up the time) and with_person_id (who takes it)")
+		}
+		if person == with {
+			return bad("replaces %s with themselves", person)
+		}
+	case rotationv1.OverrideKind_OVERRIDE_KIND_ADD:
+		if with == "" || person != "" {
+			return bad("add takes with_person_id (who is added) and no person_id")
+		}
+	case rotationv1.OverrideKind_OVERRIDE_KIND_REMOVE:
+		if person == "" || with != "" {
+			return bad("remove takes person_id (who is taken off) and no with_person_id")
+		}
+	default:
+		return bad("kind is required (replace, add or remove)")
+	}
+	if !o.GetEnd().AsTime().After(o.GetStart().AsTime()) {
+		return bad("end must be after start")
+	}
+	if id := o.GetId(); id != "" && !overrideID.MatchString(id) {
+		return bad("id %q: use up to 64 letters, digits and . _ : -", id)
+	}
+	if o.GetSwapId() != "" {
+		return bad("swap_id is set by SwapShifts, not by CreateOverride")
+	}
+	if len(o.GetNote()) > MaxNote {
+		return bad("note longer than %d bytes", MaxNote)
 	}
 	return nil
 }
 
+// known reports NotFound for a rotation or person not in the schedule.
+func (s *Server) known(sc *schedule.Schedule, rotation string, people ...string) error {
+	if !hasRotation(sc, rotation) {
+		return notFound("rotation", rotation)
+	}
+	for _, id := range people {
+		if _, ok := sc.Person(id); id != "" && !ok {
+			return notFound("person", id)
+		}
+	}
+	return nil
+}
+
+func sameOverride(a, b schedule.Override) bool {
+	return a.Rotation == b.Rotation && a.Kind == b.Kind && a.Person == b.Person && a.With == b.With &&
+		a.Start.Equal(b.Start) && a.End.Equal(b.End) && a.SwapID == b.SwapID && a.Note == b.Note
+}
+
 // SwapShifts records a swap as two overrides.
 func (s *Server) SwapShifts(ctx context.Context, req *rotationv1.SwapShiftsRequest) (*rotationv1.SwapShiftsResponse, error) {
+	rot, a, b := req.GetRotation(), req.GetPersonA(), req.GetPersonB()
+	switch {
+	case rot == "":
+		return nil, status.Error(codes.InvalidArgument, "rotation is required")
+	case a == "" || b == "":
+		return nil, status.Error(codes.InvalidArgument, "person_a and person_b are required")
+	case a == b:
+		return nil, status.Errorf(codes.InvalidArgument, "%s cannot swap with themselves", a)
+	case len(req.GetNote()) > MaxNote:
+		return nil, status.Errorf(codes.InvalidArgument, "note longer than %d bytes", MaxNote)
+	}
+	aStart, err := required("shift_a_start", req.GetShiftAStart())
+	if err != nil {
+		return nil, err
+	}
+	bStart, err := required("shift_b_start", req.GetShiftBStart())
+	if err != nil {
+		return nil, err
+	}
+	aEnd, err := instant("shift_a_end", req.GetShiftAEnd(), time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	bEnd, err := instant("shift_b_end", req.GetShiftBEnd(), time.Time{})
+	if err != nil {
+		return nil, err
+	}
 	sc, err := s.schedule()
 	if err != nil {
 		return nil, err
 	}
-	side := func(person string, start, end *timestamppb.Timestamp) (time.Time, time.Time, error) {
-		if start == nil {
-			return time.Time{}, time.Time{}, status.Errorf(codes.InvalidArgument, "shift start for %s is required", person)
-		}
-		if end != nil {
-			return start.AsTime(), end.AsTime(), nil
-		}
-		base, err := sc.BaseShiftAt(req.GetRotation(), start.AsTime())
-		if err != nil {
-			return time.Time{}, time.Time{}, status.Error(codes.NotFound, err.Error())
-		}
-		return start.AsTime(), base.End, nil
-	}
-	aStart, aEnd, err := side(req.GetPersonA(), req.GetShiftAStart(), req.GetShiftAEnd())
-	if err != nil {
+	if err := s.known(sc, rot, a, b); err != nil {
 		return nil, err
 	}
-	bStart, bEnd, err := side(req.GetPersonB(), req.GetShiftBStart(), req.GetShiftBEnd())
-	if err != nil {
+	// Without an end, a side runs to the end of the base shift it starts in.
+	end := func(person string, start, end time.Time) (time.Time, error) {
+		if !end.IsZero() {
+			return end, nil
+		}
+		base, err := sc.BaseShiftAt(rot, start)
+		if err != nil {
+			return time.Time{}, status.Errorf(codes.FailedPrecondition, "%s's side: %v", person, err)
+		}
+		return base.End, nil
+	}
+	if aEnd, err = end(a, aStart, aEnd); err != nil {
+		return nil, err
+	}
+	if bEnd, err = end(b, bStart, bEnd); err != nil {
 		return nil, err
 	}
 	id := "swap-" + newID()
-	pair, err := schedule.Swap(id, req.GetRotation(), req.GetPersonA(), aStart, aEnd, req.GetPersonB(), bStart, bEnd)
+	pair, err := schedule.Swap(id, rot, a, aStart, aEnd, b, bStart, bEnd)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	for i := range pair {
 		pair[i].Note = req.GetNote()
 	}
-	if err := s.validate(pair[:]...); err != nil {
-		return nil, err
+	if err := sc.CheckOverrides(pair[:]...); err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
 	if err := s.b.AddOverrides(ctx, pair[:]...); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
@@ -231,6 +414,11 @@ func (s *Server) ListPeople(_ context.Context, req *rotationv1.ListPeopleRequest
 	if err != nil {
 		return nil, err
 	}
+	if team := req.GetTeam(); team != "" {
+		if _, ok := findTeam(sc, team); !ok {
+			return nil, notFound("team", team)
+		}
+	}
 	resp := &rotationv1.ListPeopleResponse{}
 	for _, p := range sc.People() {
 		if req.GetTeam() != "" && p.Team != req.GetTeam() {
@@ -243,9 +431,15 @@ func (s *Server) ListPeople(_ context.Context, req *rotationv1.ListPeopleRequest
 
 // ApplyConfig applies the organisation YAML (or returns its diff).
 func (s *Server) ApplyConfig(ctx context.Context, req *rotationv1.ApplyConfigRequest) (*rotationv1.ApplyConfigResponse, error) {
+	if strings.TrimSpace(string(req.GetConfig())) == "" {
+		return nil, status.Error(codes.InvalidArgument, "config is empty (an empty organisation would remove everybody; write `people: []` to mean it)")
+	}
 	changes, err := s.b.Apply(ctx, req.GetConfig(), req.GetDryRun(), "grpc")
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrInvalidConfig):
 		return nil, status.Error(codes.InvalidArgument, err.Error())
+	case err != nil:
+		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return &rotationv1.ApplyConfigResponse{Changes: changes, Applied: !req.GetDryRun() && len(changes) > 0}, nil
 }
@@ -256,11 +450,18 @@ func (s *Server) WorkingWindows(_ context.Context, req *rotationv1.WorkingWindow
 	if err != nil {
 		return nil, err
 	}
-	from, to := s.at(req.GetFrom()), req.GetTo().AsTime()
-	if req.GetTo() == nil || !to.After(from) {
+	from, err := instant("from", req.GetFrom(), s.now())
+	if err != nil {
+		return nil, err
+	}
+	to, err := required("to", req.GetTo())
+	if err != nil {
+		return nil, err
+	}
+	if !to.After(from) {
 		return nil, status.Error(codes.InvalidArgument, "to must be after from")
 	}
-	if to.Sub(from) > 366*24*time.Hour {
+	if to.Sub(from) > MaxRange {
 		return nil, status.Error(codes.InvalidArgument, "range longer than a year")
 	}
 	resp := &rotationv1.WorkingWindowsResponse{}
@@ -274,6 +475,18 @@ func newID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+func overrideKind(k rotationv1.OverrideKind) schedule.OverrideKind {
+	switch k {
+	case rotationv1.OverrideKind_OVERRIDE_KIND_REPLACE:
+		return schedule.Replace
+	case rotationv1.OverrideKind_OVERRIDE_KIND_ADD:
+		return schedule.Add
+	case rotationv1.OverrideKind_OVERRIDE_KIND_REMOVE:
+		return schedule.Remove
+	}
+	return 0
 }
 
 func reasonProto(r schedule.Reason) rotationv1.Reason {
@@ -300,10 +513,18 @@ func personProto(p *schedule.Person) *rotationv1.Person {
 }
 
 func shiftProto(sh schedule.Shift) *rotationv1.Shift {
-	return &rotationv1.Shift{
-		RotationId: sh.Rotation, PersonId: sh.Person, Start: timestamppb.New(sh.Start), End: timestamppb.New(sh.End),
+	out := &rotationv1.Shift{
+		RotationId: sh.Rotation, PersonId: sh.Person,
 		Reason: reasonProto(sh.Reason), ScheduledPersonId: sh.Scheduled,
 	}
+	// An unbounded end (zero time) stays unset rather than becoming 0001-01-01.
+	if !sh.Start.IsZero() {
+		out.Start = timestamppb.New(sh.Start)
+	}
+	if !sh.End.IsZero() {
+		out.End = timestamppb.New(sh.End)
+	}
+	return out
 }
 
 func onCallProto(o schedule.OnCall) *rotationv1.OnCall {
