@@ -19,11 +19,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/httpx"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/events"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/grpcapi"
@@ -72,6 +74,8 @@ type Deps struct {
 	ReadFile func(string) ([]byte, error)
 	// Publisher publishes schedule events; nil disables them.
 	Publisher events.Publisher
+	// Registry receives rotation's metrics; nil keeps them unregistered.
+	Registry prometheus.Registerer
 }
 
 // Service is the rotation service.
@@ -82,12 +86,33 @@ type Service struct {
 	current atomic.Pointer[compiled]
 	api     *grpcapi.Server
 	emitter *events.Emitter
+	metrics metrics
 }
 
 type compiled struct {
 	version  string
 	yaml     []byte
 	schedule *schedule.Schedule
+	// ignored are the stored overrides left out of schedule.
+	ignored []ignored
+}
+
+type metrics struct {
+	ignored      prometheus.Gauge
+	reloadErrors prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	return metrics{
+		ignored: httpx.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sidekick_rotation_overrides_ignored",
+			Help: "Stored overrides (from CreateOverride or SwapShifts) left out of the schedule in force because the configuration no longer has their person or rotation, or contradicts them.",
+		})),
+		reloadErrors: httpx.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sidekick_rotation_reload_errors_total",
+			Help: "Failed attempts to load the configuration and overrides from Postgres; the schedule in force stays as it was.",
+		})),
+	}
 }
 
 // New builds the service and loads the schedule in force, applying
@@ -102,7 +127,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.ReadFile == nil {
 		deps.ReadFile = os.ReadFile
 	}
-	s := &Service{cfg: cfg, deps: deps, store: store.New(deps.Pool)}
+	s := &Service{cfg: cfg, deps: deps, store: store.New(deps.Pool), metrics: newMetrics(deps.Registry)}
 	if cfg.OrgConfig != "" {
 		data, err := deps.ReadFile(cfg.OrgConfig)
 		if err != nil {
@@ -128,7 +153,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
 	}
-	return New(ctx, cfg, Deps{Logger: k.Logger, Pool: k.Pool, Publisher: bus.NewPublisher(k.JS, "sidekick/rotation")})
+	return New(ctx, cfg, Deps{Logger: k.Logger, Pool: k.Pool, Registry: k.Registry, Publisher: bus.NewPublisher(k.JS, "sidekick/rotation")})
 }
 
 // Schedule returns the compiled schedule in force, nil before any
@@ -140,13 +165,16 @@ func (s *Service) Schedule() *schedule.Schedule {
 	return nil
 }
 
-// reload recompiles from the store when anything changed.
+// reload recompiles from the store when anything changed. Stored overrides
+// the configuration no longer supports are left out and logged, never a
+// reason to fail: a replica must start and keep answering.
 func (s *Service) reload(ctx context.Context) error {
 	version, err := s.store.Version(ctx)
 	if err != nil {
 		return err
 	}
-	if c := s.current.Load(); c != nil && c.version == version {
+	prev := s.current.Load()
+	if prev != nil && prev.version == version {
 		return nil
 	}
 	_, yaml, err := s.store.Current(ctx)
@@ -162,29 +190,62 @@ func (s *Service) reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stored configuration no longer parses: %w", err)
 	}
-	extra, err := s.store.Overrides(ctx)
+	stored, err := s.store.Overrides(ctx)
 	if err != nil {
 		return err
 	}
-	cfg.Overrides = append(cfg.Overrides, extra...)
-	sched, err := schedule.Compile(cfg)
+	sched, ign, err := compileWith(cfg, stored)
 	if err != nil {
 		return fmt.Errorf("compile schedule: %w", err)
 	}
-	s.current.Store(&compiled{version: version, yaml: yaml, schedule: sched})
-	s.deps.Logger.Info("schedule loaded", "version", version, "people", len(cfg.People), "rotations", len(cfg.Rotations), "overrides", len(cfg.Overrides))
+	known := map[string]bool{}
+	if prev != nil {
+		for _, i := range prev.ignored {
+			known[i.Override.ID] = true
+		}
+	}
+	for _, i := range ign {
+		if !known[i.Override.ID] {
+			s.deps.Logger.Warn("stored override ignored", "override", i.Override.ID, "what", describe(i.Override), "reason", i.Reason)
+		}
+	}
+	s.metrics.ignored.Set(float64(len(ign)))
+	s.current.Store(&compiled{version: version, yaml: yaml, schedule: sched, ignored: ign})
+	s.deps.Logger.Info("schedule loaded", "version", version, "people", len(cfg.People), "rotations", len(cfg.Rotations),
+		"overrides", len(cfg.Overrides)+len(stored)-len(ign), "ignored_overrides", len(ign))
 	return nil
 }
 
+// Ignored returns the stored overrides the schedule in force leaves out,
+// with the reason, one line each.
+func (s *Service) Ignored() []string {
+	c := s.current.Load()
+	if c == nil {
+		return nil
+	}
+	out := make([]string, 0, len(c.ignored))
+	for _, i := range c.ignored {
+		out = append(out, i.Override.ID+" ("+describe(i.Override)+"): "+i.Reason)
+	}
+	return out
+}
+
 // Apply validates yaml, returns the diff against the configuration in force
-// and, unless dryRun, stores it and recompiles. Errors caused by yaml itself
-// wrap grpcapi.ErrInvalidConfig.
+// and, unless dryRun, stores it and recompiles. The diff also names the
+// stored overrides the new configuration would leave out ("- stored
+// override …: dropped, person "bob" is not in the configuration") or bring
+// back. Errors caused by yaml itself wrap grpcapi.ErrInvalidConfig.
 func (s *Service) Apply(ctx context.Context, yaml []byte, dryRun bool, by string) ([]string, error) {
 	next, err := schedule.ParseConfig(yaml)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", grpcapi.ErrInvalidConfig, err)
 	}
-	if _, err := schedule.Compile(next); err != nil {
+	stored, err := s.store.Overrides(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, nextIgnored, err := compileWith(next, stored)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", grpcapi.ErrInvalidConfig, err)
 	}
 	_, currentYAML, err := s.store.Current(ctx)
@@ -192,12 +253,15 @@ func (s *Service) Apply(ctx context.Context, yaml []byte, dryRun bool, by string
 		return nil, err
 	}
 	prev := &schedule.Config{}
+	var prevIgnored []ignored
 	if currentYAML != nil {
 		if prev, err = schedule.ParseConfig(currentYAML); err != nil {
 			prev = &schedule.Config{}
+		} else if _, prevIgnored, err = compileWith(prev, stored); err != nil {
+			prevIgnored = nil
 		}
 	}
-	changes := schedule.Diff(prev, next)
+	changes := append(schedule.Diff(prev, next), ignoredChanges(prevIgnored, nextIgnored)...)
 	if dryRun || len(changes) == 0 {
 		return changes, nil
 	}
@@ -234,6 +298,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		case <-reload.C:
 			if err := s.reload(ctx); err != nil && ctx.Err() == nil {
+				s.metrics.reloadErrors.Inc()
 				s.deps.Logger.Error("reload schedule", "error", err)
 			}
 		case <-tick:
