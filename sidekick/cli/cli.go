@@ -79,6 +79,7 @@ SIDEKICK_GRPC_TOKEN, or to NATS (--nats, SIDEKICK_NATS_URL).`,
 		r.eventsCmd(),
 		r.dlqCmd(),
 		r.customersCmd(),
+		r.reportCmd(),
 	)
 	return cmd.ExecuteContext(ctx)
 }

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+)
+
+func sampleSummary() *triagev1.SummaryResponse {
+	return &triagev1.SummaryResponse{
+		ByCategory: []*triagev1.Count{{Key: "Performance", Count: 12}, {Key: "Deployments/Setup", Count: 7}},
+		ByTier:     []*triagev1.Count{{Key: "priority", Count: 5}, {Key: "TIER_COMMUNITY", Count: 14}},
+		ByChannel:  []*triagev1.Count{{Key: "slack", Count: 11}, {Key: "email", Count: 8}},
+		Response: []*triagev1.TierResponseStats{
+			{Tier: supportv1.Tier_TIER_PRIORITY, Conversations: 5, Responded: 5, MeanSeconds: 750, MedianSeconds: 540, P90Seconds: 2730.4,
+				GreatShare: 0.6, OkayShare: 0.4},
+			{Tier: supportv1.Tier_TIER_SUBSCRIBER},
+			{Tier: supportv1.Tier_TIER_COMMUNITY, Conversations: 14, Responded: 12, MeanSeconds: 30 * 3600, MedianSeconds: 45, P90Seconds: 93600,
+				GreatShare: 0.25, OkayShare: 0.25, LateShare: 1.0 / 3},
+		},
+	}
+}
+
+func TestReport(t *testing.T) {
+	h := newHarness(t)
+	h.respond("Summary", sampleSummary())
+	out, err := h.run(t, "report", "--from", "2026-02-01", "--to", "2026-03-01T00:00:00+01:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.want(t, "Summary", &triagev1.SummaryRequest{From: ts("2026-02-01T00:00:00Z"), To: ts("2026-02-28T23:00:00Z")})
+	want := `Conversations opened 2026-02-01 00:00 UTC to 2026-02-28 23:00 UTC
+
+CATEGORY           CONVERSATIONS
+Performance        12
+Deployments/Setup  7
+
+TIER       CONVERSATIONS
+priority   5
+community  14
+
+CHANNEL  CONVERSATIONS
+slack    11
+email    8
+
+First response, in working time
+TIER        CONVERSATIONS  RESPONDED  MEAN    MEDIAN  P90     GREAT  OKAY  LATE
+priority    5              5          12m30s  9m      45m30s  60%    40%   0%
+subscriber  0              0          -       -       -       -      -     -
+community   14             12         30h00m  45s     26h00m  25%    25%   33%
+`
+	if out != want {
+		t.Fatalf("report:\n%s\nwant:\n%s", out, want)
+	}
+
+	out, err = h.run(t, "report", "--from", "2026-02-01", "--to", "2026-03-01", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got triagev1.SummaryResponse
+	if err := protojson.Unmarshal([]byte(out), &got); err != nil || !proto.Equal(&got, sampleSummary()) {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+}
+
+func TestReportRange(t *testing.T) {
+	h := newHarness(t)
+	h.respond("Summary", &triagev1.SummaryResponse{})
+
+	// Without --from: the seven days before --to.
+	if _, err := h.run(t, "report", "--to", "2026-03-08"); err != nil {
+		t.Fatal(err)
+	}
+	h.want(t, "Summary", &triagev1.SummaryRequest{From: ts("2026-03-01T00:00:00Z"), To: ts("2026-03-08T00:00:00Z")})
+
+	// Without either: a week up to now.
+	out, err := h.run(t, "report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	last := h.reqs["Summary"][len(h.reqs["Summary"])-1].(*triagev1.SummaryRequest)
+	h.mu.Unlock()
+	if span := last.GetTo().AsTime().Sub(last.GetFrom().AsTime()); span != 7*24*time.Hour {
+		t.Fatalf("default range spans %s", span)
+	}
+	if !strings.Contains(out, "(none)") {
+		t.Fatalf("an empty report should say so:\n%s", out)
+	}
+
+	for _, args := range [][]string{
+		{"report", "--from", "2026-03-08", "--to", "2026-03-01"},
+		{"report", "--from", "last tuesday"},
+	} {
+		if _, err := h.run(t, args...); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+	if n := h.calls("Summary"); n != 2 {
+		t.Fatalf("Summary called %d times, want 2 (bad ranges are not sent)", n)
+	}
+}
