@@ -80,6 +80,11 @@ SIDEKICK_GRPC_TOKEN, or to NATS (--nats, SIDEKICK_NATS_URL).`,
 		r.dlqCmd(),
 		r.customersCmd(),
 		r.reportCmd(),
+		r.shiftsCmd(),
+		r.overrideCmd(),
+		r.swapCmd(),
+		r.peopleCmd(),
+		r.teamsCmd(),
 	)
 	return cmd.ExecuteContext(ctx)
 }
