@@ -4,19 +4,22 @@ import (
 	"testing"
 	"time"
 
-	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/policy"
 )
 
-func TestOpenedRequest(t *testing.T) {
+func TestOpenedTrigger(t *testing.T) {
 	ev := opened("ev-1", "conv-1", time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	ev.Conversation.ShareUrl = "https://sidekick.example.com/c/conv-1"
-	r := OpenedRequest(ev)
-	if r.IdempotencyKey != "conversation.opened/ev-1" || r.ConversationID != "conv-1" {
-		t.Errorf("key %q conversation %q", r.IdempotencyKey, r.ConversationID)
+	ev.Conversation.Categories = []string{"Deployments", "Billing"}
+	ev.Conversation.Team = "platform"
+	r := OpenedTrigger(ev)
+	if r.Key != "conversation.opened/ev-1" || r.ConversationID != "conv-1" || r.Group != "" {
+		t.Errorf("key %q conversation %q group %q", r.Key, r.ConversationID, r.Group)
 	}
-	if len(r.Targets) != 1 || r.Targets[0].Role != rotationv1.Role_ROLE_HERO {
-		t.Errorf("targets = %+v", r.Targets)
+	want := policy.Event{Kind: policy.NewConversation, Tier: policy.Priority, Team: "platform", Category: "Deployments"}
+	if r.Event != want {
+		t.Errorf("event = %+v, want %+v", r.Event, want)
 	}
 	if r.Title != "new Priority conversation from Jane Doe (Acme Inc)" {
 		t.Errorf("title = %q", r.Title)

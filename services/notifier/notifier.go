@@ -1,11 +1,17 @@
-// Package notifier tells people about support work: it resolves who is on
-// call through rotation, records every notification and delivery before
-// sending it (so a redelivered event or a restart never sends twice and
-// never forgets a send), delivers through channels (console, Slack), and
-// publishes the delivery log on support.notify.{delivered,failed,acked}.
+// Package notifier tells people about support work. Escalation policies
+// from the organisation file (section `escalation`, or the handbook's
+// defaults) decide whom to tell about what, how loudly and when; each
+// policy step resolves its recipients through rotation, records its
+// notification and deliveries before sending anything (so a redelivered
+// event or a restart never sends twice and never forgets a send), and
+// delivers through the channels configured: Slack, email, the console,
+// plus PagerDuty for pages and a signed webhook for everything. The
+// delivery log is published on support.notify.{delivered,failed,acked};
+// final failures also go to support.deadletter.notifier.
 //
-// It consumes support.conversation.> (OPENED notifies the Support Hero;
-// RESPONDED and CLOSED stop further work) and support.action.ack, and
+// It consumes support.conversation.> (opened, reopened, deadline,
+// escalated, handoff, message, responded, closed), support.action.{ack,
+// escalate,close} and support.rotation.{shift_started,gap_ahead}, and
 // serves sidekick.notify.v1.NotifierService.
 package notifier
 
@@ -18,6 +24,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -32,10 +39,15 @@ import (
 	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/deliver"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/escalate"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/grpcapi"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/console"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/email"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/pagerduty"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/slack"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/webhook"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/policy"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
 )
 
@@ -83,10 +95,36 @@ type Config struct {
 	SlackBotToken string `env:"SIDEKICK_SLACK_BOT_TOKEN"`
 	// SlackAPIURL overrides Slack's Web API base URL (tests, proxies).
 	SlackAPIURL string `env:"SIDEKICK_SLACK_API_URL"`
+	// SMTPURL enables email, e.g.
+	// smtp://user:pass@mail.example.com:587?from=sidekick@example.com&starttls=required
+	// (see docs/escalation.md).
+	SMTPURL string `env:"SIDEKICK_SMTP_URL"`
+	// PagerDutyRoutingKey enables PagerDuty (Events API v2): every page
+	// also triggers an alert.
+	PagerDutyRoutingKey string `env:"SIDEKICK_PAGERDUTY_ROUTING_KEY"`
+	// PagerDutyURL overrides the Events API endpoint (EU accounts, tests).
+	PagerDutyURL string `env:"SIDEKICK_PAGERDUTY_URL"`
+	// WebhookURL enables the webhook channel: a signed JSON POST of every
+	// message; WebhookSecret (required with it) keys the signature.
+	WebhookURL    string `env:"SIDEKICK_WEBHOOK_URL"`
+	WebhookSecret string `env:"SIDEKICK_WEBHOOK_SECRET"`
+	// OrgConfig is the organisation file; its `escalation` and
+	// `business_contacts` sections configure the policies. Without it, or
+	// without that section, the handbook's defaults apply.
+	OrgConfig string `env:"SIDEKICK_ORG_CONFIG"`
 	// MaxAttempts is how many times one delivery is tried.
 	MaxAttempts int `env:"SIDEKICK_NOTIFIER_MAX_ATTEMPTS" envDefault:"6"`
-	// Backoff is the delay after each failed attempt; the last repeats.
-	Backoff []time.Duration `env:"SIDEKICK_NOTIFIER_BACKOFF" envDefault:"10s,30s,1m,5m,15m" envSeparator:","`
+	// RetryBase is the delay after a first failed attempt; each further
+	// failure doubles it up to RetryMax, minus up to RetryJitter of it at
+	// random. A channel's Retry-After is honoured on top.
+	RetryBase   time.Duration `env:"SIDEKICK_NOTIFIER_RETRY_BASE" envDefault:"10s"`
+	RetryMax    time.Duration `env:"SIDEKICK_NOTIFIER_RETRY_MAX" envDefault:"15m"`
+	RetryJitter float64       `env:"SIDEKICK_NOTIFIER_RETRY_JITTER" envDefault:"0.5"`
+	// RateLimit is how many pings one person gets through one channel
+	// within RateWindow; more wait. Pages are never held back; a negative
+	// limit turns the limit off.
+	RateLimit  int           `env:"SIDEKICK_NOTIFIER_RATE_LIMIT" envDefault:"20"`
+	RateWindow time.Duration `env:"SIDEKICK_NOTIFIER_RATE_WINDOW" envDefault:"10m"`
 	// SendTimeout bounds one channel call.
 	SendTimeout time.Duration `env:"SIDEKICK_NOTIFIER_SEND_TIMEOUT" envDefault:"30s"`
 	// Lease is how long a delivery being sent is left to its sender before
@@ -95,9 +133,25 @@ type Config struct {
 	// SweepInterval is how often due retries and abandoned deliveries are
 	// looked for.
 	SweepInterval time.Duration `env:"SIDEKICK_NOTIFIER_SWEEP_INTERVAL" envDefault:"5s"`
+	// TickInterval is how often due escalation steps, digests and storm
+	// updates are looked for.
+	TickInterval time.Duration `env:"SIDEKICK_NOTIFIER_TICK_INTERVAL" envDefault:"1s"`
 	// RelayInterval is how often the outbox is checked for events that
 	// could not be published at once.
 	RelayInterval time.Duration `env:"SIDEKICK_NOTIFIER_RELAY_INTERVAL" envDefault:"5s"`
+	// RefreshInterval is the least time between two rewrites of the
+	// messages of one alert group (a Sentry issue's new events).
+	RefreshInterval time.Duration `env:"SIDEKICK_NOTIFIER_REFRESH_INTERVAL" envDefault:"1m"`
+	// HandoffWait is how long a handoff summary waits for the incoming
+	// hero's shift_started before it is sent anyway.
+	HandoffWait time.Duration `env:"SIDEKICK_NOTIFIER_HANDOFF_WAIT" envDefault:"1h"`
+	// GapNotice is how long before a coverage gap it is announced (at once
+	// when rotation reports it later than that).
+	GapNotice time.Duration `env:"SIDEKICK_NOTIFIER_GAP_NOTICE" envDefault:"24h"`
+	// DigestEvery, when set, replaces the interval of every digest policy.
+	DigestEvery time.Duration `env:"SIDEKICK_NOTIFIER_DIGEST_EVERY"`
+	// Concurrency is how many conversation events are handled at once.
+	Concurrency int `env:"SIDEKICK_NOTIFIER_CONCURRENCY" envDefault:"4"`
 	// ConsumerBackoff is the redelivery delay of bus messages whose handling
 	// failed (rotation unreachable, say); empty: the bus default.
 	ConsumerBackoff []time.Duration `env:"SIDEKICK_NOTIFIER_CONSUMER_BACKOFF" envSeparator:","`
@@ -125,19 +179,27 @@ type Deps struct {
 	// written there. It is the fallback for people no other channel
 	// reaches (`sidekick dev`).
 	Console io.Writer
-	// Channels are extra channels, preferred over Slack and the console in
-	// the order given.
+	// Channels are extra channels, preferred over Slack, email and the
+	// console in the order given.
 	Channels []Channel
 	// SlackHTTPClient is used by the Slack channel; nil: a default client.
 	SlackHTTPClient *http.Client
+	// HTTPClient is used by the PagerDuty and webhook channels; nil: their
+	// defaults.
+	HTTPClient *http.Client
+	// Rand draws retry jitter, uniform in [0, 1); nil: math/rand.
+	Rand func() float64
 }
 
 // Service is the notifier.
 type Service struct {
 	cfg     Config
 	deps    Deps
+	store   *store.Store
 	engine  *deliver.Engine
+	esc     *escalate.Engine
 	api     *grpcapi.Server
+	wake    chan struct{}
 	closers []func() error
 }
 
@@ -150,6 +212,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, errors.New("notifier: JS is required")
 	case deps.Rotation == nil:
 		return nil, errors.New("notifier: Rotation is required")
+	case cfg.WebhookURL != "" && cfg.WebhookSecret == "":
+		return nil, errors.New("notifier: SIDEKICK_WEBHOOK_URL needs SIDEKICK_WEBHOOK_SECRET (the signing secret)")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -160,35 +224,110 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
+	policies, err := loadPolicies(cfg.OrgConfig)
+	if err != nil {
+		return nil, err
+	}
 	channels := append([]notify.Channel(nil), deps.Channels...)
 	if cfg.SlackBotToken != "" {
 		channels = append(channels, slack.New(slack.Options{
 			Token: cfg.SlackBotToken, APIURL: cfg.SlackAPIURL, HTTPClient: deps.SlackHTTPClient, Logger: deps.Logger,
 		}))
 	}
+	if cfg.SMTPURL != "" {
+		ec, err := email.ParseURL(cfg.SMTPURL)
+		if err != nil {
+			return nil, fmt.Errorf("notifier: SIDEKICK_SMTP_URL: %w", err)
+		}
+		ch, err := email.New(email.Options{Config: ec, Timeout: cfg.SendTimeout, Now: deps.Now})
+		if err != nil {
+			return nil, fmt.Errorf("notifier: SIDEKICK_SMTP_URL: %w", err)
+		}
+		channels = append(channels, ch)
+	}
 	if deps.Console != nil {
 		channels = append(channels, console.New(deps.Console))
 	}
 	if len(channels) == 0 {
-		return nil, errors.New("notifier: no delivery channel: set SIDEKICK_SLACK_BOT_TOKEN (or run `sidekick dev` for console output)")
+		return nil, errors.New("notifier: no delivery channel: set SIDEKICK_SLACK_BOT_TOKEN or SIDEKICK_SMTP_URL (or run `sidekick dev` for console output)")
 	}
-	engine, err := deliver.New(deliver.Config{
-		MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, Lease: cfg.Lease, SendTimeout: cfg.SendTimeout,
+	var pager notify.Channel
+	if cfg.PagerDutyRoutingKey != "" {
+		pd, err := pagerduty.New(pagerduty.Options{RoutingKey: cfg.PagerDutyRoutingKey, URL: cfg.PagerDutyURL, HTTPClient: deps.HTTPClient, Now: deps.Now})
+		if err != nil {
+			return nil, fmt.Errorf("notifier: SIDEKICK_PAGERDUTY_ROUTING_KEY: %w", err)
+		}
+		pager = pd
+	}
+	var mirrors []notify.Channel
+	if cfg.WebhookURL != "" {
+		wh, err := webhook.New(webhook.Options{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret), HTTPClient: deps.HTTPClient, Now: deps.Now})
+		if err != nil {
+			return nil, fmt.Errorf("notifier: SIDEKICK_WEBHOOK_URL: %w", err)
+		}
+		mirrors = append(mirrors, wh)
+	}
+	s := &Service{cfg: cfg, deps: deps, store: store.New(deps.Pool), wake: make(chan struct{}, 1)}
+	s.engine, err = deliver.New(deliver.Config{
+		MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Jitter: jitter(cfg.RetryJitter),
+		Lease: cfg.Lease, SendTimeout: cfg.SendTimeout, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow,
 	}, deliver.Deps{
-		Store: store.New(deps.Pool), Rotation: deps.Rotation, Channels: channels,
+		Store: s.store, Rotation: deps.Rotation, Channels: channels, Pager: pager, Mirrors: mirrors,
 		Publisher: bus.NewPublisher(deps.JS, "sidekick/"+Name, bus.WithClock(deps.Now), bus.WithRegisterer(deps.Registry)),
-		Logger:    deps.Logger, Registry: deps.Registry, Now: deps.Now,
+		Logger:    deps.Logger, Registry: deps.Registry, Now: deps.Now, Rand: deps.Rand, Hurried: s.wakeTimer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
-	if cfg.SweepInterval <= 0 {
-		cfg.SweepInterval = 5 * time.Second
+	s.esc, err = escalate.New(escalate.Config{
+		Policies: policies, RefreshInterval: cfg.RefreshInterval, DigestEvery: cfg.DigestEvery,
+	}, escalate.Deps{Store: s.store, Deliver: s.engine, Logger: deps.Logger, Registry: deps.Registry, Now: deps.Now})
+	if err != nil {
+		return nil, fmt.Errorf("notifier: %w", err)
 	}
-	if cfg.RelayInterval <= 0 {
-		cfg.RelayInterval = 5 * time.Second
+	if s.cfg.SweepInterval <= 0 {
+		s.cfg.SweepInterval = 5 * time.Second
 	}
-	return &Service{cfg: cfg, deps: deps, engine: engine, api: grpcapi.New(engine)}, nil
+	if s.cfg.RelayInterval <= 0 {
+		s.cfg.RelayInterval = 5 * time.Second
+	}
+	if s.cfg.TickInterval <= 0 {
+		s.cfg.TickInterval = time.Second
+	}
+	if s.cfg.HandoffWait <= 0 {
+		s.cfg.HandoffWait = time.Hour
+	}
+	if s.cfg.Concurrency <= 0 {
+		s.cfg.Concurrency = 1
+	}
+	s.api = grpcapi.New(s.engine)
+	return s, nil
+}
+
+// jitter maps the configured fraction to deliver.Config.Jitter, where 0
+// means the default and a negative value none.
+func jitter(f float64) float64 {
+	if f <= 0 {
+		return -1
+	}
+	return f
+}
+
+// loadPolicies reads the escalation policies of the organisation file, or
+// returns the defaults without one.
+func loadPolicies(path string) (*policy.Config, error) {
+	if path == "" {
+		return policy.Default(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: SIDEKICK_ORG_CONFIG: %w", err)
+	}
+	p, err := policy.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: %s: %w", path, err)
+	}
+	return p, nil
 }
 
 // FromKit builds the notifier inside a process wired by platform/app.
@@ -197,13 +336,20 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
 	}
+	if cfg.OrgConfig == "" {
+		cfg.OrgConfig = k.Common.OrgConfig
+	}
+	out := k.Console
+	if out == nil && k.Common.Dev && cfg.SlackBotToken == "" && cfg.SMTPURL == "" {
+		out = logWriter{k.Logger}
+	}
+	if k.Common.Dev && cfg.DigestEvery == 0 {
+		// `sidekick dev` compresses digests so you see them come out.
+		cfg.DigestEvery = DevDigestEvery
+	}
 	conn, err := k.Dial(k.Common.RotationAddr)
 	if err != nil {
 		return nil, fmt.Errorf("dial rotation %s: %w", k.Common.RotationAddr, err)
-	}
-	out := k.Console
-	if out == nil && k.Common.Dev && cfg.SlackBotToken == "" {
-		out = logWriter{k.Logger}
 	}
 	s, err := New(cfg, Deps{
 		Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry, Now: time.Now,
@@ -217,37 +363,85 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	return s, nil
 }
 
-// Run consumes conversation events and actions, resumes and retries
-// deliveries, and relays delivery events until ctx is done.
+// DevDigestEvery is the digest interval in dev mode unless
+// SIDEKICK_NOTIFIER_DIGEST_EVERY says otherwise.
+const DevDigestEvery = 10 * time.Second
+
+// Durable consumer name of rotation events.
+const DurableRotation = "notifier-rotation"
+
+// Run consumes conversation events, actions and rotation events, fires
+// escalation steps, digests and storm updates on a timer, resumes and
+// retries deliveries, and relays delivery events until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	defer func() {
 		for _, c := range s.closers {
 			_ = c()
 		}
 	}()
-	conv, err := bus.NewConsumer(s.deps.JS, bus.ConsumerConfig{
-		Service: Name, Stream: bus.StreamConversations, Durable: DurableConversations,
-		FilterSubjects: []string{"support.conversation.>"}, Backoff: s.cfg.ConsumerBackoff, MaxDeliver: s.cfg.ConsumerMaxDeliver,
-	}, s.deps.Logger, s.deps.Registry)
-	if err != nil {
-		return fmt.Errorf("conversation consumer: %w", err)
-	}
-	acts, err := bus.NewConsumer(s.deps.JS, bus.ConsumerConfig{
-		Service: Name, Stream: bus.StreamActions, Durable: DurableActions,
-		FilterSubjects: []string{bus.ActionSubject("ack")}, Backoff: s.cfg.ConsumerBackoff, MaxDeliver: s.cfg.ConsumerMaxDeliver,
-	}, s.deps.Logger, s.deps.Registry)
-	if err != nil {
-		return fmt.Errorf("action consumer: %w", err)
+	consumers := []struct {
+		cfg bus.ConsumerConfig
+		h   bus.Handler
+	}{
+		{bus.ConsumerConfig{Service: Name, Stream: bus.StreamConversations, Durable: DurableConversations,
+			FilterSubjects: []string{bus.AllConversations}, Concurrency: s.cfg.Concurrency}, s.handleConversation},
+		{bus.ConsumerConfig{Service: Name, Stream: bus.StreamActions, Durable: DurableActions,
+			FilterSubjects: []string{bus.ActionSubject("ack"), bus.ActionSubject("escalate"), bus.ActionSubject("close")}}, s.handleAction},
+		{bus.ConsumerConfig{Service: Name, Stream: bus.StreamRotation, Durable: DurableRotation,
+			FilterSubjects: []string{bus.RotationSubject("shift_started"), bus.RotationSubject("gap_ahead")}}, s.handleRotation},
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range consumers {
+		c.cfg.Backoff, c.cfg.MaxDeliver = s.cfg.ConsumerBackoff, s.cfg.ConsumerMaxDeliver
+		cons, err := bus.NewConsumer(s.deps.JS, c.cfg, s.deps.Logger, s.deps.Registry)
+		if err != nil {
+			return fmt.Errorf("consumer %s: %w", c.cfg.Durable, err)
+		}
+		g.Go(func() error { return cons.Run(gctx, c.h) })
+	}
 	g.Go(func() error { return s.engine.RunRelay(gctx, s.cfg.RelayInterval) })
 	g.Go(func() error { return s.engine.RunSweeper(gctx, s.cfg.SweepInterval) })
-	g.Go(func() error { return conv.Run(gctx, s.handleConversation) })
-	g.Go(func() error { return acts.Run(gctx, s.handleAction) })
+	g.Go(func() error { return s.runTimer(gctx) })
 	if err := g.Wait(); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
+}
+
+// runTimer fires due escalation steps, digests and storm updates at once
+// (what a previous process left) and then every TickInterval, or sooner
+// when a final failure hurried a step.
+func (s *Service) runTimer(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		if _, err := s.esc.Tick(ctx); err != nil && ctx.Err() == nil {
+			s.deps.Logger.Warn("escalation tick", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+func (s *Service) wakeTimer() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Tick does at once what the timers do: fires the escalation steps,
+// digests and storm updates due now by the service's clock, then sends due
+// deliveries (retries, resumed sends). It returns how many it handled.
+// Tests move a fake clock and call it.
+func (s *Service) Tick(ctx context.Context) (int, error) {
+	n, err := s.esc.Tick(ctx)
+	m, serr := s.engine.Sweep(ctx)
+	return n + m, errors.Join(err, serr)
 }
 
 // RegisterGRPC registers sidekick.notify.v1.NotifierService.

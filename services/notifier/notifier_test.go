@@ -54,7 +54,7 @@ func newHarness(t *testing.T) *harness {
 
 func testConfig() Config {
 	return Config{
-		MaxAttempts: 5, Backoff: []time.Duration{10 * time.Second}, SendTimeout: 5 * time.Second, Lease: 2 * time.Minute,
+		MaxAttempts: 5, RetryBase: 10 * time.Second, SendTimeout: 5 * time.Second, Lease: 2 * time.Minute,
 		SweepInterval: 20 * time.Millisecond, RelayInterval: 20 * time.Millisecond,
 		ConsumerBackoff: []time.Duration{20 * time.Millisecond},
 	}

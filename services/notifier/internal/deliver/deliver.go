@@ -1,8 +1,14 @@
 // Package deliver is the notifier's engine: it resolves recipients through
 // rotation, records a notification and its deliveries before sending
 // anything, sends each delivery through a channel, records the outcome with
-// its support.notify event in one transaction, retries failures, resumes
-// deliveries a crash left behind, and relays the events to JetStream.
+// its support.notify event in one transaction, retries failures with
+// exponential backoff and jitter, holds back messages beyond a recipient's
+// rate limit, dead-letters final failures, resumes deliveries a crash left
+// behind, and relays the events to JetStream.
+//
+// A recipient gets one message through the first chat channel that can
+// reach them; a page also goes to the pager (PagerDuty) when one is
+// configured, and every message to the mirrors (webhooks).
 package deliver
 
 import (
@@ -10,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,9 +63,15 @@ type Config struct {
 	// MaxAttempts is how many times a delivery is tried before it fails for
 	// good; default 6.
 	MaxAttempts int
-	// Backoff is the delay after the n-th failed attempt (the last entry
-	// repeats); default 10s, 30s, 1m, 5m, 15m.
-	Backoff []time.Duration
+	// RetryBase is the delay after the first failed attempt; each further
+	// failure doubles it, up to RetryMax. Defaults 10s and 15m.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	// Jitter is the fraction of each delay drawn at random, so that
+	// deliveries failing together do not retry together: the delay is
+	// d × (1 − Jitter × r), r uniform in [0, 1). Default 0.5; negative:
+	// none. A channel's Retry-After is a floor on top.
+	Jitter float64
 	// Lease is how long a claimed delivery stays with its sender before
 	// another worker may resume it; default 2m. Keep it well above
 	// SendTimeout.
@@ -66,14 +80,33 @@ type Config struct {
 	SendTimeout time.Duration
 	// Batch is how many due deliveries one sweep claims; default 50.
 	Batch int
+	// RateLimit is how many pings one recipient gets through one channel
+	// within RateWindow; more are held back until the window allows them.
+	// Pages are never held back. Default 20 per 10m; negative: no limit.
+	RateLimit  int
+	RateWindow time.Duration
 }
 
 func (c Config) withDefaults() Config {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 6
 	}
-	if len(c.Backoff) == 0 {
-		c.Backoff = []time.Duration{10 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 10 * time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 15 * time.Minute
+	}
+	if c.RetryMax < c.RetryBase {
+		c.RetryMax = c.RetryBase
+	}
+	switch {
+	case c.Jitter == 0:
+		c.Jitter = 0.5
+	case c.Jitter < 0:
+		c.Jitter = 0
+	case c.Jitter > 1:
+		c.Jitter = 1
 	}
 	if c.Lease <= 0 {
 		c.Lease = 2 * time.Minute
@@ -84,7 +117,24 @@ func (c Config) withDefaults() Config {
 	if c.Batch <= 0 {
 		c.Batch = 50
 	}
+	if c.RateLimit == 0 {
+		c.RateLimit = 20
+	}
+	if c.RateWindow <= 0 {
+		c.RateWindow = 10 * time.Minute
+	}
 	return c
+}
+
+// Backoff returns the delay after the given failed attempt (from 1)
+// before jitter: RetryBase doubled per further attempt, capped at RetryMax.
+func (c Config) Backoff(attempt int) time.Duration {
+	c = c.withDefaults()
+	d := c.RetryBase
+	for i := 1; i < attempt && d < c.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, c.RetryMax)
 }
 
 // Engine delivers notifications. Its methods are safe for concurrent use.
@@ -93,10 +143,15 @@ type Engine struct {
 	store    *store.Store
 	rotation Rotation
 	channels []notify.Channel
+	pager    notify.Channel
+	mirrors  []notify.Channel
 	byName   map[string]notify.Channel
+	extra    map[string]bool
 	pub      Publisher
 	logger   *slog.Logger
 	now      func() time.Time
+	rand     func() float64
+	hurried  func()
 	metrics  *metrics
 	kick     chan struct{}
 }
@@ -107,11 +162,20 @@ type Deps struct {
 	Rotation Rotation
 	// Channels in order of preference: a recipient gets the first channel
 	// that can reach them.
-	Channels  []notify.Channel
+	Channels []notify.Channel
+	// Pager, when set, also gets every page (PagerDuty).
+	Pager notify.Channel
+	// Mirrors also get every message (webhooks).
+	Mirrors   []notify.Channel
 	Publisher Publisher
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
 	Now       func() time.Time
+	// Rand draws the jitter, uniform in [0, 1); default math/rand/v2.
+	Rand func() float64
+	// Hurried is called when a final failure made an escalation's next
+	// step due at once, to wake the escalation timer.
+	Hurried func()
 }
 
 // New returns an Engine.
@@ -123,7 +187,7 @@ func New(cfg Config, d Deps) (*Engine, error) {
 		return nil, errors.New("deliver: Rotation is required")
 	case d.Publisher == nil:
 		return nil, errors.New("deliver: Publisher is required")
-	case len(d.Channels) == 0:
+	case len(d.Channels) == 0 && d.Pager == nil && len(d.Mirrors) == 0:
 		return nil, errors.New("deliver: at least one channel is required")
 	}
 	if d.Logger == nil {
@@ -132,27 +196,45 @@ func New(cfg Config, d Deps) (*Engine, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Rand == nil {
+		d.Rand = rand.Float64
+	}
+	if d.Hurried == nil {
+		d.Hurried = func() {}
+	}
 	m, err := newMetrics(d.Registry)
 	if err != nil {
 		return nil, err
 	}
-	byName := make(map[string]notify.Channel, len(d.Channels))
+	byName := make(map[string]notify.Channel, len(d.Channels)+len(d.Mirrors)+1)
+	extra := map[string]bool{}
 	for _, c := range d.Channels {
 		byName[c.Name()] = c
 	}
+	if d.Pager != nil {
+		byName[d.Pager.Name()] = d.Pager
+		extra[d.Pager.Name()] = true
+	}
+	for _, c := range d.Mirrors {
+		byName[c.Name()] = c
+		extra[c.Name()] = true
+	}
 	return &Engine{
-		cfg: cfg.withDefaults(), store: d.Store, rotation: d.Rotation, channels: d.Channels, byName: byName,
-		pub: d.Publisher, logger: d.Logger, now: d.Now, metrics: m, kick: make(chan struct{}, 1),
+		cfg: cfg.withDefaults(), store: d.Store, rotation: d.Rotation, channels: d.Channels, pager: d.Pager,
+		mirrors: d.Mirrors, byName: byName, extra: extra, pub: d.Publisher, logger: d.Logger, now: d.Now,
+		rand: d.Rand, hurried: d.Hurried, metrics: m, kick: make(chan struct{}, 1),
 	}, nil
 }
 
 // Target is a requested recipient: a person, a role resolved through
-// rotation when the notification is recorded, or a Slack channel.
+// rotation when the notification is recorded, a Slack channel, or a
+// recipient given in full (a business contact).
 type Target struct {
 	PersonID     string
 	Role         rotationv1.Role
 	Team         string
 	SlackChannel string
+	Direct       *notify.Recipient
 }
 
 // Request asks for a notification.
@@ -170,6 +252,9 @@ type Request struct {
 	ConversationID string
 	// Step is the escalation step; part of each delivery's dedup key.
 	Step int
+	// Lenient records a person rotation does not know as a failed
+	// delivery instead of failing the request (policies name people).
+	Lenient bool
 }
 
 // Notify records the notification for req unless its key was seen, then
@@ -188,19 +273,11 @@ func (e *Engine) Notify(ctx context.Context, req Request) (store.Notification, b
 		if len(req.Targets) == 0 {
 			return store.Notification{}, false, ErrNoRecipients
 		}
-		recipients, err := e.resolve(ctx, req.Targets)
+		nn, ds, err := e.Prepare(ctx, req)
 		if err != nil {
 			return store.Notification{}, false, err
 		}
-		if len(recipients) == 0 {
-			e.logger.Warn("nobody to notify: every target resolved to nobody (a coverage gap)",
-				"key", req.IdempotencyKey, "conversation", req.ConversationID)
-		}
-		n, created, err = e.store.CreateNotification(ctx, store.NewNotification{
-			IdempotencyKey: req.IdempotencyKey, Origin: req.Origin, Urgency: req.Urgency,
-			Title: req.Title, Body: req.Text, Links: req.Links, ConversationID: req.ConversationID,
-			CreatedAt: e.now(),
-		}, e.plan(req, recipients))
+		n, created, err = e.store.CreateNotification(ctx, nn, ds)
 		if err != nil {
 			return store.Notification{}, false, err
 		}
@@ -213,26 +290,72 @@ func (e *Engine) Notify(ctx context.Context, req Request) (store.Notification, b
 	return n, created, nil
 }
 
-// plan picks a channel for each recipient and names each delivery.
+// Prepare resolves req's targets as of now and plans its deliveries,
+// without recording anything: the caller records them (with an escalation
+// step, say) before anything is sent.
+func (e *Engine) Prepare(ctx context.Context, req Request) (store.NewNotification, []store.NewDelivery, error) {
+	recipients, failed, err := e.resolve(ctx, req.Targets, req.Lenient)
+	if err != nil {
+		return store.NewNotification{}, nil, err
+	}
+	if len(recipients) == 0 && len(failed) == 0 {
+		e.logger.Warn("nobody to notify: every target resolved to nobody (a coverage gap)",
+			"key", req.IdempotencyKey, "conversation", req.ConversationID)
+	}
+	n := store.NewNotification{
+		IdempotencyKey: req.IdempotencyKey, Origin: req.Origin, Urgency: req.Urgency,
+		Title: req.Title, Body: req.Text, Links: req.Links, ConversationID: req.ConversationID,
+		CreatedAt: e.now(),
+	}
+	ds := e.plan(req, recipients)
+	for _, f := range failed {
+		ds = append(ds, store.NewDelivery{
+			DedupKey: DedupKey(req.IdempotencyKey, "person:"+f, req.Step), Step: req.Step,
+			Recipient: notify.Recipient{PersonID: f}, Channel: "none", Failed: fmt.Sprintf("person %q: %v", f, ErrUnknownPerson),
+		})
+	}
+	return n, ds, nil
+}
+
+// plan picks a channel for each recipient and names each delivery: the
+// first chat channel that can reach them, plus the pager for a page and
+// every mirror.
 func (e *Engine) plan(req Request, recipients []notify.Recipient) []store.NewDelivery {
 	ds := make([]store.NewDelivery, 0, len(recipients))
 	seen := map[string]bool{}
+	add := func(d store.NewDelivery) {
+		if !seen[d.DedupKey] {
+			seen[d.DedupKey] = true
+			ds = append(ds, d)
+		}
+	}
 	for _, r := range recipients {
 		key := DedupKey(req.IdempotencyKey, recipientKey(r), req.Step)
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
 		d := store.NewDelivery{DedupKey: key, Step: req.Step, Recipient: r}
+		paged := req.Urgency == notify.Page && e.pager != nil && canReach(e.pager, r)
 		if c := e.channelFor(r); c != nil {
 			d.Channel = c.Name()
-		} else {
+			add(d)
+		} else if !paged {
 			d.Channel = "none"
 			d.Failed = fmt.Sprintf("no configured channel can reach %s", r.Display())
+			add(d)
 		}
-		ds = append(ds, d)
+		if paged {
+			add(store.NewDelivery{DedupKey: key + "|" + e.pager.Name(), Step: req.Step, Recipient: r, Channel: e.pager.Name()})
+		}
+		for _, m := range e.mirrors {
+			if canReach(m, r) {
+				add(store.NewDelivery{DedupKey: key + "|" + m.Name(), Step: req.Step, Recipient: r, Channel: m.Name()})
+			}
+		}
 	}
 	return ds
+}
+
+func canReach(c notify.Channel, r notify.Recipient) bool {
+	rc, ok := c.(Reacher)
+	return !ok || rc.CanReach(r)
 }
 
 // DedupKey is a delivery's idempotency key: (notification key, recipient,
@@ -250,25 +373,26 @@ func recipientKey(r notify.Recipient) string {
 
 func (e *Engine) channelFor(r notify.Recipient) notify.Channel {
 	for _, c := range e.channels {
-		if rc, ok := c.(Reacher); ok && !rc.CanReach(r) {
-			continue
+		if canReach(c, r) {
+			return c
 		}
-		return c
 	}
 	return nil
 }
 
-// resolve turns targets into recipients as of now.
-func (e *Engine) resolve(ctx context.Context, targets []Target) ([]notify.Recipient, error) {
-	var out []notify.Recipient
+// resolve turns targets into recipients as of now. Leniently, people
+// rotation does not know are returned in unknown instead of failing.
+func (e *Engine) resolve(ctx context.Context, targets []Target, lenient bool) (out []notify.Recipient, unknown []string, err error) {
 	var people map[string]*rotationv1.Person
 	for _, t := range targets {
 		switch {
+		case t.Direct != nil:
+			out = append(out, *t.Direct)
 		case t.PersonID != "":
 			if people == nil {
 				resp, err := e.rotation.ListPeople(ctx, &rotationv1.ListPeopleRequest{})
 				if err != nil {
-					return nil, fmt.Errorf("resolve person %s: list people: %w", t.PersonID, err)
+					return nil, nil, fmt.Errorf("resolve person %s: list people: %w", t.PersonID, err)
 				}
 				people = make(map[string]*rotationv1.Person, len(resp.GetPeople()))
 				for _, p := range resp.GetPeople() {
@@ -276,8 +400,13 @@ func (e *Engine) resolve(ctx context.Context, targets []Target) ([]notify.Recipi
 				}
 			}
 			p, ok := people[t.PersonID]
+			if !ok && lenient {
+				e.logger.Error("a policy names a person rotation does not know", "person", t.PersonID)
+				unknown = append(unknown, t.PersonID)
+				continue
+			}
 			if !ok {
-				return nil, fmt.Errorf("resolve person %s: %w", t.PersonID, ErrUnknownPerson)
+				return nil, nil, fmt.Errorf("resolve person %s: %w", t.PersonID, ErrUnknownPerson)
 			}
 			out = append(out, recipient(p, ""))
 		case t.SlackChannel != "":
@@ -287,7 +416,7 @@ func (e *Engine) resolve(ctx context.Context, targets []Target) ([]notify.Recipi
 				Role: t.Role, Team: t.Team, At: timestamppb.New(e.now()),
 			})
 			if err != nil {
-				return nil, fmt.Errorf("resolve %s: who is on call: %w", roleLabel(t.Role, t.Team), err)
+				return nil, nil, fmt.Errorf("resolve %s: who is on call: %w", roleLabel(t.Role, t.Team), err)
 			}
 			label := roleLabel(t.Role, t.Team)
 			if p := resp.GetOnCall().GetPerson(); p.GetId() != "" {
@@ -304,10 +433,10 @@ func (e *Engine) resolve(ctx context.Context, targets []Target) ([]notify.Recipi
 				e.logger.Warn("nobody on call", "role", label, "reason", resp.GetGapReason())
 			}
 		default:
-			return nil, errors.New("resolve: empty recipient")
+			return nil, nil, errors.New("resolve: empty recipient")
 		}
 	}
-	return out, nil
+	return out, unknown, nil
 }
 
 func recipient(p *rotationv1.Person, role string) notify.Recipient {
@@ -369,11 +498,18 @@ func (e *Engine) send(ctx context.Context, j store.Job) {
 	d, n := j.Delivery, j.Notification
 	logger := e.logger.With("delivery", d.ID, "notification", n.ID, "channel", d.Channel,
 		"recipient", d.Recipient.Display(), "attempt", d.Attempts)
-	msg := notify.Message{
-		NotificationID: n.ID, DeliveryID: d.ID, Recipient: d.Recipient, Urgency: n.Urgency,
-		Title: n.Title, Text: n.Body, Links: n.Links, ConversationID: n.ConversationID,
-		DedupKey: d.DedupKey, Attempt: d.Attempts,
+	if held, err := e.rateLimited(ctx, d, n); err != nil {
+		logger.Warn("rate limit check failed; sending anyway", "error", err)
+	} else if !held.IsZero() {
+		if err := e.store.Defer(ctx, d.ID, d.Attempts, held, e.now()); err != nil {
+			logger.Error("could not hold back a rate-limited delivery; the lease will expire and it is tried again", "error", err)
+			return
+		}
+		e.metrics.rateLimited.WithLabelValues(d.Channel).Inc()
+		logger.Info("recipient's rate limit reached; held back", "until", held)
+		return
 	}
+	msg := message(n, d)
 	var receipt notify.Receipt
 	ch, ok := e.byName[d.Channel]
 	var err error
@@ -414,16 +550,19 @@ func (e *Engine) send(ctx context.Context, j store.Job) {
 	var retryAt time.Time
 	result := "failed"
 	if !notify.IsPermanent(err) && d.Attempts < e.cfg.MaxAttempts {
-		delay := e.cfg.Backoff[min(d.Attempts, len(e.cfg.Backoff))-1]
-		if after, ok := notify.RetryAfter(err); ok && after > delay {
-			delay = after
-		}
-		retryAt = now.Add(delay)
+		retryAt = now.Add(e.retryDelay(d.Attempts, err))
 		result = "retry"
 	}
 	ev, evErr := e.deliveryEvent(d, n, supportv1.DeliveryStatus_DELIVERY_STATUS_FAILED, err.Error(), now)
+	events := []store.OutboxEvent{ev}
+	if evErr == nil && result == "failed" {
+		var dl store.OutboxEvent
+		dl, evErr = e.deadLetter(d, n, err, now)
+		events = append(events, dl)
+	}
+	hurried := false
 	if evErr == nil {
-		evErr = e.store.MarkFailed(ctx, d.ID, d.Attempts, err.Error(), retryAt, now, ev)
+		hurried, evErr = e.store.MarkFailed(ctx, d.ID, d.Attempts, err.Error(), retryAt, now, events...)
 	}
 	if evErr != nil {
 		logger.Error("send failed and could not record it", "error", err, "record_error", evErr)
@@ -433,9 +572,108 @@ func (e *Engine) send(ctx context.Context, j store.Job) {
 	if result == "retry" {
 		logger.Warn("send failed; will retry", "error", err, "retry_at", retryAt)
 	} else {
-		logger.Error("send failed for good", "error", err)
+		logger.Error("send failed for good", "error", err, "next_step_now", hurried)
+	}
+	if hurried {
+		e.hurried()
 	}
 	e.Kick()
+}
+
+// retryDelay is the wait after a failed attempt: exponential backoff with
+// jitter, and no less than the Retry-After the channel was told.
+func (e *Engine) retryDelay(attempt int, err error) time.Duration {
+	delay := e.cfg.Backoff(attempt)
+	delay -= time.Duration(float64(delay) * e.cfg.Jitter * e.rand())
+	if after, ok := notify.RetryAfter(err); ok && after > delay {
+		delay = after
+	}
+	return delay
+}
+
+// rateLimited returns when a ping may go out if the recipient already got
+// RateLimit messages through the channel within RateWindow; zero when it
+// may go now. Pages and the pager and mirror channels are not limited.
+func (e *Engine) rateLimited(ctx context.Context, d store.Delivery, n store.Notification) (time.Time, error) {
+	if e.cfg.RateLimit < 0 || n.Urgency == notify.Page || e.extra[d.Channel] {
+		return time.Time{}, nil
+	}
+	now := e.now()
+	recent, err := e.store.DeliveredSince(ctx, d.Channel, d.Recipient, now.Add(-e.cfg.RateWindow), e.cfg.RateLimit)
+	if err != nil || len(recent) < e.cfg.RateLimit {
+		return time.Time{}, err
+	}
+	// The oldest of the last RateLimit messages leaves the window then.
+	return recent[len(recent)-1].Add(e.cfg.RateWindow), nil
+}
+
+// deadLetter is the support.deadletter.notifier copy of a delivery that
+// failed for good, so operators see it beside every other service's.
+func (e *Engine) deadLetter(d store.Delivery, n store.Notification, cause error, at time.Time) (store.OutboxEvent, error) {
+	ev, err := e.deliveryEvent(d, n, supportv1.DeliveryStatus_DELIVERY_STATUS_FAILED, cause.Error(), at)
+	if err != nil {
+		return ev, err
+	}
+	ev.EventID = d.ID + "/deadletter"
+	ev.Subject = bus.DeadLetterSubject(DeadLetterService)
+	ev.Header = map[string]string{
+		bus.HeaderErrorLocation: DeadLetterService + "/deliver/" + d.Channel,
+		bus.HeaderError:         headerValue(cause.Error()),
+	}
+	return ev, nil
+}
+
+// headerValue makes s one header line of at most 4 kB.
+func headerValue(s string) string {
+	s = strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	if len(s) > 4096 {
+		s = strings.ToValidUTF8(s[:4096], "")
+	}
+	return s
+}
+
+// IsMirror reports whether channel is a pager or mirror, which copies
+// messages rather than reaching people by itself.
+func (e *Engine) IsMirror(channel string) bool {
+	return e.extra[channel] && (e.pager == nil || channel != e.pager.Name())
+}
+
+// DeadLetterService names the dead-letter subject of final failures.
+const DeadLetterService = "notifier"
+
+func message(n store.Notification, d store.Delivery) notify.Message {
+	return notify.Message{
+		NotificationID: n.ID, DeliveryID: d.ID, Recipient: d.Recipient, Urgency: n.Urgency,
+		Title: n.Title, Text: n.Body, Links: n.Links, ConversationID: n.ConversationID,
+		DedupKey: d.DedupKey, Attempt: d.Attempts,
+	}
+}
+
+// Refresh rewrites the sent messages with text appended to their body,
+// through the channels that can (best effort: failures are logged). It
+// returns how many messages were rewritten.
+func (e *Engine) Refresh(ctx context.Context, sent []store.Job, text string) int {
+	done := 0
+	for _, j := range sent {
+		r, ok := e.byName[j.Delivery.Channel].(notify.Refresher)
+		if !ok {
+			continue
+		}
+		m := message(j.Notification, j.Delivery)
+		if text != "" {
+			m.Text = strings.TrimSpace(m.Text + "\n\n" + text)
+		}
+		rctx, cancel := context.WithTimeout(ctx, e.cfg.SendTimeout)
+		err := r.Refresh(rctx, notify.Receipt{Ref: j.Delivery.Receipt}, m)
+		cancel()
+		if err != nil {
+			e.logger.Warn("could not refresh sent message", "delivery", j.Delivery.ID, "channel", j.Delivery.Channel, "error", err)
+			continue
+		}
+		done++
+	}
+	e.metrics.refreshes.Add(float64(done))
+	return done
 }
 
 // deliveryEvent builds the outbox row for a delivery's new status. Its id

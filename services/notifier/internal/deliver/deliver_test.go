@@ -41,7 +41,7 @@ func newEnv(t *testing.T) *env {
 	}
 	e.deps = deliver.Deps{
 		Store: e.store, Rotation: e.rot.Serve(t), Publisher: bus.NewPublisher(js, "test"),
-		Logger: notifiertest.Logger(t), Now: e.clock.Now,
+		Logger: notifiertest.Logger(t), Now: e.clock.Now, Rand: func() float64 { return 0 },
 	}
 	return e
 }
@@ -122,7 +122,8 @@ func TestConcurrentSweepsSendEachDeliveryOnce(t *testing.T) {
 		}
 	}
 	rec := &notifiertest.Recorder{}
-	engines := []*deliver.Engine{e.engine(t, deliver.Config{Batch: 3}, rec), e.engine(t, deliver.Config{Batch: 3}, rec)}
+	cfg := deliver.Config{Batch: 3, RateLimit: -1}
+	engines := []*deliver.Engine{e.engine(t, cfg, rec), e.engine(t, cfg, rec)}
 	var wg sync.WaitGroup
 	for _, eng := range engines {
 		wg.Go(func() {
@@ -150,17 +151,24 @@ func TestRetriesThenFailsForGood(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	rec := &notifiertest.Recorder{Fail: func(int, notify.Message) error { return errors.New("down") }}
-	eng := e.engine(t, deliver.Config{MaxAttempts: 3, Backoff: []time.Duration{time.Minute}}, rec)
+	cfg := deliver.Config{MaxAttempts: 3, RetryBase: time.Minute}
+	eng := e.engine(t, cfg, rec)
 
 	n, _, err := eng.Notify(ctx, heroRequest("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Exponential: 1m after the first failure, 2m after the second.
 	for attempt := 2; attempt <= 3; attempt++ {
+		wait := cfg.Backoff(attempt - 1)
+		if want := time.Duration(1<<(attempt-2)) * time.Minute; wait != want {
+			t.Fatalf("backoff after attempt %d = %s, want %s", attempt-1, wait, want)
+		}
+		e.clock.Advance(wait - time.Second)
 		if got, _ := eng.Sweep(ctx); got != 0 {
 			t.Fatalf("attempt %d ran before its backoff", attempt)
 		}
-		e.clock.Advance(time.Minute)
+		e.clock.Advance(time.Second)
 		if got, _ := eng.Sweep(ctx); got != 1 {
 			t.Fatalf("attempt %d did not run after its backoff", attempt)
 		}
@@ -192,7 +200,7 @@ func TestPermanentErrorFailsAtOnceAndRetryAfterIsHonoured(t *testing.T) {
 		}
 		return nil
 	}}
-	eng := e.engine(t, deliver.Config{Backoff: []time.Duration{time.Second}}, limited)
+	eng := e.engine(t, deliver.Config{RetryBase: time.Second}, limited)
 	n, _, err = eng.Notify(ctx, heroRequest("r"))
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
@@ -14,6 +15,8 @@ import (
 type metrics struct {
 	deliveries  *prometheus.CounterVec
 	sendSeconds *prometheus.HistogramVec
+	rateLimited *prometheus.CounterVec
+	refreshes   prometheus.Counter
 	relayed     prometheus.Counter
 	relayErrors prometheus.Counter
 }
@@ -29,6 +32,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time spent in one channel send.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"channel"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_notifier_rate_limited_total",
+			Help: "Deliveries held back by a recipient's rate limit, by channel.",
+		}, []string{"channel"}),
+		refreshes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sidekick_notifier_refreshes_total",
+			Help: "Sent messages rewritten with a newer state instead of sending another (storm protection).",
+		}),
 		relayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sidekick_notifier_events_relayed_total",
 			Help: "support.notify events published from the outbox.",
@@ -46,6 +57,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.sendSeconds, err = register(reg, m.sendSeconds); err != nil {
+		return nil, err
+	}
+	if m.rateLimited, err = register(reg, m.rateLimited); err != nil {
+		return nil, err
+	}
+	if m.refreshes, err = register(reg, m.refreshes); err != nil {
 		return nil, err
 	}
 	if m.relayed, err = register(reg, m.relayed); err != nil {
@@ -73,8 +90,15 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 }
 
 func busEvent(ev store.OutboxEvent) bus.Event {
-	return bus.Event{
+	e := bus.Event{
 		Subject: ev.Subject, ID: ev.EventID, Time: ev.OccurredAt, Data: ev.Payload,
 		Type: string((&supportv1.DeliveryEvent{}).ProtoReflect().Descriptor().FullName()),
 	}
+	if len(ev.Header) > 0 {
+		e.Header = nats.Header{}
+		for k, v := range ev.Header {
+			e.Header.Set(k, v)
+		}
+	}
+	return e
 }

@@ -96,6 +96,14 @@ type Updater interface {
 	Update(ctx context.Context, r Receipt, m Message, status string) error
 }
 
+// Refresher is implemented by channels that can replace the content of a
+// message already sent while it is still open, keeping its buttons: a
+// storm of updates about one Sentry issue edits the one message instead
+// of sending many.
+type Refresher interface {
+	Refresh(ctx context.Context, r Receipt, m Message) error
+}
+
 // permanentError marks a failure that retrying cannot fix.
 type permanentError struct{ err error }
 

@@ -1,7 +1,8 @@
 // Package store is the notifier's Postgres state: notifications, the
-// delivery log, conversation stops and the outbox of support.notify events.
-// Every state change that others should hear about writes its event to the
-// outbox in the same transaction.
+// delivery log, escalations, digests, conversation stops and deadlines, and
+// the outbox of support.notify events and dead letters. Every state change
+// that others should hear about writes its event to the outbox in the same
+// transaction.
 package store
 
 import (
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
@@ -52,6 +54,10 @@ type NewNotification struct {
 	Links          []notify.Link
 	ConversationID string
 	CreatedAt      time.Time
+	// EscalationID and Step are set for the notification of an escalation
+	// step.
+	EscalationID string
+	Step         int
 }
 
 // Notification is a recorded notification.
@@ -99,17 +105,22 @@ type Job struct {
 	Notification Notification
 }
 
-// OutboxEvent is a support.notify event waiting to be published.
+// OutboxEvent is an event waiting to be published: support.notify.* or a
+// dead letter.
 type OutboxEvent struct {
 	Seq        int64
 	EventID    string
 	Subject    string
 	Payload    []byte
 	OccurredAt time.Time
+	// Header holds extra headers (a dead letter's error_location and
+	// error).
+	Header map[string]string
 }
 
 const notificationCols = `n.id, n.idempotency_key, n.origin, n.urgency, n.title, n.body, n.links,
-	n.conversation_id, n.created_at, n.acknowledged_at, n.acknowledged_by, n.stopped_at, n.stop_reason`
+	n.conversation_id, n.created_at, n.acknowledged_at, n.acknowledged_by, n.stopped_at, n.stop_reason,
+	n.escalation_id, n.step`
 
 const deliveryCols = `d.id, d.notification_id, d.dedup_key, d.step, d.person_id, d.person_name,
 	d.person_email, d.person_slack_id, d.slack_channel, d.role_label, d.channel, d.status,
@@ -119,46 +130,14 @@ const deliveryCols = `d.id, d.notification_id, d.dedup_key, d.step, d.person_id,
 // unless a notification with the same idempotency key exists: then it
 // returns that one with created false and records nothing.
 func (s *Store) CreateNotification(ctx context.Context, n NewNotification, ds []NewDelivery) (Notification, bool, error) {
-	links, err := json.Marshal(nonNil(n.Links))
-	if err != nil {
-		return Notification{}, false, fmt.Errorf("encode links: %w", err)
-	}
 	var out Notification
 	created := false
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var id string
-		err := tx.QueryRow(ctx, `
-			INSERT INTO notifications (idempotency_key, origin, urgency, title, body, links, conversation_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
-			ON CONFLICT (idempotency_key) DO NOTHING
-			RETURNING id`,
-			n.IdempotencyKey, n.Origin, int(n.Urgency), n.Title, n.Body, string(links), n.ConversationID, n.CreatedAt,
-		).Scan(&id)
-		if errors.Is(err, pgx.ErrNoRows) {
-			out, err = notificationWhere(ctx, tx, "n.idempotency_key = $1", n.IdempotencyKey)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		id, ok, err := createNotification(ctx, tx, n, ds)
+		if err != nil {
 			return err
 		}
-		if err != nil {
-			return fmt.Errorf("insert notification: %w", err)
-		}
-		created = true
-		for _, d := range ds {
-			status, lastErr := StatusPending, ""
-			if d.Failed != "" {
-				status, lastErr = StatusFailed, d.Failed
-			}
-			r := d.Recipient
-			if _, err := tx.Exec(ctx, `
-				INSERT INTO deliveries (notification_id, dedup_key, step, person_id, person_name, person_email,
-					person_slack_id, slack_channel, role_label, channel, status, last_error, next_attempt_at, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)
-				ON CONFLICT (dedup_key) DO NOTHING`,
-				id, d.DedupKey, d.Step, r.PersonID, r.Name, r.Email, r.SlackID, r.SlackChannel, r.Role,
-				d.Channel, string(status), lastErr, n.CreatedAt,
-			); err != nil {
-				return fmt.Errorf("insert delivery %s: %w", d.DedupKey, err)
-			}
-		}
+		created = ok
 		out, err = notificationWhere(ctx, tx, "n.id = $1", id)
 		return err
 	})
@@ -166,6 +145,55 @@ func (s *Store) CreateNotification(ctx context.Context, n NewNotification, ds []
 		return Notification{}, false, fmt.Errorf("create notification %s: %w", n.IdempotencyKey, err)
 	}
 	return out, created, nil
+}
+
+// createNotification inserts n and its deliveries in tx unless its key
+// exists, and returns its id either way.
+func createNotification(ctx context.Context, tx pgx.Tx, n NewNotification, ds []NewDelivery) (string, bool, error) {
+	links, err := json.Marshal(nonNil(n.Links))
+	if err != nil {
+		return "", false, fmt.Errorf("encode links: %w", err)
+	}
+	var escalationID *string
+	if n.EscalationID != "" {
+		escalationID = &n.EscalationID
+	}
+	var id string
+	err = tx.QueryRow(ctx, `
+		INSERT INTO notifications (idempotency_key, origin, urgency, title, body, links, conversation_id, created_at, escalation_id, step)
+		VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)
+		ON CONFLICT (idempotency_key) DO NOTHING
+		RETURNING id`,
+		n.IdempotencyKey, n.Origin, int(n.Urgency), n.Title, n.Body, string(links), n.ConversationID, n.CreatedAt,
+		escalationID, n.Step,
+	).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if err := tx.QueryRow(ctx, `SELECT id FROM notifications WHERE idempotency_key = $1`, n.IdempotencyKey).Scan(&id); err != nil {
+			return "", false, fmt.Errorf("read notification %s: %w", n.IdempotencyKey, err)
+		}
+		return id, false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("insert notification: %w", err)
+	}
+	for _, d := range ds {
+		status, lastErr := StatusPending, ""
+		if d.Failed != "" {
+			status, lastErr = StatusFailed, d.Failed
+		}
+		r := d.Recipient
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO deliveries (notification_id, dedup_key, step, person_id, person_name, person_email,
+				person_slack_id, slack_channel, role_label, channel, status, last_error, next_attempt_at, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)
+			ON CONFLICT (dedup_key) DO NOTHING`,
+			id, d.DedupKey, d.Step, r.PersonID, r.Name, r.Email, r.SlackID, r.SlackChannel, r.Role,
+			d.Channel, string(status), lastErr, n.CreatedAt,
+		); err != nil {
+			return "", false, fmt.Errorf("insert delivery %s: %w", d.DedupKey, err)
+		}
+	}
+	return id, true, nil
 }
 
 // Notification returns the notification with id.
@@ -255,18 +283,56 @@ func (s *Store) MarkDelivered(ctx context.Context, id string, attempt int, recei
 		WHERE id = $1 AND attempts = $2 AND status = 'sending'`, receipt, now)
 }
 
-// MarkFailed records a failed attempt and queues ev. With retryAt set the
-// delivery becomes pending again, due at retryAt; otherwise it failed for
-// good.
-func (s *Store) MarkFailed(ctx context.Context, id string, attempt int, cause string, retryAt, now time.Time, ev OutboxEvent) error {
-	if retryAt.IsZero() {
-		return s.mark(ctx, id, attempt, ev, `
-			UPDATE deliveries SET status = 'failed', last_error = $3, updated_at = $4, lease_until = NULL
-			WHERE id = $1 AND attempts = $2 AND status = 'sending'`, cause, now)
+// MarkFailed records a failed attempt and queues events (the
+// support.notify.failed event first). With retryAt set the delivery
+// becomes pending again, due at retryAt. Otherwise it failed for good, and
+// when it was the last hope of its escalation step (no other delivery of
+// the notification, webhooks aside, is delivered or still pending) the
+// escalation's next step is made due at now: hurried reports that.
+func (s *Store) MarkFailed(ctx context.Context, id string, attempt int, cause string, retryAt, now time.Time, events ...OutboxEvent) (hurried bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var tag pgconn.CommandTag
+		var err error
+		if retryAt.IsZero() {
+			tag, err = tx.Exec(ctx, `
+				UPDATE deliveries SET status = 'failed', last_error = $3, updated_at = $4, lease_until = NULL
+				WHERE id = $1 AND attempts = $2 AND status = 'sending'`, id, attempt, cause, now)
+		} else {
+			tag, err = tx.Exec(ctx, `
+				UPDATE deliveries SET status = 'pending', last_error = $3, updated_at = $4, lease_until = NULL, next_attempt_at = $5
+				WHERE id = $1 AND attempts = $2 AND status = 'sending'`, id, attempt, cause, now, retryAt)
+		}
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
+		}
+		for _, ev := range events {
+			if err := insertOutbox(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		if !retryAt.IsZero() {
+			return nil
+		}
+		tag, err = tx.Exec(ctx, `
+			UPDATE escalations e SET due_at = $2, hurried = true, updated_at = $2
+			FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+			WHERE d.id = $1 AND e.id = n.escalation_id AND e.status = 'active' AND e.next_step = n.step + 1
+			  AND (e.due_at IS NULL OR e.due_at > $2)
+			  AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.notification_id = n.id AND o.channel <> 'webhook'
+			                  AND o.status IN ('pending', 'sending', 'delivered'))`, id, now)
+		if err != nil {
+			return fmt.Errorf("hurry escalation: %w", err)
+		}
+		hurried = tag.RowsAffected() > 0
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("mark delivery %s: %w", id, err)
 	}
-	return s.mark(ctx, id, attempt, ev, `
-		UPDATE deliveries SET status = 'pending', last_error = $3, updated_at = $4, lease_until = NULL, next_attempt_at = $5
-		WHERE id = $1 AND attempts = $2 AND status = 'sending'`, cause, now, retryAt)
+	return hurried, nil
 }
 
 func (s *Store) mark(ctx context.Context, id string, attempt int, ev OutboxEvent, sql string, args ...any) error {
@@ -284,6 +350,34 @@ func (s *Store) mark(ctx context.Context, id string, attempt int, ev OutboxEvent
 		return fmt.Errorf("mark delivery %s: %w", id, err)
 	}
 	return nil
+}
+
+// Defer puts a claimed delivery back, due at until, without counting the
+// attempt (a per-recipient rate limit held it back).
+func (s *Store) Defer(ctx context.Context, id string, attempt int, until, now time.Time) error {
+	if _, err := s.pool.Exec(ctx, `
+		UPDATE deliveries SET status = 'pending', attempts = attempts - 1, next_attempt_at = $3, updated_at = $4, lease_until = NULL
+		WHERE id = $1 AND attempts = $2 AND status = 'sending'`, id, attempt, until, now); err != nil {
+		return fmt.Errorf("defer delivery %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeliveredSince returns the delivery times, newest first, of at most limit
+// messages delivered to r through channel after since.
+func (s *Store) DeliveredSince(ctx context.Context, channel string, r notify.Recipient, since time.Time, limit int) ([]time.Time, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT delivered_at FROM deliveries
+		WHERE status = 'delivered' AND channel = $1 AND person_id = $2 AND slack_channel = $3 AND delivered_at > $4
+		ORDER BY delivered_at DESC LIMIT $5`, channel, r.PersonID, r.SlackChannel, since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("count recent deliveries: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	if err != nil {
+		return nil, fmt.Errorf("count recent deliveries: %w", err)
+	}
+	return out, nil
 }
 
 // Ack is an acknowledgement to record.
@@ -314,9 +408,12 @@ func (s *Store) Acknowledge(ctx context.Context, a Ack, event func(Notification)
 				return err
 			}
 		}
+		// Acknowledging one step of an escalation acknowledges its other
+		// steps too: the escalation stops.
 		rows, err := tx.Query(ctx, `
 			UPDATE notifications n SET acknowledged_at = $3, acknowledged_by = $4
-			WHERE (($1 <> '' AND n.id = $1) OR ($1 = '' AND $2 <> '' AND n.conversation_id = $2))
+			WHERE (($1 <> '' AND (n.id = $1 OR n.escalation_id = (SELECT escalation_id FROM notifications WHERE id = $1)))
+			       OR ($1 = '' AND $2 <> '' AND n.conversation_id = $2))
 			  AND n.acknowledged_at IS NULL
 			RETURNING `+notificationCols,
 			a.NotificationID, a.ConversationID, a.At, a.Actor)
@@ -343,6 +440,14 @@ func (s *Store) Acknowledge(ctx context.Context, a Ack, event func(Notification)
 				return err
 			}
 			out = append(out, Acknowledged{Notification: n, Sent: sent})
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE escalations SET status = 'acked', stop_reason = $4, due_at = NULL, refresh_due_at = NULL, updated_at = $3
+			WHERE status IN ('active', 'done')
+			  AND (($1 <> '' AND id = (SELECT escalation_id FROM notifications WHERE id = $1))
+			       OR ($1 = '' AND $2 <> '' AND conversation_id = $2))`,
+			a.NotificationID, a.ConversationID, a.At, "acknowledged by "+a.Actor); err != nil {
+			return fmt.Errorf("stop escalations: %w", err)
 		}
 		return nil
 	})
@@ -385,6 +490,11 @@ func (s *Store) StopConversation(ctx context.Context, conversationID, reason str
 				return err
 			}
 			out = append(out, Acknowledged{Notification: n, Sent: sent})
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE escalations SET status = 'stopped', stop_reason = $3, due_at = NULL, refresh_due_at = NULL, updated_at = $2
+			WHERE conversation_id = $1 AND status IN ('active', 'done', 'acked')`, conversationID, at, reason); err != nil {
+			return fmt.Errorf("stop escalations: %w", err)
 		}
 		return nil
 	})
@@ -439,9 +549,13 @@ func sentDeliveries(ctx context.Context, tx pgx.Tx, notificationID string) ([]De
 }
 
 func insertOutbox(ctx context.Context, tx pgx.Tx, ev OutboxEvent) error {
+	hdr := ev.Header
+	if hdr == nil {
+		hdr = map[string]string{}
+	}
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO outbox (event_id, subject, payload, occurred_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (event_id) DO NOTHING`, ev.EventID, ev.Subject, ev.Payload, ev.OccurredAt); err != nil {
+		INSERT INTO outbox (event_id, subject, payload, occurred_at, headers) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (event_id) DO NOTHING`, ev.EventID, ev.Subject, ev.Payload, ev.OccurredAt, hdr); err != nil {
 		return fmt.Errorf("queue event %s: %w", ev.EventID, err)
 	}
 	return nil
@@ -450,14 +564,14 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, ev OutboxEvent) error {
 // Unpublished returns up to limit outbox events not yet published, oldest
 // first.
 func (s *Store) Unpublished(ctx context.Context, limit int) ([]OutboxEvent, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, event_id, subject, payload, occurred_at FROM outbox
+	rows, err := s.pool.Query(ctx, `SELECT seq, event_id, subject, payload, occurred_at, headers FROM outbox
 		WHERE published_at IS NULL ORDER BY seq LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("query outbox: %w", err)
 	}
 	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxEvent, error) {
 		var e OutboxEvent
-		err := r.Scan(&e.Seq, &e.EventID, &e.Subject, &e.Payload, &e.OccurredAt)
+		err := r.Scan(&e.Seq, &e.EventID, &e.Subject, &e.Payload, &e.OccurredAt, &e.Header)
 		return e, err
 	})
 	if err != nil {
@@ -490,17 +604,22 @@ type notificationScan struct {
 	urgency        int
 	links          []byte
 	acked, stopped *time.Time
+	escalationID   *string
 }
 
 func (x *notificationScan) dest() []any {
 	n := &x.n
 	return []any{&n.ID, &n.IdempotencyKey, &n.Origin, &x.urgency, &n.Title, &n.Body, &x.links,
-		&n.ConversationID, &n.CreatedAt, &x.acked, &n.AcknowledgedBy, &x.stopped, &n.StopReason}
+		&n.ConversationID, &n.CreatedAt, &x.acked, &n.AcknowledgedBy, &x.stopped, &n.StopReason,
+		&x.escalationID, &n.Step}
 }
 
 func (x *notificationScan) finish() (Notification, error) {
 	n := x.n
 	n.Urgency = notify.Urgency(x.urgency)
+	if x.escalationID != nil {
+		n.EscalationID = *x.escalationID
+	}
 	if x.acked != nil {
 		n.AcknowledgedAt = *x.acked
 	}

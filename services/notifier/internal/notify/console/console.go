@@ -21,7 +21,11 @@ type Channel struct {
 	w  io.Writer
 }
 
-var _ notify.Channel = (*Channel)(nil)
+var (
+	_ notify.Channel   = (*Channel)(nil)
+	_ notify.Updater   = (*Channel)(nil)
+	_ notify.Refresher = (*Channel)(nil)
+)
 
 // New returns a console channel writing to w.
 func New(w io.Writer) *Channel { return &Channel{w: w} }
@@ -51,6 +55,20 @@ func (c *Channel) Update(ctx context.Context, r notify.Receipt, m notify.Message
 	defer c.mu.Unlock()
 	_, err := fmt.Fprintf(c.w, "[notify] %s for %s: %s\n", status, m.Recipient.Display(), m.Title)
 	if err != nil {
+		return fmt.Errorf("console write: %w", err)
+	}
+	return nil
+}
+
+// Refresh writes the new content of a message sent before.
+func (c *Channel) Refresh(ctx context.Context, r notify.Receipt, m notify.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	text := strings.TrimSpace(m.Text)
+	if i := strings.LastIndex(text, "\n"); i >= 0 {
+		text = strings.TrimSpace(text[i+1:])
+	}
+	if _, err := fmt.Fprintf(c.w, "[notify] updated for %s: %s — %s\n", m.Recipient.Display(), m.Title, text); err != nil {
 		return fmt.Errorf("console write: %w", err)
 	}
 	return nil

@@ -53,8 +53,9 @@ type Channel struct {
 }
 
 var (
-	_ notify.Channel = (*Channel)(nil)
-	_ notify.Updater = (*Channel)(nil)
+	_ notify.Channel   = (*Channel)(nil)
+	_ notify.Updater   = (*Channel)(nil)
+	_ notify.Refresher = (*Channel)(nil)
 )
 
 // New returns a Slack channel.
@@ -113,6 +114,23 @@ func (c *Channel) Update(ctx context.Context, r notify.Receipt, m notify.Message
 	_, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts,
 		slackapi.MsgOptionText(Fallback(m)+" ("+status+")", false),
 		slackapi.MsgOptionBlocks(Blocks(m, status)...),
+	)
+	if err != nil {
+		return classify("chat.update", err)
+	}
+	return nil
+}
+
+// Refresh rewrites a sent message with new content, keeping its buttons
+// (chat.update).
+func (c *Channel) Refresh(ctx context.Context, r notify.Receipt, m notify.Message) error {
+	channel, ts, ok := strings.Cut(r.Ref, "/")
+	if !ok || channel == "" || ts == "" {
+		return notify.Permanent(fmt.Errorf("slack: receipt %q is not channel/ts", r.Ref))
+	}
+	_, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts,
+		slackapi.MsgOptionText(Fallback(m), false),
+		slackapi.MsgOptionBlocks(Blocks(m, "")...),
 	)
 	if err != nil {
 		return classify("chat.update", err)

@@ -1,0 +1,78 @@
+package escalate
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	started     *prometheus.CounterVec
+	steps       *prometheus.CounterVec
+	unmatched   *prometheus.CounterVec
+	digestItems *prometheus.CounterVec
+	digests     *prometheus.CounterVec
+	errors      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		started: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_notifier_escalations_started_total",
+			Help: "Escalations started, by event kind and policy.",
+		}, []string{"kind", "policy"}),
+		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_notifier_escalation_steps_total",
+			Help: "Escalation steps fired, by event kind and urgency (ping, page).",
+		}, []string{"kind", "urgency"}),
+		unmatched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_notifier_events_unmatched_total",
+			Help: "Events no escalation policy matched (nobody was told), by kind.",
+		}, []string{"kind"}),
+		digestItems: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_notifier_digest_items_total",
+			Help: "Conversations collected for a digest, by policy.",
+		}, []string{"policy"}),
+		digests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_notifier_digests_total",
+			Help: "Digests sent, by policy.",
+		}, []string{"policy"}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sidekick_notifier_escalation_errors_total",
+			Help: "Escalation steps that could not be fired (retried).",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	// Several engines may share a registry (tests): each uses the
+	// collector registered first.
+	for _, c := range []**prometheus.CounterVec{&m.started, &m.steps, &m.unmatched, &m.digestItems, &m.digests} {
+		got, err := register(reg, *c)
+		if err != nil {
+			return nil, err
+		}
+		*c = got
+	}
+	var err error
+	if m.errors, err = register(reg, m.errors); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// the same description.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("register escalation metrics: %w", err)
+	}
+	return c, nil
+}

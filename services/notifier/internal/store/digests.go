@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DigestItem is a conversation collected for a digest.
+type DigestItem struct {
+	// Key names the event that added it; adding the same key twice adds
+	// it once.
+	Key      string
+	PolicyID string
+	// Target is whom the digest goes to, in policy spelling ("hero").
+	Target         string
+	DueAt          time.Time
+	ConversationID string
+	Title          string
+	Link           string
+	AddedAt        time.Time
+}
+
+// AddDigestItem records it unless its key was recorded before.
+func (s *Store) AddDigestItem(ctx context.Context, it DigestItem) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO digest_items (key, policy_id, target, due_at, conversation_id, title, link, added_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key) DO NOTHING`,
+		it.Key, it.PolicyID, it.Target, it.DueAt, it.ConversationID, it.Title, it.Link, it.AddedAt)
+	if err != nil {
+		return false, fmt.Errorf("add digest item %s: %w", it.Key, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// DigestFunc makes the notification of one digest from its items.
+type DigestFunc func(ctx context.Context, policyID, target string, due time.Time, items []DigestItem) (FiredStep, error)
+
+// FireDigest sends one digest due at now: it locks the unsent items of one
+// (policy, target, due time), drops those whose conversation was answered
+// or closed since they were added, records the notification fire makes of
+// the rest, and marks them sent, in one transaction. found is false when
+// no digest is due; notificationID is empty when every item was dropped.
+func (s *Store) FireDigest(ctx context.Context, now time.Time, fire DigestFunc) (found bool, notificationID string, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var policyID, target string
+		var due time.Time
+		err := tx.QueryRow(ctx, `SELECT policy_id, target, due_at FROM digest_items
+			WHERE notification_id IS NULL AND NOT dropped AND due_at <= $1
+			ORDER BY due_at, policy_id, target LIMIT 1 FOR UPDATE SKIP LOCKED`, now).Scan(&policyID, &target, &due)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("find due digest: %w", err)
+		}
+		// One replica per digest: the others skip it.
+		var mine bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext('notifier.digest|' || $1 || '|' || $2 || '|' || extract(epoch from $3::timestamptz)::text))`,
+			policyID, target, due).Scan(&mine); err != nil {
+			return fmt.Errorf("lock digest: %w", err)
+		}
+		if !mine {
+			return nil
+		}
+		found = true
+		if _, err := tx.Exec(ctx, `
+			UPDATE digest_items i SET dropped = true
+			WHERE i.policy_id = $1 AND i.target = $2 AND i.due_at = $3 AND i.notification_id IS NULL AND NOT i.dropped
+			  AND EXISTS (SELECT 1 FROM conversation_stops s WHERE s.conversation_id = i.conversation_id AND s.occurred_at >= i.added_at)`,
+			policyID, target, due); err != nil {
+			return fmt.Errorf("drop answered digest items: %w", err)
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT key, policy_id, target, due_at, conversation_id, title, link, added_at FROM digest_items
+			WHERE policy_id = $1 AND target = $2 AND due_at = $3 AND notification_id IS NULL AND NOT dropped
+			ORDER BY added_at, key FOR UPDATE SKIP LOCKED`, policyID, target, due)
+		if err != nil {
+			return fmt.Errorf("lock digest items: %w", err)
+		}
+		items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DigestItem, error) {
+			var it DigestItem
+			err := r.Scan(&it.Key, &it.PolicyID, &it.Target, &it.DueAt, &it.ConversationID, &it.Title, &it.Link, &it.AddedAt)
+			return it, err
+		})
+		if err != nil {
+			return fmt.Errorf("read digest items: %w", err)
+		}
+		if len(items) == 0 {
+			return nil
+		}
+		st, err := fire(ctx, policyID, target, due, items)
+		if err != nil {
+			return err
+		}
+		id, _, err := createNotification(ctx, tx, st.Notification, st.Deliveries)
+		if err != nil {
+			return err
+		}
+		keys := make([]string, len(items))
+		for i, it := range items {
+			keys[i] = it.Key
+		}
+		if _, err := tx.Exec(ctx, `UPDATE digest_items SET notification_id = $2 WHERE key = ANY($1)`, keys, id); err != nil {
+			return fmt.Errorf("mark digest items sent: %w", err)
+		}
+		notificationID = id
+		return nil
+	})
+	if err != nil {
+		return found, "", fmt.Errorf("fire digest: %w", err)
+	}
+	return found, notificationID, nil
+}

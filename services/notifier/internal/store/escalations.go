@@ -1,0 +1,524 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
+)
+
+// EscalationStatus is an escalation's state.
+type EscalationStatus string
+
+// Escalation states.
+const (
+	// EscalationActive has steps left to fire.
+	EscalationActive EscalationStatus = "active"
+	// EscalationDone fired every step; nobody acknowledged.
+	EscalationDone EscalationStatus = "done"
+	// EscalationAcked was acknowledged.
+	EscalationAcked EscalationStatus = "acked"
+	// EscalationStopped ended because the conversation was answered or
+	// closed.
+	EscalationStopped EscalationStatus = "stopped"
+)
+
+// Deadlines are a conversation's first-response deadlines as triage
+// reported them; zero when unknown.
+type Deadlines struct {
+	Great, Okay, TooLate time.Time
+}
+
+// NewEscalation is an escalation to start.
+type NewEscalation struct {
+	// Key names the triggering event; a second start with the same key
+	// starts nothing.
+	Key string
+	// GroupKey, when set, allows one open (active or done) escalation per
+	// group: a second start in the group starts nothing.
+	GroupKey string
+	Kind     string
+	PolicyID string
+	// Policy is the policy snapshot (JSON), read back by whoever fires.
+	Policy         []byte
+	ConversationID string
+	Team           string
+	Tier           string
+	Category       string
+	// PersonID is the incoming hero of a handoff.
+	PersonID  string
+	Title     string
+	Body      string
+	Links     []notify.Link
+	StartedAt time.Time
+	// Held handoffs wait for the incoming hero's shift (ReleaseHandoffs).
+	Held      bool
+	CreatedAt time.Time
+}
+
+// Escalation is a recorded escalation.
+type Escalation struct {
+	ID string
+	NewEscalation
+	NextStep int
+	// DueAt is when NextStep is due; zero while it waits for a deadline or
+	// when no step is left.
+	DueAt      time.Time
+	Hurried    bool
+	Status     EscalationStatus
+	StopReason string
+	// Deadlines of the conversation, read with the escalation.
+	Deadlines Deadlines
+	// The pending storm update, if any.
+	RefreshText    string
+	RefreshEventAt time.Time
+	RefreshDueAt   time.Time
+	RefreshedAt    time.Time
+	Refreshes      int
+}
+
+// FiredStep is one step fired: its notification (EscalationID and Step are
+// set by the store) and deliveries.
+type FiredStep struct {
+	Position     int
+	Notification NewNotification
+	Deliveries   []NewDelivery
+}
+
+// Fired is what firing an escalation did and where it stands now.
+type Fired struct {
+	Steps []FiredStep
+	// NextStep and DueAt (zero: waiting for a deadline) describe the next
+	// step when Status is active.
+	NextStep int
+	DueAt    time.Time
+	// Hurried keeps DueAt although it is sooner than planned.
+	Hurried bool
+	Status  EscalationStatus
+}
+
+// FireFunc decides what to fire for a locked escalation. An error leaves
+// the escalation as it was.
+type FireFunc func(ctx context.Context, esc Escalation) (Fired, error)
+
+const escalationCols = `e.id, e.key, e.group_key, e.kind, e.policy_id, e.policy, e.conversation_id, e.team, e.tier,
+	e.category, e.person_id, e.title, e.body, e.links, e.started_at, e.held, e.created_at, e.next_step, e.due_at,
+	e.hurried, e.status, e.stop_reason, e.refresh_text, e.refresh_event_at, e.refresh_due_at, e.refreshed_at,
+	e.refreshes, d.great, d.okay, d.too_late`
+
+const escalationFrom = ` FROM escalations e
+	LEFT JOIN conversation_deadlines d ON e.conversation_id <> '' AND d.conversation_id = e.conversation_id`
+
+func scanEscalation(row pgx.Row) (Escalation, error) {
+	var e Escalation
+	var links []byte
+	var status string
+	var due, refreshEvent, refreshDue, refreshed, great, okay, tooLate *time.Time
+	err := row.Scan(&e.ID, &e.Key, &e.GroupKey, &e.Kind, &e.PolicyID, &e.Policy, &e.ConversationID, &e.Team, &e.Tier,
+		&e.Category, &e.PersonID, &e.Title, &e.Body, &links, &e.StartedAt, &e.Held, &e.CreatedAt, &e.NextStep, &due,
+		&e.Hurried, &status, &e.StopReason, &e.RefreshText, &refreshEvent, &refreshDue, &refreshed,
+		&e.Refreshes, &great, &okay, &tooLate)
+	if err != nil {
+		return e, err
+	}
+	e.Status = EscalationStatus(status)
+	for _, x := range []struct {
+		dst *time.Time
+		src *time.Time
+	}{{&e.DueAt, due}, {&e.RefreshEventAt, refreshEvent}, {&e.RefreshDueAt, refreshDue}, {&e.RefreshedAt, refreshed},
+		{&e.Deadlines.Great, great}, {&e.Deadlines.Okay, okay}, {&e.Deadlines.TooLate, tooLate}} {
+		if x.src != nil {
+			*x.dst = *x.src
+		}
+	}
+	if err := json.Unmarshal(links, &e.Links); err != nil {
+		return e, fmt.Errorf("decode links: %w", err)
+	}
+	return e, nil
+}
+
+func escalationWhere(ctx context.Context, q querier, where string, args ...any) (Escalation, error) {
+	e, err := scanEscalation(q.QueryRow(ctx, `SELECT `+escalationCols+escalationFrom+` WHERE `+where, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Escalation{}, fmt.Errorf("escalation: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Escalation{}, fmt.Errorf("read escalation: %w", err)
+	}
+	return e, nil
+}
+
+// Escalation returns the escalation with id.
+func (s *Store) Escalation(ctx context.Context, id string) (Escalation, error) {
+	return escalationWhere(ctx, s.pool, "e.id = $1", id)
+}
+
+// EscalationByKey returns the escalation started under key.
+func (s *Store) EscalationByKey(ctx context.Context, key string) (Escalation, error) {
+	return escalationWhere(ctx, s.pool, "e.key = $1", key)
+}
+
+// LatestEscalation returns the most recent escalation of a conversation.
+func (s *Store) LatestEscalation(ctx context.Context, conversationID string) (Escalation, error) {
+	return escalationWhere(ctx, s.pool, "e.conversation_id = $1 ORDER BY e.created_at DESC, e.id LIMIT 1", conversationID)
+}
+
+// Escalations returns a conversation's escalations, oldest first.
+func (s *Store) Escalations(ctx context.Context, conversationID string) ([]Escalation, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+escalationCols+escalationFrom+`
+		WHERE e.conversation_id = $1 ORDER BY e.created_at, e.id`, conversationID)
+	if err != nil {
+		return nil, fmt.Errorf("query escalations: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Escalation, error) { return scanEscalation(r) })
+	if err != nil {
+		return nil, fmt.Errorf("read escalations: %w", err)
+	}
+	return out, nil
+}
+
+// StartEscalation records ne and, in the same transaction, fires what is
+// due at once, unless an escalation with the same key or an open one of
+// the same group exists: then it returns that one with created false.
+// notificationIDs are the notifications of the steps fired, to send after
+// the commit.
+func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.Time, fire FireFunc) (esc Escalation, created bool, notificationIDs []string, err error) {
+	links, err := json.Marshal(nonNil(ne.Links))
+	if err != nil {
+		return Escalation{}, false, nil, fmt.Errorf("encode links: %w", err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var id string
+		err := tx.QueryRow(ctx, `
+			INSERT INTO escalations (key, group_key, kind, policy_id, policy, conversation_id, team, tier, category,
+				person_id, title, body, links, started_at, held, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $16)
+			ON CONFLICT DO NOTHING
+			RETURNING id`,
+			ne.Key, ne.GroupKey, ne.Kind, ne.PolicyID, ne.Policy, ne.ConversationID, ne.Team, ne.Tier, ne.Category,
+			ne.PersonID, ne.Title, ne.Body, string(links), ne.StartedAt, ne.Held, ne.CreatedAt,
+		).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			esc, err = escalationWhere(ctx, tx, "e.key = $1 OR (e.group_key <> '' AND e.group_key = $2 AND e.status IN ('active', 'done')) ORDER BY e.key = $1 DESC LIMIT 1",
+				ne.Key, ne.GroupKey)
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("insert escalation: %w", err)
+		}
+		created = true
+		esc, err = escalationWhere(ctx, tx, "e.id = $1", id)
+		if err != nil {
+			return err
+		}
+		esc, notificationIDs, err = fireLocked(ctx, tx, esc, now, fire)
+		return err
+	})
+	if err != nil {
+		return Escalation{}, false, nil, fmt.Errorf("start escalation %s: %w", ne.Key, err)
+	}
+	return esc, created, notificationIDs, nil
+}
+
+// FireDue locks one active escalation due at now that no one else holds
+// and fires it. found is false when none is due. On error esc is the
+// escalation as it was before.
+func (s *Store) FireDue(ctx context.Context, now time.Time, fire FireFunc) (esc Escalation, found bool, notificationIDs []string, err error) {
+	return s.fireWhere(ctx, now, fire, `e.status = 'active' AND e.due_at <= $1 ORDER BY e.due_at LIMIT 1`, now)
+}
+
+// FireEscalation locks the escalation id (unless someone else holds it:
+// found is then false) and fires what is due. It also recomputes the due
+// time of an active escalation, after its conversation's deadlines
+// changed.
+func (s *Store) FireEscalation(ctx context.Context, id string, now time.Time, fire FireFunc) (esc Escalation, found bool, notificationIDs []string, err error) {
+	return s.fireWhere(ctx, now, fire, `e.id = $1 AND e.status = 'active'`, id)
+}
+
+func (s *Store) fireWhere(ctx context.Context, now time.Time, fire FireFunc, where string, arg any) (esc Escalation, found bool, notificationIDs []string, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		esc, err = scanEscalation(tx.QueryRow(ctx, `SELECT `+escalationCols+escalationFrom+` WHERE `+where+` FOR UPDATE OF e SKIP LOCKED`, arg))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("lock escalation: %w", err)
+		}
+		found = true
+		fired, ids, err := fireLocked(ctx, tx, esc, now, fire)
+		if err != nil {
+			return err
+		}
+		esc, notificationIDs = fired, ids
+		return nil
+	})
+	if err != nil {
+		// esc is the escalation as it was, so the caller can postpone it.
+		return esc, found, nil, fmt.Errorf("fire escalation %s: %w", esc.ID, err)
+	}
+	return esc, found, notificationIDs, nil
+}
+
+// fireLocked fires esc, locked in tx: unless its conversation was answered
+// or closed since it started, fire decides which steps are due; they are
+// recorded with their deliveries and the escalation advanced.
+func fireLocked(ctx context.Context, tx pgx.Tx, esc Escalation, now time.Time, fire FireFunc) (Escalation, []string, error) {
+	if esc.Status != EscalationActive {
+		return esc, nil, nil
+	}
+	if esc.ConversationID != "" {
+		var reason string
+		err := tx.QueryRow(ctx, `SELECT reason FROM conversation_stops WHERE conversation_id = $1 AND occurred_at >= $2`,
+			esc.ConversationID, esc.StartedAt).Scan(&reason)
+		switch {
+		case err == nil:
+			if _, err := tx.Exec(ctx, `UPDATE escalations SET status = 'stopped', stop_reason = $2, due_at = NULL, updated_at = $3 WHERE id = $1`,
+				esc.ID, reason, now); err != nil {
+				return esc, nil, fmt.Errorf("stop escalation: %w", err)
+			}
+			esc.Status, esc.StopReason, esc.DueAt = EscalationStopped, reason, time.Time{}
+			return esc, nil, nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return esc, nil, fmt.Errorf("read conversation stop: %w", err)
+		}
+	}
+	f, err := fire(ctx, esc)
+	if err != nil {
+		return esc, nil, err
+	}
+	var ids []string
+	for _, st := range f.Steps {
+		n := st.Notification
+		n.EscalationID, n.Step = esc.ID, st.Position
+		id, _, err := createNotification(ctx, tx, n, st.Deliveries)
+		if err != nil {
+			return esc, nil, err
+		}
+		ids = append(ids, id)
+	}
+	var due *time.Time
+	if f.Status == EscalationActive && !f.DueAt.IsZero() {
+		due = &f.DueAt
+	}
+	if f.Status == "" {
+		f.Status = EscalationActive
+	}
+	if _, err := tx.Exec(ctx, `
+		UPDATE escalations SET next_step = $2, due_at = $3, hurried = $4, status = $5, updated_at = $6 WHERE id = $1`,
+		esc.ID, f.NextStep, due, f.Hurried && due != nil, string(f.Status), now); err != nil {
+		return esc, nil, fmt.Errorf("advance escalation: %w", err)
+	}
+	esc.NextStep, esc.Hurried, esc.Status = f.NextStep, f.Hurried && due != nil, f.Status
+	esc.DueAt = time.Time{}
+	if due != nil {
+		esc.DueAt = *due
+	}
+	return esc, ids, nil
+}
+
+// Postpone makes an active escalation due at until (firing it failed: say
+// rotation is unreachable).
+func (s *Store) Postpone(ctx context.Context, id string, until, now time.Time) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE escalations SET due_at = $2, updated_at = $3 WHERE id = $1 AND status = 'active'`,
+		id, until, now); err != nil {
+		return fmt.Errorf("postpone escalation %s: %w", id, err)
+	}
+	return nil
+}
+
+// ActiveEscalationIDs lists a conversation's active escalations.
+func (s *Store) ActiveEscalationIDs(ctx context.Context, conversationID string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM escalations WHERE conversation_id = $1 AND status = 'active' ORDER BY created_at`, conversationID)
+	if err != nil {
+		return nil, fmt.Errorf("query active escalations: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read active escalations: %w", err)
+	}
+	return ids, nil
+}
+
+// LearnDeadlines records the deadlines of a conversation that d knows
+// (non-zero), keeping the others, and reports whether anything changed.
+func (s *Store) LearnDeadlines(ctx context.Context, conversationID string, d Deadlines, now time.Time) (bool, error) {
+	if d.Great.IsZero() && d.Okay.IsZero() && d.TooLate.IsZero() {
+		return false, nil
+	}
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO conversation_deadlines AS c (conversation_id, great, okay, too_late, updated_at)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (conversation_id) DO UPDATE SET
+			great = COALESCE(excluded.great, c.great),
+			okay = COALESCE(excluded.okay, c.okay),
+			too_late = COALESCE(excluded.too_late, c.too_late),
+			updated_at = excluded.updated_at
+		WHERE c.great IS DISTINCT FROM COALESCE(excluded.great, c.great)
+		   OR c.okay IS DISTINCT FROM COALESCE(excluded.okay, c.okay)
+		   OR c.too_late IS DISTINCT FROM COALESCE(excluded.too_late, c.too_late)`,
+		conversationID, nullTime(d.Great), nullTime(d.Okay), nullTime(d.TooLate), now)
+	if err != nil {
+		return false, fmt.Errorf("record deadlines of %s: %w", conversationID, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// ForgetDeadlines drops a conversation's deadlines (its response clock
+// stopped).
+func (s *Store) ForgetDeadlines(ctx context.Context, conversationID string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM conversation_deadlines WHERE conversation_id = $1`, conversationID); err != nil {
+		return fmt.Errorf("forget deadlines of %s: %w", conversationID, err)
+	}
+	return nil
+}
+
+// RecordShiftStart remembers that personID's Support Hero shift started.
+func (s *Store) RecordShiftStart(ctx context.Context, eventID, personID string, start time.Time) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO hero_shifts (event_id, person_id, start_at) VALUES ($1, $2, $3)
+		ON CONFLICT (event_id) DO NOTHING`, eventID, personID, start); err != nil {
+		return fmt.Errorf("record shift start: %w", err)
+	}
+	return nil
+}
+
+// ShiftStarted returns the start of personID's (anybody's when empty)
+// latest Support Hero shift that started in [since, until].
+func (s *Store) ShiftStarted(ctx context.Context, personID string, since, until time.Time) (time.Time, bool, error) {
+	var start time.Time
+	err := s.pool.QueryRow(ctx, `SELECT start_at FROM hero_shifts WHERE ($1 = '' OR person_id = $1) AND start_at >= $2 AND start_at <= $3
+		ORDER BY start_at DESC LIMIT 1`, personID, since, until).Scan(&start)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read shift starts: %w", err)
+	}
+	return start, true, nil
+}
+
+// ReleaseHandoffs starts the held handoffs for personID (and those naming
+// nobody) from start, and fires what is due.
+func (s *Store) ReleaseHandoffs(ctx context.Context, personID string, start, now time.Time, fire FireFunc) ([]string, error) {
+	var ids []string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+escalationCols+escalationFrom+`
+			WHERE e.held AND e.status = 'active' AND (e.person_id = $1 OR e.person_id = '')
+			ORDER BY e.created_at FOR UPDATE OF e SKIP LOCKED`, personID)
+		if err != nil {
+			return fmt.Errorf("lock held handoffs: %w", err)
+		}
+		held, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Escalation, error) { return scanEscalation(r) })
+		if err != nil {
+			return fmt.Errorf("read held handoffs: %w", err)
+		}
+		for _, esc := range held {
+			if start.Before(esc.StartedAt) {
+				esc.StartedAt = start
+			}
+			esc.Held = false
+			if _, err := tx.Exec(ctx, `UPDATE escalations SET held = false, started_at = $2, updated_at = $3 WHERE id = $1`,
+				esc.ID, esc.StartedAt, now); err != nil {
+				return fmt.Errorf("release handoff: %w", err)
+			}
+			_, fired, err := fireLocked(ctx, tx, esc, now, fire)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, fired...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release handoffs for %s: %w", personID, err)
+	}
+	return ids, nil
+}
+
+// QueueRefresh records text as the latest update of the open escalation
+// of group (unless a newer one is recorded), due at now if the group was
+// not refreshed within interval, else when the interval ends. It returns
+// the escalation id and whether the refresh is due now; id is empty when
+// the group has no open, unacknowledged escalation.
+func (s *Store) QueueRefresh(ctx context.Context, group, text string, eventAt, now time.Time, interval time.Duration) (string, bool, error) {
+	var id string
+	var due time.Time
+	err := s.pool.QueryRow(ctx, `
+		UPDATE escalations SET refresh_text = $2, refresh_event_at = $3,
+			refresh_due_at = COALESCE(refresh_due_at, GREATEST($4, refreshed_at + $5::interval)), updated_at = $4
+		WHERE group_key = $1 AND status IN ('active', 'done')
+		  AND (refresh_event_at IS NULL OR refresh_event_at <= $3)
+		RETURNING id, refresh_due_at`, group, text, eventAt, now, interval).Scan(&id, &due)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("queue refresh of %s: %w", group, err)
+	}
+	return id, !due.After(now), nil
+}
+
+// Sent is a delivered message of an escalation, with its notification.
+type Sent = Job
+
+// RefreshFunc updates the messages already sent for esc.
+type RefreshFunc func(ctx context.Context, esc Escalation, sent []Sent) error
+
+// FireRefresh locks one escalation whose refresh is due (id, when given,
+// names it), calls do with its delivered messages and records the refresh.
+// found is false when none is due or it is held elsewhere.
+func (s *Store) FireRefresh(ctx context.Context, id string, now time.Time, do RefreshFunc) (bool, error) {
+	found := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		esc, err := scanEscalation(tx.QueryRow(ctx, `SELECT `+escalationCols+escalationFrom+`
+			WHERE ($1 = '' OR e.id = $1) AND e.refresh_due_at <= $2
+			ORDER BY e.refresh_due_at LIMIT 1 FOR UPDATE OF e SKIP LOCKED`, id, now))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("lock refresh: %w", err)
+		}
+		found = true
+		if esc.Status == EscalationActive || esc.Status == EscalationDone {
+			rows, err := tx.Query(ctx, `SELECT `+deliveryCols+`, `+notificationCols+`
+				FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+				WHERE n.escalation_id = $1 AND d.status = 'delivered' AND n.acknowledged_at IS NULL
+				ORDER BY d.created_at, d.dedup_key`, esc.ID)
+			if err != nil {
+				return fmt.Errorf("query sent messages: %w", err)
+			}
+			sent, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) {
+				var j Job
+				var err error
+				j.Delivery, j.Notification, err = scanJob(r)
+				return j, err
+			})
+			if err != nil {
+				return fmt.Errorf("read sent messages: %w", err)
+			}
+			if err := do(ctx, esc, sent); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE escalations SET refresh_due_at = NULL, refreshed_at = $2, refreshes = refreshes + 1, updated_at = $2
+			WHERE id = $1`, esc.ID, now)
+		return err
+	})
+	if err != nil {
+		return found, fmt.Errorf("refresh: %w", err)
+	}
+	return found, nil
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
