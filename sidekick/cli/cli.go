@@ -85,6 +85,9 @@ SIDEKICK_GRPC_TOKEN, or to NATS (--nats, SIDEKICK_NATS_URL).`,
 		r.swapCmd(),
 		r.peopleCmd(),
 		r.teamsCmd(),
+		r.ackCmd(),
+		r.notifyCmd(),
+		r.notificationCmd(),
 	)
 	return cmd.ExecuteContext(ctx)
 }
