@@ -88,6 +88,7 @@ SIDEKICK_GRPC_TOKEN, or to NATS (--nats, SIDEKICK_NATS_URL).`,
 		r.ackCmd(),
 		r.notifyCmd(),
 		r.notificationCmd(),
+		r.githubCmd(),
 	)
 	return cmd.ExecuteContext(ctx)
 }
