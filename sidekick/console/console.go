@@ -1,0 +1,290 @@
+// Package console is Sidekick's web console: a server-rendered queue of
+// conversations, one page per conversation (the target of triage's share
+// links, /console/conversations/<id>), who is on call now, and forms that
+// assign, tag, note, close, reopen and escalate a conversation.
+//
+// The console keeps no state and reads no database: every page is built
+// from triage's ConversationService and rotation's RotationService over
+// gRPC, and every action is one ConversationService call carrying the
+// signed-in person's name as the actor.
+//
+// Outside dev mode people sign in with the shared SIDEKICK_CONSOLE_TOKEN
+// and a name; the session lives in an HMAC-signed, expiring, HttpOnly,
+// SameSite=Strict cookie keyed from the token. Every form is protected
+// against cross-site request forgery twice: a same-origin check
+// (http.CrossOriginProtection) and a per-session token.
+package console
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/sidekickhq/sidekick/platform/app"
+	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/httpx"
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+)
+
+// Name is the service name in logs and metric labels.
+const Name = "console"
+
+// BasePath is where the console is mounted. triage's share links
+// (SIDEKICK_CONSOLE_URL) must point here.
+const BasePath = "/console"
+
+// MinTokenLength is the shortest SIDEKICK_CONSOLE_TOKEN accepted.
+const MinTokenLength = 16
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Config is the console's own configuration.
+type Config struct {
+	// Token is the shared secret people sign in with. Required unless Dev;
+	// when set, sign-in is required even in dev mode.
+	Token string `env:"SIDEKICK_CONSOLE_TOKEN"`
+	// Dev allows running without a token: anyone reaching the console may
+	// use it, under the name they give (or "dev").
+	Dev bool `env:"SIDEKICK_DEV"`
+	// TrustProxyUser takes the actor recorded for actions from the
+	// X-Forwarded-User header set by an authenticating proxy in front of
+	// the console, instead of the name typed at sign-in.
+	TrustProxyUser bool `env:"SIDEKICK_CONSOLE_TRUST_PROXY_USER"`
+	// SessionTTL is how long a sign-in lasts.
+	SessionTTL time.Duration `env:"SIDEKICK_CONSOLE_SESSION_TTL" envDefault:"12h"`
+	// TrustedOrigins are extra origins (scheme://host[:port]) whose form
+	// posts are accepted, for proxies that rewrite the Host header.
+	TrustedOrigins []string `env:"SIDEKICK_CONSOLE_TRUSTED_ORIGINS" envSeparator:","`
+	// Timezone is the IANA zone times are shown in.
+	Timezone string `env:"SIDEKICK_CONSOLE_TIMEZONE" envDefault:"UTC"`
+	// RPCTimeout bounds each gRPC call a page or an action makes.
+	RPCTimeout time.Duration `env:"SIDEKICK_CONSOLE_RPC_TIMEOUT" envDefault:"10s"`
+}
+
+// Validate reports a configuration the console must not start with. It
+// needs no connection, so `sidekick console` calls it before dialing
+// anything.
+func (c Config) Validate() error {
+	switch {
+	case c.Token == "" && !c.Dev:
+		return errors.New("configuration: required environment variable SIDEKICK_CONSOLE_TOKEN is not set (the console needs authentication outside dev mode; set SIDEKICK_DEV=true for local use)")
+	case c.Token != "" && len(c.Token) < MinTokenLength:
+		return fmt.Errorf("configuration: SIDEKICK_CONSOLE_TOKEN must be at least %d characters", MinTokenLength)
+	case c.SessionTTL <= 0:
+		return errors.New("configuration: SIDEKICK_CONSOLE_SESSION_TTL must be positive")
+	case c.RPCTimeout <= 0:
+		return errors.New("configuration: SIDEKICK_CONSOLE_RPC_TIMEOUT must be positive")
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		return fmt.Errorf("configuration: SIDEKICK_CONSOLE_TIMEZONE: %w", err)
+	}
+	return nil
+}
+
+// Conversations is the part of triage's ConversationService client the
+// console uses.
+type Conversations interface {
+	ListConversations(ctx context.Context, in *triagev1.ListConversationsRequest, opts ...grpc.CallOption) (*triagev1.ListConversationsResponse, error)
+	GetConversation(ctx context.Context, in *triagev1.GetConversationRequest, opts ...grpc.CallOption) (*triagev1.GetConversationResponse, error)
+	Assign(ctx context.Context, in *triagev1.AssignRequest, opts ...grpc.CallOption) (*triagev1.AssignResponse, error)
+	Tag(ctx context.Context, in *triagev1.TagRequest, opts ...grpc.CallOption) (*triagev1.TagResponse, error)
+	AddNote(ctx context.Context, in *triagev1.AddNoteRequest, opts ...grpc.CallOption) (*triagev1.AddNoteResponse, error)
+	Close(ctx context.Context, in *triagev1.CloseRequest, opts ...grpc.CallOption) (*triagev1.CloseResponse, error)
+	Reopen(ctx context.Context, in *triagev1.ReopenRequest, opts ...grpc.CallOption) (*triagev1.ReopenResponse, error)
+	Escalate(ctx context.Context, in *triagev1.EscalateRequest, opts ...grpc.CallOption) (*triagev1.EscalateResponse, error)
+}
+
+// Rotation is the part of rotation's RotationService client the console
+// uses.
+type Rotation interface {
+	WhoIsOnCall(ctx context.Context, in *rotationv1.WhoIsOnCallRequest, opts ...grpc.CallOption) (*rotationv1.WhoIsOnCallResponse, error)
+	ListTeams(ctx context.Context, in *rotationv1.ListTeamsRequest, opts ...grpc.CallOption) (*rotationv1.ListTeamsResponse, error)
+	ListPeople(ctx context.Context, in *rotationv1.ListPeopleRequest, opts ...grpc.CallOption) (*rotationv1.ListPeopleResponse, error)
+}
+
+var (
+	_ Conversations = triagev1.ConversationServiceClient(nil)
+	_ Rotation      = rotationv1.RotationServiceClient(nil)
+)
+
+// Deps are the console's collaborators.
+type Deps struct {
+	Logger        *slog.Logger
+	Registry      prometheus.Registerer
+	Now           func() time.Time
+	Conversations Conversations
+	Rotation      Rotation
+}
+
+// Service is the console.
+type Service struct {
+	cfg     Config
+	deps    Deps
+	loc     *time.Location
+	keys    keys
+	origin  *http.CrossOriginProtection
+	pages   map[string]*template.Template
+	static  http.Handler
+	metrics metrics
+	// closers run when Run returns (connections FromKit dialed).
+	closers []func() error
+}
+
+type metrics struct {
+	actions *prometheus.CounterVec
+	signins *prometheus.CounterVec
+}
+
+// New builds the console.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	switch {
+	case deps.Conversations == nil:
+		return nil, errors.New("console: Conversations is required")
+	case deps.Rotation == nil:
+		return nil, errors.New("console: Rotation is required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	loc, err := time.LoadLocation(cfg.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("console: timezone: %w", err)
+	}
+	k, err := deriveKeys(cfg.Token)
+	if err != nil {
+		return nil, fmt.Errorf("console: session keys: %w", err)
+	}
+	origin := http.NewCrossOriginProtection()
+	for _, o := range cfg.TrustedOrigins {
+		if err := origin.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("console: SIDEKICK_CONSOLE_TRUSTED_ORIGINS: %w", err)
+		}
+	}
+	s := &Service{cfg: cfg, deps: deps, loc: loc, keys: k, origin: origin}
+	if s.pages, err = s.parseTemplates(); err != nil {
+		return nil, fmt.Errorf("console: templates: %w", err)
+	}
+	static, err := fs.Sub(assets, "static")
+	if err != nil {
+		return nil, fmt.Errorf("console: static assets: %w", err)
+	}
+	s.static = http.StripPrefix(BasePath+"/static/", http.FileServerFS(static))
+	s.metrics = metrics{
+		actions: httpx.Register(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_console_actions_total",
+			Help: "Conversation actions taken in the console, by action and result (ok, rejected, error).",
+		}, []string{"action", "result"})),
+		signins: httpx.Register(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_console_signins_total",
+			Help: "Console sign-in attempts, by result (ok, bad_token, bad_name).",
+		}, []string{"result"})),
+	}
+	return s, nil
+}
+
+// FromKit builds the console inside a process wired by platform/app: it
+// dials triage (SIDEKICK_TRIAGE_ADDR) and rotation (SIDEKICK_ROTATION_ADDR)
+// with the kit's gRPC token.
+func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
+	var cfg Config
+	if err := config.Load(&cfg, k.Environ); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	triageConn, err := k.Dial(k.Common.TriageAddr)
+	if err != nil {
+		return nil, fmt.Errorf("console: dial triage %s: %w", k.Common.TriageAddr, err)
+	}
+	rotationConn, err := k.Dial(k.Common.RotationAddr)
+	if err != nil {
+		triageConn.Close()
+		return nil, fmt.Errorf("console: dial rotation %s: %w", k.Common.RotationAddr, err)
+	}
+	s, err := New(cfg, Deps{
+		Logger: k.Logger, Registry: k.Registry,
+		Conversations: triagev1.NewConversationServiceClient(triageConn),
+		Rotation:      rotationv1.NewRotationServiceClient(rotationConn),
+	})
+	if err != nil {
+		triageConn.Close()
+		rotationConn.Close()
+		return nil, err
+	}
+	s.closers = append(s.closers, triageConn.Close, rotationConn.Close)
+	return s, nil
+}
+
+// Run waits until ctx is done (the console has no background work), then
+// closes the connections FromKit dialed.
+func (s *Service) Run(ctx context.Context) error {
+	<-ctx.Done()
+	for _, c := range s.closers {
+		if err := c(); err != nil {
+			s.deps.Logger.Warn("close grpc connection", "error", err)
+		}
+	}
+	return nil
+}
+
+// Register mounts the console under BasePath.
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.Handle("GET "+BasePath, http.RedirectHandler(BasePath+"/", http.StatusMovedPermanently))
+	mux.Handle("GET "+BasePath+"/static/", s.static)
+	mux.Handle("GET "+BasePath+"/signin", s.secure(http.HandlerFunc(s.signinPage)))
+	mux.Handle("POST "+BasePath+"/signin", s.secure(http.HandlerFunc(s.signin)))
+	mux.Handle("POST "+BasePath+"/signout", s.secure(s.authed(s.signout)))
+	mux.Handle("GET "+BasePath+"/{$}", s.secure(s.authed(s.queue)))
+	mux.Handle("GET "+BasePath+"/oncall", s.secure(s.authed(s.oncall)))
+	mux.Handle("GET "+BasePath+"/conversations/{id}", s.secure(s.authed(s.conversation)))
+	mux.Handle("POST "+BasePath+"/conversations/{id}/{action}", s.secure(s.authed(s.action)))
+}
+
+// Handler returns the console alone on its own mux, for tests and for
+// embedding behind another router.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.Register(mux)
+	return mux
+}
+
+// secure sets the headers every console page carries: a strict content
+// security policy (no script runs at all, so injected markup stays inert),
+// no framing, no sniffing, no caching, and no referrer to other sites.
+func (s *Service) secure(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// call bounds one RPC.
+func (s *Service) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.RPCTimeout)
+}

@@ -1,0 +1,267 @@
+package console
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+)
+
+// QueuePageSize is how many conversations one queue page shows.
+const QueuePageSize = 50
+
+// Query-string values of the queue filters.
+var (
+	statusFilters = map[string][]supportv1.ConversationStatus{
+		"open":              {supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN},
+		"awaiting_customer": {supportv1.ConversationStatus_CONVERSATION_STATUS_AWAITING_CUSTOMER},
+		"closed":            {supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED},
+		"all":               nil,
+	}
+	tierFilters = map[string]supportv1.Tier{
+		"":           supportv1.Tier_TIER_UNSPECIFIED,
+		"priority":   supportv1.Tier_TIER_PRIORITY,
+		"subscriber": supportv1.Tier_TIER_SUBSCRIBER,
+		"community":  supportv1.Tier_TIER_COMMUNITY,
+	}
+	channelFilters = map[string]supportv1.Channel{
+		"":       supportv1.Channel_CHANNEL_UNSPECIFIED,
+		"slack":  supportv1.Channel_CHANNEL_SLACK,
+		"email":  supportv1.Channel_CHANNEL_EMAIL,
+		"github": supportv1.Channel_CHANNEL_GITHUB,
+		"sentry": supportv1.Channel_CHANNEL_SENTRY,
+	}
+)
+
+// queueFilter is the queue's query string: status (open by default,
+// awaiting_customer, closed, all), tier, channel, assignee (a person id),
+// page (the page token of the next page).
+type queueFilter struct {
+	Status, Tier, Channel, Assignee, Page string
+}
+
+// query renders the filter back into a query string, without the page.
+func (f queueFilter) query() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"status": f.Status, "tier": f.Tier, "channel": f.Channel, "assignee": f.Assignee} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
+// parseQueueFilter validates the query string into a request.
+func parseQueueFilter(q url.Values) (queueFilter, *triagev1.ListConversationsRequest, string) {
+	f := queueFilter{
+		Status:   strings.ToLower(strings.TrimSpace(q.Get("status"))),
+		Tier:     strings.ToLower(strings.TrimSpace(q.Get("tier"))),
+		Channel:  strings.ToLower(strings.TrimSpace(q.Get("channel"))),
+		Assignee: strings.TrimSpace(q.Get("assignee")),
+		Page:     q.Get("page"),
+	}
+	if f.Status == "" {
+		f.Status = "open"
+	}
+	req := &triagev1.ListConversationsRequest{Assignee: f.Assignee, PageSize: QueuePageSize, PageToken: f.Page}
+	statuses, ok := statusFilters[f.Status]
+	if !ok {
+		return f, nil, "Unknown status " + f.Status + ": use open, awaiting_customer, closed or all."
+	}
+	req.Statuses = statuses
+	if req.Tier, ok = tierFilters[f.Tier]; !ok {
+		return f, nil, "Unknown tier " + f.Tier + ": use priority, subscriber or community."
+	}
+	if req.Channel, ok = channelFilters[f.Channel]; !ok {
+		return f, nil, "Unknown channel " + f.Channel + ": use slack, email, github or sentry."
+	}
+	if len(f.Assignee) > 128 {
+		return f, nil, "The assignee filter is too long."
+	}
+	return f, req, ""
+}
+
+// directory is who can be assigned, from rotation; empty when rotation
+// cannot be reached (the pages still work, showing person ids).
+type directory struct {
+	People []*rotationv1.Person
+	Teams  []*rotationv1.Team
+	names  map[string]string
+}
+
+// Name is a person's name for an id, or the id itself.
+func (d directory) Name(id string) string {
+	if n, ok := d.names[id]; ok && n != "" {
+		return n
+	}
+	return id
+}
+
+// directory asks rotation for people and teams; failures are logged and
+// leave the lists empty, because no page should be unusable while
+// rotation is down.
+func (s *Service) directory(ctx context.Context, teams bool) directory {
+	d := directory{names: map[string]string{}}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	people, err := s.deps.Rotation.ListPeople(ctx, &rotationv1.ListPeopleRequest{})
+	if err != nil {
+		s.deps.Logger.Warn("console: list people", "error", err)
+	}
+	d.People = people.GetPeople()
+	for _, p := range d.People {
+		d.names[p.GetId()] = p.GetName()
+	}
+	if teams {
+		ts, err := s.deps.Rotation.ListTeams(ctx, &rotationv1.ListTeamsRequest{})
+		if err != nil {
+			s.deps.Logger.Warn("console: list teams", "error", err)
+		}
+		d.Teams = ts.GetTeams()
+	}
+	return d
+}
+
+// queueData is the queue page.
+type queueData struct {
+	Filter        queueFilter
+	Conversations []*supportv1.Conversation
+	// NextURL is the link to the next page, empty on the last.
+	NextURL string
+	// FirstURL is the link back to the first page, empty on the first.
+	FirstURL string
+	Dir      directory
+}
+
+// queue is GET /console/: conversations ordered by tier, then deadline.
+func (s *Service) queue(w http.ResponseWriter, r *http.Request, v *visitor) {
+	f, req, problem := parseQueueFilter(r.URL.Query())
+	if problem != "" {
+		s.renderPage(w, r, http.StatusBadRequest, "queue", v, queueData{Filter: f}, "", problem)
+		return
+	}
+	ctx, cancel := s.call(r.Context())
+	defer cancel()
+	resp, err := s.deps.Conversations.ListConversations(ctx, req)
+	if err != nil {
+		s.rpcError(w, r, v, "Listing conversations", err)
+		return
+	}
+	d := queueData{Filter: f, Conversations: resp.GetConversations(), Dir: s.directory(r.Context(), false)}
+	if tok := resp.GetNextPageToken(); tok != "" {
+		q := f.query()
+		q.Set("page", tok)
+		d.NextURL = BasePath + "/?" + q.Encode()
+	}
+	if f.Page != "" {
+		d.FirstURL = BasePath + "/"
+		if q := f.query().Encode(); q != "" {
+			d.FirstURL += "?" + q
+		}
+	}
+	s.render(w, r, http.StatusOK, "queue", v, d)
+}
+
+// doneMessages confirm an action after its redirect (?done=<action>).
+var doneMessages = map[string]string{
+	"assign":   "Assignment saved.",
+	"tag":      "Tags saved.",
+	"note":     "Note added.",
+	"close":    "Conversation closed.",
+	"reopen":   "Conversation reopened.",
+	"escalate": "Escalated.",
+}
+
+// conversationData is the conversation page.
+type conversationData struct {
+	C        *supportv1.Conversation
+	Messages []*messageView
+	Notes    []*triagev1.Note
+	Audit    []*triagev1.AuditEntry
+	Dir      directory
+	Closed   bool
+}
+
+// messageView is a message with what the page needs to style it.
+type messageView struct {
+	*supportv1.InboundMessage
+	Staff bool
+}
+
+// conversation is GET /console/conversations/{id}: messages, notes, the
+// audit trail, tier with its reason, categories, deadline, permalink, and
+// the action forms.
+func (s *Service) conversation(w http.ResponseWriter, r *http.Request, v *visitor) {
+	id := r.PathValue("id")
+	ctx, cancel := s.call(r.Context())
+	defer cancel()
+	resp, err := s.deps.Conversations.GetConversation(ctx, &triagev1.GetConversationRequest{Id: id})
+	if err != nil {
+		s.rpcError(w, r, v, "Loading conversation "+id, err)
+		return
+	}
+	d := conversationData{
+		C: resp.GetConversation(), Notes: resp.GetNotes(), Audit: resp.GetAudit(),
+		Dir:    s.directory(r.Context(), true),
+		Closed: resp.GetConversation().GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED,
+	}
+	for _, m := range resp.GetMessages() {
+		d.Messages = append(d.Messages, &messageView{InboundMessage: m, Staff: m.GetAuthor().GetRole() == supportv1.AuthorRole_AUTHOR_ROLE_STAFF})
+	}
+	s.renderPage(w, r, http.StatusOK, "conversation", v, d, doneMessages[r.URL.Query().Get("done")], "")
+}
+
+// onCallRow is one line of the on-call page.
+type onCallRow struct {
+	Role string
+	Team string
+	Resp *rotationv1.WhoIsOnCallResponse
+	Err  string
+}
+
+// oncallData is the on-call page.
+type oncallData struct {
+	At   *timestamppb.Timestamp
+	Rows []onCallRow
+	Dir  directory
+}
+
+// oncall is GET /console/oncall: the Support Hero and every team's
+// secondary now, with when their shift ends.
+func (s *Service) oncall(w http.ResponseWriter, r *http.Request, v *visitor) {
+	at := timestamppb.New(s.deps.Now())
+	ctx, cancel := s.call(r.Context())
+	defer cancel()
+	teams, err := s.deps.Rotation.ListTeams(ctx, &rotationv1.ListTeamsRequest{})
+	if err != nil {
+		s.rpcError(w, r, v, "Listing teams", err)
+		return
+	}
+	d := oncallData{At: at}
+	ask := func(role, team string, req *rotationv1.WhoIsOnCallRequest) {
+		req.At = at
+		row := onCallRow{Role: role, Team: team}
+		resp, err := s.deps.Rotation.WhoIsOnCall(ctx, req)
+		if err != nil {
+			s.deps.Logger.Warn("console: who is on call", "role", role, "team", team, "error", err)
+			row.Err = "could not ask rotation: " + statusMessage(err)
+		}
+		row.Resp = resp
+		d.Rows = append(d.Rows, row)
+	}
+	ask("Support Hero", "", &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO})
+	for _, t := range teams.GetTeams() {
+		name := t.GetName()
+		if name == "" {
+			name = t.GetId()
+		}
+		ask("Secondary", name, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_SECONDARY, Team: t.GetId()})
+	}
+	s.render(w, r, http.StatusOK, "oncall", v, d)
+}
