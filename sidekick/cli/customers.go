@@ -97,11 +97,11 @@ sent until the file is clean.`,
 			}
 			switch n := len(resp.GetChanges()); {
 			case n == 0:
-				_, err = fmt.Fprintf(w, "no changes (%d customers read)\n", len(customers))
+				_, err = fmt.Fprintf(w, "no changes (%s read)\n", plural(len(customers), "customer"))
 			case dryRun || !resp.GetApplied():
-				_, err = fmt.Fprintf(w, "dry run: %d change(s) among %d customers, nothing applied\n", n, len(customers))
+				_, err = fmt.Fprintf(w, "dry run: %d change(s) among %s, nothing applied\n", n, plural(len(customers), "customer"))
 			default:
-				_, err = fmt.Fprintf(w, "applied %d change(s) among %d customers\n", n, len(customers))
+				_, err = fmt.Fprintf(w, "applied %d change(s) among %s\n", n, plural(len(customers), "customer"))
 			}
 			return err
 		},
@@ -111,6 +111,14 @@ sent until the file is clean.`,
 	f.StringVar(&format, "format", "", "csv or json (default: from the file extension)")
 	f.BoolVar(&asJSON, "json", false, "print the response (changes, applied) as protobuf JSON")
 	return cmd
+}
+
+// plural renders "1 customer" or "2 customers".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func displayName(name string) string {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
@@ -190,7 +192,10 @@ input.`,
 				return err
 			})
 			if err != nil {
-				return fmt.Errorf("%w\nretry with --key %s to avoid sending twice", err, req.GetIdempotencyKey())
+				if outcomeUnknown(err) {
+					return fmt.Errorf("%w\nit may have been sent: retry with --key %s to avoid sending twice", err, req.GetIdempotencyKey())
+				}
+				return err
 			}
 			if asJSON {
 				return writeJSON(r.io.Stdout, protoJSON(resp))
@@ -215,6 +220,16 @@ input.`,
 	f.BoolVar(&asJSON, "json", false, "print the response as protobuf JSON")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
+}
+
+// outcomeUnknown says whether a failed call may have taken effect anyway
+// (a timeout, a dropped connection), so retrying needs the same key.
+func outcomeUnknown(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Unknown, codes.Internal:
+		return true
+	}
+	return false
 }
 
 func urgencyText(u notifyv1.Urgency) string {

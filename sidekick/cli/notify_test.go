@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -202,5 +204,21 @@ carol      pagerduty  failed     3         2026-03-04 10:01 UTC  PagerDuty answe
 	var got notifyv1.Notification
 	if err := protojson.Unmarshal([]byte(out), &got); err != nil || !proto.Equal(&got, sampleNotification()) {
 		t.Fatalf("--json: %v\n%s", err, out)
+	}
+}
+
+// A failure whose outcome is unknown says how to retry without sending
+// twice; a refusal does not.
+func TestNotifyFailureHint(t *testing.T) {
+	h := newHarness(t)
+	h.fail("Notify", status.Error(codes.NotFound, "resolve person nobody: unknown person"))
+	_, err := h.run(t, "notify", "--to", "nobody", "--text", "x")
+	if err == nil || err.Error() != "notify: not found: resolve person nobody: unknown person" {
+		t.Fatalf("refused: %v", err)
+	}
+	h.fail("Notify", status.Error(codes.DeadlineExceeded, "context deadline exceeded"))
+	_, err = h.run(t, "notify", "--to", "alice", "--text", "x", "--key", "k-1")
+	if err == nil || !strings.HasSuffix(err.Error(), "retry with --key k-1 to avoid sending twice") || status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("timed out: %v", err)
 	}
 }
