@@ -1,0 +1,151 @@
+package console_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+	"github.com/sidekickhq/sidekick/sidekick/console"
+)
+
+// findBrowser returns a Chromium or Chrome binary: SIDEKICK_CHROMIUM, or
+// the first on PATH.
+func findBrowser() string {
+	if p := os.Getenv("SIDEKICK_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// notebook is a triage fake that keeps the notes added to c-42, so a page
+// load after the note form shows what was posted.
+type notebook struct {
+	mu    sync.Mutex
+	notes []*triagev1.Note
+	audit []*triagev1.AuditEntry
+}
+
+func (n *notebook) fake(now func() time.Time) *fakeTriage {
+	return &fakeTriage{
+		get: func(*triagev1.GetConversationRequest) (*triagev1.GetConversationResponse, error) {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			resp := sampleConversation()
+			resp.Notes = append(resp.Notes, n.notes...)
+			resp.Audit = append(resp.Audit, n.audit...)
+			return resp, nil
+		},
+		addNote: func(req *triagev1.AddNoteRequest) (*triagev1.AddNoteResponse, error) {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			note := &triagev1.Note{Id: "n" + string(rune('2'+len(n.notes))), Author: req.GetActor(), Text: req.GetText(), Handoff: req.GetHandoff(), CreatedAt: timestamppb.New(now())}
+			n.notes = append(n.notes, note)
+			n.audit = append(n.audit, &triagev1.AuditEntry{Actor: req.GetActor(), Action: "note", At: note.GetCreatedAt()})
+			return &triagev1.AddNoteResponse{Note: proto.Clone(note).(*triagev1.Note)}, nil
+		},
+	}
+}
+
+// TestBrowserSignInAndNote drives Debian's Chromium headless: open a share
+// link, get sent to sign-in, sign in with the token, land on the
+// conversation, add a handoff note, and see it on the page with the name
+// given at sign-in.
+func TestBrowserSignInAndNote(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a headless browser")
+	}
+	browser := findBrowser()
+	if browser == "" {
+		t.Skip("no Chromium found: run scripts/ensure-chromium.sh (installs Debian's chromium as root) or set SIDEKICK_CHROMIUM to a Chrome/Chromium binary")
+	}
+	nb := &notebook{}
+	clk := &clock{now: t0}
+	h := start(t, console.Config{Token: testToken}, nb.fake(clk.Now), nil)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		// This machine's network is closed: keep Chromium from reaching out.
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("no-proxy-server", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	// A bound on a stuck browser, not a timing assertion.
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+
+	type css = chromedp.CSS
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("browser: %s: %v", what, err)
+		}
+	}
+	read := func(what string, a chromedp.Action[string]) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, a)
+		if err != nil {
+			t.Fatalf("browser: read %s: %v", what, err)
+		}
+		return v
+	}
+
+	step("open the share link", chromedp.Navigate(h.srv.URL+"/console/conversations/c-42"), chromedp.WaitVisible(css("#signin")))
+	signinURL := read("location", chromedp.Location())
+	step("sign in",
+		chromedp.SendKeys(css("#signin input[name=name]"), "Alice Hero"),
+		chromedp.SendKeys(css("#signin input[name=token]"), testToken),
+		chromedp.Submit(css("#signin")),
+		chromedp.WaitVisible(css("#note-form")),
+	)
+	actor := read("actor", chromedp.Text(css("#actor")))
+	step("add a note",
+		chromedp.SendKeys(css("#note-form textarea[name=text]"), "Waiting on their heap dump <b>not bold</b>"),
+		chromedp.Click(css("#note-form input[name=handoff]")),
+		chromedp.Submit(css("#note-form")),
+		chromedp.WaitVisible(css("p.flash")),
+	)
+	location := read("location", chromedp.Location())
+	flash := read("flash", chromedp.Text(css("p.flash")))
+	notes := read("notes", chromedp.Text(css("#notes")))
+	audit := read("audit", chromedp.Text(css("#audit")))
+	if !strings.Contains(signinURL, "/console/signin?next=") {
+		t.Errorf("the share link did not lead to sign-in: %s", signinURL)
+	}
+	if actor != "Alice Hero" {
+		t.Errorf("signed in as %q", actor)
+	}
+	if !strings.HasSuffix(location, "/console/conversations/c-42?done=note") || flash != "Note added." {
+		t.Errorf("after the note: at %s, flash %q", location, flash)
+	}
+	if !strings.Contains(notes, "Waiting on their heap dump <b>not bold</b>") || !strings.Contains(notes, "Alice Hero") || strings.Count(notes, "handoff") < 2 {
+		t.Errorf("notes section after adding one:\n%s", notes)
+	}
+	if !strings.Contains(audit, "Alice Hero") {
+		t.Errorf("audit trail lacks the note:\n%s", audit)
+	}
+	got := callsOf[*triagev1.AddNoteRequest](h.triage)
+	if len(got) != 1 || got[0].GetActor() != "Alice Hero" || !got[0].GetHandoff() {
+		t.Errorf("AddNote calls: %v", got)
+	}
+}
