@@ -392,9 +392,10 @@ func (e *Engine) fire(ctx context.Context, esc store.Escalation) (store.Fired, e
 	now := e.now()
 	deadlines := deadlineMap(esc.Deadlines)
 	out := store.Fired{Status: store.EscalationActive}
+	start := esc.StartedAt
 	nobody := false
 	for pos := esc.NextStep; ; pos++ {
-		step, st := locate(&p, esc.StartedAt, deadlines, pos)
+		step, st := locate(&p, start, deadlines, pos)
 		if st == finished {
 			out.Status, out.NextStep = store.EscalationDone, pos
 			return out, nil
@@ -403,9 +404,17 @@ func (e *Engine) fire(ctx context.Context, esc store.Escalation) (store.Fired, e
 		switch {
 		case pos == esc.NextStep && esc.Hurried && !esc.DueAt.IsZero() && (st == waiting || esc.DueAt.Before(due)):
 			// Brought forward: the step before reached nobody.
-			due, hurried, st = esc.DueAt, true, ready
-		case pos > esc.NextStep && nobody:
-			due, hurried, st = now, true, ready
+			due, hurried = esc.DueAt, true
+		case pos > esc.NextStep && nobody && (st == waiting || now.Before(due)):
+			due, hurried = now, true
+		}
+		if hurried && st == ready {
+			// The steps after it come forward with it.
+			start = start.Add(due.Sub(step.Due))
+			out.StartedAt = start
+		}
+		if hurried {
+			st = ready
 		}
 		if st == waiting || due.After(now) {
 			out.NextStep, out.Hurried = pos, hurried

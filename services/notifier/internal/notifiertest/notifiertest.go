@@ -85,6 +85,23 @@ func NewRotation() *Rotation {
 	return &Rotation{Hero: Alice, Secondary: map[string]*rotationv1.Person{"platform": Bob}, People: []*rotationv1.Person{Alice, Bob}}
 }
 
+// Carol is on no rotation and has no Slack id: only email reaches her.
+var Carol = &rotationv1.Person{Id: "carol", Name: "Carol Chen", Email: "carol@example.com", Team: "core"}
+
+// AddPerson adds p to the directory ListPeople answers from.
+func (r *Rotation) AddPerson(p *rotationv1.Person) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.People = append(r.People, p)
+}
+
+// SetSecondary changes a team's secondary (nil: a gap).
+func (r *Rotation) SetSecondary(team string, p *rotationv1.Person) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Secondary[team] = p
+}
+
 // SetHero changes who the hero is (nil: a gap).
 func (r *Rotation) SetHero(p *rotationv1.Person) {
 	r.mu.Lock()

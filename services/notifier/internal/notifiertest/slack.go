@@ -18,10 +18,18 @@ type Slack struct {
 	// Answer, when set, may write its own reply to the n-th call (from 1)
 	// and return true.
 	Answer func(n int, w http.ResponseWriter) bool
+	// Reply, when set, may write its own reply to a call and return true;
+	// it sees the call (method, form). Use SetReply while requests flow.
+	Reply func(c SlackCall, w http.ResponseWriter) bool
+	// Stall, when set and true for a request, holds it unrecorded until
+	// the client gives up: a request that never reached Slack because the
+	// process sending it died.
+	Stall func(method string, form url.Values) bool
 
-	mu    sync.Mutex
-	calls []SlackCall
-	srv   *httptest.Server
+	mu      sync.Mutex
+	calls   []SlackCall
+	stalled int
+	srv     *httptest.Server
 }
 
 // SlackCall is one request the fake received.
@@ -48,10 +56,25 @@ func (s *Slack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	method := strings.TrimPrefix(r.URL.Path, "/")
 	s.mu.Lock()
-	s.calls = append(s.calls, SlackCall{Method: strings.TrimPrefix(r.URL.Path, "/"), Form: r.PostForm, Auth: r.Header.Get("Authorization")})
-	n, answer := len(s.calls), s.Answer
+	stall := s.Stall
 	s.mu.Unlock()
+	if stall != nil && stall(method, r.PostForm) {
+		s.mu.Lock()
+		s.stalled++
+		s.mu.Unlock()
+		<-r.Context().Done()
+		return
+	}
+	s.mu.Lock()
+	call := SlackCall{Method: method, Form: r.PostForm, Auth: r.Header.Get("Authorization")}
+	s.calls = append(s.calls, call)
+	n, answer, custom := len(s.calls), s.Answer, s.Reply
+	s.mu.Unlock()
+	if custom != nil && custom(call, w) {
+		return
+	}
 	if answer != nil && answer(n, w) {
 		return
 	}
@@ -72,6 +95,27 @@ func (s *Slack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply = map[string]any{"ok": false, "error": "unknown_method"}
 	}
 	_ = json.NewEncoder(w).Encode(reply)
+}
+
+// SetStall replaces Stall.
+func (s *Slack) SetStall(f func(method string, form url.Values) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Stall = f
+}
+
+// SetReply replaces Reply.
+func (s *Slack) SetReply(f func(c SlackCall, w http.ResponseWriter) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Reply = f
+}
+
+// Stalled counts requests held by Stall.
+func (s *Slack) Stalled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stalled
 }
 
 // Calls returns the calls so far, optionally only those of one method.

@@ -100,6 +100,9 @@ type Fired struct {
 	// Hurried keeps DueAt although it is sooner than planned.
 	Hurried bool
 	Status  EscalationStatus
+	// StartedAt, when set, moves the start the plan counts from (a step
+	// fired sooner than planned brings the steps after it forward too).
+	StartedAt time.Time
 }
 
 // FireFunc decides what to fire for a locked escalation. An error leaves
@@ -309,11 +312,15 @@ func fireLocked(ctx context.Context, tx pgx.Tx, esc Escalation, now time.Time, f
 	if f.Status == "" {
 		f.Status = EscalationActive
 	}
+	if f.StartedAt.IsZero() {
+		f.StartedAt = esc.StartedAt
+	}
 	if _, err := tx.Exec(ctx, `
-		UPDATE escalations SET next_step = $2, due_at = $3, hurried = $4, status = $5, updated_at = $6 WHERE id = $1`,
-		esc.ID, f.NextStep, due, f.Hurried && due != nil, string(f.Status), now); err != nil {
+		UPDATE escalations SET next_step = $2, due_at = $3, hurried = $4, status = $5, started_at = $6, updated_at = $7 WHERE id = $1`,
+		esc.ID, f.NextStep, due, f.Hurried && due != nil, string(f.Status), f.StartedAt, now); err != nil {
 		return esc, nil, fmt.Errorf("advance escalation: %w", err)
 	}
+	esc.StartedAt = f.StartedAt
 	esc.NextStep, esc.Hurried, esc.Status = f.NextStep, f.Hurried && due != nil, f.Status
 	esc.DueAt = time.Time{}
 	if due != nil {
