@@ -330,7 +330,7 @@ func (r *root) conversationsAssignCmd() *cobra.Command {
 		actor            string
 	)
 	cmd := &cobra.Command{
-		Use:   "assign ID PERSON | ID --unassign",
+		Use:   "assign ID (PERSON | --unassign)",
 		Short: "Assign a conversation to a person (a person id from 'sidekick people')",
 		Example: `  sidekick conversations assign c-8f2k alice
   sidekick conversations assign c-8f2k --unassign`,

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/grpcx"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 )
@@ -266,6 +268,23 @@ func TestCallErrorsAreReadable(t *testing.T) {
 	_, err = runEnv(t, without(h.env, "SIDEKICK_GRPC_TOKEN"), "", "conversations", "show", "c-42")
 	if err == nil || !strings.Contains(err.Error(), "unauthenticated") || !strings.Contains(err.Error(), "SIDEKICK_GRPC_TOKEN") {
 		t.Fatalf("without a token: %v", err)
+	}
+
+	// A server without the service (rotation asked for a conversation).
+	srv, err := grpcx.NewServer(grpcx.ServerOptions{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Server.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	_, err = h.run(t, "--addr", lis.Addr().String(), "conversations", "show", "c-42")
+	if err == nil || !strings.Contains(err.Error(), "unknown service sidekick.triage.v1.ConversationService") ||
+		!strings.Contains(err.Error(), "each have their own address") {
+		t.Fatalf("wrong service: %v", err)
 	}
 }
 

@@ -24,7 +24,7 @@ func (r *root) ackCmd() *cobra.Command {
 		conversation, actor string
 	)
 	cmd := &cobra.Command{
-		Use:   "ack NOTIFICATION_ID | ack --conversation ID",
+		Use:   "ack (NOTIFICATION_ID | --conversation ID)",
 		Short: "Acknowledge a page or ping, which stops its escalation",
 		Long: `Acknowledge one notification, or with --conversation every notification of
 a conversation. Acknowledging stops the escalation: deliveries not yet sent

@@ -61,7 +61,7 @@ func fmtTime(ts *timestamppb.Timestamp, loc *time.Location) string {
 
 // actorFlag adds --actor to cmd, defaulting to $USER of the IO environment.
 func (r *root) actorFlag(cmd *cobra.Command, actor *string) {
-	cmd.Flags().StringVar(actor, "actor", r.opEnv().User, "who is acting, recorded in the audit trail (default $USER)")
+	cmd.Flags().StringVar(actor, "actor", r.opEnv().User, "who is acting, for the audit trail (taken from $USER)")
 }
 
 // requireActor returns the trimmed actor, or an error when there is none.
@@ -89,7 +89,8 @@ func (r *root) rpc(ctx context.Context, step string, fn func(context.Context, gr
 }
 
 // callError is a failed RPC: the step, and the status in words, with a hint
-// for the two mistakes operators make most (no token, wrong address).
+// for the mistakes operators make most (no token, wrong address, the
+// address of another service).
 type callError struct {
 	step string
 	hint string
@@ -121,6 +122,10 @@ func (r *root) callError(step string, err error) error {
 		e.hint = "set SIDEKICK_GRPC_TOKEN to the token the servers expect"
 	case codes.Unavailable:
 		e.hint = "is Sidekick running at " + r.addr + "? see --addr and SIDEKICK_ADDR"
+	case codes.Unimplemented:
+		if strings.Contains(st.Message(), "unknown service") {
+			e.hint = r.addr + " does not serve it: triage, rotation and notifier each have their own address outside 'sidekick dev'"
+		}
 	}
 	return e
 }
