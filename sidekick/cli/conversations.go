@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
@@ -95,12 +94,13 @@ func (r *root) conversationsListCmd() *cobra.Command {
 				}
 				return writeJSON(r.io.Stdout, out)
 			}
+			loc := r.location()
 			tw := tabwriter.NewWriter(r.io.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTIER\tSTATUS\tCHANNEL\tASSIGNEE\tOPENED\tSUBJECT")
 			for _, c := range resp.GetConversations() {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.GetId(), short(c.GetTier().String(), "TIER_"),
 					short(c.GetStatus().String(), "CONVERSATION_STATUS_"), short(c.GetChannel().String(), "CHANNEL_"),
-					dash(c.GetAssignee()), c.GetOpenedAt().AsTime().In(r.location()).Format(time.DateTime), truncate(c.GetSubject(), 60))
+					dash(c.GetAssignee()), fmtTime(c.GetOpenedAt(), loc), truncate(c.GetSubject(), 60))
 			}
 			return tw.Flush()
 		},

@@ -299,7 +299,7 @@ func TestConversationsListSendsFilters(t *testing.T) {
 		Statuses: []supportv1.ConversationStatus{supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN},
 		Tier:     supportv1.Tier_TIER_PRIORITY, Channel: supportv1.Channel_CHANNEL_SLACK, Assignee: "bob", PageSize: 5,
 	})
-	if !strings.Contains(out, "c-42") || !strings.Contains(out, "2026-03-02 09:00:00") {
+	if !strings.Contains(out, "c-42") || !strings.Contains(out, "2026-03-02 09:00 UTC") {
 		t.Fatalf("list printed:\n%s", out)
 	}
 }
