@@ -1,0 +1,24 @@
+// Package fakes holds wire-level stand-ins for everything Sidekick talks
+// to, for end-to-end tests and local demos.
+//
+// Receivers record what Sidekick sent them and answer as the real service
+// documents it:
+//
+//   - Slack: the Web API methods Sidekick calls (chat.postMessage,
+//     chat.update, users.info, chat.getPermalink, auth.test);
+//   - SMTP: a submission server that captures every message;
+//   - PagerDuty: the Events API v2 enqueue endpoint;
+//   - Webhook: a receiver of the notifier's signed webhook channel.
+//
+// Senders play the providers that call Sidekick, signing their requests
+// the way the provider does:
+//
+//   - GitHub: repository webhooks (X-Hub-Signature-256) and the issues and
+//     issue_comment payloads;
+//   - Sentry: integration-platform webhooks (Sentry-Hook-Signature) and
+//     the error and event_alert payloads;
+//   - SendMail: a mail relay delivering a raw RFC 5322 message over SMTP.
+//
+// Every receiver is safe for concurrent use and is started by its New
+// function on a free loopback port; Close stops it.
+package fakes
