@@ -73,6 +73,7 @@ SIDEKICK_GRPC_TOKEN, or to NATS (--nats, SIDEKICK_NATS_URL).`,
 	r.token = env.Token
 	cmd.AddCommand(
 		r.devCmd(),
+		r.consoleCmd(),
 		r.conversationsCmd(),
 		r.oncallCmd(),
 		r.applyCmd(),

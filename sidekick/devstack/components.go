@@ -8,6 +8,7 @@ import (
 	"github.com/sidekickhq/sidekick/services/notifier"
 	"github.com/sidekickhq/sidekick/services/rotation"
 	"github.com/sidekickhq/sidekick/services/triage"
+	"github.com/sidekickhq/sidekick/sidekick/console"
 )
 
 // All is every Sidekick service in start order: rotation first, since the
@@ -21,5 +22,6 @@ func All() []Component {
 		{Name: "ingest-email", Build: ingestemail.FromKit},
 		{Name: "ingest-github", Build: ingestgithub.FromKit},
 		{Name: "ingest-sentry", Build: ingestsentry.FromKit},
+		{Name: "console", Build: console.FromKit},
 	}
 }
