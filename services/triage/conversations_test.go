@@ -74,6 +74,7 @@ func TestFirstStaffReplyAssignsAndRecordsFirstResponse(t *testing.T) {
 	events, _ := triagetest.ConversationEvents(t, h.js)
 	want := []supportv1.ConversationEventType{
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_RESPONDED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ASSIGNED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_MESSAGE,
@@ -81,13 +82,13 @@ func TestFirstStaffReplyAssignsAndRecordsFirstResponse(t *testing.T) {
 	if got := triagetest.Types(events); !slices.Equal(got, want) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
-	responded := events[1]
+	responded := events[2]
 	if responded.GetActor() != "U0HERO" || responded.GetMessage().GetId() != reply.GetId() ||
 		responded.GetConversation().GetAssignee() != "U0HERO" || responded.GetConversation().GetFirstResponseAt() == nil {
 		t.Fatalf("responded event %v", responded)
 	}
 	full := get(t, convs, c.GetId())
-	if got, want := actions(full.GetAudit()), []string{"U0CUST opened", "U0HERO responded", "U0HERO assigned"}; !slices.Equal(got, want) {
+	if got, want := actions(full.GetAudit()), []string{"U0CUST opened", "system categorised", "U0HERO responded", "U0HERO assigned"}; !slices.Equal(got, want) {
 		t.Fatalf("audit %v, want %v", got, want)
 	}
 }
@@ -113,6 +114,7 @@ func TestCustomerMessageReopens(t *testing.T) {
 	got := triagetest.Types(events)
 	want := []supportv1.ConversationEventType{
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_RESPONDED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ASSIGNED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_CLOSED,
@@ -122,7 +124,7 @@ func TestCustomerMessageReopens(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
-	if r := events[4]; r.GetActor() != "U0CUST" || r.GetReason() != "the customer wrote again" || r.GetConversation().GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN {
+	if r := events[5]; r.GetActor() != "U0CUST" || r.GetReason() != "the customer wrote again" || r.GetConversation().GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN {
 		t.Fatalf("reopened event %v", r)
 	}
 }
@@ -185,6 +187,7 @@ func TestMessageKinds(t *testing.T) {
 	events, _ := triagetest.ConversationEvents(t, h.js)
 	want := []supportv1.ConversationEventType{
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_CLOSED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_REOPENED,
 	}
@@ -230,7 +233,7 @@ func TestConversationCommands(t *testing.T) {
 		t.Fatalf("Assign: %v %v", a, err)
 	}
 	tg, err := convs.Tag(ctx, &triagev1.TagRequest{Id: c.GetId(), Add: []string{"helm", "upgrade"}, Categories: []string{"Deployments", "Data Integrity"}, Actor: "alice"})
-	if err != nil || !slices.Equal(tg.GetConversation().GetTags(), []string{"helm", "upgrade"}) || tg.GetConversation().GetCategories()[0] != "Deployments" {
+	if err != nil || !slices.Equal(tg.GetConversation().GetTags(), []string{"helm", "upgrade"}) || !slices.Equal(tg.GetConversation().GetCategories(), []string{"deployments", "data-integrity"}) {
 		t.Fatalf("Tag: %v %v", tg, err)
 	}
 	if _, err := convs.Tag(ctx, &triagev1.TagRequest{Id: c.GetId(), Remove: []string{"upgrade"}, Actor: "alice"}); err != nil {
@@ -261,7 +264,7 @@ func TestConversationCommands(t *testing.T) {
 	if len(full.GetNotes()) != 1 || full.GetNotes()[0].GetText() != "Customer runs chart 30.x" {
 		t.Fatalf("notes %v", full.GetNotes())
 	}
-	want := []string{"U0CUST opened", "bob assigned", "alice tagged", "alice tagged", "alice noted", "alice escalated", "alice closed", "bob reopened"}
+	want := []string{"U0CUST opened", "system categorised", "bob assigned", "alice tagged", "alice tagged", "alice noted", "alice escalated", "alice closed", "bob reopened"}
 	if got := actions(full.GetAudit()); !slices.Equal(got, want) {
 		t.Fatalf("audit %v, want %v", got, want)
 	}
@@ -272,6 +275,7 @@ func TestConversationCommands(t *testing.T) {
 	events, _ := triagetest.ConversationEvents(t, h.js)
 	wantTypes := []supportv1.ConversationEventType{
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ASSIGNED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED,
@@ -282,7 +286,7 @@ func TestConversationCommands(t *testing.T) {
 	if got := triagetest.Types(events); !slices.Equal(got, wantTypes) {
 		t.Fatalf("events %v, want %v", got, wantTypes)
 	}
-	if e := events[4]; e.GetReason() != "deployment knowledge" || e.GetConversation().GetTeam() != "platform" || e.GetActor() != "alice" {
+	if e := events[5]; e.GetReason() != "deployment knowledge" || e.GetConversation().GetTeam() != "platform" || e.GetActor() != "alice" {
 		t.Fatalf("escalated event %v", e)
 	}
 

@@ -2,9 +2,13 @@
 // inbound messages from support.inbound.> idempotently (an inbox table in
 // the same transaction as the effect), groups them into conversations by
 // (channel, thread key), assigns the customer's tier from the customer
-// directory, tracks status and the first response, and publishes
+// directory and categories from rules and a learned model (closing spam,
+// routing business proposals to the business team), tracks the
+// first-response clock in covered working time with durable deadline
+// timers, summarises hero handoffs, and publishes
 // support.conversation.<event> through a transactional outbox. It serves
-// sidekick.triage.v1.ConversationService and CustomerService.
+// sidekick.triage.v1.ConversationService, CustomerService and
+// ReportService.
 package triage
 
 import (
@@ -14,6 +18,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,11 +31,14 @@ import (
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/config"
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/coverage"
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
 	"github.com/sidekickhq/sidekick/services/triage/internal/grpcapi"
 	"github.com/sidekickhq/sidekick/services/triage/internal/outbox"
 	"github.com/sidekickhq/sidekick/services/triage/internal/tier"
+	"github.com/sidekickhq/sidekick/services/triage/internal/timers"
 )
 
 // Schema is triage's Postgres schema.
@@ -40,6 +49,10 @@ const Name = "triage"
 
 // DurableInbound is the durable consumer of support.inbound.>.
 const DurableInbound = "triage-inbound"
+
+// DurableRotation is the durable consumer of the rotation events triage
+// reacts to (hero handoffs, overrides).
+const DurableRotation = "triage-rotation"
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -79,6 +92,46 @@ type Config struct {
 	// InboxRetention is how long handled inbound message ids are kept to
 	// drop redeliveries (GitHub redelivers days later).
 	InboxRetention time.Duration `env:"SIDEKICK_TRIAGE_INBOX_RETENTION" envDefault:"720h"`
+
+	// ResponseGreat, ResponseOkay and ResponseTooLate are the first-response
+	// thresholds in covered working time for every tier (the organisation
+	// file may set them per tier): under great is great, under okay is
+	// okay, from too late on the deadline is breached.
+	ResponseGreat   time.Duration `env:"SIDEKICK_TRIAGE_RESPONSE_GREAT" envDefault:"15m"`
+	ResponseOkay    time.Duration `env:"SIDEKICK_TRIAGE_RESPONSE_OKAY" envDefault:"1h"`
+	ResponseTooLate time.Duration `env:"SIDEKICK_TRIAGE_RESPONSE_TOO_LATE" envDefault:"8h"`
+	// Coverage says when response clocks run: "rotation" (while somebody
+	// on the support roster is within working hours, asked from rotation's
+	// WorkingWindows) or "always" (wall-clock time). Empty: rotation when a
+	// rotation client is given, else always.
+	Coverage string `env:"SIDEKICK_TRIAGE_COVERAGE" envDefault:"rotation"`
+	// WindowsTTL is how long working windows fetched from rotation are
+	// reused.
+	WindowsTTL time.Duration `env:"SIDEKICK_TRIAGE_WINDOWS_TTL" envDefault:"5m"`
+	// DeadlineHorizon is how far ahead working windows are fetched to place
+	// the next deadline.
+	DeadlineHorizon time.Duration `env:"SIDEKICK_TRIAGE_DEADLINE_HORIZON" envDefault:"336h"`
+	// TimerInterval is the longest the timer loop sleeps between looks at
+	// the timers table (it otherwise wakes when the next timer is due).
+	TimerInterval time.Duration `env:"SIDEKICK_TRIAGE_TIMER_INTERVAL" envDefault:"250ms"`
+	// TimerBatch is the most timers fired per transaction.
+	TimerBatch int `env:"SIDEKICK_TRIAGE_TIMER_BATCH" envDefault:"500"`
+	// BusinessTeam is the team marketing and partnership proposals are
+	// given to (notifier routes it to the business contacts).
+	BusinessTeam string `env:"SIDEKICK_TRIAGE_BUSINESS_TEAM" envDefault:"business"`
+	// HandoffMaxOpen caps the conversation snapshots in a handoff summary.
+	HandoffMaxOpen int `env:"SIDEKICK_TRIAGE_HANDOFF_MAX_OPEN" envDefault:"200"`
+	// Org holds the organisation file's triage settings (FromKit reads
+	// SIDEKICK_ORG_CONFIG); see ParseOrg.
+	Org Org `env:"-"`
+}
+
+// Rotation is what triage asks the rotation service: the working windows
+// deadlines count in, and the next hero at a handoff.
+// rotationv1.RotationServiceClient satisfies it.
+type Rotation interface {
+	coverage.WindowsClient
+	WhoIsOnCall(ctx context.Context, in *rotationv1.WhoIsOnCallRequest, opts ...grpc.CallOption) (*rotationv1.WhoIsOnCallResponse, error)
 }
 
 // Deps are triage's collaborators.
@@ -88,9 +141,18 @@ type Deps struct {
 	Pool     *pgxpool.Pool
 	Registry prometheus.Registerer
 	Now      func() time.Time
+	// Rotation is the rotation service's client; needed with Coverage
+	// "rotation", and used to name the next hero at a handoff.
+	Rotation Rotation
+	// Coverage, when set, replaces the working windows from rotation
+	// (tests and benchmarks).
+	Coverage coverage.Source
 	// Publisher, when set, replaces the outbox relay's JetStream publisher
 	// (tests use it to fail mid-batch).
 	Publisher outbox.Publisher
+	// OnTimerFired, when set, is called with each fired deadline timer's
+	// lateness (benchmarks).
+	OnTimerFired func(lag time.Duration)
 }
 
 // Service is triage.
@@ -100,6 +162,9 @@ type Service struct {
 	engine   *engine.Engine
 	relay    *outbox.Relay
 	consumer *bus.Consumer
+	rotation *bus.Consumer
+	timers   *timers.Loop
+	cache    *coverage.Cache
 	api      *grpcapi.Server
 }
 
@@ -120,9 +185,29 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
-	eng, err := engine.New(deps.Pool, engine.Config{
-		ConsoleURL: cfg.ConsoleURL,
-		Rules:      tier.Rules{PriorityRevenueCents: cfg.PriorityRevenueCents},
+	policy, err := cfg.policy()
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, deps: deps}
+	cov, err := s.coverage()
+	if err != nil {
+		return nil, err
+	}
+	business := cfg.BusinessTeam
+	if cfg.Org.BusinessTeam != "" {
+		business = cfg.Org.BusinessTeam
+	}
+	s.engine, err = engine.New(deps.Pool, engine.Config{
+		ConsoleURL:     cfg.ConsoleURL,
+		Rules:          tier.Rules{PriorityRevenueCents: cfg.PriorityRevenueCents},
+		Policy:         policy,
+		Coverage:       cov,
+		Horizon:        cfg.DeadlineHorizon,
+		Classify:       cfg.Org.Rules,
+		BusinessTeam:   business,
+		HandoffMaxOpen: cfg.HandoffMaxOpen,
+		Logger:         deps.Logger,
 	}, deps.Now, deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
@@ -131,13 +216,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if pub == nil {
 		pub = bus.NewPublisher(deps.JS, "sidekick/"+Name, bus.WithClock(deps.Now), bus.WithRegisterer(deps.Registry))
 	}
-	relay, err := outbox.New(deps.Pool, pub, outbox.Config{
+	s.relay, err = outbox.New(deps.Pool, pub, outbox.Config{
 		Batch: cfg.RelayBatch, Interval: cfg.RelayInterval, KeepInbox: cfg.InboxRetention,
 	}, deps.Logger, deps.Now, deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
-	consumer, err := bus.NewConsumer(deps.JS, bus.ConsumerConfig{
+	s.consumer, err = bus.NewConsumer(deps.JS, bus.ConsumerConfig{
 		Service:        Name,
 		Stream:         bus.StreamInbound,
 		Durable:        DurableInbound,
@@ -149,27 +234,98 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
-	return &Service{cfg: cfg, deps: deps, engine: eng, relay: relay, consumer: consumer, api: grpcapi.New(eng)}, nil
+	s.rotation, err = bus.NewConsumer(deps.JS, bus.ConsumerConfig{
+		Service: Name,
+		Stream:  bus.StreamRotation,
+		Durable: DurableRotation,
+		FilterSubjects: []string{
+			bus.RotationSubject("shift_started"), bus.RotationSubject("shift_ended"), bus.RotationSubject("override_created"),
+		},
+		MaxDeliver: cfg.ConsumerMaxDeliver,
+		Backoff:    cfg.ConsumerBackoff,
+	}, deps.Logger, deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("triage: %w", err)
+	}
+	s.timers, err = timers.New(s.engine, timers.Config{
+		Batch: cfg.TimerBatch, Interval: cfg.TimerInterval, OnFired: deps.OnTimerFired,
+	}, deps.Now, deps.Logger, deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("triage: %w", err)
+	}
+	s.api = grpcapi.New(s.engine)
+	return s, nil
 }
 
-// FromKit builds triage inside a process wired by platform/app.
+// coverage picks where working windows come from.
+func (s *Service) coverage() (coverage.Source, error) {
+	if s.deps.Coverage != nil {
+		return s.deps.Coverage, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(s.cfg.Coverage)) {
+	case "always":
+		return coverage.Always{}, nil
+	case "":
+		if s.deps.Rotation == nil {
+			return coverage.Always{}, nil
+		}
+	case "rotation":
+		if s.deps.Rotation == nil {
+			return nil, errors.New("triage: SIDEKICK_TRIAGE_COVERAGE=rotation needs the rotation service's client")
+		}
+	default:
+		return nil, fmt.Errorf("triage: SIDEKICK_TRIAGE_COVERAGE is %q: want rotation or always", s.cfg.Coverage)
+	}
+	cache, err := coverage.NewCache(coverage.Rotation{Client: s.deps.Rotation}, coverage.CacheConfig{TTL: s.cfg.WindowsTTL},
+		s.deps.Now, s.deps.Logger, s.deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("triage: %w", err)
+	}
+	s.cache = cache
+	return cache, nil
+}
+
+// FromKit builds triage inside a process wired by platform/app: it reads
+// the organisation file named by SIDEKICK_ORG_CONFIG, if any, and dials
+// rotation at SIDEKICK_ROTATION_ADDR.
 func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	var cfg Config
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
 	}
-	return New(cfg, Deps{Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry})
+	if path := k.Common.OrgConfig; path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("triage: read organisation file (SIDEKICK_ORG_CONFIG): %w", err)
+		}
+		if cfg.Org, err = ParseOrg(data); err != nil {
+			return nil, fmt.Errorf("triage: %s: %w", path, err)
+		}
+	}
+	deps := Deps{Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry}
+	if k.Dial != nil {
+		conn, err := k.Dial(k.Common.RotationAddr)
+		if err != nil {
+			return nil, fmt.Errorf("triage: dial rotation %s: %w", k.Common.RotationAddr, err)
+		}
+		deps.Rotation = rotationv1.NewRotationServiceClient(conn)
+	}
+	return New(cfg, deps)
 }
 
-// Run consumes inbound messages and relays the outbox until ctx is done.
+// Run consumes inbound messages and rotation events, fires deadline timers
+// and relays the outbox until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.consumer.Run(ctx, s.handleInbound) })
+	g.Go(func() error { return s.rotation.Run(ctx, s.handleRotation) })
+	g.Go(func() error { return s.timers.Run(ctx) })
 	g.Go(func() error { return s.relay.Run(ctx) })
 	return g.Wait()
 }
 
-// RegisterGRPC registers ConversationService and CustomerService.
+// RegisterGRPC registers ConversationService, CustomerService and
+// ReportService.
 func (s *Service) RegisterGRPC(r grpc.ServiceRegistrar) { s.api.Register(r) }
 
 // handleInbound applies one support.inbound.* message.

@@ -141,8 +141,8 @@ func TestWalkingSkeleton(t *testing.T) {
 	}
 
 	events, ids := triagetest.ConversationEvents(t, h.js)
-	if len(events) != 1 {
-		t.Fatalf("want 1 event, got %v", triagetest.Types(events))
+	if len(events) != 2 || events[1].GetType() != supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED {
+		t.Fatalf("want OPENED and TRIAGED, got %v", triagetest.Types(events))
 	}
 	ev := events[0]
 	if ev.GetType() != supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED || ev.GetId() != ids[0] ||
@@ -154,7 +154,7 @@ func TestWalkingSkeleton(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetConversation: %v", err)
 	}
-	if len(got.GetMessages()) != 1 || got.GetMessages()[0].GetText() != first.GetText() || len(got.GetAudit()) != 1 || got.GetAudit()[0].GetAction() != "opened" {
+	if len(got.GetMessages()) != 1 || got.GetMessages()[0].GetText() != first.GetText() || len(got.GetAudit()) != 2 || got.GetAudit()[0].GetAction() != "opened" || got.GetAudit()[1].GetAction() != "categorised" {
 		t.Fatalf("unexpected GetConversation %v", got)
 	}
 }
@@ -228,7 +228,9 @@ func TestReplayChangesNothing(t *testing.T) {
 	}
 	want := []supportv1.ConversationEventType{
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_RESPONDED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ASSIGNED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_REOPENED,
@@ -258,8 +260,8 @@ func TestEventsCommittedWhileNATSPublishFailsAreRelayedLater(t *testing.T) {
 		triagetest.PublishInbound(t, h.js, m, "")
 	}
 	triagetest.Drained(t, h.js, bus.StreamInbound, DurableInbound)
-	if n := triagetest.Count(t, h.pool, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`); n != 3 {
-		t.Fatalf("want 3 events committed and pending, have %d", n)
+	if n := triagetest.Count(t, h.pool, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`); n != 4 {
+		t.Fatalf("want 4 events committed and pending, have %d", n)
 	}
 	stop() // the process dies with events committed but unpublished
 
@@ -269,6 +271,7 @@ func TestEventsCommittedWhileNATSPublishFailsAreRelayedLater(t *testing.T) {
 	events, ids := triagetest.ConversationEvents(t, h.js)
 	want := []supportv1.ConversationEventType{
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_RESPONDED,
 		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ASSIGNED,
 	}

@@ -37,6 +37,10 @@ type Event struct {
 	Reason string
 	// Message caused the event (OPENED, MESSAGE, RESPONDED).
 	Message *supportv1.InboundMessage
+	// Level is the threshold a DEADLINE event reports.
+	Level supportv1.DeadlineLevel
+	// Handoff is the summary a HANDOFF event carries.
+	Handoff *supportv1.HandoffSummary
 }
 
 // Audit is one line of the audit trail.
@@ -73,6 +77,20 @@ type Outcome struct {
 func (o *Outcome) event(t supportv1.ConversationEventType, actor, reason string, m *supportv1.InboundMessage) {
 	o.Events = append(o.Events, Event{Type: t, Actor: actor, Reason: reason, Message: m})
 }
+
+// Merge appends what another change to the same conversation produced.
+// Store keeps o's value.
+func (o *Outcome) Merge(other Outcome) {
+	o.Changed = o.Changed || other.Changed
+	o.Events = append(o.Events, other.Events...)
+	o.Audit = append(o.Audit, other.Audit...)
+}
+
+// Event appends an event.
+func (o *Outcome) Event(e Event) { o.Events = append(o.Events, e) }
+
+// AuditLine appends an audit line.
+func (o *Outcome) AuditLine(actor, action, detail string) { o.audit(actor, action, detail) }
 
 func (o *Outcome) audit(actor, action, detail string) {
 	o.Audit = append(o.Audit, Audit{Actor: actor, Action: action, Detail: detail})

@@ -205,6 +205,12 @@ func (e *Engine) retier(ctx context.Context, tx pgx.Tx) ([]string, error) {
 		if err := e.save(ctx, tx, c, out, now); err != nil {
 			return nil, err
 		}
+		if from != t {
+			// Another tier, other thresholds: compute the deadline again.
+			if err := store.RecheckTimer(ctx, tx, c.GetId(), now); err != nil {
+				return nil, err
+			}
+		}
 		lines = append(lines, fmt.Sprintf("conversation %s (%s): tier %s -> %s (%s)", c.GetId(), c.GetSubject(), tierName(from), tierName(t), reason))
 	}
 	return lines, nil

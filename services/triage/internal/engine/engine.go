@@ -10,6 +10,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,9 +24,12 @@ import (
 	"github.com/sidekickhq/sidekick/platform/bus"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/classify"
 	"github.com/sidekickhq/sidekick/services/triage/internal/conv"
+	"github.com/sidekickhq/sidekick/services/triage/internal/coverage"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 	"github.com/sidekickhq/sidekick/services/triage/internal/tier"
+	"github.com/sidekickhq/sidekick/services/triage/internal/worktime"
 )
 
 // Errors the gRPC layer maps to status codes.
@@ -43,14 +48,47 @@ type Config struct {
 	ConsoleURL string
 	// Rules decide customer tiers.
 	Rules tier.Rules
+	// Policy holds the first-response thresholds per tier; zero thresholds
+	// take the handbook's.
+	Policy worktime.Policy
+	// Coverage answers when the support roster works; default: always
+	// (wall-clock deadlines).
+	Coverage coverage.Source
+	// Horizon is how far ahead working windows are fetched to place the
+	// next deadline; default 14 days.
+	Horizon time.Duration
+	// RetryDelay is when a deadline that could not be computed (rotation
+	// unavailable) is tried again; default 30s.
+	RetryDelay time.Duration
+	// Classify are the category rules; zero: classify.DefaultRules().
+	Classify *classify.Rules
+	// ModelRefresh is how often the stored model's version is checked;
+	// default 10s.
+	ModelRefresh time.Duration
+	// BusinessTeam is the team marketing and partnership proposals are
+	// given to; default "business".
+	BusinessTeam string
+	// HandoffMaxOpen caps the conversation snapshots in a handoff summary
+	// (every id without a note is listed regardless); default 200.
+	HandoffMaxOpen int
+	// Logger logs what the engine recovers from.
+	Logger *slog.Logger
 }
 
 // Engine applies inbound messages and commands.
 type Engine struct {
-	pool    *pgxpool.Pool
-	cfg     Config
-	now     func() time.Time
-	handled *prometheus.CounterVec
+	pool   *pgxpool.Pool
+	cfg    Config
+	now    func() time.Time
+	model  *modelCache
+	parser *classify.Parser
+
+	handled        *prometheus.CounterVec
+	deadlines      *prometheus.CounterVec
+	firstResponse  *prometheus.HistogramVec
+	suggestions    *prometheus.CounterVec
+	agreement      *prometheus.CounterVec
+	windowFailures prometheus.Counter
 }
 
 // New returns an engine; its metrics register on reg.
@@ -62,14 +100,79 @@ func New(pool *pgxpool.Pool, cfg Config, now func() time.Time, reg prometheus.Re
 		now = time.Now
 	}
 	cfg.ConsoleURL = strings.TrimRight(cfg.ConsoleURL, "/")
-	handled, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	cfg.Policy = cfg.Policy.WithDefaults()
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if cfg.Coverage == nil {
+		cfg.Coverage = coverage.Always{}
+	}
+	if cfg.Horizon <= 0 {
+		cfg.Horizon = 14 * 24 * time.Hour
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = 30 * time.Second
+	}
+	if cfg.ModelRefresh <= 0 {
+		cfg.ModelRefresh = 10 * time.Second
+	}
+	if cfg.BusinessTeam == "" {
+		cfg.BusinessTeam = "business"
+	}
+	if cfg.HandoffMaxOpen <= 0 {
+		cfg.HandoffMaxOpen = 200
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	rules := classify.DefaultRules()
+	if cfg.Classify != nil {
+		rules = *cfg.Classify
+	}
+	ruleSet, err := rules.WithDefaults().Compile()
+	if err != nil {
+		return nil, fmt.Errorf("engine: category rules: %w", err)
+	}
+	e := &Engine{pool: pool, cfg: cfg, now: now, parser: classify.NewParser(),
+		model: &modelCache{rules: ruleSet, refresh: cfg.ModelRefresh}}
+	if e.handled, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_triage_messages_handled_total",
 		Help: "Inbound messages handled by triage, by message kind and result (applied, duplicate, recorded).",
-	}, []string{"kind", "result"}))
-	if err != nil {
+	}, []string{"kind", "result"})); err != nil {
 		return nil, err
 	}
-	return &Engine{pool: pool, cfg: cfg, now: now, handled: handled}, nil
+	if e.deadlines, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sidekick_triage_deadlines_total",
+		Help: "First-response thresholds passed (deadline events), by level (okay, late, breached).",
+	}, []string{"level"})); err != nil {
+		return nil, err
+	}
+	if e.firstResponse, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sidekick_triage_first_response_seconds",
+		Help:    "Covered working time until the first staff reply, by tier.",
+		Buckets: []float64{60, 300, 900, 1800, 3600, 7200, 14400, 28800, 57600},
+	}, []string{"tier"})); err != nil {
+		return nil, err
+	}
+	if e.suggestions, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sidekick_triage_category_suggestions_total",
+		Help: "Category suggestions, by route (support, spam, business) and source (rules, model, weak-rules, default, spam).",
+	}, []string{"route", "source"})); err != nil {
+		return nil, err
+	}
+	if e.agreement, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sidekick_triage_category_confirmations_total",
+		Help: "Categories people confirmed, by agreement with the suggestion: exact (same predominant category), overlap (another shared category), none.",
+	}, []string{"match"})); err != nil {
+		return nil, err
+	}
+	if e.windowFailures, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sidekick_triage_deadline_evaluation_failures_total",
+		Help: "Deadlines that could not be evaluated because working windows were unavailable (retried).",
+	})); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
@@ -198,10 +301,38 @@ func (e *Engine) handleInbound(ctx context.Context, tx pgx.Tx, m *supportv1.Inbo
 			return "", err
 		}
 	}
+	st := &store.State{}
+	if !opened {
+		if st, err = store.LoadState(ctx, tx, c.GetId()); err != nil {
+			return "", err
+		}
+	}
+	if err := e.afterInbound(ctx, tx, c, st, m, opened, now, &out); err != nil {
+		return "", err
+	}
 	if err := e.save(ctx, tx, c, out, now); err != nil {
 		return "", err
 	}
+	if err := store.SaveState(ctx, tx, c.GetId(), st); err != nil {
+		return "", err
+	}
 	return Applied, nil
+}
+
+// afterInbound classifies a customer's message, moves the response clock
+// and re-evaluates the deadline when the clock changed.
+func (e *Engine) afterInbound(ctx context.Context, tx pgx.Tx, c *supportv1.Conversation, st *store.State, m *supportv1.InboundMessage, opened bool, now time.Time, out *conv.Outcome) error {
+	if conv.Kind(m) == supportv1.MessageKind_MESSAGE_KIND_POSTED && conv.Role(m) == supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER {
+		if err := e.suggest(ctx, tx, c, st, m, opened, now, out); err != nil {
+			return err
+		}
+	}
+	moved := e.track(c, st, m, now)
+	pending := st.FirstResponseWork == nil && c.GetFirstResponseAt() != nil && !st.Clock.Running()
+	if moved || opened || pending {
+		return e.schedule(ctx, tx, c, st, now, out)
+	}
+	return nil
 }
 
 // open creates the conversation m opens, with the author's customer and
@@ -243,7 +374,7 @@ func (e *Engine) tierOf(cust *triagev1.Customer) (supportv1.Tier, string, *suppo
 }
 
 // save writes the conversation, its audit lines and its events.
-func (e *Engine) save(ctx context.Context, tx pgx.Tx, c *supportv1.Conversation, out conv.Outcome, now time.Time) error {
+func (e *Engine) save(ctx context.Context, tx store.Querier, c *supportv1.Conversation, out conv.Outcome, now time.Time) error {
 	if out.Changed {
 		if err := store.UpdateConversation(ctx, tx, c); err != nil {
 			return err
@@ -256,30 +387,32 @@ func (e *Engine) save(ctx context.Context, tx pgx.Tx, c *supportv1.Conversation,
 	}
 	snapshot := e.decorate(proto.Clone(c).(*supportv1.Conversation))
 	for _, ev := range out.Events {
-		if err := e.queue(ctx, tx, snapshot, ev, now); err != nil {
+		if _, err := e.queue(ctx, tx, snapshot, ev, now); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// queue writes one conversation event to the outbox.
-func (e *Engine) queue(ctx context.Context, tx pgx.Tx, snapshot *supportv1.Conversation, ev conv.Event, now time.Time) error {
+// queue writes one conversation event to the outbox and returns its id.
+func (e *Engine) queue(ctx context.Context, tx store.Querier, snapshot *supportv1.Conversation, ev conv.Event, now time.Time) (string, error) {
 	id := NewID()
 	msg := &supportv1.ConversationEvent{
-		Id:           id,
-		Type:         ev.Type,
-		OccurredAt:   timestamppb.New(now),
-		Conversation: snapshot,
-		Message:      ev.Message,
-		Actor:        ev.Actor,
-		Reason:       ev.Reason,
+		Id:            id,
+		Type:          ev.Type,
+		OccurredAt:    timestamppb.New(now),
+		Conversation:  snapshot,
+		Message:       ev.Message,
+		Actor:         ev.Actor,
+		Reason:        ev.Reason,
+		DeadlineLevel: ev.Level,
+		Handoff:       ev.Handoff,
 	}
 	payload, err := proto.Marshal(msg)
 	if err != nil {
-		return fmt.Errorf("encode %s event: %w", EventName(ev.Type), err)
+		return "", fmt.Errorf("encode %s event: %w", EventName(ev.Type), err)
 	}
-	return store.InsertOutbox(ctx, tx, store.OutboxEvent{
+	return id, store.InsertOutbox(ctx, tx, store.OutboxEvent{
 		ID:        id,
 		Subject:   bus.ConversationSubject(EventName(ev.Type)),
 		Type:      string(proto.MessageName(msg)),
@@ -288,8 +421,9 @@ func (e *Engine) queue(ctx context.Context, tx pgx.Tx, snapshot *supportv1.Conve
 	})
 }
 
-// change applies f to a locked conversation and saves what it did.
-func (e *Engine) change(ctx context.Context, id string, f func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error)) (*supportv1.Conversation, error) {
+// change applies f to a locked conversation with its state and saves what
+// it did.
+func (e *Engine) change(ctx context.Context, id string, f func(tx pgx.Tx, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error)) (*supportv1.Conversation, error) {
 	if strings.TrimSpace(id) == "" {
 		return nil, fmt.Errorf("conversation id is required: %w", ErrInvalid)
 	}
@@ -299,12 +433,19 @@ func (e *Engine) change(ctx context.Context, id string, f func(tx pgx.Tx, c *sup
 		if c, err = store.ConversationByID(ctx, tx, id, true); err != nil {
 			return err
 		}
-		now := e.now()
-		out, err := f(tx, c, now)
+		st, err := store.LoadState(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		return e.save(ctx, tx, c, out, now)
+		now := e.now()
+		out, err := f(tx, c, st, now)
+		if err != nil {
+			return err
+		}
+		if err := e.save(ctx, tx, c, out, now); err != nil {
+			return err
+		}
+		return store.SaveState(ctx, tx, id, st)
 	})
 	if err != nil {
 		return nil, err
@@ -322,38 +463,98 @@ func actor(a string) string {
 
 // Assign gives a conversation to assignee (empty unassigns).
 func (e *Engine) Assign(ctx context.Context, id, assignee, who string) (*supportv1.Conversation, error) {
-	return e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error) {
+	return e.change(ctx, id, func(_ pgx.Tx, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
 		return conv.Assign(c, assignee, actor(who), now), nil
 	})
 }
 
-// Tag adds and removes tags and optionally replaces the categories.
+// Tag adds and removes tags and optionally replaces the categories. Given
+// categories (names from the handbook's taxonomy, the predominant first)
+// are confirmed even when unchanged: suggestions stop replacing them and
+// the model learns them.
 func (e *Engine) Tag(ctx context.Context, id string, add, remove, categories []string, who string) (*supportv1.Conversation, error) {
-	return e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error) {
-		return conv.Tag(c, add, remove, categories, actor(who), now), nil
+	cats, err := e.ParseCategories(categories)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		learned *classify.Classifier
+		version int64
+	)
+	c, err := e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error) {
+		out := conv.Tag(c, add, remove, cats, actor(who), now)
+		if len(cats) == 0 {
+			return out, nil
+		}
+		if len(out.Events) == 0 {
+			out.AuditLine(actor(who), "confirmed", "categories: "+strings.Join(cats, ", "))
+		}
+		var err error
+		if learned, version, err = e.confirm(ctx, tx, c, st, cats, now); err != nil {
+			return out, err
+		}
+		if e.noClock(c) {
+			if stopClock(st, now) {
+				return out, e.schedule(ctx, tx, c, st, now, &out)
+			}
+		}
+		return out, nil
 	})
+	if err == nil && learned != nil {
+		e.install(learned, version)
+	}
+	return c, err
 }
 
-// Close closes a conversation for reason (resolved when unspecified).
+// Close closes a conversation for reason (resolved when unspecified) and
+// stops its response clock. A person closing a conversation as spam
+// teaches the model that it is spam.
 func (e *Engine) Close(ctx context.Context, id string, reason supportv1.CloseReason, who string) (*supportv1.Conversation, error) {
 	if _, ok := supportv1.CloseReason_name[int32(reason)]; !ok {
 		return nil, fmt.Errorf("unknown close reason %d: %w", reason, ErrInvalid)
 	}
-	return e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error) {
-		return conv.Close(c, reason, actor(who), now), nil
+	var (
+		learned *classify.Classifier
+		version int64
+	)
+	c, err := e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error) {
+		out := conv.Close(c, reason, actor(who), now)
+		if reason == supportv1.CloseReason_CLOSE_REASON_SPAM && actor(who) != conv.System {
+			spam := []string{string(classify.Spam)}
+			if !slices.Equal(c.GetCategories(), spam) {
+				c.Categories = spam
+				out.Changed = true
+			}
+			var err error
+			if learned, version, err = e.confirm(ctx, tx, c, st, spam, now); err != nil {
+				return out, err
+			}
+		}
+		if stopClock(st, now) || c.GetNextDeadlineAt() != nil {
+			if err := e.schedule(ctx, tx, c, st, now, &out); err != nil {
+				return out, err
+			}
+			out.Changed = true
+		}
+		return out, nil
 	})
+	if err == nil && learned != nil {
+		e.install(learned, version)
+	}
+	return c, err
 }
 
-// Reopen opens a closed or awaiting conversation again.
+// Reopen opens a closed or awaiting conversation again. The response clock
+// starts again when the customer writes.
 func (e *Engine) Reopen(ctx context.Context, id, who string) (*supportv1.Conversation, error) {
-	return e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error) {
+	return e.change(ctx, id, func(_ pgx.Tx, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
 		return conv.Reopen(c, actor(who), now), nil
 	})
 }
 
 // Escalate publishes an escalation of the conversation, to team if given.
 func (e *Engine) Escalate(ctx context.Context, id, reason, team, who string) (*supportv1.Conversation, error) {
-	return e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error) {
+	return e.change(ctx, id, func(_ pgx.Tx, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
 		if c.GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
 			return conv.Outcome{}, fmt.Errorf("conversation %s is closed: reopen it before escalating: %w", id, ErrConflict)
 		}
@@ -364,7 +565,8 @@ func (e *Engine) Escalate(ctx context.Context, id, reason, team, who string) (*s
 // maxNote bounds the size of a note.
 const maxNote = 64 << 10
 
-// AddNote stores a private note (audited; notes are not published).
+// AddNote stores a private note (audited; notes are not published). A
+// handoff note clears the conversation's needs-handoff flag.
 func (e *Engine) AddNote(ctx context.Context, id, text string, handoff bool, who string) (*triagev1.Note, error) {
 	text = strings.TrimSpace(text)
 	switch {
@@ -374,7 +576,7 @@ func (e *Engine) AddNote(ctx context.Context, id, text string, handoff bool, who
 		return nil, fmt.Errorf("note is longer than %d bytes: %w", maxNote, ErrInvalid)
 	}
 	var note *triagev1.Note
-	_, err := e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, now time.Time) (conv.Outcome, error) {
+	_, err := e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
 		note = &triagev1.Note{Id: NewID(), Author: actor(who), Text: text, Handoff: handoff, CreatedAt: timestamppb.New(now)}
 		if err := store.InsertNote(ctx, tx, c.GetId(), note); err != nil {
 			return conv.Outcome{}, err
@@ -383,7 +585,13 @@ func (e *Engine) AddNote(ctx context.Context, id, text string, handoff bool, who
 		if handoff {
 			action = "handoff note"
 		}
-		return conv.Outcome{Audit: []conv.Audit{{Actor: note.GetAuthor(), Action: action}}}, nil
+		out := conv.Outcome{Audit: []conv.Audit{{Actor: note.GetAuthor(), Action: action}}}
+		if i := slices.Index(c.GetTags(), NeedsHandoffTag); handoff && i >= 0 {
+			c.Tags = slices.Delete(slices.Clone(c.GetTags()), i, i+1)
+			c.UpdatedAt = timestamppb.New(now)
+			out.Changed = true
+		}
+		return out, nil
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,6 @@
-// Package grpcapi serves sidekick.triage.v1.ConversationService and
-// CustomerService over the engine, mapping its errors to status codes in
-// one place.
+// Package grpcapi serves sidekick.triage.v1.ConversationService,
+// CustomerService and ReportService over the engine, mapping its errors to
+// status codes in one place.
 package grpcapi
 
 import (
@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -28,12 +29,14 @@ const (
 type Server struct {
 	triagev1.UnimplementedConversationServiceServer
 	triagev1.UnimplementedCustomerServiceServer
+	triagev1.UnimplementedReportServiceServer
 	engine *engine.Engine
 }
 
 var (
 	_ triagev1.ConversationServiceServer = (*Server)(nil)
 	_ triagev1.CustomerServiceServer     = (*Server)(nil)
+	_ triagev1.ReportServiceServer       = (*Server)(nil)
 )
 
 // New returns a server over e.
@@ -43,6 +46,7 @@ func New(e *engine.Engine) *Server { return &Server{engine: e} }
 func (s *Server) Register(r grpc.ServiceRegistrar) {
 	triagev1.RegisterConversationServiceServer(r, s)
 	triagev1.RegisterCustomerServiceServer(r, s)
+	triagev1.RegisterReportServiceServer(r, s)
 }
 
 // toStatus maps engine errors to gRPC status codes.
@@ -100,7 +104,7 @@ func (s *Server) ListConversations(ctx context.Context, req *triagev1.ListConver
 	}
 	cs, err := s.engine.List(ctx, store.Filter{
 		Statuses: req.GetStatuses(), Assignee: req.GetAssignee(), Tier: req.GetTier(), Tag: req.GetTag(),
-		Channel: req.GetChannel(), Category: req.GetCategory(), BreachedOnly: req.GetBreachedOnly(),
+		Channel: req.GetChannel(), Category: s.engine.CategoryFilter(req.GetCategory()), BreachedOnly: req.GetBreachedOnly(),
 		Limit: size + 1, Offset: offset,
 	})
 	if err != nil {
@@ -191,4 +195,18 @@ func (s *Server) GetCustomer(ctx context.Context, req *triagev1.GetCustomerReque
 		return nil, toStatus(err)
 	}
 	return &triagev1.GetCustomerResponse{Customer: c}, nil
+}
+
+// Summary reports conversations by category, tier and channel and first
+// response times per tier over a range (default: the last seven days).
+func (s *Server) Summary(ctx context.Context, req *triagev1.SummaryRequest) (*triagev1.SummaryResponse, error) {
+	var from, to time.Time
+	if req.GetFrom() != nil {
+		from = req.GetFrom().AsTime()
+	}
+	if req.GetTo() != nil {
+		to = req.GetTo().AsTime()
+	}
+	resp, err := s.engine.Summary(ctx, from, to)
+	return resp, toStatus(err)
 }

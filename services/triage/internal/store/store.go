@@ -51,6 +51,12 @@ const conversationColumns = `c.id, c.channel, c.thread_key, c.status, c.close_re
 const conversationFrom = ` FROM conversations c LEFT JOIN customers cu ON cu.id = c.customer_id`
 
 func scanConversation(row pgx.Row) (*supportv1.Conversation, error) {
+	return scanConversationWith(row)
+}
+
+// scanConversationWith scans conversationColumns followed by extra columns
+// into extra.
+func scanConversationWith(row pgx.Row, extra ...any) (*supportv1.Conversation, error) {
 	var (
 		c                                  supportv1.Conversation
 		channel, status, reason, tier, lvl int16
@@ -60,10 +66,11 @@ func scanConversation(row pgx.Row) (*supportv1.Conversation, error) {
 		opened, updated                    time.Time
 		firstResp, lastCust, deadline      *time.Time
 	)
-	err := row.Scan(&c.Id, &channel, &c.ThreadKey, &status, &reason, &tier, &c.TierReason,
+	dest := []any{&c.Id, &channel, &c.ThreadKey, &status, &reason, &tier, &c.TierReason,
 		&c.Categories, &c.Tags, &c.Subject, &customerID, &custName, &custOrg,
 		&author, &c.Assignee, &c.Team, &opened, &firstResp, &lastCust,
-		&deadline, &lvl, &c.MessageCount, &c.Permalink, &updated)
+		&deadline, &lvl, &c.MessageCount, &c.Permalink, &updated}
+	err := row.Scan(append(dest, extra...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/conv"
+	"github.com/sidekickhq/sidekick/services/triage/internal/store"
+)
+
+// NeedsHandoffTag flags an open conversation that had no handoff note when
+// the hero's shift ended; a handoff note removes it.
+const NeedsHandoffTag = "needs-handoff"
+
+// Handoff is the end of a Support Hero's shift.
+type Handoff struct {
+	// RotationID and At identify it: the hero rotation and the instant the
+	// shift ended.
+	RotationID string
+	At         time.Time
+	// From is the outgoing hero, To the incoming one ("" when unknown).
+	From, To string
+	// ShiftStart is when the outgoing shift began: handoff notes written
+	// since count. Zero means a week before At.
+	ShiftStart time.Time
+}
+
+// Handoff summarises a hero handoff once: every conversation not closed
+// without a handoff note written during the shift is tagged needs-handoff,
+// and a HANDOFF event carrying the HandoffSummary (the open conversations
+// in queue order, at most HandoffMaxOpen of them, and the ids of every one
+// without a note) is queued for the next hero. It returns false when this
+// handoff was summarised before.
+func (e *Engine) Handoff(ctx context.Context, h Handoff) (bool, error) {
+	if h.RotationID == "" || h.At.IsZero() {
+		return false, fmt.Errorf("handoff needs a rotation and an instant: %w", ErrInvalid)
+	}
+	since := h.ShiftStart
+	if since.IsZero() || !since.Before(h.At) {
+		since = h.At.Add(-7 * 24 * time.Hour)
+	}
+	fresh := false
+	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.now()
+		rec := store.Handoff{RotationID: h.RotationID, At: h.At, From: h.From, To: h.To, CreatedAt: now}
+		var err error
+		// Claimed first: a concurrent summary of the same handoff waits
+		// here and then finds it done.
+		if fresh, err = store.InsertHandoff(ctx, tx, rec); err != nil || !fresh {
+			return err
+		}
+		open, err := store.OpenConversations(ctx, tx, since)
+		if err != nil {
+			return err
+		}
+		summary := &supportv1.HandoffSummary{FromPerson: h.From, ToPerson: h.To}
+		for _, o := range open {
+			c := e.decorate(o.Conversation)
+			if !o.HasNote {
+				summary.MissingNotes = append(summary.MissingNotes, c.GetId())
+				if !slices.Contains(c.GetTags(), NeedsHandoffTag) {
+					c = proto.Clone(c).(*supportv1.Conversation)
+					c.Tags = append(c.Tags, NeedsHandoffTag)
+				}
+			}
+			if len(summary.Open) < e.cfg.HandoffMaxOpen {
+				summary.Open = append(summary.Open, c)
+			}
+		}
+		who := h.From
+		if who == "" {
+			who = "the hero"
+		}
+		if _, err := store.AddTag(ctx, tx, summary.GetMissingNotes(), NeedsHandoffTag, conv.System, "handoff flagged",
+			"no handoff note when "+who+"'s shift ended", now); err != nil {
+			return err
+		}
+		reason := fmt.Sprintf("hero handoff from %s to %s: %d open, %d without a handoff note", orNobody(h.From), orNobody(h.To), len(open), len(summary.GetMissingNotes()))
+		rec.EventID, err = e.queue(ctx, tx, nil, conv.Event{
+			Type:    supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_HANDOFF,
+			Actor:   conv.System,
+			Reason:  reason,
+			Handoff: summary,
+		}, now)
+		if err != nil {
+			return err
+		}
+		rec.OpenCount, rec.MissingCount = len(open), len(summary.GetMissingNotes())
+		return store.FinishHandoff(ctx, tx, rec)
+	})
+	if err != nil {
+		return false, fmt.Errorf("handoff of %s at %s: %w", h.RotationID, h.At.UTC().Format(time.RFC3339), err)
+	}
+	return fresh, nil
+}
+
+func orNobody(s string) string {
+	if s == "" {
+		return "nobody"
+	}
+	return s
+}

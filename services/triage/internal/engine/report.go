@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/store"
+)
+
+// DefaultReportSpan is the report range when from is not given.
+const DefaultReportSpan = 7 * 24 * time.Hour
+
+// Summary reports on the conversations opened in [from, to) (to defaults
+// to now, from to DefaultReportSpan before to):
+//
+//   - counts by predominant category, tier and channel (keys are lowercase
+//     names: "performance", "priority", "slack");
+//   - per tier (Priority, Subscriber, Community, always all three), the
+//     first response time in covered working time (mean, median and p90,
+//     percentiles interpolated), over the conversations whose first
+//     response is known;
+//   - per tier, the share of decided conversations whose first response
+//     was great (under the great threshold), okay (under okay) and late
+//     (under too late); decided means answered, or unanswered and already
+//     past too late. The rest, 1 - great - okay - late, is breached.
+func (e *Engine) Summary(ctx context.Context, from, to time.Time) (*triagev1.SummaryResponse, error) {
+	if to.IsZero() {
+		to = e.now()
+	}
+	if from.IsZero() {
+		from = to.Add(-DefaultReportSpan)
+	}
+	if !to.After(from) {
+		return nil, fmt.Errorf("report range: to must be after from: %w", ErrInvalid)
+	}
+	s, err := store.Summarise(ctx, e.pool, from, to)
+	if err != nil {
+		return nil, err
+	}
+	resp := &triagev1.SummaryResponse{}
+	for _, c := range s.ByCategory {
+		resp.ByCategory = append(resp.ByCategory, &triagev1.Count{Key: c.Key, Count: c.Count})
+	}
+	for _, c := range s.ByTier {
+		resp.ByTier = append(resp.ByTier, &triagev1.Count{Key: enumKey(c.Key, supportv1.Tier_name, "TIER_"), Count: c.Count})
+	}
+	for _, c := range s.ByChannel {
+		resp.ByChannel = append(resp.ByChannel, &triagev1.Count{Key: enumKey(c.Key, supportv1.Channel_name, "CHANNEL_"), Count: c.Count})
+	}
+	byTier := map[supportv1.Tier]store.TierStats{}
+	for _, t := range s.Tiers {
+		byTier[supportv1.Tier(t.Tier)] = t
+	}
+	for _, tier := range []supportv1.Tier{supportv1.Tier_TIER_PRIORITY, supportv1.Tier_TIER_SUBSCRIBER, supportv1.Tier_TIER_COMMUNITY} {
+		t := byTier[tier]
+		st := &triagev1.TierResponseStats{
+			Tier: tier, Conversations: t.Conversations, Responded: t.Responded,
+			MeanSeconds: t.Mean, MedianSeconds: t.Median, P90Seconds: t.P90,
+		}
+		if decided := t.Great + t.Okay + t.Late + t.Breached; decided > 0 {
+			st.GreatShare = float64(t.Great) / float64(decided)
+			st.OkayShare = float64(t.Okay) / float64(decided)
+			st.LateShare = float64(t.Late) / float64(decided)
+		}
+		resp.Response = append(resp.Response, st)
+	}
+	return resp, nil
+}
+
+// enumKey turns an enum number stored as text into its lowercase name.
+func enumKey(number string, names map[int32]string, prefix string) string {
+	n, err := strconv.Atoi(number)
+	if err != nil {
+		return number
+	}
+	name, ok := names[int32(n)]
+	if !ok {
+		return number
+	}
+	return strings.ToLower(strings.TrimPrefix(name, prefix))
+}

@@ -1,0 +1,167 @@
+// Package timers runs triage's deadline timers: it fires due timers in
+// batches and sleeps until the next one is due (or Interval, whichever is
+// sooner, so timers armed by other replicas are seen). Timers live in
+// Postgres, so they survive restarts; several replicas run this loop at
+// once and share the due timers without firing any twice (the engine
+// claims them with FOR UPDATE SKIP LOCKED).
+package timers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
+)
+
+// Firer fires due timers; *engine.Engine satisfies it.
+type Firer interface {
+	FireDue(ctx context.Context, limit int) (engine.Fired, error)
+	NextDue(ctx context.Context) (time.Time, bool, error)
+}
+
+// Config tunes a Loop.
+type Config struct {
+	// Batch is the most timers fired per transaction; default 500.
+	Batch int
+	// Interval is the longest sleep between looks at the timers table;
+	// default 250ms.
+	Interval time.Duration
+	// RetryDelay is the wait after a failed pass; default 1s.
+	RetryDelay time.Duration
+	// OnFired, when set, is called with each fired timer's lateness (fire
+	// commit minus due time, on the loop's clock); benchmarks use it.
+	OnFired func(lag time.Duration)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Batch <= 0 {
+		c.Batch = 500
+	}
+	if c.Interval <= 0 {
+		c.Interval = 250 * time.Millisecond
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = time.Second
+	}
+	return c
+}
+
+// Loop fires timers until its context ends.
+type Loop struct {
+	firer  Firer
+	cfg    Config
+	now    func() time.Time
+	logger *slog.Logger
+
+	lag      prometheus.Histogram
+	fired    prometheus.Counter
+	failures prometheus.Counter
+}
+
+// New returns a loop; its metrics register on reg.
+func New(f Firer, cfg Config, now func() time.Time, logger *slog.Logger, reg prometheus.Registerer) (*Loop, error) {
+	if f == nil {
+		return nil, errors.New("timers: firer is required")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Loop{firer: f, cfg: cfg.withDefaults(), now: now, logger: logger}
+	var err error
+	if l.lag, err = register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "sidekick_triage_timer_lag_seconds",
+		Help:    "Lateness of fired deadline timers: when the firing committed minus when the timer was due.",
+		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+	})); err != nil {
+		return nil, err
+	}
+	if l.fired, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sidekick_triage_timers_fired_total",
+		Help: "Deadline timers fired.",
+	})); err != nil {
+		return nil, err
+	}
+	if l.failures, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sidekick_triage_timer_failures_total",
+		Help: "Timer passes that failed (retried).",
+	})); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if reg == nil {
+		return c, nil
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("register timer metrics: %w", err)
+	}
+	return c, nil
+}
+
+// Pass fires due timers batch by batch until none is left (or only ones
+// other transactions hold) and returns how many fired.
+func (l *Loop) Pass(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		res, err := l.firer.FireDue(ctx, l.cfg.Batch)
+		if err != nil {
+			return total, err
+		}
+		at := l.now()
+		for _, due := range res.Due {
+			lag := max(at.Sub(due), 0)
+			l.lag.Observe(lag.Seconds())
+			if l.cfg.OnFired != nil {
+				l.cfg.OnFired(lag)
+			}
+		}
+		l.fired.Add(float64(len(res.Due)))
+		total += len(res.Due)
+		if len(res.Due)+res.Skipped < l.cfg.Batch || len(res.Due) == 0 {
+			return total, nil
+		}
+	}
+}
+
+// Run fires timers until ctx is done.
+func (l *Loop) Run(ctx context.Context) error {
+	for {
+		delay := l.cfg.Interval
+		if _, err := l.Pass(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			l.failures.Inc()
+			l.logger.Warn("deadline timers failed; retrying", "error", err, "retry_in", l.cfg.RetryDelay)
+			delay = l.cfg.RetryDelay
+		} else if next, ok, err := l.firer.NextDue(ctx); err == nil && ok {
+			if d := next.Sub(l.now()); d < delay {
+				// Due already (held by another transaction): look again soon.
+				delay = max(d, 5*time.Millisecond)
+			}
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
