@@ -241,8 +241,9 @@ func (s *Server) CreateOverride(ctx context.Context, req *rotationv1.CreateOverr
 	if err := s.known(sc, ov.Rotation, ov.Person, ov.With); err != nil {
 		return nil, err
 	}
-	if ov.ID == "" {
-		ov.ID = "ovr-" + newID()
+	generated := ov.ID == ""
+	if generated {
+		ov.ID = "new" // for the messages below; replaced once it passes
 	} else {
 		for _, prev := range sc.Config().Overrides {
 			if prev.ID != ov.ID {
@@ -256,6 +257,9 @@ func (s *Server) CreateOverride(ctx context.Context, req *rotationv1.CreateOverr
 	}
 	if err := sc.CheckOverrides(ov); err != nil {
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	if generated {
+		ov.ID = "ovr-" + newID()
 	}
 	if err := s.b.AddOverrides(ctx, ov); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())

@@ -237,6 +237,10 @@ func TestCreateOverrideValidation(t *testing.T) {
 		_, err := s.CreateOverride(ctx, tc.req)
 		wantCode(t, tc.name, err, tc.want)
 	}
+	_, err := s.CreateOverride(ctx, override(replace, "bob", "carol", tue, tue.Add(time.Hour)))
+	if want := "override new: bob is not on duty in hero at 2026-03-31T08:00:00Z (alice is)"; status.Convert(err).Message() != want {
+		t.Errorf("message %q, want %q", status.Convert(err).Message(), want)
+	}
 
 	// Valid: alice hands Tuesday to bob; the id is generated.
 	resp, err := s.CreateOverride(ctx, override(replace, "alice", "bob", tue, tue.AddDate(0, 0, 1)))
