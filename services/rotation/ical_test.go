@@ -51,7 +51,9 @@ func TestICalFeeds(t *testing.T) {
 	if _, err := svc.Apply(ctx, handbookOrg(t), false, "test"); err != nil {
 		t.Fatal(err)
 	}
-	at := func(d, h int) *timestamppb.Timestamp { return timestamppb.New(time.Date(2026, 4, d, h, 0, 0, 0, london)) }
+	at := func(d, h int) *timestamppb.Timestamp {
+		return timestamppb.New(time.Date(2026, 4, d, h, 0, 0, 0, london))
+	}
 	if _, err := svc.api.SwapShifts(ctx, &rotationv1.SwapShiftsRequest{
 		Rotation: "hero", PersonA: "alice", ShiftAStart: at(1, 9), ShiftAEnd: at(2, 9),
 		PersonB: "bob", ShiftBStart: at(8, 9), ShiftBEnd: at(9, 9),
