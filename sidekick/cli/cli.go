@@ -10,19 +10,20 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sidekickhq/sidekick/platform/buildinfo"
 	"github.com/sidekickhq/sidekick/platform/config"
-	"github.com/sidekickhq/sidekick/platform/grpcx"
 )
 
 // Env is the slice of the environment the CLI reads.
 type Env struct {
-	Addr    string `env:"SIDEKICK_ADDR" envDefault:"127.0.0.1:9090"`
-	Token   string `env:"SIDEKICK_GRPC_TOKEN"`
+	Addr         string `env:"SIDEKICK_ADDR" envDefault:"127.0.0.1:9090"`
+	TriageAddr   string `env:"SIDEKICK_TRIAGE_ADDR"`
+	RotationAddr string `env:"SIDEKICK_ROTATION_ADDR"`
+	NotifierAddr string `env:"SIDEKICK_NOTIFIER_ADDR"`
+	Token        string `env:"SIDEKICK_GRPC_TOKEN"`
 	NATSURL string `env:"SIDEKICK_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 }
 
@@ -38,6 +39,7 @@ type IO struct {
 // root holds what every subcommand shares.
 type root struct {
 	io      IO
+	env     Env
 	addr    string
 	token   string
 	natsURL string
@@ -50,7 +52,7 @@ func Run(ctx context.Context, args []string, io IO) error {
 	if err := config.Load(&env, io.Environ); err != nil {
 		return err
 	}
-	r := &root{io: io}
+	r := &root{io: io, env: env}
 	cmd := &cobra.Command{
 		Use:   "sidekick",
 		Short: "Sidekick routes customer support to the engineer on duty",
@@ -94,9 +96,16 @@ SIDEKICK_GRPC_TOKEN, or to NATS (--nats, SIDEKICK_NATS_URL).`,
 	return cmd.ExecuteContext(ctx)
 }
 
-// dial connects to the configured gRPC address.
-func (r *root) dial() (*grpc.ClientConn, error) {
-	return grpcx.Dial(r.addr, grpcx.DialOptions{Token: r.token})
+// dial returns a connection that sends each call to the address of the
+// service serving it (see router). Connections open on first use.
+func (r *root) dial() (*router, error) {
+	rt := &router{token: r.token, fallback: r.addr, addrs: map[string]string{}}
+	if r.addr == r.env.Addr { // --addr not given on the command line
+		rt.addrs["sidekick.triage.v1"] = r.env.TriageAddr
+		rt.addrs["sidekick.rotation.v1"] = r.env.RotationAddr
+		rt.addrs["sidekick.notify.v1"] = r.env.NotifierAddr
+	}
+	return rt, nil
 }
 
 // call bounds one RPC.

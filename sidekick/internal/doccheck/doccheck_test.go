@@ -48,7 +48,7 @@ func TestEveryVariableIsDocumented(t *testing.T) {
 		t.Fatalf("found only %d variables: is the walk broken?", len(used))
 	}
 	var docs strings.Builder
-	for _, name := range []string{"configuration.md", "slack.md", "email.md", "github.md", "sentry.md", "triage.md", "rotation.md", "escalation.md", "operations.md"} {
+	for _, name := range []string{"configuration.md", "slack.md", "email.md", "github.md", "sentry.md", "triage.md", "rotation.md", "escalation.md", "operations.md", "cli.md", "console.md"} {
 		b, err := os.ReadFile(filepath.Join(root, "docs", name))
 		if err == nil {
 			docs.Write(b)

@@ -263,10 +263,10 @@ func (c *client) redeliver(ctx context.Context, id int64) error {
 		return err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
-		return apiError(resp)
+		return apiError(resp) // reads GitHub's message from the body
 	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return nil
 }
 

@@ -150,7 +150,7 @@ func TestRedeliverOrgHookDryRunAndRefusals(t *testing.T) {
 	opts.DryRun = false
 	out.Reset()
 	res, err = Redeliver(context.Background(), opts, &out)
-	if err == nil || !strings.Contains(err.Error(), "guid-d") || !strings.Contains(err.Error(), "422") {
+	if err == nil || !strings.Contains(err.Error(), "guid-d") || !strings.Contains(err.Error(), "422") || !strings.Contains(err.Error(), "Validation Failed") {
 		t.Fatalf("want an error naming the refused delivery, got %v", err)
 	}
 	if res.Redelivered != 4 || res.Errors != 1 {
