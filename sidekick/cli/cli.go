@@ -24,7 +24,7 @@ type Env struct {
 	RotationAddr string `env:"SIDEKICK_ROTATION_ADDR"`
 	NotifierAddr string `env:"SIDEKICK_NOTIFIER_ADDR"`
 	Token        string `env:"SIDEKICK_GRPC_TOKEN"`
-	NATSURL string `env:"SIDEKICK_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	NATSURL      string `env:"SIDEKICK_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 }
 
 // IO carries the streams and the environment, so commands never read the
