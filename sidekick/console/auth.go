@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 	"unicode"
@@ -26,6 +27,8 @@ const (
 	// DevActor is the name recorded for actions in dev mode before anyone
 	// signs in with a name.
 	DevActor = "dev"
+	// bounceCookie marks a cross-site page load already reloaded once.
+	bounceCookie = "sidekick_console_bounce"
 	// maxNameLen bounds the name typed at sign-in, in characters.
 	maxNameLen = 64
 	// maxFormBytes bounds a posted form.
@@ -228,9 +231,18 @@ func (s *Service) unauthenticated(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	target := r.URL.RequestURI()
-	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
-		s.render(w, r, http.StatusOK, "bounce", nil, target)
-		return
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		// A short-lived Lax cookie marks the bounce: a browser that still
+		// calls the reload cross-site carries it and goes to sign-in
+		// instead of bouncing forever.
+		if _, err := r.Cookie(bounceCookie); err != nil {
+			http.SetCookie(w, &http.Cookie{
+				Name: bounceCookie, Value: "1", Path: BasePath, MaxAge: 60,
+				HttpOnly: true, Secure: isHTTPS(r), SameSite: http.SameSiteLaxMode,
+			})
+			s.render(w, r, http.StatusOK, "bounce", nil, target)
+			return
+		}
 	}
 	http.Redirect(w, r, BasePath+"/signin?next="+url.QueryEscape(target), http.StatusSeeOther)
 }
@@ -261,10 +273,18 @@ func (s *Service) checkPost(w http.ResponseWriter, r *http.Request, v *visitor) 
 // safeNext keeps redirects after sign-in inside the console.
 func safeNext(next string) string {
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil ||
-		!strings.HasPrefix(u.Path, BasePath+"/") || strings.HasPrefix(next, "//") || strings.Contains(next, `\`) {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		strings.HasPrefix(next, "//") || strings.Contains(next, `\`) {
 		return BasePath + "/"
 	}
+	clean := path.Clean(u.Path)
+	if strings.HasSuffix(u.Path, "/") && clean != "/" {
+		clean += "/"
+	}
+	if !strings.HasPrefix(clean, BasePath+"/") {
+		return BasePath + "/"
+	}
+	u.Path, u.RawPath = clean, ""
 	return u.RequestURI()
 }
 

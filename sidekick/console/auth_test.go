@@ -81,6 +81,12 @@ func TestShareLinkFromAnotherSite(t *testing.T) {
 	if r.code != http.StatusSeeOther || !strings.HasPrefix(r.header.Get("Location"), "/console/signin?next=") {
 		t.Fatalf("same-origin reload: %d %q", r.code, r.header.Get("Location"))
 	}
+	// A browser that calls the reload cross-site again carries the bounce
+	// mark and is sent to sign-in: never a reload loop.
+	r = h.get("/console/conversations/c-42?x=1", "Sec-Fetch-Site", "cross-site")
+	if r.code != http.StatusSeeOther || !strings.HasPrefix(r.header.Get("Location"), "/console/signin?next=") {
+		t.Fatalf("second cross-site load: %d %q", r.code, r.header.Get("Location"))
+	}
 }
 
 func TestSignIn(t *testing.T) {
@@ -113,6 +119,8 @@ func TestSignIn(t *testing.T) {
 		"//evil.example/console/":            "/console/",
 		"/elsewhere":                         "/console/",
 		`/console/\evil`:                     "/console/",
+		"/console/../elsewhere":              "/console/",
+		"/console/conversations/../oncall":   "/console/oncall",
 	} {
 		r = h.post("/console/signin", url.Values{"name": {"Alice"}, "token": {testToken}, "next": {next}})
 		if r.code != http.StatusSeeOther || r.header.Get("Location") != want {

@@ -2,6 +2,9 @@ package console_test
 
 import (
 	"context"
+	"fmt"
+	"html"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -18,10 +21,15 @@ import (
 )
 
 // findBrowser returns a Chromium or Chrome binary: SIDEKICK_CHROMIUM, or
-// the first on PATH.
-func findBrowser() string {
+// the first on PATH; "" when there is none. A SIDEKICK_CHROMIUM that is
+// not an executable fails the test: it was asked for explicitly.
+func findBrowser(t *testing.T) string {
 	if p := os.Getenv("SIDEKICK_CHROMIUM"); p != "" {
-		return p
+		abs, err := exec.LookPath(p)
+		if err != nil {
+			t.Fatalf("SIDEKICK_CHROMIUM=%s: %v", p, err)
+		}
+		return abs
 	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -68,7 +76,7 @@ func TestBrowserSignInAndNote(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a headless browser")
 	}
-	browser := findBrowser()
+	browser := findBrowser(t)
 	if browser == "" {
 		t.Skip("no Chromium found: run scripts/ensure-chromium.sh (installs Debian's chromium as root) or set SIDEKICK_CHROMIUM to a Chrome/Chromium binary")
 	}
@@ -129,6 +137,25 @@ func TestBrowserSignInAndNote(t *testing.T) {
 	flash := read("flash", chromedp.Text(css("p.flash")))
 	notes := read("notes", chromedp.Text(css("#notes")))
 	audit := read("audit", chromedp.Text(css("#audit")))
+
+	// The share link clicked on another site (as from Slack): the browser
+	// withholds the SameSite=Strict cookie on that navigation, and the
+	// console's same-origin reload brings the signed-in person to the
+	// conversation, not to sign-in. localhost and 127.0.0.1 are different
+	// sites to the browser.
+	share := h.srv.URL + "/console/conversations/c-42"
+	elsewhere := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>chat</title><a id="share" href="%s">%s</a>`, html.EscapeString(share), html.EscapeString(share))
+	}))
+	chatURL := strings.Replace(elsewhere.URL, "127.0.0.1", "localhost", 1) + "/chat"
+	step("click the share link on another site",
+		chromedp.Navigate(chatURL),
+		chromedp.WaitVisible(css("#share")),
+		chromedp.Click(css("#share")),
+		chromedp.WaitVisible(css("#note-form, #signin")),
+	)
+	afterShare := read("location", chromedp.Location())
 	if !strings.Contains(signinURL, "/console/signin?next=") {
 		t.Errorf("the share link did not lead to sign-in: %s", signinURL)
 	}
@@ -143,6 +170,9 @@ func TestBrowserSignInAndNote(t *testing.T) {
 	}
 	if !strings.Contains(audit, "Alice Hero") {
 		t.Errorf("audit trail lacks the note:\n%s", audit)
+	}
+	if afterShare != share {
+		t.Errorf("the share link from another site landed on %s, want %s", afterShare, share)
 	}
 	got := callsOf[*triagev1.AddNoteRequest](h.triage)
 	if len(got) != 1 || got[0].GetActor() != "Alice Hero" || !got[0].GetHandoff() {
