@@ -3,14 +3,17 @@ package rotation
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
 	"github.com/sidekickhq/sidekick/platform/logging"
@@ -146,5 +149,33 @@ func swapRequest(thu time.Time) *rotationv1.SwapShiftsRequest {
 		Rotation: "hero",
 		PersonA:  "bob", ShiftAStart: timestamppb.New(thu), ShiftAEnd: timestamppb.New(thu.Add(24 * time.Hour)),
 		PersonB: "alice", ShiftBStart: timestamppb.New(aliceDay), ShiftBEnd: timestamppb.New(aliceDay.Add(24 * time.Hour)),
+	}
+}
+
+func TestFromKit(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	_, js := bustest.StartJetStream(t)
+	ctx := context.Background()
+	if err := pg.Migrate(ctx, url, Schema, Migrations(), logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pg.Connect(ctx, url, Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	kit := func(environ ...string) *app.Kit {
+		return &app.Kit{Name: "rotation", Environ: environ, Logger: logging.Discard(), Registry: prometheus.NewRegistry(), JS: js, Pool: pool}
+	}
+	if _, err := FromKit(ctx, kit("SIDEKICK_ROTATION_RELOAD_INTERVAL=soon")); err == nil || !strings.Contains(err.Error(), "soon") {
+		t.Errorf("a bad variable: %v", err)
+	}
+	svc, err := FromKit(ctx, kit("SIDEKICK_ORG_CONFIG=testdata/org.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := svc.(*Service)
+	if s.Schedule() == nil || len(s.Schedule().People()) != 6 || s.emitter == nil {
+		t.Fatalf("FromKit did not apply the organisation file or wire the events")
 	}
 }

@@ -153,7 +153,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
 	}
-	return New(ctx, cfg, Deps{Logger: k.Logger, Pool: k.Pool, Registry: k.Registry, Publisher: bus.NewPublisher(k.JS, "sidekick/rotation")})
+	return New(ctx, cfg, Deps{Logger: k.Logger, Pool: k.Pool, Registry: k.Registry, Publisher: bus.NewPublisher(k.JS, "sidekick/rotation", bus.WithRegisterer(k.Registry))})
 }
 
 // Schedule returns the compiled schedule in force, nil before any
