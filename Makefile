@@ -22,6 +22,7 @@ run: ensure-postgres ## Run the whole system in one process (sidekick dev)
 	@trap '' INT; $(BIN)/sidekick dev
 
 test: ensure-postgres ## Every module's tests (unit, integration with embedded NATS and Postgres, end-to-end)
+	@scripts/ensure-chromium.sh
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 test-short: ## Fast unit tests only

@@ -103,6 +103,9 @@ type Spec struct {
 	Migrations fs.FS
 	// GRPC starts the gRPC server.
 	GRPC bool
+	// NoBus skips NATS for a service that neither publishes nor consumes
+	// (the console): no connection, no readiness check on it.
+	NoBus bool
 	// Config, when set, points at the service's own Config type. Main loads
 	// it before connecting to anything, so a missing required variable fails
 	// at once with its name.
@@ -180,15 +183,21 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 	}
 	defer reporter.Flush(2 * time.Second)
 
-	nc, js, err := bus.Connect(ctx, common.NATSURL, spec.Name, logger)
-	if err != nil {
-		return err
+	health := httpx.NewHealth(0)
+	var (
+		nc *nats.Conn
+		js jetstream.JetStream
+	)
+	if !spec.NoBus {
+		if nc, js, err = bus.Connect(ctx, common.NATSURL, spec.Name, logger); err != nil {
+			return err
+		}
+		defer nc.Close()
+		if err := bus.Provision(ctx, js, bus.StreamsConfig{Replicas: common.StreamReplicas}); err != nil {
+			return err
+		}
+		health.Add(NATSCheck(nc))
 	}
-	defer nc.Close()
-	if err := bus.Provision(ctx, js, bus.StreamsConfig{Replicas: common.StreamReplicas}); err != nil {
-		return err
-	}
-	health := httpx.NewHealth(0, NATSCheck(nc))
 
 	var pool *pgxpool.Pool
 	if spec.Schema != "" {

@@ -341,6 +341,7 @@ func Banner(w io.Writer, s *Stack) {
 	fmt.Fprintf(w, "Sidekick dev stack is running.\n\n")
 	fmt.Fprintf(w, "  HTTP (webhooks, /healthz, /readyz, /metrics)  http://%s\n", s.HTTPAddr)
 	fmt.Fprintf(w, "  gRPC (every service, reflection on)          %s\n", s.GRPCAddr)
+	fmt.Fprintf(w, "  Console                                       http://%s/console/\n", s.HTTPAddr)
 	fmt.Fprintf(w, "  SMTP (ingest-email)                           %s\n", s.SMTPAddr)
 	fmt.Fprintf(w, "  NATS JetStream                                %s\n", s.NATSURL)
 	fmt.Fprintf(w, "  PostgreSQL                                    %s\n", redactURL(s.DatabaseURL))
