@@ -55,6 +55,7 @@ func TestSlackWithSlackGo(t *testing.T) {
 		slack.MsgOptionText("ping: new conversation", false),
 		slack.MsgOptionBlocks(
 			slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*New conversation*", false, false), nil, nil),
+			slack.NewContextBlock("links", slack.NewTextBlockObject(slack.MarkdownType, "<https://example.com|Sidekick>", false, false)),
 			slack.NewActionBlock("sidekick_actions", button),
 		))
 	if err != nil || channel != fakes.DMChannel("U0BOB") || ts == "" {

@@ -68,16 +68,9 @@ type SlackButton struct {
 // Buttons returns the buttons of the message's actions blocks, in order.
 func (m SlackMessage) Buttons() []SlackButton {
 	var blocks []struct {
-		Type     string `json:"type"`
-		BlockID  string `json:"block_id"`
-		Elements []struct {
-			Type     string `json:"type"`
-			ActionID string `json:"action_id"`
-			Value    string `json:"value"`
-			Text     struct {
-				Text string `json:"text"`
-			} `json:"text"`
-		} `json:"elements"`
+		Type     string            `json:"type"`
+		BlockID  string            `json:"block_id"`
+		Elements []json.RawMessage `json:"elements"`
 	}
 	if err := json.Unmarshal(m.Blocks, &blocks); err != nil {
 		return nil
@@ -87,8 +80,16 @@ func (m SlackMessage) Buttons() []SlackButton {
 		if b.Type != "actions" {
 			continue
 		}
-		for _, e := range b.Elements {
-			if e.Type == "button" {
+		for _, raw := range b.Elements {
+			var e struct {
+				Type     string `json:"type"`
+				ActionID string `json:"action_id"`
+				Value    string `json:"value"`
+				Text     struct {
+					Text string `json:"text"`
+				} `json:"text"`
+			}
+			if json.Unmarshal(raw, &e) == nil && e.Type == "button" {
 				out = append(out, SlackButton{ActionID: e.ActionID, Value: e.Value, Text: e.Text.Text, BlockID: b.BlockID})
 			}
 		}
