@@ -10,6 +10,7 @@ package rotation
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -271,10 +272,14 @@ func (s *Service) Apply(ctx context.Context, yaml []byte, dryRun bool, by string
 	return changes, s.reload(ctx)
 }
 
-// AddOverrides stores overrides (one, or the two sides of a swap) after
-// checking they compile, and recompiles.
+// AddOverrides stores overrides (one, or the two sides of a swap; the API
+// has checked them against the schedule) in one transaction and
+// recompiles. An id stored with different content is refused with an
+// error wrapping grpcapi.ErrOverrideExists.
 func (s *Service) AddOverrides(ctx context.Context, os ...schedule.Override) error {
-	if err := s.store.AddOverrides(ctx, s.deps.Now(), os...); err != nil {
+	if err := s.store.AddOverrides(ctx, s.deps.Now(), os...); errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("%w: %w", grpcapi.ErrOverrideExists, err)
+	} else if err != nil {
 		return err
 	}
 	return s.reload(ctx)

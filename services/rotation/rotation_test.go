@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/grpcx"
 	"github.com/sidekickhq/sidekick/platform/logging"
@@ -181,5 +182,45 @@ func TestOrgConfigAppliedAtStart(t *testing.T) {
 	}
 	if versions != 1 {
 		t.Fatalf("applying the same file twice stored %d versions", versions)
+	}
+}
+
+// TestOverrideIDsAcrossReplicas: a client-chosen override id means one
+// override everywhere, even on a replica that has not reloaded since
+// another stored it.
+func TestOverrideIDsAcrossReplicas(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	london, _ := time.LoadLocation("Europe/London")
+	now := func() time.Time { return time.Date(2026, 3, 23, 10, 0, 0, 0, london) }
+	a := newService(t, url, now)
+	if _, err := a.Apply(ctx, handbookOrg(t), false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	b := newService(t, url, now)
+	ca, cb := serve(t, a), serve(t, b)
+	thu := time.Date(2026, 4, 2, 9, 0, 0, 0, london)
+	req := func(with string) *rotationv1.CreateOverrideRequest {
+		return &rotationv1.CreateOverrideRequest{Override: &rotationv1.Override{
+			Id: "launch-day", RotationId: "hero", Kind: rotationv1.OverrideKind_OVERRIDE_KIND_ADD, WithPersonId: with,
+			Start: timestamppb.New(thu), End: timestamppb.New(thu.Add(4 * time.Hour)),
+		}}
+	}
+	if _, err := ca.CreateOverride(ctx, req("gus")); err != nil {
+		t.Fatal(err)
+	}
+	// b has not reloaded: its schedule does not show launch-day yet.
+	if _, err := cb.CreateOverride(ctx, req("gus")); err != nil {
+		t.Errorf("the same override again through b: %v", err)
+	}
+	if _, err := cb.CreateOverride(ctx, req("dmitri")); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("another override with the same id through b: %v, want AlreadyExists", err)
+	}
+	if _, err := ca.CreateOverride(ctx, req("dmitri")); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("another override with the same id through a: %v, want AlreadyExists", err)
+	}
+	var with string
+	if err := a.deps.Pool.QueryRow(ctx, `SELECT with_person FROM overrides WHERE id = 'launch-day'`).Scan(&with); err != nil || with != "gus" {
+		t.Errorf("stored launch-day adds %q (%v), want gus", with, err)
 	}
 }

@@ -38,6 +38,11 @@ import (
 // other Backend error becomes Internal.
 var ErrInvalidConfig = errors.New("invalid configuration")
 
+// ErrOverrideExists marks Backend.AddOverrides errors for an override id a
+// different override already has (found in storage by a replica whose
+// schedule did not show it yet); they become AlreadyExists.
+var ErrOverrideExists = errors.New("override exists")
+
 // Backend is what the API needs from the service.
 type Backend interface {
 	Schedule() *schedule.Schedule
@@ -261,7 +266,10 @@ func (s *Server) CreateOverride(ctx context.Context, req *rotationv1.CreateOverr
 	if generated {
 		ov.ID = "ovr-" + newID()
 	}
-	if err := s.b.AddOverrides(ctx, ov); err != nil {
+	switch err := s.b.AddOverrides(ctx, ov); {
+	case errors.Is(err, ErrOverrideExists):
+		return nil, status.Errorf(codes.AlreadyExists, "override %s already exists and says something else", ov.ID)
+	case err != nil:
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return &rotationv1.CreateOverrideResponse{Override: overrideProto(ov)}, nil

@@ -141,9 +141,14 @@ func MarkAnnounced(ctx context.Context, tx pgx.Tx, ids []string) error {
 	return nil
 }
 
+// ErrConflict means an override id is already stored for a different
+// override.
+var ErrConflict = errors.New("override id already used by a different override")
+
 // AddOverrides inserts overrides in one transaction, recorded as created
-// at createdAt; an id that already exists is left as it is (idempotent
-// retries).
+// at createdAt. An id already stored with the same content is left as it
+// is (an idempotent retry); with different content nothing is stored and
+// the error wraps ErrConflict.
 func (s *Store) AddOverrides(ctx context.Context, createdAt time.Time, os ...schedule.Override) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -151,11 +156,25 @@ func (s *Store) AddOverrides(ctx context.Context, createdAt time.Time, os ...sch
 	}
 	defer tx.Rollback(ctx)
 	for _, o := range os {
-		_, err := tx.Exec(ctx, `INSERT INTO overrides (id, rotation_id, kind, person_id, with_person, starts_at, ends_at, swap_id, note, created_at)
+		tag, err := tx.Exec(ctx, `INSERT INTO overrides (id, rotation_id, kind, person_id, with_person, starts_at, ends_at, swap_id, note, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
 			o.ID, o.Rotation, o.Kind.String(), o.Person, o.With, o.Start, o.End, o.SwapID, o.Note, createdAt)
 		if err != nil {
 			return fmt.Errorf("insert override %s: %w", o.ID, err)
+		}
+		if tag.RowsAffected() == 1 {
+			continue
+		}
+		var same bool
+		err = tx.QueryRow(ctx, `SELECT rotation_id = $2 AND kind = $3 AND person_id = $4 AND with_person = $5
+				AND starts_at = $6 AND ends_at = $7 AND swap_id = $8 AND note = $9
+			FROM overrides WHERE id = $1`,
+			o.ID, o.Rotation, o.Kind.String(), o.Person, o.With, o.Start, o.End, o.SwapID, o.Note).Scan(&same)
+		if err != nil {
+			return fmt.Errorf("compare override %s: %w", o.ID, err)
+		}
+		if !same {
+			return fmt.Errorf("%w: %s", ErrConflict, o.ID)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
