@@ -35,6 +35,13 @@ func (s *Service) handleRotation(ctx context.Context, msg jetstream.Msg) error {
 		if ev.GetStart() != nil {
 			h.ShiftStart = ev.GetStart().AsTime()
 		}
+		done, err := s.engine.HandedOff(ctx, h.RotationID, h.At)
+		if err != nil {
+			return bus.AtLocation("handoff", err)
+		}
+		if done {
+			return nil // a redelivery, or shift_started came first
+		}
 		h.To = s.nextHero(ctx, ev.GetRotationId(), h.At)
 		return s.handoff(ctx, h)
 	case supportv1.RotationEventType_ROTATION_EVENT_TYPE_SHIFT_STARTED:

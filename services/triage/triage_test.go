@@ -48,6 +48,7 @@ func testConfig() Config {
 		ConsoleURL: "https://sidekick.example.com/console", PriorityRevenueCents: 200000, Concurrency: 1,
 		RelayInterval: 50 * time.Millisecond, RelayBatch: 100,
 		ConsumerBackoff: []time.Duration{20 * time.Millisecond}, ConsumerMaxDeliver: 5,
+		TimerInterval: 10 * time.Millisecond, TimerBatch: 500, BusinessTeam: "business", HandoffMaxOpen: 200,
 	}
 }
 
@@ -84,6 +85,14 @@ func (h *harness) startConfig(t testing.TB, cfg Config, deps Deps) (*Service, fu
 // serve exposes s over gRPC on a loopback listener and returns clients.
 func serve(t *testing.T, s *Service) (triagev1.ConversationServiceClient, triagev1.CustomerServiceClient) {
 	t.Helper()
+	cc := serveConn(t, s)
+	return triagev1.NewConversationServiceClient(cc), triagev1.NewCustomerServiceClient(cc)
+}
+
+// serveConn exposes s over gRPC on a loopback listener and returns a
+// connection to it.
+func serveConn(t *testing.T, s *Service) *grpc.ClientConn {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +106,7 @@ func serve(t *testing.T, s *Service) (triagev1.ConversationServiceClient, triage
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	return triagev1.NewConversationServiceClient(cc), triagev1.NewCustomerServiceClient(cc)
+	return cc
 }
 
 // settled waits until every inbound message is handled and every event

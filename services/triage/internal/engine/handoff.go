@@ -100,6 +100,11 @@ func (e *Engine) Handoff(ctx context.Context, h Handoff) (bool, error) {
 	return fresh, nil
 }
 
+// HandedOff reports whether the handoff of rotation at was summarised.
+func (e *Engine) HandedOff(ctx context.Context, rotationID string, at time.Time) (bool, error) {
+	return store.HandoffRecorded(ctx, e.pool, rotationID, at)
+}
+
 func orNobody(s string) string {
 	if s == "" {
 		return "nobody"

@@ -1,0 +1,135 @@
+package triage
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/coverage"
+	"github.com/sidekickhq/sidekick/services/triage/internal/triagetest"
+)
+
+// TestSummaryOnAKnownDataSet builds conversations with known first
+// response times through the service (wall-clock coverage, fake clock)
+// and checks every figure of ReportService.Summary.
+func TestSummaryOnAKnownDataSet(t *testing.T) {
+	h := newHarness(t)
+	h.deps.Coverage = coverage.Always{}
+	s, _ := h.start(t, h.deps)
+	cc := serveConn(t, s)
+	convs, customers := triagev1.NewConversationServiceClient(cc), triagev1.NewCustomerServiceClient(cc)
+	reports := triagev1.NewReportServiceClient(cc)
+	ctx := context.Background()
+	if _, err := customers.UpsertCustomers(ctx, &triagev1.UpsertCustomersRequest{Customers: []*triagev1.Customer{
+		{Id: "bigco", Name: "BigCo", Plan: "enterprise", SlackUserIds: []string{"U0BIG"}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+
+	n := 0
+	// answered opens a conversation at start, answers it after wait and
+	// confirms its category.
+	answered := func(author string, start time.Time, wait time.Duration, category string) {
+		t.Helper()
+		n++
+		th := triagetest.Slack(fmt.Sprint("report-", n))
+		h.clock.Set(start)
+		h.send(t, at(h.clock, th.Customer(author, "A question about our project")))
+		h.clock.Set(start.Add(wait))
+		h.send(t, at(h.clock, th.Staff("U0HERO", "Here is the answer")))
+		if _, err := convs.Tag(ctx, &triagev1.TagRequest{Id: byThread(t, convs, th.ThreadKey).GetId(), Categories: []string{category}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day := utc("2026-03-02 00:00")
+	answered("U0C1", day.Add(9*time.Hour), 5*time.Minute, "performance")
+	answered("U0C2", day.Add(10*time.Hour), 10*time.Minute, "performance")
+	answered("U0C3", day.Add(11*time.Hour), 30*time.Minute, "billing")
+	answered("U0C4", day.Add(12*time.Hour), 2*time.Hour, "performance")
+	answered("U0BIG", day.Add(15*time.Hour), time.Minute, "api")
+	answered("U0BIG", day.Add(16*time.Hour), 20*time.Minute, "performance")
+	// Spam by email, closed at once.
+	spam := email("spam-1@seo.example").Customer("seller@seo.example", "Dear Sir, we offer a guest post with backlinks. Click here.")
+	spam.Attributes = map[string]string{"auth_failed": "true"}
+	h.clock.Set(day.Add(17 * time.Hour))
+	h.send(t, at(h.clock, spam))
+	// Never answered: breached after eight working hours.
+	h.clock.Set(day.Add(18 * time.Hour))
+	silent := triagetest.Slack("silent")
+	h.send(t, at(h.clock, silent.Customer("U0C5", "Hello? Anyone?")))
+	if _, err := convs.Tag(ctx, &triagev1.TagRequest{Id: byThread(t, convs, silent.ThreadKey).GetId(), Categories: []string{"api"}}); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Set(day.Add(27 * time.Hour))
+	triagetest.Eventually(t, "the unanswered conversation breached", func() bool {
+		return triagetest.Count(t, h.pool, `SELECT count(*) FROM conversations WHERE deadline_level = 4 AND first_response_at IS NULL`) == 1
+	})
+	// Outside the range.
+	h.clock.Set(day.Add(60 * time.Hour))
+	h.send(t, at(h.clock, triagetest.Slack("later").Customer("U0C6", "Later question")))
+	h.clock.Advance(time.Minute)
+
+	resp, err := reports.Summary(ctx, &triagev1.SummaryRequest{From: timestamppb.New(day), To: timestamppb.New(day.Add(48 * time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("summary: %s", protojson.Format(resp))
+	counts := func(cs []*triagev1.Count) string {
+		out := ""
+		for _, c := range cs {
+			out += fmt.Sprintf("%s=%d ", c.GetKey(), c.GetCount())
+		}
+		return out
+	}
+	if got, want := counts(resp.GetByCategory()), "performance=4 api=2 billing=1 spam=1 "; got != want {
+		t.Errorf("by category %q, want %q", got, want)
+	}
+	if got, want := counts(resp.GetByTier()), "priority=2 community=6 "; got != want {
+		t.Errorf("by tier %q, want %q", got, want)
+	}
+	if got, want := counts(resp.GetByChannel()), "slack=7 email=1 "; got != want {
+		t.Errorf("by channel %q, want %q", got, want)
+	}
+	type stats struct {
+		conversations, responded             int64
+		mean, median, p90, great, okay, late float64
+	}
+	want := map[supportv1.Tier]stats{
+		// 60s and 1200s.
+		supportv1.Tier_TIER_PRIORITY:   {2, 2, 630, 630, 60 + 0.9*1140, 0.5, 0.5, 0},
+		supportv1.Tier_TIER_SUBSCRIBER: {},
+		// 300, 600, 1800 and 7200s answered; one breached unanswered; spam
+		// undecided. p90 interpolates between 1800 and 7200.
+		supportv1.Tier_TIER_COMMUNITY: {6, 4, 2475, 1200, 1800 + 0.7*5400, 0.4, 0.2, 0.2},
+	}
+	if len(resp.GetResponse()) != 3 {
+		t.Fatalf("response stats for %d tiers, want 3", len(resp.GetResponse()))
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+	for _, r := range resp.GetResponse() {
+		w := want[r.GetTier()]
+		if r.GetConversations() != w.conversations || r.GetResponded() != w.responded ||
+			!near(r.GetMeanSeconds(), w.mean) || !near(r.GetMedianSeconds(), w.median) || !near(r.GetP90Seconds(), w.p90) ||
+			!near(r.GetGreatShare(), w.great) || !near(r.GetOkayShare(), w.okay) || !near(r.GetLateShare(), w.late) {
+			t.Errorf("%s: got %v, want %+v", r.GetTier(), r, w)
+		}
+	}
+
+	if _, err := reports.Summary(ctx, &triagev1.SummaryRequest{From: timestamppb.New(day), To: timestamppb.New(day)}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("empty range: %v", err)
+	}
+	// The default range is the seven days before now.
+	def, err := reports.Summary(ctx, &triagev1.SummaryRequest{})
+	if err != nil || counts(def.GetByTier()) != "priority=2 community=7 " {
+		t.Fatalf("default range: %v %v", def, err)
+	}
+}
