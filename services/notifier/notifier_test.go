@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
@@ -119,11 +120,28 @@ func opened(eventID, conversationID string, at time.Time) *supportv1.Conversatio
 	}
 }
 
-func (h *harness) publish(t *testing.T, subject, msgID string, ev *supportv1.ConversationEvent) {
+func (h *harness) publish(t *testing.T, subject, msgID string, ev proto.Message) uint64 {
 	t.Helper()
-	if _, err := h.pub.Publish(context.Background(), bus.Event{Subject: subject, ID: msgID, Message: ev}); err != nil {
+	ack, err := h.pub.Publish(context.Background(), bus.Event{Subject: subject, ID: msgID, Message: ev})
+	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}
+	return ack.Sequence
+}
+
+// handled publishes ev and waits until the notifier handled it and
+// everything before it on its stream.
+func (h *harness) handled(t *testing.T, subject, msgID string, ev proto.Message) {
+	t.Helper()
+	seq := h.publish(t, subject, msgID, ev)
+	stream, durable := bus.StreamConversations, DurableConversations
+	switch {
+	case strings.HasPrefix(subject, "support.action."):
+		stream, durable = bus.StreamActions, DurableActions
+	case strings.HasPrefix(subject, "support.rotation."):
+		stream, durable = bus.StreamRotation, DurableRotation
+	}
+	notifiertest.AckedThrough(t, h.js, stream, durable, seq)
 }
 
 func pings(console string) int { return strings.Count(console, "[notify] ping") }
@@ -155,8 +173,7 @@ func TestOpenedNotifiesHeroOnceAndRedeliveryChangesNothing(t *testing.T) {
 
 	// The same event published again under another Nats-Msg-Id (past the
 	// duplicate window), and the very same message handled a second time.
-	h.publish(t, bus.ConversationSubject("opened"), "ev-1-republished", ev)
-	notifiertest.Drained(t, h.js, bus.StreamConversations, DurableConversations)
+	h.handled(t, bus.ConversationSubject("opened"), "ev-1-republished", ev)
 	stream, err := h.js.Stream(context.Background(), bus.StreamConversations)
 	if err != nil {
 		t.Fatal(err)
@@ -372,8 +389,7 @@ func TestAnsweredConversationCancelsPendingDeliveries(t *testing.T) {
 		Id: "ev-4", Type: supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_RESPONDED, Actor: "bob",
 		OccurredAt: timestamppb.New(h.clock.Now().Add(time.Second)), Conversation: &supportv1.Conversation{Id: "conv-3"},
 	}
-	h.publish(t, bus.ConversationSubject("responded"), "ev-4", responded)
-	notifiertest.Drained(t, h.js, bus.StreamConversations, DurableConversations)
+	h.handled(t, bus.ConversationSubject("responded"), "ev-4", responded)
 
 	var status, reason string
 	if err := h.pool.QueryRow(context.Background(), `SELECT status, last_error FROM deliveries`).Scan(&status, &reason); err != nil {
@@ -385,8 +401,7 @@ func TestAnsweredConversationCancelsPendingDeliveries(t *testing.T) {
 
 	// A late duplicate of the opening, handled after the answer, notifies
 	// nobody; and once the retry is due there is nothing to send.
-	h.publish(t, bus.ConversationSubject("opened"), "ev-3-late", opened("ev-3-late", "conv-3", h.clock.Now()))
-	notifiertest.Drained(t, h.js, bus.StreamConversations, DurableConversations)
+	h.handled(t, bus.ConversationSubject("opened"), "ev-3-late", opened("ev-3-late", "conv-3", h.clock.Now()))
 	h.clock.Advance(time.Minute)
 	attempted, err := s.engine.Sweep(context.Background())
 	if err != nil || attempted != 0 {

@@ -535,8 +535,9 @@ func (e *Engine) send(ctx context.Context, j store.Job) {
 	now := e.now()
 	if err == nil {
 		ev, evErr := e.deliveryEvent(d, n, supportv1.DeliveryStatus_DELIVERY_STATUS_DELIVERED, "", now)
+		since := ""
 		if evErr == nil {
-			evErr = e.store.MarkDelivered(ctx, d.ID, d.Attempts, receipt.Ref, now, ev)
+			since, evErr = e.store.MarkDelivered(ctx, d.ID, d.Attempts, receipt.Ref, now, ev)
 		}
 		if evErr != nil {
 			logger.Error("sent but could not record it; the lease will expire and it may be sent again", "error", evErr)
@@ -544,6 +545,11 @@ func (e *Engine) send(ctx context.Context, j store.Job) {
 		}
 		e.metrics.deliveries.WithLabelValues(d.Channel, "delivered").Inc()
 		logger.Info("delivered")
+		if since != "" {
+			// Acknowledged or answered while this message was on its way.
+			d.Receipt = receipt.Ref
+			e.updateSent(ctx, store.Acknowledged{Notification: n, Sent: []store.Delivery{d}}, since)
+		}
 		e.Kick()
 		return
 	}

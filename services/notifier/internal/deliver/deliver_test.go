@@ -262,3 +262,79 @@ func (onlySlackIDs) Send(context.Context, notify.Message) (notify.Receipt, error
 	return notify.Receipt{}, errors.New("must not be called")
 }
 func (onlySlackIDs) CanReach(r notify.Recipient) bool { return r.SlackID != "" }
+
+func TestBackoffIsExponentialAndCapped(t *testing.T) {
+	cfg := deliver.Config{RetryBase: 10 * time.Second, RetryMax: time.Minute}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, time.Minute, time.Minute}
+	for i, w := range want {
+		if got := cfg.Backoff(i + 1); got != w {
+			t.Errorf("Backoff(%d) = %s, want %s", i+1, got, w)
+		}
+	}
+}
+
+// With jitter, a retry comes between half the backoff and the backoff.
+func TestRetryJitter(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.deps.Rand = func() float64 { return 0.999 }
+	rec := &notifiertest.Recorder{Fail: notifiertest.FailFirst(1)}
+	eng := e.engine(t, deliver.Config{RetryBase: time.Minute, Jitter: 0.5}, rec)
+	n, _, err := eng.Notify(ctx, heroRequest("j"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := e.store.Deliveries(ctx, n.ID)
+	if err != nil || len(ds) != 1 {
+		t.Fatal(ds, err)
+	}
+	if wait := ds[0].NextAttemptAt.Sub(e.clock.Now()); wait < 30*time.Second || wait > 31*time.Second {
+		t.Errorf("retry in %s, want just over 30s (1m less 0.5 × 0.999 of it)", wait)
+	}
+}
+
+// Pings beyond a recipient's rate limit wait until the window lets them
+// through; pages do not wait.
+func TestRateLimitHoldsBackPings(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rec := &notifiertest.Recorder{}
+	eng := e.engine(t, deliver.Config{RateLimit: 2, RateWindow: 10 * time.Minute}, rec)
+	t0 := e.clock.Now()
+	for i := range 3 {
+		if _, _, err := eng.Notify(ctx, heroRequest(fmt.Sprintf("rl%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(time.Minute)
+	}
+	if n := len(rec.Sent()); n != 2 {
+		t.Fatalf("%d pings sent, want 2 (the limit)", n)
+	}
+	page := heroRequest("rl-page")
+	page.Urgency = notify.Page
+	if _, _, err := eng.Notify(ctx, page); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rec.Sent()); n != 3 {
+		t.Fatalf("the page was held back: %d sent", n)
+	}
+	// Pings at 10:00 and 10:01, the page at 10:03 (pages count, but are
+	// never held): the third ping waits for 10:10, when the 10:00 ping
+	// leaves the window, and then for 10:11, as the page is in it.
+	for _, step := range []struct {
+		to   time.Duration
+		sent int
+	}{{10*time.Minute - time.Second, 3}, {10 * time.Minute, 3}, {11*time.Minute - time.Second, 3}, {11 * time.Minute, 4}} {
+		e.clock.Advance(t0.Add(step.to).Sub(e.clock.Now()))
+		if _, err := eng.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(rec.Sent()); n != step.sent {
+			t.Fatalf("at +%s: %d sent, want %d", step.to, n, step.sent)
+		}
+	}
+	sent := rec.Sent()
+	if len(sent) != 4 || sent[3].Attempt != 1 {
+		t.Errorf("sent %d, last on attempt %d; a held-back ping does not count as an attempt", len(sent), sent[len(sent)-1].Attempt)
+	}
+}

@@ -181,9 +181,13 @@ func (e *Engine) Trigger(ctx context.Context, t Trigger) (Outcome, error) {
 		if len(t.Links) > 0 {
 			link = t.Links[0].URL
 		}
+		title := t.Title
+		if first, _, _ := strings.Cut(strings.TrimSpace(t.Text), "\n"); first != "" {
+			title += ": " + first
+		}
 		added, err := e.store.AddDigestItem(ctx, store.DigestItem{
 			Key: t.Key, PolicyID: p.ID, Target: p.Digest.To.String(), DueAt: policy.Digest{Every: every}.Next(t.At),
-			ConversationID: t.ConversationID, Title: t.Title, Link: link, AddedAt: t.At,
+			ConversationID: t.ConversationID, Title: title, Link: link, AddedAt: t.At,
 		})
 		if err != nil {
 			return out, err

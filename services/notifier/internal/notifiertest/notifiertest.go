@@ -6,6 +6,7 @@ package notifiertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -341,6 +342,28 @@ func Drained(t testing.TB, js jetstream.JetStream, stream, durable string) {
 			return false
 		}
 		return ci.NumPending == 0 && ci.NumAckPending == 0
+	})
+}
+
+// AckedThrough waits until the durable consumer has acknowledged every
+// message up to stream sequence seq (handled them, successfully or into a
+// dead letter). Unlike Drained it cannot be fooled by a message the
+// server has stored but not yet counted as pending.
+func AckedThrough(t testing.TB, js jetstream.JetStream, stream, durable string, seq uint64) {
+	t.Helper()
+	Eventually(t, fmt.Sprintf("%s acknowledged %s through %d", durable, stream, seq), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return false
+		}
+		c, err := s.Consumer(ctx, durable)
+		if err != nil {
+			return false
+		}
+		ci, err := c.Info(ctx)
+		return err == nil && ci.AckFloor.Stream >= seq
 	})
 }
 

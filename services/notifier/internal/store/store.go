@@ -274,13 +274,42 @@ func (s *Store) Claim(ctx context.Context, notificationID string, now, leaseUnti
 	return jobs, nil
 }
 
-// MarkDelivered records a successful send of attempt and queues ev. It does
-// nothing when the delivery was re-claimed meanwhile (another attempt).
-func (s *Store) MarkDelivered(ctx context.Context, id string, attempt int, receipt string, now time.Time, ev OutboxEvent) error {
-	return s.mark(ctx, id, attempt, ev, `
-		UPDATE deliveries SET status = 'delivered', receipt = $3, delivered_at = $4, updated_at = $4,
-			lease_until = NULL, last_error = ''
-		WHERE id = $1 AND attempts = $2 AND status = 'sending'`, receipt, now)
+// MarkDelivered records a successful send of attempt and queues ev. It
+// does nothing when the delivery was re-claimed meanwhile (another
+// attempt). since is set when the notification was acknowledged, or its
+// conversation answered or closed, while the message was on its way: the
+// message just sent should be updated to say so.
+func (s *Store) MarkDelivered(ctx context.Context, id string, attempt int, receipt string, now time.Time, ev OutboxEvent) (since string, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var acked, stopped bool
+		var by, reason string
+		err := tx.QueryRow(ctx, `
+			WITH d AS (
+				UPDATE deliveries SET status = 'delivered', receipt = $3, delivered_at = $4, updated_at = $4,
+					lease_until = NULL, last_error = ''
+				WHERE id = $1 AND attempts = $2 AND status = 'sending'
+				RETURNING notification_id
+			)
+			SELECT n.acknowledged_at IS NOT NULL, n.acknowledged_by, n.stopped_at IS NOT NULL, n.stop_reason
+			FROM notifications n JOIN d ON n.id = d.notification_id`, id, attempt, receipt, now).Scan(&acked, &by, &stopped, &reason)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case acked:
+			since = "acknowledged by " + by
+		case stopped:
+			since = reason
+		}
+		return insertOutbox(ctx, tx, ev)
+	})
+	if err != nil {
+		return "", fmt.Errorf("mark delivery %s: %w", id, err)
+	}
+	return since, nil
 }
 
 // MarkFailed records a failed attempt and queues events (the
@@ -333,23 +362,6 @@ func (s *Store) MarkFailed(ctx context.Context, id string, attempt int, cause st
 		return false, fmt.Errorf("mark delivery %s: %w", id, err)
 	}
 	return hurried, nil
-}
-
-func (s *Store) mark(ctx context.Context, id string, attempt int, ev OutboxEvent, sql string, args ...any) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, sql, append([]any{id, attempt}, args...)...)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return nil
-		}
-		return insertOutbox(ctx, tx, ev)
-	})
-	if err != nil {
-		return fmt.Errorf("mark delivery %s: %w", id, err)
-	}
-	return nil
 }
 
 // Defer puts a claimed delivery back, due at until, without counting the

@@ -1,0 +1,227 @@
+package notifier
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/pagerduty"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
+)
+
+// The handbook's defaults, driven by triage's deadlines: a Priority
+// conversation pings the hero at once and pages them when the okay
+// deadline passes; a breach of too late pages the team's secondary and
+// pings the hero.
+func TestDefaultPriorityPolicyFollowsTheDeadlines(t *testing.T) {
+	st := newStack(t, "")
+	s, _ := st.run(t)
+	t0 := st.clock.Now()
+	great, okay := t0.Add(15*time.Minute), t0.Add(time.Hour)
+
+	ev := openedFor("ev-d0", "conv-d", "platform", t0)
+	ev.Conversation.DeadlineLevel = supportv1.DeadlineLevel_DEADLINE_LEVEL_GREAT
+	ev.Conversation.NextDeadlineAt = timestamppb.New(great)
+	st.publish(t, bus.ConversationSubject("opened"), "ev-d0", ev)
+	notifiertest.Eventually(t, "the hero's ping", func() bool { return len(st.posts("U0ALICE")) == 1 })
+	if esc := st.escalation(t, OpenedKey("ev-d0")); esc.PolicyID != "priority-new" || esc.NextStep != 1 || !esc.DueAt.IsZero() {
+		t.Fatalf("escalation %s at step %d due %v; want priority-new waiting at step 1 for the okay deadline", esc.PolicyID, esc.NextStep, esc.DueAt)
+	}
+
+	// Triage: great passed; the conversation's next deadline is okay's.
+	st.clock.Advance(15 * time.Minute)
+	deadline := func(id string, level supportv1.DeadlineLevel, next time.Time) *supportv1.ConversationEvent {
+		d := openedFor(id, "conv-d", "platform", st.clock.Now())
+		d.Type, d.DeadlineLevel, d.Actor = supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_DEADLINE, level, "system"
+		d.Conversation.DeadlineLevel = level
+		if !next.IsZero() {
+			d.Conversation.NextDeadlineAt = timestamppb.New(next)
+		}
+		return d
+	}
+	st.handled(t, bus.ConversationSubject("deadline"), "ev-d1", deadline("ev-d1", supportv1.DeadlineLevel_DEADLINE_LEVEL_OKAY, okay))
+	if esc := st.escalation(t, OpenedKey("ev-d0")); !esc.DueAt.Equal(okay) {
+		t.Fatalf("page due %v, want the okay deadline %v", esc.DueAt, okay)
+	}
+	st.clock.Advance(okay.Sub(st.clock.Now()) - time.Second)
+	st.tick(t, s)
+	if n := len(st.posts("")); n != 1 {
+		t.Fatalf("%d posts a second before the okay deadline, want 1", n)
+	}
+	st.clock.Advance(time.Second)
+	st.tick(t, s)
+	notifiertest.Eventually(t, "the page at the okay deadline", func() bool {
+		return len(st.posts("U0ALICE")) == 2 && len(st.pd.Events(pagerduty.ActionTrigger)) == 1
+	})
+
+	// Next working day: too late. The secondary is paged, the hero pinged.
+	st.clock.Advance(22 * time.Hour)
+	st.publish(t, bus.ConversationSubject("deadline"), "ev-d2", deadline("ev-d2", supportv1.DeadlineLevel_DEADLINE_LEVEL_BREACHED, time.Time{}))
+	notifiertest.Eventually(t, "the breach escalation", func() bool {
+		return len(st.posts("U0BOB")) == 1 && len(st.posts("U0ALICE")) == 3 && len(st.pd.Events(pagerduty.ActionTrigger)) == 2
+	})
+	if esc := st.escalation(t, EventKey("deadline", "ev-d2")); esc.PolicyID != "deadline-breached" || esc.Status != store.EscalationDone {
+		t.Errorf("breach escalation %s %s", esc.PolicyID, esc.Status)
+	}
+	// The same level reported again (triage retried) escalates nothing more.
+	st.handled(t, bus.ConversationSubject("deadline"), "ev-d3", deadline("ev-d3", supportv1.DeadlineLevel_DEADLINE_LEVEL_BREACHED, time.Time{}))
+	if n := len(st.posts("")); n != 4 {
+		t.Errorf("%d posts after a repeated breach, want 4", n)
+	}
+}
+
+// Community conversations go into the hero's digest: none is sent one by
+// one; one message lists those still open when the digest is due.
+func TestCommunityConversationsCollectIntoADigest(t *testing.T) {
+	st := newStack(t, "")
+	s, _ := st.run(t)
+	community := func(id, conv, subject string) *supportv1.ConversationEvent {
+		ev := openedFor(id, conv, "", st.clock.Now())
+		ev.Conversation.Tier = supportv1.Tier_TIER_COMMUNITY
+		ev.Conversation.Subject = subject
+		return ev
+	}
+	st.publish(t, bus.ConversationSubject("opened"), "ev-c1", community("ev-c1", "conv-c1", "How do I self-host?"))
+	st.publish(t, bus.ConversationSubject("opened"), "ev-c2", community("ev-c2", "conv-c2", "Docs typo"))
+	st.publish(t, bus.ConversationSubject("opened"), "ev-c3", community("ev-c3", "conv-c3", "Feature idea"))
+	st.handled(t, bus.ConversationSubject("responded"), "ev-c4", &supportv1.ConversationEvent{
+		Id: "ev-c4", Type: supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_RESPONDED, Actor: "bob",
+		OccurredAt: timestamppb.New(st.clock.Now().Add(time.Minute)), Conversation: &supportv1.Conversation{Id: "conv-c2"},
+	})
+	st.tick(t, s)
+	if n := len(st.posts("")); n != 0 {
+		t.Fatalf("%d messages for Community conversations before the digest, want 0", n)
+	}
+	// The clock starts at 10:00 UTC: the 4-hourly digest is due at 12:00.
+	st.clock.Advance(2*time.Hour - time.Second)
+	st.tick(t, s)
+	if n := len(st.posts("")); n != 0 {
+		t.Fatalf("%d messages a second before the digest", n)
+	}
+	st.clock.Advance(time.Second)
+	st.tick(t, s)
+	notifiertest.Eventually(t, "the digest", func() bool { return len(st.posts("U0ALICE")) == 1 })
+	blocks := st.posts("")[0].Form.Get("blocks")
+	for _, want := range []string{"Digest: 2 new conversations", "How do I self-host?", "Feature idea"} {
+		if !strings.Contains(blocks, want) {
+			t.Errorf("digest lacks %q: %s", want, blocks)
+		}
+	}
+	if strings.Contains(blocks, "Docs typo") {
+		t.Errorf("the answered conversation is in the digest: %s", blocks)
+	}
+	st.clock.Advance(4 * time.Hour)
+	st.tick(t, s)
+	if n := len(st.posts("")); n != 1 {
+		t.Errorf("%d messages after the next digest time with nothing new, want 1", n)
+	}
+}
+
+// The incoming hero gets the handoff summary when their shift starts, not
+// before; a coverage gap is announced the configured time ahead.
+func TestHandoffWaitsForTheShiftAndGapsAreAnnounced(t *testing.T) {
+	st := newStack(t, "")
+	st.cfg.GapNotice = 24 * time.Hour
+	s, _ := st.run(t)
+	ctx := context.Background()
+	t0 := st.clock.Now()
+
+	handoff := &supportv1.ConversationEvent{
+		Id: "ev-h1", Type: supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_HANDOFF, Actor: "system",
+		OccurredAt: timestamppb.New(t0),
+		Handoff: &supportv1.HandoffSummary{FromPerson: "bob", ToPerson: "alice", MissingNotes: []string{"conv-h2"},
+			Open: []*supportv1.Conversation{
+				{Id: "conv-h1", Tier: supportv1.Tier_TIER_PRIORITY, Subject: "Checkout fails", Customer: &supportv1.CustomerRef{Name: "Acme"}},
+				{Id: "conv-h2", Tier: supportv1.Tier_TIER_SUBSCRIBER, Subject: "Export is slow"},
+			}},
+	}
+	st.handled(t, bus.ConversationSubject("handoff"), "ev-h1", handoff)
+	if n := len(st.posts("")); n != 0 {
+		t.Fatalf("%d messages before the shift started", n)
+	}
+
+	st.clock.Advance(2 * time.Minute)
+	shift := &supportv1.RotationEvent{Id: "rotation:shift_started:hero:alice:1", Type: supportv1.RotationEventType_ROTATION_EVENT_TYPE_SHIFT_STARTED,
+		RotationId: "hero", Hero: true, PersonId: "alice", PreviousPersonId: "bob",
+		Start: timestamppb.New(st.clock.Now()), End: timestamppb.New(st.clock.Now().Add(7 * 24 * time.Hour)), OccurredAt: timestamppb.New(st.clock.Now())}
+	if _, err := st.pub.Publish(ctx, bus.Event{Subject: bus.RotationSubject("shift_started"), ID: shift.GetId(), Message: shift}); err != nil {
+		t.Fatal(err)
+	}
+	notifiertest.Eventually(t, "the handoff summary", func() bool { return len(st.posts("U0ALICE")) == 1 })
+	blocks := st.posts("")[0].Form.Get("blocks")
+	for _, want := range []string{"Handoff from bob: 2 open conversations", "[Priority] Checkout fails — Acme", "Without a handoff note: conv-h2"} {
+		if !strings.Contains(blocks, want) {
+			t.Errorf("summary lacks %q: %s", want, blocks)
+		}
+	}
+
+	// A second handoff after the shift started is sent at once.
+	handoff.Id = "ev-h2"
+	handoff.OccurredAt = timestamppb.New(st.clock.Now())
+	st.publish(t, bus.ConversationSubject("handoff"), "ev-h2", handoff)
+	notifiertest.Eventually(t, "the late handoff summary", func() bool { return len(st.posts("U0ALICE")) == 2 })
+
+	// Rotation sees a gap 30 hours ahead: announced 24 hours before it.
+	gapStart := st.clock.Now().Add(30 * time.Hour)
+	gap := &supportv1.RotationEvent{Id: "rotation:gap_ahead:platform-secondary:platform:1", Type: supportv1.RotationEventType_ROTATION_EVENT_TYPE_GAP_AHEAD,
+		RotationId: "platform-secondary", TeamId: "platform", Start: timestamppb.New(gapStart), End: timestamppb.New(gapStart.Add(8 * time.Hour)),
+		OccurredAt: timestamppb.New(st.clock.Now()), Detail: "everyone on the rotation is off"}
+	st.handled(t, bus.RotationSubject("gap_ahead"), gap.GetId(), gap)
+	st.clock.Advance(6*time.Hour - time.Second)
+	st.tick(t, s)
+	if n := len(st.posts("")); n != 2 {
+		t.Fatalf("%d messages: the gap was announced more than 24h ahead", n)
+	}
+	st.clock.Advance(time.Second)
+	st.tick(t, s)
+	notifiertest.Eventually(t, "the gap announcement", func() bool { return len(st.posts("U0ALICE")) == 3 })
+	if text := st.posts("")[2].Form.Get("text"); !strings.Contains(text, "coverage gap ahead: no platform secondary on call") {
+		t.Errorf("gap announcement = %q", text)
+	}
+}
+
+// The Escalate button acknowledges the message it is on and runs the
+// explicit-escalation policy for the team's secondary; a second click
+// while that runs escalates nothing more.
+func TestEscalateButtonEscalatesOnce(t *testing.T) {
+	st := newStack(t, "")
+	s, _ := st.run(t)
+	ctx := context.Background()
+	st.publish(t, bus.ConversationSubject("opened"), "ev-x1", openedFor("ev-x1", "conv-x1", "platform", st.clock.Now()))
+	notifiertest.Eventually(t, "the hero's ping", func() bool { return len(st.posts("U0ALICE")) == 1 })
+	id := notificationOf(t, st.posts("U0ALICE")[0])
+	for i, actID := range []string{"act-x1", "act-x2"} {
+		act := &supportv1.Action{Id: actID, Type: supportv1.ActionType_ACTION_TYPE_ESCALATE, ConversationId: "conv-x1", NotificationId: id,
+			Actor: "alice", Source: "slack", Reason: "needs deployment knowledge", OccurredAt: timestamppb.New(st.clock.Now().Add(time.Duration(i) * time.Second))}
+		st.handled(t, bus.ActionSubject("escalate"), actID, act)
+	}
+	notifiertest.Eventually(t, "the secondary's ping", func() bool { return len(st.posts("U0BOB")) == 1 })
+	if text := st.posts("U0BOB")[0].Form.Get("blocks"); !strings.Contains(text, "Alice escalated: new Priority conversation from Jane Doe") ||
+		!strings.Contains(text, "needs deployment knowledge") {
+		t.Errorf("escalation message = %s", text)
+	}
+	if u := st.slack.Calls("chat.update"); len(u) != 1 || !strings.Contains(u[0].Form.Get("text"), "acknowledged by alice") {
+		t.Errorf("updates = %+v; want the hero's message acknowledged", u)
+	}
+	// 15 minutes unacknowledged: the secondary is paged.
+	st.clock.Advance(15 * time.Minute)
+	st.tick(t, s)
+	notifiertest.Eventually(t, "the secondary's page", func() bool {
+		return len(st.posts("U0BOB")) == 2 && len(st.pd.Events(pagerduty.ActionTrigger)) == 1
+	})
+	// The hero's own escalation was acknowledged: no page at the okay
+	// deadline for her.
+	if esc := st.escalation(t, OpenedKey("ev-x1")); esc.Status != store.EscalationAcked {
+		t.Errorf("hero's escalation %s, want acked", esc.Status)
+	}
+	var n int
+	if err := st.pool.QueryRow(ctx, `SELECT count(*) FROM escalations WHERE kind = 'explicit_escalation'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("%d explicit escalations (%v), want 1", n, err)
+	}
+}
