@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sidekickhq/sidekick/platform/bus"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/sidekick/fakes"
@@ -93,6 +94,18 @@ func TestEmailOverSMTP(t *testing.T) {
 		}
 	}
 
+	// Subscribers hear of it: one opened event, one message event.
+	js := jetStream(t, stack)
+	waitFor(t, 15*time.Second, "the opened and message events", func() bool {
+		return subjectCount(t, js, bus.StreamConversations, bus.ConversationSubject("opened")) >= 1 &&
+			subjectCount(t, js, bus.StreamConversations, bus.ConversationSubject("message")) >= 1
+	})
+	var opened supportv1.ConversationEvent
+	if !lastOn(t, js, bus.StreamConversations, bus.ConversationSubject("opened"), &opened) ||
+		opened.GetConversation().GetId() != c.GetId() || opened.GetMessage().GetSourceId() != msgs[0].GetSourceId() {
+		t.Errorf("opened event: %v", &opened)
+	}
+
 	// The hero is pinged once on the console.
 	ping := "[notify] ping " + hero.GetName() + " (Support Hero)"
 	waitFor(t, 15*time.Second, "the console ping of the hero", func() bool {
@@ -105,6 +118,9 @@ func TestEmailOverSMTP(t *testing.T) {
 	})
 	if cs := a.list(t, supportv1.Channel_CHANNEL_EMAIL); len(cs) != 1 {
 		t.Fatalf("want exactly 1 email conversation (the auto-reply opens none), got %d", len(cs))
+	}
+	if n := subjectCount(t, js, bus.StreamConversations, bus.ConversationSubject("opened")); n != 1 {
+		t.Errorf("%d opened events, want 1", n)
 	}
 	pings := consolePings(console.String())
 	if len(pings) != 1 || pings[0].ConversationID != c.GetId() || !strings.HasPrefix(pings[0].Line, ping) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sidekickhq/sidekick/platform/bus"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/sidekick/fakes"
 )
@@ -126,6 +127,17 @@ func TestGitHubIssueAnsweredByStaff(t *testing.T) {
 	if got := c.GetFirstResponseAt().AsTime(); got.Before(c.GetOpenedAt().AsTime()) {
 		t.Errorf("first response %s before opening %s", got, c.GetOpenedAt().AsTime())
 	}
+	// Subscribers hear who responded.
+	js := jetStream(t, stack)
+	var responded supportv1.ConversationEvent
+	waitFor(t, 15*time.Second, "the responded event", func() bool {
+		return lastOn(t, js, bus.StreamConversations, bus.ConversationSubject("responded"), &responded)
+	})
+	if responded.GetConversation().GetId() != conv.GetId() || responded.GetActor() != "bob-acme" ||
+		responded.GetMessage().GetAuthor().GetRole() != supportv1.AuthorRole_AUTHOR_ROLE_STAFF {
+		t.Errorf("responded event: %v", &responded)
+	}
+
 	// The notifier tells the hero it was answered: a follow-up in the
 	// thread of the ping.
 	waitFor(t, 15*time.Second, "the follow-up saying the conversation was answered", func() bool {
