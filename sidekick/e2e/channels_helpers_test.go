@@ -162,6 +162,19 @@ func pingsAbout(out, conversationID string) []consolePing {
 	return got
 }
 
+// conversationPings returns the console pings and pages about any
+// conversation, leaving out those about none (a coverage gap ahead, a
+// handoff), which rotation may announce at any time.
+func conversationPings(out string) []consolePing {
+	var got []consolePing
+	for _, p := range consolePings(out) {
+		if p.ConversationID != "" {
+			got = append(got, p)
+		}
+	}
+	return got
+}
+
 // orgFile writes the demo organisation plus extra YAML (an escalation
 // section, say) to a file for SIDEKICK_ORG_CONFIG.
 func orgFile(t *testing.T, extra string) string {

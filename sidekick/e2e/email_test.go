@@ -122,7 +122,7 @@ func TestEmailOverSMTP(t *testing.T) {
 	if n := subjectCount(t, js, bus.StreamConversations, bus.ConversationSubject("opened")); n != 1 {
 		t.Errorf("%d opened events, want 1", n)
 	}
-	pings := consolePings(console.String())
+	pings := conversationPings(console.String())
 	if len(pings) != 1 || pings[0].ConversationID != c.GetId() || !strings.HasPrefix(pings[0].Line, ping) {
 		t.Fatalf("want exactly one ping, of the hero about %s; got %+v", c.GetId(), pings)
 	}

@@ -112,7 +112,7 @@ func TestSentryStorm(t *testing.T) {
 	waitFor(t, 15*time.Second, "the page", func() bool {
 		return len(pingsAbout(console.String(), conv.GetId())) >= 1 && len(pd.Events()) >= 1 && len(hook.Deliveries()) >= 1
 	})
-	if pings := consolePings(console.String()); len(pings) != 1 || pings[0].ConversationID != conv.GetId() {
+	if pings := conversationPings(console.String()); len(pings) != 1 || pings[0].ConversationID != conv.GetId() {
 		t.Errorf("want exactly one console ping or page, about %s; got %+v", conv.GetId(), pings)
 	}
 	triggers := 0

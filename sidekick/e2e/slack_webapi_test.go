@@ -86,7 +86,7 @@ func TestSlackThroughTheWebAPI(t *testing.T) {
 		}
 		return false
 	})
-	if pings := consolePings(console.String()); len(pings) != 0 {
+	if pings := conversationPings(console.String()); len(pings) != 0 {
 		t.Errorf("Slack delivered the ping, yet the console shows %+v", pings)
 	}
 }
