@@ -35,7 +35,7 @@ type harness struct {
 	pub     *bus.Publisher
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs NATS and Postgres")

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Slack is a fake Slack Web API speaking the documented chat.postMessage
@@ -37,6 +38,8 @@ type SlackCall struct {
 	Method string // e.g. "chat.postMessage"
 	Form   url.Values
 	Auth   string
+	// At is when the request arrived (wall clock, for latency figures).
+	At time.Time
 }
 
 // StartSlack starts a fake Slack; its API URL (ending in '/') is s.URL().
@@ -68,7 +71,7 @@ func (s *Slack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	call := SlackCall{Method: method, Form: r.PostForm, Auth: r.Header.Get("Authorization")}
+	call := SlackCall{Method: method, Form: r.PostForm, Auth: r.Header.Get("Authorization"), At: time.Now()}
 	s.calls = append(s.calls, call)
 	n, answer, custom := len(s.calls), s.Answer, s.Reply
 	s.mu.Unlock()
