@@ -156,6 +156,18 @@ func (r *Rotation) ListPeople(_ context.Context, req *rotationv1.ListPeopleReque
 // stop when the test ends.
 func (r *Rotation) Serve(t testing.TB) rotationv1.RotationServiceClient {
 	t.Helper()
+	conn, err := grpc.NewClient(r.Listen(t), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("dial fake rotation: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return rotationv1.NewRotationServiceClient(conn)
+}
+
+// Listen serves r on a loopback listener until the test ends and returns
+// its address.
+func (r *Rotation) Listen(t testing.TB) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -164,12 +176,7 @@ func (r *Rotation) Serve(t testing.TB) rotationv1.RotationServiceClient {
 	rotationv1.RegisterRotationServiceServer(srv, r)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("dial fake rotation: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return rotationv1.NewRotationServiceClient(conn)
+	return lis.Addr().String()
 }
 
 // Database creates a database, applies the notifier migrations (fsys)
