@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,4 +141,69 @@ func TestSentryStorm(t *testing.T) {
 	if sent != 1 || hook.Rejected() != 0 {
 		t.Errorf("webhook: %d notifications (want 1), %d failed the signature check", sent, hook.Rejected())
 	}
+}
+
+// TestSentryStormUpdatesThePage: after a storm, the page the owning team's
+// secondary got in Slack is rewritten (chat.update, buttons kept) to show
+// how many events followed, as the notifier's storm handling promises
+// ("one open escalation, its messages updated rather than repeated").
+func TestSentryStormUpdatesThePage(t *testing.T) {
+	t.Skip("bug: a storm's coalesced occurrences never reach the notifier. ingest-sentry publishes " +
+		"every batch after the first as MESSAGE_KIND_UPDATED (services/ingest-sentry/internal/coalesce/coalesce.go, " +
+		"Batch.Message: POSTED when First else UPDATED); triage's conv.Apply (services/triage/internal/conv/conv.go) " +
+		"records UPDATED without any event; the notifier refreshes a Sentry page only on MESSAGE events " +
+		"(services/notifier/events.go handleConversation). Remove this Skip once one of them changes.")
+	const (
+		n       = 100
+		issueID = "4505879999"
+	)
+	slack := fakes.NewSlack("sidekick-demo", "T0DEMO")
+	t.Cleanup(slack.Close)
+	stack, _ := startStack(t,
+		"SIDEKICK_SLACK_BOT_TOKEN=xoxb-e2e-0000-token",
+		"SIDEKICK_SLACK_API_URL="+slack.APIURL(),
+		"SIDEKICK_SENTRY_COALESCE_INTERVAL=250ms",
+		"SIDEKICK_SENTRY_OWNERSHIP=api=platform",
+		"SIDEKICK_NOTIFIER_REFRESH_INTERVAL=1s",
+	)
+	a := dialStack(t, stack)
+	sentry := fakes.Sentry{URL: "http://" + stack.HTTPAddr + "/sentry/webhook", Secret: stack.Env["SIDEKICK_SENTRY_CLIENT_SECRET"]}
+	for i := range n {
+		ev := fakes.SentryEvent{Org: "acme", Project: "api", IssueID: issueID, EventID: fmt.Sprintf("%032x", i+1),
+			Title: "KafkaConsumerLag: partition 3 is 2h behind", Time: time.Now()}
+		if code, err := sentry.Send(context.Background(), "error", fmt.Sprintf("storm-%05d", i), fakes.SentryErrorCreated(ev)); err != nil || code != http.StatusOK {
+			t.Fatalf("webhook %d: status %d, err %v", i, code, err)
+		}
+	}
+	var conv *supportv1.Conversation
+	waitFor(t, 20*time.Second, fmt.Sprintf("occurrences adding up to %d", n), func() bool {
+		conv = a.byThread(t, supportv1.Channel_CHANNEL_SENTRY, "sentry:"+issueID)
+		if conv == nil {
+			return false
+		}
+		sum := 0
+		for _, m := range a.get(t, conv.GetId()).GetMessages() {
+			c, _ := strconv.Atoi(m.GetAttributes()["occurrences"])
+			sum += c
+		}
+		return sum == n
+	})
+	var page fakes.SlackMessage
+	waitFor(t, 15*time.Second, "the page in Slack", func() bool {
+		for _, m := range slack.Posted() {
+			if b, ok := m.Button("sidekick_ack"); ok && strings.Contains(b.Value, "conv:"+conv.GetId()+"|") {
+				page = m
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 15*time.Second, "the page to be rewritten with the storm (chat.update keeping the buttons)", func() bool {
+		for _, u := range slack.Updated() {
+			if u.Channel == page.Channel && u.TS == page.TS && len(u.Buttons()) > 0 {
+				return true
+			}
+		}
+		return false
+	})
 }
