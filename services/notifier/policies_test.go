@@ -225,3 +225,26 @@ func TestEscalateButtonEscalatesOnce(t *testing.T) {
 		t.Errorf("%d explicit escalations (%v), want 1", n, err)
 	}
 }
+
+// The Close button stops the escalation and the message says so.
+func TestCloseButtonStopsTheEscalation(t *testing.T) {
+	st := newStack(t, threeSteps)
+	s, _ := st.run(t)
+	st.publish(t, bus.ConversationSubject("opened"), "ev-z1", openedFor("ev-z1", "conv-z1", "platform", st.clock.Now()))
+	notifiertest.Eventually(t, "the hero's ping", func() bool { return len(st.posts("U0ALICE")) == 1 })
+	st.clock.Advance(time.Minute)
+	act := &supportv1.Action{Id: "act-z1", Type: supportv1.ActionType_ACTION_TYPE_CLOSE, NotificationId: notificationOf(t, st.posts("U0ALICE")[0]),
+		Actor: "alice", Source: "slack", OccurredAt: timestamppb.New(st.clock.Now())}
+	st.handled(t, bus.ActionSubject("close"), act.GetId(), act)
+	if u := st.slack.Calls("chat.update"); len(u) != 1 || !strings.Contains(u[0].Form.Get("text"), "closed by alice") {
+		t.Errorf("updates = %+v", u)
+	}
+	st.clock.Advance(time.Hour)
+	st.tick(t, s)
+	if len(st.posts("")) != 1 || len(st.pd.Events("")) != 0 {
+		t.Errorf("%d posts, %d pages after closing", len(st.posts("")), len(st.pd.Events("")))
+	}
+	if esc := st.escalation(t, OpenedKey("ev-z1")); esc.Status != store.EscalationStopped || esc.StopReason != "closed by alice" {
+		t.Errorf("escalation %s (%s)", esc.Status, esc.StopReason)
+	}
+}

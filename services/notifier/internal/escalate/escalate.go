@@ -117,9 +117,6 @@ func New(cfg Config, d Deps) (*Engine, error) {
 	return &Engine{cfg: cfg, store: d.Store, deliver: d.Deliver, logger: d.Logger, now: d.Now, metrics: m}, nil
 }
 
-// Policies returns the configuration in use.
-func (e *Engine) Policies() *policy.Config { return e.cfg.Policies }
-
 // Trigger is an event that may start an escalation.
 type Trigger struct {
 	// Key names the event: triggering twice with one key starts one

@@ -329,33 +329,10 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// Drained waits until the durable consumer has no message left to deliver
-// and none awaiting an outcome.
-func Drained(t testing.TB, js jetstream.JetStream, stream, durable string) {
-	t.Helper()
-	Eventually(t, durable+" drained "+stream, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s, err := js.Stream(ctx, stream)
-		if err != nil {
-			return false
-		}
-		c, err := s.Consumer(ctx, durable)
-		if err != nil {
-			return false
-		}
-		ci, err := c.Info(ctx)
-		if err != nil {
-			return false
-		}
-		return ci.NumPending == 0 && ci.NumAckPending == 0
-	})
-}
-
 // AckedThrough waits until the durable consumer has acknowledged every
 // message up to stream sequence seq (handled them, successfully or into a
-// dead letter). Unlike Drained it cannot be fooled by a message the
-// server has stored but not yet counted as pending.
+// dead letter). Polling the consumer's pending counts instead can be
+// fooled by a message the server stored but has not counted yet.
 func AckedThrough(t testing.TB, js jetstream.JetStream, stream, durable string, seq uint64) {
 	t.Helper()
 	Eventually(t, fmt.Sprintf("%s acknowledged %s through %d", durable, stream, seq), func() bool {

@@ -171,20 +171,6 @@ func (s *Store) LatestEscalation(ctx context.Context, conversationID string) (Es
 	return escalationWhere(ctx, s.pool, "e.conversation_id = $1 ORDER BY e.created_at DESC, e.id LIMIT 1", conversationID)
 }
 
-// Escalations returns a conversation's escalations, oldest first.
-func (s *Store) Escalations(ctx context.Context, conversationID string) ([]Escalation, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+escalationCols+escalationFrom+`
-		WHERE e.conversation_id = $1 ORDER BY e.created_at, e.id`, conversationID)
-	if err != nil {
-		return nil, fmt.Errorf("query escalations: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Escalation, error) { return scanEscalation(r) })
-	if err != nil {
-		return nil, fmt.Errorf("read escalations: %w", err)
-	}
-	return out, nil
-}
-
 // StartEscalation records ne and, in the same transaction, fires what is
 // due at once, unless an escalation with the same key or an open one of
 // the same group exists: then it returns that one with created false.
