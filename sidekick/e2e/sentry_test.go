@@ -148,11 +148,6 @@ func TestSentryStorm(t *testing.T) {
 // how many events followed, as the notifier's storm handling promises
 // ("one open escalation, its messages updated rather than repeated").
 func TestSentryStormUpdatesThePage(t *testing.T) {
-	t.Skip("bug: a storm's coalesced occurrences never reach the notifier. ingest-sentry publishes " +
-		"every batch after the first as MESSAGE_KIND_UPDATED (services/ingest-sentry/internal/coalesce/coalesce.go, " +
-		"Batch.Message: POSTED when First else UPDATED); triage's conv.Apply (services/triage/internal/conv/conv.go) " +
-		"records UPDATED without any event; the notifier refreshes a Sentry page only on MESSAGE events " +
-		"(services/notifier/events.go handleConversation). Remove this Skip once one of them changes.")
 	const (
 		n       = 100
 		issueID = "4505879999"

@@ -218,6 +218,13 @@ func Apply(c *supportv1.Conversation, m *supportv1.InboundMessage, opened bool, 
 		if c.GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
 			reopen(&o, c, actor, "reopened at the source", m)
 		}
+	case supportv1.MessageKind_MESSAGE_KIND_UPDATED:
+		// An aggregate changed at the source (a Sentry issue's occurrence
+		// count, a GitHub label): subscribers hear it as a message event,
+		// so a page can be updated; status and response clock stay.
+		c.MessageCount++
+		o.Changed = true
+		o.event(supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_MESSAGE, actor, "updated at the source", m)
 	}
 	if o.Changed {
 		c.UpdatedAt = timestamppb.New(now)

@@ -156,7 +156,6 @@ func TestRecordedOnly(t *testing.T) {
 	for _, m := range []*supportv1.InboundMessage{
 		msg(supportv1.MessageKind_MESSAGE_KIND_POSTED, supportv1.AuthorRole_AUTHOR_ROLE_BOT, "B0", 1),
 		msg(supportv1.MessageKind_MESSAGE_KIND_AUTOMATED, supportv1.AuthorRole_AUTHOR_ROLE_BOT, "mailer-daemon", 1),
-		msg(supportv1.MessageKind_MESSAGE_KIND_UPDATED, supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER, "x", 1),
 	} {
 		o := Apply(c, m, false, now)
 		if o.Changed || len(o.Events) > 0 || o.Store != StoreInsert {
@@ -173,6 +172,25 @@ func TestRecordedOnly(t *testing.T) {
 	}
 	// Without a conversation, a staff message is only recorded.
 	if o := Apply(nil, staff("U0HERO", 1), false, now); o.Changed || len(o.Events) > 0 {
+		t.Fatalf("%+v", o)
+	}
+}
+
+// TestUpdatedAtTheSource: a Sentry issue's new occurrence count (kind
+// UPDATED) is a message event for subscribers, so the page can be updated,
+// and changes neither status nor the response clock.
+func TestUpdatedAtTheSource(t *testing.T) {
+	c := openConversation(t)
+	status, last := c.GetStatus(), c.GetLastCustomerMessageAt()
+	o := Apply(c, msg(supportv1.MessageKind_MESSAGE_KIND_UPDATED, supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER, "x", 1), false, now)
+	if !o.Changed || len(o.Events) != 1 || o.Events[0].Type != supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_MESSAGE {
+		t.Fatalf("want one MESSAGE event, got %+v", o)
+	}
+	if c.GetStatus() != status || c.GetLastCustomerMessageAt() != last || c.GetMessageCount() != 2 {
+		t.Fatalf("an update changed the conversation's state: %v", c)
+	}
+	// Without a conversation it is only recorded.
+	if o := Apply(nil, msg(supportv1.MessageKind_MESSAGE_KIND_UPDATED, supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER, "x", 1), false, now); o.Changed || len(o.Events) > 0 {
 		t.Fatalf("%+v", o)
 	}
 }
