@@ -194,7 +194,9 @@ func OpenedTrigger(ev *supportv1.ConversationEvent) escalate.Trigger {
 	conv := ev.GetConversation()
 	m := ev.GetMessage()
 	var text strings.Builder
-	if subj := firstNonEmpty(conv.GetSubject(), m.GetSubject()); subj != "" {
+	// Slack and GitHub comments have no subject of their own: it is the
+	// text's first line, which is not worth saying twice.
+	if subj := firstNonEmpty(conv.GetSubject(), m.GetSubject()); subj != "" && !strings.HasPrefix(strings.TrimSpace(m.GetText()), strings.TrimSpace(subj)) {
 		text.WriteString(subj)
 		text.WriteString("\n")
 	}

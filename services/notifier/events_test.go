@@ -35,6 +35,18 @@ func TestOpenedTrigger(t *testing.T) {
 	}
 }
 
+// TestOpenedTriggerSaysTheFirstLineOnce: a Slack message's subject is its
+// own first line; the ping must not repeat it.
+func TestOpenedTriggerSaysTheFirstLineOnce(t *testing.T) {
+	ev := opened("ev-2", "conv-2", time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+	ev.Conversation.Subject = "Our dashboards stopped loading"
+	ev.Message.Subject = ""
+	ev.Message.Text = "Our dashboards stopped loading after the upgrade"
+	if r := OpenedTrigger(ev); r.Text != "Our dashboards stopped loading after the upgrade" {
+		t.Errorf("text = %q", r.Text)
+	}
+}
+
 func TestWho(t *testing.T) {
 	for _, tc := range []struct {
 		conv *supportv1.Conversation
