@@ -116,7 +116,7 @@ type Config struct {
 	MaxAttempts int `env:"SIDEKICK_NOTIFIER_MAX_ATTEMPTS" envDefault:"6"`
 	// RetryBase is the delay after a first failed attempt; each further
 	// failure doubles it up to RetryMax, minus up to RetryJitter of it at
-	// random. A channel's Retry-After is honoured on top.
+	// random (0 turns jitter off). A channel's Retry-After is a floor.
 	RetryBase   time.Duration `env:"SIDEKICK_NOTIFIER_RETRY_BASE" envDefault:"10s"`
 	RetryMax    time.Duration `env:"SIDEKICK_NOTIFIER_RETRY_MAX" envDefault:"15m"`
 	RetryJitter float64       `env:"SIDEKICK_NOTIFIER_RETRY_JITTER" envDefault:"0.5"`
