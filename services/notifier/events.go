@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/deliver"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/escalate"
@@ -458,6 +459,9 @@ func (s *Service) handleAction(ctx context.Context, msg jetstream.Msg) error {
 	if a.GetNotificationId() == "" && a.GetConversationId() == "" {
 		return bus.Permanent(errors.New("action names neither a notification nor a conversation"))
 	}
+	if a.GetSource() == "slack" {
+		a.Actor = s.personForSlack(ctx, a.GetActor())
+	}
 	at := a.GetOccurredAt().AsTime()
 	if a.GetOccurredAt() == nil {
 		at = s.deps.Now()
@@ -482,6 +486,27 @@ func (s *Service) handleAction(ctx context.Context, msg jetstream.Msg) error {
 		return s.stop(ctx, conv, "closed", a.GetActor(), at)
 	}
 	return nil
+}
+
+// personForSlack names a Slack user by their person id in the
+// organisation, so audit trails and acknowledgements read "gus", not
+// "U0GUS". When rotation does not know the id (or cannot be reached), the
+// Slack id is kept: the acknowledgement matters more than the name.
+func (s *Service) personForSlack(ctx context.Context, slackID string) string {
+	if slackID == "" {
+		return slackID
+	}
+	resp, err := s.deps.Rotation.ListPeople(ctx, &rotationv1.ListPeopleRequest{})
+	if err != nil {
+		s.deps.Logger.Warn("map Slack user to a person", "slack_id", slackID, "error", err)
+		return slackID
+	}
+	for _, p := range resp.GetPeople() {
+		if p.GetSlackId() == slackID {
+			return p.GetId()
+		}
+	}
+	return slackID
 }
 
 // ack acknowledges the action's notification (with its escalation), or

@@ -315,8 +315,9 @@ func TestAckActionAcknowledgesConversation(t *testing.T) {
 	notifiertest.Eventually(t, "a delivered event", func() bool {
 		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))) == 1
 	})
+	// Slack names the clicker by Slack id; the acknowledgement names the person.
 	action := &supportv1.Action{Id: "act-1", Type: supportv1.ActionType_ACTION_TYPE_ACK, ConversationId: "conv-9",
-		Actor: "alice", Source: "slack", OccurredAt: timestamppb.New(h.clock.Now().Add(time.Minute))}
+		Actor: notifiertest.Alice.GetSlackId(), Source: "slack", OccurredAt: timestamppb.New(h.clock.Now().Add(time.Minute))}
 	if _, err := h.pub.Publish(context.Background(), bus.Event{Subject: bus.ActionSubject("ack"), ID: "act-1", Message: action}); err != nil {
 		t.Fatal(err)
 	}
