@@ -12,6 +12,7 @@ import (
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
 	"github.com/sidekickhq/sidekick/services/triage/internal/triagetest"
 )
 
@@ -198,12 +199,26 @@ func TestMessageKinds(t *testing.T) {
 
 func TestInvalidInboundIsDeadLettered(t *testing.T) {
 	h := newHarness(t)
-	h.start(t, h.deps)
+	s, _ := h.start(t, h.deps)
+	convs, _ := serve(t, s)
+	// In one burst (one batch, most likely): a valid question, the invalid
+	// message, the same question again under another Nats-Msg-Id, and a
+	// reply. The batch fails on the invalid one; each is then handled on
+	// its own.
+	th := triagetest.Slack("y")
+	question := th.Customer("U0CUST", "Can I change my plan?")
 	m := triagetest.Slack("x").Customer("U0CUST", "no thread")
 	m.ThreadKey = ""
-	h.send(t, m)
-	if n := triagetest.Count(t, h.pool, `SELECT count(*) FROM inbox`); n != 0 {
-		t.Fatalf("invalid message claimed in the inbox")
+	triagetest.PublishInbound(t, h.js, question, "")
+	triagetest.PublishInbound(t, h.js, m, "")
+	triagetest.PublishInbound(t, h.js, question, "again")
+	triagetest.PublishInbound(t, h.js, th.Staff("U0HERO", "Yes, in settings"), "")
+	h.settled(t)
+	if n := triagetest.Count(t, h.pool, `SELECT count(*) FROM inbox`); n != 2 {
+		t.Fatalf("%d messages claimed in the inbox, want the question and the reply", n)
+	}
+	if c := only(t, convs); c.GetMessageCount() != 2 || c.GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_AWAITING_CUSTOMER {
+		t.Fatalf("conversation %v", c)
 	}
 	ctx := context.Background()
 	st, err := h.js.Stream(ctx, "SUPPORT_DEADLETTER")
@@ -299,5 +314,53 @@ func TestConversationCommands(t *testing.T) {
 	}
 	if _, err := convs.Assign(ctx, &triagev1.AssignRequest{Assignee: "x"}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("no id: %v", err)
+	}
+}
+
+// TestBatchAppliesInOrder applies a batch directly: messages of one thread
+// in order, a duplicate inside the batch, an edit of a message of the same
+// batch, and another thread.
+func TestBatchAppliesInOrder(t *testing.T) {
+	h := newHarness(t)
+	s, _ := h.start(t, h.deps)
+	convs, _ := serve(t, s)
+	th, other := triagetest.Slack("batch"), triagetest.Slack("batch-other")
+	question := th.Customer("U0CUST", "Can I export to S3?")
+	batch := []*supportv1.InboundMessage{
+		question,
+		triagetest.Clone(question),
+		th.Staff("U0HERO", "Yes, with the batch exports app"),
+		th.Kind(supportv1.MessageKind_MESSAGE_KIND_EDITED, "U0CUST", question.GetSourceId(), "Can I export to S3 daily?"),
+		other.Customer("U0OTHER", "Billing question about my invoice"),
+	}
+	in := make([]engine.Inbound, len(batch))
+	for i, m := range batch {
+		in[i] = engine.Inbound{Message: m, Subject: "support.inbound.slack"}
+	}
+	res, err := s.engine.HandleBatch(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []engine.Result{engine.Applied, engine.Duplicate, engine.Applied, engine.Recorded, engine.Applied}
+	if !slices.Equal(res, want) {
+		t.Fatalf("results %v, want %v", res, want)
+	}
+	h.settled(t)
+	c := byThread(t, convs, th.ThreadKey)
+	if c.GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_AWAITING_CUSTOMER || c.GetMessageCount() != 2 ||
+		c.GetAssignee() != "U0HERO" || c.GetFirstResponseAt() == nil || c.GetNextDeadlineAt() != nil {
+		t.Fatalf("conversation %v", c)
+	}
+	msgs := get(t, convs, c.GetId()).GetMessages()
+	if len(msgs) != 2 || msgs[0].GetText() != "Can I export to S3 daily?" {
+		t.Fatalf("messages %v", msgs)
+	}
+	if o := byThread(t, convs, other.ThreadKey); o.GetCategories()[0] != "billing" || o.GetNextDeadlineAt() == nil {
+		t.Fatalf("other thread %v", o)
+	}
+	// The same batch again changes nothing.
+	res, err = s.engine.HandleBatch(context.Background(), in)
+	if err != nil || !slices.Equal(res, []engine.Result{engine.Duplicate, engine.Duplicate, engine.Duplicate, engine.Duplicate, engine.Duplicate}) {
+		t.Fatalf("replayed batch: %v %v", res, err)
 	}
 }

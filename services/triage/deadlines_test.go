@@ -201,7 +201,9 @@ func TestTwoInstancesFireEachDeadlineOnce(t *testing.T) {
 	second := h.deps
 	second.Registry = reg2
 	second.Logger = triagetest.Logger(t).With("instance", 2)
-	h.startConfig(t, cfg, second)
+	one := cfg
+	one.InboundBatch = 1 // the second instance takes inbound messages one by one
+	h.startConfig(t, one, second)
 	convs, _ := serve(t, s1)
 
 	const n = 120

@@ -33,6 +33,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/config"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/batch"
 	"github.com/sidekickhq/sidekick/services/triage/internal/coverage"
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
 	"github.com/sidekickhq/sidekick/services/triage/internal/grpcapi"
@@ -76,8 +77,12 @@ type Config struct {
 	PriorityRevenueCents int64 `env:"SIDEKICK_TRIAGE_PRIORITY_REVENUE_CENTS" envDefault:"200000"`
 	// Concurrency is the number of inbound messages handled at once. Above
 	// 1, messages of one thread may be applied out of order (a reply before
-	// the question): keep 1 unless ordering is not needed.
+	// the question), and batching is off: keep 1 unless ordering is not
+	// needed.
 	Concurrency int `env:"SIDEKICK_TRIAGE_CONCURRENCY" envDefault:"1"`
+	// InboundBatch is the most inbound messages applied in one transaction,
+	// in delivery order (at Concurrency 1); 1 turns batching off.
+	InboundBatch int `env:"SIDEKICK_TRIAGE_INBOUND_BATCH" envDefault:"200"`
 	// RelayInterval is how often the outbox is polled when no Postgres
 	// notification wakes the relay.
 	RelayInterval time.Duration `env:"SIDEKICK_TRIAGE_RELAY_INTERVAL" envDefault:"1s"`
@@ -161,7 +166,8 @@ type Service struct {
 	deps     Deps
 	engine   *engine.Engine
 	relay    *outbox.Relay
-	consumer *bus.Consumer
+	consumer *bus.Consumer   // one message at a time (or concurrently)
+	batcher  *batch.Consumer // or ordered batches
 	rotation *bus.Consumer
 	timers   *timers.Loop
 	cache    *coverage.Cache
@@ -222,15 +228,27 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
-	s.consumer, err = bus.NewConsumer(deps.JS, bus.ConsumerConfig{
-		Service:        Name,
-		Stream:         bus.StreamInbound,
-		Durable:        DurableInbound,
-		FilterSubjects: []string{bus.AllInbound},
-		MaxDeliver:     cfg.ConsumerMaxDeliver,
-		Backoff:        cfg.ConsumerBackoff,
-		Concurrency:    cfg.Concurrency,
-	}, deps.Logger, deps.Registry)
+	if cfg.InboundBatch > 1 && cfg.Concurrency <= 1 {
+		s.batcher, err = batch.New(deps.JS, batch.Config{
+			Service:        Name,
+			Stream:         bus.StreamInbound,
+			Durable:        DurableInbound,
+			FilterSubjects: []string{bus.AllInbound},
+			MaxDeliver:     cfg.ConsumerMaxDeliver,
+			Backoff:        cfg.ConsumerBackoff,
+			MaxBatch:       cfg.InboundBatch,
+		}, deps.Logger, deps.Registry)
+	} else {
+		s.consumer, err = bus.NewConsumer(deps.JS, bus.ConsumerConfig{
+			Service:        Name,
+			Stream:         bus.StreamInbound,
+			Durable:        DurableInbound,
+			FilterSubjects: []string{bus.AllInbound},
+			MaxDeliver:     cfg.ConsumerMaxDeliver,
+			Backoff:        cfg.ConsumerBackoff,
+			Concurrency:    cfg.Concurrency,
+		}, deps.Logger, deps.Registry)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
@@ -317,7 +335,11 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 // and relays the outbox until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.consumer.Run(ctx, s.handleInbound) })
+	if s.batcher != nil {
+		g.Go(func() error { return s.batcher.Run(ctx, s.handleBatch, s.handleInbound) })
+	} else {
+		g.Go(func() error { return s.consumer.Run(ctx, s.handleInbound) })
+	}
 	g.Go(func() error { return s.rotation.Run(ctx, s.handleRotation) })
 	g.Go(func() error { return s.timers.Run(ctx) })
 	g.Go(func() error { return s.relay.Run(ctx) })
@@ -328,16 +350,39 @@ func (s *Service) Run(ctx context.Context) error {
 // ReportService.
 func (s *Service) RegisterGRPC(r grpc.ServiceRegistrar) { s.api.Register(r) }
 
-// handleInbound applies one support.inbound.* message.
-func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) error {
+func decodeInbound(msg jetstream.Msg) (*supportv1.InboundMessage, error) {
 	var m supportv1.InboundMessage
 	if err := bus.Decode(msg, &m); err != nil {
-		return err
+		return nil, err
 	}
 	if m.GetId() == "" {
 		m.Id = msg.Headers().Get(bus.HeaderID)
 	}
-	res, err := s.engine.HandleInbound(ctx, &m, msg.Subject())
+	return &m, nil
+}
+
+// handleBatch applies support.inbound.* messages in order in one
+// transaction; any failure hands them to handleInbound one by one.
+func (s *Service) handleBatch(ctx context.Context, msgs []jetstream.Msg) error {
+	in := make([]engine.Inbound, len(msgs))
+	for i, msg := range msgs {
+		m, err := decodeInbound(msg)
+		if err != nil {
+			return err
+		}
+		in[i] = engine.Inbound{Message: m, Subject: msg.Subject()}
+	}
+	_, err := s.engine.HandleBatch(ctx, in)
+	return err
+}
+
+// handleInbound applies one support.inbound.* message.
+func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) error {
+	m, err := decodeInbound(msg)
+	if err != nil {
+		return err
+	}
+	res, err := s.engine.HandleInbound(ctx, m, msg.Subject())
 	if errors.Is(err, engine.ErrInvalid) {
 		return bus.Permanent(err)
 	}

@@ -48,7 +48,7 @@ func testConfig() Config {
 		ConsoleURL: "https://sidekick.example.com/console", PriorityRevenueCents: 200000, Concurrency: 1,
 		RelayInterval: 50 * time.Millisecond, RelayBatch: 100,
 		ConsumerBackoff: []time.Duration{20 * time.Millisecond}, ConsumerMaxDeliver: 5,
-		TimerInterval: 10 * time.Millisecond, TimerBatch: 500, BusinessTeam: "business", HandoffMaxOpen: 200,
+		InboundBatch: 200, TimerInterval: 10 * time.Millisecond, TimerBatch: 500, BusinessTeam: "business", HandoffMaxOpen: 200,
 	}
 }
 

@@ -202,7 +202,7 @@ func (e *Engine) retier(ctx context.Context, tx pgx.Tx) ([]string, error) {
 		if !out.Changed {
 			continue
 		}
-		if err := e.save(ctx, tx, c, out, now); err != nil {
+		if err := e.save(ctx, tx, c, nil, out, now); err != nil {
 			return nil, err
 		}
 		if from != t {

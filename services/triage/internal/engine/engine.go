@@ -231,16 +231,32 @@ const (
 	Duplicate Result = "duplicate"
 )
 
+// validInbound checks what every inbound message needs.
+func validInbound(m *supportv1.InboundMessage) error {
+	switch {
+	case m.GetId() == "":
+		return fmt.Errorf("inbound message without an id: %w", ErrInvalid)
+	case m.GetThreadKey() == "":
+		return fmt.Errorf("inbound message %s without a thread key: %w", m.GetId(), ErrInvalid)
+	case m.GetChannel() == supportv1.Channel_CHANNEL_UNSPECIFIED:
+		return fmt.Errorf("inbound message %s without a channel: %w", m.GetId(), ErrInvalid)
+	}
+	return nil
+}
+
+func (e *Engine) count(m *supportv1.InboundMessage, res Result) {
+	e.handled.WithLabelValues(strings.ToLower(strings.TrimPrefix(conv.Kind(m).String(), "MESSAGE_KIND_")), string(res)).Inc()
+}
+
+func threadOf(m *supportv1.InboundMessage) store.ThreadKey {
+	return store.ThreadKey{Channel: m.GetChannel(), Key: m.GetThreadKey()}
+}
+
 // HandleInbound applies one inbound message exactly once: the inbox claim,
 // the conversation, the message and the outbox events commit together.
 func (e *Engine) HandleInbound(ctx context.Context, m *supportv1.InboundMessage, subject string) (Result, error) {
-	switch {
-	case m.GetId() == "":
-		return "", fmt.Errorf("inbound message without an id: %w", ErrInvalid)
-	case m.GetThreadKey() == "":
-		return "", fmt.Errorf("inbound message %s without a thread key: %w", m.GetId(), ErrInvalid)
-	case m.GetChannel() == supportv1.Channel_CHANNEL_UNSPECIFIED:
-		return "", fmt.Errorf("inbound message %s without a channel: %w", m.GetId(), ErrInvalid)
+	if err := validInbound(m); err != nil {
+		return "", err
 	}
 	var res Result
 	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
@@ -251,7 +267,7 @@ func (e *Engine) HandleInbound(ctx context.Context, m *supportv1.InboundMessage,
 	if err != nil {
 		return "", fmt.Errorf("handle inbound %s: %w", m.GetId(), err)
 	}
-	e.handled.WithLabelValues(strings.ToLower(strings.TrimPrefix(conv.Kind(m).String(), "MESSAGE_KIND_")), string(res)).Inc()
+	e.count(m, res)
 	return res, nil
 }
 
@@ -264,16 +280,132 @@ func (e *Engine) handleInbound(ctx context.Context, tx pgx.Tx, m *supportv1.Inbo
 	if !fresh {
 		return Duplicate, nil
 	}
-	c, err := store.ConversationByThread(ctx, tx, m.GetChannel(), m.GetThreadKey(), true)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	var (
+		c      *supportv1.Conversation
+		st     *store.State
+		opened bool
+	)
+	l, err := store.LockThread(ctx, tx, threadOf(m))
+	switch {
+	case err == nil:
+		c, st = l.Conversation, l.State
+	case !errors.Is(err, store.ErrNotFound):
 		return "", err
-	}
-	opened := false
-	if c == nil && conv.Opens(m) {
+	case conv.Opens(m):
 		if c, opened, err = e.open(ctx, tx, m, now); err != nil {
 			return "", err
 		}
+		if st, err = e.stateOf(ctx, tx, c, opened); err != nil {
+			return "", err
+		}
 	}
+	return e.apply(ctx, tx, m, c, st, opened, now)
+}
+
+// stateOf is a new state for a conversation just opened, else the stored
+// one.
+func (e *Engine) stateOf(ctx context.Context, q store.Querier, c *supportv1.Conversation, opened bool) (*store.State, error) {
+	if opened || c == nil {
+		return &store.State{}, nil
+	}
+	return store.LoadState(ctx, q, c.GetId())
+}
+
+// Inbound is one message of a batch.
+type Inbound struct {
+	Message *supportv1.InboundMessage
+	Subject string
+}
+
+// HandleBatch applies inbound messages in order in one transaction, all or
+// nothing, with the same outcome as HandleInbound on each in turn. Its
+// reads are set-based (the inbox claims, the threads' conversations and
+// the authors' customers, one round trip each) and its writes are
+// pipelined, so a batch costs a handful of round trips and one commit. It
+// fails as a whole (invalid message, a conversation created concurrently
+// by another replica): the caller then handles the messages one by one.
+func (e *Engine) HandleBatch(ctx context.Context, batch []Inbound) ([]Result, error) {
+	ids := make([]string, len(batch))
+	subjects := make([]string, len(batch))
+	for i, in := range batch {
+		if err := validInbound(in.Message); err != nil {
+			return nil, err
+		}
+		ids[i], subjects[i] = in.Message.GetId(), in.Subject
+	}
+	results := make([]Result, len(batch))
+	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.now()
+		fresh, err := store.ClaimInboxBatch(ctx, tx, ids, subjects, now)
+		if err != nil {
+			return err
+		}
+		var keys []store.ThreadKey
+		seen := map[store.ThreadKey]bool{}
+		for _, in := range batch {
+			if k := threadOf(in.Message); fresh[in.Message.GetId()] && !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+		locked, err := store.LockThreads(ctx, tx, keys)
+		if err != nil {
+			return err
+		}
+		// The authors of messages that may open a conversation.
+		cands := make([][]tier.Identity, len(batch))
+		for i, in := range batch {
+			if m := in.Message; fresh[m.GetId()] && locked[threadOf(m)] == nil && conv.Opens(m) {
+				cands[i] = tier.Candidates(m.GetChannel(), m.GetAuthor())
+			}
+		}
+		customers, err := store.MatchCustomers(ctx, tx, cands)
+		if err != nil {
+			return err
+		}
+		p := newPipe(tx)
+		for i, in := range batch {
+			m := in.Message
+			if !fresh[m.GetId()] {
+				results[i] = Duplicate
+				continue
+			}
+			delete(fresh, m.GetId()) // a second copy in the batch is a duplicate
+			k := threadOf(m)
+			var (
+				c      *supportv1.Conversation
+				st     *store.State
+				opened bool
+			)
+			if l := locked[k]; l != nil {
+				c, st = l.Conversation, l.State
+			} else if conv.Opens(m) {
+				c = conv.Open(NewID(), m, now)
+				c.Tier, c.TierReason, c.Customer = e.tierOf(customers[i])
+				if err := store.CreateConversation(ctx, p, c); err != nil {
+					return err
+				}
+				opened, st = true, &store.State{}
+				locked[k] = &store.Locked{Conversation: c, State: st}
+			}
+			if results[i], err = e.apply(ctx, p, m, c, st, opened, now); err != nil {
+				return fmt.Errorf("message %s: %w", m.GetId(), err)
+			}
+		}
+		return p.flush(ctx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("handle %d inbound messages: %w", len(batch), err)
+	}
+	for i, in := range batch {
+		e.count(in.Message, results[i])
+	}
+	return results, nil
+}
+
+// apply applies m to its thread's conversation c (nil: none; opened: m
+// just opened it) with c's state, writing through q.
+func (e *Engine) apply(ctx context.Context, q store.Querier, m *supportv1.InboundMessage, c *supportv1.Conversation, st *store.State, opened bool, now time.Time) (Result, error) {
 	out := conv.Apply(c, m, opened, now)
 	switch out.Store {
 	case conv.StoreInsert:
@@ -281,15 +413,15 @@ func (e *Engine) handleInbound(ctx context.Context, tx pgx.Tx, m *supportv1.Inbo
 		if c != nil {
 			id = c.GetId()
 		}
-		if err := store.InsertMessage(ctx, tx, m, id, now); err != nil {
+		if err := store.InsertMessage(ctx, q, m, id, now); err != nil {
 			return "", err
 		}
 	case conv.StoreEdit:
-		if _, err := store.EditMessage(ctx, tx, m, now); err != nil {
+		if _, err := store.EditMessage(ctx, q, m, now); err != nil {
 			return "", err
 		}
 	case conv.StoreDelete:
-		if _, err := store.DeleteMessage(ctx, tx, m, now); err != nil {
+		if _, err := store.DeleteMessage(ctx, q, m, now); err != nil {
 			return "", err
 		}
 	}
@@ -297,23 +429,14 @@ func (e *Engine) handleInbound(ctx context.Context, tx pgx.Tx, m *supportv1.Inbo
 		return Recorded, nil
 	}
 	if opened {
-		if err := store.AttachThread(ctx, tx, c); err != nil {
+		if err := store.AttachThread(ctx, q, c); err != nil {
 			return "", err
 		}
 	}
-	st := &store.State{}
-	if !opened {
-		if st, err = store.LoadState(ctx, tx, c.GetId()); err != nil {
-			return "", err
-		}
-	}
-	if err := e.afterInbound(ctx, tx, c, st, m, opened, now, &out); err != nil {
+	if err := e.afterInbound(ctx, q, c, st, m, opened, now, &out); err != nil {
 		return "", err
 	}
-	if err := e.save(ctx, tx, c, out, now); err != nil {
-		return "", err
-	}
-	if err := store.SaveState(ctx, tx, c.GetId(), st); err != nil {
+	if err := e.save(ctx, q, c, st, out, now); err != nil {
 		return "", err
 	}
 	return Applied, nil
@@ -321,16 +444,16 @@ func (e *Engine) handleInbound(ctx context.Context, tx pgx.Tx, m *supportv1.Inbo
 
 // afterInbound classifies a customer's message, moves the response clock
 // and re-evaluates the deadline when the clock changed.
-func (e *Engine) afterInbound(ctx context.Context, tx pgx.Tx, c *supportv1.Conversation, st *store.State, m *supportv1.InboundMessage, opened bool, now time.Time, out *conv.Outcome) error {
+func (e *Engine) afterInbound(ctx context.Context, q store.Querier, c *supportv1.Conversation, st *store.State, m *supportv1.InboundMessage, opened bool, now time.Time, out *conv.Outcome) error {
 	if conv.Kind(m) == supportv1.MessageKind_MESSAGE_KIND_POSTED && conv.Role(m) == supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER {
-		if err := e.suggest(ctx, tx, c, st, m, opened, now, out); err != nil {
+		if err := e.suggest(ctx, q, c, st, m, opened, now, out); err != nil {
 			return err
 		}
 	}
 	moved := e.track(c, st, m, now)
 	pending := st.FirstResponseWork == nil && c.GetFirstResponseAt() != nil && !st.Clock.Running()
 	if moved || opened || pending {
-		return e.schedule(ctx, tx, c, st, now, out)
+		return e.schedule(ctx, q, c, st, now, out)
 	}
 	return nil
 }
@@ -373,9 +496,15 @@ func (e *Engine) tierOf(cust *triagev1.Customer) (supportv1.Tier, string, *suppo
 	return t, reason, &supportv1.CustomerRef{Id: cust.GetId(), Name: cust.GetName(), Organisation: cust.GetOrganisation()}
 }
 
-// save writes the conversation, its audit lines and its events.
-func (e *Engine) save(ctx context.Context, tx store.Querier, c *supportv1.Conversation, out conv.Outcome, now time.Time) error {
-	if out.Changed {
+// save writes the conversation (with its state when st is not nil), its
+// audit lines and its events.
+func (e *Engine) save(ctx context.Context, tx store.Querier, c *supportv1.Conversation, st *store.State, out conv.Outcome, now time.Time) error {
+	switch {
+	case st != nil:
+		if err := store.UpdateConversationState(ctx, tx, c, st); err != nil {
+			return err
+		}
+	case out.Changed:
 		if err := store.UpdateConversation(ctx, tx, c); err != nil {
 			return err
 		}
@@ -412,13 +541,25 @@ func (e *Engine) queue(ctx context.Context, tx store.Querier, snapshot *supportv
 	if err != nil {
 		return "", fmt.Errorf("encode %s event: %w", EventName(ev.Type), err)
 	}
-	return id, store.InsertOutbox(ctx, tx, store.OutboxEvent{
+	row := store.OutboxEvent{
 		ID:        id,
 		Subject:   bus.ConversationSubject(EventName(ev.Type)),
 		Type:      string(proto.MessageName(msg)),
 		Payload:   payload,
 		CreatedAt: now,
-	})
+	}
+	if p, ok := tx.(*pipe); ok {
+		// One notification per transaction wakes the relay.
+		if err := store.InsertOutboxQuiet(ctx, p, row); err != nil {
+			return "", err
+		}
+		if !p.notified {
+			p.notified = true
+			return id, store.NotifyOutbox(ctx, p)
+		}
+		return id, nil
+	}
+	return id, store.InsertOutbox(ctx, tx, row)
 }
 
 // change applies f to a locked conversation with its state and saves what
@@ -442,10 +583,7 @@ func (e *Engine) change(ctx context.Context, id string, f func(tx pgx.Tx, c *sup
 		if err != nil {
 			return err
 		}
-		if err := e.save(ctx, tx, c, out, now); err != nil {
-			return err
-		}
-		return store.SaveState(ctx, tx, id, st)
+		return e.save(ctx, tx, c, st, out, now)
 	})
 	if err != nil {
 		return nil, err

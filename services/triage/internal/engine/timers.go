@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -14,29 +13,56 @@ import (
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 )
 
-// errBatchRead: a batched writer cannot read.
-var errBatchRead = errors.New("engine: read through a batched writer")
+// pipe queues writes (Exec) into a pgx.Batch and sends them in one round
+// trip before the next read or at flush; reads see every earlier write.
+// Exec's command tag is empty: writes whose result matters go through
+// Query.
+type pipe struct {
+	tx pgx.Tx
+	b  *pgx.Batch
+	// notified is set once the relay's notification is queued.
+	notified bool
+}
 
-// batchWriter queues writes into one pgx.Batch, sent in one round trip;
-// reads are refused.
-type batchWriter struct{ b *pgx.Batch }
+func newPipe(tx pgx.Tx) *pipe { return &pipe{tx: tx, b: &pgx.Batch{}} }
 
-func (w batchWriter) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	w.b.Queue(sql, args...)
+func (p *pipe) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	p.b.Queue(sql, args...)
 	return pgconn.CommandTag{}, nil
 }
 
-func (w batchWriter) Query(context.Context, string, ...any) (pgx.Rows, error) {
-	return nil, errBatchRead
+func (p *pipe) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := p.flush(ctx); err != nil {
+		return nil, err
+	}
+	return p.tx.Query(ctx, sql, args...)
 }
 
-func (w batchWriter) QueryRow(context.Context, string, ...any) pgx.Row { return errRow{} }
+func (p *pipe) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := p.flush(ctx); err != nil {
+		return errRow{err}
+	}
+	return p.tx.QueryRow(ctx, sql, args...)
+}
 
-type errRow struct{}
+// flush sends the queued writes.
+func (p *pipe) flush(ctx context.Context) error {
+	if p.b.Len() == 0 {
+		return nil
+	}
+	b := p.b
+	p.b = &pgx.Batch{}
+	if err := p.tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write %d queued statements: %w", b.Len(), err)
+	}
+	return nil
+}
 
-func (errRow) Scan(...any) error { return errBatchRead }
+type errRow struct{ err error }
 
-var _ store.Querier = batchWriter{}
+func (r errRow) Scan(...any) error { return r.err }
+
+var _ store.Querier = (*pipe)(nil)
 
 // Fired is what one FireDue pass did.
 type Fired struct {
@@ -73,8 +99,7 @@ func (e *Engine) FireDue(ctx context.Context, limit int) (Fired, error) {
 			return err
 		}
 		res.Skipped = len(due) - len(locked)
-		b := &pgx.Batch{}
-		w := batchWriter{b}
+		w := newPipe(tx)
 		for _, l := range locked {
 			c, st := l.Conversation, l.State
 			var out conv.Outcome
@@ -88,24 +113,16 @@ func (e *Engine) FireDue(ctx context.Context, limit int) (Fired, error) {
 			if out.Changed {
 				c.UpdatedAt = timestamppb.New(now)
 			}
-			if err := e.save(ctx, w, c, out, now); err != nil {
-				return err
-			}
+			var keep *store.State
 			if !running {
-				// A stopped clock was settled: keep that.
-				if err := store.SaveState(ctx, w, c.GetId(), st); err != nil {
-					return err
-				}
+				keep = st // a stopped clock was settled: keep that
+			}
+			if err := e.save(ctx, w, c, keep, out, now); err != nil {
+				return err
 			}
 			res.Due = append(res.Due, dueOf[c.GetId()])
 		}
-		if b.Len() == 0 {
-			return nil
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("write %d fired timers: %w", len(locked), err)
-		}
-		return nil
+		return w.flush(ctx)
 	})
 	if err != nil {
 		return Fired{}, fmt.Errorf("fire due timers: %w", err)

@@ -164,40 +164,65 @@ func nonNil(s []string) []string {
 	return s
 }
 
+const insertConversation = `INSERT INTO conversations (id, channel, thread_key, status, close_reason, tier, tier_reason,
+		categories, tags, subject, customer_id, author, assignee, team, opened_at, first_response_at,
+		last_customer_message_at, next_deadline_at, deadline_level, message_count, permalink, updated_at)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)`
+
+// CreateConversation inserts c; it fails when its thread already has a
+// conversation. Batches use it: the error surfaces with the batch.
+func CreateConversation(ctx context.Context, q Querier, c *supportv1.Conversation) error {
+	args, err := conversationArgs(c)
+	if err != nil {
+		return err
+	}
+	if _, err := q.Exec(ctx, insertConversation, args...); err != nil {
+		return fmt.Errorf("insert conversation of %s: %w", c.GetThreadKey(), err)
+	}
+	return nil
+}
+
 // InsertConversation creates c unless its thread already has one; false
 // means another transaction created it first.
 func InsertConversation(ctx context.Context, q Querier, c *supportv1.Conversation) (bool, error) {
-	author, err := authorJSON(c.GetAuthor())
+	args, err := conversationArgs(c)
 	if err != nil {
-		return false, fmt.Errorf("insert conversation: author: %w", err)
+		return false, err
 	}
-	tag, err := q.Exec(ctx, `INSERT INTO conversations (id, channel, thread_key, status, close_reason, tier, tier_reason,
-		categories, tags, subject, customer_id, author, assignee, team, opened_at, first_response_at,
-		last_customer_message_at, next_deadline_at, deadline_level, message_count, permalink, updated_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
-		ON CONFLICT (channel, thread_key) DO NOTHING`,
-		c.GetId(), int16(c.GetChannel()), c.GetThreadKey(), int16(c.GetStatus()), int16(c.GetCloseReason()),
-		int16(c.GetTier()), c.GetTierReason(), nonNil(c.GetCategories()), nonNil(c.GetTags()), c.GetSubject(),
-		customerID(c), author, c.GetAssignee(), c.GetTeam(), c.GetOpenedAt().AsTime(), tm(c.GetFirstResponseAt()),
-		tm(c.GetLastCustomerMessageAt()), tm(c.GetNextDeadlineAt()), int16(c.GetDeadlineLevel()), c.GetMessageCount(),
-		c.GetPermalink(), c.GetUpdatedAt().AsTime())
+	tag, err := q.Exec(ctx, insertConversation+` ON CONFLICT (channel, thread_key) DO NOTHING`, args...)
 	if err != nil {
 		return false, fmt.Errorf("insert conversation of %s: %w", c.GetThreadKey(), err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
-// UpdateConversation writes every mutable field of c.
-func UpdateConversation(ctx context.Context, q Querier, c *supportv1.Conversation) error {
-	_, err := q.Exec(ctx, `UPDATE conversations SET status = $2, close_reason = $3, tier = $4, tier_reason = $5,
+func conversationArgs(c *supportv1.Conversation) ([]any, error) {
+	author, err := authorJSON(c.GetAuthor())
+	if err != nil {
+		return nil, fmt.Errorf("insert conversation: author: %w", err)
+	}
+	return []any{c.GetId(), int16(c.GetChannel()), c.GetThreadKey(), int16(c.GetStatus()), int16(c.GetCloseReason()),
+		int16(c.GetTier()), c.GetTierReason(), nonNil(c.GetCategories()), nonNil(c.GetTags()), c.GetSubject(),
+		customerID(c), author, c.GetAssignee(), c.GetTeam(), c.GetOpenedAt().AsTime(), tm(c.GetFirstResponseAt()),
+		tm(c.GetLastCustomerMessageAt()), tm(c.GetNextDeadlineAt()), int16(c.GetDeadlineLevel()), c.GetMessageCount(),
+		c.GetPermalink(), c.GetUpdatedAt().AsTime()}, nil
+}
+
+const updateSet = `status = $2, close_reason = $3, tier = $4, tier_reason = $5,
 		categories = $6, tags = $7, subject = $8, customer_id = $9, assignee = $10, team = $11,
 		first_response_at = $12, last_customer_message_at = $13, next_deadline_at = $14, deadline_level = $15,
-		message_count = $16, permalink = $17, updated_at = $18
-		WHERE id = $1`,
-		c.GetId(), int16(c.GetStatus()), int16(c.GetCloseReason()), int16(c.GetTier()), c.GetTierReason(),
+		message_count = $16, permalink = $17, updated_at = $18`
+
+func updateArgs(c *supportv1.Conversation) []any {
+	return []any{c.GetId(), int16(c.GetStatus()), int16(c.GetCloseReason()), int16(c.GetTier()), c.GetTierReason(),
 		nonNil(c.GetCategories()), nonNil(c.GetTags()), c.GetSubject(), customerID(c), c.GetAssignee(), c.GetTeam(),
 		tm(c.GetFirstResponseAt()), tm(c.GetLastCustomerMessageAt()), tm(c.GetNextDeadlineAt()), int16(c.GetDeadlineLevel()),
-		c.GetMessageCount(), c.GetPermalink(), c.GetUpdatedAt().AsTime())
+		c.GetMessageCount(), c.GetPermalink(), c.GetUpdatedAt().AsTime()}
+}
+
+// UpdateConversation writes every mutable field of c.
+func UpdateConversation(ctx context.Context, q Querier, c *supportv1.Conversation) error {
+	_, err := q.Exec(ctx, `UPDATE conversations SET `+updateSet+` WHERE id = $1`, updateArgs(c)...)
 	if err != nil {
 		return fmt.Errorf("update conversation %s: %w", c.GetId(), err)
 	}
@@ -509,13 +534,27 @@ type OutboxEvent struct {
 // InsertOutbox queues an event and wakes the relay when the transaction
 // commits.
 func InsertOutbox(ctx context.Context, q Querier, e OutboxEvent) error {
+	if err := InsertOutboxQuiet(ctx, q, e); err != nil {
+		return err
+	}
+	return NotifyOutbox(ctx, q)
+}
+
+// InsertOutboxQuiet queues an event without waking the relay: call
+// NotifyOutbox once in the same transaction.
+func InsertOutboxQuiet(ctx context.Context, q Querier, e OutboxEvent) error {
 	_, err := q.Exec(ctx, `INSERT INTO outbox (id, subject, type, payload, created_at) VALUES ($1,$2,$3,$4,$5)`,
 		e.ID, e.Subject, e.Type, e.Payload, e.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("queue event %s: %w", e.Subject, err)
 	}
+	return nil
+}
+
+// NotifyOutbox wakes the relay when the transaction commits.
+func NotifyOutbox(ctx context.Context, q Querier) error {
 	if _, err := q.Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel); err != nil {
-		return fmt.Errorf("queue event %s: notify: %w", e.Subject, err)
+		return fmt.Errorf("notify the outbox relay: %w", err)
 	}
 	return nil
 }
