@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
@@ -278,4 +279,35 @@ func metricValue(m *dto.Metric) float64 {
 		return m.GetGauge().GetValue()
 	}
 	return 0
+}
+
+// TestOverrideRecomputesDeadlines: rotation announces an override (someone
+// covers the weekend); the cached windows are dropped and the armed
+// deadline moves.
+func TestOverrideRecomputesDeadlines(t *testing.T) {
+	h := newHarness(t)
+	rot := &fakeRotation{}
+	london := mustLoc(t, "Europe/London")
+	rot.setRoster(hours(london, "09:00", "17:30"))
+	h.deps.Rotation = serveRotation(t, rot)
+	cfg := testConfig()
+	cfg.Coverage = "rotation"
+	s, _ := h.startConfig(t, cfg, h.deps)
+	convs, _ := serve(t, s)
+
+	h.clock.Set(utc("2026-03-06 17:00")) // Friday
+	h.send(t, at(h.clock, triagetest.Slack("weekend").Customer("U0CUST", "Ingestion stopped")))
+	h.clock.Set(utc("2026-03-06 17:15"))
+	waitDeadline(t, convs, levelOkay, utc("2026-03-09 09:30")) // Monday
+
+	weekend := hours(london, "09:00", "17:00")
+	weekend.days = []time.Weekday{time.Saturday}
+	rot.setRoster(hours(london, "09:00", "17:30"), weekend)
+	h.clock.Set(utc("2026-03-06 18:00"))
+	publishRotation(t, h, &supportv1.RotationEvent{
+		Id: "rotation:override_created:o1", Type: supportv1.RotationEventType_ROTATION_EVENT_TYPE_OVERRIDE_CREATED,
+		RotationId: "hero", Hero: true, PersonId: "carol",
+		Start: timestamppb.New(utc("2026-03-07 09:00")), End: timestamppb.New(utc("2026-03-07 17:00")),
+	}, "")
+	waitDeadline(t, convs, levelOkay, utc("2026-03-07 09:30")) // Saturday now
 }
