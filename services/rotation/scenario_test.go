@@ -177,6 +177,11 @@ func TestHandbookDayOffScenario(t *testing.T) {
 				resp.GetOnCall().GetReason() != rotationv1.Reason_REASON_DERIVED || len(resp.GetAlso()) != 1 || resp.GetAlso()[0].GetPerson().GetId() != "dmitri" {
 				t.Errorf("platform secondary on 8 April: %v", resp)
 			}
+			// On 9 April bob is hero again: Platform has its own (dmitri's week).
+			if resp := who(&rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_SECONDARY, Team: "platform", At: at(4, 9, 12)}); resp.GetOnCall().GetPerson().GetId() != "dmitri" ||
+				resp.GetOnCall().GetReason() != rotationv1.Reason_REASON_ROTATION || len(resp.GetAlso()) != 0 {
+				t.Errorf("platform secondary on 9 April: %v", resp)
+			}
 
 			// The order of the weeks is unchanged: only the two days moved.
 			resp, err := c.ListShifts(ctx, &rotationv1.ListShiftsRequest{Rotation: "hero", From: at(3, 16, 12), To: at(5, 11, 12)})
