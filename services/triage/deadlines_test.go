@@ -142,7 +142,7 @@ func TestWorkingTimeDeadlines(t *testing.T) {
 			if want := []supportv1.DeadlineLevel{levelOkay, levelLate, levelBreached}; !slices.Equal(levels, want) {
 				t.Fatalf("deadline events %v, want %v", levels, want)
 			}
-			if rot.windows == 0 {
+			if n, _ := rot.calls(); n == 0 {
 				t.Fatal("working windows were never asked from rotation")
 			}
 		})

@@ -105,6 +105,14 @@ func (f *fakeRotation) WhoIsOnCall(_ context.Context, req *rotationv1.WhoIsOnCal
 	return &rotationv1.WhoIsOnCallResponse{OnCall: &rotationv1.OnCall{Person: &rotationv1.Person{Id: f.hero}}}, nil
 }
 
+// calls returns how often WorkingWindows was called and the WhoIsOnCall
+// requests.
+func (f *fakeRotation) calls() (int, []*rotationv1.WhoIsOnCallRequest) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.windows, append([]*rotationv1.WhoIsOnCallRequest(nil), f.asked...)
+}
+
 func (f *fakeRotation) setRoster(roster ...office) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -124,8 +124,8 @@ func TestHeroHandoffSummary(t *testing.T) {
 			t.Fatalf("snapshot %s tags %v", c.GetId(), c.GetTags())
 		}
 	}
-	if len(rot.asked) != 1 || rot.asked[0].GetRole() != rotationv1.Role_ROLE_ROTATION || rot.asked[0].GetRotation() != "hero" || !rot.asked[0].GetAt().AsTime().Equal(shiftEnd) {
-		t.Fatalf("asked rotation %v", rot.asked)
+	if _, asked := rot.calls(); len(asked) != 1 || asked[0].GetRole() != rotationv1.Role_ROLE_ROTATION || asked[0].GetRotation() != "hero" || !asked[0].GetAt().AsTime().Equal(shiftEnd) {
+		t.Fatalf("asked rotation %v", asked)
 	}
 	list, err := convs.ListConversations(ctx, &triagev1.ListConversationsRequest{Tag: "needs-handoff"})
 	if err != nil || len(list.GetConversations()) != 3 {
