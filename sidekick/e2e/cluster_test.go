@@ -225,7 +225,11 @@ func clusterLeaderLoss(t *testing.T, kill bool) {
 			stopTook = time.Since(stoppedAt)
 			// The test's own view of the election; the relays keep going.
 			waitFor(t, time.Minute, "a new leader of "+bus.StreamInbound, func() bool {
-				l, err := tryStreamLeader(ctx, ctl, bus.StreamInbound)
+				// A short timeout: a request to a stream without a leader
+				// goes unanswered, and the wait is what is measured.
+				lctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+				defer cancel()
+				l, err := tryStreamLeader(lctx, ctl, bus.StreamInbound)
 				leaderNow = l
 				return err == nil && l != "" && l != victim.spec.Name
 			})
