@@ -393,7 +393,7 @@ func Default() *Config {
 	return &Config{Policies: []Policy{
 		{
 			ID:    "business-proposals",
-			Match: Match{Kind: NewConversation, Categories: []string{"Marketing", "Partnership"}},
+			Match: Match{Kind: NewConversation, Categories: []string{"business", "Marketing", "Partnership"}},
 			Steps: []Rule{ping(BusinessContacts, 0)},
 		},
 		{

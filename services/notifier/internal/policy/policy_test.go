@@ -205,6 +205,7 @@ func TestDefaultMatch(t *testing.T) {
 		{policy.Event{Kind: policy.NewConversation}, "new-conversation"},
 		{policy.Event{Kind: policy.NewConversation, Tier: policy.Priority, Category: "partnership"}, "business-proposals"},
 		{policy.Event{Kind: policy.NewConversation, Tier: policy.Community, Category: "Marketing"}, "business-proposals"},
+		{policy.Event{Kind: policy.NewConversation, Tier: policy.Priority, Category: "business"}, "business-proposals"}, // what triage sets
 		{policy.Event{Kind: policy.Deadline, Tier: policy.Priority, Level: policy.Breached, Team: "core"}, "deadline-breached"},
 		{policy.Event{Kind: policy.Deadline, Tier: policy.Subscriber, Level: policy.Breached}, "deadline-breached"},
 		{policy.Event{Kind: policy.Deadline, Tier: policy.Community, Level: policy.Breached}, "community-breached"},
