@@ -137,6 +137,7 @@ type Config struct {
 type Rotation interface {
 	coverage.WindowsClient
 	WhoIsOnCall(ctx context.Context, in *rotationv1.WhoIsOnCallRequest, opts ...grpc.CallOption) (*rotationv1.WhoIsOnCallResponse, error)
+	ListPeople(ctx context.Context, in *rotationv1.ListPeopleRequest, opts ...grpc.CallOption) (*rotationv1.ListPeopleResponse, error)
 }
 
 // Deps are triage's collaborators.
@@ -169,6 +170,7 @@ type Service struct {
 	consumer *bus.Consumer   // one message at a time (or concurrently)
 	batcher  *batch.Consumer // or ordered batches
 	rotation *bus.Consumer
+	actions  *bus.Consumer
 	timers   *timers.Loop
 	cache    *coverage.Cache
 	api      *grpcapi.Server
@@ -265,6 +267,19 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
+	s.actions, err = bus.NewConsumer(deps.JS, bus.ConsumerConfig{
+		Service: Name,
+		Stream:  bus.StreamActions,
+		Durable: DurableActions,
+		FilterSubjects: []string{
+			bus.ActionSubject("close"), bus.ActionSubject("assign"),
+		},
+		MaxDeliver: cfg.ConsumerMaxDeliver,
+		Backoff:    cfg.ConsumerBackoff,
+	}, deps.Logger, deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("triage: %w", err)
+	}
 	s.timers, err = timers.New(s.engine, timers.Config{
 		Batch: cfg.TimerBatch, Interval: cfg.TimerInterval, OnFired: deps.OnTimerFired,
 	}, deps.Now, deps.Logger, deps.Registry)
@@ -331,7 +346,8 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	return New(cfg, deps)
 }
 
-// Run consumes inbound messages and rotation events, fires deadline timers
+// Run consumes inbound messages, rotation events and close/assign actions,
+// fires deadline timers
 // and relays the outbox until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
@@ -341,6 +357,7 @@ func (s *Service) Run(ctx context.Context) error {
 		g.Go(func() error { return s.consumer.Run(ctx, s.handleInbound) })
 	}
 	g.Go(func() error { return s.rotation.Run(ctx, s.handleRotation) })
+	g.Go(func() error { return s.actions.Run(ctx, s.handleAction) })
 	g.Go(func() error { return s.timers.Run(ctx) })
 	g.Go(func() error { return s.relay.Run(ctx) })
 	return g.Wait()

@@ -1,0 +1,78 @@
+package triage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sidekickhq/sidekick/platform/bus"
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
+)
+
+// DurableActions is the durable consumer of the actions triage carries
+// out: support.action.close and support.action.assign (from Slack buttons,
+// the CLI or the console). Acknowledge and escalate belong to notifier.
+const DurableActions = "triage-actions"
+
+// handleAction closes or assigns the conversation an action names. Both
+// are idempotent (closing a closed conversation, or assigning the current
+// assignee, changes nothing), so a redelivered action is harmless.
+func (s *Service) handleAction(ctx context.Context, msg jetstream.Msg) error {
+	var a supportv1.Action
+	if err := bus.Decode(msg, &a); err != nil {
+		return bus.Permanent(err)
+	}
+	id := a.GetConversationId()
+	if id == "" {
+		// A button on a notification that names no conversation: nothing
+		// for triage to do.
+		return nil
+	}
+	who := a.GetActor()
+	if a.GetSource() == "slack" {
+		who = s.personForSlack(ctx, who)
+	}
+	var err error
+	switch a.GetType() {
+	case supportv1.ActionType_ACTION_TYPE_CLOSE:
+		_, err = s.engine.Close(ctx, id, supportv1.CloseReason_CLOSE_REASON_RESOLVED, who)
+	case supportv1.ActionType_ACTION_TYPE_ASSIGN:
+		if a.GetAssignee() == "" {
+			return bus.Permanent(errors.New("assign action without an assignee"))
+		}
+		_, err = s.engine.Assign(ctx, id, a.GetAssignee(), who)
+	default:
+		return nil
+	}
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		return bus.Permanent(fmt.Errorf("action %s: conversation %s: %w", a.GetId(), id, err))
+	case err != nil:
+		return bus.AtLocation("action", err)
+	}
+	return nil
+}
+
+// personForSlack names a Slack user by their person id when rotation knows
+// them, so the audit trail reads "alice" rather than "U0ALICE"; otherwise
+// the Slack id stays.
+func (s *Service) personForSlack(ctx context.Context, slackID string) string {
+	if s.deps.Rotation == nil || slackID == "" {
+		return slackID
+	}
+	resp, err := s.deps.Rotation.ListPeople(ctx, &rotationv1.ListPeopleRequest{})
+	if err != nil {
+		s.deps.Logger.Warn("map Slack user to a person", "slack_id", slackID, "error", err)
+		return slackID
+	}
+	for _, p := range resp.GetPeople() {
+		if p.GetSlackId() == slackID {
+			return p.GetId()
+		}
+	}
+	return slackID
+}
