@@ -2,9 +2,10 @@
 // person's Slack id (or a post in a channel) with Block Kit buttons to
 // acknowledge, escalate or close, and later edits of the same message
 // through chat.update when it is acknowledged or the conversation is dealt
-// with. A 429 answer becomes notify.RetryAfterError with Slack's
-// Retry-After; errors no retry can fix (unknown user, bad token) are
-// permanent.
+// with. Posts to one Slack conversation keep Slack's pace (about one a
+// second, with short bursts). A 429 answer becomes notify.RetryAfterError
+// with Slack's Retry-After; errors no retry can fix (unknown user, bad
+// token) are permanent.
 package slack
 
 import (
@@ -14,8 +15,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	slackapi "github.com/slack-go/slack"
+	"golang.org/x/time/rate"
 
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
 )
@@ -44,12 +47,52 @@ type Options struct {
 	APIURL     string
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// Pace is how many messages a second go to one Slack conversation (a
+	// DM or a channel); Slack allows about one, with short bursts. Zero
+	// means 1, with a burst of 3. Messages over the pace wait.
+	Pace  rate.Limit
+	Burst int
 }
 
 // Channel sends through Slack's Web API.
 type Channel struct {
 	api    *slackapi.Client
 	logger *slog.Logger
+	pace   *pacer
+}
+
+// pacer keeps one rate limiter per Slack conversation.
+type pacer struct {
+	mu     sync.Mutex
+	limit  rate.Limit
+	burst  int
+	byConv map[string]*rate.Limiter
+}
+
+func newPacer(limit rate.Limit, burst int) *pacer {
+	if limit <= 0 {
+		limit = 1
+	}
+	if burst <= 0 {
+		burst = 3
+	}
+	return &pacer{limit: limit, burst: burst, byConv: map[string]*rate.Limiter{}}
+}
+
+func (p *pacer) limiter(conv string) *rate.Limiter {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, ok := p.byConv[conv]
+	if !ok {
+		l = rate.NewLimiter(p.limit, p.burst)
+		p.byConv[conv] = l
+	}
+	return l
+}
+
+// wait blocks until a message to conv is within Slack's pace, or ctx ends.
+func (p *pacer) wait(ctx context.Context, conv string) error {
+	return p.limiter(conv).Wait(ctx)
 }
 
 var (
@@ -74,7 +117,7 @@ func New(o Options) *Channel {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Channel{api: slackapi.New(o.Token, opts...), logger: o.Logger}
+	return &Channel{api: slackapi.New(o.Token, opts...), logger: o.Logger, pace: newPacer(o.Pace, o.Burst)}
 }
 
 // Name returns "slack".
@@ -92,6 +135,9 @@ func (c *Channel) Send(ctx context.Context, m notify.Message) (notify.Receipt, e
 	}
 	if target == "" {
 		return notify.Receipt{}, notify.Permanent(fmt.Errorf("slack: %s has no Slack id", m.Recipient.Display()))
+	}
+	if err := c.pace.wait(ctx, target); err != nil {
+		return notify.Receipt{}, fmt.Errorf("slack: waiting for %s's pace: %w", target, err)
 	}
 	channel, ts, err := c.api.PostMessageContext(ctx, target,
 		slackapi.MsgOptionText(Fallback(m), false),
