@@ -67,7 +67,18 @@ func NewServer(o ServerOptions) (*Server, error) {
 		}
 		return status.Error(codes.Internal, "internal error")
 	})
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	// Successful calls log at debug: at a thousand WhoIsOnCall calls a
+	// second an info line each costs more than the call. Failures stay at
+	// info and above.
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithLevels(func(c codes.Code) logging.Level {
+			if c == codes.OK {
+				return logging.LevelDebug
+			}
+			return logging.DefaultServerCodeToLevel(c)
+		}),
+	}
 	unary := []grpc.UnaryServerInterceptor{
 		logging.UnaryServerInterceptor(interceptorLogger(logger), logOpts...),
 		recovery.UnaryServerInterceptor(rec),
