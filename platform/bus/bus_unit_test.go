@@ -136,8 +136,8 @@ func TestConsumerConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MaxDeliver != 5 || c.AckWait != 30*time.Second || c.MaxAckPending != 1000 || c.Concurrency != 1 ||
-		len(c.Backoff) != 4 || c.Backoff[3] != 2*time.Minute || c.Prefetch != 2 || c.DrainTimeout != 30*time.Second ||
+	if c.MaxDeliver != 5 || c.AckWait != DefaultAckWait || c.MaxAckPending != 1000 || c.Concurrency != 1 ||
+		len(c.Backoff) != 4 || c.Backoff[3] != 2*time.Minute || c.Prefetch != 2 || c.DrainTimeout != DefaultAckWait ||
 		c.DeliverPolicy != jetstream.DeliverAllPolicy {
 		t.Errorf("defaults: %+v", c)
 	}

@@ -23,8 +23,11 @@ type Handler func(ctx context.Context, msg jetstream.Msg) error
 
 // Consumer defaults.
 const (
-	DefaultMaxDeliver    = 5
-	DefaultAckWait       = 30 * time.Second
+	DefaultMaxDeliver = 5
+	// DefaultAckWait is how long a delivery lost in flight (a leader
+	// change) waits to be resent; handlers that run longer signal progress
+	// every AckWait/2, so it does not bound handler time.
+	DefaultAckWait       = 10 * time.Second
 	DefaultMaxAckPending = 1000
 )
 
@@ -236,6 +239,9 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 func (c *Consumer) consume(ctx, hctx context.Context, cons jetstream.Consumer, h Handler, wg *sync.WaitGroup, slots chan struct{}) error {
 	it, err := cons.Messages(
 		jetstream.PullMaxMessages(c.cfg.Prefetch),
+		// A pull request lost with a consumer leader is noticed after two
+		// missed heartbeats: keep that short (the default is 15s each).
+		jetstream.PullHeartbeat(2*time.Second),
 		jetstream.WithMessagesErrOnMissingHeartbeat(false),
 	)
 	if err != nil {

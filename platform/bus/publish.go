@@ -132,11 +132,22 @@ func (p *Publisher) Publish(ctx context.Context, e Event) (*jetstream.PubAck, er
 	return ack, nil
 }
 
+// DefaultPublishTimeout bounds a batch publish whose context has no
+// deadline.
+const DefaultPublishTimeout = 10 * time.Second
+
 // PublishAll sends events without waiting between them and then waits for
 // every acknowledgement; acks[i] belongs to events[i] and is nil where that
 // event failed. The error joins every failure. Use it to relay a batch, as
 // an outbox does: it costs one round trip instead of one per event.
 func (p *Publisher) PublishAll(ctx context.Context, events []Event) ([]*jetstream.PubAck, error) {
+	// An ack lost in a leader change never arrives: without a deadline
+	// the caller (an outbox relay holding a transaction) would wait forever.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultPublishTimeout)
+		defer cancel()
+	}
 	acks := make([]*jetstream.PubAck, len(events))
 	futures := make([]jetstream.PubAckFuture, len(events))
 	var errs []error
