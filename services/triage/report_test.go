@@ -93,6 +93,11 @@ func TestSummaryOnAKnownDataSet(t *testing.T) {
 	if got, want := counts(resp.GetByCategory()), "performance=4 api=2 billing=1 spam=1 "; got != want {
 		t.Errorf("by category %q, want %q", got, want)
 	}
+	// Seven conversations had their categories confirmed by people; the
+	// report says how often the suggestion was right.
+	if a := resp.GetAgreement(); a.GetPairs() != 7 || a.GetExactRate() < 0 || a.GetOverlapRate() < a.GetExactRate() || a.GetOverlapRate() > 1 {
+		t.Errorf("agreement %v, want 7 pairs and 0 <= exact <= overlap <= 1", a)
+	}
 	if got, want := counts(resp.GetByTier()), "priority=2 community=6 "; got != want {
 		t.Errorf("by tier %q, want %q", got, want)
 	}

@@ -27,8 +27,9 @@ func (r *root) reportCmd() *cobra.Command {
 		Short: "Conversations per category, tier and channel; first response times per tier",
 		Long: `Summarise the conversations opened in [--from, --to): how many per category,
 tier and channel, and per tier the first response time in working time (mean,
-median, p90) with the share answered great (under 15 minutes), okay (under 1
-hour) and late (over one working day).
+median, p90) with the share answered great (under 15 minutes), okay (15
+minutes to 1 hour) and late (1 hour to one working day); the rest breached.
+Last, how often the suggested categories matched what people confirmed.
 
 --to defaults to now and --from to seven days before --to. Times are RFC 3339
 (2026-02-02T09:00:00+01:00) or "2026-02-02 09:00" / "2026-02-02" in UTC.
@@ -122,7 +123,14 @@ func (r *root) printReport(req *triagev1.SummaryRequest, resp *triagev1.SummaryR
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", short(s.GetTier().String(), "TIER_"),
 			s.GetConversations(), s.GetResponded(), mean, median, p90, great, okay, late)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if a := resp.GetAgreement(); a.GetPairs() > 0 {
+		fmt.Fprintf(w, "\nCategory suggestions: %s matched the predominant category people confirmed, %s shared a category (%d conversations)\n",
+			percent(a.GetExactRate()), percent(a.GetOverlapRate()), a.GetPairs())
+	}
+	return nil
 }
 
 func percent(share float64) string { return fmt.Sprintf("%.0f%%", share*100) }

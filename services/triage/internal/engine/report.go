@@ -69,6 +69,15 @@ func (e *Engine) Summary(ctx context.Context, from, to time.Time) (*triagev1.Sum
 		}
 		resp.Response = append(resp.Response, st)
 	}
+	a, err := e.Agreement(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	resp.Agreement = &triagev1.CategoryAgreement{Pairs: int64(a.Pairs)}
+	if a.Pairs > 0 {
+		resp.Agreement.ExactRate = float64(a.Exact) / float64(a.Pairs)
+		resp.Agreement.OverlapRate = float64(a.Overlap) / float64(a.Pairs)
+	}
 	return resp, nil
 }
 

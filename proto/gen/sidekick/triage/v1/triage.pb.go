@@ -1629,19 +1629,85 @@ func (x *TierResponseStats) GetLateShare() float64 {
 	return 0
 }
 
+// CategoryAgreement is how often the suggested categories matched the ones
+// people confirmed or changed them to.
+type CategoryAgreement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Conversations whose categories people confirmed or changed.
+	Pairs int64 `protobuf:"varint,1,opt,name=pairs,proto3" json:"pairs,omitempty"`
+	// Share whose predominant category was suggested right.
+	ExactRate float64 `protobuf:"fixed64,2,opt,name=exact_rate,json=exactRate,proto3" json:"exact_rate,omitempty"`
+	// Share where the suggestion shared at least one category.
+	OverlapRate   float64 `protobuf:"fixed64,3,opt,name=overlap_rate,json=overlapRate,proto3" json:"overlap_rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CategoryAgreement) Reset() {
+	*x = CategoryAgreement{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CategoryAgreement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CategoryAgreement) ProtoMessage() {}
+
+func (x *CategoryAgreement) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CategoryAgreement.ProtoReflect.Descriptor instead.
+func (*CategoryAgreement) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CategoryAgreement) GetPairs() int64 {
+	if x != nil {
+		return x.Pairs
+	}
+	return 0
+}
+
+func (x *CategoryAgreement) GetExactRate() float64 {
+	if x != nil {
+		return x.ExactRate
+	}
+	return 0
+}
+
+func (x *CategoryAgreement) GetOverlapRate() float64 {
+	if x != nil {
+		return x.OverlapRate
+	}
+	return 0
+}
+
 type SummaryResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ByCategory    []*Count               `protobuf:"bytes,1,rep,name=by_category,json=byCategory,proto3" json:"by_category,omitempty"`
 	ByTier        []*Count               `protobuf:"bytes,2,rep,name=by_tier,json=byTier,proto3" json:"by_tier,omitempty"`
 	ByChannel     []*Count               `protobuf:"bytes,3,rep,name=by_channel,json=byChannel,proto3" json:"by_channel,omitempty"`
 	Response      []*TierResponseStats   `protobuf:"bytes,4,rep,name=response,proto3" json:"response,omitempty"`
+	Agreement     *CategoryAgreement     `protobuf:"bytes,5,opt,name=agreement,proto3" json:"agreement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SummaryResponse) Reset() {
 	*x = SummaryResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[26]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1719,7 @@ func (x *SummaryResponse) String() string {
 func (*SummaryResponse) ProtoMessage() {}
 
 func (x *SummaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[26]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1732,7 @@ func (x *SummaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SummaryResponse.ProtoReflect.Descriptor instead.
 func (*SummaryResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{26}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SummaryResponse) GetByCategory() []*Count {
@@ -1693,6 +1759,13 @@ func (x *SummaryResponse) GetByChannel() []*Count {
 func (x *SummaryResponse) GetResponse() []*TierResponseStats {
 	if x != nil {
 		return x.Response
+	}
+	return nil
+}
+
+func (x *SummaryResponse) GetAgreement() *CategoryAgreement {
+	if x != nil {
+		return x.Agreement
 	}
 	return nil
 }
@@ -1822,14 +1895,20 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\n" +
 	"okay_share\x18\b \x01(\x01R\tokayShare\x12\x1d\n" +
 	"\n" +
-	"late_share\x18\t \x01(\x01R\tlateShare\"\xfe\x01\n" +
+	"late_share\x18\t \x01(\x01R\tlateShare\"k\n" +
+	"\x11CategoryAgreement\x12\x14\n" +
+	"\x05pairs\x18\x01 \x01(\x03R\x05pairs\x12\x1d\n" +
+	"\n" +
+	"exact_rate\x18\x02 \x01(\x01R\texactRate\x12!\n" +
+	"\foverlap_rate\x18\x03 \x01(\x01R\voverlapRate\"\xc3\x02\n" +
 	"\x0fSummaryResponse\x12:\n" +
 	"\vby_category\x18\x01 \x03(\v2\x19.sidekick.triage.v1.CountR\n" +
 	"byCategory\x122\n" +
 	"\aby_tier\x18\x02 \x03(\v2\x19.sidekick.triage.v1.CountR\x06byTier\x128\n" +
 	"\n" +
 	"by_channel\x18\x03 \x03(\v2\x19.sidekick.triage.v1.CountR\tbyChannel\x12A\n" +
-	"\bresponse\x18\x04 \x03(\v2%.sidekick.triage.v1.TierResponseStatsR\bresponse2\xd6\x05\n" +
+	"\bresponse\x18\x04 \x03(\v2%.sidekick.triage.v1.TierResponseStatsR\bresponse\x12C\n" +
+	"\tagreement\x18\x05 \x01(\v2%.sidekick.triage.v1.CategoryAgreementR\tagreement2\xd6\x05\n" +
 	"\x13ConversationService\x12p\n" +
 	"\x11ListConversations\x12,.sidekick.triage.v1.ListConversationsRequest\x1a-.sidekick.triage.v1.ListConversationsResponse\x12j\n" +
 	"\x0fGetConversation\x12*.sidekick.triage.v1.GetConversationRequest\x1a+.sidekick.triage.v1.GetConversationResponse\x12O\n" +
@@ -1858,7 +1937,7 @@ func file_sidekick_triage_v1_triage_proto_rawDescGZIP() []byte {
 	return file_sidekick_triage_v1_triage_proto_rawDescData
 }
 
-var file_sidekick_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_sidekick_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_sidekick_triage_v1_triage_proto_goTypes = []any{
 	(*ListConversationsRequest)(nil),  // 0: sidekick.triage.v1.ListConversationsRequest
 	(*ListConversationsResponse)(nil), // 1: sidekick.triage.v1.ListConversationsResponse
@@ -1886,70 +1965,72 @@ var file_sidekick_triage_v1_triage_proto_goTypes = []any{
 	(*SummaryRequest)(nil),            // 23: sidekick.triage.v1.SummaryRequest
 	(*Count)(nil),                     // 24: sidekick.triage.v1.Count
 	(*TierResponseStats)(nil),         // 25: sidekick.triage.v1.TierResponseStats
-	(*SummaryResponse)(nil),           // 26: sidekick.triage.v1.SummaryResponse
-	(v1.ConversationStatus)(0),        // 27: sidekick.support.v1.ConversationStatus
-	(v1.Tier)(0),                      // 28: sidekick.support.v1.Tier
-	(v1.Channel)(0),                   // 29: sidekick.support.v1.Channel
-	(*v1.Conversation)(nil),           // 30: sidekick.support.v1.Conversation
-	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
-	(*v1.InboundMessage)(nil),         // 32: sidekick.support.v1.InboundMessage
-	(v1.CloseReason)(0),               // 33: sidekick.support.v1.CloseReason
+	(*CategoryAgreement)(nil),         // 26: sidekick.triage.v1.CategoryAgreement
+	(*SummaryResponse)(nil),           // 27: sidekick.triage.v1.SummaryResponse
+	(v1.ConversationStatus)(0),        // 28: sidekick.support.v1.ConversationStatus
+	(v1.Tier)(0),                      // 29: sidekick.support.v1.Tier
+	(v1.Channel)(0),                   // 30: sidekick.support.v1.Channel
+	(*v1.Conversation)(nil),           // 31: sidekick.support.v1.Conversation
+	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
+	(*v1.InboundMessage)(nil),         // 33: sidekick.support.v1.InboundMessage
+	(v1.CloseReason)(0),               // 34: sidekick.support.v1.CloseReason
 }
 var file_sidekick_triage_v1_triage_proto_depIdxs = []int32{
-	27, // 0: sidekick.triage.v1.ListConversationsRequest.statuses:type_name -> sidekick.support.v1.ConversationStatus
-	28, // 1: sidekick.triage.v1.ListConversationsRequest.tier:type_name -> sidekick.support.v1.Tier
-	29, // 2: sidekick.triage.v1.ListConversationsRequest.channel:type_name -> sidekick.support.v1.Channel
-	30, // 3: sidekick.triage.v1.ListConversationsResponse.conversations:type_name -> sidekick.support.v1.Conversation
-	31, // 4: sidekick.triage.v1.Note.created_at:type_name -> google.protobuf.Timestamp
-	31, // 5: sidekick.triage.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	30, // 6: sidekick.triage.v1.GetConversationResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	32, // 7: sidekick.triage.v1.GetConversationResponse.messages:type_name -> sidekick.support.v1.InboundMessage
+	28, // 0: sidekick.triage.v1.ListConversationsRequest.statuses:type_name -> sidekick.support.v1.ConversationStatus
+	29, // 1: sidekick.triage.v1.ListConversationsRequest.tier:type_name -> sidekick.support.v1.Tier
+	30, // 2: sidekick.triage.v1.ListConversationsRequest.channel:type_name -> sidekick.support.v1.Channel
+	31, // 3: sidekick.triage.v1.ListConversationsResponse.conversations:type_name -> sidekick.support.v1.Conversation
+	32, // 4: sidekick.triage.v1.Note.created_at:type_name -> google.protobuf.Timestamp
+	32, // 5: sidekick.triage.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	31, // 6: sidekick.triage.v1.GetConversationResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	33, // 7: sidekick.triage.v1.GetConversationResponse.messages:type_name -> sidekick.support.v1.InboundMessage
 	3,  // 8: sidekick.triage.v1.GetConversationResponse.notes:type_name -> sidekick.triage.v1.Note
 	4,  // 9: sidekick.triage.v1.GetConversationResponse.audit:type_name -> sidekick.triage.v1.AuditEntry
-	30, // 10: sidekick.triage.v1.AssignResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	30, // 11: sidekick.triage.v1.TagResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	31, // 10: sidekick.triage.v1.AssignResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	31, // 11: sidekick.triage.v1.TagResponse.conversation:type_name -> sidekick.support.v1.Conversation
 	3,  // 12: sidekick.triage.v1.AddNoteResponse.note:type_name -> sidekick.triage.v1.Note
-	33, // 13: sidekick.triage.v1.CloseRequest.reason:type_name -> sidekick.support.v1.CloseReason
-	30, // 14: sidekick.triage.v1.CloseResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	30, // 15: sidekick.triage.v1.ReopenResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	30, // 16: sidekick.triage.v1.EscalateResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	28, // 17: sidekick.triage.v1.Customer.tier:type_name -> sidekick.support.v1.Tier
+	34, // 13: sidekick.triage.v1.CloseRequest.reason:type_name -> sidekick.support.v1.CloseReason
+	31, // 14: sidekick.triage.v1.CloseResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	31, // 15: sidekick.triage.v1.ReopenResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	31, // 16: sidekick.triage.v1.EscalateResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	29, // 17: sidekick.triage.v1.Customer.tier:type_name -> sidekick.support.v1.Tier
 	18, // 18: sidekick.triage.v1.UpsertCustomersRequest.customers:type_name -> sidekick.triage.v1.Customer
 	18, // 19: sidekick.triage.v1.GetCustomerResponse.customer:type_name -> sidekick.triage.v1.Customer
-	31, // 20: sidekick.triage.v1.SummaryRequest.from:type_name -> google.protobuf.Timestamp
-	31, // 21: sidekick.triage.v1.SummaryRequest.to:type_name -> google.protobuf.Timestamp
-	28, // 22: sidekick.triage.v1.TierResponseStats.tier:type_name -> sidekick.support.v1.Tier
+	32, // 20: sidekick.triage.v1.SummaryRequest.from:type_name -> google.protobuf.Timestamp
+	32, // 21: sidekick.triage.v1.SummaryRequest.to:type_name -> google.protobuf.Timestamp
+	29, // 22: sidekick.triage.v1.TierResponseStats.tier:type_name -> sidekick.support.v1.Tier
 	24, // 23: sidekick.triage.v1.SummaryResponse.by_category:type_name -> sidekick.triage.v1.Count
 	24, // 24: sidekick.triage.v1.SummaryResponse.by_tier:type_name -> sidekick.triage.v1.Count
 	24, // 25: sidekick.triage.v1.SummaryResponse.by_channel:type_name -> sidekick.triage.v1.Count
 	25, // 26: sidekick.triage.v1.SummaryResponse.response:type_name -> sidekick.triage.v1.TierResponseStats
-	0,  // 27: sidekick.triage.v1.ConversationService.ListConversations:input_type -> sidekick.triage.v1.ListConversationsRequest
-	2,  // 28: sidekick.triage.v1.ConversationService.GetConversation:input_type -> sidekick.triage.v1.GetConversationRequest
-	6,  // 29: sidekick.triage.v1.ConversationService.Assign:input_type -> sidekick.triage.v1.AssignRequest
-	8,  // 30: sidekick.triage.v1.ConversationService.Tag:input_type -> sidekick.triage.v1.TagRequest
-	10, // 31: sidekick.triage.v1.ConversationService.AddNote:input_type -> sidekick.triage.v1.AddNoteRequest
-	12, // 32: sidekick.triage.v1.ConversationService.Close:input_type -> sidekick.triage.v1.CloseRequest
-	14, // 33: sidekick.triage.v1.ConversationService.Reopen:input_type -> sidekick.triage.v1.ReopenRequest
-	16, // 34: sidekick.triage.v1.ConversationService.Escalate:input_type -> sidekick.triage.v1.EscalateRequest
-	19, // 35: sidekick.triage.v1.CustomerService.UpsertCustomers:input_type -> sidekick.triage.v1.UpsertCustomersRequest
-	21, // 36: sidekick.triage.v1.CustomerService.GetCustomer:input_type -> sidekick.triage.v1.GetCustomerRequest
-	23, // 37: sidekick.triage.v1.ReportService.Summary:input_type -> sidekick.triage.v1.SummaryRequest
-	1,  // 38: sidekick.triage.v1.ConversationService.ListConversations:output_type -> sidekick.triage.v1.ListConversationsResponse
-	5,  // 39: sidekick.triage.v1.ConversationService.GetConversation:output_type -> sidekick.triage.v1.GetConversationResponse
-	7,  // 40: sidekick.triage.v1.ConversationService.Assign:output_type -> sidekick.triage.v1.AssignResponse
-	9,  // 41: sidekick.triage.v1.ConversationService.Tag:output_type -> sidekick.triage.v1.TagResponse
-	11, // 42: sidekick.triage.v1.ConversationService.AddNote:output_type -> sidekick.triage.v1.AddNoteResponse
-	13, // 43: sidekick.triage.v1.ConversationService.Close:output_type -> sidekick.triage.v1.CloseResponse
-	15, // 44: sidekick.triage.v1.ConversationService.Reopen:output_type -> sidekick.triage.v1.ReopenResponse
-	17, // 45: sidekick.triage.v1.ConversationService.Escalate:output_type -> sidekick.triage.v1.EscalateResponse
-	20, // 46: sidekick.triage.v1.CustomerService.UpsertCustomers:output_type -> sidekick.triage.v1.UpsertCustomersResponse
-	22, // 47: sidekick.triage.v1.CustomerService.GetCustomer:output_type -> sidekick.triage.v1.GetCustomerResponse
-	26, // 48: sidekick.triage.v1.ReportService.Summary:output_type -> sidekick.triage.v1.SummaryResponse
-	38, // [38:49] is the sub-list for method output_type
-	27, // [27:38] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	26, // 27: sidekick.triage.v1.SummaryResponse.agreement:type_name -> sidekick.triage.v1.CategoryAgreement
+	0,  // 28: sidekick.triage.v1.ConversationService.ListConversations:input_type -> sidekick.triage.v1.ListConversationsRequest
+	2,  // 29: sidekick.triage.v1.ConversationService.GetConversation:input_type -> sidekick.triage.v1.GetConversationRequest
+	6,  // 30: sidekick.triage.v1.ConversationService.Assign:input_type -> sidekick.triage.v1.AssignRequest
+	8,  // 31: sidekick.triage.v1.ConversationService.Tag:input_type -> sidekick.triage.v1.TagRequest
+	10, // 32: sidekick.triage.v1.ConversationService.AddNote:input_type -> sidekick.triage.v1.AddNoteRequest
+	12, // 33: sidekick.triage.v1.ConversationService.Close:input_type -> sidekick.triage.v1.CloseRequest
+	14, // 34: sidekick.triage.v1.ConversationService.Reopen:input_type -> sidekick.triage.v1.ReopenRequest
+	16, // 35: sidekick.triage.v1.ConversationService.Escalate:input_type -> sidekick.triage.v1.EscalateRequest
+	19, // 36: sidekick.triage.v1.CustomerService.UpsertCustomers:input_type -> sidekick.triage.v1.UpsertCustomersRequest
+	21, // 37: sidekick.triage.v1.CustomerService.GetCustomer:input_type -> sidekick.triage.v1.GetCustomerRequest
+	23, // 38: sidekick.triage.v1.ReportService.Summary:input_type -> sidekick.triage.v1.SummaryRequest
+	1,  // 39: sidekick.triage.v1.ConversationService.ListConversations:output_type -> sidekick.triage.v1.ListConversationsResponse
+	5,  // 40: sidekick.triage.v1.ConversationService.GetConversation:output_type -> sidekick.triage.v1.GetConversationResponse
+	7,  // 41: sidekick.triage.v1.ConversationService.Assign:output_type -> sidekick.triage.v1.AssignResponse
+	9,  // 42: sidekick.triage.v1.ConversationService.Tag:output_type -> sidekick.triage.v1.TagResponse
+	11, // 43: sidekick.triage.v1.ConversationService.AddNote:output_type -> sidekick.triage.v1.AddNoteResponse
+	13, // 44: sidekick.triage.v1.ConversationService.Close:output_type -> sidekick.triage.v1.CloseResponse
+	15, // 45: sidekick.triage.v1.ConversationService.Reopen:output_type -> sidekick.triage.v1.ReopenResponse
+	17, // 46: sidekick.triage.v1.ConversationService.Escalate:output_type -> sidekick.triage.v1.EscalateResponse
+	20, // 47: sidekick.triage.v1.CustomerService.UpsertCustomers:output_type -> sidekick.triage.v1.UpsertCustomersResponse
+	22, // 48: sidekick.triage.v1.CustomerService.GetCustomer:output_type -> sidekick.triage.v1.GetCustomerResponse
+	27, // 49: sidekick.triage.v1.ReportService.Summary:output_type -> sidekick.triage.v1.SummaryResponse
+	39, // [39:50] is the sub-list for method output_type
+	28, // [28:39] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_triage_v1_triage_proto_init() }
@@ -1963,7 +2044,7 @@ func file_sidekick_triage_v1_triage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sidekick_triage_v1_triage_proto_rawDesc), len(file_sidekick_triage_v1_triage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
