@@ -296,8 +296,12 @@ func (r *root) printNotification(n *notifyv1.Notification) error {
 	row("Key", dash(n.GetIdempotencyKey()))
 	row("Urgency", urgencyText(n.GetUrgency()))
 	var to []string
-	for _, rc := range n.GetRecipients() {
-		to = append(to, recipientText(rc))
+	seen := map[string]bool{}
+	for _, d := range n.GetDeliveries() {
+		if r := d.GetRecipient(); r != "" && !seen[r] {
+			seen[r] = true
+			to = append(to, r)
+		}
 	}
 	row("To", joinOr(to))
 	row("Conversation", dash(n.GetConversationId()))

@@ -91,10 +91,6 @@ func sampleNotification() *notifyv1.Notification {
 		Id: "ntf-7", IdempotencyKey: "incident-1", Urgency: notifyv1.Urgency_URGENCY_HIGH, Title: "EU cluster down",
 		Text: "Ingest 5xx since 09:58\nsee #incidents", ConversationId: "c-42", CreatedAt: ts("2026-03-04T10:00:00Z"),
 		AcknowledgedAt: ts("2026-03-04T10:03:00Z"), AcknowledgedBy: "carol",
-		Recipients: []*notifyv1.Recipient{
-			{Target: &notifyv1.Recipient_Role{Role: &notifyv1.RoleTarget{Role: "secondary", Team: "platform"}}},
-			{Target: &notifyv1.Recipient_SlackChannel{SlackChannel: "#incidents"}},
-		},
 		Deliveries: []*supportv1.DeliveryEvent{
 			{Recipient: "carol", Channel: "slack", Status: supportv1.DeliveryStatus_DELIVERY_STATUS_DELIVERED, Attempt: 1, OccurredAt: ts("2026-03-04T10:00:01Z")},
 			{Recipient: "carol", Channel: "pagerduty", Status: supportv1.DeliveryStatus_DELIVERY_STATUS_FAILED, Attempt: 3,
@@ -181,7 +177,7 @@ func TestNotificationShow(t *testing.T) {
 	want := `ID            ntf-7
 Key           incident-1
 Urgency       page
-To            secondary:platform, #incidents
+To            carol
 Conversation  c-42
 Created       2026-03-04 10:00 UTC
 Acknowledged  2026-03-04 10:03 UTC by carol

@@ -382,9 +382,9 @@ type Notification struct {
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	AcknowledgedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=acknowledged_at,json=acknowledgedAt,proto3" json:"acknowledged_at,omitempty"`
 	AcknowledgedBy string                 `protobuf:"bytes,9,opt,name=acknowledged_by,json=acknowledgedBy,proto3" json:"acknowledged_by,omitempty"`
-	Deliveries     []*v1.DeliveryEvent    `protobuf:"bytes,10,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
-	// The recipients as requested (before resolution through rotation).
-	Recipients    []*Recipient `protobuf:"bytes,11,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	// One entry per recipient as resolved when sent (a role becomes the
+	// person on call then).
+	Deliveries    []*v1.DeliveryEvent `protobuf:"bytes,10,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,13 +485,6 @@ func (x *Notification) GetAcknowledgedBy() string {
 func (x *Notification) GetDeliveries() []*v1.DeliveryEvent {
 	if x != nil {
 		return x.Deliveries
-	}
-	return nil
-}
-
-func (x *Notification) GetRecipients() []*Recipient {
-	if x != nil {
-		return x.Recipients
 	}
 	return nil
 }
@@ -768,7 +761,7 @@ const file_sidekick_notify_v1_notify_proto_rawDesc = "" +
 	"\x05title\x18\x04 \x01(\tR\x05title\x12\x12\n" +
 	"\x04text\x18\x05 \x01(\tR\x04text\x12.\n" +
 	"\x05links\x18\x06 \x03(\v2\x18.sidekick.notify.v1.LinkR\x05links\x12'\n" +
-	"\x0fconversation_id\x18\a \x01(\tR\x0econversationId\"\xfd\x03\n" +
+	"\x0fconversation_id\x18\a \x01(\tR\x0econversationId\"\xbe\x03\n" +
 	"\fNotification\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x125\n" +
@@ -783,10 +776,7 @@ const file_sidekick_notify_v1_notify_proto_rawDesc = "" +
 	"\n" +
 	"deliveries\x18\n" +
 	" \x03(\v2\".sidekick.support.v1.DeliveryEventR\n" +
-	"deliveries\x12=\n" +
-	"\n" +
-	"recipients\x18\v \x03(\v2\x1d.sidekick.notify.v1.RecipientR\n" +
-	"recipients\"p\n" +
+	"deliveries\"p\n" +
 	"\x0eNotifyResponse\x12D\n" +
 	"\fnotification\x18\x01 \x01(\v2 .sidekick.notify.v1.NotificationR\fnotification\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\"c\n" +
@@ -848,20 +838,19 @@ var file_sidekick_notify_v1_notify_proto_depIdxs = []int32{
 	11, // 5: sidekick.notify.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
 	11, // 6: sidekick.notify.v1.Notification.acknowledged_at:type_name -> google.protobuf.Timestamp
 	12, // 7: sidekick.notify.v1.Notification.deliveries:type_name -> sidekick.support.v1.DeliveryEvent
-	1,  // 8: sidekick.notify.v1.Notification.recipients:type_name -> sidekick.notify.v1.Recipient
-	5,  // 9: sidekick.notify.v1.NotifyResponse.notification:type_name -> sidekick.notify.v1.Notification
-	5,  // 10: sidekick.notify.v1.GetNotificationResponse.notification:type_name -> sidekick.notify.v1.Notification
-	4,  // 11: sidekick.notify.v1.NotifierService.Notify:input_type -> sidekick.notify.v1.NotifyRequest
-	7,  // 12: sidekick.notify.v1.NotifierService.Acknowledge:input_type -> sidekick.notify.v1.AcknowledgeRequest
-	9,  // 13: sidekick.notify.v1.NotifierService.GetNotification:input_type -> sidekick.notify.v1.GetNotificationRequest
-	6,  // 14: sidekick.notify.v1.NotifierService.Notify:output_type -> sidekick.notify.v1.NotifyResponse
-	8,  // 15: sidekick.notify.v1.NotifierService.Acknowledge:output_type -> sidekick.notify.v1.AcknowledgeResponse
-	10, // 16: sidekick.notify.v1.NotifierService.GetNotification:output_type -> sidekick.notify.v1.GetNotificationResponse
-	14, // [14:17] is the sub-list for method output_type
-	11, // [11:14] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 8: sidekick.notify.v1.NotifyResponse.notification:type_name -> sidekick.notify.v1.Notification
+	5,  // 9: sidekick.notify.v1.GetNotificationResponse.notification:type_name -> sidekick.notify.v1.Notification
+	4,  // 10: sidekick.notify.v1.NotifierService.Notify:input_type -> sidekick.notify.v1.NotifyRequest
+	7,  // 11: sidekick.notify.v1.NotifierService.Acknowledge:input_type -> sidekick.notify.v1.AcknowledgeRequest
+	9,  // 12: sidekick.notify.v1.NotifierService.GetNotification:input_type -> sidekick.notify.v1.GetNotificationRequest
+	6,  // 13: sidekick.notify.v1.NotifierService.Notify:output_type -> sidekick.notify.v1.NotifyResponse
+	8,  // 14: sidekick.notify.v1.NotifierService.Acknowledge:output_type -> sidekick.notify.v1.AcknowledgeResponse
+	10, // 15: sidekick.notify.v1.NotifierService.GetNotification:output_type -> sidekick.notify.v1.GetNotificationResponse
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_notify_v1_notify_proto_init() }
