@@ -8,6 +8,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/caarlos0/env/v11"
@@ -18,9 +19,28 @@ import (
 // names it.
 func Load(dst any, environ []string) error {
 	if err := env.ParseWithOptions(dst, env.Options{Environment: Map(environ)}); err != nil {
-		return explain(err)
+		return explain(err, dst)
 	}
 	return nil
+}
+
+// variableOf returns the environment variable behind the named field of
+// dst's struct (env reports a value it cannot parse by field name), or the
+// field name when it has no env tag.
+func variableOf(dst any, field string) string {
+	t := reflect.TypeOf(dst)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return field
+	}
+	if sf, ok := t.FieldByName(field); ok {
+		if name, _, _ := strings.Cut(sf.Tag.Get("env"), ","); name != "" {
+			return name
+		}
+	}
+	return field
 }
 
 // Map turns KEY=VALUE strings into a map; later entries win.
@@ -38,7 +58,7 @@ func Map(environ []string) map[string]string {
 // explain rewrites env's aggregate error into one line per problem, each
 // naming the variable, which is what an operator reading a crash-looping pod
 // needs to see.
-func explain(err error) error {
+func explain(err error, dst any) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return fmt.Errorf("configuration: %w", err)
@@ -47,7 +67,10 @@ func explain(err error) error {
 	for _, e := range agg.Errors {
 		var missing env.VarIsNotSetError
 		var empty env.EmptyVarError
+		var parse env.ParseError
 		switch {
+		case errors.As(e, &parse):
+			lines = append(lines, fmt.Sprintf("environment variable %s: %v", variableOf(dst, parse.Name), parse.Err))
 		case errors.As(e, &missing):
 			lines = append(lines, fmt.Sprintf("required environment variable %s is not set", missing.Key))
 		case errors.As(e, &empty):

@@ -42,3 +42,11 @@ func TestLoadRejectsEmptySecret(t *testing.T) {
 		t.Fatalf("want error naming SIDEKICK_TEST_SECRET, got %v", err)
 	}
 }
+
+func TestLoadNamesUnparsableVariable(t *testing.T) {
+	var s sample
+	err := Load(&s, []string{"SIDEKICK_TEST_SECRET=x", "SIDEKICK_TEST_TIMEOUT=soon"})
+	if err == nil || !strings.Contains(err.Error(), "SIDEKICK_TEST_TIMEOUT") {
+		t.Fatalf("want an error naming SIDEKICK_TEST_TIMEOUT, got %v", err)
+	}
+}
