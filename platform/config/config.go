@@ -79,5 +79,17 @@ func explain(err error, dst any) error {
 			lines = append(lines, e.Error())
 		}
 	}
-	return fmt.Errorf("configuration: %s: %w", strings.Join(lines, "; "), err)
+	return &Error{msg: "configuration: " + strings.Join(lines, "; "), err: err}
 }
+
+// Error is a configuration problem described by variable names; it wraps
+// the underlying env error.
+type Error struct {
+	msg string
+	err error
+}
+
+func (e *Error) Error() string { return e.msg }
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.err }
