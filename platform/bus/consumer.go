@@ -186,6 +186,9 @@ func (c *Consumer) JetStreamConfig() jetstream.ConsumerConfig {
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, c.JetStreamConfig())
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: a shutdown, not a failure
+		}
 		return fmt.Errorf("create consumer %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
 	}
 
