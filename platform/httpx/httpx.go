@@ -6,7 +6,6 @@ package httpx
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,7 +16,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sidekickhq/sidekick/platform/promreg"
 )
 
 // Check is one readiness dependency, such as NATS or Postgres.
@@ -131,27 +132,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route"}),
 	}
-	m.requests = Register(reg, m.requests)
-	m.duration = Register(reg, m.duration)
+	m.requests = promreg.MustRegister(reg, m.requests)
+	m.duration = promreg.MustRegister(reg, m.duration)
 	return m
-}
-
-// Register registers c on reg and returns the collector to use: c itself, or
-// the one already registered under the same description.
-func Register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("register metric: %v", err))
-	}
-	return c
 }
 
 type statusRecorder struct {

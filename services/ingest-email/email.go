@@ -29,6 +29,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/platform/promreg"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/ingest-email/internal/mailparse"
 )
@@ -103,7 +104,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	s.metrics = &metrics{messages: httpx.Register(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+	s.metrics = &metrics{messages: promreg.MustRegister(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_ingest_email_messages_total",
 		Help: "Email messages by path (smtp, http) and result (published, duplicate, automated, rejected, deadletter, error).",
 	}, []string{"path", "result"}))}

@@ -28,6 +28,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/platform/promreg"
 	"github.com/sidekickhq/sidekick/services/ingest-github/internal/ghwebhook"
 )
 
@@ -113,7 +114,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	return &Service{
 		cfg: cfg, deps: deps, secret: []byte(cfg.WebhookSecret), repos: repos,
-		requests: httpx.Register(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: promreg.MustRegister(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_ingest_github_webhooks_total",
 			Help: "GitHub webhook deliveries by event and result (published, duplicate, ping, ignored_event, ignored_action, ignored_repository, deadletter, unauthorized, malformed, too_large, error).",
 		}, []string{"event", "result"})),

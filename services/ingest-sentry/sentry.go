@@ -38,6 +38,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/platform/promreg"
 	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/coalesce"
 	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/ownership"
 	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/sentryhook"
@@ -137,35 +138,35 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
-		webhooks: httpx.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		webhooks: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_ingest_sentry_webhooks_total",
 			Help: "Sentry webhooks by resource and result (accepted, ignored_resource, ignored_action, installation, deadletter, unauthorized, malformed, too_large, error).",
 		}, []string{"resource", "result"})),
-		received: httpx.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		received: promreg.MustRegister(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sidekick_ingest_sentry_coalescer_occurrences_received_total",
 			Help: "Occurrences the coalescer took from SENTRY_OCCURRENCES (redeliveries of pending ones not counted).",
 		})),
-		coalesced: httpx.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		coalesced: promreg.MustRegister(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sidekick_ingest_sentry_occurrences_published_total",
 			Help: "Occurrences accounted for in messages published downstream (the sum of their occurrence counts).",
 		})),
-		downstream: httpx.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		downstream: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_ingest_sentry_messages_published_total",
 			Help: "Messages published to support.inbound.sentry by kind (first, update, passthrough).",
 		}, []string{"kind"})),
-		duplicates: httpx.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		duplicates: promreg.MustRegister(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sidekick_ingest_sentry_duplicate_events_total",
 			Help: "Reports of a Sentry event already counted (the same event id from an error webhook and an issue alert; issue.created and its first event), acknowledged without counting.",
 		})),
-		errors: httpx.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		errors: promreg.MustRegister(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sidekick_ingest_sentry_coalescer_publish_errors_total",
 			Help: "Failed downstream publishes; the occurrences stay pending and are retried.",
 		})),
-		pending: httpx.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		pending: promreg.MustRegister(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sidekick_ingest_sentry_coalescer_pending_occurrences",
 			Help: "Occurrences received by the coalescer and not yet published.",
 		})),
-		latency: httpx.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+		latency: promreg.MustRegister(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sidekick_ingest_sentry_occurrence_store_seconds",
 			Help:    "Time to store one accepted webhook in SENTRY_OCCURRENCES.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},

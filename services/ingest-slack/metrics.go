@@ -3,7 +3,7 @@ package ingestslack
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/platform/promreg"
 )
 
 // Route labels of sidekick_ingest_slack_requests_total.
@@ -27,15 +27,15 @@ type metrics struct {
 // registry.
 func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
-		requests: httpx.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_ingest_slack_requests_total",
 			Help: "Requests from Slack by route (events, interactions, commands, and their socket_ forms) and answer code (HTTP status; for Socket Mode the status the same input gets over HTTP).",
 		}, []string{"route", "code"})),
-		events: httpx.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		events: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_ingest_slack_events_total",
 			Help: "Slack events, interactions and commands by type and result (published, duplicate, deadletter, ignored_<reason>, unauthorized, malformed, too_large, error, answered).",
 		}, []string{"type", "result"})),
-		lookups: httpx.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		lookups: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_ingest_slack_lookups_total",
 			Help: "Slack Web API lookups (users.info, chat.getPermalink) by result: cached, fetched, error (the event's own facts were used).",
 		}, []string{"lookup", "result"})),

@@ -26,7 +26,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/config"
-	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/platform/promreg"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/events"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/grpcapi"
@@ -105,11 +105,11 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) metrics {
 	return metrics{
-		ignored: httpx.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		ignored: promreg.MustRegister(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sidekick_rotation_overrides_ignored",
 			Help: "Stored overrides (from CreateOverride or SwapShifts) left out of the schedule in force because the configuration no longer has their person or rotation, or contradicts them.",
 		})),
-		reloadErrors: httpx.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		reloadErrors: promreg.MustRegister(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sidekick_rotation_reload_errors_total",
 			Help: "Failed attempts to load the configuration and overrides from Postgres; the schedule in force stays as it was.",
 		})),

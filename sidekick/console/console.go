@@ -31,7 +31,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/config"
-	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/platform/promreg"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 )
@@ -190,11 +190,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s.static = http.StripPrefix(BasePath+"/static/", http.FileServerFS(static))
 	s.metrics = metrics{
-		actions: httpx.Register(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+		actions: promreg.MustRegister(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_console_actions_total",
 			Help: "Conversation actions taken in the console, by action and result (ok, rejected, error).",
 		}, []string{"action", "result"})),
-		signins: httpx.Register(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+		signins: promreg.MustRegister(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_console_signins_total",
 			Help: "Console sign-in attempts, by result (ok, bad_token, bad_name).",
 		}, []string{"result"})),

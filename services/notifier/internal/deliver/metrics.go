@@ -1,11 +1,10 @@
 package deliver
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sidekickhq/sidekick/platform/promreg"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
@@ -53,40 +52,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.deliveries, err = register(reg, m.deliveries); err != nil {
+	if m.deliveries, err = promreg.Register(reg, m.deliveries); err != nil {
 		return nil, err
 	}
-	if m.sendSeconds, err = register(reg, m.sendSeconds); err != nil {
+	if m.sendSeconds, err = promreg.Register(reg, m.sendSeconds); err != nil {
 		return nil, err
 	}
-	if m.rateLimited, err = register(reg, m.rateLimited); err != nil {
+	if m.rateLimited, err = promreg.Register(reg, m.rateLimited); err != nil {
 		return nil, err
 	}
-	if m.refreshes, err = register(reg, m.refreshes); err != nil {
+	if m.refreshes, err = promreg.Register(reg, m.refreshes); err != nil {
 		return nil, err
 	}
-	if m.relayed, err = register(reg, m.relayed); err != nil {
+	if m.relayed, err = promreg.Register(reg, m.relayed); err != nil {
 		return nil, err
 	}
-	if m.relayErrors, err = register(reg, m.relayErrors); err != nil {
+	if m.relayErrors, err = promreg.Register(reg, m.relayErrors); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// the same description (several engines on one registry in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("register notifier metrics: %w", err)
-	}
-	return c, nil
 }
 
 func busEvent(ev store.OutboxEvent) bus.Event {

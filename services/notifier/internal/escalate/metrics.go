@@ -1,10 +1,9 @@
 package escalate
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sidekickhq/sidekick/platform/promreg"
 )
 
 type metrics struct {
@@ -49,30 +48,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	// Several engines may share a registry (tests): each uses the
 	// collector registered first.
 	for _, c := range []**prometheus.CounterVec{&m.started, &m.steps, &m.unmatched, &m.digestItems, &m.digests} {
-		got, err := register(reg, *c)
+		got, err := promreg.Register(reg, *c)
 		if err != nil {
 			return nil, err
 		}
 		*c = got
 	}
 	var err error
-	if m.errors, err = register(reg, m.errors); err != nil {
+	if m.errors, err = promreg.Register(reg, m.errors); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// the same description.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("register escalation metrics: %w", err)
-	}
-	return c, nil
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sidekickhq/sidekick/platform/promreg"
+
 	"github.com/sidekickhq/sidekick/platform/bus"
 )
 
@@ -95,37 +97,21 @@ func New(js jetstream.JetStream, cfg Config, logger *slog.Logger, reg prometheus
 	}
 	c := &Consumer{js: js, cfg: cfg, logger: logger.With("stream", cfg.Stream, "consumer", cfg.Durable)}
 	labels := prometheus.Labels{"consumer": cfg.Durable}
-	if c.batches, err = register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+	if c.batches, err = promreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "sidekick_triage_inbound_batch_size", Help: "Messages applied per batch transaction.",
 		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500}, ConstLabels: labels,
 	})); err != nil {
 		return nil, err
 	}
-	if c.handled, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if c.handled, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_triage_inbound_messages_total", Help: "Messages by outcome (ack, retry, dead_letter).", ConstLabels: labels,
 	}, []string{"result"})); err != nil {
 		return nil, err
 	}
-	if c.fallback, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	if c.fallback, err = promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sidekick_triage_inbound_batch_fallbacks_total", Help: "Batches that failed and were handled message by message.", ConstLabels: labels,
 	})); err != nil {
 		return nil, err
-	}
-	return c, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("register batch consumer metrics: %w", err)
 	}
 	return c, nil
 }

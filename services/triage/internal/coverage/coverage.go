@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sidekickhq/sidekick/platform/promreg"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -139,14 +141,9 @@ func NewCache(src Source, cfg CacheConfig, now func() time.Time, logger *slog.Lo
 		Name: "sidekick_triage_windows_fetches_total",
 		Help: "Working-window fetches from rotation by result (ok, error, stale: an error answered from an expired chunk).",
 	}, []string{"result"})
-	if reg != nil {
-		if err := reg.Register(fetches); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("coverage: register metrics: %w", err)
-			}
-			fetches = are.ExistingCollector.(*prometheus.CounterVec)
-		}
+	fetches, err := promreg.Register(reg, fetches)
+	if err != nil {
+		return nil, fmt.Errorf("coverage: %w", err)
 	}
 	return &Cache{src: src, cfg: cfg.withDefaults(), now: now, logger: logger, chunks: map[int64]*chunk{}, fetches: fetches}, nil
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sidekickhq/sidekick/platform/promreg"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -135,60 +137,44 @@ func New(pool *pgxpool.Pool, cfg Config, now func() time.Time, reg prometheus.Re
 	}
 	e := &Engine{pool: pool, cfg: cfg, now: now, parser: classify.NewParser(),
 		model: &modelCache{rules: ruleSet, refresh: cfg.ModelRefresh}}
-	if e.handled, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if e.handled, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_triage_messages_handled_total",
 		Help: "Inbound messages handled by triage, by message kind and result (applied, duplicate, recorded).",
 	}, []string{"kind", "result"})); err != nil {
 		return nil, err
 	}
-	if e.deadlines, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if e.deadlines, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_triage_deadlines_total",
 		Help: "First-response thresholds passed (deadline events), by level (okay, late, breached).",
 	}, []string{"level"})); err != nil {
 		return nil, err
 	}
-	if e.firstResponse, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	if e.firstResponse, err = promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "sidekick_triage_first_response_seconds",
 		Help:    "Covered working time until the first staff reply, by tier.",
 		Buckets: []float64{60, 300, 900, 1800, 3600, 7200, 14400, 28800, 57600},
 	}, []string{"tier"})); err != nil {
 		return nil, err
 	}
-	if e.suggestions, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if e.suggestions, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_triage_category_suggestions_total",
 		Help: "Category suggestions, by route (support, spam, business) and source (rules, model, weak-rules, default, spam).",
 	}, []string{"route", "source"})); err != nil {
 		return nil, err
 	}
-	if e.agreement, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if e.agreement, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_triage_category_confirmations_total",
 		Help: "Categories people confirmed, by agreement with the suggestion: exact (same predominant category), overlap (another shared category), none.",
 	}, []string{"match"})); err != nil {
 		return nil, err
 	}
-	if e.windowFailures, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	if e.windowFailures, err = promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sidekick_triage_deadline_evaluation_failures_total",
 		Help: "Deadlines that could not be evaluated because working windows were unavailable (retried).",
 	})); err != nil {
 		return nil, err
 	}
 	return e, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("register metrics: %w", err)
-	}
-	return c, nil
 }
 
 // NewID returns a random UUID (version 4).

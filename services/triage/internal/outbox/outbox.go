@@ -23,6 +23,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sidekickhq/sidekick/platform/promreg"
+
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 )
@@ -98,41 +100,25 @@ func New(pool *pgxpool.Pool, pub Publisher, cfg Config, logger *slog.Logger, now
 	}
 	r := &Relay{pool: pool, pub: pub, cfg: cfg.withDefaults(), logger: logger, now: now}
 	var err error
-	if r.oldest, err = register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	if r.oldest, err = promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sidekick_triage_outbox_oldest_seconds",
 		Help: "Age of the oldest conversation event not yet published; 0 when the outbox is empty.",
 	})); err != nil {
 		return nil, err
 	}
-	if r.published, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	if r.published, err = promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sidekick_triage_outbox_published_total",
 		Help: "Conversation events published from the outbox and marked sent.",
 	})); err != nil {
 		return nil, err
 	}
-	if r.failures, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	if r.failures, err = promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sidekick_triage_outbox_failures_total",
 		Help: "Outbox batches that failed (publish or database error).",
 	})); err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("register outbox metrics: %w", err)
-	}
-	return c, nil
 }
 
 // Flush publishes one batch and returns how many events it marked sent.

@@ -9,11 +9,12 @@ package timers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sidekickhq/sidekick/platform/promreg"
 
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
 )
@@ -76,42 +77,26 @@ func New(f Firer, cfg Config, now func() time.Time, logger *slog.Logger, reg pro
 	}
 	l := &Loop{firer: f, cfg: cfg.withDefaults(), now: now, logger: logger}
 	var err error
-	if l.lag, err = register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+	if l.lag, err = promreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "sidekick_triage_timer_lag_seconds",
 		Help:    "Lateness of fired deadline timers: when the firing committed minus when the timer was due.",
 		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 	})); err != nil {
 		return nil, err
 	}
-	if l.fired, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	if l.fired, err = promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sidekick_triage_timers_fired_total",
 		Help: "Deadline timers fired.",
 	})); err != nil {
 		return nil, err
 	}
-	if l.failures, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	if l.failures, err = promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sidekick_triage_timer_failures_total",
 		Help: "Timer passes that failed (retried).",
 	})); err != nil {
 		return nil, err
 	}
 	return l, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if reg == nil {
-		return c, nil
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("register timer metrics: %w", err)
-	}
-	return c, nil
 }
 
 // Pass fires due timers batch by batch until none is left (or only ones
