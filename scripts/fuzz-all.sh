@@ -11,6 +11,13 @@ while IFS= read -r line; do
 	dir=$(dirname "$file")
 	echo "fuzz $dir $name ($fuzztime)"
 	if ! (cd "$dir" && go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" . >/tmp/fuzz.$$.log 2>&1); then
+		if grep -q 'context deadline exceeded' /tmp/fuzz.$$.log && ! grep -q 'Failing input written' /tmp/fuzz.$$.log; then
+			# Go's fuzzer sometimes reports the end of -fuzztime itself as a
+			# failure ("context deadline exceeded") with no failing input;
+			# a real failure always writes its input under testdata/fuzz.
+			echo "  (fuzz time ran out mid-run; no failing input: not a failure)"
+			continue
+		fi
 		cat /tmp/fuzz.$$.log
 		status=1
 	fi
