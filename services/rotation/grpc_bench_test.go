@@ -1,5 +1,3 @@
-//go:build linux
-
 package rotation
 
 import (
@@ -9,21 +7,17 @@ import (
 	"io"
 	"math/rand"
 	"net"
-	"os"
 	"runtime"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/grpcx"
+	"github.com/sidekickhq/sidekick/platform/loadgen"
 	"github.com/sidekickhq/sidekick/platform/logging"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
@@ -60,28 +54,28 @@ var (
 func BenchmarkGRPCOpenLoop(b *testing.B) {
 	ctx := context.Background()
 	targets := benchTargets(b)
-	load0 := loadAverage()
+	load0 := loadgen.LoadAverage()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := loadgen.CPUTime()
 	results := openLoop(ctx, *loadRate, *loadRounds, *loadRound, targets)
-	cpu := cpuTime() - cpu0
+	cpu := loadgen.CPUTime() - cpu0
 	b.StopTimer()
 
 	var total int
 	b.Logf("open loop: %d req/s offered to each method, %d rounds of %s each; GOMAXPROCS %d; load average before %s, after %s",
-		*loadRate, *loadRounds, *loadRound, runtime.GOMAXPROCS(0), load0, loadAverage())
+		*loadRate, *loadRounds, *loadRound, runtime.GOMAXPROCS(0), load0, loadgen.LoadAverage())
 	b.Logf("%-13s %6s %4s %6s %7s %7s %7s %7s %8s | %-7s %7s | %7s", "method", "sent", "errs", "rate/s", "p50", "p90", "p99", "p99.9", "max", "on-wire p50", "p99", "lag p99")
 	for _, r := range results {
 		total += len(r.latency)
-		lat, wire, lag := percentiles(r.latency), percentiles(r.wire), percentiles(r.lag)
+		lat, wire, lag := loadgen.Percentiles(r.latency), loadgen.Percentiles(r.wire), loadgen.Percentiles(r.lag)
 		b.Logf("%-13s %6d %4d %6.0f %7s %7s %7s %7s %8s | %11s %7s | %7s", r.name, len(r.latency), r.errors,
-			float64(len(r.latency))/r.active.Seconds(), us(lat.p50), us(lat.p90), us(lat.p99), us(lat.p999), us(lat.max),
-			us(wire.p50), us(wire.p99), us(lag.p99))
+			float64(len(r.latency))/r.active.Seconds(), us(lat.P50), us(lat.P90), us(lat.P99), us(lat.P999), us(lat.Max),
+			us(wire.P50), us(wire.P99), us(lag.P99))
 		key := strings.ToLower(strings.SplitN(r.name, "/", 2)[0])
-		b.ReportMetric(micro(lat.p50), key+"-p50-us")
-		b.ReportMetric(micro(lat.p90), key+"-p90-us")
-		b.ReportMetric(micro(lat.p99), key+"-p99-us")
-		b.ReportMetric(micro(lat.max), key+"-max-us")
+		b.ReportMetric(loadgen.Micros(lat.P50), key+"-p50-us")
+		b.ReportMetric(loadgen.Micros(lat.P90), key+"-p90-us")
+		b.ReportMetric(loadgen.Micros(lat.P99), key+"-p99-us")
+		b.ReportMetric(loadgen.Micros(lat.Max), key+"-max-us")
 		if r.errors > 0 {
 			b.Errorf("%s: %d errors, first: %v", r.name, r.errors, r.firstErr)
 		}
@@ -221,12 +215,10 @@ type loadResult struct {
 // openLoop offers each target rate requests a second for rounds x round,
 // the targets taking turns each round (in alternating order).
 func openLoop(ctx context.Context, rate, rounds int, round time.Duration, targets []target) []*loadResult {
-	period := time.Second / time.Duration(rate)
-	perRound := int(round / period)
+	perRound := int(round.Seconds() * float64(rate))
 	out := make([]*loadResult, len(targets))
 	for i, t := range targets {
-		n := rounds * perRound
-		out[i] = &loadResult{name: t.name, latency: make([]time.Duration, n), wire: make([]time.Duration, n), lag: make([]time.Duration, n)}
+		out[i] = &loadResult{name: t.name}
 	}
 	for r := range rounds {
 		for j := range targets {
@@ -234,125 +226,17 @@ func openLoop(ctx context.Context, rate, rounds int, round time.Duration, target
 			if r%2 == 1 {
 				i = len(targets) - 1 - j
 			}
-			began := time.Now()
-			phase(ctx, targets[i], out[i], r*perRound, perRound, period)
-			out[i].active += time.Since(began)
+			res := loadgen.OpenLoop(ctx, float64(rate), perRound, r*perRound, targets[i].call)
+			o := out[i]
+			o.latency, o.wire, o.lag = append(o.latency, res.Latency...), append(o.wire, res.Wire...), append(o.lag, res.Lag...)
+			o.active += res.Elapsed
+			if res.Errors > 0 && o.errors == 0 {
+				o.firstErr = res.FirstErr
+			}
+			o.errors += res.Errors
 		}
 	}
 	return out
 }
 
-// phase sends n requests of t, numbered from first, one every period.
-func phase(ctx context.Context, t target, res *loadResult, first, n int, period time.Duration) {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs atomic.Int64
-	tick, err := newTimerfdTicker(period)
-	if err != nil {
-		res.errors, res.firstErr = res.errors+n, err
-		return
-	}
-	defer tick.Close()
-	start := tick.start
-	for next := 0; next < n; {
-		if err := tick.Wait(); err != nil {
-			res.errors, res.firstErr = res.errors+n-next, err
-			break
-		}
-		now := time.Now()
-		// Every request due by now leaves, late ones included.
-		for ; next < n; next++ {
-			due := start.Add(time.Duration(next+1) * period)
-			if due.After(now) {
-				break
-			}
-			k := first + next
-			wg.Go(func() {
-				sent := time.Now()
-				err := t.call(ctx, k)
-				done := time.Now()
-				res.latency[k], res.wire[k], res.lag[k] = done.Sub(due), done.Sub(sent), sent.Sub(due)
-				if err != nil && errs.Add(1) == 1 {
-					mu.Lock()
-					res.firstErr = err
-					mu.Unlock()
-				}
-			})
-		}
-	}
-	wg.Wait()
-	res.errors += int(errs.Load())
-}
-
-type summary struct{ p50, p90, p99, p999, max time.Duration }
-
-func percentiles(d []time.Duration) summary {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	at := func(p float64) time.Duration {
-		if len(s) == 0 {
-			return 0
-		}
-		i := int(p*float64(len(s))+0.999999) - 1 // nearest rank
-		return s[max(0, min(i, len(s)-1))]
-	}
-	return summary{p50: at(0.50), p90: at(0.90), p99: at(0.99), p999: at(0.999), max: at(1)}
-}
-
-func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", micro(d)) }
-
-func micro(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-// cpuTime is the CPU time (user and system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// timerfdTicker ticks every period from a Linux timerfd read through the
-// netpoller. Go's own timers are waited for by an idle runtime in whole
-// milliseconds (epoll_wait's timeout), which would make a 1 ms ticker up to
-// a millisecond late; a timerfd's expiry wakes epoll_wait itself, on time
-// to the kernel's timer slack (50 µs by default).
-type timerfdTicker struct {
-	f     *os.File
-	start time.Time
-}
-
-func newTimerfdTicker(period time.Duration) (*timerfdTicker, error) {
-	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("timerfd_create: %w", err)
-	}
-	every := unix.NsecToTimespec(int64(period))
-	start := time.Now()
-	if err := unix.TimerfdSettime(fd, 0, &unix.ItimerSpec{Interval: every, Value: every}, nil); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("timerfd_settime: %w", err)
-	}
-	// Non-blocking, so os.NewFile registers it with the netpoller.
-	return &timerfdTicker{f: os.NewFile(uintptr(fd), "timerfd"), start: start}, nil
-}
-
-// Wait blocks until the next tick (returning at once if ticks were missed).
-func (t *timerfdTicker) Wait() error {
-	var expirations [8]byte
-	_, err := io.ReadFull(t.f, expirations[:])
-	return err
-}
-
-// Close stops the ticker.
-func (t *timerfdTicker) Close() error { return t.f.Close() }
-
-// loadAverage is the 1-minute load average, or "?" where unknown: figures
-// taken on a busy machine say so.
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.SplitN(string(data), " ", 2)[0]
-}
+func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", loadgen.Micros(d)) }
