@@ -22,15 +22,34 @@ func (e *BodyError) Error() string { return e.Message }
 
 // ReadBody reads the request body, refusing more than max bytes. Webhook
 // handlers verify signatures over the exact bytes, so they read the whole
-// body first; the limit keeps a sender from exhausting memory.
+// body first; the limit keeps a sender from exhausting memory. A body that
+// declares its length is refused before it is read when the length is over
+// the limit, and otherwise read into one buffer of that size.
 func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *BodyError) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
-	if err == nil {
-		return body, nil
+	if r.ContentLength > max {
+		return nil, tooLarge(max)
 	}
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return nil, &BodyError{Status: http.StatusRequestEntityTooLarge, Result: "too_large", Message: "body larger than " + strconv.FormatInt(max, 10) + " bytes"}
+	body := http.MaxBytesReader(w, r.Body, max)
+	var (
+		b   []byte
+		err error
+	)
+	if r.ContentLength > 0 {
+		// net/http ends the body at Content-Length, so it is all there is.
+		b = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(body, b)
+	} else {
+		b, err = io.ReadAll(body)
+	}
+	if err == nil {
+		return b, nil
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return nil, tooLarge(max)
 	}
 	return nil, &BodyError{Status: http.StatusBadRequest, Result: "malformed", Message: "cannot read body"}
+}
+
+func tooLarge(max int64) *BodyError {
+	return &BodyError{Status: http.StatusRequestEntityTooLarge, Result: "too_large", Message: "body larger than " + strconv.FormatInt(max, 10) + " bytes"}
 }

@@ -3,6 +3,7 @@ package httpx
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -82,4 +83,40 @@ func TestReadBody(t *testing.T) {
 	if _, err := read("hello!", 5); err == nil || err.Status != http.StatusRequestEntityTooLarge || err.Result != "too_large" {
 		t.Fatalf("over the limit: %+v", err)
 	}
+	// Without a declared length (chunked), the limit still holds.
+	chunked := func(body string, max int64) ([]byte, *BodyError) {
+		req := httptest.NewRequest(http.MethodPost, "/", io.NopCloser(strings.NewReader(body)))
+		req.ContentLength = -1
+		return ReadBody(httptest.NewRecorder(), req, max)
+	}
+	if b, err := chunked("hello", 5); err != nil || string(b) != "hello" {
+		t.Fatalf("chunked at the limit: %q %v", b, err)
+	}
+	if _, err := chunked("hello!", 5); err == nil || err.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("chunked over the limit: %+v", err)
+	}
+	// A body shorter than its declared length is malformed.
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("hel"))
+	req.ContentLength = 5
+	if _, err := ReadBody(httptest.NewRecorder(), req, 10); err == nil || err.Status != http.StatusBadRequest || err.Result != "malformed" {
+		t.Fatalf("truncated body: %+v", err)
+	}
+	// A declared length over the limit is refused before anything is read.
+	r := &countingReader{r: strings.NewReader(strings.Repeat("x", 100))}
+	req = httptest.NewRequest(http.MethodPost, "/", r)
+	req.ContentLength = 100
+	if _, err := ReadBody(httptest.NewRecorder(), req, 10); err == nil || err.Status != http.StatusRequestEntityTooLarge || r.n != 0 {
+		t.Fatalf("declared too large: %+v, %d bytes read", err, r.n)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
