@@ -187,6 +187,7 @@ func (e *Engine) retier(ctx context.Context, tx pgx.Tx) ([]string, error) {
 	}
 	var lines []string
 	now := e.now()
+	p := newPipe(tx)
 	for _, id := range ids {
 		c, err := store.ConversationByID(ctx, tx, id, true)
 		if err != nil {
@@ -202,7 +203,7 @@ func (e *Engine) retier(ctx context.Context, tx pgx.Tx) ([]string, error) {
 		if !out.Changed {
 			continue
 		}
-		if err := e.save(ctx, tx, c, nil, out, now); err != nil {
+		if err := e.save(p, c, nil, out, now); err != nil {
 			return nil, err
 		}
 		if from != t {
@@ -213,5 +214,5 @@ func (e *Engine) retier(ctx context.Context, tx pgx.Tx) ([]string, error) {
 		}
 		lines = append(lines, fmt.Sprintf("conversation %s (%s): tier %s -> %s (%s)", c.GetId(), c.GetSubject(), tierName(from), tierName(t), reason))
 	}
-	return lines, nil
+	return lines, p.flush(ctx)
 }

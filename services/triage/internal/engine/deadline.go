@@ -74,9 +74,10 @@ func (e *Engine) windowsFor(ctx context.Context, clock *worktime.Clock, now time
 }
 
 // schedule evaluates c's clock at now (see the comment at the top of this
-// file), appending DEADLINE events to out. q receives writes only, so the
-// timer loop can batch them.
-func (e *Engine) schedule(ctx context.Context, q store.Querier, c *supportv1.Conversation, st *store.State, now time.Time, out *conv.Outcome) error {
+// file), appending DEADLINE events to out and the timer's change to p. It
+// does not fail: when the working windows are unknown it tries again
+// after RetryDelay.
+func (e *Engine) schedule(ctx context.Context, p *pipe, c *supportv1.Conversation, st *store.State, now time.Time, out *conv.Outcome) {
 	id := c.GetId()
 	if st.Clock.Since().IsZero() {
 		// Nothing unsettled: the clock never ran or was folded in.
@@ -84,7 +85,8 @@ func (e *Engine) schedule(ctx context.Context, q store.Querier, c *supportv1.Con
 			c.NextDeadlineAt = nil
 			out.Changed = true
 		}
-		return store.IdleTimer(ctx, q, id)
+		p.idleTimer(id)
+		return
 	}
 	th := e.cfg.Policy.For(c.GetTier())
 	w, err := e.windowsFor(ctx, &st.Clock, now, e.cfg.Horizon)
@@ -93,10 +95,12 @@ func (e *Engine) schedule(ctx context.Context, q store.Querier, c *supportv1.Con
 		// try again shortly rather than fail the message.
 		e.cfg.Logger.Warn("cannot evaluate deadline; retrying", "conversation", id, "error", err, "retry_in", e.cfg.RetryDelay)
 		e.windowFailures.Inc()
-		return store.ArmTimer(ctx, q, id, now.Add(e.cfg.RetryDelay), now)
+		p.armTimer(id, now.Add(e.cfg.RetryDelay), now)
+		return
 	}
 	if !st.Clock.Running() {
-		return e.settle(ctx, q, c, st, w, th, now, out)
+		e.settle(p, c, st, w, th, now, out)
+		return
 	}
 	status := st.Clock.Status(w, th, now)
 	if status.MoreWindows {
@@ -130,13 +134,13 @@ func (e *Engine) schedule(ctx context.Context, q store.Querier, c *supportv1.Con
 			c.NextDeadlineAt = timestamppb.New(at)
 			out.Changed = true
 		}
-		return store.IdleTimer(ctx, q, id)
+		p.idleTimer(id)
 	case !status.NextAt.IsZero():
 		if c.GetNextDeadlineAt() == nil || !c.GetNextDeadlineAt().AsTime().Equal(status.NextAt) {
 			c.NextDeadlineAt = timestamppb.New(status.NextAt)
 			out.Changed = true
 		}
-		return store.ArmTimer(ctx, q, id, status.NextAt, now)
+		p.armTimer(id, status.NextAt, now)
 	default:
 		// No covered time ahead at all: look again when the windows end.
 		if c.GetNextDeadlineAt() != nil {
@@ -147,14 +151,14 @@ func (e *Engine) schedule(ctx context.Context, q store.Querier, c *supportv1.Con
 		if !again.After(now) {
 			again = now.Add(e.cfg.Horizon)
 		}
-		return store.ArmTimer(ctx, q, id, again, now)
+		p.armTimer(id, again, now)
 	}
 }
 
 // settle handles a stopped clock: it records the first response's working
 // time, folds the stopped spans in, clears the next deadline and idles
 // the timer.
-func (e *Engine) settle(ctx context.Context, q store.Querier, c *supportv1.Conversation, st *store.State, w worktime.Windows, th worktime.Thresholds, now time.Time, out *conv.Outcome) error {
+func (e *Engine) settle(p *pipe, c *supportv1.Conversation, st *store.State, w worktime.Windows, th worktime.Thresholds, now time.Time, out *conv.Outcome) {
 	if st.FirstResponseWork == nil && c.GetFirstResponseAt() != nil {
 		d := st.Clock.Elapsed(w, c.GetFirstResponseAt().AsTime())
 		st.FirstResponseWork = &d
@@ -172,7 +176,7 @@ func (e *Engine) settle(ctx context.Context, q store.Querier, c *supportv1.Conve
 		c.NextDeadlineAt = nil
 		out.Changed = true
 	}
-	return store.IdleTimer(ctx, q, c.GetId())
+	p.idleTimer(c.GetId())
 }
 
 // reachedAt returns when the running clock's elapsed time reached d: in

@@ -285,7 +285,12 @@ func (e *Engine) handleInbound(ctx context.Context, tx pgx.Tx, m *supportv1.Inbo
 			return "", err
 		}
 	}
-	return e.apply(ctx, tx, m, c, st, opened, now)
+	p := newPipe(tx)
+	res, err := e.apply(ctx, p, m, c, st, opened, now)
+	if err != nil {
+		return "", err
+	}
+	return res, p.flush(ctx)
 }
 
 // stateOf is a new state for a conversation just opened, else the stored
@@ -306,10 +311,12 @@ type Inbound struct {
 // HandleBatch applies inbound messages in order in one transaction, all or
 // nothing, with the same outcome as HandleInbound on each in turn. Its
 // reads are set-based (the inbox claims, the threads' conversations and
-// the authors' customers, one round trip each) and its writes are
-// pipelined, so a batch costs a handful of round trips and one commit. It
-// fails as a whole (invalid message, a conversation created concurrently
-// by another replica): the caller then handles the messages one by one.
+// the authors' customers, one round trip each) and so are its writes (see
+// pipe: one statement per table for the whole batch, each conversation
+// written once with its final state), so a batch costs a handful of round
+// trips and one commit. It fails as a whole (invalid message, a
+// conversation created concurrently by another replica): the caller then
+// handles the messages one by one.
 func (e *Engine) HandleBatch(ctx context.Context, batch []Inbound) ([]Result, error) {
 	ids := make([]string, len(batch))
 	subjects := make([]string, len(batch))
@@ -368,10 +375,8 @@ func (e *Engine) HandleBatch(ctx context.Context, batch []Inbound) ([]Result, er
 			} else if conv.Opens(m) {
 				c = conv.Open(NewID(), m, now)
 				c.Tier, c.TierReason, c.Customer = e.tierOf(customers[i])
-				if err := store.CreateConversation(ctx, p, c); err != nil {
-					return err
-				}
 				opened, st = true, &store.State{}
+				p.create(c, st)
 				locked[k] = &store.Locked{Conversation: c, State: st}
 			}
 			if results[i], err = e.apply(ctx, p, m, c, st, opened, now); err != nil {
@@ -390,24 +395,18 @@ func (e *Engine) HandleBatch(ctx context.Context, batch []Inbound) ([]Result, er
 }
 
 // apply applies m to its thread's conversation c (nil: none; opened: m
-// just opened it) with c's state, writing through q.
-func (e *Engine) apply(ctx context.Context, q store.Querier, m *supportv1.InboundMessage, c *supportv1.Conversation, st *store.State, opened bool, now time.Time) (Result, error) {
+// just opened it) with c's state, writing through p.
+func (e *Engine) apply(ctx context.Context, p *pipe, m *supportv1.InboundMessage, c *supportv1.Conversation, st *store.State, opened bool, now time.Time) (Result, error) {
 	out := conv.Apply(c, m, opened, now)
 	switch out.Store {
 	case conv.StoreInsert:
-		id := ""
-		if c != nil {
-			id = c.GetId()
-		}
-		if err := store.InsertMessage(ctx, q, m, id, now); err != nil {
-			return "", err
-		}
+		p.insertMessage(m, c.GetId(), now)
 	case conv.StoreEdit:
-		if _, err := store.EditMessage(ctx, q, m, now); err != nil {
+		if _, err := store.EditMessage(ctx, p, m, now); err != nil {
 			return "", err
 		}
 	case conv.StoreDelete:
-		if _, err := store.DeleteMessage(ctx, q, m, now); err != nil {
+		if _, err := store.DeleteMessage(ctx, p, m, now); err != nil {
 			return "", err
 		}
 	}
@@ -415,14 +414,12 @@ func (e *Engine) apply(ctx context.Context, q store.Querier, m *supportv1.Inboun
 		return Recorded, nil
 	}
 	if opened {
-		if err := store.AttachThread(ctx, q, c); err != nil {
-			return "", err
-		}
+		p.attachThread(c)
 	}
-	if err := e.afterInbound(ctx, q, c, st, m, opened, now, &out); err != nil {
+	if err := e.afterInbound(ctx, p, c, st, m, opened, now, &out); err != nil {
 		return "", err
 	}
-	if err := e.save(ctx, q, c, st, out, now); err != nil {
+	if err := e.save(p, c, st, out, now); err != nil {
 		return "", err
 	}
 	return Applied, nil
@@ -430,16 +427,16 @@ func (e *Engine) apply(ctx context.Context, q store.Querier, m *supportv1.Inboun
 
 // afterInbound classifies a customer's message, moves the response clock
 // and re-evaluates the deadline when the clock changed.
-func (e *Engine) afterInbound(ctx context.Context, q store.Querier, c *supportv1.Conversation, st *store.State, m *supportv1.InboundMessage, opened bool, now time.Time, out *conv.Outcome) error {
+func (e *Engine) afterInbound(ctx context.Context, p *pipe, c *supportv1.Conversation, st *store.State, m *supportv1.InboundMessage, opened bool, now time.Time, out *conv.Outcome) error {
 	if conv.Kind(m) == supportv1.MessageKind_MESSAGE_KIND_POSTED && conv.Role(m) == supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER {
-		if err := e.suggest(ctx, q, c, st, m, opened, now, out); err != nil {
+		if err := e.suggest(ctx, p, c, st, m, opened, now, out); err != nil {
 			return err
 		}
 	}
 	moved := e.track(c, st, m, now)
 	pending := st.FirstResponseWork == nil && c.GetFirstResponseAt() != nil && !st.Clock.Running()
 	if moved || opened || pending {
-		return e.schedule(ctx, q, c, st, now, out)
+		e.schedule(ctx, p, c, st, now, out)
 	}
 	return nil
 }
@@ -483,34 +480,29 @@ func (e *Engine) tierOf(cust *triagev1.Customer) (supportv1.Tier, string, *suppo
 }
 
 // save writes the conversation (with its state when st is not nil), its
-// audit lines and its events.
-func (e *Engine) save(ctx context.Context, tx store.Querier, c *supportv1.Conversation, st *store.State, out conv.Outcome, now time.Time) error {
-	switch {
-	case st != nil:
-		if err := store.UpdateConversationState(ctx, tx, c, st); err != nil {
-			return err
-		}
-	case out.Changed:
-		if err := store.UpdateConversation(ctx, tx, c); err != nil {
-			return err
-		}
+// audit lines and its events through p.
+func (e *Engine) save(p *pipe, c *supportv1.Conversation, st *store.State, out conv.Outcome, now time.Time) error {
+	if st != nil || out.Changed {
+		p.save(c, st)
 	}
 	for _, a := range out.Audit {
-		if err := store.InsertAudit(ctx, tx, c.GetId(), a.Actor, a.Action, a.Detail, now); err != nil {
-			return err
-		}
+		p.auditLine(c.GetId(), a.Actor, a.Action, a.Detail, now)
+	}
+	if len(out.Events) == 0 {
+		return nil
 	}
 	snapshot := e.decorate(proto.Clone(c).(*supportv1.Conversation))
 	for _, ev := range out.Events {
-		if _, err := e.queue(ctx, tx, snapshot, ev, now); err != nil {
+		if _, err := e.queue(p, snapshot, ev, now); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// queue writes one conversation event to the outbox and returns its id.
-func (e *Engine) queue(ctx context.Context, tx store.Querier, snapshot *supportv1.Conversation, ev conv.Event, now time.Time) (string, error) {
+// queue writes one conversation event to the outbox through p and returns
+// its id.
+func (e *Engine) queue(p *pipe, snapshot *supportv1.Conversation, ev conv.Event, now time.Time) (string, error) {
 	id := NewID()
 	msg := &supportv1.ConversationEvent{
 		Id:            id,
@@ -527,30 +519,19 @@ func (e *Engine) queue(ctx context.Context, tx store.Querier, snapshot *supportv
 	if err != nil {
 		return "", fmt.Errorf("encode %s event: %w", EventName(ev.Type), err)
 	}
-	row := store.OutboxEvent{
+	p.queueEvent(store.OutboxEvent{
 		ID:        id,
 		Subject:   bus.ConversationSubject(EventName(ev.Type)),
 		Type:      string(proto.MessageName(msg)),
 		Payload:   payload,
 		CreatedAt: now,
-	}
-	if p, ok := tx.(*pipe); ok {
-		// One notification per transaction wakes the relay.
-		if err := store.InsertOutboxQuiet(ctx, p, row); err != nil {
-			return "", err
-		}
-		if !p.notified {
-			p.notified = true
-			return id, store.NotifyOutbox(ctx, p)
-		}
-		return id, nil
-	}
-	return id, store.InsertOutbox(ctx, tx, row)
+	})
+	return id, nil
 }
 
 // change applies f to a locked conversation with its state and saves what
 // it did.
-func (e *Engine) change(ctx context.Context, id string, f func(tx pgx.Tx, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error)) (*supportv1.Conversation, error) {
+func (e *Engine) change(ctx context.Context, id string, f func(p *pipe, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error)) (*supportv1.Conversation, error) {
 	if strings.TrimSpace(id) == "" {
 		return nil, fmt.Errorf("conversation id is required: %w", ErrInvalid)
 	}
@@ -565,11 +546,15 @@ func (e *Engine) change(ctx context.Context, id string, f func(tx pgx.Tx, c *sup
 			return err
 		}
 		now := e.now()
-		out, err := f(tx, c, st, now)
+		p := newPipe(tx)
+		out, err := f(p, c, st, now)
 		if err != nil {
 			return err
 		}
-		return e.save(ctx, tx, c, st, out, now)
+		if err := e.save(p, c, st, out, now); err != nil {
+			return err
+		}
+		return p.flush(ctx)
 	})
 	if err != nil {
 		return nil, err
@@ -587,7 +572,7 @@ func actor(a string) string {
 
 // Assign gives a conversation to assignee (empty unassigns).
 func (e *Engine) Assign(ctx context.Context, id, assignee, who string) (*supportv1.Conversation, error) {
-	return e.change(ctx, id, func(_ pgx.Tx, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
+	return e.change(ctx, id, func(_ *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
 		return conv.Assign(c, assignee, actor(who), now), nil
 	})
 }
@@ -605,7 +590,7 @@ func (e *Engine) Tag(ctx context.Context, id string, add, remove, categories []s
 		learned *classify.Classifier
 		version int64
 	)
-	c, err := e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error) {
+	c, err := e.change(ctx, id, func(p *pipe, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error) {
 		out := conv.Tag(c, add, remove, cats, actor(who), now)
 		if len(cats) == 0 {
 			return out, nil
@@ -614,13 +599,11 @@ func (e *Engine) Tag(ctx context.Context, id string, add, remove, categories []s
 			out.AuditLine(actor(who), "confirmed", "categories: "+strings.Join(cats, ", "))
 		}
 		var err error
-		if learned, version, err = e.confirm(ctx, tx, c, st, cats, now); err != nil {
+		if learned, version, err = e.confirm(ctx, p, c, st, cats, now); err != nil {
 			return out, err
 		}
-		if e.noClock(c) {
-			if stopClock(st, now) {
-				return out, e.schedule(ctx, tx, c, st, now, &out)
-			}
+		if e.noClock(c) && stopClock(st, now) {
+			e.schedule(ctx, p, c, st, now, &out)
 		}
 		return out, nil
 	})
@@ -641,7 +624,7 @@ func (e *Engine) Close(ctx context.Context, id string, reason supportv1.CloseRea
 		learned *classify.Classifier
 		version int64
 	)
-	c, err := e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error) {
+	c, err := e.change(ctx, id, func(p *pipe, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error) {
 		out := conv.Close(c, reason, actor(who), now)
 		if reason == supportv1.CloseReason_CLOSE_REASON_SPAM && actor(who) != conv.System {
 			spam := []string{string(classify.Spam)}
@@ -650,14 +633,12 @@ func (e *Engine) Close(ctx context.Context, id string, reason supportv1.CloseRea
 				out.Changed = true
 			}
 			var err error
-			if learned, version, err = e.confirm(ctx, tx, c, st, spam, now); err != nil {
+			if learned, version, err = e.confirm(ctx, p, c, st, spam, now); err != nil {
 				return out, err
 			}
 		}
 		if stopClock(st, now) || c.GetNextDeadlineAt() != nil {
-			if err := e.schedule(ctx, tx, c, st, now, &out); err != nil {
-				return out, err
-			}
+			e.schedule(ctx, p, c, st, now, &out)
 			out.Changed = true
 		}
 		return out, nil
@@ -671,14 +652,14 @@ func (e *Engine) Close(ctx context.Context, id string, reason supportv1.CloseRea
 // Reopen opens a closed or awaiting conversation again. The response clock
 // starts again when the customer writes.
 func (e *Engine) Reopen(ctx context.Context, id, who string) (*supportv1.Conversation, error) {
-	return e.change(ctx, id, func(_ pgx.Tx, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
+	return e.change(ctx, id, func(_ *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
 		return conv.Reopen(c, actor(who), now), nil
 	})
 }
 
 // Escalate publishes an escalation of the conversation, to team if given.
 func (e *Engine) Escalate(ctx context.Context, id, reason, team, who string) (*supportv1.Conversation, error) {
-	return e.change(ctx, id, func(_ pgx.Tx, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
+	return e.change(ctx, id, func(_ *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
 		if c.GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
 			return conv.Outcome{}, fmt.Errorf("conversation %s is closed: reopen it before escalating: %w", id, ErrConflict)
 		}
@@ -700,9 +681,9 @@ func (e *Engine) AddNote(ctx context.Context, id, text string, handoff bool, who
 		return nil, fmt.Errorf("note is longer than %d bytes: %w", maxNote, ErrInvalid)
 	}
 	var note *triagev1.Note
-	_, err := e.change(ctx, id, func(tx pgx.Tx, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
+	_, err := e.change(ctx, id, func(p *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
 		note = &triagev1.Note{Id: NewID(), Author: actor(who), Text: text, Handoff: handoff, CreatedAt: timestamppb.New(now)}
-		if err := store.InsertNote(ctx, tx, c.GetId(), note); err != nil {
+		if err := store.InsertNote(ctx, p, c.GetId(), note); err != nil {
 			return conv.Outcome{}, err
 		}
 		action := "noted"

@@ -82,13 +82,17 @@ func (e *Engine) Handoff(ctx context.Context, h Handoff) (bool, error) {
 			return err
 		}
 		reason := fmt.Sprintf("hero handoff from %s to %s: %d open, %d without a handoff note", orNobody(h.From), orNobody(h.To), len(open), len(summary.GetMissingNotes()))
-		rec.EventID, err = e.queue(ctx, tx, nil, conv.Event{
+		p := newPipe(tx)
+		rec.EventID, err = e.queue(p, nil, conv.Event{
 			Type:    supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_HANDOFF,
 			Actor:   conv.System,
 			Reason:  reason,
 			Handoff: summary,
 		}, now)
 		if err != nil {
+			return err
+		}
+		if err := p.flush(ctx); err != nil {
 			return err
 		}
 		rec.OpenCount, rec.MissingCount = len(open), len(summary.GetMissingNotes())

@@ -6,63 +6,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/services/triage/internal/conv"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 )
-
-// pipe queues writes (Exec) into a pgx.Batch and sends them in one round
-// trip before the next read or at flush; reads see every earlier write.
-// Exec's command tag is empty: writes whose result matters go through
-// Query.
-type pipe struct {
-	tx pgx.Tx
-	b  *pgx.Batch
-	// notified is set once the relay's notification is queued.
-	notified bool
-}
-
-func newPipe(tx pgx.Tx) *pipe { return &pipe{tx: tx, b: &pgx.Batch{}} }
-
-func (p *pipe) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	p.b.Queue(sql, args...)
-	return pgconn.CommandTag{}, nil
-}
-
-func (p *pipe) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if err := p.flush(ctx); err != nil {
-		return nil, err
-	}
-	return p.tx.Query(ctx, sql, args...)
-}
-
-func (p *pipe) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if err := p.flush(ctx); err != nil {
-		return errRow{err}
-	}
-	return p.tx.QueryRow(ctx, sql, args...)
-}
-
-// flush sends the queued writes.
-func (p *pipe) flush(ctx context.Context) error {
-	if p.b.Len() == 0 {
-		return nil
-	}
-	b := p.b
-	p.b = &pgx.Batch{}
-	if err := p.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("write %d queued statements: %w", b.Len(), err)
-	}
-	return nil
-}
-
-type errRow struct{ err error }
-
-func (r errRow) Scan(...any) error { return r.err }
-
-var _ store.Querier = (*pipe)(nil)
 
 // Fired is what one FireDue pass did.
 type Fired struct {
@@ -104,12 +52,8 @@ func (e *Engine) FireDue(ctx context.Context, limit int) (Fired, error) {
 			c, st := l.Conversation, l.State
 			var out conv.Outcome
 			running := st.Clock.Running()
-			if err := e.schedule(ctx, w, c, st, now, &out); err != nil {
-				return fmt.Errorf("evaluate deadline of %s: %w", c.GetId(), err)
-			}
-			if err := store.FiredTimer(ctx, w, c.GetId(), now); err != nil {
-				return err
-			}
+			e.schedule(ctx, w, c, st, now, &out)
+			w.firedTimer(c.GetId(), now)
 			if out.Changed {
 				c.UpdatedAt = timestamppb.New(now)
 			}
@@ -117,7 +61,7 @@ func (e *Engine) FireDue(ctx context.Context, limit int) (Fired, error) {
 			if !running {
 				keep = st // a stopped clock was settled: keep that
 			}
-			if err := e.save(ctx, w, c, keep, out, now); err != nil {
+			if err := e.save(w, c, keep, out, now); err != nil {
 				return err
 			}
 			res.Due = append(res.Due, dueOf[c.GetId()])

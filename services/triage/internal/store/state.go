@@ -97,53 +97,30 @@ func LoadState(ctx context.Context, q Querier, id string) (*State, error) {
 	return s.state(id)
 }
 
-// SaveState writes a conversation's state.
-func SaveState(ctx context.Context, q Querier, id string, st *State) error {
-	args, err := stateArgs(id, st)
-	if err != nil {
-		return err
-	}
-	if _, err = q.Exec(ctx, `UPDATE conversations SET `+stateSet+` WHERE id = $1`, args...); err != nil {
-		return fmt.Errorf("save state of %s: %w", id, err)
-	}
-	return nil
+// stateValues are a State's column values.
+type stateValues struct {
+	clock, input, learnedInput []byte
+	frSeconds                  *float64
+	frLevel                    int16
+	suggested, learned         []string
+	confidence                 float64
+	source                     string
+	confirmed                  bool
 }
 
-// UpdateConversationState writes every mutable field of c and its state in
-// one statement.
-func UpdateConversationState(ctx context.Context, q Querier, c *supportv1.Conversation, st *State) error {
-	args, err := stateArgs(c.GetId(), st)
-	if err != nil {
-		return err
-	}
-	args = append(args, updateArgs(c)[1:]...)
-	_, err = q.Exec(ctx, `UPDATE conversations SET `+stateSet+`, status = $12, close_reason = $13, tier = $14,
-		tier_reason = $15, categories = $16, tags = $17, subject = $18, customer_id = $19, assignee = $20, team = $21,
-		first_response_at = $22, last_customer_message_at = $23, next_deadline_at = $24, deadline_level = $25,
-		message_count = $26, permalink = $27, updated_at = $28 WHERE id = $1`, args...)
-	if err != nil {
-		return fmt.Errorf("update conversation %s: %w", c.GetId(), err)
-	}
-	return nil
-}
-
-const stateSet = `clock = $2, first_response_work_seconds = $3, first_response_level = $4,
-		suggested_categories = $5, suggestion_confidence = $6, suggestion_source = $7, categories_confirmed = $8,
-		classify_input = $9, learned_input = $10, learned_categories = $11`
-
-func stateArgs(id string, st *State) ([]any, error) {
+func stateValuesOf(id string, st *State) (stateValues, error) {
 	clock, err := json.Marshal(&st.Clock)
 	if err != nil {
-		return nil, fmt.Errorf("save state of %s: clock: %w", id, err)
+		return stateValues{}, fmt.Errorf("save state of %s: clock: %w", id, err)
 	}
 	input, err := json.Marshal(&st.Input)
 	if err != nil {
-		return nil, fmt.Errorf("save state of %s: input: %w", id, err)
+		return stateValues{}, fmt.Errorf("save state of %s: input: %w", id, err)
 	}
 	var learned []byte
 	if st.LearnedInput != nil {
 		if learned, err = json.Marshal(st.LearnedInput); err != nil {
-			return nil, fmt.Errorf("save state of %s: learned input: %w", id, err)
+			return stateValues{}, fmt.Errorf("save state of %s: learned input: %w", id, err)
 		}
 	}
 	var fr *float64
@@ -151,8 +128,9 @@ func stateArgs(id string, st *State) ([]any, error) {
 		v := st.FirstResponseWork.Seconds()
 		fr = &v
 	}
-	return []any{id, clock, fr, int16(st.FirstResponseLevel), nonNil(st.Suggested), st.Confidence, st.Source, st.Confirmed,
-		input, learned, nonNil(st.Learned)}, nil
+	return stateValues{clock: clock, input: input, learnedInput: learned, frSeconds: fr, frLevel: int16(st.FirstResponseLevel),
+		suggested: nonNil(st.Suggested), learned: nonNil(st.Learned), confidence: st.Confidence, source: st.Source,
+		confirmed: st.Confirmed}, nil
 }
 
 // Locked is a conversation with its state, locked for update.

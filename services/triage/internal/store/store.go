@@ -169,19 +169,6 @@ const insertConversation = `INSERT INTO conversations (id, channel, thread_key, 
 		last_customer_message_at, next_deadline_at, deadline_level, message_count, permalink, updated_at)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)`
 
-// CreateConversation inserts c; it fails when its thread already has a
-// conversation. Batches use it: the error surfaces with the batch.
-func CreateConversation(ctx context.Context, q Querier, c *supportv1.Conversation) error {
-	args, err := conversationArgs(c)
-	if err != nil {
-		return err
-	}
-	if _, err := q.Exec(ctx, insertConversation, args...); err != nil {
-		return fmt.Errorf("insert conversation of %s: %w", c.GetThreadKey(), err)
-	}
-	return nil
-}
-
 // InsertConversation creates c unless its thread already has one; false
 // means another transaction created it first.
 func InsertConversation(ctx context.Context, q Querier, c *supportv1.Conversation) (bool, error) {
@@ -206,59 +193,6 @@ func conversationArgs(c *supportv1.Conversation) ([]any, error) {
 		customerID(c), author, c.GetAssignee(), c.GetTeam(), c.GetOpenedAt().AsTime(), tm(c.GetFirstResponseAt()),
 		tm(c.GetLastCustomerMessageAt()), tm(c.GetNextDeadlineAt()), int16(c.GetDeadlineLevel()), c.GetMessageCount(),
 		c.GetPermalink(), c.GetUpdatedAt().AsTime()}, nil
-}
-
-const updateSet = `status = $2, close_reason = $3, tier = $4, tier_reason = $5,
-		categories = $6, tags = $7, subject = $8, customer_id = $9, assignee = $10, team = $11,
-		first_response_at = $12, last_customer_message_at = $13, next_deadline_at = $14, deadline_level = $15,
-		message_count = $16, permalink = $17, updated_at = $18`
-
-func updateArgs(c *supportv1.Conversation) []any {
-	return []any{c.GetId(), int16(c.GetStatus()), int16(c.GetCloseReason()), int16(c.GetTier()), c.GetTierReason(),
-		nonNil(c.GetCategories()), nonNil(c.GetTags()), c.GetSubject(), customerID(c), c.GetAssignee(), c.GetTeam(),
-		tm(c.GetFirstResponseAt()), tm(c.GetLastCustomerMessageAt()), tm(c.GetNextDeadlineAt()), int16(c.GetDeadlineLevel()),
-		c.GetMessageCount(), c.GetPermalink(), c.GetUpdatedAt().AsTime()}
-}
-
-// UpdateConversation writes every mutable field of c.
-func UpdateConversation(ctx context.Context, q Querier, c *supportv1.Conversation) error {
-	_, err := q.Exec(ctx, `UPDATE conversations SET `+updateSet+` WHERE id = $1`, updateArgs(c)...)
-	if err != nil {
-		return fmt.Errorf("update conversation %s: %w", c.GetId(), err)
-	}
-	return nil
-}
-
-// InsertMessage records an inbound message, attached to conversationID
-// unless it is empty. A message id stored before is left alone.
-func InsertMessage(ctx context.Context, q Querier, m *supportv1.InboundMessage, conversationID string, at time.Time) error {
-	body, err := proto.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("insert message %s: encode: %w", m.GetId(), err)
-	}
-	var conv *string
-	if conversationID != "" {
-		conv = &conversationID
-	}
-	_, err = q.Exec(ctx, `INSERT INTO messages (id, conversation_id, channel, thread_key, source_id, kind, author_role, body, received_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING`,
-		m.GetId(), conv, int16(m.GetChannel()), m.GetThreadKey(), m.GetSourceId(), int16(m.GetKind()),
-		int16(m.GetAuthor().GetRole()), body, at)
-	if err != nil {
-		return fmt.Errorf("insert message %s: %w", m.GetId(), err)
-	}
-	return nil
-}
-
-// AttachThread attaches messages recorded earlier without a conversation
-// (a bot's or staff's message before the customer wrote) to it.
-func AttachThread(ctx context.Context, q Querier, c *supportv1.Conversation) error {
-	_, err := q.Exec(ctx, `UPDATE messages SET conversation_id = $1 WHERE channel = $2 AND thread_key = $3 AND conversation_id IS NULL`,
-		c.GetId(), int16(c.GetChannel()), c.GetThreadKey())
-	if err != nil {
-		return fmt.Errorf("attach earlier messages to %s: %w", c.GetId(), err)
-	}
-	return nil
 }
 
 // originals selects the stored messages an edit or delete refers to: the
@@ -377,16 +311,6 @@ func Messages(ctx context.Context, q Querier, conversationID string) ([]*support
 		return nil, fmt.Errorf("list messages of %s: %w", conversationID, err)
 	}
 	return out, nil
-}
-
-// InsertAudit appends to the audit trail.
-func InsertAudit(ctx context.Context, q Querier, conversationID, actor, action, detail string, at time.Time) error {
-	_, err := q.Exec(ctx, `INSERT INTO audit (conversation_id, actor, action, detail, at) VALUES ($1,$2,$3,$4,$5)`,
-		conversationID, actor, action, detail, at)
-	if err != nil {
-		return fmt.Errorf("audit %s %s: %w", action, conversationID, err)
-	}
-	return nil
 }
 
 // Audit lists a conversation's audit trail, oldest first.
@@ -534,21 +458,12 @@ type OutboxEvent struct {
 // InsertOutbox queues an event and wakes the relay when the transaction
 // commits.
 func InsertOutbox(ctx context.Context, q Querier, e OutboxEvent) error {
-	if err := InsertOutboxQuiet(ctx, q, e); err != nil {
-		return err
-	}
-	return NotifyOutbox(ctx, q)
-}
-
-// InsertOutboxQuiet queues an event without waking the relay: call
-// NotifyOutbox once in the same transaction.
-func InsertOutboxQuiet(ctx context.Context, q Querier, e OutboxEvent) error {
 	_, err := q.Exec(ctx, `INSERT INTO outbox (id, subject, type, payload, created_at) VALUES ($1,$2,$3,$4,$5)`,
 		e.ID, e.Subject, e.Type, e.Payload, e.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("queue event %s: %w", e.Subject, err)
 	}
-	return nil
+	return NotifyOutbox(ctx, q)
 }
 
 // NotifyOutbox wakes the relay when the transaction commits.

@@ -16,33 +16,6 @@ const (
 	TimerIdle = 2
 )
 
-// ArmTimer makes a conversation's timer due at due.
-func ArmTimer(ctx context.Context, q Querier, conversationID string, due, now time.Time) error {
-	_, err := q.Exec(ctx, `INSERT INTO timers (conversation_id, status, due_at, armed_at) VALUES ($1, 1, $2, $3)
-		ON CONFLICT (conversation_id) DO UPDATE SET status = 1, due_at = excluded.due_at, armed_at = excluded.armed_at`,
-		conversationID, due, now)
-	if err != nil {
-		return fmt.Errorf("arm timer of %s: %w", conversationID, err)
-	}
-	return nil
-}
-
-// IdleTimer disarms a conversation's timer, if it has one.
-func IdleTimer(ctx context.Context, q Querier, conversationID string) error {
-	if _, err := q.Exec(ctx, `UPDATE timers SET status = 2 WHERE conversation_id = $1 AND status = 1`, conversationID); err != nil {
-		return fmt.Errorf("idle timer of %s: %w", conversationID, err)
-	}
-	return nil
-}
-
-// FiredTimer records that a claimed timer fired at.
-func FiredTimer(ctx context.Context, q Querier, conversationID string, at time.Time) error {
-	if _, err := q.Exec(ctx, `UPDATE timers SET fired_at = $2, fires = fires + 1 WHERE conversation_id = $1`, conversationID, at); err != nil {
-		return fmt.Errorf("record timer of %s: %w", conversationID, err)
-	}
-	return nil
-}
-
 // DueTimer is a claimed timer.
 type DueTimer struct {
 	ConversationID string

@@ -1,0 +1,242 @@
+package triage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
+	"github.com/sidekickhq/sidekick/services/triage/internal/tier"
+	"github.com/sidekickhq/sidekick/services/triage/internal/triagetest"
+)
+
+// TestBatchMatchesOneByOne applies the same inbound messages to two
+// databases, as one batch and one message at a time, and compares every
+// row triage wrote (conversations with their state, messages, audit,
+// outbox events, timers, inbox): a batch must have exactly the outcome of
+// its messages handled in turn. The deadline timers fired afterwards and
+// people's commands must then agree as well.
+func TestBatchMatchesOneByOne(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Postgres")
+	}
+	ctx := context.Background()
+	clock := triagetest.NewClock()
+	type side struct {
+		pool *pgxpool.Pool
+		eng  *engine.Engine
+	}
+	var sides [2]side
+	for i := range sides {
+		pool := triagetest.Database(t, Schema, Migrations())
+		eng, err := engine.New(pool, engine.Config{ConsoleURL: "https://sidekick.example.com/console",
+			Rules: tier.Rules{PriorityRevenueCents: 200000}}, clock.Now, prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := eng.UpsertCustomers(ctx, []*triagev1.Customer{
+			{Id: "acme", Name: "Acme", Plan: "enterprise", SlackUserIds: []string{"U0ACME"}},
+		}, false); err != nil {
+			t.Fatal(err)
+		}
+		sides[i] = side{pool, eng}
+	}
+	batched, single := sides[0], sides[1]
+
+	a, b, c := triagetest.Slack("eq-a"), triagetest.Slack("eq-b"), triagetest.Slack("eq-c")
+	spam := email("eq-spam@seo.example").Customer("seller@seo.example",
+		"Dear Sir/Madam, I came across your website and would like to offer a guest post with do-follow backlinks.")
+	spam.Subject, spam.Attributes = "Guest post opportunity", map[string]string{"auth_failed": "true"}
+	pitch := email("eq-hello@agency.example").Customer("dana@agency.example",
+		"Hi! We'd love to explore a co marketing partnership and a joint webinar with your team. Who is the right person to talk to?")
+	// Handled one by one on both sides first: a conversation the batch
+	// then finds in the database.
+	before := []*supportv1.InboundMessage{
+		c.Customer("U0ACME", "Our dashboards time out since the upgrade"),
+		c.Staff("U0HERO", "Looking into it"),
+	}
+	bot := a.Bot("Reminder: include your project id")
+	question := a.Customer("U0CUST", "Can I export events to S3?")
+	batch := []*supportv1.InboundMessage{
+		bot,
+		question,
+		triagetest.Clone(question),
+		b.Staff("U0HERO", "A staff note in a thread nobody opened"),
+		a.Staff("U0HERO", "Yes, with the batch exports app"),
+		a.Kind(supportv1.MessageKind_MESSAGE_KIND_EDITED, "U0CUST", question.GetSourceId(), "Can I export events to S3 daily?"),
+		a.Customer("U0CUST", "And to GCS?"),
+		a.Kind(supportv1.MessageKind_MESSAGE_KIND_DELETED, "B0BOT", bot.GetSourceId(), ""),
+		c.Customer("U0ACME", "Still slow, and now the API returns 500s"),
+		spam,
+		a.Kind(supportv1.MessageKind_MESSAGE_KIND_THREAD_CLOSED, "U0HERO", "", ""),
+		pitch,
+		a.Kind(supportv1.MessageKind_MESSAGE_KIND_THREAD_REOPENED, "U0CUST", "", ""),
+		a.Kind(supportv1.MessageKind_MESSAGE_KIND_UPDATED, "U0CUST", "", ""),
+		c.Staff("U0HERO", "Fixed, a bad index"),
+		b.Customer("U0LATE", "Following up on the note above"),
+	}
+	for _, s := range sides {
+		for _, m := range before {
+			if _, err := s.eng.HandleInbound(ctx, m, "support.inbound.slack"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	clock.Advance(time.Minute)
+	in := make([]engine.Inbound, len(batch))
+	for i, m := range batch {
+		in[i] = engine.Inbound{Message: m, Subject: "support.inbound.slack"}
+	}
+	got, err := batched.eng.HandleBatch(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []engine.Result
+	for _, m := range batch {
+		r, err := single.eng.HandleInbound(ctx, m, "support.inbound.slack")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, r)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("batch results %v, one by one %v", got, want)
+	}
+	same := func(step string) {
+		t.Helper()
+		x, y := dumpRows(t, batched.pool), dumpRows(t, single.pool)
+		for i := range max(len(x), len(y)) {
+			var l, r string
+			if i < len(x) {
+				l = x[i]
+			}
+			if i < len(y) {
+				r = y[i]
+			}
+			if l != r {
+				t.Fatalf("%s: row %d differs:\nbatched:    %s\none by one: %s", step, i, l, r)
+			}
+		}
+	}
+	same("inbound")
+	// Both sides write through the same code: check a few rows outright.
+	for _, s := range sides {
+		if n := triagetest.Count(t, s.pool, `SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
+			WHERE c.thread_key = $1`, a.ThreadKey); n != 7 {
+			t.Fatalf("thread a has %d messages attached, want 7 (the bot's before the opening too)", n)
+		}
+		if n := triagetest.Count(t, s.pool, `SELECT count(*) FROM messages WHERE conversation_id IS NULL`); n != 0 {
+			t.Fatalf("%d messages without a conversation, want 0", n)
+		}
+		if n := triagetest.Count(t, s.pool, `SELECT count(*) FROM audit`); n != 23 {
+			t.Fatalf("%d audit lines, want 23", n)
+		}
+		if n := triagetest.Count(t, s.pool, `SELECT count(*) FROM outbox`); n != 24 {
+			t.Fatalf("%d events, want 24", n)
+		}
+	}
+
+	// Deadlines pass; the timers fire alike.
+	clock.Advance(2 * time.Hour)
+	for _, s := range sides {
+		if _, err := s.eng.FireDue(ctx, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same("timers fired")
+
+	// People's commands on the conversations.
+	for _, s := range sides {
+		id := conversationOf(t, s.pool, c.ThreadKey)
+		if _, err := s.eng.Assign(ctx, id, "U0SECOND", "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.eng.Tag(ctx, id, []string{"upgrade"}, nil, []string{"performance", "api"}, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.eng.AddNote(ctx, id, "index rebuilt", true, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.eng.Close(ctx, conversationOf(t, s.pool, pitch.GetThreadKey()), supportv1.CloseReason_CLOSE_REASON_SPAM, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same("commands")
+}
+
+func conversationOf(t *testing.T, pool *pgxpool.Pool, threadKey string) string {
+	t.Helper()
+	var id string
+	if err := pool.QueryRow(context.Background(), `SELECT id FROM conversations WHERE thread_key = $1`, threadKey).Scan(&id); err != nil {
+		t.Fatalf("conversation of %s: %v", threadKey, err)
+	}
+	return id
+}
+
+// dumpRows lists what triage stored, one line per row, with conversation
+// ids replaced by thread keys and event ids left out, in an order that
+// does not depend on generated ids.
+func dumpRows(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	query := func(table, sql string) {
+		rows, err := pool.Query(ctx, sql)
+		if err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		var line string
+		if _, err := pgx.ForEachRow(rows, []any{&line}, func() error {
+			out = append(out, table+" "+line)
+			return nil
+		}); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+	}
+	query("conversation", `SELECT (to_jsonb(c) - 'id')::text FROM conversations c ORDER BY channel, thread_key`)
+	query("message", `SELECT (to_jsonb(m) - 'seq' - 'conversation_id' || jsonb_build_object('conversation', c.thread_key))::text
+		FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id ORDER BY m.seq`)
+	query("audit", `SELECT (to_jsonb(a) - 'seq' - 'conversation_id' || jsonb_build_object('conversation', c.thread_key))::text
+		FROM audit a JOIN conversations c ON c.id = a.conversation_id ORDER BY a.seq`)
+	query("timer", `SELECT (to_jsonb(tm) - 'conversation_id' || jsonb_build_object('conversation', c.thread_key))::text
+		FROM timers tm JOIN conversations c ON c.id = tm.conversation_id ORDER BY c.channel, c.thread_key`)
+	query("inbox", `SELECT to_jsonb(i)::text FROM inbox i ORDER BY message_id`)
+	query("note", `SELECT (to_jsonb(n) - 'id' - 'conversation_id' || jsonb_build_object('conversation', c.thread_key))::text
+		FROM notes n JOIN conversations c ON c.id = n.conversation_id ORDER BY n.created_at, c.thread_key`)
+	rows, err := pool.Query(ctx, `SELECT subject, type, payload, created_at FROM outbox ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		subject, typ string
+		payload      []byte
+		created      time.Time
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&subject, &typ, &payload, &created}, func() error {
+		var ev supportv1.ConversationEvent
+		if err := proto.Unmarshal(payload, &ev); err != nil {
+			return err
+		}
+		ev.Id = ""
+		if c := ev.GetConversation(); c != nil {
+			c.Id, c.ShareUrl = "", ""
+		}
+		text := strings.Join(strings.Fields(prototext.Format(&ev)), " ")
+		out = append(out, fmt.Sprintf("event %s %s %s %s", subject, typ, created.UTC().Format(time.RFC3339Nano), text))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
