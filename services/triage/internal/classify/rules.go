@@ -175,6 +175,11 @@ type RuleSet struct {
 	rules    []compiledRule
 	spam     []phrase
 	spamChan map[string]bool
+	// keywords are every rule's keywords in rule order (rule i's start at
+	// rules[i].first); byFirst lists them by their first word, so a text
+	// is matched by looking up its words rather than every keyword.
+	keywords []phrase
+	byFirst  map[string][]int
 }
 
 type phrase struct {
@@ -186,6 +191,7 @@ type compiledRule struct {
 	cat      Category
 	weight   float64
 	keywords []phrase
+	first    int // the index of keywords[0] in RuleSet.keywords
 	patterns []*regexp.Regexp
 	channels map[string]bool
 	projects map[string]bool
@@ -232,6 +238,14 @@ func (r Rules) Compile() (*RuleSet, error) {
 			cr.patterns = append(cr.patterns, re)
 		}
 		rs.rules = append(rs.rules, cr)
+	}
+	rs.byFirst = map[string][]int{}
+	for i := range rs.rules {
+		rs.rules[i].first = len(rs.keywords)
+		for _, k := range rs.rules[i].keywords {
+			rs.byFirst[k.words[0]] = append(rs.byFirst[k.words[0]], len(rs.keywords))
+			rs.keywords = append(rs.keywords, k)
+		}
 	}
 	var err error
 	if rs.spam, err = rs.phrases(r.Spam.Phrases); err != nil {
@@ -306,6 +320,20 @@ func (wi wordIndex) has(p phrase) bool {
 	return false
 }
 
+// matchKeywords reports, for each of rs.keywords, whether it occurs in
+// the indexed text.
+func (rs *RuleSet) matchKeywords(wi wordIndex) []bool {
+	matched := make([]bool, len(rs.keywords))
+	for w := range wi.at {
+		for _, i := range rs.byFirst[w] {
+			if !matched[i] && wi.has(rs.keywords[i]) {
+				matched[i] = true
+			}
+		}
+	}
+	return matched
+}
+
 // Score returns the rule scores of in, ranked, with the hits that produced
 // them. Evidence for "deployments" supports every deployments subcategory:
 // when a subcategory fired, the parent's score is added to it and the
@@ -324,12 +352,13 @@ func (rs *RuleSet) score(in Input, doc string, wi wordIndex) ([]Scored, []Hit) {
 		labels = append(labels, squash(l))
 	}
 	project := strings.ToLower(in.SentryProject)
+	matched := rs.matchKeywords(wi)
 	for _, r := range rs.rules {
 		hit := func(reason string) {
 			hits = append(hits, Hit{Category: r.cat, Reason: reason, Weight: r.weight})
 		}
-		for _, k := range r.keywords {
-			if wi.has(k) {
+		for i, k := range r.keywords {
+			if matched[r.first+i] {
 				hit(fmt.Sprintf("keyword %q", k.text))
 			}
 		}
