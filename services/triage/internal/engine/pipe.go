@@ -164,7 +164,8 @@ func (p *pipe) firedTimer(id string, at time.Time) {
 // flush writes what was collected: new conversations first (the other
 // rows refer to them), then in one round trip the queued statements, the
 // messages, the threads to attach, the updated conversations and the
-// timers, then the audit lines and the outbox events.
+// timers of the other conversations, then the new conversations' timers,
+// the audit lines and the outbox events.
 func (p *pipe) flush(ctx context.Context) error {
 	var fresh, updated []store.ConversationWrite
 	for _, w := range p.convs {
@@ -174,9 +175,7 @@ func (p *pipe) flush(ctx context.Context) error {
 		} else {
 			updated = append(updated, cw)
 		}
-		w.fresh, w.queued, w.st = false, false, nil
 	}
-	p.convs = p.convs[:0]
 	if err := store.CopyConversations(ctx, p.tx, fresh); err != nil {
 		return err
 	}
@@ -191,18 +190,26 @@ func (p *pipe) flush(ctx context.Context) error {
 	if err := store.UpdateConversations(ctx, p, updated); err != nil {
 		return err
 	}
+	// A conversation inserted now has no timer yet: its timer goes with
+	// COPY too.
 	var (
-		armed []store.TimerRow
-		idle  []string
+		armedNew, armed []store.TimerRow
+		idle            []string
 	)
 	for _, id := range p.timerN {
 		switch t := p.timers[id]; {
+		case t.armed && p.known[id] != nil && p.known[id].fresh:
+			armedNew = append(armedNew, t.row)
 		case t.armed:
 			armed = append(armed, t.row)
 		case t.idled:
 			idle = append(idle, id)
 		}
 	}
+	for _, w := range p.convs {
+		w.fresh, w.queued, w.st = false, false, nil
+	}
+	p.convs = p.convs[:0]
 	if err := store.WriteTimers(ctx, p, armed, idle, p.fired, p.firedAt); err != nil {
 		return err
 	}
@@ -221,6 +228,9 @@ func (p *pipe) flush(ctx context.Context) error {
 		if err := p.tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("write %d statements: %w", b.Len(), err)
 		}
+	}
+	if err := store.CopyTimers(ctx, p.tx, armedNew); err != nil {
+		return err
 	}
 	if err := store.CopyAudit(ctx, p.tx, p.audit); err != nil {
 		return err

@@ -321,6 +321,22 @@ type TimerRow struct {
 	Due, ArmedAt   time.Time
 }
 
+// CopyTimers inserts the timers of conversations that have none (those
+// created in the same transaction).
+func CopyTimers(ctx context.Context, q Copier, rows []TimerRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	src := pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		t := rows[i]
+		return []any{t.ConversationID, t.Status, t.Due, t.ArmedAt}, nil
+	})
+	if _, err := q.CopyFrom(ctx, pgx.Identifier{"timers"}, []string{"conversation_id", "status", "due_at", "armed_at"}, src); err != nil {
+		return fmt.Errorf("arm %d new timers: %w", len(rows), err)
+	}
+	return nil
+}
+
 // WriteTimers sets timers: armed writes (creating those missing) the rows
 // of timers armed in the transaction, with their last status; idle
 // disarms the armed timers of these conversations, if they have one;
