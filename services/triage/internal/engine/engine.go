@@ -8,6 +8,7 @@ package engine
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -183,7 +184,17 @@ func NewID() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:36], b[10:16])
+	return string(s[:])
 }
 
 // ShareURL is the console link of a conversation.
@@ -491,7 +502,8 @@ func (e *Engine) save(p *pipe, c *supportv1.Conversation, st *store.State, out c
 	if len(out.Events) == 0 {
 		return nil
 	}
-	snapshot := e.decorate(proto.Clone(c).(*supportv1.Conversation))
+	// The events carry c as it is now: they are encoded at once.
+	snapshot := e.decorate(c)
 	for _, ev := range out.Events {
 		if _, err := e.queue(p, snapshot, ev, now); err != nil {
 			return err
