@@ -18,7 +18,7 @@ const kube = "../kubernetes"
 // productionExternal are the Secrets the production overlay references but
 // does not create; docs/operations.md lists each one.
 var productionExternal = []string{
-	"sidekick-grpc", "sidekick-slack", "sidekick-email", "sidekick-github",
+	"sidekick-grpc", "sidekick-console", "sidekick-slack", "sidekick-email", "sidekick-github",
 	"sidekick-sentry", "sidekick-smtp", "sidekick-db-triage", "sidekick-db-rotation",
 	"sidekick-db-notifier", "sidekick-ingest-tls",
 	// optional references
@@ -95,8 +95,8 @@ func TestOverlaysPassPolicy(t *testing.T) {
 				kinds[obj.Kind]++
 			}
 			t.Logf("%d objects: %v", len(objs), kinds)
-			if kinds["Deployment"] < 7 {
-				t.Errorf("%d Deployments, want the 7 services", kinds["Deployment"])
+			if kinds["Deployment"] < 8 {
+				t.Errorf("%d Deployments, want the 7 services and the console", kinds["Deployment"])
 			}
 		})
 	}
@@ -119,8 +119,10 @@ func TestProductionShape(t *testing.T) {
 			t.Errorf("production overlay creates Secret %s: production Secrets come from outside", s.Name)
 		}
 	}
-	want := map[string]int{"Deployment": 7, "Service": 7, "ServiceAccount": 7, "HorizontalPodAutoscaler": 6,
-		"PodDisruptionBudget": 7, "ServiceMonitor": 7, "PrometheusRule": 1, "Ingress": 1}
+	// The 7 services and the console; rotation and the console have a fixed
+	// replica count, the others an autoscaler.
+	want := map[string]int{"Deployment": 8, "Service": 8, "ServiceAccount": 8, "HorizontalPodAutoscaler": 6,
+		"PodDisruptionBudget": 8, "ServiceMonitor": 7, "PrometheusRule": 1, "Ingress": 1}
 	for k, n := range want {
 		if count[k] != n {
 			t.Errorf("%d %s objects, want %d", count[k], k, n)
