@@ -18,11 +18,17 @@ const (
 	portGRPC     = 9090
 )
 
+// consoleCalls are the gRPC servers the console calls (SIDEKICK_TRIAGE_ADDR,
+// SIDEKICK_ROTATION_ADDR); it may reach no other.
+var consoleCalls = []string{"triage", "rotation"}
+
 // checkNetworkPolicies requires a default deny and, for every Sidekick
 // workload, exactly the traffic its service needs on the ports that matter:
-// DNS and NATS for everyone, Postgres for services with a database, 443 and
-// 587 out for notifier (587 for nobody else), webhooks in from the ingress
-// controller for ingest only, gRPC in for gRPC services.
+// DNS for everyone; NATS for everyone but the console, which talks only
+// gRPC, to triage and rotation and no other server; Postgres for services
+// with a database and for no other; 443 and 587 out for notifier (587 for
+// nobody else); HTTP in from the ingress controller for ingest and the
+// console only; gRPC in for gRPC services.
 func (c *checker) checkNetworkPolicies() {
 	var pols []*networkingv1.NetworkPolicy
 	for _, o := range c.objs {
@@ -49,7 +55,15 @@ func (c *checker) checkNetworkPolicies() {
 			}
 		}
 		need(egressAllows(mine, corev1.ProtocolUDP, portDNS), "no egress to DNS (UDP 53)")
-		need(egressAllows(mine, corev1.ProtocolTCP, portNATS), "no egress to NATS (TCP 4222)")
+		console := w.name == "console"
+		if console {
+			if egressAllows(mine, corev1.ProtocolTCP, portNATS) {
+				c.fail(w.id, RuleNetworkPolicy, "egress to NATS (TCP 4222): the console neither publishes nor consumes")
+			}
+			c.checkConsoleGRPC(w, mine, pols)
+		} else {
+			need(egressAllows(mine, corev1.ProtocolTCP, portNATS), "no egress to NATS (TCP 4222)")
+		}
 		usesDB, servesGRPC := false, false
 		for _, ctr := range w.spec.Containers {
 			usesDB = usesDB || hasEnv(ctr, "SIDEKICK_DATABASE_URL")
@@ -57,6 +71,8 @@ func (c *checker) checkNetworkPolicies() {
 		}
 		if usesDB {
 			need(egressAllows(mine, corev1.ProtocolTCP, portPostgres), "uses a database but has no egress to TCP 5432")
+		} else if egressAllows(mine, corev1.ProtocolTCP, portPostgres) {
+			c.fail(w.id, RuleNetworkPolicy, "egress to TCP 5432 (Postgres) without a database of its own")
 		}
 		if servesGRPC {
 			need(ingressAllows(mine, portGRPC, nil), "serves gRPC but no ingress to TCP 9090 is allowed")
@@ -72,11 +88,43 @@ func (c *checker) checkNetworkPolicies() {
 			c.fail(w.id, RuleNetworkPolicy, "egress to TCP 587 (SMTP) is for notifier only")
 		}
 		fromIngress := map[string]string{nsNameLabel: c.opt.IngressNamespace}
-		ingest := w.labels[componentLabel] == "ingest"
-		if ingest {
+		switch {
+		case w.labels[componentLabel] == "ingest":
 			need(ingressAllows(mine, portHTTP, fromIngress), "ingest service not reachable on TCP 8080 from namespace "+c.opt.IngressNamespace)
-		} else if ingressAllows(mine, portHTTP, fromIngress) {
-			c.fail(w.id, RuleNetworkPolicy, "reachable on TCP 8080 from the ingress controller, which only ingest needs")
+		case console:
+			need(ingressAllows(mine, portHTTP, fromIngress), "console not reachable on TCP 8080 from namespace "+c.opt.IngressNamespace)
+		case ingressAllows(mine, portHTTP, fromIngress):
+			c.fail(w.id, RuleNetworkPolicy, "reachable on TCP 8080 from the ingress controller, which only ingest and the console need")
+		}
+	}
+}
+
+// checkConsoleGRPC: the console's egress reaches the gRPC port of triage and
+// rotation, their ingress admits it, and its egress reaches no other gRPC
+// server (notifier, say).
+func (c *checker) checkConsoleGRPC(console workload, mine, pols []*networkingv1.NetworkPolicy) {
+	for _, w := range c.workloads {
+		if !w.sidekick || !slices.ContainsFunc(w.spec.Containers, func(ctr corev1.Container) bool { return hasPort(ctr, "grpc") }) {
+			continue
+		}
+		out := egressReaches(mine, portGRPC, w)
+		if !slices.Contains(consoleCalls, w.name) {
+			if out {
+				c.fail(console.id, RuleNetworkPolicy, "egress to %s's gRPC (TCP 9090): the console calls %v only", w.name, consoleCalls)
+			}
+			continue
+		}
+		var theirs []*networkingv1.NetworkPolicy
+		for _, p := range pols {
+			if selects(&p.Spec.PodSelector, w.labels) {
+				theirs = append(theirs, p)
+			}
+		}
+		if !out {
+			c.fail(console.id, RuleNetworkPolicy, "no egress to %s's gRPC (TCP 9090)", w.name)
+		}
+		if !ingressAdmits(theirs, portGRPC, console) {
+			c.fail(console.id, RuleNetworkPolicy, "%s's ingress does not admit the console on TCP 9090", w.name)
 		}
 	}
 }
@@ -121,6 +169,71 @@ func portsAllow(ports []networkingv1.NetworkPolicyPort, proto corev1.Protocol, p
 		}
 		if lo != 0 && port >= lo && port <= hi {
 			return true
+		}
+	}
+	return false
+}
+
+// peerSelects: a rule's peer, in a policy of namespace polNS, covers the
+// pods of namespace ns with these labels. A namespace is known by its
+// kubernetes.io/metadata.name only; an ipBlock counts only as 0.0.0.0/0.
+func peerSelects(peer networkingv1.NetworkPolicyPeer, polNS, ns string, labels map[string]string) bool {
+	if peer.IPBlock != nil {
+		return peer.IPBlock.CIDR == "0.0.0.0/0"
+	}
+	if peer.NamespaceSelector != nil {
+		if !selects(peer.NamespaceSelector, map[string]string{nsNameLabel: ns}) {
+			return false
+		}
+	} else if polNS != ns {
+		return false
+	}
+	return peer.PodSelector == nil || selects(peer.PodSelector, labels)
+}
+
+// egressReaches: some egress rule of the source's policies allows TCP port
+// to the pods of dst.
+func egressReaches(pols []*networkingv1.NetworkPolicy, port int32, dst workload) bool {
+	for _, p := range pols {
+		if !hasType(p, networkingv1.PolicyTypeEgress) {
+			continue
+		}
+		for _, r := range p.Spec.Egress {
+			if !portsAllow(r.Ports, corev1.ProtocolTCP, port) {
+				continue
+			}
+			if len(r.To) == 0 {
+				return true
+			}
+			for _, peer := range r.To {
+				if peerSelects(peer, p.Namespace, dst.ns, dst.labels) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// ingressAdmits: some ingress rule of the destination's policies admits TCP
+// port from the pods of src.
+func ingressAdmits(pols []*networkingv1.NetworkPolicy, port int32, src workload) bool {
+	for _, p := range pols {
+		if !hasType(p, networkingv1.PolicyTypeIngress) {
+			continue
+		}
+		for _, r := range p.Spec.Ingress {
+			if !portsAllow(r.Ports, corev1.ProtocolTCP, port) {
+				continue
+			}
+			if len(r.From) == 0 {
+				return true
+			}
+			for _, peer := range r.From {
+				if peerSelects(peer, p.Namespace, src.ns, src.labels) {
+					return true
+				}
+			}
 		}
 	}
 	return false

@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/sidekickhq/sidekick/deploy/policy"
 )
@@ -151,6 +152,30 @@ func TestPolicyCatchesBrokenRules(t *testing.T) {
 	drop := func(objs []policy.Object, kind, name string) []policy.Object {
 		return slices.DeleteFunc(objs, func(o policy.Object) bool { return o.Kind == kind && o.Name == name })
 	}
+	netpol := func(objs []policy.Object, name string) *networkingv1.NetworkPolicy {
+		for _, o := range objs {
+			if p, ok := o.Obj.(*networkingv1.NetworkPolicy); ok && p.Name == name {
+				return p
+			}
+		}
+		t.Fatalf("no NetworkPolicy %s", name)
+		return nil
+	}
+	ingressPath := func(objs []policy.Object, service string) *networkingv1.HTTPIngressPath {
+		for _, o := range objs {
+			if ing, ok := o.Obj.(*networkingv1.Ingress); ok {
+				for _, r := range ing.Spec.Rules {
+					for i, p := range r.HTTP.Paths {
+						if p.Backend.Service != nil && p.Backend.Service.Name == service {
+							return &r.HTTP.Paths[i]
+						}
+					}
+				}
+			}
+		}
+		t.Fatalf("no Ingress path to %s", service)
+		return nil
+	}
 	cases := []struct {
 		name   string
 		rule   string
@@ -255,6 +280,40 @@ func TestPolicyCatchesBrokenRules(t *testing.T) {
 		}},
 		{"ingest unreachable from the ingress controller", policy.RuleNetworkPolicy, "Deployment/ingest-slack", func(o []policy.Object) []policy.Object {
 			return drop(o, "NetworkPolicy", "ingest-from-ingress")
+		}},
+		{"console allowed to reach NATS", policy.RuleNetworkPolicy, "Deployment/console", func(o []policy.Object) []policy.Object {
+			netpol(o, "allow-nats").Spec.PodSelector.MatchExpressions = nil
+			return o
+		}},
+		{"console labelled a gRPC client reaches notifier", policy.RuleNetworkPolicy, "Deployment/console", func(o []policy.Object) []policy.Object {
+			deploy(o, "console").Spec.Template.Labels["sidekick.io/grpc-client"] = "true"
+			return o
+		}},
+		{"triage and rotation do not admit the console", policy.RuleNetworkPolicy, "Deployment/console", func(o []policy.Object) []policy.Object {
+			return drop(o, "NetworkPolicy", "console-grpc")
+		}},
+		{"console unreachable from the ingress controller", policy.RuleNetworkPolicy, "Deployment/console", func(o []policy.Object) []policy.Object {
+			return drop(o, "NetworkPolicy", "console-from-ingress")
+		}},
+		{"console reaches Postgres", policy.RuleNetworkPolicy, "Deployment/console", func(o []policy.Object) []policy.Object {
+			e := &netpol(o, "allow-postgres").Spec.PodSelector.MatchExpressions[0]
+			e.Values = append(e.Values, "console")
+			return o
+		}},
+		{"share links point elsewhere", policy.RuleConsoleURL, "Deployment/triage", func(o []policy.Object) []policy.Object {
+			c := &deploy(o, "triage").Spec.Template.Spec.Containers[0]
+			for i, e := range c.Env {
+				if e.Name == "SIDEKICK_CONSOLE_URL" {
+					c.Env[i].Value = "https://sidekick.example.org/console"
+					return o
+				}
+			}
+			t.Fatal("triage has no SIDEKICK_CONSOLE_URL")
+			return o
+		}},
+		{"Ingress publishes the console's /metrics", policy.RuleConsoleURL, "Ingress/sidekick-ingest", func(o []policy.Object) []policy.Object {
+			ingressPath(o, "console").Path = "/"
+			return o
 		}},
 		{"namespace not restricted", policy.RulePodSecurity, "Namespace/sidekick", func(o []policy.Object) []policy.Object {
 			for _, obj := range o {

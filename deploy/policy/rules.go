@@ -33,6 +33,7 @@ const (
 	RuleServiceSelector = "service-selector"
 	RuleNetworkPolicy   = "network-policy"
 	RulePodSecurity     = "namespace-pod-security"
+	RuleConsoleURL      = "console-url"
 )
 
 // Options tells Check what an overlay may rely on outside itself and which
@@ -48,7 +49,8 @@ type Options struct {
 	// Sidekick service needs, and nothing more for the ports checked.
 	NetworkPolicies bool
 	// IngressNamespace is the namespace of the ingress controller that may
-	// reach the ingest services (when NetworkPolicies is set).
+	// reach the ingest services and the console (when NetworkPolicies is
+	// set).
 	IngressNamespace string
 }
 
@@ -77,6 +79,7 @@ type workload struct {
 	kind     string
 	id       string
 	name     string
+	ns       string
 	replicas int32
 	selector *metav1.LabelSelector
 	labels   map[string]string
@@ -128,7 +131,7 @@ func Check(objs []Object, opt Options) []Violation {
 		default:
 			continue
 		}
-		w.kind, w.id, w.name = o.Kind, o.ID(), o.Name
+		w.kind, w.id, w.name, w.ns = o.Kind, o.ID(), o.Name, o.Namespace
 		if m, ok := hpaMin[o.ID()]; ok && m > w.replicas {
 			w.replicas = m
 		}
@@ -140,6 +143,7 @@ func Check(objs []Object, opt Options) []Violation {
 		c.checkWorkload(w)
 	}
 	c.checkObjects()
+	c.checkConsoleURL()
 	if opt.NetworkPolicies {
 		c.checkNetworkPolicies()
 	}
@@ -663,6 +667,76 @@ func (c *checker) checkServiceMonitor(id string, sm *monitoringv1.ServiceMonitor
 			}
 		}
 	}
+}
+
+// checkConsoleURL: where an Ingress publishes the console, it publishes
+// exactly the prefix /console the console serves under (its /metrics and
+// /readyz stay inside), and triage's share links (SIDEKICK_CONSOLE_URL)
+// point there: https when the host has TLS.
+func (c *checker) checkConsoleURL() {
+	var public []string
+	for _, o := range c.objs {
+		ing, ok := o.Obj.(*networkingv1.Ingress)
+		if !ok {
+			continue
+		}
+		for _, r := range ing.Spec.Rules {
+			if r.HTTP == nil {
+				continue
+			}
+			for _, p := range r.HTTP.Paths {
+				if p.Backend.Service == nil || !c.serviceSelectsWorkload(p.Backend.Service.Name, "console") {
+					continue
+				}
+				if p.Path != "/console" || p.PathType == nil || *p.PathType != networkingv1.PathTypePrefix {
+					c.fail(o.ID(), RuleConsoleURL, "publishes the console at %s: publish the prefix /console, where it serves, and nothing else", p.Path)
+					continue
+				}
+				if r.Host == "" {
+					continue // any host: no one URL to compare with
+				}
+				scheme := "http"
+				if slices.ContainsFunc(ing.Spec.TLS, func(t networkingv1.IngressTLS) bool { return slices.Contains(t.Hosts, r.Host) }) {
+					scheme = "https"
+				}
+				public = append(public, scheme+"://"+r.Host+p.Path)
+			}
+		}
+	}
+	if len(public) == 0 {
+		return
+	}
+	for _, w := range c.workloads {
+		if w.name != "triage" || !w.sidekick {
+			continue
+		}
+		for _, ctr := range w.spec.Containers {
+			url, ok := c.envValue(ctr, "SIDEKICK_CONSOLE_URL")
+			switch {
+			case !ok:
+				c.fail(w.id, RuleConsoleURL, "SIDEKICK_CONSOLE_URL is not set: share links point at localhost, not at the console published at %s", public[0])
+			case !slices.Contains(public, strings.TrimSuffix(url, "/")):
+				c.fail(w.id, RuleConsoleURL, "SIDEKICK_CONSOLE_URL %s is not where the Ingress publishes the console (%s)", url, strings.Join(public, ", "))
+			}
+		}
+	}
+}
+
+// serviceSelectsWorkload: the Service called name selects the pods of the
+// Sidekick workload called workload.
+func (c *checker) serviceSelectsWorkload(name, workload string) bool {
+	for _, o := range c.objs {
+		svc, ok := o.Obj.(*corev1.Service)
+		if !ok || svc.Name != name || len(svc.Spec.Selector) == 0 {
+			continue
+		}
+		for _, w := range c.workloads {
+			if w.name == workload && w.sidekick && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(w.labels)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (c *checker) selectsAnyWorkload(sel *metav1.LabelSelector) bool {
