@@ -152,6 +152,16 @@ func TestPolicyCatchesBrokenRules(t *testing.T) {
 	drop := func(objs []policy.Object, kind, name string) []policy.Object {
 		return slices.DeleteFunc(objs, func(o policy.Object) bool { return o.Kind == kind && o.Name == name })
 	}
+	env := func(objs []policy.Object, deployment, name string) *corev1.EnvVar {
+		c := &deploy(objs, deployment).Spec.Template.Spec.Containers[0]
+		for i := range c.Env {
+			if c.Env[i].Name == name {
+				return &c.Env[i]
+			}
+		}
+		t.Fatalf("Deployment %s has no %s", deployment, name)
+		return nil
+	}
 	netpol := func(objs []policy.Object, name string) *networkingv1.NetworkPolicy {
 		for _, o := range objs {
 			if p, ok := o.Obj.(*networkingv1.NetworkPolicy); ok && p.Name == name {
@@ -281,6 +291,30 @@ func TestPolicyCatchesBrokenRules(t *testing.T) {
 		{"ingest unreachable from the ingress controller", policy.RuleNetworkPolicy, "Deployment/ingest-slack", func(o []policy.Object) []policy.Object {
 			return drop(o, "NetworkPolicy", "ingest-from-ingress")
 		}},
+		{"console without its token Secret", policy.RuleSecretEnv, "Deployment/console", func(o []policy.Object) []policy.Object {
+			c := &deploy(o, "console").Spec.Template.Spec.Containers[0]
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "SIDEKICK_CONSOLE_TOKEN" })
+			return o
+		}},
+		{"console token from an optional reference", policy.RuleSecretEnv, "Deployment/console", func(o []policy.Object) []policy.Object {
+			yes := true
+			env(o, "console", "SIDEKICK_CONSOLE_TOKEN").ValueFrom.SecretKeyRef.Optional = &yes
+			return o
+		}},
+		{"gRPC token as a literal", policy.RuleSecretEnv, "Deployment/console", func(o []policy.Object) []policy.Object {
+			*env(o, "console", "SIDEKICK_GRPC_TOKEN") = corev1.EnvVar{Name: "SIDEKICK_GRPC_TOKEN", Value: "not-so-secret"}
+			return o
+		}},
+		{"token in the shared ConfigMap", policy.RuleSecretEnv, "Deployment/console", func(o []policy.Object) []policy.Object {
+			for _, obj := range o {
+				if cm, ok := obj.Obj.(*corev1.ConfigMap); ok && strings.HasPrefix(cm.Name, "sidekick-env") {
+					cm.Data["SIDEKICK_CONSOLE_TOKEN"] = "0123456789abcdef"
+					return o
+				}
+			}
+			t.Fatal("no sidekick-env ConfigMap")
+			return o
+		}},
 		{"console allowed to reach NATS", policy.RuleNetworkPolicy, "Deployment/console", func(o []policy.Object) []policy.Object {
 			netpol(o, "allow-nats").Spec.PodSelector.MatchExpressions = nil
 			return o
@@ -301,14 +335,7 @@ func TestPolicyCatchesBrokenRules(t *testing.T) {
 			return o
 		}},
 		{"share links point elsewhere", policy.RuleConsoleURL, "Deployment/triage", func(o []policy.Object) []policy.Object {
-			c := &deploy(o, "triage").Spec.Template.Spec.Containers[0]
-			for i, e := range c.Env {
-				if e.Name == "SIDEKICK_CONSOLE_URL" {
-					c.Env[i].Value = "https://sidekick.example.org/console"
-					return o
-				}
-			}
-			t.Fatal("triage has no SIDEKICK_CONSOLE_URL")
+			env(o, "triage", "SIDEKICK_CONSOLE_URL").Value = "https://sidekick.example.org/console"
 			return o
 		}},
 		{"Ingress publishes the console's /metrics", policy.RuleConsoleURL, "Ingress/sidekick-ingest", func(o []policy.Object) []policy.Object {

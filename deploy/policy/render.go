@@ -2,9 +2,11 @@
 // decodes every object strictly into its Kubernetes (or operator) API type,
 // and checks the deployment rules every workload must follow: probes,
 // resources, security context, disruption budgets, topology spread, pinned
-// images, references that resolve, Services that select something and
-// network policies that allow only what each service needs. It also checks
-// the Dockerfile. The tests in this package run it on every overlay.
+// images, references that resolve, secrets that come from Secrets (and the
+// tokens each service cannot work without), Services that select something,
+// network policies that allow only what each service needs, and share links
+// that point where the Ingress publishes the console. It also checks the
+// Dockerfile. The tests in this package run it on every overlay.
 package policy
 
 import (

@@ -34,6 +34,7 @@ const (
 	RuleNetworkPolicy   = "network-policy"
 	RulePodSecurity     = "namespace-pod-security"
 	RuleConsoleURL      = "console-url"
+	RuleSecretEnv       = "secret-env"
 )
 
 // Options tells Check what an overlay may rely on outside itself and which
@@ -178,6 +179,7 @@ func (c *checker) checkWorkload(w workload) {
 		if w.sidekick {
 			c.checkGracePeriod(w, ctr)
 			c.checkMigration(w, ctr)
+			c.checkRequiredSecrets(w, ctr)
 		}
 	}
 	c.checkPodRefs(w)
@@ -262,6 +264,7 @@ func (c *checker) checkContainer(w workload, ctr corev1.Container) {
 	if msg := imageProblem(ctr.Image); msg != "" {
 		c.fail(id, RuleImage, "%s", msg)
 	}
+	c.checkSecretEnv(w, ctr)
 }
 
 // imageProblem says what is wrong with an image reference, "" if nothing:
