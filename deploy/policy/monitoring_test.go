@@ -9,6 +9,7 @@ import (
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 )
 
@@ -88,6 +89,55 @@ func TestMetricsDocumented(t *testing.T) {
 	}
 	slices.Sort(names)
 	t.Logf("%d alerts; metrics queried: %v", alerts, names)
+}
+
+// TestTargetDownCoversEveryService: SidekickTargetDown watches the job of
+// every Service a ServiceMonitor scrapes (the Prometheus Operator names the
+// job after the Service), so a new service is not left out of it.
+func TestTargetDownCoversEveryService(t *testing.T) {
+	objs := render(t, "overlays/production")
+	var jobs *regexp.Regexp
+	for _, o := range objs {
+		pr, ok := o.Obj.(*monitoringv1.PrometheusRule)
+		if !ok {
+			continue
+		}
+		for _, g := range pr.Spec.Groups {
+			for _, r := range g.Rules {
+				if r.Alert != "SidekickTargetDown" {
+					continue
+				}
+				m := regexp.MustCompile(`job=~"([^"]+)"`).FindStringSubmatch(r.Expr.String())
+				if m == nil {
+					t.Fatalf("SidekickTargetDown: no job=~\"...\" in %s", r.Expr.String())
+				}
+				jobs = regexp.MustCompile("^(?:" + m[1] + ")$")
+			}
+		}
+	}
+	if jobs == nil {
+		t.Fatal("no alert SidekickTargetDown")
+	}
+	scraped := 0
+	for _, o := range objs {
+		sm, ok := o.Obj.(*monitoringv1.ServiceMonitor)
+		if !ok {
+			continue
+		}
+		for _, so := range objs {
+			svc, ok := so.Obj.(*corev1.Service)
+			if !ok || !labels.SelectorFromSet(sm.Spec.Selector.MatchLabels).Matches(labels.Set(svc.Labels)) {
+				continue
+			}
+			scraped++
+			if !jobs.MatchString(svc.Name) {
+				t.Errorf("%s scrapes Service %s, whose job SidekickTargetDown does not watch (%s)", o.ID(), svc.Name, jobs)
+			}
+		}
+	}
+	if scraped == 0 {
+		t.Fatal("no ServiceMonitor selects a Service")
+	}
 }
 
 // anchor is GitHub's heading anchor: lower case, spaces to dashes,
