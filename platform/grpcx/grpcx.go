@@ -32,11 +32,12 @@ import (
 type ServerOptions struct {
 	Logger *slog.Logger
 	// Token is the bearer token every call must carry. Empty is allowed only
-	// with Insecure (dev mode); health and reflection need no token.
+	// with Insecure (dev mode) or mTLS; health and reflection need no token.
 	Token string
 	// Insecure disables authentication (dev mode only).
 	Insecure bool
-	// TLS enables TLS (with ClientAuth set for mTLS).
+	// TLS enables TLS (with ClientAuth tls.RequireAndVerifyClientCert for
+	// mTLS); see TLS.ServerConfig.
 	TLS *tls.Config
 	// OnPanic is called with every recovered panic (e.g. to report to Sentry).
 	OnPanic func(p any)
@@ -53,7 +54,10 @@ var ErrNoToken = errors.New("grpc: SIDEKICK_GRPC_TOKEN is required outside dev m
 
 // NewServer builds the server. Register services on it, then Serve.
 func NewServer(o ServerOptions) (*Server, error) {
-	if o.Token == "" && !o.Insecure && o.TLS == nil {
+	// TLS without client certificates authenticates only the server: it
+	// does not replace the token.
+	mTLS := o.TLS != nil && o.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+	if o.Token == "" && !o.Insecure && !mTLS {
 		return nil, ErrNoToken
 	}
 	logger := o.Logger
@@ -104,6 +108,16 @@ func NewServer(o ServerOptions) (*Server, error) {
 	healthpb.RegisterHealthServer(s, h)
 	reflection.Register(s)
 	return &Server{Server: s, Health: h}, nil
+}
+
+// NewHealthServer builds a plaintext server that serves only
+// grpc.health.v1, answered by h: given the main server's Health, both say
+// the same. It is the port the kubelet probes when the main port requires
+// client certificates.
+func NewHealthServer(h *health.Server) *Server {
+	s := grpc.NewServer()
+	healthpb.RegisterHealthServer(s, h)
+	return &Server{Server: s, Health: h}
 }
 
 // exempt lists services callable without a token: health probes from the
@@ -163,7 +177,10 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, grace time.Duratio
 // DialOptions configures Dial.
 type DialOptions struct {
 	Token string
-	TLS   *tls.Config
+	// TLS, when set, is the client side of TLS (see TLS.ClientConfig). Its
+	// ServerName, when set, replaces the host part of addr as the name the
+	// server's certificate must carry.
+	TLS *tls.Config
 }
 
 // Dial creates a client connection that sends the bearer token (if any) on
@@ -174,6 +191,11 @@ func Dial(addr string, o DialOptions) (*grpc.ClientConn, error) {
 		creds = credentials.NewTLS(o.TLS)
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if o.TLS != nil && o.TLS.ServerName != "" {
+		// grpc sets the TLS server name from the authority, overriding
+		// the config's: the override has to be the authority.
+		opts = append(opts, grpc.WithAuthority(o.TLS.ServerName))
+	}
 	if o.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: o.Token, secure: o.TLS != nil}))
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // register adds a test service whose Call method runs fn.
-func register(s *Server, fn func() (any, error)) {
+func register(s *Server, fn func(context.Context) (any, error)) {
 	s.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "sidekick.test.v1.Test",
 		HandlerType: (*any)(nil),
@@ -24,7 +24,7 @@ func register(s *Server, fn func() (any, error)) {
 				if err := dec(req); err != nil {
 					return nil, err
 				}
-				h := func(context.Context, any) (any, error) { return fn() }
+				h := func(ctx context.Context, _ any) (any, error) { return fn(ctx) }
 				return in(ctx, req, &grpc.UnaryServerInfo{FullMethod: "/sidekick.test.v1.Test/Call"}, h)
 			},
 		}},
@@ -37,7 +37,7 @@ func call(cc grpc.ClientConnInterface) error {
 
 // serve starts a server with the test service on a loopback port and
 // returns its address.
-func serve(t *testing.T, o ServerOptions, fn func() (any, error)) (*Server, string) {
+func serve(t *testing.T, o ServerOptions, fn func(context.Context) (any, error)) (*Server, string) {
 	t.Helper()
 	s, err := NewServer(o)
 	if err != nil {
@@ -62,7 +62,7 @@ func TestNewServerRequiresTokenOutsideDev(t *testing.T) {
 }
 
 func TestBearerToken(t *testing.T) {
-	ok := func() (any, error) { return &healthpb.HealthCheckResponse{}, nil }
+	ok := func(context.Context) (any, error) { return &healthpb.HealthCheckResponse{}, nil }
 	_, addr := serve(t, ServerOptions{Token: "s3cret"}, ok)
 	for _, tc := range []struct {
 		name  string
@@ -105,7 +105,7 @@ func TestHealthNeedsNoToken(t *testing.T) {
 func TestPanicIsRecovered(t *testing.T) {
 	reported := make(chan any, 1)
 	_, addr := serve(t, ServerOptions{Insecure: true, OnPanic: func(p any) { reported <- p }},
-		func() (any, error) { panic("boom") })
+		func(context.Context) (any, error) { panic("boom") })
 	cc, err := Dial(addr, DialOptions{})
 	if err != nil {
 		t.Fatal(err)
