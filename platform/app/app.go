@@ -54,6 +54,17 @@ type Common struct {
 	StreamReplicas  int           `env:"SIDEKICK_STREAM_REPLICAS" envDefault:"1"`
 	ShutdownTimeout time.Duration `env:"SIDEKICK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
 	OrgConfig       string        `env:"SIDEKICK_ORG_CONFIG"`
+
+	// TLS for gRPC, off when no file is set. Cert and Key are the server's
+	// certificate and the client certificate when dialing; CA verifies
+	// peers and makes the server require client certificates (mTLS).
+	GRPCTLSCert       string `env:"SIDEKICK_GRPC_TLS_CERT"`
+	GRPCTLSKey        string `env:"SIDEKICK_GRPC_TLS_KEY"`
+	GRPCTLSCA         string `env:"SIDEKICK_GRPC_TLS_CA"`
+	GRPCTLSServerName string `env:"SIDEKICK_GRPC_TLS_SERVER_NAME"`
+	// GRPCHealthAddr serves grpc.health.v1 in plaintext, for the probes,
+	// when the gRPC server uses TLS.
+	GRPCHealthAddr string `env:"SIDEKICK_GRPC_HEALTH_ADDR" envDefault:":9091"`
 }
 
 // Kit is what a service constructor receives.
@@ -127,6 +138,32 @@ func LoadCommon(spec Spec, environ []string) (Common, error) {
 	return c, nil
 }
 
+// loadGRPCTLS loads the gRPC TLS files named by the configuration: nil when
+// none is set. A gRPC server (spec.GRPC) needs the certificate and key to
+// use TLS at all. Errors name the variables at fault.
+func loadGRPCTLS(spec Spec, c Common, logger *slog.Logger) (*grpcx.TLS, error) {
+	files := grpcx.TLSFiles{Cert: c.GRPCTLSCert, Key: c.GRPCTLSKey, CA: c.GRPCTLSCA, ServerName: c.GRPCTLSServerName}
+	const pair = "SIDEKICK_GRPC_TLS_CERT and SIDEKICK_GRPC_TLS_KEY"
+	switch {
+	case c.GRPCTLSCert != "" && c.GRPCTLSKey == "":
+		return nil, errors.New("configuration: SIDEKICK_GRPC_TLS_CERT is set but SIDEKICK_GRPC_TLS_KEY is not: set both (the certificate and its private key) or neither")
+	case c.GRPCTLSKey != "" && c.GRPCTLSCert == "":
+		return nil, errors.New("configuration: SIDEKICK_GRPC_TLS_KEY is set but SIDEKICK_GRPC_TLS_CERT is not: set both (the certificate and its private key) or neither")
+	case spec.GRPC && files.Enabled() && c.GRPCTLSCert == "":
+		return nil, fmt.Errorf("configuration: SIDEKICK_GRPC_TLS_CA is set without %s: %s serves gRPC and needs its own certificate for TLS", pair, spec.Name)
+	}
+	t, err := grpcx.LoadTLS(files, logger)
+	switch {
+	case errors.Is(err, grpcx.ErrTLSKeyPair):
+		return nil, fmt.Errorf("configuration: %s: %w", pair, err)
+	case errors.Is(err, grpcx.ErrTLSCA):
+		return nil, fmt.Errorf("configuration: SIDEKICK_GRPC_TLS_CA: %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	return t, nil
+}
+
 // Main runs one service as its own process. args are the command-line
 // arguments after the program name: "migrate" applies migrations and exits;
 // "version" prints the build; no argument runs the service.
@@ -173,6 +210,10 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 		}
 	}
 	logger := logging.New(stdout, common.LogLevel, spec.Name)
+	grpcTLS, err := loadGRPCTLS(spec, common, logger)
+	if err != nil {
+		return err
+	}
 	logger.Info("starting", "version", buildinfo.String())
 
 	reg := prometheus.NewRegistry()
@@ -217,7 +258,7 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 		Registry: prometheus.WrapRegistererWith(prometheus.Labels{"service": spec.Name}, reg),
 		NC:       nc, JS: js, Pool: pool, Reporter: reporter, Health: health,
 		Dial: func(addr string) (*grpc.ClientConn, error) {
-			return grpcx.Dial(addr, grpcx.DialOptions{Token: common.GRPCToken})
+			return grpcx.Dial(addr, grpcx.DialOptions{Token: common.GRPCToken, TLS: grpcTLS.ClientConfig()})
 		},
 	}
 	svc, err := build(ctx, kit)
@@ -238,7 +279,13 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 	srv := httpx.NewServer(httpx.NewMetrics(kit.Registry).Wrap(mux))
 	g.Go(func() error { return httpx.Serve(gctx, srv, httpLis, common.ShutdownTimeout, logger) })
 	if spec.GRPC {
-		gs, err := grpcx.NewServer(grpcx.ServerOptions{Logger: logger, Token: common.GRPCToken, Insecure: common.Dev, OnPanic: reporter.CapturePanic})
+		opts := grpcx.ServerOptions{Logger: logger, Token: common.GRPCToken, Insecure: common.Dev, OnPanic: reporter.CapturePanic}
+		if grpcTLS != nil {
+			if opts.TLS, err = grpcTLS.ServerConfig(); err != nil {
+				return err
+			}
+		}
+		gs, err := grpcx.NewServer(opts)
 		if err != nil {
 			return err
 		}
@@ -251,6 +298,16 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 		}
 		g.Go(func() error { return gs.Serve(gctx, grpcLis, common.ShutdownTimeout, logger) })
 		g.Go(func() error { MirrorHealth(gctx, health, gs.Health, 5*time.Second); return nil })
+		if opts.TLS != nil {
+			// The kubelet's gRPC probe speaks neither TLS nor mTLS: it gets
+			// the same health answers in plaintext on a port of their own.
+			hs := grpcx.NewHealthServer(gs.Health)
+			healthLis, err := net.Listen("tcp", common.GRPCHealthAddr)
+			if err != nil {
+				return fmt.Errorf("listen grpc health %s: %w", common.GRPCHealthAddr, err)
+			}
+			g.Go(func() error { return hs.Serve(gctx, healthLis, common.ShutdownTimeout, logger) })
+		}
 	}
 	g.Go(func() error {
 		defer reporter.Recover()
