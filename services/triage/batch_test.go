@@ -86,6 +86,19 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 		c.Staff("U0HERO", "Fixed, a bad index"),
 		b.Customer("U0LATE", "Following up on the note above"),
 	}
+	// Enough conversations from before that the batch updates them with
+	// one statement rather than one each.
+	for i := range 6 {
+		th := triagetest.Slack(fmt.Sprintf("eq-old-%d", i))
+		before = append(before, th.Customer("U0OLD", fmt.Sprintf("Old question %d about billing", i)))
+		batch = append(batch, th.Customer("U0OLD", "Any news? The invoice is due"))
+	}
+	// Enough openings that the batch writes its conversations, timers,
+	// audit lines and events with COPY (the handful above go with
+	// statements).
+	for i := range 40 {
+		batch = append(batch, triagetest.Slack(fmt.Sprintf("eq-more-%d", i)).Customer("U0MANY", fmt.Sprintf("Question %d: the export to S3 is slow", i)))
+	}
 	for _, s := range sides {
 		for _, m := range before {
 			if _, err := s.eng.HandleInbound(ctx, m, "support.inbound.slack"); err != nil {
@@ -113,9 +126,9 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("batch results %v, one by one %v", got, want)
 	}
-	same := func(step string) {
+	same := func(step string, byThread bool) {
 		t.Helper()
-		x, y := dumpRows(t, batched.pool), dumpRows(t, single.pool)
+		x, y := dumpRows(t, batched.pool, byThread), dumpRows(t, single.pool, byThread)
 		for i := range max(len(x), len(y)) {
 			var l, r string
 			if i < len(x) {
@@ -129,7 +142,7 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 			}
 		}
 	}
-	same("inbound")
+	same("inbound", false)
 	// Both sides write through the same code: check a few rows outright.
 	for _, s := range sides {
 		if n := triagetest.Count(t, s.pool, `SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
@@ -139,22 +152,26 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 		if n := triagetest.Count(t, s.pool, `SELECT count(*) FROM messages WHERE conversation_id IS NULL`); n != 0 {
 			t.Fatalf("%d messages without a conversation, want 0", n)
 		}
-		if n := triagetest.Count(t, s.pool, `SELECT count(*) FROM audit`); n != 23 {
-			t.Fatalf("%d audit lines, want 23", n)
+		if n := triagetest.Count(t, s.pool, `SELECT count(*) FROM audit`); n != 23+2*40+2*6 {
+			t.Fatalf("%d audit lines, want %d", n, 23+2*40+2*6)
 		}
-		if n := triagetest.Count(t, s.pool, `SELECT count(*) FROM outbox`); n != 24 {
-			t.Fatalf("%d events, want 24", n)
+		if n := triagetest.Count(t, s.pool, `SELECT count(*) FROM outbox`); n != 24+2*40+3*6 {
+			t.Fatalf("%d events, want %d", n, 24+2*40+3*6)
+		}
+		if n := triagetest.Count(t, s.pool, `SELECT count(*) FROM timers WHERE status = 1`); n != 41+6 {
+			t.Fatalf("%d armed timers, want %d", n, 41+6)
 		}
 	}
 
-	// Deadlines pass; the timers fire alike.
+	// Deadlines pass; the timers fire alike (in conversation id order, so
+	// compared thread by thread).
 	clock.Advance(2 * time.Hour)
 	for _, s := range sides {
 		if _, err := s.eng.FireDue(ctx, 100); err != nil {
 			t.Fatal(err)
 		}
 	}
-	same("timers fired")
+	same("timers fired", true)
 
 	// People's commands on the conversations.
 	for _, s := range sides {
@@ -172,7 +189,7 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	same("commands")
+	same("commands", true)
 }
 
 func conversationOf(t *testing.T, pool *pgxpool.Pool, threadKey string) string {
@@ -186,8 +203,9 @@ func conversationOf(t *testing.T, pool *pgxpool.Pool, threadKey string) string {
 
 // dumpRows lists what triage stored, one line per row, with conversation
 // ids replaced by thread keys and event ids left out, in an order that
-// does not depend on generated ids.
-func dumpRows(t *testing.T, pool *pgxpool.Pool) []string {
+// does not depend on generated ids. Audit lines and events are in the
+// order they were written, or by thread and then that order.
+func dumpRows(t *testing.T, pool *pgxpool.Pool, byThread bool) []string {
 	t.Helper()
 	ctx := context.Background()
 	var out []string
@@ -207,13 +225,18 @@ func dumpRows(t *testing.T, pool *pgxpool.Pool) []string {
 	query("conversation", `SELECT (to_jsonb(c) - 'id')::text FROM conversations c ORDER BY channel, thread_key`)
 	query("message", `SELECT (to_jsonb(m) - 'seq' - 'conversation_id' || jsonb_build_object('conversation', c.thread_key))::text
 		FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id ORDER BY m.seq`)
+	order := ""
+	if byThread {
+		order = "c.thread_key, "
+	}
 	query("audit", `SELECT (to_jsonb(a) - 'seq' - 'conversation_id' || jsonb_build_object('conversation', c.thread_key))::text
-		FROM audit a JOIN conversations c ON c.id = a.conversation_id ORDER BY a.seq`)
+		FROM audit a JOIN conversations c ON c.id = a.conversation_id ORDER BY `+order+`a.seq`)
 	query("timer", `SELECT (to_jsonb(tm) - 'conversation_id' || jsonb_build_object('conversation', c.thread_key))::text
 		FROM timers tm JOIN conversations c ON c.id = tm.conversation_id ORDER BY c.channel, c.thread_key`)
 	query("inbox", `SELECT to_jsonb(i)::text FROM inbox i ORDER BY message_id`)
 	query("note", `SELECT (to_jsonb(n) - 'id' - 'conversation_id' || jsonb_build_object('conversation', c.thread_key))::text
 		FROM notes n JOIN conversations c ON c.id = n.conversation_id ORDER BY n.created_at, c.thread_key`)
+	// An event's conversation is in its payload: sort by thread here.
 	rows, err := pool.Query(ctx, `SELECT subject, type, payload, created_at FROM outbox ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +245,8 @@ func dumpRows(t *testing.T, pool *pgxpool.Pool) []string {
 		subject, typ string
 		payload      []byte
 		created      time.Time
+		events       []string
+		threads      []string
 	)
 	if _, err := pgx.ForEachRow(rows, []any{&subject, &typ, &payload, &created}, func() error {
 		var ev supportv1.ConversationEvent
@@ -233,10 +258,21 @@ func dumpRows(t *testing.T, pool *pgxpool.Pool) []string {
 			c.Id, c.ShareUrl = "", ""
 		}
 		text := strings.Join(strings.Fields(prototext.Format(&ev)), " ")
-		out = append(out, fmt.Sprintf("event %s %s %s %s", subject, typ, created.UTC().Format(time.RFC3339Nano), text))
+		events = append(events, fmt.Sprintf("event %s %s %s %s", subject, typ, created.UTC().Format(time.RFC3339Nano), text))
+		threads = append(threads, ev.GetConversation().GetThreadKey())
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	idx := make([]int, len(events))
+	for i := range idx {
+		idx[i] = i
+	}
+	if byThread {
+		slices.SortStableFunc(idx, func(i, j int) int { return strings.Compare(threads[i], threads[j]) })
+	}
+	for _, i := range idx {
+		out = append(out, events[i])
 	}
 	return out
 }

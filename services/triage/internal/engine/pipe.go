@@ -161,26 +161,61 @@ func (p *pipe) firedTimer(id string, at time.Time) {
 	p.firedAt = at
 }
 
-// flush writes what was collected: new conversations first (the other
-// rows refer to them), then in one round trip the queued statements, the
-// messages, the threads to attach, the updated conversations and the
-// timers of the other conversations, then the new conversations' timers,
-// the audit lines and the outbox events.
+// copyMin is the fewest rows of a table a flush writes with COPY: a COPY
+// is a round trip of its own, so fewer rows (a single message, a person's
+// command) go with the flush's other statements.
+const copyMin = 32
+
+// flush writes what was collected, in one round trip plus one per table
+// with copyMin rows or more: the new conversations first (the other rows
+// refer to them), then the queued statements, the messages, the threads
+// to attach, the updated conversations, the timers, the audit lines and
+// the outbox events.
 func (p *pipe) flush(ctx context.Context) error {
 	var fresh, updated []store.ConversationWrite
+	isNew := map[string]bool{}
 	for _, w := range p.convs {
 		cw := store.ConversationWrite{Conversation: w.c, State: w.st}
 		if w.fresh {
 			fresh = append(fresh, cw)
+			isNew[w.c.GetId()] = true
 		} else {
 			updated = append(updated, cw)
 		}
+		w.fresh, w.queued, w.st = false, false, nil
 	}
-	if err := store.CopyConversations(ctx, p.tx, fresh); err != nil {
+	p.convs = p.convs[:0]
+	// A new conversation has no timer yet: its timer needs no upsert.
+	var (
+		armedNew, armed []store.TimerRow
+		idle            []string
+	)
+	for _, id := range p.timerN {
+		switch t := p.timers[id]; {
+		case t.armed && isNew[id]:
+			armedNew = append(armedNew, t.row)
+		case t.armed:
+			armed = append(armed, t.row)
+		case t.idled:
+			idle = append(idle, id)
+		}
+	}
+	clear(p.timers)
+	p.timerN = p.timerN[:0]
+	if len(armedNew) < copyMin {
+		armed, armedNew = append(armedNew, armed...), nil
+	}
+
+	queued := p.b.QueuedQueries
+	p.b.QueuedQueries = nil
+	if len(fresh) >= copyMin {
+		if err := store.CopyConversations(ctx, p.tx, fresh); err != nil {
+			return err
+		}
+	} else if err := store.InsertConversations(ctx, p, fresh); err != nil {
 		return err
 	}
-	// The set-based statements go after the queued ones, into the same
-	// batch.
+	p.b.QueuedQueries = append(p.b.QueuedQueries, queued...)
 	if err := store.InsertMessages(ctx, p, p.msgs); err != nil {
 		return err
 	}
@@ -190,38 +225,29 @@ func (p *pipe) flush(ctx context.Context) error {
 	if err := store.UpdateConversations(ctx, p, updated); err != nil {
 		return err
 	}
-	// A conversation inserted now has no timer yet: its timer goes with
-	// COPY too.
-	var (
-		armedNew, armed []store.TimerRow
-		idle            []string
-	)
-	for _, id := range p.timerN {
-		switch t := p.timers[id]; {
-		case t.armed && p.known[id] != nil && p.known[id].fresh:
-			armedNew = append(armedNew, t.row)
-		case t.armed:
-			armed = append(armed, t.row)
-		case t.idled:
-			idle = append(idle, id)
-		}
-	}
-	for _, w := range p.convs {
-		w.fresh, w.queued, w.st = false, false, nil
-	}
-	p.convs = p.convs[:0]
 	if err := store.WriteTimers(ctx, p, armed, idle, p.fired, p.firedAt); err != nil {
 		return err
 	}
-	if len(p.outbox) > 0 && !p.notified {
+	p.msgs, p.attach, p.fired = p.msgs[:0], p.attach[:0], p.fired[:0]
+	audit, outbox := p.audit, p.outbox
+	p.audit, p.outbox = nil, nil
+	if len(audit) < copyMin {
+		if err := store.InsertAudit(ctx, p, audit); err != nil {
+			return err
+		}
+		audit = nil
+	}
+	if len(outbox) < copyMin {
+		if err := store.InsertOutboxRows(ctx, p, outbox); err != nil {
+			return err
+		}
+	}
+	if len(outbox) > 0 && !p.notified {
 		p.notified = true
 		if err := store.NotifyOutbox(ctx, p); err != nil {
 			return err
 		}
 	}
-	p.msgs, p.attach, p.fired = p.msgs[:0], p.attach[:0], p.fired[:0]
-	clear(p.timers)
-	p.timerN = p.timerN[:0]
 	if p.b.Len() > 0 {
 		b := p.b
 		p.b = &pgx.Batch{}
@@ -232,12 +258,11 @@ func (p *pipe) flush(ctx context.Context) error {
 	if err := store.CopyTimers(ctx, p.tx, armedNew); err != nil {
 		return err
 	}
-	if err := store.CopyAudit(ctx, p.tx, p.audit); err != nil {
+	if err := store.CopyAudit(ctx, p.tx, audit); err != nil {
 		return err
 	}
-	if err := store.CopyOutbox(ctx, p.tx, p.outbox); err != nil {
-		return err
+	if len(outbox) >= copyMin {
+		return store.CopyOutbox(ctx, p.tx, outbox)
 	}
-	p.audit, p.outbox = p.audit[:0], p.outbox[:0]
 	return nil
 }
