@@ -5,6 +5,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/buildinfo"
 	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/grpcx"
 )
 
 // Env is the slice of the environment the CLI reads.
@@ -25,6 +27,11 @@ type Env struct {
 	NotifierAddr string `env:"SIDEKICK_NOTIFIER_ADDR"`
 	Token        string `env:"SIDEKICK_GRPC_TOKEN"`
 	NATSURL      string `env:"SIDEKICK_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	// gRPC TLS, as the services read it (see platform/app.Common).
+	TLSCert       string `env:"SIDEKICK_GRPC_TLS_CERT"`
+	TLSKey        string `env:"SIDEKICK_GRPC_TLS_KEY"`
+	TLSCA         string `env:"SIDEKICK_GRPC_TLS_CA"`
+	TLSServerName string `env:"SIDEKICK_GRPC_TLS_SERVER_NAME"`
 }
 
 // IO carries the streams and the environment, so commands never read the
@@ -44,6 +51,7 @@ type root struct {
 	token   string
 	natsURL string
 	timeout time.Duration
+	tls     grpcx.TLSFiles
 }
 
 // Run executes the command line args (without the program name).
@@ -60,7 +68,8 @@ func Run(ctx context.Context, args []string, io IO) error {
 
 Run the whole system locally with 'sidekick dev'. The other commands talk to
 a running Sidekick over gRPC (--addr, SIDEKICK_ADDR) with the bearer token in
-SIDEKICK_GRPC_TOKEN, or to NATS (--nats, SIDEKICK_NATS_URL).`,
+SIDEKICK_GRPC_TOKEN (and TLS when the servers use it: --tls-ca, --tls-cert,
+--tls-key), or to NATS (--nats, SIDEKICK_NATS_URL).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       buildinfo.String(),
@@ -72,6 +81,10 @@ SIDEKICK_GRPC_TOKEN, or to NATS (--nats, SIDEKICK_NATS_URL).`,
 	cmd.PersistentFlags().StringVar(&r.addr, "addr", env.Addr, "gRPC address of Sidekick (env SIDEKICK_ADDR)")
 	cmd.PersistentFlags().StringVar(&r.natsURL, "nats", env.NATSURL, "NATS URL (env SIDEKICK_NATS_URL)")
 	cmd.PersistentFlags().DurationVar(&r.timeout, "rpc-timeout", 10*time.Second, "timeout of each gRPC call")
+	cmd.PersistentFlags().StringVar(&r.tls.CA, "tls-ca", env.TLSCA, "CA bundle (PEM) that verifies the gRPC servers; turns TLS on (env SIDEKICK_GRPC_TLS_CA)")
+	cmd.PersistentFlags().StringVar(&r.tls.Cert, "tls-cert", env.TLSCert, "client certificate (PEM) for servers that require one (mTLS); with --tls-key (env SIDEKICK_GRPC_TLS_CERT)")
+	cmd.PersistentFlags().StringVar(&r.tls.Key, "tls-key", env.TLSKey, "private key (PEM) of --tls-cert (env SIDEKICK_GRPC_TLS_KEY)")
+	cmd.PersistentFlags().StringVar(&r.tls.ServerName, "tls-server-name", env.TLSServerName, "name expected in the server's certificate instead of the --addr host, e.g. through a port-forward (env SIDEKICK_GRPC_TLS_SERVER_NAME)")
 	r.token = env.Token
 	cmd.AddCommand(
 		r.devCmd(),
@@ -99,7 +112,16 @@ SIDEKICK_GRPC_TOKEN, or to NATS (--nats, SIDEKICK_NATS_URL).`,
 // dial returns a connection that sends each call to the address of the
 // service serving it (see router). Connections open on first use.
 func (r *root) dial() (*router, error) {
-	rt := &router{token: r.token, fallback: r.addr, addrs: map[string]string{}}
+	tl, err := grpcx.LoadTLS(r.tls, nil)
+	switch {
+	case errors.Is(err, grpcx.ErrTLSKeyPair):
+		return nil, fmt.Errorf("--tls-cert and --tls-key (SIDEKICK_GRPC_TLS_CERT, SIDEKICK_GRPC_TLS_KEY): %w", err)
+	case errors.Is(err, grpcx.ErrTLSCA):
+		return nil, fmt.Errorf("--tls-ca (SIDEKICK_GRPC_TLS_CA): %w", err)
+	case err != nil:
+		return nil, err
+	}
+	rt := &router{token: r.token, tls: tl.ClientConfig(), fallback: r.addr, addrs: map[string]string{}}
 	if r.addr == r.env.Addr { // --addr not given on the command line
 		rt.addrs["sidekick.triage.v1"] = r.env.TriageAddr
 		rt.addrs["sidekick.rotation.v1"] = r.env.RotationAddr

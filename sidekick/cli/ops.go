@@ -122,6 +122,12 @@ func (r *root) callError(step string, err error) error {
 		e.hint = "set SIDEKICK_GRPC_TOKEN to the token the servers expect"
 	case codes.Unavailable:
 		e.hint = "is Sidekick running at " + r.addr + "? see --addr and SIDEKICK_ADDR"
+		switch {
+		case strings.Contains(st.Message(), "tls:") || strings.Contains(st.Message(), "x509:"):
+			e.hint = "TLS failed: see --tls-ca, --tls-cert, --tls-key and --tls-server-name"
+		case !r.tls.Enabled() && strings.Contains(st.Message(), "server preface"):
+			e.hint += "; if the servers use TLS, set --tls-ca (and --tls-cert, --tls-key for mTLS)"
+		}
 	case codes.Unimplemented:
 		if strings.Contains(st.Message(), "unknown service") {
 			e.hint = r.addr + " does not serve it: triage, rotation and notifier each have their own address outside 'sidekick dev'"

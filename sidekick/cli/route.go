@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 // SIDEKICK_NOTIFIER_ADDR) names another; an explicit --addr wins over all.
 type router struct {
 	token string
+	tls   *tls.Config // nil: plaintext
 	// addrs maps a protobuf package ("sidekick.triage.v1") to an address.
 	addrs    map[string]string
 	fallback string
@@ -44,7 +46,7 @@ func (r *router) conn(method string) (*grpc.ClientConn, error) {
 	if cc, ok := r.conns[addr]; ok {
 		return cc, nil
 	}
-	cc, err := grpcx.Dial(addr, grpcx.DialOptions{Token: r.token})
+	cc, err := grpcx.Dial(addr, grpcx.DialOptions{Token: r.token, TLS: r.tls})
 	if err != nil {
 		return nil, err
 	}
