@@ -15,13 +15,14 @@ import (
 // pipe is the writer of one transaction. Its writes are collected and
 // sent set-based, before the next read (Query, QueryRow: reads see every
 // earlier write) or at flush: each table's rows for everything since the
-// last flush in one statement (COPY where nothing can conflict), the
-// statements in one round trip besides the COPYs. A conversation is
-// written once per flush, with its latest fields (and latest state, when
-// a save carried one): a conversation opened since the last flush is
-// inserted with its final state rather than inserted and then updated.
-// Exec queues any other write, in order; its command tag is empty, so
-// writes whose result matters go through Query.
+// last flush in one statement (COPY where nothing can conflict and there
+// are copyMin rows or more), the statements in one round trip besides the
+// COPYs. A conversation is written once per flush, with its latest fields
+// (and the latest state a save carried): a conversation opened since the
+// last flush is inserted with its final state rather than inserted and
+// then updated; a timer armed and disarmed is written once. Exec queues
+// any other write, in order; its command tag is empty, so writes whose
+// result matters go through Query.
 type pipe struct {
 	tx pgx.Tx
 	b  *pgx.Batch
@@ -155,7 +156,8 @@ func (p *pipe) idleTimer(id string) {
 	t.idled = true
 }
 
-// firedTimer records that a claimed timer fired at.
+// firedTimer records that a claimed timer fired at at (one instant per
+// flush: FireDue fires every timer of its pass at the same now).
 func (p *pipe) firedTimer(id string, at time.Time) {
 	p.fired = append(p.fired, id)
 	p.firedAt = at
