@@ -177,7 +177,9 @@ type recorder struct {
 }
 
 func (r *recorder) ReportMetric(n float64, unit string) { r.metrics[unit] = n }
-func (r *recorder) Logf(format string, args ...any)     { r.logs = append(r.logs, fmt.Sprintf(format, args...)) }
+func (r *recorder) Logf(format string, args ...any) {
+	r.logs = append(r.logs, fmt.Sprintf(format, args...))
+}
 
 func TestReportMetrics(t *testing.T) {
 	r := &recorder{metrics: map[string]float64{}}
