@@ -11,6 +11,12 @@ import (
 	"sync"
 )
 
+// EnvChildCPUs, when set to a CPU list ("1", "2-3"), pins the child to
+// those CPUs with taskset(1); run the benchmark itself under taskset on
+// the others, so the server and its load generator do not take turns on
+// the same cores, as they would not on separate machines.
+const EnvChildCPUs = "LOADGEN_CHILD_CPUS"
+
 // The environment variables a child process is started with.
 const (
 	envGenerator = "LOADGEN_GENERATOR"
@@ -86,6 +92,9 @@ func Spawn(ctx context.Context, name string, args, out any) error {
 		return fmt.Errorf("loadgen: encode arguments: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, exe, "-test.run=^$")
+	if cpus := os.Getenv(EnvChildCPUs); cpus != "" {
+		cmd = exec.CommandContext(ctx, "taskset", "--cpu-list", cpus, exe, "-test.run=^$")
+	}
 	cmd.Env = append(os.Environ(), envGenerator+"="+name, envArgs+"="+string(a))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
