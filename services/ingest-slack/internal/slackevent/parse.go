@@ -7,12 +7,14 @@ package slackevent
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Envelope types of the Events API.
@@ -131,6 +133,12 @@ type Edited struct {
 	TS   string `json:"ts"`
 }
 
+// decodeOptions make the decoder as lenient as Slack's own clients about
+// what does not matter here (a repeated member: the last wins; invalid
+// UTF-8 in text: replaced), and match members by their exact names, as
+// Slack writes them.
+var decodeOptions = json.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+
 // Parse decodes an Events API payload. Unknown fields are ignored; a body
 // that is not a JSON object, or whose known fields have the wrong types,
 // is ErrMalformed.
@@ -140,7 +148,7 @@ func Parse(body []byte) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
 	var env Envelope
-	if err := json.Unmarshal(trimmed, &env); err != nil {
+	if err := json.Unmarshal(trimmed, &env, decodeOptions); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if env.Type == "" {

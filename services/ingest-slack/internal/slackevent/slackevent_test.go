@@ -407,3 +407,32 @@ func BenchmarkNormalize(b *testing.B) {
 		}
 	}
 }
+
+// TestParseLeniency: the decoder takes what Slack's own clients take. A
+// repeated member keeps its last value and invalid UTF-8 in a text becomes
+// U+FFFD, so the message still encodes as protobuf (whose strings must be
+// UTF-8); members match by their exact names.
+func TestParseLeniency(t *testing.T) {
+	body := []byte("{\"type\":\"event_callback\",\"team_id\":\"T1\",\"event_id\":\"Ev1\",\"event_id\":\"Ev2\"," +
+		"\"event\":{\"type\":\"message\",\"channel\":\"C1\",\"user\":\"U1\",\"ts\":\"1700000000.000100\",\"text\":\"caf\xe9 \xff\",\"Channel\":\"C9\"}}")
+	env, err := Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.EventID != "Ev2" {
+		t.Errorf("event_id %q, want the last one, Ev2", env.EventID)
+	}
+	if env.Event.Channel != "C1" {
+		t.Errorf("channel %q: a member named Channel matched channel", env.Event.Channel)
+	}
+	if want := "caf\uFFFD \uFFFD"; env.Event.Text != want {
+		t.Errorf("text %q, want %q", env.Event.Text, want)
+	}
+	it, ignored, err := Classify(env, Options{})
+	if err != nil || ignored != "" {
+		t.Fatalf("classify: %q %v", ignored, err)
+	}
+	if _, err := proto.Marshal(Build(it, Author(it.Sender, nil, "T1"), "event", "", time.Unix(0, 0))); err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
+}
