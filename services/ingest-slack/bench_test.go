@@ -3,13 +3,13 @@ package ingestslack
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
+	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/loadgen"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackevent"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackfake"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slacksig"
@@ -36,9 +37,11 @@ import (
 //     answers 200;
 //   - BenchmarkRawJetStreamPublish: js.Publish of a payload the size of the
 //     InboundMessage the event becomes, with a Nats-Msg-Id;
-//   - BenchmarkEventsLatencyAtHalfLoad: finds the saturated rate of
-//     BenchmarkEvents, then sends at half of it on an open loop and reports
-//     the p50 and p99 latency.
+//   - BenchmarkEventsLatencyAtHalfLoad: from a load generator in a child
+//     process, finds the saturated rate of POST /slack/events, then sends
+//     at half of it on an open loop and reports the latency percentiles;
+//     BenchmarkEventsLatencyAt1000PerSecond does the same at 1,000 events
+//     a second.
 //
 // All closed-loop benchmarks use b.RunParallel with benchParallelism
 // senders per CPU and the same client, so each keeps many requests in
@@ -169,82 +172,80 @@ func BenchmarkRawJetStreamPublish(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
 }
 
-// BenchmarkEventsLatencyAtHalfLoad ignores b.N: it saturates the service
-// for two seconds with 64 senders, then offers half that rate for four
-// seconds on an open loop (a request leaves on schedule whether or not
-// earlier ones are done; latency counts from the scheduled time).
-func BenchmarkEventsLatencyAtHalfLoad(b *testing.B) {
-	url := benchService(b, false)
-	tmpl := payload(b, "message.json")
+// TestMain lets the latency benchmarks run their load generator in a
+// child process (loadgen.Spawn).
+func TestMain(m *testing.M) {
+	loadgen.Register(generatorEvents, generateEvents)
+	loadgen.RunChild()
+	os.Exit(m.Run())
+}
+
+// generatorEvents sends signed message events to a URL under a
+// loadgen.Profile, from a child process.
+const generatorEvents = "slack-events"
+
+type eventsLoad struct {
+	URL     string
+	Profile loadgen.Profile
+}
+
+func generateEvents(ctx context.Context, in eventsLoad) (any, error) {
+	tmpl, err := os.ReadFile("internal/slackevent/testdata/message.json")
+	if err != nil {
+		return nil, err
+	}
 	c := benchClient()
-	var n atomic.Int64
-
-	// Saturated rate.
-	var sent atomic.Int64
-	stop := time.Now().Add(2 * time.Second)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range 64 {
-		wg.Go(func() {
-			for time.Now().Before(stop) {
-				if code, err := postSigned(c, url, eventBody(tmpl, n.Add(1))); err != nil || code != http.StatusOK {
-					b.Errorf("status %d: %v", code, err)
-					return
-				}
-				sent.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	maxRate := float64(sent.Load()) / time.Since(start).Seconds()
-
-	// Half of it, open loop.
-	rate := maxRate / 2
-	lat := openLoop(b, c, url, tmpl, &n, rate, 4*time.Second)
-	b.ReportMetric(maxRate, "max-events/s")
-	reportLatency(b, rate, lat)
-	b.Logf("saturated %.0f events/s", maxRate)
+	return in.Profile.Run(ctx, func(_ context.Context, i int) error {
+		code, err := postSigned(c, in.URL, eventBody(tmpl, int64(i)))
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d", code)
+		}
+		return err
+	})
 }
 
-// BenchmarkEventsLatencyAt1000PerSecond ignores b.N: it offers 1,000
-// signed events a second for four seconds on an open loop, a rate well
-// above a busy support workspace's, and reports the latency percentiles.
+// latencyProfile measures for -slack.measure after a two-second warm-up.
+func latencyProfile() loadgen.Profile {
+	return loadgen.Profile{Workers: 64, Warmup: 2 * time.Second, Measure: *measureFor}
+}
+
+var measureFor = flag.Duration("slack.measure", 10*time.Second, "latency benchmarks: how long to measure at the offered rate")
+
+// BenchmarkEventsLatencyAtHalfLoad ignores b.N (run it with -benchtime
+// 1x): a load generator in a child process saturates POST /slack/events
+// for three seconds with 64 senders, then offers half that rate on an open
+// loop (a request leaves on schedule whether or not earlier ones are done;
+// latency counts from the scheduled time) for a two-second warm-up and the
+// measurement, and reports the percentiles.
+func BenchmarkEventsLatencyAtHalfLoad(b *testing.B) {
+	p := latencyProfile()
+	p.Saturate, p.Share = 3*time.Second, 0.5
+	benchLatency(b, p)
+}
+
+// BenchmarkEventsLatencyAt1000PerSecond ignores b.N: 1,000 signed events a
+// second, a rate well above a busy support workspace's, on the open loop.
 func BenchmarkEventsLatencyAt1000PerSecond(b *testing.B) {
+	p := latencyProfile()
+	p.Rate = 1000
+	benchLatency(b, p)
+}
+
+func benchLatency(b *testing.B, p loadgen.Profile) {
 	url := benchService(b, false)
-	var n atomic.Int64
-	reportLatency(b, 1000, openLoop(b, benchClient(), url, payload(b, "message.json"), &n, 1000, 4*time.Second))
-}
-
-// openLoop sends at rate for d: a request leaves on schedule whether or not
-// earlier ones are done, and its latency counts from the scheduled time.
-func openLoop(b *testing.B, c *http.Client, url string, tmpl []byte, n *atomic.Int64, rate float64, d time.Duration) []time.Duration {
-	interval := time.Duration(float64(time.Second) / rate)
-	total := int(rate * d.Seconds())
-	lat := make([]time.Duration, total)
-	var wg sync.WaitGroup
-	begin := time.Now()
-	for i := range total {
-		at := begin.Add(time.Duration(i) * interval)
-		time.Sleep(time.Until(at))
-		wg.Go(func() {
-			if code, err := postSigned(c, url, eventBody(tmpl, n.Add(1))); err != nil || code != http.StatusOK {
-				b.Errorf("status %d: %v", code, err)
-			}
-			lat[i] = time.Since(at)
-		})
+	load0 := loadgen.LoadAverage()
+	cpu0 := loadgen.CPUTime()
+	b.ResetTimer()
+	var rep loadgen.Report
+	if err := loadgen.Spawn(context.Background(), generatorEvents, eventsLoad{URL: url, Profile: p}, &rep); err != nil {
+		b.Fatal(err)
 	}
-	wg.Wait()
-	slices.Sort(lat)
-	return lat
-}
-
-func reportLatency(b *testing.B, rate float64, lat []time.Duration) {
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
-	b.ReportMetric(rate, "offered-events/s")
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(pct(1), "max-ms")
-	b.Logf("at %.0f events/s (%d requests): p50 %.2f ms, p99 %.2f ms, max %.2f ms", rate, len(lat), pct(0.5), pct(0.99), pct(1))
+	b.StopTimer()
+	if rep.Errors > 0 {
+		b.Errorf("%d of %d requests failed, first: %s", rep.Errors, rep.Requests, rep.FirstErr)
+	}
+	rep.ReportMetrics(b, "events")
+	b.Logf("server process CPU %s over the whole run; load average before %s, after %s", (loadgen.CPUTime() - cpu0).Round(time.Millisecond), load0, loadgen.LoadAverage())
 }
 
 func jetstreamID(n int64) jetstream.PublishOpt { return jetstream.WithMsgID(fmt.Sprintf("raw-%d", n)) }
