@@ -42,9 +42,13 @@ $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc: proto/tools/go.mod
 proto: tools ## Regenerate the Go code from proto/
 	cd proto && rm -rf gen && PATH="$(BIN):$$PATH" buf generate
 
-lint: tools ## gofmt, go vet, buf lint, and a check that generated code is current
+lint: tools ## gofmt, go vet, buf lint, tidy go.mod files, and a check that generated code is current
 	@unformatted=$$(gofmt -l $(MODULES) | grep -v '\.pb\.go$$' || true); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	@# Each module must build on its own (GOWORK=off), so its go.mod must be tidy.
+	@for m in $(MODULES); do \
+	  (cd $$m && GOWORK=off $(GO) mod tidy -diff >/dev/null) || { echo "$$m: go.mod/go.sum not tidy: run 'cd $$m && GOWORK=off go mod tidy'"; exit 1; }; \
+	done
 	$(GO) vet $(PKGS)
 	cd proto && PATH="$(BIN):$$PATH" buf lint
 	@tmp=$$(mktemp -d); cp -r proto/gen $$tmp/gen; \
