@@ -2,22 +2,53 @@ package ingestemail
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/smtp"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/loadgen"
 )
+
+// The benchmarks (go test -run '^$' -bench . ./services/ingest-email/)
+// measure throughput with many senders at once, as relays with connection
+// pools send, beside the parts an email goes through, in the same run:
+//
+//   - BenchmarkSMTP: a ~1 KB email over SMTP (MAIL, RCPT, DATA), answered
+//     250 after the JetStream PubAck, benchParallelism connections per CPU;
+//   - BenchmarkBareSMTP: the same SMTP conversation with a go-smtp server
+//     that discards the message (the transport's own cost);
+//   - BenchmarkHTTPInbound: the same email through POST /email/inbound;
+//   - BenchmarkBareHTTP: a net/http handler that reads the body and
+//     answers 200;
+//   - BenchmarkRawJetStreamPublish: a synchronous js.Publish of the email;
+//   - BenchmarkSMTPLatencyAtHalfLoad: from a load generator in a child
+//     process, the SMTP path's capacity, then latency percentiles at half
+//     of it on an open loop.
+
+// benchParallelism is RunParallel's senders per GOMAXPROCS.
+const benchParallelism = 16
+
+// TestMain lets BenchmarkSMTPLatencyAtHalfLoad run its load generator in a
+// child process (loadgen.Spawn).
+func TestMain(m *testing.M) {
+	loadgen.Register(generatorSMTP, generateSMTP)
+	loadgen.RunChild()
+	os.Exit(m.Run())
+}
 
 // benchMessage is a typical customer email of about 1 KB with a unique id.
 func benchMessage(i int) []byte {
@@ -26,98 +57,20 @@ func benchMessage(i int) []byte {
 		i, i, strings.Repeat("Since the upgrade our dashboards do not load. Any idea?\r\n", 14)))
 }
 
-// BenchmarkSMTP sends emails over one SMTP connection, each answered after
-// the JetStream PubAck.
-func BenchmarkSMTP(b *testing.B) {
+// benchSMTPService starts NATS and the service's SMTP listener.
+func benchSMTPService(b *testing.B) string {
 	_, js := bustest.StartJetStream(b)
 	svc, err := New(Config{InboundToken: "x", MaxBytes: 1 << 20}, Deps{Publisher: bus.NewPublisher(js, "bench"), Registry: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	f := &fixture{js: js, svc: svc}
-	c, err := smtp.Dial(startSMTP(b, f))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		if err := sendOne(c, benchMessage(i)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return startSMTP(b, &fixture{js: js, svc: svc})
 }
 
-// BenchmarkRawJetStreamPublish is the baseline: a synchronous JetStream
-// publish of the same bytes.
-func BenchmarkRawJetStreamPublish(b *testing.B) {
-	_, js := bustest.StartJetStream(b)
-	ctx := context.Background()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		if _, err := js.Publish(ctx, "support.inbound.email", benchMessage(i)); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkBareHTTP is the other baseline: a net/http handler answering
-// 200 to a 1 KB POST over loopback.
-func BenchmarkBareHTTP(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
-	defer srv.Close()
-	client := srv.Client()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		resp, err := client.Post(srv.URL, "message/rfc822", strings.NewReader(string(benchMessage(i))))
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-}
-
-// BenchmarkHTTPInbound posts emails to POST /email/inbound over loopback.
-func BenchmarkHTTPInbound(b *testing.B) {
-	_, js := bustest.StartJetStream(b)
-	svc, err := New(Config{InboundToken: "x", MaxBytes: 1 << 20}, Deps{Publisher: bus.NewPublisher(js, "bench"), Registry: prometheus.NewRegistry()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	svc.Register(mux)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	client := srv.Client()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/email/inbound", strings.NewReader(string(benchMessage(i))))
-		req.Header.Set("Authorization", "Bearer x")
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body) // drain, so the connection is reused
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b.Fatalf("status %d", resp.StatusCode)
-		}
-	}
-}
-
-// BenchmarkSMTPParallel sends over several SMTP connections at once, as a
-// relay with a connection pool does.
-func BenchmarkSMTPParallel(b *testing.B) {
-	_, js := bustest.StartJetStream(b)
-	svc, err := New(Config{InboundToken: "x", MaxBytes: 1 << 20}, Deps{Publisher: bus.NewPublisher(js, "bench"), Registry: prometheus.NewRegistry()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := startSMTP(b, &fixture{js: js, svc: svc})
+// parallelSMTP sends b.N emails over benchParallelism connections per CPU.
+func parallelSMTP(b *testing.B, addr string) {
 	var seq atomic.Int64
-	b.SetParallelism(4)
+	b.SetParallelism(benchParallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		c, err := smtp.Dial(addr)
@@ -133,10 +86,11 @@ func BenchmarkSMTPParallel(b *testing.B) {
 			}
 		}
 	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "emails/s")
 }
 
-// BenchmarkBareSMTP is the SMTP baseline: go-smtp with a backend that
-// discards the message, over one connection.
+func BenchmarkSMTP(b *testing.B) { parallelSMTP(b, benchSMTPService(b)) }
+
 func BenchmarkBareSMTP(b *testing.B) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -146,15 +100,157 @@ func BenchmarkBareSMTP(b *testing.B) {
 	srv.Domain = "localhost"
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Close()
-	c, err := smtp.Dial(lis.Addr().String())
+	parallelSMTP(b, lis.Addr().String())
+}
+
+// parallelHTTP posts b.N emails to url, many at once.
+func parallelHTTP(b *testing.B, url string) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
+	var seq atomic.Int64
+	b.SetParallelism(benchParallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(string(benchMessage(int(seq.Add(1))))))
+			req.Header.Set("Authorization", "Bearer x")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body) // drain, so the connection is reused
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "emails/s")
+}
+
+func BenchmarkHTTPInbound(b *testing.B) {
+	_, js := bustest.StartJetStream(b)
+	svc, err := New(Config{InboundToken: "x", MaxBytes: 1 << 20}, Deps{Publisher: bus.NewPublisher(js, "bench"), Registry: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
+	mux := http.NewServeMux()
+	svc.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	parallelHTTP(b, srv.URL+"/email/inbound")
+}
+
+func BenchmarkBareHTTP(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	parallelHTTP(b, srv.URL)
+}
+
+func BenchmarkRawJetStreamPublish(b *testing.B) {
+	_, js := bustest.StartJetStream(b)
+	ctx := context.Background()
+	var seq atomic.Int64
+	b.SetParallelism(benchParallelism)
 	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := js.Publish(ctx, "support.inbound.email", benchMessage(int(seq.Add(1)))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "emails/s")
+}
+
+var measureFor = flag.Duration("email.measure", 10*time.Second, "BenchmarkSMTPLatencyAtHalfLoad: how long to measure at half load")
+
+// BenchmarkSMTPLatencyAtHalfLoad ignores b.N (run it with -benchtime 1x):
+// a load generator in a child process saturates the SMTP listener for
+// three seconds with 64 senders (one connection each), then offers half
+// that rate on an open loop (an email leaves on schedule whether or not
+// earlier ones are done, on an idle pooled connection or a new one; its
+// latency counts from the scheduled time, MAIL to the 250 after DATA) for
+// a two-second warm-up and the measurement.
+func BenchmarkSMTPLatencyAtHalfLoad(b *testing.B) {
+	addr := benchSMTPService(b)
+	p := loadgen.Profile{Workers: 64, Saturate: 3 * time.Second, Share: 0.5, Warmup: 2 * time.Second, Measure: *measureFor}
+	load0 := loadgen.LoadAverage()
+	b.ResetTimer()
+	var rep loadgen.Report
+	if err := loadgen.Spawn(context.Background(), generatorSMTP, smtpLoad{Addr: addr, Profile: p}, &rep); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if rep.Errors > 0 {
+		b.Errorf("%d of %d emails failed, first: %s", rep.Errors, rep.Requests, rep.FirstErr)
+	}
+	rep.ReportMetrics(b, "emails")
+	b.Logf("load average before %s, after %s", load0, loadgen.LoadAverage())
+}
+
+// generatorSMTP sends emails over pooled SMTP connections under a
+// loadgen.Profile, from a child process.
+const generatorSMTP = "smtp"
+
+type smtpLoad struct {
+	Addr    string
+	Profile loadgen.Profile
+}
+
+func generateSMTP(ctx context.Context, in smtpLoad) (any, error) {
+	pool := &smtpPool{addr: in.Addr, idle: make(chan *smtp.Client, 1024)}
+	defer pool.close()
+	return in.Profile.Run(ctx, func(_ context.Context, i int) error {
+		c, err := pool.get()
+		if err != nil {
+			return err
+		}
 		if err := sendOne(c, benchMessage(i)); err != nil {
-			b.Fatal(err)
+			c.Close()
+			return err
+		}
+		pool.put(c)
+		return nil
+	})
+}
+
+// smtpPool keeps idle SMTP connections, as a relay does, and opens a new
+// one when none is idle.
+type smtpPool struct {
+	addr string
+	idle chan *smtp.Client
+}
+
+func (p *smtpPool) get() (*smtp.Client, error) {
+	select {
+	case c := <-p.idle:
+		return c, nil
+	default:
+		return smtp.Dial(p.addr)
+	}
+}
+
+func (p *smtpPool) put(c *smtp.Client) {
+	select {
+	case p.idle <- c:
+	default:
+		c.Close()
+	}
+}
+
+func (p *smtpPool) close() {
+	for {
+		select {
+		case c := <-p.idle:
+			c.Close()
+		default:
+			return
 		}
 	}
 }
