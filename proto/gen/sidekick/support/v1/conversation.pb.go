@@ -623,7 +623,12 @@ type ConversationEvent struct {
 	// For DEADLINE events, the level just reached.
 	DeadlineLevel DeadlineLevel `protobuf:"varint,8,opt,name=deadline_level,json=deadlineLevel,proto3,enum=sidekick.support.v1.DeadlineLevel" json:"deadline_level,omitempty"`
 	// For HANDOFF events: the conversations handed to the next hero.
-	Handoff       *HandoffSummary `protobuf:"bytes,9,opt,name=handoff,proto3" json:"handoff,omitempty"`
+	Handoff *HandoffSummary `protobuf:"bytes,9,opt,name=handoff,proto3" json:"handoff,omitempty"`
+	// The id of the Action (support.action.<type>) the event carries out,
+	// when it came from one: an ESCALATED event made from Slack's Escalate
+	// button, say. A subscriber that handled the action itself (notifier
+	// escalates on the click) can tell the event is its echo.
+	ActionId      string `protobuf:"bytes,10,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -719,6 +724,13 @@ func (x *ConversationEvent) GetHandoff() *HandoffSummary {
 		return x.Handoff
 	}
 	return nil
+}
+
+func (x *ConversationEvent) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
 }
 
 // HandoffSummary lists what the outgoing hero leaves open.
@@ -829,7 +841,7 @@ const file_sidekick_support_v1_conversation_proto_rawDesc = "" +
 	"\tshare_url\x18\x15 \x01(\tR\bshareUrl\x123\n" +
 	"\x06author\x18\x16 \x01(\v2\x1b.sidekick.support.v1.AuthorR\x06author\x129\n" +
 	"\n" +
-	"updated_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xde\x03\n" +
+	"updated_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xfb\x03\n" +
 	"\x11ConversationEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12>\n" +
 	"\x04type\x18\x02 \x01(\x0e2*.sidekick.support.v1.ConversationEventTypeR\x04type\x12;\n" +
@@ -840,7 +852,9 @@ const file_sidekick_support_v1_conversation_proto_rawDesc = "" +
 	"\x05actor\x18\x06 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12I\n" +
 	"\x0edeadline_level\x18\b \x01(\x0e2\".sidekick.support.v1.DeadlineLevelR\rdeadlineLevel\x12=\n" +
-	"\ahandoff\x18\t \x01(\v2#.sidekick.support.v1.HandoffSummaryR\ahandoff\"\xaa\x01\n" +
+	"\ahandoff\x18\t \x01(\v2#.sidekick.support.v1.HandoffSummaryR\ahandoff\x12\x1b\n" +
+	"\taction_id\x18\n" +
+	" \x01(\tR\bactionId\"\xaa\x01\n" +
 	"\x0eHandoffSummary\x12\x1f\n" +
 	"\vfrom_person\x18\x01 \x01(\tR\n" +
 	"fromPerson\x12\x1b\n" +
