@@ -14,17 +14,23 @@ import (
 )
 
 // DurableActions is the durable consumer of the actions triage carries
-// out: support.action.close and support.action.assign (from Slack buttons,
-// the CLI or the console). Acknowledge and escalate belong to notifier.
+// out: support.action.close, support.action.assign and
+// support.action.escalate (from Slack buttons, the CLI or the console).
+// Acknowledgements belong to notifier, which also pages on an escalate
+// action.
 const DurableActions = "triage-actions"
 
-// handleAction closes or assigns the conversation an action names. Both
-// are idempotent (closing a closed conversation, or assigning the current
-// assignee, changes nothing), so a redelivered action is harmless.
+// handleAction closes, assigns or escalates the conversation an action
+// names. Closing and assigning are idempotent (closing a closed
+// conversation, or assigning the current assignee, changes nothing);
+// escalating is done once per action id. A redelivered action is harmless.
 func (s *Service) handleAction(ctx context.Context, msg jetstream.Msg) error {
 	var a supportv1.Action
 	if err := bus.Decode(msg, &a); err != nil {
 		return bus.Permanent(err)
+	}
+	if a.GetId() == "" {
+		a.Id = msg.Headers().Get(bus.HeaderID)
 	}
 	id := a.GetConversationId()
 	if id == "" {
@@ -45,6 +51,8 @@ func (s *Service) handleAction(ctx context.Context, msg jetstream.Msg) error {
 			return bus.Permanent(errors.New("assign action without an assignee"))
 		}
 		_, err = s.engine.Assign(ctx, id, a.GetAssignee(), who)
+	case supportv1.ActionType_ACTION_TYPE_ESCALATE:
+		return s.escalateAction(ctx, &a, msg.Subject(), who)
 	default:
 		return nil
 	}
@@ -53,6 +61,29 @@ func (s *Service) handleAction(ctx context.Context, msg jetstream.Msg) error {
 		return bus.Permanent(fmt.Errorf("action %s: conversation %s: %w", a.GetId(), id, err))
 	case err != nil:
 		return bus.AtLocation("action", err)
+	}
+	return nil
+}
+
+// escalateAction records an escalation made from Slack's Escalate button
+// as the console's Escalate does (audit line, ESCALATED event), naming the
+// action on the event so notifier, which already escalated on the click,
+// does not page twice. An escalation of a closed conversation is dropped:
+// the click came too late, and asking again changes nothing.
+func (s *Service) escalateAction(ctx context.Context, a *supportv1.Action, subject, who string) error {
+	_, dup, err := s.engine.EscalateAction(ctx, a, subject, who)
+	switch {
+	case errors.Is(err, engine.ErrConflict):
+		s.deps.Logger.Info("escalate action on a closed conversation; nothing recorded",
+			"action", a.GetId(), "conversation", a.GetConversationId(), "actor", who)
+		return nil
+	case errors.Is(err, engine.ErrNotFound), errors.Is(err, engine.ErrInvalid):
+		return bus.Permanent(fmt.Errorf("action %s: conversation %s: %w", a.GetId(), a.GetConversationId(), err))
+	case err != nil:
+		return bus.AtLocation("action", err)
+	}
+	if dup {
+		s.deps.Logger.Debug("escalate action already recorded", "action", a.GetId(), "conversation", a.GetConversationId())
 	}
 	return nil
 }

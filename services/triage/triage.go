@@ -272,7 +272,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Stream:  bus.StreamActions,
 		Durable: DurableActions,
 		FilterSubjects: []string{
-			bus.ActionSubject("close"), bus.ActionSubject("assign"),
+			bus.ActionSubject("close"), bus.ActionSubject("assign"), bus.ActionSubject("escalate"),
 		},
 		MaxDeliver: cfg.ConsumerMaxDeliver,
 		Backoff:    cfg.ConsumerBackoff,
@@ -346,9 +346,9 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	return New(cfg, deps)
 }
 
-// Run consumes inbound messages, rotation events and close/assign actions,
-// fires deadline timers
-// and relays the outbox until ctx is done.
+// Run consumes inbound messages, rotation events and close, assign and
+// escalate actions, fires deadline timers and relays the outbox until ctx
+// is done.
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if s.batcher != nil {

@@ -41,6 +41,8 @@ type Event struct {
 	Level supportv1.DeadlineLevel
 	// Handoff is the summary a HANDOFF event carries.
 	Handoff *supportv1.HandoffSummary
+	// ActionID is the support.action the event carries out, if any.
+	ActionID string
 }
 
 // Audit is one line of the audit trail.

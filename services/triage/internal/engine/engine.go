@@ -526,6 +526,7 @@ func (e *Engine) queue(p *pipe, snapshot *supportv1.Conversation, ev conv.Event,
 		Reason:        ev.Reason,
 		DeadlineLevel: ev.Level,
 		Handoff:       ev.Handoff,
+		ActionId:      ev.ActionID,
 	}
 	payload, err := proto.Marshal(msg)
 	if err != nil {
@@ -672,11 +673,46 @@ func (e *Engine) Reopen(ctx context.Context, id, who string) (*supportv1.Convers
 // Escalate publishes an escalation of the conversation, to team if given.
 func (e *Engine) Escalate(ctx context.Context, id, reason, team, who string) (*supportv1.Conversation, error) {
 	return e.change(ctx, id, func(_ *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
-		if c.GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
-			return conv.Outcome{}, fmt.Errorf("conversation %s is closed: reopen it before escalating: %w", id, ErrConflict)
-		}
-		return conv.Escalate(c, reason, team, actor(who), now), nil
+		return escalate(c, reason, team, who, now)
 	})
+}
+
+// escalate escalates an open conversation; a closed one is ErrConflict.
+func escalate(c *supportv1.Conversation, reason, team, who string, now time.Time) (conv.Outcome, error) {
+	if c.GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
+		return conv.Outcome{}, fmt.Errorf("conversation %s is closed: reopen it before escalating: %w", c.GetId(), ErrConflict)
+	}
+	return conv.Escalate(c, reason, team, actor(who), now), nil
+}
+
+// EscalateAction is Escalate carrying out an escalate action (Slack's
+// Escalate button), once: the action id is claimed in the inbox in the
+// same transaction, so a redelivered action changes nothing (duplicate),
+// and the ESCALATED event names the action.
+func (e *Engine) EscalateAction(ctx context.Context, a *supportv1.Action, subject, who string) (c *supportv1.Conversation, duplicate bool, err error) {
+	if strings.TrimSpace(a.GetId()) == "" {
+		return nil, false, fmt.Errorf("escalate action without an id: %w", ErrInvalid)
+	}
+	c, err = e.change(ctx, a.GetConversationId(), func(p *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
+		// Through the transaction, not the pipe: the claim's row count
+		// matters, and nothing is queued yet.
+		fresh, err := store.ClaimInbox(ctx, p.tx, a.GetId(), subject, now)
+		if err != nil {
+			return conv.Outcome{}, err
+		}
+		if !fresh {
+			duplicate = true
+			return conv.Outcome{}, nil
+		}
+		// An Action names no team: the escalation goes to the
+		// conversation's own.
+		out, err := escalate(c, a.GetReason(), "", who, now)
+		for i := range out.Events {
+			out.Events[i].ActionID = a.GetId()
+		}
+		return out, err
+	})
+	return c, duplicate, err
 }
 
 // maxNote bounds the size of a note.
