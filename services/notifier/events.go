@@ -29,6 +29,11 @@ func OpenedKey(eventID string) string { return "conversation.opened/" + eventID 
 // type ("reopened", "deadline", "escalated", "handoff") starts.
 func EventKey(what, eventID string) string { return "conversation." + what + "/" + eventID }
 
+// ActionKey is the key of the escalation an action ("escalate") starts:
+// one per action id, whether notifier sees the click itself or triage's
+// event that carries it out (ConversationEvent.action_id).
+func ActionKey(what, actionID string) string { return "action." + what + "/" + actionID }
+
 // SentryGroup is the storm group of a Sentry conversation's alerts: one
 // open escalation, its messages updated rather than repeated.
 func SentryGroup(conversationID string) string { return "sentry/" + conversationID }
@@ -295,11 +300,19 @@ func (s *Service) deadline(ctx context.Context, ev *supportv1.ConversationEvent,
 func ExplicitGroup(conversationID string) string { return "explicit/" + conversationID }
 
 // escalated starts the explicit-escalation policy for an escalation made in
-// triage (Escalate over gRPC, the CLI).
+// triage (Escalate over gRPC, the CLI). An escalation triage made from an
+// escalate action (Slack's Escalate button) names the action: it has the
+// action's key, so it starts nothing when escalateAction already handled
+// the click, even after that escalation was acknowledged; the first of the
+// two to arrive pages.
 func (s *Service) escalated(ctx context.Context, ev *supportv1.ConversationEvent, at time.Time) error {
 	conv := ev.GetConversation()
 	if ok, err := s.live(ctx, conv, at); err != nil || !ok {
 		return bus.AtLocation("escalated", err)
+	}
+	key := EventKey("escalated", ev.GetId())
+	if id := ev.GetActionId(); id != "" {
+		key = ActionKey("escalate", id)
 	}
 	by := firstNonEmpty(ev.GetActor(), "someone")
 	text := firstNonEmpty(conv.GetSubject())
@@ -307,7 +320,7 @@ func (s *Service) escalated(ctx context.Context, ev *supportv1.ConversationEvent
 		text = strings.TrimSpace("Reason: " + r + "\n" + text)
 	}
 	_, err := s.esc.Trigger(ctx, escalate.Trigger{
-		Key: EventKey("escalated", ev.GetId()), Group: ExplicitGroup(conv.GetId()),
+		Key: key, Group: ExplicitGroup(conv.GetId()),
 		Event: policyEvent(policy.ExplicitEscalation, conv), ConversationID: conv.GetId(),
 		Title: fmt.Sprintf("%s escalated a %s conversation from %s", by, tierName(conv.GetTier()), who(conv)),
 		Text:  text, Links: links(conv, ev.GetMessage()), At: at,
@@ -568,7 +581,7 @@ func (s *Service) escalateAction(ctx context.Context, a *supportv1.Action, at ti
 		text = strings.TrimSpace("Reason: " + r + "\n" + text)
 	}
 	_, err = s.esc.Trigger(ctx, escalate.Trigger{
-		Key: "action.escalate/" + a.GetId(), Group: ExplicitGroup(conv),
+		Key: ActionKey("escalate", a.GetId()), Group: ExplicitGroup(conv),
 		Event:          policy.Event{Kind: policy.ExplicitEscalation, Tier: policy.Tier(base.Tier), Team: base.Team, Category: base.Category},
 		ConversationID: conv, Title: fmt.Sprintf("%s escalated: %s", firstNonEmpty(a.GetActor(), "someone"), about),
 		Text: text, Links: base.Links, At: at,

@@ -226,6 +226,96 @@ func TestEscalateButtonEscalatesOnce(t *testing.T) {
 	}
 }
 
+// escalatedFor is triage's ESCALATED event for an escalation of
+// conversationID by alice, made from the action actionID (none: from the
+// console or the CLI).
+func escalatedFor(eventID, conversationID, actionID string, at time.Time) *supportv1.ConversationEvent {
+	ev := openedFor(eventID, conversationID, "platform", at)
+	ev.Type, ev.Message = supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ESCALATED, nil
+	ev.Actor, ev.Reason, ev.ActionId = "alice", "needs deployment knowledge", actionID
+	return ev
+}
+
+// The Escalate button reaches notifier twice: the click itself
+// (support.action.escalate) and triage's ESCALATED event recording it,
+// which names the action. Whichever comes first pings the team's
+// secondary, and 15 minutes later one page goes out; the other changes
+// nothing, even when it comes after the secondary acknowledged (triage
+// was behind). An escalation made in triage without the button still
+// escalates.
+func TestEscalateButtonAndTriagesEventEscalateOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		eventFirst, ackFirst bool
+	}{
+		{name: "click first"},
+		{name: "event first", eventFirst: true},
+		{name: "event after the secondary acknowledged", ackFirst: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newStack(t, "")
+			s, _ := st.run(t)
+			ctx := context.Background()
+			st.publish(t, bus.ConversationSubject("opened"), "ev-e1", openedFor("ev-e1", "conv-e1", "platform", st.clock.Now()))
+			notifiertest.Eventually(t, "the hero's ping", func() bool { return len(st.posts("U0ALICE")) == 1 })
+			act := &supportv1.Action{Id: "slack:action/T0/U0ALICE/1700000000.1/sidekick_escalate", Type: supportv1.ActionType_ACTION_TYPE_ESCALATE,
+				ConversationId: "conv-e1", NotificationId: notificationOf(t, st.posts("U0ALICE")[0]),
+				Actor: "U0ALICE", Source: "slack", Reason: "needs deployment knowledge", OccurredAt: timestamppb.New(st.clock.Now())}
+			click := func() { st.handled(t, bus.ActionSubject("escalate"), act.GetId(), act) }
+			echo := func() {
+				st.handled(t, bus.ConversationSubject("escalated"), "ev-e2", escalatedFor("ev-e2", "conv-e1", act.GetId(), st.clock.Now()))
+			}
+			switch {
+			case tc.eventFirst:
+				echo()
+				click()
+			case tc.ackFirst:
+				click()
+				if len(st.posts("U0BOB")) != 1 {
+					t.Fatalf("%d posts to the secondary after the click, want 1", len(st.posts("U0BOB")))
+				}
+				ack := &supportv1.Action{Id: "act-ack-bob", Type: supportv1.ActionType_ACTION_TYPE_ACK, NotificationId: notificationOf(t, st.posts("U0BOB")[0]),
+					Actor: "bob", Source: "slack", OccurredAt: timestamppb.New(st.clock.Now())}
+				st.handled(t, bus.ActionSubject("ack"), ack.GetId(), ack)
+				if esc := st.escalation(t, ActionKey("escalate", act.GetId())); esc.Status != store.EscalationAcked {
+					t.Fatalf("explicit escalation %s after bob's ack, want acked", esc.Status)
+				}
+				echo()
+			default:
+				click()
+				echo()
+			}
+			if n := len(st.posts("U0BOB")); n != 1 {
+				t.Fatalf("%d posts to the secondary, want 1", n)
+			}
+			if esc := st.escalation(t, ActionKey("escalate", act.GetId())); esc.Kind != "explicit_escalation" || esc.GroupKey != ExplicitGroup("conv-e1") {
+				t.Errorf("escalation %s in group %q, want explicit_escalation in %s", esc.Kind, esc.GroupKey, ExplicitGroup("conv-e1"))
+			}
+			var n int
+			if err := st.pool.QueryRow(ctx, `SELECT count(*) FROM escalations WHERE kind = 'explicit_escalation'`).Scan(&n); err != nil || n != 1 {
+				t.Errorf("%d explicit escalations (%v), want 1", n, err)
+			}
+			if tc.ackFirst {
+				// The console's Escalate names no action: a new escalation,
+				// the first one being acknowledged.
+				st.handled(t, bus.ConversationSubject("escalated"), "ev-e3", escalatedFor("ev-e3", "conv-e1", "", st.clock.Now()))
+				if n := len(st.posts("U0BOB")); n != 2 {
+					t.Fatalf("%d posts to the secondary after an escalation from the console, want 2", n)
+				}
+				return
+			}
+			// 15 minutes unacknowledged: exactly one page.
+			st.clock.Advance(15 * time.Minute)
+			st.tick(t, s)
+			notifiertest.Eventually(t, "the secondary's page", func() bool { return len(st.pd.Events(pagerduty.ActionTrigger)) >= 1 })
+			st.tick(t, s)
+			if n := len(st.pd.Events(pagerduty.ActionTrigger)); n != 1 {
+				t.Errorf("%d PagerDuty triggers, want 1", n)
+			}
+		})
+	}
+}
+
 // The Close button stops the escalation and the message says so.
 func TestCloseButtonStopsTheEscalation(t *testing.T) {
 	st := newStack(t, threeSteps)
