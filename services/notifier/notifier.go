@@ -36,6 +36,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/deliver"
@@ -158,7 +159,27 @@ type Config struct {
 	// ConsumerMaxDeliver is how many failed attempts at one bus message
 	// (rotation unreachable, say) are made before it is dead-lettered.
 	ConsumerMaxDeliver int `env:"SIDEKICK_NOTIFIER_CONSUMER_MAX_DELIVER" envDefault:"20"`
+
+	// Retention is how long the delivery log (notifications and their
+	// deliveries), closed escalations, sent or dropped digest items, hero
+	// shifts, conversation stops and response deadlines are kept; 0 keeps
+	// them forever. Rows still needed (a pending delivery, an open
+	// escalation) are kept whatever their age. It must exceed the event
+	// streams' max age, or a replayed event could notify twice.
+	Retention time.Duration `env:"SIDEKICK_NOTIFIER_RETENTION" envDefault:"2160h"`
+	// OutboxRetention is how long published support.notify events stay in
+	// the outbox; 0 keeps them.
+	OutboxRetention time.Duration `env:"SIDEKICK_NOTIFIER_OUTBOX_RETENTION" envDefault:"24h"`
+	// RetentionInterval is how often old rows are pruned, and
+	// RetentionBatch the most rows deleted per transaction.
+	RetentionInterval time.Duration `env:"SIDEKICK_NOTIFIER_RETENTION_INTERVAL" envDefault:"10m"`
+	RetentionBatch    int           `env:"SIDEKICK_NOTIFIER_RETENTION_BATCH" envDefault:"1000"`
 }
+
+// MinRetention is the shortest Retention accepted: the event streams' max
+// age and a day, so no event that can still be replayed finds its effect
+// forgotten.
+const MinRetention = bus.DefaultEventMaxAge + 24*time.Hour
 
 // Rotation is what the notifier asks the rotation service;
 // rotationv1.RotationServiceClient satisfies it.
@@ -198,6 +219,7 @@ type Service struct {
 	store   *store.Store
 	engine  *deliver.Engine
 	esc     *escalate.Engine
+	pruner  *prune.Pruner
 	api     *grpcapi.Server
 	wake    chan struct{}
 	closers []func() error
@@ -214,6 +236,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, errors.New("notifier: Rotation is required")
 	case cfg.WebhookURL != "" && cfg.WebhookSecret == "":
 		return nil, errors.New("notifier: SIDEKICK_WEBHOOK_URL needs SIDEKICK_WEBHOOK_SECRET (the signing secret)")
+	case cfg.Retention > 0 && cfg.Retention < MinRetention:
+		return nil, fmt.Errorf("notifier: SIDEKICK_NOTIFIER_RETENTION is %s: want 0 (keep forever) or at least %s, longer than the event streams' max age", cfg.Retention, MinRetention)
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -299,6 +323,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	if s.cfg.Concurrency <= 0 {
 		s.cfg.Concurrency = 1
+	}
+	s.pruner, err = prune.New(deps.Pool, prune.Config{Service: Name, Interval: cfg.RetentionInterval, Batch: cfg.RetentionBatch},
+		store.RetentionRules(cfg.Retention, cfg.OutboxRetention), deps.Logger, deps.Now, deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: %w", err)
 	}
 	s.api = grpcapi.New(s.engine)
 	return s, nil
@@ -402,6 +431,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.engine.RunRelay(gctx, s.cfg.RelayInterval) })
 	g.Go(func() error { return s.engine.RunSweeper(gctx, s.cfg.SweepInterval) })
 	g.Go(func() error { return s.runTimer(gctx) })
+	g.Go(func() error { return s.pruner.Run(gctx) })
 	if err := g.Wait(); err != nil && ctx.Err() == nil {
 		return err
 	}
@@ -442,6 +472,13 @@ func (s *Service) Tick(ctx context.Context) (int, error) {
 	n, err := s.esc.Tick(ctx)
 	m, serr := s.engine.Sweep(ctx)
 	return n + m, errors.Join(err, serr)
+}
+
+// Prune deletes, once, the rows older than the retention settings that
+// nothing needs any more, and returns how many per table. Run does it every
+// RetentionInterval; tests move a fake clock and call it.
+func (s *Service) Prune(ctx context.Context) (map[string]int64, error) {
+	return s.pruner.Prune(ctx)
 }
 
 // RegisterGRPC registers sidekick.notify.v1.NotifierService.

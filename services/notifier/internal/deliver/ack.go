@@ -134,16 +134,9 @@ func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) error {
 func (e *Engine) RunRelay(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	lastPrune := time.Time{}
 	for {
 		if err := e.Relay(ctx); err != nil && ctx.Err() == nil {
 			e.logger.Warn("relay events", "error", err)
-		}
-		if now := e.now(); now.Sub(lastPrune) > time.Hour {
-			if _, err := e.store.PrunePublished(ctx, now.Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
-				e.logger.Warn("prune outbox", "error", err)
-			}
-			lastPrune = now
 		}
 		select {
 		case <-ctx.Done():

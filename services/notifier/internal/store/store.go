@@ -600,15 +600,6 @@ func (s *Store) MarkPublished(ctx context.Context, seq int64, at time.Time) erro
 	return nil
 }
 
-// PrunePublished deletes outbox events published before before.
-func (s *Store) PrunePublished(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM outbox WHERE published_at < $1`, before)
-	if err != nil {
-		return 0, fmt.Errorf("prune outbox: %w", err)
-	}
-	return tag.RowsAffected(), nil
-}
-
 // notificationScan holds what a notification row scans into before it
 // becomes a Notification.
 type notificationScan struct {
