@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	"github.com/sidekickhq/sidekick/platform/promreg"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/events"
@@ -64,6 +66,17 @@ type Config struct {
 	EventInterval time.Duration `env:"SIDEKICK_ROTATION_EVENT_INTERVAL" envDefault:"15s"`
 	// GapLookahead is how far in advance a coverage gap is announced.
 	GapLookahead time.Duration `env:"SIDEKICK_ROTATION_GAP_LOOKAHEAD" envDefault:"72h"`
+	// OverrideRetention is how long an override created through the API
+	// is kept after it ended (ListShifts and the calendar feeds of that
+	// past then show the rotation without it); 0 keeps them.
+	OverrideRetention time.Duration `env:"SIDEKICK_ROTATION_OVERRIDE_RETENTION" envDefault:"2160h"`
+	// ConfigRetention is how long superseded configuration versions are
+	// kept; the one in force always is. 0 keeps them.
+	ConfigRetention time.Duration `env:"SIDEKICK_ROTATION_CONFIG_RETENTION" envDefault:"8760h"`
+	// RetentionInterval is how often old rows are pruned, and
+	// RetentionBatch the most rows deleted per transaction.
+	RetentionInterval time.Duration `env:"SIDEKICK_ROTATION_RETENTION_INTERVAL" envDefault:"1h"`
+	RetentionBatch    int           `env:"SIDEKICK_ROTATION_RETENTION_BATCH" envDefault:"1000"`
 }
 
 // Deps are rotation's collaborators.
@@ -87,6 +100,7 @@ type Service struct {
 	current atomic.Pointer[compiled]
 	api     *grpcapi.Server
 	emitter *events.Emitter
+	pruner  *prune.Pruner
 	metrics metrics
 }
 
@@ -129,6 +143,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		deps.ReadFile = os.ReadFile
 	}
 	s := &Service{cfg: cfg, deps: deps, store: store.New(deps.Pool), metrics: newMetrics(deps.Registry)}
+	var err error
+	s.pruner, err = prune.New(deps.Pool, prune.Config{Service: "rotation", Interval: cfg.RetentionInterval, Batch: cfg.RetentionBatch},
+		store.RetentionRules(cfg.OverrideRetention, cfg.ConfigRetention), deps.Logger, deps.Now, deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("rotation: %w", err)
+	}
 	if cfg.OrgConfig != "" {
 		data, err := deps.ReadFile(cfg.OrgConfig)
 		if err != nil {
@@ -288,6 +308,13 @@ func (s *Service) AddOverrides(ctx context.Context, os ...schedule.Override) err
 // Run keeps the schedule in step with changes made through other replicas
 // and publishes schedule events.
 func (s *Service) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	wg.Go(func() { _ = s.pruner.Run(ctx) })
 	reload := time.NewTicker(s.cfg.ReloadInterval)
 	defer reload.Stop()
 	var tick <-chan time.Time
@@ -310,6 +337,13 @@ func (s *Service) Run(ctx context.Context) error {
 			s.emit(ctx)
 		}
 	}
+}
+
+// Prune deletes, once, the ended overrides and old configuration versions
+// older than the retention settings, and returns how many per table. Run
+// does it every RetentionInterval; tests call it with a fake clock.
+func (s *Service) Prune(ctx context.Context) (map[string]int64, error) {
+	return s.pruner.Prune(ctx)
 }
 
 // Emit publishes the schedule events due now; tests call it with a fake
