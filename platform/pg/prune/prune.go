@@ -42,7 +42,9 @@ type Rule struct {
 
 // Config tunes a Pruner.
 type Config struct {
-	// Service labels the metrics and namespaces the advisory locks.
+	// Service namespaces the advisory locks and names the service in logs.
+	// (Metrics get their service label from the registerer platform/app
+	// passes, like every Sidekick metric.)
 	Service string
 	// Interval is the time between two rounds; default 10m.
 	Interval time.Duration
@@ -63,7 +65,7 @@ type Pruner struct {
 
 	rows   *prometheus.CounterVec
 	errors *prometheus.CounterVec
-	last   *prometheus.GaugeVec
+	last   prometheus.Gauge
 }
 
 // New returns a pruner of rules; its metrics register on reg.
@@ -90,26 +92,26 @@ func New(pool *pgxpool.Pool, cfg Config, rules []Rule, logger *slog.Logger, now 
 	var err error
 	if p.rows, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_retention_pruned_rows_total",
-		Help: "Rows deleted by the retention pruner, by service and table (cascaded rows not counted).",
-	}, []string{"service", "table"})); err != nil {
+		Help: "Rows deleted by the retention pruner, by table (rows deleted by ON DELETE CASCADE not counted).",
+	}, []string{"table"})); err != nil {
 		return nil, err
 	}
 	if p.errors, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_retention_errors_total",
-		Help: "Failed pruning batches, by service and table (retried next round).",
-	}, []string{"service", "table"})); err != nil {
+		Help: "Failed pruning rounds of a table (retried next round).",
+	}, []string{"table"})); err != nil {
 		return nil, err
 	}
-	if p.last, err = promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "sidekick_retention_last_run_timestamp_seconds",
-		Help: "When the retention pruner last finished a round without error, by service.",
-	}, []string{"service"})); err != nil {
+	if p.last, err = promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sidekick_retention_last_success_timestamp_seconds",
+		Help: "When the retention pruner last finished a round without error (Unix time).",
+	})); err != nil {
 		return nil, err
 	}
 	for _, r := range rules {
 		if r.Keep > 0 {
-			p.rows.WithLabelValues(cfg.Service, r.Table)
-			p.errors.WithLabelValues(cfg.Service, r.Table)
+			p.rows.WithLabelValues(r.Table)
+			p.errors.WithLabelValues(r.Table)
 		}
 	}
 	return p, nil
@@ -146,7 +148,7 @@ func (p *Pruner) Prune(ctx context.Context) (map[string]int64, error) {
 		n, err := p.pruneTable(ctx, r, now.Add(-r.Keep))
 		out[r.Table] += n
 		if err != nil {
-			p.errors.WithLabelValues(p.cfg.Service, r.Table).Inc()
+			p.errors.WithLabelValues(r.Table).Inc()
 			errs = append(errs, fmt.Errorf("prune %s: %w", r.Table, err))
 			if ctx.Err() != nil {
 				break
@@ -154,13 +156,13 @@ func (p *Pruner) Prune(ctx context.Context) (map[string]int64, error) {
 			continue
 		}
 		if n > 0 {
-			p.logger.Info("retention: pruned", "table", r.Table, "rows", n, "older_than", now.Add(-r.Keep))
+			p.logger.Info("retention: pruned", "service", p.cfg.Service, "table", r.Table, "rows", n, "older_than", now.Add(-r.Keep))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return out, err
 	}
-	p.last.WithLabelValues(p.cfg.Service).Set(float64(now.Unix()))
+	p.last.Set(float64(now.Unix()))
 	return out, nil
 }
 
@@ -205,7 +207,7 @@ func (p *Pruner) batch(ctx context.Context, r Rule, key int64, cutoff time.Time)
 		return 0, true, fmt.Errorf("commit: %w", err)
 	}
 	n = tag.RowsAffected()
-	p.rows.WithLabelValues(p.cfg.Service, r.Table).Add(float64(n))
+	p.rows.WithLabelValues(r.Table).Add(float64(n))
 	return n, true, nil
 }
 
