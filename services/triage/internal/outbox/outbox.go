@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	"github.com/sidekickhq/sidekick/platform/promreg"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
@@ -45,12 +46,21 @@ type Config struct {
 	// RetryDelay is the wait after a failed batch; default Interval.
 	RetryDelay time.Duration
 	// KeepSent is how long sent rows are kept before pruning; default 24h.
-	// KeepInbox is how long handled inbound ids are kept; default 30 days
-	// (channels redeliver days later).
+	// KeepInbox is how long handled inbound ids are kept; at least
+	// MinKeepInbox, which is also the default.
 	KeepSent, KeepInbox time.Duration
 	// PruneEvery is how often pruning runs; default 10m.
 	PruneEvery time.Duration
+	// PruneBatch is the most rows deleted per pruning transaction;
+	// default 1000.
+	PruneBatch int
 }
+
+// MinKeepInbox is the shortest time inbound message ids are kept: the
+// inbound stream's max age and a week. A message stays replayable for the
+// stream's max age after each copy a channel redelivers (GitHub redelivers
+// a delivery up to 3 days later), and its id must be remembered as long.
+const MinKeepInbox = bus.DefaultEventMaxAge + 7*24*time.Hour
 
 func (c Config) withDefaults() Config {
 	if c.Batch <= 0 {
@@ -65,8 +75,8 @@ func (c Config) withDefaults() Config {
 	if c.KeepSent <= 0 {
 		c.KeepSent = 24 * time.Hour
 	}
-	if c.KeepInbox <= 0 {
-		c.KeepInbox = 30 * 24 * time.Hour
+	if c.KeepInbox < MinKeepInbox {
+		c.KeepInbox = MinKeepInbox
 	}
 	if c.PruneEvery <= 0 {
 		c.PruneEvery = 10 * time.Minute
@@ -85,6 +95,7 @@ type Relay struct {
 	logger *slog.Logger
 	now    func() time.Time
 
+	pruner    *prune.Pruner
 	oldest    prometheus.Gauge
 	published prometheus.Counter
 	failures  prometheus.Counter
@@ -98,8 +109,16 @@ func New(pool *pgxpool.Pool, pub Publisher, cfg Config, logger *slog.Logger, now
 	if now == nil {
 		now = time.Now
 	}
+	if cfg.KeepInbox > 0 && cfg.KeepInbox < MinKeepInbox {
+		logger.Info("inbox retention raised to the minimum: ids must outlive the inbound stream's max age and late redeliveries",
+			"configured", cfg.KeepInbox, "used", MinKeepInbox)
+	}
 	r := &Relay{pool: pool, pub: pub, cfg: cfg.withDefaults(), logger: logger, now: now}
 	var err error
+	if r.pruner, err = prune.New(pool, prune.Config{Service: "triage", Interval: r.cfg.PruneEvery, Batch: r.cfg.PruneBatch},
+		store.RetentionRules(r.cfg.KeepSent, r.cfg.KeepInbox), logger, now, reg); err != nil {
+		return nil, err
+	}
 	if r.oldest, err = promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sidekick_triage_outbox_oldest_seconds",
 		Help: "Age of the oldest conversation event not yet published; 0 when the outbox is empty.",
@@ -119,6 +138,13 @@ func New(pool *pgxpool.Pool, pub Publisher, cfg Config, logger *slog.Logger, now
 		return nil, err
 	}
 	return r, nil
+}
+
+// Prune deletes, once, sent outbox rows and inbox ids older than the
+// retention settings, and returns how many per table. Run does it every
+// PruneEvery, in batches of PruneBatch.
+func (r *Relay) Prune(ctx context.Context) (map[string]int64, error) {
+	return r.pruner.Prune(ctx)
 }
 
 // Flush publishes one batch and returns how many events it marked sent.
@@ -201,7 +227,8 @@ func (r *Relay) observe(ctx context.Context) {
 }
 
 // Run relays until ctx is done: it drains at start, whenever the outbox
-// notification arrives, and every Interval.
+// notification arrives, and every Interval. Beside it, it prunes sent rows
+// and old inbox ids every PruneEvery.
 func (r *Relay) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -211,7 +238,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}()
 	wake := make(chan struct{}, 1)
 	wg.Go(func() { r.listen(ctx, wake) })
-	lastPrune := time.Time{}
+	wg.Go(func() { _ = r.pruner.Run(ctx) })
 	for {
 		delay := r.cfg.Interval
 		if _, err := r.Drain(ctx); err != nil {
@@ -220,14 +247,6 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 			r.logger.Warn("outbox relay failed; retrying", "error", err, "retry_in", r.cfg.RetryDelay)
 			delay = r.cfg.RetryDelay
-		}
-		if now := r.now(); now.Sub(lastPrune) >= r.cfg.PruneEvery {
-			lastPrune = now
-			if o, i, err := store.Prune(ctx, r.pool, now.Add(-r.cfg.KeepSent), now.Add(-r.cfg.KeepInbox)); err != nil {
-				r.logger.Warn("outbox prune failed", "error", err)
-			} else if o+i > 0 {
-				r.logger.Debug("pruned", "outbox", o, "inbox", i)
-			}
 		}
 		t := time.NewTimer(delay)
 		select {

@@ -515,23 +515,3 @@ func OldestPending(ctx context.Context, q Querier) (oldest time.Time, ok bool, e
 	}
 	return *t, true, nil
 }
-
-// Prune deletes outbox rows sent before sentBefore and inbox ids handled
-// before handledBefore (a zero time keeps them).
-func Prune(ctx context.Context, q Querier, sentBefore, handledBefore time.Time) (outbox, inbox int64, err error) {
-	if !sentBefore.IsZero() {
-		tag, err := q.Exec(ctx, `DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1`, sentBefore)
-		if err != nil {
-			return 0, 0, fmt.Errorf("prune outbox: %w", err)
-		}
-		outbox = tag.RowsAffected()
-	}
-	if !handledBefore.IsZero() {
-		tag, err := q.Exec(ctx, `DELETE FROM inbox WHERE handled_at < $1`, handledBefore)
-		if err != nil {
-			return outbox, 0, fmt.Errorf("prune inbox: %w", err)
-		}
-		inbox = tag.RowsAffected()
-	}
-	return outbox, inbox, nil
-}
