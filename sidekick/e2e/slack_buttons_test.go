@@ -108,3 +108,118 @@ func TestSlackAckButton(t *testing.T) {
 		t.Errorf("action event: %v", &action)
 	}
 }
+
+// handledBy waits until a durable consumer has acknowledged everything on
+// its stream.
+func handledBy(t *testing.T, stack *devstack.Stack, stream, durable string) {
+	t.Helper()
+	js := jetStream(t, stack)
+	waitFor(t, 15*time.Second, durable+" to handle "+stream, func() bool {
+		c, err := js.Consumer(rpcCtx(t), stream, durable)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(rpcCtx(t))
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+}
+
+// TestSlackEscalateButton is the Escalate button: a customer's Slack
+// message pings the hero; a signed block_actions interaction clicking
+// Escalate on that ping (retried by Slack) is recorded by triage (the
+// audit trail names the hero, one ESCALATED event on the stream names the
+// click) and escalates once: notifier sees both the click and triage's
+// event, and the console gets exactly one explicit-escalation message.
+func TestSlackEscalateButton(t *testing.T) {
+	stack, console := startStack(t)
+	a := dialStack(t, stack)
+	a.addCustomer(t, acmeSubscriber)
+	hero := a.heroNow(t)
+	secret := stack.Env["SIDEKICK_SLACK_SIGNING_SECRET"]
+	js := jetStream(t, stack)
+	now := time.Now()
+
+	body := messageEvent("Ev0ESCALATE1", "U0CUSTOMER1", "Our self-hosted upgrade to 1.43 fails on migrations", fmt.Sprintf("%d.000300", now.Unix()))
+	if code := postSlack(t, stack.HTTPAddr, secret, now.Unix(), body); code != http.StatusOK {
+		t.Fatalf("Slack message event: want 200, got %d", code)
+	}
+	var ping consolePing
+	waitFor(t, 15*time.Second, "the console ping of the hero", func() bool {
+		for _, p := range consolePings(console.String()) {
+			if strings.HasPrefix(p.Line, "[notify] ping "+hero.GetName()+" (Support Hero)") && p.NotificationID != "" {
+				ping = p
+				return true
+			}
+		}
+		return false
+	})
+
+	value := "conv:" + ping.ConversationID + "|notif:" + ping.NotificationID
+	// action_ts is when the click happened: not ahead of the clock, or the
+	// escalation's first step would wait for it.
+	clicked := time.Now()
+	click := blockActions("T0DEMO", hero.GetSlackId(), hero.GetId(), fakes.DMChannel(hero.GetSlackId()), "1700000000.000300",
+		"sidekick_escalate", value, fmt.Sprintf("%d.%06d", clicked.Unix(), clicked.Nanosecond()/1000))
+	for range 2 { // Slack retries when the first answer is slow
+		if code := postInteraction(t, stack.HTTPAddr, secret, click); code != http.StatusOK {
+			t.Fatalf("block_actions: want 200, got %d", code)
+		}
+	}
+
+	// Triage records it: the audit trail and one ESCALATED event.
+	escalated := bus.ConversationSubject("escalated")
+	waitFor(t, 15*time.Second, escalated+" on "+bus.StreamConversations, func() bool {
+		return subjectCount(t, js, bus.StreamConversations, escalated) > 0
+	})
+	var action supportv1.Action
+	if !lastOn(t, js, bus.StreamActions, bus.ActionSubject("escalate"), &action) {
+		t.Fatalf("no %s event", bus.ActionSubject("escalate"))
+	}
+	if action.GetType() != supportv1.ActionType_ACTION_TYPE_ESCALATE || action.GetConversationId() != ping.ConversationID ||
+		action.GetNotificationId() != ping.NotificationID || action.GetSource() != "slack" {
+		t.Errorf("action event: %v", &action)
+	}
+	// Everything the click set off is handled before counting.
+	handledBy(t, stack, bus.StreamActions, "triage-actions")
+	handledBy(t, stack, bus.StreamActions, "notifier-actions")
+	handledBy(t, stack, bus.StreamConversations, "notifier-conversations")
+
+	if n := subjectCount(t, js, bus.StreamConversations, escalated); n != 1 {
+		t.Errorf("%d %s events, want 1 (a retried click escalates once)", n, escalated)
+	}
+	var ev supportv1.ConversationEvent
+	if !lastOn(t, js, bus.StreamConversations, escalated, &ev) {
+		t.Fatalf("no %s event", escalated)
+	}
+	if ev.GetConversation().GetId() != ping.ConversationID || ev.GetActionId() != action.GetId() || ev.GetActor() != hero.GetId() {
+		t.Errorf("%s event: conversation %q, action %q, actor %q; want %s, %s, %s", escalated,
+			ev.GetConversation().GetId(), ev.GetActionId(), ev.GetActor(), ping.ConversationID, action.GetId(), hero.GetId())
+	}
+	var audit []string
+	for _, e := range a.get(t, ping.ConversationID).GetAudit() {
+		if e.GetAction() == "escalated" {
+			audit = append(audit, e.GetActor())
+		}
+	}
+	if !slices.Equal(audit, []string{hero.GetId()}) {
+		t.Errorf("escalations in the audit trail by %v, want one by %s", audit, hero.GetId())
+	}
+
+	// Exactly one explicit escalation reached anyone; the hero's ping was
+	// acknowledged by the click.
+	var explicit []consolePing
+	waitFor(t, 15*time.Second, "the explicit escalation on the console", func() bool {
+		explicit = nil
+		for _, p := range pingsAbout(console.String(), ping.ConversationID) {
+			if strings.Contains(p.Line, " escalated") {
+				explicit = append(explicit, p)
+			}
+		}
+		return len(explicit) > 0
+	})
+	if len(explicit) != 1 {
+		t.Fatalf("%d explicit-escalation messages on the console, want 1: %+v", len(explicit), explicit)
+	}
+	t.Logf("explicit escalation: %s", explicit[0].Line)
+	checkAcknowledged(t, a, stack, ping.NotificationID, ping.ConversationID, hero.GetSlackId(), hero.GetId())
+}
