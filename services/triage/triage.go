@@ -95,8 +95,16 @@ type Config struct {
 	// are made before it is dead-lettered.
 	ConsumerMaxDeliver int `env:"SIDEKICK_TRIAGE_CONSUMER_MAX_DELIVER" envDefault:"20"`
 	// InboxRetention is how long handled inbound message ids are kept to
-	// drop redeliveries (GitHub redelivers days later).
-	InboxRetention time.Duration `env:"SIDEKICK_TRIAGE_INBOX_RETENTION" envDefault:"720h"`
+	// drop redeliveries (GitHub redelivers days later); never less than
+	// outbox.MinKeepInbox, the inbound stream's max age and a week.
+	InboxRetention time.Duration `env:"SIDEKICK_TRIAGE_INBOX_RETENTION" envDefault:"888h"`
+	// OutboxRetention is how long published events stay in the outbox.
+	OutboxRetention time.Duration `env:"SIDEKICK_TRIAGE_OUTBOX_RETENTION" envDefault:"24h"`
+	// RetentionInterval and RetentionBatch pace the pruning of the inbox
+	// and the outbox: how often it runs, and the most rows it deletes per
+	// transaction.
+	RetentionInterval time.Duration `env:"SIDEKICK_TRIAGE_RETENTION_INTERVAL" envDefault:"10m"`
+	RetentionBatch    int           `env:"SIDEKICK_TRIAGE_RETENTION_BATCH" envDefault:"1000"`
 
 	// ResponseGreat, ResponseOkay and ResponseTooLate are the first-response
 	// thresholds in covered working time for every tier (the organisation
@@ -226,6 +234,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s.relay, err = outbox.New(deps.Pool, pub, outbox.Config{
 		Batch: cfg.RelayBatch, Interval: cfg.RelayInterval, KeepInbox: cfg.InboxRetention,
+		KeepSent: cfg.OutboxRetention, PruneEvery: cfg.RetentionInterval, PruneBatch: cfg.RetentionBatch,
 	}, deps.Logger, deps.Now, deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
