@@ -16,6 +16,7 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
@@ -45,6 +46,7 @@ const benchParallelism = 16
 // TestMain lets BenchmarkSMTPLatencyAtHalfLoad run its load generator in a
 // child process (loadgen.Spawn).
 func TestMain(m *testing.M) {
+	bustest.ServeChild()
 	loadgen.Register(generatorSMTP, generateSMTP)
 	loadgen.RunChild()
 	os.Exit(m.Run())
@@ -57,9 +59,14 @@ func benchMessage(i int) []byte {
 		i, i, strings.Repeat("Since the upgrade our dashboards do not load. Any idea?\r\n", 14)))
 }
 
-// benchSMTPService starts NATS and the service's SMTP listener.
+// benchSMTPService starts NATS (embedded) and the service's SMTP listener.
 func benchSMTPService(b *testing.B) string {
 	_, js := bustest.StartJetStream(b)
+	return smtpOn(b, js)
+}
+
+// smtpOn starts the service's SMTP listener publishing to js.
+func smtpOn(b *testing.B, js jetstream.JetStream) string {
 	svc, err := New(Config{InboundToken: "x", MaxBytes: 1 << 20}, Deps{Publisher: bus.NewPublisher(js, "bench"), Registry: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
@@ -177,8 +184,15 @@ var measureFor = flag.Duration("email.measure", 10*time.Second, "BenchmarkSMTPLa
 // earlier ones are done, on an idle pooled connection or a new one; its
 // latency counts from the scheduled time, MAIL to the 250 after DATA) for
 // a two-second warm-up and the measurement.
-func BenchmarkSMTPLatencyAtHalfLoad(b *testing.B) {
-	addr := benchSMTPService(b)
+func BenchmarkSMTPLatencyAtHalfLoad(b *testing.B) { smtpLatency(b, benchSMTPService(b)) }
+
+// BenchmarkSMTPLatencyAtHalfLoadNATSProcess is the same with NATS in a
+// process of its own (bustest.StartProcess), as deployed.
+func BenchmarkSMTPLatencyAtHalfLoadNATSProcess(b *testing.B) {
+	smtpLatency(b, smtpOn(b, bustest.StartProcess(b)))
+}
+
+func smtpLatency(b *testing.B, addr string) {
 	p := loadgen.Profile{Workers: 64, Saturate: 3 * time.Second, Share: 0.5, Warmup: 2 * time.Second, Measure: *measureFor}
 	load0 := loadgen.LoadAverage()
 	b.ResetTimer()

@@ -77,9 +77,14 @@ func postSigned(c *http.Client, url string, body []byte) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// benchService starts NATS and the service over real HTTP.
+// benchService starts NATS (embedded) and the service over real HTTP.
 func benchService(b *testing.B, botToken bool) string {
 	_, js := bustest.StartJetStream(b)
+	return serveOn(b, js, botToken)
+}
+
+// serveOn starts the service over real HTTP on js.
+func serveOn(b *testing.B, js jetstream.JetStream, botToken bool) string {
 	cfg := Config{SigningSecret: secret}
 	if botToken {
 		fake := slackfake.Start(b, "acme")
@@ -118,6 +123,12 @@ func runEvents(b *testing.B, url string) {
 func BenchmarkEvents(b *testing.B) { runEvents(b, benchService(b, false)) }
 
 func BenchmarkEventsWithLookups(b *testing.B) { runEvents(b, benchService(b, true)) }
+
+// BenchmarkEventsNATSProcess is BenchmarkEvents with NATS in its own
+// process, as deployed.
+func BenchmarkEventsNATSProcess(b *testing.B) {
+	runEvents(b, serveOn(b, bustest.StartProcess(b), false))
+}
 
 func BenchmarkBareHTTP(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -175,6 +186,7 @@ func BenchmarkRawJetStreamPublish(b *testing.B) {
 // TestMain lets the latency benchmarks run their load generator in a
 // child process (loadgen.Spawn).
 func TestMain(m *testing.M) {
+	bustest.ServeChild()
 	loadgen.Register(generatorEvents, generateEvents)
 	loadgen.RunChild()
 	os.Exit(m.Run())
@@ -220,7 +232,16 @@ var measureFor = flag.Duration("slack.measure", 10*time.Second, "latency benchma
 func BenchmarkEventsLatencyAtHalfLoad(b *testing.B) {
 	p := latencyProfile()
 	p.Saturate, p.Share = 3*time.Second, 0.5
-	benchLatency(b, p)
+	benchLatency(b, benchService(b, false), p)
+}
+
+// BenchmarkEventsLatencyAtHalfLoadNATSProcess is the same with NATS in a
+// process of its own (bustest.StartProcess), as deployed: the server's Go
+// runtime then runs the service alone.
+func BenchmarkEventsLatencyAtHalfLoadNATSProcess(b *testing.B) {
+	p := latencyProfile()
+	p.Saturate, p.Share = 3*time.Second, 0.5
+	benchLatency(b, serveOn(b, bustest.StartProcess(b), false), p)
 }
 
 // BenchmarkEventsLatencyAt1000PerSecond ignores b.N: 1,000 signed events a
@@ -228,11 +249,10 @@ func BenchmarkEventsLatencyAtHalfLoad(b *testing.B) {
 func BenchmarkEventsLatencyAt1000PerSecond(b *testing.B) {
 	p := latencyProfile()
 	p.Rate = 1000
-	benchLatency(b, p)
+	benchLatency(b, benchService(b, false), p)
 }
 
-func benchLatency(b *testing.B, p loadgen.Profile) {
-	url := benchService(b, false)
+func benchLatency(b *testing.B, url string, p loadgen.Profile) {
 	load0 := loadgen.LoadAverage()
 	cpu0 := loadgen.CPUTime()
 	b.ResetTimer()
