@@ -206,6 +206,9 @@ func TestEscalateButtonEscalatesOnce(t *testing.T) {
 		!strings.Contains(text, "needs deployment knowledge") {
 		t.Errorf("escalation message = %s", text)
 	}
+	// The update can come from the action's handler or, when the action
+	// raced the send, from the delivery that records the sent message.
+	notifiertest.Eventually(t, "the hero's message updated", func() bool { return len(st.slack.Calls("chat.update")) >= 1 })
 	if u := st.slack.Calls("chat.update"); len(u) != 1 || !strings.Contains(u[0].Form.Get("text"), "acknowledged by alice") {
 		t.Errorf("updates = %+v; want the hero's message acknowledged", u)
 	}
@@ -326,6 +329,9 @@ func TestCloseButtonStopsTheEscalation(t *testing.T) {
 	act := &supportv1.Action{Id: "act-z1", Type: supportv1.ActionType_ACTION_TYPE_CLOSE, NotificationId: notificationOf(t, st.posts("U0ALICE")[0]),
 		Actor: "alice", Source: "slack", OccurredAt: timestamppb.New(st.clock.Now())}
 	st.handled(t, bus.ActionSubject("close"), act.GetId(), act)
+	// As for an ack: the action's handler or the delivery that records the
+	// sent message updates it, whichever comes second.
+	notifiertest.Eventually(t, "the hero's message updated", func() bool { return len(st.slack.Calls("chat.update")) >= 1 })
 	if u := st.slack.Calls("chat.update"); len(u) != 1 || !strings.Contains(u[0].Form.Get("text"), "closed by alice") {
 		t.Errorf("updates = %+v", u)
 	}
