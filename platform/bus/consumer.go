@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -361,23 +360,8 @@ func (c *Consumer) call(ctx context.Context, msg jetstream.Msg, h Handler) (err 
 // deadLetter publishes msg to the dead-letter stream and acks it; if the
 // publish fails, the message is retried later instead.
 func (c *Consumer) deadLetter(ctx context.Context, logger *slog.Logger, msg jetstream.Msg, stream string, seq, attempt uint64, cause error) {
-	location := c.cfg.Service + "/" + c.cfg.Durable
-	if l := ErrorLocation(cause); l != "" {
-		location += "/" + l
-	}
-	hdr := make(nats.Header, len(msg.Headers())+4)
-	for k, v := range msg.Headers() {
-		hdr[k] = v
-	}
-	hdr.Set(HeaderOriginalStream, stream)
-	if seq > 0 {
-		hdr.Set(HeaderOriginalSequence, strconv.FormatUint(seq, 10))
-	}
-	hdr.Set(HeaderDeliveryCount, strconv.FormatUint(attempt, 10))
-
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := DeadLetter(pctx, c.js, c.cfg.Service, location, msg.Subject(), msg.Data(), hdr, cause); err != nil {
+	location, err := DeadLetterDelivery(ctx, c.js, c.cfg.Service, c.cfg.Durable, msg, stream, seq, attempt, cause)
+	if err != nil {
 		delay := c.cfg.Backoff[len(c.cfg.Backoff)-1]
 		logger.Error("dead letter failed, will retry", "error", err, "cause", cause, "retry_in", delay)
 		c.nak(msg, delay)
@@ -392,13 +376,7 @@ func (c *Consumer) deadLetter(ctx context.Context, logger *slog.Logger, msg jets
 }
 
 func (c *Consumer) nak(msg jetstream.Msg, delay time.Duration) {
-	var err error
-	if delay > 0 {
-		err = msg.NakWithDelay(delay)
-	} else {
-		err = msg.Nak()
-	}
-	if err != nil {
+	if err := Nak(msg, delay); err != nil {
 		c.logger.Warn("nak failed; the message will be redelivered after AckWait", "subject", msg.Subject(), "error", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
@@ -63,6 +64,38 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, service, location s
 		return fmt.Errorf("dead-letter %s from %s: %w", subject, location, err)
 	}
 	return nil
+}
+
+// DeadLetterDelivery dead-letters a message a durable consumer gives up
+// on: its location is "<service>/<durable>" plus the cause's AtLocation,
+// and original_stream, original_sequence (when known) and delivery_count
+// say which delivery it was. It returns the location; the caller acks the
+// message once it is stored, and retries it later when it is not.
+func DeadLetterDelivery(ctx context.Context, js jetstream.JetStream, service, durable string, msg jetstream.Msg, stream string, seq, attempt uint64, cause error) (string, error) {
+	location := service + "/" + durable
+	if l := ErrorLocation(cause); l != "" {
+		location += "/" + l
+	}
+	hdr := make(nats.Header, len(msg.Headers())+3)
+	for k, v := range msg.Headers() {
+		hdr[k] = v
+	}
+	hdr.Set(HeaderOriginalStream, stream)
+	if seq > 0 {
+		hdr.Set(HeaderOriginalSequence, strconv.FormatUint(seq, 10))
+	}
+	hdr.Set(HeaderDeliveryCount, strconv.FormatUint(attempt, 10))
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return location, DeadLetter(ctx, js, service, location, msg.Subject(), msg.Data(), hdr, cause)
+}
+
+// Nak hands msg back for redelivery after delay (at once when delay is 0).
+func Nak(msg jetstream.Msg, delay time.Duration) error {
+	if delay > 0 {
+		return msg.NakWithDelay(delay)
+	}
+	return msg.Nak()
 }
 
 // deadLetterID names a dead letter after what failed where.

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -291,13 +290,7 @@ func (c *Consumer) ack(msg jetstream.Msg) {
 }
 
 func (c *Consumer) nak(msg jetstream.Msg, delay time.Duration) {
-	var err error
-	if delay > 0 {
-		err = msg.NakWithDelay(delay)
-	} else {
-		err = msg.Nak()
-	}
-	if err != nil {
+	if err := bus.Nak(msg, delay); err != nil {
 		c.logger.Warn("nak failed; the message will be redelivered after AckWait", "subject", msg.Subject(), "error", err)
 	}
 }
@@ -305,22 +298,8 @@ func (c *Consumer) nak(msg jetstream.Msg, delay time.Duration) {
 // deadLetter publishes msg to the dead-letter stream with its place and
 // reason and acks it; when that fails the message is retried later.
 func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, m meta, cause error) {
-	location := c.cfg.Service + "/" + c.cfg.Durable
-	if l := bus.ErrorLocation(cause); l != "" {
-		location += "/" + l
-	}
-	hdr := make(nats.Header, len(msg.Headers())+3)
-	for k, v := range msg.Headers() {
-		hdr[k] = v
-	}
-	hdr.Set(bus.HeaderOriginalStream, m.stream)
-	if m.seq > 0 {
-		hdr.Set(bus.HeaderOriginalSequence, strconv.FormatUint(m.seq, 10))
-	}
-	hdr.Set(bus.HeaderDeliveryCount, strconv.FormatUint(m.attempt, 10))
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := bus.DeadLetter(pctx, c.js, c.cfg.Service, location, msg.Subject(), msg.Data(), hdr, cause); err != nil {
+	location, err := bus.DeadLetterDelivery(ctx, c.js, c.cfg.Service, c.cfg.Durable, msg, m.stream, m.seq, m.attempt, cause)
+	if err != nil {
 		delay := c.cfg.Backoff[len(c.cfg.Backoff)-1]
 		c.logger.Error("dead letter failed, will retry", "error", err, "cause", cause, "retry_in", delay)
 		c.nak(msg, delay)
