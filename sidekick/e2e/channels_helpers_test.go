@@ -125,6 +125,23 @@ type consolePing struct {
 	NotificationID string
 }
 
+// awaitHeroPing waits for the console's ping of hero, with the ids a
+// Slack button's value is made of.
+func awaitHeroPing(t *testing.T, console *syncBuffer, hero string) consolePing {
+	t.Helper()
+	var ping consolePing
+	waitFor(t, 15*time.Second, "the console ping of the hero", func() bool {
+		for _, p := range consolePings(console.String()) {
+			if strings.HasPrefix(p.Line, "[notify] ping "+hero+" (Support Hero)") && p.NotificationID != "" {
+				ping = p
+				return true
+			}
+		}
+		return false
+	})
+	return ping
+}
+
 // consolePings parses the pings and pages of the console output, in order.
 // Status lines ("[notify] acknowledged for …") are not pings.
 func consolePings(out string) []consolePing {

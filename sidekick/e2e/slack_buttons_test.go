@@ -74,16 +74,7 @@ func TestSlackAckButton(t *testing.T) {
 	if code := postSlack(t, stack.HTTPAddr, secret, now.Unix(), body); code != http.StatusOK {
 		t.Fatalf("Slack message event: want 200, got %d", code)
 	}
-	var ping consolePing
-	waitFor(t, 15*time.Second, "the console ping of the hero", func() bool {
-		for _, p := range consolePings(console.String()) {
-			if strings.HasPrefix(p.Line, "[notify] ping "+hero.GetName()+" (Support Hero)") && p.NotificationID != "" {
-				ping = p
-				return true
-			}
-		}
-		return false
-	})
+	ping := awaitHeroPing(t, console, hero.GetName())
 	if cs := a.list(t, supportv1.Channel_CHANNEL_SLACK); len(cs) != 1 || cs[0].GetId() != ping.ConversationID {
 		t.Fatalf("the ping names conversation %q; conversations %v", ping.ConversationID, cs)
 	}
@@ -143,16 +134,7 @@ func TestSlackEscalateButton(t *testing.T) {
 	if code := postSlack(t, stack.HTTPAddr, secret, now.Unix(), body); code != http.StatusOK {
 		t.Fatalf("Slack message event: want 200, got %d", code)
 	}
-	var ping consolePing
-	waitFor(t, 15*time.Second, "the console ping of the hero", func() bool {
-		for _, p := range consolePings(console.String()) {
-			if strings.HasPrefix(p.Line, "[notify] ping "+hero.GetName()+" (Support Hero)") && p.NotificationID != "" {
-				ping = p
-				return true
-			}
-		}
-		return false
-	})
+	ping := awaitHeroPing(t, console, hero.GetName())
 
 	value := "conv:" + ping.ConversationID + "|notif:" + ping.NotificationID
 	// action_ts is when the click happened: not ahead of the clock, or the
