@@ -112,10 +112,16 @@ func StartJetStream(t testing.TB) (*Server, jetstream.JetStream) {
 	t.Helper()
 	s := Start(t)
 	_, js := s.Connect(t)
+	provision(t, js)
+	return s, js
+}
+
+// provision creates every Sidekick stream.
+func provision(t testing.TB, js jetstream.JetStream) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := bus.Provision(ctx, js, bus.StreamsConfig{}); err != nil {
 		t.Fatalf("provision streams: %v", err)
 	}
-	return s, js
 }

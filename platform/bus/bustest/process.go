@@ -2,19 +2,15 @@ package bustest
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/embedded"
 )
 
@@ -88,19 +84,8 @@ func StartProcess(t testing.TB) jetstream.JetStream {
 		stop()
 		t.Fatalf("nats process did not say its URL (does TestMain call bustest.ServeChild?): %v", err)
 	}
-	nc, err := nats.Connect(strings.TrimSpace(line), nats.Name(t.Name()))
-	if err != nil {
-		t.Fatalf("connect to nats process: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := bus.Provision(ctx, js, bus.StreamsConfig{}); err != nil {
-		t.Fatalf("provision streams: %v", err)
-	}
+	// A Server with only a URL: Connect works, Shutdown does nothing.
+	_, js := (&Server{url: strings.TrimSpace(line)}).Connect(t)
+	provision(t, js)
 	return js
 }
