@@ -43,7 +43,7 @@ func (s *Service) readVerified(w http.ResponseWriter, r *http.Request, route, ty
 		s.reply(w, route, failure(berr.Status, berr.Message))
 		return nil, false
 	}
-	if err := slacksig.Verify(s.secret, s.deps.Now(), r.Header.Get(slacksig.HeaderTimestamp), r.Header.Get(slacksig.HeaderSignature), body); err != nil {
+	if err := s.verifier.Verify(s.deps.Now(), r.Header.Get(slacksig.HeaderTimestamp), r.Header.Get(slacksig.HeaderSignature), body); err != nil {
 		s.metrics.events.WithLabelValues(typ, "unauthorized").Inc()
 		s.deps.Logger.Warn("slack request rejected", "route", route, "error", err, "remote", r.RemoteAddr)
 		s.reply(w, route, failure(http.StatusUnauthorized, err.Error()))

@@ -50,6 +50,7 @@ import (
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/directory"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackevent"
+	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slacksig"
 )
 
 // Name is the name of the service; dead letters go to
@@ -132,14 +133,14 @@ type Deps struct {
 
 // Service is the Slack ingest service.
 type Service struct {
-	cfg     Config
-	deps    Deps
-	secret  []byte
-	opts    slackevent.Options
-	api     *slack.Client
-	dir     *directory.Directory
-	metrics *metrics
-	closers []func() error
+	cfg      Config
+	deps     Deps
+	verifier *slacksig.Verifier
+	opts     slackevent.Options
+	api      *slack.Client
+	dir      *directory.Directory
+	metrics  *metrics
+	closers  []func() error
 }
 
 var channelID = regexp.MustCompile(`^[CGD][A-Z0-9]{2,}$`)
@@ -189,7 +190,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	s := &Service{cfg: cfg, deps: deps, secret: []byte(cfg.SigningSecret), opts: opts, metrics: newMetrics(deps.Registry)}
+	s := &Service{cfg: cfg, deps: deps, verifier: slacksig.NewVerifier([]byte(cfg.SigningSecret)), opts: opts, metrics: newMetrics(deps.Registry)}
 	if cfg.BotToken != "" || cfg.AppToken != "" {
 		o := []slack.Option{slack.OptionAppLevelToken(cfg.AppToken)}
 		if cfg.APIURL != "" {
