@@ -104,13 +104,11 @@ func (p *Publisher) Msg(e Event) (*nats.Msg, error) {
 	for k, v := range e.Header {
 		h[k] = append([]string(nil), v...)
 	}
-	h.Set(HeaderSpecVersion, SpecVersion)
-	h.Set(HeaderType, typ)
-	h.Set(HeaderSource, p.source)
-	h.Set(HeaderID, e.ID)
-	h.Set(HeaderTime, at.UTC().Format(time.RFC3339Nano))
-	h.Set(HeaderContentType, ContentTypeProtobuf)
-	h.Set(jetstream.MsgIDHeader, e.ID)
+	// The seven values share one array: one allocation instead of seven.
+	vals := [...]string{SpecVersion, typ, p.source, e.ID, at.UTC().Format(time.RFC3339Nano), ContentTypeProtobuf, e.ID}
+	for i, k := range [...]string{HeaderSpecVersion, HeaderType, HeaderSource, HeaderID, HeaderTime, HeaderContentType, jetstream.MsgIDHeader} {
+		h[k] = vals[i : i+1 : i+1]
+	}
 	return &nats.Msg{Subject: e.Subject, Header: h, Data: data}, nil
 }
 
