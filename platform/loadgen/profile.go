@@ -87,12 +87,14 @@ func (p Profile) Run(ctx context.Context, call Call) (Report, error) {
 type Reporter interface {
 	ReportMetric(n float64, unit string)
 	Logf(format string, args ...any)
+	Helper()
 }
 
 // ReportMetrics puts the report on the benchmark's line (max-UNIT/s,
 // offered-UNIT/s, p50-ms, p99-ms, max-ms, which benchstat reads) and logs
 // it whole.
 func (r Report) ReportMetrics(b Reporter, unit string) {
+	b.Helper()
 	if r.Saturated > 0 {
 		b.ReportMetric(r.Saturated, "max-"+unit+"/s")
 	}

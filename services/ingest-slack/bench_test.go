@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -37,6 +38,9 @@ import (
 //     answers 200;
 //   - BenchmarkRawJetStreamPublish: js.Publish of a payload the size of the
 //     InboundMessage the event becomes, with a Nats-Msg-Id;
+//   - BenchmarkEventsVsBare: the three above taking turns of a second for
+//     ten rounds, reporting the per-round ratios (the figure to quote: a
+//     shared machine's slow spells fall on all three alike);
 //   - BenchmarkEventsLatencyAtHalfLoad: from a load generator in a child
 //     process, finds the saturated rate of POST /slack/events, then sends
 //     at half of it on an open loop and reports the latency percentiles;
@@ -102,59 +106,33 @@ func serveOn(b *testing.B, js jetstream.JetStream, botToken bool) string {
 	return srv.URL + "/slack/events"
 }
 
-func runEvents(b *testing.B, url string) {
+// eventsCall posts signed message event i to url.
+func eventsCall(b *testing.B, url string) loadgen.Call {
 	tmpl := payload(b, "message.json")
 	c := benchClient()
-	var n atomic.Int64
-	b.SetBytes(int64(len(tmpl)))
-	b.SetParallelism(benchParallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			code, err := postSigned(c, url, eventBody(tmpl, n.Add(1)))
-			if err != nil || code != http.StatusOK {
-				b.Errorf("status %d: %v", code, err)
-			}
+	return func(_ context.Context, i int) error {
+		code, err := postSigned(c, url, eventBody(tmpl, int64(i)))
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d", code)
 		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		return err
+	}
 }
 
-func BenchmarkEvents(b *testing.B) { runEvents(b, benchService(b, false)) }
-
-func BenchmarkEventsWithLookups(b *testing.B) { runEvents(b, benchService(b, true)) }
-
-// BenchmarkEventsNATSProcess is BenchmarkEvents with NATS in its own
-// process, as deployed.
-func BenchmarkEventsNATSProcess(b *testing.B) {
-	runEvents(b, serveOn(b, bustest.StartProcess(b), false))
-}
-
-func BenchmarkBareHTTP(b *testing.B) {
+// bareServer is a net/http server whose handler reads the body and
+// answers 200: the baseline the Slack path is measured against.
+func bareServer(b *testing.B) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusOK)
 	}))
-	defer srv.Close()
-	tmpl := payload(b, "message.json")
-	c := benchClient()
-	var n atomic.Int64
-	b.SetBytes(int64(len(tmpl)))
-	b.SetParallelism(benchParallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			code, err := postSigned(c, srv.URL, eventBody(tmpl, n.Add(1)))
-			if err != nil || code != http.StatusOK {
-				b.Errorf("status %d: %v", code, err)
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+	b.Cleanup(srv.Close)
+	return srv.URL
 }
 
-func BenchmarkRawJetStreamPublish(b *testing.B) {
-	_, js := bustest.StartJetStream(b)
+// rawPublishCall publishes, with js.Publish and a Nats-Msg-Id, a payload
+// the size of the InboundMessage the benchmark's event becomes.
+func rawPublishCall(b *testing.B, js jetstream.JetStream) loadgen.Call {
 	env, err := slackevent.Parse(payload(b, "message.json"))
 	if err != nil {
 		b.Fatal(err)
@@ -168,19 +146,73 @@ func BenchmarkRawJetStreamPublish(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return func(ctx context.Context, i int) error {
+		_, err := js.Publish(ctx, bus.InboundSubject("slack"), data, jetstream.WithMsgID(fmt.Sprintf("raw-%d", i)))
+		return err
+	}
+}
+
+// runParallel runs call under b.RunParallel and reports its rate.
+func runParallel(b *testing.B, unit string, call loadgen.Call) {
 	var n atomic.Int64
-	ctx := context.Background()
-	b.SetBytes(int64(len(data)))
 	b.SetParallelism(benchParallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := js.Publish(ctx, bus.InboundSubject("slack"), data, jetstreamID(n.Add(1))); err != nil {
+			if err := call(context.Background(), int(n.Add(1))); err != nil {
 				b.Error(err)
 			}
 		}
 	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit+"/s")
+}
+
+func BenchmarkEvents(b *testing.B) { runParallel(b, "events", eventsCall(b, benchService(b, false))) }
+
+func BenchmarkEventsWithLookups(b *testing.B) {
+	runParallel(b, "events", eventsCall(b, benchService(b, true)))
+}
+
+// BenchmarkEventsNATSProcess is BenchmarkEvents with NATS in its own
+// process, as deployed.
+func BenchmarkEventsNATSProcess(b *testing.B) {
+	runParallel(b, "events", eventsCall(b, serveOn(b, bustest.StartProcess(b), false)))
+}
+
+func BenchmarkBareHTTP(b *testing.B) { runParallel(b, "requests", eventsCall(b, bareServer(b))) }
+
+func BenchmarkRawJetStreamPublish(b *testing.B) {
+	_, js := bustest.StartJetStream(b)
+	runParallel(b, "publishes", rawPublishCall(b, js))
+}
+
+var (
+	rounds   = flag.Int("slack.rounds", 10, "BenchmarkEventsVsBare: rounds")
+	roundFor = flag.Duration("slack.round", time.Second, "BenchmarkEventsVsBare: how long each path runs in a round")
+)
+
+// BenchmarkEventsVsBare ignores b.N (run it with -benchtime 1x). It
+// measures POST /slack/events, the bare handler and a raw JetStream
+// publish (to the same NATS server) in turns of -slack.round, for
+// -slack.rounds rounds, each with 16 senders per CPU, and reports the
+// median rates and the median, lowest and highest per-round ratio to the
+// bare handler and to raw publish. The target is x-bare ≥ 0.5.
+func BenchmarkEventsVsBare(b *testing.B) {
+	_, js := bustest.StartJetStream(b)
+	r, err := loadgen.Interleave(context.Background(), *rounds, benchParallelism*runtime.GOMAXPROCS(0), *roundFor,
+		loadgen.Subject{Name: "events", Call: eventsCall(b, serveOn(b, js, false))},
+		loadgen.Subject{Name: "bare", Call: eventsCall(b, bareServer(b))},
+		loadgen.Subject{Name: "raw", Call: rawPublishCall(b, js)},
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range r.Names {
+		b.ReportMetric(r.Rate(name), name+"/s")
+	}
+	r.ReportRatio(b, "events", "bare")
+	r.ReportRatio(b, "events", "raw")
+	b.Logf("\n%s", r)
 }
 
 // TestMain lets the latency benchmarks run their load generator in a
@@ -267,5 +299,3 @@ func benchLatency(b *testing.B, url string, p loadgen.Profile) {
 	rep.ReportMetrics(b, "events")
 	b.Logf("server process CPU %s over the whole run; load average before %s, after %s", (loadgen.CPUTime() - cpu0).Round(time.Millisecond), load0, loadgen.LoadAverage())
 }
-
-func jetstreamID(n int64) jetstream.PublishOpt { return jetstream.WithMsgID(fmt.Sprintf("raw-%d", n)) }
