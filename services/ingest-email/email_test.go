@@ -279,6 +279,25 @@ func TestSMTP(t *testing.T) {
 	}
 }
 
+// TestSMTPRaw8Bit: mail from an old mailer with raw Latin-1 bytes and no
+// charset is accepted and published as readable UTF-8. Before, the
+// InboundMessage could not be encoded, so the listener answered 451 and
+// the sending server retried until it bounced the mail.
+func TestSMTPRaw8Bit(t *testing.T) {
+	f := newFixture(t, Config{Recipients: []string{"hey@example.com"}})
+	addr := startSMTP(t, f)
+	if err := smtp.SendMail(addr, nil, "jose@cafe.example", []string{"hey@example.com"}, eml(t, "raw-8bit.eml")); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	msgs := f.messages(t)
+	if len(msgs) != 1 {
+		t.Fatalf("want 1 message, got %d", len(msgs))
+	}
+	if m := msgs[0]; m.GetSubject() != "Café crème: export échoue" || m.GetAuthor().GetName() != "José Martínez" {
+		t.Fatalf("published subject %q, author %q", m.GetSubject(), m.GetAuthor().GetName())
+	}
+}
+
 func TestSMTPSizeLimit(t *testing.T) {
 	f := newFixture(t, Config{MaxBytes: 1024})
 	addr := startSMTP(t, f)

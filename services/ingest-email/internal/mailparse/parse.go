@@ -16,10 +16,12 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // any charset, not only UTF-8 and ASCII
 	gomail "github.com/emersion/go-message/mail"
+	"golang.org/x/text/encoding/charmap"
 )
 
 // Email is a parsed message.
@@ -68,6 +70,13 @@ func Parse(raw []byte) (*Email, error) {
 	}
 	if m == nil {
 		return nil, fmt.Errorf("%w: no header", ErrMalformed)
+	}
+	// Old mailers put raw 8-bit text in headers without encoded words;
+	// read such values as Windows-1252 before parsing addresses from them.
+	for _, k := range []string{"From", "To", "Subject"} {
+		if v := m.Header.Get(k); !utf8.ValidString(v) {
+			m.Header.Set(k, legacyText(v))
+		}
 	}
 	h := gomail.Header{Header: m.Header}
 	e := &Email{}
@@ -158,7 +167,41 @@ func Parse(raw []byte) (*Email, error) {
 	full = normalizeNewlines(full)
 	e.Full = strings.TrimSpace(full)
 	e.Text = TrimQuoted(full)
+	e.validUTF8()
 	return e, nil
+}
+
+// legacyText returns s when it is UTF-8 and otherwise reads it as
+// Windows-1252, which is what a mailer sending raw 8-bit text without a
+// charset (or with one nobody knows) almost always means; it is a
+// superset of Latin-1, so nothing is replaced by U+FFFD.
+func legacyText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	if out, err := charmap.Windows1252.NewDecoder().String(s); err == nil {
+		return out
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// validUTF8 makes every text of e UTF-8: a message may carry raw 8-bit
+// bytes anywhere (a body part without a charset, an unknown charset, an
+// id or an attachment name), and the InboundMessage it becomes, like any
+// protobuf string, must be UTF-8.
+func (e *Email) validUTF8() {
+	for _, s := range []*string{&e.MessageID, &e.InReplyTo, &e.From.Name, &e.From.Address, &e.Subject, &e.Text, &e.Full, &e.Automated, &e.AuthResults} {
+		*s = legacyText(*s)
+	}
+	for i := range e.References {
+		e.References[i] = legacyText(e.References[i])
+	}
+	for i := range e.To {
+		e.To[i].Name, e.To[i].Address = legacyText(e.To[i].Name), legacyText(e.To[i].Address)
+	}
+	for i := range e.Attachments {
+		e.Attachments[i].Name, e.Attachments[i].ContentType = legacyText(e.Attachments[i].Name), legacyText(e.Attachments[i].ContentType)
+	}
 }
 
 // ThreadRoot is the id of the first message of the thread this one belongs

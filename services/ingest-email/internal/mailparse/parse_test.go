@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func load(t *testing.T, name string) *Email {
@@ -49,6 +50,28 @@ func TestMultipartAlternativeLatin1PrefersPlain(t *testing.T) {
 	}
 	if e.Text != `Der Export schlägt fehl: "Größe überschritten".` {
 		t.Fatalf("quoted-printable ISO-8859-1 text: %q", e.Text)
+	}
+}
+
+// TestRaw8BitIsReadAsWindows1252: an old mailer's raw Latin-1 bytes in
+// headers (no encoded words), a text part without a charset and an
+// attachment name all come out as the text the sender meant, in UTF-8.
+// Before, the From address did not parse (the message was refused) and
+// the other strings were invalid UTF-8, which no protobuf message can
+// carry, so the message could not be published.
+func TestRaw8BitIsReadAsWindows1252(t *testing.T) {
+	e := load(t, "raw-8bit.eml")
+	if e.From.Name != "José Martínez" || e.From.Address != "jose@cafe.example" {
+		t.Errorf("from %+v", e.From)
+	}
+	if e.Subject != "Café crème: export échoue" {
+		t.Errorf("subject %q", e.Subject)
+	}
+	if e.Text != "Bonjour, l'export échoue depuis hier. Merci d'avance – José" {
+		t.Errorf("text %q", e.Text)
+	}
+	if len(e.Attachments) != 1 || e.Attachments[0].Name != "résumé.csv" {
+		t.Errorf("attachments %+v", e.Attachments)
 	}
 }
 
@@ -158,6 +181,19 @@ func FuzzParse(f *testing.F) {
 		}
 		if e.MessageID == "" || e.From.Address == "" {
 			t.Fatalf("parsed without id or sender: %+v", e)
+		}
+		texts := []string{e.MessageID, e.InReplyTo, e.From.Name, e.From.Address, e.Subject, e.Text, e.Full, e.Automated, e.AuthResults}
+		texts = append(texts, e.References...)
+		for _, a := range e.To {
+			texts = append(texts, a.Name, a.Address)
+		}
+		for _, a := range e.Attachments {
+			texts = append(texts, a.Name, a.ContentType)
+		}
+		for _, s := range texts {
+			if !utf8.ValidString(s) {
+				t.Fatalf("parsed text %q is not UTF-8", s)
+			}
 		}
 		_ = e.ThreadRoot()
 	})
