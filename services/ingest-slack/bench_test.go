@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -108,7 +109,11 @@ func serveOn(b *testing.B, js jetstream.JetStream, botToken bool) string {
 
 // eventsCall posts signed message event i to url.
 func eventsCall(b *testing.B, url string) loadgen.Call {
-	tmpl := payload(b, "message.json")
+	return eventsCallFor(payload(b, "message.json"), url)
+}
+
+// eventsCallFor posts tmpl, signed, as message event i to url.
+func eventsCallFor(tmpl []byte, url string) loadgen.Call {
 	c := benchClient()
 	return func(_ context.Context, i int) error {
 		code, err := postSigned(c, url, eventBody(tmpl, int64(i)))
@@ -130,22 +135,31 @@ func bareServer(b *testing.B) string {
 	return srv.URL
 }
 
-// rawPublishCall publishes, with js.Publish and a Nats-Msg-Id, a payload
-// the size of the InboundMessage the benchmark's event becomes.
+// rawPublishCall publishes, with js.Publish and a Nats-Msg-Id, the
+// InboundMessage the benchmark's event becomes.
 func rawPublishCall(b *testing.B, js jetstream.JetStream) loadgen.Call {
-	env, err := slackevent.Parse(payload(b, "message.json"))
+	data, err := inboundPayload(payload(b, "message.json"))
 	if err != nil {
 		b.Fatal(err)
+	}
+	return rawPublishCallFor(js, data)
+}
+
+// inboundPayload is the encoded InboundMessage the event tmpl becomes.
+func inboundPayload(tmpl []byte) ([]byte, error) {
+	env, err := slackevent.Parse(tmpl)
+	if err != nil {
+		return nil, err
 	}
 	it, _, err := slackevent.Classify(env, slackevent.Options{})
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	m := slackevent.Build(it, slackevent.Author(it.Sender, nil, "T061EG9R6"), "event", slackevent.Permalink("", it.Team, it.Channel, it.RootTS), time.Now())
-	data, err := proto.Marshal(m)
-	if err != nil {
-		b.Fatal(err)
-	}
+	return proto.Marshal(m)
+}
+
+func rawPublishCallFor(js jetstream.JetStream, data []byte) loadgen.Call {
 	return func(ctx context.Context, i int) error {
 		_, err := js.Publish(ctx, bus.InboundSubject("slack"), data, jetstream.WithMsgID(fmt.Sprintf("raw-%d", i)))
 		return err
@@ -207,6 +221,22 @@ func BenchmarkEventsVsBare(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	reportRounds(b, r)
+}
+
+// BenchmarkEventsVsBareChild is BenchmarkEventsVsBare with the senders in
+// a child process (loadgen.Spawn), as Slack's are not in ours.
+func BenchmarkEventsVsBareChild(b *testing.B) {
+	srv, js := bustest.StartJetStream(b)
+	in := compareLoad{EventsURL: serveOn(b, js, false), BareURL: bareServer(b), NATSURL: srv.URL(), Rounds: *rounds, Round: *roundFor, Workers: benchParallelism * runtime.GOMAXPROCS(0)}
+	var r loadgen.Rounds
+	if err := loadgen.Spawn(context.Background(), generatorCompare, in, &r); err != nil {
+		b.Fatal(err)
+	}
+	reportRounds(b, &r)
+}
+
+func reportRounds(b *testing.B, r *loadgen.Rounds) {
 	for _, name := range r.Names {
 		b.ReportMetric(r.Rate(name), name+"/s")
 	}
@@ -215,11 +245,46 @@ func BenchmarkEventsVsBare(b *testing.B) {
 	b.Logf("\n%s", r)
 }
 
+// generatorCompare runs BenchmarkEventsVsBareChild's rounds in the child.
+const generatorCompare = "slack-compare"
+
+type compareLoad struct {
+	EventsURL, BareURL, NATSURL string
+	Rounds, Workers             int
+	Round                       time.Duration
+}
+
+func generateCompare(ctx context.Context, in compareLoad) (any, error) {
+	tmpl, err := os.ReadFile("internal/slackevent/testdata/message.json")
+	if err != nil {
+		return nil, err
+	}
+	data, err := inboundPayload(tmpl)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(in.NATSURL)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return loadgen.Interleave(ctx, in.Rounds, in.Workers, in.Round,
+		loadgen.Subject{Name: "events", Call: eventsCallFor(tmpl, in.EventsURL)},
+		loadgen.Subject{Name: "bare", Call: eventsCallFor(tmpl, in.BareURL)},
+		loadgen.Subject{Name: "raw", Call: rawPublishCallFor(js, data)},
+	)
+}
+
 // TestMain lets the latency benchmarks run their load generator in a
 // child process (loadgen.Spawn).
 func TestMain(m *testing.M) {
 	bustest.ServeChild()
 	loadgen.Register(generatorEvents, generateEvents)
+	loadgen.Register(generatorCompare, generateCompare)
 	loadgen.RunChild()
 	os.Exit(m.Run())
 }
@@ -238,14 +303,7 @@ func generateEvents(ctx context.Context, in eventsLoad) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := benchClient()
-	return in.Profile.Run(ctx, func(_ context.Context, i int) error {
-		code, err := postSigned(c, in.URL, eventBody(tmpl, int64(i)))
-		if err == nil && code != http.StatusOK {
-			err = fmt.Errorf("status %d", code)
-		}
-		return err
-	})
+	return in.Profile.Run(ctx, eventsCallFor(tmpl, in.URL))
 }
 
 // latencyProfile measures for -slack.measure after a two-second warm-up.
