@@ -34,10 +34,10 @@ build: ## Build every binary into bin/
 ensure-postgres:
 	@scripts/ensure-postgres.sh
 
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Build buf and the protoc plugins pinned in proto/tools/go.mod
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-go-vtproto ## Build buf and the protoc plugins pinned in proto/tools/go.mod
 
-$(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc: proto/tools/go.mod
-	cd proto/tools && GOWORK=off $(GO) build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+$(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-go-vtproto: proto/tools/go.mod
+	cd proto/tools && GOWORK=off $(GO) build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto
 
 proto: tools ## Regenerate the Go code from proto/
 	cd proto && rm -rf gen && PATH="$(BIN):$$PATH" buf generate

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -191,7 +192,29 @@ func TestPublishHeadersAndDecode(t *testing.T) {
 	if !errors.Is(err, bus.ErrContentType) || !bus.IsPermanent(err) {
 		t.Errorf("decode of JSON: %v", err)
 	}
+
+	// A MarshalVT encoder does not check that strings are UTF-8; Decode
+	// does, and refuses such a message permanently, so it is dead-lettered.
+	latin1 := rawVT{StringValue: wrapperspb.String(""), data: protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "caf\xe9")}
+	if _, err := p.Publish(ctx, bus.Event{Subject: bus.InboundSubject("email"), ID: "latin1", Message: latin1}); err != nil {
+		t.Fatal(err)
+	}
+	msg, err = cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Decode(msg, &wrapperspb.StringValue{}); !bus.IsPermanent(err) || !strings.Contains(err.Error(), "UTF-8") {
+		t.Errorf("decode of a string that is not UTF-8: %v", err)
+	}
 }
+
+// rawVT is a message whose MarshalVT returns data as it is.
+type rawVT struct {
+	*wrapperspb.StringValue
+	data []byte
+}
+
+func (r rawVT) MarshalVT() ([]byte, error) { return r.data, nil }
 
 func TestPublishAll(t *testing.T) {
 	needNATS(t)

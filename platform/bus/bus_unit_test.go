@@ -88,6 +88,34 @@ func TestPermanentAndLocation(t *testing.T) {
 	}
 }
 
+// vtString is a StringValue with a MarshalVT of its own, which encodes a
+// different value, so the test sees which encoder the publisher took.
+type vtString struct{ *wrapperspb.StringValue }
+
+func (v vtString) MarshalVT() ([]byte, error) {
+	return proto.Marshal(wrapperspb.String("vt:" + v.Value))
+}
+
+func TestPublisherEncodesWithMarshalVT(t *testing.T) {
+	p := NewPublisher(nil, "sidekick/test")
+	for _, c := range []struct {
+		msg  proto.Message
+		want string
+	}{
+		{vtString{wrapperspb.String("hi")}, "vt:hi"},
+		{wrapperspb.String("hi"), "hi"},
+	} {
+		m, err := p.Msg(Event{Subject: "support.inbound.slack", ID: "Ev1", Message: c.msg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got wrapperspb.StringValue
+		if err := proto.Unmarshal(m.Data, &got); err != nil || got.Value != c.want {
+			t.Errorf("%T encoded as %q (%v), want %q", c.msg, got.Value, err, c.want)
+		}
+	}
+}
+
 func TestPublisherMsgHeaders(t *testing.T) {
 	at := time.Date(2025, 3, 4, 5, 6, 7, 890, time.FixedZone("CET", 3600))
 	p := NewPublisher(nil, "sidekick/test", WithClock(func() time.Time { return at }))
