@@ -26,6 +26,13 @@ func (e *BodyError) Error() string { return e.Message }
 // declares its length is refused before it is read when the length is over
 // the limit, and otherwise read into one buffer of that size.
 func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *BodyError) {
+	return ReadBodyInto(w, r, max, nil)
+}
+
+// ReadBodyInto is ReadBody reading into buf's array when the body fits in
+// its capacity (the result then aliases buf), so that a handler on a hot
+// path can reuse one buffer after another instead of allocating each.
+func ReadBodyInto(w http.ResponseWriter, r *http.Request, max int64, buf []byte) ([]byte, *BodyError) {
 	if r.ContentLength > max {
 		return nil, tooLarge(max)
 	}
@@ -34,12 +41,31 @@ func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *BodyE
 		b   []byte
 		err error
 	)
-	if r.ContentLength > 0 {
+	switch {
+	case r.ContentLength > 0:
 		// net/http ends the body at Content-Length, so it is all there is.
-		b = make([]byte, r.ContentLength)
+		if int64(cap(buf)) >= r.ContentLength {
+			b = buf[:r.ContentLength]
+		} else {
+			b = make([]byte, r.ContentLength)
+		}
 		_, err = io.ReadFull(body, b)
-	} else {
-		b, err = io.ReadAll(body)
+	default:
+		// io.ReadAll's loop, starting from buf.
+		b = buf[:0]
+		for {
+			if len(b) == cap(b) {
+				b = append(b, 0)[:len(b)]
+			}
+			n, rerr := body.Read(b[len(b):cap(b)])
+			b = b[:len(b)+n]
+			if rerr != nil {
+				if rerr != io.EOF {
+					err = rerr
+				}
+				break
+			}
+		}
 	}
 	if err == nil {
 		return b, nil

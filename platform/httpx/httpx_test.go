@@ -110,6 +110,35 @@ func TestReadBody(t *testing.T) {
 	}
 }
 
+func TestReadBodyIntoReusesTheBuffer(t *testing.T) {
+	buf := make([]byte, 0, 16)
+	for _, chunked := range []bool{false, true} {
+		req := httptest.NewRequest(http.MethodPost, "/", io.NopCloser(strings.NewReader("hello")))
+		req.ContentLength = 5
+		if chunked {
+			req.ContentLength = -1
+		}
+		b, err := ReadBodyInto(httptest.NewRecorder(), req, 10, buf)
+		if err != nil || string(b) != "hello" {
+			t.Fatalf("chunked %v: %q %v", chunked, b, err)
+		}
+		if &b[0] != &buf[:1][0] {
+			t.Errorf("chunked %v: read into a new array although the body fits", chunked)
+		}
+	}
+	// A body larger than the buffer gets an array of its own; the limit
+	// still holds.
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(strings.Repeat("x", 20)))
+	b, err := ReadBodyInto(httptest.NewRecorder(), req, 30, buf)
+	if err != nil || len(b) != 20 || &b[0] == &buf[:1][0] {
+		t.Fatalf("larger body: %d bytes, %v", len(b), err)
+	}
+	req = httptest.NewRequest(http.MethodPost, "/", strings.NewReader(strings.Repeat("x", 20)))
+	if _, err := ReadBodyInto(httptest.NewRecorder(), req, 10, buf); err == nil || err.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("over the limit: %+v", err)
+	}
+}
+
 type countingReader struct {
 	r io.Reader
 	n int

@@ -24,7 +24,7 @@ func ephemeral(text string) answer {
 
 // serveCommands handles POST /slack/commands (a form, as Slack sends it).
 func (s *Service) serveCommands(w http.ResponseWriter, r *http.Request) {
-	body, verified := s.readVerified(w, r, routeCommands, "command")
+	body, verified := s.readVerified(w, r, routeCommands, "command", nil)
 	if !verified {
 		return
 	}

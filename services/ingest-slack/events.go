@@ -34,10 +34,11 @@ func failure(code int, msg string) answer {
 // retryable reports whether Slack should deliver the input again.
 func (a answer) retryable() bool { return a.code >= 500 }
 
-// readVerified reads the body under the size limit and checks Slack's
-// signature, answering and counting the request itself when either fails.
-func (s *Service) readVerified(w http.ResponseWriter, r *http.Request, route, typ string) ([]byte, bool) {
-	body, berr := httpx.ReadBody(w, r, s.cfg.MaxBodyBytes)
+// readVerified reads the body under the size limit, into buf when it fits
+// (see httpx.ReadBodyInto), and checks Slack's signature, answering and
+// counting the request itself when either fails.
+func (s *Service) readVerified(w http.ResponseWriter, r *http.Request, route, typ string, buf []byte) ([]byte, bool) {
+	body, berr := httpx.ReadBodyInto(w, r, s.cfg.MaxBodyBytes, buf)
 	if berr != nil {
 		s.metrics.events.WithLabelValues(typ, berr.Result).Inc()
 		s.reply(w, route, failure(berr.Status, berr.Message))
@@ -64,16 +65,32 @@ func (s *Service) reply(w http.ResponseWriter, route string, a answer) {
 	_ = json.NewEncoder(w).Encode(a.body)
 }
 
+// eventBodies lends serveEvents its request buffers. Nothing outlives the
+// request: the parser copies what it keeps, and a dead letter is published
+// before the handler returns.
+var eventBodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBody bounds the buffers eventBodies keeps; Slack's events are
+// a few kilobytes.
+const maxPooledBody = 64 << 10
+
 // serveEvents handles POST /slack/events.
 func (s *Service) serveEvents(w http.ResponseWriter, r *http.Request) {
-	body, verified := s.readVerified(w, r, routeEvents, "unknown")
+	buf := eventBodies.Get().(*[]byte)
+	defer eventBodies.Put(buf)
+	body, verified := s.readVerified(w, r, routeEvents, "unknown", *buf)
+	if body != nil && cap(body) <= maxPooledBody {
+		*buf = body[:0]
+	}
 	if !verified {
 		return
 	}
 	if n := r.Header.Get("X-Slack-Retry-Num"); n != "" {
 		s.deps.Logger.Info("slack retried a delivery", "retry", n, "reason", r.Header.Get("X-Slack-Retry-Reason"))
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+	// Once a verified event is on its way it is finished even if Slack
+	// hangs up: it will retry, and the retry is dropped as a duplicate.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)
 	defer cancel()
 	s.reply(w, routeEvents, s.handleEvent(ctx, routeEvents, body))
 }

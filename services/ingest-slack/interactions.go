@@ -109,7 +109,7 @@ type interaction struct {
 // serveInteractions handles POST /slack/interactions: a form with one
 // field, payload, holding the JSON.
 func (s *Service) serveInteractions(w http.ResponseWriter, r *http.Request) {
-	body, verified := s.readVerified(w, r, routeInteractions, "interaction")
+	body, verified := s.readVerified(w, r, routeInteractions, "interaction", nil)
 	if !verified {
 		return
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
 	"github.com/sidekickhq/sidekick/platform/logging"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackevent"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackfake"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slacksig"
 )
@@ -310,7 +311,8 @@ func TestURLVerification(t *testing.T) {
 
 func TestThreadLifecycle(t *testing.T) {
 	f := newFixture(t, Config{Channels: []string{"C0LAN2Q65"}}, Deps{})
-	for _, name := range []string{"message.json", "thread_reply.json", "message_changed.json", "bot_message.json", "message_deleted.json"} {
+	names := []string{"message.json", "thread_reply.json", "message_changed.json", "bot_message.json", "message_deleted.json"}
+	for _, name := range names {
 		if rec := f.event(t, payload(t, name), signed); rec.Code != http.StatusOK {
 			t.Fatalf("%s: %d %s", name, rec.Code, rec.Body)
 		}
@@ -318,6 +320,21 @@ func TestThreadLifecycle(t *testing.T) {
 	msgs := f.inbound(t)
 	if len(msgs) != 5 {
 		t.Fatalf("want 5 messages, got %d", len(msgs))
+	}
+	// Each body is read into a buffer the next request reuses: every
+	// message must still carry its own event's id and text.
+	for i, name := range names {
+		env, err := slackevent.Parse(payload(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		it, _, err := slackevent.Classify(env, slackevent.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msgs[i].GetId() != "slack:"+env.EventID || msgs[i].GetText() != it.Text {
+			t.Errorf("message %d is %s %q, want %s's: slack:%s %q", i, msgs[i].GetId(), msgs[i].GetText(), name, env.EventID, it.Text)
+		}
 	}
 	wantKinds := []supportv1.MessageKind{
 		supportv1.MessageKind_MESSAGE_KIND_POSTED, supportv1.MessageKind_MESSAGE_KIND_POSTED, supportv1.MessageKind_MESSAGE_KIND_EDITED,
