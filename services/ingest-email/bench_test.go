@@ -48,15 +48,24 @@ const benchParallelism = 16
 func TestMain(m *testing.M) {
 	bustest.ServeChild()
 	loadgen.Register(generatorSMTP, generateSMTP)
+	loadgen.Register(generatorEmailCompare, generateEmailCompare)
 	loadgen.RunChild()
 	os.Exit(m.Run())
 }
 
 // benchMessage is a typical customer email of about 1 KB with a unique id.
-func benchMessage(i int) []byte {
-	return []byte(fmt.Sprintf("From: Jane Doe <jane@customer.io>\r\nTo: hey@example.com\r\nSubject: Dashboards stopped loading %d\r\n"+
-		"Message-ID: <bench-%d@customer.io>\r\nDate: Tue, 03 Mar 2026 10:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s",
-		i, i, strings.Repeat("Since the upgrade our dashboards do not load. Any idea?\r\n", 14)))
+func benchMessage(i int) []byte { return benchMessageFor("", i) }
+
+// benchMessageFor is benchMessage with tag in its id and subject, so that
+// paths measured side by side never send the same Message-ID.
+func benchMessageFor(tag string, i int) []byte {
+	id := fmt.Sprint(i)
+	if tag != "" {
+		id = tag + "-" + id
+	}
+	return []byte(fmt.Sprintf("From: Jane Doe <jane@customer.io>\r\nTo: hey@example.com\r\nSubject: Dashboards stopped loading %s\r\n"+
+		"Message-ID: <bench-%s@customer.io>\r\nDate: Tue, 03 Mar 2026 10:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s",
+		id, id, strings.Repeat("Since the upgrade our dashboards do not load. Any idea?\r\n", 14)))
 }
 
 // benchSMTPService starts NATS (embedded) and the service's SMTP listener.
@@ -98,7 +107,11 @@ func parallelSMTP(b *testing.B, addr string) {
 
 func BenchmarkSMTP(b *testing.B) { parallelSMTP(b, benchSMTPService(b)) }
 
-func BenchmarkBareSMTP(b *testing.B) {
+func BenchmarkBareSMTP(b *testing.B) { parallelSMTP(b, bareSMTP(b)) }
+
+// bareSMTP starts a go-smtp server that discards every message: the
+// transport's own cost.
+func bareSMTP(b *testing.B) string {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -106,8 +119,8 @@ func BenchmarkBareSMTP(b *testing.B) {
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) { return discard{}, nil }))
 	srv.Domain = "localhost"
 	go func() { _ = srv.Serve(lis) }()
-	defer srv.Close()
-	parallelSMTP(b, lis.Addr().String())
+	b.Cleanup(func() { srv.Close() })
+	return lis.Addr().String()
 }
 
 // parallelHTTP posts b.N emails to url, many at once.
@@ -175,7 +188,11 @@ func BenchmarkRawJetStreamPublish(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "emails/s")
 }
 
-var measureFor = flag.Duration("email.measure", 10*time.Second, "BenchmarkSMTPLatencyAtHalfLoad: how long to measure at half load")
+var (
+	measureFor    = flag.Duration("email.measure", 10*time.Second, "BenchmarkSMTPLatencyAtHalfLoad: how long to measure at half load")
+	compareRounds = flag.Int("email.rounds", 10, "BenchmarkEmailVsBare: rounds")
+	compareRound  = flag.Duration("email.round", time.Second, "BenchmarkEmailVsBare: how long each path runs in a round")
+)
 
 // BenchmarkSMTPLatencyAtHalfLoad ignores b.N (run it with -benchtime 1x):
 // a load generator in a child process saturates the SMTP listener for

@@ -1,11 +1,14 @@
 package mailparse
 
 import (
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	gomail "github.com/emersion/go-message/mail"
 )
 
 func load(t *testing.T, name string) *Email {
@@ -210,4 +213,56 @@ func BenchmarkParse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// dateHeader is a header with only Date: v.
+func dateHeader(v string) gomail.Header {
+	var h gomail.Header
+	h.Set("Date", v)
+	return h
+}
+
+// TestDateAgreesWithNetMail: the fast path for the usual form gives what
+// net/mail.ParseDate gives, and the other forms still parse through it.
+func TestDateAgreesWithNetMail(t *testing.T) {
+	for _, v := range []string{
+		"Tue, 03 Mar 2026 10:00:00 +0000",
+		"Tue, 3 Mar 2026 10:00:00 -0500",
+		"Tue, 03 Mar 2026 10:00:00 +0000 (UTC)",
+		"3 Mar 2026 10:00:00 +0100",
+		"Tue, 03 Mar 26 10:00 GMT",
+		"  Tue, 03 Mar 2026 10:00:00 +0000  ",
+	} {
+		want, err := mail.ParseDate(v)
+		if err != nil {
+			t.Fatalf("net/mail cannot parse %q: %v", v, err)
+		}
+		if got := date(dateHeader(v)); !got.Equal(want) || got.Location().String() != want.Location().String() {
+			t.Errorf("%q: %v, net/mail says %v", v, got, want)
+		}
+	}
+	if got := date(dateHeader("yesterday")); !got.IsZero() {
+		t.Errorf("unparseable date gave %v", got)
+	}
+}
+
+// FuzzDate: whenever net/mail parses a Date, date gives the same instant;
+// whenever it does not, date gives none.
+func FuzzDate(f *testing.F) {
+	f.Add("Tue, 03 Mar 2026 10:00:00 +0000")
+	f.Add("Tue, 3 Mar 2026 10:00:00 -0500")
+	f.Add("Mon, 31 Feb 2026 25:00:00 +0000")
+	f.Fuzz(func(t *testing.T, v string) {
+		if strings.ContainsAny(v, "\r\n") {
+			return
+		}
+		want, err := mail.ParseDate(v)
+		got := date(dateHeader(v))
+		if err != nil && !got.IsZero() {
+			t.Fatalf("%q: date %v, net/mail refuses it: %v", v, got, err)
+		}
+		if err == nil && !got.Equal(want) {
+			t.Fatalf("%q: date %v, net/mail %v", v, got, want)
+		}
+	})
 }
