@@ -83,14 +83,15 @@ func (r *Rounds) Ratios(a, b string) []float64 {
 }
 
 // ReportRatio puts the median, lowest and highest of a's rate over b's on
-// the benchmark's line as "x-b", "x-b-min" and "x-b-max", and logs every
+// the benchmark's line as "a/b", "a/b-min" and "a/b-max", and logs every
 // round.
 func (r *Rounds) ReportRatio(rep Reporter, a, b string) {
 	rep.Helper()
 	ratios := r.Ratios(a, b)
-	rep.ReportMetric(median(ratios), "x-"+b)
-	rep.ReportMetric(ratios[0], "x-"+b+"-min")
-	rep.ReportMetric(ratios[len(ratios)-1], "x-"+b+"-max")
+	unit := a + "/" + b
+	rep.ReportMetric(median(ratios), unit)
+	rep.ReportMetric(ratios[0], unit+"-min")
+	rep.ReportMetric(ratios[len(ratios)-1], unit+"-max")
 	var s strings.Builder
 	for _, v := range ratios {
 		fmt.Fprintf(&s, " %.3f", v)

@@ -210,7 +210,7 @@ var (
 // publish (to the same NATS server) in turns of -slack.round, for
 // -slack.rounds rounds, each with 16 senders per CPU, and reports the
 // median rates and the median, lowest and highest per-round ratio to the
-// bare handler and to raw publish. The target is x-bare ≥ 0.5.
+// bare handler and to raw publish. The target is events/bare ≥ 0.5.
 func BenchmarkEventsVsBare(b *testing.B) {
 	_, js := bustest.StartJetStream(b)
 	r, err := loadgen.Interleave(context.Background(), *rounds, benchParallelism*runtime.GOMAXPROCS(0), *roundFor,

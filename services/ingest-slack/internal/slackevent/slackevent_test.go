@@ -402,7 +402,8 @@ func BenchmarkNormalize(b *testing.B) {
 			b.Fatal(err)
 		}
 		m := Build(it, Author(it.Sender, nil, env.TeamID), "event", Permalink("", it.Team, it.Channel, it.RootTS), time.Unix(0, 0))
-		if _, err := proto.Marshal(m); err != nil {
+		// MarshalVT, as bus.Publisher encodes it.
+		if _, err := m.MarshalVT(); err != nil {
 			b.Fatal(err)
 		}
 	}
