@@ -76,11 +76,7 @@ func benchSMTPService(b *testing.B) string {
 
 // smtpOn starts the service's SMTP listener publishing to js.
 func smtpOn(b *testing.B, js jetstream.JetStream) string {
-	svc, err := New(Config{InboundToken: "x", MaxBytes: 1 << 20}, Deps{Publisher: bus.NewPublisher(js, "bench"), Registry: prometheus.NewRegistry()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return startSMTP(b, &fixture{js: js, svc: svc})
+	return startSMTP(b, &fixture{js: js, svc: benchService(b, js)})
 }
 
 // parallelSMTP sends b.N emails over benchParallelism connections per CPU.
@@ -151,25 +147,28 @@ func parallelHTTP(b *testing.B, url string) {
 
 func BenchmarkHTTPInbound(b *testing.B) {
 	_, js := bustest.StartJetStream(b)
+	parallelHTTP(b, inboundOn(b, benchService(b, js)))
+}
+
+// benchService is the service publishing to js.
+func benchService(b *testing.B, js jetstream.JetStream) *Service {
 	svc, err := New(Config{InboundToken: "x", MaxBytes: 1 << 20}, Deps{Publisher: bus.NewPublisher(js, "bench"), Registry: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return svc
+}
+
+// inboundOn serves svc's POST /email/inbound and returns its URL.
+func inboundOn(b *testing.B, svc *Service) string {
 	mux := http.NewServeMux()
 	svc.Register(mux)
 	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	parallelHTTP(b, srv.URL+"/email/inbound")
+	b.Cleanup(srv.Close)
+	return srv.URL + "/email/inbound"
 }
 
-func BenchmarkBareHTTP(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusOK)
-	}))
-	defer srv.Close()
-	parallelHTTP(b, srv.URL)
-}
+func BenchmarkBareHTTP(b *testing.B) { parallelHTTP(b, loadgen.BareHTTP(b)) }
 
 func BenchmarkRawJetStreamPublish(b *testing.B) {
 	_, js := bustest.StartJetStream(b)
@@ -235,55 +234,11 @@ type smtpLoad struct {
 }
 
 func generateSMTP(ctx context.Context, in smtpLoad) (any, error) {
-	pool := &smtpPool{addr: in.Addr, idle: make(chan *smtp.Client, 1024)}
+	pool := newConns(func() (*smtp.Client, error) { return smtp.Dial(in.Addr) })
 	defer pool.close()
 	return in.Profile.Run(ctx, func(_ context.Context, i int) error {
-		c, err := pool.get()
-		if err != nil {
-			return err
-		}
-		if err := sendOne(c, benchMessage(i)); err != nil {
-			c.Close()
-			return err
-		}
-		pool.put(c)
-		return nil
+		return pool.with(func(c *smtp.Client) error { return sendOne(c, benchMessage(i)) })
 	})
-}
-
-// smtpPool keeps idle SMTP connections, as a relay does, and opens a new
-// one when none is idle.
-type smtpPool struct {
-	addr string
-	idle chan *smtp.Client
-}
-
-func (p *smtpPool) get() (*smtp.Client, error) {
-	select {
-	case c := <-p.idle:
-		return c, nil
-	default:
-		return smtp.Dial(p.addr)
-	}
-}
-
-func (p *smtpPool) put(c *smtp.Client) {
-	select {
-	case p.idle <- c:
-	default:
-		c.Close()
-	}
-}
-
-func (p *smtpPool) close() {
-	for {
-		select {
-		case c := <-p.idle:
-			c.Close()
-		default:
-			return
-		}
-	}
 }
 
 type discard struct{}

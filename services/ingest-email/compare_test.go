@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/smtp"
 	"net/textproto"
 	"runtime"
@@ -16,9 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
@@ -112,7 +109,7 @@ func (c *pipeClient) send(from, to string, msg []byte) error {
 func (c *pipeClient) Close() error { return c.conn.Close() }
 
 // conns keeps idle connections, as a relay's pool does, and dials a new
-// one when none is idle.
+// one when none is idle; the load generators send through it.
 type conns[C io.Closer] struct {
 	dial func() (C, error)
 	idle chan C
@@ -210,23 +207,27 @@ type emailCompare struct {
 const generatorEmailCompare = "email-compare"
 
 func generateEmailCompare(ctx context.Context, in emailCompare) (any, error) {
-	nc, err := nats.Connect(in.NATS)
+	nc, js, err := bustest.Dial(in.NATS)
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
+	var pools []interface{ close() }
+	defer func() {
+		for _, p := range pools {
+			p.close()
+		}
+	}()
 	netSMTP := func(addr, tag string) loadgen.Call {
 		p := newConns(func() (*smtp.Client, error) { return smtp.Dial(addr) })
+		pools = append(pools, p)
 		return func(_ context.Context, i int) error {
 			return p.with(func(c *smtp.Client) error { return sendOne(c, benchMessageFor(tag, i)) })
 		}
 	}
 	pipelined := func(addr, tag string, bdat bool) loadgen.Call {
 		p := newConns(func() (*pipeClient, error) { return dialPipe(addr, bdat) })
+		pools = append(pools, p)
 		return func(_ context.Context, i int) error {
 			return p.with(func(c *pipeClient) error {
 				return c.send("jane@customer.io", "hey@example.com", benchMessageFor(tag, i))
@@ -288,21 +289,9 @@ func generateEmailCompare(ctx context.Context, in emailCompare) (any, error) {
 // is half the bare HTTP handler's rate.
 func BenchmarkEmailVsBare(b *testing.B) {
 	srv, js := bustest.StartJetStream(b)
-	svc, err := New(Config{InboundToken: "x", MaxBytes: 1 << 20}, Deps{Publisher: bus.NewPublisher(js, "bench"), Registry: prometheus.NewRegistry()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	svc.Register(mux)
-	inbound := httptest.NewServer(mux)
-	b.Cleanup(inbound.Close)
-	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusOK)
-	}))
-	b.Cleanup(bare.Close)
+	svc := benchService(b, js)
 	in := emailCompare{
-		SMTP: startSMTP(b, &fixture{js: js, svc: svc}), BareSMTP: bareSMTP(b), HTTP: inbound.URL + "/email/inbound", BareHTTP: bare.URL,
+		SMTP: startSMTP(b, &fixture{js: js, svc: svc}), BareSMTP: bareSMTP(b), HTTP: inboundOn(b, svc), BareHTTP: loadgen.BareHTTP(b),
 		NATS: srv.URL(), Rounds: *compareRounds, Round: *compareRound, Workers: benchParallelism * runtime.GOMAXPROCS(0),
 	}
 	var r loadgen.Rounds

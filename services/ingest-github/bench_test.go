@@ -16,6 +16,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/loadgen"
 	"github.com/sidekickhq/sidekick/services/ingest-github/internal/ghwebhook"
 )
 
@@ -85,11 +86,7 @@ func BenchmarkWebhook(b *testing.B) {
 }
 
 func BenchmarkBareHTTP(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusOK)
-	}))
-	defer srv.Close()
+	url := loadgen.BareHTTP(b)
 	body := payload(b, "issue_comment-created.json")
 	c := benchClient()
 	b.SetBytes(int64(len(body)))
@@ -97,7 +94,7 @@ func BenchmarkBareHTTP(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		hdr := http.Header{}
 		for pb.Next() {
-			post(b, c, srv.URL, body, hdr)
+			post(b, c, url, body, hdr)
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
@@ -15,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/loadgen"
 )
 
 // Run side by side with: go test -run x -bench . -benchtime 1x
@@ -59,13 +58,9 @@ func BenchmarkSentryStorm(b *testing.B) {
 }
 
 func BenchmarkBareHTTPStorm(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusOK)
-	}))
-	defer srv.Close()
+	url := loadgen.BareHTTP(b)
 	for i := range b.N {
-		lat, elapsed, _ := storm(b, srv.URL, fmt.Sprintf("bare%d", i), stormEvents, stormIssues, stormConc)
+		lat, elapsed, _ := storm(b, url, fmt.Sprintf("bare%d", i), stormEvents, stormIssues, stormConc)
 		b.ReportMetric(float64(stormEvents)/elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(p99(lat).Microseconds())/1000, "p99-ms")
 	}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -124,17 +123,6 @@ func eventsCallFor(tmpl []byte, url string) loadgen.Call {
 	}
 }
 
-// bareServer is a net/http server whose handler reads the body and
-// answers 200: the baseline the Slack path is measured against.
-func bareServer(b *testing.B) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusOK)
-	}))
-	b.Cleanup(srv.Close)
-	return srv.URL
-}
-
 // rawPublishCall publishes, with js.Publish and a Nats-Msg-Id, the
 // InboundMessage the benchmark's event becomes.
 func rawPublishCall(b *testing.B, js jetstream.JetStream) loadgen.Call {
@@ -193,7 +181,7 @@ func BenchmarkEventsNATSProcess(b *testing.B) {
 	runParallel(b, "events", eventsCall(b, serveOn(b, bustest.StartProcess(b), false)))
 }
 
-func BenchmarkBareHTTP(b *testing.B) { runParallel(b, "requests", eventsCall(b, bareServer(b))) }
+func BenchmarkBareHTTP(b *testing.B) { runParallel(b, "requests", eventsCall(b, loadgen.BareHTTP(b))) }
 
 func BenchmarkRawJetStreamPublish(b *testing.B) {
 	_, js := bustest.StartJetStream(b)
@@ -215,7 +203,7 @@ func BenchmarkEventsVsBare(b *testing.B) {
 	_, js := bustest.StartJetStream(b)
 	r, err := loadgen.Interleave(context.Background(), *rounds, benchParallelism*runtime.GOMAXPROCS(0), *roundFor,
 		loadgen.Subject{Name: "events", Call: eventsCall(b, serveOn(b, js, false))},
-		loadgen.Subject{Name: "bare", Call: eventsCall(b, bareServer(b))},
+		loadgen.Subject{Name: "bare", Call: eventsCall(b, loadgen.BareHTTP(b))},
 		loadgen.Subject{Name: "raw", Call: rawPublishCall(b, js)},
 	)
 	if err != nil {
@@ -228,7 +216,7 @@ func BenchmarkEventsVsBare(b *testing.B) {
 // a child process (loadgen.Spawn), as Slack's are not in ours.
 func BenchmarkEventsVsBareChild(b *testing.B) {
 	srv, js := bustest.StartJetStream(b)
-	in := compareLoad{EventsURL: serveOn(b, js, false), BareURL: bareServer(b), NATSURL: srv.URL(), Rounds: *rounds, Round: *roundFor, Workers: benchParallelism * runtime.GOMAXPROCS(0)}
+	in := compareLoad{EventsURL: serveOn(b, js, false), BareURL: loadgen.BareHTTP(b), NATSURL: srv.URL(), Rounds: *rounds, Round: *roundFor, Workers: benchParallelism * runtime.GOMAXPROCS(0)}
 	var r loadgen.Rounds
 	if err := loadgen.Spawn(context.Background(), generatorCompare, in, &r); err != nil {
 		b.Fatal(err)
@@ -263,15 +251,11 @@ func generateCompare(ctx context.Context, in compareLoad) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(in.NATSURL)
+	nc, js, err := bustest.Dial(in.NATSURL)
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
 	return loadgen.Interleave(ctx, in.Rounds, in.Workers, in.Round,
 		loadgen.Subject{Name: "events", Call: eventsCallFor(tmpl, in.EventsURL)},
 		loadgen.Subject{Name: "bare", Call: eventsCallFor(tmpl, in.BareURL)},

@@ -72,16 +72,30 @@ func (s *Server) NATS() *server.Server {
 // JetStream handle on it; the connection is closed when the test ends.
 func (s *Server) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.URL(), nats.Name(t.Name()), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, js, err := dial(s.URL(), nats.Name(t.Name()))
 	if err != nil {
 		t.Fatalf("connect to embedded nats: %v", err)
 	}
 	t.Cleanup(nc.Close)
+	return nc, js
+}
+
+// Dial connects to the NATS server at url for code that has no testing.TB,
+// such as a load generator in a child process (loadgen.Spawn); close the
+// connection with nc.Close.
+func Dial(url string) (*nats.Conn, jetstream.JetStream, error) { return dial(url) }
+
+func dial(url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))...)
+	if err != nil {
+		return nil, nil, err
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
-		t.Fatalf("jetstream: %v", err)
+		nc.Close()
+		return nil, nil, err
 	}
-	return nc, js
+	return nc, js, nil
 }
 
 // Shutdown stops the server, keeping its store; clients see NATS down.

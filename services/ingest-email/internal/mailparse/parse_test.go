@@ -202,8 +202,12 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func BenchmarkParse(b *testing.B) {
-	raw, err := os.ReadFile("testdata/reply-attachment.eml")
+func BenchmarkParse(b *testing.B) { benchParse(b, "reply-attachment.eml") }
+
+func BenchmarkParsePlain(b *testing.B) { benchParse(b, "plain.eml") }
+
+func benchParse(b *testing.B, name string) {
+	raw, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		b.Fatal(err)
 	}
