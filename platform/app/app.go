@@ -258,7 +258,7 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 		Registry: prometheus.WrapRegistererWith(prometheus.Labels{"service": spec.Name}, reg),
 		NC:       nc, JS: js, Pool: pool, Reporter: reporter, Health: health,
 		Dial: func(addr string) (*grpc.ClientConn, error) {
-			return grpcx.Dial(addr, grpcx.DialOptions{Token: common.GRPCToken, TLS: grpcTLS.ClientConfig()})
+			return grpcx.Dial(addr, grpcx.DialOptions{Token: common.GRPCToken, TLS: grpcTLS.ClientConfig(), Roots: grpcTLS.ClientRoots()})
 		},
 	}
 	svc, err := build(ctx, kit)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -181,6 +182,10 @@ type DialOptions struct {
 	// ServerName, when set, replaces the host part of addr as the name the
 	// server's certificate must carry.
 	TLS *tls.Config
+	// Roots, when set with TLS, gives the CA bundle to verify the server
+	// against at each handshake, instead of TLS.RootCAs: a reconnection
+	// after the bundle changed uses the new one (see TLS.ClientRoots).
+	Roots func() (*x509.CertPool, error)
 }
 
 // Dial creates a client connection that sends the bearer token (if any) on
@@ -189,6 +194,9 @@ func Dial(addr string, o DialOptions) (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
 	if o.TLS != nil {
 		creds = credentials.NewTLS(o.TLS)
+		if o.Roots != nil {
+			creds = reloadingRoots{TransportCredentials: creds, config: o.TLS, roots: o.Roots}
+		}
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if o.TLS != nil && o.TLS.ServerName != "" {
@@ -204,6 +212,30 @@ func Dial(addr string, o DialOptions) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("grpc dial %s: %w", addr, err)
 	}
 	return cc, nil
+}
+
+// reloadingRoots are TLS client credentials that verify each new
+// connection's server against the roots as they are at its handshake;
+// crypto/tls does the verification, name check included.
+type reloadingRoots struct {
+	credentials.TransportCredentials
+	config *tls.Config
+	roots  func() (*x509.CertPool, error)
+}
+
+func (r reloadingRoots) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	pool, err := r.roots()
+	if err != nil {
+		return nil, nil, err
+	}
+	c := r.config.Clone()
+	c.RootCAs = pool
+	return credentials.NewTLS(c).ClientHandshake(ctx, authority, raw)
+}
+
+func (r reloadingRoots) Clone() credentials.TransportCredentials {
+	r.TransportCredentials = r.TransportCredentials.Clone()
+	return r
 }
 
 type bearer struct {

@@ -34,15 +34,15 @@ var (
 	ErrTLSCA      = errors.New("TLS CA bundle")
 )
 
-// TLS hands the files' current contents to TLS handshakes. The certificate
-// and key are checked on every handshake and read again when either file
-// changed (another inode, modification time or size), so certificates that
-// cert-manager or a Kubernetes Secret volume rotate in place are used without
-// a restart. The CA bundle is read once, by LoadTLS.
+// TLS hands the files' current contents to TLS handshakes. The files are
+// checked on every handshake and read again when one changed (another
+// inode, modification time or size), so certificates and CA bundles that
+// cert-manager or a Kubernetes Secret volume rotate in place are used
+// without a restart.
 type TLS struct {
 	files  TLSFiles
-	pool   *x509.CertPool // nil: the system roots (client), no client certificates (server)
-	pair   *keyPair       // nil without Cert and Key
+	ca     *reloading[*x509.CertPool]   // nil: the system roots (client), no client certificates (server)
+	pair   *reloading[*tls.Certificate] // nil without Cert and Key
 	logger *slog.Logger
 }
 
@@ -60,19 +60,41 @@ func LoadTLS(f TLSFiles, logger *slog.Logger) (*TLS, error) {
 		return nil, fmt.Errorf("%w: a certificate needs its private key and a key its certificate (cert %q, key %q)", ErrTLSKeyPair, f.Cert, f.Key)
 	}
 	if f.Cert != "" {
-		t.pair = &keyPair{certFile: f.Cert, keyFile: f.Key, logger: logger}
+		t.pair = &reloading[*tls.Certificate]{
+			what: "certificate", files: []string{f.Cert, f.Key}, logger: logger,
+			load: func() (*tls.Certificate, error) {
+				cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+				if err != nil {
+					return nil, fmt.Errorf("load %s and %s: %w", f.Cert, f.Key, err)
+				}
+				return &cert, nil
+			},
+			reloaded: func(c *tls.Certificate) {
+				logger.Info("grpc: TLS certificate reloaded", "cert", f.Cert, "not_after", c.Leaf.NotAfter)
+			},
+		}
 		if _, err := t.pair.current(); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrTLSKeyPair, err)
 		}
 	}
 	if f.CA != "" {
-		pem, err := os.ReadFile(f.CA)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrTLSCA, err)
+		t.ca = &reloading[*x509.CertPool]{
+			what: "CA bundle", files: []string{f.CA}, logger: logger,
+			load: func() (*x509.CertPool, error) {
+				pem, err := os.ReadFile(f.CA)
+				if err != nil {
+					return nil, err
+				}
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(pem) {
+					return nil, fmt.Errorf("no PEM certificate in %s", f.CA)
+				}
+				return pool, nil
+			},
+			reloaded: func(*x509.CertPool) { logger.Info("grpc: TLS CA bundle reloaded", "ca", f.CA) },
 		}
-		t.pool = x509.NewCertPool()
-		if !t.pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: no PEM certificate in %s", ErrTLSCA, f.CA)
+		if _, err := t.ca.current(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrTLSCA, err)
 		}
 	}
 	return t, nil
@@ -84,7 +106,8 @@ func (t *TLS) HasCertificate() bool { return t != nil && t.pair != nil }
 
 // ServerConfig is the server side: TLS 1.2 at least (1.3 when the client
 // has it), the current certificate on each handshake, and with a CA bundle a
-// verified client certificate required (mTLS).
+// client certificate required and verified against the current bundle
+// (mTLS).
 func (t *TLS) ServerConfig() (*tls.Config, error) {
 	if !t.HasCertificate() {
 		return nil, fmt.Errorf("%w: a server needs a certificate and its key", ErrTLSKeyPair)
@@ -93,82 +116,118 @@ func (t *TLS) ServerConfig() (*tls.Config, error) {
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return t.pair.current() },
 	}
-	if t.pool != nil {
-		c.ClientCAs = t.pool
+	if t.ca != nil {
 		c.ClientAuth = tls.RequireAndVerifyClientCert
+		c.ClientCAs, _ = t.ca.current()
+		base := c.Clone()
+		// Each handshake gets the bundle as it is now.
+		c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			pool, err := t.ca.current()
+			if err != nil {
+				return nil, err
+			}
+			hc := base.Clone()
+			hc.ClientCAs = pool
+			return hc, nil
+		}
 	}
 	return c, nil
 }
 
 // ClientConfig is the client side: the server verified against the CA
-// bundle (or the system roots), and the current certificate presented when
-// the server asks for one. Nil on a nil *TLS (plaintext).
+// bundle as it is now (or the system roots), and the current certificate
+// presented when the server asks for one. Nil on a nil *TLS (plaintext).
+// A long-lived client also passes ClientRoots to Dial, so that a
+// connection made after the bundle changed verifies against the new one.
 func (t *TLS) ClientConfig() *tls.Config {
 	if t == nil {
 		return nil
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: t.pool, ServerName: t.files.ServerName}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.files.ServerName}
+	if t.ca != nil {
+		c.RootCAs, _ = t.ca.current()
+	}
 	if t.pair != nil {
 		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return t.pair.current() }
 	}
 	return c
 }
 
-// keyPair is a certificate and key file pair, read again when it changes.
-type keyPair struct {
-	certFile, keyFile string
-	logger            *slog.Logger
-
-	mu       sync.Mutex
-	cert     *tls.Certificate
-	certStat os.FileInfo // of the files cert was read from
-	keyStat  os.FileInfo
-	// failed is the state of the files last found unusable, so that the
-	// failure is logged once, not on every handshake.
-	failed    [2]os.FileInfo
-	hasFailed bool
+// ClientRoots returns the CA bundle as it is at each call, for
+// DialOptions.Roots; nil without a bundle (the system roots).
+func (t *TLS) ClientRoots() func() (*x509.CertPool, error) {
+	if t == nil || t.ca == nil {
+		return nil
+	}
+	return t.ca.current
 }
 
-// current returns the certificate, read again first if a file changed. A
-// changed pair that cannot be used (say, a new certificate written before
-// its key) leaves the previous one in use and is tried again on the next
-// handshake; the error is returned only when there is no previous one.
-func (p *keyPair) current() (*tls.Certificate, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	cs, err := os.Stat(p.certFile)
-	if err != nil {
-		return p.keep(err, nil, nil)
-	}
-	ks, err := os.Stat(p.keyFile)
-	if err != nil {
-		return p.keep(err, cs, nil)
-	}
-	if p.cert != nil && same(p.certStat, cs) && same(p.keyStat, ks) {
-		return p.cert, nil
-	}
-	cert, err := tls.LoadX509KeyPair(p.certFile, p.keyFile)
-	if err != nil {
-		return p.keep(fmt.Errorf("load %s and %s: %w", p.certFile, p.keyFile, err), cs, ks)
-	}
-	if p.cert != nil && cert.Leaf != nil {
-		p.logger.Info("grpc: TLS certificate reloaded", "cert", p.certFile, "not_after", cert.Leaf.NotAfter)
-	}
-	p.cert, p.certStat, p.keyStat, p.hasFailed = &cert, cs, ks, false
-	return p.cert, nil
+// reloading is what was loaded from some files, loaded again when one of
+// them changes.
+type reloading[T any] struct {
+	what     string // for the log: "certificate", "CA bundle"
+	files    []string
+	load     func() (T, error)
+	reloaded func(T) // after a reload (not the first load)
+	logger   *slog.Logger
+
+	mu     sync.Mutex
+	val    T
+	ok     bool
+	stats  []os.FileInfo // of the files val was loaded from
+	failed []os.FileInfo // the files' state last found unusable, so that the failure is logged once, not on every handshake
 }
 
-// keep returns the certificate in use after a failed reload, logging the
-// failure once per state of the files.
-func (p *keyPair) keep(err error, cs, ks os.FileInfo) (*tls.Certificate, error) {
-	if p.cert == nil {
-		return nil, err
+// current returns the value, loaded again first if a file changed. A
+// change that cannot be used (say, a new certificate written before its
+// key) leaves the previous value in use and is tried again on the next
+// handshake; the error is returned only when there is no previous value.
+func (r *reloading[T]) current() (T, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stats := make([]os.FileInfo, len(r.files))
+	for i, f := range r.files {
+		st, err := os.Stat(f)
+		if err != nil {
+			return r.keep(err, stats)
+		}
+		stats[i] = st
 	}
-	if !p.hasFailed || !same(p.failed[0], cs) || !same(p.failed[1], ks) {
-		p.logger.Warn("grpc: TLS certificate changed but cannot be used; keeping the previous one", "error", err)
-		p.failed, p.hasFailed = [2]os.FileInfo{cs, ks}, true
+	if r.ok && sameFiles(r.stats, stats) {
+		return r.val, nil
 	}
-	return p.cert, nil
+	v, err := r.load()
+	if err != nil {
+		return r.keep(err, stats)
+	}
+	if r.ok && r.reloaded != nil {
+		r.reloaded(v)
+	}
+	r.val, r.stats, r.ok, r.failed = v, stats, true, nil
+	return v, nil
+}
+
+// keep returns the value in use after a failed reload, logging the failure
+// once per state of the files.
+func (r *reloading[T]) keep(err error, stats []os.FileInfo) (T, error) {
+	if !r.ok {
+		var zero T
+		return zero, err
+	}
+	if r.failed == nil || !sameFiles(r.failed, stats) {
+		r.logger.Warn("grpc: TLS "+r.what+" changed but cannot be used; keeping the previous one", "error", err)
+		r.failed = stats
+	}
+	return r.val, nil
+}
+
+func sameFiles(a, b []os.FileInfo) bool {
+	for i := range a {
+		if !same(a[i], b[i]) {
+			return false
+		}
+	}
+	return len(a) == len(b)
 }
 
 // same reports whether two stats describe the same file contents, as far

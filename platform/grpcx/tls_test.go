@@ -210,6 +210,69 @@ func TestRotatedCertificatesArePickedUp(t *testing.T) {
 	expect("server-3", "client-2")
 }
 
+// TestRotatedCAIsPickedUp: moving from one CA to the next the way
+// cert-manager does it (a bundle holding both, then the new one alone)
+// needs no restart, on either side of a connection.
+func TestRotatedCAIsPickedUp(t *testing.T) {
+	ca1 := grpcxtest.NewCA(t, "sidekick CA 1")
+	srv := ca1.WriteFiles(t, "server", "127.0.0.1")
+	_, addr := serve(t, ServerOptions{Token: "s3cret", TLS: serverConfig(t, files(srv, srv.CAFile))}, okHandler)
+	cli := ca1.WriteFiles(t, "client")
+	clientTLS := loadTLS(t, files(cli, cli.CAFile))
+	// call opens a new connection, as a client does after the server
+	// closed the old one, with dial options made once, as a service's are.
+	call := func(o DialOptions) error {
+		t.Helper()
+		cc, err := Dial(addr, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return cc.Invoke(ctx, "/sidekick.test.v1.Test/Call", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{})
+	}
+	client := DialOptions{Token: "s3cret", TLS: clientTLS.ClientConfig(), Roots: clientTLS.ClientRoots()}
+	if err := call(client); err != nil {
+		t.Fatal(err)
+	}
+	// A client that keeps a certificate from the first CA.
+	staleTLS := loadTLS(t, files(ca1.WriteFiles(t, "stale"), cli.CAFile))
+	stale := DialOptions{Token: "s3cret", TLS: staleTLS.ClientConfig(), Roots: staleTLS.ClientRoots()}
+
+	// Both CAs trusted; the server already has its certificate from the
+	// new one: the client must take the new bundle to accept it.
+	ca2 := grpcxtest.NewCA(t, "sidekick CA 2")
+	both := append(append([]byte(nil), ca1.PEM...), ca2.PEM...)
+	cert, key := ca2.Issue(t, "server", "127.0.0.1")
+	srv.Update(t, cert, key, both)
+	cert, key = ca1.Issue(t, "client")
+	cli.Update(t, cert, key, both)
+	if err := call(client); err != nil {
+		t.Fatalf("server certificate from the new CA, both in the bundles: %v", err)
+	}
+
+	// The new CA alone: the server must take the new bundle to refuse a
+	// client certificate from the old one.
+	cert, key = ca2.Issue(t, "server", "127.0.0.1")
+	srv.Update(t, cert, key, ca2.PEM)
+	cert, key = ca2.Issue(t, "client")
+	cli.Update(t, cert, key, ca2.PEM)
+	if err := call(client); err != nil {
+		t.Fatalf("everything from the new CA: %v", err)
+	}
+	if err := call(stale); status.Code(err) != codes.Unavailable {
+		t.Fatalf("client of the old CA after the server dropped it: want Unavailable, got %v", err)
+	}
+
+	// A bundle that cannot be read is not used: the previous one stays.
+	write(t, srv.CAFile, []byte("not PEM"))
+	write(t, cli.CAFile, []byte("not PEM"))
+	if err := call(client); err != nil {
+		t.Fatalf("after the bundles were overwritten with garbage: %v", err)
+	}
+}
+
 func write(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
