@@ -108,11 +108,32 @@ func BenchmarkBareSMTP(b *testing.B) { parallelSMTP(b, bareSMTP(b)) }
 // bareSMTP starts a go-smtp server that discards every message: the
 // transport's own cost.
 func bareSMTP(b *testing.B) string {
+	return bareSMTPWith(b, func(io.Reader) error { return nil })
+}
+
+// bareSMTPPublish starts a go-smtp server that publishes every message as
+// it came (no parsing) and answers after the PubAck: the most an SMTP
+// ingest could reach with the publish it has to make.
+func bareSMTPPublish(b *testing.B, js jetstream.JetStream) string {
+	var n atomic.Int64
+	return bareSMTPWith(b, func(r io.Reader) error {
+		raw, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		_, err = js.Publish(context.Background(), bus.InboundSubject("email"), raw, jetstream.WithMsgID(fmt.Sprintf("bare-%d", n.Add(1))))
+		return err
+	})
+}
+
+// bareSMTPWith starts a go-smtp server that accepts every sender and
+// recipient and hands each message to data.
+func bareSMTPWith(b *testing.B, data func(io.Reader) error) string {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) { return discard{}, nil }))
+	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) { return discard{data: data}, nil }))
 	srv.Domain = "localhost"
 	go func() { _ = srv.Serve(lis) }()
 	b.Cleanup(func() { srv.Close() })
@@ -241,13 +262,21 @@ func generateSMTP(ctx context.Context, in smtpLoad) (any, error) {
 	})
 }
 
-type discard struct{}
+// discard is a session that accepts everything and hands the message to
+// data, then reads what data left.
+type discard struct{ data func(io.Reader) error }
 
 func (discard) Reset()                                 {}
 func (discard) Logout() error                          { return nil }
 func (discard) Mail(string, *gosmtp.MailOptions) error { return nil }
 func (discard) Rcpt(string, *gosmtp.RcptOptions) error { return nil }
-func (discard) Data(r io.Reader) error                 { _, err := io.Copy(io.Discard, r); return err }
+func (d discard) Data(r io.Reader) error {
+	if err := d.data(r); err != nil {
+		return err
+	}
+	_, err := io.Copy(io.Discard, r)
+	return err
+}
 
 func sendOne(c *smtp.Client, msg []byte) error {
 	if err := c.Mail("jane@customer.io"); err != nil {

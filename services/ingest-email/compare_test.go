@@ -198,9 +198,9 @@ func TestSMTPPipelining(t *testing.T) {
 
 // emailCompare is what BenchmarkEmailVsBare's child process measures.
 type emailCompare struct {
-	SMTP, BareSMTP, HTTP, BareHTTP, NATS string
-	Rounds, Workers                      int
-	Round                                time.Duration
+	SMTP, BareSMTP, BareSMTPPublish, HTTP, BareHTTP, NATS string
+	Rounds, Workers                                       int
+	Round                                                 time.Duration
 }
 
 // generatorEmailCompare runs BenchmarkEmailVsBare's rounds in the child.
@@ -263,6 +263,7 @@ func generateEmailCompare(ctx context.Context, in emailCompare) (any, error) {
 		loadgen.Subject{Name: "smtp-pipelined", Call: pipelined(in.SMTP, "pipelined", false)},
 		loadgen.Subject{Name: "smtp", Call: netSMTP(in.SMTP, "smtp")},
 		loadgen.Subject{Name: "bare-smtp-bdat", Call: pipelined(in.BareSMTP, "bare-bdat", true)},
+		loadgen.Subject{Name: "bare-smtp-publish-bdat", Call: pipelined(in.BareSMTPPublish, "bare-publish-bdat", true)},
 		loadgen.Subject{Name: "http", Call: post(in.HTTP, "http")},
 		loadgen.Subject{Name: "bare-http", Call: post(in.BareHTTP, "bare-http")},
 		loadgen.Subject{Name: "raw", Call: raw},
@@ -281,7 +282,9 @@ func generateEmailCompare(ctx context.Context, in emailCompare) (any, error) {
 //     between), as relays that pipeline without CHUNKING send;
 //   - smtp: net/smtp, four round trips;
 //   - bare-smtp-bdat: a go-smtp server that discards the message, sent to
-//     like smtp-bdat;
+//     like smtp-bdat; bare-smtp-publish-bdat: one that publishes it as it
+//     came, unparsed, and answers after the PubAck (the ceiling the
+//     publish sets);
 //   - http: POST /email/inbound; bare-http: a net/http handler reading
 //     the body; raw: a synchronous JetStream publish of the email.
 //
@@ -291,7 +294,7 @@ func BenchmarkEmailVsBare(b *testing.B) {
 	srv, js := bustest.StartJetStream(b)
 	svc := benchService(b, js)
 	in := emailCompare{
-		SMTP: startSMTP(b, &fixture{js: js, svc: svc}), BareSMTP: bareSMTP(b), HTTP: inboundOn(b, svc), BareHTTP: loadgen.BareHTTP(b),
+		SMTP: startSMTP(b, &fixture{js: js, svc: svc}), BareSMTP: bareSMTP(b), BareSMTPPublish: bareSMTPPublish(b, js), HTTP: inboundOn(b, svc), BareHTTP: loadgen.BareHTTP(b),
 		NATS: srv.URL(), Rounds: *compareRounds, Round: *compareRound, Workers: benchParallelism * runtime.GOMAXPROCS(0),
 	}
 	var r loadgen.Rounds
@@ -301,7 +304,7 @@ func BenchmarkEmailVsBare(b *testing.B) {
 	for _, name := range r.Names {
 		b.ReportMetric(r.Rate(name), name+"/s")
 	}
-	for _, pair := range [][2]string{{"smtp-bdat", "bare-http"}, {"smtp-pipelined", "bare-http"}, {"smtp", "bare-http"}, {"smtp-bdat", "bare-smtp-bdat"}, {"http", "bare-http"}} {
+	for _, pair := range [][2]string{{"smtp-bdat", "bare-http"}, {"smtp-pipelined", "bare-http"}, {"smtp", "bare-http"}, {"smtp-bdat", "bare-smtp-bdat"}, {"bare-smtp-publish-bdat", "bare-http"}, {"smtp-bdat", "bare-smtp-publish-bdat"}, {"http", "bare-http"}} {
 		r.ReportRatio(b, pair[0], pair[1])
 	}
 	b.Logf("\n%s", &r)

@@ -38,9 +38,10 @@ import (
 //     answers 200;
 //   - BenchmarkRawJetStreamPublish: js.Publish of a payload the size of the
 //     InboundMessage the event becomes, with a Nats-Msg-Id;
-//   - BenchmarkEventsVsBare: the three above taking turns of a second for
-//     ten rounds, reporting the per-round ratios (the figure to quote: a
-//     shared machine's slow spells fall on all three alike);
+//   - BenchmarkEventsVsBare[Child]: the three above, and the bare handler
+//     with a publish, taking turns of a second for ten rounds, reporting
+//     the per-round ratios (the figures to quote: a shared machine's slow
+//     spells fall on all of them alike);
 //   - BenchmarkEventsLatencyAtHalfLoad: from a load generator in a child
 //     process, finds the saturated rate of POST /slack/events, then sends
 //     at half of it on an open loop and reports the latency percentiles;
@@ -147,6 +148,27 @@ func inboundPayload(tmpl []byte) ([]byte, error) {
 	return proto.Marshal(m)
 }
 
+// barePublishServer is the bare handler that, before it answers, also
+// publishes the message the event becomes and waits for the PubAck: the
+// most a Slack ingest could reach with the publish it has to make.
+func barePublishServer(b *testing.B, js jetstream.JetStream) string {
+	data, err := inboundPayload(payload(b, "message.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if _, err := js.Publish(r.Context(), bus.InboundSubject("slack"), data, jetstream.WithMsgID(fmt.Sprintf("bare-%d", n.Add(1)))); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	b.Cleanup(srv.Close)
+	return srv.URL
+}
+
 func rawPublishCallFor(js jetstream.JetStream, data []byte) loadgen.Call {
 	return func(ctx context.Context, i int) error {
 		_, err := js.Publish(ctx, bus.InboundSubject("slack"), data, jetstream.WithMsgID(fmt.Sprintf("raw-%d", i)))
@@ -194,16 +216,18 @@ var (
 )
 
 // BenchmarkEventsVsBare ignores b.N (run it with -benchtime 1x). It
-// measures POST /slack/events, the bare handler and a raw JetStream
-// publish (to the same NATS server) in turns of -slack.round, for
-// -slack.rounds rounds, each with 16 senders per CPU, and reports the
-// median rates and the median, lowest and highest per-round ratio to the
-// bare handler and to raw publish. The target is events/bare ≥ 0.5.
+// measures POST /slack/events, the bare handler, the bare handler with a
+// publish (barePublishServer) and a raw JetStream publish, all on the same
+// NATS server, in turns of -slack.round, for -slack.rounds rounds, each
+// with 16 senders per CPU, and reports the median rates and the median,
+// lowest and highest per-round ratios. The target is
+// events/bare ≥ 0.5; bare-publish/bare is the ceiling the publish sets.
 func BenchmarkEventsVsBare(b *testing.B) {
 	_, js := bustest.StartJetStream(b)
 	r, err := loadgen.Interleave(context.Background(), *rounds, benchParallelism*runtime.GOMAXPROCS(0), *roundFor,
 		loadgen.Subject{Name: "events", Call: eventsCall(b, serveOn(b, js, false))},
 		loadgen.Subject{Name: "bare", Call: eventsCall(b, loadgen.BareHTTP(b))},
+		loadgen.Subject{Name: "bare-publish", Call: eventsCall(b, barePublishServer(b, js))},
 		loadgen.Subject{Name: "raw", Call: rawPublishCall(b, js)},
 	)
 	if err != nil {
@@ -216,7 +240,10 @@ func BenchmarkEventsVsBare(b *testing.B) {
 // a child process (loadgen.Spawn), as Slack's are not in ours.
 func BenchmarkEventsVsBareChild(b *testing.B) {
 	srv, js := bustest.StartJetStream(b)
-	in := compareLoad{EventsURL: serveOn(b, js, false), BareURL: loadgen.BareHTTP(b), NATSURL: srv.URL(), Rounds: *rounds, Round: *roundFor, Workers: benchParallelism * runtime.GOMAXPROCS(0)}
+	in := compareLoad{
+		EventsURL: serveOn(b, js, false), BareURL: loadgen.BareHTTP(b), BarePublishURL: barePublishServer(b, js), NATSURL: srv.URL(),
+		Rounds: *rounds, Round: *roundFor, Workers: benchParallelism * runtime.GOMAXPROCS(0),
+	}
 	var r loadgen.Rounds
 	if err := loadgen.Spawn(context.Background(), generatorCompare, in, &r); err != nil {
 		b.Fatal(err)
@@ -229,6 +256,8 @@ func reportRounds(b *testing.B, r *loadgen.Rounds) {
 		b.ReportMetric(r.Rate(name), name+"/s")
 	}
 	r.ReportRatio(b, "events", "bare")
+	r.ReportRatio(b, "bare-publish", "bare")
+	r.ReportRatio(b, "events", "bare-publish")
 	r.ReportRatio(b, "events", "raw")
 	b.Logf("\n%s", r)
 }
@@ -237,9 +266,9 @@ func reportRounds(b *testing.B, r *loadgen.Rounds) {
 const generatorCompare = "slack-compare"
 
 type compareLoad struct {
-	EventsURL, BareURL, NATSURL string
-	Rounds, Workers             int
-	Round                       time.Duration
+	EventsURL, BareURL, BarePublishURL, NATSURL string
+	Rounds, Workers                             int
+	Round                                       time.Duration
 }
 
 func generateCompare(ctx context.Context, in compareLoad) (any, error) {
@@ -259,6 +288,7 @@ func generateCompare(ctx context.Context, in compareLoad) (any, error) {
 	return loadgen.Interleave(ctx, in.Rounds, in.Workers, in.Round,
 		loadgen.Subject{Name: "events", Call: eventsCallFor(tmpl, in.EventsURL)},
 		loadgen.Subject{Name: "bare", Call: eventsCallFor(tmpl, in.BareURL)},
+		loadgen.Subject{Name: "bare-publish", Call: eventsCallFor(tmpl, in.BarePublishURL)},
 		loadgen.Subject{Name: "raw", Call: rawPublishCallFor(js, data)},
 	)
 }
