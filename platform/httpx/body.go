@@ -53,6 +53,9 @@ func ReadBodyInto(w http.ResponseWriter, r *http.Request, max int64, buf []byte)
 	default:
 		// io.ReadAll's loop, starting from buf.
 		b = buf[:0]
+		if cap(b) == 0 {
+			b = make([]byte, 0, 512)
+		}
 		for {
 			if len(b) == cap(b) {
 				b = append(b, 0)[:len(b)]
