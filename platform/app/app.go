@@ -17,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -215,6 +216,7 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 		return err
 	}
 	logger.Info("starting", "version", buildinfo.String())
+	setMemoryLimit(logger, memlimit.FromCgroup)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -356,4 +358,16 @@ func NATSCheck(nc *nats.Conn) httpx.Check {
 		}
 		return nil
 	}}
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit of 90% of what
+// provider reports (the container's cgroup limit), so that the garbage
+// collector works harder as the heap nears the limit instead of the kernel
+// killing the process, and stays relaxed while there is room. GOMEMLIMIT,
+// when set, wins; AUTOMEMLIMIT=off turns this off, AUTOMEMLIMIT=0.8 sets
+// another ratio. Without a limit nothing changes. It returns the limit in
+// force.
+func setMemoryLimit(logger *slog.Logger, provider memlimit.Provider) int64 {
+	limit, _ := memlimit.Set(memlimit.WithLogger(logger), memlimit.WithProvider(provider)) // failures are logged
+	return limit
 }

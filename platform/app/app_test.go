@@ -3,8 +3,13 @@ package app
 import (
 	"bytes"
 	"context"
+	"log/slog"
+	"math"
+	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
 type secretConfig struct {
@@ -62,5 +67,25 @@ func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
 	err := MainIO(context.Background(), spec, []string{"migrate"}, nil, &bytes.Buffer{}, never)
 	if err == nil || !strings.Contains(err.Error(), "SIDEKICK_DATABASE_URL") {
 		t.Fatalf("want an error naming SIDEKICK_DATABASE_URL, got %v", err)
+	}
+}
+
+func TestMemoryLimitFollowsTheContainer(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	logger := slog.New(slog.DiscardHandler)
+
+	if got := setMemoryLimit(logger, memlimit.Limit(1<<30)); got != 966367641 || debug.SetMemoryLimit(-1) != 966367641 {
+		t.Fatalf("limit %d (runtime %d), want 90%% of 1 GiB = 966367641", got, debug.SetMemoryLimit(-1))
+	}
+	// No container limit: no soft limit either.
+	if got := setMemoryLimit(logger, func() (uint64, error) { return 0, memlimit.ErrNoLimit }); got != math.MaxInt64 {
+		t.Fatalf("without a limit: %d, want none (MaxInt64)", got)
+	}
+	// GOMEMLIMIT set by the operator wins.
+	debug.SetMemoryLimit(123 << 20)
+	t.Setenv("GOMEMLIMIT", "123MiB")
+	if got := setMemoryLimit(logger, memlimit.Limit(1<<30)); got != 123<<20 || debug.SetMemoryLimit(-1) != 123<<20 {
+		t.Fatalf("with GOMEMLIMIT: %d, want it left at 123 MiB", got)
 	}
 }
