@@ -38,7 +38,10 @@ import (
 //   - BenchmarkRawJetStreamPublish: a synchronous js.Publish of the email;
 //   - BenchmarkSMTPLatencyAtHalfLoad: from a load generator in a child
 //     process, the SMTP path's capacity, then latency percentiles at half
-//     of it on an open loop.
+//     of it on an open loop;
+//   - BenchmarkEmailVsBare (compare_test.go): these paths and the ceiling
+//     a publish sets, in one-second turns from a child process, with a
+//     pipelining client as relays use; the figures to quote.
 
 // benchParallelism is RunParallel's senders per GOMAXPROCS.
 const benchParallelism = 16
