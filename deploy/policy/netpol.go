@@ -199,16 +199,8 @@ func egressReaches(pols []*networkingv1.NetworkPolicy, port int32, dst workload)
 			continue
 		}
 		for _, r := range p.Spec.Egress {
-			if !portsAllow(r.Ports, corev1.ProtocolTCP, port) {
-				continue
-			}
-			if len(r.To) == 0 {
+			if ruleMatches(r.Ports, r.To, p.Namespace, port, dst) {
 				return true
-			}
-			for _, peer := range r.To {
-				if peerSelects(peer, p.Namespace, dst.ns, dst.labels) {
-					return true
-				}
 			}
 		}
 	}
@@ -223,17 +215,26 @@ func ingressAdmits(pols []*networkingv1.NetworkPolicy, port int32, src workload)
 			continue
 		}
 		for _, r := range p.Spec.Ingress {
-			if !portsAllow(r.Ports, corev1.ProtocolTCP, port) {
-				continue
-			}
-			if len(r.From) == 0 {
+			if ruleMatches(r.Ports, r.From, p.Namespace, port, src) {
 				return true
 			}
-			for _, peer := range r.From {
-				if peerSelects(peer, p.Namespace, src.ns, src.labels) {
-					return true
-				}
-			}
+		}
+	}
+	return false
+}
+
+// ruleMatches: one rule (of a policy in namespace polNS) allows TCP port
+// and, by its peers (none: everybody), the pods of w.
+func ruleMatches(ports []networkingv1.NetworkPolicyPort, peers []networkingv1.NetworkPolicyPeer, polNS string, port int32, w workload) bool {
+	if !portsAllow(ports, corev1.ProtocolTCP, port) {
+		return false
+	}
+	if len(peers) == 0 {
+		return true
+	}
+	for _, peer := range peers {
+		if peerSelects(peer, polNS, w.ns, w.labels) {
+			return true
 		}
 	}
 	return false
