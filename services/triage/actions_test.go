@@ -174,16 +174,8 @@ func TestEscalateAction(t *testing.T) {
 		}
 	}
 
-	st, err := h.js.Stream(ctx, bus.StreamDeadLetter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 1 {
-		t.Fatalf("dead letters: %d, want 1 (the unknown conversation)", info.State.Msgs)
+	if n := h.deadLetters(t); n != 1 {
+		t.Fatalf("dead letters: %d, want 1 (the unknown conversation)", n)
 	}
 	// Each action id is claimed once; the closed conversation's was not.
 	if n := triagetest.Count(t, h.pool, `SELECT count(*) FROM inbox WHERE subject = $1`, bus.ActionSubject("escalate")); n != 1 {

@@ -220,17 +220,8 @@ func TestInvalidInboundIsDeadLettered(t *testing.T) {
 	if c := only(t, convs); c.GetMessageCount() != 2 || c.GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_AWAITING_CUSTOMER {
 		t.Fatalf("conversation %v", c)
 	}
-	ctx := context.Background()
-	st, err := h.js.Stream(ctx, "SUPPORT_DEADLETTER")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 1 {
-		t.Fatalf("dead letters: %d, want 1", info.State.Msgs)
+	if n := h.deadLetters(t); n != 1 {
+		t.Fatalf("dead letters: %d, want 1", n)
 	}
 }
 

@@ -119,6 +119,21 @@ func (h *harness) settled(t testing.TB) {
 	})
 }
 
+// deadLetters is how many messages the dead-letter stream holds.
+func (h *harness) deadLetters(t testing.TB) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	st, err := h.js.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
 func TestWalkingSkeleton(t *testing.T) {
 	h := newHarness(t)
 	s, _ := h.start(t, h.deps)
