@@ -40,10 +40,9 @@ var (
 // cert-manager or a Kubernetes Secret volume rotate in place are used
 // without a restart.
 type TLS struct {
-	files  TLSFiles
-	ca     *reloading[*x509.CertPool]   // nil: the system roots (client), no client certificates (server)
-	pair   *reloading[*tls.Certificate] // nil without Cert and Key
-	logger *slog.Logger
+	files TLSFiles
+	ca    *reloading[*x509.CertPool]   // nil: the system roots (client), no client certificates (server)
+	pair  *reloading[*tls.Certificate] // nil without Cert and Key
 }
 
 // LoadTLS reads the files once, so that a mistake shows at start. It returns
@@ -55,7 +54,7 @@ func LoadTLS(f TLSFiles, logger *slog.Logger) (*TLS, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	t := &TLS{files: f, logger: logger}
+	t := &TLS{files: f}
 	if (f.Cert == "") != (f.Key == "") {
 		return nil, fmt.Errorf("%w: a certificate needs its private key and a key its certificate (cert %q, key %q)", ErrTLSKeyPair, f.Cert, f.Key)
 	}

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/sidekickhq/sidekick/platform/promreg"
 )
 
