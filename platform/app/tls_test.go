@@ -18,14 +18,14 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sidekickhq/sidekick/platform/grpcx"
-	"github.com/sidekickhq/sidekick/platform/grpcx/grpcxtest"
 	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/platform/tlstest"
 )
 
 // TestTLSConfigErrorsNameTheVariables: a TLS mistake stops the service
 // before it connects to anything, naming the variables to fix.
 func TestTLSConfigErrorsNameTheVariables(t *testing.T) {
-	ca := grpcxtest.NewCA(t, "sidekick CA")
+	ca := tlstest.NewCA(t, "sidekick CA")
 	f := ca.WriteFiles(t, "rotation")
 	notPEM := filepath.Join(t.TempDir(), "tls.crt")
 	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
@@ -108,7 +108,7 @@ func freeAddr(t *testing.T) string {
 // (Kit.Dial is one), and the health port answers grpc.health.v1 in
 // plaintext, the same answer as the main port, and nothing else.
 func TestMTLSServiceWithPlaintextHealthPort(t *testing.T) {
-	ca := grpcxtest.NewCA(t, "sidekick CA")
+	ca := tlstest.NewCA(t, "sidekick CA")
 	f := ca.WriteFiles(t, "rotation", "127.0.0.1")
 	grpcAddr, healthAddr := freeAddr(t), freeAddr(t)
 	env := []string{

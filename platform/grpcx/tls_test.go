@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/sidekickhq/sidekick/platform/grpcx/grpcxtest"
+	"github.com/sidekickhq/sidekick/platform/tlstest"
 )
 
 func okHandler(context.Context) (any, error) { return &healthpb.HealthCheckResponse{}, nil }
@@ -71,15 +71,15 @@ func callTLS(t *testing.T, addr string, files TLSFiles, token string, tweak func
 	return info.State.PeerCertificates[0].Subject.CommonName, nil
 }
 
-func files(f *grpcxtest.Files, ca string) TLSFiles {
+func files(f *tlstest.Files, ca string) TLSFiles {
 	return TLSFiles{Cert: f.Cert, Key: f.Key, CA: ca}
 }
 
 // TestMTLS: a server with a CA bundle accepts only clients whose
 // certificate that CA signed, and still wants the token on top.
 func TestMTLS(t *testing.T) {
-	ca := grpcxtest.NewCA(t, "sidekick CA")
-	other := grpcxtest.NewCA(t, "another CA")
+	ca := tlstest.NewCA(t, "sidekick CA")
+	other := tlstest.NewCA(t, "another CA")
 	srv := ca.WriteFiles(t, "rotation", "127.0.0.1", "localhost")
 	_, addr := serve(t, ServerOptions{Token: "s3cret", TLS: serverConfig(t, files(srv, srv.CAFile))}, okHandler)
 
@@ -121,7 +121,7 @@ func TestMTLS(t *testing.T) {
 // TestTLSServerName: the server's certificate must name the host dialed,
 // or the name set to replace it (a port-forward to 127.0.0.1).
 func TestTLSServerName(t *testing.T) {
-	ca := grpcxtest.NewCA(t, "sidekick CA")
+	ca := tlstest.NewCA(t, "sidekick CA")
 	srv := ca.WriteFiles(t, "rotation", "rotation.sidekick.svc")
 	_, addr := serve(t, ServerOptions{Token: "s3cret", TLS: serverConfig(t, files(srv, srv.CAFile))}, okHandler)
 	cli := ca.WriteFiles(t, "cli")
@@ -139,7 +139,7 @@ func TestTLSServerName(t *testing.T) {
 // TestMTLSReplacesTheToken: with client certificates verified a server may
 // go without a token; TLS that authenticates only the server may not.
 func TestMTLSReplacesTheToken(t *testing.T) {
-	ca := grpcxtest.NewCA(t, "sidekick CA")
+	ca := tlstest.NewCA(t, "sidekick CA")
 	srv := ca.WriteFiles(t, "rotation", "127.0.0.1")
 	if _, err := NewServer(ServerOptions{TLS: serverConfig(t, TLSFiles{Cert: srv.Cert, Key: srv.Key})}); !errors.Is(err, ErrNoToken) {
 		t.Fatalf("TLS without client certificates and without a token: want ErrNoToken, got %v", err)
@@ -155,7 +155,7 @@ func TestMTLSReplacesTheToken(t *testing.T) {
 // certificates on both sides, with no restart; a pair caught halfway
 // through a rotation leaves the previous one in use.
 func TestRotatedCertificatesArePickedUp(t *testing.T) {
-	ca := grpcxtest.NewCA(t, "sidekick CA")
+	ca := tlstest.NewCA(t, "sidekick CA")
 	srv := ca.WriteFiles(t, "server-1", "127.0.0.1")
 	var (
 		mu     sync.Mutex
@@ -214,7 +214,7 @@ func TestRotatedCertificatesArePickedUp(t *testing.T) {
 // cert-manager does it (a bundle holding both, then the new one alone)
 // needs no restart, on either side of a connection.
 func TestRotatedCAIsPickedUp(t *testing.T) {
-	ca1 := grpcxtest.NewCA(t, "sidekick CA 1")
+	ca1 := tlstest.NewCA(t, "sidekick CA 1")
 	srv := ca1.WriteFiles(t, "server", "127.0.0.1")
 	_, addr := serve(t, ServerOptions{Token: "s3cret", TLS: serverConfig(t, files(srv, srv.CAFile))}, okHandler)
 	cli := ca1.WriteFiles(t, "client")
@@ -242,7 +242,7 @@ func TestRotatedCAIsPickedUp(t *testing.T) {
 
 	// Both CAs trusted; the server already has its certificate from the
 	// new one: the client must take the new bundle to accept it.
-	ca2 := grpcxtest.NewCA(t, "sidekick CA 2")
+	ca2 := tlstest.NewCA(t, "sidekick CA 2")
 	both := append(append([]byte(nil), ca1.PEM...), ca2.PEM...)
 	cert, key := ca2.Issue(t, "server", "127.0.0.1")
 	srv.Update(t, cert, key, both)
@@ -281,7 +281,7 @@ func write(t *testing.T, path string, b []byte) {
 }
 
 func TestLoadTLSErrors(t *testing.T) {
-	ca := grpcxtest.NewCA(t, "sidekick CA")
+	ca := tlstest.NewCA(t, "sidekick CA")
 	f := ca.WriteFiles(t, "rotation", "127.0.0.1")
 	other := ca.WriteFiles(t, "other")
 	garbage := filepath.Join(t.TempDir(), "garbage.pem")

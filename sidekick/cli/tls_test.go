@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sidekickhq/sidekick/platform/grpcx"
-	"github.com/sidekickhq/sidekick/platform/grpcx/grpcxtest"
+	"github.com/sidekickhq/sidekick/platform/tlstest"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 )
 
@@ -17,7 +17,7 @@ import (
 // connects with the same SIDEKICK_GRPC_TLS_* variables as the services, or
 // the --tls-* flags, and says what is wrong when TLS fails.
 func TestTLS(t *testing.T) {
-	ca := grpcxtest.NewCA(t, "sidekick CA")
+	ca := tlstest.NewCA(t, "sidekick CA")
 	srv := ca.WriteFiles(t, "rotation", "rotation.sidekick.svc")
 	tl, err := grpcx.LoadTLS(grpcx.TLSFiles{Cert: srv.Cert, Key: srv.Key, CA: srv.CAFile}, nil)
 	if err != nil {

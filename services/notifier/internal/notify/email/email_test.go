@@ -3,15 +3,10 @@ package email_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -22,6 +17,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/sidekickhq/sidekick/platform/tlstest"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/email"
 )
@@ -152,32 +148,13 @@ func (ms *mailServer) snapshot() (accepted, attempts []delivered) {
 	return append([]delivered(nil), ms.accepted...), append([]delivered(nil), ms.attempts...)
 }
 
-// selfSigned returns a server certificate for 127.0.0.1 and a pool that
-// trusts it.
+// selfSigned returns a server certificate for 127.0.0.1 and localhost and
+// a pool that trusts it.
 func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mx.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, pool
+	ca := tlstest.NewCA(t, "mx test CA")
+	cert := ca.Certificate(t, "mx.test", "127.0.0.1", "localhost")
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, ca.Pool()
 }
 
 func channel(t *testing.T, rawURL string, roots *x509.CertPool) *email.Channel {

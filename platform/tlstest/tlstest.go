@@ -1,12 +1,14 @@
-// Package grpcxtest makes real certificates for TLS tests: a CA, the
-// certificates it signs, and PEM files laid out the way a Kubernetes Secret
-// volume lays them out, so a test can rotate them in place.
-package grpcxtest
+// Package tlstest makes real certificates for TLS tests (gRPC, SMTP): a
+// CA, the certificates it signs, and PEM files laid out the way a
+// Kubernetes Secret volume lays them out, so a test can rotate them in
+// place.
+package tlstest
 
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -83,6 +85,25 @@ func (ca *CA) Issue(t testing.TB, cn string, names ...string) (certPEM, keyPEM [
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+// Certificate is a certificate Issue signs, with its key, ready for a
+// tls.Config.
+func (ca *CA) Certificate(t testing.TB, cn string, names ...string) tls.Certificate {
+	t.Helper()
+	certPEM, keyPEM := ca.Issue(t, cn, names...)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// Pool is a certificate pool that trusts ca alone.
+func (ca *CA) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	return pool
 }
 
 // Files is a certificate, its key and the CA bundle in one directory, laid
