@@ -70,6 +70,14 @@ func (r *Rounds) Rate(name string) float64 {
 	return median(rates)
 }
 
+// ReportRates puts each subject's median rate on the benchmark's line as
+// "<name>/s".
+func (r *Rounds) ReportRates(rep Reporter) {
+	for _, name := range r.Names {
+		rep.ReportMetric(r.Rate(name), name+"/s")
+	}
+}
+
 // Ratios is subject a's rate over subject b's, round by round (each pair
 // measured back to back), in ascending order.
 func (r *Rounds) Ratios(a, b string) []float64 {

@@ -97,7 +97,8 @@ func TestRatiosPairEachRound(t *testing.T) {
 	}
 	rec := &recorder{metrics: map[string]float64{}}
 	r.ReportRatio(rec, "ours", "bare")
-	want := map[string]float64{"ours/bare": 0.5, "ours/bare-min": 0.3, "ours/bare-max": 0.8}
+	r.ReportRates(rec)
+	want := map[string]float64{"ours/bare": 0.5, "ours/bare-min": 0.3, "ours/bare-max": 0.8, "ours/s": 40, "bare/s": 100}
 	for k, v := range want {
 		if rec.metrics[k] != v {
 			t.Errorf("%s = %v, want %v", k, rec.metrics[k], v)

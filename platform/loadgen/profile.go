@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"testing"
 	"time"
 )
 
@@ -103,4 +104,24 @@ func (r Report) ReportMetrics(b Reporter, unit string) {
 	b.ReportMetric(Millis(r.Latency.P99), "p99-ms")
 	b.ReportMetric(Millis(r.Latency.Max), "max-ms")
 	b.Logf("%s", r)
+}
+
+// MeasureInChild runs generator name, which returns a Report, in a child
+// process (Spawn) as benchmark b's measurement: it fails b on an error or
+// failed requests, puts the report on b's line under unit (ReportMetrics)
+// and logs this process's CPU time and the load average around it.
+func MeasureInChild(b *testing.B, name string, args any, unit string) {
+	b.Helper()
+	load0, cpu0 := LoadAverage(), CPUTime()
+	b.ResetTimer()
+	var rep Report
+	if err := Spawn(context.Background(), name, args, &rep); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if rep.Errors > 0 {
+		b.Errorf("%d of %d requests failed, first: %s", rep.Errors, rep.Requests, rep.FirstErr)
+	}
+	rep.ReportMetrics(b, unit)
+	b.Logf("server process CPU %s over the whole run; load average before %s, after %s", (CPUTime() - cpu0).Round(time.Millisecond), load0, LoadAverage())
 }

@@ -234,18 +234,7 @@ func BenchmarkSMTPLatencyAtHalfLoadNATSProcess(b *testing.B) {
 
 func smtpLatency(b *testing.B, addr string) {
 	p := loadgen.Profile{Workers: 64, Saturate: 3 * time.Second, Share: 0.5, Warmup: 2 * time.Second, Measure: *measureFor}
-	load0 := loadgen.LoadAverage()
-	b.ResetTimer()
-	var rep loadgen.Report
-	if err := loadgen.Spawn(context.Background(), generatorSMTP, smtpLoad{Addr: addr, Profile: p}, &rep); err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	if rep.Errors > 0 {
-		b.Errorf("%d of %d emails failed, first: %s", rep.Errors, rep.Requests, rep.FirstErr)
-	}
-	rep.ReportMetrics(b, "emails")
-	b.Logf("load average before %s, after %s", load0, loadgen.LoadAverage())
+	loadgen.MeasureInChild(b, generatorSMTP, smtpLoad{Addr: addr, Profile: p}, "emails")
 }
 
 // generatorSMTP sends emails over pooled SMTP connections under a

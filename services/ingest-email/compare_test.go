@@ -301,9 +301,7 @@ func BenchmarkEmailVsBare(b *testing.B) {
 	if err := loadgen.Spawn(context.Background(), generatorEmailCompare, in, &r); err != nil {
 		b.Fatal(err)
 	}
-	for _, name := range r.Names {
-		b.ReportMetric(r.Rate(name), name+"/s")
-	}
+	r.ReportRates(b)
 	for _, pair := range [][2]string{{"smtp-bdat", "bare-http"}, {"smtp-pipelined", "bare-http"}, {"smtp", "bare-http"}, {"smtp-bdat", "bare-smtp-bdat"}, {"bare-smtp-publish-bdat", "bare-http"}, {"smtp-bdat", "bare-smtp-publish-bdat"}, {"http", "bare-http"}} {
 		r.ReportRatio(b, pair[0], pair[1])
 	}

@@ -252,9 +252,7 @@ func BenchmarkEventsVsBareChild(b *testing.B) {
 }
 
 func reportRounds(b *testing.B, r *loadgen.Rounds) {
-	for _, name := range r.Names {
-		b.ReportMetric(r.Rate(name), name+"/s")
-	}
+	r.ReportRates(b)
 	r.ReportRatio(b, "events", "bare")
 	r.ReportRatio(b, "bare-publish", "bare")
 	r.ReportRatio(b, "events", "bare-publish")
@@ -357,17 +355,5 @@ func BenchmarkEventsLatencyAt1000PerSecond(b *testing.B) {
 }
 
 func benchLatency(b *testing.B, url string, p loadgen.Profile) {
-	load0 := loadgen.LoadAverage()
-	cpu0 := loadgen.CPUTime()
-	b.ResetTimer()
-	var rep loadgen.Report
-	if err := loadgen.Spawn(context.Background(), generatorEvents, eventsLoad{URL: url, Profile: p}, &rep); err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	if rep.Errors > 0 {
-		b.Errorf("%d of %d requests failed, first: %s", rep.Errors, rep.Requests, rep.FirstErr)
-	}
-	rep.ReportMetrics(b, "events")
-	b.Logf("server process CPU %s over the whole run; load average before %s, after %s", (loadgen.CPUTime() - cpu0).Round(time.Millisecond), load0, loadgen.LoadAverage())
+	loadgen.MeasureInChild(b, generatorEvents, eventsLoad{URL: url, Profile: p}, "events")
 }
