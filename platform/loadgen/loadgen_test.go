@@ -50,16 +50,14 @@ func TestOpenLoopSendsEveryRequestOnce(t *testing.T) {
 		t.Fatalf("errors %d (%v), want 4 boom", res.Errors, res.FirstErr)
 	}
 	for i := range res.Latency {
-		// Every call sleeps a millisecond; latency includes the lag.
+		// Every call sleeps a millisecond; latency includes the lag, which
+		// is never negative: no request leaves before its scheduled time.
 		if res.Wire[i] < time.Millisecond || res.Latency[i] < res.Wire[i] || res.Lag[i] < 0 {
 			t.Fatalf("request %d: latency %v, wire %v, lag %v", i, res.Latency[i], res.Wire[i], res.Lag[i])
 		}
 		if d := res.Latency[i] - res.Wire[i] - res.Lag[i]; d < -time.Microsecond || d > time.Microsecond {
 			t.Fatalf("request %d: latency %v is not lag %v plus wire %v", i, res.Latency[i], res.Lag[i], res.Wire[i])
 		}
-	}
-	if res.Elapsed < 100*time.Millisecond {
-		t.Fatalf("200 requests at 2,000/s took %v: they did not wait for their schedule", res.Elapsed)
 	}
 }
 
