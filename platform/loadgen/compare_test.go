@@ -98,13 +98,5 @@ func TestRatiosPairEachRound(t *testing.T) {
 	rec := &recorder{metrics: map[string]float64{}}
 	r.ReportRatio(rec, "ours", "bare")
 	r.ReportRates(rec)
-	want := map[string]float64{"ours/bare": 0.5, "ours/bare-min": 0.3, "ours/bare-max": 0.8, "ours/s": 40, "bare/s": 100}
-	for k, v := range want {
-		if rec.metrics[k] != v {
-			t.Errorf("%s = %v, want %v", k, rec.metrics[k], v)
-		}
-	}
-	if len(rec.logs) != 1 || !strings.Contains(rec.logs[0], "0.300 0.500 0.500 0.800") {
-		t.Errorf("logged %q", rec.logs)
-	}
+	rec.check(t, map[string]float64{"ours/bare": 0.5, "ours/bare-min": 0.3, "ours/bare-max": 0.8, "ours/s": 40, "bare/s": 100}, "0.300 0.500 0.500 0.800")
 }
