@@ -30,10 +30,12 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/buildinfo"
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/grpcx"
 	"github.com/sidekickhq/sidekick/platform/httpx"
 	"github.com/sidekickhq/sidekick/platform/logging"
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/sentryx"
 )
@@ -70,9 +72,16 @@ type Common struct {
 
 // Kit is what a service constructor receives.
 type Kit struct {
-	Name     string
-	Environ  []string
-	Common   Common
+	Name    string
+	Environ []string
+	Common  Common
+	// Clock is the clock every timer of the service runs on: the wall
+	// clock in production, a fake one the end-to-end tests move forward.
+	Clock clock.Clock
+	// Org is the organisation file (SIDEKICK_ORG_CONFIG), read and parsed
+	// once per process for the services whose Spec sets Org; nil without
+	// one. Each service takes its own sections from it.
+	Org      *orgfile.File
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	NC       *nats.Conn
@@ -118,6 +127,9 @@ type Spec struct {
 	// NoBus skips NATS for a service that neither publishes nor consumes
 	// (the console): no connection, no readiness check on it.
 	NoBus bool
+	// Org says the service reads the organisation file: the process reads
+	// SIDEKICK_ORG_CONFIG (when set) and hands it over in Kit.Org.
+	Org bool
 	// Config, when set, points at the service's own Config type. Main loads
 	// it before connecting to anything, so a missing required variable fails
 	// at once with its name.
@@ -255,8 +267,14 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 		health.Add(httpx.Check{Name: "postgres", Check: pg.Ready(pool)})
 	}
 
+	var org *orgfile.File
+	if spec.Org && common.OrgConfig != "" {
+		if org, err = orgfile.Read(common.OrgConfig); err != nil {
+			return fmt.Errorf("SIDEKICK_ORG_CONFIG: %w", err)
+		}
+	}
 	kit := &Kit{
-		Name: spec.Name, Environ: environ, Common: common, Logger: logger,
+		Name: spec.Name, Environ: environ, Common: common, Logger: logger, Clock: clock.Real(), Org: org,
 		Registry: prometheus.WrapRegistererWith(prometheus.Labels{"service": spec.Name}, reg),
 		NC:       nc, JS: js, Pool: pool, Reporter: reporter, Health: health,
 		Dial: func(addr string) (*grpc.ClientConn, error) {

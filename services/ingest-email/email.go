@@ -27,6 +27,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/httpx"
 	"github.com/sidekickhq/sidekick/platform/promreg"
@@ -125,6 +126,7 @@ func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
 			return bus.DeadLetter(ctx, js, "ingest-email", location, bus.InboundSubject("email"), data, hdr, cause)
 		},
 		Registry: k.Registry,
+		Now:      clock.OrReal(k.Clock).Now,
 	})
 }
 

@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -36,8 +35,10 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/platform/promreg"
 	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/coalesce"
 	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/ownership"
@@ -62,9 +63,6 @@ type Config struct {
 	// Ownership maps projects (and tags) to teams, such as
 	// "frontend=core-experience,api=platform"; see internal/ownership.
 	Ownership string `env:"SIDEKICK_SENTRY_OWNERSHIP"`
-	// OrgConfig is the organisation file; its sentry.ownership section adds
-	// rules after those of Ownership.
-	OrgConfig string `env:"SIDEKICK_ORG_CONFIG"`
 	// MaxBodyBytes bounds a webhook body; larger ones get 413.
 	MaxBodyBytes int64 `env:"SIDEKICK_SENTRY_MAX_BODY_BYTES" envDefault:"5242880"`
 	// PublishTimeout bounds storing an occurrence, inside Sentry's 1 second;
@@ -113,6 +111,9 @@ type Deps struct {
 	DeadLetter DeadLetterFunc
 	Registry   prometheus.Registerer
 	Now        func() time.Time
+	// Org is the organisation file; its sentry.ownership section adds
+	// rules after those of Config.Ownership.
+	Org *orgfile.File
 }
 
 // Service is the Sentry ingest service.
@@ -174,8 +175,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 }
 
-// New checks cfg and builds the service. It reads the organisation file
-// when cfg.OrgConfig is set.
+// New checks cfg and builds the service.
 func New(cfg Config, deps Deps) (*Service, error) {
 	if cfg.ClientSecret == "" {
 		return nil, errors.New("ingest-sentry: SIDEKICK_SENTRY_CLIENT_SECRET is required")
@@ -187,17 +187,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest-sentry: SIDEKICK_SENTRY_OWNERSHIP: %w", err)
 	}
-	if cfg.OrgConfig != "" {
-		data, err := os.ReadFile(cfg.OrgConfig)
-		if err != nil {
-			return nil, fmt.Errorf("ingest-sentry: read SIDEKICK_ORG_CONFIG: %w", err)
-		}
-		more, err := ownership.ParseOrgFile(data)
-		if err != nil {
-			return nil, fmt.Errorf("ingest-sentry: %s: %w", cfg.OrgConfig, err)
-		}
-		owners = append(owners, more...)
+	more, err := ownership.FromSection(deps.Org.Section("sentry"))
+	if err != nil {
+		return nil, fmt.Errorf("ingest-sentry: %s: %w", deps.Org.Path, err)
 	}
+	owners = append(owners, more...)
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 5 << 20
 	}
@@ -236,9 +230,6 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
 	}
-	if cfg.OrgConfig == "" {
-		cfg.OrgConfig = k.Common.OrgConfig
-	}
 	cfg.Replicas = k.Common.StreamReplicas
 	if err := EnsureStream(ctx, k.JS, cfg); err != nil {
 		return nil, err
@@ -252,6 +243,8 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 			return bus.DeadLetter(ctx, js, Name, location, bus.InboundSubject("sentry"), data, hdr, cause)
 		},
 		Registry: k.Registry,
+		Now:      clock.OrReal(k.Clock).Now,
+		Org:      k.Org,
 	})
 }
 

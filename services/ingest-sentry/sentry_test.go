@@ -25,6 +25,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/sentryhook"
 )
@@ -39,6 +40,12 @@ type fixture struct {
 }
 
 func newService(tb testing.TB, js jetstream.JetStream, cfg Config) *Service {
+	tb.Helper()
+	return newServiceWith(tb, js, cfg, nil)
+}
+
+// newServiceWith is newService with an organisation file.
+func newServiceWith(tb testing.TB, js jetstream.JetStream, cfg Config, org *orgfile.File) *Service {
 	tb.Helper()
 	cfg.ClientSecret = secret
 	if cfg.Ownership == "" {
@@ -55,6 +62,7 @@ func newService(tb testing.TB, js jetstream.JetStream, cfg Config) *Service {
 			return bus.DeadLetter(ctx, js, Name, location, bus.InboundSubject("sentry"), data, hdr, cause)
 		},
 		Registry: prometheus.NewRegistry(),
+		Org:      org,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -484,11 +492,11 @@ func TestOwnershipFromOrgFile(t *testing.T) {
 		t.Skip("needs an embedded NATS server")
 	}
 	_, js := bustest.StartJetStream(t)
-	path := t.TempDir() + "/sidekick.yaml"
-	if err := os.WriteFile(path, []byte("teams: []\nsentry:\n  ownership:\n    - {project: \"*\", team: platform}\n    - {project: frontend, team: core-experience}\n"), 0o600); err != nil {
+	org, err := orgfile.Parse([]byte("teams: []\nsentry:\n  ownership:\n    - {project: \"*\", team: platform}\n    - {project: frontend, team: core-experience}\n"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	svc := newService(t, js, Config{Ownership: "api=core-analytics", OrgConfig: path})
+	svc := newServiceWith(t, js, Config{Ownership: "api=core-analytics"}, org)
 	if svc.owners.Team("api", nil) != "core-analytics" || svc.owners.Team("frontend", nil) != "core-experience" || svc.owners.Team("ios", nil) != "platform" {
 		t.Fatalf("rules %v", svc.owners)
 	}

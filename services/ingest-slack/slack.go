@@ -46,6 +46,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/directory"
@@ -224,6 +225,7 @@ func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
 		JS:        k.JS,
 		Publisher: bus.NewPublisher(k.JS, Source, bus.WithRegisterer(k.Registry)),
 		Registry:  k.Registry,
+		Now:       clock.OrReal(k.Clock).Now,
 	}
 	var conn *grpc.ClientConn
 	if k.Dial != nil && k.Common.RotationAddr != "" {

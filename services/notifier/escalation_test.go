@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -19,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
@@ -73,14 +72,14 @@ func newStack(t *testing.T, orgYAML string) *stack {
 	// tick and hurried steps.
 	st.cfg.TickInterval = time.Hour
 	st.cfg.RefreshInterval = time.Minute
+	st.deps = h.deps
 	if orgYAML != "" {
-		path := filepath.Join(t.TempDir(), "sidekick.yaml")
-		if err := os.WriteFile(path, []byte(orgYAML), 0o600); err != nil {
+		org, err := orgfile.Parse([]byte(orgYAML))
+		if err != nil {
 			t.Fatal(err)
 		}
-		st.cfg.OrgConfig = path
+		st.deps.Org = org
 	}
-	st.deps = h.deps
 	st.deps.Console = nil
 	st.deps.Registry = st.reg
 	st.deps.Rand = func() float64 { return 0 }

@@ -2,8 +2,6 @@ package notifier
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/pagerduty"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/webhook"
@@ -25,22 +24,22 @@ func TestFromKitWiresChannelsAndPolicies(t *testing.T) {
 	h := newHarness(t)
 	h.rot.AddPerson(notifiertest.Carol)
 	smtp, pd, hook := notifiertest.StartSMTP(t), notifiertest.StartPagerDuty(t), notifiertest.StartWebhook(t, time.Now)
-	org := filepath.Join(t.TempDir(), "sidekick.yaml")
-	if err := os.WriteFile(org, []byte(`
+	org, err := orgfile.Parse([]byte(`
 people: [{id: carol, name: Carol Chen}]   # rotation's section: ignored here
 escalation:
   policies:
     - id: carol-pages
       match: {kind: new_conversation}
       steps: [{notify: "person:carol", via: page}]
-`), 0o600); err != nil {
+`))
+	if err != nil {
 		t.Fatal(err)
 	}
 	addr := h.rot.Listen(t)
 	kit := func(environ ...string) *app.Kit {
 		return &app.Kit{
 			Name: Name, Environ: environ, Logger: notifiertest.Logger(t), Registry: prometheus.NewRegistry(),
-			JS: h.js, Pool: h.pool, Common: app.Common{RotationAddr: addr, OrgConfig: org},
+			JS: h.js, Pool: h.pool, Common: app.Common{RotationAddr: addr}, Org: org,
 			Dial: func(addr string) (*grpc.ClientConn, error) {
 				return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 			},
@@ -52,11 +51,13 @@ escalation:
 	if _, err := FromKit(ctx, kit("SIDEKICK_WEBHOOK_URL="+hook.URL())); err == nil || !strings.Contains(err.Error(), "SIDEKICK_WEBHOOK_SECRET") {
 		t.Errorf("webhook without secret: %v", err)
 	}
-	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	if err := os.WriteFile(bad, []byte("escalation:\n  policies:\n    - {id: x, match: {kind: new_conversation}, steps: [{notify: hero, via: ping, afer: 1m}]}\n"), 0o600); err != nil {
+	bad, err := orgfile.Parse([]byte("escalation:\n  policies:\n    - {id: x, match: {kind: new_conversation}, steps: [{notify: hero, via: ping, afer: 1m}]}\n"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := FromKit(ctx, kit("SIDEKICK_SMTP_URL="+smtp.URL(), "SIDEKICK_ORG_CONFIG="+bad)); err == nil || !strings.Contains(err.Error(), `unknown field "afer"`) {
+	badKit := kit("SIDEKICK_SMTP_URL=" + smtp.URL())
+	badKit.Org = bad
+	if _, err := FromKit(ctx, badKit); err == nil || !strings.Contains(err.Error(), `unknown field "afer"`) {
 		t.Errorf("bad organisation file: %v", err)
 	}
 

@@ -24,7 +24,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,7 +34,9 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
@@ -109,10 +110,6 @@ type Config struct {
 	// message; WebhookSecret (required with it) keys the signature.
 	WebhookURL    string `env:"SIDEKICK_WEBHOOK_URL"`
 	WebhookSecret string `env:"SIDEKICK_WEBHOOK_SECRET"`
-	// OrgConfig is the organisation file; its `escalation` and
-	// `business_contacts` sections configure the policies. Without it, or
-	// without that section, the handbook's defaults apply.
-	OrgConfig string `env:"SIDEKICK_ORG_CONFIG"`
 	// MaxAttempts is how many times one delivery is tried.
 	MaxAttempts int `env:"SIDEKICK_NOTIFIER_MAX_ATTEMPTS" envDefault:"6"`
 	// RetryBase is the delay after a first failed attempt; each further
@@ -196,6 +193,10 @@ type Deps struct {
 	Registry prometheus.Registerer
 	Now      func() time.Time
 	Rotation Rotation
+	// Org is the organisation file; its `escalation` and
+	// `business_contacts` sections configure the policies. Without it, or
+	// without those sections, the handbook's defaults apply.
+	Org *orgfile.File
 	// Console, when set, adds the console channel: what would be sent is
 	// written there. It is the fallback for people no other channel
 	// reaches (`sidekick dev`).
@@ -248,9 +249,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
-	policies, err := loadPolicies(cfg.OrgConfig)
+	policies, err := policy.FromFile(deps.Org)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("notifier: %s: %w", orgPath(deps.Org), err)
 	}
 	channels := append([]notify.Channel(nil), deps.Channels...)
 	if cfg.SlackBotToken != "" {
@@ -342,21 +343,12 @@ func jitter(f float64) float64 {
 	return f
 }
 
-// loadPolicies reads the escalation policies of the organisation file, or
-// returns the defaults without one.
-func loadPolicies(path string) (*policy.Config, error) {
-	if path == "" {
-		return policy.Default(), nil
+// orgPath names the organisation file in errors.
+func orgPath(f *orgfile.File) string {
+	if f == nil || f.Path == "" {
+		return "organisation file"
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("notifier: SIDEKICK_ORG_CONFIG: %w", err)
-	}
-	p, err := policy.Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("notifier: %s: %w", path, err)
-	}
-	return p, nil
+	return f.Path
 }
 
 // FromKit builds the notifier inside a process wired by platform/app.
@@ -364,9 +356,6 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	var cfg Config
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
-	}
-	if cfg.OrgConfig == "" {
-		cfg.OrgConfig = k.Common.OrgConfig
 	}
 	out := k.Console
 	if out == nil && k.Common.Dev && cfg.SlackBotToken == "" && cfg.SMTPURL == "" {
@@ -381,8 +370,8 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 		return nil, fmt.Errorf("dial rotation %s: %w", k.Common.RotationAddr, err)
 	}
 	s, err := New(cfg, Deps{
-		Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry, Now: time.Now,
-		Rotation: rotationv1.NewRotationServiceClient(conn), Console: out,
+		Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry, Now: clock.OrReal(k.Clock).Now,
+		Rotation: rotationv1.NewRotationServiceClient(conn), Console: out, Org: k.Org,
 	})
 	if err != nil {
 		conn.Close()

@@ -17,6 +17,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
 	"github.com/sidekickhq/sidekick/platform/logging"
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
@@ -170,7 +171,11 @@ func TestFromKit(t *testing.T) {
 	if _, err := FromKit(ctx, kit("SIDEKICK_ROTATION_RELOAD_INTERVAL=soon")); err == nil || !strings.Contains(err.Error(), "soon") {
 		t.Errorf("a bad variable: %v", err)
 	}
-	svc, err := FromKit(ctx, kit("SIDEKICK_ORG_CONFIG=testdata/org.yaml"))
+	k := kit()
+	if k.Org, err = orgfile.Read("testdata/org.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := FromKit(ctx, k)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +25,9 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	"github.com/sidekickhq/sidekick/platform/promreg"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
@@ -53,10 +54,6 @@ func Migrations() fs.FS {
 
 // Config is rotation's own configuration.
 type Config struct {
-	// OrgConfig is the organisation YAML applied at start when it differs
-	// from the configuration in force (mounted from a ConfigMap in
-	// Kubernetes). Empty: keep what was applied through ApplyConfig.
-	OrgConfig string `env:"SIDEKICK_ORG_CONFIG"`
 	// ReloadInterval is how often a replica checks for configuration or
 	// override changes made through another replica.
 	ReloadInterval time.Duration `env:"SIDEKICK_ROTATION_RELOAD_INTERVAL" envDefault:"5s"`
@@ -84,8 +81,11 @@ type Deps struct {
 	Logger *slog.Logger
 	Pool   *pgxpool.Pool
 	Now    func() time.Time
-	// ReadFile reads the OrgConfig path (os.ReadFile in production).
-	ReadFile func(string) ([]byte, error)
+	// Org is the organisation file (SIDEKICK_ORG_CONFIG, mounted from a
+	// ConfigMap in Kubernetes), applied at start when it differs from the
+	// configuration in force. Nil: keep what was applied through
+	// ApplyConfig.
+	Org *orgfile.File
 	// Publisher publishes schedule events; nil disables them.
 	Publisher events.Publisher
 	// Registry receives rotation's metrics; nil keeps them unregistered.
@@ -131,16 +131,13 @@ func newMetrics(reg prometheus.Registerer) metrics {
 }
 
 // New builds the service and loads the schedule in force, applying
-// cfg.OrgConfig first when set.
+// deps.Org first when set.
 func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
-	}
-	if deps.ReadFile == nil {
-		deps.ReadFile = os.ReadFile
 	}
 	s := &Service{cfg: cfg, deps: deps, store: store.New(deps.Pool), metrics: newMetrics(deps.Registry)}
 	var err error
@@ -149,13 +146,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rotation: %w", err)
 	}
-	if cfg.OrgConfig != "" {
-		data, err := deps.ReadFile(cfg.OrgConfig)
-		if err != nil {
-			return nil, fmt.Errorf("read organisation config: %w", err)
-		}
-		if _, err := s.Apply(ctx, data, false, "startup:"+cfg.OrgConfig); err != nil {
-			return nil, fmt.Errorf("apply %s: %w", cfg.OrgConfig, err)
+	if deps.Org != nil {
+		if _, err := s.Apply(ctx, deps.Org.Data, false, "startup:"+deps.Org.Path); err != nil {
+			return nil, fmt.Errorf("apply %s: %w", deps.Org.Path, err)
 		}
 	}
 	if err := s.reload(ctx); err != nil {
@@ -174,7 +167,8 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
 	}
-	return New(ctx, cfg, Deps{Logger: k.Logger, Pool: k.Pool, Registry: k.Registry, Publisher: bus.NewPublisher(k.JS, "sidekick/rotation", bus.WithRegisterer(k.Registry))})
+	return New(ctx, cfg, Deps{Logger: k.Logger, Pool: k.Pool, Registry: k.Registry, Now: clock.OrReal(k.Clock).Now, Org: k.Org,
+		Publisher: bus.NewPublisher(k.JS, "sidekick/rotation", bus.WithRegisterer(k.Registry))})
 }
 
 // Schedule returns the compiled schedule in force, nil before any
@@ -257,6 +251,11 @@ func (s *Service) Ignored() []string {
 // override …: dropped, person "bob" is not in the configuration") or bring
 // back. Errors caused by yaml itself wrap grpcapi.ErrInvalidConfig.
 func (s *Service) Apply(ctx context.Context, yaml []byte, dryRun bool, by string) ([]string, error) {
+	// The whole file first: a section no service knows is a typo, refused
+	// with its line before anything is stored.
+	if _, err := orgfile.Parse(yaml); err != nil {
+		return nil, fmt.Errorf("%w: %w", grpcapi.ErrInvalidConfig, err)
+	}
 	next, err := schedule.ParseConfig(yaml)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", grpcapi.ErrInvalidConfig, err)

@@ -3,7 +3,6 @@ package rotation
 import (
 	"context"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/grpcx"
 	"github.com/sidekickhq/sidekick/platform/logging"
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
@@ -163,12 +163,12 @@ func TestOrgConfigAppliedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	path := t.TempDir() + "/sidekick.yaml"
-	if err := os.WriteFile(path, []byte(org), 0o600); err != nil {
+	file, err := orgfile.Parse([]byte(org))
+	if err != nil {
 		t.Fatal(err)
 	}
 	for range 2 { // a restart with the same file applies nothing new
-		s, err := New(ctx, Config{OrgConfig: path, ReloadInterval: time.Hour}, Deps{Pool: pool})
+		s, err := New(ctx, Config{ReloadInterval: time.Hour}, Deps{Pool: pool, Org: file})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/services/triage/internal/classify"
 	"github.com/sidekickhq/sidekick/services/triage/internal/worktime"
 )
@@ -58,38 +59,31 @@ type policyEntry struct {
 	TooLate       time.Duration `yaml:"too_late"`
 }
 
-// ParseOrg reads triage's settings from an organisation file.
+// ParseOrg reads triage's settings from the bytes of an organisation file.
 func ParseOrg(data []byte) (Org, error) {
+	f, err := orgfile.Parse(data)
+	if err != nil {
+		return Org{}, err
+	}
+	return OrgFrom(f)
+}
+
+// OrgFrom reads triage's settings from its sections of the organisation
+// file (`policies` and `triage`); a nil file gives the defaults.
+func OrgFrom(f *orgfile.File) (Org, error) {
 	var org Org
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return org, fmt.Errorf("organisation file: %w", err)
-	}
-	if len(root.Content) == 0 {
-		return org, nil
-	}
-	doc := root.Content[0]
-	if doc.Kind != yaml.MappingNode {
-		return org, fmt.Errorf("organisation file: line %d: not a mapping", doc.Line)
+	if n := f.Section("policies"); n != nil {
+		if err := parsePolicies(n, &org.Policy); err != nil {
+			return org, err
+		}
 	}
 	var sec *triageSection
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		key, val := doc.Content[i].Value, doc.Content[i+1]
-		switch key {
-		case "policies":
-			if err := parsePolicies(val, &org.Policy); err != nil {
-				return org, err
-			}
-		case "triage":
-			if val.Kind == yaml.ScalarNode && val.Tag == "!!null" {
-				continue
-			}
-			s, err := decodeStrict[triageSection](val)
-			if err != nil {
-				return org, fmt.Errorf("organisation file: triage: %w", err)
-			}
-			sec = &s
+	if n := f.Section("triage"); n != nil {
+		s, err := decodeStrict[triageSection](n)
+		if err != nil {
+			return org, fmt.Errorf("organisation file: triage: %w", err)
 		}
+		sec = &s
 	}
 	if sec == nil {
 		return org, nil
@@ -137,9 +131,6 @@ func decodeStrict[T any](node *yaml.Node) (T, error) {
 // great threshold. Entries without a tier or thresholds are left to other
 // services.
 func parsePolicies(node *yaml.Node, p *worktime.Policy) error {
-	if node.Kind == yaml.ScalarNode && node.Tag == "!!null" {
-		return nil
-	}
 	if node.Kind != yaml.SequenceNode {
 		return fmt.Errorf("organisation file: policies: line %d: want a list", node.Line)
 	}

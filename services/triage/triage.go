@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
@@ -134,8 +134,8 @@ type Config struct {
 	BusinessTeam string `env:"SIDEKICK_TRIAGE_BUSINESS_TEAM" envDefault:"business"`
 	// HandoffMaxOpen caps the conversation snapshots in a handoff summary.
 	HandoffMaxOpen int `env:"SIDEKICK_TRIAGE_HANDOFF_MAX_OPEN" envDefault:"200"`
-	// Org holds the organisation file's triage settings (FromKit reads
-	// SIDEKICK_ORG_CONFIG); see ParseOrg.
+	// Org holds the organisation file's triage settings (FromKit takes
+	// them from the Kit's file); see OrgFrom.
 	Org Org `env:"-"`
 }
 
@@ -327,24 +327,19 @@ func (s *Service) coverage() (coverage.Source, error) {
 	return cache, nil
 }
 
-// FromKit builds triage inside a process wired by platform/app: it reads
-// the organisation file named by SIDEKICK_ORG_CONFIG, if any, and dials
-// rotation at SIDEKICK_ROTATION_ADDR.
+// FromKit builds triage inside a process wired by platform/app: it takes
+// its sections of the organisation file from the Kit and dials rotation at
+// SIDEKICK_ROTATION_ADDR.
 func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	var cfg Config
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
 	}
-	if path := k.Common.OrgConfig; path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("triage: read organisation file (SIDEKICK_ORG_CONFIG): %w", err)
-		}
-		if cfg.Org, err = ParseOrg(data); err != nil {
-			return nil, fmt.Errorf("triage: %s: %w", path, err)
-		}
+	var err error
+	if cfg.Org, err = OrgFrom(k.Org); err != nil {
+		return nil, fmt.Errorf("triage: %s: %w", k.Common.OrgConfig, err)
 	}
-	deps := Deps{Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry}
+	deps := Deps{Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry, Now: clock.OrReal(k.Clock).Now}
 	if k.Dial != nil {
 		conn, err := k.Dial(k.Common.RotationAddr)
 		if err != nil {

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sidekickhq/sidekick/platform/app"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/promreg"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
@@ -223,7 +224,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 		return nil, fmt.Errorf("console: dial rotation %s: %w", k.Common.RotationAddr, err)
 	}
 	s, err := New(cfg, Deps{
-		Logger: k.Logger, Registry: k.Registry,
+		Logger: k.Logger, Registry: k.Registry, Now: clock.OrReal(k.Clock).Now,
 		Conversations: triagev1.NewConversationServiceClient(triageConn),
 		Rotation:      rotationv1.NewRotationServiceClient(rotationConn),
 	})

@@ -34,10 +34,12 @@ import (
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/embedded"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/grpcx"
 	"github.com/sidekickhq/sidekick/platform/httpx"
 	"github.com/sidekickhq/sidekick/platform/logging"
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/pg/pgcluster"
 	"github.com/sidekickhq/sidekick/platform/sentryx"
@@ -200,6 +202,10 @@ func Run(ctx context.Context, o Options, ready func(*Stack)) (err error) {
 		}
 		env["SIDEKICK_ORG_CONFIG"] = path
 	}
+	org, err := orgfile.Read(env["SIDEKICK_ORG_CONFIG"])
+	if err != nil {
+		return fmt.Errorf("SIDEKICK_ORG_CONFIG: %w", err)
+	}
 
 	nc, js, err := bus.Connect(ctx, natsURL, "sidekick-dev", logger)
 	if err != nil {
@@ -265,6 +271,7 @@ func Run(ctx context.Context, o Options, ready func(*Stack)) (err error) {
 		if err != nil {
 			return err
 		}
+		k.Clock, k.Org = clock.Real(), org
 		defer cleanup()
 		svc, err := c.Build(ctx, k)
 		if err != nil {

@@ -27,6 +27,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 )
 
 // Rule assigns Team to events of Project whose tags include Tags.
@@ -103,15 +105,26 @@ func ParseEnv(s string) (Rules, error) {
 // ParseOrgFile reads the sentry.ownership section of the organisation
 // file; other sections are ignored and a file without it has no rules.
 func ParseOrgFile(data []byte) (Rules, error) {
+	f, err := orgfile.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return FromSection(f.Section("sentry"))
+}
+
+// FromSection reads the ownership rules of the organisation file's
+// `sentry` section; nil has no rules.
+func FromSection(sentry *yaml.Node) (Rules, error) {
+	if sentry == nil {
+		return nil, nil
+	}
 	var doc struct {
-		Sentry struct {
-			Ownership yaml.Node `yaml:"ownership"`
-		} `yaml:"sentry"`
+		Ownership yaml.Node `yaml:"ownership"`
 	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("organisation file: %w", err)
+	if err := sentry.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("organisation file: sentry: %w", err)
 	}
-	n := &doc.Sentry.Ownership
+	n := &doc.Ownership
 	var rs Rules
 	switch n.Kind {
 	case 0:

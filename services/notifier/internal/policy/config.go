@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
 )
 
@@ -64,30 +65,25 @@ var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 // whose id you reuse, unless `escalation.defaults: false`. A file without
 // an escalation section gets the defaults.
 func Parse(data []byte) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("escalation: parse YAML: %w", err)
+	f, err := orgfile.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("escalation: %w", err)
 	}
+	return FromFile(f)
+}
+
+// FromFile is Parse on an organisation file already parsed; a nil file
+// gets the defaults.
+func FromFile(f *orgfile.File) (*Config, error) {
 	cfg := &Config{}
-	var esc *yaml.Node
-	if len(root.Content) > 0 {
-		doc := root.Content[0]
-		if doc.Kind != yaml.MappingNode {
-			return nil, fmt.Errorf("escalation: line %d: the organisation file is not a mapping", doc.Line)
+	if n := f.Section("business_contacts"); n != nil {
+		contacts, err := parseContacts(n)
+		if err != nil {
+			return nil, err
 		}
-		for i := 0; i+1 < len(doc.Content); i += 2 {
-			switch doc.Content[i].Value {
-			case "escalation":
-				esc = doc.Content[i+1]
-			case "business_contacts":
-				contacts, err := parseContacts(doc.Content[i+1])
-				if err != nil {
-					return nil, err
-				}
-				cfg.BusinessContacts = contacts
-			}
-		}
+		cfg.BusinessContacts = contacts
 	}
+	esc := f.Section("escalation")
 	withDefaults := true
 	var errs []error
 	if esc != nil && esc.Kind != yaml.ScalarNode { // "escalation:" alone is null
@@ -285,9 +281,6 @@ func checkTarget(t Target, m Match, cfg *Config) error {
 }
 
 func parseContacts(node *yaml.Node) ([]Contact, error) {
-	if node.Kind == yaml.ScalarNode && node.Tag == "!!null" {
-		return nil, nil
-	}
 	if node.Kind != yaml.SequenceNode {
 		return nil, fmt.Errorf("business_contacts: line %d: want a list", node.Line)
 	}

@@ -4,8 +4,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/schedule"
 )
 
@@ -23,12 +22,6 @@ type Store struct {
 
 // New returns a Store over pool (search_path = rotation schema).
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
-
-// Digest is the content hash used to tell whether a configuration changed.
-func Digest(yaml []byte) string {
-	sum := sha256.Sum256(yaml)
-	return hex.EncodeToString(sum[:])
-}
 
 // Current returns the configuration in force and its version; version 0 and
 // nil YAML when none was ever applied.
@@ -47,7 +40,7 @@ func (s *Store) Current(ctx context.Context) (version int64, yaml []byte, err er
 // Save records a new configuration version unless it equals the current
 // one; it reports whether a version was written.
 func (s *Store) Save(ctx context.Context, yaml []byte, by string) (bool, error) {
-	digest := Digest(yaml)
+	digest := orgfile.Digest(yaml)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("save config: %w", err)
