@@ -25,6 +25,9 @@ const (
 	StreamNotify = "SUPPORT_NOTIFY"
 	// StreamDeadLetter holds what could not be processed: support.deadletter.>.
 	StreamDeadLetter = "SUPPORT_DEADLETTER"
+	// StreamOutbound holds replies to send and their receipts:
+	// support.outbound.>.
+	StreamOutbound = "SUPPORT_OUTBOUND"
 )
 
 // Subject prefixes, one per stream.
@@ -35,6 +38,7 @@ const (
 	subjectRotation     = "support.rotation."
 	subjectNotify       = "support.notify."
 	subjectDeadLetter   = "support.deadletter."
+	subjectOutbound     = "support.outbound."
 )
 
 // Header names of the CloudEvents binary mode and of dead letters.
@@ -89,6 +93,16 @@ func RotationSubject(event string) string { return subjectRotation + token(event
 // acked).
 func NotifySubject(status string) string { return subjectNotify + token(status) }
 
+// OutboundSubject is the subject of a reply to send on a channel (slack,
+// email, github): an OutboundMessage, consumed by that channel's service.
+func OutboundSubject(channel string) string { return subjectOutbound + token(channel) }
+
+// OutboundReceiptSubject is the subject of the outcome of sending a reply
+// on a channel: an OutboundReceipt, consumed by triage.
+func OutboundReceiptSubject(channel string) string {
+	return subjectOutbound + token(channel) + ".receipt"
+}
+
 // DeadLetterSubject is where a service's unprocessable input goes.
 func DeadLetterSubject(service string) string { return subjectDeadLetter + token(service) }
 
@@ -116,4 +130,7 @@ const (
 	AllRotation      = subjectRotation + ">"
 	AllNotify        = subjectNotify + ">"
 	AllDeadLetters   = subjectDeadLetter + ">"
+	// AllOutboundReceipts matches the receipts of every channel, not the
+	// replies to send.
+	AllOutboundReceipts = subjectOutbound + "*.receipt"
 )

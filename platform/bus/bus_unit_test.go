@@ -23,6 +23,8 @@ func TestSubjects(t *testing.T) {
 		DeadLetterSubject("ingest-slack"): "support.deadletter.ingest-slack",
 		InboundSubject("a.b*c> d"):        "support.inbound.a_b_c__d",
 		DeadLetterSubject(""):             "support.deadletter._",
+		OutboundSubject("email"):          "support.outbound.email",
+		OutboundReceiptSubject("github"):  "support.outbound.github.receipt",
 	}
 	for got, want := range cases {
 		if got != want {
@@ -33,8 +35,8 @@ func TestSubjects(t *testing.T) {
 
 func TestStreamConfigsDefaults(t *testing.T) {
 	cfgs := StreamConfigs(StreamsConfig{})
-	if len(cfgs) != 6 {
-		t.Fatalf("%d streams, want 6", len(cfgs))
+	if len(cfgs) != 7 {
+		t.Fatalf("%d streams, want 7", len(cfgs))
 	}
 	byName := map[string]jetstream.StreamConfig{}
 	for _, c := range cfgs {
@@ -46,6 +48,9 @@ func TestStreamConfigsDefaults(t *testing.T) {
 	}
 	if got := byName[StreamInbound].Subjects; len(got) != 1 || got[0] != "support.inbound.>" {
 		t.Errorf("inbound subjects %v", got)
+	}
+	if got := byName[StreamOutbound].Subjects; len(got) != 1 || got[0] != "support.outbound.>" {
+		t.Errorf("outbound subjects %v", got)
 	}
 	if got := byName[StreamConversations].MaxAge; got != 30*24*time.Hour {
 		t.Errorf("conversations max age %v", got)

@@ -39,8 +39,8 @@ func TestProvisionTwiceChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changed) != 6 {
-		t.Fatalf("first run changed %v, want all six streams", changed)
+	if len(changed) != 7 {
+		t.Fatalf("first run changed %v, want all seven streams", changed)
 	}
 	before := streamInfos(ctx, t, js)
 
@@ -70,8 +70,8 @@ func TestProvisionTwiceChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(changed)
-	if len(changed) != 6 {
-		t.Fatalf("a new MaxAge changed %v, want all six", changed)
+	if len(changed) != 7 {
+		t.Fatalf("a new MaxAge changed %v, want all seven", changed)
 	}
 	if got := streamInfos(ctx, t, js)[StreamInbound].Config.MaxAge; got != time.Hour {
 		t.Errorf("MaxAge not updated: %v", got)

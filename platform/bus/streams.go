@@ -44,6 +44,7 @@ func streamSpecs() []streamSpec {
 		{StreamActions, subjectAction + ">", "What people did from Slack, the CLI or the console", DefaultEventMaxAge},
 		{StreamRotation, subjectRotation + ">", "Schedule events: handoffs, overrides, coverage gaps", DefaultEventMaxAge},
 		{StreamNotify, subjectNotify + ">", "Notification delivery log events", DefaultEventMaxAge},
+		{StreamOutbound, subjectOutbound + ">", "Replies to customers to send, one subject per channel, and their receipts", DefaultEventMaxAge},
 		{StreamDeadLetter, subjectDeadLetter + ">", "Input that could not be processed, with error_location and error", DefaultDeadLetterAge},
 	}
 }

@@ -387,6 +387,12 @@ type InboundMessage struct {
 	Permalink  string                 `protobuf:"bytes,10,opt,name=permalink,proto3" json:"permalink,omitempty"`
 	// Channel-specific facts useful to triage: labels, Sentry project and
 	// level, email authentication results, repository priority hints.
+	//
+	// "outbound_id" marks the provider's echo of a reply Sidekick sent (the
+	// id of its OutboundMessage, found in Slack message metadata, a GitHub
+	// comment's hidden marker, or our own email Message-ID): triage matches
+	// it to the staff message it already has instead of storing a second
+	// one.
 	Attributes  map[string]string `protobuf:"bytes,11,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Attachments []*Attachment     `protobuf:"bytes,12,rep,name=attachments,proto3" json:"attachments,omitempty"`
 	Kind        MessageKind       `protobuf:"varint,13,opt,name=kind,proto3,enum=sidekick.support.v1.MessageKind" json:"kind,omitempty"`

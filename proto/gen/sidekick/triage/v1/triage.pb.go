@@ -23,6 +23,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DeliveryState is where a reply sent from Sidekick stands.
+type DeliveryState int32
+
+const (
+	DeliveryState_DELIVERY_STATE_UNSPECIFIED DeliveryState = 0
+	// Stored, not yet confirmed by the channel's service.
+	DeliveryState_DELIVERY_STATE_SENDING DeliveryState = 1
+	// The provider has it: provider_id and permalink are set.
+	DeliveryState_DELIVERY_STATE_SENT DeliveryState = 2
+	// The provider refused it or could not be reached: reason says why;
+	// RetryOutbound sends it again.
+	DeliveryState_DELIVERY_STATE_FAILED DeliveryState = 3
+)
+
+// Enum value maps for DeliveryState.
+var (
+	DeliveryState_name = map[int32]string{
+		0: "DELIVERY_STATE_UNSPECIFIED",
+		1: "DELIVERY_STATE_SENDING",
+		2: "DELIVERY_STATE_SENT",
+		3: "DELIVERY_STATE_FAILED",
+	}
+	DeliveryState_value = map[string]int32{
+		"DELIVERY_STATE_UNSPECIFIED": 0,
+		"DELIVERY_STATE_SENDING":     1,
+		"DELIVERY_STATE_SENT":        2,
+		"DELIVERY_STATE_FAILED":      3,
+	}
+)
+
+func (x DeliveryState) Enum() *DeliveryState {
+	p := new(DeliveryState)
+	*p = x
+	return p
+}
+
+func (x DeliveryState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeliveryState) Descriptor() protoreflect.EnumDescriptor {
+	return file_sidekick_triage_v1_triage_proto_enumTypes[0].Descriptor()
+}
+
+func (DeliveryState) Type() protoreflect.EnumType {
+	return &file_sidekick_triage_v1_triage_proto_enumTypes[0]
+}
+
+func (x DeliveryState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeliveryState.Descriptor instead.
+func (DeliveryState) EnumDescriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{0}
+}
+
 type ListConversationsRequest struct {
 	state         protoimpl.MessageState  `protogen:"open.v1"`
 	Statuses      []v1.ConversationStatus `protobuf:"varint,1,rep,packed,name=statuses,proto3,enum=sidekick.support.v1.ConversationStatus" json:"statuses,omitempty"`
@@ -374,11 +431,14 @@ func (x *AuditEntry) GetAt() *timestamppb.Timestamp {
 }
 
 type GetConversationResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Conversation  *v1.Conversation       `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
-	Messages      []*v1.InboundMessage   `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
-	Notes         []*Note                `protobuf:"bytes,3,rep,name=notes,proto3" json:"notes,omitempty"`
-	Audit         []*AuditEntry          `protobuf:"bytes,4,rep,name=audit,proto3" json:"audit,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Conversation *v1.Conversation       `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	Messages     []*v1.InboundMessage   `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	Notes        []*Note                `protobuf:"bytes,3,rep,name=notes,proto3" json:"notes,omitempty"`
+	Audit        []*AuditEntry          `protobuf:"bytes,4,rep,name=audit,proto3" json:"audit,omitempty"`
+	// The delivery state of every reply sent from Sidekick, oldest first;
+	// message_id links each to its staff message in messages.
+	Deliveries    []*OutboundDelivery `protobuf:"bytes,5,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -441,6 +501,352 @@ func (x *GetConversationResponse) GetAudit() []*AuditEntry {
 	return nil
 }
 
+func (x *GetConversationResponse) GetDeliveries() []*OutboundDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+// OutboundDelivery is the delivery of one reply.
+type OutboundDelivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The OutboundMessage id.
+	OutboundId string `protobuf:"bytes,1,opt,name=outbound_id,json=outboundId,proto3" json:"outbound_id,omitempty"`
+	// The staff message (InboundMessage id) the reply is.
+	MessageId string        `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Channel   v1.Channel    `protobuf:"varint,3,opt,name=channel,proto3,enum=sidekick.support.v1.Channel" json:"channel,omitempty"`
+	State     DeliveryState `protobuf:"varint,4,opt,name=state,proto3,enum=sidekick.triage.v1.DeliveryState" json:"state,omitempty"`
+	// From the receipt: Slack ts, email Message-ID, GitHub comment id.
+	ProviderId string `protobuf:"bytes,5,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	Permalink  string `protobuf:"bytes,6,opt,name=permalink,proto3" json:"permalink,omitempty"`
+	Reason     string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Permanent  bool   `protobuf:"varint,8,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	// How many retries a person asked for.
+	Retry         int32                  `protobuf:"varint,9,opt,name=retry,proto3" json:"retry,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutboundDelivery) Reset() {
+	*x = OutboundDelivery{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutboundDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutboundDelivery) ProtoMessage() {}
+
+func (x *OutboundDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutboundDelivery.ProtoReflect.Descriptor instead.
+func (*OutboundDelivery) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *OutboundDelivery) GetOutboundId() string {
+	if x != nil {
+		return x.OutboundId
+	}
+	return ""
+}
+
+func (x *OutboundDelivery) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *OutboundDelivery) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *OutboundDelivery) GetState() DeliveryState {
+	if x != nil {
+		return x.State
+	}
+	return DeliveryState_DELIVERY_STATE_UNSPECIFIED
+}
+
+func (x *OutboundDelivery) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *OutboundDelivery) GetPermalink() string {
+	if x != nil {
+		return x.Permalink
+	}
+	return ""
+}
+
+func (x *OutboundDelivery) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *OutboundDelivery) GetPermanent() bool {
+	if x != nil {
+		return x.Permanent
+	}
+	return false
+}
+
+func (x *OutboundDelivery) GetRetry() int32 {
+	if x != nil {
+		return x.Retry
+	}
+	return 0
+}
+
+func (x *OutboundDelivery) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+type ReplyRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	// Person id of the author (or their channel identity).
+	Actor         string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	Text          string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplyRequest) Reset() {
+	*x = ReplyRequest{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplyRequest) ProtoMessage() {}
+
+func (x *ReplyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplyRequest.ProtoReflect.Descriptor instead.
+func (*ReplyRequest) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ReplyRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ReplyRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ReplyRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+type ReplyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The staff message as stored.
+	Message       *v1.InboundMessage `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	Delivery      *OutboundDelivery  `protobuf:"bytes,2,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	Conversation  *v1.Conversation   `protobuf:"bytes,3,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplyResponse) Reset() {
+	*x = ReplyResponse{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplyResponse) ProtoMessage() {}
+
+func (x *ReplyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplyResponse.ProtoReflect.Descriptor instead.
+func (*ReplyResponse) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ReplyResponse) GetMessage() *v1.InboundMessage {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *ReplyResponse) GetDelivery() *OutboundDelivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
+func (x *ReplyResponse) GetConversation() *v1.Conversation {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+type RetryOutboundRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OutboundId    string                 `protobuf:"bytes,1,opt,name=outbound_id,json=outboundId,proto3" json:"outbound_id,omitempty"`
+	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryOutboundRequest) Reset() {
+	*x = RetryOutboundRequest{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryOutboundRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryOutboundRequest) ProtoMessage() {}
+
+func (x *RetryOutboundRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryOutboundRequest.ProtoReflect.Descriptor instead.
+func (*RetryOutboundRequest) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RetryOutboundRequest) GetOutboundId() string {
+	if x != nil {
+		return x.OutboundId
+	}
+	return ""
+}
+
+func (x *RetryOutboundRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+type RetryOutboundResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delivery      *OutboundDelivery      `protobuf:"bytes,1,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryOutboundResponse) Reset() {
+	*x = RetryOutboundResponse{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryOutboundResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryOutboundResponse) ProtoMessage() {}
+
+func (x *RetryOutboundResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryOutboundResponse.ProtoReflect.Descriptor instead.
+func (*RetryOutboundResponse) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RetryOutboundResponse) GetDelivery() *OutboundDelivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
 type AssignRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -452,7 +858,7 @@ type AssignRequest struct {
 
 func (x *AssignRequest) Reset() {
 	*x = AssignRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[6]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +870,7 @@ func (x *AssignRequest) String() string {
 func (*AssignRequest) ProtoMessage() {}
 
 func (x *AssignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[6]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +883,7 @@ func (x *AssignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignRequest.ProtoReflect.Descriptor instead.
 func (*AssignRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{6}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AssignRequest) GetId() string {
@@ -510,7 +916,7 @@ type AssignResponse struct {
 
 func (x *AssignResponse) Reset() {
 	*x = AssignResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[7]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -522,7 +928,7 @@ func (x *AssignResponse) String() string {
 func (*AssignResponse) ProtoMessage() {}
 
 func (x *AssignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[7]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -535,7 +941,7 @@ func (x *AssignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignResponse.ProtoReflect.Descriptor instead.
 func (*AssignResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{7}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AssignResponse) GetConversation() *v1.Conversation {
@@ -559,7 +965,7 @@ type TagRequest struct {
 
 func (x *TagRequest) Reset() {
 	*x = TagRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[8]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +977,7 @@ func (x *TagRequest) String() string {
 func (*TagRequest) ProtoMessage() {}
 
 func (x *TagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[8]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +990,7 @@ func (x *TagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagRequest.ProtoReflect.Descriptor instead.
 func (*TagRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{8}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TagRequest) GetId() string {
@@ -631,7 +1037,7 @@ type TagResponse struct {
 
 func (x *TagResponse) Reset() {
 	*x = TagResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[9]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +1049,7 @@ func (x *TagResponse) String() string {
 func (*TagResponse) ProtoMessage() {}
 
 func (x *TagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[9]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +1062,7 @@ func (x *TagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagResponse.ProtoReflect.Descriptor instead.
 func (*TagResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{9}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TagResponse) GetConversation() *v1.Conversation {
@@ -678,7 +1084,7 @@ type AddNoteRequest struct {
 
 func (x *AddNoteRequest) Reset() {
 	*x = AddNoteRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[10]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +1096,7 @@ func (x *AddNoteRequest) String() string {
 func (*AddNoteRequest) ProtoMessage() {}
 
 func (x *AddNoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[10]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +1109,7 @@ func (x *AddNoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNoteRequest.ProtoReflect.Descriptor instead.
 func (*AddNoteRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{10}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AddNoteRequest) GetId() string {
@@ -743,7 +1149,7 @@ type AddNoteResponse struct {
 
 func (x *AddNoteResponse) Reset() {
 	*x = AddNoteResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[11]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +1161,7 @@ func (x *AddNoteResponse) String() string {
 func (*AddNoteResponse) ProtoMessage() {}
 
 func (x *AddNoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[11]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +1174,7 @@ func (x *AddNoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNoteResponse.ProtoReflect.Descriptor instead.
 func (*AddNoteResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{11}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AddNoteResponse) GetNote() *Note {
@@ -789,7 +1195,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[12]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +1207,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[12]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +1220,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{12}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CloseRequest) GetId() string {
@@ -847,7 +1253,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[13]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +1265,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[13]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +1278,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{13}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CloseResponse) GetConversation() *v1.Conversation {
@@ -892,7 +1298,7 @@ type ReopenRequest struct {
 
 func (x *ReopenRequest) Reset() {
 	*x = ReopenRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[14]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1310,7 @@ func (x *ReopenRequest) String() string {
 func (*ReopenRequest) ProtoMessage() {}
 
 func (x *ReopenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[14]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1323,7 @@ func (x *ReopenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReopenRequest.ProtoReflect.Descriptor instead.
 func (*ReopenRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{14}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReopenRequest) GetId() string {
@@ -943,7 +1349,7 @@ type ReopenResponse struct {
 
 func (x *ReopenResponse) Reset() {
 	*x = ReopenResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[15]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1361,7 @@ func (x *ReopenResponse) String() string {
 func (*ReopenResponse) ProtoMessage() {}
 
 func (x *ReopenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[15]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1374,7 @@ func (x *ReopenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReopenResponse.ProtoReflect.Descriptor instead.
 func (*ReopenResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{15}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReopenResponse) GetConversation() *v1.Conversation {
@@ -991,7 +1397,7 @@ type EscalateRequest struct {
 
 func (x *EscalateRequest) Reset() {
 	*x = EscalateRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[16]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1409,7 @@ func (x *EscalateRequest) String() string {
 func (*EscalateRequest) ProtoMessage() {}
 
 func (x *EscalateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[16]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1422,7 @@ func (x *EscalateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateRequest.ProtoReflect.Descriptor instead.
 func (*EscalateRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{16}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EscalateRequest) GetId() string {
@@ -1056,7 +1462,7 @@ type EscalateResponse struct {
 
 func (x *EscalateResponse) Reset() {
 	*x = EscalateResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[17]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1474,7 @@ func (x *EscalateResponse) String() string {
 func (*EscalateResponse) ProtoMessage() {}
 
 func (x *EscalateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[17]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1487,7 @@ func (x *EscalateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateResponse.ProtoReflect.Descriptor instead.
 func (*EscalateResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{17}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EscalateResponse) GetConversation() *v1.Conversation {
@@ -1113,7 +1519,7 @@ type Customer struct {
 
 func (x *Customer) Reset() {
 	*x = Customer{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[18]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1531,7 @@ func (x *Customer) String() string {
 func (*Customer) ProtoMessage() {}
 
 func (x *Customer) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[18]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1544,7 @@ func (x *Customer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Customer.ProtoReflect.Descriptor instead.
 func (*Customer) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{18}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Customer) GetId() string {
@@ -1235,7 +1641,7 @@ type UpsertCustomersRequest struct {
 
 func (x *UpsertCustomersRequest) Reset() {
 	*x = UpsertCustomersRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[19]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1653,7 @@ func (x *UpsertCustomersRequest) String() string {
 func (*UpsertCustomersRequest) ProtoMessage() {}
 
 func (x *UpsertCustomersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[19]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1666,7 @@ func (x *UpsertCustomersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertCustomersRequest.ProtoReflect.Descriptor instead.
 func (*UpsertCustomersRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{19}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UpsertCustomersRequest) GetCustomers() []*Customer {
@@ -1287,7 +1693,7 @@ type UpsertCustomersResponse struct {
 
 func (x *UpsertCustomersResponse) Reset() {
 	*x = UpsertCustomersResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[20]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1705,7 @@ func (x *UpsertCustomersResponse) String() string {
 func (*UpsertCustomersResponse) ProtoMessage() {}
 
 func (x *UpsertCustomersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[20]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1718,7 @@ func (x *UpsertCustomersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertCustomersResponse.ProtoReflect.Descriptor instead.
 func (*UpsertCustomersResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{20}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpsertCustomersResponse) GetChanges() []string {
@@ -1338,7 +1744,7 @@ type GetCustomerRequest struct {
 
 func (x *GetCustomerRequest) Reset() {
 	*x = GetCustomerRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[21]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1756,7 @@ func (x *GetCustomerRequest) String() string {
 func (*GetCustomerRequest) ProtoMessage() {}
 
 func (x *GetCustomerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[21]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1769,7 @@ func (x *GetCustomerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerRequest.ProtoReflect.Descriptor instead.
 func (*GetCustomerRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{21}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetCustomerRequest) GetId() string {
@@ -1382,7 +1788,7 @@ type GetCustomerResponse struct {
 
 func (x *GetCustomerResponse) Reset() {
 	*x = GetCustomerResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[22]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1800,7 @@ func (x *GetCustomerResponse) String() string {
 func (*GetCustomerResponse) ProtoMessage() {}
 
 func (x *GetCustomerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[22]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1813,7 @@ func (x *GetCustomerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerResponse.ProtoReflect.Descriptor instead.
 func (*GetCustomerResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{22}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetCustomerResponse) GetCustomer() *Customer {
@@ -1427,7 +1833,7 @@ type SummaryRequest struct {
 
 func (x *SummaryRequest) Reset() {
 	*x = SummaryRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[23]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1845,7 @@ func (x *SummaryRequest) String() string {
 func (*SummaryRequest) ProtoMessage() {}
 
 func (x *SummaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[23]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1858,7 @@ func (x *SummaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SummaryRequest.ProtoReflect.Descriptor instead.
 func (*SummaryRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{23}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SummaryRequest) GetFrom() *timestamppb.Timestamp {
@@ -1479,7 +1885,7 @@ type Count struct {
 
 func (x *Count) Reset() {
 	*x = Count{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[24]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1897,7 @@ func (x *Count) String() string {
 func (*Count) ProtoMessage() {}
 
 func (x *Count) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[24]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1910,7 @@ func (x *Count) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Count.ProtoReflect.Descriptor instead.
 func (*Count) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{24}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Count) GetKey() string {
@@ -1538,7 +1944,7 @@ type TierResponseStats struct {
 
 func (x *TierResponseStats) Reset() {
 	*x = TierResponseStats{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[25]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1956,7 @@ func (x *TierResponseStats) String() string {
 func (*TierResponseStats) ProtoMessage() {}
 
 func (x *TierResponseStats) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[25]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1969,7 @@ func (x *TierResponseStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TierResponseStats.ProtoReflect.Descriptor instead.
 func (*TierResponseStats) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{25}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TierResponseStats) GetTier() v1.Tier {
@@ -1645,7 +2051,7 @@ type CategoryAgreement struct {
 
 func (x *CategoryAgreement) Reset() {
 	*x = CategoryAgreement{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[26]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +2063,7 @@ func (x *CategoryAgreement) String() string {
 func (*CategoryAgreement) ProtoMessage() {}
 
 func (x *CategoryAgreement) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[26]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +2076,7 @@ func (x *CategoryAgreement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CategoryAgreement.ProtoReflect.Descriptor instead.
 func (*CategoryAgreement) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{26}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CategoryAgreement) GetPairs() int64 {
@@ -1707,7 +2113,7 @@ type SummaryResponse struct {
 
 func (x *SummaryResponse) Reset() {
 	*x = SummaryResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[27]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +2125,7 @@ func (x *SummaryResponse) String() string {
 func (*SummaryResponse) ProtoMessage() {}
 
 func (x *SummaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[27]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +2138,7 @@ func (x *SummaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SummaryResponse.ProtoReflect.Descriptor instead.
 func (*SummaryResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{27}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SummaryResponse) GetByCategory() []*Count {
@@ -1803,12 +2209,45 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12*\n" +
-	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x87\x02\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xcd\x02\n" +
 	"\x17GetConversationResponse\x12E\n" +
 	"\fconversation\x18\x01 \x01(\v2!.sidekick.support.v1.ConversationR\fconversation\x12?\n" +
 	"\bmessages\x18\x02 \x03(\v2#.sidekick.support.v1.InboundMessageR\bmessages\x12.\n" +
 	"\x05notes\x18\x03 \x03(\v2\x18.sidekick.triage.v1.NoteR\x05notes\x124\n" +
-	"\x05audit\x18\x04 \x03(\v2\x1e.sidekick.triage.v1.AuditEntryR\x05audit\"Q\n" +
+	"\x05audit\x18\x04 \x03(\v2\x1e.sidekick.triage.v1.AuditEntryR\x05audit\x12D\n" +
+	"\n" +
+	"deliveries\x18\x05 \x03(\v2$.sidekick.triage.v1.OutboundDeliveryR\n" +
+	"deliveries\"\x89\x03\n" +
+	"\x10OutboundDelivery\x12\x1f\n" +
+	"\voutbound_id\x18\x01 \x01(\tR\n" +
+	"outboundId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\tR\tmessageId\x126\n" +
+	"\achannel\x18\x03 \x01(\x0e2\x1c.sidekick.support.v1.ChannelR\achannel\x127\n" +
+	"\x05state\x18\x04 \x01(\x0e2!.sidekick.triage.v1.DeliveryStateR\x05state\x12\x1f\n" +
+	"\vprovider_id\x18\x05 \x01(\tR\n" +
+	"providerId\x12\x1c\n" +
+	"\tpermalink\x18\x06 \x01(\tR\tpermalink\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x1c\n" +
+	"\tpermanent\x18\b \x01(\bR\tpermanent\x12\x14\n" +
+	"\x05retry\x18\t \x01(\x05R\x05retry\x129\n" +
+	"\n" +
+	"updated_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"a\n" +
+	"\fReplyRequest\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"\xd7\x01\n" +
+	"\rReplyResponse\x12=\n" +
+	"\amessage\x18\x01 \x01(\v2#.sidekick.support.v1.InboundMessageR\amessage\x12@\n" +
+	"\bdelivery\x18\x02 \x01(\v2$.sidekick.triage.v1.OutboundDeliveryR\bdelivery\x12E\n" +
+	"\fconversation\x18\x03 \x01(\v2!.sidekick.support.v1.ConversationR\fconversation\"M\n" +
+	"\x14RetryOutboundRequest\x12\x1f\n" +
+	"\voutbound_id\x18\x01 \x01(\tR\n" +
+	"outboundId\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\"Y\n" +
+	"\x15RetryOutboundResponse\x12@\n" +
+	"\bdelivery\x18\x01 \x01(\v2$.sidekick.triage.v1.OutboundDeliveryR\bdelivery\"Q\n" +
 	"\rAssignRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bassignee\x18\x02 \x01(\tR\bassignee\x12\x14\n" +
@@ -1908,7 +2347,12 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\n" +
 	"by_channel\x18\x03 \x03(\v2\x19.sidekick.triage.v1.CountR\tbyChannel\x12A\n" +
 	"\bresponse\x18\x04 \x03(\v2%.sidekick.triage.v1.TierResponseStatsR\bresponse\x12C\n" +
-	"\tagreement\x18\x05 \x01(\v2%.sidekick.triage.v1.CategoryAgreementR\tagreement2\xd6\x05\n" +
+	"\tagreement\x18\x05 \x01(\v2%.sidekick.triage.v1.CategoryAgreementR\tagreement*\x7f\n" +
+	"\rDeliveryState\x12\x1e\n" +
+	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16DELIVERY_STATE_SENDING\x10\x01\x12\x17\n" +
+	"\x13DELIVERY_STATE_SENT\x10\x02\x12\x19\n" +
+	"\x15DELIVERY_STATE_FAILED\x10\x032\x8a\a\n" +
 	"\x13ConversationService\x12p\n" +
 	"\x11ListConversations\x12,.sidekick.triage.v1.ListConversationsRequest\x1a-.sidekick.triage.v1.ListConversationsResponse\x12j\n" +
 	"\x0fGetConversation\x12*.sidekick.triage.v1.GetConversationRequest\x1a+.sidekick.triage.v1.GetConversationResponse\x12O\n" +
@@ -1917,7 +2361,9 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\aAddNote\x12\".sidekick.triage.v1.AddNoteRequest\x1a#.sidekick.triage.v1.AddNoteResponse\x12L\n" +
 	"\x05Close\x12 .sidekick.triage.v1.CloseRequest\x1a!.sidekick.triage.v1.CloseResponse\x12O\n" +
 	"\x06Reopen\x12!.sidekick.triage.v1.ReopenRequest\x1a\".sidekick.triage.v1.ReopenResponse\x12U\n" +
-	"\bEscalate\x12#.sidekick.triage.v1.EscalateRequest\x1a$.sidekick.triage.v1.EscalateResponse2\xdd\x01\n" +
+	"\bEscalate\x12#.sidekick.triage.v1.EscalateRequest\x1a$.sidekick.triage.v1.EscalateResponse\x12L\n" +
+	"\x05Reply\x12 .sidekick.triage.v1.ReplyRequest\x1a!.sidekick.triage.v1.ReplyResponse\x12d\n" +
+	"\rRetryOutbound\x12(.sidekick.triage.v1.RetryOutboundRequest\x1a).sidekick.triage.v1.RetryOutboundResponse2\xdd\x01\n" +
 	"\x0fCustomerService\x12j\n" +
 	"\x0fUpsertCustomers\x12*.sidekick.triage.v1.UpsertCustomersRequest\x1a+.sidekick.triage.v1.UpsertCustomersResponse\x12^\n" +
 	"\vGetCustomer\x12&.sidekick.triage.v1.GetCustomerRequest\x1a'.sidekick.triage.v1.GetCustomerResponse2c\n" +
@@ -1937,100 +2383,119 @@ func file_sidekick_triage_v1_triage_proto_rawDescGZIP() []byte {
 	return file_sidekick_triage_v1_triage_proto_rawDescData
 }
 
-var file_sidekick_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_sidekick_triage_v1_triage_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_sidekick_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_sidekick_triage_v1_triage_proto_goTypes = []any{
-	(*ListConversationsRequest)(nil),  // 0: sidekick.triage.v1.ListConversationsRequest
-	(*ListConversationsResponse)(nil), // 1: sidekick.triage.v1.ListConversationsResponse
-	(*GetConversationRequest)(nil),    // 2: sidekick.triage.v1.GetConversationRequest
-	(*Note)(nil),                      // 3: sidekick.triage.v1.Note
-	(*AuditEntry)(nil),                // 4: sidekick.triage.v1.AuditEntry
-	(*GetConversationResponse)(nil),   // 5: sidekick.triage.v1.GetConversationResponse
-	(*AssignRequest)(nil),             // 6: sidekick.triage.v1.AssignRequest
-	(*AssignResponse)(nil),            // 7: sidekick.triage.v1.AssignResponse
-	(*TagRequest)(nil),                // 8: sidekick.triage.v1.TagRequest
-	(*TagResponse)(nil),               // 9: sidekick.triage.v1.TagResponse
-	(*AddNoteRequest)(nil),            // 10: sidekick.triage.v1.AddNoteRequest
-	(*AddNoteResponse)(nil),           // 11: sidekick.triage.v1.AddNoteResponse
-	(*CloseRequest)(nil),              // 12: sidekick.triage.v1.CloseRequest
-	(*CloseResponse)(nil),             // 13: sidekick.triage.v1.CloseResponse
-	(*ReopenRequest)(nil),             // 14: sidekick.triage.v1.ReopenRequest
-	(*ReopenResponse)(nil),            // 15: sidekick.triage.v1.ReopenResponse
-	(*EscalateRequest)(nil),           // 16: sidekick.triage.v1.EscalateRequest
-	(*EscalateResponse)(nil),          // 17: sidekick.triage.v1.EscalateResponse
-	(*Customer)(nil),                  // 18: sidekick.triage.v1.Customer
-	(*UpsertCustomersRequest)(nil),    // 19: sidekick.triage.v1.UpsertCustomersRequest
-	(*UpsertCustomersResponse)(nil),   // 20: sidekick.triage.v1.UpsertCustomersResponse
-	(*GetCustomerRequest)(nil),        // 21: sidekick.triage.v1.GetCustomerRequest
-	(*GetCustomerResponse)(nil),       // 22: sidekick.triage.v1.GetCustomerResponse
-	(*SummaryRequest)(nil),            // 23: sidekick.triage.v1.SummaryRequest
-	(*Count)(nil),                     // 24: sidekick.triage.v1.Count
-	(*TierResponseStats)(nil),         // 25: sidekick.triage.v1.TierResponseStats
-	(*CategoryAgreement)(nil),         // 26: sidekick.triage.v1.CategoryAgreement
-	(*SummaryResponse)(nil),           // 27: sidekick.triage.v1.SummaryResponse
-	(v1.ConversationStatus)(0),        // 28: sidekick.support.v1.ConversationStatus
-	(v1.Tier)(0),                      // 29: sidekick.support.v1.Tier
-	(v1.Channel)(0),                   // 30: sidekick.support.v1.Channel
-	(*v1.Conversation)(nil),           // 31: sidekick.support.v1.Conversation
-	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
-	(*v1.InboundMessage)(nil),         // 33: sidekick.support.v1.InboundMessage
-	(v1.CloseReason)(0),               // 34: sidekick.support.v1.CloseReason
+	(DeliveryState)(0),                // 0: sidekick.triage.v1.DeliveryState
+	(*ListConversationsRequest)(nil),  // 1: sidekick.triage.v1.ListConversationsRequest
+	(*ListConversationsResponse)(nil), // 2: sidekick.triage.v1.ListConversationsResponse
+	(*GetConversationRequest)(nil),    // 3: sidekick.triage.v1.GetConversationRequest
+	(*Note)(nil),                      // 4: sidekick.triage.v1.Note
+	(*AuditEntry)(nil),                // 5: sidekick.triage.v1.AuditEntry
+	(*GetConversationResponse)(nil),   // 6: sidekick.triage.v1.GetConversationResponse
+	(*OutboundDelivery)(nil),          // 7: sidekick.triage.v1.OutboundDelivery
+	(*ReplyRequest)(nil),              // 8: sidekick.triage.v1.ReplyRequest
+	(*ReplyResponse)(nil),             // 9: sidekick.triage.v1.ReplyResponse
+	(*RetryOutboundRequest)(nil),      // 10: sidekick.triage.v1.RetryOutboundRequest
+	(*RetryOutboundResponse)(nil),     // 11: sidekick.triage.v1.RetryOutboundResponse
+	(*AssignRequest)(nil),             // 12: sidekick.triage.v1.AssignRequest
+	(*AssignResponse)(nil),            // 13: sidekick.triage.v1.AssignResponse
+	(*TagRequest)(nil),                // 14: sidekick.triage.v1.TagRequest
+	(*TagResponse)(nil),               // 15: sidekick.triage.v1.TagResponse
+	(*AddNoteRequest)(nil),            // 16: sidekick.triage.v1.AddNoteRequest
+	(*AddNoteResponse)(nil),           // 17: sidekick.triage.v1.AddNoteResponse
+	(*CloseRequest)(nil),              // 18: sidekick.triage.v1.CloseRequest
+	(*CloseResponse)(nil),             // 19: sidekick.triage.v1.CloseResponse
+	(*ReopenRequest)(nil),             // 20: sidekick.triage.v1.ReopenRequest
+	(*ReopenResponse)(nil),            // 21: sidekick.triage.v1.ReopenResponse
+	(*EscalateRequest)(nil),           // 22: sidekick.triage.v1.EscalateRequest
+	(*EscalateResponse)(nil),          // 23: sidekick.triage.v1.EscalateResponse
+	(*Customer)(nil),                  // 24: sidekick.triage.v1.Customer
+	(*UpsertCustomersRequest)(nil),    // 25: sidekick.triage.v1.UpsertCustomersRequest
+	(*UpsertCustomersResponse)(nil),   // 26: sidekick.triage.v1.UpsertCustomersResponse
+	(*GetCustomerRequest)(nil),        // 27: sidekick.triage.v1.GetCustomerRequest
+	(*GetCustomerResponse)(nil),       // 28: sidekick.triage.v1.GetCustomerResponse
+	(*SummaryRequest)(nil),            // 29: sidekick.triage.v1.SummaryRequest
+	(*Count)(nil),                     // 30: sidekick.triage.v1.Count
+	(*TierResponseStats)(nil),         // 31: sidekick.triage.v1.TierResponseStats
+	(*CategoryAgreement)(nil),         // 32: sidekick.triage.v1.CategoryAgreement
+	(*SummaryResponse)(nil),           // 33: sidekick.triage.v1.SummaryResponse
+	(v1.ConversationStatus)(0),        // 34: sidekick.support.v1.ConversationStatus
+	(v1.Tier)(0),                      // 35: sidekick.support.v1.Tier
+	(v1.Channel)(0),                   // 36: sidekick.support.v1.Channel
+	(*v1.Conversation)(nil),           // 37: sidekick.support.v1.Conversation
+	(*timestamppb.Timestamp)(nil),     // 38: google.protobuf.Timestamp
+	(*v1.InboundMessage)(nil),         // 39: sidekick.support.v1.InboundMessage
+	(v1.CloseReason)(0),               // 40: sidekick.support.v1.CloseReason
 }
 var file_sidekick_triage_v1_triage_proto_depIdxs = []int32{
-	28, // 0: sidekick.triage.v1.ListConversationsRequest.statuses:type_name -> sidekick.support.v1.ConversationStatus
-	29, // 1: sidekick.triage.v1.ListConversationsRequest.tier:type_name -> sidekick.support.v1.Tier
-	30, // 2: sidekick.triage.v1.ListConversationsRequest.channel:type_name -> sidekick.support.v1.Channel
-	31, // 3: sidekick.triage.v1.ListConversationsResponse.conversations:type_name -> sidekick.support.v1.Conversation
-	32, // 4: sidekick.triage.v1.Note.created_at:type_name -> google.protobuf.Timestamp
-	32, // 5: sidekick.triage.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	31, // 6: sidekick.triage.v1.GetConversationResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	33, // 7: sidekick.triage.v1.GetConversationResponse.messages:type_name -> sidekick.support.v1.InboundMessage
-	3,  // 8: sidekick.triage.v1.GetConversationResponse.notes:type_name -> sidekick.triage.v1.Note
-	4,  // 9: sidekick.triage.v1.GetConversationResponse.audit:type_name -> sidekick.triage.v1.AuditEntry
-	31, // 10: sidekick.triage.v1.AssignResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	31, // 11: sidekick.triage.v1.TagResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	3,  // 12: sidekick.triage.v1.AddNoteResponse.note:type_name -> sidekick.triage.v1.Note
-	34, // 13: sidekick.triage.v1.CloseRequest.reason:type_name -> sidekick.support.v1.CloseReason
-	31, // 14: sidekick.triage.v1.CloseResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	31, // 15: sidekick.triage.v1.ReopenResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	31, // 16: sidekick.triage.v1.EscalateResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	29, // 17: sidekick.triage.v1.Customer.tier:type_name -> sidekick.support.v1.Tier
-	18, // 18: sidekick.triage.v1.UpsertCustomersRequest.customers:type_name -> sidekick.triage.v1.Customer
-	18, // 19: sidekick.triage.v1.GetCustomerResponse.customer:type_name -> sidekick.triage.v1.Customer
-	32, // 20: sidekick.triage.v1.SummaryRequest.from:type_name -> google.protobuf.Timestamp
-	32, // 21: sidekick.triage.v1.SummaryRequest.to:type_name -> google.protobuf.Timestamp
-	29, // 22: sidekick.triage.v1.TierResponseStats.tier:type_name -> sidekick.support.v1.Tier
-	24, // 23: sidekick.triage.v1.SummaryResponse.by_category:type_name -> sidekick.triage.v1.Count
-	24, // 24: sidekick.triage.v1.SummaryResponse.by_tier:type_name -> sidekick.triage.v1.Count
-	24, // 25: sidekick.triage.v1.SummaryResponse.by_channel:type_name -> sidekick.triage.v1.Count
-	25, // 26: sidekick.triage.v1.SummaryResponse.response:type_name -> sidekick.triage.v1.TierResponseStats
-	26, // 27: sidekick.triage.v1.SummaryResponse.agreement:type_name -> sidekick.triage.v1.CategoryAgreement
-	0,  // 28: sidekick.triage.v1.ConversationService.ListConversations:input_type -> sidekick.triage.v1.ListConversationsRequest
-	2,  // 29: sidekick.triage.v1.ConversationService.GetConversation:input_type -> sidekick.triage.v1.GetConversationRequest
-	6,  // 30: sidekick.triage.v1.ConversationService.Assign:input_type -> sidekick.triage.v1.AssignRequest
-	8,  // 31: sidekick.triage.v1.ConversationService.Tag:input_type -> sidekick.triage.v1.TagRequest
-	10, // 32: sidekick.triage.v1.ConversationService.AddNote:input_type -> sidekick.triage.v1.AddNoteRequest
-	12, // 33: sidekick.triage.v1.ConversationService.Close:input_type -> sidekick.triage.v1.CloseRequest
-	14, // 34: sidekick.triage.v1.ConversationService.Reopen:input_type -> sidekick.triage.v1.ReopenRequest
-	16, // 35: sidekick.triage.v1.ConversationService.Escalate:input_type -> sidekick.triage.v1.EscalateRequest
-	19, // 36: sidekick.triage.v1.CustomerService.UpsertCustomers:input_type -> sidekick.triage.v1.UpsertCustomersRequest
-	21, // 37: sidekick.triage.v1.CustomerService.GetCustomer:input_type -> sidekick.triage.v1.GetCustomerRequest
-	23, // 38: sidekick.triage.v1.ReportService.Summary:input_type -> sidekick.triage.v1.SummaryRequest
-	1,  // 39: sidekick.triage.v1.ConversationService.ListConversations:output_type -> sidekick.triage.v1.ListConversationsResponse
-	5,  // 40: sidekick.triage.v1.ConversationService.GetConversation:output_type -> sidekick.triage.v1.GetConversationResponse
-	7,  // 41: sidekick.triage.v1.ConversationService.Assign:output_type -> sidekick.triage.v1.AssignResponse
-	9,  // 42: sidekick.triage.v1.ConversationService.Tag:output_type -> sidekick.triage.v1.TagResponse
-	11, // 43: sidekick.triage.v1.ConversationService.AddNote:output_type -> sidekick.triage.v1.AddNoteResponse
-	13, // 44: sidekick.triage.v1.ConversationService.Close:output_type -> sidekick.triage.v1.CloseResponse
-	15, // 45: sidekick.triage.v1.ConversationService.Reopen:output_type -> sidekick.triage.v1.ReopenResponse
-	17, // 46: sidekick.triage.v1.ConversationService.Escalate:output_type -> sidekick.triage.v1.EscalateResponse
-	20, // 47: sidekick.triage.v1.CustomerService.UpsertCustomers:output_type -> sidekick.triage.v1.UpsertCustomersResponse
-	22, // 48: sidekick.triage.v1.CustomerService.GetCustomer:output_type -> sidekick.triage.v1.GetCustomerResponse
-	27, // 49: sidekick.triage.v1.ReportService.Summary:output_type -> sidekick.triage.v1.SummaryResponse
-	39, // [39:50] is the sub-list for method output_type
-	28, // [28:39] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	34, // 0: sidekick.triage.v1.ListConversationsRequest.statuses:type_name -> sidekick.support.v1.ConversationStatus
+	35, // 1: sidekick.triage.v1.ListConversationsRequest.tier:type_name -> sidekick.support.v1.Tier
+	36, // 2: sidekick.triage.v1.ListConversationsRequest.channel:type_name -> sidekick.support.v1.Channel
+	37, // 3: sidekick.triage.v1.ListConversationsResponse.conversations:type_name -> sidekick.support.v1.Conversation
+	38, // 4: sidekick.triage.v1.Note.created_at:type_name -> google.protobuf.Timestamp
+	38, // 5: sidekick.triage.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	37, // 6: sidekick.triage.v1.GetConversationResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	39, // 7: sidekick.triage.v1.GetConversationResponse.messages:type_name -> sidekick.support.v1.InboundMessage
+	4,  // 8: sidekick.triage.v1.GetConversationResponse.notes:type_name -> sidekick.triage.v1.Note
+	5,  // 9: sidekick.triage.v1.GetConversationResponse.audit:type_name -> sidekick.triage.v1.AuditEntry
+	7,  // 10: sidekick.triage.v1.GetConversationResponse.deliveries:type_name -> sidekick.triage.v1.OutboundDelivery
+	36, // 11: sidekick.triage.v1.OutboundDelivery.channel:type_name -> sidekick.support.v1.Channel
+	0,  // 12: sidekick.triage.v1.OutboundDelivery.state:type_name -> sidekick.triage.v1.DeliveryState
+	38, // 13: sidekick.triage.v1.OutboundDelivery.updated_at:type_name -> google.protobuf.Timestamp
+	39, // 14: sidekick.triage.v1.ReplyResponse.message:type_name -> sidekick.support.v1.InboundMessage
+	7,  // 15: sidekick.triage.v1.ReplyResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
+	37, // 16: sidekick.triage.v1.ReplyResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	7,  // 17: sidekick.triage.v1.RetryOutboundResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
+	37, // 18: sidekick.triage.v1.AssignResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	37, // 19: sidekick.triage.v1.TagResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	4,  // 20: sidekick.triage.v1.AddNoteResponse.note:type_name -> sidekick.triage.v1.Note
+	40, // 21: sidekick.triage.v1.CloseRequest.reason:type_name -> sidekick.support.v1.CloseReason
+	37, // 22: sidekick.triage.v1.CloseResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	37, // 23: sidekick.triage.v1.ReopenResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	37, // 24: sidekick.triage.v1.EscalateResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	35, // 25: sidekick.triage.v1.Customer.tier:type_name -> sidekick.support.v1.Tier
+	24, // 26: sidekick.triage.v1.UpsertCustomersRequest.customers:type_name -> sidekick.triage.v1.Customer
+	24, // 27: sidekick.triage.v1.GetCustomerResponse.customer:type_name -> sidekick.triage.v1.Customer
+	38, // 28: sidekick.triage.v1.SummaryRequest.from:type_name -> google.protobuf.Timestamp
+	38, // 29: sidekick.triage.v1.SummaryRequest.to:type_name -> google.protobuf.Timestamp
+	35, // 30: sidekick.triage.v1.TierResponseStats.tier:type_name -> sidekick.support.v1.Tier
+	30, // 31: sidekick.triage.v1.SummaryResponse.by_category:type_name -> sidekick.triage.v1.Count
+	30, // 32: sidekick.triage.v1.SummaryResponse.by_tier:type_name -> sidekick.triage.v1.Count
+	30, // 33: sidekick.triage.v1.SummaryResponse.by_channel:type_name -> sidekick.triage.v1.Count
+	31, // 34: sidekick.triage.v1.SummaryResponse.response:type_name -> sidekick.triage.v1.TierResponseStats
+	32, // 35: sidekick.triage.v1.SummaryResponse.agreement:type_name -> sidekick.triage.v1.CategoryAgreement
+	1,  // 36: sidekick.triage.v1.ConversationService.ListConversations:input_type -> sidekick.triage.v1.ListConversationsRequest
+	3,  // 37: sidekick.triage.v1.ConversationService.GetConversation:input_type -> sidekick.triage.v1.GetConversationRequest
+	12, // 38: sidekick.triage.v1.ConversationService.Assign:input_type -> sidekick.triage.v1.AssignRequest
+	14, // 39: sidekick.triage.v1.ConversationService.Tag:input_type -> sidekick.triage.v1.TagRequest
+	16, // 40: sidekick.triage.v1.ConversationService.AddNote:input_type -> sidekick.triage.v1.AddNoteRequest
+	18, // 41: sidekick.triage.v1.ConversationService.Close:input_type -> sidekick.triage.v1.CloseRequest
+	20, // 42: sidekick.triage.v1.ConversationService.Reopen:input_type -> sidekick.triage.v1.ReopenRequest
+	22, // 43: sidekick.triage.v1.ConversationService.Escalate:input_type -> sidekick.triage.v1.EscalateRequest
+	8,  // 44: sidekick.triage.v1.ConversationService.Reply:input_type -> sidekick.triage.v1.ReplyRequest
+	10, // 45: sidekick.triage.v1.ConversationService.RetryOutbound:input_type -> sidekick.triage.v1.RetryOutboundRequest
+	25, // 46: sidekick.triage.v1.CustomerService.UpsertCustomers:input_type -> sidekick.triage.v1.UpsertCustomersRequest
+	27, // 47: sidekick.triage.v1.CustomerService.GetCustomer:input_type -> sidekick.triage.v1.GetCustomerRequest
+	29, // 48: sidekick.triage.v1.ReportService.Summary:input_type -> sidekick.triage.v1.SummaryRequest
+	2,  // 49: sidekick.triage.v1.ConversationService.ListConversations:output_type -> sidekick.triage.v1.ListConversationsResponse
+	6,  // 50: sidekick.triage.v1.ConversationService.GetConversation:output_type -> sidekick.triage.v1.GetConversationResponse
+	13, // 51: sidekick.triage.v1.ConversationService.Assign:output_type -> sidekick.triage.v1.AssignResponse
+	15, // 52: sidekick.triage.v1.ConversationService.Tag:output_type -> sidekick.triage.v1.TagResponse
+	17, // 53: sidekick.triage.v1.ConversationService.AddNote:output_type -> sidekick.triage.v1.AddNoteResponse
+	19, // 54: sidekick.triage.v1.ConversationService.Close:output_type -> sidekick.triage.v1.CloseResponse
+	21, // 55: sidekick.triage.v1.ConversationService.Reopen:output_type -> sidekick.triage.v1.ReopenResponse
+	23, // 56: sidekick.triage.v1.ConversationService.Escalate:output_type -> sidekick.triage.v1.EscalateResponse
+	9,  // 57: sidekick.triage.v1.ConversationService.Reply:output_type -> sidekick.triage.v1.ReplyResponse
+	11, // 58: sidekick.triage.v1.ConversationService.RetryOutbound:output_type -> sidekick.triage.v1.RetryOutboundResponse
+	26, // 59: sidekick.triage.v1.CustomerService.UpsertCustomers:output_type -> sidekick.triage.v1.UpsertCustomersResponse
+	28, // 60: sidekick.triage.v1.CustomerService.GetCustomer:output_type -> sidekick.triage.v1.GetCustomerResponse
+	33, // 61: sidekick.triage.v1.ReportService.Summary:output_type -> sidekick.triage.v1.SummaryResponse
+	49, // [49:62] is the sub-list for method output_type
+	36, // [36:49] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_triage_v1_triage_proto_init() }
@@ -2043,13 +2508,14 @@ func file_sidekick_triage_v1_triage_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sidekick_triage_v1_triage_proto_rawDesc), len(file_sidekick_triage_v1_triage_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   28,
+			NumEnums:      1,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
 		GoTypes:           file_sidekick_triage_v1_triage_proto_goTypes,
 		DependencyIndexes: file_sidekick_triage_v1_triage_proto_depIdxs,
+		EnumInfos:         file_sidekick_triage_v1_triage_proto_enumTypes,
 		MessageInfos:      file_sidekick_triage_v1_triage_proto_msgTypes,
 	}.Build()
 	File_sidekick_triage_v1_triage_proto = out.File

@@ -27,6 +27,8 @@ const (
 	ConversationService_Close_FullMethodName             = "/sidekick.triage.v1.ConversationService/Close"
 	ConversationService_Reopen_FullMethodName            = "/sidekick.triage.v1.ConversationService/Reopen"
 	ConversationService_Escalate_FullMethodName          = "/sidekick.triage.v1.ConversationService/Escalate"
+	ConversationService_Reply_FullMethodName             = "/sidekick.triage.v1.ConversationService/Reply"
+	ConversationService_RetryOutbound_FullMethodName     = "/sidekick.triage.v1.ConversationService/RetryOutbound"
 )
 
 // ConversationServiceClient is the client API for ConversationService service.
@@ -44,6 +46,31 @@ type ConversationServiceClient interface {
 	Close(ctx context.Context, in *CloseRequest, opts ...grpc.CallOption) (*CloseResponse, error)
 	Reopen(ctx context.Context, in *ReopenRequest, opts ...grpc.CallOption) (*ReopenResponse, error)
 	Escalate(ctx context.Context, in *EscalateRequest, opts ...grpc.CallOption) (*EscalateResponse, error)
+	// Reply sends text to the customer on the conversation's own channel: it
+	// stores a staff message authored by actor (counted as the first
+	// response, assigning the conversation on the first reply, status
+	// awaiting customer) and, in the same transaction, an outbox row that
+	// publishes a sidekick.support.v1.OutboundMessage on
+	// support.outbound.<channel>. The reply is sent after commit; its
+	// delivery starts as SENDING and follows the channel's receipt.
+	// Replying to a closed conversation is allowed and keeps the thread.
+	//
+	// Errors: InvalidArgument for empty text, text longer than the
+	// channel takes (Slack 40,000 characters, GitHub 65,536) or an empty
+	// actor; NotFound for an unknown conversation; FailedPrecondition for a
+	// conversation that has no way back to the customer (a Sentry alert, or
+	// a thread missing what its channel needs to answer), naming why.
+	// Nothing is stored or sent when an error is returned.
+	Reply(ctx context.Context, in *ReplyRequest, opts ...grpc.CallOption) (*ReplyResponse, error)
+	// RetryOutbound sends a FAILED outbound message again, with the same
+	// outbound id (so an earlier attempt that did reach the provider is
+	// found there rather than sent twice) and the next retry number. The
+	// delivery goes back to SENDING.
+	//
+	// Errors: InvalidArgument for an empty outbound id or actor; NotFound
+	// for an unknown outbound id; FailedPrecondition when the delivery is
+	// SENDING or SENT.
+	RetryOutbound(ctx context.Context, in *RetryOutboundRequest, opts ...grpc.CallOption) (*RetryOutboundResponse, error)
 }
 
 type conversationServiceClient struct {
@@ -134,6 +161,26 @@ func (c *conversationServiceClient) Escalate(ctx context.Context, in *EscalateRe
 	return out, nil
 }
 
+func (c *conversationServiceClient) Reply(ctx context.Context, in *ReplyRequest, opts ...grpc.CallOption) (*ReplyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplyResponse)
+	err := c.cc.Invoke(ctx, ConversationService_Reply_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *conversationServiceClient) RetryOutbound(ctx context.Context, in *RetryOutboundRequest, opts ...grpc.CallOption) (*RetryOutboundResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryOutboundResponse)
+	err := c.cc.Invoke(ctx, ConversationService_RetryOutbound_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConversationServiceServer is the server API for ConversationService service.
 // All implementations must embed UnimplementedConversationServiceServer
 // for forward compatibility.
@@ -149,6 +196,31 @@ type ConversationServiceServer interface {
 	Close(context.Context, *CloseRequest) (*CloseResponse, error)
 	Reopen(context.Context, *ReopenRequest) (*ReopenResponse, error)
 	Escalate(context.Context, *EscalateRequest) (*EscalateResponse, error)
+	// Reply sends text to the customer on the conversation's own channel: it
+	// stores a staff message authored by actor (counted as the first
+	// response, assigning the conversation on the first reply, status
+	// awaiting customer) and, in the same transaction, an outbox row that
+	// publishes a sidekick.support.v1.OutboundMessage on
+	// support.outbound.<channel>. The reply is sent after commit; its
+	// delivery starts as SENDING and follows the channel's receipt.
+	// Replying to a closed conversation is allowed and keeps the thread.
+	//
+	// Errors: InvalidArgument for empty text, text longer than the
+	// channel takes (Slack 40,000 characters, GitHub 65,536) or an empty
+	// actor; NotFound for an unknown conversation; FailedPrecondition for a
+	// conversation that has no way back to the customer (a Sentry alert, or
+	// a thread missing what its channel needs to answer), naming why.
+	// Nothing is stored or sent when an error is returned.
+	Reply(context.Context, *ReplyRequest) (*ReplyResponse, error)
+	// RetryOutbound sends a FAILED outbound message again, with the same
+	// outbound id (so an earlier attempt that did reach the provider is
+	// found there rather than sent twice) and the next retry number. The
+	// delivery goes back to SENDING.
+	//
+	// Errors: InvalidArgument for an empty outbound id or actor; NotFound
+	// for an unknown outbound id; FailedPrecondition when the delivery is
+	// SENDING or SENT.
+	RetryOutbound(context.Context, *RetryOutboundRequest) (*RetryOutboundResponse, error)
 	mustEmbedUnimplementedConversationServiceServer()
 }
 
@@ -182,6 +254,12 @@ func (UnimplementedConversationServiceServer) Reopen(context.Context, *ReopenReq
 }
 func (UnimplementedConversationServiceServer) Escalate(context.Context, *EscalateRequest) (*EscalateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Escalate not implemented")
+}
+func (UnimplementedConversationServiceServer) Reply(context.Context, *ReplyRequest) (*ReplyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reply not implemented")
+}
+func (UnimplementedConversationServiceServer) RetryOutbound(context.Context, *RetryOutboundRequest) (*RetryOutboundResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryOutbound not implemented")
 }
 func (UnimplementedConversationServiceServer) mustEmbedUnimplementedConversationServiceServer() {}
 func (UnimplementedConversationServiceServer) testEmbeddedByValue()                             {}
@@ -348,6 +426,42 @@ func _ConversationService_Escalate_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConversationService_Reply_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConversationServiceServer).Reply(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConversationService_Reply_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConversationServiceServer).Reply(ctx, req.(*ReplyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConversationService_RetryOutbound_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryOutboundRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConversationServiceServer).RetryOutbound(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConversationService_RetryOutbound_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConversationServiceServer).RetryOutbound(ctx, req.(*RetryOutboundRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConversationService_ServiceDesc is the grpc.ServiceDesc for ConversationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -386,6 +500,14 @@ var ConversationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Escalate",
 			Handler:    _ConversationService_Escalate_Handler,
+		},
+		{
+			MethodName: "Reply",
+			Handler:    _ConversationService_Reply_Handler,
+		},
+		{
+			MethodName: "RetryOutbound",
+			Handler:    _ConversationService_RetryOutbound_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
