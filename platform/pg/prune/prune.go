@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/promreg"
 )
 
@@ -53,6 +54,10 @@ type Config struct {
 	// Pause is the wait between two batches of one table, which leaves
 	// room to other work on a busy database; default none.
 	Pause time.Duration
+	// Clock paces Run's rounds; nil: the wall clock. (The cutoff is
+	// computed from the now passed to New; Pause, which spares a busy
+	// database, is wall-clock time.)
+	Clock clock.Clock
 }
 
 // Pruner runs rules periodically.
@@ -88,6 +93,7 @@ func New(pool *pgxpool.Pool, cfg Config, rules []Rule, logger *slog.Logger, now 
 	if now == nil {
 		now = time.Now
 	}
+	cfg.Clock = clock.OrReal(cfg.Clock)
 	p := &Pruner{pool: pool, cfg: cfg, rules: rules, logger: logger, now: now}
 	var err error
 	if p.rows, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -120,16 +126,12 @@ func New(pool *pgxpool.Pool, cfg Config, rules []Rule, logger *slog.Logger, now 
 // Run prunes at once and then every Interval until ctx is done. Failures
 // are logged and counted; the next round retries.
 func (p *Pruner) Run(ctx context.Context) error {
-	t := time.NewTicker(p.cfg.Interval)
-	defer t.Stop()
 	for {
 		if _, err := p.Prune(ctx); err != nil && ctx.Err() == nil {
 			p.logger.Warn("retention: prune failed; retrying next round", "error", err, "retry_in", p.cfg.Interval)
 		}
-		select {
-		case <-ctx.Done():
+		if !clock.Wait(ctx, p.cfg.Clock, p.cfg.Interval) {
 			return nil
-		case <-t.C:
 		}
 	}
 }
