@@ -14,6 +14,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
@@ -23,7 +24,7 @@ import (
 // the default policy answers with one ping to the hero.
 func benchOpened(i int, at time.Time) *supportv1.ConversationEvent {
 	id := fmt.Sprintf("bench-%d", i)
-	ev := opened("ev-"+id, "conv-"+id, at)
+	ev := notifiertest.Opened("ev-"+id, "conv-"+id, at)
 	ev.Conversation.Tier = supportv1.Tier_TIER_SUBSCRIBER
 	return ev
 }
@@ -131,7 +132,7 @@ func benchNotifier(b *testing.B, concurrency int) {
 	cfg.RateLimit = -1 // one hero gets every ping: no limit here
 	cfg.SweepInterval, cfg.RelayInterval, cfg.TickInterval = time.Second, time.Second, time.Second
 	deps := h.deps
-	deps.Now, deps.Console, deps.Channels = time.Now, nil, []Channel{ch}
+	deps.Clock, deps.Console, deps.Channels = clock.Real(), nil, []Channel{ch}
 	deps.Logger = nil
 	s, err := New(cfg, deps)
 	if err != nil {
@@ -168,7 +169,7 @@ func BenchmarkEventToSlack(b *testing.B) {
 	cfg.RateLimit = -1
 	cfg.SweepInterval, cfg.RelayInterval, cfg.TickInterval = time.Second, time.Second, time.Second
 	deps := h.deps
-	deps.Now, deps.Console, deps.Logger = time.Now, nil, nil
+	deps.Clock, deps.Console, deps.Logger = clock.Real(), nil, nil
 	s, err := New(cfg, deps)
 	if err != nil {
 		b.Fatal(err)

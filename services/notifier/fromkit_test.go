@@ -77,7 +77,7 @@ escalation:
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	h.publish(t, bus.ConversationSubject("opened"), "ev-k", opened("ev-k", "conv-k", time.Now()))
+	h.publish(t, bus.ConversationSubject("opened"), "ev-k", notifiertest.Opened("ev-k", "conv-k", time.Now()))
 	notifiertest.Eventually(t, "the page by email, PagerDuty and webhook", func() bool {
 		return len(smtp.Mail("carol@example.com")) == 1 && len(pd.Events(pagerduty.ActionTrigger)) == 1 &&
 			len(hook.Payloads(webhook.EventNotification)) == 1

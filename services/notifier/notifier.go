@@ -13,6 +13,12 @@
 // escalated, handoff, message, responded, closed), support.action.{ack,
 // escalate,close} and support.rotation.{shift_started,gap_ahead}, and
 // serves sidekick.notify.v1.NotifierService.
+//
+// This package wires the service. What happens to a message: consume turns
+// it into a trigger or an acknowledgement; escalate.Runner matches a
+// policy and fires its steps; deliver.Dispatcher records and sends each
+// step's deliveries; store holds the state; the relay publishes the
+// outbox. Every wait and every timestamp goes through Deps.Clock.
 package notifier
 
 import (
@@ -40,6 +46,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/consume"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/deliver"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/escalate"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/grpcapi"
@@ -63,6 +70,7 @@ const Name = "notifier"
 const (
 	DurableConversations = "notifier-conversations"
 	DurableActions       = "notifier-actions"
+	DurableRotation      = "notifier-rotation"
 )
 
 //go:embed migrations/*.sql
@@ -191,7 +199,10 @@ type Deps struct {
 	JS       jetstream.JetStream
 	Pool     *pgxpool.Pool
 	Registry prometheus.Registerer
-	Now      func() time.Time
+	// Clock is the time of everything: escalation steps, digests, storm
+	// refreshes, retries, leases, sweeps, the relay and pruning; nil: the
+	// wall clock. Tests and the end-to-end harness pass a clock.Fake.
+	Clock    clock.Clock
 	Rotation Rotation
 	// Org is the organisation file; its `escalation` and
 	// `business_contacts` sections configure the policies. Without it, or
@@ -215,15 +226,15 @@ type Deps struct {
 
 // Service is the notifier.
 type Service struct {
-	cfg     Config
-	deps    Deps
-	store   *store.Store
-	engine  *deliver.Engine
-	esc     *escalate.Engine
-	pruner  *prune.Pruner
-	api     *grpcapi.Server
-	wake    chan struct{}
-	closers []func() error
+	cfg        Config
+	deps       Deps
+	dispatcher *deliver.Dispatcher
+	runner     *escalate.Runner
+	relay      *deliver.Relay
+	handler    *consume.Handler
+	pruner     *prune.Pruner
+	api        *grpcapi.Server
+	closers    []func() error
 }
 
 // New builds the notifier from its configuration and dependencies.
@@ -243,9 +254,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
+	deps.Clock = clock.OrReal(deps.Clock)
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
@@ -264,7 +273,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("notifier: SIDEKICK_SMTP_URL: %w", err)
 		}
-		ch, err := email.New(email.Options{Config: ec, Timeout: cfg.SendTimeout, Now: deps.Now})
+		ch, err := email.New(email.Options{Config: ec, Timeout: cfg.SendTimeout, Now: deps.Clock.Now})
 		if err != nil {
 			return nil, fmt.Errorf("notifier: SIDEKICK_SMTP_URL: %w", err)
 		}
@@ -278,7 +287,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	var pager notify.Channel
 	if cfg.PagerDutyRoutingKey != "" {
-		pd, err := pagerduty.New(pagerduty.Options{RoutingKey: cfg.PagerDutyRoutingKey, URL: cfg.PagerDutyURL, HTTPClient: deps.HTTPClient, Now: deps.Now})
+		pd, err := pagerduty.New(pagerduty.Options{RoutingKey: cfg.PagerDutyRoutingKey, URL: cfg.PagerDutyURL, HTTPClient: deps.HTTPClient, Now: deps.Clock.Now})
 		if err != nil {
 			return nil, fmt.Errorf("notifier: SIDEKICK_PAGERDUTY_ROUTING_KEY: %w", err)
 		}
@@ -286,51 +295,58 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	var mirrors []notify.Channel
 	if cfg.WebhookURL != "" {
-		wh, err := webhook.New(webhook.Options{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret), HTTPClient: deps.HTTPClient, Now: deps.Now})
+		wh, err := webhook.New(webhook.Options{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret), HTTPClient: deps.HTTPClient, Now: deps.Clock.Now})
 		if err != nil {
 			return nil, fmt.Errorf("notifier: SIDEKICK_WEBHOOK_URL: %w", err)
 		}
 		mirrors = append(mirrors, wh)
 	}
-	s := &Service{cfg: cfg, deps: deps, store: store.New(deps.Pool), wake: make(chan struct{}, 1)}
-	s.engine, err = deliver.New(deliver.Config{
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = 5 * time.Second
+	}
+	if cfg.RelayInterval <= 0 {
+		cfg.RelayInterval = 5 * time.Second
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = time.Second
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1
+	}
+	st := store.New(deps.Pool)
+	s := &Service{cfg: cfg, deps: deps}
+	s.dispatcher, err = deliver.New(deliver.Config{
 		MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Jitter: jitter(cfg.RetryJitter),
 		Lease: cfg.Lease, SendTimeout: cfg.SendTimeout, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow,
 	}, deliver.Deps{
-		Store: s.store, Rotation: deps.Rotation, Channels: channels, Pager: pager, Mirrors: mirrors,
-		Publisher: bus.NewPublisher(deps.JS, "sidekick/"+Name, bus.WithClock(deps.Now), bus.WithRegisterer(deps.Registry)),
-		Logger:    deps.Logger, Registry: deps.Registry, Now: deps.Now, Rand: deps.Rand, Hurried: s.wakeTimer,
+		Store: st, Rotation: deps.Rotation, Channels: channels, Pager: pager, Mirrors: mirrors,
+		Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock, Rand: deps.Rand,
+		Hurried: func() { s.runner.Wake() }, Queued: func() { s.relay.Kick() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
-	s.esc, err = escalate.New(escalate.Config{
-		Policies: policies, RefreshInterval: cfg.RefreshInterval, DigestEvery: cfg.DigestEvery,
-	}, escalate.Deps{Store: s.store, Deliver: s.engine, Logger: deps.Logger, Registry: deps.Registry, Now: deps.Now})
+	s.relay = deliver.NewRelay(st, bus.NewPublisher(deps.JS, "sidekick/"+Name, bus.WithClock(deps.Clock.Now), bus.WithRegisterer(deps.Registry)),
+		deps.Clock, deps.Logger, s.dispatcher)
+	s.runner, err = escalate.New(escalate.Config{
+		Policies: policies, RefreshInterval: cfg.RefreshInterval, DigestEvery: cfg.DigestEvery, HandoffWait: cfg.HandoffWait,
+	}, escalate.Deps{Store: st, Dispatcher: s.dispatcher, Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock})
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
-	if s.cfg.SweepInterval <= 0 {
-		s.cfg.SweepInterval = 5 * time.Second
-	}
-	if s.cfg.RelayInterval <= 0 {
-		s.cfg.RelayInterval = 5 * time.Second
-	}
-	if s.cfg.TickInterval <= 0 {
-		s.cfg.TickInterval = time.Second
-	}
-	if s.cfg.HandoffWait <= 0 {
-		s.cfg.HandoffWait = time.Hour
-	}
-	if s.cfg.Concurrency <= 0 {
-		s.cfg.Concurrency = 1
-	}
-	s.pruner, err = prune.New(deps.Pool, prune.Config{Service: Name, Interval: cfg.RetentionInterval, Batch: cfg.RetentionBatch},
-		store.RetentionRules(cfg.Retention, cfg.OutboxRetention), deps.Logger, deps.Now, deps.Registry)
+	s.handler, err = consume.New(consume.Deps{
+		Dispatcher: s.dispatcher, Runner: s.runner, People: deps.Rotation, Logger: deps.Logger, Clock: deps.Clock,
+		GapNotice: cfg.GapNotice,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
-	s.api = grpcapi.New(s.engine)
+	s.pruner, err = prune.New(deps.Pool, prune.Config{Service: Name, Interval: cfg.RetentionInterval, Batch: cfg.RetentionBatch, Clock: deps.Clock},
+		store.RetentionRules(cfg.Retention, cfg.OutboxRetention), deps.Logger, deps.Clock.Now, deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: %w", err)
+	}
+	s.api = grpcapi.New(s.dispatcher)
 	return s, nil
 }
 
@@ -370,7 +386,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 		return nil, fmt.Errorf("dial rotation %s: %w", k.Common.RotationAddr, err)
 	}
 	s, err := New(cfg, Deps{
-		Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry, Now: clock.OrReal(k.Clock).Now,
+		Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry, Clock: k.Clock,
 		Rotation: rotationv1.NewRotationServiceClient(conn), Console: out, Org: k.Org,
 	})
 	if err != nil {
@@ -384,9 +400,6 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 // DevDigestEvery is the digest interval in dev mode unless
 // SIDEKICK_NOTIFIER_DIGEST_EVERY says otherwise.
 const DevDigestEvery = 10 * time.Second
-
-// Durable consumer name of rotation events.
-const DurableRotation = "notifier-rotation"
 
 // Run consumes conversation events, actions and rotation events, fires
 // escalation steps, digests and storm updates on a timer, resumes and
@@ -402,11 +415,11 @@ func (s *Service) Run(ctx context.Context) error {
 		h   bus.Handler
 	}{
 		{bus.ConsumerConfig{Service: Name, Stream: bus.StreamConversations, Durable: DurableConversations,
-			FilterSubjects: []string{bus.AllConversations}, Concurrency: s.cfg.Concurrency}, s.handleConversation},
+			FilterSubjects: []string{bus.AllConversations}, Concurrency: s.cfg.Concurrency}, s.handler.Conversation},
 		{bus.ConsumerConfig{Service: Name, Stream: bus.StreamActions, Durable: DurableActions,
-			FilterSubjects: []string{bus.ActionSubject("ack"), bus.ActionSubject("escalate"), bus.ActionSubject("close")}}, s.handleAction},
+			FilterSubjects: []string{bus.ActionSubject("ack"), bus.ActionSubject("escalate"), bus.ActionSubject("close")}}, s.handler.Action},
 		{bus.ConsumerConfig{Service: Name, Stream: bus.StreamRotation, Durable: DurableRotation,
-			FilterSubjects: []string{bus.RotationSubject("shift_started"), bus.RotationSubject("gap_ahead")}}, s.handleRotation},
+			FilterSubjects: []string{bus.RotationSubject("shift_started"), bus.RotationSubject("gap_ahead")}}, s.handler.Rotation},
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range consumers {
@@ -417,9 +430,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		g.Go(func() error { return cons.Run(gctx, c.h) })
 	}
-	g.Go(func() error { return s.engine.RunRelay(gctx, s.cfg.RelayInterval) })
-	g.Go(func() error { return s.engine.RunSweeper(gctx, s.cfg.SweepInterval) })
-	g.Go(func() error { return s.runTimer(gctx) })
+	g.Go(func() error { return s.relay.Run(gctx, s.cfg.RelayInterval) })
+	g.Go(func() error { return s.dispatcher.RunSweeper(gctx, s.cfg.SweepInterval) })
+	g.Go(func() error { return s.runner.Run(gctx, s.cfg.TickInterval) })
 	g.Go(func() error { return s.pruner.Run(gctx) })
 	if err := g.Wait(); err != nil && ctx.Err() == nil {
 		return err
@@ -427,39 +440,13 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// runTimer fires due escalation steps, digests and storm updates at once
-// (what a previous process left) and then every TickInterval, or sooner
-// when a final failure hurried a step.
-func (s *Service) runTimer(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.TickInterval)
-	defer t.Stop()
-	for {
-		if _, err := s.esc.Tick(ctx); err != nil && ctx.Err() == nil {
-			s.deps.Logger.Warn("escalation tick", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		case <-s.wake:
-		}
-	}
-}
-
-func (s *Service) wakeTimer() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
 // Tick does at once what the timers do: fires the escalation steps,
 // digests and storm updates due now by the service's clock, then sends due
 // deliveries (retries, resumed sends). It returns how many it handled.
 // Tests move a fake clock and call it.
 func (s *Service) Tick(ctx context.Context) (int, error) {
-	n, err := s.esc.Tick(ctx)
-	m, serr := s.engine.Sweep(ctx)
+	n, err := s.runner.Tick(ctx)
+	m, serr := s.dispatcher.Sweep(ctx)
 	return n + m, errors.Join(err, serr)
 }
 

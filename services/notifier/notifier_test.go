@@ -16,6 +16,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
@@ -31,7 +32,7 @@ type harness struct {
 	rot     *notifiertest.Rotation
 	deps    Deps
 	console *notifiertest.Buffer
-	clock   *notifiertest.Clock
+	clock   *clock.Fake
 	pub     *bus.Publisher
 }
 
@@ -46,10 +47,10 @@ func newHarness(t testing.TB) *harness {
 		pool:    notifiertest.Database(t, Schema, Migrations()),
 		rot:     notifiertest.NewRotation(),
 		console: &notifiertest.Buffer{},
-		clock:   notifiertest.NewClock(),
+		clock:   clock.NewFake(notifiertest.Start),
 		pub:     bus.NewPublisher(js, "test"),
 	}
-	h.deps = Deps{Logger: notifiertest.Logger(t), JS: js, Pool: h.pool, Now: h.clock.Now, Rotation: h.rot.Serve(t), Console: h.console}
+	h.deps = Deps{Logger: notifiertest.Logger(t), JS: js, Pool: h.pool, Clock: h.clock, Rotation: h.rot.Serve(t), Console: h.console}
 	return h
 }
 
@@ -87,6 +88,26 @@ func (h *harness) start(t *testing.T, deps Deps) (*Service, func()) {
 	return s, stop
 }
 
+// settled waits until no delivery is being sent.
+func (h *harness) settled(t *testing.T) {
+	t.Helper()
+	notifiertest.Eventually(t, "no delivery being sent", func() bool {
+		var n int
+		err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM deliveries WHERE status = 'sending'`).Scan(&n)
+		return err == nil && n == 0
+	})
+}
+
+// advance moves the clock once no delivery is being sent. In real time a
+// send takes milliseconds, not the minutes a test skips: moved under a
+// send in flight, the clock would expire its lease (the sweeper would
+// send it again) and make its webhook timestamp stale at the receiver.
+func (h *harness) advance(t *testing.T, d time.Duration) {
+	t.Helper()
+	h.settled(t)
+	h.clock.Advance(d)
+}
+
 func (h *harness) grpcClient(t *testing.T, s *Service) notifyv1.NotifierServiceClient {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -103,21 +124,6 @@ func (h *harness) grpcClient(t *testing.T, s *Service) notifyv1.NotifierServiceC
 	}
 	t.Cleanup(func() { conn.Close() })
 	return notifyv1.NewNotifierServiceClient(conn)
-}
-
-func opened(eventID, conversationID string, at time.Time) *supportv1.ConversationEvent {
-	return &supportv1.ConversationEvent{
-		Id: eventID, Type: supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
-		OccurredAt: timestamppb.New(at),
-		Conversation: &supportv1.Conversation{
-			Id: conversationID, Channel: supportv1.Channel_CHANNEL_SLACK, Status: supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN,
-			Tier: supportv1.Tier_TIER_PRIORITY, Subject: "Checkout fails since the upgrade",
-			Customer:  &supportv1.CustomerRef{Id: "acme", Name: "Acme", Organisation: "Acme Inc"},
-			Author:    &supportv1.Author{Id: "U0JANE", Name: "Jane Doe"},
-			Permalink: "https://acme.slack.com/archives/C1/p1700000000000100",
-		},
-		Message: &supportv1.InboundMessage{Id: "in-1", Text: "Since this morning every checkout returns a 500."},
-	}
 }
 
 func (h *harness) publish(t *testing.T, subject, msgID string, ev proto.Message) uint64 {
@@ -150,7 +156,7 @@ func TestOpenedNotifiesHeroOnceAndRedeliveryChangesNothing(t *testing.T) {
 	h := newHarness(t)
 	s, _ := h.start(t, h.deps)
 
-	ev := opened("ev-1", "conv-1", h.clock.Now())
+	ev := notifiertest.Opened("ev-1", "conv-1", h.clock.Now())
 	h.publish(t, bus.ConversationSubject("opened"), "ev-1", ev)
 	notifiertest.Eventually(t, "a delivered event", func() bool {
 		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))) == 1
@@ -186,7 +192,7 @@ func TestOpenedNotifiesHeroOnceAndRedeliveryChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.handleConversation(context.Background(), msg); err != nil {
+	if err := s.handler.Conversation(context.Background(), msg); err != nil {
 		t.Fatalf("redelivered message: %v", err)
 	}
 
@@ -271,7 +277,7 @@ func TestAcknowledgeRecordsAndPublishes(t *testing.T) {
 		t.Fatalf("Notify: %v", err)
 	}
 	id := resp.GetNotification().GetId()
-	h.clock.Advance(3 * time.Minute)
+	h.advance(t, 3*time.Minute)
 	ack, err := client.Acknowledge(ctx, &notifyv1.AcknowledgeRequest{Id: id, Actor: "alice"})
 	if err != nil {
 		t.Fatalf("Acknowledge: %v", err)
@@ -309,7 +315,7 @@ func TestAckActionAcknowledgesConversation(t *testing.T) {
 	h := newHarness(t)
 	h.start(t, h.deps)
 
-	h.publish(t, bus.ConversationSubject("opened"), "ev-9", opened("ev-9", "conv-9", h.clock.Now()))
+	h.publish(t, bus.ConversationSubject("opened"), "ev-9", notifiertest.Opened("ev-9", "conv-9", h.clock.Now()))
 	notifiertest.Eventually(t, "a delivered event", func() bool {
 		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))) == 1
 	})
@@ -342,7 +348,7 @@ func TestFailedSendIsResumedAfterRestartAndDeliveredOnce(t *testing.T) {
 	deps.Channels = []Channel{rec}
 	_, stop := h.start(t, deps)
 
-	h.publish(t, bus.ConversationSubject("opened"), "ev-2", opened("ev-2", "conv-2", h.clock.Now()))
+	h.publish(t, bus.ConversationSubject("opened"), "ev-2", notifiertest.Opened("ev-2", "conv-2", h.clock.Now()))
 	notifiertest.Eventually(t, "a failed attempt", func() bool {
 		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("failed"))) == 1
 	})
@@ -356,7 +362,7 @@ func TestFailedSendIsResumedAfterRestartAndDeliveredOnce(t *testing.T) {
 		t.Fatalf("after the failed attempt the delivery is %q, want pending", status)
 	}
 
-	h.clock.Advance(11 * time.Second) // past the retry delay
+	h.advance(t, 11*time.Second) // past the retry delay
 	h.start(t, deps)
 	notifiertest.Eventually(t, "a delivered event", func() bool {
 		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))) == 1
@@ -380,7 +386,7 @@ func TestAnsweredConversationCancelsPendingDeliveries(t *testing.T) {
 	deps.Channels = []Channel{rec}
 	s, _ := h.start(t, deps)
 
-	h.publish(t, bus.ConversationSubject("opened"), "ev-3", opened("ev-3", "conv-3", h.clock.Now()))
+	h.publish(t, bus.ConversationSubject("opened"), "ev-3", notifiertest.Opened("ev-3", "conv-3", h.clock.Now()))
 	notifiertest.Eventually(t, "a failed attempt", func() bool {
 		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("failed"))) == 1
 	})
@@ -400,9 +406,9 @@ func TestAnsweredConversationCancelsPendingDeliveries(t *testing.T) {
 
 	// A late duplicate of the opening, handled after the answer, notifies
 	// nobody; and once the retry is due there is nothing to send.
-	h.handled(t, bus.ConversationSubject("opened"), "ev-3-late", opened("ev-3-late", "conv-3", h.clock.Now()))
-	h.clock.Advance(time.Minute)
-	attempted, err := s.engine.Sweep(context.Background())
+	h.handled(t, bus.ConversationSubject("opened"), "ev-3-late", notifiertest.Opened("ev-3-late", "conv-3", h.clock.Now()))
+	h.advance(t, time.Minute)
+	attempted, err := s.dispatcher.Sweep(context.Background())
 	if err != nil || attempted != 0 {
 		t.Errorf("sweep attempted %d (%v), want 0", attempted, err)
 	}
@@ -439,7 +445,7 @@ func TestSlackDMThenAckUpdatesTheMessage(t *testing.T) {
 	go func() { done <- s.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	h.publish(t, bus.ConversationSubject("opened"), "ev-s", opened("ev-s", "conv-s", h.clock.Now()))
+	h.publish(t, bus.ConversationSubject("opened"), "ev-s", notifiertest.Opened("ev-s", "conv-s", h.clock.Now()))
 	notifiertest.Eventually(t, "a delivered event", func() bool {
 		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))) == 1
 	})
@@ -458,7 +464,7 @@ func TestSlackDMThenAckUpdatesTheMessage(t *testing.T) {
 		t.Errorf("button value missing from %s", posts[0].Form.Get("blocks"))
 	}
 
-	if _, err := s.engine.Acknowledge(context.Background(), deliver.Ack{ConversationID: "conv-s", Actor: "alice", Source: "slack"}); err != nil {
+	if _, err := s.dispatcher.Acknowledge(context.Background(), deliver.Ack{ConversationID: "conv-s", Actor: "alice", Source: "slack"}); err != nil {
 		t.Fatal(err)
 	}
 	updates := fake.Calls("chat.update")
@@ -472,7 +478,7 @@ func TestRotationDownDelaysButDoesNotLoseTheNotification(t *testing.T) {
 	h.rot.FailNext(2)
 	h.start(t, h.deps)
 
-	h.publish(t, bus.ConversationSubject("opened"), "ev-r", opened("ev-r", "conv-r", h.clock.Now()))
+	h.publish(t, bus.ConversationSubject("opened"), "ev-r", notifiertest.Opened("ev-r", "conv-r", h.clock.Now()))
 	notifiertest.Eventually(t, "a delivered event", func() bool {
 		return len(notifiertest.NotifyEvents(t, h.js, bus.NotifySubject("delivered"))) == 1
 	})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/consume"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/pagerduty"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
@@ -30,12 +31,12 @@ func TestDefaultPriorityPolicyFollowsTheDeadlines(t *testing.T) {
 	ev.Conversation.NextDeadlineAt = timestamppb.New(great)
 	st.publish(t, bus.ConversationSubject("opened"), "ev-d0", ev)
 	notifiertest.Eventually(t, "the hero's ping", func() bool { return len(st.posts("U0ALICE")) == 1 })
-	if esc := st.escalation(t, OpenedKey("ev-d0")); esc.PolicyID != "priority-new" || esc.NextStep != 1 || !esc.DueAt.IsZero() {
+	if esc := st.escalation(t, consume.OpenedKey("ev-d0")); esc.PolicyID != "priority-new" || esc.NextStep != 1 || !esc.DueAt.IsZero() {
 		t.Fatalf("escalation %s at step %d due %v; want priority-new waiting at step 1 for the okay deadline", esc.PolicyID, esc.NextStep, esc.DueAt)
 	}
 
 	// Triage: great passed; the conversation's next deadline is okay's.
-	st.clock.Advance(15 * time.Minute)
+	st.advance(t, 15*time.Minute)
 	deadline := func(id string, level supportv1.DeadlineLevel, next time.Time) *supportv1.ConversationEvent {
 		d := openedFor(id, "conv-d", "platform", st.clock.Now())
 		d.Type, d.DeadlineLevel, d.Actor = supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_DEADLINE, level, "system"
@@ -46,27 +47,27 @@ func TestDefaultPriorityPolicyFollowsTheDeadlines(t *testing.T) {
 		return d
 	}
 	st.handled(t, bus.ConversationSubject("deadline"), "ev-d1", deadline("ev-d1", supportv1.DeadlineLevel_DEADLINE_LEVEL_OKAY, okay))
-	if esc := st.escalation(t, OpenedKey("ev-d0")); !esc.DueAt.Equal(okay) {
+	if esc := st.escalation(t, consume.OpenedKey("ev-d0")); !esc.DueAt.Equal(okay) {
 		t.Fatalf("page due %v, want the okay deadline %v", esc.DueAt, okay)
 	}
-	st.clock.Advance(okay.Sub(st.clock.Now()) - time.Second)
+	st.advance(t, okay.Sub(st.clock.Now())-time.Second)
 	st.tick(t, s)
 	if n := len(st.posts("")); n != 1 {
 		t.Fatalf("%d posts a second before the okay deadline, want 1", n)
 	}
-	st.clock.Advance(time.Second)
+	st.advance(t, time.Second)
 	st.tick(t, s)
 	notifiertest.Eventually(t, "the page at the okay deadline", func() bool {
 		return len(st.posts("U0ALICE")) == 2 && len(st.pd.Events(pagerduty.ActionTrigger)) == 1
 	})
 
 	// Next working day: too late. The secondary is paged, the hero pinged.
-	st.clock.Advance(22 * time.Hour)
+	st.advance(t, 22*time.Hour)
 	st.publish(t, bus.ConversationSubject("deadline"), "ev-d2", deadline("ev-d2", supportv1.DeadlineLevel_DEADLINE_LEVEL_BREACHED, time.Time{}))
 	notifiertest.Eventually(t, "the breach escalation", func() bool {
 		return len(st.posts("U0BOB")) == 1 && len(st.posts("U0ALICE")) == 3 && len(st.pd.Events(pagerduty.ActionTrigger)) == 2
 	})
-	if esc := st.escalation(t, EventKey("deadline", "ev-d2")); esc.PolicyID != "deadline-breached" || esc.Status != store.EscalationDone {
+	if esc := st.escalation(t, consume.EventKey("deadline", "ev-d2")); esc.PolicyID != "deadline-breached" || esc.Status != store.EscalationDone {
 		t.Errorf("breach escalation %s %s", esc.PolicyID, esc.Status)
 	}
 	// The same level reported again (triage retried) escalates nothing more.
@@ -99,12 +100,12 @@ func TestCommunityConversationsCollectIntoADigest(t *testing.T) {
 		t.Fatalf("%d messages for Community conversations before the digest, want 0", n)
 	}
 	// The clock starts at 10:00 UTC: the 4-hourly digest is due at 12:00.
-	st.clock.Advance(2*time.Hour - time.Second)
+	st.advance(t, 2*time.Hour-time.Second)
 	st.tick(t, s)
 	if n := len(st.posts("")); n != 0 {
 		t.Fatalf("%d messages a second before the digest", n)
 	}
-	st.clock.Advance(time.Second)
+	st.advance(t, time.Second)
 	st.tick(t, s)
 	notifiertest.Eventually(t, "the digest", func() bool { return len(st.posts("U0ALICE")) == 1 })
 	blocks := st.posts("")[0].Form.Get("blocks")
@@ -116,7 +117,7 @@ func TestCommunityConversationsCollectIntoADigest(t *testing.T) {
 	if strings.Contains(blocks, "Docs typo") {
 		t.Errorf("the answered conversation is in the digest: %s", blocks)
 	}
-	st.clock.Advance(4 * time.Hour)
+	st.advance(t, 4*time.Hour)
 	st.tick(t, s)
 	if n := len(st.posts("")); n != 1 {
 		t.Errorf("%d messages after the next digest time with nothing new, want 1", n)
@@ -146,7 +147,7 @@ func TestHandoffWaitsForTheShiftAndGapsAreAnnounced(t *testing.T) {
 		t.Fatalf("%d messages before the shift started", n)
 	}
 
-	st.clock.Advance(2 * time.Minute)
+	st.advance(t, 2*time.Minute)
 	shift := &supportv1.RotationEvent{Id: "rotation:shift_started:hero:alice:1", Type: supportv1.RotationEventType_ROTATION_EVENT_TYPE_SHIFT_STARTED,
 		RotationId: "hero", Hero: true, PersonId: "alice", PreviousPersonId: "bob",
 		Start: timestamppb.New(st.clock.Now()), End: timestamppb.New(st.clock.Now().Add(7 * 24 * time.Hour)), OccurredAt: timestamppb.New(st.clock.Now())}
@@ -173,12 +174,12 @@ func TestHandoffWaitsForTheShiftAndGapsAreAnnounced(t *testing.T) {
 		RotationId: "platform-secondary", TeamId: "platform", Start: timestamppb.New(gapStart), End: timestamppb.New(gapStart.Add(8 * time.Hour)),
 		OccurredAt: timestamppb.New(st.clock.Now()), Detail: "everyone on the rotation is off"}
 	st.handled(t, bus.RotationSubject("gap_ahead"), gap.GetId(), gap)
-	st.clock.Advance(6*time.Hour - time.Second)
+	st.advance(t, 6*time.Hour-time.Second)
 	st.tick(t, s)
 	if n := len(st.posts("")); n != 2 {
 		t.Fatalf("%d messages: the gap was announced more than 24h ahead", n)
 	}
-	st.clock.Advance(time.Second)
+	st.advance(t, time.Second)
 	st.tick(t, s)
 	notifiertest.Eventually(t, "the gap announcement", func() bool { return len(st.posts("U0ALICE")) == 3 })
 	if text := st.posts("")[2].Form.Get("text"); !strings.Contains(text, "coverage gap ahead: no platform secondary on call") {
@@ -213,14 +214,14 @@ func TestEscalateButtonEscalatesOnce(t *testing.T) {
 		t.Errorf("updates = %+v; want the hero's message acknowledged", u)
 	}
 	// 15 minutes unacknowledged: the secondary is paged.
-	st.clock.Advance(15 * time.Minute)
+	st.advance(t, 15*time.Minute)
 	st.tick(t, s)
 	notifiertest.Eventually(t, "the secondary's page", func() bool {
 		return len(st.posts("U0BOB")) == 2 && len(st.pd.Events(pagerduty.ActionTrigger)) == 1
 	})
 	// The hero's own escalation was acknowledged: no page at the okay
 	// deadline for her.
-	if esc := st.escalation(t, OpenedKey("ev-x1")); esc.Status != store.EscalationAcked {
+	if esc := st.escalation(t, consume.OpenedKey("ev-x1")); esc.Status != store.EscalationAcked {
 		t.Errorf("hero's escalation %s, want acked", esc.Status)
 	}
 	var n int
@@ -280,7 +281,7 @@ func TestEscalateButtonAndTriagesEventEscalateOnce(t *testing.T) {
 				ack := &supportv1.Action{Id: "act-ack-bob", Type: supportv1.ActionType_ACTION_TYPE_ACK, NotificationId: notificationOf(t, st.posts("U0BOB")[0]),
 					Actor: "bob", Source: "slack", OccurredAt: timestamppb.New(st.clock.Now())}
 				st.handled(t, bus.ActionSubject("ack"), ack.GetId(), ack)
-				if esc := st.escalation(t, ActionKey("escalate", act.GetId())); esc.Status != store.EscalationAcked {
+				if esc := st.escalation(t, consume.ActionKey("escalate", act.GetId())); esc.Status != store.EscalationAcked {
 					t.Fatalf("explicit escalation %s after bob's ack, want acked", esc.Status)
 				}
 				echo()
@@ -291,8 +292,8 @@ func TestEscalateButtonAndTriagesEventEscalateOnce(t *testing.T) {
 			if n := len(st.posts("U0BOB")); n != 1 {
 				t.Fatalf("%d posts to the secondary, want 1", n)
 			}
-			if esc := st.escalation(t, ActionKey("escalate", act.GetId())); esc.Kind != "explicit_escalation" || esc.GroupKey != ExplicitGroup("conv-e1") {
-				t.Errorf("escalation %s in group %q, want explicit_escalation in %s", esc.Kind, esc.GroupKey, ExplicitGroup("conv-e1"))
+			if esc := st.escalation(t, consume.ActionKey("escalate", act.GetId())); esc.Kind != "explicit_escalation" || esc.GroupKey != consume.ExplicitGroup("conv-e1") {
+				t.Errorf("escalation %s in group %q, want explicit_escalation in %s", esc.Kind, esc.GroupKey, consume.ExplicitGroup("conv-e1"))
 			}
 			var n int
 			if err := st.pool.QueryRow(ctx, `SELECT count(*) FROM escalations WHERE kind = 'explicit_escalation'`).Scan(&n); err != nil || n != 1 {
@@ -308,7 +309,7 @@ func TestEscalateButtonAndTriagesEventEscalateOnce(t *testing.T) {
 				return
 			}
 			// 15 minutes unacknowledged: exactly one page.
-			st.clock.Advance(15 * time.Minute)
+			st.advance(t, 15*time.Minute)
 			st.tick(t, s)
 			notifiertest.Eventually(t, "the secondary's page", func() bool { return len(st.pd.Events(pagerduty.ActionTrigger)) >= 1 })
 			st.tick(t, s)
@@ -325,7 +326,7 @@ func TestCloseButtonStopsTheEscalation(t *testing.T) {
 	s, _ := st.run(t)
 	st.publish(t, bus.ConversationSubject("opened"), "ev-z1", openedFor("ev-z1", "conv-z1", "platform", st.clock.Now()))
 	notifiertest.Eventually(t, "the hero's ping", func() bool { return len(st.posts("U0ALICE")) == 1 })
-	st.clock.Advance(time.Minute)
+	st.advance(t, time.Minute)
 	act := &supportv1.Action{Id: "act-z1", Type: supportv1.ActionType_ACTION_TYPE_CLOSE, NotificationId: notificationOf(t, st.posts("U0ALICE")[0]),
 		Actor: "alice", Source: "slack", OccurredAt: timestamppb.New(st.clock.Now())}
 	st.handled(t, bus.ActionSubject("close"), act.GetId(), act)
@@ -335,12 +336,12 @@ func TestCloseButtonStopsTheEscalation(t *testing.T) {
 	if u := st.slack.Calls("chat.update"); len(u) != 1 || !strings.Contains(u[0].Form.Get("text"), "closed by alice") {
 		t.Errorf("updates = %+v", u)
 	}
-	st.clock.Advance(time.Hour)
+	st.advance(t, time.Hour)
 	st.tick(t, s)
 	if len(st.posts("")) != 1 || len(st.pd.Events("")) != 0 {
 		t.Errorf("%d posts, %d pages after closing", len(st.posts("")), len(st.pd.Events("")))
 	}
-	if esc := st.escalation(t, OpenedKey("ev-z1")); esc.Status != store.EscalationStopped || esc.StopReason != "closed by alice" {
+	if esc := st.escalation(t, consume.OpenedKey("ev-z1")); esc.Status != store.EscalationStopped || esc.StopReason != "closed by alice" {
 		t.Errorf("escalation %s (%s)", esc.Status, esc.StopReason)
 	}
 }

@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sidekickhq/sidekick/platform/bus"
-	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	"github.com/sidekickhq/sidekick/services/notifier"
@@ -23,7 +22,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 type env struct {
 	store *store.Store
-	clock *notifiertest.Clock
+	clock *clock.Fake
 	rot   *notifiertest.Rotation
 	deps  deliver.Deps
 }
@@ -31,22 +30,21 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("needs NATS and Postgres")
+		t.Skip("needs Postgres")
 	}
-	_, js := bustest.StartJetStream(t)
 	e := &env{
 		store: store.New(notifiertest.Database(t, notifier.Schema, notifier.Migrations())),
-		clock: notifiertest.NewClock(),
+		clock: clock.NewFake(notifiertest.Start),
 		rot:   notifiertest.NewRotation(),
 	}
 	e.deps = deliver.Deps{
-		Store: e.store, Rotation: e.rot.Serve(t), Publisher: bus.NewPublisher(js, "test"),
-		Logger: notifiertest.Logger(t), Now: e.clock.Now, Rand: func() float64 { return 0 },
+		Store: e.store, Rotation: e.rot.Serve(t),
+		Logger: notifiertest.Logger(t), Clock: e.clock, Rand: func() float64 { return 0 },
 	}
 	return e
 }
 
-func (e *env) engine(t *testing.T, cfg deliver.Config, channels ...notify.Channel) *deliver.Engine {
+func (e *env) engine(t *testing.T, cfg deliver.Config, channels ...notify.Channel) *deliver.Dispatcher {
 	t.Helper()
 	d := e.deps
 	d.Channels = channels
@@ -123,7 +121,7 @@ func TestConcurrentSweepsSendEachDeliveryOnce(t *testing.T) {
 	}
 	rec := &notifiertest.Recorder{}
 	cfg := deliver.Config{Batch: 3, RateLimit: -1}
-	engines := []*deliver.Engine{e.engine(t, cfg, rec), e.engine(t, cfg, rec)}
+	engines := []*deliver.Dispatcher{e.engine(t, cfg, rec), e.engine(t, cfg, rec)}
 	var wg sync.WaitGroup
 	for _, eng := range engines {
 		wg.Go(func() {

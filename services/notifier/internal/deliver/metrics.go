@@ -1,14 +1,9 @@
 package deliver
 
 import (
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sidekickhq/sidekick/platform/promreg"
-
-	"github.com/sidekickhq/sidekick/platform/bus"
-	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
-	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
 )
 
 type metrics struct {
@@ -71,18 +66,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-func busEvent(ev store.OutboxEvent) bus.Event {
-	e := bus.Event{
-		Subject: ev.Subject, ID: ev.EventID, Time: ev.OccurredAt, Data: ev.Payload,
-		Type: string((&supportv1.DeliveryEvent{}).ProtoReflect().Descriptor().FullName()),
-	}
-	if len(ev.Header) > 0 {
-		e.Header = nats.Header{}
-		for k, v := range ev.Header {
-			e.Header.Set(k, v)
-		}
-	}
-	return e
 }

@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	// Several engines may share a registry (tests): each uses the
+	// Several runners may share a registry (tests): each uses the
 	// collector registered first.
 	for _, c := range []**prometheus.CounterVec{&m.started, &m.steps, &m.unmatched, &m.digestItems, &m.digests} {
 		got, err := promreg.Register(reg, *c)

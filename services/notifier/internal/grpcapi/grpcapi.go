@@ -1,5 +1,5 @@
 // Package grpcapi serves sidekick.notify.v1.NotifierService over the
-// delivery engine, and maps engine errors to gRPC codes in one place.
+// dispatcher, and maps its errors to gRPC codes in one place.
 package grpcapi
 
 import (
@@ -19,8 +19,8 @@ import (
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
 )
 
-// Engine is what the API needs from the delivery engine.
-type Engine interface {
+// Dispatcher is what the API needs from deliver.Dispatcher.
+type Dispatcher interface {
 	Notify(ctx context.Context, req deliver.Request) (store.Notification, bool, error)
 	Acknowledge(ctx context.Context, a deliver.Ack) ([]store.Notification, error)
 	Get(ctx context.Context, id string) (store.Notification, []store.Delivery, error)
@@ -29,13 +29,13 @@ type Engine interface {
 // Server implements notifyv1.NotifierServiceServer.
 type Server struct {
 	notifyv1.UnimplementedNotifierServiceServer
-	engine Engine
+	dispatcher Dispatcher
 }
 
 var _ notifyv1.NotifierServiceServer = (*Server)(nil)
 
-// New returns a Server over engine.
-func New(engine Engine) *Server { return &Server{engine: engine} }
+// New returns a Server over d.
+func New(d Dispatcher) *Server { return &Server{dispatcher: d} }
 
 // Notify records and sends a notification, once per idempotency key.
 func (s *Server) Notify(ctx context.Context, req *notifyv1.NotifyRequest) (*notifyv1.NotifyResponse, error) {
@@ -61,7 +61,7 @@ func (s *Server) Notify(ctx context.Context, req *notifyv1.NotifyRequest) (*noti
 	for _, l := range req.GetLinks() {
 		links = append(links, notify.Link{Title: l.GetTitle(), URL: l.GetUrl()})
 	}
-	n, created, err := s.engine.Notify(ctx, deliver.Request{
+	n, created, err := s.dispatcher.Notify(ctx, deliver.Request{
 		IdempotencyKey: "grpc/" + req.GetIdempotencyKey(), Origin: "grpc", Targets: targets, Urgency: urgency,
 		Title: req.GetTitle(), Text: req.GetText(), Links: links, ConversationID: req.GetConversationId(),
 	})
@@ -70,7 +70,7 @@ func (s *Server) Notify(ctx context.Context, req *notifyv1.NotifyRequest) (*noti
 	}
 	// A send failure after recording is in the delivery log; the answer
 	// shows it.
-	n, ds, err := s.engine.Get(ctx, n.ID)
+	n, ds, err := s.dispatcher.Get(ctx, n.ID)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -83,7 +83,7 @@ func (s *Server) Acknowledge(ctx context.Context, req *notifyv1.AcknowledgeReque
 	if req.GetId() == "" && req.GetConversationId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "id or conversation_id is required")
 	}
-	acked, err := s.engine.Acknowledge(ctx, deliver.Ack{
+	acked, err := s.dispatcher.Acknowledge(ctx, deliver.Ack{
 		NotificationID: req.GetId(), ConversationID: req.GetConversationId(), Actor: req.GetActor(), Source: "grpc",
 	})
 	if err != nil {
@@ -97,7 +97,7 @@ func (s *Server) GetNotification(ctx context.Context, req *notifyv1.GetNotificat
 	if req.GetId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "id is required")
 	}
-	n, ds, err := s.engine.Get(ctx, req.GetId())
+	n, ds, err := s.dispatcher.Get(ctx, req.GetId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -176,7 +176,7 @@ func DeliveryProto(n store.Notification, d store.Delivery) *supportv1.DeliveryEv
 	return e
 }
 
-// toStatus maps engine errors to gRPC codes.
+// toStatus maps the dispatcher's errors to gRPC codes.
 func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok && !isWrapped(err) {
 		return err

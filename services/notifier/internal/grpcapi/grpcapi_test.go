@@ -16,28 +16,28 @@ import (
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
 )
 
-// fakeEngine is a hand-written fake with function fields.
-type fakeEngine struct {
+// fakeDispatcher is a hand-written fake with function fields.
+type fakeDispatcher struct {
 	notify      func(context.Context, deliver.Request) (store.Notification, bool, error)
 	acknowledge func(context.Context, deliver.Ack) ([]store.Notification, error)
 	get         func(context.Context, string) (store.Notification, []store.Delivery, error)
 }
 
-var _ Engine = (*fakeEngine)(nil)
+var _ Dispatcher = (*fakeDispatcher)(nil)
 
-func (f *fakeEngine) Notify(ctx context.Context, r deliver.Request) (store.Notification, bool, error) {
+func (f *fakeDispatcher) Notify(ctx context.Context, r deliver.Request) (store.Notification, bool, error) {
 	return f.notify(ctx, r)
 }
-func (f *fakeEngine) Acknowledge(ctx context.Context, a deliver.Ack) ([]store.Notification, error) {
+func (f *fakeDispatcher) Acknowledge(ctx context.Context, a deliver.Ack) ([]store.Notification, error) {
 	return f.acknowledge(ctx, a)
 }
-func (f *fakeEngine) Get(ctx context.Context, id string) (store.Notification, []store.Delivery, error) {
+func (f *fakeDispatcher) Get(ctx context.Context, id string) (store.Notification, []store.Delivery, error) {
 	return f.get(ctx, id)
 }
 
 func TestNotifyMapsTheRequest(t *testing.T) {
 	var got deliver.Request
-	s := New(&fakeEngine{
+	s := New(&fakeDispatcher{
 		notify: func(_ context.Context, r deliver.Request) (store.Notification, bool, error) {
 			got = r
 			return store.Notification{ID: "n-1", NewNotification: store.NewNotification{IdempotencyKey: r.IdempotencyKey, Urgency: r.Urgency}}, true, nil
@@ -72,7 +72,7 @@ func TestNotifyMapsTheRequest(t *testing.T) {
 }
 
 func TestNotifyRejectsBadRequests(t *testing.T) {
-	s := New(&fakeEngine{})
+	s := New(&fakeDispatcher{})
 	for name, req := range map[string]*notifyv1.NotifyRequest{
 		"no key":          {Title: "t"},
 		"no text":         {IdempotencyKey: "k"},

@@ -1,6 +1,8 @@
 // Package notifiertest has the notifier's test helpers: a fake rotation
-// gRPC server on a loopback listener, a fake clock, a recording channel, a
-// migrated database and readers of the support.notify stream.
+// gRPC server on a loopback listener, a recording channel, a migrated
+// database, readers of the support.notify stream and fakes at the wire of
+// Slack, SMTP, PagerDuty and a webhook receiver. Clocks are clock.Fake,
+// starting at Start.
 package notifiertest
 
 import (
@@ -21,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/pg"
@@ -36,28 +39,9 @@ var (
 	Bob   = &rotationv1.Person{Id: "bob", Name: "Bob Builder", Email: "bob@example.com", SlackId: "U0BOB", Team: "platform"}
 )
 
-// Clock is a fake clock that moves only when told.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// NewClock returns a clock at a fixed instant.
-func NewClock() *Clock { return &Clock{now: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// Start is where the tests' fake clocks (clock.NewFake) start: a Monday,
+// 10:00 UTC.
+var Start = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 // Rotation is a fake rotation service: WhoIsOnCall answers Hero for
 // ROLE_HERO and Secondary[team] for ROLE_SECONDARY; ListPeople lists
@@ -361,4 +345,21 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// Opened is triage's OPENED event for a Priority Slack conversation from
+// Jane Doe of Acme, at at.
+func Opened(eventID, conversationID string, at time.Time) *supportv1.ConversationEvent {
+	return &supportv1.ConversationEvent{
+		Id: eventID, Type: supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		OccurredAt: timestamppb.New(at),
+		Conversation: &supportv1.Conversation{
+			Id: conversationID, Channel: supportv1.Channel_CHANNEL_SLACK, Status: supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN,
+			Tier: supportv1.Tier_TIER_PRIORITY, Subject: "Checkout fails since the upgrade",
+			Customer:  &supportv1.CustomerRef{Id: "acme", Name: "Acme", Organisation: "Acme Inc"},
+			Author:    &supportv1.Author{Id: "U0JANE", Name: "Jane Doe"},
+			Permalink: "https://acme.slack.com/archives/C1/p1700000000000100",
+		},
+		Message: &supportv1.InboundMessage{Id: "in-1", Text: "Since this morning every checkout returns a 500."},
+	}
 }

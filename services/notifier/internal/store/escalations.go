@@ -433,27 +433,38 @@ func (s *Store) ReleaseHandoffs(ctx context.Context, personID string, start, now
 	return ids, nil
 }
 
-// QueueRefresh records text as the latest update of the open escalation
-// of group (unless a newer one is recorded), due at now if the group was
-// not refreshed within interval, else when the interval ends. It returns
-// the escalation id and whether the refresh is due now; id is empty when
-// the group has no open, unacknowledged escalation.
-func (s *Store) QueueRefresh(ctx context.Context, group, text string, eventAt, now time.Time, interval time.Duration) (string, bool, error) {
+// QueueRefresh records text as the latest update, made at eventAt, of the
+// open escalation of group, unless a newer update is recorded. due says
+// when the messages are rewritten, given when the update already waiting
+// is due (zero: none waits) and when they were last rewritten (zero:
+// never). It returns the escalation id and the due time; id is empty when
+// the group has no open escalation or a newer update is recorded.
+func (s *Store) QueueRefresh(ctx context.Context, group, text string, eventAt, now time.Time, due func(pending, refreshed time.Time) time.Time) (string, time.Time, error) {
 	var id string
-	var due time.Time
-	err := s.pool.QueryRow(ctx, `
-		UPDATE escalations SET refresh_text = $2, refresh_event_at = $3,
-			refresh_due_at = COALESCE(refresh_due_at, GREATEST($4, refreshed_at + $5::interval)), updated_at = $4
-		WHERE group_key = $1 AND status IN ('active', 'done')
-		  AND (refresh_event_at IS NULL OR refresh_event_at <= $3)
-		RETURNING id, refresh_due_at`, group, text, eventAt, now, interval).Scan(&id, &due)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
-	}
+	var at time.Time
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var event, pending, refreshed *time.Time
+		err := tx.QueryRow(ctx, `SELECT id, refresh_event_at, refresh_due_at, refreshed_at FROM escalations
+			WHERE group_key = $1 AND status IN ('active', 'done') FOR UPDATE`, group).Scan(&id, &event, &pending, &refreshed)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if event != nil && event.After(eventAt) {
+			id = ""
+			return nil
+		}
+		at = due(deref(pending), deref(refreshed))
+		_, err = tx.Exec(ctx, `UPDATE escalations SET refresh_text = $2, refresh_event_at = $3, refresh_due_at = $4, updated_at = $5
+			WHERE id = $1`, id, text, eventAt, at, now)
+		return err
+	})
 	if err != nil {
-		return "", false, fmt.Errorf("queue refresh of %s: %w", group, err)
+		return "", time.Time{}, fmt.Errorf("queue refresh of %s: %w", group, err)
 	}
-	return id, !due.After(now), nil
+	return id, at, nil
 }
 
 // Sent is a delivered message of an escalation, with its notification.
@@ -507,6 +518,13 @@ func (s *Store) FireRefresh(ctx context.Context, id string, now time.Time, do Re
 		return found, fmt.Errorf("refresh: %w", err)
 	}
 	return found, nil
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
 
 func nullTime(t time.Time) *time.Time {

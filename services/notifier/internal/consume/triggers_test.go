@@ -1,4 +1,4 @@
-package notifier
+package consume
 
 import (
 	"testing"
@@ -7,12 +7,13 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/policy"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
 )
 
 func TestOpenedTrigger(t *testing.T) {
-	ev := opened("ev-1", "conv-1", time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+	ev := notifiertest.Opened("ev-1", "conv-1", time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	ev.Conversation.ShareUrl = "https://sidekick.example.com/c/conv-1"
 	ev.Conversation.Categories = []string{"Deployments", "Billing"}
 	ev.Conversation.Team = "platform"
@@ -38,7 +39,7 @@ func TestOpenedTrigger(t *testing.T) {
 // TestOpenedTriggerSaysTheFirstLineOnce: a Slack message's subject is its
 // own first line; the ping must not repeat it.
 func TestOpenedTriggerSaysTheFirstLineOnce(t *testing.T) {
-	ev := opened("ev-2", "conv-2", time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+	ev := notifiertest.Opened("ev-2", "conv-2", time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	ev.Conversation.Subject = "Our dashboards stopped loading"
 	ev.Message.Subject = ""
 	ev.Message.Text = "Our dashboards stopped loading after the upgrade"
@@ -64,7 +65,7 @@ func TestWho(t *testing.T) {
 }
 
 func TestOpenedTriggerOfASentryIssueIsGrouped(t *testing.T) {
-	ev := opened("ev-s", "conv-s", time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+	ev := notifiertest.Opened("ev-s", "conv-s", time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	ev.Conversation.Channel = supportv1.Channel_CHANNEL_SENTRY
 	ev.Conversation.Team = "platform"
 	r := OpenedTrigger(ev)
