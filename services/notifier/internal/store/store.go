@@ -281,22 +281,33 @@ func (s *Store) Claim(ctx context.Context, notificationID string, now, leaseUnti
 // message just sent should be updated to say so.
 func (s *Store) MarkDelivered(ctx context.Context, id string, attempt int, receipt string, now time.Time, ev OutboxEvent) (since string, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The notification's row is locked first: an acknowledgement or a
+		// stop committing meanwhile is either seen here (the message just
+		// sent is updated by our caller) or sees this delivery as sent
+		// (and updates it itself). Without the lock each could miss the
+		// other, and the message would never say it was dealt with.
 		var acked, stopped bool
 		var by, reason string
 		err := tx.QueryRow(ctx, `
-			WITH d AS (
-				UPDATE deliveries SET status = 'delivered', receipt = $3, delivered_at = $4, updated_at = $4,
-					lease_until = NULL, last_error = ''
-				WHERE id = $1 AND attempts = $2 AND status = 'sending'
-				RETURNING notification_id
-			)
 			SELECT n.acknowledged_at IS NOT NULL, n.acknowledged_by, n.stopped_at IS NOT NULL, n.stop_reason
-			FROM notifications n JOIN d ON n.id = d.notification_id`, id, attempt, receipt, now).Scan(&acked, &by, &stopped, &reason)
+			FROM notifications n JOIN deliveries d ON n.id = d.notification_id
+			WHERE d.id = $1
+			FOR SHARE OF n`, id).Scan(&acked, &by, &stopped, &reason)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return err
+		}
+		tag, err := tx.Exec(ctx, `
+			UPDATE deliveries SET status = 'delivered', receipt = $3, delivered_at = $4, updated_at = $4,
+				lease_until = NULL, last_error = ''
+			WHERE id = $1 AND attempts = $2 AND status = 'sending'`, id, attempt, receipt, now)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
 		}
 		switch {
 		case acked:
