@@ -2,15 +2,19 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	"github.com/sidekickhq/sidekick/services/notifier"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/policy"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
 )
 
@@ -19,6 +23,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 var (
 	t0    = notifiertest.Start
 	alice = notify.Recipient{PersonID: "alice", Name: "Alice", SlackID: "U0ALICE"}
+	bob   = notify.Recipient{PersonID: "bob", Name: "Bob", SlackID: "U0BOB"}
 )
 
 // open returns a store on a fresh, migrated database, and its pool for
@@ -71,6 +76,81 @@ func event(id string) store.OutboxEvent {
 	return store.OutboxEvent{EventID: id, Subject: "support.notify.delivered", Payload: []byte{}, OccurredAt: t0}
 }
 
+// A second notification with the same key records nothing; a delivery
+// recorded as failed at once is not claimed.
+func TestCreateNotificationOncePerKey(t *testing.T) {
+	s, pool := open(t)
+	ctx := context.Background()
+	unreachable := delivery("k", bob, "none")
+	unreachable.Failed = "no channel reaches Bob"
+	first := create(t, s, ping("k", "conv-1"), delivery("k", alice, "slack"), unreachable)
+	again, created, err := s.CreateNotification(ctx, ping("k", "conv-2"), []store.NewDelivery{delivery("k", bob, "email")})
+	if err != nil || created || again.ID != first.ID || again.ConversationID != "conv-1" {
+		t.Fatalf("again: %+v created=%v %v; want the first, not created", again, created, err)
+	}
+	ds, err := s.Deliveries(ctx, first.ID)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("deliveries %+v, %v", ds, err)
+	}
+	byChannel := map[string]store.Delivery{}
+	for _, d := range ds {
+		byChannel[d.Channel] = d
+	}
+	if byChannel["slack"].Status != store.StatusPending || byChannel["none"].Status != store.StatusFailed ||
+		byChannel["none"].LastError != "no channel reaches Bob" || byChannel["slack"].Recipient != alice {
+		t.Errorf("deliveries %+v", ds)
+	}
+	if j := claimOne(t, s, "", t0); j.Delivery.Channel != "slack" || j.Notification.ID != first.ID {
+		t.Errorf("claimed %+v", j)
+	}
+	if n, err := s.NotificationByKey(ctx, "k"); err != nil || n.ID != first.ID {
+		t.Errorf("by key: %v %v", n.ID, err)
+	}
+	if _, err := s.Notification(ctx, "00000000-0000-0000-0000-000000000000"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown id: %v, want ErrNotFound", err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM deliveries`); n != 2 {
+		t.Errorf("%d deliveries recorded, want 2", n)
+	}
+}
+
+// A claimed delivery is nobody else's until its lease ends; then it is
+// claimed again as another attempt, and the first attempt's outcome no
+// longer counts.
+func TestClaimLeaseAndAStaleAttempt(t *testing.T) {
+	s, pool := open(t)
+	ctx := context.Background()
+	n := create(t, s, ping("k", "c"), delivery("k", alice, "slack"))
+	create(t, s, ping("other", "c2"), delivery("other", bob, "slack"))
+	first := claimOne(t, s, n.ID, t0)
+	if first.Delivery.Attempts != 1 || first.Delivery.Status != store.StatusSending {
+		t.Fatalf("first claim %+v", first.Delivery)
+	}
+	if jobs, err := s.Claim(ctx, n.ID, t0.Add(2*time.Minute-time.Second), t0.Add(4*time.Minute), 10); err != nil || len(jobs) != 0 {
+		t.Fatalf("claimed %d during the lease (%v)", len(jobs), err)
+	}
+	second := claimOne(t, s, n.ID, t0.Add(2*time.Minute))
+	if second.Delivery.Attempts != 2 {
+		t.Fatalf("second claim: attempt %d", second.Delivery.Attempts)
+	}
+	if since, err := s.MarkDelivered(ctx, first.Delivery.ID, 1, "ref-1", t0, event("ev-1")); err != nil || since != "" {
+		t.Fatalf("stale mark: %q %v", since, err)
+	}
+	if got := count(t, pool, `SELECT count(*) FROM outbox`); got != 0 {
+		t.Errorf("a stale attempt queued %d events", got)
+	}
+	if _, err := s.MarkDelivered(ctx, second.Delivery.ID, 2, "ref-2", t0.Add(2*time.Minute), event("ev-2")); err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := s.Deliveries(ctx, n.ID)
+	if ds[0].Status != store.StatusDelivered || ds[0].Receipt != "ref-2" || !ds[0].DeliveredAt.Equal(t0.Add(2*time.Minute)) {
+		t.Errorf("delivery %+v", ds[0])
+	}
+	if got := count(t, pool, `SELECT count(*) FROM outbox`); got != 1 {
+		t.Errorf("%d events queued, want 1", got)
+	}
+}
+
 // An acknowledgement committing while a message is being recorded as
 // sent: MarkDelivered waits for it and says so, so the message just sent
 // is updated. (Before it locked the notification, each missed the other.)
@@ -105,5 +185,460 @@ func TestMarkDeliveredSeesAnAcknowledgementCommittingMeanwhile(t *testing.T) {
 	}
 	if r := <-done; r.err != nil || r.since != "acknowledged by bob" {
 		t.Fatalf("MarkDelivered = %q, %v; want acknowledged by bob", r.since, r.err)
+	}
+}
+
+// A final failure of the last delivery that could reach anyone makes the
+// escalation's next step due now; a webhook copy does not count as
+// reaching anyone, another pending delivery does.
+func TestMarkFailedHurriesTheNextStep(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		other string // the channel of a second delivery of the step, and its state
+		state string
+		want  bool
+	}{
+		{"alone", "", "", true},
+		{"beside a webhook copy", "webhook", "delivered", true},
+		{"beside a pending ping", "email", "pending", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, pool := open(t)
+			ctx := context.Background()
+			esc := startEscalation(t, s, "esc", "", 0)
+			ids := firedNotifications(t, pool, esc.ID)
+			if tc.other != "" {
+				if _, err := pool.Exec(ctx, `INSERT INTO deliveries (notification_id, dedup_key, channel, status, next_attempt_at, created_at, updated_at)
+					VALUES ($1, 'other', $2, $3, $4, $4, $4)`, ids[0], tc.other, tc.state, t0.Add(time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			j := claimOne(t, s, ids[0], t0)
+			now := t0.Add(time.Minute)
+			hurried, err := s.MarkFailed(ctx, j.Delivery.ID, 1, "user_not_found", time.Time{}, now, event("failed"), event("dead"))
+			if err != nil || hurried != tc.want {
+				t.Fatalf("hurried = %v, %v; want %v", hurried, err, tc.want)
+			}
+			got, err := s.Escalation(ctx, esc.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want && (!got.Hurried || !got.DueAt.Equal(now)) || !tc.want && got.Hurried {
+				t.Errorf("escalation hurried=%v due %v", got.Hurried, got.DueAt)
+			}
+			if n := count(t, pool, `SELECT count(*) FROM outbox`); n != 2 {
+				t.Errorf("%d events queued, want the failure and its dead letter", n)
+			}
+		})
+	}
+}
+
+// A retry is pending again at its time; a deferred delivery (rate limit)
+// is too, without counting the attempt.
+func TestRetryAndDefer(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	n := create(t, s, ping("k", "c"), delivery("k", alice, "slack"))
+	j := claimOne(t, s, n.ID, t0)
+	if _, err := s.MarkFailed(ctx, j.Delivery.ID, 1, "timeout", t0.Add(time.Minute), t0); err != nil {
+		t.Fatal(err)
+	}
+	if jobs, _ := s.Claim(ctx, "", t0.Add(time.Minute-time.Second), t0.Add(time.Hour), 10); len(jobs) != 0 {
+		t.Fatal("a retry was claimed before its time")
+	}
+	j = claimOne(t, s, "", t0.Add(time.Minute))
+	if err := s.Defer(ctx, j.Delivery.ID, 2, t0.Add(10*time.Minute), t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if jobs, _ := s.Claim(ctx, "", t0.Add(10*time.Minute-time.Second), t0.Add(time.Hour), 10); len(jobs) != 0 {
+		t.Fatal("a deferred delivery was claimed before its time")
+	}
+	if j = claimOne(t, s, "", t0.Add(10*time.Minute)); j.Delivery.Attempts != 2 || j.Delivery.LastError != "timeout" {
+		t.Errorf("after the deferral: attempt %d, last error %q; want attempt 2", j.Delivery.Attempts, j.Delivery.LastError)
+	}
+}
+
+// DeliveredSince lists the newest deliveries to one recipient through one
+// channel, at most limit.
+func TestDeliveredSince(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	for i, r := range []notify.Recipient{alice, alice, alice, bob} {
+		key := string(rune('a' + i))
+		n := create(t, s, ping(key, "c"), delivery(key, r, "slack"))
+		j := claimOne(t, s, n.ID, t0)
+		if _, err := s.MarkDelivered(ctx, j.Delivery.ID, 1, "", t0.Add(time.Duration(i)*time.Minute), event(key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.DeliveredSince(ctx, "slack", alice, t0, 10)
+	if err != nil || len(got) != 2 || !got[0].Equal(t0.Add(2*time.Minute)) || !got[1].Equal(t0.Add(time.Minute)) {
+		t.Errorf("since t0 (exclusive) = %v, %v; want +2m, +1m", got, err)
+	}
+	if got, _ := s.DeliveredSince(ctx, "slack", alice, t0.Add(-time.Second), 1); len(got) != 1 || !got[0].Equal(t0.Add(2*time.Minute)) {
+		t.Errorf("limit 1 = %v, want the newest", got)
+	}
+	if got, _ := s.DeliveredSince(ctx, "email", alice, t0.Add(-time.Second), 10); len(got) != 0 {
+		t.Errorf("another channel = %v", got)
+	}
+}
+
+// startEscalation starts an escalation whose fire records one step (step
+// 0, one Slack ping to alice) and leaves step 1 due at t0+10m.
+func startEscalation(t *testing.T, s *store.Store, key, group string, pos int) store.Escalation {
+	t.Helper()
+	esc, created, ids, err := s.StartEscalation(context.Background(), newEscalation(key, group, "conv-"+key), t0, fireOne(pos))
+	if err != nil || !created || len(ids) != 1 {
+		t.Fatalf("start %s: created=%v ids=%v %v", key, created, ids, err)
+	}
+	return esc
+}
+
+func newEscalation(key, group, conversation string) store.NewEscalation {
+	p, _ := json.Marshal(policy.Policy{ID: "p"})
+	return store.NewEscalation{Key: key, GroupKey: group, Kind: "new_conversation", PolicyID: "p", Policy: p,
+		ConversationID: conversation, Title: "t", StartedAt: t0, CreatedAt: t0}
+}
+
+// fireOne fires step pos (a ping to alice) and makes the next due 10
+// minutes after t0.
+func fireOne(pos int) store.FireFunc {
+	return func(_ context.Context, esc store.Escalation) (store.Fired, error) {
+		key := esc.Key + "#" + string(rune('0'+pos))
+		return store.Fired{
+			Steps:    []store.FiredStep{{Position: pos, Notification: ping(key, esc.ConversationID), Deliveries: []store.NewDelivery{delivery(key, alice, "slack")}}},
+			NextStep: pos + 1, DueAt: t0.Add(10 * time.Minute), Status: store.EscalationActive,
+		}, nil
+	}
+}
+
+func firedNotifications(t *testing.T, pool *pgxpool.Pool, escalationID string) []string {
+	t.Helper()
+	rows, _ := pool.Query(context.Background(), `SELECT id FROM notifications WHERE escalation_id = $1 ORDER BY step`, escalationID)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// One escalation per key, and one open escalation per group: a second
+// start gets the first; once the first is closed the group starts anew.
+func TestStartEscalationOncePerKeyAndGroup(t *testing.T) {
+	s, pool := open(t)
+	ctx := context.Background()
+	first := startEscalation(t, s, "k1", "sentry/c", 0)
+	if first.NextStep != 1 || !first.DueAt.Equal(t0.Add(10*time.Minute)) || first.Status != store.EscalationActive {
+		t.Fatalf("started %+v", first)
+	}
+	never := func(context.Context, store.Escalation) (store.Fired, error) {
+		t.Error("fired an escalation that was not started")
+		return store.Fired{}, nil
+	}
+	for _, key := range []string{"k1", "k2"} {
+		got, created, ids, err := s.StartEscalation(ctx, newEscalation(key, "sentry/c", "conv-k1"), t0, never)
+		if err != nil || created || len(ids) != 0 || got.ID != first.ID {
+			t.Errorf("start %s again: %s created=%v %v", key, got.ID, created, err)
+		}
+	}
+	if _, err := s.Acknowledge(ctx, store.Ack{NotificationID: firedNotifications(t, pool, first.ID)[0], Actor: "alice", At: t0},
+		func(store.Notification) (store.OutboxEvent, error) { return event("acked"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, created, _, err := s.StartEscalation(ctx, newEscalation("k3", "sentry/c", "conv-k1"), t0, fireOne(0)); err != nil || !created {
+		t.Errorf("a new escalation in the group after the first was acknowledged: created=%v %v", created, err)
+	}
+}
+
+// Acknowledging one step's notification acknowledges the escalation's
+// other steps, cancels their unsent deliveries and reports the sent ones;
+// a second acknowledgement changes nothing.
+func TestAcknowledgeAStepAcknowledgesTheEscalation(t *testing.T) {
+	s, pool := open(t)
+	ctx := context.Background()
+	esc := startEscalation(t, s, "k", "", 0)
+	j := claimOne(t, s, "", t0)
+	if _, err := s.MarkDelivered(ctx, j.Delivery.ID, 1, "D0ALICE/1", t0, event("d")); err != nil {
+		t.Fatal(err)
+	}
+	// Step 1 fires at its time; its delivery is not sent yet.
+	if _, found, ids, err := s.FireDue(ctx, t0.Add(10*time.Minute), fireOne(1)); err != nil || !found || len(ids) != 1 {
+		t.Fatalf("fire step 1: found=%v %v %v", found, ids, err)
+	}
+	steps := firedNotifications(t, pool, esc.ID)
+	acked, err := s.Acknowledge(ctx, store.Ack{NotificationID: steps[0], Actor: "alice", At: t0.Add(11 * time.Minute)},
+		func(n store.Notification) (store.OutboxEvent, error) { return event(n.ID + "/acked"), nil })
+	if err != nil || len(acked) != 2 {
+		t.Fatalf("acknowledged %d, %v; want both steps", len(acked), err)
+	}
+	sent := 0
+	for _, a := range acked {
+		sent += len(a.Sent)
+		if a.Notification.AcknowledgedBy != "alice" {
+			t.Errorf("acknowledged by %q", a.Notification.AcknowledgedBy)
+		}
+	}
+	if sent != 1 {
+		t.Errorf("%d sent messages reported, want step 0's", sent)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM deliveries WHERE status = 'cancelled' AND last_error = 'acknowledged by alice'`); n != 1 {
+		t.Errorf("%d deliveries cancelled, want step 1's", n)
+	}
+	if got, _ := s.Escalation(ctx, esc.ID); got.Status != store.EscalationAcked || got.StopReason != "acknowledged by alice" || !got.DueAt.IsZero() {
+		t.Errorf("escalation %s (%s) due %v", got.Status, got.StopReason, got.DueAt)
+	}
+	if again, err := s.Acknowledge(ctx, store.Ack{ConversationID: "conv-k", Actor: "bob", At: t0.Add(time.Hour)},
+		func(n store.Notification) (store.OutboxEvent, error) { return event(n.ID + "/again"), nil }); err != nil || len(again) != 0 {
+		t.Errorf("second acknowledgement: %d, %v", len(again), err)
+	}
+	if _, err := s.Acknowledge(ctx, store.Ack{NotificationID: "00000000-0000-0000-0000-000000000000", At: t0},
+		func(store.Notification) (store.OutboxEvent, error) { return event("x"), nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown notification: %v, want ErrNotFound", err)
+	}
+}
+
+// An answered conversation stops its notifications and escalations; an
+// escalation due afterwards stops instead of firing; a reopening forgets
+// the stop.
+func TestStopConversation(t *testing.T) {
+	s, pool := open(t)
+	ctx := context.Background()
+	esc := startEscalation(t, s, "k", "", 0)
+	stopAt := t0.Add(5 * time.Minute)
+	stopped, err := s.StopConversation(ctx, "conv-k", "answered by bob", stopAt)
+	if err != nil || len(stopped) != 1 || stopped[0].Notification.StopReason != "answered by bob" {
+		t.Fatalf("stopped %+v, %v", stopped, err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM deliveries WHERE status = 'cancelled'`); n != 1 {
+		t.Errorf("%d deliveries cancelled, want 1", n)
+	}
+	if got, _ := s.Escalation(ctx, esc.ID); got.Status != store.EscalationStopped {
+		t.Errorf("escalation %s", got.Status)
+	}
+	for _, tc := range []struct {
+		at   time.Time
+		want bool
+	}{{t0, true}, {stopAt, true}, {stopAt.Add(time.Second), false}} {
+		if got, err := s.ConversationStopped(ctx, "conv-k", tc.at); err != nil || got != tc.want {
+			t.Errorf("stopped at %v = %v, %v; want %v", tc.at, got, err, tc.want)
+		}
+	}
+	// Another escalation of the conversation, started before the stop and
+	// due after it, stops when it comes due.
+	if _, err := pool.Exec(ctx, `INSERT INTO escalations (key, kind, policy_id, policy, conversation_id, title, started_at, due_at, created_at, updated_at)
+		VALUES ('late', 'deadline', 'p', '{}', 'conv-k', 't', $1, $2, $1, $1)`, t0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	got, found, ids, err := s.FireDue(ctx, t0.Add(time.Hour), func(context.Context, store.Escalation) (store.Fired, error) {
+		t.Error("fired an escalation of an answered conversation")
+		return store.Fired{}, nil
+	})
+	if err != nil || !found || len(ids) != 0 || got.Status != store.EscalationStopped || got.StopReason != "answered by bob" {
+		t.Errorf("late escalation: %s (%s) found=%v %v", got.Status, got.StopReason, found, err)
+	}
+	if err := s.ResumeConversation(ctx, "conv-k", stopAt); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ConversationStopped(ctx, "conv-k", t0); got {
+		t.Error("still stopped after a reopening")
+	}
+}
+
+// A step that cannot be fired leaves the escalation as it was; Postpone
+// makes it due later.
+func TestFireDueErrorAndPostpone(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	esc := startEscalation(t, s, "k", "", 0)
+	if _, found, _, err := s.FireDue(ctx, t0.Add(10*time.Minute-time.Second), fireOne(1)); err != nil || found {
+		t.Fatalf("due early: found=%v %v", found, err)
+	}
+	failing := func(context.Context, store.Escalation) (store.Fired, error) {
+		return store.Fired{}, errors.New("rotation unreachable")
+	}
+	got, found, _, err := s.FireDue(ctx, t0.Add(10*time.Minute), failing)
+	if err == nil || !found || got.ID != esc.ID || got.NextStep != 1 {
+		t.Fatalf("failed fire: %+v found=%v %v", got, found, err)
+	}
+	if err := s.Postpone(ctx, esc.ID, t0.Add(11*time.Minute), t0.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _, _ := s.FireDue(ctx, t0.Add(11*time.Minute-time.Second), fireOne(1)); found {
+		t.Error("fired before the postponed time")
+	}
+	if got, found, ids, err := s.FireDue(ctx, t0.Add(11*time.Minute), fireOne(1)); err != nil || !found || len(ids) != 1 || got.NextStep != 2 {
+		t.Errorf("after the postponement: next %d found=%v ids=%v %v", got.NextStep, found, ids, err)
+	}
+}
+
+// Deadlines: what triage reports is kept, field by field; reporting the
+// same again is no change; forgetting drops them.
+func TestLearnDeadlines(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	great, okay := t0.Add(15*time.Minute), t0.Add(time.Hour)
+	for i, tc := range []struct {
+		d    store.Deadlines
+		want bool
+	}{
+		{store.Deadlines{Great: great}, true},
+		{store.Deadlines{Great: great}, false},
+		{store.Deadlines{Okay: okay}, true},
+		{store.Deadlines{}, false},
+	} {
+		if changed, err := s.LearnDeadlines(ctx, "c", tc.d, t0); err != nil || changed != tc.want {
+			t.Errorf("report %d: changed=%v %v, want %v", i, changed, err, tc.want)
+		}
+	}
+	if _, _, _, err := s.StartEscalation(ctx, newEscalation("k", "", "c"), t0, fireOne(0)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.EscalationByKey(ctx, "k")
+	if !got.Deadlines.Great.Equal(great) || !got.Deadlines.Okay.Equal(okay) || !got.Deadlines.TooLate.IsZero() {
+		t.Errorf("deadlines %+v", got.Deadlines)
+	}
+	if err := s.ForgetDeadlines(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.EscalationByKey(ctx, "k"); got.Deadlines != (store.Deadlines{}) {
+		t.Errorf("after forgetting: %+v", got.Deadlines)
+	}
+	if ids, err := s.ActiveEscalationIDs(ctx, "c"); err != nil || len(ids) != 1 || ids[0] != got.ID {
+		t.Errorf("active escalations %v, %v", ids, err)
+	}
+}
+
+// A handoff held for the incoming hero starts when their shift starts,
+// from the shift's start when that is earlier; one for someone else stays
+// held.
+func TestShiftStartsAndHeldHandoffs(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	held := func(key, person string) store.NewEscalation {
+		ne := newEscalation(key, "", "")
+		ne.Kind, ne.PersonID, ne.Held, ne.StartedAt = "handoff", person, true, t0.Add(time.Hour)
+		return ne
+	}
+	notYet := func(context.Context, store.Escalation) (store.Fired, error) {
+		return store.Fired{NextStep: 0, DueAt: t0.Add(time.Hour), Status: store.EscalationActive}, nil
+	}
+	for _, ne := range []store.NewEscalation{held("for-alice", "alice"), held("for-bob", "bob")} {
+		if _, _, _, err := s.StartEscalation(ctx, ne, t0, notYet); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := t0.Add(2 * time.Minute)
+	for range 2 { // a redelivered shift_started is the same shift
+		if err := s.RecordShiftStart(ctx, "shift-1", "alice", start); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, ok, err := s.ShiftStarted(ctx, "alice", t0, t0.Add(time.Hour)); err != nil || !ok || !got.Equal(start) {
+		t.Errorf("alice's shift: %v %v %v", got, ok, err)
+	}
+	if _, ok, _ := s.ShiftStarted(ctx, "alice", start.Add(time.Second), t0.Add(time.Hour)); ok {
+		t.Error("a shift that started before the window was found")
+	}
+	if _, ok, _ := s.ShiftStarted(ctx, "bob", t0, t0.Add(time.Hour)); ok {
+		t.Error("bob's shift was found")
+	}
+	var fired []store.Escalation
+	ids, err := s.ReleaseHandoffs(ctx, "alice", start, start, func(_ context.Context, esc store.Escalation) (store.Fired, error) {
+		fired = append(fired, esc)
+		return fireOne(0)(ctx, esc)
+	})
+	if err != nil || len(ids) != 1 || len(fired) != 1 || fired[0].Key != "for-alice" || !fired[0].StartedAt.Equal(start) || fired[0].Held {
+		t.Fatalf("released %v (fired %+v), %v", ids, fired, err)
+	}
+	if bob, _ := s.EscalationByKey(ctx, "for-bob"); !bob.Held {
+		t.Error("bob's handoff was released")
+	}
+}
+
+// An update of a group is recorded unless a newer one is; the rewrite
+// gets the delivered messages of the open escalation.
+func TestQueueAndFireRefresh(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	esc := startEscalation(t, s, "k", "sentry/c", 0)
+	j := claimOne(t, s, "", t0)
+	if _, err := s.MarkDelivered(ctx, j.Delivery.ID, 1, "D0ALICE/1", t0, event("d")); err != nil {
+		t.Fatal(err)
+	}
+	var seen []time.Time
+	due := func(at time.Time) func(pending, refreshed time.Time) time.Time {
+		return func(pending, refreshed time.Time) time.Time {
+			seen = append(seen, pending, refreshed)
+			return at
+		}
+	}
+	if id, at, err := s.QueueRefresh(ctx, "sentry/none", "x", t0, t0, due(t0)); err != nil || id != "" || !at.IsZero() {
+		t.Errorf("a group without an escalation: %q %v %v", id, at, err)
+	}
+	id, at, err := s.QueueRefresh(ctx, "sentry/c", "latest: 3 events", t0.Add(time.Second), t0, due(t0.Add(time.Minute)))
+	if err != nil || id != esc.ID || !at.Equal(t0.Add(time.Minute)) || !seen[0].IsZero() || !seen[1].IsZero() {
+		t.Fatalf("queued %q at %v (due saw %v), %v", id, at, seen, err)
+	}
+	if id, _, _ := s.QueueRefresh(ctx, "sentry/c", "older", t0, t0, due(t0)); id != "" {
+		t.Error("an older update replaced a newer one")
+	}
+	if found, err := s.FireRefresh(ctx, "", t0.Add(time.Minute-time.Second), nil); err != nil || found {
+		t.Fatalf("a refresh fired early: %v %v", found, err)
+	}
+	var text string
+	var sent []store.Sent
+	found, err := s.FireRefresh(ctx, "", t0.Add(time.Minute), func(_ context.Context, e store.Escalation, ss []store.Sent) error {
+		text, sent = e.RefreshText, ss
+		return nil
+	})
+	if err != nil || !found || text != "latest: 3 events" || len(sent) != 1 || sent[0].Delivery.Receipt != "D0ALICE/1" {
+		t.Fatalf("refresh: found=%v text=%q sent=%+v %v", found, text, sent, err)
+	}
+	seen = nil
+	if _, _, err := s.QueueRefresh(ctx, "sentry/c", "latest: 4 events", t0.Add(2*time.Second), t0.Add(time.Minute), due(t0.Add(2*time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if !seen[0].IsZero() || !seen[1].Equal(t0.Add(time.Minute)) {
+		t.Errorf("due saw pending %v, refreshed %v; want none pending, refreshed at +1m", seen[0], seen[1])
+	}
+	if got, _ := s.Escalation(ctx, esc.ID); got.Refreshes != 1 || !got.RefreshDueAt.Equal(t0.Add(2*time.Minute)) {
+		t.Errorf("escalation: %d refreshes, next due %v", got.Refreshes, got.RefreshDueAt)
+	}
+}
+
+// A digest sends the items of one slot once, without those whose
+// conversation was answered since they were added.
+func TestDigest(t *testing.T) {
+	s, pool := open(t)
+	ctx := context.Background()
+	due := t0.Add(2 * time.Hour)
+	item := func(key, conversation string) store.DigestItem {
+		return store.DigestItem{Key: key, PolicyID: "community-new", Target: "hero", DueAt: due, ConversationID: conversation, Title: key, AddedAt: t0}
+	}
+	for _, it := range []store.DigestItem{item("a", "c-a"), item("b", "c-b"), item("a", "c-a")} {
+		if _, err := s.AddDigestItem(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.StopConversation(ctx, "c-b", "answered", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var got []store.DigestItem
+	digest := func(_ context.Context, policyID, target string, at time.Time, items []store.DigestItem) (store.FiredStep, error) {
+		got = items
+		return store.FiredStep{Notification: ping("digest/"+policyID, ""), Deliveries: []store.NewDelivery{delivery("digest", alice, "slack")}}, nil
+	}
+	if found, _, err := s.FireDigest(ctx, due.Add(-time.Second), digest); err != nil || found {
+		t.Fatalf("a digest before its time: %v %v", found, err)
+	}
+	found, id, err := s.FireDigest(ctx, due, digest)
+	if err != nil || !found || id == "" || len(got) != 1 || got[0].Key != "a" {
+		t.Fatalf("digest: found=%v id=%q items=%+v %v", found, id, got, err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM digest_items WHERE key = 'b' AND dropped`); n != 1 {
+		t.Error("the answered conversation's item was not dropped")
+	}
+	if found, _, err := s.FireDigest(ctx, due.Add(time.Hour), digest); err != nil || found {
+		t.Errorf("the digest went twice: %v %v", found, err)
 	}
 }
