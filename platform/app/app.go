@@ -55,6 +55,7 @@ type Common struct {
 	LogLevel        string        `env:"SIDEKICK_LOG_LEVEL" envDefault:"info"`
 	SentryDSN       string        `env:"SIDEKICK_SENTRY_DSN"`
 	StreamReplicas  int           `env:"SIDEKICK_STREAM_REPLICAS" envDefault:"1"`
+	StreamMaxBytes  string        `env:"SIDEKICK_STREAM_MAX_BYTES"` // bus.ParseStreamMaxBytes; the same in every service
 	ShutdownTimeout time.Duration `env:"SIDEKICK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
 	OrgConfig       string        `env:"SIDEKICK_ORG_CONFIG"`
 
@@ -248,7 +249,15 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 			return err
 		}
 		defer nc.Close()
-		if err := bus.Provision(ctx, js, bus.StreamsConfig{Replicas: common.StreamReplicas}); err != nil {
+		limits, err := bus.ParseStreamMaxBytes(common.StreamMaxBytes)
+		if err != nil {
+			return fmt.Errorf("configuration: SIDEKICK_STREAM_MAX_BYTES: %w", err)
+		}
+		streams := bus.StreamsConfig{Replicas: common.StreamReplicas, StreamMaxBytes: limits}
+		if err := bus.Provision(ctx, js, streams); err != nil {
+			return err
+		}
+		if err := bus.RegisterStreamLimits(prometheus.WrapRegistererWith(prometheus.Labels{"service": spec.Name}, reg), streams); err != nil {
 			return err
 		}
 		health.Add(NATSCheck(nc))

@@ -41,7 +41,7 @@ func TestStreamConfigsDefaults(t *testing.T) {
 	byName := map[string]jetstream.StreamConfig{}
 	for _, c := range cfgs {
 		byName[c.Name] = c
-		if c.Replicas != 1 || c.Storage != jetstream.FileStorage || c.Discard != jetstream.DiscardOld ||
+		if c.Replicas != 1 || c.Storage != jetstream.FileStorage || c.Discard != jetstream.DiscardNew ||
 			c.Duplicates != DefaultDuplicateWindow || c.MaxBytes != -1 || c.Retention != jetstream.LimitsPolicy {
 			t.Errorf("%s: unexpected defaults %+v", c.Name, c)
 		}

@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sidekickhq/sidekick/platform/promreg"
 )
 
 // Default stream limits.
@@ -20,7 +25,14 @@ const (
 // StreamsConfig tunes provisioning; zero values mean sensible defaults:
 // one replica, file storage, a duplicate window of DefaultDuplicateWindow,
 // DefaultEventMaxAge for event streams and DefaultDeadLetterAge for dead
-// letters, no size limit, discard old messages first.
+// letters, no size limit.
+//
+// A full stream refuses new messages (DiscardNew) instead of dropping its
+// oldest ones: the oldest may not have been consumed yet (a consumer that
+// is down is exactly what fills a stream), and every publisher retries a
+// refused publish: ingest answers 503 so the sender retries, the outboxes
+// keep the event, a dead letter that cannot be stored is redelivered. Age
+// still removes messages whatever the size.
 type StreamsConfig struct {
 	// Replicas per stream; 3 on a production cluster.
 	Replicas int
@@ -28,8 +40,90 @@ type StreamsConfig struct {
 	DuplicateWindow time.Duration
 	// MaxAge applies to every stream when set; 0 keeps the per-stream default.
 	MaxAge time.Duration
-	// MaxBytes limits each stream; 0 is unlimited.
+	// MaxBytes limits each stream not named in StreamMaxBytes; 0 is
+	// unlimited.
 	MaxBytes int64
+	// StreamMaxBytes limits the named streams (stream name to bytes),
+	// overriding MaxBytes; see ParseStreamMaxBytes.
+	StreamMaxBytes map[string]int64
+}
+
+// maxBytes is the byte limit of one stream, -1 for none (JetStream's
+// "unlimited").
+func (c StreamsConfig) maxBytes(stream string) int64 {
+	n := c.MaxBytes
+	if v, ok := c.StreamMaxBytes[stream]; ok {
+		n = v
+	}
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// ParseStreamMaxBytes parses per-stream byte limits written as
+// "SUPPORT_INBOUND=4GiB,SUPPORT_DEADLETTER=512MiB": a stream name, "=", and
+// a size in bytes with an optional KiB, MiB, GiB or TiB suffix (0 means no
+// limit). A stream that is not one of Sidekick's is an error, so a typo
+// does not leave a stream unlimited.
+func ParseStreamMaxBytes(s string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, size, ok := strings.Cut(item, "=")
+		name = strings.TrimSpace(name)
+		if !ok {
+			return nil, fmt.Errorf("stream limit %q: want STREAM=SIZE", item)
+		}
+		if !slices.ContainsFunc(streamSpecs(), func(s streamSpec) bool { return s.name == name }) {
+			return nil, fmt.Errorf("stream limit %q: no stream %s", item, name)
+		}
+		n, err := parseBytes(strings.TrimSpace(size))
+		if err != nil {
+			return nil, fmt.Errorf("stream limit %q: %w", item, err)
+		}
+		out[name] = n
+	}
+	return out, nil
+}
+
+func parseBytes(s string) (int64, error) {
+	mult := int64(1)
+	for i, suffix := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		if strings.HasSuffix(s, suffix) {
+			mult = 1 << (10 * (i + 1))
+			s = strings.TrimSpace(strings.TrimSuffix(s, suffix))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a whole number of bytes, KiB, MiB, GiB or TiB", s)
+	}
+	return n * mult, nil
+}
+
+// RegisterStreamLimits publishes the configured byte limit of each limited
+// stream as sidekick_bus_stream_max_bytes{stream}: the NATS exporter
+// reports a stream's size but not its limit, and the alert that warns
+// before a stream is full needs both.
+func RegisterStreamLimits(reg prometheus.Registerer, c StreamsConfig) error {
+	g, err := promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sidekick_bus_stream_max_bytes",
+		Help: "Byte limit of a JetStream stream as this service provisions it; absent for an unlimited stream.",
+	}, []string{"stream"}))
+	if err != nil {
+		return err
+	}
+	for _, s := range streamSpecs() {
+		if n := c.maxBytes(s.name); n > 0 {
+			g.WithLabelValues(s.name).Set(float64(n))
+		}
+	}
+	return nil
 }
 
 type streamSpec struct {
@@ -55,10 +149,6 @@ func StreamConfigs(c StreamsConfig) []jetstream.StreamConfig {
 	if replicas <= 0 {
 		replicas = 1
 	}
-	maxBytes := c.MaxBytes
-	if maxBytes <= 0 {
-		maxBytes = -1
-	}
 	specs := streamSpecs()
 	out := make([]jetstream.StreamConfig, 0, len(specs))
 	for _, s := range specs {
@@ -80,9 +170,9 @@ func StreamConfigs(c StreamsConfig) []jetstream.StreamConfig {
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
-			Discard:     jetstream.DiscardOld,
+			Discard:     jetstream.DiscardNew,
 			MaxAge:      age,
-			MaxBytes:    maxBytes,
+			MaxBytes:    c.maxBytes(s.name),
 			Duplicates:  dup,
 		})
 	}
