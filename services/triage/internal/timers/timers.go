@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,13 @@ type Loop struct {
 	lag      prometheus.Histogram
 	fired    prometheus.Counter
 	failures prometheus.Counter
+
+	// oldestDue is the due time (Unix nanoseconds) of the earliest timer
+	// still pending after the loop's last completed look, or the loop's
+	// start before its first; 0 when nothing is pending. The overdue gauge
+	// is computed from it when scraped, so it keeps growing while the loop
+	// is stuck, when the lag histogram records nothing.
+	oldestDue atomic.Int64
 }
 
 // New returns a loop; its metrics register on reg.
@@ -96,7 +104,27 @@ func New(f Firer, cfg Config, now func() time.Time, logger *slog.Logger, reg pro
 	})); err != nil {
 		return nil, err
 	}
+	if _, err = promreg.Register(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sidekick_triage_timer_overdue_seconds",
+		Help: "How long the oldest deadline timer this replica's loop knows of has been due without firing; 0 when none is due.",
+	}, l.Overdue)); err != nil {
+		return nil, err
+	}
+	l.oldestDue.Store(l.now().UnixNano())
 	return l, nil
+}
+
+// Overdue is how long the earliest timer pending after the loop's last
+// completed look has been due (since the loop started, before its first
+// look), 0 when none is due. A loop that fires on time keeps it under its
+// Interval; a stuck one (a pass that never returns, or keeps failing)
+// lets it grow.
+func (l *Loop) Overdue() float64 {
+	due := l.oldestDue.Load()
+	if due == 0 {
+		return 0
+	}
+	return max(l.now().Sub(time.Unix(0, due)).Seconds(), 0)
 }
 
 // Pass fires due timers batch by batch until none is left (or only ones
@@ -136,10 +164,13 @@ func (l *Loop) Run(ctx context.Context) error {
 			l.logger.Warn("deadline timers failed; retrying", "error", err, "retry_in", l.cfg.RetryDelay)
 			delay = l.cfg.RetryDelay
 		} else if next, ok, err := l.firer.NextDue(ctx); err == nil && ok {
+			l.oldestDue.Store(next.UnixNano())
 			if d := next.Sub(l.now()); d < delay {
 				// Due already (held by another transaction): look again soon.
 				delay = max(d, 5*time.Millisecond)
 			}
+		} else if err == nil {
+			l.oldestDue.Store(0)
 		}
 		t := time.NewTimer(delay)
 		select {
