@@ -12,7 +12,7 @@ PKGS := $(addsuffix /...,$(MODULES))
 FUZZTIME ?= 10s
 BENCHTIME ?= 2s
 
-.PHONY: run test test-short test-e2e lint proto tools fuzz bench images ensure-postgres build help
+.PHONY: run test test-short test-e2e lint proto tools fuzz bench images ensure-postgres ensure-promtool build help
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -21,7 +21,7 @@ run: ensure-postgres ## Run the whole system in one process (sidekick dev)
 	$(GO) build -o $(BIN)/sidekick ./sidekick/cmd/sidekick
 	@trap '' INT; $(BIN)/sidekick dev
 
-test: ensure-postgres ## Every module's tests (unit, integration with embedded NATS and Postgres, end-to-end)
+test: ensure-postgres ensure-promtool ## Every module's tests (unit, integration with embedded NATS and Postgres, end-to-end)
 	@scripts/ensure-chromium.sh
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
@@ -33,6 +33,10 @@ build: ## Build every binary into bin/
 
 ensure-postgres:
 	@scripts/ensure-postgres.sh
+
+# promtool runs the alert rules' unit tests in go test ./deploy/...
+ensure-promtool:
+	@scripts/ensure-promtool.sh
 
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-go-vtproto ## Build buf and the protoc plugins pinned in proto/tools/go.mod
 

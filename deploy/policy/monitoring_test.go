@@ -98,25 +98,12 @@ func TestTargetDownCoversEveryService(t *testing.T) {
 	objs := render(t, "overlays/production")
 	var jobs *regexp.Regexp
 	for _, o := range objs {
-		pr, ok := o.Obj.(*monitoringv1.PrometheusRule)
-		if !ok {
-			continue
-		}
-		for _, g := range pr.Spec.Groups {
-			for _, r := range g.Rules {
-				if r.Alert != "SidekickTargetDown" {
-					continue
-				}
-				m := regexp.MustCompile(`job=~"([^"]+)"`).FindStringSubmatch(r.Expr.String())
-				if m == nil {
-					t.Fatalf("SidekickTargetDown: no job=~\"...\" in %s", r.Expr.String())
-				}
-				jobs = regexp.MustCompile("^(?:" + m[1] + ")$")
-			}
+		if pr, ok := o.Obj.(*monitoringv1.PrometheusRule); ok {
+			jobs = alertMatcher(t, pr, "SidekickTargetDown", "job")
 		}
 	}
 	if jobs == nil {
-		t.Fatal("no alert SidekickTargetDown")
+		t.Fatal("no PrometheusRule")
 	}
 	scraped := 0
 	for _, o := range objs {
@@ -138,6 +125,62 @@ func TestTargetDownCoversEveryService(t *testing.T) {
 	if scraped == 0 {
 		t.Fatal("no ServiceMonitor selects a Service")
 	}
+}
+
+// TestReleaseLabel: every Prometheus Operator object of the production
+// overlays carries the release label (set by one patch in the production
+// kustomization), and the NATS chart values put the same label on the
+// exporter's PodMonitor; kube-prometheus-stack ignores objects without it.
+func TestReleaseLabel(t *testing.T) {
+	v := readNATSValues(t)
+	want := v.PromExporter.PodMonitor.Merge.Metadata.Labels["release"]
+	if want == "" {
+		t.Error("deploy/nats/values.yaml: the exporter's PodMonitor has no release label (promExporter.podMonitor.merge.metadata.labels.release)")
+	}
+	for _, dir := range []string{"overlays/production", "examples/production-cloudnative-pg"} {
+		n := 0
+		for _, o := range render(t, dir) {
+			if !strings.HasPrefix(o.APIVersion, "monitoring.coreos.com/") {
+				continue
+			}
+			n++
+			var labels map[string]string
+			switch m := o.Obj.(type) {
+			case *monitoringv1.ServiceMonitor:
+				labels = m.Labels
+			case *monitoringv1.PrometheusRule:
+				labels = m.Labels
+			default:
+				t.Fatalf("%s: %s not handled", dir, o.ID())
+			}
+			if got := labels["release"]; got == "" || got != want {
+				t.Errorf("%s: %s has release label %q, the NATS PodMonitor %q: set both (docs/operations.md, Monitoring)", dir, o.ID(), got, want)
+			}
+		}
+		if n < 9 {
+			t.Errorf("%s: %d monitoring objects, want the 8 ServiceMonitors and the PrometheusRule", dir, n)
+		}
+	}
+}
+
+// alertMatcher returns, anchored, the regular expression the named alert
+// matches label against (label=~"..." in its expression).
+func alertMatcher(t *testing.T, pr *monitoringv1.PrometheusRule, alert, label string) *regexp.Regexp {
+	t.Helper()
+	for _, g := range pr.Spec.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != alert {
+				continue
+			}
+			m := regexp.MustCompile(label + `=~"([^"]+)"`).FindStringSubmatch(r.Expr.String())
+			if m == nil {
+				t.Fatalf("%s: no %s=~\"...\" in %s", alert, label, r.Expr.String())
+			}
+			return regexp.MustCompile("^(?:" + m[1] + ")$")
+		}
+	}
+	t.Fatalf("no alert %s", alert)
+	return nil
 }
 
 // anchor is GitHub's heading anchor: lower case, spaces to dashes,
@@ -196,6 +239,11 @@ type natsValues struct {
 		Enabled    bool `json:"enabled"`
 		PodMonitor struct {
 			Enabled bool `json:"enabled"`
+			Merge   struct {
+				Metadata struct {
+					Labels map[string]string `json:"labels"`
+				} `json:"metadata"`
+			} `json:"merge"`
 		} `json:"podMonitor"`
 	} `json:"promExporter"`
 	NatsBox struct {
@@ -203,7 +251,8 @@ type natsValues struct {
 	} `json:"natsBox"`
 }
 
-func TestNATSValues(t *testing.T) {
+func readNATSValues(t *testing.T) natsValues {
+	t.Helper()
 	raw, err := os.ReadFile("../nats/values.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -212,6 +261,11 @@ func TestNATSValues(t *testing.T) {
 	if err := yaml.UnmarshalStrict(raw, &v); err != nil {
 		t.Fatal(err)
 	}
+	return v
+}
+
+func TestNATSValues(t *testing.T) {
+	v := readNATSValues(t)
 	c := v.Config
 	if !c.Cluster.Enabled || c.Cluster.Replicas != 3 {
 		t.Errorf("cluster enabled=%v replicas=%d, want a 3-node cluster", c.Cluster.Enabled, c.Cluster.Replicas)

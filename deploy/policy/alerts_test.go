@@ -1,0 +1,177 @@
+package policy_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"sigs.k8s.io/yaml"
+)
+
+const alertTests = "../kubernetes/components/monitoring/tests"
+
+// promtool finds promtool: $PROMTOOL, bin/promtool at the repository root
+// (scripts/ensure-promtool.sh puts it there; make test runs that), or the
+// PATH. Without one the alert tests cannot run: that fails the test, except
+// under -short, where it skips.
+func promtool(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("PROMTOOL"); p != "" {
+		return p
+	}
+	if p, err := filepath.Abs("../../bin/promtool"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("promtool"); err == nil {
+		return p
+	}
+	if testing.Short() {
+		t.Skip("no promtool: run scripts/ensure-promtool.sh or set PROMTOOL")
+	}
+	t.Fatal("no promtool: run scripts/ensure-promtool.sh (make test does) or set PROMTOOL")
+	return ""
+}
+
+// alertRules is the PrometheusRule of an overlay, as rendered.
+func alertRules(t *testing.T, dir string) *monitoringv1.PrometheusRule {
+	t.Helper()
+	var found *monitoringv1.PrometheusRule
+	for _, o := range render(t, dir) {
+		if pr, ok := o.Obj.(*monitoringv1.PrometheusRule); ok {
+			if found != nil {
+				t.Fatalf("%s renders two PrometheusRules", dir)
+			}
+			found = pr
+		}
+	}
+	if found == nil {
+		t.Fatalf("%s renders no PrometheusRule", dir)
+	}
+	return found
+}
+
+// TestAlertRulesUnitTests runs promtool on the rules as the production
+// overlay renders them: `promtool check rules`, then the unit tests in
+// components/monitoring/tests, and requires every alert to fire in at
+// least one of them.
+func TestAlertRulesUnitTests(t *testing.T) {
+	tool := promtool(t)
+	pr := alertRules(t, "overlays/production")
+	rules, err := yaml.Marshal(map[string]any{"groups": pr.Spec.Groups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(alertTests, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no alert tests in %s (%v)", alertTests, err)
+	}
+	fired := map[string]bool{}
+	var tests []string
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var suite struct {
+			RuleFiles []string `json:"rule_files"`
+			Tests     []struct {
+				AlertRuleTest []struct {
+					AlertName string `json:"alertname"`
+					ExpAlerts []any  `json:"exp_alerts"`
+				} `json:"alert_rule_test"`
+			} `json:"tests"`
+		}
+		if err := yaml.Unmarshal(raw, &suite); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if !slices.Equal(suite.RuleFiles, []string{"rules.yaml"}) {
+			t.Errorf("%s: rule_files %v, want [rules.yaml] (the rendered rules)", f, suite.RuleFiles)
+		}
+		for _, tc := range suite.Tests {
+			for _, a := range tc.AlertRuleTest {
+				if len(a.ExpAlerts) > 0 {
+					fired[a.AlertName] = true
+				}
+			}
+		}
+		dst := filepath.Join(dir, filepath.Base(f))
+		if err := os.WriteFile(dst, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tests = append(tests, dst)
+	}
+
+	alerts := 0
+	for _, g := range pr.Spec.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			alerts++
+			if !fired[r.Alert] {
+				t.Errorf("alert %s fires in no test of %s", r.Alert, alertTests)
+			}
+		}
+	}
+	t.Logf("%d alerts", alerts)
+
+	run := func(args ...string) {
+		cmd := exec.Command(tool, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+			return
+		}
+		t.Logf("promtool %s:\n%s", strings.Join(args, " "), out)
+	}
+	run("check", "rules", "rules.yaml")
+	run(append([]string{"test", "rules"}, tests...)...)
+}
+
+// TestConsumerLagCoversEveryStream: SidekickConsumerLag's stream matcher
+// matches every JetStream stream the code declares (a constant named
+// Stream… or …Stream), so a new stream's consumers are watched too.
+func TestConsumerLagCoversEveryStream(t *testing.T) {
+	decl := regexp.MustCompile(`(?m)^\s*(?:const\s+)?\w*Stream\w*\s*=\s*"([A-Z][A-Z0-9_]*)"`)
+	var streams []string
+	for _, root := range []string{"../../platform", "../../services"} {
+		err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, m := range decl.FindAllSubmatch(src, -1) {
+				streams = append(streams, string(m[1]))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Contains(streams, "SUPPORT_INBOUND") || !slices.Contains(streams, "SENTRY_OCCURRENCES") {
+		t.Fatalf("streams found in the code: %v; the declaration pattern no longer matches", streams)
+	}
+	matcher := alertMatcher(t, alertRules(t, "overlays/production"), "SidekickConsumerLag", "stream_name")
+	for _, s := range streams {
+		if !matcher.MatchString(s) {
+			t.Errorf("stream %s is not watched by SidekickConsumerLag (%s)", s, matcher)
+		}
+	}
+	t.Logf("streams in the code: %v", streams)
+}
