@@ -20,6 +20,8 @@ const (
 	RuleBakedSecret  = "no-baked-secrets"
 	RuleEntrypoint   = "exec-entrypoint"
 	RuleStaticStamps = "static-build-stamped"
+	RuleCrossCompile = "cross-compiled"
+	RuleReproducible = "reproducible-build"
 )
 
 var (
@@ -40,7 +42,10 @@ type DockerfileReport struct {
 // numeric non-root USER with an exec-form ENTRYPOINT (distroless has no
 // shell), that no ARG or ENV bakes in a value for a name that looks like a
 // secret, and that the binaries are built static (CGO_ENABLED=0) with the
-// version and commit stamped in.
+// version and commit stamped in. The go build must cross-compile: its stage
+// runs on the build platform (FROM --platform=$BUILDPLATFORM) and takes
+// GOOS and GOARCH from TARGETOS and TARGETARCH, while no final stage pins a
+// platform; and it must be reproducible: -trimpath and -buildvcs=false.
 func CheckDockerfile(r io.Reader) (DockerfileReport, error) {
 	var rep DockerfileReport
 	res, err := parser.Parse(r)
@@ -65,9 +70,10 @@ func CheckDockerfile(r io.Reader) (DockerfileReport, error) {
 
 	byName := map[string]int{}
 	used := map[string]bool{} // stages another stage builds on or copies from
-	cgoOff, stamped := false, false
+	cgoOff, stamped, builds := false, false, 0
 	for i, s := range stages {
 		obj := "Dockerfile stage " + stageName(s, i)
+		args := map[string]bool{}
 		base := os.Expand(s.BaseName, func(k string) string { return meta[k] })
 		if _, ok := byName[base]; ok {
 			used[base] = true
@@ -82,6 +88,7 @@ func CheckDockerfile(r io.Reader) (DockerfileReport, error) {
 			case *instructions.ArgCommand:
 				for _, kv := range c.Args {
 					checkSecret(fail, obj, "ARG", kv.Key, kv.ValueString())
+					args[kv.Key] = true
 				}
 			case *instructions.EnvCommand:
 				for _, kv := range c.Env {
@@ -98,8 +105,15 @@ func CheckDockerfile(r io.Reader) (DockerfileReport, error) {
 				line := strings.Join(c.CmdLine, " ")
 				cgoOff = cgoOff || strings.Contains(line, "CGO_ENABLED=0")
 				stamped = stamped || (strings.Contains(line, "platform/buildinfo.Version=") && strings.Contains(line, "platform/buildinfo.Commit="))
+				if goBuild.MatchString(line) {
+					builds++
+					checkBuild(fail, obj, s, args, line)
+				}
 			}
 		}
+	}
+	if builds == 0 {
+		fail("Dockerfile", RuleCrossCompile, "no stage runs go build")
 	}
 	if !cgoOff {
 		fail("Dockerfile", RuleStaticStamps, "no stage sets CGO_ENABLED=0")
@@ -123,6 +137,9 @@ func CheckDockerfile(r io.Reader) (DockerfileReport, error) {
 		} else if uid == 0 {
 			fail(obj, RuleNonRootUser, "USER %s is root", user)
 		}
+		if p := platformOf(stages, byName, i); p != "" {
+			fail(obj, RuleCrossCompile, "FROM --platform=%s: a final image must be built for the target platform", p)
+		}
 		if entry == nil {
 			fail(obj, RuleEntrypoint, "no ENTRYPOINT")
 		} else if entry.PrependShell {
@@ -131,6 +148,45 @@ func CheckDockerfile(r io.Reader) (DockerfileReport, error) {
 	}
 	slices.Sort(rep.Targets)
 	return rep, nil
+}
+
+var goBuild = regexp.MustCompile(`\bgo build\b`)
+
+// checkBuild checks the stage and the RUN line of a go build.
+func checkBuild(fail func(obj, rule, format string, args ...any), obj string, s instructions.Stage, args map[string]bool, line string) {
+	if s.Platform != "$BUILDPLATFORM" && s.Platform != "${BUILDPLATFORM}" {
+		fail(obj, RuleCrossCompile, "go build runs in a stage without FROM --platform=$BUILDPLATFORM: other platforms would build under emulation")
+	}
+	for _, pair := range [][2]string{{"GOOS", "TARGETOS"}, {"GOARCH", "TARGETARCH"}} {
+		goVar, v := pair[0], pair[1]
+		if !args[v] {
+			fail(obj, RuleCrossCompile, "no ARG %s in the stage: BuildKit sets it only when declared", v)
+		}
+		if !strings.Contains(line, goVar+"=${"+v+"}") && !strings.Contains(line, goVar+"=$"+v+" ") {
+			fail(obj, RuleCrossCompile, "go build does not set %s=${%s}", goVar, v)
+		}
+	}
+	for _, flag := range []string{"-trimpath", "-buildvcs=false"} {
+		if !regexp.MustCompile(`(^|\s)` + regexp.QuoteMeta(flag) + `(\s|$)`).MatchString(line) {
+			fail(obj, RuleReproducible, "go build without %s", flag)
+		}
+	}
+}
+
+// platformOf is the --platform of a stage's FROM, or of the stages it
+// builds on.
+func platformOf(stages []instructions.Stage, byName map[string]int, i int) string {
+	for seen := 0; seen <= len(stages); seen++ {
+		if stages[i].Platform != "" {
+			return stages[i].Platform
+		}
+		next, ok := byName[stages[i].BaseName]
+		if !ok {
+			return ""
+		}
+		i = next
+	}
+	return ""
 }
 
 func stageName(s instructions.Stage, i int) string {
