@@ -44,6 +44,7 @@ var kinds = map[string]func() any{
 	"networking.k8s.io/v1/Ingress":            func() any { return &networkingv1.Ingress{} },
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return &monitoringv1.ServiceMonitor{} },
 	"monitoring.coreos.com/v1/PrometheusRule": func() any { return &monitoringv1.PrometheusRule{} },
+	"monitoring.coreos.com/v1/PodMonitor":     func() any { return &monitoringv1.PodMonitor{} },
 	"postgresql.cnpg.io/v1/Cluster":           func() any { return &CNPGCluster{} },
 	"postgresql.cnpg.io/v1/Database":          func() any { return &CNPGDatabase{} },
 }

@@ -342,6 +342,14 @@ func TestPolicyCatchesBrokenRules(t *testing.T) {
 			ingressPath(o, "console").Path = "/"
 			return o
 		}},
+		{"host port (Pod Security restricted)", policy.RulePodSecurityStandard, "Deployment/ingest-email", func(o []policy.Object) []policy.Object {
+			deploy(o, "ingest-email").Spec.Template.Spec.Containers[0].Ports[0].HostPort = 8080
+			return o
+		}},
+		{"custom SELinux type (Pod Security restricted)", policy.RulePodSecurityStandard, "Deployment/notifier", func(o []policy.Object) []policy.Object {
+			deploy(o, "notifier").Spec.Template.Spec.SecurityContext.SELinuxOptions = &corev1.SELinuxOptions{Type: "spc_t"}
+			return o
+		}},
 		{"namespace not restricted", policy.RulePodSecurity, "Namespace/sidekick", func(o []policy.Object) []policy.Object {
 			for _, obj := range o {
 				if ns, ok := obj.Obj.(*corev1.Namespace); ok {

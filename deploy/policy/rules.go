@@ -84,6 +84,7 @@ type workload struct {
 	replicas int32
 	selector *metav1.LabelSelector
 	labels   map[string]string
+	meta     *metav1.ObjectMeta // the pod template's
 	spec     *corev1.PodSpec
 	sidekick bool // part of Sidekick (not NATS, PostgreSQL or a dev helper)
 }
@@ -124,11 +125,11 @@ func Check(objs []Object, opt Options) []Violation {
 		var w workload
 		switch v := o.Obj.(type) {
 		case *appsv1.Deployment:
-			w = workload{replicas: replicas(v.Spec.Replicas), selector: v.Spec.Selector, labels: v.Spec.Template.Labels, spec: &v.Spec.Template.Spec}
+			w = workload{replicas: replicas(v.Spec.Replicas), selector: v.Spec.Selector, labels: v.Spec.Template.Labels, meta: &v.Spec.Template.ObjectMeta, spec: &v.Spec.Template.Spec}
 		case *appsv1.StatefulSet:
-			w = workload{replicas: replicas(v.Spec.Replicas), selector: v.Spec.Selector, labels: v.Spec.Template.Labels, spec: &v.Spec.Template.Spec}
+			w = workload{replicas: replicas(v.Spec.Replicas), selector: v.Spec.Selector, labels: v.Spec.Template.Labels, meta: &v.Spec.Template.ObjectMeta, spec: &v.Spec.Template.Spec}
 		case *batchv1.Job:
-			w = workload{replicas: 1, selector: v.Spec.Selector, labels: v.Spec.Template.Labels, spec: &v.Spec.Template.Spec}
+			w = workload{replicas: 1, selector: v.Spec.Selector, labels: v.Spec.Template.Labels, meta: &v.Spec.Template.ObjectMeta, spec: &v.Spec.Template.Spec}
 		default:
 			continue
 		}
@@ -167,6 +168,7 @@ func (c *checker) checkWorkload(w workload) {
 		c.fail(w.id, RuleServiceSelector, "selector does not match its own pod template labels")
 	}
 	c.checkPodSecurity(w)
+	c.checkPodSecurityStandard(w)
 	for _, ctr := range w.spec.InitContainers {
 		c.checkContainer(w, ctr)
 	}
@@ -247,7 +249,17 @@ func (c *checker) checkContainer(w workload, ctr corev1.Container) {
 		c.fail(id, RuleSecurity, "adds capabilities %v", sc.Capabilities.Add)
 	}
 
-	r := ctr.Resources
+	c.checkResources(id, ctr.Resources)
+
+	if msg := imageProblem(ctr.Image); msg != "" {
+		c.fail(id, RuleImage, "%s", msg)
+	}
+	c.checkSecretEnv(w, ctr)
+}
+
+// checkResources: a CPU and memory request and limit, the request not above
+// the limit.
+func (c *checker) checkResources(id string, r corev1.ResourceRequirements) {
 	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 		req, hasReq := r.Requests[name]
 		lim, hasLim := r.Limits[name]
@@ -260,11 +272,6 @@ func (c *checker) checkContainer(w workload, ctr corev1.Container) {
 			c.fail(id, RuleResources, "%s request %s above its limit %s", name, req.String(), lim.String())
 		}
 	}
-
-	if msg := imageProblem(ctr.Image); msg != "" {
-		c.fail(id, RuleImage, "%s", msg)
-	}
-	c.checkSecretEnv(w, ctr)
 }
 
 // imageProblem says what is wrong with an image reference, "" if nothing:
