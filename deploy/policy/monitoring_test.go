@@ -10,7 +10,6 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"sigs.k8s.io/yaml"
 )
 
 var metricName = regexp.MustCompile(`\b(?:sidekick|nats)_[a-z0-9_]+\b`)
@@ -196,90 +195,4 @@ func anchor(heading string) string {
 		}
 	}
 	return b.String()
-}
-
-// natsValues is the part of the nats/nats chart values Sidekick sets;
-// strict decoding catches a misspelt key in deploy/nats/values.yaml.
-type natsValues struct {
-	Config struct {
-		Cluster struct {
-			Enabled  bool `json:"enabled"`
-			Replicas int  `json:"replicas"`
-		} `json:"cluster"`
-		JetStream struct {
-			Enabled   bool `json:"enabled"`
-			FileStore struct {
-				Enabled bool   `json:"enabled"`
-				Dir     string `json:"dir"`
-				PVC     struct {
-					Enabled bool   `json:"enabled"`
-					Size    string `json:"size"`
-				} `json:"pvc"`
-			} `json:"fileStore"`
-			MemoryStore struct {
-				Enabled bool `json:"enabled"`
-			} `json:"memoryStore"`
-			Merge map[string]any `json:"merge"`
-		} `json:"jetstream"`
-		Monitor struct {
-			Enabled bool `json:"enabled"`
-			Port    int  `json:"port"`
-		} `json:"monitor"`
-	} `json:"config"`
-	Container struct {
-		Merge map[string]any `json:"merge"`
-	} `json:"container"`
-	PodTemplate struct {
-		TopologySpreadConstraints map[string]map[string]any `json:"topologySpreadConstraints"`
-	} `json:"podTemplate"`
-	PodDisruptionBudget struct {
-		Enabled bool `json:"enabled"`
-	} `json:"podDisruptionBudget"`
-	PromExporter struct {
-		Enabled    bool `json:"enabled"`
-		PodMonitor struct {
-			Enabled bool `json:"enabled"`
-			Merge   struct {
-				Metadata struct {
-					Labels map[string]string `json:"labels"`
-				} `json:"metadata"`
-			} `json:"merge"`
-		} `json:"podMonitor"`
-	} `json:"promExporter"`
-	NatsBox struct {
-		Enabled bool `json:"enabled"`
-	} `json:"natsBox"`
-}
-
-func readNATSValues(t *testing.T) natsValues {
-	t.Helper()
-	raw, err := os.ReadFile("../nats/values.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v natsValues
-	if err := yaml.UnmarshalStrict(raw, &v); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-func TestNATSValues(t *testing.T) {
-	v := readNATSValues(t)
-	c := v.Config
-	if !c.Cluster.Enabled || c.Cluster.Replicas != 3 {
-		t.Errorf("cluster enabled=%v replicas=%d, want a 3-node cluster", c.Cluster.Enabled, c.Cluster.Replicas)
-	}
-	if !c.JetStream.Enabled || !c.JetStream.FileStore.Enabled || !c.JetStream.FileStore.PVC.Enabled || c.JetStream.FileStore.PVC.Size == "" {
-		t.Errorf("JetStream must store files on persistent volumes: %+v", c.JetStream.FileStore)
-	}
-	if c.JetStream.Merge["sync_interval"] == nil {
-		t.Error("jetstream sync_interval is not set (docs/operations.md explains the choice)")
-	}
-	if _, ok := v.PodTemplate.TopologySpreadConstraints["kubernetes.io/hostname"]; !ok {
-		t.Error("NATS servers are not spread over nodes")
-	}
-	if !v.PodDisruptionBudget.Enabled || !v.PromExporter.Enabled {
-		t.Error("NATS needs its PodDisruptionBudget and the Prometheus exporter (nats_consumer_num_pending)")
-	}
 }
