@@ -42,15 +42,18 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/slack-go/slack"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/outbound"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/directory"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackevent"
+	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackreply"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slacksig"
 )
 
@@ -101,6 +104,19 @@ type Config struct {
 	Timeout time.Duration `env:"SIDEKICK_SLACK_TIMEOUT" envDefault:"2500ms"`
 	// UserCacheTTL is how long a users.info answer is reused.
 	UserCacheTTL time.Duration `env:"SIDEKICK_SLACK_USER_CACHE_TTL" envDefault:"1h"`
+
+	// Replies to customers (support.outbound.slack) are sent with BotToken
+	// whenever it is set; see docs/replies.md.
+
+	// ReplyConcurrency is how many replies are sent at once.
+	ReplyConcurrency int `env:"SIDEKICK_SLACK_REPLY_CONCURRENCY" envDefault:"4"`
+	// ReplyAckWait is how long a reply whose sending process died waits
+	// before it is tried again.
+	ReplyAckWait time.Duration `env:"SIDEKICK_SLACK_REPLY_ACK_WAIT" envDefault:"30s"`
+	// ReplySettle is how long after an interrupted attempt the thread is
+	// searched for it (conversations.replies) before the reply is posted
+	// again.
+	ReplySettle time.Duration `env:"SIDEKICK_SLACK_REPLY_SETTLE" envDefault:"5s"`
 }
 
 // Publisher publishes one event and returns after the PubAck.
@@ -130,6 +146,11 @@ type Deps struct {
 	OnCall OnCallLookup
 	// HTTPClient is used for the Slack Web API; default http.DefaultClient.
 	HTTPClient *http.Client
+	// Clock times replies' retries; default the wall clock.
+	Clock clock.Clock
+	// LedgerReplicas is the replica count of the reply ledger bucket (the
+	// kit's SIDEKICK_STREAM_REPLICAS); default 1.
+	LedgerReplicas int
 }
 
 // Service is the Slack ingest service.
@@ -142,6 +163,8 @@ type Service struct {
 	dir      *directory.Directory
 	metrics  *metrics
 	closers  []func() error
+	// replies sends support.outbound.slack; nil without a bot token.
+	replies *outbound.Runner
 }
 
 var channelID = regexp.MustCompile(`^[CGD][A-Z0-9]{2,}$`)
@@ -208,6 +231,16 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	if cfg.BotToken != "" {
 		s.dir = directory.New(s.api, directory.Options{TTL: cfg.UserCacheTTL, Now: deps.Now})
+		r, err := outbound.New(outbound.Config{
+			Channel: "slack", Service: Name, Source: Source, Replicas: deps.LedgerReplicas,
+			Concurrency: cfg.ReplyConcurrency, AckWait: cfg.ReplyAckWait, Settle: cfg.ReplySettle,
+		}, &slackreply.Channel{API: s.api, WorkspaceURL: cfg.WorkspaceURL}, outbound.Deps{
+			JS: deps.JS, Publisher: deps.Publisher, Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ingest-slack: replies: %w", err)
+		}
+		s.replies = r
 	}
 	return s, nil
 }
@@ -226,6 +259,9 @@ func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
 		Publisher: bus.NewPublisher(k.JS, Source, bus.WithRegisterer(k.Registry)),
 		Registry:  k.Registry,
 		Now:       clock.OrReal(k.Clock).Now,
+		Clock:     k.Clock,
+
+		LedgerReplicas: k.Common.StreamReplicas,
 	}
 	var conn *grpc.ClientConn
 	if k.Dial != nil && k.Common.RotationAddr != "" {
@@ -257,17 +293,21 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /slack/commands", s.serveCommands)
 }
 
-// Run runs the Socket Mode loop when Mode is socket; otherwise it waits
-// for ctx. It returns nil when ctx is done.
+// Run sends replies (with a bot token) and runs the Socket Mode loop when
+// Mode is socket, until ctx is done; then it returns nil.
 func (s *Service) Run(ctx context.Context) error {
 	defer func() {
 		for _, c := range s.closers {
 			_ = c()
 		}
 	}()
-	if s.cfg.Mode == ModeSocket {
-		return s.runSocket(ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	if s.replies != nil {
+		g.Go(func() error { return s.replies.Run(ctx) })
 	}
-	<-ctx.Done()
-	return nil
+	if s.cfg.Mode == ModeSocket {
+		g.Go(func() error { return s.runSocket(ctx) })
+	}
+	g.Go(func() error { <-ctx.Done(); return nil })
+	return g.Wait()
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slacktext"
 )
 
 // Reasons Classify gives for an event it drops on purpose. They are metric
@@ -26,7 +27,9 @@ const (
 	// IgnoredSubtype: channel housekeeping (channel_join, channel_leave,
 	// topic and purpose changes, pins, message_replied, …).
 	IgnoredSubtype = "subtype"
-	// IgnoredSelf: a message posted or edited by this app itself.
+	// IgnoredSelf: a message posted or edited by this app itself, other
+	// than a reply to a customer (which is published, marked with its
+	// outbound id, so triage recognises its own reply).
 	IgnoredSelf = "self"
 	// IgnoredUnchanged: a message_changed whose text and files did not
 	// change (link unfurls, reply counts).
@@ -84,6 +87,9 @@ type Item struct {
 	ExtShared  bool
 	Mention    bool
 	IsTopLevel bool
+	// OutboundID is set on the echo of a reply Sidekick posted: the
+	// OutboundMessage id from the message's metadata.
+	OutboundID string
 }
 
 // ThreadKey is the key of a conversation thread: workspace, channel and the
@@ -171,7 +177,13 @@ func Classify(env *Envelope, opts Options) (*Item, string, error) {
 	switch ev.Subtype {
 	case "", "file_share", "thread_broadcast", "me_message", "bot_message":
 		if isSelf(env, &ev.Message) {
-			return nil, IgnoredSelf, nil
+			// Our own post. A reply to a customer is published, marked,
+			// so that triage matches it to the staff message it already
+			// has; anything else we post (notifications, the mirror) is
+			// not a message of the thread.
+			if it.OutboundID = ev.ReplyID(); it.OutboundID == "" {
+				return nil, IgnoredSelf, nil
+			}
 		}
 		return done(it, it.posted(&ev.Message))
 	case "message_changed":
@@ -412,7 +424,7 @@ func Build(it *Item, author *supportv1.Author, authorSource, permalink string, r
 		SourceId:   it.TS,
 		ThreadKey:  ThreadKey(it.Team, it.Channel, it.RootTS),
 		Author:     author,
-		Text:       it.Text,
+		Text:       slacktext.Decode(it.Text),
 		SentAt:     timestamppb.New(it.SentAt),
 		ReceivedAt: timestamppb.New(received),
 		Permalink:  permalink,
@@ -439,8 +451,9 @@ func Build(it *Item, author *supportv1.Author, authorSource, permalink string, r
 	if it.Mention {
 		m.Attributes["app_mention"] = "true"
 	}
+	set("outbound_id", it.OutboundID)
 	if it.Kind == supportv1.MessageKind_MESSAGE_KIND_POSTED && it.IsTopLevel {
-		m.Subject = subject(it.Text)
+		m.Subject = subject(m.Text)
 	}
 	if it.RootTS != it.TS {
 		m.References = []string{it.RootTS}

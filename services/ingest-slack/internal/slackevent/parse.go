@@ -81,6 +81,30 @@ type Message struct {
 	BotProfile  *BotProfile  `json:"bot_profile"`
 	UserProfile *UserProfile `json:"user_profile"`
 	Edited      *Edited      `json:"edited"`
+	// Metadata is the message metadata an app attached when posting; our
+	// replies carry ReplyEventType with the outbound id.
+	Metadata *Metadata `json:"metadata"`
+}
+
+// Metadata is Slack message metadata as the reply sender writes it.
+type Metadata struct {
+	EventType    string `json:"event_type"`
+	EventPayload struct {
+		OutboundID string `json:"outbound_id"`
+	} `json:"event_payload"`
+}
+
+// ReplyEventType is the metadata event_type of a reply Sidekick posted; its
+// event_payload holds "outbound_id", the OutboundMessage id.
+const ReplyEventType = "sidekick_reply"
+
+// ReplyID returns the outbound id of a reply Sidekick posted, from the
+// message's metadata; "" for any other message.
+func (m *Message) ReplyID() string {
+	if m == nil || m.Metadata == nil || m.Metadata.EventType != ReplyEventType {
+		return ""
+	}
+	return m.Metadata.EventPayload.OutboundID
 }
 
 // Event is the inner event of an event_callback.

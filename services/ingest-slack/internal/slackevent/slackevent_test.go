@@ -2,6 +2,7 @@ package slackevent
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -435,5 +436,41 @@ func TestParseLeniency(t *testing.T) {
 	}
 	if _, err := proto.Marshal(Build(it, Author(it.Sender, nil, "T1"), "event", "", time.Unix(0, 0))); err != nil {
 		t.Fatalf("marshal: %v", err)
+	}
+}
+
+// TestOwnReplyIsPublishedMarked: the message event of a reply Sidekick
+// posted (our bot, with our reply metadata) is published with its
+// outbound id, so triage can match it to the staff message; our other
+// posts are still dropped.
+func TestOwnReplyIsPublishedMarked(t *testing.T) {
+	const tmpl = `{"type":"event_callback","team_id":"T061EG9R6","api_app_id":"A0MDYCDME","event_id":"Ev0ECHO%d",
+	  "authorizations":[{"team_id":"T061EG9R6","user_id":"U0LAN0Z89","is_bot":true}],
+	  "event":{"type":"message","subtype":"bot_message","channel":"C0LAN2Q65","bot_id":"B0SIDEKICK","app_id":"A0MDYCDME",
+	    "username":"Farah","text":"Fixed &amp; deployed: see <https://status.example.com|status>","ts":"1700000100.000200",
+	    "thread_ts":"1700000000.000100"%s}}`
+	reply := fmt.Sprintf(tmpl, 1, `,"metadata":{"event_type":"sidekick_reply","event_payload":{"outbound_id":"out-123"}}`)
+	env, err := Parse([]byte(reply))
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, ignored, err := Classify(env, Options{})
+	if err != nil || ignored != "" {
+		t.Fatalf("Classify: ignored %q, err %v", ignored, err)
+	}
+	m := Build(it, Author(it.Sender, nil, "T061EG9R6"), "event", "", time.Unix(1700000200, 0))
+	if got := m.GetAttributes()["outbound_id"]; got != "out-123" {
+		t.Errorf("outbound_id attribute %q, want out-123", got)
+	}
+	if want := "Fixed & deployed: see [status](https://status.example.com)"; m.GetText() != want {
+		t.Errorf("text %q, want the decoded %q", m.GetText(), want)
+	}
+
+	other := fmt.Sprintf(tmpl, 2, `,"metadata":{"event_type":"something_else","event_payload":{"outbound_id":"x"}}`)
+	if env, err = Parse([]byte(other)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ignored, _ := Classify(env, Options{}); ignored != IgnoredSelf {
+		t.Errorf("our post without reply metadata: ignored %q, want %q", ignored, IgnoredSelf)
 	}
 }
