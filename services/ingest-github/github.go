@@ -4,6 +4,10 @@
 // InboundMessages on support.inbound.github, and answers GitHub only after
 // JetStream acknowledged the publish.
 //
+// With a token or a GitHub App it also sends replies to customers as
+// comments (support.outbound.github; package ghreply and platform/outbound
+// say how each is posted once).
+//
 // The message id is "github:"+X-GitHub-Delivery. GitHub keeps that id when
 // a delivery is redelivered (by hand or by `sidekick github redeliver`),
 // so JetStream's duplicate window drops a quick retry and triage's inbox
@@ -17,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -29,7 +34,9 @@ import (
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/platform/outbound"
 	"github.com/sidekickhq/sidekick/platform/promreg"
+	"github.com/sidekickhq/sidekick/services/ingest-github/internal/ghreply"
 	"github.com/sidekickhq/sidekick/services/ingest-github/internal/ghwebhook"
 )
 
@@ -60,6 +67,30 @@ type Config struct {
 	// PublishTimeout bounds the JetStream publish, well inside GitHub's 10
 	// seconds; when it passes the answer is 503.
 	PublishTimeout time.Duration `env:"SIDEKICK_GITHUB_PUBLISH_TIMEOUT" envDefault:"5s"`
+
+	// Replies to customers (support.outbound.github) are comments posted
+	// with a token, or as a GitHub App; without either none are sent. See
+	// docs/replies.md.
+
+	// Token is a token with Issues (and Discussions) read and write on the
+	// repositories.
+	Token string `env:"SIDEKICK_GITHUB_TOKEN"`
+	// AppID, AppInstallationID and AppPrivateKeyFile authenticate as a
+	// GitHub App installation instead of Token.
+	AppID             string `env:"SIDEKICK_GITHUB_APP_ID"`
+	AppInstallationID int64  `env:"SIDEKICK_GITHUB_APP_INSTALLATION_ID"`
+	AppPrivateKeyFile string `env:"SIDEKICK_GITHUB_APP_PRIVATE_KEY_FILE"`
+	// APIURL is the REST API base (GitHub Enterprise Server:
+	// https://HOST/api/v3); GraphQL is at APIURL + "/graphql".
+	APIURL string `env:"SIDEKICK_GITHUB_API_URL" envDefault:"https://api.github.com"`
+	// ReplyConcurrency is how many replies are sent at once.
+	ReplyConcurrency int `env:"SIDEKICK_GITHUB_REPLY_CONCURRENCY" envDefault:"4"`
+	// ReplyAckWait is how long a reply whose sending process died waits
+	// before it is tried again.
+	ReplyAckWait time.Duration `env:"SIDEKICK_GITHUB_REPLY_ACK_WAIT" envDefault:"30s"`
+	// ReplySettle is how long after an interrupted attempt the thread's
+	// comments are searched for it before the reply is posted again.
+	ReplySettle time.Duration `env:"SIDEKICK_GITHUB_REPLY_SETTLE" envDefault:"5s"`
 }
 
 // Publisher publishes one event and returns after the PubAck.
@@ -78,6 +109,15 @@ type Deps struct {
 	DeadLetter DeadLetterFunc
 	Registry   prometheus.Registerer
 	Now        func() time.Time
+	// JS holds the reply stream and ledger; replies need it.
+	JS jetstream.JetStream
+	// Clock times replies' retries; default the wall clock.
+	Clock clock.Clock
+	// HTTPClient calls GitHub's API; default a client with a 30s timeout.
+	HTTPClient *http.Client
+	// LedgerReplicas is the replica count of the reply ledger bucket (the
+	// kit's SIDEKICK_STREAM_REPLICAS); default 1.
+	LedgerReplicas int
 }
 
 // Service is the GitHub ingest service.
@@ -87,6 +127,8 @@ type Service struct {
 	secret   []byte
 	repos    ghwebhook.Repositories
 	requests *prometheus.CounterVec
+	// replies sends support.outbound.github; nil without credentials.
+	replies *outbound.Runner
 }
 
 // New checks cfg and builds the service.
@@ -113,13 +155,53 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Service{
+	s := &Service{
 		cfg: cfg, deps: deps, secret: []byte(cfg.WebhookSecret), repos: repos,
 		requests: promreg.MustRegister(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_ingest_github_webhooks_total",
 			Help: "GitHub webhook deliveries by event and result (published, duplicate, ping, ignored_event, ignored_action, ignored_repository, deadletter, unauthorized, malformed, too_large, error).",
 		}, []string{"event", "result"})),
-	}, nil
+	}
+	tokens, err := replyTokens(cfg, deps.HTTPClient)
+	if err != nil || tokens == nil {
+		return s, err
+	}
+	if deps.JS == nil {
+		return nil, errors.New("ingest-github: replies need JetStream")
+	}
+	s.replies, err = outbound.New(outbound.Config{
+		Channel: "github", Service: Name, Source: Source, Replicas: deps.LedgerReplicas,
+		Concurrency: cfg.ReplyConcurrency, AckWait: cfg.ReplyAckWait, Settle: cfg.ReplySettle,
+	}, &ghreply.Channel{APIURL: cfg.APIURL, Tokens: tokens, HTTP: deps.HTTPClient}, outbound.Deps{
+		JS: deps.JS, Publisher: deps.Publisher, Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ingest-github: replies: %w", err)
+	}
+	return s, nil
+}
+
+// replyTokens returns the token source replies are sent with: the App's
+// installation tokens, the fixed token, or nil without either.
+func replyTokens(cfg Config, hc *http.Client) (ghreply.TokenSource, error) {
+	app := cfg.AppID != "" || cfg.AppInstallationID != 0 || cfg.AppPrivateKeyFile != ""
+	switch {
+	case app && (cfg.AppID == "" || cfg.AppInstallationID == 0 || cfg.AppPrivateKeyFile == ""):
+		return nil, errors.New("ingest-github: a GitHub App needs SIDEKICK_GITHUB_APP_ID, SIDEKICK_GITHUB_APP_INSTALLATION_ID and SIDEKICK_GITHUB_APP_PRIVATE_KEY_FILE")
+	case app:
+		pemBytes, err := os.ReadFile(cfg.AppPrivateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("ingest-github: SIDEKICK_GITHUB_APP_PRIVATE_KEY_FILE: %w", err)
+		}
+		key, err := ghreply.ParsePrivateKey(pemBytes)
+		if err != nil {
+			return nil, fmt.Errorf("ingest-github: SIDEKICK_GITHUB_APP_PRIVATE_KEY_FILE: %w", err)
+		}
+		return &ghreply.AppTokens{APIURL: cfg.APIURL, AppID: cfg.AppID, InstallationID: cfg.AppInstallationID, Key: key, HTTP: hc}, nil
+	case cfg.Token != "":
+		return ghreply.StaticToken(cfg.Token), nil
+	}
+	return nil, nil
 }
 
 // FromKit builds the service from the process kit.
@@ -137,6 +219,10 @@ func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
 		},
 		Registry: k.Registry,
 		Now:      clock.OrReal(k.Clock).Now,
+		JS:       js,
+		Clock:    k.Clock,
+
+		LedgerReplicas: k.Common.StreamReplicas,
 	})
 }
 
@@ -145,8 +231,12 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.Handle("POST /github/webhook", s)
 }
 
-// Run has nothing to do in the background: it waits for ctx.
+// Run sends replies when credentials are configured, until ctx is done;
+// otherwise it only waits for ctx.
 func (s *Service) Run(ctx context.Context) error {
+	if s.replies != nil {
+		return s.replies.Run(ctx)
+	}
 	<-ctx.Done()
 	return nil
 }

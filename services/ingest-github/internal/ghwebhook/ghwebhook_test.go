@@ -1,6 +1,7 @@
 package ghwebhook
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -256,4 +257,35 @@ func FuzzNormalize(f *testing.F) {
 			t.Fatalf("incomplete message %v", m)
 		}
 	})
+}
+
+// TestOwnReplyIsMarked: the issue_comment webhook of a comment Sidekick
+// posted carries its outbound id and loses the marker; a comment that
+// merely quotes a marker mid-text is anyone's.
+func TestOwnReplyIsMarked(t *testing.T) {
+	body, err := os.ReadFile(filepath.Join("testdata", "issue_comment-created-staff.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p map[string]any
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ body, id, text string }{
+		{WithReplyMarker("Fixed in 1.2.3.\n", "out-42"), "out-42", "Fixed in 1.2.3."},
+		{"see " + ReplyMarker("out-42") + " above", "", "see " + ReplyMarker("out-42") + " above"},
+	} {
+		p["comment"].(map[string]any)["body"] = c.body
+		b, _ := json.Marshal(p)
+		res, err := Normalize(Delivery{Event: "issue_comment", ID: "d-1", Body: b}, Repositories{}, time.Unix(1700000000, 0))
+		if err != nil || res.Message == nil {
+			t.Fatalf("Normalize: %v %+v", err, res)
+		}
+		if got := res.Message.GetAttributes()["outbound_id"]; got != c.id {
+			t.Errorf("body %q: outbound_id %q, want %q", c.body, got, c.id)
+		}
+		if got := res.Message.GetText(); got != c.text {
+			t.Errorf("body %q: text %q, want %q", c.body, got, c.text)
+		}
+	}
 }

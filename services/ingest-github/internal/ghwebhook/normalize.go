@@ -185,6 +185,14 @@ func Normalize(d Delivery, repos Repositories, now time.Time) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %s.%s: %v", ErrUnusable, d.Event, p.Action, err)
 	}
+	if d.Event == "issue_comment" || d.Event == "discussion_comment" {
+		// A reply Sidekick posted comes back as a comment webhook: mark it
+		// so triage matches it to its staff message, without the marker.
+		if id, text := ReplyID(m.Text); id != "" {
+			m.Attributes["outbound_id"] = id
+			m.Text = text
+		}
+	}
 	if m.SentAt == nil {
 		m.SentAt = m.ReceivedAt
 	}
