@@ -3,6 +3,10 @@
 // MIME. Every accepted message is normalized into an InboundMessage on
 // support.inbound.email, and the sender hears "accepted" (250 / 200) only
 // after JetStream acknowledged the publish.
+//
+// With a relay configured it also sends replies to customers
+// (support.outbound.email) as threaded emails; package mailreply says how
+// they are written, platform/outbound how each is sent once.
 package ingestemail
 
 import (
@@ -11,18 +15,23 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/mail"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/app"
@@ -30,9 +39,11 @@ import (
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/httpx"
+	"github.com/sidekickhq/sidekick/platform/outbound"
 	"github.com/sidekickhq/sidekick/platform/promreg"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/ingest-email/internal/mailparse"
+	"github.com/sidekickhq/sidekick/services/ingest-email/internal/mailreply"
 )
 
 // Config is ingest-email's configuration.
@@ -55,6 +66,30 @@ type Config struct {
 	// TLSCert and TLSKey enable STARTTLS.
 	TLSCert string `env:"SIDEKICK_SMTP_TLS_CERT"`
 	TLSKey  string `env:"SIDEKICK_SMTP_TLS_KEY"`
+
+	// Replies to customers (support.outbound.email) are submitted to a
+	// relay; without Relay none are sent. See docs/replies.md.
+
+	// Relay is host:port of the SMTP submission server replies go through.
+	Relay string `env:"SIDEKICK_EMAIL_RELAY"`
+	// RelayTLS is "starttls" (required), "implicit" (TLS from the first
+	// byte, port 465) or "off" (a relay on a trusted network only).
+	RelayTLS string `env:"SIDEKICK_EMAIL_RELAY_TLS" envDefault:"starttls"`
+	// RelayCA is a PEM file of the CA that signed the relay's certificate,
+	// when it is not a public one.
+	RelayCA string `env:"SIDEKICK_EMAIL_RELAY_CA"`
+	// RelayUsername and RelayPassword enable AUTH PLAIN.
+	RelayUsername string `env:"SIDEKICK_EMAIL_RELAY_USERNAME"`
+	RelayPassword string `env:"SIDEKICK_EMAIL_RELAY_PASSWORD"`
+	// From is the support address replies come from, with its name:
+	// "Acme Support <support@acme.example>". Required with Relay; its
+	// domain is the domain of our Message-IDs.
+	From string `env:"SIDEKICK_EMAIL_FROM"`
+	// ReplyConcurrency is how many replies are sent at once.
+	ReplyConcurrency int `env:"SIDEKICK_EMAIL_REPLY_CONCURRENCY" envDefault:"4"`
+	// ReplyAckWait is how long a reply whose sending process died waits
+	// before it is tried again.
+	ReplyAckWait time.Duration `env:"SIDEKICK_EMAIL_REPLY_ACK_WAIT" envDefault:"30s"`
 }
 
 // Publisher publishes one event and returns after the PubAck.
@@ -72,6 +107,16 @@ type Deps struct {
 	Now        func() time.Time
 	// TLS overrides the certificate files (tests).
 	TLS *tls.Config
+	// JS holds the reply stream and ledger; replies need it.
+	JS jetstream.JetStream
+	// Clock times replies' retries; default the wall clock.
+	Clock clock.Clock
+	// RelayTLS overrides the TLS configuration of the relay connection
+	// (tests).
+	RelayTLS *tls.Config
+	// LedgerReplicas is the replica count of the reply ledger bucket (the
+	// kit's SIDEKICK_STREAM_REPLICAS); default 1.
+	LedgerReplicas int
 }
 
 // Service is the email ingest service.
@@ -80,6 +125,8 @@ type Service struct {
 	deps    Deps
 	metrics *metrics
 	tls     *tls.Config
+	// replies sends support.outbound.email; nil without a relay.
+	replies *outbound.Runner
 }
 
 type metrics struct {
@@ -109,7 +156,61 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Name: "sidekick_ingest_email_messages_total",
 		Help: "Email messages by path (smtp, http) and result (published, duplicate, automated, rejected, deadletter, error).",
 	}, []string{"path", "result"}))}
+	if cfg.Relay != "" {
+		ch, err := replyChannel(cfg, deps.RelayTLS)
+		if err != nil {
+			return nil, err
+		}
+		if deps.JS == nil {
+			return nil, errors.New("ingest-email: replies need JetStream")
+		}
+		s.replies, err = outbound.New(outbound.Config{
+			Channel: "email", Service: "ingest-email", Source: Source, Replicas: deps.LedgerReplicas,
+			Concurrency: cfg.ReplyConcurrency, AckWait: cfg.ReplyAckWait,
+		}, ch, outbound.Deps{JS: deps.JS, Publisher: deps.Publisher, Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock})
+		if err != nil {
+			return nil, fmt.Errorf("ingest-email: replies: %w", err)
+		}
+	}
 	return s, nil
+}
+
+// Source is the ce-source of everything the service publishes.
+const Source = "sidekick/ingest-email"
+
+// replyChannel checks the relay settings and builds the channel.
+func replyChannel(cfg Config, base *tls.Config) (*mailreply.Channel, error) {
+	from, err := mail.ParseAddress(cfg.From)
+	if err != nil || !strings.Contains(from.Address, "@") {
+		return nil, fmt.Errorf("ingest-email: SIDEKICK_EMAIL_FROM %q: replies need the support address they come from", cfg.From)
+	}
+	if _, _, err := net.SplitHostPort(cfg.Relay); err != nil {
+		return nil, fmt.Errorf("ingest-email: SIDEKICK_EMAIL_RELAY %q: want host:port: %w", cfg.Relay, err)
+	}
+	switch cfg.RelayTLS {
+	case "", mailreply.TLSStartTLS, mailreply.TLSImplicit, mailreply.TLSOff:
+	default:
+		return nil, fmt.Errorf("ingest-email: SIDEKICK_EMAIL_RELAY_TLS %q: want starttls, implicit or off", cfg.RelayTLS)
+	}
+	if cfg.RelayTLS == mailreply.TLSOff && cfg.RelayUsername != "" {
+		return nil, errors.New("ingest-email: SIDEKICK_EMAIL_RELAY_TLS=off with a username would send the password in clear")
+	}
+	tc := base
+	if tc == nil && cfg.RelayCA != "" {
+		pemBytes, err := os.ReadFile(cfg.RelayCA)
+		if err != nil {
+			return nil, fmt.Errorf("ingest-email: SIDEKICK_EMAIL_RELAY_CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("ingest-email: SIDEKICK_EMAIL_RELAY_CA %s holds no PEM certificate", cfg.RelayCA)
+		}
+		tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &mailreply.Channel{
+		Relay: cfg.Relay, TLSMode: cfg.RelayTLS, TLS: tc,
+		Username: cfg.RelayUsername, Password: cfg.RelayPassword, From: *from,
+	}, nil
 }
 
 // FromKit builds the service from the process kit.
@@ -121,12 +222,16 @@ func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
 	js := k.JS
 	return New(cfg, Deps{
 		Logger:    k.Logger,
-		Publisher: bus.NewPublisher(js, "sidekick/ingest-email"),
+		Publisher: bus.NewPublisher(js, Source),
 		DeadLetter: func(ctx context.Context, location string, data []byte, hdr nats.Header, cause error) error {
 			return bus.DeadLetter(ctx, js, "ingest-email", location, bus.InboundSubject("email"), data, hdr, cause)
 		},
 		Registry: k.Registry,
 		Now:      clock.OrReal(k.Clock).Now,
+		JS:       js,
+		Clock:    k.Clock,
+
+		LedgerReplicas: k.Common.StreamReplicas,
 	})
 }
 
@@ -135,13 +240,18 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /email/inbound", s.serveInbound)
 }
 
-// Run serves SMTP until ctx is done (or waits when SMTP is disabled).
+// Run serves SMTP and sends replies (each when configured) until ctx is
+// done.
 func (s *Service) Run(ctx context.Context) error {
-	if s.cfg.SMTPAddr == "" {
-		<-ctx.Done()
-		return nil
+	g, ctx := errgroup.WithContext(ctx)
+	if s.replies != nil {
+		g.Go(func() error { return s.replies.Run(ctx) })
 	}
-	return s.serveSMTP(ctx)
+	if s.cfg.SMTPAddr != "" {
+		g.Go(func() error { return s.serveSMTP(ctx) })
+	}
+	g.Go(func() error { <-ctx.Done(); return nil })
+	return g.Wait()
 }
 
 // errRejected marks input refused for what it is (not retryable).
@@ -204,6 +314,11 @@ func (s *Service) normalize(e *mailparse.Email, rcpts []string) *supportv1.Inbou
 	}
 	if e.InReplyTo != "" {
 		attrs["in_reply_to"] = e.InReplyTo
+	}
+	if e.OutboundID != "" {
+		// A copy of our own reply (the support address was on it): triage
+		// matches it to the staff message instead of storing it again.
+		attrs["outbound_id"] = e.OutboundID
 	}
 	sent := e.Date
 	now := s.deps.Now()

@@ -47,6 +47,9 @@ type Email struct {
 	// when SPF, DKIM or DMARC failed.
 	AuthResults string
 	AuthFailed  bool
+	// OutboundID is the X-Sidekick-Outbound header of a reply Sidekick
+	// sent, when a copy of it comes back to a support address.
+	OutboundID string
 }
 
 // Attachment is recorded as metadata only.
@@ -105,6 +108,7 @@ func Parse(raw []byte) (*Email, error) {
 	e.InReplyTo = firstID(m.Header.Get("In-Reply-To"))
 	e.References = ids(m.Header.Get("References"))
 	e.Automated = automated(m.Header)
+	e.OutboundID = strings.TrimSpace(m.Header.Get("X-Sidekick-Outbound"))
 	e.AuthResults = strings.Join(m.Header.Values("Authentication-Results"), "; ")
 	e.AuthFailed = authFailed(e.AuthResults)
 
