@@ -4,9 +4,13 @@
 // Receivers record what Sidekick sent them and answer as the real service
 // documents it:
 //
-//   - Slack: the Web API methods Sidekick calls (chat.postMessage,
+//   - Slack: the Web API methods Sidekick calls (chat.postMessage with
+//     threads, metadata and Slack's limits, conversations.replies,
 //     chat.update, users.info, chat.getPermalink, auth.test);
-//   - SMTP: a submission server that captures every message;
+//   - GitHubAPI: issue comments (REST), discussion comments (GraphQL) and
+//     GitHub App installation tokens, with GitHub's limits and errors;
+//   - SMTP: a submission server that captures every message, with
+//     STARTTLS required when started by NewSMTPStartTLS;
 //   - PagerDuty: the Events API v2 enqueue endpoint;
 //   - Webhook: a receiver of the notifier's signed webhook channel.
 //
@@ -20,5 +24,9 @@
 //   - SendMail: a mail relay delivering a raw RFC 5322 message over SMTP.
 //
 // Every receiver is safe for concurrent use and is started by its New
-// function on a free loopback port; Close stops it.
+// function on a free loopback port; Close stops it. The reply receivers
+// count deliveries per outbound id (Slack.MetadataPosts,
+// GitHubAPI.CommentsContaining, SMTP.WithMessageID) and can run a hook
+// between storing a delivery and answering it (OnPost, OnComment,
+// OnMessage), which is where a crash hurts most.
 package fakes

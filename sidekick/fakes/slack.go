@@ -4,12 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
+	"unicode/utf8"
 )
 
 // Slack is a fake of the Slack Web API at https://slack.com/api/. It
@@ -17,7 +22,18 @@ import (
 // every message posted or updated:
 //
 //   - chat.postMessage: posting to a user id (U…) opens the DM channel
-//     (D…) the answer names, as Slack does; the message gets a fresh ts;
+//     (D…) the answer names, as Slack does; the message gets a fresh ts
+//     and keeps thread_ts, username, icon_url and metadata; text over
+//     40,000 characters is msg_too_long, blocks that are not an array of
+//     typed blocks invalid_blocks, metadata that is not an event_type and
+//     event_payload object invalid_metadata_format, a channel the bot was
+//     removed from (RemoveFromChannel) not_in_channel, and with
+//     LimitPostRate a channel past its rate gets HTTP 429 with
+//     Retry-After;
+//   - conversations.replies: the thread's messages posted here (its root
+//     and every reply with that thread_ts), oldest first, with oldest,
+//     latest, inclusive, limit and cursor, and their metadata only with
+//     include_all_metadata;
 //   - chat.update: rewrites a message posted before (message_not_found
 //     otherwise);
 //   - users.info: the users added with AddUser (user_not_found otherwise);
@@ -37,7 +53,25 @@ type Slack struct {
 	calls   map[string]int
 	posted  []SlackMessage
 	updated []SlackMessage
-	ts      int64
+	// ts is the last ts handed out, in microseconds.
+	ts int64
+	// removed are channels the bot is not in.
+	removed map[string]bool
+	// rate limits chat.postMessage per channel when set: a bucket of
+	// burst posts refilled at one a second.
+	burst   int
+	buckets map[string]*postBucket
+	// faults are error codes to answer instead of the next calls of a
+	// method.
+	faults map[string][]string
+	// onPost runs after a post is stored, before it is answered.
+	onPost func(SlackMessage)
+}
+
+// postBucket is one channel's allowance of posts.
+type postBucket struct {
+	tokens float64
+	at     time.Time
 }
 
 // SlackMessage is a message as Sidekick sent it through chat.postMessage
@@ -55,6 +89,21 @@ type SlackMessage struct {
 	TS     string
 	Text   string
 	Blocks json.RawMessage
+	// ThreadTS is the thread the message was posted in; empty for a
+	// top-level message.
+	ThreadTS string
+	// Username and IconURL are the name and avatar it was posted under
+	// (chat:write.customize).
+	Username string
+	IconURL  string
+	// Metadata is the message metadata as posted, nil without.
+	Metadata *SlackMetadata
+}
+
+// SlackMetadata is message metadata: an event type and its payload.
+type SlackMetadata struct {
+	EventType    string         `json:"event_type"`
+	EventPayload map[string]any `json:"event_payload"`
 }
 
 // SlackButton is one button of a message's actions blocks.
@@ -113,7 +162,8 @@ func NewSlack(domain, teamID string) *Slack {
 	s := &Slack{
 		domain: domain, teamID: teamID,
 		users: map[string]json.RawMessage{}, calls: map[string]int{},
-		ts: 1700000000,
+		removed: map[string]bool{}, buckets: map[string]*postBucket{},
+		faults: map[string][]string{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serve)
@@ -167,6 +217,55 @@ func (s *Slack) Updated() []SlackMessage {
 	return append([]SlackMessage(nil), s.updated...)
 }
 
+// RemoveFromChannel takes the bot out of channel: posting there answers
+// not_in_channel, as Slack does.
+func (s *Slack) RemoveFromChannel(channel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removed[channel] = true
+}
+
+// LimitPostRate makes chat.postMessage keep Slack's rate of one message a
+// second per channel, allowing bursts of burst messages; a post over it
+// answers HTTP 429 with Retry-After and is not stored. Off by default.
+func (s *Slack) LimitPostRate(burst int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.burst = max(burst, 1)
+}
+
+// OnPost runs f after each chat.postMessage is stored and before Slack
+// answers it: a test can make the client vanish at the worst moment.
+func (s *Slack) OnPost(f func(SlackMessage)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onPost = f
+}
+
+// Fail makes the next n calls of method answer the error code instead.
+func (s *Slack) Fail(method, code string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.faults[method] = append(s.faults[method], code)
+	}
+}
+
+// MetadataPosts counts the messages posted with metadata whose
+// event_payload has key equal to value: how many times one outbound
+// message arrived.
+func (s *Slack) MetadataPosts(key, value string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, m := range s.posted {
+		if m.Metadata != nil && fmt.Sprint(m.Metadata.EventPayload[key]) == value {
+			n++
+		}
+	}
+	return n
+}
+
 // DMChannel is the id of the DM channel the fake opens for a user id.
 func DMChannel(userID string) string {
 	return "D" + strings.TrimPrefix(userID, "U")
@@ -190,9 +289,21 @@ func (s *Slack) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"ok": false, "error": "not_authed"})
 		return
 	}
+	s.mu.Lock()
+	var fault string
+	if f := s.faults[method]; len(f) > 0 {
+		fault, s.faults[method] = f[0], f[1:]
+	}
+	s.mu.Unlock()
+	if fault != "" {
+		writeJSON(w, map[string]any{"ok": false, "error": fault})
+		return
+	}
 	switch method {
 	case "chat.postMessage":
 		s.postMessage(w, params)
+	case "conversations.replies":
+		s.replies(w, params)
 	case "chat.update":
 		s.update(w, params)
 	case "users.info":
@@ -219,25 +330,178 @@ func (s *Slack) postMessage(w http.ResponseWriter, p map[string]string) {
 		writeJSON(w, map[string]any{"ok": false, "error": "no_text"})
 		return
 	}
+	if utf8.RuneCountInString(p["text"]) > maxSlackText {
+		writeJSON(w, map[string]any{"ok": false, "error": "msg_too_long"})
+		return
+	}
 	blocks, ok := blockJSON(p["blocks"])
 	if !ok {
 		writeJSON(w, map[string]any{"ok": false, "error": "invalid_blocks_format"})
 		return
+	}
+	if !typedBlocks(blocks) {
+		writeJSON(w, map[string]any{"ok": false, "error": "invalid_blocks"})
+		return
+	}
+	var meta *SlackMetadata
+	if raw := p["metadata"]; raw != "" {
+		meta = new(SlackMetadata)
+		if err := json.Unmarshal([]byte(raw), meta); err != nil || meta.EventType == "" || meta.EventPayload == nil {
+			writeJSON(w, map[string]any{"ok": false, "error": "invalid_metadata_format"})
+			return
+		}
 	}
 	channel := target
 	if strings.HasPrefix(target, "U") || strings.HasPrefix(target, "W") {
 		channel = DMChannel(target)
 	}
 	s.mu.Lock()
-	s.ts++
+	if s.removed[channel] {
+		s.mu.Unlock()
+		writeJSON(w, map[string]any{"ok": false, "error": "not_in_channel"})
+		return
+	}
+	if wait := s.takePost(channel, time.Now()); wait > 0 {
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		w.WriteHeader(http.StatusTooManyRequests)
+		writeJSON(w, map[string]any{"ok": false, "error": "ratelimited"})
+		return
+	}
+	// A ts is the post's time in microseconds, unique, as Slack's are.
+	s.ts = max(time.Now().UnixMicro(), s.ts+1)
 	m := SlackMessage{Method: "chat.postMessage", Target: target, Channel: channel,
-		TS: fmt.Sprintf("%d.%06d", s.ts, len(s.posted)+1), Text: p["text"], Blocks: blocks}
+		TS: fmt.Sprintf("%d.%06d", s.ts/1e6, s.ts%1e6), Text: p["text"], Blocks: blocks,
+		ThreadTS: p["thread_ts"], Username: p["username"], IconURL: p["icon_url"], Metadata: meta}
 	s.posted = append(s.posted, m)
+	hook := s.onPost
 	s.mu.Unlock()
+	if hook != nil {
+		hook(m)
+	}
 	writeJSON(w, map[string]any{
 		"ok": true, "channel": m.Channel, "ts": m.TS,
-		"message": map[string]any{"type": "message", "text": m.Text, "ts": m.TS, "bot_id": "B0SIDEKICK", "blocks": m.Blocks},
+		"message": messageJSON(m, true),
 	})
+}
+
+// maxSlackText is chat.postMessage's limit on text: longer is msg_too_long.
+const maxSlackText = 40000
+
+// takePost spends one post of channel's allowance, or says how long until
+// there is one. The caller holds s.mu.
+func (s *Slack) takePost(channel string, now time.Time) time.Duration {
+	if s.burst == 0 {
+		return 0
+	}
+	b := s.buckets[channel]
+	if b == nil {
+		b = &postBucket{tokens: float64(s.burst), at: now}
+		s.buckets[channel] = b
+	}
+	b.tokens = min(float64(s.burst), b.tokens+now.Sub(b.at).Seconds())
+	b.at = now
+	if b.tokens < 1 {
+		return time.Duration((1 - b.tokens) * float64(time.Second))
+	}
+	b.tokens--
+	return 0
+}
+
+// messageJSON is a message as the Web API shows it.
+func messageJSON(m SlackMessage, withMetadata bool) map[string]any {
+	out := map[string]any{"type": "message", "text": m.Text, "ts": m.TS, "bot_id": "B0SIDEKICK", "app_id": "A0SIDEKICK"}
+	if m.Blocks != nil {
+		out["blocks"] = m.Blocks
+	}
+	if m.ThreadTS != "" {
+		out["thread_ts"] = m.ThreadTS
+	}
+	if m.Username != "" {
+		out["username"] = m.Username
+		out["subtype"] = "bot_message"
+	}
+	if m.IconURL != "" {
+		out["icons"] = map[string]any{"image_48": m.IconURL}
+	}
+	if withMetadata && m.Metadata != nil {
+		out["metadata"] = m.Metadata
+	}
+	return out
+}
+
+// replies answers conversations.replies from the messages posted here.
+func (s *Slack) replies(w http.ResponseWriter, p map[string]string) {
+	channel, ts := p["channel"], p["ts"]
+	if channel == "" || ts == "" {
+		writeJSON(w, map[string]any{"ok": false, "error": "invalid_arguments"})
+		return
+	}
+	withMeta := p["include_all_metadata"] == "1" || p["include_all_metadata"] == "true"
+	inclusive := p["inclusive"] == "1" || p["inclusive"] == "true"
+	oldest, latest := p["oldest"], p["latest"]
+	limit, _ := strconv.Atoi(p["limit"])
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	offset, _ := strconv.Atoi(p["cursor"])
+	s.mu.Lock()
+	if s.removed[channel] {
+		s.mu.Unlock()
+		writeJSON(w, map[string]any{"ok": false, "error": "not_in_channel"})
+		return
+	}
+	var thread []SlackMessage
+	for _, m := range s.posted {
+		if m.Channel != channel || (m.TS != ts && m.ThreadTS != ts) {
+			continue
+		}
+		if oldest != "" && (tsLess(m.TS, oldest) || (!inclusive && m.TS == oldest)) {
+			continue
+		}
+		if latest != "" && (tsLess(latest, m.TS) || (!inclusive && m.TS == latest)) {
+			continue
+		}
+		thread = append(thread, m)
+	}
+	s.mu.Unlock()
+	sort.SliceStable(thread, func(i, j int) bool { return tsLess(thread[i].TS, thread[j].TS) })
+	page := []map[string]any{}
+	for i := offset; i < len(thread) && i < offset+limit; i++ {
+		page = append(page, messageJSON(thread[i], withMeta))
+	}
+	more := offset+limit < len(thread)
+	next := ""
+	if more {
+		next = strconv.Itoa(offset + limit)
+	}
+	writeJSON(w, map[string]any{"ok": true, "messages": page, "has_more": more, "response_metadata": map[string]any{"next_cursor": next}})
+}
+
+// tsLess orders Slack timestamps ("seconds.micros").
+func tsLess(a, b string) bool {
+	x, _ := strconv.ParseFloat(a, 64)
+	y, _ := strconv.ParseFloat(b, 64)
+	return x < y
+}
+
+// typedBlocks reports whether every block has a type, as Slack requires.
+func typedBlocks(blocks json.RawMessage) bool {
+	if blocks == nil {
+		return true
+	}
+	var arr []struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(blocks, &arr); err != nil {
+		return false
+	}
+	for _, b := range arr {
+		if b.Type == "" {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Slack) update(w http.ResponseWriter, p map[string]string) {

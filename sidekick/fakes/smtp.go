@@ -2,8 +2,10 @@ package fakes
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/mail"
 	"net/url"
@@ -14,15 +16,20 @@ import (
 )
 
 // SMTP is an SMTP server that accepts every message for any recipient and
-// keeps it. It offers no STARTTLS and no AUTH, so point a client at it
-// with TLS off (URL does).
+// keeps it. NewSMTP offers no STARTTLS and no AUTH, so point a client at
+// it with TLS off (URL does); NewSMTPStartTLS offers STARTTLS and refuses
+// mail on a connection that did not use it (530), as a submission relay
+// does.
 type SMTP struct {
-	srv *smtp.Server
-	lis net.Listener
-	wg  sync.WaitGroup
+	srv        *smtp.Server
+	lis        net.Listener
+	wg         sync.WaitGroup
+	requireTLS bool
 
-	mu   sync.Mutex
-	mail []Mail
+	mu        sync.Mutex
+	mail      []Mail
+	rejects   []*smtp.SMTPError
+	onMessage func(Mail)
 }
 
 // Mail is one message the SMTP fake received.
@@ -36,18 +43,31 @@ type Mail struct {
 	Header mail.Header
 	// Body is what follows the header.
 	Body []byte
+	// TLS says the message came over a connection upgraded by STARTTLS.
+	TLS bool
 }
 
 // NewSMTP starts an SMTP fake on a free loopback port.
-func NewSMTP() (*SMTP, error) {
+func NewSMTP() (*SMTP, error) { return newSMTP(nil) }
+
+// NewSMTPStartTLS starts an SMTP fake that offers STARTTLS with cert and
+// accepts mail only after it.
+func NewSMTPStartTLS(cert tls.Certificate) (*SMTP, error) {
+	return newSMTP(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+}
+
+func newSMTP(tc *tls.Config) (*SMTP, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("fakes: smtp listen: %w", err)
 	}
-	s := &SMTP{lis: lis}
-	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &smtpSession{fake: s}, nil
+	s := &SMTP{lis: lis, requireTLS: tc != nil}
+	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &smtpSession{fake: s, conn: c}, nil
 	}))
+	s.srv.TLSConfig = tc
+	// Clients that vanish mid-session are part of the tests.
+	s.srv.ErrorLog = log.New(io.Discard, "", 0)
 	s.srv.Domain = "smtp.fake.test"
 	s.srv.ReadTimeout = 30 * time.Second
 	s.srv.WriteTimeout = 30 * time.Second
@@ -77,6 +97,39 @@ func (s *SMTP) Messages() []Mail {
 	return append([]Mail(nil), s.mail...)
 }
 
+// Reject makes the next n messages answer code and msg at the end of
+// DATA instead of being kept: 451 a temporary failure, 550 or 554 a
+// permanent one.
+func (s *SMTP) Reject(code int, msg string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.rejects = append(s.rejects, &smtp.SMTPError{Code: code, Message: msg})
+	}
+}
+
+// OnMessage runs f after each message is kept and before the server
+// answers 250: a test can make the client vanish at the worst moment.
+func (s *SMTP) OnMessage(f func(Mail)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onMessage = f
+}
+
+// WithMessageID counts the messages kept whose Message-Id header is id
+// (with its angle brackets): how many times one reply arrived.
+func (s *SMTP) WithMessageID(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, m := range s.mail {
+		if m.Header != nil && m.Header.Get("Message-Id") == id {
+			n++
+		}
+	}
+	return n
+}
+
 // Close stops the server.
 func (s *SMTP) Close() error {
 	err := s.srv.Close()
@@ -92,6 +145,7 @@ func (s *SMTP) add(m Mail) {
 
 type smtpSession struct {
 	fake *SMTP
+	conn *smtp.Conn
 	from string
 	to   []string
 }
@@ -100,6 +154,9 @@ func (s *smtpSession) Reset()        { s.from, s.to = "", nil }
 func (s *smtpSession) Logout() error { return nil }
 
 func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
+	if _, tls := s.conn.TLSConnectionState(); s.fake.requireTLS && !tls {
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
+	}
 	s.from = from
 	return nil
 }
@@ -114,12 +171,28 @@ func (s *smtpSession) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	m := Mail{From: s.from, To: append([]string(nil), s.to...), Data: data}
+	s.fake.mu.Lock()
+	var reject *smtp.SMTPError
+	if len(s.fake.rejects) > 0 {
+		reject, s.fake.rejects = s.fake.rejects[0], s.fake.rejects[1:]
+	}
+	s.fake.mu.Unlock()
+	if reject != nil {
+		return reject
+	}
+	_, tls := s.conn.TLSConnectionState()
+	m := Mail{From: s.from, To: append([]string(nil), s.to...), Data: data, TLS: tls}
 	if msg, err := mail.ReadMessage(bytes.NewReader(data)); err == nil {
 		m.Header = msg.Header
 		m.Body, _ = io.ReadAll(msg.Body)
 	}
 	s.fake.add(m)
+	s.fake.mu.Lock()
+	hook := s.fake.onMessage
+	s.fake.mu.Unlock()
+	if hook != nil {
+		hook(m)
+	}
 	return nil
 }
 
