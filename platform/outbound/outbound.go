@@ -330,6 +330,10 @@ type record struct {
 	Unverified int32     `json:"unverified,omitempty"`
 }
 
+// clockSkew is how far a provider's clock may be behind ours when Find
+// looks for messages since an attempt.
+const clockSkew = time.Minute
+
 const (
 	stateReached = "reached"
 	stateSent    = "sent"
@@ -444,7 +448,9 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) error {
 				return ctx.Err()
 			}
 		}
-		s, ok, err := r.ch.Find(ctx, m, rec.Reached.Add(-r.cfg.Settle))
+		// Providers stamp messages with their own clock: look from a
+		// minute before the attempt.
+		s, ok, err := r.ch.Find(ctx, m, rec.Reached.Add(-clockSkew))
 		switch {
 		case errors.Is(err, ErrCannotCheck):
 			unverified++
