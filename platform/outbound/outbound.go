@@ -67,6 +67,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -255,6 +256,44 @@ type Runner struct {
 	sends   *prometheus.CounterVec
 	kv      jetstream.KeyValue
 	durable string
+	// threads sends one conversation's replies one at a time within
+	// the process.
+	threads keyedMutex
+}
+
+// keyedMutex is a mutex per key, forgotten when nobody holds or waits.
+type keyedMutex struct {
+	mu   sync.Mutex
+	keys map[string]*keyed
+}
+
+type keyed struct {
+	mu    sync.Mutex
+	users int
+}
+
+// lock locks key and returns its unlock.
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.keys == nil {
+		k.keys = map[string]*keyed{}
+	}
+	e := k.keys[key]
+	if e == nil {
+		e = &keyed{}
+		k.keys[key] = e
+	}
+	e.users++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		if e.users--; e.users == 0 {
+			delete(k.keys, key)
+		}
+		k.mu.Unlock()
+	}
 }
 
 // New checks cfg and builds a Runner.
@@ -404,6 +443,13 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	if !validID.MatchString(m.GetId()) {
 		return bus.Permanent(fmt.Errorf("outbound message id %q: want 1 to 128 letters, digits, '-' or '_'", m.GetId()))
+	}
+	if c := m.GetConversationId(); c != "" {
+		// One conversation's replies are sent one at a time in this
+		// process. That keeps them in the stream's order, except for
+		// two whose handlers the consumer starts at the same instant
+		// and a reply retried after a failure.
+		defer r.threads.lock(c)()
 	}
 	delivery := uint64(1)
 	if md, err := msg.Metadata(); err == nil {
