@@ -22,8 +22,8 @@ func (r *root) conversationsCmd() *cobra.Command {
 		Aliases: []string{"conv", "c"},
 		Short:   "List and work on support conversations",
 		Long: `List and work on support conversations: show one with its messages, notes
-and audit trail, assign it, tag it, add a (handoff) note, close, reopen or
-escalate it. Commands that change a conversation record --actor (default
+and audit trail, assign it, tag it, add a (handoff) note, reply to the
+customer, close, reopen or escalate it. Commands that change a conversation record --actor (default
 $USER) in its audit trail and print the conversation afterwards; --json
 prints it as protobuf JSON.`,
 	}
@@ -33,6 +33,8 @@ prints it as protobuf JSON.`,
 		r.conversationsAssignCmd(),
 		r.conversationsTagCmd(),
 		r.conversationsNoteCmd(),
+		r.conversationsReplyCmd(),
+		r.conversationsRetryReplyCmd(),
 		r.conversationsCloseCmd(),
 		r.conversationsReopenCmd(),
 		r.conversationsEscalateCmd(),
@@ -466,6 +468,117 @@ the note from standard input.`,
 	cmd.Flags().BoolVar(&handoff, "handoff", false, "this is the handoff note for the next hero")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the note as protobuf JSON")
 	return cmd
+}
+
+func (r *root) conversationsReplyCmd() *cobra.Command {
+	var (
+		asJSON            bool
+		actor, text, file string
+	)
+	cmd := &cobra.Command{
+		Use:   "reply ID (--text TEXT | --file FILE)",
+		Short: "Answer the customer on the conversation's own channel",
+		Long: `Send a reply to the customer, as you, on the channel the conversation came
+from: a reply in their Slack thread, an email reply in their thread, a
+comment on their GitHub issue or discussion. The reply is stored at once
+and sent right after; "sidekick conversations show ID" tells whether it was
+sent (with a link) or failed (with the provider's reason). Plain text with
+light formatting: **bold**, _italic_, ` + "`code`" + `, [label](url). --file - reads
+standard input.`,
+		Example: `  sidekick conversations reply c-8f2k --text "Fixed in 1.2.3, thanks for the report!"
+  sidekick conversations reply c-8f2k --file answer.md`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			actor, err := requireActor(actor)
+			if err != nil {
+				return err
+			}
+			switch {
+			case text != "" && file != "":
+				return errors.New("give the reply with --text or --file, not both")
+			case file != "":
+				b, err := r.readInput(file)
+				if err != nil {
+					return err
+				}
+				text = strings.TrimSpace(string(b))
+			}
+			if strings.TrimSpace(text) == "" {
+				return errors.New("the reply is empty: give it with --text or --file")
+			}
+			var resp *triagev1.ReplyResponse
+			err = r.rpc(cmd.Context(), "reply to "+args[0], func(ctx context.Context, cc grpc.ClientConnInterface) (err error) {
+				resp, err = triagev1.NewConversationServiceClient(cc).Reply(ctx, &triagev1.ReplyRequest{ConversationId: args[0], Actor: actor, Text: text})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(r.io.Stdout, protoJSON(resp))
+			}
+			_, err = fmt.Fprintf(r.io.Stdout, "reply %s to conversation %s: %s\n", resp.GetDelivery().GetOutboundId(), args[0], deliveryState(resp.GetDelivery()))
+			return err
+		},
+	}
+	r.actorFlag(cmd, &actor)
+	cmd.Flags().StringVar(&text, "text", "", "the reply")
+	cmd.Flags().StringVar(&file, "file", "", "read the reply from this file (- for standard input)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the stored message and its delivery as protobuf JSON")
+	return cmd
+}
+
+func (r *root) conversationsRetryReplyCmd() *cobra.Command {
+	var (
+		asJSON bool
+		actor  string
+	)
+	cmd := &cobra.Command{
+		Use:   "retry-reply OUTBOUND_ID",
+		Short: "Send a failed reply again",
+		Long: `Send a reply whose delivery failed again, once its cause is fixed (the
+Sidekick app added to the Slack channel, a token renewed). If the failed
+attempt did reach the provider, it is found there instead of being sent
+twice.`,
+		Example: `  sidekick conversations retry-reply o-5d1c`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			actor, err := requireActor(actor)
+			if err != nil {
+				return err
+			}
+			var resp *triagev1.RetryOutboundResponse
+			err = r.rpc(cmd.Context(), "retry reply "+args[0], func(ctx context.Context, cc grpc.ClientConnInterface) (err error) {
+				resp, err = triagev1.NewConversationServiceClient(cc).RetryOutbound(ctx, &triagev1.RetryOutboundRequest{OutboundId: args[0], Actor: actor})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(r.io.Stdout, protoJSON(resp.GetDelivery()))
+			}
+			_, err = fmt.Fprintf(r.io.Stdout, "reply %s: %s (retry %d)\n", args[0], deliveryState(resp.GetDelivery()), resp.GetDelivery().GetRetry())
+			return err
+		},
+	}
+	r.actorFlag(cmd, &actor)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the delivery as protobuf JSON")
+	return cmd
+}
+
+// deliveryState says where a reply stands, in words.
+func deliveryState(d *triagev1.OutboundDelivery) string {
+	switch d.GetState() {
+	case triagev1.DeliveryState_DELIVERY_STATE_SENT:
+		if d.GetPermalink() != "" {
+			return "sent, " + d.GetPermalink()
+		}
+		return "sent"
+	case triagev1.DeliveryState_DELIVERY_STATE_FAILED:
+		return "failed: " + d.GetReason()
+	}
+	return "sending"
 }
 
 func (r *root) conversationsCloseCmd() *cobra.Command {

@@ -163,6 +163,24 @@ func TestConversationChanges(t *testing.T) {
 			out:  "handoff note n-8 added to conversation c-42\n",
 		},
 		{
+			name: "reply", args: []string{"reply", "c-42", "--text", "Fixed in 1.2.3"}, method: "Reply",
+			resp: &triagev1.ReplyResponse{Delivery: &triagev1.OutboundDelivery{OutboundId: "o-1", State: triagev1.DeliveryState_DELIVERY_STATE_SENDING}},
+			want: &triagev1.ReplyRequest{ConversationId: "c-42", Text: "Fixed in 1.2.3", Actor: "alice"},
+			out:  "reply o-1 to conversation c-42: sending\n",
+		},
+		{
+			name: "reply from stdin", args: []string{"reply", "c-42", "--file", "-"}, stdin: "Thanks!\n\nFarah\n", method: "Reply",
+			resp: &triagev1.ReplyResponse{Delivery: &triagev1.OutboundDelivery{OutboundId: "o-2", State: triagev1.DeliveryState_DELIVERY_STATE_SENT, Permalink: "https://github.com/acme/app/issues/7#issuecomment-1"}},
+			want: &triagev1.ReplyRequest{ConversationId: "c-42", Text: "Thanks!\n\nFarah", Actor: "alice"},
+			out:  "reply o-2 to conversation c-42: sent, https://github.com/acme/app/issues/7#issuecomment-1\n",
+		},
+		{
+			name: "retry a failed reply", args: []string{"retry-reply", "o-1"}, method: "RetryOutbound",
+			resp: &triagev1.RetryOutboundResponse{Delivery: &triagev1.OutboundDelivery{OutboundId: "o-1", State: triagev1.DeliveryState_DELIVERY_STATE_SENDING, Retry: 1}},
+			want: &triagev1.RetryOutboundRequest{OutboundId: "o-1", Actor: "alice"},
+			out:  "reply o-1: sending (retry 1)\n",
+		},
+		{
 			name: "close", args: []string{"close", "c-42"}, method: "Close",
 			resp: &triagev1.CloseResponse{Conversation: &supportv1.Conversation{Id: "c-42", CloseReason: supportv1.CloseReason_CLOSE_REASON_RESOLVED}},
 			want: &triagev1.CloseRequest{Id: "c-42", Reason: supportv1.CloseReason_CLOSE_REASON_RESOLVED, Actor: "alice"},
@@ -301,5 +319,23 @@ func TestConversationsListSendsFilters(t *testing.T) {
 	})
 	if !strings.Contains(out, "c-42") || !strings.Contains(out, "2026-03-02 09:00 UTC") {
 		t.Fatalf("list printed:\n%s", out)
+	}
+}
+
+// TestEmptyReplySendsNothing: a reply without text, or with both --text
+// and --file, is refused before any call.
+func TestEmptyReplySendsNothing(t *testing.T) {
+	h := newHarness(t)
+	for _, args := range [][]string{
+		{"conversations", "reply", "c-42"},
+		{"conversations", "reply", "c-42", "--text", "  \n"},
+		{"conversations", "reply", "c-42", "--text", "hi", "--file", "-"},
+	} {
+		if _, err := h.run(t, args...); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+	if n := h.total(); n != 0 {
+		t.Errorf("%d calls, want none", n)
 	}
 }

@@ -124,6 +124,14 @@ func (f *fakeConversations) AddNote(_ context.Context, req *triagev1.AddNoteRequ
 	return handle[*triagev1.AddNoteResponse](f.rec, "AddNote", req)
 }
 
+func (f *fakeConversations) Reply(_ context.Context, req *triagev1.ReplyRequest) (*triagev1.ReplyResponse, error) {
+	return handle[*triagev1.ReplyResponse](f.rec, "Reply", req)
+}
+
+func (f *fakeConversations) RetryOutbound(_ context.Context, req *triagev1.RetryOutboundRequest) (*triagev1.RetryOutboundResponse, error) {
+	return handle[*triagev1.RetryOutboundResponse](f.rec, "RetryOutbound", req)
+}
+
 func (f *fakeConversations) Close(_ context.Context, req *triagev1.CloseRequest) (*triagev1.CloseResponse, error) {
 	return handle[*triagev1.CloseResponse](f.rec, "Close", req)
 }
