@@ -163,7 +163,7 @@ func crashRun(t *testing.T, channel string, n, kills int) {
 			t.Errorf("%s arrived %d times (unverified resends %d)", id, arrived, rc.GetUnverifiedResends())
 		}
 	}
-	t.Logf("%s: %d replies, SIGKILLs %v; each arrived once, except: %d found at the provider after a kill instead of sent again; %d sent again unverified (email), %d of those arrived twice",
+	t.Logf("%s: %d replies, SIGKILLs %v; all arrived; %d found at the provider after a kill instead of being sent again; %d sent again unverified (email), %d of those arrived twice",
 		channel, n, killed, recovered, resent, extra)
 }
 
