@@ -12,7 +12,7 @@ PKGS := $(addsuffix /...,$(MODULES))
 FUZZTIME ?= 10s
 BENCHTIME ?= 2s
 
-.PHONY: run test test-short test-e2e lint proto tools fuzz bench images ensure-postgres ensure-promtool build help
+.PHONY: run test test-short test-e2e lint proto tools fuzz bench images restore-drill ensure-postgres ensure-promtool build help
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ fuzz: ## Run every fuzz target briefly (FUZZTIME, default 10s each)
 
 bench: ensure-postgres ## Run the benchmarks (BENCHTIME, default 2s)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) $(PKGS)
+
+restore-drill: ensure-postgres ## Back up a running stack's PostgreSQL, restore it to a point in time, check every record
+	scripts/restore-drill.sh
 
 images: ## Build the container images (needs a Docker engine)
 	deploy/build-images.sh

@@ -47,6 +47,8 @@ var kinds = map[string]func() any{
 	"monitoring.coreos.com/v1/PodMonitor":     func() any { return &monitoringv1.PodMonitor{} },
 	"postgresql.cnpg.io/v1/Cluster":           func() any { return &CNPGCluster{} },
 	"postgresql.cnpg.io/v1/Database":          func() any { return &CNPGDatabase{} },
+	"postgresql.cnpg.io/v1/ScheduledBackup":   func() any { return &CNPGScheduledBackup{} },
+	"barmancloud.cnpg.io/v1/ObjectStore":      func() any { return &BarmanObjectStore{} },
 }
 
 // Decode decodes rendered documents strictly into their API types. A kind
@@ -111,9 +113,58 @@ type CNPGCluster struct {
 			TopologyKey           string `json:"topologyKey,omitempty"`
 			PodAntiAffinityType   string `json:"podAntiAffinityType,omitempty"`
 		} `json:"affinity"`
-		Monitoring struct {
-			EnablePodMonitor bool `json:"enablePodMonitor,omitempty"`
-		} `json:"monitoring"`
+		// Plugins: the Barman Cloud plugin archives WAL and takes backups.
+		// The deprecated spec.backup and spec.monitoring.enablePodMonitor
+		// are left out on purpose: strict decoding rejects them.
+		Plugins []struct {
+			Name          string            `json:"name"`
+			Enabled       *bool             `json:"enabled,omitempty"`
+			IsWALArchiver bool              `json:"isWALArchiver,omitempty"`
+			Parameters    map[string]string `json:"parameters,omitempty"`
+		} `json:"plugins,omitempty"`
+	} `json:"spec"`
+}
+
+// CNPGScheduledBackup is the part of CloudNativePG's ScheduledBackup that
+// Sidekick's manifests use.
+type CNPGScheduledBackup struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Schedule             string `json:"schedule"`
+		Immediate            bool   `json:"immediate,omitempty"`
+		BackupOwnerReference string `json:"backupOwnerReference,omitempty"`
+		Cluster              struct {
+			Name string `json:"name"`
+		} `json:"cluster"`
+		Method              string `json:"method"`
+		PluginConfiguration struct {
+			Name string `json:"name"`
+		} `json:"pluginConfiguration"`
+	} `json:"spec"`
+}
+
+// BarmanObjectStore is the part of the Barman Cloud plugin's ObjectStore
+// (barmancloud.cnpg.io/v1) that Sidekick's manifests use.
+type BarmanObjectStore struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Configuration struct {
+			DestinationPath string `json:"destinationPath"`
+			EndpointURL     string `json:"endpointURL,omitempty"`
+			S3Credentials   *struct {
+				AccessKeyID     corev1.SecretKeySelector `json:"accessKeyId"`
+				SecretAccessKey corev1.SecretKeySelector `json:"secretAccessKey"`
+			} `json:"s3Credentials,omitempty"`
+			WAL struct {
+				Compression string `json:"compression,omitempty"`
+			} `json:"wal"`
+			Data struct {
+				Compression string `json:"compression,omitempty"`
+			} `json:"data"`
+		} `json:"configuration"`
+		RetentionPolicy string `json:"retentionPolicy,omitempty"`
 	} `json:"spec"`
 }
 

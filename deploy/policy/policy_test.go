@@ -27,9 +27,9 @@ var productionExternal = []string{
 }
 
 // cnpgExternal are the extra Secrets of the CloudNativePG example: the
-// roles' passwords (made by the operators) and the cluster CA (made by the
-// CloudNativePG operator).
-var cnpgExternal = []string{"sidekick-pg-triage", "sidekick-pg-rotation", "sidekick-pg-notifier", "sidekick-pg-ca"}
+// roles' passwords and the backup bucket's credentials (made by the
+// operators) and the cluster CA (made by the CloudNativePG operator).
+var cnpgExternal = []string{"sidekick-pg-triage", "sidekick-pg-rotation", "sidekick-pg-notifier", "sidekick-pg-ca", "sidekick-pg-backup-s3"}
 
 type overlay struct {
 	dir string
@@ -374,6 +374,47 @@ func TestPolicyCatchesBrokenRules(t *testing.T) {
 			}
 			t.Fatalf("want a %s violation on %s, got %v", tc.rule, tc.object, got)
 		})
+	}
+}
+
+// TestCNPGBackups: the CloudNativePG example archives WAL and takes base
+// backups; taking either away, or the deprecated in-tree fields, fails.
+func TestCNPGBackups(t *testing.T) {
+	docs, err := policy.Render(filepath.Join(kube, "examples/production-cloudnative-pg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := overlays()[2].opt
+	cases := map[string]func([]policy.Object) []policy.Object{
+		"no WAL archiver": func(o []policy.Object) []policy.Object {
+			for _, obj := range o {
+				if cl, ok := obj.Obj.(*policy.CNPGCluster); ok {
+					cl.Spec.Plugins[0].IsWALArchiver = false
+				}
+			}
+			return o
+		},
+		"no scheduled backup": func(o []policy.Object) []policy.Object {
+			return slices.DeleteFunc(o, func(obj policy.Object) bool { return obj.Kind == "ScheduledBackup" })
+		},
+		"no object store": func(o []policy.Object) []policy.Object {
+			return slices.DeleteFunc(o, func(obj policy.Object) bool { return obj.Kind == "ObjectStore" })
+		},
+	}
+	for name, mutate := range cases {
+		objs, err := policy.Decode(docs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := policy.Check(mutate(objs), opt); !slices.ContainsFunc(got, func(v policy.Violation) bool { return v.Rule == policy.RuleBackups }) {
+			t.Errorf("%s: want a %s violation, got %v", name, policy.RuleBackups, got)
+		}
+	}
+	for _, deprecated := range []string{"spec: {instances: 3, monitoring: {enablePodMonitor: true}}", "spec: {instances: 3, backup: {retentionPolicy: 30d}}"} {
+		doc := "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: x}\n" + deprecated + "\n"
+		if _, err := policy.Decode([][]byte{[]byte(doc)}); err == nil {
+			t.Errorf("the deprecated %s decoded without error", deprecated)
+		}
 	}
 }
 

@@ -35,6 +35,7 @@ const (
 	RulePodSecurity     = "namespace-pod-security"
 	RuleConsoleURL      = "console-url"
 	RuleSecretEnv       = "secret-env"
+	RuleBackups         = "backups"
 )
 
 // Options tells Check what an overlay may rely on outside itself and which
@@ -583,8 +584,44 @@ func (c *checker) checkObjects() {
 					c.secretRef(o.ID(), r.PasswordSecret.Name, "", false)
 				}
 			}
+			c.checkBackups(o.ID(), v)
+		case *BarmanObjectStore:
+			if cr := v.Spec.Configuration.S3Credentials; cr != nil {
+				c.secretRef(o.ID(), cr.AccessKeyID.Name, cr.AccessKeyID.Key, false)
+				c.secretRef(o.ID(), cr.SecretAccessKey.Name, cr.SecretAccessKey.Key, false)
+			}
 		}
 	}
+}
+
+// barmanPlugin is the Barman Cloud plugin's name in a CloudNativePG Cluster.
+const barmanPlugin = "barman-cloud.cloudnative-pg.io"
+
+// checkBackups: a CloudNativePG cluster archives its WAL through the Barman
+// Cloud plugin to an ObjectStore of the overlay, and a ScheduledBackup
+// takes base backups of it with that plugin: without both, point-in-time
+// recovery is impossible.
+func (c *checker) checkBackups(id string, cl *CNPGCluster) {
+	archived := false
+	for _, p := range cl.Spec.Plugins {
+		if p.Name != barmanPlugin || !p.IsWALArchiver || (p.Enabled != nil && !*p.Enabled) {
+			continue
+		}
+		archived = true
+		if store := p.Parameters["barmanObjectName"]; !c.exists("ObjectStore", store) {
+			c.fail(id, RuleBackups, "WAL archive to ObjectStore %q, which the overlay does not have", store)
+		}
+	}
+	if !archived {
+		c.fail(id, RuleBackups, "no WAL archiving: no enabled %s plugin with isWALArchiver", barmanPlugin)
+	}
+	for _, o := range c.objs {
+		if b, ok := o.Obj.(*CNPGScheduledBackup); ok && b.Spec.Cluster.Name == cl.Name &&
+			b.Spec.Method == "plugin" && b.Spec.PluginConfiguration.Name == barmanPlugin {
+			return
+		}
+	}
+	c.fail(id, RuleBackups, "no ScheduledBackup takes base backups of it with the %s plugin", barmanPlugin)
 }
 
 func (c *checker) checkService(id string, svc *corev1.Service) {
