@@ -6,10 +6,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 )
 
@@ -144,6 +147,20 @@ func TestAlertRulesUnitTests(t *testing.T) {
 // matches every JetStream stream the code declares (a constant named
 // Stream… or …Stream), so a new stream's consumers are watched too.
 func TestConsumerLagCoversEveryStream(t *testing.T) {
+	streams := codeStreams(t)
+	matcher := alertMatcher(t, alertRules(t, "overlays/production"), "SidekickConsumerLag", "stream_name")
+	for _, s := range streams {
+		if !matcher.MatchString(s) {
+			t.Errorf("stream %s is not watched by SidekickConsumerLag (%s)", s, matcher)
+		}
+	}
+	t.Logf("streams in the code: %v", streams)
+}
+
+// codeStreams are the JetStream streams the code declares: the values of
+// constants named Stream… or …Stream in platform/ and services/.
+func codeStreams(t *testing.T) []string {
+	t.Helper()
 	decl := regexp.MustCompile(`(?m)^\s*(?:const\s+)?\w*Stream\w*\s*=\s*"([A-Z][A-Z0-9_]*)"`)
 	var streams []string
 	for _, root := range []string{"../../platform", "../../services"} {
@@ -167,11 +184,46 @@ func TestConsumerLagCoversEveryStream(t *testing.T) {
 	if !slices.Contains(streams, "SUPPORT_INBOUND") || !slices.Contains(streams, "SENTRY_OCCURRENCES") {
 		t.Fatalf("streams found in the code: %v; the declaration pattern no longer matches", streams)
 	}
-	matcher := alertMatcher(t, alertRules(t, "overlays/production"), "SidekickConsumerLag", "stream_name")
-	for _, s := range streams {
-		if !matcher.MatchString(s) {
-			t.Errorf("stream %s is not watched by SidekickConsumerLag (%s)", s, matcher)
+	return streams
+}
+
+// TestProductionStreamLimits: production gives every SUPPORT_* stream a
+// byte limit, and the limits (with SENTRY_OCCURRENCES' own 1GiB default)
+// fit in the JetStream storage of each NATS server, which holds every
+// three-replica stream, with room to spare.
+func TestProductionStreamLimits(t *testing.T) {
+	var limits string
+	for _, o := range render(t, "overlays/production") {
+		if cm, ok := o.Obj.(*corev1.ConfigMap); ok && strings.HasPrefix(cm.Name, "sidekick-env") {
+			limits = cm.Data["SIDEKICK_STREAM_MAX_BYTES"]
 		}
 	}
-	t.Logf("streams in the code: %v", streams)
+	byStream := map[string]int64{}
+	item := regexp.MustCompile(`^([A-Z_]+)=(\d+)(KiB|MiB|GiB|TiB)?$`)
+	for _, kv := range strings.Split(limits, ",") {
+		m := item.FindStringSubmatch(strings.TrimSpace(kv))
+		if m == nil {
+			t.Fatalf("SIDEKICK_STREAM_MAX_BYTES %q: cannot read %q", limits, kv)
+		}
+		n, err := strconv.ParseInt(m[2], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byStream[m[1]] = n << map[string]int{"": 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}[m[3]]
+	}
+	var total int64 = 1 << 30 // SENTRY_OCCURRENCES
+	for _, s := range codeStreams(t) {
+		if !strings.HasPrefix(s, "SUPPORT_") {
+			continue
+		}
+		if byStream[s] <= 0 {
+			t.Errorf("production gives %s no byte limit (SIDEKICK_STREAM_MAX_BYTES)", s)
+		}
+		total += byStream[s]
+	}
+	store := resource.MustParse(readNATSValues(t).Config.JetStream.FileStore.PVC.Size)
+	if total > store.Value()*8/10 {
+		t.Errorf("stream limits add up to %d bytes, more than 80%% of the %s each NATS server stores", total, store.String())
+	}
+	t.Logf("stream limits: %v, %d GiB in all of %s", byStream, total>>30, store.String())
 }
