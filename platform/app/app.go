@@ -1,8 +1,15 @@
-// Package app wires one service into a process: configuration, logging,
-// NATS and its streams, Postgres and migrations, the HTTP server with
-// health and metrics, the gRPC server, Sentry, and graceful shutdown. Each
-// cmd main is one call to Main; the all-in-one dev stack builds a shared Kit
-// per service with NewKit and serves them on one listener.
+// Package app wires services into a process. A Host runs one or more
+// services: it reads the shared configuration, builds each service's Kit
+// (its clock, its sections of the organisation file, its metric label, its
+// logger, NATS, its own Postgres schema and pool, a gRPC dialer), owns the
+// HTTP server (webhooks, /healthz, /readyz, /metrics) and the gRPC server,
+// reports panics and errors to Sentry, and stops everything gracefully.
+//
+// Each cmd main is a Host of one, through Main, which adds what only a
+// service's own process does (the migrate and version arguments, the Go
+// memory limit from the container's). `sidekick dev` and the end-to-end
+// tests run a Host of every service beside an embedded NATS server and a
+// throwaway PostgreSQL (sidekick/devstack).
 package app
 
 import (
@@ -12,7 +19,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"time"
@@ -22,14 +28,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sidekickhq/sidekick/platform/buildinfo"
-	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/grpcx"
@@ -71,7 +72,8 @@ type Common struct {
 	GRPCHealthAddr string `env:"SIDEKICK_GRPC_HEALTH_ADDR" envDefault:":9091"`
 }
 
-// Kit is what a service constructor receives.
+// Kit is what a service constructor receives: everything the Host built
+// for it.
 type Kit struct {
 	Name    string
 	Environ []string
@@ -82,16 +84,22 @@ type Kit struct {
 	// Org is the organisation file (SIDEKICK_ORG_CONFIG), read and parsed
 	// once per process for the services whose Spec sets Org; nil without
 	// one. Each service takes its own sections from it.
-	Org      *orgfile.File
-	Logger   *slog.Logger
+	Org    *orgfile.File
+	Logger *slog.Logger
+	// Registry labels every metric with the service's name.
 	Registry prometheus.Registerer
-	NC       *nats.Conn
-	JS       jetstream.JetStream
+	// NC and JS are the process's NATS connection; nil for a Spec with
+	// NoBus.
+	NC *nats.Conn
+	JS jetstream.JetStream
 	// Pool has search_path set to the service's schema; nil without a schema.
 	Pool     *pgxpool.Pool
 	Reporter *sentryx.Reporter
-	Health   *httpx.Health
-	// Dial connects to another service's gRPC address with the bearer token.
+	// Health is the process's readiness: a service may add the checks of
+	// its own dependencies.
+	Health *httpx.Health
+	// Dial connects to another service's gRPC address with the bearer
+	// token (and the client certificate under TLS).
 	Dial func(addr string) (*grpc.ClientConn, error)
 	// Console receives human-readable output of what would be sent to Slack
 	// or email; set by `sidekick dev`, nil in production.
@@ -117,45 +125,52 @@ type GRPCService interface {
 // Constructor builds a service from its kit.
 type Constructor func(ctx context.Context, k *Kit) (Service, error)
 
-// Spec describes a service to Main.
+// Spec describes a service to a Host. Each service's root package returns
+// its own (for example triage.Spec()), so its cmd main and the dev stack
+// declare it once.
 type Spec struct {
 	Name string
 	// Schema and Migrations are set for services that own Postgres state.
 	Schema     string
 	Migrations fs.FS
-	// GRPC starts the gRPC server.
+	// GRPC says the service serves gRPC: the Host starts the gRPC server.
 	GRPC bool
 	// NoBus skips NATS for a service that neither publishes nor consumes
 	// (the console): no connection, no readiness check on it.
 	NoBus bool
-	// Org says the service reads the organisation file: the process reads
+	// Org says the service reads the organisation file: the Host reads
 	// SIDEKICK_ORG_CONFIG (when set) and hands it over in Kit.Org.
 	Org bool
-	// Config, when set, points at the service's own Config type. Main loads
-	// it before connecting to anything, so a missing required variable fails
-	// at once with its name.
+	// Config, when set, points at the service's own Config type. The Host
+	// loads it before connecting to anything, so a missing required
+	// variable fails at once with its name.
 	Config any
+	// Build constructs the service from its Kit.
+	Build Constructor
 }
 
-// LoadCommon reads the shared configuration and checks what the spec needs.
-func LoadCommon(spec Spec, environ []string) (Common, error) {
+// loadCommon reads the shared configuration and checks what the specs
+// need.
+func loadCommon(specs []Spec, environ []string) (Common, error) {
 	var c Common
 	if err := config.Load(&c, environ); err != nil {
 		return c, err
 	}
-	if spec.Schema != "" && c.DatabaseURL == "" {
-		return c, fmt.Errorf("configuration: required environment variable SIDEKICK_DATABASE_URL is not set (%s keeps its state in Postgres)", spec.Name)
-	}
-	if spec.GRPC && !c.Dev && c.GRPCToken == "" {
-		return c, fmt.Errorf("configuration: required environment variable SIDEKICK_GRPC_TOKEN is not set (gRPC needs authentication outside dev mode; set SIDEKICK_DEV=true for local use)")
+	for _, spec := range specs {
+		if spec.Schema != "" && c.DatabaseURL == "" {
+			return c, fmt.Errorf("configuration: required environment variable SIDEKICK_DATABASE_URL is not set (%s keeps its state in Postgres)", spec.Name)
+		}
+		if spec.GRPC && !c.Dev && c.GRPCToken == "" {
+			return c, fmt.Errorf("configuration: required environment variable SIDEKICK_GRPC_TOKEN is not set (gRPC needs authentication outside dev mode; set SIDEKICK_DEV=true for local use)")
+		}
 	}
 	return c, nil
 }
 
 // loadGRPCTLS loads the gRPC TLS files named by the configuration: nil when
-// none is set. A gRPC server (spec.GRPC) needs the certificate and key to
-// use TLS at all. Errors name the variables at fault.
-func loadGRPCTLS(spec Spec, c Common, logger *slog.Logger) (*grpcx.TLS, error) {
+// none is set. A process serving gRPC (serves) needs the certificate and
+// key to use TLS at all. Errors name the variables at fault.
+func loadGRPCTLS(name string, serves bool, c Common, logger *slog.Logger) (*grpcx.TLS, error) {
 	files := grpcx.TLSFiles{Cert: c.GRPCTLSCert, Key: c.GRPCTLSKey, CA: c.GRPCTLSCA, ServerName: c.GRPCTLSServerName}
 	const pair = "SIDEKICK_GRPC_TLS_CERT and SIDEKICK_GRPC_TLS_KEY"
 	switch {
@@ -163,8 +178,8 @@ func loadGRPCTLS(spec Spec, c Common, logger *slog.Logger) (*grpcx.TLS, error) {
 		return nil, errors.New("configuration: SIDEKICK_GRPC_TLS_CERT is set but SIDEKICK_GRPC_TLS_KEY is not: set both (the certificate and its private key) or neither")
 	case c.GRPCTLSKey != "" && c.GRPCTLSCert == "":
 		return nil, errors.New("configuration: SIDEKICK_GRPC_TLS_KEY is set but SIDEKICK_GRPC_TLS_CERT is not: set both (the certificate and its private key) or neither")
-	case spec.GRPC && files.Enabled() && c.GRPCTLSCert == "":
-		return nil, fmt.Errorf("configuration: SIDEKICK_GRPC_TLS_CA is set without %s: %s serves gRPC and needs its own certificate for TLS", pair, spec.Name)
+	case serves && files.Enabled() && c.GRPCTLSCert == "":
+		return nil, fmt.Errorf("configuration: SIDEKICK_GRPC_TLS_CA is set without %s: %s serves gRPC and needs its own certificate for TLS", pair, name)
 	}
 	t, err := grpcx.LoadTLS(files, logger)
 	switch {
@@ -181,18 +196,19 @@ func loadGRPCTLS(spec Spec, c Common, logger *slog.Logger) (*grpcx.TLS, error) {
 // Main runs one service as its own process. args are the command-line
 // arguments after the program name: "migrate" applies migrations and exits;
 // "version" prints the build; no argument runs the service.
-func Main(ctx context.Context, spec Spec, args []string, environ []string, build Constructor) error {
-	return MainIO(ctx, spec, args, environ, os.Stdout, build)
+func Main(ctx context.Context, spec Spec, args []string, environ []string) error {
+	return MainIO(ctx, spec, args, environ, os.Stdout)
 }
 
 // MainIO is Main with the output stream given, for tests.
-func MainIO(ctx context.Context, spec Spec, args []string, environ []string, stdout io.Writer, build Constructor) error {
+func MainIO(ctx context.Context, spec Spec, args []string, environ []string, stdout io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "version", "--version":
 			fmt.Fprintln(stdout, spec.Name, buildinfo.String())
 			return nil
 		case "migrate":
+			return migrate(ctx, spec, environ, stdout)
 		case "-h", "--help", "help":
 			fmt.Fprintf(stdout, "usage: %s [migrate|version]\n\nConfigured by SIDEKICK_* environment variables; see docs/configuration.md.\n", spec.Name)
 			return nil
@@ -200,191 +216,24 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 			return fmt.Errorf("unknown argument %q (want migrate or version)", args[0])
 		}
 	}
-	if len(args) > 0 && args[0] == "migrate" {
-		// A migration Job needs only the database, not the service's secrets.
-		var c Common
-		if err := config.Load(&c, environ); err != nil {
-			return err
-		}
-		if spec.Schema == "" {
-			return fmt.Errorf("%s has no database", spec.Name)
-		}
-		if c.DatabaseURL == "" {
-			return fmt.Errorf("configuration: required environment variable SIDEKICK_DATABASE_URL is not set")
-		}
-		return pg.Migrate(ctx, c.DatabaseURL, spec.Schema, spec.Migrations, logging.New(stdout, c.LogLevel, spec.Name))
-	}
-	common, err := LoadCommon(spec, environ)
-	if err != nil {
-		return err
-	}
-	if spec.Config != nil {
-		if err := config.Load(spec.Config, environ); err != nil {
-			return fmt.Errorf("%s: %w", spec.Name, err)
-		}
-	}
-	logger := logging.New(stdout, common.LogLevel, spec.Name)
-	grpcTLS, err := loadGRPCTLS(spec, common, logger)
-	if err != nil {
-		return err
-	}
-	logger.Info("starting", "version", buildinfo.String())
-	setMemoryLimit(logger, memlimit.FromCgroup)
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reporter, err := sentryx.New(sentryx.Options{DSN: common.SentryDSN, Service: spec.Name, Environment: common.Env, Release: buildinfo.Version})
-	if err != nil {
-		return err
-	}
-	defer reporter.Flush(2 * time.Second)
-
-	health := httpx.NewHealth(0)
-	var (
-		nc *nats.Conn
-		js jetstream.JetStream
-	)
-	if !spec.NoBus {
-		if nc, js, err = bus.Connect(ctx, common.NATSURL, spec.Name, logger); err != nil {
-			return err
-		}
-		defer nc.Close()
-		limits, err := bus.ParseStreamMaxBytes(common.StreamMaxBytes)
-		if err != nil {
-			return fmt.Errorf("configuration: SIDEKICK_STREAM_MAX_BYTES: %w", err)
-		}
-		streams := bus.StreamsConfig{Replicas: common.StreamReplicas, StreamMaxBytes: limits}
-		if err := bus.Provision(ctx, js, streams); err != nil {
-			return err
-		}
-		if err := bus.RegisterStreamLimits(prometheus.WrapRegistererWith(prometheus.Labels{"service": spec.Name}, reg), streams); err != nil {
-			return err
-		}
-		health.Add(NATSCheck(nc))
-	}
-
-	var pool *pgxpool.Pool
-	if spec.Schema != "" {
-		if err := pg.Migrate(ctx, common.DatabaseURL, spec.Schema, spec.Migrations, logger); err != nil {
-			return err
-		}
-		pool, err = pg.Connect(ctx, common.DatabaseURL, spec.Schema)
-		if err != nil {
-			return err
-		}
-		defer pool.Close()
-		health.Add(httpx.Check{Name: "postgres", Check: pg.Ready(pool)})
-	}
-
-	var org *orgfile.File
-	if spec.Org && common.OrgConfig != "" {
-		if org, err = orgfile.Read(common.OrgConfig); err != nil {
-			return fmt.Errorf("SIDEKICK_ORG_CONFIG: %w", err)
-		}
-	}
-	kit := &Kit{
-		Name: spec.Name, Environ: environ, Common: common, Logger: logger, Clock: clock.Real(), Org: org,
-		Registry: prometheus.WrapRegistererWith(prometheus.Labels{"service": spec.Name}, reg),
-		NC:       nc, JS: js, Pool: pool, Reporter: reporter, Health: health,
-		Dial: func(addr string) (*grpc.ClientConn, error) {
-			return grpcx.Dial(addr, grpcx.DialOptions{Token: common.GRPCToken, TLS: grpcTLS.ClientConfig(), Roots: grpcTLS.ClientRoots()})
-		},
-	}
-	svc, err := build(ctx, kit)
-	if err != nil {
-		return fmt.Errorf("%s: %w", spec.Name, err)
-	}
-
-	mux := http.NewServeMux()
-	health.Register(mux, reg)
-	if h, ok := svc.(HTTPService); ok {
-		h.Register(mux)
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	httpLis, err := net.Listen("tcp", common.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen http %s: %w", common.HTTPAddr, err)
-	}
-	srv := httpx.NewServer(httpx.NewMetrics(kit.Registry).Wrap(mux))
-	g.Go(func() error { return httpx.Serve(gctx, srv, httpLis, common.ShutdownTimeout, logger) })
-	if spec.GRPC {
-		opts := grpcx.ServerOptions{Logger: logger, Token: common.GRPCToken, Insecure: common.Dev, OnPanic: reporter.CapturePanic}
-		if grpcTLS != nil {
-			if opts.TLS, err = grpcTLS.ServerConfig(); err != nil {
-				return err
-			}
-		}
-		gs, err := grpcx.NewServer(opts)
-		if err != nil {
-			return err
-		}
-		if r, ok := svc.(GRPCService); ok {
-			r.RegisterGRPC(gs)
-		}
-		grpcLis, err := net.Listen("tcp", common.GRPCAddr)
-		if err != nil {
-			return fmt.Errorf("listen grpc %s: %w", common.GRPCAddr, err)
-		}
-		g.Go(func() error { return gs.Serve(gctx, grpcLis, common.ShutdownTimeout, logger) })
-		g.Go(func() error { MirrorHealth(gctx, health, gs.Health, 5*time.Second); return nil })
-		if opts.TLS != nil {
-			// The kubelet's gRPC probe speaks neither TLS nor mTLS: it gets
-			// the same health answers in plaintext on a port of their own.
-			hs := grpcx.NewHealthServer(gs.Health)
-			healthLis, err := net.Listen("tcp", common.GRPCHealthAddr)
-			if err != nil {
-				return fmt.Errorf("listen grpc health %s: %w", common.GRPCHealthAddr, err)
-			}
-			g.Go(func() error { return hs.Serve(gctx, healthLis, common.ShutdownTimeout, logger) })
-		}
-	}
-	g.Go(func() error {
-		defer reporter.Recover()
-		if err := svc.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
-			reporter.CaptureError(err, nil)
-			return fmt.Errorf("%s: %w", spec.Name, err)
-		}
-		return nil
-	})
-	err = g.Wait()
-	logger.Info("stopped", "error", err)
-	return err
+	h := &Host{Specs: []Spec{spec}, Environ: environ, Logs: stdout, MemoryLimit: memlimit.FromCgroup}
+	return h.Run(ctx)
 }
 
-// MirrorHealth keeps the gRPC health status (the overall "" service) in
-// step with the readiness checks, so a gRPC readiness probe sees the same
-// answer as /readyz. It returns when ctx is done.
-func MirrorHealth(ctx context.Context, h *httpx.Health, gh *health.Server, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		status := healthpb.HealthCheckResponse_SERVING
-		if len(h.Ready(ctx)) > 0 {
-			status = healthpb.HealthCheckResponse_NOT_SERVING
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		gh.SetServingStatus("", status)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// migrate applies the service's migrations: a migration Job needs only the
+// database, not the service's secrets.
+func migrate(ctx context.Context, spec Spec, environ []string, stdout io.Writer) error {
+	var c Common
+	if err := config.Load(&c, environ); err != nil {
+		return err
 	}
-}
-
-// NATSCheck is the readiness check for the NATS connection.
-func NATSCheck(nc *nats.Conn) httpx.Check {
-	return httpx.Check{Name: "nats", Check: func(ctx context.Context) error {
-		if !nc.IsConnected() {
-			return fmt.Errorf("nats: %s", nc.Status())
-		}
-		if err := nc.FlushWithContext(ctx); err != nil {
-			return fmt.Errorf("nats flush: %w", err)
-		}
-		return nil
-	}}
+	if spec.Schema == "" {
+		return fmt.Errorf("%s has no database", spec.Name)
+	}
+	if c.DatabaseURL == "" {
+		return fmt.Errorf("configuration: required environment variable SIDEKICK_DATABASE_URL is not set")
+	}
+	return pg.Migrate(ctx, c.DatabaseURL, spec.Schema, spec.Migrations, logging.New(stdout, c.LogLevel, spec.Name))
 }
 
 // setMemoryLimit gives the Go runtime a soft memory limit of 90% of what

@@ -24,24 +24,24 @@ func TestMissingSecretFailsBeforeConnecting(t *testing.T) {
 	// SIDEKICK_NATS_URL points nowhere: the error must be about the secret,
 	// found before any connection is attempted.
 	env := []string{"SIDEKICK_NATS_URL=nats://127.0.0.1:1"}
-	err := MainIO(context.Background(), Spec{Name: "ingest-test", Config: &secretConfig{}}, nil, env, &bytes.Buffer{}, never)
+	err := MainIO(context.Background(), Spec{Name: "ingest-test", Config: &secretConfig{}, Build: never}, nil, env, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "SIDEKICK_TEST_SIGNING_SECRET") {
 		t.Fatalf("want an error naming SIDEKICK_TEST_SIGNING_SECRET, got %v", err)
 	}
 }
 
 func TestGRPCServiceNeedsTokenOutsideDev(t *testing.T) {
-	spec := Spec{Name: "rotation-test", GRPC: true}
-	err := MainIO(context.Background(), spec, nil, []string{"SIDEKICK_NATS_URL=nats://127.0.0.1:1"}, &bytes.Buffer{}, never)
+	spec := Spec{Name: "rotation-test", GRPC: true, Build: never}
+	err := MainIO(context.Background(), spec, nil, []string{"SIDEKICK_NATS_URL=nats://127.0.0.1:1"}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "SIDEKICK_GRPC_TOKEN") {
 		t.Fatalf("want an error naming SIDEKICK_GRPC_TOKEN, got %v", err)
 	}
 }
 
 func TestDatabaseServiceNeedsURL(t *testing.T) {
-	spec := Spec{Name: "triage-test", Schema: "triage", GRPC: true}
+	spec := Spec{Name: "triage-test", Schema: "triage", GRPC: true, Build: never}
 	env := []string{"SIDEKICK_NATS_URL=nats://127.0.0.1:1", "SIDEKICK_DEV=true"}
-	err := MainIO(context.Background(), spec, nil, env, &bytes.Buffer{}, never)
+	err := MainIO(context.Background(), spec, nil, env, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "SIDEKICK_DATABASE_URL") {
 		t.Fatalf("want an error naming SIDEKICK_DATABASE_URL, got %v", err)
 	}
@@ -49,22 +49,22 @@ func TestDatabaseServiceNeedsURL(t *testing.T) {
 
 func TestArguments(t *testing.T) {
 	var out bytes.Buffer
-	if err := MainIO(context.Background(), Spec{Name: "x"}, []string{"version"}, nil, &out, never); err != nil {
+	if err := MainIO(context.Background(), Spec{Name: "x", Build: never}, []string{"version"}, nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out.String(), "x ") {
 		t.Fatalf("version output %q", out.String())
 	}
-	if err := MainIO(context.Background(), Spec{Name: "x"}, []string{"bogus"}, nil, &out, never); err == nil {
+	if err := MainIO(context.Background(), Spec{Name: "x", Build: never}, []string{"bogus"}, nil, &out); err == nil {
 		t.Fatal("unknown argument accepted")
 	}
 }
 
 func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
-	spec := Spec{Name: "triage-test", Schema: "triage", GRPC: true, Config: &secretConfig{}}
+	spec := Spec{Name: "triage-test", Schema: "triage", GRPC: true, Config: &secretConfig{}, Build: never}
 	// No token, no service secret: migrate still goes as far as the
 	// database, and names it when it is missing.
-	err := MainIO(context.Background(), spec, []string{"migrate"}, nil, &bytes.Buffer{}, never)
+	err := MainIO(context.Background(), spec, []string{"migrate"}, nil, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "SIDEKICK_DATABASE_URL") {
 		t.Fatalf("want an error naming SIDEKICK_DATABASE_URL, got %v", err)
 	}

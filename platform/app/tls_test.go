@@ -46,7 +46,7 @@ func TestTLSConfigErrorsNameTheVariables(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// NATS points nowhere: the error must come before connecting.
 			env := append([]string{"SIDEKICK_NATS_URL=nats://127.0.0.1:1", "SIDEKICK_GRPC_TOKEN=s3cret"}, tc.env...)
-			err := MainIO(context.Background(), Spec{Name: "rotation-test", GRPC: true}, nil, env, &bytes.Buffer{}, never)
+			err := MainIO(context.Background(), Spec{Name: "rotation-test", GRPC: true, Build: never}, nil, env, &bytes.Buffer{})
 			if err == nil {
 				t.Fatal("started with a bad TLS configuration")
 			}
@@ -60,7 +60,7 @@ func TestTLSConfigErrorsNameTheVariables(t *testing.T) {
 
 	// A client-only service (the console) verifies servers with the CA
 	// bundle alone.
-	tl, err := loadGRPCTLS(Spec{Name: "console"}, Common{GRPCTLSCA: f.CAFile}, nil)
+	tl, err := loadGRPCTLS("console", false, Common{GRPCTLSCA: f.CAFile}, nil)
 	if err != nil || tl.ClientConfig() == nil || tl.ClientConfig().RootCAs == nil {
 		t.Fatalf("CA bundle alone for a client: %v, %v", tl, err)
 	}
@@ -127,7 +127,7 @@ func TestMTLSServiceWithPlaintextHealthPort(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- MainIO(ctx, Spec{Name: "rotation-test", GRPC: true, NoBus: true}, nil, env, &bytes.Buffer{}, build)
+		done <- MainIO(ctx, Spec{Name: "rotation-test", GRPC: true, NoBus: true, Build: build}, nil, env, &bytes.Buffer{})
 	}()
 	t.Cleanup(func() {
 		cancel()

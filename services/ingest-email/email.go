@@ -213,6 +213,11 @@ func replyChannel(cfg Config, base *tls.Config) (*mailreply.Channel, error) {
 	}, nil
 }
 
+// Spec describes ingest-email to an app.Host.
+func Spec() app.Spec {
+	return app.Spec{Name: "ingest-email", Config: &Config{}, Build: FromKit}
+}
+
 // FromKit builds the service from the process kit.
 func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
 	var cfg Config

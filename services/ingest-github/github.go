@@ -204,6 +204,11 @@ func replyTokens(cfg Config, hc *http.Client) (ghreply.TokenSource, error) {
 	return nil, nil
 }
 
+// Spec describes ingest-github to an app.Host.
+func Spec() app.Spec {
+	return app.Spec{Name: Name, Config: &Config{}, Build: FromKit}
+}
+
 // FromKit builds the service from the process kit.
 func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
 	var cfg Config

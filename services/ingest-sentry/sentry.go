@@ -223,6 +223,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}, nil
 }
 
+// Spec describes ingest-sentry to an app.Host; it reads the ownership
+// rules of the organisation file.
+func Spec() app.Spec {
+	return app.Spec{Name: Name, Org: true, Config: &Config{}, Build: FromKit}
+}
+
 // FromKit builds the service from the process kit and makes sure
 // SENTRY_OCCURRENCES exists.
 func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {

@@ -245,6 +245,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	return s, nil
 }
 
+// Spec describes ingest-slack to an app.Host.
+func Spec() app.Spec {
+	return app.Spec{Name: Name, Config: &Config{}, Build: FromKit}
+}
+
 // FromKit builds the service from the process kit: the publisher and dead
 // letters on the kit's JetStream, /hero through the rotation service at
 // SIDEKICK_ROTATION_ADDR.

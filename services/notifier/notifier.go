@@ -367,6 +367,12 @@ func orgPath(f *orgfile.File) string {
 	return f.Path
 }
 
+// Spec describes the notifier to an app.Host: its schema, gRPC and its
+// sections of the organisation file.
+func Spec() app.Spec {
+	return app.Spec{Name: Name, Schema: Schema, Migrations: Migrations(), GRPC: true, Org: true, Config: &Config{}, Build: FromKit}
+}
+
 // FromKit builds the notifier inside a process wired by platform/app.
 func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	var cfg Config

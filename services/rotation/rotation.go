@@ -161,6 +161,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	return s, nil
 }
 
+// Spec describes rotation to an app.Host: its schema, gRPC and the
+// organisation file it applies.
+func Spec() app.Spec {
+	return app.Spec{Name: "rotation", Schema: Schema, Migrations: Migrations(), GRPC: true, Org: true, Config: &Config{}, Build: FromKit}
+}
+
 // FromKit builds the service from the shared process kit.
 func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	var cfg Config

@@ -327,6 +327,12 @@ func (s *Service) coverage() (coverage.Source, error) {
 	return cache, nil
 }
 
+// Spec describes triage to an app.Host: its schema, gRPC and its
+// sections of the organisation file.
+func Spec() app.Spec {
+	return app.Spec{Name: Name, Schema: Schema, Migrations: Migrations(), GRPC: true, Org: true, Config: &Config{}, Build: FromKit}
+}
+
 // FromKit builds triage inside a process wired by platform/app: it takes
 // its sections of the organisation file from the Kit and dials rotation at
 // SIDEKICK_ROTATION_ADDR.

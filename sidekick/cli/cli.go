@@ -17,16 +17,20 @@ import (
 	"github.com/sidekickhq/sidekick/platform/buildinfo"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/grpcx"
+	"github.com/sidekickhq/sidekick/sidekick/devstack"
 )
 
-// Env is the slice of the environment the CLI reads.
+// Env is the slice of the environment the CLI reads. Addr and NATSURL,
+// when unset, come from the variables `sidekick dev` listens on
+// (devstack.ClientEndpoints), so a dev stack moved to other ports is found
+// with the same environment.
 type Env struct {
-	Addr         string `env:"SIDEKICK_ADDR" envDefault:"127.0.0.1:9090"`
+	Addr         string `env:"SIDEKICK_ADDR"`
 	TriageAddr   string `env:"SIDEKICK_TRIAGE_ADDR"`
 	RotationAddr string `env:"SIDEKICK_ROTATION_ADDR"`
 	NotifierAddr string `env:"SIDEKICK_NOTIFIER_ADDR"`
 	Token        string `env:"SIDEKICK_GRPC_TOKEN"`
-	NATSURL      string `env:"SIDEKICK_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	NATSURL      string `env:"SIDEKICK_NATS_URL"`
 	// gRPC TLS, as the services read it (see platform/app.Common).
 	TLSCert       string `env:"SIDEKICK_GRPC_TLS_CERT"`
 	TLSKey        string `env:"SIDEKICK_GRPC_TLS_KEY"`
@@ -60,6 +64,8 @@ func Run(ctx context.Context, args []string, io IO) error {
 	if err := config.Load(&env, io.Environ); err != nil {
 		return err
 	}
+	ends := devstack.ClientEndpoints(config.Map(io.Environ))
+	env.Addr, env.NATSURL = ends.GRPCAddr, ends.NATSURL
 	r := &root{io: io, env: env}
 	cmd := &cobra.Command{
 		Use:   "sidekick",
@@ -69,7 +75,9 @@ func Run(ctx context.Context, args []string, io IO) error {
 Run the whole system locally with 'sidekick dev'. The other commands talk to
 a running Sidekick over gRPC (--addr, SIDEKICK_ADDR) with the bearer token in
 SIDEKICK_GRPC_TOKEN (and TLS when the servers use it: --tls-ca, --tls-cert,
---tls-key), or to NATS (--nats, SIDEKICK_NATS_URL).`,
+--tls-key), or to NATS (--nats, SIDEKICK_NATS_URL). Without those, they
+find 'sidekick dev' where it listens: SIDEKICK_GRPC_ADDR and
+SIDEKICK_NATS_ADDR, or their defaults 127.0.0.1:9090 and 127.0.0.1:4222.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       buildinfo.String(),
@@ -78,8 +86,8 @@ SIDEKICK_GRPC_TOKEN (and TLS when the servers use it: --tls-ca, --tls-cert,
 	cmd.SetOut(io.Stdout)
 	cmd.SetErr(io.Stderr)
 	cmd.SetIn(io.Stdin)
-	cmd.PersistentFlags().StringVar(&r.addr, "addr", env.Addr, "gRPC address of Sidekick (env SIDEKICK_ADDR)")
-	cmd.PersistentFlags().StringVar(&r.natsURL, "nats", env.NATSURL, "NATS URL (env SIDEKICK_NATS_URL)")
+	cmd.PersistentFlags().StringVar(&r.addr, "addr", env.Addr, "gRPC address of Sidekick (env SIDEKICK_ADDR, else SIDEKICK_GRPC_ADDR)")
+	cmd.PersistentFlags().StringVar(&r.natsURL, "nats", env.NATSURL, "NATS URL (env SIDEKICK_NATS_URL, else nats://SIDEKICK_NATS_ADDR)")
 	cmd.PersistentFlags().DurationVar(&r.timeout, "rpc-timeout", 10*time.Second, "timeout of each gRPC call")
 	cmd.PersistentFlags().StringVar(&r.tls.CA, "tls-ca", env.TLSCA, "CA bundle (PEM) that verifies the gRPC servers; turns TLS on (env SIDEKICK_GRPC_TLS_CA)")
 	cmd.PersistentFlags().StringVar(&r.tls.Cert, "tls-cert", env.TLSCert, "client certificate (PEM) for servers that require one (mTLS); with --tls-key (env SIDEKICK_GRPC_TLS_CERT)")

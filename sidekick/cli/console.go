@@ -32,8 +32,7 @@ proxy's X-Forwarded-User instead. See docs/console.md.`,
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			spec := app.Spec{Name: console.Name, Config: &console.Config{}, NoBus: true}
-			return app.MainIO(cmd.Context(), spec, nil, r.io.Environ, r.io.Stdout, console.FromKit)
+			return app.MainIO(cmd.Context(), console.Spec(), nil, r.io.Environ, r.io.Stdout)
 		},
 	}
 }

@@ -25,9 +25,9 @@ everything, the database server included.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return devstack.Run(cmd.Context(), devstack.Options{
-				Environ:    r.io.Environ,
-				Components: devstack.All(),
-				Console:    r.io.Stdout,
+				Environ:  r.io.Environ,
+				Services: devstack.All(),
+				Console:  r.io.Stdout,
 			}, func(s *devstack.Stack) { devstack.Banner(r.io.Stdout, s) })
 		},
 	}

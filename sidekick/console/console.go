@@ -203,6 +203,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	return s, nil
 }
 
+// Spec describes the console to an app.Host: it neither publishes nor
+// consumes, so it needs no NATS.
+func Spec() app.Spec {
+	return app.Spec{Name: Name, NoBus: true, Config: &Config{}, Build: FromKit}
+}
+
 // FromKit builds the console inside a process wired by platform/app: it
 // dials triage (SIDEKICK_TRIAGE_ADDR) and rotation (SIDEKICK_ROTATION_ADDR)
 // with the kit's gRPC token.

@@ -1,6 +1,7 @@
 package devstack
 
 import (
+	"github.com/sidekickhq/sidekick/platform/app"
 	ingestemail "github.com/sidekickhq/sidekick/services/ingest-email"
 	ingestgithub "github.com/sidekickhq/sidekick/services/ingest-github"
 	ingestsentry "github.com/sidekickhq/sidekick/services/ingest-sentry"
@@ -13,15 +14,10 @@ import (
 
 // All is every Sidekick service in start order: rotation first, since the
 // others ask it who is on call.
-func All() []Component {
-	return []Component{
-		{Name: "rotation", Schema: rotation.Schema, Migrations: rotation.Migrations(), Build: rotation.FromKit},
-		{Name: "triage", Schema: triage.Schema, Migrations: triage.Migrations(), Build: triage.FromKit},
-		{Name: "notifier", Schema: notifier.Schema, Migrations: notifier.Migrations(), Build: notifier.FromKit},
-		{Name: "ingest-slack", Build: ingestslack.FromKit},
-		{Name: "ingest-email", Build: ingestemail.FromKit},
-		{Name: "ingest-github", Build: ingestgithub.FromKit},
-		{Name: "ingest-sentry", Build: ingestsentry.FromKit},
-		{Name: "console", Build: console.FromKit},
+func All() []app.Spec {
+	return []app.Spec{
+		rotation.Spec(), triage.Spec(), notifier.Spec(),
+		ingestslack.Spec(), ingestemail.Spec(), ingestgithub.Spec(), ingestsentry.Spec(),
+		console.Spec(),
 	}
 }

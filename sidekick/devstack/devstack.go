@@ -1,20 +1,17 @@
 // Package devstack runs the whole of Sidekick in one process for `sidekick
 // dev` and the end-to-end tests: an embedded NATS server with JetStream, a
 // throwaway PostgreSQL cluster started from the machine's server binaries
-// (or SIDEKICK_DATABASE_URL), every service, one HTTP listener for every
-// endpoint, one gRPC server for every service, and the demo organisation.
+// (or SIDEKICK_DATABASE_URL), the demo organisation, and every service in
+// one app.Host (one HTTP listener for every endpoint, one gRPC server for
+// every service).
 package devstack
 
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,27 +19,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc"
 
 	"github.com/sidekickhq/sidekick/platform/app"
-	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/embedded"
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
-	"github.com/sidekickhq/sidekick/platform/grpcx"
-	"github.com/sidekickhq/sidekick/platform/httpx"
 	"github.com/sidekickhq/sidekick/platform/logging"
-	"github.com/sidekickhq/sidekick/platform/orgfile"
-	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/pg/pgcluster"
-	"github.com/sidekickhq/sidekick/platform/sentryx"
 )
 
 // DemoOrg is the demo organisation applied on start unless
@@ -76,12 +62,10 @@ var secretNames = []string{
 	"SIDEKICK_EMAIL_INBOUND_TOKEN",
 }
 
-// Component is one service of the stack.
-type Component struct {
-	Name       string
-	Schema     string
-	Migrations fs.FS
-	Build      app.Constructor
+// plaintextOnly are the variables the dev stack ignores: its gRPC stays
+// plaintext, whatever the shell exports.
+var plaintextOnly = []string{
+	"SIDEKICK_GRPC_TLS_CERT", "SIDEKICK_GRPC_TLS_KEY", "SIDEKICK_GRPC_TLS_CA", "SIDEKICK_GRPC_TLS_SERVER_NAME",
 }
 
 // Options configures Run.
@@ -89,9 +73,9 @@ type Options struct {
 	// Environ is the process environment; SIDEKICK_* variables override the
 	// dev defaults.
 	Environ []string
-	// Components are the services to run, in start order (rotation first:
-	// the others ask it who is on call).
-	Components []Component
+	// Services are the services to run, in start order (rotation first:
+	// the others ask it who is on call); All() is every one.
+	Services []app.Spec
 	// Console receives what would be sent to Slack or email, and the banner.
 	Console io.Writer
 	// Logs receives the services' JSON logs; nil writes them to
@@ -99,6 +83,9 @@ type Options struct {
 	Logs io.Writer
 	// Ephemeral picks free ports and a temporary data directory (tests).
 	Ephemeral bool
+	// Clock is every service's clock; nil: the wall clock. The end-to-end
+	// tests give a clock.Fake and move it forward.
+	Clock clock.Clock
 }
 
 // Stack describes a running stack.
@@ -109,8 +96,12 @@ type Stack struct {
 	NATSURL     string
 	DatabaseURL string
 	DataDir     string
-	Env         map[string]string
-	Registry    *prometheus.Registry
+	// ConsoleURL is the web console's base, which share links start with.
+	ConsoleURL string
+	Env        map[string]string
+	Registry   *prometheus.Registry
+	// Clock is the clock every service runs on.
+	Clock clock.Clock
 }
 
 // Run starts everything, calls ready once every service runs, and blocks
@@ -123,6 +114,9 @@ func Run(ctx context.Context, o Options, ready func(*Stack)) (err error) {
 	}
 	for k, v := range config.Map(o.Environ) {
 		env[k] = v
+	}
+	for _, k := range plaintextOnly {
+		delete(env, k)
 	}
 	dataDir := env["SIDEKICK_DATA_DIR"]
 	if o.Ephemeral {
@@ -171,12 +165,10 @@ func Run(ctx context.Context, o Options, ready func(*Stack)) (err error) {
 		return fmt.Errorf("start nats: %w", err)
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	natsURL := ns.ClientURL()
-	env["SIDEKICK_NATS_URL"] = natsURL
+	env["SIDEKICK_NATS_URL"] = ns.ClientURL()
 
 	// PostgreSQL: the given server, or a throwaway cluster in the data dir.
-	adminURL := env["SIDEKICK_DATABASE_URL"]
-	if adminURL == "" {
+	if env["SIDEKICK_DATABASE_URL"] == "" {
 		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dataDir, "postgres"), Logger: logger, Fast: o.Ephemeral})
 		if err != nil {
 			return fmt.Errorf("start postgres: %w", err)
@@ -191,7 +183,7 @@ func Run(ctx context.Context, o Options, ready func(*Stack)) (err error) {
 		if err := cluster.CreateDatabase(ctx, "sidekick"); err != nil {
 			return err
 		}
-		adminURL = cluster.URL("sidekick")
+		env["SIDEKICK_DATABASE_URL"] = cluster.URL("sidekick")
 	}
 
 	// The organisation file.
@@ -202,20 +194,8 @@ func Run(ctx context.Context, o Options, ready func(*Stack)) (err error) {
 		}
 		env["SIDEKICK_ORG_CONFIG"] = path
 	}
-	org, err := orgfile.Read(env["SIDEKICK_ORG_CONFIG"])
-	if err != nil {
-		return fmt.Errorf("SIDEKICK_ORG_CONFIG: %w", err)
-	}
 
-	nc, js, err := bus.Connect(ctx, natsURL, "sidekick-dev", logger)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	if err := bus.Provision(ctx, js, bus.StreamsConfig{}); err != nil {
-		return err
-	}
-
+	// Listen first: the services are told the addresses they got.
 	httpLis, err := net.Listen("tcp", env["SIDEKICK_HTTP_ADDR"])
 	if err != nil {
 		return fmt.Errorf("listen http: %w", err)
@@ -241,106 +221,80 @@ func Run(ctx context.Context, o Options, ready func(*Stack)) (err error) {
 		}
 		env["SIDEKICK_SMTP_ADDR"] = addr
 	}
+	// Share links point at this stack's console, wherever it listens.
+	ends := ClientEndpoints(env)
+	env["SIDEKICK_CONSOLE_URL"] = ends.ConsoleURL
 	environ := make([]string, 0, len(env))
 	for k, v := range env {
 		environ = append(environ, k+"="+v)
 	}
 	sort.Strings(environ)
-	common, err := app.LoadCommon(app.Spec{Name: "sidekick-dev"}, environ)
-	if err != nil {
-		return err
-	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	health := httpx.NewHealth(0, app.NATSCheck(nc))
-	gs, err := grpcx.NewServer(grpcx.ServerOptions{Logger: logger, Token: common.GRPCToken, Insecure: common.GRPCToken == ""})
-	if err != nil {
-		return err
-	}
-	mux := http.NewServeMux()
-	health.Register(mux, reg)
-
-	type running struct {
-		name string
-		svc  app.Service
-	}
-	var services []running
-	for _, c := range o.Components {
-		k, cleanup, err := kitFor(ctx, c, adminURL, environ, common, logger, reg, nc, js, health, console, grpcAddr)
-		if err != nil {
-			return err
-		}
-		k.Clock, k.Org = clock.Real(), org
-		defer cleanup()
-		svc, err := c.Build(ctx, k)
-		if err != nil {
-			return fmt.Errorf("%s: %w", c.Name, err)
-		}
-		if h, ok := svc.(app.HTTPService); ok {
-			h.Register(mux)
-		}
-		if r, ok := svc.(app.GRPCService); ok {
-			r.RegisterGRPC(gs)
-		}
-		services = append(services, running{c.Name, svc})
-	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	srv := httpx.NewServer(httpx.NewMetrics(reg).Wrap(mux))
-	g.Go(func() error { return httpx.Serve(gctx, srv, httpLis, common.ShutdownTimeout, logger) })
-	g.Go(func() error { return gs.Serve(gctx, grpcLis, common.ShutdownTimeout, logger) })
-	g.Go(func() error { app.MirrorHealth(gctx, health, gs.Health, 5*time.Second); return nil })
-	for _, r := range services {
-		g.Go(func() error {
-			if err := r.svc.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
-				return fmt.Errorf("%s: %w", r.name, err)
-			}
-			return nil
-		})
-	}
+	clk := clock.OrReal(o.Clock)
 	stack := &Stack{
 		HTTPAddr: env["SIDEKICK_HTTP_ADDR"], GRPCAddr: grpcAddr, SMTPAddr: env["SIDEKICK_SMTP_ADDR"],
-		NATSURL: natsURL, DatabaseURL: adminURL, DataDir: dataDir, Env: env, Registry: reg,
+		NATSURL: env["SIDEKICK_NATS_URL"], DatabaseURL: env["SIDEKICK_DATABASE_URL"], DataDir: dataDir,
+		ConsoleURL: ends.ConsoleURL, Env: env, Registry: reg, Clock: clk,
 	}
-	if ready != nil {
-		ready(stack)
-	}
-	return g.Wait()
-}
-
-// kitFor builds one service's kit: its own schema, migrated, reached through
-// its own least-privilege role; its own metric label; the shared bus, health
-// and gRPC address.
-func kitFor(ctx context.Context, c Component, adminURL string, environ []string, common app.Common, logger *slog.Logger,
-	reg prometheus.Registerer, nc *nats.Conn, js jetstream.JetStream, health *httpx.Health, console io.Writer, grpcAddr string) (*app.Kit, func(), error) {
-	l := logger.With("service", c.Name)
-	k := &app.Kit{
-		Name: c.Name, Environ: environ, Common: common, Logger: l,
-		Registry: prometheus.WrapRegistererWith(prometheus.Labels{"service": c.Name}, reg),
-		NC:       nc, JS: js, Reporter: &sentryx.Reporter{}, Health: health, Console: console,
-		Dial: func(addr string) (*grpc.ClientConn, error) {
-			return grpcx.Dial(addr, grpcx.DialOptions{Token: common.GRPCToken})
+	host := &app.Host{
+		Name: "sidekick-dev", Specs: o.Services, Environ: environ, Clock: clk,
+		Logs: logs, Console: console, Registry: reg,
+		HTTPListener: httpLis, GRPCListener: grpcLis, ServiceRoles: true,
+		Ready: func() {
+			if ready != nil {
+				ready(stack)
+			}
 		},
 	}
-	cleanup := func() {}
-	if c.Schema == "" {
-		return k, cleanup, nil
+	return host.Run(ctx)
+}
+
+// Endpoints are where a client reaches a Sidekick.
+type Endpoints struct {
+	GRPCAddr   string
+	NATSURL    string
+	ConsoleURL string
+}
+
+// ClientEndpoints finds a Sidekick from the same variables the dev stack
+// reads, so the CLI given the environment `sidekick dev` was started with
+// reaches it on whatever ports it uses: gRPC at SIDEKICK_ADDR or else
+// SIDEKICK_GRPC_ADDR; NATS at SIDEKICK_NATS_URL or else
+// SIDEKICK_NATS_ADDR; the console at SIDEKICK_CONSOLE_URL or else
+// /console on SIDEKICK_HTTP_ADDR. Unset, each is the dev default.
+func ClientEndpoints(env map[string]string) Endpoints {
+	get := func(k string) string {
+		if v := env[k]; v != "" {
+			return v
+		}
+		return Defaults[k]
 	}
-	if err := pg.Migrate(ctx, adminURL, c.Schema, c.Migrations, l); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", c.Name, err)
+	e := Endpoints{GRPCAddr: env["SIDEKICK_ADDR"], NATSURL: env["SIDEKICK_NATS_URL"], ConsoleURL: env["SIDEKICK_CONSOLE_URL"]}
+	if e.GRPCAddr == "" {
+		e.GRPCAddr = dialable(get("SIDEKICK_GRPC_ADDR"))
 	}
-	serviceURL, err := pg.EnsureServiceRole(ctx, adminURL, c.Name, c.Schema, "dev-"+c.Name)
+	if e.NATSURL == "" {
+		e.NATSURL = "nats://" + dialable(get("SIDEKICK_NATS_ADDR"))
+	}
+	if e.ConsoleURL == "" {
+		e.ConsoleURL = "http://" + dialable(get("SIDEKICK_HTTP_ADDR")) + "/console"
+	}
+	return e
+}
+
+// dialable turns a listen address into one to connect to: a missing or
+// wildcard host is this machine.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", c.Name, err)
+		return addr
 	}
-	var pool *pgxpool.Pool
-	if pool, err = pg.Connect(ctx, serviceURL, c.Schema); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", c.Name, err)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
 	}
-	k.Pool = pool
-	health.Add(httpx.Check{Name: "postgres", Check: pg.Ready(pool)})
-	return k, pool.Close, nil
+	return net.JoinHostPort(host, port)
 }
 
 // Banner is what `sidekick dev` prints once the stack is up.
@@ -348,7 +302,7 @@ func Banner(w io.Writer, s *Stack) {
 	fmt.Fprintf(w, "Sidekick dev stack is running.\n\n")
 	fmt.Fprintf(w, "  HTTP (webhooks, /healthz, /readyz, /metrics)  http://%s\n", s.HTTPAddr)
 	fmt.Fprintf(w, "  gRPC (every service, reflection on)          %s\n", s.GRPCAddr)
-	fmt.Fprintf(w, "  Console                                       http://%s/console/\n", s.HTTPAddr)
+	fmt.Fprintf(w, "  Console                                       %s/\n", s.ConsoleURL)
 	fmt.Fprintf(w, "  SMTP (ingest-email)                           %s\n", s.SMTPAddr)
 	fmt.Fprintf(w, "  NATS JetStream                                %s\n", s.NATSURL)
 	fmt.Fprintf(w, "  PostgreSQL                                    %s\n", redactURL(s.DatabaseURL))
@@ -358,8 +312,24 @@ func Banner(w io.Writer, s *Stack) {
 		fmt.Fprintf(w, "  %s=%s\n", k, s.Env[k])
 	}
 	fmt.Fprintf(w, "\nTry it: scripts/slack-demo.sh posts a signed Slack message; then\n")
-	fmt.Fprintf(w, "  go run ./sidekick/cmd/sidekick conversations list --addr %s\n", s.GRPCAddr)
+	fmt.Fprintf(w, "  %sbin/sidekick conversations list\n", cliEnv(s))
 	fmt.Fprintf(w, "Logs: %s. Ctrl-C stops everything.\n\n", filepath.Join(s.DataDir, "sidekick.log"))
+}
+
+// cliEnv is what the CLI needs in its environment to find s: nothing on
+// the default ports, else the addresses `sidekick dev` was given.
+func cliEnv(s *Stack) string {
+	var vars []string
+	if s.GRPCAddr != Defaults["SIDEKICK_GRPC_ADDR"] {
+		vars = append(vars, "SIDEKICK_GRPC_ADDR="+s.GRPCAddr)
+	}
+	if nats := strings.TrimPrefix(s.NATSURL, "nats://"); nats != Defaults["SIDEKICK_NATS_ADDR"] {
+		vars = append(vars, "SIDEKICK_NATS_ADDR="+nats)
+	}
+	if len(vars) == 0 {
+		return ""
+	}
+	return strings.Join(vars, " ") + " "
 }
 
 func redactURL(u string) string {

@@ -64,11 +64,11 @@ func startStack(t *testing.T, environ ...string) (*devstack.Stack, *syncBuffer) 
 	done := make(chan error, 1)
 	go func() {
 		done <- devstack.Run(ctx, devstack.Options{
-			Environ:    environ,
-			Components: devstack.All(),
-			Console:    console,
-			Logs:       logs,
-			Ephemeral:  true,
+			Environ:   environ,
+			Services:  devstack.All(),
+			Console:   console,
+			Logs:      logs,
+			Ephemeral: true,
 		}, func(s *devstack.Stack) { ready <- s })
 	}()
 	var stack *devstack.Stack
@@ -210,6 +210,10 @@ func TestWalkingSkeleton(t *testing.T) {
 	c := list.GetConversations()[0]
 	if c.GetChannel() != supportv1.Channel_CHANNEL_SLACK || !strings.Contains(c.GetThreadKey(), "C0SUPPORT") {
 		t.Fatalf("unexpected conversation %v", c)
+	}
+	// Its share link points at this stack's console, on whatever port.
+	if want := "http://" + stack.HTTPAddr + "/console/conversations/" + c.GetId(); c.GetShareUrl() != want {
+		t.Errorf("share link %q, want %q", c.GetShareUrl(), want)
 	}
 
 	var out bytes.Buffer

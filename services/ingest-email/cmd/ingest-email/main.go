@@ -15,6 +15,6 @@ import (
 
 func main() {
 	run.Main(func(ctx context.Context) error {
-		return app.Main(ctx, app.Spec{Name: "ingest-email", Config: &ingestemail.Config{}}, os.Args[1:], os.Environ(), ingestemail.FromKit)
+		return app.Main(ctx, ingestemail.Spec(), os.Args[1:], os.Environ())
 	})
 }

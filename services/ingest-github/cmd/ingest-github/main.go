@@ -15,6 +15,6 @@ import (
 
 func main() {
 	run.Main(func(ctx context.Context) error {
-		return app.Main(ctx, app.Spec{Name: "ingest-github", Config: &ingestgithub.Config{}}, os.Args[1:], os.Environ(), ingestgithub.FromKit)
+		return app.Main(ctx, ingestgithub.Spec(), os.Args[1:], os.Environ())
 	})
 }

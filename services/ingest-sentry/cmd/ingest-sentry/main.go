@@ -15,6 +15,6 @@ import (
 
 func main() {
 	run.Main(func(ctx context.Context) error {
-		return app.Main(ctx, app.Spec{Name: "ingest-sentry", Org: true, Config: &ingestsentry.Config{}}, os.Args[1:], os.Environ(), ingestsentry.FromKit)
+		return app.Main(ctx, ingestsentry.Spec(), os.Args[1:], os.Environ())
 	})
 }

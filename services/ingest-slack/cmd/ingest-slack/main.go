@@ -15,6 +15,6 @@ import (
 
 func main() {
 	run.Main(func(ctx context.Context) error {
-		return app.Main(ctx, app.Spec{Name: "ingest-slack", Config: &ingestslack.Config{}}, os.Args[1:], os.Environ(), ingestslack.FromKit)
+		return app.Main(ctx, ingestslack.Spec(), os.Args[1:], os.Environ())
 	})
 }

@@ -15,6 +15,6 @@ import (
 
 func main() {
 	run.Main(func(ctx context.Context) error {
-		return app.Main(ctx, app.Spec{Name: "notifier", Schema: notifier.Schema, Migrations: notifier.Migrations(), GRPC: true, Org: true, Config: &notifier.Config{}}, os.Args[1:], os.Environ(), notifier.FromKit)
+		return app.Main(ctx, notifier.Spec(), os.Args[1:], os.Environ())
 	})
 }

@@ -15,6 +15,6 @@ import (
 
 func main() {
 	run.Main(func(ctx context.Context) error {
-		return app.Main(ctx, app.Spec{Name: "rotation", Schema: rotation.Schema, Migrations: rotation.Migrations(), GRPC: true, Org: true, Config: &rotation.Config{}}, os.Args[1:], os.Environ(), rotation.FromKit)
+		return app.Main(ctx, rotation.Spec(), os.Args[1:], os.Environ())
 	})
 }

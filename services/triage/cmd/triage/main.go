@@ -15,6 +15,6 @@ import (
 
 func main() {
 	run.Main(func(ctx context.Context) error {
-		return app.Main(ctx, app.Spec{Name: "triage", Schema: triage.Schema, Migrations: triage.Migrations(), GRPC: true, Org: true, Config: &triage.Config{}}, os.Args[1:], os.Environ(), triage.FromKit)
+		return app.Main(ctx, triage.Spec(), os.Args[1:], os.Environ())
 	})
 }
