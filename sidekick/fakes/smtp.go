@@ -130,9 +130,14 @@ func (s *SMTP) WithMessageID(id string) int {
 	return n
 }
 
-// Close stops the server.
+// Close stops the server. It closes the listener itself too: go-smtp's
+// Close closes only the listeners Serve has registered, so a Close that
+// comes before the serving goroutine got that far (a test skipped at once,
+// on a loaded machine) would leave Serve accepting, and Close waiting for
+// it, forever.
 func (s *SMTP) Close() error {
 	err := s.srv.Close()
+	_ = s.lis.Close() // already closed when Serve had registered it
 	s.wg.Wait()
 	return err
 }
