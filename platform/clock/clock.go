@@ -83,3 +83,28 @@ func WaitOrWake(ctx context.Context, c Clock, d time.Duration, wake <-chan struc
 		return true
 	}
 }
+
+// WaitUntil blocks until c reaches t, wake delivers (nil: never), or ctx
+// is done; it reports false only when ctx is done. Loops that pace
+// themselves use it with an instant read before their work
+// (start.Add(interval)) rather than WaitOrWake with a duration read after
+// it: a fake clock advanced while the loop worked, or between reading the
+// time and arming the timer, would otherwise leave the loop asleep past t
+// until the next Advance.
+func WaitUntil(ctx context.Context, c Clock, t time.Time, wake <-chan struct{}) bool {
+	if !c.Now().Before(t) {
+		return ctx.Err() == nil
+	}
+	// clockwork arms a fake clock's deadline under the clock's own lock,
+	// measured from the time it holds then: no Advance can slip in between.
+	dctx, cancel := clockwork.WithDeadline(context.Background(), c, t)
+	defer cancel()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-wake:
+		return true
+	case <-dctx.Done():
+		return true
+	}
+}

@@ -75,3 +75,35 @@ func ctxTimeout(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// An Advance that lands between the loop's work and its wait must not
+// leave the wait asleep: WaitUntil measures from the instant, not from the
+// clock's time when the timer is armed.
+func TestWaitUntilAfterAnAdvanceReturnsAtOnce(t *testing.T) {
+	c := clock.NewFake(start)
+	target := start.Add(time.Second)
+	c.Advance(time.Hour) // the loop was busy meanwhile
+	if !clock.WaitUntil(context.Background(), c, target, nil) {
+		t.Fatal("WaitUntil reported a cancellation")
+	}
+	done := make(chan bool, 1)
+	go func() { done <- clock.WaitUntil(context.Background(), c, c.Now().Add(time.Minute), nil) }()
+	if err := c.BlockUntilContext(ctxTimeout(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(59 * time.Second)
+	select {
+	case <-done:
+		t.Fatal("WaitUntil returned before its instant")
+	case <-time.After(20 * time.Millisecond):
+	}
+	c.Advance(time.Second)
+	if ok := <-done; !ok {
+		t.Fatal("WaitUntil reported a cancellation; want the instant reached")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if clock.WaitUntil(ctx, c, c.Now().Add(time.Hour), nil) {
+		t.Fatal("WaitUntil on a cancelled context reported the instant reached")
+	}
+}

@@ -51,10 +51,10 @@ func seedRetention(t *testing.T, h *harness) {
 		{`INSERT INTO hero_shifts (event_id, person_id, start_at) VALUES ('shift-old', 'p', $1), ('shift-young', 'p', $2)`, []any{old, young}},
 		{`INSERT INTO conversation_stops (conversation_id, reason, occurred_at) VALUES ('stop-old', 'closed', $1), ('stop-young', 'closed', $2)`, []any{old, young}},
 		{`INSERT INTO conversation_deadlines (conversation_id, updated_at) VALUES ('conv-open', $1), ('conv-gone', $1), ('conv-young', $2)`, []any{old, young}},
-		{`INSERT INTO outbox (event_id, subject, payload, occurred_at, published_at) VALUES
-			('ev-published-old', 's', '', $1, $1),
-			('ev-published-new', 's', '', $2, $2),
-			('ev-unpublished',   's', '', $1, NULL)`, []any{now.Add(-48 * time.Hour), now.Add(-time.Hour)}},
+		{`INSERT INTO outbox (id, subject, type, payload, created_at, sent_at) VALUES
+			('ev-published-old', 's', 't', '', $1, $1),
+			('ev-published-new', 's', 't', '', $2, $2),
+			('ev-unpublished',   's', 't', '', $1, NULL)`, []any{now.Add(-48 * time.Hour), now.Add(-time.Hour)}},
 	}
 	for _, st := range stmts {
 		if _, err := h.pool.Exec(context.Background(), st.sql, st.args...); err != nil {
@@ -92,7 +92,7 @@ func checkRetained(t *testing.T, h *harness) {
 		{`SELECT event_id FROM hero_shifts ORDER BY event_id`, "shift-young"},
 		{`SELECT conversation_id FROM conversation_stops ORDER BY conversation_id`, "stop-young"},
 		{`SELECT conversation_id FROM conversation_deadlines ORDER BY conversation_id`, "conv-open conv-young"},
-		{`SELECT event_id FROM outbox ORDER BY event_id`, "ev-published-new ev-unpublished"},
+		{`SELECT id FROM outbox ORDER BY id`, "ev-published-new ev-unpublished"},
 	} {
 		if got := ids(t, h, c.query); got != c.want {
 			t.Errorf("%s: %q, want %q", c.query, got, c.want)

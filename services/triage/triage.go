@@ -31,13 +31,15 @@ import (
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/outbox"
+	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/batch"
 	"github.com/sidekickhq/sidekick/services/triage/internal/coverage"
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
 	"github.com/sidekickhq/sidekick/services/triage/internal/grpcapi"
-	"github.com/sidekickhq/sidekick/services/triage/internal/outbox"
+	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 	"github.com/sidekickhq/sidekick/services/triage/internal/tier"
 	"github.com/sidekickhq/sidekick/services/triage/internal/timers"
 )
@@ -96,7 +98,7 @@ type Config struct {
 	ConsumerMaxDeliver int `env:"SIDEKICK_TRIAGE_CONSUMER_MAX_DELIVER" envDefault:"20"`
 	// InboxRetention is how long handled inbound message ids are kept to
 	// drop redeliveries (GitHub redelivers days later); never less than
-	// outbox.MinKeepInbox, the inbound stream's max age and a week.
+	// store.MinKeepInbox, the inbound stream's max age and a week.
 	InboxRetention time.Duration `env:"SIDEKICK_TRIAGE_INBOX_RETENTION" envDefault:"888h"`
 	// OutboxRetention is how long published events stay in the outbox.
 	OutboxRetention time.Duration `env:"SIDEKICK_TRIAGE_OUTBOX_RETENTION" envDefault:"24h"`
@@ -175,6 +177,7 @@ type Service struct {
 	deps     Deps
 	engine   *engine.Engine
 	relay    *outbox.Relay
+	pruner   *prune.Pruner
 	consumer *bus.Consumer   // one message at a time (or concurrently)
 	batcher  *batch.Consumer // or ordered batches
 	rotation *bus.Consumer
@@ -232,10 +235,20 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if pub == nil {
 		pub = bus.NewPublisher(deps.JS, "sidekick/"+Name, bus.WithClock(deps.Now), bus.WithRegisterer(deps.Registry))
 	}
-	s.relay, err = outbox.New(deps.Pool, pub, outbox.Config{
-		Batch: cfg.RelayBatch, Interval: cfg.RelayInterval, KeepInbox: cfg.InboxRetention,
-		KeepSent: cfg.OutboxRetention, PruneEvery: cfg.RetentionInterval, PruneBatch: cfg.RetentionBatch,
-	}, deps.Logger, deps.Now, deps.Registry)
+	s.relay, err = outbox.New(deps.Pool, pub, outbox.Config{Batch: cfg.RelayBatch, Interval: cfg.RelayInterval},
+		nil, deps.Logger, deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("triage: %w", err)
+	}
+	if cfg.InboxRetention > 0 && cfg.InboxRetention < store.MinKeepInbox {
+		deps.Logger.Info("inbox retention raised to the minimum: ids must outlive the inbound stream's max age and late redeliveries",
+			"configured", cfg.InboxRetention, "used", store.MinKeepInbox)
+	}
+	if cfg.OutboxRetention <= 0 {
+		cfg.OutboxRetention = 24 * time.Hour
+	}
+	s.pruner, err = prune.New(deps.Pool, prune.Config{Service: Name, Interval: cfg.RetentionInterval, Batch: cfg.RetentionBatch},
+		store.RetentionRules(cfg.OutboxRetention, cfg.InboxRetention), deps.Logger, deps.Now, deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
@@ -357,8 +370,8 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 }
 
 // Run consumes inbound messages, rotation events and close, assign and
-// escalate actions, fires deadline timers and relays the outbox until ctx
-// is done.
+// escalate actions, fires deadline timers, relays the outbox and prunes
+// sent events and old inbox ids until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if s.batcher != nil {
@@ -370,6 +383,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.actions.Run(ctx, s.handleAction) })
 	g.Go(func() error { return s.timers.Run(ctx) })
 	g.Go(func() error { return s.relay.Run(ctx) })
+	g.Go(func() error { return s.pruner.Run(ctx) })
 	return g.Wait()
 }
 

@@ -89,5 +89,5 @@ func outboxEvent(msg *supportv1.DeliveryEvent, status string, at time.Time) (sto
 	if err != nil {
 		return store.OutboxEvent{}, fmt.Errorf("encode delivery event: %w", err)
 	}
-	return store.OutboxEvent{EventID: msg.GetId(), Subject: bus.NotifySubject(status), Payload: payload, OccurredAt: at}, nil
+	return store.OutboxEvent{EventID: msg.GetId(), Subject: bus.NotifySubject(status), Type: string(proto.MessageName(msg)), Payload: payload, OccurredAt: at}, nil
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/clock"
-	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
 )
 
@@ -84,8 +83,7 @@ func (r *Relay) Relay(ctx context.Context) error {
 
 func busEvent(ev store.OutboxEvent) bus.Event {
 	e := bus.Event{
-		Subject: ev.Subject, ID: ev.EventID, Time: ev.OccurredAt, Data: ev.Payload,
-		Type: string((&supportv1.DeliveryEvent{}).ProtoReflect().Descriptor().FullName()),
+		Subject: ev.Subject, ID: ev.EventID, Type: ev.Type, Time: ev.OccurredAt, Data: ev.Payload,
 	}
 	if len(ev.Header) > 0 {
 		e.Header = nats.Header{}

@@ -3,6 +3,7 @@ package store
 import (
 	"time"
 
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
 )
 
@@ -19,9 +20,7 @@ import (
 // Deliveries go with their notification (ON DELETE CASCADE).
 func RetentionRules(keep, keepOutbox time.Duration) []prune.Rule {
 	return []prune.Rule{
-		{Table: "outbox", Keep: keepOutbox, SQL: `DELETE FROM outbox WHERE seq = ANY (ARRAY(
-			SELECT seq FROM outbox WHERE published_at IS NOT NULL AND published_at < $1
-			ORDER BY published_at LIMIT $2 FOR UPDATE SKIP LOCKED))`},
+		outbox.PruneRule(keepOutbox),
 		{Table: "notifications", Keep: keep, SQL: `DELETE FROM notifications WHERE id = ANY (ARRAY(
 			SELECT n.id FROM notifications n
 			WHERE n.created_at < $1

@@ -108,9 +108,11 @@ type Job struct {
 // OutboxEvent is an event waiting to be published: support.notify.* or a
 // dead letter.
 type OutboxEvent struct {
-	Seq        int64
-	EventID    string
-	Subject    string
+	Seq     int64
+	EventID string
+	Subject string
+	// Type is the ce-type: the payload's protobuf message name.
+	Type       string
 	Payload    []byte
 	OccurredAt time.Time
 	// Header holds extra headers (a dead letter's error_location and
@@ -577,8 +579,8 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, ev OutboxEvent) error {
 		hdr = map[string]string{}
 	}
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO outbox (event_id, subject, payload, occurred_at, headers) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (event_id) DO NOTHING`, ev.EventID, ev.Subject, ev.Payload, ev.OccurredAt, hdr); err != nil {
+		INSERT INTO outbox (id, subject, type, payload, created_at, headers) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (id) DO NOTHING`, ev.EventID, ev.Subject, ev.Type, ev.Payload, ev.OccurredAt, hdr); err != nil {
 		return fmt.Errorf("queue event %s: %w", ev.EventID, err)
 	}
 	return nil
@@ -587,14 +589,14 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, ev OutboxEvent) error {
 // Unpublished returns up to limit outbox events not yet published, oldest
 // first.
 func (s *Store) Unpublished(ctx context.Context, limit int) ([]OutboxEvent, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, event_id, subject, payload, occurred_at, headers FROM outbox
-		WHERE published_at IS NULL ORDER BY seq LIMIT $1`, limit)
+	rows, err := s.pool.Query(ctx, `SELECT seq, id, subject, type, payload, created_at, headers FROM outbox
+		WHERE sent_at IS NULL ORDER BY seq LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("query outbox: %w", err)
 	}
 	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxEvent, error) {
 		var e OutboxEvent
-		err := r.Scan(&e.Seq, &e.EventID, &e.Subject, &e.Payload, &e.OccurredAt, &e.Header)
+		err := r.Scan(&e.Seq, &e.EventID, &e.Subject, &e.Type, &e.Payload, &e.OccurredAt, &e.Header)
 		return e, err
 	})
 	if err != nil {
@@ -605,7 +607,7 @@ func (s *Store) Unpublished(ctx context.Context, limit int) ([]OutboxEvent, erro
 
 // MarkPublished records that the outbox event seq was published.
 func (s *Store) MarkPublished(ctx context.Context, seq int64, at time.Time) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET published_at = $2 WHERE seq = $1`, seq, at); err != nil {
+	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET sent_at = $2 WHERE seq = $1`, seq, at); err != nil {
 		return fmt.Errorf("mark outbox %d published: %w", seq, err)
 	}
 	return nil

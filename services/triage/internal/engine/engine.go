@@ -21,10 +21,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sidekickhq/sidekick/platform/promreg"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/classify"
@@ -528,17 +528,11 @@ func (e *Engine) queue(p *pipe, snapshot *supportv1.Conversation, ev conv.Event,
 		Handoff:       ev.Handoff,
 		ActionId:      ev.ActionID,
 	}
-	payload, err := proto.Marshal(msg)
+	row, err := outbox.Message(bus.ConversationSubject(EventName(ev.Type)), id, now, msg)
 	if err != nil {
-		return "", fmt.Errorf("encode %s event: %w", EventName(ev.Type), err)
+		return "", err
 	}
-	p.queueEvent(store.OutboxEvent{
-		ID:        id,
-		Subject:   bus.ConversationSubject(EventName(ev.Type)),
-		Type:      string(proto.MessageName(msg)),
-		Payload:   payload,
-		CreatedAt: now,
-	})
+	p.queueEvent(row)
 	return id, nil
 }
 

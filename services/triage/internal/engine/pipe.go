@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 )
@@ -32,7 +33,7 @@ type pipe struct {
 	msgs   []store.MessageRow
 	attach []*supportv1.Conversation
 	audit  []store.AuditRow
-	outbox []store.OutboxEvent
+	events []outbox.Event
 	timers map[string]*timerWrite // since the last flush
 	timerN []string               // their conversation ids in first-write order
 	fired  []string
@@ -127,7 +128,7 @@ func (p *pipe) auditLine(conversationID, actor, action, detail string, at time.T
 
 // queueEvent writes an event to the outbox; the relay is woken once per
 // transaction.
-func (p *pipe) queueEvent(e store.OutboxEvent) { p.outbox = append(p.outbox, e) }
+func (p *pipe) queueEvent(e outbox.Event) { p.events = append(p.events, e) }
 
 func (p *pipe) timer(id string) *timerWrite {
 	t := p.timers[id]
@@ -231,22 +232,22 @@ func (p *pipe) flush(ctx context.Context) error {
 		return err
 	}
 	p.msgs, p.attach, p.fired = p.msgs[:0], p.attach[:0], p.fired[:0]
-	audit, outbox := p.audit, p.outbox
-	p.audit, p.outbox = nil, nil
+	audit, events := p.audit, p.events
+	p.audit, p.events = nil, nil
 	if len(audit) < copyMin {
 		if err := store.InsertAudit(ctx, p, audit); err != nil {
 			return err
 		}
 		audit = nil
 	}
-	if len(outbox) < copyMin {
-		if err := store.InsertOutboxRows(ctx, p, outbox); err != nil {
+	if len(events) < copyMin {
+		if err := outbox.InsertRows(ctx, p, events); err != nil {
 			return err
 		}
 	}
-	if len(outbox) > 0 && !p.notified {
+	if len(events) > 0 && !p.notified {
 		p.notified = true
-		if err := store.NotifyOutbox(ctx, p); err != nil {
+		if err := outbox.Notify(ctx, p); err != nil {
 			return err
 		}
 	}
@@ -263,8 +264,8 @@ func (p *pipe) flush(ctx context.Context) error {
 	if err := store.CopyAudit(ctx, p.tx, audit); err != nil {
 		return err
 	}
-	if len(outbox) >= copyMin {
-		return store.CopyOutbox(ctx, p.tx, outbox)
+	if len(events) >= copyMin {
+		return outbox.CopyRows(ctx, p.tx, events)
 	}
 	return nil
 }

@@ -30,9 +30,6 @@ type Querier interface {
 // ErrNotFound is returned when a conversation or customer does not exist.
 var ErrNotFound = errors.New("not found")
 
-// NotifyChannel is the LISTEN/NOTIFY channel the outbox relay waits on.
-const NotifyChannel = "triage_outbox"
-
 // ClaimInbox records an inbound message id; false means it was already
 // handled (the caller commits nothing else).
 func ClaimInbox(ctx context.Context, q Querier, id, subject string, at time.Time) (bool, error) {
@@ -443,75 +440,4 @@ func ListConversations(ctx context.Context, q Querier, f Filter) ([]*supportv1.C
 		return nil, fmt.Errorf("list conversations: %w", err)
 	}
 	return out, nil
-}
-
-// OutboxEvent is one row of the outbox.
-type OutboxEvent struct {
-	Seq       int64
-	ID        string
-	Subject   string
-	Type      string
-	Payload   []byte
-	CreatedAt time.Time
-}
-
-// InsertOutbox queues an event and wakes the relay when the transaction
-// commits.
-func InsertOutbox(ctx context.Context, q Querier, e OutboxEvent) error {
-	_, err := q.Exec(ctx, `INSERT INTO outbox (id, subject, type, payload, created_at) VALUES ($1,$2,$3,$4,$5)`,
-		e.ID, e.Subject, e.Type, e.Payload, e.CreatedAt)
-	if err != nil {
-		return fmt.Errorf("queue event %s: %w", e.Subject, err)
-	}
-	return NotifyOutbox(ctx, q)
-}
-
-// NotifyOutbox wakes the relay when the transaction commits.
-func NotifyOutbox(ctx context.Context, q Querier) error {
-	if _, err := q.Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel); err != nil {
-		return fmt.Errorf("notify the outbox relay: %w", err)
-	}
-	return nil
-}
-
-// ClaimOutbox locks up to limit unsent events in order, skipping rows
-// another relay holds.
-func ClaimOutbox(ctx context.Context, q Querier, limit int) ([]OutboxEvent, error) {
-	rows, err := q.Query(ctx, `SELECT seq, id, subject, type, payload, created_at FROM outbox
-		WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("claim outbox: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxEvent, error) {
-		var e OutboxEvent
-		return e, r.Scan(&e.Seq, &e.ID, &e.Subject, &e.Type, &e.Payload, &e.CreatedAt)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim outbox: %w", err)
-	}
-	return out, nil
-}
-
-// MarkSent marks outbox rows as published.
-func MarkSent(ctx context.Context, q Querier, seqs []int64, at time.Time) error {
-	if len(seqs) == 0 {
-		return nil
-	}
-	if _, err := q.Exec(ctx, `UPDATE outbox SET sent_at = $2 WHERE seq = ANY($1)`, seqs, at); err != nil {
-		return fmt.Errorf("mark %d events sent: %w", len(seqs), err)
-	}
-	return nil
-}
-
-// OldestPending is the creation time of the oldest unsent event; ok is
-// false when none is pending.
-func OldestPending(ctx context.Context, q Querier) (oldest time.Time, ok bool, err error) {
-	var t *time.Time
-	if err := q.QueryRow(ctx, `SELECT min(created_at) FROM outbox WHERE sent_at IS NULL`).Scan(&t); err != nil {
-		return time.Time{}, false, fmt.Errorf("oldest pending event: %w", err)
-	}
-	if t == nil {
-		return time.Time{}, false, nil
-	}
-	return *t, true, nil
 }

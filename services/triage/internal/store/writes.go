@@ -408,44 +408,6 @@ func InsertAudit(ctx context.Context, q Querier, rows []AuditRow) error {
 	return nil
 }
 
-// InsertOutboxRows queues events in order in one INSERT, without waking
-// the relay (for a few events, where COPY's own round trip costs more).
-func InsertOutboxRows(ctx context.Context, q Querier, events []OutboxEvent) error {
-	if len(events) == 0 {
-		return nil
-	}
-	ids, subjects, types := make([]string, len(events)), make([]string, len(events)), make([]string, len(events))
-	payloads, at := make([][]byte, len(events)), make([]time.Time, len(events))
-	for i, e := range events {
-		ids[i], subjects[i], types[i], payloads[i], at[i] = e.ID, e.Subject, e.Type, e.Payload, e.CreatedAt
-	}
-	_, err := q.Exec(ctx, `INSERT INTO outbox (id, subject, type, payload, created_at)
-		SELECT id, subject, type, payload, created_at
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[]) WITH ORDINALITY
-			AS e(id, subject, type, payload, created_at, n)
-		ORDER BY n`, ids, subjects, types, payloads, at)
-	if err != nil {
-		return fmt.Errorf("queue %d events: %w", len(events), err)
-	}
-	return nil
-}
-
-// CopyOutbox queues events in order without waking the relay: call
-// NotifyOutbox once in the same transaction. InsertOutboxRows for a few.
-func CopyOutbox(ctx context.Context, q Copier, events []OutboxEvent) error {
-	if len(events) == 0 {
-		return nil
-	}
-	src := pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-		e := events[i]
-		return []any{e.ID, e.Subject, e.Type, e.Payload, e.CreatedAt}, nil
-	})
-	if _, err := q.CopyFrom(ctx, pgx.Identifier{"outbox"}, []string{"id", "subject", "type", "payload", "created_at"}, src); err != nil {
-		return fmt.Errorf("queue %d events: %w", len(events), err)
-	}
-	return nil
-}
-
 // TimerRow is the armed (or, after being armed, idle) state of a
 // conversation's timer.
 type TimerRow struct {

@@ -1,4 +1,4 @@
-package outbox_test
+package store_test
 
 import (
 	"context"
@@ -9,8 +9,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	"github.com/sidekickhq/sidekick/services/triage"
-	"github.com/sidekickhq/sidekick/services/triage/internal/outbox"
+	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 	"github.com/sidekickhq/sidekick/services/triage/internal/triagetest"
 )
 
@@ -51,9 +52,9 @@ func checkTriageRetained(t *testing.T, pool *pgxpool.Pool) {
 	}
 }
 
-// Sent rows older than KeepSent and inbox ids older than the minimum go;
-// unsent rows and inbox ids a replay could still need stay. Several relays
-// pruning at once all succeed.
+// Sent rows older than keepSent and inbox ids older than the minimum go;
+// unsent rows and inbox ids a replay could still need stay. Several
+// replicas pruning at once all succeed.
 func TestPruneOutboxAndInbox(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs Postgres")
@@ -61,30 +62,31 @@ func TestPruneOutboxAndInbox(t *testing.T) {
 	pool := triagetest.Database(t, triage.Schema, triage.Migrations())
 	clock := triagetest.NewClock()
 	seedRetention(t, pool, clock.Now())
-	cfg := outbox.Config{KeepInbox: 720 * time.Hour, PruneBatch: 1}
+	rules := store.RetentionRules(24*time.Hour, 720*time.Hour)
+	cfg := prune.Config{Service: triage.Name, Batch: 1}
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	totals := make([]map[string]int64, 3)
 	for i := range errs {
-		r, err := outbox.New(pool, nil, cfg, nil, clock.Now, prometheus.NewRegistry())
+		p, err := prune.New(pool, cfg, rules, nil, clock.Now, prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Go(func() { totals[i], errs[i] = r.Prune(context.Background()) })
+		wg.Go(func() { totals[i], errs[i] = p.Prune(context.Background()) })
 	}
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("relay %d: %v", i, err)
+			t.Fatalf("replica %d: %v", i, err)
 		}
 	}
-	// A relay that finds a table's lock taken leaves it to the holder, so
+	// A replica that finds a table's lock taken leaves it to the holder, so
 	// one more round finishes anything left.
-	r, err := outbox.New(pool, nil, cfg, nil, clock.Now, nil)
+	p, err := prune.New(pool, cfg, rules, nil, clock.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	last, err := r.Prune(context.Background())
+	last, err := p.Prune(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,20 @@
+-- +goose Up
+-- Transactional outbox of support.rotation.* events (platform/outbox):
+-- written in the transaction that moves the event cursor or records an
+-- override, published by the relay.
+CREATE TABLE outbox (
+    seq         bigserial PRIMARY KEY,
+    id          text NOT NULL UNIQUE,
+    subject     text NOT NULL,
+    type        text NOT NULL,
+    payload     bytea NOT NULL,
+    headers     jsonb NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL,
+    sent_at     timestamptz
+);
+
+CREATE INDEX outbox_pending ON outbox (seq) WHERE sent_at IS NULL;
+CREATE INDEX outbox_sent_at ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+
+-- +goose Down
+DROP TABLE outbox;
