@@ -313,8 +313,15 @@ func blockActions(teamID, userID, userName, channelID, messageTS, actionID, valu
 // request.
 func postInteraction(t *testing.T, addr, secret string, payload []byte) int {
 	t.Helper()
+	return postInteractionAt(t, addr, secret, time.Now(), payload)
+}
+
+// postInteractionAt is postInteraction signed at the given time: the time
+// of a stack on a fake clock.
+func postInteractionAt(t *testing.T, addr, secret string, at time.Time, payload []byte) int {
+	t.Helper()
 	body := []byte(url.Values{"payload": {string(payload)}}.Encode())
-	ts := time.Now().Unix()
+	ts := at.Unix()
 	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/slack/interactions", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/grpcx"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
@@ -48,6 +49,13 @@ func (s *syncBuffer) String() string {
 // every service runs.
 func startStack(t *testing.T, environ ...string) (*devstack.Stack, *syncBuffer) {
 	t.Helper()
+	return startStackOn(t, nil, environ...)
+}
+
+// startStackOn is startStack with every service on clk (nil: the wall
+// clock).
+func startStackOn(t *testing.T, clk clock.Clock, environ ...string) (*devstack.Stack, *syncBuffer) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: starts NATS, PostgreSQL and every service")
 	}
@@ -69,6 +77,7 @@ func startStack(t *testing.T, environ ...string) (*devstack.Stack, *syncBuffer) 
 			Console:   console,
 			Logs:      logs,
 			Ephemeral: true,
+			Clock:     clk,
 		}, func(s *devstack.Stack) { ready <- s })
 	}()
 	var stack *devstack.Stack

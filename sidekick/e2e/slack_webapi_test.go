@@ -50,14 +50,7 @@ func TestSlackThroughTheWebAPI(t *testing.T) {
 		}
 		return false
 	})
-	ack, ok := dm.Button("sidekick_ack")
-	if !ok {
-		t.Fatalf("the DM has no Acknowledge button: %s", dm.Blocks)
-	}
-	convID, notifID, ok := parseButtonValue(ack.Value)
-	if !ok {
-		t.Fatalf("button value %q is not conv:<id>|notif:<id>", ack.Value)
-	}
+	ack, convID, notifID := ackButton(t, dm)
 
 	// The conversation carries what the Web API said.
 	c := a.get(t, convID).GetConversation()
@@ -89,6 +82,20 @@ func TestSlackThroughTheWebAPI(t *testing.T) {
 	if pings := conversationPings(console.String()); len(pings) != 0 {
 		t.Errorf("Slack delivered the ping, yet the console shows %+v", pings)
 	}
+}
+
+// ackButton returns the Acknowledge button of a Slack message from the
+// notifier and the conversation and notification its value names.
+func ackButton(t *testing.T, m fakes.SlackMessage) (b fakes.SlackButton, conv, notif string) {
+	t.Helper()
+	b, ok := m.Button("sidekick_ack")
+	if !ok {
+		t.Fatalf("the message has no Acknowledge button: %s", m.Blocks)
+	}
+	if conv, notif, ok = parseButtonValue(b.Value); !ok {
+		t.Fatalf("button value %q is not conv:<id>|notif:<id>", b.Value)
+	}
+	return b, conv, notif
 }
 
 // parseButtonValue reads "conv:<id>|notif:<id>".
