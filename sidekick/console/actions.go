@@ -14,6 +14,10 @@ import (
 // maxNoteLen bounds a note, in bytes.
 const maxNoteLen = 16 << 10
 
+// maxReplyLen bounds a reply, in bytes: above GitHub's 65,536 characters,
+// the most any channel takes; triage checks each channel's own limit.
+const maxReplyLen = 256 << 10
+
 // closeReasons are the close form's choices.
 var closeReasons = map[string]supportv1.CloseReason{
 	"":          supportv1.CloseReason_CLOSE_REASON_RESOLVED,
@@ -28,7 +32,8 @@ var closeReasons = map[string]supportv1.CloseReason{
 //
 // Forms: assign (assignee: a person id, empty unassigns); tag (add,
 // remove: comma-separated tags; categories: comma-separated, predominant
-// first, empty leaves them); note (text, handoff=on); close (reason:
+// first, empty leaves them); note (text, handoff=on); reply (text, sent
+// to the customer); retry (outbound_id of a failed reply); close (reason:
 // resolved, spam, duplicate); reopen; escalate (reason, team: empty lets
 // notifier choose).
 func (s *Service) action(w http.ResponseWriter, r *http.Request, v *visitor) {
@@ -71,6 +76,24 @@ func (s *Service) action(w http.ResponseWriter, r *http.Request, v *visitor) {
 		}
 		handoff := f.Get("handoff") == "on" || f.Get("handoff") == "true"
 		_, err = s.deps.Conversations.AddNote(ctx, &triagev1.AddNoteRequest{Id: id, Text: text, Handoff: handoff, Actor: v.Actor})
+	case "reply":
+		text := strings.TrimSpace(f.Get("text"))
+		switch {
+		case text == "":
+			invalid("A reply needs some text.")
+			return
+		case len(text) > maxReplyLen:
+			invalid("The reply is too long.")
+			return
+		}
+		_, err = s.deps.Conversations.Reply(ctx, &triagev1.ReplyRequest{ConversationId: id, Text: text, Actor: v.Actor})
+	case "retry":
+		outbound := strings.TrimSpace(f.Get("outbound_id"))
+		if outbound == "" {
+			invalid("Say which reply to send again.")
+			return
+		}
+		_, err = s.deps.Conversations.RetryOutbound(ctx, &triagev1.RetryOutboundRequest{OutboundId: outbound, Actor: v.Actor})
 	case "close":
 		reason, ok := closeReasons[strings.ToLower(strings.TrimSpace(f.Get("reason")))]
 		if !ok {

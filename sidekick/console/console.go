@@ -104,6 +104,8 @@ type Conversations interface {
 	Close(ctx context.Context, in *triagev1.CloseRequest, opts ...grpc.CallOption) (*triagev1.CloseResponse, error)
 	Reopen(ctx context.Context, in *triagev1.ReopenRequest, opts ...grpc.CallOption) (*triagev1.ReopenResponse, error)
 	Escalate(ctx context.Context, in *triagev1.EscalateRequest, opts ...grpc.CallOption) (*triagev1.EscalateResponse, error)
+	Reply(ctx context.Context, in *triagev1.ReplyRequest, opts ...grpc.CallOption) (*triagev1.ReplyResponse, error)
+	RetryOutbound(ctx context.Context, in *triagev1.RetryOutboundRequest, opts ...grpc.CallOption) (*triagev1.RetryOutboundResponse, error)
 }
 
 // Rotation is the part of rotation's RotationService client the console

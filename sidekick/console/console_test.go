@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -237,6 +238,9 @@ func TestActions(t *testing.T) {
 		{"reopen", url.Values{}, &triagev1.ReopenRequest{Id: "c-42", Actor: "Alice Hero"}},
 		{"escalate", url.Values{"reason": {"deployments, out of my depth"}, "team": {"platform"}},
 			&triagev1.EscalateRequest{Id: "c-42", Reason: "deployments, out of my depth", Team: "platform", Actor: "Alice Hero"}},
+		{"reply", url.Values{"text": {"  Fixed in 1.41, **please upgrade**.\n"}},
+			&triagev1.ReplyRequest{ConversationId: "c-42", Text: "Fixed in 1.41, **please upgrade**.", Actor: "Alice Hero"}},
+		{"retry", url.Values{"outbound_id": {"o-7"}}, &triagev1.RetryOutboundRequest{OutboundId: "o-7", Actor: "Alice Hero"}},
 	}
 	for _, c := range cases {
 		before := len(h.triage.Calls())
@@ -261,6 +265,8 @@ func TestActions(t *testing.T) {
 	before := len(h.triage.Calls())
 	for action, form := range map[string]url.Values{
 		"note":  {"text": {"   "}},
+		"reply": {"text": {" \n "}},
+		"retry": {"outbound_id": {""}},
 		"tag":   {"add": {" , "}},
 		"close": {"reason": {"bored"}},
 	} {
@@ -316,5 +322,47 @@ func TestRotationDownDegrades(t *testing.T) {
 	mustContain(t, r.body, `id="assignee">alice`)
 	if r := h.get("/console/oncall"); r.code != http.StatusBadGateway || !strings.Contains(r.body, "unreachable") {
 		t.Errorf("on-call with rotation down: %d\n%s", r.code, r.body)
+	}
+}
+
+// TestReplyDeliveries: each reply sent from Sidekick shows where its
+// delivery stands (sending, sent with a link, failed with the provider's
+// reason and a button to send it again); a Sentry alert has no reply box.
+func TestReplyDeliveries(t *testing.T) {
+	page := sampleConversation()
+	staff := &supportv1.Author{Id: "alice", Name: "Alice Hero", Role: supportv1.AuthorRole_AUTHOR_ROLE_STAFF}
+	for i, text := range []string{"Looking into it.", "Try 1.41.", "Does it work now?"} {
+		page.Messages = append(page.Messages, &supportv1.InboundMessage{Id: fmt.Sprintf("r%d", i), Channel: supportv1.Channel_CHANNEL_SLACK,
+			Kind: supportv1.MessageKind_MESSAGE_KIND_POSTED, Author: staff, Text: text, SentAt: timestamppb.New(t0)})
+	}
+	page.Deliveries = []*triagev1.OutboundDelivery{
+		{OutboundId: "o-0", MessageId: "r0", State: triagev1.DeliveryState_DELIVERY_STATE_SENT, Permalink: "https://example.slack.com/archives/C1/p200"},
+		{OutboundId: "o-1", MessageId: "r1", State: triagev1.DeliveryState_DELIVERY_STATE_FAILED, Reason: "not_in_channel", Permanent: true},
+		{OutboundId: "o-2", MessageId: "r2", State: triagev1.DeliveryState_DELIVERY_STATE_SENDING},
+	}
+	alert := false
+	h := start(t, console.Config{Token: testToken}, &fakeTriage{get: func(*triagev1.GetConversationRequest) (*triagev1.GetConversationResponse, error) {
+		if alert {
+			p := sampleConversation()
+			p.Conversation.Channel = supportv1.Channel_CHANNEL_SENTRY
+			return p, nil
+		}
+		return page, nil
+	}}, nil)
+	h.signIn("Alice Hero")
+	body := h.get("/console/conversations/c-42").body
+	mustContain(t, body,
+		`id="reply-form"`,
+		`id="delivery-o-0"`, "Sent to the customer", `href="https://example.slack.com/archives/C1/p200"`,
+		`id="delivery-o-1"`, "Not delivered: not_in_channel", `name="outbound_id" value="o-1"`, "Send again",
+		`id="delivery-o-2"`, "Sending to the customer",
+		"Alice Hero",
+	)
+	if strings.Count(body, `name="outbound_id"`) != 1 {
+		t.Errorf("want a send-again button on the failed reply only")
+	}
+	alert = true
+	if body := h.get("/console/conversations/c-42").body; strings.Contains(body, `id="reply-form"`) {
+		t.Errorf("a Sentry alert offers a reply box")
 	}
 }

@@ -106,6 +106,14 @@ func (f *fakeTriage) Escalate(_ context.Context, req *triagev1.EscalateRequest) 
 	return &triagev1.EscalateResponse{Conversation: &supportv1.Conversation{Id: req.GetId()}}, f.record(req)
 }
 
+func (f *fakeTriage) Reply(_ context.Context, req *triagev1.ReplyRequest) (*triagev1.ReplyResponse, error) {
+	return &triagev1.ReplyResponse{Delivery: &triagev1.OutboundDelivery{OutboundId: "o-1", State: triagev1.DeliveryState_DELIVERY_STATE_SENDING}}, f.record(req)
+}
+
+func (f *fakeTriage) RetryOutbound(_ context.Context, req *triagev1.RetryOutboundRequest) (*triagev1.RetryOutboundResponse, error) {
+	return &triagev1.RetryOutboundResponse{Delivery: &triagev1.OutboundDelivery{OutboundId: req.GetOutboundId(), State: triagev1.DeliveryState_DELIVERY_STATE_SENDING}}, f.record(req)
+}
+
 // fakeRotation is rotation's RotationService on loopback.
 type fakeRotation struct {
 	rotationv1.UnimplementedRotationServiceServer

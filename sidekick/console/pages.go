@@ -173,6 +173,8 @@ var doneMessages = map[string]string{
 	"assign":   "Assignment saved.",
 	"tag":      "Tags saved.",
 	"note":     "Note added.",
+	"reply":    "Reply saved; it is being sent to the customer.",
+	"retry":    "Sending the reply again.",
 	"close":    "Conversation closed.",
 	"reopen":   "Conversation reopened.",
 	"escalate": "Escalated.",
@@ -186,12 +188,28 @@ type conversationData struct {
 	Audit    []*triagev1.AuditEntry
 	Dir      directory
 	Closed   bool
+	// CanReply is false for a channel with no way back (Sentry).
+	CanReply bool
 }
 
 // messageView is a message with what the page needs to style it.
 type messageView struct {
 	*supportv1.InboundMessage
 	Staff bool
+	// Delivery is set on a reply sent from Sidekick.
+	Delivery *triagev1.OutboundDelivery
+}
+
+// DeliveryState is the reply's delivery state in a word: sending, sent
+// or failed.
+func (m *messageView) DeliveryState() string {
+	switch m.Delivery.GetState() {
+	case triagev1.DeliveryState_DELIVERY_STATE_SENT:
+		return "sent"
+	case triagev1.DeliveryState_DELIVERY_STATE_FAILED:
+		return "failed"
+	}
+	return "sending"
 }
 
 // conversation is GET /console/conversations/{id}: messages, notes, the
@@ -208,11 +226,16 @@ func (s *Service) conversation(w http.ResponseWriter, r *http.Request, v *visito
 	}
 	d := conversationData{
 		C: resp.GetConversation(), Notes: resp.GetNotes(), Audit: resp.GetAudit(),
-		Dir:    s.directory(r.Context(), true),
-		Closed: resp.GetConversation().GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED,
+		Dir:      s.directory(r.Context(), true),
+		Closed:   resp.GetConversation().GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED,
+		CanReply: resp.GetConversation().GetChannel() != supportv1.Channel_CHANNEL_SENTRY,
+	}
+	deliveries := map[string]*triagev1.OutboundDelivery{}
+	for _, dl := range resp.GetDeliveries() {
+		deliveries[dl.GetMessageId()] = dl
 	}
 	for _, m := range resp.GetMessages() {
-		d.Messages = append(d.Messages, &messageView{InboundMessage: m, Staff: m.GetAuthor().GetRole() == supportv1.AuthorRole_AUTHOR_ROLE_STAFF})
+		d.Messages = append(d.Messages, &messageView{InboundMessage: m, Staff: m.GetAuthor().GetRole() == supportv1.AuthorRole_AUTHOR_ROLE_STAFF, Delivery: deliveries[m.GetId()]})
 	}
 	s.renderPage(w, r, http.StatusOK, "conversation", v, d, doneMessages[r.URL.Query().Get("done")], "")
 }
