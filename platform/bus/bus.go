@@ -78,7 +78,7 @@ func InboundSubject(channel string) string { return subjectInbound + token(chann
 
 // ConversationSubject is the subject of a conversation event (opened,
 // message, triaged, assigned, responded, escalated, deadline, closed,
-// reopened).
+// reopened, handoff).
 func ConversationSubject(event string) string { return subjectConversation + token(event) }
 
 // ActionSubject is the subject of an action a person took (ack, escalate,
