@@ -154,7 +154,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s.metrics = &metrics{messages: promreg.MustRegister(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_ingest_email_messages_total",
-		Help: "Email messages by path (smtp, http) and result (published, duplicate, automated, rejected, deadletter, error).",
+		Help: "Email messages by path (smtp, http) and result (published, duplicate, automated, rejected, deadletter, unauthorized, too_large, malformed, error).",
 	}, []string{"path", "result"}))}
 	if cfg.Relay != "" {
 		ch, err := replyChannel(cfg, deps.RelayTLS)
@@ -391,14 +391,26 @@ func (s *Service) allowed(rcpt string) bool {
 }
 
 // serveInbound handles POST /email/inbound with a raw RFC 5322 body.
+//
+// Credentials are checked before the body is read: a bearer token is
+// decided from the headers alone, so a stranger's 25 MB post costs no
+// memory. Only a request carrying a well-formed signature is read (within
+// the size limit), since the signature covers the body.
 func (s *Service) serveInbound(w http.ResponseWriter, r *http.Request) {
+	cred := s.credentials(r)
+	if cred == credNone {
+		s.metrics.messages.WithLabelValues("http", "unauthorized").Inc()
+		httpError(w, http.StatusUnauthorized, "missing or invalid bearer token or signature")
+		return
+	}
 	raw, berr := httpx.ReadBody(w, r, s.cfg.MaxBytes)
 	if berr != nil {
 		s.metrics.messages.WithLabelValues("http", berr.Result).Inc()
 		httpError(w, berr.Status, berr.Message)
 		return
 	}
-	if !s.authorized(r, raw) {
+	if cred == credSignature && !s.signed(r, raw) {
+		s.metrics.messages.WithLabelValues("http", "unauthorized").Inc()
 		httpError(w, http.StatusUnauthorized, "missing or invalid bearer token or signature")
 		return
 	}
@@ -414,23 +426,49 @@ func (s *Service) serveInbound(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authorized checks the bearer token or the HMAC signature in constant time.
-func (s *Service) authorized(r *http.Request, body []byte) bool {
-	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.InboundToken)) == 1
-	}
-	if s.cfg.HMACSecret != "" {
-		if sig, ok := strings.CutPrefix(r.Header.Get("X-Sidekick-Signature"), "sha256="); ok {
-			got, err := hex.DecodeString(sig)
-			if err != nil {
-				return false
-			}
-			mac := hmac.New(sha256.New, []byte(s.cfg.HMACSecret))
-			mac.Write(body)
-			return hmac.Equal(got, mac.Sum(nil))
+// What a request's headers offer as credentials.
+const (
+	credNone = iota
+	// credToken: a bearer token, checked and valid.
+	credToken
+	// credSignature: a well-formed signature, to check against the body.
+	credSignature
+)
+
+// credentials decides what the headers alone can: a bearer token is
+// compared in constant time; a signature can only be checked once the
+// body is read, so it is only recognised here.
+func (s *Service) credentials(r *http.Request) int {
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if ok && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.InboundToken)) == 1 {
+			return credToken
 		}
+		return credNone
 	}
-	return false
+	if s.cfg.HMACSecret == "" {
+		return credNone
+	}
+	sig, ok := strings.CutPrefix(r.Header.Get("X-Sidekick-Signature"), "sha256=")
+	if !ok || len(sig) != 2*sha256.Size {
+		return credNone
+	}
+	if _, err := hex.DecodeString(sig); err != nil {
+		return credNone
+	}
+	return credSignature
+}
+
+// signed checks X-Sidekick-Signature, the hex HMAC-SHA256 of the body, in
+// constant time.
+func (s *Service) signed(r *http.Request, body []byte) bool {
+	got, err := hex.DecodeString(strings.TrimPrefix(r.Header.Get("X-Sidekick-Signature"), "sha256="))
+	if err != nil || s.cfg.HMACSecret == "" {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(s.cfg.HMACSecret))
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
 }
 
 func splitList(s string) []string {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/httpx/httpxtest"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 )
 
@@ -308,5 +309,34 @@ func TestSMTPSizeLimit(t *testing.T) {
 	}
 	if n := len(f.messages(t)); n != 0 {
 		t.Fatalf("oversized message published %d", n)
+	}
+}
+
+// TestUnauthenticatedBodyIsNotRead: a post without valid credentials is
+// refused before its body is read, so strangers' 25 MB posts cost no
+// memory. Before, the body was read whole and then refused.
+func TestUnauthenticatedBodyIsNotRead(t *testing.T) {
+	f := newFixture(t, Config{HMACSecret: "hmac-secret", MaxBytes: 25 << 20})
+	for name, hdr := range map[string]map[string]string{
+		"no credentials":      nil,
+		"wrong token":         {"Authorization": "Bearer wrong"},
+		"not a bearer token":  {"Authorization": "Basic dXNlcjpwYXNz"},
+		"malformed signature": {"X-Sidekick-Signature": "sha256=zz"},
+		"short signature":     {"X-Sidekick-Signature": "sha256=00"},
+	} {
+		body := httpxtest.NewBody(25 << 20)
+		if code := httpxtest.Post(f.mux, "/email/inbound", body, hdr); code != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", name, code)
+		}
+		if n := body.BytesRead(); n != 0 {
+			t.Errorf("%s: read %d bytes of the body before answering 401", name, n)
+		}
+	}
+	// A well-formed signature is checked against the body, so that body
+	// is read (within the limit); a wrong one is still refused.
+	body := httpxtest.NewBody(1 << 20)
+	code := httpxtest.Post(f.mux, "/email/inbound", body, map[string]string{"X-Sidekick-Signature": "sha256=" + strings.Repeat("00", 32)})
+	if code != http.StatusUnauthorized || body.BytesRead() != 1<<20 {
+		t.Fatalf("wrong signature: status %d after reading %d bytes", code, body.BytesRead())
 	}
 }

@@ -253,6 +253,13 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ghwebhook.Handled(event) && event != "ping" {
 		metricEvent = "other" // keep the label set bounded
 	}
+	// GitHub signs the body, so it is read (within the size limit) before
+	// the signature is checked; a request without a well-formed signature
+	// is refused before that.
+	if err := ghwebhook.CheckHeader(r.Header.Get("X-Hub-Signature-256")); err != nil {
+		s.answer(w, metricEvent, "unauthorized", http.StatusUnauthorized, err.Error())
+		return
+	}
 	body, berr := httpx.ReadBody(w, r, s.cfg.MaxBodyBytes)
 	if berr != nil {
 		s.answer(w, metricEvent, berr.Result, berr.Status, berr.Message)

@@ -20,6 +20,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/httpx/httpxtest"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/ingest-github/internal/ghwebhook"
 )
@@ -297,5 +298,20 @@ func TestFromKit(t *testing.T) {
 	f := &fixture{js: js, mux: mux, svc: svc.(*Service)}
 	if rec := f.deliver(t, "issues", "kit-1", payload(t, "issues-opened.json"), ""); rec.Code != http.StatusOK || len(f.inbound(t)) != 1 {
 		t.Fatalf("delivery through FromKit: %d", rec.Code)
+	}
+}
+
+// TestUnsignedBodyIsNotRead: GitHub signs the body, so a signed delivery
+// is read (within the size limit) before its signature is checked; one
+// without a well-formed signature is refused from its headers alone.
+// Before, every body was read first.
+func TestUnsignedBodyIsNotRead(t *testing.T) {
+	f := newFixture(t, Config{})
+	for name, sig := range map[string]string{"none": "", "not sha256": "sha1=00", "short": "sha256=00"} {
+		body := httpxtest.NewBody(MaxPayloadBytes)
+		code := httpxtest.Post(f.mux, "/github/webhook", body, map[string]string{"X-GitHub-Event": "issues", "X-GitHub-Delivery": "d-1", "X-Hub-Signature-256": sig})
+		if code != http.StatusUnauthorized || body.BytesRead() != 0 {
+			t.Errorf("signature %s: status %d after reading %d bytes; want 401 before reading", name, code, body.BytesRead())
+		}
 	}
 }

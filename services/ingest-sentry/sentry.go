@@ -266,6 +266,13 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !sentryhook.Handled(resource) {
 		metricResource = "other"
 	}
+	// Sentry signs the body, so it is read (within the size limit) before
+	// the signature is checked; a request without a well-formed signature
+	// is refused before that.
+	if err := sentryhook.CheckHeader(r.Header.Get("Sentry-Hook-Signature")); err != nil {
+		s.answer(w, metricResource, "unauthorized", http.StatusUnauthorized, err.Error())
+		return
+	}
 	body, berr := httpx.ReadBody(w, r, s.cfg.MaxBodyBytes)
 	if berr != nil {
 		s.answer(w, metricResource, berr.Result, berr.Status, berr.Message)

@@ -25,6 +25,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/httpx/httpxtest"
 	"github.com/sidekickhq/sidekick/platform/orgfile"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/sentryhook"
@@ -550,5 +551,20 @@ func TestBackpressure(t *testing.T) {
 	}
 	if got := occurrences(downstream(t, f.js)); got != n {
 		t.Fatalf("counts add up to %d, want %d", got, n)
+	}
+}
+
+// TestUnsignedBodyIsNotRead: Sentry signs the body, so a signed webhook is
+// read (within the size limit) before its signature is checked; one
+// without a well-formed signature is refused from its headers alone.
+// Before, every body was read first.
+func TestUnsignedBodyIsNotRead(t *testing.T) {
+	f := newFixture(t, Config{})
+	for name, sig := range map[string]string{"none": "", "short": "00", "not hex": strings.Repeat("zz", 32)} {
+		body := httpxtest.NewBody(5 << 20)
+		code := httpxtest.Post(f.mux, "/sentry/webhook", body, map[string]string{"Sentry-Hook-Resource": "error", "Request-ID": "r-1", "Sentry-Hook-Signature": sig})
+		if code != http.StatusUnauthorized || body.BytesRead() != 0 {
+			t.Errorf("signature %s: status %d after reading %d bytes; want 401 before reading", name, code, body.BytesRead())
+		}
 	}
 }

@@ -38,6 +38,15 @@ func (a answer) retryable() bool { return a.code >= 500 }
 // (see httpx.ReadBodyInto), and checks Slack's signature, answering and
 // counting the request itself when either fails.
 func (s *Service) readVerified(w http.ResponseWriter, r *http.Request, route, typ string, buf []byte) ([]byte, bool) {
+	// Slack signs the body, so the body is read before the signature is
+	// checked; what the headers alone can refuse (no signature, a stale
+	// timestamp) is refused before that.
+	if err := slacksig.CheckHeaders(s.deps.Now(), r.Header.Get(slacksig.HeaderTimestamp), r.Header.Get(slacksig.HeaderSignature)); err != nil {
+		s.metrics.events.WithLabelValues(typ, "unauthorized").Inc()
+		s.deps.Logger.Warn("slack request rejected", "route", route, "error", err, "remote", r.RemoteAddr)
+		s.reply(w, route, failure(http.StatusUnauthorized, err.Error()))
+		return nil, false
+	}
 	body, berr := httpx.ReadBodyInto(w, r, s.cfg.MaxBodyBytes, buf)
 	if berr != nil {
 		s.metrics.events.WithLabelValues(typ, berr.Result).Inc()

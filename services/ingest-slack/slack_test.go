@@ -20,6 +20,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/httpx/httpxtest"
 	"github.com/sidekickhq/sidekick/platform/logging"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackevent"
@@ -700,5 +701,29 @@ func TestFromKit(t *testing.T) {
 	k.Environ = []string{"SIDEKICK_SLACK_BOT_TOKEN=xoxb-1"}
 	if _, err := FromKit(context.Background(), k); err == nil || !strings.Contains(err.Error(), "SIDEKICK_SLACK_SIGNING_SECRET") {
 		t.Fatalf("missing secret: %v", err)
+	}
+}
+
+// TestUnsignedBodyIsNotRead: Slack signs the body, so a signed request is
+// read (within the size limit) before its signature is checked; one with
+// no signature, or a stale timestamp, is refused from its headers alone.
+// Before, every body was read first.
+func TestUnsignedBodyIsNotRead(t *testing.T) {
+	f := newFixture(t, Config{}, Deps{})
+	ts := strconv.FormatInt(now.Unix(), 10)
+	stale := strconv.FormatInt(now.Add(-time.Hour).Unix(), 10)
+	sig := "v0=" + strings.Repeat("00", 32)
+	for name, hdr := range map[string]map[string]string{
+		"no signature":    {slacksig.HeaderTimestamp: ts},
+		"no timestamp":    {slacksig.HeaderSignature: sig},
+		"stale timestamp": {slacksig.HeaderTimestamp: stale, slacksig.HeaderSignature: sig},
+		"not v0":          {slacksig.HeaderTimestamp: ts, slacksig.HeaderSignature: "v1=00"},
+	} {
+		for _, path := range []string{"/slack/events", "/slack/interactions", "/slack/commands"} {
+			body := httpxtest.NewBody(1 << 20)
+			if code := httpxtest.Post(f.mux, path, body, hdr); code != http.StatusUnauthorized || body.BytesRead() != 0 {
+				t.Errorf("%s %s: status %d after reading %d bytes; want 401 before reading", path, name, code, body.BytesRead())
+			}
+		}
 	}
 }

@@ -26,21 +26,37 @@ func Sign(secret, body []byte) string {
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// Verify checks header, the X-Hub-Signature-256 value, against the raw
-// body in constant time. An empty secret verifies nothing.
-func Verify(secret, body []byte, header string) error {
+// CheckHeader says whether header, the X-Hub-Signature-256 value, can be a
+// signature at all. It needs no body, so a request without one is refused
+// before its body is read.
+func CheckHeader(header string) error {
+	_, err := parseHeader(header)
+	return err
+}
+
+func parseHeader(header string) ([]byte, error) {
 	if header == "" {
-		return ErrMissingSignature
-	}
-	if len(secret) == 0 {
-		return ErrBadSignature
+		return nil, ErrMissingSignature
 	}
 	hexSig, ok := strings.CutPrefix(header, "sha256=")
 	if !ok || len(hexSig) != 2*sha256.Size {
-		return ErrBadSignature
+		return nil, ErrBadSignature
 	}
 	got, err := hex.DecodeString(hexSig)
 	if err != nil {
+		return nil, ErrBadSignature
+	}
+	return got, nil
+}
+
+// Verify checks header, the X-Hub-Signature-256 value, against the raw
+// body in constant time. An empty secret verifies nothing.
+func Verify(secret, body []byte, header string) error {
+	got, err := parseHeader(header)
+	if err != nil {
+		return err
+	}
+	if len(secret) == 0 {
 		return ErrBadSignature
 	}
 	mac := hmac.New(sha256.New, secret)

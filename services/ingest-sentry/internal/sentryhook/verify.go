@@ -24,17 +24,36 @@ func Sign(secret, body []byte) string {
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
-// Verify checks the Sentry-Hook-Signature header against the raw body in
-// constant time.
-func Verify(secret, body []byte, header string) error {
+// CheckHeader says whether header, the Sentry-Hook-Signature value, can
+// be a signature at all. It needs no body, so a request without one is
+// refused before its body is read.
+func CheckHeader(header string) error {
+	_, err := parseHeader(header)
+	return err
+}
+
+func parseHeader(header string) ([]byte, error) {
 	if header == "" {
-		return ErrMissingSignature
+		return nil, ErrMissingSignature
 	}
-	if len(secret) == 0 || len(header) != 2*sha256.Size {
-		return ErrBadSignature
+	if len(header) != 2*sha256.Size {
+		return nil, ErrBadSignature
 	}
 	got, err := hex.DecodeString(header)
 	if err != nil {
+		return nil, ErrBadSignature
+	}
+	return got, nil
+}
+
+// Verify checks the Sentry-Hook-Signature header against the raw body in
+// constant time.
+func Verify(secret, body []byte, header string) error {
+	got, err := parseHeader(header)
+	if err != nil {
+		return err
+	}
+	if len(secret) == 0 {
 		return ErrBadSignature
 	}
 	mac := hmac.New(sha256.New, secret)

@@ -67,6 +67,31 @@ func NewVerifier(secret []byte) *Verifier {
 // Verify checks that signature is Slack's signature of body at timestamp,
 // and that timestamp (Unix seconds) is within MaxSkew of now.
 func (v *Verifier) Verify(now time.Time, timestamp, signature string, body []byte) error {
+	if err := CheckHeaders(now, timestamp, signature); err != nil {
+		return err
+	}
+	hexSig, _ := strings.CutPrefix(signature, version+"=")
+	var src [2 * sha256.Size]byte
+	copy(src[:], hexSig)
+	var got [sha256.Size]byte
+	if _, err := hex.Decode(got[:], src[:]); err != nil {
+		return ErrMismatch
+	}
+	m := v.macs.Get().(*macState)
+	defer v.macs.Put(m)
+	m.base = base(m.base[:0], timestamp)
+	m.sum = sum(m.h, m.base, body, m.sum[:0])
+	if !hmac.Equal(got[:], m.sum) {
+		return ErrMismatch
+	}
+	return nil
+}
+
+// CheckHeaders checks what can be checked without the body: both headers
+// are there, timestamp is within MaxSkew of now and signature has the
+// shape of one. A request that fails it is refused before its body is
+// read.
+func CheckHeaders(now time.Time, timestamp, signature string) error {
 	if timestamp == "" || signature == "" {
 		return ErrMissing
 	}
@@ -80,19 +105,6 @@ func (v *Verifier) Verify(now time.Time, timestamp, signature string, body []byt
 	}
 	hexSig, ok := strings.CutPrefix(signature, version+"=")
 	if !ok || len(hexSig) != hex.EncodedLen(sha256.Size) {
-		return ErrMismatch
-	}
-	var src [2 * sha256.Size]byte
-	copy(src[:], hexSig)
-	var got [sha256.Size]byte
-	if _, err := hex.Decode(got[:], src[:]); err != nil {
-		return ErrMismatch
-	}
-	m := v.macs.Get().(*macState)
-	defer v.macs.Put(m)
-	m.base = base(m.base[:0], timestamp)
-	m.sum = sum(m.h, m.base, body, m.sum[:0])
-	if !hmac.Equal(got[:], m.sum) {
 		return ErrMismatch
 	}
 	return nil
