@@ -482,3 +482,46 @@ func TestCLIJob(t *testing.T) {
 		t.Error(v)
 	}
 }
+
+// TestEmailRecipientsSet: ingest-email refuses to start outside dev mode
+// without SIDEKICK_EMAIL_RECIPIENTS (its SMTP listener would take mail for
+// any address), so every overlay gives its container one, from the
+// manifest or a ConfigMap it reads.
+func TestEmailRecipientsSet(t *testing.T) {
+	for _, o := range overlays() {
+		objs := render(t, o.dir)
+		configMaps := map[string]*corev1.ConfigMap{}
+		for _, obj := range objs {
+			if cm, ok := obj.Obj.(*corev1.ConfigMap); ok {
+				configMaps[cm.Name] = cm
+			}
+		}
+		found := false
+		for _, obj := range objs {
+			d, ok := obj.Obj.(*appsv1.Deployment)
+			if !ok || d.Name != "ingest-email" {
+				continue
+			}
+			found = true
+			env := map[string]string{}
+			for _, ctr := range d.Spec.Template.Spec.Containers {
+				for _, ef := range ctr.EnvFrom {
+					if ef.ConfigMapRef != nil && configMaps[ef.ConfigMapRef.Name] != nil {
+						for k, v := range configMaps[ef.ConfigMapRef.Name].Data {
+							env[ef.Prefix+k] = v
+						}
+					}
+				}
+				for _, e := range ctr.Env {
+					env[e.Name] = e.Value
+				}
+			}
+			if strings.TrimSpace(env["SIDEKICK_EMAIL_RECIPIENTS"]) == "" && env["SIDEKICK_SMTP_ADDR"] != "off" {
+				t.Errorf("%s: ingest-email has no SIDEKICK_EMAIL_RECIPIENTS and would refuse to start", o.dir)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no ingest-email Deployment", o.dir)
+		}
+	}
+}

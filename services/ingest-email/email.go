@@ -53,11 +53,14 @@ type Config struct {
 	// HMACSecret, when set, also accepts X-Sidekick-Signature: sha256=<hex
 	// HMAC-SHA256 of the body> instead of the bearer token.
 	HMACSecret string `env:"SIDEKICK_EMAIL_INBOUND_HMAC_SECRET"`
-	// SMTPAddr is the SMTP listener; empty disables it.
+	// SMTPAddr is the SMTP listener; "off" (or empty, for a Config built
+	// in code) disables it. An empty variable means the default.
 	SMTPAddr string `env:"SIDEKICK_SMTP_ADDR" envDefault:":2525"`
 	// Domain is the name the SMTP server announces.
 	Domain string `env:"SIDEKICK_SMTP_DOMAIN" envDefault:"localhost"`
-	// Recipients is the allow-list of support addresses; empty accepts any.
+	// Recipients is the allow-list of support addresses SMTP accepts mail
+	// for. Required with the SMTP listener outside dev mode (FromKit);
+	// empty accepts any recipient, which only a dev stack wants.
 	Recipients []string `env:"SIDEKICK_EMAIL_RECIPIENTS"`
 	// StaffDomains are our own domains: senders there are staff.
 	StaffDomains []string `env:"SIDEKICK_EMAIL_STAFF_DOMAINS"`
@@ -91,6 +94,9 @@ type Config struct {
 	// before it is tried again.
 	ReplyAckWait time.Duration `env:"SIDEKICK_EMAIL_REPLY_ACK_WAIT" envDefault:"30s"`
 }
+
+// smtpOn reports whether the SMTP listener is configured.
+func (c Config) smtpOn() bool { return c.SMTPAddr != "" && c.SMTPAddr != "off" }
 
 // Publisher publishes one event and returns after the PubAck.
 type Publisher interface {
@@ -224,6 +230,11 @@ func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
 	}
+	if cfg.smtpOn() && len(cfg.Recipients) == 0 && !k.Common.Dev {
+		// Without an allow-list the listener would take mail for any
+		// address: an open drop box for anyone who finds the port.
+		return nil, errors.New("ingest-email: SIDEKICK_EMAIL_RECIPIENTS is required outside dev mode: the support addresses the SMTP listener accepts mail for (or SIDEKICK_SMTP_ADDR=off to turn the listener off)")
+	}
 	js := k.JS
 	return New(cfg, Deps{
 		Logger:    k.Logger,
@@ -252,7 +263,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.replies != nil {
 		g.Go(func() error { return s.replies.Run(ctx) })
 	}
-	if s.cfg.SMTPAddr != "" {
+	if s.cfg.smtpOn() {
 		g.Go(func() error { return s.serveSMTP(ctx) })
 	}
 	g.Go(func() error { <-ctx.Done(); return nil })

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
 	"github.com/sidekickhq/sidekick/platform/httpx/httpxtest"
@@ -338,5 +339,33 @@ func TestUnauthenticatedBodyIsNotRead(t *testing.T) {
 	code := httpxtest.Post(f.mux, "/email/inbound", body, map[string]string{"X-Sidekick-Signature": "sha256=" + strings.Repeat("00", 32)})
 	if code != http.StatusUnauthorized || body.BytesRead() != 1<<20 {
 		t.Fatalf("wrong signature: status %d after reading %d bytes", code, body.BytesRead())
+	}
+}
+
+// TestFromKitNeedsRecipients: outside dev mode the SMTP listener needs its
+// allow-list of support addresses; before, it started without one and
+// accepted mail for any recipient.
+func TestFromKitNeedsRecipients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs an embedded NATS server")
+	}
+	_, js := bustest.StartJetStream(t)
+	kit := func(dev bool, env ...string) *app.Kit {
+		return &app.Kit{
+			Name: "ingest-email", JS: js, Registry: prometheus.NewRegistry(), Common: app.Common{Dev: dev},
+			Environ: append([]string{"SIDEKICK_EMAIL_INBOUND_TOKEN=" + token, "SIDEKICK_SMTP_ADDR=127.0.0.1:0"}, env...),
+		}
+	}
+	if _, err := FromKit(context.Background(), kit(false)); err == nil || !strings.Contains(err.Error(), "SIDEKICK_EMAIL_RECIPIENTS") {
+		t.Fatalf("production without recipients: %v", err)
+	}
+	for name, k := range map[string]*app.Kit{
+		"production with recipients": kit(false, "SIDEKICK_EMAIL_RECIPIENTS=support@acme.example"),
+		"production without SMTP":    kit(false, "SIDEKICK_SMTP_ADDR=off"),
+		"dev without recipients":     kit(true),
+	} {
+		if _, err := FromKit(context.Background(), k); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
