@@ -202,6 +202,10 @@ func TestPolicyCatchesBrokenRules(t *testing.T) {
 			c.LivenessProbe.HTTPGet = &corev1.HTTPGetAction{Path: "/healthz"}
 			return o
 		}},
+		{"gRPC readiness probe on the liveness status", policy.RuleProbes, "Deployment/notifier", func(o []policy.Object) []policy.Object {
+			deploy(o, "notifier").Spec.Template.Spec.Containers[0].ReadinessProbe.GRPC.Service = nil
+			return o
+		}},
 		{"HTTP service readiness on /healthz", policy.RuleProbes, "Deployment/ingest-github", func(o []policy.Object) []policy.Object {
 			deploy(o, "ingest-github").Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path = "/healthz"
 			return o

@@ -319,6 +319,15 @@ func (c *checker) checkProbes(w workload, ctr corev1.Container) {
 				c.fail(id, RuleProbes, "%s probe is not grpc.health.v1 on port 9090 or 9091", kind)
 			}
 		}
+		// Liveness is the process (""), readiness the dependencies
+		// ("readiness"): a liveness probe that followed readiness would
+		// restart every replica on a database or NATS blip.
+		if g := ctr.LivenessProbe.GRPC; g != nil && g.Service != nil && *g.Service != "" {
+			c.fail(id, RuleProbes, "liveness probe asks grpc.health.v1 service %q; want the overall status \"\"", *g.Service)
+		}
+		if g := ctr.ReadinessProbe.GRPC; g != nil && (g.Service == nil || *g.Service != "readiness") {
+			c.fail(id, RuleProbes, "readiness probe does not ask grpc.health.v1 service \"readiness\"")
+		}
 		return
 	}
 	if g := ctr.ReadinessProbe.HTTPGet; g == nil || g.Path != "/readyz" {

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
@@ -18,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sidekickhq/sidekick/platform/buildinfo"
 	"github.com/sidekickhq/sidekick/platform/bus"
@@ -38,8 +41,9 @@ import (
 //
 // What is decided here is decided once for every process: authentication
 // (a gRPC token, when set, is always required; without one gRPC is open
-// only in dev mode), panic reporting on the gRPC server, the readiness
-// checks and their gRPC mirror, the metric labels.
+// only in dev mode), panic reporting on the gRPC server, liveness (the
+// process serves: /healthz, gRPC health "") apart from readiness (every
+// dependency answers: /readyz, gRPC health Readiness), the metric labels.
 type Host struct {
 	// Name names the process in logs, its NATS connection and Sentry;
 	// empty: the service's name for a Host of one, else "sidekick".
@@ -235,7 +239,7 @@ func (h *Host) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return httpx.Serve(gctx, srv, httpLis, common.ShutdownTimeout, logger) })
 	if gs != nil {
 		g.Go(func() error { return gs.Serve(gctx, grpcLis, common.ShutdownTimeout, logger) })
-		g.Go(func() error { MirrorHealth(gctx, health, gs.Health, 5*time.Second); return nil })
+		g.Go(func() error { MirrorReadiness(gctx, health, gs.Health, servedNames(gs), 5*time.Second); return nil })
 		if grpcTLS != nil {
 			// The kubelet's gRPC probe speaks neither TLS nor mTLS: it gets
 			// the same health answers in plaintext on a port of their own.
@@ -263,6 +267,19 @@ func (h *Host) Run(ctx context.Context) (err error) {
 	err = g.Wait()
 	logger.Info("stopped", "error", err)
 	return err
+}
+
+// servedNames are the gRPC services registered on gs, besides health and
+// reflection.
+func servedNames(gs *grpcx.Server) []string {
+	var names []string
+	for name := range gs.GetServiceInfo() {
+		if name != healthpb.Health_ServiceDesc.ServiceName && !strings.HasPrefix(name, "grpc.reflection.") {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 func (h *Host) servesGRPC() bool {

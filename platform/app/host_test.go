@@ -15,8 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
+	"github.com/sidekickhq/sidekick/platform/bus/bustest"
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/grpcx"
 )
@@ -73,15 +76,7 @@ func TestHostOfTwo(t *testing.T) {
 		HTTPListener: httpLis, GRPCListener: grpcLis,
 		Ready: func() { close(ready) },
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	done := runHost(t, h)
 	select {
 	case <-ready:
 	case err := <-done:
@@ -129,6 +124,23 @@ host_test_built_total{service="beta"} 1
 	}
 }
 
+// runHost runs h until the test ends, then checks it stopped cleanly; the
+// channel delivers Run's result if it returns before.
+func runHost(t *testing.T, h *Host) <-chan error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	stopped := make(chan error, 1)
+	go func() { err := h.Run(ctx); done <- err; stopped <- err }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return done
+}
+
 func promCounter(r prometheus.Registerer) prometheus.Counter {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "host_test_built_total", Help: "Services built."})
 	r.MustRegister(c)
@@ -147,4 +159,62 @@ func TestHostRefusesABadOrganisationFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), org) || !strings.Contains(err.Error(), `line 2: unknown section "escalaton"`) {
 		t.Fatalf("want an error naming %s and line 2, got %v", org, err)
 	}
+}
+
+// TestNATSBlipMakesUnreadyNotDead: with NATS gone, a Host's gRPC
+// readiness turns NOT_SERVING while its liveness stays SERVING (the
+// kubelet takes the pod out of the Service and does not restart it), and
+// readiness comes back with NATS.
+func TestNATSBlipMakesUnreadyNotDead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded NATS server")
+	}
+	srv := bustest.Start(t)
+	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Host{
+		Specs: []Spec{{Name: "rotation-test", GRPC: true, Build: func(context.Context, *Kit) (Service, error) { return fakeRotation{}, nil }}},
+		Environ: []string{"SIDEKICK_DEV=true", "SIDEKICK_LOG_LEVEL=error", "SIDEKICK_HTTP_ADDR=127.0.0.1:0",
+			"SIDEKICK_NATS_URL=" + srv.URL()},
+		Logs: io.Discard, GRPCListener: grpcLis,
+	}
+	runHost(t, h)
+	ctx := context.Background()
+	cc, err := grpcx.Dial(grpcLis.Addr().String(), grpcx.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	check := func(service string) healthpb.HealthCheckResponse_ServingStatus {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		defer ccancel()
+		resp, err := healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{Service: service}, grpc.WaitForReady(true))
+		if status.Code(err) == codes.NotFound {
+			return healthpb.HealthCheckResponse_UNKNOWN // not set yet: the first readiness round runs
+		}
+		if err != nil {
+			t.Fatalf("health check %q: %v", service, err)
+		}
+		return resp.GetStatus()
+	}
+	until := func(want healthpb.HealthCheckResponse_ServingStatus, what string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for check(Readiness) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("readiness never became %v %s", want, what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if live := check(""); live != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("liveness %v %s, want SERVING", live, what)
+		}
+	}
+	until(healthpb.HealthCheckResponse_SERVING, "with NATS up")
+	srv.Shutdown()
+	until(healthpb.HealthCheckResponse_NOT_SERVING, "with NATS down")
+	srv.Restart(t)
+	until(healthpb.HealthCheckResponse_SERVING, "after NATS came back")
 }

@@ -59,8 +59,10 @@ func TestReadyzFollowsNATS(t *testing.T) {
 	eventually(http.StatusOK, "after NATS came back")
 }
 
-// TestGRPCHealthMirrorsReadiness: the gRPC health status follows /readyz.
-func TestGRPCHealthMirrorsReadiness(t *testing.T) {
+// TestGRPCReadinessIsNotLiveness: the Readiness health name and the
+// served services' names follow /readyz; the overall "" status, which the
+// liveness probe asks, stays SERVING while a dependency is down.
+func TestGRPCReadinessIsNotLiveness(t *testing.T) {
 	var down atomic.Bool
 	h := httpx.NewHealth(time.Second, httpx.Check{Name: "dep", Check: func(context.Context) error {
 		if down.Load() {
@@ -71,9 +73,10 @@ func TestGRPCHealthMirrorsReadiness(t *testing.T) {
 	gh := health.NewServer()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go MirrorHealth(ctx, h, gh, 10*time.Millisecond)
-	status := func() healthpb.HealthCheckResponse_ServingStatus {
-		resp, err := gh.Check(ctx, &healthpb.HealthCheckRequest{})
+	const served = "sidekick.rotation.v1.RotationService"
+	go MirrorReadiness(ctx, h, gh, []string{served}, 10*time.Millisecond)
+	status := func(name string) healthpb.HealthCheckResponse_ServingStatus {
+		resp, err := gh.Check(ctx, &healthpb.HealthCheckRequest{Service: name})
 		if err != nil {
 			return healthpb.HealthCheckResponse_UNKNOWN
 		}
@@ -82,11 +85,14 @@ func TestGRPCHealthMirrorsReadiness(t *testing.T) {
 	wait := func(want healthpb.HealthCheckResponse_ServingStatus) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for status() != want {
+		for status(Readiness) != want || status(served) != want {
 			if time.Now().After(deadline) {
-				t.Fatalf("gRPC health never became %v", want)
+				t.Fatalf("gRPC readiness never became %v (%s: %v)", want, served, status(served))
 			}
 			time.Sleep(5 * time.Millisecond)
+		}
+		if live := status(""); live != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("liveness (\"\") is %v while readiness is %v: a dependency blip would restart the pod", live, want)
 		}
 	}
 	wait(healthpb.HealthCheckResponse_SERVING)

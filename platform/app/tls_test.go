@@ -158,10 +158,10 @@ func TestMTLSServiceWithPlaintextHealthPort(t *testing.T) {
 		defer cancel()
 		return cc.Invoke(ctx, whoIsOnCall, &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{}, grpc.WaitForReady(wait))
 	}
-	health := func(cc *grpc.ClientConn) (healthpb.HealthCheckResponse_ServingStatus, error) {
+	health := func(cc *grpc.ClientConn, service string) (healthpb.HealthCheckResponse_ServingStatus, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+		resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: service}, grpc.WaitForReady(true))
 		return resp.GetStatus(), err
 	}
 
@@ -186,11 +186,12 @@ func TestMTLSServiceWithPlaintextHealthPort(t *testing.T) {
 		t.Fatalf("client without a certificate: want Unavailable, got %v", err)
 	}
 
-	// The health port: plaintext, no token, readiness as on the main port.
+	// The health port: plaintext, no token, readiness and liveness as on
+	// the main port.
 	plain := dial(healthAddr, grpcx.DialOptions{})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st, err := health(plain)
+		st, err := health(plain, Readiness)
 		if err != nil {
 			t.Fatalf("health port: %v", err)
 		}
@@ -202,8 +203,13 @@ func TestMTLSServiceWithPlaintextHealthPort(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if st, err := health(mainConn); err != nil || st != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Fatalf("main port health: %v, %v; want NOT_SERVING as on the health port", st, err)
+	if st, err := health(mainConn, Readiness); err != nil || st != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("main port readiness: %v, %v; want NOT_SERVING as on the health port", st, err)
+	}
+	for _, cc := range []*grpc.ClientConn{plain, mainConn} {
+		if st, err := health(cc, ""); err != nil || st != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("liveness while not ready: %v, %v; want SERVING (the process runs)", st, err)
+		}
 	}
 	// ... and nothing else: neither the services nor reflection.
 	if err := call(plain, false); status.Code(err) != codes.Unimplemented {
