@@ -24,6 +24,7 @@ import (
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/sidekick/devstack"
+	"github.com/sidekickhq/sidekick/sidekick/fakes"
 )
 
 // api holds gRPC clients of every service of a running stack.
@@ -328,7 +329,7 @@ func postInteractionAt(t *testing.T, addr, secret string, at time.Time, payload 
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Slack-Request-Timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("X-Slack-Signature", slackSign(secret, ts, body))
+	req.Header.Set("X-Slack-Signature", fakes.SignSlack(secret, ts, body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -6,9 +6,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +22,7 @@ import (
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/sidekick/cli"
 	"github.com/sidekickhq/sidekick/sidekick/devstack"
+	"github.com/sidekickhq/sidekick/sidekick/fakes"
 )
 
 // syncBuffer is a goroutine-safe buffer for the console output.
@@ -99,14 +97,6 @@ func startStackOn(t *testing.T, clk clock.Clock, environ ...string) (*devstack.S
 	return stack, console
 }
 
-// slackSign signs body the way Slack does: v0=hex(HMAC-SHA256(secret, "v0:ts:body")).
-func slackSign(secret string, ts int64, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	fmt.Fprintf(mac, "v0:%d:", ts)
-	mac.Write(body)
-	return "v0=" + hex.EncodeToString(mac.Sum(nil))
-}
-
 func postSlack(t *testing.T, addr, secret string, ts int64, body []byte) int {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/slack/events", bytes.NewReader(body))
@@ -115,7 +105,7 @@ func postSlack(t *testing.T, addr, secret string, ts int64, body []byte) int {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Slack-Request-Timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("X-Slack-Signature", slackSign(secret, ts, body))
+	req.Header.Set("X-Slack-Signature", fakes.SignSlack(secret, ts, body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +166,7 @@ func TestWalkingSkeleton(t *testing.T) {
 	body := messageEvent("Ev0BADSIG", "U0CUSTOMER1", "forged", "1700000000.000001")
 	req, _ := http.NewRequest(http.MethodPost, "http://"+stack.HTTPAddr+"/slack/events", bytes.NewReader(body))
 	req.Header.Set("X-Slack-Request-Timestamp", strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set("X-Slack-Signature", slackSign("wrong-secret", now.Unix(), body))
+	req.Header.Set("X-Slack-Signature", fakes.SignSlack("wrong-secret", now.Unix(), body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,9 @@
 // Senders play the providers that call Sidekick, signing their requests
 // the way the provider does:
 //
+//   - SlackEvents: Events API requests (X-Slack-Signature), one attempt a
+//     call, retries marked with X-Slack-Retry-Num as Slack marks them, and
+//     a customer's message in a Slack Connect channel;
 //   - GitHub: repository webhooks (X-Hub-Signature-256) and the issues and
 //     issue_comment payloads;
 //   - Sentry: integration-platform webhooks (Sentry-Hook-Signature) and
