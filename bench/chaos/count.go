@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/sidekick/fakes"
+)
+
+// storedRow is one row of triage's messages table in a thread the run
+// wrote to.
+type storedRow struct {
+	id             string
+	threadKey      string
+	conversationID string
+	tier           supportv1.Tier
+}
+
+// observed is everything the count reads after a run: triage's tables,
+// and what the fake Slack and PagerDuty received.
+type observed struct {
+	rows []storedRow
+	// convsPerThread counts triage's conversations per thread key.
+	convsPerThread map[string]int
+	posts          []fakes.SlackMessage
+	pages          []fakes.PagerDutyEvent
+}
+
+// result is one scenario run's figures.
+type result struct {
+	Scenario string
+	Repeat   int
+	Run      int
+
+	// Slack messages: sent (their first attempt left), accepted (a 2xx
+	// on some attempt), stored (in triage's messages table), lost
+	// (accepted, not stored), duplicated (stored more than once: a second
+	// row or a second conversation for one Slack message).
+	Sent, Accepted, Stored, Lost, Duplicated int
+	// Attempts is every POST made, retries included.
+	Attempts int
+
+	// Conversations the policies say to notify (one ping for a
+	// Subscriber, one digest item for Community), and how many got a
+	// ping, a digest item, exactly one notification, none, or more than
+	// one. DupPings counts pings beyond the first of one conversation.
+	Expected, Pinged, Digested, Once, Never, Twice, DupPings int
+	// Refused counts the conversations never notified that were in a
+	// post over Slack's limits: not lost by the notifier, but refused by
+	// real Slack.
+	Refused int
+	// OverLimit counts posts past Slack's documented limits, which real
+	// Slack refuses (invalid_blocks): what they carry is not counted as
+	// delivered.
+	OverLimit int
+
+	// Sentry storm: webhooks sent and accepted; issues, issues with a
+	// conversation in triage, issues paged (PagerDuty trigger and Slack
+	// page), pages beyond the first per issue.
+	SentryEvents, SentryAccepted, Issues, IssuesStored, IssuesPaged, DupPages int
+
+	// Crashes are exits of a process the harness did not cause.
+	Crashes int
+	// Fault says what was done and when, for the log.
+	Fault string
+	// Examples names a few tokens per problem, for the log.
+	Examples map[string][]string
+}
+
+// tokenRE finds message and issue tokens in ids and texts.
+var tokenRE = regexp.MustCompile(`CHAOS(\d{3})([NS])(\d+)`)
+
+// tokensIn returns the run's message tokens (kind 'N') or issue tokens
+// ('S') in s, each once.
+func tokensIn(s string, run int, kind string) []string {
+	prefix := fmt.Sprintf("CHAOS%03d%s", run, kind)
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range tokenRE.FindAllString(s, -1) {
+		if strings.HasPrefix(m, prefix) && !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Slack's documented limits on a message.
+const (
+	maxSectionText = 3000
+	maxBlocks      = 50
+)
+
+// overSlackLimits says why real Slack would refuse m, or "" if it would
+// not: more than 50 blocks, or a section whose text (or a field) is over
+// 3,000 characters.
+func overSlackLimits(m fakes.SlackMessage) string {
+	if len(m.Blocks) == 0 {
+		return ""
+	}
+	var blocks []struct {
+		Type string `json:"type"`
+		Text *struct {
+			Text string `json:"text"`
+		} `json:"text"`
+		Fields []struct {
+			Text string `json:"text"`
+		} `json:"fields"`
+	}
+	if err := json.Unmarshal(m.Blocks, &blocks); err != nil {
+		return "blocks are not an array"
+	}
+	if len(blocks) > maxBlocks {
+		return fmt.Sprintf("%d blocks", len(blocks))
+	}
+	for i, b := range blocks {
+		if b.Type != "section" {
+			continue
+		}
+		if b.Text != nil && utf8.RuneCountInString(b.Text.Text) > maxSectionText {
+			return fmt.Sprintf("block %d: section text of %d characters", i, utf8.RuneCountInString(b.Text.Text))
+		}
+		for _, f := range b.Fields {
+			if utf8.RuneCountInString(f.Text) > 2000 {
+				return fmt.Sprintf("block %d: field of %d characters", i, utf8.RuneCountInString(f.Text))
+			}
+		}
+	}
+	return ""
+}
+
+// isDigest tells a digest from a ping: its title is "digest: N new
+// conversations".
+func isDigest(m fakes.SlackMessage) bool { return strings.Contains(m.Text, "digest: ") }
+
+// isSentryPage tells a Sentry alert's page.
+func isSentryPage(m fakes.SlackMessage) bool { return strings.Contains(m.Text, "Sentry alert: ") }
+
+// tally counts one run from what it sent and what was observed.
+func tally(run int, tr *traffic, obs observed) result {
+	r := result{Run: run, Examples: map[string][]string{}}
+	example := func(kind, token string) {
+		if len(r.Examples[kind]) < 5 {
+			r.Examples[kind] = append(r.Examples[kind], token)
+		}
+	}
+
+	// Messages: what was sent and accepted ...
+	byToken := map[string]*sentMessage{}
+	for _, m := range tr.messages {
+		byToken[m.token] = m
+		if m.attempts > 0 {
+			r.Sent++
+		}
+		r.Attempts += m.attempts
+		if m.accepted {
+			r.Accepted++
+		}
+	}
+	// ... and what triage stored, per thread.
+	type thread struct {
+		token string
+		rows  int
+		convs map[string]bool
+		tier  supportv1.Tier
+	}
+	threads := map[string]*thread{}
+	for _, row := range obs.rows {
+		th := threads[row.threadKey]
+		if th == nil {
+			th = &thread{convs: map[string]bool{}}
+			threads[row.threadKey] = th
+		}
+		th.rows++
+		if row.conversationID != "" {
+			th.convs[row.conversationID] = true
+		}
+		if toks := tokensIn(row.id, run, "N"); len(toks) == 1 {
+			th.token = toks[0]
+			th.tier = row.tier
+		}
+	}
+	storedTier := map[string]supportv1.Tier{}
+	for key, th := range threads {
+		if th.token == "" {
+			continue // a thread the run did not write (cannot happen: rows are selected by the run's threads)
+		}
+		r.Stored++
+		storedTier[th.token] = th.tier
+		extra := max(th.rows-1, 0) + max(obs.convsPerThread[key]-1, 0)
+		if extra > 0 {
+			r.Duplicated += extra
+			example("duplicated", th.token)
+		}
+	}
+	for _, m := range tr.messages {
+		if _, ok := storedTier[m.token]; m.accepted && !ok {
+			r.Lost++
+			example("lost", m.token)
+		}
+	}
+
+	// Notifications at the fake Slack: pings and digest items per
+	// message token, only from posts real Slack would have taken.
+	pings, items, refused := map[string]int{}, map[string]int{}, map[string]bool{}
+	for _, p := range obs.posts {
+		toks := tokensIn(p.Text+" "+string(p.Blocks), run, "N")
+		if len(toks) == 0 || isSentryPage(p) {
+			continue
+		}
+		if why := overSlackLimits(p); why != "" {
+			r.OverLimit++
+			example("over Slack's limits", why)
+			for _, t := range toks {
+				refused[t] = true
+			}
+			continue
+		}
+		for _, t := range toks {
+			if isDigest(p) {
+				items[t]++
+			} else {
+				pings[t]++
+			}
+		}
+	}
+	tokens := make([]string, 0, len(storedTier))
+	for t := range storedTier {
+		tokens = append(tokens, t)
+	}
+	sort.Strings(tokens)
+	for _, t := range tokens {
+		switch storedTier[t] {
+		case supportv1.Tier_TIER_SUBSCRIBER, supportv1.Tier_TIER_COMMUNITY:
+		default:
+			continue // no policy of the harness's organisation matches
+		}
+		r.Expected++
+		p, d := pings[t], items[t]
+		if p > 0 {
+			r.Pinged++
+		}
+		if d > 0 {
+			r.Digested++
+		}
+		if p > 1 {
+			r.DupPings += p - 1
+			example("duplicate ping", t)
+		}
+		switch n := p + d; {
+		case n == 0 && refused[t]:
+			r.Never++
+			r.Refused++
+			example("only in posts over Slack's limits", t)
+		case n == 0:
+			r.Never++
+			example("never notified", t)
+		case n == 1:
+			r.Once++
+		default:
+			r.Twice++
+			example("notified more than once", t)
+		}
+	}
+
+	// The Sentry storm: one conversation and one page per issue.
+	slackPages, pdKeys := map[string]int{}, map[string]map[string]bool{}
+	for _, p := range obs.posts {
+		if isSentryPage(p) {
+			for _, t := range tokensIn(p.Text+" "+string(p.Blocks), run, "S") {
+				slackPages[t]++
+			}
+		}
+	}
+	for _, e := range obs.pages {
+		if e.EventAction != "trigger" || e.Payload == nil {
+			continue
+		}
+		for _, t := range tokensIn(e.Payload.Summary, run, "S") {
+			if pdKeys[t] == nil {
+				pdKeys[t] = map[string]bool{}
+			}
+			pdKeys[t][e.DedupKey] = true
+		}
+	}
+	for _, is := range tr.issues {
+		r.SentryEvents += is.events
+		r.SentryAccepted += is.accepted
+		if is.events == 0 {
+			continue
+		}
+		r.Issues++
+		if obs.convsPerThread["sentry:"+is.issueID] > 0 {
+			r.IssuesStored++
+		} else if is.accepted > 0 {
+			example("Sentry issue not stored", is.token)
+		}
+		s, k := slackPages[is.token], len(pdKeys[is.token])
+		if s > 0 && k > 0 {
+			r.IssuesPaged++
+		} else if is.accepted > 0 {
+			example("Sentry issue not paged", is.token)
+		}
+		if extra := max(s-1, 0) + max(k-1, 0); extra > 0 {
+			r.DupPages += extra
+			example("Sentry issue paged twice", is.token)
+		}
+	}
+	return r
+}
+
+// observe reads what a run left: triage's rows in the run's Slack
+// threads and Sentry issues, and everything the fakes received.
+func (s *stack) observe(ctx context.Context, run int, tr *traffic) (observed, error) {
+	obs := observed{convsPerThread: map[string]int{}}
+	like := fmt.Sprintf("slack:EvCHAOS%03dN%%", run)
+	rows, err := s.db.Query(ctx, `
+		SELECT m.id, m.thread_key, coalesce(m.conversation_id, ''), coalesce(c.tier, 0)
+		FROM triage.messages m LEFT JOIN triage.conversations c ON c.id = m.conversation_id
+		WHERE m.channel = $1 AND m.thread_key IN (SELECT thread_key FROM triage.messages WHERE id LIKE $2)`,
+		int(supportv1.Channel_CHANNEL_SLACK), like)
+	if err != nil {
+		return obs, fmt.Errorf("read triage's messages: %w", err)
+	}
+	for rows.Next() {
+		var row storedRow
+		var tier int32
+		if err := rows.Scan(&row.id, &row.threadKey, &row.conversationID, &tier); err != nil {
+			return obs, fmt.Errorf("read triage's messages: %w", err)
+		}
+		row.tier = supportv1.Tier(tier)
+		obs.rows = append(obs.rows, row)
+	}
+	if err := rows.Err(); err != nil {
+		return obs, fmt.Errorf("read triage's messages: %w", err)
+	}
+	keys := []string{}
+	for _, row := range obs.rows {
+		keys = append(keys, row.threadKey)
+	}
+	for _, is := range tr.issues {
+		keys = append(keys, "sentry:"+is.issueID)
+	}
+	crows, err := s.db.Query(ctx, `SELECT thread_key, count(*) FROM triage.conversations WHERE thread_key = ANY($1) GROUP BY 1`, keys)
+	if err != nil {
+		return obs, fmt.Errorf("read triage's conversations: %w", err)
+	}
+	for crows.Next() {
+		var key string
+		var n int
+		if err := crows.Scan(&key, &n); err != nil {
+			return obs, fmt.Errorf("read triage's conversations: %w", err)
+		}
+		obs.convsPerThread[key] = n
+	}
+	if err := crows.Err(); err != nil {
+		return obs, fmt.Errorf("read triage's conversations: %w", err)
+	}
+	obs.posts = s.slack.Posted()
+	obs.pages = s.pd.Events()
+	return obs, nil
+}
+
+// storedCount is how many of the run's Slack messages triage has stored.
+func (s *stack) storedCount(ctx context.Context, run int) (int, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT count(*) FROM triage.messages WHERE id LIKE $1`, fmt.Sprintf("slack:EvCHAOS%03dN%%", run)).Scan(&n)
+	return n, err
+}
