@@ -71,6 +71,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		pgDown       = fs.Duration("pg-down", 20*time.Second, "how long PostgreSQL is stopped")
 		natsDown     = fs.Duration("nats-down", 5*time.Second, "how long nats-server is down before it restarts on its store")
 		leaderDown   = fs.Duration("leader-down", 20*time.Second, "how long the killed R3 leader stays down")
+		notifierDown = fs.Duration("notifier-down", 20*time.Second, "how long the notifier stays down in its own scenario")
 		bin          = fs.String("bin", "", "directory with the service binaries and nats-server (default: build them into a temp dir)")
 		keep         = fs.Bool("keep", false, "keep each stack's directory (logs, stores) instead of removing it")
 		out          = fs.String("out", "", "also write the results table to this file")
@@ -114,7 +115,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if h.quiet == 0 {
 		h.quiet = *lease + *digestEvery + 5*time.Second
 	}
-	all := scenarios(*pgDown, *natsDown, *leaderDown)
+	all := scenarios(*pgDown, *natsDown, *leaderDown, *notifierDown)
 	if *short {
 		all = []scenario{killEach(500 * time.Millisecond)}
 		h.retries = retryPolicy{timeout: slackRetries.timeout, after: []time.Duration{0, 2 * time.Second, 10 * time.Second}}

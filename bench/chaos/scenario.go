@@ -32,17 +32,32 @@ func killScenario(name string) scenario {
 		if name == "notifier" {
 			return killNotifierMidSend(ctx, h, s)
 		}
-		return killAndWait(ctx, h, s, name)
+		return killAndWait(ctx, h, s, name, 0)
 	}}
 }
 
-// killAndWait kills a service and waits until it is ready again.
-func killAndWait(ctx context.Context, h *harness, s *stack, name string) (string, error) {
+// downScenario kills one service with SIGKILL and keeps it down for
+// down: a crash loop's back-off, or a node drained slowly.
+func downScenario(name string, down time.Duration) scenario {
+	return scenario{name: fmt.Sprintf("%s down %s", name, down), inject: func(ctx context.Context, h *harness, s *stack) (string, error) {
+		return killAndWait(ctx, h, s, name, down)
+	}}
+}
+
+// killAndWait kills a service, keeps it down for down (zero: the
+// restart delay) and waits until it is ready again.
+func killAndWait(ctx context.Context, h *harness, s *stack, name string, down time.Duration) (string, error) {
 	svc := s.svcs[name]
 	n := svc.proc.startCount()
 	at := time.Now()
-	if err := svc.proc.kill(false); err != nil {
+	if err := svc.proc.kill(down > 0); err != nil {
 		return "", err
+	}
+	if down > 0 {
+		if err := sleep(ctx, down); err != nil {
+			return "", err
+		}
+		svc.proc.release()
 	}
 	if err := svc.proc.waitStarted(ctx, n); err != nil {
 		return "", err
@@ -191,7 +206,7 @@ func killEach(spacing time.Duration) scenario {
 			if name == "notifier" {
 				what, err = killNotifierMidSend(ctx, h, s)
 			} else {
-				what, err = killAndWait(ctx, h, s, name)
+				what, err = killAndWait(ctx, h, s, name, 0)
 			}
 			if err != nil {
 				return "", err
@@ -203,12 +218,12 @@ func killEach(spacing time.Duration) scenario {
 }
 
 // scenarios are the full run's, in the order they run.
-func scenarios(pgDown, natsDown, leaderDown time.Duration) []scenario {
+func scenarios(pgDown, natsDown, leaderDown, notifierDown time.Duration) []scenario {
 	var out []scenario
 	for _, name := range serviceNames {
 		out = append(out, killScenario(name))
 	}
-	return append(out, natsRestart(natsDown), postgresStopped(pgDown), leaderKilled(leaderDown))
+	return append(out, downScenario("notifier", notifierDown), natsRestart(natsDown), postgresStopped(pgDown), leaderKilled(leaderDown))
 }
 
 // runOnce runs the scenario once on s: the load, the fault a third of the

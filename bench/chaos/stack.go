@@ -143,6 +143,17 @@ func startStack(ctx context.Context, opts stackOptions, logger *slog.Logger) (_ 
 		nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond)); err != nil {
 		return nil, err
 	}
+	// In a cluster, /healthz can pass before JetStream has its meta
+	// leader; a service started then fails to provision its streams
+	// and exits. Wait for JetStream to answer, as an operator would.
+	if err := poll(ctx, 2*time.Minute, "JetStream to answer", func() bool {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := s.js.AccountInfo(actx)
+		return err == nil
+	}); err != nil {
+		return nil, err
+	}
 
 	s.slack = fakes.NewSlack("chaos", ourTeam)
 	// Slack's pace: about one post a second per channel, short bursts.
