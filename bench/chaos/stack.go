@@ -250,7 +250,7 @@ func (s *stack) serviceEnv(name, smtpAddr string) []string {
 	case "ingest-sentry":
 		return []string{"SIDEKICK_SENTRY_CLIENT_SECRET=" + sentrySecret}
 	case "ingest-email":
-		return []string{"SIDEKICK_EMAIL_INBOUND_TOKEN=" + emailToken, "SIDEKICK_SMTP_ADDR=" + smtpAddr}
+		return []string{"SIDEKICK_EMAIL_INBOUND_TOKEN=" + emailToken, "SIDEKICK_SMTP_ADDR=" + smtpAddr, "SIDEKICK_EMAIL_RECIPIENTS=support@chaos.example"}
 	case "ingest-github":
 		return []string{"SIDEKICK_GITHUB_WEBHOOK_SECRET=" + githubSecret}
 	case "triage":
