@@ -185,7 +185,7 @@ func startStack(ctx context.Context, opts stackOptions, logger *slog.Logger) (_ 
 	}
 	for _, name := range serviceNames {
 		if err := s.svcs[name].waitReady(ctx, 2*time.Minute); err != nil {
-			return nil, fmt.Errorf("%w (log: %s)", err, s.svcs[name].proc.logPath)
+			return nil, fmt.Errorf("%w; the end of its log:\n%s", err, logTail(s.svcs[name].proc.logPath, 15))
 		}
 	}
 	if err := s.importCustomers(ctx); err != nil {
@@ -381,6 +381,17 @@ func buildBinaries(ctx context.Context, repo, dir string) error {
 		}
 	}
 	return nil
+}
+
+// logTail is the last n lines of the log at path, for an error that
+// would otherwise be lost with the stack's directory.
+func logTail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // freePorts returns n loopback ports that were free a moment ago.
