@@ -248,9 +248,16 @@ func TestPublishAll(t *testing.T) {
 // that cancels it and returns Run's error.
 func consumerRun(t *testing.T, c *bus.Consumer, h bus.Handler) (stop func() error) {
 	t.Helper()
+	return runUntilStopped(t, func(ctx context.Context) error { return c.Run(ctx, h) })
+}
+
+// runUntilStopped runs run in the background until stop is called or the
+// test ends.
+func runUntilStopped(t *testing.T, run func(context.Context) error) (stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, h) }()
+	go func() { done <- run(ctx) }()
 	var once sync.Once
 	var err error
 	stop = func() error {
@@ -450,6 +457,89 @@ func TestConsumerConcurrencyAndDrain(t *testing.T) {
 		t.Fatalf("%d handlers finished before Run returned, want %d", got, n)
 	}
 	eventually(t, "all acked", func() bool { return settled(ctx, t, js, bus.StreamInbound, "parallel") })
+}
+
+// A batch handler gets the messages in delivery order, up to Batch at a
+// time, and each message settles with the outcome reported for it: one
+// dead-lettered, one retried alone, a batch that panicked retried whole.
+func TestConsumerBatches(t *testing.T) {
+	needNATS(t)
+	ctx := testCtx(t)
+	_, js := bustest.StartJetStream(t)
+	reg := prometheus.NewRegistry()
+	const n, batch = 30, 10
+	var ids []string
+	for i := range n {
+		ids = append(ids, fmt.Sprintf("m-%02d", i))
+		publish(ctx, t, js, bus.InboundSubject("slack"), ids[i], "x")
+	}
+	c := newConsumer(t, js, bus.ConsumerConfig{Durable: "batched", Batch: batch, MaxDeliver: 3}, reg)
+	var (
+		mu       sync.Mutex
+		first    []string // ids on their first delivery, in handling order
+		sizes    []int
+		panicked bool
+		acked    = map[string]int{}
+	)
+	runUntilStopped(t, func(ctx context.Context) error {
+		return c.RunBatch(ctx, func(ctx context.Context, msgs []jetstream.Msg) []error {
+			mu.Lock()
+			defer mu.Unlock()
+			sizes = append(sizes, len(msgs))
+			attempts := make([]uint64, len(msgs))
+			for i, msg := range msgs {
+				md, err := msg.Metadata()
+				if err != nil {
+					t.Error(err)
+					return nil
+				}
+				if attempts[i] = md.NumDelivered; attempts[i] == 1 {
+					first = append(first, msg.Headers().Get(bus.HeaderID))
+				}
+			}
+			errs := make([]error, len(msgs))
+			for i, msg := range msgs {
+				id := msg.Headers().Get(bus.HeaderID)
+				switch {
+				case id == "m-03":
+					errs[i] = bus.Permanent(errors.New("cannot be handled"))
+				case id == "m-05" && attempts[i] == 1:
+					errs[i] = errors.New("database unavailable")
+				case id == "m-17" && !panicked:
+					panicked = true
+					panic("handler bug")
+				default:
+					acked[id]++
+				}
+			}
+			return errs
+		})
+	})
+	eventually(t, "every message settled", func() bool { return settled(ctx, t, js, bus.StreamInbound, "batched") })
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(first, " ") != strings.Join(ids, " ") {
+		t.Errorf("first deliveries handled in order\n %v\nwant\n %v", first, ids)
+	}
+	most := 0
+	for _, s := range sizes {
+		most = max(most, s)
+	}
+	if most < 2 || most > batch {
+		t.Errorf("batch sizes %v: want batches, none over %d", sizes, batch)
+	}
+	if len(acked) != n-1 || acked["m-03"] != 0 || acked["m-05"] != 1 {
+		t.Errorf("handled successfully: %v; want every message but m-03", acked)
+	}
+	if n := streamMsgs(ctx, t, js, bus.StreamDeadLetter); n != 1 {
+		t.Fatalf("%d dead letters, want m-03's", n)
+	}
+	if got := lastMsg(ctx, t, js, bus.StreamDeadLetter, bus.DeadLetterSubject("test")).Header.Get(bus.HeaderID); got != "m-03" {
+		t.Errorf("dead letter of %s, want m-03", got)
+	}
+	if got := counter(t, reg, "sidekick_bus_handled_total", "ack"); got != n-1 {
+		t.Errorf("ack count %v, want %d", got, n-1)
+	}
 }
 
 func TestConsumerSurvivesRestartAndDeletion(t *testing.T) {

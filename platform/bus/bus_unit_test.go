@@ -171,8 +171,16 @@ func TestConsumerConfigDefaults(t *testing.T) {
 	}
 	if c.MaxDeliver != 5 || c.AckWait != DefaultAckWait || c.MaxAckPending != 1000 || c.Concurrency != 1 ||
 		len(c.Backoff) != 4 || c.Backoff[3] != 2*time.Minute || c.Prefetch != 2 || c.DrainTimeout != DefaultAckWait ||
-		c.DeliverPolicy != jetstream.DeliverAllPolicy {
+		c.DeliverPolicy != jetstream.DeliverAllPolicy || c.Batch != 1 || c.Linger != time.Millisecond {
 		t.Errorf("defaults: %+v", c)
+	}
+	// Batches are prefetched whole, and the server lets them all be in
+	// flight.
+	for _, tc := range []struct{ batch, concurrency, prefetch, pending int }{{200, 1, 400, 1000}, {500, 2, 2000, 4000}} {
+		c, err := ConsumerConfig{Service: "triage", Stream: StreamInbound, Durable: "triage-inbound", Batch: tc.batch, Concurrency: tc.concurrency}.withDefaults()
+		if err != nil || c.Prefetch != tc.prefetch || c.MaxAckPending != tc.pending {
+			t.Errorf("batch %d × %d: prefetch %d, max ack pending %d (%v); want %d, %d", tc.batch, tc.concurrency, c.Prefetch, c.MaxAckPending, err, tc.prefetch, tc.pending)
+		}
 	}
 	for _, bad := range []ConsumerConfig{
 		{Stream: "S", Durable: "d"},

@@ -20,6 +20,12 @@ import (
 // AtLocation to say where in the handler it failed.
 type Handler func(ctx context.Context, msg jetstream.Msg) error
 
+// BatchHandler processes messages in delivery order in one call (one
+// transaction for all of them, say) and reports each one's outcome:
+// errs[i] is msgs[i]'s, with Handler's meaning. A nil errs acks every
+// message.
+type BatchHandler func(ctx context.Context, msgs []jetstream.Msg) (errs []error)
+
 // Consumer defaults.
 const (
 	DefaultMaxDeliver = 5
@@ -58,15 +64,25 @@ type ConsumerConfig struct {
 	// with progress signals every AckWait/2.
 	AckWait time.Duration
 	// MaxAckPending caps messages in flight on the server; default
-	// DefaultMaxAckPending.
+	// DefaultMaxAckPending, or twice Prefetch when that is more.
 	MaxAckPending int
 	// Concurrency is the number of handlers running at once; default 1.
+	// Above 1, messages are not handled in delivery order.
 	Concurrency int
+	// Batch is the most messages one handler call takes (RunBatch; Run
+	// calls its Handler on each in turn); default 1. A batch is what was
+	// delivered by the time the handler is free, up to Batch, waiting at
+	// most Linger for more once it has one.
+	Batch int
+	// Linger is how long a batch waits for more messages once it has one;
+	// default 1ms.
+	Linger time.Duration
 	// DeliverPolicy applies when the consumer is first created; default
 	// DeliverAll.
 	DeliverPolicy jetstream.DeliverPolicy
 	// Prefetch is the number of messages pulled ahead of the handlers;
-	// default 2×Concurrency. Prefetched messages count against AckWait.
+	// default 2×Concurrency×Batch. Prefetched messages count against
+	// AckWait.
 	Prefetch int
 	// DrainTimeout is how long in-flight handlers may keep running after
 	// Run's context is done before their own context is cancelled;
@@ -100,14 +116,20 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	if c.AckWait <= 0 {
 		c.AckWait = DefaultAckWait
 	}
-	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = DefaultMaxAckPending
-	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 1
 	}
+	if c.Batch <= 0 {
+		c.Batch = 1
+	}
+	if c.Linger <= 0 {
+		c.Linger = time.Millisecond
+	}
 	if c.Prefetch <= 0 {
-		c.Prefetch = 2 * c.Concurrency
+		c.Prefetch = 2 * c.Concurrency * c.Batch
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = max(DefaultMaxAckPending, 2*c.Prefetch)
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = c.AckWait
@@ -115,7 +137,10 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	return c, nil
 }
 
-// Consumer runs a Handler over a durable pull consumer with explicit acks.
+// Consumer runs a Handler (one message per call) or a BatchHandler (up to
+// Batch messages per call, in delivery order) over a durable pull consumer
+// with explicit acks; both go through the same runner, and every message
+// of a batch gets the outcome its handler reported.
 //
 // A handler error is retried with NakWithDelay(Backoff[attempt-1]) until
 // the MaxDeliver-th delivery; then, or at once for a Permanent error, the
@@ -183,6 +208,21 @@ func (c *Consumer) JetStreamConfig() jetstream.ConsumerConfig {
 // under it. Later failures (a deleted consumer, a lost leader) are logged
 // and recovered from.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
+	return c.run(ctx, func(ctx context.Context, msgs []jetstream.Msg) []error {
+		errs := make([]error, len(msgs))
+		for i, msg := range msgs {
+			errs[i] = c.safe(msg.Subject(), func() error { return h(ctx, msg) })
+		}
+		return errs
+	})
+}
+
+// RunBatch is Run with a handler that takes up to Batch messages at once.
+func (c *Consumer) RunBatch(ctx context.Context, h BatchHandler) error {
+	return c.run(ctx, h)
+}
+
+func (c *Consumer) run(ctx context.Context, h BatchHandler) error {
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, c.JetStreamConfig())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -238,7 +278,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 
 // consume pulls messages and dispatches them to handlers until ctx is done
 // (nil) or the iterator fails (its error).
-func (c *Consumer) consume(ctx, hctx context.Context, cons jetstream.Consumer, h Handler, wg *sync.WaitGroup, slots chan struct{}) error {
+func (c *Consumer) consume(ctx, hctx context.Context, cons jetstream.Consumer, h BatchHandler, wg *sync.WaitGroup, slots chan struct{}) error {
 	it, err := cons.Messages(
 		jetstream.PullMaxMessages(c.cfg.Prefetch),
 		// A pull request lost with a consumer leader is noticed after two
@@ -266,10 +306,19 @@ func (c *Consumer) consume(ctx, hctx context.Context, cons jetstream.Consumer, h
 			c.handBack(it)
 			return nil
 		}
+		// The handler is free: the batch takes what was delivered since.
+		msgs := []jetstream.Msg{msg}
+		for len(msgs) < c.cfg.Batch {
+			more, err := it.Next(jetstream.NextMaxWait(c.cfg.Linger))
+			if err != nil {
+				break // none within Linger; a broken iterator says so on the next Next
+			}
+			msgs = append(msgs, more)
+		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			c.handle(hctx, msg, h)
+			c.handle(hctx, msgs, h)
 		}()
 	}
 }
@@ -287,53 +336,83 @@ func (c *Consumer) handBack(it jetstream.MessagesContext) {
 	}
 }
 
-// handle runs h on one message and records the outcome.
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, h Handler) {
-	var (
-		attempt uint64 = 1
-		stream         = c.cfg.Stream
-		seq     uint64
-	)
-	if md, err := msg.Metadata(); err == nil {
-		attempt, stream, seq = md.NumDelivered, md.Stream, md.Sequence.Stream
-	}
-	logger := c.logger.With("subject", msg.Subject(), "seq", seq, "attempt", attempt, "id", msg.Headers().Get(HeaderID))
+// delivery is a message with where it stands.
+type delivery struct {
+	msg          jetstream.Msg
+	stream       string
+	seq, attempt uint64
+	logger       *slog.Logger
+}
 
-	if attempt > uint64(c.cfg.MaxDeliver) {
-		// An earlier delivery ended without an outcome.
-		err := fmt.Errorf("delivered %d times, more than MaxDeliver %d, without an outcome: the handler crashed, hung past AckWait, or the dead letter failed", attempt, c.cfg.MaxDeliver)
-		c.deadLetter(ctx, logger, msg, stream, seq, attempt, err)
+func (c *Consumer) delivery(msg jetstream.Msg) delivery {
+	d := delivery{msg: msg, stream: c.cfg.Stream, attempt: 1}
+	if md, err := msg.Metadata(); err == nil {
+		d.attempt, d.stream, d.seq = md.NumDelivered, md.Stream, md.Sequence.Stream
+	}
+	d.logger = c.logger.With("subject", msg.Subject(), "seq", d.seq, "attempt", d.attempt, "id", msg.Headers().Get(HeaderID))
+	return d
+}
+
+// handle runs h on msgs (those not yet past MaxDeliver) and settles each
+// with its outcome.
+func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg, h BatchHandler) {
+	ready := make([]delivery, 0, len(msgs))
+	for _, msg := range msgs {
+		d := c.delivery(msg)
+		if d.attempt > uint64(c.cfg.MaxDeliver) {
+			// An earlier delivery ended without an outcome.
+			err := fmt.Errorf("delivered %d times, more than MaxDeliver %d, without an outcome: the handler crashed, hung past AckWait, or the dead letter failed", d.attempt, c.cfg.MaxDeliver)
+			c.deadLetter(ctx, d, err)
+			continue
+		}
+		ready = append(ready, d)
+	}
+	if len(ready) == 0 {
 		return
 	}
-
+	batch := make([]jetstream.Msg, len(ready))
+	for i, d := range ready {
+		batch[i] = d.msg
+	}
 	start := time.Now()
-	err := c.call(ctx, msg, h)
+	errs := c.call(ctx, batch, h)
 	c.metrics.duration.WithLabelValues(c.cfg.Stream, c.cfg.Durable).Observe(time.Since(start).Seconds())
+	if c.cfg.Batch > 1 {
+		c.metrics.batch.WithLabelValues(c.cfg.Stream, c.cfg.Durable).Observe(float64(len(batch)))
+	}
+	for i, d := range ready {
+		c.settle(ctx, d, errs[i])
+	}
+}
 
+// settle acks, retries or dead-letters a handled message.
+func (c *Consumer) settle(ctx context.Context, d delivery, err error) {
 	switch {
 	case err != nil && ctx.Err() != nil && !IsPermanent(err):
 		// Cut short by shutdown: not the message's fault.
-		logger.Info("handler stopped by shutdown, handing the message back", "error", err)
-		c.nak(msg, 0)
+		d.logger.Info("handler stopped by shutdown, handing the message back", "error", err)
+		c.nak(d.msg, 0)
 		c.metrics.handled.WithLabelValues(c.cfg.Stream, c.cfg.Durable, resultRetry).Inc()
 	case err == nil:
-		if aerr := msg.Ack(); aerr != nil {
-			logger.Warn("ack failed; the message will be redelivered", "error", aerr)
+		if aerr := d.msg.Ack(); aerr != nil {
+			d.logger.Warn("ack failed; the message will be redelivered", "error", aerr)
 		}
 		c.metrics.handled.WithLabelValues(c.cfg.Stream, c.cfg.Durable, resultAck).Inc()
-	case IsPermanent(err) || attempt >= uint64(c.cfg.MaxDeliver):
-		c.deadLetter(ctx, logger, msg, stream, seq, attempt, err)
+	case IsPermanent(err) || d.attempt >= uint64(c.cfg.MaxDeliver):
+		c.deadLetter(ctx, d, err)
 	default:
-		delay := c.cfg.Backoff[min(int(attempt)-1, len(c.cfg.Backoff)-1)]
-		logger.Warn("handler failed, will retry", "error", err, "retry_in", delay)
-		c.nak(msg, delay)
+		delay := c.cfg.Backoff[min(int(d.attempt)-1, len(c.cfg.Backoff)-1)]
+		d.logger.Warn("handler failed, will retry", "error", err, "retry_in", delay)
+		c.nak(d.msg, delay)
 		c.metrics.handled.WithLabelValues(c.cfg.Stream, c.cfg.Durable, resultRetry).Inc()
 	}
 }
 
-// call runs h, turning a panic into an error and signalling progress while
-// it runs so the server does not redeliver a slow but live handler.
-func (c *Consumer) call(ctx context.Context, msg jetstream.Msg, h Handler) (err error) {
+// call runs h, signalling progress on every message while it runs so the
+// server does not redeliver a slow but live handler. It returns one
+// outcome per message: a panic, or outcomes that do not match the
+// messages, fail every one.
+func (c *Consumer) call(ctx context.Context, msgs []jetstream.Msg, h BatchHandler) []error {
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -344,33 +423,58 @@ func (c *Consumer) call(ctx context.Context, msg jetstream.Msg, h Handler) (err 
 			case <-done:
 				return
 			case <-t.C:
-				_ = msg.InProgress()
+				for _, msg := range msgs {
+					_ = msg.InProgress()
+				}
 			}
 		}
 	}()
+	var errs []error
+	err := c.safe(msgs[0].Subject(), func() error {
+		errs = h(ctx, msgs)
+		return nil
+	})
+	switch {
+	case err != nil:
+	case errs == nil:
+		return make([]error, len(msgs))
+	case len(errs) != len(msgs):
+		err = fmt.Errorf("batch handler reported %d outcomes for %d messages", len(errs), len(msgs))
+	default:
+		return errs
+	}
+	errs = make([]error, len(msgs))
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+// safe runs f, turning a panic into an error.
+func (c *Consumer) safe(subject string, f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.logger.Error("handler panicked", "subject", msg.Subject(), "panic", r, "stack", string(debug.Stack()))
+			c.logger.Error("handler panicked", "subject", subject, "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("handler panic: %v", r)
 		}
 	}()
-	return h(ctx, msg)
+	return f()
 }
 
 // deadLetter publishes msg to the dead-letter stream and acks it; if the
 // publish fails, the message is retried later instead.
-func (c *Consumer) deadLetter(ctx context.Context, logger *slog.Logger, msg jetstream.Msg, stream string, seq, attempt uint64, cause error) {
-	location, err := DeadLetterDelivery(ctx, c.js, c.cfg.Service, c.cfg.Durable, msg, stream, seq, attempt, cause)
+func (c *Consumer) deadLetter(ctx context.Context, d delivery, cause error) {
+	location, err := DeadLetterDelivery(ctx, c.js, c.cfg.Service, c.cfg.Durable, d.msg, d.stream, d.seq, d.attempt, cause)
 	if err != nil {
 		delay := c.cfg.Backoff[len(c.cfg.Backoff)-1]
-		logger.Error("dead letter failed, will retry", "error", err, "cause", cause, "retry_in", delay)
-		c.nak(msg, delay)
+		d.logger.Error("dead letter failed, will retry", "error", err, "cause", cause, "retry_in", delay)
+		c.nak(d.msg, delay)
 		c.metrics.handled.WithLabelValues(c.cfg.Stream, c.cfg.Durable, resultRetry).Inc()
 		return
 	}
-	logger.Error("message dead-lettered", "error_location", location, "error", cause)
-	if err := msg.Ack(); err != nil {
-		logger.Warn("ack after dead letter failed; it will be redelivered and dead-lettered again as a duplicate", "error", err)
+	d.logger.Error("message dead-lettered", "error_location", location, "error", cause)
+	if err := d.msg.Ack(); err != nil {
+		d.logger.Warn("ack after dead letter failed; it will be redelivered and dead-lettered again as a duplicate", "error", err)
 	}
 	c.metrics.handled.WithLabelValues(c.cfg.Stream, c.cfg.Durable, resultDeadLetter).Inc()
 }

@@ -39,6 +39,7 @@ func newPublishMetrics(reg prometheus.Registerer) (*publishMetrics, error) {
 type consumerMetrics struct {
 	handled  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	batch    *prometheus.HistogramVec
 }
 
 func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
@@ -51,11 +52,19 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 	}
 	duration, err := promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "sidekick_bus_handler_duration_seconds",
-		Help:    "Time a consumer's handler took for one message.",
+		Help:    "Time a consumer's handler took for one call: one message, or one batch.",
 		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	}, []string{"stream", "consumer"}))
 	if err != nil {
 		return nil, err
 	}
-	return &consumerMetrics{handled: handled, duration: duration}, nil
+	batch, err := promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sidekick_bus_batch_size",
+		Help:    "Messages per handler call, for consumers that take batches.",
+		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500},
+	}, []string{"stream", "consumer"}))
+	if err != nil {
+		return nil, err
+	}
+	return &consumerMetrics{handled: handled, duration: duration, batch: batch}, nil
 }

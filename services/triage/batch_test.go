@@ -22,7 +22,7 @@ import (
 )
 
 // TestBatchMatchesOneByOne applies the same inbound messages to two
-// databases, as one batch and one message at a time, and compares every
+// databases, as one batch and as batches of one, and compares every
 // row triage wrote (conversations with their state, messages, audit,
 // outbox events, timers, inbox): a batch must have exactly the outcome of
 // its messages handled in turn. The deadline timers fired afterwards and
@@ -101,7 +101,7 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 	}
 	for _, s := range sides {
 		for _, m := range before {
-			if _, err := s.eng.HandleInbound(ctx, m, "support.inbound.slack"); err != nil {
+			if _, err := s.eng.HandleInbound(ctx, []engine.Inbound{{Message: m, Subject: "support.inbound.slack"}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -111,17 +111,17 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 	for i, m := range batch {
 		in[i] = engine.Inbound{Message: m, Subject: "support.inbound.slack"}
 	}
-	got, err := batched.eng.HandleBatch(ctx, in)
+	got, err := batched.eng.HandleInbound(ctx, in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var want []engine.Result
-	for _, m := range batch {
-		r, err := single.eng.HandleInbound(ctx, m, "support.inbound.slack")
+	for i := range in {
+		r, err := single.eng.HandleInbound(ctx, in[i:i+1])
 		if err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, r)
+		want = append(want, r...)
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("batch results %v, one by one %v", got, want)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -328,7 +329,7 @@ func TestBatchAppliesInOrder(t *testing.T) {
 	for i, m := range batch {
 		in[i] = engine.Inbound{Message: m, Subject: "support.inbound.slack"}
 	}
-	res, err := s.engine.HandleBatch(context.Background(), in)
+	res, err := s.engine.HandleInbound(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,8 +351,63 @@ func TestBatchAppliesInOrder(t *testing.T) {
 		t.Fatalf("other thread %v", o)
 	}
 	// The same batch again changes nothing.
-	res, err = s.engine.HandleBatch(context.Background(), in)
+	res, err = s.engine.HandleInbound(context.Background(), in)
 	if err != nil || !slices.Equal(res, []engine.Result{engine.Duplicate, engine.Duplicate, engine.Duplicate, engine.Duplicate, engine.Duplicate}) {
 		t.Fatalf("replayed batch: %v %v", res, err)
+	}
+}
+
+// TestConversationOpenedMeanwhileByAnotherReplica: while a message is
+// applied, another replica creates the conversation of its thread first.
+// The transaction that lost the race is tried again and applies the
+// message to that conversation (a single message is a batch of one, with
+// no path of its own that would tolerate the race).
+func TestConversationOpenedMeanwhileByAnotherReplica(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Postgres")
+	}
+	ctx := context.Background()
+	pool := triagetest.Database(t, Schema, Migrations())
+	clock := triagetest.NewClock()
+	eng, err := engine.New(pool, engine.Config{}, clock.Now, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	th := triagetest.Slack("raced")
+	other, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(ctx) //nolint:errcheck // committed below
+	if _, err := other.Exec(ctx, `INSERT INTO conversations (id, channel, thread_key, status, tier, opened_at, updated_at)
+		VALUES ('opened-elsewhere', $1, $2, $3, $4, $5, $5)`, int16(supportv1.Channel_CHANNEL_SLACK), th.ThreadKey,
+		int16(supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN), int16(supportv1.Tier_TIER_COMMUNITY), clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		res []engine.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := eng.HandleInbound(ctx, []engine.Inbound{{Message: th.Customer("U0CUST", "Is ingestion delayed?"), Subject: "support.inbound.slack"}})
+		done <- outcome{res, err}
+	}()
+	// The message's transaction waits on the other replica's new row.
+	triagetest.Eventually(t, "the insert waiting for the other replica", func() bool {
+		return triagetest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) > 0
+	})
+	if err := other.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.err != nil || !slices.Equal(got.res, []engine.Result{engine.Applied}) {
+		t.Fatalf("HandleInbound: %v, %v; want applied", got.res, got.err)
+	}
+	if n := triagetest.Count(t, pool, `SELECT count(*) FROM messages WHERE conversation_id = 'opened-elsewhere'`); n != 1 {
+		t.Fatalf("%d messages on the conversation opened elsewhere, want 1", n)
+	}
+	if n := triagetest.Count(t, pool, `SELECT count(*) FROM conversations`); n != 1 {
+		t.Fatalf("%d conversations, want the one opened elsewhere", n)
 	}
 }

@@ -35,7 +35,6 @@ import (
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
-	"github.com/sidekickhq/sidekick/services/triage/internal/batch"
 	"github.com/sidekickhq/sidekick/services/triage/internal/coverage"
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
 	"github.com/sidekickhq/sidekick/services/triage/internal/grpcapi"
@@ -77,13 +76,12 @@ type Config struct {
 	// PriorityRevenueCents is the monthly revenue from which a customer is
 	// Priority (default $2,000).
 	PriorityRevenueCents int64 `env:"SIDEKICK_TRIAGE_PRIORITY_REVENUE_CENTS" envDefault:"200000"`
-	// Concurrency is the number of inbound messages handled at once. Above
+	// Concurrency is the number of inbound batches applied at once. Above
 	// 1, messages of one thread may be applied out of order (a reply before
-	// the question), and batching is off: keep 1 unless ordering is not
-	// needed.
+	// the question): keep 1 unless ordering is not needed.
 	Concurrency int `env:"SIDEKICK_TRIAGE_CONCURRENCY" envDefault:"1"`
 	// InboundBatch is the most inbound messages applied in one transaction,
-	// in delivery order (at Concurrency 1); 1 turns batching off.
+	// in delivery order; 1 applies them one at a time.
 	InboundBatch int `env:"SIDEKICK_TRIAGE_INBOUND_BATCH" envDefault:"200"`
 	// RelayInterval is how often the outbox is polled when no Postgres
 	// notification wakes the relay.
@@ -178,8 +176,7 @@ type Service struct {
 	engine   *engine.Engine
 	relay    *outbox.Relay
 	pruner   *prune.Pruner
-	consumer *bus.Consumer   // one message at a time (or concurrently)
-	batcher  *batch.Consumer // or ordered batches
+	inbound  *bus.Consumer
 	rotation *bus.Consumer
 	actions  *bus.Consumer
 	timers   *timers.Loop
@@ -252,27 +249,16 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
-	if cfg.InboundBatch > 1 && cfg.Concurrency <= 1 {
-		s.batcher, err = batch.New(deps.JS, batch.Config{
-			Service:        Name,
-			Stream:         bus.StreamInbound,
-			Durable:        DurableInbound,
-			FilterSubjects: []string{bus.AllInbound},
-			MaxDeliver:     cfg.ConsumerMaxDeliver,
-			Backoff:        cfg.ConsumerBackoff,
-			MaxBatch:       cfg.InboundBatch,
-		}, deps.Logger, deps.Registry)
-	} else {
-		s.consumer, err = bus.NewConsumer(deps.JS, bus.ConsumerConfig{
-			Service:        Name,
-			Stream:         bus.StreamInbound,
-			Durable:        DurableInbound,
-			FilterSubjects: []string{bus.AllInbound},
-			MaxDeliver:     cfg.ConsumerMaxDeliver,
-			Backoff:        cfg.ConsumerBackoff,
-			Concurrency:    cfg.Concurrency,
-		}, deps.Logger, deps.Registry)
-	}
+	s.inbound, err = bus.NewConsumer(deps.JS, bus.ConsumerConfig{
+		Service:        Name,
+		Stream:         bus.StreamInbound,
+		Durable:        DurableInbound,
+		FilterSubjects: []string{bus.AllInbound},
+		MaxDeliver:     cfg.ConsumerMaxDeliver,
+		Backoff:        cfg.ConsumerBackoff,
+		Concurrency:    cfg.Concurrency,
+		Batch:          cfg.InboundBatch,
+	}, deps.Logger, deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
@@ -374,11 +360,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 // sent events and old inbox ids until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	if s.batcher != nil {
-		g.Go(func() error { return s.batcher.Run(ctx, s.handleBatch, s.handleInbound) })
-	} else {
-		g.Go(func() error { return s.consumer.Run(ctx, s.handleInbound) })
-	}
+	g.Go(func() error { return s.inbound.RunBatch(ctx, s.handleInbound) })
 	g.Go(func() error { return s.rotation.Run(ctx, s.handleRotation) })
 	g.Go(func() error { return s.actions.Run(ctx, s.handleAction) })
 	g.Go(func() error { return s.timers.Run(ctx) })
@@ -402,34 +384,52 @@ func decodeInbound(msg jetstream.Msg) (*supportv1.InboundMessage, error) {
 	return &m, nil
 }
 
-// handleBatch applies support.inbound.* messages in order in one
-// transaction; any failure hands them to handleInbound one by one.
-func (s *Service) handleBatch(ctx context.Context, msgs []jetstream.Msg) error {
-	in := make([]engine.Inbound, len(msgs))
+// handleInbound applies support.inbound.* messages in delivery order in
+// one transaction; a message that does not decode or is invalid is
+// dead-lettered on its own. When the transaction fails (the database, or
+// one message that cannot be applied), each message is applied again as a
+// batch of its own, so one bad message holds up no other.
+func (s *Service) handleInbound(ctx context.Context, msgs []jetstream.Msg) []error {
+	errs := make([]error, len(msgs))
+	in := make([]engine.Inbound, 0, len(msgs))
+	of := make([]int, 0, len(msgs)) // in[j] is msgs[of[j]]
 	for i, msg := range msgs {
 		m, err := decodeInbound(msg)
-		if err != nil {
-			return err
+		if err == nil {
+			err = engine.ValidInbound(m)
 		}
-		in[i] = engine.Inbound{Message: m, Subject: msg.Subject()}
+		if err != nil {
+			errs[i] = inboundError(err)
+			continue
+		}
+		in = append(in, engine.Inbound{Message: m, Subject: msg.Subject()})
+		of = append(of, i)
 	}
-	_, err := s.engine.HandleBatch(ctx, in)
-	return err
+	if len(in) == 0 {
+		return errs
+	}
+	results, err := s.engine.HandleInbound(ctx, in)
+	if err != nil && len(in) > 1 {
+		s.deps.Logger.Info("batch failed; applying its messages one by one", "messages", len(in), "error", err)
+		for j := range in {
+			_, err := s.engine.HandleInbound(ctx, in[j:j+1])
+			errs[of[j]] = inboundError(err)
+		}
+		return errs
+	}
+	for j, m := range in {
+		if errs[of[j]] = inboundError(err); err == nil {
+			s.deps.Logger.Debug("inbound handled", "message_id", m.Message.GetId(), "thread_key", m.Message.GetThreadKey(), "result", string(results[j]))
+		}
+	}
+	return errs
 }
 
-// handleInbound applies one support.inbound.* message.
-func (s *Service) handleInbound(ctx context.Context, msg jetstream.Msg) error {
-	m, err := decodeInbound(msg)
-	if err != nil {
-		return err
-	}
-	res, err := s.engine.HandleInbound(ctx, m, msg.Subject())
+// inboundError is the consumer's outcome of an inbound message's error:
+// an invalid message is dead-lettered at once.
+func inboundError(err error) error {
 	if errors.Is(err, engine.ErrInvalid) {
 		return bus.Permanent(err)
 	}
-	if err != nil {
-		return err
-	}
-	s.deps.Logger.Debug("inbound handled", "message_id", m.GetId(), "thread_key", m.GetThreadKey(), "result", string(res))
-	return nil
+	return err
 }

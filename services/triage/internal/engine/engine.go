@@ -218,7 +218,7 @@ func EventName(t supportv1.ConversationEventType) string {
 // Result is what handling an inbound message did.
 type Result string
 
-// Results of HandleInbound.
+// Results of HandleInbound, one per message.
 const (
 	// Applied: the message changed a conversation (or opened one).
 	Applied Result = "applied"
@@ -228,8 +228,9 @@ const (
 	Duplicate Result = "duplicate"
 )
 
-// validInbound checks what every inbound message needs.
-func validInbound(m *supportv1.InboundMessage) error {
+// ValidInbound checks what every inbound message needs; its error wraps
+// ErrInvalid.
+func ValidInbound(m *supportv1.InboundMessage) error {
 	switch {
 	case m.GetId() == "":
 		return fmt.Errorf("inbound message without an id: %w", ErrInvalid)
@@ -249,92 +250,55 @@ func threadOf(m *supportv1.InboundMessage) store.ThreadKey {
 	return store.ThreadKey{Channel: m.GetChannel(), Key: m.GetThreadKey()}
 }
 
-// HandleInbound applies one inbound message exactly once: the inbox claim,
-// the conversation, the message and the outbox events commit together.
-func (e *Engine) HandleInbound(ctx context.Context, m *supportv1.InboundMessage, subject string) (Result, error) {
-	if err := validInbound(m); err != nil {
-		return "", err
-	}
-	var res Result
-	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
-		var err error
-		res, err = e.handleInbound(ctx, tx, m, subject)
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("handle inbound %s: %w", m.GetId(), err)
-	}
-	e.count(m, res)
-	return res, nil
-}
-
-func (e *Engine) handleInbound(ctx context.Context, tx pgx.Tx, m *supportv1.InboundMessage, subject string) (Result, error) {
-	now := e.now()
-	fresh, err := store.ClaimInbox(ctx, tx, m.GetId(), subject, now)
-	if err != nil {
-		return "", err
-	}
-	if !fresh {
-		return Duplicate, nil
-	}
-	var (
-		c      *supportv1.Conversation
-		st     *store.State
-		opened bool
-	)
-	l, err := store.LockThread(ctx, tx, threadOf(m))
-	switch {
-	case err == nil:
-		c, st = l.Conversation, l.State
-	case !errors.Is(err, store.ErrNotFound):
-		return "", err
-	case conv.Opens(m):
-		if c, opened, err = e.open(ctx, tx, m, now); err != nil {
-			return "", err
-		}
-		if st, err = e.stateOf(ctx, tx, c, opened); err != nil {
-			return "", err
-		}
-	}
-	p := newPipe(tx)
-	res, err := e.apply(ctx, p, m, c, st, opened, now)
-	if err != nil {
-		return "", err
-	}
-	return res, p.flush(ctx)
-}
-
-// stateOf is a new state for a conversation just opened, else the stored
-// one.
-func (e *Engine) stateOf(ctx context.Context, q store.Querier, c *supportv1.Conversation, opened bool) (*store.State, error) {
-	if opened || c == nil {
-		return &store.State{}, nil
-	}
-	return store.LoadState(ctx, q, c.GetId())
-}
-
-// Inbound is one message of a batch.
+// Inbound is one inbound message to apply.
 type Inbound struct {
 	Message *supportv1.InboundMessage
 	Subject string
 }
 
-// HandleBatch applies inbound messages in order in one transaction, all or
-// nothing, with the same outcome as HandleInbound on each in turn. Its
-// reads are set-based (the inbox claims, the threads' conversations and
-// the authors' customers, one round trip each) and so are its writes (see
-// pipe: one statement per table for the whole batch, each conversation
-// written once with its final state), so a batch costs a handful of round
-// trips and one commit. It fails as a whole (invalid message, a
-// conversation created concurrently by another replica): the caller then
-// handles the messages one by one.
-func (e *Engine) HandleBatch(ctx context.Context, batch []Inbound) ([]Result, error) {
+// HandleInbound applies inbound messages exactly once, in order, in one
+// transaction, all or nothing: the inbox claims, the conversations, the
+// messages and the outbox events commit together, with the outcome of the
+// messages applied one after the other (a single message is a batch of
+// one). Its reads are set-based (the inbox claims, the threads'
+// conversations and the authors' customers, one round trip each) and so
+// are its writes (see pipe: one statement per table for the whole batch,
+// each conversation written once with its final state), so a batch costs
+// a handful of round trips and one commit. A conversation another replica
+// created meanwhile fails the transaction; it is tried once more, and then
+// found. Any other failure fails the whole batch (an invalid message
+// before anything is written).
+func (e *Engine) HandleInbound(ctx context.Context, batch []Inbound) ([]Result, error) {
+	for _, in := range batch {
+		if err := ValidInbound(in.Message); err != nil {
+			return nil, err
+		}
+	}
+	var (
+		results []Result
+		err     error
+	)
+	for range 2 {
+		if results, err = e.handleInbound(ctx, batch); !store.IsThreadConflict(err) {
+			break
+		}
+	}
+	if err != nil {
+		if len(batch) == 1 {
+			return nil, fmt.Errorf("handle inbound %s: %w", batch[0].Message.GetId(), err)
+		}
+		return nil, fmt.Errorf("handle %d inbound messages: %w", len(batch), err)
+	}
+	for i, in := range batch {
+		e.count(in.Message, results[i])
+	}
+	return results, nil
+}
+
+func (e *Engine) handleInbound(ctx context.Context, batch []Inbound) ([]Result, error) {
 	ids := make([]string, len(batch))
 	subjects := make([]string, len(batch))
 	for i, in := range batch {
-		if err := validInbound(in.Message); err != nil {
-			return nil, err
-		}
 		ids[i], subjects[i] = in.Message.GetId(), in.Subject
 	}
 	results := make([]Result, len(batch))
@@ -396,13 +360,7 @@ func (e *Engine) HandleBatch(ctx context.Context, batch []Inbound) ([]Result, er
 		}
 		return p.flush(ctx)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("handle %d inbound messages: %w", len(batch), err)
-	}
-	for i, in := range batch {
-		e.count(in.Message, results[i])
-	}
-	return results, nil
+	return results, err
 }
 
 // apply applies m to its thread's conversation c (nil: none; opened: m
@@ -449,35 +407,6 @@ func (e *Engine) afterInbound(ctx context.Context, p *pipe, c *supportv1.Convers
 	if moved || opened || pending {
 		e.schedule(ctx, p, c, st, now, out)
 	}
-	return nil
-}
-
-// open creates the conversation m opens, with the author's customer and
-// tier. When a concurrent transaction created it first, that one is
-// loaded (locked) instead and opened is false.
-func (e *Engine) open(ctx context.Context, tx pgx.Tx, m *supportv1.InboundMessage, now time.Time) (*supportv1.Conversation, bool, error) {
-	c := conv.Open(NewID(), m, now)
-	if err := e.classify(ctx, tx, c); err != nil {
-		return nil, false, err
-	}
-	ok, err := store.InsertConversation(ctx, tx, c)
-	if err != nil {
-		return nil, false, err
-	}
-	if ok {
-		return c, true, nil
-	}
-	c, err = store.ConversationByThread(ctx, tx, m.GetChannel(), m.GetThreadKey(), true)
-	return c, false, err
-}
-
-// classify matches c's author to a customer and sets the tier.
-func (e *Engine) classify(ctx context.Context, q store.Querier, c *supportv1.Conversation) error {
-	cust, err := store.MatchCustomer(ctx, q, tier.Candidates(c.GetChannel(), c.GetAuthor()))
-	if err != nil {
-		return err
-	}
-	c.Tier, c.TierReason, c.Customer = e.tierOf(cust)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sidekickhq/sidekick/platform/pg"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/tier"
@@ -41,18 +42,10 @@ func ClaimInboxBatch(ctx context.Context, q Querier, ids, subjects []string, at 
 	return fresh, nil
 }
 
-// LockThread loads and locks the conversation of a thread with its state;
-// ErrNotFound when there is none.
-func LockThread(ctx context.Context, q Querier, k ThreadKey) (*Locked, error) {
-	found, err := LockThreads(ctx, q, []ThreadKey{k})
-	if err != nil {
-		return nil, err
-	}
-	l, ok := found[k]
-	if !ok {
-		return nil, ErrNotFound
-	}
-	return l, nil
+// IsThreadConflict reports whether err is the creation of a conversation
+// whose thread another transaction gave one first.
+func IsThreadConflict(err error) bool {
+	return pg.IsUniqueViolation(err) && pg.ConstraintName(err) == "conversations_channel_thread_key_key"
 }
 
 // LockThreads loads and locks the conversations of these threads with

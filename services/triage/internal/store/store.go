@@ -121,16 +121,6 @@ func one(q Querier, ctx context.Context, where string, forUpdate bool, args ...a
 	return c, err
 }
 
-// ConversationByThread loads the conversation of a thread, locked for
-// update when forUpdate; ErrNotFound when there is none.
-func ConversationByThread(ctx context.Context, q Querier, ch supportv1.Channel, threadKey string, forUpdate bool) (*supportv1.Conversation, error) {
-	c, err := one(q, ctx, `c.channel = $1 AND c.thread_key = $2`, forUpdate, int16(ch), threadKey)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("load conversation of %s: %w", threadKey, err)
-	}
-	return c, err
-}
-
 // ConversationByID loads a conversation, locked for update when forUpdate.
 func ConversationByID(ctx context.Context, q Querier, id string, forUpdate bool) (*supportv1.Conversation, error) {
 	c, err := one(q, ctx, `c.id = $1`, forUpdate, id)
@@ -159,25 +149,6 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-const insertConversation = `INSERT INTO conversations (id, channel, thread_key, status, close_reason, tier, tier_reason,
-		categories, tags, subject, customer_id, author, assignee, team, opened_at, first_response_at,
-		last_customer_message_at, next_deadline_at, deadline_level, message_count, permalink, updated_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)`
-
-// InsertConversation creates c unless its thread already has one; false
-// means another transaction created it first.
-func InsertConversation(ctx context.Context, q Querier, c *supportv1.Conversation) (bool, error) {
-	args, err := conversationArgs(c)
-	if err != nil {
-		return false, err
-	}
-	tag, err := q.Exec(ctx, insertConversation+` ON CONFLICT (channel, thread_key) DO NOTHING`, args...)
-	if err != nil {
-		return false, fmt.Errorf("insert conversation of %s: %w", c.GetThreadKey(), err)
-	}
-	return tag.RowsAffected() == 1, nil
 }
 
 func conversationArgs(c *supportv1.Conversation) ([]any, error) {
