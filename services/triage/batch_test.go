@@ -41,7 +41,7 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 	for i := range sides {
 		pool := triagetest.Database(t, Schema, Migrations())
 		eng, err := engine.New(pool, engine.Config{ConsoleURL: "https://sidekick.example.com/console",
-			Rules: tier.Rules{PriorityRevenueCents: 200000}}, clock.Now, prometheus.NewRegistry())
+			Rules: tier.Rules{PriorityRevenueCents: 200000}}, clock, prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
 	"github.com/sidekickhq/sidekick/services/triage/internal/tier"
@@ -156,7 +157,7 @@ func benchCopyFrom(b *testing.B) {
 func benchTriage(b *testing.B, conc int) {
 	h := newHarness(b)
 	h.deps.Logger = slog.New(slog.DiscardHandler)
-	h.deps.Now = time.Now
+	h.deps.Clock = clock.Real()
 	ctx := context.Background()
 	// The backlog is published first, as for the raw consumer.
 	pub := bus.NewPublisher(h.js, "bench/ingest")

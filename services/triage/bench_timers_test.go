@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/services/triage/internal/coverage"
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
 )
@@ -33,7 +34,7 @@ func BenchmarkDeadlineTimers(b *testing.B) {
 	)
 	h := newHarness(b)
 	h.deps.Logger = slog.New(slog.DiscardHandler)
-	h.deps.Now = time.Now
+	h.deps.Clock = clock.Real()
 	h.deps.Coverage = coverage.Always{}
 	var (
 		mu   sync.Mutex

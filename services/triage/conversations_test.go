@@ -369,7 +369,7 @@ func TestConversationOpenedMeanwhileByAnotherReplica(t *testing.T) {
 	ctx := context.Background()
 	pool := triagetest.Database(t, Schema, Migrations())
 	clock := triagetest.NewClock()
-	eng, err := engine.New(pool, engine.Config{}, clock.Now, prometheus.NewRegistry())
+	eng, err := engine.New(pool, engine.Config{}, clock, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,11 +118,11 @@ func TestWorkingTimeDeadlines(t *testing.T) {
 			s, _ := h.startConfig(t, cfg, h.deps)
 			convs, _ := serve(t, s)
 
-			h.clock.Set(tc.wrote)
+			triagetest.SetClock(h.clock, tc.wrote)
 			h.send(t, at(h.clock, triagetest.Slack("deadline").Customer("U0CUST", "Our exports stopped this afternoon")))
 			waitDeadline(t, convs, levelGreat, tc.first)
 			for _, st := range tc.steps {
-				h.clock.Set(st.at)
+				triagetest.SetClock(h.clock, st.at)
 				waitDeadline(t, convs, st.level, st.next)
 			}
 			breached, err := convs.ListConversations(context.Background(), &triagev1.ListConversationsRequest{BreachedOnly: true})
@@ -155,7 +155,7 @@ func TestReplyStopsTheClockAndTheCustomerRestartsIt(t *testing.T) {
 	s, _ := h.start(t, h.deps)
 	convs, _ := serve(t, s)
 	t0 := utc("2026-03-02 10:00")
-	h.clock.Set(t0)
+	triagetest.SetClock(h.clock, t0)
 	th := triagetest.Slack("restart")
 	h.send(t, at(h.clock, th.Customer("U0CUST", "Where do I find the API key?")))
 	waitDeadline(t, convs, levelGreat, t0.Add(15*time.Minute))
@@ -209,7 +209,7 @@ func TestTwoInstancesFireEachDeadlineOnce(t *testing.T) {
 
 	const n = 120
 	t0 := utc("2026-03-02 10:00")
-	h.clock.Set(t0)
+	triagetest.SetClock(h.clock, t0)
 	for i := range n {
 		triagetest.PublishInbound(t, h.js, at(h.clock, triagetest.Slack(fmt.Sprint("many-", i)).Customer("U0CUST", "Is ingestion delayed?")), "")
 	}
@@ -295,15 +295,15 @@ func TestOverrideRecomputesDeadlines(t *testing.T) {
 	s, _ := h.startConfig(t, cfg, h.deps)
 	convs, _ := serve(t, s)
 
-	h.clock.Set(utc("2026-03-06 17:00")) // Friday
+	triagetest.SetClock(h.clock, utc("2026-03-06 17:00")) // Friday
 	h.send(t, at(h.clock, triagetest.Slack("weekend").Customer("U0CUST", "Ingestion stopped")))
-	h.clock.Set(utc("2026-03-06 17:15"))
+	triagetest.SetClock(h.clock, utc("2026-03-06 17:15"))
 	waitDeadline(t, convs, levelOkay, utc("2026-03-09 09:30")) // Monday
 
 	weekend := hours(london, "09:00", "17:00")
 	weekend.days = []time.Weekday{time.Saturday}
 	rot.setRoster(hours(london, "09:00", "17:30"), weekend)
-	h.clock.Set(utc("2026-03-06 18:00"))
+	triagetest.SetClock(h.clock, utc("2026-03-06 18:00"))
 	publishRotation(t, h, &supportv1.RotationEvent{
 		Id: "rotation:override_created:o1", Type: supportv1.RotationEventType_ROTATION_EVENT_TYPE_OVERRIDE_CREATED,
 		RotationId: "hero", Hero: true, PersonId: "carol",

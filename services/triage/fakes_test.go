@@ -11,9 +11,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
-	"github.com/sidekickhq/sidekick/services/triage/internal/triagetest"
 	"github.com/sidekickhq/sidekick/services/triage/internal/worktime"
 )
 
@@ -139,8 +139,8 @@ func serveRotation(t testing.TB, f *fakeRotation) rotationv1.RotationServiceClie
 }
 
 // at stamps m as sent at the clock's time.
-func at(clock *triagetest.Clock, m *supportv1.InboundMessage) *supportv1.InboundMessage {
-	m.SentAt = timestamppb.New(clock.Now())
+func at(c *clock.Fake, m *supportv1.InboundMessage) *supportv1.InboundMessage {
+	m.SentAt = timestamppb.New(c.Now())
 	return m
 }
 

@@ -51,7 +51,7 @@ func TestHeroHandoffSummary(t *testing.T) {
 
 	shiftStart, shiftEnd := utc("2026-03-02 09:00"), utc("2026-03-09 09:00")
 	// B was opened and handed over a week earlier: that note does not count.
-	h.clock.Set(utc("2026-02-27 10:00"))
+	triagetest.SetClock(h.clock, utc("2026-02-27 10:00"))
 	b := triagetest.Slack("B")
 	h.send(t, at(h.clock, b.Customer("U0B", "Session recordings are missing")))
 	if _, err := convs.AddNote(ctx, &triagev1.AddNoteRequest{Id: byThread(t, convs, b.ThreadKey).GetId(), Text: "waiting on the customer's logs", Handoff: true, Actor: "zoe"}); err != nil {
@@ -59,7 +59,7 @@ func TestHeroHandoffSummary(t *testing.T) {
 	}
 	// During alice's week: A gets a handoff note, C none, E was answered,
 	// D is closed.
-	h.clock.Set(utc("2026-03-09 08:00"))
+	triagetest.SetClock(h.clock, utc("2026-03-09 08:00"))
 	a, c, d, e := triagetest.Slack("A"), triagetest.Slack("C"), triagetest.Slack("D"), triagetest.Slack("E")
 	h.send(t, at(h.clock, a.Customer("U0A", "Feature flags evaluate wrong")))
 	h.clock.Advance(time.Minute)
@@ -71,7 +71,7 @@ func TestHeroHandoffSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h.clock.Set(shiftEnd)
+	triagetest.SetClock(h.clock, shiftEnd)
 	triagetest.Eventually(t, "deadlines due by the handoff fired", func() bool {
 		return triagetest.Count(t, h.pool, `SELECT count(*) FROM timers WHERE status = 1 AND due_at <= $1`, shiftEnd) == 0
 	})

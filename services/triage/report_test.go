@@ -42,9 +42,9 @@ func TestSummaryOnAKnownDataSet(t *testing.T) {
 		t.Helper()
 		n++
 		th := triagetest.Slack(fmt.Sprint("report-", n))
-		h.clock.Set(start)
+		triagetest.SetClock(h.clock, start)
 		h.send(t, at(h.clock, th.Customer(author, "A question about our project")))
-		h.clock.Set(start.Add(wait))
+		triagetest.SetClock(h.clock, start.Add(wait))
 		h.send(t, at(h.clock, th.Staff("U0HERO", "Here is the answer")))
 		if _, err := convs.Tag(ctx, &triagev1.TagRequest{Id: byThread(t, convs, th.ThreadKey).GetId(), Categories: []string{category}}); err != nil {
 			t.Fatal(err)
@@ -60,21 +60,21 @@ func TestSummaryOnAKnownDataSet(t *testing.T) {
 	// Spam by email, closed at once.
 	spam := email("spam-1@seo.example").Customer("seller@seo.example", "Dear Sir, we offer a guest post with backlinks. Click here.")
 	spam.Attributes = map[string]string{"auth_failed": "true"}
-	h.clock.Set(day.Add(17 * time.Hour))
+	triagetest.SetClock(h.clock, day.Add(17*time.Hour))
 	h.send(t, at(h.clock, spam))
 	// Never answered: breached after eight working hours.
-	h.clock.Set(day.Add(18 * time.Hour))
+	triagetest.SetClock(h.clock, day.Add(18*time.Hour))
 	silent := triagetest.Slack("silent")
 	h.send(t, at(h.clock, silent.Customer("U0C5", "Hello? Anyone?")))
 	if _, err := convs.Tag(ctx, &triagev1.TagRequest{Id: byThread(t, convs, silent.ThreadKey).GetId(), Categories: []string{"api"}}); err != nil {
 		t.Fatal(err)
 	}
-	h.clock.Set(day.Add(27 * time.Hour))
+	triagetest.SetClock(h.clock, day.Add(27*time.Hour))
 	triagetest.Eventually(t, "the unanswered conversation breached", func() bool {
 		return triagetest.Count(t, h.pool, `SELECT count(*) FROM conversations WHERE deadline_level = 4 AND first_response_at IS NULL`) == 1
 	})
 	// Outside the range.
-	h.clock.Set(day.Add(60 * time.Hour))
+	triagetest.SetClock(h.clock, day.Add(60*time.Hour))
 	h.send(t, at(h.clock, triagetest.Slack("later").Customer("U0C6", "Later question")))
 	h.clock.Advance(time.Minute)
 

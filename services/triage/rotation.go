@@ -56,7 +56,7 @@ func (s *Service) handleRotation(ctx context.Context, msg jetstream.Msg) error {
 		if s.cache != nil {
 			s.cache.Invalidate()
 		}
-		from := s.deps.Now()
+		from := s.deps.Clock.Now()
 		if ev.GetStart() != nil {
 			from = ev.GetStart().AsTime()
 		}

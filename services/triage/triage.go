@@ -154,7 +154,9 @@ type Deps struct {
 	JS       jetstream.JetStream
 	Pool     *pgxpool.Pool
 	Registry prometheus.Registerer
-	Now      func() time.Time
+	// Clock is what every timer, deadline and timestamp of triage reads;
+	// nil: the wall clock.
+	Clock clock.Clock
 	// Rotation is the rotation service's client; needed with Coverage
 	// "rotation", and used to name the next hero at a handoff.
 	Rotation Rotation
@@ -195,9 +197,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
+	deps.Clock = clock.OrReal(deps.Clock)
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
@@ -224,16 +224,18 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		BusinessTeam:   business,
 		HandoffMaxOpen: cfg.HandoffMaxOpen,
 		Logger:         deps.Logger,
-	}, deps.Now, deps.Registry)
+		// A deadline armed sooner than the loop planned to look wakes it.
+		OnArmed: func(due time.Time) { s.timers.Armed(due) },
+	}, deps.Clock, deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
 	pub := deps.Publisher
 	if pub == nil {
-		pub = bus.NewPublisher(deps.JS, "sidekick/"+Name, bus.WithClock(deps.Now), bus.WithRegisterer(deps.Registry))
+		pub = bus.NewPublisher(deps.JS, "sidekick/"+Name, bus.WithClock(deps.Clock.Now), bus.WithRegisterer(deps.Registry))
 	}
 	s.relay, err = outbox.New(deps.Pool, pub, outbox.Config{Batch: cfg.RelayBatch, Interval: cfg.RelayInterval},
-		nil, deps.Logger, deps.Registry)
+		deps.Clock, deps.Logger, deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
@@ -244,8 +246,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if cfg.OutboxRetention <= 0 {
 		cfg.OutboxRetention = 24 * time.Hour
 	}
-	s.pruner, err = prune.New(deps.Pool, prune.Config{Service: Name, Interval: cfg.RetentionInterval, Batch: cfg.RetentionBatch},
-		store.RetentionRules(cfg.OutboxRetention, cfg.InboxRetention), deps.Logger, deps.Now, deps.Registry)
+	s.pruner, err = prune.New(deps.Pool, prune.Config{Service: Name, Interval: cfg.RetentionInterval, Batch: cfg.RetentionBatch, Clock: deps.Clock},
+		store.RetentionRules(cfg.OutboxRetention, cfg.InboxRetention), deps.Logger, deps.Clock.Now, deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
@@ -290,7 +292,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s.timers, err = timers.New(s.engine, timers.Config{
 		Batch: cfg.TimerBatch, Interval: cfg.TimerInterval, OnFired: deps.OnTimerFired,
-	}, deps.Now, deps.Logger, deps.Registry)
+	}, deps.Clock, deps.Logger, deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
@@ -318,7 +320,7 @@ func (s *Service) coverage() (coverage.Source, error) {
 		return nil, fmt.Errorf("triage: SIDEKICK_TRIAGE_COVERAGE is %q: want rotation or always", s.cfg.Coverage)
 	}
 	cache, err := coverage.NewCache(coverage.Rotation{Client: s.deps.Rotation}, coverage.CacheConfig{TTL: s.cfg.WindowsTTL},
-		s.deps.Now, s.deps.Logger, s.deps.Registry)
+		s.deps.Clock, s.deps.Logger, s.deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
@@ -344,7 +346,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	if cfg.Org, err = OrgFrom(k.Org); err != nil {
 		return nil, fmt.Errorf("triage: %s: %w", k.Common.OrgConfig, err)
 	}
-	deps := Deps{Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry, Now: clock.OrReal(k.Clock).Now}
+	deps := Deps{Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry, Clock: k.Clock}
 	if k.Dial != nil {
 		conn, err := k.Dial(k.Common.RotationAddr)
 		if err != nil {

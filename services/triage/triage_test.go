@@ -17,6 +17,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 type harness struct {
 	js    jetstream.JetStream
 	pool  *pgxpool.Pool
-	clock *triagetest.Clock
+	clock *clock.Fake
 	deps  Deps
 }
 
@@ -39,7 +40,7 @@ func newHarness(t testing.TB) *harness {
 	}
 	_, js := bustest.StartJetStream(t)
 	h := &harness{js: js, pool: triagetest.Database(t, Schema, Migrations()), clock: triagetest.NewClock()}
-	h.deps = Deps{Logger: triagetest.Logger(t), JS: js, Pool: h.pool, Now: h.clock.Now, Registry: prometheus.NewRegistry()}
+	h.deps = Deps{Logger: triagetest.Logger(t), JS: js, Pool: h.pool, Clock: h.clock, Registry: prometheus.NewRegistry()}
 	return h
 }
 

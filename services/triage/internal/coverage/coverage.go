@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/promreg"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -117,7 +118,7 @@ type chunk struct {
 type Cache struct {
 	src    Source
 	cfg    CacheConfig
-	now    func() time.Time
+	clock  clock.Clock
 	logger *slog.Logger
 
 	mu     sync.Mutex
@@ -126,13 +127,11 @@ type Cache struct {
 	fetches *prometheus.CounterVec
 }
 
-// NewCache wraps src; its metrics register on reg.
-func NewCache(src Source, cfg CacheConfig, now func() time.Time, logger *slog.Logger, reg prometheus.Registerer) (*Cache, error) {
+// NewCache wraps src, timing its chunks on clock c (nil: the wall clock);
+// its metrics register on reg.
+func NewCache(src Source, cfg CacheConfig, c clock.Clock, logger *slog.Logger, reg prometheus.Registerer) (*Cache, error) {
 	if src == nil {
 		return nil, errors.New("coverage: source is required")
-	}
-	if now == nil {
-		now = time.Now
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -145,7 +144,7 @@ func NewCache(src Source, cfg CacheConfig, now func() time.Time, logger *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("coverage: %w", err)
 	}
-	return &Cache{src: src, cfg: cfg.withDefaults(), now: now, logger: logger, chunks: map[int64]*chunk{}, fetches: fetches}, nil
+	return &Cache{src: src, cfg: cfg.withDefaults(), clock: clock.OrReal(c), logger: logger, chunks: map[int64]*chunk{}, fetches: fetches}, nil
 }
 
 // Invalidate makes every cached chunk stale, so the next request fetches
@@ -192,7 +191,7 @@ func chunkIndex(t time.Time, size time.Duration) int64 {
 
 func (c *Cache) chunk(ctx context.Context, k int64, from, to time.Time) (worktime.Windows, error) {
 	for {
-		now := c.now()
+		now := c.clock.Now()
 		c.mu.Lock()
 		ch := c.chunks[k]
 		switch {

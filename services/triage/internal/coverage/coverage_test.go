@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/services/triage/internal/worktime"
 )
 
@@ -43,14 +44,10 @@ func (f *fakeSource) count() int {
 	return len(f.calls)
 }
 
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
-
 func TestCacheFetchesAlignedChunksOnce(t *testing.T) {
 	src := &fakeSource{}
-	clk := &clock{t: time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)}
-	c, err := NewCache(src, CacheConfig{Chunk: 24 * time.Hour, TTL: time.Minute}, clk.now, nil, prometheus.NewRegistry())
+	clk := clock.NewFake(time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC))
+	c, err := NewCache(src, CacheConfig{Chunk: 24 * time.Hour, TTL: time.Minute}, clk, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +75,7 @@ func TestCacheFetchesAlignedChunksOnce(t *testing.T) {
 	}
 	// After the TTL every chunk is fetched again; when rotation is down
 	// the stale chunks answer.
-	clk.t = clk.t.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	src.fail = errors.New("rotation unavailable")
 	w, err = c.Windows(ctx, from, to)
 	if err != nil || w.Total() != 10*time.Hour {
@@ -90,7 +87,7 @@ func TestCacheFetchesAlignedChunksOnce(t *testing.T) {
 	}
 	// Invalidate forces fetches even within the TTL.
 	src.fail = nil
-	clk.t = clk.t.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	if _, err := c.Windows(ctx, from, to); err != nil {
 		t.Fatal(err)
 	}

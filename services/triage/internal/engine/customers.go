@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
@@ -133,6 +134,7 @@ func (e *Engine) UpsertCustomers(ctx context.Context, customers []*triagev1.Cust
 		seen[c.GetId()] = true
 		norm = append(norm, c)
 	}
+	var rechecked time.Time
 	err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
 		changes = nil
 		now := e.now()
@@ -159,11 +161,11 @@ func (e *Engine) UpsertCustomers(ctx context.Context, customers []*triagev1.Cust
 				return err
 			}
 		}
-		lines, err := e.retier(ctx, tx)
+		lines, due, err := e.retier(ctx, tx)
 		if err != nil {
 			return err
 		}
-		changes = append(changes, lines...)
+		changes, rechecked = append(changes, lines...), due
 		if dryRun {
 			return errDryRun
 		}
@@ -175,27 +177,28 @@ func (e *Engine) UpsertCustomers(ctx context.Context, customers []*triagev1.Cust
 	case err != nil:
 		return nil, false, fmt.Errorf("upsert customers: %w", err)
 	}
+	e.armed(nil, rechecked)
 	return changes, true, nil
 }
 
 // retier matches the author of every conversation not closed again and
-// records tier changes.
-func (e *Engine) retier(ctx context.Context, tx pgx.Tx) ([]string, error) {
+// records tier changes; due is when the deadlines it made due again are
+// (zero: none).
+func (e *Engine) retier(ctx context.Context, tx pgx.Tx) (lines []string, due time.Time, err error) {
 	ids, err := store.ActiveConversationIDs(ctx, tx)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
-	var lines []string
 	now := e.now()
 	p := newPipe(tx)
 	for _, id := range ids {
 		c, err := store.ConversationByID(ctx, tx, id, true)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		cust, err := store.MatchCustomer(ctx, tx, tier.Candidates(c.GetChannel(), c.GetAuthor()))
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		from := c.GetTier()
 		t, reason, ref := e.tierOf(cust)
@@ -204,15 +207,16 @@ func (e *Engine) retier(ctx context.Context, tx pgx.Tx) ([]string, error) {
 			continue
 		}
 		if err := e.save(p, c, nil, out, now); err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		if from != t {
 			// Another tier, other thresholds: compute the deadline again.
 			if err := store.RecheckTimer(ctx, tx, c.GetId(), now); err != nil {
-				return nil, err
+				return nil, time.Time{}, err
 			}
+			due = now
 		}
 		lines = append(lines, fmt.Sprintf("conversation %s (%s): tier %s -> %s (%s)", c.GetId(), c.GetSubject(), tierName(from), tierName(t), reason))
 	}
-	return lines, p.flush(ctx)
+	return lines, due, p.flush(ctx)
 }

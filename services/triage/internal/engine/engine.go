@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/outbox"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
@@ -76,13 +77,18 @@ type Config struct {
 	HandoffMaxOpen int
 	// Logger logs what the engine recovers from.
 	Logger *slog.Logger
+	// OnArmed, when set, is called after a transaction that armed deadline
+	// timers (or made them due again) commits, with the earliest instant
+	// one is due: the timer loop wakes when that is sooner than it planned
+	// to look, which it must when the clock is a fake one standing still.
+	OnArmed func(due time.Time)
 }
 
 // Engine applies inbound messages and commands.
 type Engine struct {
 	pool   *pgxpool.Pool
 	cfg    Config
-	now    func() time.Time
+	clock  clock.Clock
 	model  *modelCache
 	parser *classify.Parser
 
@@ -94,13 +100,11 @@ type Engine struct {
 	windowFailures prometheus.Counter
 }
 
-// New returns an engine; its metrics register on reg.
-func New(pool *pgxpool.Pool, cfg Config, now func() time.Time, reg prometheus.Registerer) (*Engine, error) {
+// New returns an engine reading the time from c (nil: the wall clock);
+// its metrics register on reg.
+func New(pool *pgxpool.Pool, cfg Config, c clock.Clock, reg prometheus.Registerer) (*Engine, error) {
 	if pool == nil {
 		return nil, errors.New("engine: pool is required")
-	}
-	if now == nil {
-		now = time.Now
 	}
 	cfg.ConsoleURL = strings.TrimRight(cfg.ConsoleURL, "/")
 	cfg.Policy = cfg.Policy.WithDefaults()
@@ -136,7 +140,7 @@ func New(pool *pgxpool.Pool, cfg Config, now func() time.Time, reg prometheus.Re
 	if err != nil {
 		return nil, fmt.Errorf("engine: category rules: %w", err)
 	}
-	e := &Engine{pool: pool, cfg: cfg, now: now, parser: classify.NewParser(),
+	e := &Engine{pool: pool, cfg: cfg, clock: clock.OrReal(c), parser: classify.NewParser(),
 		model: &modelCache{rules: ruleSet, refresh: cfg.ModelRefresh}}
 	if e.handled, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_triage_messages_handled_total",
@@ -176,6 +180,19 @@ func New(pool *pgxpool.Pool, cfg Config, now func() time.Time, reg prometheus.Re
 		return nil, err
 	}
 	return e, nil
+}
+
+func (e *Engine) now() time.Time { return e.clock.Now() }
+
+// armed tells OnArmed about timers a committed transaction armed (p's, or
+// due, whichever is sooner; zero: none).
+func (e *Engine) armed(p *pipe, due time.Time) {
+	if p != nil && !p.earliest.IsZero() && (due.IsZero() || p.earliest.Before(due)) {
+		due = p.earliest
+	}
+	if !due.IsZero() && e.cfg.OnArmed != nil {
+		e.cfg.OnArmed(due)
+	}
 }
 
 // NewID returns a random UUID (version 4).
@@ -302,6 +319,7 @@ func (e *Engine) handleInbound(ctx context.Context, batch []Inbound) ([]Result, 
 		ids[i], subjects[i] = in.Message.GetId(), in.Subject
 	}
 	results := make([]Result, len(batch))
+	var p *pipe
 	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
 		now := e.now()
 		fresh, err := store.ClaimInboxBatch(ctx, tx, ids, subjects, now)
@@ -331,7 +349,7 @@ func (e *Engine) handleInbound(ctx context.Context, batch []Inbound) ([]Result, 
 		if err != nil {
 			return err
 		}
-		p := newPipe(tx)
+		p = newPipe(tx)
 		for i, in := range batch {
 			m := in.Message
 			if !fresh[m.GetId()] {
@@ -360,6 +378,9 @@ func (e *Engine) handleInbound(ctx context.Context, batch []Inbound) ([]Result, 
 		}
 		return p.flush(ctx)
 	})
+	if err == nil {
+		e.armed(p, time.Time{})
+	}
 	return results, err
 }
 
@@ -471,7 +492,10 @@ func (e *Engine) change(ctx context.Context, id string, f func(p *pipe, c *suppo
 	if strings.TrimSpace(id) == "" {
 		return nil, fmt.Errorf("conversation id is required: %w", ErrInvalid)
 	}
-	var c *supportv1.Conversation
+	var (
+		c *supportv1.Conversation
+		p *pipe
+	)
 	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
 		var err error
 		if c, err = store.ConversationByID(ctx, tx, id, true); err != nil {
@@ -482,7 +506,7 @@ func (e *Engine) change(ctx context.Context, id string, f func(p *pipe, c *suppo
 			return err
 		}
 		now := e.now()
-		p := newPipe(tx)
+		p = newPipe(tx)
 		out, err := f(p, c, st, now)
 		if err != nil {
 			return err
@@ -495,6 +519,7 @@ func (e *Engine) change(ctx context.Context, id string, f func(p *pipe, c *suppo
 	if err != nil {
 		return nil, err
 	}
+	e.armed(p, time.Time{})
 	return e.decorate(c), nil
 }
 

@@ -40,6 +40,8 @@ type pipe struct {
 	// notified is set once the relay's notification is queued.
 	notified bool
 	firedAt  time.Time
+	// earliest is the soonest due time armed through the pipe.
+	earliest time.Time
 }
 
 // convWrite is a conversation the pipe writes.
@@ -145,6 +147,9 @@ func (p *pipe) armTimer(id string, due, now time.Time) {
 	t := p.timer(id)
 	t.armed, t.idled = true, false
 	t.row = store.TimerRow{ConversationID: id, Status: store.TimerArmed, Due: due, ArmedAt: now}
+	if p.earliest.IsZero() || due.Before(p.earliest) {
+		p.earliest = due
+	}
 }
 
 // idleTimer disarms a conversation's timer, if it has one.

@@ -83,5 +83,10 @@ func (e *Engine) NextDue(ctx context.Context) (time.Time, bool, error) {
 // Recheck makes every armed deadline due at or after from be computed
 // again at once (coverage changed from then on) and returns how many.
 func (e *Engine) Recheck(ctx context.Context, from time.Time) (int64, error) {
-	return store.RecheckTimers(ctx, e.pool, from, e.now())
+	now := e.now()
+	n, err := store.RecheckTimers(ctx, e.pool, from, now)
+	if err == nil && n > 0 {
+		e.armed(nil, now)
+	}
+	return n, err
 }

@@ -1,6 +1,7 @@
 // Package timers runs triage's deadline timers: it fires due timers in
-// batches and sleeps until the next one is due (or Interval, whichever is
-// sooner, so timers armed by other replicas are seen). Timers live in
+// batches and sleeps on its clock until the next one is due (or Interval,
+// whichever is sooner, so timers armed by other replicas are seen), or
+// until Armed says a timer of this replica is due sooner. Timers live in
 // Postgres, so they survive restarts; several replicas run this loop at
 // once and share the due timers without firing any twice (the engine
 // claims them with FOR UPDATE SKIP LOCKED).
@@ -15,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/promreg"
 
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
@@ -57,8 +59,13 @@ func (c Config) withDefaults() Config {
 type Loop struct {
 	firer  Firer
 	cfg    Config
-	now    func() time.Time
+	clock  clock.Clock
 	logger *slog.Logger
+
+	// wakeAt is when the loop plans to look next (Unix nanoseconds); wake
+	// brings that forward.
+	wakeAt atomic.Int64
+	wake   chan struct{}
 
 	lag      prometheus.Histogram
 	fired    prometheus.Counter
@@ -72,18 +79,16 @@ type Loop struct {
 	oldestDue atomic.Int64
 }
 
-// New returns a loop; its metrics register on reg.
-func New(f Firer, cfg Config, now func() time.Time, logger *slog.Logger, reg prometheus.Registerer) (*Loop, error) {
+// New returns a loop on clock c (nil: the wall clock); its metrics
+// register on reg.
+func New(f Firer, cfg Config, c clock.Clock, logger *slog.Logger, reg prometheus.Registerer) (*Loop, error) {
 	if f == nil {
 		return nil, errors.New("timers: firer is required")
-	}
-	if now == nil {
-		now = time.Now
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	l := &Loop{firer: f, cfg: cfg.withDefaults(), now: now, logger: logger}
+	l := &Loop{firer: f, cfg: cfg.withDefaults(), clock: clock.OrReal(c), logger: logger, wake: make(chan struct{}, 1)}
 	var err error
 	if l.lag, err = promreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "sidekick_triage_timer_lag_seconds",
@@ -110,8 +115,19 @@ func New(f Firer, cfg Config, now func() time.Time, logger *slog.Logger, reg pro
 	}, l.Overdue)); err != nil {
 		return nil, err
 	}
-	l.oldestDue.Store(l.now().UnixNano())
+	l.oldestDue.Store(l.clock.Now().UnixNano())
 	return l, nil
+}
+
+// Armed tells the loop that a timer is due at due; it looks at once when
+// that is before it planned to (engine.Config.OnArmed).
+func (l *Loop) Armed(due time.Time) {
+	if due.UnixNano() < l.wakeAt.Load() {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Overdue is how long the earliest timer pending after the loop's last
@@ -124,7 +140,7 @@ func (l *Loop) Overdue() float64 {
 	if due == 0 {
 		return 0
 	}
-	return max(l.now().Sub(time.Unix(0, due)).Seconds(), 0)
+	return max(l.clock.Now().Sub(time.Unix(0, due)).Seconds(), 0)
 }
 
 // Pass fires due timers batch by batch until none is left (or only ones
@@ -136,7 +152,7 @@ func (l *Loop) Pass(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, err
 		}
-		at := l.now()
+		at := l.clock.Now()
 		for _, due := range res.Due {
 			lag := max(at.Sub(due), 0)
 			l.lag.Observe(lag.Seconds())
@@ -155,29 +171,37 @@ func (l *Loop) Pass(ctx context.Context) (int, error) {
 // Run fires timers until ctx is done.
 func (l *Loop) Run(ctx context.Context) error {
 	for {
-		delay := l.cfg.Interval
+		// The next look is planned from before this one, so a clock moved
+		// meanwhile (a fake one, in tests) is not slept past.
+		start := l.clock.Now()
+		next := start.Add(l.cfg.Interval)
+		l.wakeAt.Store(next.UnixNano())
 		if _, err := l.Pass(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			l.failures.Inc()
 			l.logger.Warn("deadline timers failed; retrying", "error", err, "retry_in", l.cfg.RetryDelay)
-			delay = l.cfg.RetryDelay
-		} else if next, ok, err := l.firer.NextDue(ctx); err == nil && ok {
-			l.oldestDue.Store(next.UnixNano())
-			if d := next.Sub(l.now()); d < delay {
+			next = l.clock.Now().Add(l.cfg.RetryDelay)
+		} else if due, ok, err := l.firer.NextDue(ctx); err == nil && ok {
+			l.oldestDue.Store(due.UnixNano())
+			if due.Before(next) {
 				// Due already (held by another transaction): look again soon.
-				delay = max(d, 5*time.Millisecond)
+				next = maxTime(due, l.clock.Now().Add(5*time.Millisecond))
 			}
 		} else if err == nil {
 			l.oldestDue.Store(0)
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		l.wakeAt.Store(next.UnixNano())
+		if !clock.WaitUntil(ctx, l.clock, next, l.wake) {
 			return nil
-		case <-t.C:
 		}
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

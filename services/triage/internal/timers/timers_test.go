@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
 )
 
@@ -58,16 +59,23 @@ func overdue(t *testing.T, reg *prometheus.Registry) float64 {
 	return 0
 }
 
-// run starts the loop with a clock the test moves and stops it at the end.
-func run(t *testing.T, f Firer, start time.Time) (reg *prometheus.Registry, setNow func(time.Time)) {
+// run starts the loop on a fake clock the test moves and stops it at the
+// end.
+func run(t *testing.T, f Firer, t0 time.Time) (reg *prometheus.Registry, c *clock.Fake) {
 	t.Helper()
-	var now atomic.Int64
-	now.Store(start.UnixNano())
+	c = clock.NewFake(t0)
 	reg = prometheus.NewRegistry()
-	l, err := New(f, Config{}, func() time.Time { return time.Unix(0, now.Load()) }, nil, reg)
+	l, err := New(f, Config{}, c, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	start(t, l)
+	return reg, c
+}
+
+// start runs l until the test ends.
+func start(t *testing.T, l *Loop) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
@@ -77,7 +85,6 @@ func run(t *testing.T, f Firer, start time.Time) (reg *prometheus.Registry, setN
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return reg, func(t time.Time) { now.Store(t.UnixNano()) }
 }
 
 // TestOverdueGrowsWhileTheLoopIsStuck: a loop whose pass never returns
@@ -101,15 +108,59 @@ func TestOverdueGrowsWhileTheLoopIsStuck(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			stuck := make(chan struct{})
-			reg, setNow := run(t, &fakeFirer{
+			reg, c := run(t, &fakeFirer{
 				fireDue: stuckAfter(tc.passesFirst, stuck),
 				nextDue: func(context.Context) (time.Time, bool, error) { return tc.next, !tc.next.IsZero(), nil },
 			}, t0)
+			for range tc.passesFirst {
+				// The loop sleeps on the clock between passes.
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				if err := c.BlockUntilContext(ctx, 1); err != nil {
+					t.Fatal(err)
+				}
+				cancel()
+				c.Advance(Config{}.withDefaults().Interval)
+			}
 			<-stuck // the loop hangs in a pass from here on
-			setNow(t0.Add(tc.later))
+			c.Advance(t0.Add(tc.later).Sub(c.Now()))
 			if got := overdue(t, reg); got != tc.want {
 				t.Errorf("%v after start: %v, want %v", tc.later, got, tc.want)
 			}
 		})
 	}
+}
+
+// TestArmedWakesTheLoop: with the clock standing still, a timer armed due
+// before the loop's next look makes it look at once; the loop's sleep is
+// on its clock, so advancing the clock wakes it too.
+func TestArmedWakesTheLoop(t *testing.T) {
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	c := clock.NewFake(t0)
+	passes := make(chan struct{}, 10)
+	l, err := New(&fakeFirer{
+		fireDue: func(context.Context, int) (engine.Fired, error) { passes <- struct{}{}; return engine.Fired{}, nil },
+		nextDue: func(context.Context) (time.Time, bool, error) { return time.Time{}, false, nil },
+	}, Config{Interval: time.Minute}, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, l)
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-passes:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no pass after %s", what)
+		}
+	}
+	wait("the start")
+	l.Armed(t0) // due now, before the loop's next look a minute on
+	wait("a timer armed due now")
+	bctx, bcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer bcancel()
+	if err := c.BlockUntilContext(bctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Minute)
+	wait("the clock moved a minute")
 }

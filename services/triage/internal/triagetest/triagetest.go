@@ -1,4 +1,4 @@
-// Package triagetest has triage's test helpers: a fake clock, a migrated
+// Package triagetest has triage's test helpers: a fake clock's start, a migrated
 // database, inbound message builders, readers of the conversation stream
 // and waits on outcomes (never on durations).
 package triagetest
@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,40 +19,18 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 )
 
-// Clock is a fake clock that moves only when told.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// NewClock returns a fake clock at the tests' usual instant, Monday 2
+// March 2026, 09:00 UTC.
+func NewClock() *clock.Fake { return clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) }
 
-// NewClock returns a clock at a fixed instant.
-func NewClock() *Clock { return &Clock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Set moves the clock to t.
-func (c *Clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-// Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// SetClock moves c to t (backwards too), firing the timers due on the way.
+func SetClock(c *clock.Fake, t time.Time) { c.Advance(t.Sub(c.Now())) }
 
 // Database returns a pool on a fresh database migrated with fsys into
 // schema. It skips under -short.
