@@ -16,6 +16,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/logging"
 	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/platform/pg"
@@ -23,14 +24,6 @@ import (
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func rotationEvents(t *testing.T, js jetstream.JetStream) []*supportv1.RotationEvent {
 	t.Helper()
@@ -68,14 +61,14 @@ func TestScheduleEvents(t *testing.T) {
 	if err := pg.Migrate(ctx, url, Schema, Migrations(), logging.Discard()); err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{t: time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)} // Sunday
+	clk := clock.NewFake(time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)) // Sunday
 	replica := func() *Service {
 		pool, err := pg.Connect(ctx, url, Schema)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(pool.Close)
-		s, err := New(ctx, Config{ReloadInterval: time.Hour, GapLookahead: time.Hour}, Deps{Pool: pool, Now: clock.Now, Publisher: bus.NewPublisher(js, "sidekick/rotation")})
+		s, err := New(ctx, Config{ReloadInterval: time.Hour, GapLookahead: time.Hour}, Deps{Pool: pool, Clock: clk, Publisher: bus.NewPublisher(js, "sidekick/rotation")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,19 +81,28 @@ func TestScheduleEvents(t *testing.T) {
 	if err := b.reload(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The events go to the outbox; the relay publishes them.
+	relay := func() {
+		t.Helper()
+		if _, err := a.relay.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	a.emit(ctx) // first tick only sets the cursor
+	relay()
 	if n := len(rotationEvents(t, js)); n != 0 {
 		t.Fatalf("first tick published %d events", n)
 	}
 
 	// Monday 10:00 London: the 09:00 handoff has happened. Both replicas
 	// tick at once; the events are published once.
-	clock.Set(time.Date(2026, 2, 2, 10, 0, 0, 0, time.UTC))
+	clk.Advance(time.Date(2026, 2, 2, 10, 0, 0, 0, time.UTC).Sub(clk.Now()))
 	var wg sync.WaitGroup
 	for _, s := range []*Service{a, b, a, b} {
 		wg.Go(func() { s.emit(ctx) })
 	}
 	wg.Wait()
+	relay()
 	evs := rotationEvents(t, js)
 	got := map[string]*supportv1.RotationEvent{}
 	for _, ev := range evs {
@@ -121,15 +123,28 @@ func TestScheduleEvents(t *testing.T) {
 		t.Fatalf("platform secondary handoff missing or without team; events: %v", evs)
 	}
 
-	// A swap recorded now is announced once on the next tick.
+	// A swap recorded now is announced once, with the overrides.
 	thu := time.Date(2026, 2, 5, 9, 0, 0, 0, time.UTC)
 	if _, err := a.api.SwapShifts(ctx, swapRequest(thu)); err != nil {
 		t.Fatal(err)
 	}
+	// Written with the overrides, before any tick.
+	var written int
+	if err := a.deps.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`,
+		bus.RotationSubject("override_created")).Scan(&written); err != nil || written != 2 {
+		t.Fatalf("%d override_created events in the outbox after the swap (%v), want 2", written, err)
+	}
+	// An override recorded before overrides were announced through the
+	// outbox (announced = false) is announced by the next tick.
+	if _, err := a.deps.Pool.Exec(ctx, `INSERT INTO overrides (id, rotation_id, kind, person_id, with_person, starts_at, ends_at, announced)
+		VALUES ('recorded-before', 'hero', 'replace', 'bob', 'alice', $1, $2, false)`, thu.Add(7*24*time.Hour), thu.Add(8*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	before := len(evs)
-	clock.Set(clock.Now().Add(time.Minute))
+	clk.Advance(time.Minute)
 	a.emit(ctx)
 	b.emit(ctx)
+	relay()
 	after := rotationEvents(t, js)
 	overrides := 0
 	for _, ev := range after[before:] {
@@ -137,8 +152,8 @@ func TestScheduleEvents(t *testing.T) {
 			overrides++
 		}
 	}
-	if overrides != 2 {
-		t.Fatalf("want the swap's 2 overrides announced once each, got %d in %v", overrides, after[before:])
+	if overrides != 3 {
+		t.Fatalf("want the swap's 2 overrides and the one recorded before announced once each, got %d in %v", overrides, after[before:])
 	}
 }
 

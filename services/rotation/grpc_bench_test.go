@@ -16,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/grpcx"
 	"github.com/sidekickhq/sidekick/platform/loadgen"
 	"github.com/sidekickhq/sidekick/platform/logging"
@@ -116,7 +117,7 @@ func benchTargets(b *testing.B) []target {
 	url := pgtest.NewDatabase(b)
 	ctx := context.Background()
 	now := time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
-	svc := newService(b, url, func() time.Time { return now })
+	svc := newService(b, url, clock.NewFake(now))
 	if _, err := svc.Apply(ctx, handbookOrg(b), false, "bench"); err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 )
@@ -22,7 +23,7 @@ func TestICalFeeds(t *testing.T) {
 	ctx := context.Background()
 	london, _ := time.LoadLocation("Europe/London")
 	now := time.Date(2026, 3, 23, 10, 0, 0, 0, london)
-	svc := newService(t, url, func() time.Time { return now })
+	svc := newService(t, url, clock.NewFake(now))
 	mux := http.NewServeMux()
 	svc.Register(mux)
 	srv := httptest.NewServer(mux)

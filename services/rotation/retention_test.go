@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/logging"
 	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
@@ -31,7 +32,7 @@ func retentionReplicas(t *testing.T, n int, now time.Time) (*pgxpool.Pool, []*Se
 	cfg := Config{ReloadInterval: time.Hour, OverrideRetention: 90 * 24 * time.Hour, ConfigRetention: 365 * 24 * time.Hour, RetentionBatch: 1}
 	var out []*Service
 	for range n {
-		s, err := New(ctx, cfg, Deps{Pool: pool, Now: func() time.Time { return now }})
+		s, err := New(ctx, cfg, Deps{Pool: pool, Clock: clock.NewFake(now)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/orgfile"
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	"github.com/sidekickhq/sidekick/platform/promreg"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
@@ -57,9 +58,10 @@ type Config struct {
 	// ReloadInterval is how often a replica checks for configuration or
 	// override changes made through another replica.
 	ReloadInterval time.Duration `env:"SIDEKICK_ROTATION_RELOAD_INTERVAL" envDefault:"5s"`
-	// EventInterval is how often handoffs, new overrides and gaps ahead are
-	// checked and published on support.rotation.*; events are late by at
-	// most this much.
+	// EventInterval is how often handoffs and gaps ahead are checked and
+	// written to the outbox for support.rotation.*; those events are late
+	// by at most this much (override_created is written with the
+	// override).
 	EventInterval time.Duration `env:"SIDEKICK_ROTATION_EVENT_INTERVAL" envDefault:"15s"`
 	// GapLookahead is how far in advance a coverage gap is announced.
 	GapLookahead time.Duration `env:"SIDEKICK_ROTATION_GAP_LOOKAHEAD" envDefault:"72h"`
@@ -70,6 +72,9 @@ type Config struct {
 	// ConfigRetention is how long superseded configuration versions are
 	// kept; the one in force always is. 0 keeps them.
 	ConfigRetention time.Duration `env:"SIDEKICK_ROTATION_CONFIG_RETENTION" envDefault:"8760h"`
+	// OutboxRetention is how long published schedule events stay in the
+	// outbox; 0 keeps them.
+	OutboxRetention time.Duration `env:"SIDEKICK_ROTATION_OUTBOX_RETENTION" envDefault:"24h"`
 	// RetentionInterval is how often old rows are pruned, and
 	// RetentionBatch the most rows deleted per transaction.
 	RetentionInterval time.Duration `env:"SIDEKICK_ROTATION_RETENTION_INTERVAL" envDefault:"1h"`
@@ -80,14 +85,17 @@ type Config struct {
 type Deps struct {
 	Logger *slog.Logger
 	Pool   *pgxpool.Pool
-	Now    func() time.Time
+	// Clock is what the service's timestamps and loops read and wait on;
+	// nil: the wall clock.
+	Clock clock.Clock
 	// Org is the organisation file (SIDEKICK_ORG_CONFIG, mounted from a
 	// ConfigMap in Kubernetes), applied at start when it differs from the
 	// configuration in force. Nil: keep what was applied through
 	// ApplyConfig.
 	Org *orgfile.File
-	// Publisher publishes schedule events; nil disables them.
-	Publisher events.Publisher
+	// Publisher publishes schedule events from the outbox (the relay's);
+	// nil disables them.
+	Publisher outbox.Publisher
 	// Registry receives rotation's metrics; nil keeps them unregistered.
 	Registry prometheus.Registerer
 }
@@ -100,6 +108,7 @@ type Service struct {
 	current atomic.Pointer[compiled]
 	api     *grpcapi.Server
 	emitter *events.Emitter
+	relay   *outbox.Relay
 	pruner  *prune.Pruner
 	metrics metrics
 }
@@ -136,13 +145,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
+	deps.Clock = clock.OrReal(deps.Clock)
 	s := &Service{cfg: cfg, deps: deps, store: store.New(deps.Pool), metrics: newMetrics(deps.Registry)}
 	var err error
-	s.pruner, err = prune.New(deps.Pool, prune.Config{Service: "rotation", Interval: cfg.RetentionInterval, Batch: cfg.RetentionBatch},
-		store.RetentionRules(cfg.OverrideRetention, cfg.ConfigRetention), deps.Logger, deps.Now, deps.Registry)
+	s.pruner, err = prune.New(deps.Pool, prune.Config{Service: "rotation", Interval: cfg.RetentionInterval, Batch: cfg.RetentionBatch, Clock: deps.Clock},
+		store.RetentionRules(cfg.OverrideRetention, cfg.ConfigRetention, cfg.OutboxRetention), deps.Logger, deps.Clock.Now, deps.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("rotation: %w", err)
 	}
@@ -154,9 +161,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := s.reload(ctx); err != nil {
 		return nil, err
 	}
-	s.api = grpcapi.New(s, deps.Now)
+	s.api = grpcapi.New(s, deps.Clock.Now)
 	if deps.Publisher != nil {
-		s.emitter = events.New(deps.Pool, deps.Publisher, cfg.GapLookahead)
+		s.emitter = events.New(deps.Pool, cfg.GapLookahead)
+		if s.relay, err = outbox.New(deps.Pool, deps.Publisher, outbox.Config{}, deps.Clock, deps.Logger, deps.Registry); err != nil {
+			return nil, fmt.Errorf("rotation: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -173,7 +183,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
 	}
-	return New(ctx, cfg, Deps{Logger: k.Logger, Pool: k.Pool, Registry: k.Registry, Now: clock.OrReal(k.Clock).Now, Org: k.Org,
+	return New(ctx, cfg, Deps{Logger: k.Logger, Pool: k.Pool, Registry: k.Registry, Clock: k.Clock, Org: k.Org,
 		Publisher: bus.NewPublisher(k.JS, "sidekick/rotation", bus.WithRegisterer(k.Registry))})
 }
 
@@ -302,7 +312,14 @@ func (s *Service) Apply(ctx context.Context, yaml []byte, dryRun bool, by string
 // recompiles. An id stored with different content is refused with an
 // error wrapping grpcapi.ErrOverrideExists.
 func (s *Service) AddOverrides(ctx context.Context, os ...schedule.Override) error {
-	if err := s.store.AddOverrides(ctx, s.deps.Now(), os...); errors.Is(err, store.ErrConflict) {
+	now := s.deps.Clock.Now()
+	var announce func(schedule.Override) (outbox.Event, error)
+	if sched := s.Schedule(); s.emitter != nil && sched != nil {
+		announce = func(o schedule.Override) (outbox.Event, error) {
+			return events.Row(events.OverrideCreated(sched, o, now))
+		}
+	}
+	if err := s.store.AddOverrides(ctx, now, announce, os...); errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("%w: %w", grpcapi.ErrOverrideExists, err)
 	} else if err != nil {
 		return err
@@ -311,7 +328,7 @@ func (s *Service) AddOverrides(ctx context.Context, os ...schedule.Override) err
 }
 
 // Run keeps the schedule in step with changes made through other replicas
-// and publishes schedule events.
+// and writes and relays schedule events. Its waits are on the clock.
 func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -320,25 +337,32 @@ func (s *Service) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 	wg.Go(func() { _ = s.pruner.Run(ctx) })
-	reload := time.NewTicker(s.cfg.ReloadInterval)
-	defer reload.Stop()
-	var tick <-chan time.Time
+	c := s.deps.Clock
+	now := c.Now()
+	nextReload, nextEmit := now.Add(s.cfg.ReloadInterval), now
 	if s.emitter != nil {
-		t := time.NewTicker(s.cfg.EventInterval)
-		defer t.Stop()
-		tick = t.C
-		s.emit(ctx)
+		wg.Go(func() { _ = s.relay.Run(ctx) })
 	}
 	for {
-		select {
-		case <-ctx.Done():
+		next := nextReload
+		if s.emitter != nil && nextEmit.Before(next) {
+			next = nextEmit
+		}
+		if !clock.WaitUntil(ctx, c, next, nil) {
 			return nil
-		case <-reload.C:
+		}
+		// Planned from the time read before the work, so a clock moved
+		// meanwhile (a fake one, in tests) is not slept past.
+		now := c.Now()
+		if !now.Before(nextReload) {
+			nextReload = now.Add(s.cfg.ReloadInterval)
 			if err := s.reload(ctx); err != nil && ctx.Err() == nil {
 				s.metrics.reloadErrors.Inc()
 				s.deps.Logger.Error("reload schedule", "error", err)
 			}
-		case <-tick:
+		}
+		if s.emitter != nil && !now.Before(nextEmit) {
+			nextEmit = now.Add(s.cfg.EventInterval)
 			s.emit(ctx)
 		}
 	}
@@ -351,16 +375,16 @@ func (s *Service) Prune(ctx context.Context) (map[string]int64, error) {
 	return s.pruner.Prune(ctx)
 }
 
-// Emit publishes the schedule events due now; tests call it with a fake
-// clock.
+// emit writes the schedule events due now to the outbox; tests call it
+// with a fake clock.
 func (s *Service) emit(ctx context.Context) {
-	n, err := s.emitter.Tick(ctx, s.Schedule(), s.deps.Now())
+	n, err := s.emitter.Tick(ctx, s.Schedule(), s.deps.Clock.Now())
 	if err != nil && ctx.Err() == nil {
-		s.deps.Logger.Error("publish schedule events", "error", err)
+		s.deps.Logger.Error("write schedule events", "error", err)
 		return
 	}
 	if n > 0 {
-		s.deps.Logger.Info("schedule events published", "count", n)
+		s.deps.Logger.Info("schedule events written", "count", n)
 	}
 }
 
@@ -390,7 +414,7 @@ func (s *Service) serveICal(render func(sc *schedule.Schedule, id string, from, 
 			http.Error(w, "no configuration applied yet", http.StatusServiceUnavailable)
 			return
 		}
-		now := s.deps.Now()
+		now := s.deps.Clock.Now()
 		body, err := render(sc, id, now.AddDate(0, 0, -28), now.AddDate(0, 0, 90), now)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)

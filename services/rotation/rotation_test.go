@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/grpcx"
 	"github.com/sidekickhq/sidekick/platform/logging"
 	"github.com/sidekickhq/sidekick/platform/orgfile"
@@ -40,7 +41,7 @@ support:
 `
 
 // newService migrates a fresh database and returns a service on it.
-func newService(t testing.TB, url string, now func() time.Time) *Service {
+func newService(t testing.TB, url string, c clock.Clock) *Service {
 	t.Helper()
 	ctx := context.Background()
 	if err := pg.Migrate(ctx, url, Schema, Migrations(), logging.Discard()); err != nil {
@@ -51,7 +52,7 @@ func newService(t testing.TB, url string, now func() time.Time) *Service {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	s, err := New(ctx, Config{ReloadInterval: time.Hour}, Deps{Pool: pool, Now: now})
+	s, err := New(ctx, Config{ReloadInterval: time.Hour}, Deps{Pool: pool, Clock: c})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestApplyConfigAndWhoIsOnCall(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
 	now := time.Date(2026, 2, 4, 12, 0, 0, 0, time.UTC) // Wednesday of week 5
-	s := newService(t, url, func() time.Time { return now })
+	s := newService(t, url, clock.NewFake(now))
 	c := serve(t, s)
 
 	if _, err := c.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO}); status.Code(err) != codes.FailedPrecondition {
@@ -192,7 +193,7 @@ func TestOverrideIDsAcrossReplicas(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
 	london, _ := time.LoadLocation("Europe/London")
-	now := func() time.Time { return time.Date(2026, 3, 23, 10, 0, 0, 0, london) }
+	now := clock.NewFake(time.Date(2026, 3, 23, 10, 0, 0, 0, london))
 	a := newService(t, url, now)
 	if _, err := a.Apply(ctx, handbookOrg(t), false, "test"); err != nil {
 		t.Fatal(err)

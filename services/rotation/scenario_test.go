@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 )
@@ -47,7 +48,7 @@ func TestHandbookDayOffScenario(t *testing.T) {
 		return timestamppb.New(time.Date(2026, month, day, hour, 0, 0, 0, london))
 	}
 	now := time.Date(2026, 3, 23, 10, 0, 0, 0, london) // a week before, planning
-	svc := newService(t, url, func() time.Time { return now })
+	svc := newService(t, url, clock.NewFake(now))
 	c := serve(t, svc)
 
 	if _, err := c.ApplyConfig(ctx, &rotationv1.ApplyConfigRequest{Config: handbookOrg(t)}); err != nil {
@@ -112,7 +113,7 @@ func TestHandbookDayOffScenario(t *testing.T) {
 		t.Fatalf("%d overrides stored for the swap, want 2", stored)
 	}
 
-	replica := newService(t, url, func() time.Time { return now })
+	replica := newService(t, url, clock.NewFake(now))
 	for name, c := range map[string]rotationv1.RotationServiceClient{"replica a": c, "replica b": serve(t, replica)} {
 		t.Run(name, func(t *testing.T) {
 			who := func(req *rotationv1.WhoIsOnCallRequest) *rotationv1.WhoIsOnCallResponse {

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/logging"
 	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
@@ -126,7 +127,7 @@ func TestStaleOverridesAfterSomebodyLeaves(t *testing.T) {
 	at := func(d, h int) *timestamppb.Timestamp {
 		return timestamppb.New(time.Date(2026, 4, d, h, 0, 0, 0, london))
 	}
-	now := func() time.Time { return time.Date(2026, 3, 23, 10, 0, 0, 0, london) }
+	now := clock.NewFake(time.Date(2026, 3, 23, 10, 0, 0, 0, london))
 	reg := prometheus.NewRegistry()
 	start := func(reg prometheus.Registerer) *Service {
 		pool, err := pg.Connect(ctx, url, Schema)
@@ -134,7 +135,7 @@ func TestStaleOverridesAfterSomebodyLeaves(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(pool.Close)
-		s, err := New(ctx, Config{ReloadInterval: time.Hour}, Deps{Pool: pool, Now: now, Registry: reg})
+		s, err := New(ctx, Config{ReloadInterval: time.Hour}, Deps{Pool: pool, Clock: now, Registry: reg})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,15 +1,16 @@
-// Package events publishes rotation's schedule events on support.rotation.*:
-// shift_started and shift_ended at each handoff, override_created when an
-// override or swap is recorded, and gap_ahead a configured time before a
-// coverage gap.
+// Package events writes rotation's schedule events for support.rotation.*
+// to rotation's outbox (platform/outbox), whose relay publishes them:
+// shift_started and shift_ended at each handoff, gap_ahead a configured
+// time before a coverage gap, and override_created when an override or
+// swap is recorded (written by the transaction that records it; see
+// OverrideCreated).
 //
-// Handoffs and gaps advance a cursor in Postgres; overrides are announced
-// from an outbox flag on the overrides table. The replica holding the cursor
-// row lock computes the events of (cursor, now], publishes them (each
-// returning after its PubAck), then moves the cursor in the same
-// transaction; a crash in between republishes the same events with the same
-// ids, which JetStream's duplicate window and idempotent consumers (keyed
-// by ce-id) absorb.
+// Handoffs and gaps advance a cursor in Postgres: the replica holding the
+// cursor row lock computes the events of (cursor, now] and writes them to
+// the outbox in the transaction that moves the cursor, so each window's
+// events are written once whatever the replicas' clocks say. Event ids are
+// stable, so a window computed twice yields the same ids, which the outbox
+// and JetStream's duplicate window absorb.
 package events
 
 import (
@@ -22,24 +23,18 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/schedule"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/store"
 )
 
-// Publisher publishes one event and returns after the PubAck.
-type Publisher interface {
-	Publish(ctx context.Context, e bus.Event) (*jetstream.PubAck, error)
-}
-
-// Emitter computes and publishes schedule events.
+// Emitter computes schedule events and writes them to the outbox.
 type Emitter struct {
 	pool *pgxpool.Pool
-	pub  Publisher
 	// GapLookahead is how far ahead a coverage gap is announced.
 	GapLookahead time.Duration
 	// MaxCatchUp bounds how far back a cursor that fell behind (a long
@@ -48,14 +43,17 @@ type Emitter struct {
 }
 
 // New returns an Emitter.
-func New(pool *pgxpool.Pool, pub Publisher, gapLookahead time.Duration) *Emitter {
-	return &Emitter{pool: pool, pub: pub, GapLookahead: gapLookahead, MaxCatchUp: 24 * time.Hour}
+func New(pool *pgxpool.Pool, gapLookahead time.Duration) *Emitter {
+	return &Emitter{pool: pool, GapLookahead: gapLookahead, MaxCatchUp: 24 * time.Hour}
 }
 
 const cursorName = "schedule"
 
-// Tick publishes the events of (cursor, now] for sched. The first tick ever
-// only sets the cursor. It returns how many events were published.
+// Tick writes the events of (cursor, now] for sched to the outbox, with
+// the announcements of overrides recorded before overrides were announced
+// through the outbox (the announced flag), and moves the cursor, in one
+// transaction. The first tick ever only sets the cursor. It returns how
+// many events were written.
 func (e *Emitter) Tick(ctx context.Context, sched *schedule.Schedule, now time.Time) (int, error) {
 	if sched == nil {
 		return 0, nil
@@ -95,10 +93,14 @@ func (e *Emitter) Tick(ctx context.Context, sched *schedule.Schedule, now time.T
 	if err != nil {
 		return 0, err
 	}
-	for _, ev := range evs {
-		if _, err := e.pub.Publish(ctx, bus.Event{Subject: bus.RotationSubject(subjectOf(ev.GetType())), ID: ev.GetId(), Time: ev.GetOccurredAt().AsTime(), Message: ev}); err != nil {
-			return 0, fmt.Errorf("publish %s: %w", ev.GetId(), err)
+	rows := make([]outbox.Event, len(evs))
+	for i, ev := range evs {
+		if rows[i], err = Row(ev); err != nil {
+			return 0, err
 		}
+	}
+	if err := outbox.Insert(ctx, tx, rows...); err != nil {
+		return 0, err
 	}
 	ids := make([]string, len(created))
 	for i, o := range created {
@@ -111,6 +113,11 @@ func (e *Emitter) Tick(ctx context.Context, sched *schedule.Schedule, now time.T
 		return 0, fmt.Errorf("advance cursor: %w", err)
 	}
 	return len(evs), tx.Commit(ctx)
+}
+
+// Row is ev as a row of the outbox.
+func Row(ev *supportv1.RotationEvent) (outbox.Event, error) {
+	return outbox.Message(bus.RotationSubject(subjectOf(ev.GetType())), ev.GetId(), ev.GetOccurredAt().AsTime(), ev)
 }
 
 func subjectOf(t supportv1.RotationEventType) string {
@@ -127,9 +134,27 @@ func subjectOf(t supportv1.RotationEventType) string {
 	return "unknown"
 }
 
+// OverrideCreated is the announcement of override o, recorded at at.
+func OverrideCreated(sched *schedule.Schedule, o schedule.Override, at time.Time) *supportv1.RotationEvent {
+	team := ""
+	for _, t := range sched.Teams() {
+		if t.Secondary == o.Rotation {
+			team = t.ID
+		}
+	}
+	return &supportv1.RotationEvent{
+		Id:         "rotation:override_created:" + o.ID,
+		Type:       supportv1.RotationEventType_ROTATION_EVENT_TYPE_OVERRIDE_CREATED,
+		RotationId: o.Rotation, Hero: o.Rotation == sched.Config().Support.Hero, TeamId: team,
+		PersonId: o.With, PreviousPersonId: o.Person,
+		Start: timestamppb.New(o.Start), End: timestamppb.New(o.End), OccurredAt: timestamppb.New(at),
+		Detail: fmt.Sprintf("%s: %s %s -> %s (%s)", o.Rotation, o.Kind, o.Person, o.With, o.Note),
+	}
+}
+
 // Compute lists the events of the half-open window (from, to]: handoffs
-// whose start falls in it, the given newly recorded overrides, and coverage gaps whose
-// start enters the look-ahead horizon in it. Ids are stable, so computing
+// whose start falls in it, the announcements of the given overrides, and
+// coverage gaps whose start enters the look-ahead horizon in it. Ids are stable, so computing
 // the same window twice yields the same events.
 func Compute(sched *schedule.Schedule, overrides []schedule.Override, from, to time.Time, lookahead time.Duration) ([]*supportv1.RotationEvent, error) {
 	var out []*supportv1.RotationEvent
@@ -159,14 +184,7 @@ func Compute(sched *schedule.Schedule, overrides []schedule.Override, from, to t
 		}
 	}
 	for _, o := range overrides {
-		out = append(out, &supportv1.RotationEvent{
-			Id:         "rotation:override_created:" + o.ID,
-			Type:       supportv1.RotationEventType_ROTATION_EVENT_TYPE_OVERRIDE_CREATED,
-			RotationId: o.Rotation, Hero: o.Rotation == hero, TeamId: teamOf[o.Rotation],
-			PersonId: o.With, PreviousPersonId: o.Person,
-			Start: timestamppb.New(o.Start), End: timestamppb.New(o.End), OccurredAt: timestamppb.New(to),
-			Detail: fmt.Sprintf("%s: %s %s -> %s (%s)", o.Rotation, o.Kind, o.Person, o.With, o.Note),
-		})
+		out = append(out, OverrideCreated(sched, o, to))
 	}
 	if lookahead > 0 {
 		for _, g := range sched.Gaps(from.Add(lookahead), to.Add(lookahead)) {

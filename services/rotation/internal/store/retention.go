@@ -3,16 +3,19 @@ package store
 import (
 	"time"
 
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
 )
 
 // RetentionRules are rotation's pruning rules (docs/operations.md,
 // Retention): API-created overrides that ended more than keepOverrides
 // ago and were announced (an unannounced one waits for its
-// override_created event whatever its age), and configuration versions
-// applied more than keepConfigs ago, never the one in force.
-func RetentionRules(keepOverrides, keepConfigs time.Duration) []prune.Rule {
+// override_created event whatever its age), configuration versions
+// applied more than keepConfigs ago, never the one in force, and outbox
+// events published more than keepOutbox ago.
+func RetentionRules(keepOverrides, keepConfigs, keepOutbox time.Duration) []prune.Rule {
 	return []prune.Rule{
+		outbox.PruneRule(keepOutbox),
 		{Table: "overrides", Keep: keepOverrides, SQL: `DELETE FROM overrides WHERE id = ANY (ARRAY(
 			SELECT id FROM overrides WHERE announced AND ends_at < $1
 			ORDER BY ends_at LIMIT $2 FOR UPDATE SKIP LOCKED))`},

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sidekickhq/sidekick/platform/orgfile"
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/schedule"
 )
 
@@ -116,7 +117,8 @@ func scanOverrides(rows pgx.Rows) ([]schedule.Override, error) {
 	return out, rows.Err()
 }
 
-// Unannounced returns, locked in tx, the overrides not yet announced.
+// Unannounced returns, locked in tx, the overrides not yet announced:
+// those recorded before AddOverrides wrote their events to the outbox.
 func Unannounced(ctx context.Context, tx pgx.Tx) ([]schedule.Override, error) {
 	rows, err := tx.Query(ctx, `SELECT id, rotation_id, kind, person_id, with_person, starts_at, ends_at, swap_id, note
 		FROM overrides WHERE NOT announced ORDER BY created_at, id FOR UPDATE`)
@@ -139,23 +141,34 @@ func MarkAnnounced(ctx context.Context, tx pgx.Tx, ids []string) error {
 var ErrConflict = errors.New("override id already used by a different override")
 
 // AddOverrides inserts overrides in one transaction, recorded as created
-// at createdAt. An id already stored with the same content is left as it
-// is (an idempotent retry); with different content nothing is stored and
-// the error wraps ErrConflict.
-func (s *Store) AddOverrides(ctx context.Context, createdAt time.Time, os ...schedule.Override) error {
+// at createdAt, with announce's event for each new one written to the
+// outbox in that transaction (announce nil: no events). An id already
+// stored with the same content is left as it is (an idempotent retry); with
+// different content nothing is stored and the error wraps ErrConflict.
+func (s *Store) AddOverrides(ctx context.Context, createdAt time.Time, announce func(schedule.Override) (outbox.Event, error), os ...schedule.Override) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("add overrides: %w", err)
 	}
 	defer tx.Rollback(ctx)
+	var events []outbox.Event
 	for _, o := range os {
-		tag, err := tx.Exec(ctx, `INSERT INTO overrides (id, rotation_id, kind, person_id, with_person, starts_at, ends_at, swap_id, note, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
+		// announced: the override_created event goes to the outbox below
+		// (the flag is for overrides recorded before that was so).
+		tag, err := tx.Exec(ctx, `INSERT INTO overrides (id, rotation_id, kind, person_id, with_person, starts_at, ends_at, swap_id, note, created_at, announced)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, true) ON CONFLICT (id) DO NOTHING`,
 			o.ID, o.Rotation, o.Kind.String(), o.Person, o.With, o.Start, o.End, o.SwapID, o.Note, createdAt)
 		if err != nil {
 			return fmt.Errorf("insert override %s: %w", o.ID, err)
 		}
 		if tag.RowsAffected() == 1 {
+			if announce != nil {
+				ev, err := announce(o)
+				if err != nil {
+					return fmt.Errorf("announce override %s: %w", o.ID, err)
+				}
+				events = append(events, ev)
+			}
 			continue
 		}
 		var same bool
@@ -169,6 +182,9 @@ func (s *Store) AddOverrides(ctx context.Context, createdAt time.Time, os ...sch
 		if !same {
 			return fmt.Errorf("%w: %s", ErrConflict, o.ID)
 		}
+	}
+	if err := outbox.Insert(ctx, tx, events...); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit overrides: %w", err)
