@@ -106,6 +106,17 @@ func New(pool *pgxpool.Pool, cfg Config, c clock.Clock, reg prometheus.Registere
 	if pool == nil {
 		return nil, errors.New("engine: pool is required")
 	}
+	e, err := newEngine(cfg, c, reg)
+	if err != nil {
+		return nil, err
+	}
+	e.pool = pool
+	return e, nil
+}
+
+// newEngine is New without the database: what the engine decides, which
+// the unit tests exercise, needs none.
+func newEngine(cfg Config, c clock.Clock, reg prometheus.Registerer) (*Engine, error) {
 	cfg.ConsoleURL = strings.TrimRight(cfg.ConsoleURL, "/")
 	cfg.Policy = cfg.Policy.WithDefaults()
 	if err := cfg.Policy.Validate(); err != nil {
@@ -140,7 +151,7 @@ func New(pool *pgxpool.Pool, cfg Config, c clock.Clock, reg prometheus.Registere
 	if err != nil {
 		return nil, fmt.Errorf("engine: category rules: %w", err)
 	}
-	e := &Engine{pool: pool, cfg: cfg, clock: clock.OrReal(c), parser: classify.NewParser(),
+	e := &Engine{cfg: cfg, clock: clock.OrReal(c), parser: classify.NewParser(),
 		model: &modelCache{rules: ruleSet, refresh: cfg.ModelRefresh}}
 	if e.handled, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_triage_messages_handled_total",
@@ -358,21 +369,7 @@ func (e *Engine) handleInbound(ctx context.Context, batch []Inbound) ([]Result, 
 			}
 			delete(fresh, m.GetId()) // a second copy in the batch is a duplicate
 			k := threadOf(m)
-			var (
-				c      *supportv1.Conversation
-				st     *store.State
-				opened bool
-			)
-			if l := locked[k]; l != nil {
-				c, st = l.Conversation, l.State
-			} else if conv.Opens(m) {
-				c = conv.Open(NewID(), m, now)
-				c.Tier, c.TierReason, c.Customer = e.tierOf(customers[i])
-				opened, st = true, &store.State{}
-				p.create(c, st)
-				locked[k] = &store.Locked{Conversation: c, State: st}
-			}
-			if results[i], err = e.apply(ctx, p, m, c, st, opened, now); err != nil {
+			if results[i], locked[k], err = e.receive(ctx, p, m, locked[k], customers[i], now); err != nil {
 				return fmt.Errorf("message %s: %w", m.GetId(), err)
 			}
 		}
@@ -382,6 +379,27 @@ func (e *Engine) handleInbound(ctx context.Context, batch []Inbound) ([]Result, 
 		e.armed(p, time.Time{})
 	}
 	return results, err
+}
+
+// receive applies m to its thread's conversation, l (nil: none yet),
+// through p, opening one when m opens a thread (with customer, the
+// author's directory entry, nil when unknown), and returns the result
+// and the thread's conversation afterwards.
+func (e *Engine) receive(ctx context.Context, p *pipe, m *supportv1.InboundMessage, l *store.Locked, customer *triagev1.Customer, now time.Time) (Result, *store.Locked, error) {
+	opened := false
+	if l == nil && conv.Opens(m) {
+		c := conv.Open(NewID(), m, now)
+		c.Tier, c.TierReason, c.Customer = e.tierOf(customer)
+		l, opened = &store.Locked{Conversation: c, State: &store.State{}}, true
+		p.create(l.Conversation, l.State)
+	}
+	var c *supportv1.Conversation
+	var st *store.State
+	if l != nil {
+		c, st = l.Conversation, l.State
+	}
+	res, err := e.apply(ctx, p, m, c, st, opened, now)
+	return res, l, err
 }
 
 // apply applies m to its thread's conversation c (nil: none; opened: m

@@ -59,29 +59,11 @@ func (e *Engine) Handoff(ctx context.Context, h Handoff) (bool, error) {
 		if err != nil {
 			return err
 		}
-		summary := &supportv1.HandoffSummary{FromPerson: h.From, ToPerson: h.To}
-		for _, o := range open {
-			c := e.decorate(o.Conversation)
-			if !o.HasNote {
-				summary.MissingNotes = append(summary.MissingNotes, c.GetId())
-				if !slices.Contains(c.GetTags(), NeedsHandoffTag) {
-					c = proto.Clone(c).(*supportv1.Conversation)
-					c.Tags = append(c.Tags, NeedsHandoffTag)
-				}
-			}
-			if len(summary.Open) < e.cfg.HandoffMaxOpen {
-				summary.Open = append(summary.Open, c)
-			}
-		}
-		who := h.From
-		if who == "" {
-			who = "the hero"
-		}
+		summary, reason := e.summarise(h, open)
 		if _, err := store.AddTag(ctx, tx, summary.GetMissingNotes(), NeedsHandoffTag, conv.System, "handoff flagged",
-			"no handoff note when "+who+"'s shift ended", now); err != nil {
+			"no handoff note when "+orHero(h.From)+"'s shift ended", now); err != nil {
 			return err
 		}
-		reason := fmt.Sprintf("hero handoff from %s to %s: %d open, %d without a handoff note", orNobody(h.From), orNobody(h.To), len(open), len(summary.GetMissingNotes()))
 		p := newPipe(tx)
 		rec.EventID, err = e.queue(p, nil, conv.Event{
 			Type:    supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_HANDOFF,
@@ -107,6 +89,36 @@ func (e *Engine) Handoff(ctx context.Context, h Handoff) (bool, error) {
 // HandedOff reports whether the handoff of rotation at was summarised.
 func (e *Engine) HandedOff(ctx context.Context, rotationID string, at time.Time) (bool, error) {
 	return store.HandoffRecorded(ctx, e.pool, rotationID, at)
+}
+
+// summarise is the summary of a handoff for the conversations open at
+// it, in queue order: each without a handoff note is listed as missing
+// one (and shown tagged needs-handoff), at most HandoffMaxOpen are
+// included whole; reason is the HANDOFF event's.
+func (e *Engine) summarise(h Handoff, open []store.OpenForHandoff) (summary *supportv1.HandoffSummary, reason string) {
+	summary = &supportv1.HandoffSummary{FromPerson: h.From, ToPerson: h.To}
+	for _, o := range open {
+		c := e.decorate(o.Conversation)
+		if !o.HasNote {
+			summary.MissingNotes = append(summary.MissingNotes, c.GetId())
+			if !slices.Contains(c.GetTags(), NeedsHandoffTag) {
+				c = proto.Clone(c).(*supportv1.Conversation)
+				c.Tags = append(c.Tags, NeedsHandoffTag)
+			}
+		}
+		if len(summary.Open) < e.cfg.HandoffMaxOpen {
+			summary.Open = append(summary.Open, c)
+		}
+	}
+	reason = fmt.Sprintf("hero handoff from %s to %s: %d open, %d without a handoff note", orNobody(h.From), orNobody(h.To), len(open), len(summary.GetMissingNotes()))
+	return summary, reason
+}
+
+func orHero(s string) string {
+	if s == "" {
+		return "the hero"
+	}
+	return s
 }
 
 func orNobody(s string) string {

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/conv"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 )
@@ -49,22 +50,10 @@ func (e *Engine) FireDue(ctx context.Context, limit int) (Fired, error) {
 		res.Skipped = len(due) - len(locked)
 		w := newPipe(tx)
 		for _, l := range locked {
-			c, st := l.Conversation, l.State
-			var out conv.Outcome
-			running := st.Clock.Running()
-			e.schedule(ctx, w, c, st, now, &out)
-			w.firedTimer(c.GetId(), now)
-			if out.Changed {
-				c.UpdatedAt = timestamppb.New(now)
-			}
-			var keep *store.State
-			if !running {
-				keep = st // a stopped clock was settled: keep that
-			}
-			if err := e.save(w, c, keep, out, now); err != nil {
+			if err := e.fire(ctx, w, l.Conversation, l.State, now); err != nil {
 				return err
 			}
-			res.Due = append(res.Due, dueOf[c.GetId()])
+			res.Due = append(res.Due, dueOf[l.Conversation.GetId()])
 		}
 		return w.flush(ctx)
 	})
@@ -72,6 +61,22 @@ func (e *Engine) FireDue(ctx context.Context, limit int) (Fired, error) {
 		return Fired{}, fmt.Errorf("fire due timers: %w", err)
 	}
 	return res, nil
+}
+
+// fire evaluates c's clock when its timer fired at now, writing through p.
+func (e *Engine) fire(ctx context.Context, p *pipe, c *supportv1.Conversation, st *store.State, now time.Time) error {
+	var out conv.Outcome
+	running := st.Clock.Running()
+	e.schedule(ctx, p, c, st, now, &out)
+	p.firedTimer(c.GetId(), now)
+	if out.Changed {
+		c.UpdatedAt = timestamppb.New(now)
+	}
+	var keep *store.State
+	if !running {
+		keep = st // a stopped clock was settled: keep that
+	}
+	return e.save(p, c, keep, out, now)
 }
 
 // NextDue returns when the earliest armed timer is due; ok is false when
