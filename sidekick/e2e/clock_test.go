@@ -91,9 +91,6 @@ func TestMessageToHandoffOnTheFakeClock(t *testing.T) {
 		"SIDEKICK_SLACK_API_URL="+slack.APIURL(),
 		"SIDEKICK_PAGERDUTY_ROUTING_KEY=e2e-routing-key",
 		"SIDEKICK_PAGERDUTY_URL="+pd.URL(),
-		// Rotation looks for handoffs every EventInterval; a second keeps
-		// the wait short while that loop still ticks on the wall clock.
-		"SIDEKICK_ROTATION_EVENT_INTERVAL=1s",
 	)
 	a := dialStack(t, stack.Stack)
 	a.addCustomer(t, acmeSubscriber)
