@@ -12,6 +12,7 @@ const (
 	portDNS      = 53
 	portHTTPS    = 443
 	portSMTP     = 587
+	portSMTPS    = 465
 	portNATS     = 4222
 	portPostgres = 5432
 	portHTTP     = 8080
@@ -22,13 +23,35 @@ const (
 // SIDEKICK_ROTATION_ADDR); it may reach no other.
 var consoleCalls = []string{"triage", "rotation"}
 
+// callsProviders are the services that call a provider's HTTPS API, and
+// what for.
+var callsProviders = map[string]string{
+	"notifier":      "Slack, PagerDuty, webhooks",
+	"ingest-slack":  "Slack's Web API: authors, permalinks, replies",
+	"ingest-github": "GitHub's API: replies as comments, redeliveries",
+}
+
+// sendsEmail are the services that submit email to an SMTP relay: notifier
+// its notifications, ingest-email the replies to customers.
+var sendsEmail = map[string]bool{"notifier": true, "ingest-email": true}
+
+// optionalErrorReporting is the policy opening 443 for Sentry error
+// reports, which an installation without a DSN deletes.
+const optionalErrorReporting = "allow-error-reporting"
+
 // checkNetworkPolicies requires a default deny and, for every Sidekick
 // workload, exactly the traffic its service needs on the ports that matter:
 // DNS for everyone; NATS for everyone but the console, which talks only
 // gRPC, to triage and rotation and no other server; Postgres for services
-// with a database and for no other; 443 and 587 out for notifier (587 for
-// nobody else); HTTP in from the ingress controller for ingest and the
-// console only; gRPC in for gRPC services.
+// with a database and for no other; 443 out for whoever calls a
+// provider's API (notifier, ingest-slack, ingest-github) and 587 and 465
+// for whoever sends email (notifier, ingest-email's replies), for nobody
+// else; HTTP in from the ingress controller for ingest and the console
+// only; gRPC in for gRPC services.
+//
+// A provider's 443 must come from a policy of its own, not from
+// allow-error-reporting, which the docs say to delete when no Sentry DSN is
+// set.
 func (c *checker) checkNetworkPolicies() {
 	var pols []*networkingv1.NetworkPolicy
 	for _, o := range c.objs {
@@ -80,12 +103,17 @@ func (c *checker) checkNetworkPolicies() {
 		if w.labels[grpcClientLabel] == "true" {
 			need(egressAllows(mine, corev1.ProtocolTCP, portGRPC), "labelled a gRPC client but has no egress to TCP 9090")
 		}
-		notifier := w.name == "notifier"
-		if notifier {
-			need(egressAllows(mine, corev1.ProtocolTCP, portHTTPS), "notifier has no egress to TCP 443 (Slack, PagerDuty, webhooks)")
-			need(egressAllows(mine, corev1.ProtocolTCP, portSMTP), "notifier has no egress to TCP 587 (SMTP submission)")
-		} else if egressAllows(mine, corev1.ProtocolTCP, portSMTP) {
-			c.fail(w.id, RuleNetworkPolicy, "egress to TCP 587 (SMTP) is for notifier only")
+		// What each service reaches outside the cluster without the
+		// optional error-reporting policy.
+		own := slices.DeleteFunc(slices.Clone(mine), func(p *networkingv1.NetworkPolicy) bool { return p.Name == optionalErrorReporting })
+		if why, ok := callsProviders[w.name]; ok {
+			need(egressAllows(own, corev1.ProtocolTCP, portHTTPS), w.name+" has no egress to TCP 443 ("+why+") but allow-error-reporting's, which is optional")
+		}
+		if sendsEmail[w.name] {
+			need(egressAllows(own, corev1.ProtocolTCP, portSMTP), w.name+" has no egress to TCP 587 (SMTP submission)")
+			need(egressAllows(own, corev1.ProtocolTCP, portSMTPS), w.name+" has no egress to TCP 465 (SMTP with implicit TLS)")
+		} else if egressAllows(mine, corev1.ProtocolTCP, portSMTP) || egressAllows(mine, corev1.ProtocolTCP, portSMTPS) {
+			c.fail(w.id, RuleNetworkPolicy, "egress to TCP 587 or 465 (SMTP) is for the services that send email only (notifier, ingest-email)")
 		}
 		fromIngress := map[string]string{nsNameLabel: c.opt.IngressNamespace}
 		switch {

@@ -292,6 +292,17 @@ func TestPolicyCatchesBrokenRules(t *testing.T) {
 		{"notifier loses SMTP egress", policy.RuleNetworkPolicy, "Deployment/notifier", func(o []policy.Object) []policy.Object {
 			return drop(o, "NetworkPolicy", "notifier-deliveries")
 		}},
+		{"ingest-github's 443 only through the optional error reporting", policy.RuleNetworkPolicy, "Deployment/ingest-github", func(o []policy.Object) []policy.Object {
+			return drop(o, "NetworkPolicy", "ingest-github-to-github")
+		}},
+		{"ingest-email cannot reach its SMTP relay", policy.RuleNetworkPolicy, "Deployment/ingest-email", func(o []policy.Object) []policy.Object {
+			return drop(o, "NetworkPolicy", "ingest-email-to-smtp")
+		}},
+		{"triage may send email", policy.RuleNetworkPolicy, "Deployment/triage", func(o []policy.Object) []policy.Object {
+			p := netpol(o, "ingest-email-to-smtp")
+			p.Spec.PodSelector.MatchLabels = map[string]string{"app.kubernetes.io/part-of": "sidekick"}
+			return o
+		}},
 		{"ingest unreachable from the ingress controller", policy.RuleNetworkPolicy, "Deployment/ingest-slack", func(o []policy.Object) []policy.Object {
 			return drop(o, "NetworkPolicy", "ingest-from-ingress")
 		}},
