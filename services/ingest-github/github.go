@@ -8,10 +8,16 @@
 // comments (support.outbound.github; package ghreply and platform/outbound
 // say how each is posted once).
 //
-// The message id is "github:"+X-GitHub-Delivery. GitHub keeps that id when
-// a delivery is redelivered (by hand or by `sidekick github redeliver`),
-// so JetStream's duplicate window drops a quick retry and triage's inbox
-// table drops one that comes days later; the service itself keeps no state.
+// The message id derives from GitHub's own identity of the change: the
+// issue, comment or discussion id, the event and action, and for changes
+// that can happen more than once the time GitHub stamped them (and a
+// digest of an edit's text), such as
+// "github:issues.closed:444500041:2026-11-02T10:00:00Z". A redelivery (by
+// hand or by `sidekick github redeliver`) carries the same body, and so
+// does a signed body replayed under a fresh X-GitHub-Delivery, so
+// JetStream's duplicate window drops a quick one and triage's inbox table
+// drops one that comes days later; the service itself keeps no state. A
+// payload without the time falls back to "github:"+X-GitHub-Delivery.
 package ingestgithub
 
 import (

@@ -170,26 +170,28 @@ func TestWebhook(t *testing.T) {
 	}
 
 	// Accepted deliveries; the first is delivered twice, as a redelivery
-	// keeps X-GitHub-Delivery.
+	// keeps X-GitHub-Delivery, and a third time replayed under a fresh
+	// delivery id (the same signed body): stored once.
 	for _, d := range []struct{ event, id, file string }{
 		{"issues", "d-1", "issues-opened.json"},
 		{"issue_comment", "d-2", "issue_comment-created-staff.json"},
 		{"issues", "d-1", "issues-opened.json"},
 		{"discussion", "d-3", "discussion-created.json"},
 		{"issues", "d-4", "issues-closed.json"},
+		{"issues", "d-replayed", "issues-opened.json"},
 	} {
 		if rec := f.deliver(t, d.event, d.id, payload(t, d.file), ""); rec.Code != http.StatusOK {
 			t.Fatalf("%s %s: %d %s", d.event, d.id, rec.Code, rec.Body)
 		}
 	}
-	if f.count("issues", "duplicate") != 1 {
-		t.Fatalf("redelivery not seen as a duplicate")
+	if f.count("issues", "duplicate") != 2 {
+		t.Fatalf("redelivery and replay not seen as duplicates: %v", f.count("issues", "duplicate"))
 	}
 	msgs := f.inbound(t)
 	if len(msgs) != 4 {
-		t.Fatalf("want 4 messages (the redelivery stored once), got %d", len(msgs))
+		t.Fatalf("want 4 messages (the redelivery and the replay stored once), got %d", len(msgs))
 	}
-	if msgs[0].GetId() != "github:d-1" || msgs[0].GetThreadKey() != "github:acme/main#123" || msgs[0].GetAttributes()["priority_hint"] != "high" {
+	if msgs[0].GetId() != "github:issues.opened:444500041" || msgs[0].GetThreadKey() != "github:acme/main#123" || msgs[0].GetAttributes()["priority_hint"] != "high" {
 		t.Fatalf("first message %v", msgs[0])
 	}
 	if msgs[1].GetAuthor().GetRole() != supportv1.AuthorRole_AUTHOR_ROLE_STAFF || msgs[1].GetThreadKey() != msgs[0].GetThreadKey() {

@@ -273,6 +273,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, metricResource, "unauthorized", http.StatusUnauthorized, err.Error())
 		return
 	}
+	if err := sentryhook.CheckTimestamp(s.deps.Now(), r.Header.Get("Sentry-Hook-Timestamp")); err != nil {
+		s.answer(w, metricResource, "unauthorized", http.StatusUnauthorized, err.Error())
+		return
+	}
 	body, berr := httpx.ReadBody(w, r, s.cfg.MaxBodyBytes)
 	if berr != nil {
 		s.answer(w, metricResource, berr.Result, berr.Status, berr.Message)

@@ -127,7 +127,7 @@ func request(resource, requestID string, body []byte, sig string) *http.Request 
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Request-ID", requestID)
 	req.Header.Set("Sentry-Hook-Resource", resource)
-	req.Header.Set("Sentry-Hook-Timestamp", "1763632717")
+	req.Header.Set("Sentry-Hook-Timestamp", strconv.FormatInt(time.Now().Unix(), 10))
 	switch sig {
 	case "":
 		req.Header.Set("Sentry-Hook-Signature", sentryhook.Sign([]byte(secret), body))
@@ -301,15 +301,15 @@ func TestIssueLifecycle(t *testing.T) {
 		got = append(got, row{m.GetId(), m.GetKind(), m.GetAttributes()["occurrences"], m.GetTeam()})
 	}
 	want := []row{
-		{"sentry:created", supportv1.MessageKind_MESSAGE_KIND_POSTED, "1", "platform"},
+		{"sentry:issue.created:" + fixtureIssue, supportv1.MessageKind_MESSAGE_KIND_POSTED, "1", "platform"},
 		// The five errors wait for the interval; the comment flushes them
 		// first, so the order downstream is the order received.
-		{"sentry:err-4", supportv1.MessageKind_MESSAGE_KIND_UPDATED, "4", "core-analytics"},
-		{"sentry:comment", supportv1.MessageKind_MESSAGE_KIND_POSTED, "", "platform"},
-		{"sentry:resolved", supportv1.MessageKind_MESSAGE_KIND_THREAD_CLOSED, "", "platform"},
+		{"sentry:error.created:" + fmt.Sprintf("%032x", 5), supportv1.MessageKind_MESSAGE_KIND_UPDATED, "4", "core-analytics"},
+		{"sentry:comment.created:1234", supportv1.MessageKind_MESSAGE_KIND_POSTED, "", "platform"},
+		{"sentry:issue.resolved:" + fixtureIssue + ":baa1cd1c36750612c72285f7", supportv1.MessageKind_MESSAGE_KIND_THREAD_CLOSED, "", "platform"},
 		// After the resolve, a new occurrence is news: sent at once.
-		{"sentry:regressed", supportv1.MessageKind_MESSAGE_KIND_POSTED, "1", "core-analytics"},
-		{"sentry:incident", supportv1.MessageKind_MESSAGE_KIND_POSTED, "", "core-experience"},
+		{"sentry:event_alert.triggered:e4874d664c3540c1a32eab185f12c5ab", supportv1.MessageKind_MESSAGE_KIND_POSTED, "1", "core-analytics"},
+		{"sentry:metric_alert.critical:4:492527a5d4eb8e57788e2fa8", supportv1.MessageKind_MESSAGE_KIND_POSTED, "", "core-experience"},
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("downstream\n got %v\nwant %v", got, want)
@@ -358,6 +358,7 @@ func storm(tb testing.TB, url, prefix string, n, issues, conc int) (lat []time.D
 					req.Header.Set("Request-ID", fmt.Sprintf("%s-%d", prefix, i))
 					req.Header.Set("Sentry-Hook-Resource", "error")
 					req.Header.Set("Sentry-Hook-Signature", sig)
+					req.Header.Set("Sentry-Hook-Timestamp", strconv.FormatInt(time.Now().Unix(), 10))
 					t0 := time.Now()
 					resp, err := client.Do(req)
 					lat[i] = time.Since(t0)
@@ -562,9 +563,34 @@ func TestUnsignedBodyIsNotRead(t *testing.T) {
 	f := newFixture(t, Config{})
 	for name, sig := range map[string]string{"none": "", "short": "00", "not hex": strings.Repeat("zz", 32)} {
 		body := httpxtest.NewBody(5 << 20)
-		code := httpxtest.Post(f.mux, "/sentry/webhook", body, map[string]string{"Sentry-Hook-Resource": "error", "Request-ID": "r-1", "Sentry-Hook-Signature": sig})
+		code := httpxtest.Post(f.mux, "/sentry/webhook", body, map[string]string{"Sentry-Hook-Resource": "error", "Request-ID": "r-1", "Sentry-Hook-Signature": sig, "Sentry-Hook-Timestamp": strconv.FormatInt(time.Now().Unix(), 10)})
 		if code != http.StatusUnauthorized || body.BytesRead() != 0 {
 			t.Errorf("signature %s: status %d after reading %d bytes; want 401 before reading", name, code, body.BytesRead())
+		}
+	}
+}
+
+// TestReplayChangesNothing: a signed webhook replayed under a fresh
+// Request-ID is the same message, and one whose Sentry-Hook-Timestamp is
+// over five minutes old is refused. Before, both were stored again.
+func TestReplayChangesNothing(t *testing.T) {
+	f := newFixture(t, Config{})
+	resolved := payload(t, "issue-resolved.json")
+	for _, id := range []string{"r-1", "r-2", "r-3"} {
+		if code := f.post(t, "issue", id, resolved, ""); code != http.StatusOK {
+			t.Fatalf("%s: %d", id, code)
+		}
+	}
+	if n := len(stored(t, f.js, OccurrenceStream, "")); n != 1 {
+		t.Fatalf("one resolve posted under three Request-IDs stored %d times", n)
+	}
+	for name, at := range map[string]time.Time{"stale": time.Now().Add(-6 * time.Minute), "future": time.Now().Add(6 * time.Minute)} {
+		req := request("issue", "r-"+name, resolved, "")
+		req.Header.Set("Sentry-Hook-Timestamp", strconv.FormatInt(at.Unix(), 10))
+		rec := httptest.NewRecorder()
+		f.mux.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("%s timestamp: %d, want 401", name, rec.Code)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package ghwebhook
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -156,7 +157,7 @@ func TestNormalize(t *testing.T) {
 				t.Fatalf("ignored: %s", res.Ignored)
 			}
 			w := tc.want
-			if m.GetId() != "github:72d3162e-cc78-11e3-81ab-4c9367dc0958" || m.GetChannel() != supportv1.Channel_CHANNEL_GITHUB {
+			if !strings.HasPrefix(m.GetId(), "github:"+tc.event+".") || strings.Contains(m.GetId(), "72d3162e") || m.GetChannel() != supportv1.Channel_CHANNEL_GITHUB {
 				t.Errorf("id %q channel %v", m.GetId(), m.GetChannel())
 			}
 			if m.GetKind() != w.kind || m.GetThreadKey() != w.thread || m.GetSourceId() != w.source {
@@ -253,7 +254,7 @@ func FuzzNormalize(f *testing.F) {
 			return
 		}
 		m := res.Message
-		if m.GetId() != "github:fuzz" || !strings.HasPrefix(m.GetThreadKey(), "github:") || m.GetAuthor().GetId() == "" || m.GetSentAt() == nil {
+		if !strings.HasPrefix(m.GetId(), "github:") || strings.ContainsAny(m.GetId(), " \r\n") || !strings.HasPrefix(m.GetThreadKey(), "github:") || m.GetAuthor().GetId() == "" || m.GetSentAt() == nil {
 			t.Fatalf("incomplete message %v", m)
 		}
 	})
@@ -287,5 +288,57 @@ func TestOwnReplyIsMarked(t *testing.T) {
 		if got := res.Message.GetText(); got != c.text {
 			t.Errorf("body %q: text %q, want %q", c.body, got, c.text)
 		}
+	}
+}
+
+// TestIdentity: the message id comes from what GitHub says about the
+// change, not from X-GitHub-Delivery. A signed body replayed under a fresh
+// delivery id, and GitHub's own redelivery, are the same message; two
+// different changes to one issue or comment are not. Before, the id was
+// "github:"+delivery, so a replay was stored again.
+func TestIdentity(t *testing.T) {
+	id := func(event, delivery string, body []byte) string {
+		t.Helper()
+		res, err := Normalize(Delivery{Event: event, ID: delivery, Body: body}, Repositories{}, now)
+		if err != nil || res.Message == nil {
+			t.Fatalf("%s: %v %v", event, err, res.Ignored)
+		}
+		return res.Message.GetId()
+	}
+	for _, tc := range []struct{ event, file string }{
+		{"issues", "issues-opened.json"}, {"issues", "issues-edited.json"}, {"issues", "issues-closed.json"},
+		{"issues", "issues-reopened.json"}, {"issues", "issues-labeled.json"}, {"issues", "issues-transferred.json"},
+		{"issue_comment", "issue_comment-created.json"}, {"issue_comment", "issue_comment-edited.json"},
+		{"issue_comment", "issue_comment-deleted.json"}, {"discussion", "discussion-created.json"},
+		{"discussion_comment", "discussion_comment-created.json"},
+	} {
+		body := fixture(t, tc.file)
+		first, replay := id(tc.event, "delivery-1", body), id(tc.event, "delivery-2", body)
+		if first != replay {
+			t.Errorf("%s: replayed under a fresh delivery id: %q, then %q", tc.file, first, replay)
+		}
+		if strings.Contains(first, "delivery-") {
+			t.Errorf("%s: id %q still derives from the delivery", tc.file, first)
+		}
+	}
+
+	// Two edits of one issue, at different times or with different text
+	// in the same second, are two messages.
+	edited := fixture(t, "issues-edited.json")
+	later := bytes.Replace(edited, []byte(`"updated_at": "2026-11-02T10:05:00Z"`), []byte(`"updated_at": "2026-11-02T10:07:00Z"`), 1)
+	reworded := bytes.Replace(edited, []byte(`"body": "`), []byte(`"body": "Also: `), 1)
+	base := id("issues", "d", edited)
+	for name, b := range map[string][]byte{"later": later, "reworded": reworded} {
+		if bytes.Equal(b, edited) {
+			t.Fatalf("%s: the fixture did not change", name)
+		}
+		if id("issues", "d", b) == base {
+			t.Errorf("%s edit has the id of the first: %q", name, base)
+		}
+	}
+	// A payload without the time of the change keeps the delivery id.
+	noTime := []byte(`{"action":"reopened","repository":{"full_name":"a/b"},"issue":{"id":5,"number":1},"sender":{"login":"x"}}`)
+	if got := id("issues", "d-9", noTime); got != "github:d-9" {
+		t.Errorf("without updated_at: id %q, want the delivery's", got)
 	}
 }

@@ -1,6 +1,8 @@
 package ghwebhook
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -193,10 +195,82 @@ func Normalize(d Delivery, repos Repositories, now time.Time) (Result, error) {
 			m.Text = text
 		}
 	}
+	if id := p.identity(d.Event); id != "" {
+		m.Id = "github:" + d.Event + "." + p.Action + ":" + id
+	}
 	if m.SentAt == nil {
 		m.SentAt = m.ReceivedAt
 	}
 	return Result{Message: m}, nil
+}
+
+// identity is what GitHub itself says about the change a delivery reports:
+// the object's id and, for a change that can happen more than once, when
+// (and, for edits, what) it became. The message id derives from it rather
+// than from X-GitHub-Delivery, so a signed body replayed under a fresh
+// delivery id is the same message (dropped by JetStream's duplicate
+// window, or by triage's inbox later), and so is GitHub's own redelivery
+// of the same delivery. It is "" when the payload lacks the time; the
+// delivery id is used then.
+func (p *payload) identity(event string) string {
+	var id int64
+	var at *time.Time
+	var extra string
+	switch event {
+	case "issues":
+		is := p.Issue
+		id, at = is.ID, is.UpdatedAt
+		switch p.Action {
+		case "opened":
+			at = nil // an issue is opened once
+		case "closed":
+			at = is.ClosedAt
+		case "edited":
+			extra = digest(is.Title, is.Body)
+		case "labeled":
+			if p.Label != nil {
+				extra = p.Label.Name
+			}
+		}
+		if p.Action != "opened" && (at == nil || at.IsZero()) {
+			return ""
+		}
+	case "issue_comment":
+		c := p.Comment
+		id = c.ID
+		if p.Action == "edited" {
+			if at = c.UpdatedAt; at == nil || at.IsZero() {
+				return ""
+			}
+			extra = digest(c.Body)
+		}
+	case "discussion":
+		id = p.Discussion.ID
+	case "discussion_comment":
+		id = p.Comment.ID
+	}
+	if id == 0 {
+		return ""
+	}
+	out := strconv.FormatInt(id, 10)
+	if at != nil && !at.IsZero() {
+		out += ":" + at.UTC().Format(time.RFC3339Nano)
+	}
+	if extra != "" {
+		out += ":" + extra
+	}
+	return out
+}
+
+// digest is a short hash of an edit's content, which tells apart two
+// edits GitHub stamps with the same second.
+func digest(parts ...string) string {
+	h := sha256.New()
+	for _, s := range parts {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // IssueThreadKey is the thread key of an issue or pull request.

@@ -2,6 +2,8 @@ package sentryhook
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,8 +202,9 @@ var handled = map[string]map[string]bool{
 // Handled reports whether Sidekick handles resource at all.
 func Handled(resource string) bool { return handled[resource] != nil }
 
-// Parse normalizes a verified webhook. requestID (the Request-ID header)
-// becomes the message id "sentry:"+requestID; now stamps received_at.
+// Parse normalizes a verified webhook. The message id derives from what
+// Sentry says about the change (see identity), or from requestID (the
+// Request-ID header) when the payload lacks it; now stamps received_at.
 func Parse(resource, requestID string, body []byte, now time.Time) (Event, error) {
 	actions := handled[resource]
 	if actions == nil {
@@ -250,6 +253,9 @@ func Parse(resource, requestID string, body []byte, now time.Time) (Event, error
 	if err != nil {
 		return Event{}, fmt.Errorf("%w: %s.%s: %v", ErrUnusable, resource, p.Action, err)
 	}
+	if id := p.identity(resource, body); id != "" {
+		m.Id = "sentry:" + resource + "." + p.Action + ":" + id
+	}
 	if m.SentAt == nil {
 		m.SentAt = m.ReceivedAt
 	}
@@ -257,6 +263,47 @@ func Parse(resource, requestID string, body []byte, now time.Time) (Event, error
 		m.Attributes[AttrProject] = ev.Project
 	}
 	return ev, nil
+}
+
+// identity is Sentry's own identity of what a webhook reports, from which
+// the message id derives instead of from Request-ID: a signed body replayed
+// under a fresh Request-ID is then the same message (dropped by JetStream's
+// duplicate window, or by triage's inbox later). An occurrence is its
+// event id; an issue is created once; a comment is created and deleted
+// once. Changes that can happen more than once (an issue resolved,
+// reopened and resolved again; a comment edited; a metric alert's state)
+// carry no time of their own in the payload, so the body itself, which
+// differs from one change to the next (counts, last seen, status details,
+// the text), is their identity. "" when the payload lacks the id: the
+// Request-ID is used then.
+func (p *payload) identity(resource string, body []byte) string {
+	var id string
+	once := false
+	switch resource {
+	case "error":
+		if p.Data.Error != nil {
+			id, once = p.Data.Error.EventID, true
+		}
+	case "event_alert":
+		if p.Data.Event != nil {
+			id, once = p.Data.Event.EventID, true
+		}
+	case "issue":
+		if p.Data.Issue != nil {
+			id, once = string(p.Data.Issue.ID), p.Action == "created"
+		}
+	case "comment":
+		id, once = string(p.Data.CommentID), p.Action != "updated"
+	case "metric_alert":
+		if p.Data.MetricAlert != nil {
+			id = string(p.Data.MetricAlert.ID)
+		}
+	}
+	if id == "" || once {
+		return id
+	}
+	sum := sha256.Sum256(body)
+	return id + ":" + hex.EncodeToString(sum[:12])
 }
 
 // ThreadKey is the thread key of a Sentry issue.

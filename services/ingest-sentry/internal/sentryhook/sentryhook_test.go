@@ -1,9 +1,11 @@
 package sentryhook
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +105,7 @@ func TestParse(t *testing.T) {
 			if ev.Occurrence != w.occurrence || ev.Key != w.key || ev.Project != w.project {
 				t.Errorf("occurrence %v key %q project %q", ev.Occurrence, ev.Key, ev.Project)
 			}
-			if m.GetId() != "sentry:req-1" || m.GetChannel() != supportv1.Channel_CHANNEL_SENTRY || m.GetThreadKey() != w.thread || m.GetKind() != w.kind {
+			if !strings.HasPrefix(m.GetId(), "sentry:"+tc.resource+".") || strings.Contains(m.GetId(), "req-1") || m.GetChannel() != supportv1.Channel_CHANNEL_SENTRY || m.GetThreadKey() != w.thread || m.GetKind() != w.kind {
 				t.Errorf("id %q thread %q kind %v", m.GetId(), m.GetThreadKey(), m.GetKind())
 			}
 			if m.GetAuthor().GetRole() != w.role || m.GetAuthor().GetId() != w.author {
@@ -205,8 +207,71 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		m := ev.Message
-		if ev.Key == "" || m.GetId() != "sentry:fuzz" || !strings.HasPrefix(m.GetThreadKey(), "sentry:") || m.GetAuthor() == nil || m.GetSentAt() == nil {
+		if ev.Key == "" || !strings.HasPrefix(m.GetId(), "sentry:") || strings.ContainsAny(m.GetId(), " \r\n") || !strings.HasPrefix(m.GetThreadKey(), "sentry:") || m.GetAuthor() == nil || m.GetSentAt() == nil {
 			t.Fatalf("incomplete event %+v", ev)
 		}
 	})
+}
+
+// TestIdentity: the message id comes from what Sentry says about the
+// change, not from Request-ID, so a signed body replayed under a fresh
+// Request-ID is the same message; a different change to the same issue
+// is not. Before, the id was "sentry:"+Request-ID, so a replay was stored
+// again.
+func TestIdentity(t *testing.T) {
+	id := func(resource, requestID string, body []byte) string {
+		t.Helper()
+		ev, err := Parse(resource, requestID, body, now)
+		if err != nil || ev.Message == nil {
+			t.Fatalf("%s: %v %s", resource, err, ev.Ignored)
+		}
+		return ev.Message.GetId()
+	}
+	files := map[string]string{
+		"issue-created.json": "issue", "issue-resolved.json": "issue", "issue-archived.json": "issue",
+		"issue-unresolved.json": "issue", "issue-assigned.json": "issue", "error-created.json": "error",
+		"event_alert-triggered.json": "event_alert", "metric_alert-critical.json": "metric_alert",
+		"metric_alert-resolved.json": "metric_alert", "comment-created.json": "comment",
+	}
+	seen := map[string]string{}
+	for file, resource := range files {
+		body := fixture(t, file)
+		first, replay := id(resource, "req-1", body), id(resource, "req-2", body)
+		if first != replay || strings.Contains(first, "req-") {
+			t.Errorf("%s: replayed under a fresh Request-ID: %q, then %q", file, first, replay)
+		}
+		if other, dup := seen[first]; dup {
+			t.Errorf("%s and %s share the id %q", file, other, first)
+		}
+		seen[first] = file
+	}
+	// Resolved again later (another count, another last seen): a new
+	// message, not a replay.
+	resolved := fixture(t, "issue-resolved.json")
+	again := bytes.Replace(resolved, []byte(`"count": "1"`), []byte(`"count": "7"`), 1)
+	if bytes.Equal(again, resolved) {
+		t.Fatal("the fixture did not change")
+	}
+	if id("issue", "r", again) == id("issue", "r", resolved) {
+		t.Error("a second resolve of the issue has the first one's id")
+	}
+	// An occurrence without an event id keeps the Request-ID.
+	if got := id("error", "req-9", []byte(`{"action":"created","data":{"error":{"issue_id":"5"}}}`)); got != "sentry:req-9" {
+		t.Errorf("without an event id: %q", got)
+	}
+}
+
+func TestCheckTimestamp(t *testing.T) {
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	unix := func(d time.Duration) string { return strconv.FormatInt(at.Add(d).Unix(), 10) }
+	for header, want := range map[string]error{
+		unix(0): nil, unix(-4 * time.Minute): nil, unix(4 * time.Minute): nil,
+		unix(-6 * time.Minute): ErrStale, unix(6 * time.Minute): ErrStale, unix(-30 * 24 * time.Hour): ErrStale,
+		"1795168800.25": nil, "": ErrMissingTimestamp, "soon": ErrBadTimestamp, "-1": ErrBadTimestamp,
+		"1e300": ErrBadTimestamp, "NaN": ErrBadTimestamp,
+	} {
+		if err := CheckTimestamp(at, header); !errors.Is(err, want) {
+			t.Errorf("%q: %v, want %v", header, err, want)
+		}
+	}
 }

@@ -8,13 +8,44 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
 )
 
-// Signature errors; both mean 401.
+// Signature and timestamp errors; each means 401.
 var (
 	ErrMissingSignature = errors.New("missing Sentry-Hook-Signature")
 	ErrBadSignature     = errors.New("invalid Sentry-Hook-Signature")
+	ErrMissingTimestamp = errors.New("missing Sentry-Hook-Timestamp")
+	ErrBadTimestamp     = errors.New("malformed Sentry-Hook-Timestamp")
+	ErrStale            = fmt.Errorf("Sentry-Hook-Timestamp more than %s from now", MaxSkew)
 )
+
+// MaxSkew is how far Sentry-Hook-Timestamp may be from now, either way.
+const MaxSkew = 5 * time.Minute
+
+// CheckTimestamp refuses a webhook whose Sentry-Hook-Timestamp (Unix
+// seconds) is more than MaxSkew from now. Sentry does not sign the
+// timestamp, so this only turns away a replay that keeps its original
+// headers; the message id (see Parse) is what makes any replay change
+// nothing.
+func CheckTimestamp(now time.Time, header string) error {
+	if header == "" {
+		return ErrMissingTimestamp
+	}
+	secs, err := strconv.ParseFloat(header, 64)
+	if err != nil || !(secs > 0 && secs < 1e15) {
+		return ErrBadTimestamp
+	}
+	whole := math.Floor(secs)
+	skew := now.Sub(time.Unix(int64(whole), int64((secs-whole)*1e9)))
+	if skew > MaxSkew || skew < -MaxSkew {
+		return ErrStale
+	}
+	return nil
+}
 
 // Sign returns the Sentry-Hook-Signature Sentry sends for body: the hex
 // HMAC-SHA256 of the body keyed by the integration's client secret.

@@ -365,11 +365,15 @@ func (x *Attachment) GetUrl() string {
 
 // InboundMessage is one normalized customer-facing message, published by an
 // ingest service on support.inbound.<channel>. Its id is the CloudEvents id
-// and the Nats-Msg-Id, derived from the channel's own delivery id.
+// and the Nats-Msg-Id, derived from the channel's own identity of the message.
 type InboundMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Stable id derived from the channel's delivery id (Slack event_id,
-	// X-GitHub-Delivery, Sentry Request-ID, email Message-ID).
+	// Stable id derived from the channel's own identity of the message, never
+	// a per-attempt delivery id, so a retry, a redelivery or a replayed signed
+	// body is the same message: Slack event_id, email Message-ID, the GitHub
+	// object id, action and update time, the Sentry event id (or, for a
+	// change without a time of its own, the resource id and a digest of the
+	// signed body).
 	Id      string  `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Channel Channel `protobuf:"varint,2,opt,name=channel,proto3,enum=sidekick.support.v1.Channel" json:"channel,omitempty"`
 	// Id of the message inside the channel (Slack ts, email Message-ID,
