@@ -38,6 +38,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/content"
 	"github.com/sidekickhq/sidekick/platform/httpx"
 	"github.com/sidekickhq/sidekick/platform/outbound"
 	"github.com/sidekickhq/sidekick/platform/promreg"
@@ -64,8 +65,14 @@ type Config struct {
 	Recipients []string `env:"SIDEKICK_EMAIL_RECIPIENTS"`
 	// StaffDomains are our own domains: senders there are staff.
 	StaffDomains []string `env:"SIDEKICK_EMAIL_STAFF_DOMAINS"`
-	// MaxBytes bounds one message (SMTP and HTTP).
+	// MaxBytes bounds one message (SMTP and HTTP); larger ones get 552 or
+	// 413.
 	MaxBytes int64 `env:"SIDEKICK_EMAIL_MAX_BYTES" envDefault:"26214400"`
+	// ContentMaxBytes bounds the object store SUPPORT_INBOUND_CONTENT,
+	// where large messages and raw emails with attachments are kept (see
+	// platform/content); when it is full, mail is refused for a while
+	// (451, 503) until old objects expire with the inbound stream.
+	ContentMaxBytes int64 `env:"SIDEKICK_EMAIL_CONTENT_MAX_BYTES" envDefault:"1073741824"`
 	// TLSCert and TLSKey enable STARTTLS.
 	TLSCert string `env:"SIDEKICK_SMTP_TLS_CERT"`
 	TLSKey  string `env:"SIDEKICK_SMTP_TLS_KEY"`
@@ -115,6 +122,11 @@ type Deps struct {
 	TLS *tls.Config
 	// JS holds the reply stream and ledger; replies need it.
 	JS jetstream.JetStream
+	// Content is the object store SUPPORT_INBOUND_CONTENT (content.Ensure):
+	// messages over the inline limit and raw emails with attachments go
+	// there, with a reference in the message. Without it a message over
+	// NATS's max_payload is refused as too large.
+	Content jetstream.ObjectStore
 	// Clock times replies' retries; default the wall clock.
 	Clock clock.Clock
 	// RelayTLS overrides the TLS configuration of the relay connection
@@ -225,7 +237,7 @@ func Spec() app.Spec {
 }
 
 // FromKit builds the service from the process kit.
-func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
+func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	var cfg Config
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
@@ -236,6 +248,10 @@ func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
 		return nil, errors.New("ingest-email: SIDEKICK_EMAIL_RECIPIENTS is required outside dev mode: the support addresses the SMTP listener accepts mail for (or SIDEKICK_SMTP_ADDR=off to turn the listener off)")
 	}
 	js := k.JS
+	store, err := content.Ensure(ctx, js, content.Config{Replicas: k.Common.StreamReplicas, MaxAge: bus.DefaultEventMaxAge, MaxBytes: cfg.ContentMaxBytes})
+	if err != nil {
+		return nil, fmt.Errorf("ingest-email: %w", err)
+	}
 	return New(cfg, Deps{
 		Logger:    k.Logger,
 		Publisher: bus.NewPublisher(js, Source),
@@ -246,6 +262,7 @@ func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
 		Now:      clock.OrReal(k.Clock).Now,
 		JS:       js,
 		Clock:    k.Clock,
+		Content:  store,
 
 		LedgerReplicas: k.Common.StreamReplicas,
 	})
@@ -273,6 +290,10 @@ func (s *Service) Run(ctx context.Context) error {
 // errRejected marks input refused for what it is (not retryable).
 var errRejected = errors.New("rejected")
 
+// errTooLarge marks a message that can never be stored however often it
+// is sent (552, 413), as opposed to a store that is unavailable for now.
+var errTooLarge = errors.New("message too large to store")
+
 // ingest parses raw and publishes it. It returns the message id. Errors
 // wrapping mailparse.ErrMalformed mean bad input; other errors mean the
 // publish failed and the sender should retry.
@@ -286,7 +307,16 @@ func (s *Service) ingest(ctx context.Context, path string, raw []byte, envelopeF
 	if envelopeFrom != "" {
 		msg.Attributes["envelope_from"] = envelopeFrom
 	}
+	if msg, err = s.offload(ctx, msg, raw, len(e.Attachments) > 0); err != nil {
+		s.metrics.messages.WithLabelValues(path, "error").Inc()
+		s.deps.Logger.Error("store email content", "message_id", e.MessageID, "error", err)
+		return "", err
+	}
 	ack, err := s.deps.Publisher.Publish(ctx, bus.Event{Subject: bus.InboundSubject("email"), ID: msg.GetId(), Message: msg})
+	if errors.Is(err, nats.ErrMaxPayload) {
+		s.metrics.messages.WithLabelValues(path, "too_large").Inc()
+		return "", fmt.Errorf("%w: %v", errTooLarge, err)
+	}
 	if err != nil {
 		s.metrics.messages.WithLabelValues(path, "error").Inc()
 		s.deps.Logger.Error("publish email", "message_id", e.MessageID, "error", err)
@@ -301,6 +331,28 @@ func (s *Service) ingest(ctx context.Context, path string, raw []byte, envelopeF
 	}
 	s.metrics.messages.WithLabelValues(path, result).Inc()
 	return msg.GetId(), nil
+}
+
+// offload keeps what does not fit in a NATS message in the object store:
+// the raw email when it has attachments (their content is nowhere else) or
+// is large, and the whole message when it is over the inline limit, which
+// is then published as a stub that refers to it (platform/content).
+func (s *Service) offload(ctx context.Context, msg *supportv1.InboundMessage, raw []byte, attachments bool) (*supportv1.InboundMessage, error) {
+	if s.deps.Content == nil {
+		return msg, nil
+	}
+	if attachments || len(raw) > content.InlineBytes {
+		name, err := content.PutRaw(ctx, s.deps.Content, msg.GetId(), raw)
+		if err != nil {
+			return nil, err
+		}
+		msg.Attributes[content.AttrRawRef] = name
+	}
+	out, err := content.Offload(ctx, s.deps.Content, msg)
+	if errors.Is(err, content.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: %v", errTooLarge, err)
+	}
+	return out, err
 }
 
 // normalize maps a parsed email to an InboundMessage.
@@ -429,6 +481,8 @@ func (s *Service) serveInbound(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, mailparse.ErrMalformed):
 		httpError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, errTooLarge):
+		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
 	case err != nil:
 		httpError(w, http.StatusServiceUnavailable, "could not store the message; retry")
 	default:

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/content"
 	"github.com/sidekickhq/sidekick/platform/httpx/httpxtest"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 )
@@ -31,10 +33,11 @@ import (
 const token = "test-inbound-token"
 
 type fixture struct {
-	js   jetstream.JetStream
-	svc  *Service
-	mux  *http.ServeMux
-	fail bool // make the publisher fail
+	js      jetstream.JetStream
+	content jetstream.ObjectStore
+	svc     *Service
+	mux     *http.ServeMux
+	fail    bool // make the publisher fail
 }
 
 type failingPublisher struct {
@@ -62,7 +65,13 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	if cfg.MaxBytes == 0 {
 		cfg.MaxBytes = 1 << 20
 	}
+	store, err := content.Ensure(context.Background(), js, content.Config{MaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.content = store
 	svc, err := New(cfg, Deps{
+		Content:   store,
 		Publisher: failingPublisher{f: f, next: bus.NewPublisher(js, "sidekick/ingest-email")},
 		DeadLetter: func(ctx context.Context, location string, data []byte, hdr nats.Header, cause error) error {
 			return bus.DeadLetter(ctx, js, "ingest-email", location, bus.InboundSubject("email"), data, hdr, cause)
@@ -366,6 +375,80 @@ func TestFromKitNeedsRecipients(t *testing.T) {
 	} {
 		if _, err := FromKit(context.Background(), k); err != nil {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// bigEmail is an email of about size bytes: a plain-text body of text
+// bytes, and an attachment making up the rest.
+func bigEmail(id string, text, size int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: Jane <jane@customer.io>\r\nTo: hey@example.com\r\nSubject: logs\r\nMessage-ID: <%s>\r\n", id)
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n")
+	b.WriteString("--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
+	line := "the export still fails, here is the whole log ...........\r\n"
+	for n := 0; n < text; n += len(line) {
+		b.WriteString(line)
+	}
+	b.WriteString("--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"dump.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	chunk := strings.Repeat("QUJD", 19) + "\r\n"
+	for b.Len() < size-16 {
+		b.WriteString(chunk)
+	}
+	b.WriteString("--b--\r\n")
+	return b.Bytes()
+}
+
+// TestLargeEmailsAreStored: with NATS at its default max_payload (1 MB),
+// emails the size limit admits are stored with their content (the text in
+// the message, whole once resolved; the raw email, attachments and all,
+// in the object store), and one over the limit is refused for good.
+// Before, a 2.4 MB email got 451 on every attempt: its InboundMessage was
+// over max_payload, and the sender was told to retry forever.
+func TestLargeEmailsAreStored(t *testing.T) {
+	f := newFixture(t, Config{MaxBytes: 25 << 20, Recipients: []string{"hey@example.com"}})
+	addr := startSMTP(t, f)
+	small := bigEmail("small@customer.io", 2_400_000, 2_400_000)
+	large := bigEmail("large@customer.io", 1_000_000, 20_000_000)
+	over := bigEmail("over@customer.io", 1_000, 30_000_000)
+	for name, raw := range map[string][]byte{"2.4 MB": small, "20 MB": large} {
+		if err := smtp.SendMail(addr, nil, "jane@customer.io", []string{"hey@example.com"}, raw); err != nil {
+			t.Fatalf("%s email over SMTP: %v", name, err)
+		}
+	}
+	err := smtp.SendMail(addr, nil, "jane@customer.io", []string{"hey@example.com"}, over)
+	if err == nil || !strings.Contains(err.Error(), "552") {
+		t.Fatalf("30 MB email over SMTP: want a permanent 552, got %v", err)
+	}
+	auth := map[string]string{"Authorization": "Bearer " + token}
+	if code := f.post(t, bigEmail("http@customer.io", 2_400_000, 2_400_000), auth); code != http.StatusOK {
+		t.Fatalf("2.4 MB email over HTTP: %d", code)
+	}
+	if code := f.post(t, over, auth); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("30 MB email over HTTP: %d, want 413", code)
+	}
+
+	msgs := f.messages(t)
+	if len(msgs) != 3 {
+		t.Fatalf("want 3 messages stored, got %d", len(msgs))
+	}
+	for _, m := range msgs {
+		raw := map[string][]byte{"email:small@customer.io": small, "email:large@customer.io": large}[m.GetId()]
+		stubText := len(m.GetText())
+		if err := content.Resolve(context.Background(), f.js, m); err != nil {
+			t.Fatalf("resolve %s: %v", m.GetId(), err)
+		}
+		if len(m.GetText()) < 900_000 || len(m.GetText()) <= stubText {
+			t.Errorf("%s: text of %d bytes after resolving (the stub had %d)", m.GetId(), len(m.GetText()), stubText)
+		}
+		if len(m.GetAttachments()) != 1 || m.GetAttachments()[0].GetName() != "dump.bin" {
+			t.Errorf("%s: attachments %v", m.GetId(), m.GetAttachments())
+		}
+		if raw != nil {
+			got, err := f.content.GetBytes(context.Background(), m.GetAttributes()[content.AttrRawRef])
+			if err != nil || !bytes.Equal(got, raw) {
+				t.Errorf("%s: raw email in the object store: %d bytes (%v), want the %d sent", m.GetId(), len(got), err, len(raw))
+			}
 		}
 	}
 }

@@ -2,15 +2,20 @@ package ingestemail
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/nats-io/nats.go"
 
+	"github.com/sidekickhq/sidekick/platform/content"
 	"github.com/sidekickhq/sidekick/services/ingest-email/internal/mailparse"
 )
 
@@ -98,11 +103,18 @@ func (s *session) Data(r io.Reader) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, errTooLarge):
+		// Sending it again cannot help: a bounce tells the sender now.
+		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "message too big to store"}
 	case errors.Is(err, mailparse.ErrMalformed):
 		// The sending server cannot fix this message; keep it where an
 		// operator can see it instead of bouncing it into the void.
 		if s.svc.deps.DeadLetter != nil {
-			if dlErr := s.svc.deps.DeadLetter(s.ctx, "ingest-email/smtp/parse", raw, nil, err); dlErr != nil {
+			data, hdr, kerr := s.svc.keepRaw(s.ctx, raw)
+			if kerr != nil {
+				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "temporary failure, try again later"}
+			}
+			if dlErr := s.svc.deps.DeadLetter(s.ctx, "ingest-email/smtp/parse", data, hdr, err); dlErr != nil {
 				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "temporary failure, try again later"}
 			}
 			s.svc.metrics.messages.WithLabelValues("smtp", "deadletter").Inc()
@@ -112,4 +124,22 @@ func (s *session) Data(r io.Reader) error {
 	default:
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "temporary failure, try again later"}
 	}
+}
+
+// keepRaw returns what a dead letter of raw carries: raw itself when it
+// fits in a NATS message, else its start, with the whole of it in the
+// object store (header raw_ref) so an operator still has all of it.
+func (s *Service) keepRaw(ctx context.Context, raw []byte) ([]byte, nats.Header, error) {
+	if len(raw) <= content.InlineBytes || s.deps.Content == nil {
+		return raw, nil, nil
+	}
+	sum := sha256.Sum256(raw)
+	name, err := content.PutRaw(ctx, s.deps.Content, "deadletter:"+hex.EncodeToString(sum[:]), raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	hdr := nats.Header{}
+	hdr.Set(content.AttrRawRef, name)
+	hdr.Set("body-truncated-from", strconv.Itoa(len(raw)))
+	return raw[:content.InlineBytes], hdr, nil
 }

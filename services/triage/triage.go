@@ -31,6 +31,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
+	"github.com/sidekickhq/sidekick/platform/content"
 	"github.com/sidekickhq/sidekick/platform/outbox"
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
@@ -375,7 +376,11 @@ func (s *Service) Run(ctx context.Context) error {
 // ReportService.
 func (s *Service) RegisterGRPC(r grpc.ServiceRegistrar) { s.api.Register(r) }
 
-func decodeInbound(msg jetstream.Msg) (*supportv1.InboundMessage, error) {
+// decodeInbound decodes a support.inbound.* message and, when it is a stub
+// whose content went to the object store (platform/content), puts the
+// whole message back. Content that has expired leaves the stub and its
+// preview; any other failure to read it is retried.
+func (s *Service) decodeInbound(ctx context.Context, msg jetstream.Msg) (*supportv1.InboundMessage, error) {
 	var m supportv1.InboundMessage
 	if err := bus.Decode(msg, &m); err != nil {
 		return nil, err
@@ -383,7 +388,12 @@ func decodeInbound(msg jetstream.Msg) (*supportv1.InboundMessage, error) {
 	if m.GetId() == "" {
 		m.Id = msg.Headers().Get(bus.HeaderID)
 	}
-	return &m, nil
+	err := content.Resolve(ctx, s.deps.JS, &m)
+	if errors.Is(err, content.ErrGone) {
+		s.deps.Logger.Warn("inbound content gone; keeping the preview", "message_id", m.GetId(), "error", err)
+		err = nil
+	}
+	return &m, err
 }
 
 // handleInbound applies support.inbound.* messages in delivery order in
@@ -396,7 +406,7 @@ func (s *Service) handleInbound(ctx context.Context, msgs []jetstream.Msg) []err
 	in := make([]engine.Inbound, 0, len(msgs))
 	of := make([]int, 0, len(msgs)) // in[j] is msgs[of[j]]
 	for i, msg := range msgs {
-		m, err := decodeInbound(msg)
+		m, err := s.decodeInbound(ctx, msg)
 		if err == nil {
 			err = engine.ValidInbound(m)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,10 +15,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
 	"github.com/sidekickhq/sidekick/platform/clock"
+	"github.com/sidekickhq/sidekick/platform/content"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
@@ -307,5 +310,39 @@ func TestEventsCommittedWhileNATSPublishFailsAreRelayedLater(t *testing.T) {
 		if e.GetId() != ids[i] {
 			t.Fatalf("event %s published with Nats-Msg-Id %s", e.GetId(), ids[i])
 		}
+	}
+}
+
+// TestLargeInboundIsResolved: a message whose content went to the object
+// store arrives as a stub (platform/content); triage stores the whole
+// message, not the preview. Before, triage stored the stub as it came.
+func TestLargeInboundIsResolved(t *testing.T) {
+	h := newHarness(t)
+	h.start(t, h.deps)
+	ctx := context.Background()
+	store, err := content.Ensure(ctx, h.js, content.Config{MaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := triagetest.Slack("L").Customer("U0CUST", strings.Repeat("the export fails again; ", 30_000))
+	stub, err := content.Offload(ctx, store, whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stub.GetAttributes()[content.AttrRef] == "" || len(stub.GetText()) >= len(whole.GetText()) {
+		t.Fatalf("the %d-byte message was not offloaded", proto.Size(whole))
+	}
+	triagetest.PublishInbound(t, h.js, stub, "")
+	h.settled(t)
+	var body []byte
+	if err := h.pool.QueryRow(ctx, `SELECT body FROM messages WHERE id = $1`, whole.GetId()).Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	var stored supportv1.InboundMessage
+	if err := proto.Unmarshal(body, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.GetText() != whole.GetText() {
+		t.Fatalf("stored text of %d bytes, want the whole %d", len(stored.GetText()), len(whole.GetText()))
 	}
 }
