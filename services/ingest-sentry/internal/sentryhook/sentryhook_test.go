@@ -3,6 +3,7 @@ package sentryhook
 import (
 	"bytes"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -274,4 +275,18 @@ func TestCheckTimestamp(t *testing.T) {
 			t.Errorf("%q: %v, want %v", header, err, want)
 		}
 	}
+}
+
+func FuzzCheckTimestamp(f *testing.F) {
+	for _, s := range []string{"1795170600", "1795170600.5", "", "NaN", "1e400", "-0", "0x1p30"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		if err := CheckTimestamp(now, header); err == nil {
+			secs, perr := strconv.ParseFloat(header, 64)
+			if perr != nil || math.Abs(secs-float64(now.Unix())) > MaxSkew.Seconds()+1 {
+				t.Fatalf("%q accepted at %v", header, now)
+			}
+		}
+	})
 }
