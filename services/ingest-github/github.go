@@ -304,6 +304,12 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
 	defer cancel()
 	ack, err := s.deps.Publisher.Publish(ctx, bus.Event{Subject: bus.InboundSubject("github"), ID: res.Message.GetId(), Message: res.Message})
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// Over the NATS server's max_payload: a redelivery would fail the
+		// same way, so keep it where an operator can see it.
+		s.deadLetter(w, r, metricEvent, event, delivery, body, err)
+		return
+	}
 	if err != nil {
 		s.deps.Logger.Error("publish github delivery", "delivery", delivery, "event", event, "error", err)
 		s.answer(w, metricEvent, "error", http.StatusServiceUnavailable, "could not store the delivery; redeliver it")

@@ -317,3 +317,20 @@ func TestUnsignedBodyIsNotRead(t *testing.T) {
 		}
 	}
 }
+
+// TestOverMaxPayloadIsDeadLettered: a delivery whose message is over the
+// NATS server's max_payload (1 MB by default) can never be stored, so it
+// is dead-lettered and acknowledged. Before, the answer was 503 and every
+// redelivery failed the same way.
+func TestOverMaxPayloadIsDeadLettered(t *testing.T) {
+	f := newFixture(t, Config{})
+	body := payload(t, "issue_comment-created.json")
+	body = bytes.Replace(body, []byte("Here are the logs"), []byte(strings.Repeat("x", 2<<20)), 1)
+	if rec := f.deliver(t, "issue_comment", "big-1", body, ""); rec.Code != http.StatusOK {
+		t.Fatalf("a 2 MB comment: %d %s, want 200 (dead-lettered)", rec.Code, rec.Body)
+	}
+	dl := stored(t, f.js, bus.StreamDeadLetter, bus.DeadLetterSubject(Name))
+	if len(dl) != 1 || !strings.Contains(dl[0].Header.Get(bus.HeaderError), "maximum payload") {
+		t.Fatalf("dead letters %v", dl)
+	}
+}

@@ -316,7 +316,15 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
 	defer cancel()
-	if err := s.storeOccurrence(ctx, ev); err != nil {
+	err = s.storeOccurrence(ctx, ev)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// Over the NATS server's max_payload: storing it again would fail
+		// the same way, so keep it where an operator can see it instead
+		// of asking Sentry to retry.
+		s.deadLetter(w, r, metricResource, resource, requestID, body, err)
+		return
+	}
+	if err != nil {
 		s.deps.Logger.Error("store sentry webhook", "request_id", requestID, "resource", resource, "error", err)
 		s.answer(w, metricResource, "error", http.StatusServiceUnavailable, "could not store the webhook; retry")
 		return

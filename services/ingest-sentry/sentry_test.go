@@ -594,3 +594,19 @@ func TestReplayChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestOverMaxPayloadIsDeadLettered: a webhook whose message is over the
+// NATS server's max_payload (1 MB by default) can never be stored, so it
+// is dead-lettered and acknowledged. Before, the answer was 503 and every
+// retry failed the same way.
+func TestOverMaxPayloadIsDeadLettered(t *testing.T) {
+	f := newFixture(t, Config{})
+	body := bytes.Replace(payload(t, "comment-created.json"), []byte("Looking into it"), []byte(strings.Repeat("x", 2<<20)), 1)
+	if code := f.post(t, "comment", "big-1", body, ""); code != http.StatusOK {
+		t.Fatalf("a 2 MB comment: %d, want 200 (dead-lettered)", code)
+	}
+	dl := stored(t, f.js, bus.StreamDeadLetter, bus.DeadLetterSubject(Name))
+	if len(dl) != 1 || !strings.Contains(dl[0].Header.Get(bus.HeaderError), "maximum payload") {
+		t.Fatalf("dead letters %v", dl)
+	}
+}
