@@ -151,52 +151,35 @@ func (s *Service) handleEvent(ctx context.Context, route string, body []byte) an
 	return accepted()
 }
 
-// normalize resolves the author and the permalink, each within a share of
-// the request's budget, and builds the message. A failed lookup falls back
-// to what the event carries: the message is never held up by the Web API.
+// normalize resolves the author within a share of the request's budget
+// and builds the message. A failed lookup falls back to what the event
+// carries: the message is never held up by the Web API. The permalink is
+// built here, from the workspace's URL (see learnWorkspace), never asked
+// of Slack: chat.getPermalink on this path cost Slack's round trip on
+// every new thread and counts against Slack's rate limits in a storm.
 func (s *Service) normalize(ctx context.Context, env *slackevent.Envelope, it *slackevent.Item) *supportv1.InboundMessage {
 	ourTeam := s.cfg.TeamID
 	if ourTeam == "" {
 		ourTeam = env.TeamID
 	}
-	permalink := slackevent.Permalink(s.cfg.WorkspaceURL, it.Team, it.Channel, it.RootTS)
+	permalink := slackevent.Permalink(s.workspaceURL(), it.Team, it.Channel, it.RootTS)
 	var profile *slackevent.Profile
 	source := "event"
-	if s.dir != nil {
+	if s.dir != nil && it.Sender.User != "" && !it.Sender.IsBot {
 		lctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout/3)
 		defer cancel()
-		var wg sync.WaitGroup
-		if it.Sender.User != "" && !it.Sender.IsBot {
-			wg.Go(func() {
-				p, cached, err := s.dir.User(lctx, it.Sender.User)
-				switch {
-				case err != nil:
-					s.metrics.lookups.WithLabelValues("users.info", "error").Inc()
-					s.deps.Logger.Warn("users.info failed; using the event's facts", "user", it.Sender.User, "error", err)
-				case cached:
-					s.metrics.lookups.WithLabelValues("users.info", "cached").Inc()
-					profile, source = p, "users.info"
-				default:
-					s.metrics.lookups.WithLabelValues("users.info", "fetched").Inc()
-					profile, source = p, "users.info"
-				}
-			})
+		p, cached, err := s.dir.User(lctx, it.Sender.User)
+		switch {
+		case err != nil:
+			s.metrics.lookups.WithLabelValues("users.info", "error").Inc()
+			s.deps.Logger.Warn("users.info failed; using the event's facts", "user", it.Sender.User, "error", err)
+		case cached:
+			s.metrics.lookups.WithLabelValues("users.info", "cached").Inc()
+			profile, source = p, "users.info"
+		default:
+			s.metrics.lookups.WithLabelValues("users.info", "fetched").Inc()
+			profile, source = p, "users.info"
 		}
-		wg.Go(func() {
-			l, cached, err := s.dir.Permalink(lctx, it.Channel, it.RootTS)
-			switch {
-			case err != nil:
-				s.metrics.lookups.WithLabelValues("chat.getPermalink", "error").Inc()
-				s.deps.Logger.Warn("chat.getPermalink failed; building the link", "channel", it.Channel, "ts", it.RootTS, "error", err)
-				return
-			case cached:
-				s.metrics.lookups.WithLabelValues("chat.getPermalink", "cached").Inc()
-			default:
-				s.metrics.lookups.WithLabelValues("chat.getPermalink", "fetched").Inc()
-			}
-			permalink = l
-		})
-		wg.Wait()
 	}
 	author := slackevent.Author(it.Sender, profile, ourTeam)
 	return slackevent.Build(it, author, source, permalink, s.deps.Now())

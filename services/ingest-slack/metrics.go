@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"type", "result"})),
 		lookups: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_ingest_slack_lookups_total",
-			Help: "Slack Web API lookups (users.info, chat.getPermalink) by result: cached, fetched, error (the event's own facts were used).",
+			Help: "Slack Web API lookups on the request path (users.info) by result: cached, fetched, error (the event's own facts were used).",
 		}, []string{"lookup", "result"})),
 	}
 }

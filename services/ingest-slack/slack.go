@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -78,8 +79,9 @@ const (
 type Config struct {
 	// SigningSecret verifies every HTTP request from Slack.
 	SigningSecret string `env:"SIDEKICK_SLACK_SIGNING_SECRET,required,notEmpty"`
-	// BotToken (xoxb-) resolves authors with users.info and permalinks
-	// with chat.getPermalink; without it the event's own facts are used.
+	// BotToken (xoxb-) resolves authors with users.info (cached) and,
+	// without WorkspaceURL, the workspace's URL with auth.test (once);
+	// without it the event's own facts are used.
 	BotToken string `env:"SIDEKICK_SLACK_BOT_TOKEN"`
 	// AppToken (xapp-, scope connections:write) opens Socket Mode.
 	AppToken string `env:"SIDEKICK_SLACK_APP_TOKEN"`
@@ -96,8 +98,11 @@ type Config struct {
 	MaxBodyBytes int64 `env:"SIDEKICK_SLACK_MAX_BODY" envDefault:"1048576"`
 	// APIURL overrides the Web API base URL (tests and fakes).
 	APIURL string `env:"SIDEKICK_SLACK_API_URL"`
-	// WorkspaceURL, such as https://acme.slack.com, builds permalinks when
-	// there is no bot token.
+	// WorkspaceURL, such as https://acme.slack.com, is the base of the
+	// permalinks (https://acme.slack.com/archives/<channel>/p<ts>); empty
+	// asks auth.test once with the bot token, and until that answers (or
+	// without a token) links use the web client's thread view, which
+	// needs only ids.
 	WorkspaceURL string `env:"SIDEKICK_SLACK_WORKSPACE_URL"`
 	// Timeout bounds the handling of one request (lookups and publish),
 	// inside Slack's 3 seconds; past it the answer is 503 and Slack retries.
@@ -163,6 +168,9 @@ type Service struct {
 	dir      *directory.Directory
 	metrics  *metrics
 	closers  []func() error
+	// workspace is the workspace's URL as auth.test gave it; nil until
+	// then (see learnWorkspace).
+	workspace atomic.Pointer[string]
 	// replies sends support.outbound.slack; nil without a bot token.
 	replies *outbound.Runner
 }
@@ -253,7 +261,7 @@ func Spec() app.Spec {
 // FromKit builds the service from the process kit: the publisher and dead
 // letters on the kit's JetStream, /hero through the rotation service at
 // SIDEKICK_ROTATION_ADDR.
-func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
+func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	var cfg Config
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
@@ -287,7 +295,66 @@ func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
 	if conn != nil {
 		s.closers = append(s.closers, conn.Close)
 	}
+	// Ask auth.test before the first event, so permalinks have their
+	// usual form from the start; if Slack does not answer in time, Run
+	// keeps asking in the background.
+	lctx, cancel := context.WithTimeout(ctx, workspaceStartupWait)
+	defer cancel()
+	if err := s.learnWorkspace(lctx); err != nil {
+		s.deps.Logger.Warn("could not learn the Slack workspace's URL at startup; retrying in the background", "error", err)
+	}
 	return s, nil
+}
+
+// workspaceStartupWait bounds FromKit's auth.test.
+const workspaceStartupWait = 3 * time.Second
+
+// workspaceURL is the base of permalinks: SIDEKICK_SLACK_WORKSPACE_URL,
+// else what auth.test said, else "" (slackevent.Permalink then builds the
+// web client's form).
+func (s *Service) workspaceURL() string {
+	if s.cfg.WorkspaceURL != "" {
+		return s.cfg.WorkspaceURL
+	}
+	if u := s.workspace.Load(); u != nil {
+		return *u
+	}
+	return ""
+}
+
+// learnWorkspace asks auth.test for the workspace's URL unless it is
+// configured or known, or there is no bot token. The URL is asked once
+// per process, off the request path: a workspace is renamed rarely, and
+// Slack redirects its old links.
+func (s *Service) learnWorkspace(ctx context.Context) error {
+	if s.cfg.WorkspaceURL != "" || s.dir == nil || s.workspace.Load() != nil {
+		return nil
+	}
+	u, err := s.dir.WorkspaceURL(ctx)
+	if err != nil {
+		return err
+	}
+	s.workspace.Store(&u)
+	s.deps.Logger.Info("permalinks are built from the Slack workspace's URL", "url", u)
+	return nil
+}
+
+// learnWorkspaceUntilKnown retries learnWorkspace, backing off from one
+// second to five minutes, until it succeeds or ctx is done.
+func (s *Service) learnWorkspaceUntilKnown(ctx context.Context) error {
+	clk := clock.OrReal(s.deps.Clock)
+	wait := time.Second
+	for {
+		err := s.learnWorkspace(ctx)
+		if err == nil {
+			return nil
+		}
+		s.deps.Logger.Warn("could not learn the Slack workspace's URL; permalinks use the web client's form meanwhile", "error", err, "retry_in", wait)
+		if !clock.Wait(ctx, clk, wait) {
+			return nil
+		}
+		wait = min(2*wait, 5*time.Minute)
+	}
 }
 
 // Register mounts POST /slack/events, /slack/interactions and
@@ -298,7 +365,8 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /slack/commands", s.serveCommands)
 }
 
-// Run sends replies (with a bot token) and runs the Socket Mode loop when
+// Run learns the workspace's URL if it is not known yet, sends replies
+// (with a bot token) and runs the Socket Mode loop when
 // Mode is socket, until ctx is done; then it returns nil.
 func (s *Service) Run(ctx context.Context) error {
 	defer func() {
@@ -307,6 +375,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}()
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.learnWorkspaceUntilKnown(ctx) })
 	if s.replies != nil {
 		g.Go(func() error { return s.replies.Run(ctx) })
 	}

@@ -87,6 +87,10 @@ func newFixture(t *testing.T, cfg Config, deps Deps) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As FromKit does before the first event.
+	if err := svc.learnWorkspace(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	svc.Register(mux)
 	return &fixture{nats: srv, js: js, slack: fake, svc: svc, mux: mux, reg: reg}
@@ -356,8 +360,39 @@ func TestThreadLifecycle(t *testing.T) {
 			t.Errorf("message %d permalink %q", i, m.GetPermalink())
 		}
 	}
-	if f.slack.Calls("chat.getPermalink") != 1 {
-		t.Fatalf("chat.getPermalink called %d times for one thread", f.slack.Calls("chat.getPermalink"))
+	// The links were built from auth.test's answer, asked once, not from
+	// a Web API call per event.
+	if f.slack.Calls("chat.getPermalink") != 0 || f.slack.Calls("auth.test") != 1 {
+		t.Fatalf("chat.getPermalink called %d times, auth.test %d", f.slack.Calls("chat.getPermalink"), f.slack.Calls("auth.test"))
+	}
+}
+
+func TestPermalinkBeforeTheWorkspaceIsKnown(t *testing.T) {
+	f := newFixture(t, Config{}, Deps{})
+	f.svc.workspace.Store(nil)
+	f.slack.FailAuthTest("ratelimited")
+	if err := f.svc.learnWorkspace(context.Background()); err == nil {
+		t.Fatal("learnWorkspace: want auth.test's error")
+	}
+	if rec := f.event(t, payload(t, "message.json"), signed); rec.Code != http.StatusOK {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	// Until auth.test answers, the link is the web client's thread view,
+	// which needs only ids; the event is not held up for it.
+	if l := f.inbound(t)[0].GetPermalink(); l != "https://app.slack.com/client/T061EG9R6/C0LAN2Q65/thread/C0LAN2Q65-1700000000.000100" {
+		t.Fatalf("permalink before auth.test answered: %q", l)
+	}
+	if n := f.slack.Calls("auth.test"); n != 2 {
+		t.Fatalf("auth.test called %d times on the request path", n-2)
+	}
+	f.slack.FailAuthTest("")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.svc.learnWorkspaceUntilKnown(ctx); err != nil || f.svc.workspaceURL() != "https://acme.slack.com/" {
+		t.Fatalf("learnWorkspaceUntilKnown: %v, url %q", err, f.svc.workspaceURL())
+	}
+	if l := slackevent.Permalink(f.svc.workspaceURL(), "T061EG9R6", "C0LAN2Q65", "1700000000.000100"); l != "https://acme.slack.com/archives/C0LAN2Q65/p1700000000000100" {
+		t.Fatalf("permalink after auth.test answered: %q", l)
 	}
 }
 

@@ -13,7 +13,8 @@ import (
 
 // TestSlackThroughTheWebAPI runs Slack both ways through a fake of its Web
 // API: ingest-slack looks the customer up with users.info and the message
-// up with chat.getPermalink; the notifier DMs the hero with
+// link from the workspace's URL, asked once with auth.test (no Web API
+// call per event for it); the notifier DMs the hero with
 // chat.postMessage, buttons included; clicking Acknowledge in that DM
 // acknowledges the notification, and the notifier rewrites the DM with
 // chat.update, without its buttons. Nothing goes to the console.
@@ -60,9 +61,9 @@ func TestSlackThroughTheWebAPI(t *testing.T) {
 		t.Errorf("conversation: permalink %q (want %q), author %q %s, tier %s",
 			c.GetPermalink(), wantLink, c.GetAuthor().GetName(), c.GetAuthor().GetRole(), c.GetTier())
 	}
-	if slack.Calls("users.info") == 0 || slack.Calls("chat.getPermalink") == 0 {
-		t.Errorf("ingest-slack did not use the Web API: users.info %d, chat.getPermalink %d calls",
-			slack.Calls("users.info"), slack.Calls("chat.getPermalink"))
+	if slack.Calls("users.info") == 0 || slack.Calls("auth.test") == 0 || slack.Calls("chat.getPermalink") != 0 {
+		t.Errorf("ingest-slack's Web API calls: users.info %d (want some), auth.test %d (want some), chat.getPermalink %d (want none)",
+			slack.Calls("users.info"), slack.Calls("auth.test"), slack.Calls("chat.getPermalink"))
 	}
 
 	// The hero clicks Acknowledge in the DM.

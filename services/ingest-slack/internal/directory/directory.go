@@ -1,11 +1,12 @@
 // Package directory looks up what the Slack Web API knows about a message's
-// sender (users.info) and its thread's permalink (chat.getPermalink), and
-// caches both with an expiry, so a busy thread costs one lookup per user
-// and thread rather than one per message.
+// sender (users.info), with a cache and an expiry, so a busy thread costs
+// one lookup per user rather than one per message, and the workspace's
+// own URL (auth.test), which permalinks are built from.
 package directory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -19,23 +20,22 @@ import (
 // API is the part of *slack.Client the directory uses.
 type API interface {
 	GetUserInfoContext(ctx context.Context, user string, options ...slack.GetUserInfoOption) (*slack.User, error)
-	GetPermalinkContext(ctx context.Context, params *slack.PermalinkParameters) (string, error)
+	AuthTestContext(ctx context.Context) (*slack.AuthTestResponse, error)
 }
 
 var _ API = (*slack.Client)(nil)
 
 // Options tune a Directory; zero values are sensible defaults.
 type Options struct {
-	// TTL is how long a user or permalink is remembered; default 1h.
+	// TTL is how long a user is remembered; default 1h.
 	TTL time.Duration
-	// MaxEntries bounds each cache; default 10000.
+	// MaxEntries bounds the cache; default 10000.
 	MaxEntries int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
 
-// Directory resolves users and permalinks through the Web API, with a
-// cache. It is safe for concurrent use; concurrent lookups of the same key
+// Directory resolves users through the Web API, with a cache. It is safe for concurrent use; concurrent lookups of the same key
 // share one API call.
 type Directory struct {
 	api   API
@@ -46,7 +46,6 @@ type Directory struct {
 
 	mu    sync.Mutex
 	users map[string]entry[*slackevent.Profile]
-	links map[string]entry[string]
 }
 
 type entry[T any] struct {
@@ -68,7 +67,6 @@ func New(api API, opts Options) *Directory {
 	return &Directory{
 		api: api, ttl: opts.TTL, max: opts.MaxEntries, now: opts.Now,
 		users: map[string]entry[*slackevent.Profile]{},
-		links: map[string]entry[string]{},
 	}
 }
 
@@ -93,25 +91,17 @@ func (d *Directory) User(ctx context.Context, id string) (p *slackevent.Profile,
 	return v.(*slackevent.Profile), false, nil
 }
 
-// Permalink returns the permalink of the message at ts in channel; cached
-// reports whether it came from the cache.
-func (d *Directory) Permalink(ctx context.Context, channel, ts string) (link string, cached bool, err error) {
-	key := channel + "/" + ts
-	if l, ok := lookup(d, d.links, key); ok {
-		return l, true, nil
-	}
-	v, err, _ := d.group.Do("p:"+key, func() (any, error) {
-		l, err := d.api.GetPermalinkContext(ctx, &slack.PermalinkParameters{Channel: channel, Ts: ts})
-		if err != nil {
-			return "", fmt.Errorf("chat.getPermalink %s: %w", key, err)
-		}
-		store(d, d.links, key, l)
-		return l, nil
-	})
+// WorkspaceURL asks auth.test for the workspace's URL, such as
+// https://acme.slack.com/. It is not cached here: the caller asks once.
+func (d *Directory) WorkspaceURL(ctx context.Context) (string, error) {
+	r, err := d.api.AuthTestContext(ctx)
 	if err != nil {
-		return "", false, err
+		return "", fmt.Errorf("auth.test: %w", err)
 	}
-	return v.(string), false, nil
+	if r.URL == "" {
+		return "", errors.New("auth.test: no workspace url in the answer")
+	}
+	return r.URL, nil
 }
 
 func lookup[T any](d *Directory, m map[string]entry[T], key string) (T, bool) {

@@ -98,32 +98,34 @@ func TestUserErrorsAreNotCached(t *testing.T) {
 	}
 }
 
-func TestPermalinkCached(t *testing.T) {
+func TestWorkspaceURL(t *testing.T) {
 	fake := slackfake.Start(t, "ghostbusters")
 	d := New(slack.New("xoxb-test", slack.OptionAPIURL(fake.APIURL())), Options{})
-	ctx := context.Background()
-	for range 3 {
-		l, _, err := d.Permalink(ctx, "C1H9RESGA", "1358546515.000008")
-		if err != nil || l != "https://ghostbusters.slack.com/archives/C1H9RESGA/p1358546515000008" {
-			t.Fatalf("permalink %q, %v", l, err)
-		}
+	u, err := d.WorkspaceURL(context.Background())
+	if err != nil || u != "https://ghostbusters.slack.com/" {
+		t.Fatalf("workspace url %q, %v", u, err)
 	}
-	if n := fake.Calls("chat.getPermalink"); n != 1 {
-		t.Fatalf("chat.getPermalink called %d times", n)
+	bad := New(slack.New("xoxp-not-a-bot", slack.OptionAPIURL(fake.APIURL())), Options{})
+	if u, err := bad.WorkspaceURL(context.Background()); err == nil {
+		t.Fatalf("auth.test without a bot token answered %q", u)
 	}
 }
 
 func TestCacheBounded(t *testing.T) {
 	fake := slackfake.Start(t, "ghostbusters")
+	ids := []string{"W01", "W02", "W03", "W04"}
+	for _, id := range ids {
+		fake.AddUser(`{"id":"` + id + `","team_id":"T012AB3C4","name":"u","profile":{}}`)
+	}
 	d := New(slack.New("xoxb-test", slack.OptionAPIURL(fake.APIURL())), Options{MaxEntries: 2})
 	ctx := context.Background()
-	for _, ts := range []string{"1.1", "1.2", "1.3", "1.4"} {
-		if _, _, err := d.Permalink(ctx, "C1", ts); err != nil {
+	for _, id := range ids {
+		if _, _, err := d.User(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
 	d.mu.Lock()
-	n := len(d.links)
+	n := len(d.users)
 	d.mu.Unlock()
 	if n > 2 {
 		t.Fatalf("cache holds %d entries, bound 2", n)

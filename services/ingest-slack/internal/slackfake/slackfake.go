@@ -1,5 +1,5 @@
 // Package slackfake is a fake of the Slack Web API and of Socket Mode at
-// the wire, for tests: users.info, chat.getPermalink and
+// the wire, for tests: users.info, chat.getPermalink, auth.test and
 // apps.connections.open answer as Slack documents them, and the WebSocket
 // URL handed out speaks the Socket Mode protocol (hello, envelopes, acks).
 // Point slack-go at it with slack.OptionAPIURL(server.APIURL()).
@@ -26,6 +26,7 @@ type Server struct {
 	users     map[string]json.RawMessage
 	calls     map[string]int
 	failUsers string
+	failAuth  string
 	domain    string
 	conns     chan *Conn
 }
@@ -38,6 +39,7 @@ func Start(t testing.TB, domain string) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/users.info", s.usersInfo)
 	mux.HandleFunc("/api/chat.getPermalink", s.getPermalink)
+	mux.HandleFunc("/api/auth.test", s.authTest)
 	mux.HandleFunc("/api/apps.connections.open", s.connectionsOpen)
 	mux.HandleFunc("/link/", s.socket)
 	s.srv = httptest.NewServer(mux)
@@ -68,6 +70,14 @@ func (s *Server) FailUsers(code string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failUsers = code
+}
+
+// FailAuthTest makes auth.test answer {"ok":false,"error":code}; ""
+// restores normal answers.
+func (s *Server) FailAuthTest(code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failAuth = code
 }
 
 // Calls returns how many times a Web API method was called.
@@ -133,6 +143,25 @@ func (s *Server) getPermalink(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{
 		"ok": true, "channel": ch,
 		"permalink": "https://" + s.domain + ".slack.com/archives/" + ch + "/p" + strings.ReplaceAll(ts, ".", ""),
+	})
+}
+
+func (s *Server) authTest(w http.ResponseWriter, r *http.Request) {
+	s.count(r)
+	if !authorized(r, "xoxb-") {
+		writeJSON(w, map[string]any{"ok": false, "error": "not_authed"})
+		return
+	}
+	s.mu.Lock()
+	fail := s.failAuth
+	s.mu.Unlock()
+	if fail != "" {
+		writeJSON(w, map[string]any{"ok": false, "error": fail})
+		return
+	}
+	writeJSON(w, map[string]any{
+		"ok": true, "url": "https://" + s.domain + ".slack.com/", "team": s.domain, "user": "sidekick",
+		"team_id": "T061EG9R6", "user_id": "U0SIDEKICK", "bot_id": "B0SIDEKICK",
 	})
 }
 
