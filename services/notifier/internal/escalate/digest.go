@@ -34,6 +34,20 @@ func digestItem(t Trigger, p *policy.Policy, every time.Duration) store.DigestIt
 	}
 }
 
+// nextDigest is the store.NextDigestFunc: the slot after due of the
+// policy's digests. A policy gone from the configuration sends what is
+// left of its digests a minute later, as their own digest.
+func (r *Runner) nextDigest(policyID string, due time.Time) time.Time {
+	every := r.cfg.DigestEvery
+	if p := r.cfg.Policies.Policy(policyID); every <= 0 && p != nil && p.Digest != nil {
+		every = p.Digest.Every
+	}
+	if every <= 0 {
+		return due.Add(time.Minute)
+	}
+	return policy.Digest{Every: every}.Next(due)
+}
+
 // DigestKey is the idempotency key of the digest of policyID to target
 // due at due.
 func DigestKey(policyID, target string, due time.Time) string {

@@ -265,7 +265,7 @@ func (r *Runner) Tick(ctx context.Context) (int, error) {
 		r.send(ctx, ids)
 	}
 	for range r.cfg.Batch {
-		found, id, err := r.store.FireDigest(ctx, r.clock.Now(), r.digest)
+		found, id, err := r.store.FireDigest(ctx, r.clock.Now(), r.nextDigest, r.digest)
 		if err != nil {
 			errs = append(errs, err)
 			break

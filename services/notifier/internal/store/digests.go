@@ -39,18 +39,32 @@ func (s *Store) AddDigestItem(ctx context.Context, it DigestItem) (bool, error) 
 // DigestFunc makes the notification of one digest from its items.
 type DigestFunc func(ctx context.Context, policyID, target string, due time.Time, items []DigestItem) (FiredStep, error)
 
-// FireDigest sends one digest due at now: it locks the unsent items of one
-// (policy, target, due time), drops those whose conversation was answered
-// or closed since they were added, records the notification fire makes of
-// the rest, and marks them sent, in one transaction. found is false when
-// no digest is due; notificationID is empty when every item was dropped.
-func (s *Store) FireDigest(ctx context.Context, now time.Time, fire DigestFunc) (found bool, notificationID string, err error) {
+// NextDigestFunc returns the time of the digest of policyID that follows
+// the one due at due.
+type NextDigestFunc func(policyID string, due time.Time) time.Time
+
+// FireDigest sends one digest due at now: it takes the (policy, target,
+// due time) of the earliest unsent items, drops those whose conversation
+// was answered or closed since they were added, records the notification
+// fire makes of the rest, and marks them sent, in one transaction. found
+// is false when no digest is due (or another replica is firing it);
+// notificationID is empty when nothing was sent.
+//
+// A digest holds exactly the items it was built with. Items that reach a
+// slot whose digest already went out (their event was handled late: the
+// notifier was down, or the event raced the digest) move to the next slot
+// of their policy (next), so they go out in the next digest instead of
+// being marked sent by one that never listed them.
+func (s *Store) FireDigest(ctx context.Context, now time.Time, next NextDigestFunc, fire DigestFunc) (found bool, notificationID string, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// No row lock here: the advisory lock below decides which replica
+		// fires a digest. A row locked here would be skipped by (or held
+		// from) the firing replica's read of the slot's items.
 		var policyID, target string
 		var due time.Time
 		err := tx.QueryRow(ctx, `SELECT policy_id, target, due_at FROM digest_items
 			WHERE notification_id IS NULL AND NOT dropped AND due_at <= $1
-			ORDER BY due_at, policy_id, target LIMIT 1 FOR UPDATE SKIP LOCKED`, now).Scan(&policyID, &target, &due)
+			ORDER BY due_at, policy_id, target LIMIT 1`, now).Scan(&policyID, &target, &due)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -67,6 +81,17 @@ func (s *Store) FireDigest(ctx context.Context, now time.Time, fire DigestFunc) 
 			return nil
 		}
 		found = true
+		// Under the lock every statement sees what an earlier firing of
+		// this slot committed.
+		var sent bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM digest_items
+			WHERE policy_id = $1 AND target = $2 AND due_at = $3 AND notification_id IS NOT NULL)`,
+			policyID, target, due).Scan(&sent); err != nil {
+			return fmt.Errorf("check digest sent: %w", err)
+		}
+		if sent {
+			return moveToNextDigest(ctx, tx, policyID, target, due, next)
+		}
 		if _, err := tx.Exec(ctx, `
 			UPDATE digest_items i SET dropped = true
 			WHERE i.policy_id = $1 AND i.target = $2 AND i.due_at = $3 AND i.notification_id IS NULL AND NOT i.dropped
@@ -74,10 +99,12 @@ func (s *Store) FireDigest(ctx context.Context, now time.Time, fire DigestFunc) 
 			policyID, target, due); err != nil {
 			return fmt.Errorf("drop answered digest items: %w", err)
 		}
+		// FOR UPDATE waits for a row another transaction holds instead of
+		// skipping it: a skipped item would miss its digest.
 		rows, err := tx.Query(ctx, `
 			SELECT key, policy_id, target, due_at, conversation_id, title, link, added_at FROM digest_items
 			WHERE policy_id = $1 AND target = $2 AND due_at = $3 AND notification_id IS NULL AND NOT dropped
-			ORDER BY added_at, key FOR UPDATE SKIP LOCKED`, policyID, target, due)
+			ORDER BY added_at, key FOR UPDATE`, policyID, target, due)
 		if err != nil {
 			return fmt.Errorf("lock digest items: %w", err)
 		}
@@ -96,9 +123,14 @@ func (s *Store) FireDigest(ctx context.Context, now time.Time, fire DigestFunc) 
 		if err != nil {
 			return err
 		}
-		id, _, err := createNotification(ctx, tx, st.Notification, st.Deliveries)
+		id, created, err := createNotification(ctx, tx, st.Notification, st.Deliveries)
 		if err != nil {
 			return err
+		}
+		if !created {
+			// The slot's digest went out and its items were pruned since:
+			// these items were never in it.
+			return moveToNextDigest(ctx, tx, policyID, target, due, next)
 		}
 		keys := make([]string, len(items))
 		for i, it := range items {
@@ -114,4 +146,19 @@ func (s *Store) FireDigest(ctx context.Context, now time.Time, fire DigestFunc) 
 		return found, "", fmt.Errorf("fire digest: %w", err)
 	}
 	return found, notificationID, nil
+}
+
+// moveToNextDigest moves the unsent items of a digest that already went
+// out to the policy's next digest after it.
+func moveToNextDigest(ctx context.Context, tx pgx.Tx, policyID, target string, due time.Time, next NextDigestFunc) error {
+	later := next(policyID, due)
+	if !later.After(due) {
+		return fmt.Errorf("next digest of %s after %s is %s, not later", policyID, due, later)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE digest_items SET due_at = $4
+		WHERE policy_id = $1 AND target = $2 AND due_at = $3 AND notification_id IS NULL AND NOT dropped`,
+		policyID, target, due, later); err != nil {
+		return fmt.Errorf("move late digest items to %s: %w", later, err)
+	}
+	return nil
 }

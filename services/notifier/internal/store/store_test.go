@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -628,17 +629,120 @@ func TestDigest(t *testing.T) {
 		got = items
 		return store.FiredStep{Notification: ping("digest/"+policyID, ""), Deliveries: []store.NewDelivery{delivery("digest", alice, "slack")}}, nil
 	}
-	if found, _, err := s.FireDigest(ctx, due.Add(-time.Second), digest); err != nil || found {
+	if found, _, err := s.FireDigest(ctx, due.Add(-time.Second), every4h, digest); err != nil || found {
 		t.Fatalf("a digest before its time: %v %v", found, err)
 	}
-	found, id, err := s.FireDigest(ctx, due, digest)
+	found, id, err := s.FireDigest(ctx, due, every4h, digest)
 	if err != nil || !found || id == "" || len(got) != 1 || got[0].Key != "a" {
 		t.Fatalf("digest: found=%v id=%q items=%+v %v", found, id, got, err)
 	}
 	if n := count(t, pool, `SELECT count(*) FROM digest_items WHERE key = 'b' AND dropped`); n != 1 {
 		t.Error("the answered conversation's item was not dropped")
 	}
-	if found, _, err := s.FireDigest(ctx, due.Add(time.Hour), digest); err != nil || found {
+	if found, _, err := s.FireDigest(ctx, due.Add(time.Hour), every4h, digest); err != nil || found {
 		t.Errorf("the digest went twice: %v %v", found, err)
+	}
+}
+
+// every4h is the store.NextDigestFunc of 4-hourly digests.
+func every4h(_ string, due time.Time) time.Time { return policy.Digest{Every: 4 * time.Hour}.Next(due) }
+
+// digestRecorder is a store.DigestFunc that records the items of each
+// digest it makes.
+type digestRecorder struct{ digests [][]string }
+
+func (d *digestRecorder) fire(_ context.Context, policyID, target string, due time.Time, items []store.DigestItem) (store.FiredStep, error) {
+	var keys []string
+	for _, it := range items {
+		keys = append(keys, it.Key)
+	}
+	d.digests = append(d.digests, keys)
+	key := fmt.Sprintf("digest/%s/%s/%d", policyID, target, due.Unix())
+	return store.FiredStep{Notification: ping(key, ""), Deliveries: []store.NewDelivery{delivery(key, alice, "slack")}}, nil
+}
+
+// An item that reaches its slot after the slot's digest went out (its
+// event was handled late) is not marked sent by that digest, which never
+// listed it: it goes out in the next one.
+func TestDigestItemsArrivingAfterTheirDigestGoIntoTheNextOne(t *testing.T) {
+	s, pool := open(t)
+	ctx := context.Background()
+	due := t0.Add(2 * time.Hour)
+	item := func(key string) store.DigestItem {
+		return store.DigestItem{Key: key, PolicyID: "community-new", Target: "hero", DueAt: due, ConversationID: "c-" + key, Title: key, AddedAt: t0}
+	}
+	var d digestRecorder
+	if _, err := s.AddDigestItem(ctx, item("early")); err != nil {
+		t.Fatal(err)
+	}
+	first, id, err := s.FireDigest(ctx, due, every4h, d.fire)
+	if err != nil || !first || id == "" {
+		t.Fatalf("first digest: found=%v id=%q %v", first, id, err)
+	}
+	if _, err := s.AddDigestItem(ctx, item("late")); err != nil {
+		t.Fatal(err)
+	}
+	if _, late, err := s.FireDigest(ctx, due.Add(time.Minute), every4h, d.fire); err != nil || late != "" {
+		t.Fatalf("the late item went out in the slot already sent: notification %q %v", late, err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM digest_items WHERE notification_id = $1`, id); n != 1 {
+		t.Errorf("%d items point at the first digest, which listed 1", n)
+	}
+	_, next, err := s.FireDigest(ctx, due.Add(4*time.Hour), every4h, d.fire)
+	if err != nil || next == "" || next == id {
+		t.Fatalf("next digest: %q (first %q) %v", next, id, err)
+	}
+	if want := [][]string{{"early"}, {"late"}}; fmt.Sprint(d.digests) != fmt.Sprint(want) {
+		t.Errorf("digests %v, want %v", d.digests, want)
+	}
+}
+
+// A replica firing a digest lists every item of the slot even when
+// another replica holds one of the rows for a moment (it looked at the
+// slot and lost the race for it): the item is waited for, not skipped.
+func TestDigestWaitsForAnItemAnotherReplicaHolds(t *testing.T) {
+	s, pool := open(t)
+	ctx := context.Background()
+	due := t0.Add(2 * time.Hour)
+	for _, key := range []string{"a", "b"} {
+		if _, err := s.AddDigestItem(ctx, store.DigestItem{Key: key, PolicyID: "community-new", Target: "hero", DueAt: due,
+			ConversationID: "c-" + key, Title: key, AddedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(ctx)
+	if _, err := other.Exec(ctx, `SELECT 1 FROM digest_items WHERE key = 'b' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	var d digestRecorder
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.FireDigest(ctx, due, every4h, d.fire)
+		done <- err
+	}()
+	// Let the other replica go once the digest has finished or is waiting
+	// for the row; either way the digest must list both items.
+	var err2 error
+	notifiertest.Eventually(t, "the digest done or waiting for the row", func() bool {
+		select {
+		case err2 = <-done:
+			done <- err2
+			return true
+		default:
+		}
+		return count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) > 0
+	})
+	if err := other.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if want := [][]string{{"a", "b"}}; fmt.Sprint(d.digests) != fmt.Sprint(want) {
+		t.Errorf("digests %v, want %v", d.digests, want)
 	}
 }
