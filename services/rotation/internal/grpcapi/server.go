@@ -521,7 +521,8 @@ func personProto(p *schedule.Person) *rotationv1.Person {
 	if p == nil {
 		return nil
 	}
-	return &rotationv1.Person{Id: p.ID, Name: p.Name, Email: p.Email, SlackId: p.Slack, Team: p.Team, Timezone: p.Timezone, WorkingHours: p.WorkingHours}
+	return &rotationv1.Person{Id: p.ID, Name: p.Name, Email: p.Email, SlackId: p.Slack, Team: p.Team, Timezone: p.Timezone,
+		WorkingHours: p.WorkingHours, Github: p.GitHub, Emails: p.Emails}
 }
 
 func shiftProto(sh schedule.Shift) *rotationv1.Shift {

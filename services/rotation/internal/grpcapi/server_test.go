@@ -185,6 +185,12 @@ func TestListPeopleAndTeams(t *testing.T) {
 	if err != nil || len(people.GetPeople()) != 3 {
 		t.Fatalf("platform people: %v %v", people, err)
 	}
+	// Every identity triage maps a staff author by is served.
+	alice := people.GetPeople()[0]
+	if alice.GetId() != "alice" || alice.GetSlackId() != "U0ALICE" || alice.GetGithub() != "alice-anders" ||
+		alice.GetEmail() != "alice@example.com" || strings.Join(alice.GetEmails(), ",") != "alice@acme.example" {
+		t.Errorf("alice's identities: %v", alice)
+	}
 	_, err = s.ListPeople(ctx, &rotationv1.ListPeopleRequest{Team: "nope"})
 	wantCode(t, "people of an unknown team", err, codes.NotFound)
 	teams, err := s.ListTeams(ctx, &rotationv1.ListTeamsRequest{})

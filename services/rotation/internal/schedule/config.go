@@ -28,15 +28,39 @@ type Person struct {
 	ID    string `yaml:"id"`
 	Name  string `yaml:"name"`
 	Email string `yaml:"email"`
+	// Emails are more addresses the person writes from (an alias, another
+	// domain); with Email they make the person's email identity.
+	Emails []string `yaml:"emails"`
 	// Slack is the person's Slack member id (U…).
 	Slack string `yaml:"slack"`
-	Team  string `yaml:"team"`
+	// GitHub is the person's GitHub login.
+	GitHub string `yaml:"github"`
+	Team   string `yaml:"team"`
 	// Timezone is an IANA zone name; working hours and time off are read in it.
 	Timezone string `yaml:"timezone"`
 	// WorkingHours such as "Mon-Fri 09:00-17:30" or
 	// "Mon-Thu 09:00-17:00, Fri 09:00-13:00", in Timezone.
 	WorkingHours string    `yaml:"working_hours"`
 	TimeOff      []TimeOff `yaml:"time_off"`
+}
+
+// identities are the person's channel identities, each as "kind value"
+// in lower case ("email alice@example.com", "slack u0alice", "github
+// alice-a").
+func (p Person) identities() []string {
+	var out []string
+	for _, e := range append([]string{p.Email}, p.Emails...) {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, "email "+strings.ToLower(e))
+		}
+	}
+	if s := strings.TrimSpace(p.Slack); s != "" {
+		out = append(out, "slack "+strings.ToLower(s))
+	}
+	if g := strings.TrimSpace(p.GitHub); g != "" {
+		out = append(out, "github "+strings.ToLower(g))
+	}
+	return out
 }
 
 // TimeOff is an absence: whole days from Start to End inclusive
@@ -399,6 +423,9 @@ func (c *Config) validate(lines lineIndex) error {
 	for _, t := range c.Teams {
 		teams[t.ID] = true
 	}
+	// Each channel identity names one person: triage maps a staff
+	// author's Slack id, address or GitHub login to the person by it.
+	identities := map[string]string{}
 	for i, p := range c.People {
 		item := "person " + p.ID
 		switch {
@@ -409,6 +436,12 @@ func (c *Config) validate(lines lineIndex) error {
 			bad("people", i, item, "defined twice")
 		}
 		people[p.ID] = true
+		for _, id := range p.identities() {
+			if other, ok := identities[id]; ok && other != p.ID {
+				bad("people", i, item, "%s is also %s's", id, other)
+			}
+			identities[id] = p.ID
+		}
 		if p.Team != "" && !teams[p.Team] {
 			bad("people", i, item, "unknown team %q", p.Team)
 		}

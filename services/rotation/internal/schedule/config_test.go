@@ -128,6 +128,14 @@ teams:
 `, []string{"rotation r: no participants"}},
 		{"duplicate person", people + `  - {id: a, timezone: UTC}
 `, []string{"line 4: person a: defined twice"}},
+		{"an address of two people", `people:
+  - {id: a, timezone: UTC, email: a@example.com}
+  - {id: b, timezone: UTC, emails: [b@example.com, A@Example.com]}
+`, []string{"line 3: person b: email a@example.com is also a's"}},
+		{"a GitHub login of two people", `people:
+  - {id: a, timezone: UTC, github: Octo}
+  - {id: b, timezone: UTC, github: octo}
+`, []string{"line 3: person b: github octo is also a's"}},
 		{"bad working hours", `people:
   - {id: a, timezone: UTC, working_hours: "Mon-Fir 09:00-17:00"}
 `, []string{"line 2: person a: working hours", "\"fir\" is not a day"}},

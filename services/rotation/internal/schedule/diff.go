@@ -20,7 +20,8 @@ func Diff(old, new *Config) []string {
 	var out []string
 	out = diffItems(out, "person", old.People, new.People, func(p Person) string { return p.ID }, func(a, b Person) []field {
 		return []field{
-			{"name", a.Name, b.Name}, {"email", a.Email, b.Email}, {"slack", a.Slack, b.Slack},
+			{"name", a.Name, b.Name}, {"email", a.Email, b.Email}, {"emails", fmt.Sprint(a.Emails), fmt.Sprint(b.Emails)},
+			{"slack", a.Slack, b.Slack}, {"github", a.GitHub, b.GitHub},
 			{"team", a.Team, b.Team}, {"timezone", a.Timezone, b.Timezone},
 			{"working_hours", a.WorkingHours, b.WorkingHours},
 			{"time_off", timeOffText(a.TimeOff), timeOffText(b.TimeOff)},

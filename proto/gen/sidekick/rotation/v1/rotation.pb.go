@@ -205,7 +205,12 @@ type Person struct {
 	Team     string                 `protobuf:"bytes,5,opt,name=team,proto3" json:"team,omitempty"`
 	Timezone string                 `protobuf:"bytes,6,opt,name=timezone,proto3" json:"timezone,omitempty"`
 	// Working hours as configured, e.g. "Mon-Fri 09:00-17:30".
-	WorkingHours  string `protobuf:"bytes,7,opt,name=working_hours,json=workingHours,proto3" json:"working_hours,omitempty"`
+	WorkingHours string `protobuf:"bytes,7,opt,name=working_hours,json=workingHours,proto3" json:"working_hours,omitempty"`
+	// GitHub login: their comments on support issues are staff replies.
+	Github string `protobuf:"bytes,8,opt,name=github,proto3" json:"github,omitempty"`
+	// More addresses the person writes from besides email (an alias, a
+	// second domain): their emails to support are staff replies.
+	Emails        []string `protobuf:"bytes,9,rep,name=emails,proto3" json:"emails,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -287,6 +292,20 @@ func (x *Person) GetWorkingHours() string {
 		return x.WorkingHours
 	}
 	return ""
+}
+
+func (x *Person) GetGithub() string {
+	if x != nil {
+		return x.Github
+	}
+	return ""
+}
+
+func (x *Person) GetEmails() []string {
+	if x != nil {
+		return x.Emails
+	}
+	return nil
 }
 
 type Team struct {
@@ -1535,7 +1554,7 @@ var File_sidekick_rotation_v1_rotation_proto protoreflect.FileDescriptor
 
 const file_sidekick_rotation_v1_rotation_proto_rawDesc = "" +
 	"\n" +
-	"#sidekick/rotation/v1/rotation.proto\x12\x14sidekick.rotation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x01\n" +
+	"#sidekick/rotation/v1/rotation.proto\x12\x14sidekick.rotation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x01\n" +
 	"\x06Person\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -1543,7 +1562,9 @@ const file_sidekick_rotation_v1_rotation_proto_rawDesc = "" +
 	"\bslack_id\x18\x04 \x01(\tR\aslackId\x12\x12\n" +
 	"\x04team\x18\x05 \x01(\tR\x04team\x12\x1a\n" +
 	"\btimezone\x18\x06 \x01(\tR\btimezone\x12#\n" +
-	"\rworking_hours\x18\a \x01(\tR\fworkingHours\"Y\n" +
+	"\rworking_hours\x18\a \x01(\tR\fworkingHours\x12\x16\n" +
+	"\x06github\x18\b \x01(\tR\x06github\x12\x16\n" +
+	"\x06emails\x18\t \x03(\tR\x06emails\"Y\n" +
 	"\x04Team\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12-\n" +
