@@ -128,7 +128,7 @@ func (s *Service) decodeSession(v string, now time.Time) (session, error) {
 }
 
 func (s *Service) newSession(name string) session {
-	return session{Name: name, ID: rand.Text(), Exp: s.deps.Now().Add(s.cfg.SessionTTL).Unix()}
+	return session{Name: name, ID: rand.Text(), Exp: s.deps.Clock.Now().Add(s.cfg.SessionTTL).Unix()}
 }
 
 // csrfToken is bound to the session: HMAC(csrf key, session id).
@@ -143,7 +143,7 @@ func (s *Service) readSession(r *http.Request) (session, bool) {
 	if err != nil {
 		return session{}, false
 	}
-	sess, err := s.decodeSession(c.Value, s.deps.Now())
+	sess, err := s.decodeSession(c.Value, s.deps.Clock.Now())
 	return sess, err == nil
 }
 

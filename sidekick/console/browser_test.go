@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/sidekick/console"
 )
@@ -81,7 +82,7 @@ func TestBrowserSignInAndNote(t *testing.T) {
 		t.Skip("no Chromium found: run scripts/ensure-chromium.sh (installs Debian's chromium as root) or set SIDEKICK_CHROMIUM to a Chrome/Chromium binary")
 	}
 	nb := &notebook{}
-	clk := &clock{now: t0}
+	clk := clock.NewFake(t0)
 	h := start(t, console.Config{Token: testToken}, nb.fake(clk.Now), nil)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],

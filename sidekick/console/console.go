@@ -123,9 +123,10 @@ var (
 
 // Deps are the console's collaborators.
 type Deps struct {
-	Logger        *slog.Logger
-	Registry      prometheus.Registerer
-	Now           func() time.Time
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// Clock stamps sessions and "due in" times; default the wall clock.
+	Clock         clock.Clock
 	Conversations Conversations
 	Rotation      Rotation
 }
@@ -166,9 +167,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
+	deps.Clock = clock.OrReal(deps.Clock)
 	loc, err := time.LoadLocation(cfg.Timezone)
 	if err != nil {
 		return nil, fmt.Errorf("console: timezone: %w", err)
@@ -232,7 +231,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 		return nil, fmt.Errorf("console: dial rotation %s: %w", k.Common.RotationAddr, err)
 	}
 	s, err := New(cfg, Deps{
-		Logger: k.Logger, Registry: k.Registry, Now: clock.OrReal(k.Clock).Now,
+		Logger: k.Logger, Registry: k.Registry, Clock: k.Clock,
 		Conversations: triagev1.NewConversationServiceClient(triageConn),
 		Rotation:      rotationv1.NewRotationServiceClient(rotationConn),
 	})

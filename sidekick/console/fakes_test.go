@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
@@ -177,24 +178,6 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 	return cc
 }
 
-// clock is a settable fake clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 const testToken = "correct-horse-battery-staple"
@@ -206,7 +189,7 @@ type harness struct {
 	srv      *httptest.Server
 	triage   *fakeTriage
 	rotation *fakeRotation
-	clock    *clock
+	clock    *clock.Fake
 	client   *http.Client
 }
 
@@ -229,9 +212,9 @@ func start(t *testing.T, cfg console.Config, tr *fakeTriage, rot *fakeRotation) 
 		cfg.RPCTimeout = 10 * time.Second
 	}
 	cc := dial(t, serveGRPC(t, tr, rot))
-	clk := &clock{now: t0}
+	clk := clock.NewFake(t0)
 	svc, err := console.New(cfg, console.Deps{
-		Now:           clk.Now,
+		Clock:         clk,
 		Conversations: triagev1.NewConversationServiceClient(cc),
 		Rotation:      rotationv1.NewRotationServiceClient(cc),
 	})

@@ -258,7 +258,7 @@ type oncallData struct {
 // oncall is GET /console/oncall: the Support Hero and every team's
 // secondary now, with when their shift ends.
 func (s *Service) oncall(w http.ResponseWriter, r *http.Request, v *visitor) {
-	at := timestamppb.New(s.deps.Now())
+	at := timestamppb.New(s.deps.Clock.Now())
 	ctx, cancel := s.call(r.Context())
 	defer cancel()
 	teams, err := s.deps.Rotation.ListTeams(ctx, &rotationv1.ListTeamsRequest{})

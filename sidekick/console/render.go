@@ -194,7 +194,7 @@ func (s *Service) rel(ts *timestamppb.Timestamp) string {
 	if ts == nil || !ts.IsValid() {
 		return ""
 	}
-	d := ts.AsTime().Sub(s.deps.Now())
+	d := ts.AsTime().Sub(s.deps.Clock.Now())
 	if d >= 0 {
 		return "in " + shortDuration(d)
 	}
