@@ -3,6 +3,7 @@ module github.com/sidekickhq/sidekick/services/ingest-sentry
 go 1.26.8
 
 require (
+	github.com/go-json-experiment/json v1.27.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/sidekickhq/sidekick/platform v0.0.0

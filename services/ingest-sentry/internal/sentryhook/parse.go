@@ -1,15 +1,15 @@
 package sentryhook
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
@@ -68,23 +68,19 @@ const (
 // either.
 type flexString string
 
-func (f *flexString) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case bytes.Equal(b, []byte("null")):
+func (f *flexString) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch tok.Kind() {
+	case 'n':
 		*f = ""
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flexString(s)
+	case '"', '0':
+		// For a number, String is its text as sent, as json.Number kept it.
+		*f = flexString(tok.String())
 	default:
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return fmt.Errorf("id %s is neither a string nor a number", b)
-		}
-		*f = flexString(n.String())
+		return fmt.Errorf("id is %v, neither a string nor a number", tok.Kind())
 	}
 	return nil
 }
@@ -199,6 +195,20 @@ var handled = map[string]map[string]bool{
 	"comment":      {"created": true, "updated": true, "deleted": true},
 }
 
+// decodeOptions make the decoder as lenient as encoding/json was about
+// what does not matter here (a repeated member: the last wins; invalid
+// UTF-8: replaced). Members match by their exact names, as Sentry writes
+// them.
+//
+// Why not encoding/json: an error.created webhook is about 6 kB, most of
+// it the event's stack trace and contexts, which Parse does not read.
+// encoding/json scans the whole body to validate it and then again to
+// skip what it does not decode, which no shape of the target struct
+// avoids (json.RawMessage is scanned too): that was 26.6% of the CPU of a
+// Sentry storm. This decoder (the one ingest-slack's slackevent uses, and
+// the design of encoding/json/v2) validates and skips in one pass.
+var decodeOptions = json.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+
 // Handled reports whether Sidekick handles resource at all.
 func Handled(resource string) bool { return handled[resource] != nil }
 
@@ -211,8 +221,8 @@ func Parse(resource, requestID string, body []byte, now time.Time) (Event, error
 		return Event{Ignored: IgnoredResource}, nil
 	}
 	var p payload
-	if err := json.Unmarshal(body, &p); err != nil {
-		if json.Valid(body) {
+	if err := json.Unmarshal(body, &p, decodeOptions); err != nil {
+		if jsontext.Value(body).IsValid(decodeOptions) {
 			// JSON, but not shaped as Sentry documents it (a number where
 			// a string belongs, a bad timestamp).
 			return Event{}, fmt.Errorf("%w: %s: %v", ErrUnusable, resource, err)

@@ -290,3 +290,20 @@ func FuzzCheckTimestamp(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParse parses the storm's webhook, error.created (6 kB, most of
+// it the event's stack trace and contexts, which Parse does not use).
+func BenchmarkParse(b *testing.B) {
+	for _, c := range []struct{ resource, file string }{{"error", "error-created.json"}, {"issue", "issue-created.json"}} {
+		body := fixture(b, c.file)
+		b.Run(c.resource, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := Parse(c.resource, "bench", body, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
