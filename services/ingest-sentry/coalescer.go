@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,16 +38,48 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create consumer %s on %s: %w", CoalescerDurable, OccurrenceStream, err)
 	}
-	l := &loop{s: s, co: s.coalescerFor(), held: map[uint64]jetstream.Msg{}}
+	l := &loop{s: s, co: s.coalescerFor(), held: map[uint64]string{}}
 	return l.run(ctx, cons)
 }
 
 // loop is the coalescer's single goroutine state.
 type loop struct {
-	s    *Service
-	co   *coalesce.Coalescer
-	held map[uint64]jetstream.Msg // pending occurrences by stream sequence, to ack once published
+	s  *Service
+	co *coalesce.Coalescer
+	// held is the ack subject (the delivery's reply subject) of each
+	// pending occurrence by stream sequence, to ack once the message that
+	// counts it is published. The subject is all an ack needs; holding
+	// the whole delivery (payload and headers, 2–4 kB) for up to
+	// MaxPending occurrences grew the service from 21 MB to 241 MB in a
+	// storm of 50,000.
+	held map[uint64]string
+	// heldPeak is the most held since held was last emptied: Go maps do
+	// not shrink, so a map that grew in a storm is replaced once empty.
+	heldPeak int
+	// sinceReturn counts occurrences since memory was last given back,
+	// lastReceived is when the latest came (see stormQuiet).
+	sinceReturn  int
+	lastReceived time.Time
 }
+
+// A storm is over, and the memory it took is given back, once stormQuiet
+// passes without an occurrence after at least stormOccurrences, and again
+// once the occurrences it left pending are sent (held is replaced then).
+// Go's runtime would keep the memory for minutes otherwise: without new
+// allocations no collection runs (one is forced every two minutes) and
+// the heap's goal stays where the storm put it, so freed pages are not
+// returned.
+const (
+	stormOccurrences = 10000
+	stormQuiet       = 10 * time.Second
+)
+
+// ackBody is what acknowledges a JetStream delivery on its reply subject
+// (what jetstream.Msg.Ack sends).
+const ackBody = "+ACK"
+
+// shrinkHeldAbove is the size of held worth replacing once empty.
+const shrinkHeldAbove = 4096
 
 func (l *loop) run(ctx context.Context, cons jetstream.Consumer) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(1000), jetstream.WithMessagesErrOnMissingHeartbeat(false))
@@ -98,6 +131,9 @@ func (l *loop) run(ctx context.Context, cons jetstream.Consumer) error {
 				l.co.Evict(now)
 				lastEvict = now
 			}
+			if l.sinceReturn >= stormOccurrences && now.Sub(l.lastReceived) >= stormQuiet {
+				l.giveBackMemory()
+			}
 		}
 		l.s.metrics.pending.Set(float64(l.co.Pending()))
 	}
@@ -129,7 +165,7 @@ func (l *loop) handle(ctx context.Context, m jetstream.Msg) {
 	if _, ok := l.held[seq]; ok {
 		// Redelivered while still pending here (a long retry): keep the
 		// newest delivery to ack, count it once.
-		l.held[seq] = m
+		l.held[seq] = strings.Clone(m.Reply())
 		return
 	}
 	var in supportv1.InboundMessage
@@ -141,7 +177,11 @@ func (l *loop) handle(ctx context.Context, m jetstream.Msg) {
 	now := l.s.deps.Now()
 	if m.Headers().Get(headerRole) == roleOccurrence {
 		l.s.metrics.received.Inc()
-		l.held[seq] = m
+		l.sinceReturn++
+		l.lastReceived = now
+		// A copy, so that nothing of the delivery stays reachable.
+		l.held[seq] = strings.Clone(m.Reply())
+		l.heldPeak = max(l.heldPeak, len(l.held))
 		o := coalesce.Occurrence{
 			Message: &in, Seq: seq, EventID: in.GetAttributes()["event_id"],
 			IssueCreated: in.GetAttributes()["sentry_resource"] == "issue",
@@ -194,12 +234,23 @@ func (l *loop) send(ctx context.Context, b *coalesce.Batch) bool {
 }
 
 func (l *loop) ack(b *coalesce.Batch) {
+	nc := l.s.deps.JS.Conn()
 	for _, seq := range b.Seqs {
-		if m := l.held[seq]; m != nil {
-			_ = m.Ack()
+		if reply, ok := l.held[seq]; ok {
+			_ = nc.Publish(reply, []byte(ackBody))
 			delete(l.held, seq)
 		}
 	}
+	if len(l.held) == 0 && l.heldPeak > shrinkHeldAbove {
+		l.held, l.heldPeak = map[uint64]string{}, 0
+		l.giveBackMemory()
+	}
+}
+
+// giveBackMemory returns what a storm left to the system (see stormQuiet).
+func (l *loop) giveBackMemory() {
+	l.s.deps.ReturnMemory()
+	l.sinceReturn = 0
 }
 
 func (l *loop) publish(ctx context.Context, m *supportv1.InboundMessage) error {

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -79,8 +80,8 @@ type Config struct {
 	AckWait time.Duration `env:"SIDEKICK_SENTRY_COALESCE_ACK_WAIT"`
 	// MaxPending caps occurrences handed to the coalescer and not yet
 	// accounted for; beyond it they wait in the stream until the next
-	// update frees them. The coalescer holds each one's delivery (about
-	// 1–1.5 kB), so the default bounds that memory near 75 MB.
+	// update frees them. The coalescer holds each one's ack subject and
+	// sequence (about 150 bytes), so the default bounds that near 8 MB.
 	MaxPending int `env:"SIDEKICK_SENTRY_MAX_PENDING" envDefault:"50000"`
 	// OccurrenceMaxAge and OccurrenceMaxBytes bound SENTRY_OCCURRENCES.
 	// When it is full, new webhooks get 503 (nothing stored is dropped);
@@ -114,6 +115,10 @@ type Deps struct {
 	// Org is the organisation file; its sentry.ownership section adds
 	// rules after those of Config.Ownership.
 	Org *orgfile.File
+	// ReturnMemory gives the memory a storm used back to the system once
+	// the storm is over (see the coalescer's loop); default
+	// debug.FreeOSMemory.
+	ReturnMemory func()
 }
 
 // Service is the Sentry ingest service.
@@ -215,6 +220,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
+	}
+	if deps.ReturnMemory == nil {
+		deps.ReturnMemory = debug.FreeOSMemory
 	}
 	return &Service{
 		cfg: cfg, deps: deps, secret: []byte(cfg.ClientSecret), owners: owners,
