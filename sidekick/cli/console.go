@@ -18,8 +18,11 @@ rotation (SIDEKICK_ROTATION_ADDR) over gRPC with SIDEKICK_GRPC_TOKEN.
 'sidekick dev' already serves it; this runs it as its own process, with the
 usual /healthz, /readyz and /metrics.
 
-People sign in with SIDEKICK_CONSOLE_TOKEN (required unless SIDEKICK_DEV=true)
-and their name, which is recorded as the actor of what they do; behind an
+People sign in with their organisation's OpenID Connect provider
+(SIDEKICK_CONSOLE_OIDC_ISSUER, _CLIENT_ID, _CLIENT_SECRET, _REDIRECT_URL),
+matched to the organisation file by email, or with SIDEKICK_CONSOLE_TOKEN and
+their name; one of them is required unless SIDEKICK_DEV=true. Either way the
+person is recorded as the actor of what they do; behind an
 authenticating proxy, SIDEKICK_CONSOLE_TRUST_PROXY_USER=true records the
 proxy's X-Forwarded-User instead. See docs/console.md.`,
 		Args: cobra.NoArgs,

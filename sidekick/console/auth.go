@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -35,31 +34,43 @@ const (
 	maxFormBytes = 64 << 10
 )
 
-// keys are the secrets behind sessions and CSRF tokens. With a console
-// token they are derived from it (HKDF-SHA256), so every replica accepts
-// the others' cookies and changing the token signs everybody out; without
-// one (dev mode) they are random per process.
+// keys are the secrets behind sessions and CSRF tokens. They are derived
+// (HKDF-SHA256) from the console token, or from the OIDC client secret
+// when there is no token, so every replica accepts the others' cookies and
+// changing the secret signs everybody out; in dev mode without either
+// they are random per process.
 type keys struct {
-	session   []byte
-	csrf      []byte
+	session []byte
+	csrf    []byte
+	// tokenHash is the console token's hash; unset without a token, so
+	// nothing signs in with a token then.
 	tokenHash [sha256.Size]byte
+	hasToken  bool
 }
 
-func deriveKeys(token string) (keys, error) {
-	if token == "" {
+func deriveKeys(token, oidcSecret string) (keys, error) {
+	secret := token
+	if secret == "" {
+		secret = oidcSecret
+	}
+	if secret == "" {
 		k := make([]byte, 64)
 		rand.Read(k) // never fails since Go 1.24
 		return keys{session: k[:32], csrf: k[32:]}, nil
 	}
-	sk, err := hkdf.Key(sha256.New, []byte(token), nil, "sidekick console session v1", 32)
+	sk, err := hkdf.Key(sha256.New, []byte(secret), nil, "sidekick console session v1", 32)
 	if err != nil {
 		return keys{}, err
 	}
-	ck, err := hkdf.Key(sha256.New, []byte(token), nil, "sidekick console csrf v1", 32)
+	ck, err := hkdf.Key(sha256.New, []byte(secret), nil, "sidekick console csrf v1", 32)
 	if err != nil {
 		return keys{}, err
 	}
-	return keys{session: sk, csrf: ck, tokenHash: sha256.Sum256([]byte(token))}, nil
+	k := keys{session: sk, csrf: ck}
+	if token != "" {
+		k.tokenHash, k.hasToken = sha256.Sum256([]byte(token)), true
+	}
+	return k, nil
 }
 
 // session is what the cookie carries, signed.
@@ -83,8 +94,8 @@ type visitor struct {
 }
 
 // open reports whether the console runs without sign-in (dev mode
-// without a token).
-func (s *Service) open() bool { return s.cfg.Token == "" }
+// without a token or OIDC).
+func (s *Service) open() bool { return s.cfg.Token == "" && s.cfg.OIDCIssuer == "" }
 
 func (s *Service) mac(payload string) []byte {
 	m := hmac.New(sha256.New, s.keys.session)
@@ -93,32 +104,15 @@ func (s *Service) mac(payload string) []byte {
 	return m.Sum(nil)
 }
 
-// encodeSession signs a session into a cookie value:
-// base64url(JSON) "." base64url(HMAC-SHA256).
-func (s *Service) encodeSession(sess session) string {
-	b, _ := json.Marshal(sess) // a struct of strings and an int cannot fail
-	payload := base64.RawURLEncoding.EncodeToString(b)
-	return payload + "." + base64.RawURLEncoding.EncodeToString(s.mac(payload))
-}
+// encodeSession signs a session into a cookie value.
+func (s *Service) encodeSession(sess session) string { return s.sign(sess) }
 
 var errBadSession = errors.New("bad session cookie")
 
 // decodeSession verifies a cookie value's signature and expiry.
 func (s *Service) decodeSession(v string, now time.Time) (session, error) {
-	payload, sig, ok := strings.Cut(v, ".")
-	if !ok {
-		return session{}, errBadSession
-	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, s.mac(payload)) {
-		return session{}, errBadSession
-	}
-	b, err := base64.RawURLEncoding.DecodeString(payload)
-	if err != nil {
-		return session{}, errBadSession
-	}
 	var sess session
-	if err := json.Unmarshal(b, &sess); err != nil || sess.ID == "" || validName(sess.Name) == "" {
+	if err := s.verify(v, &sess); err != nil || sess.ID == "" || validName(sess.Name) == "" {
 		return session{}, errBadSession
 	}
 	if now.Unix() >= sess.Exp {
@@ -185,7 +179,7 @@ func validName(name string) string {
 // time (hashes of both, so not even the length leaks).
 func (s *Service) tokenOK(typed string) bool {
 	h := sha256.Sum256([]byte(typed))
-	return subtle.ConstantTimeCompare(h[:], s.keys.tokenHash[:]) == 1
+	return subtle.ConstantTimeCompare(h[:], s.keys.tokenHash[:]) == 1 && s.keys.hasToken
 }
 
 // authed runs h for a signed-in visitor. Without a valid session: in dev
@@ -294,10 +288,14 @@ type signinData struct {
 	Name      string
 	NeedToken bool
 	ProxyUser string
+	// OIDC offers sign-in with the organisation's identity provider;
+	// NoForm hides the name-and-token form when there is no token.
+	OIDC   bool
+	NoForm bool
 }
 
 func (s *Service) signinPage(w http.ResponseWriter, r *http.Request) {
-	d := signinData{Next: safeNext(r.URL.Query().Get("next")), NeedToken: !s.open(), ProxyUser: s.proxyUser(r)}
+	d := s.signinData(safeNext(r.URL.Query().Get("next")), r)
 	if sess, ok := s.readSession(r); ok {
 		d.Name = sess.Name
 	}
@@ -307,11 +305,23 @@ func (s *Service) signinPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "signin", nil, d)
 }
 
+func (s *Service) signinData(next string, r *http.Request) signinData {
+	return signinData{
+		Next: next, NeedToken: s.cfg.Token != "", ProxyUser: s.proxyUser(r),
+		OIDC: s.cfg.OIDCIssuer != "", NoForm: s.cfg.Token == "" && s.cfg.OIDCIssuer != "",
+	}
+}
+
 func (s *Service) signin(w http.ResponseWriter, r *http.Request) {
 	if !s.checkPost(w, r, nil) {
 		return
 	}
-	d := signinData{Next: safeNext(r.PostForm.Get("next")), NeedToken: !s.open(), ProxyUser: s.proxyUser(r)}
+	d := s.signinData(safeNext(r.PostForm.Get("next")), r)
+	if d.NoForm {
+		s.metrics.signins.WithLabelValues("bad_token").Inc()
+		s.renderPage(w, r, http.StatusUnauthorized, "signin", nil, d, "", "Sign in with your organisation's account: this console has no shared token.")
+		return
+	}
 	name := validName(r.PostForm.Get("name"))
 	if name == "" {
 		name = d.ProxyUser

@@ -8,9 +8,11 @@
 // gRPC, and every action is one ConversationService call carrying the
 // signed-in person's name as the actor.
 //
-// Outside dev mode people sign in with the shared SIDEKICK_CONSOLE_TOKEN
-// and a name; the session lives in an HMAC-signed, expiring, HttpOnly,
-// SameSite=Strict cookie keyed from the token. Every form is protected
+// Outside dev mode people sign in with their organisation's OpenID Connect
+// provider, matched to the organisation file by email, or with the shared
+// SIDEKICK_CONSOLE_TOKEN and a name; the session lives in an HMAC-signed,
+// expiring, HttpOnly, SameSite=Strict cookie keyed from the token (or the
+// OIDC client secret). Every form is protected
 // against cross-site request forgery twice: a same-origin check
 // (http.CrossOriginProtection) and a per-session token.
 package console
@@ -67,6 +69,17 @@ type Config struct {
 	// TrustedOrigins are extra origins (scheme://host[:port]) whose form
 	// posts are accepted, for proxies that rewrite the Host header.
 	TrustedOrigins []string `env:"SIDEKICK_CONSOLE_TRUSTED_ORIGINS" envSeparator:","`
+	// OIDCIssuer turns on sign-in with an OpenID Connect provider (Google,
+	// Okta, Keycloak, Dex...): people are matched to the organisation
+	// file by email and act as themselves. With it the token is optional.
+	OIDCIssuer string `env:"SIDEKICK_CONSOLE_OIDC_ISSUER"`
+	// OIDCClientID and OIDCClientSecret are the console's client at the
+	// provider; the secret also keys sessions when there is no token.
+	OIDCClientID     string `env:"SIDEKICK_CONSOLE_OIDC_CLIENT_ID"`
+	OIDCClientSecret string `env:"SIDEKICK_CONSOLE_OIDC_CLIENT_SECRET"`
+	// OIDCRedirectURL is the console's callback as registered with the
+	// provider: https://support.example.com/console/oidc/callback.
+	OIDCRedirectURL string `env:"SIDEKICK_CONSOLE_OIDC_REDIRECT_URL"`
 	// Timezone is the IANA zone times are shown in.
 	Timezone string `env:"SIDEKICK_CONSOLE_TIMEZONE" envDefault:"UTC"`
 	// RPCTimeout bounds each gRPC call a page or an action makes.
@@ -78,8 +91,8 @@ type Config struct {
 // anything.
 func (c Config) Validate() error {
 	switch {
-	case c.Token == "" && !c.Dev:
-		return errors.New("configuration: required environment variable SIDEKICK_CONSOLE_TOKEN is not set (the console needs authentication outside dev mode; set SIDEKICK_DEV=true for local use)")
+	case c.Token == "" && c.OIDCIssuer == "" && !c.Dev:
+		return errors.New("configuration: required environment variable SIDEKICK_CONSOLE_TOKEN (or SIDEKICK_CONSOLE_OIDC_ISSUER) is not set (the console needs authentication outside dev mode; set SIDEKICK_DEV=true for local use)")
 	case c.Token != "" && len(c.Token) < MinTokenLength:
 		return fmt.Errorf("configuration: SIDEKICK_CONSOLE_TOKEN must be at least %d characters", MinTokenLength)
 	case c.SessionTTL <= 0:
@@ -90,7 +103,7 @@ func (c Config) Validate() error {
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		return fmt.Errorf("configuration: SIDEKICK_CONSOLE_TIMEZONE: %w", err)
 	}
-	return nil
+	return c.validateOIDC()
 }
 
 // Conversations is the part of triage's ConversationService client the
@@ -129,6 +142,8 @@ type Deps struct {
 	Clock         clock.Clock
 	Conversations Conversations
 	Rotation      Rotation
+	// HTTPClient talks to the OIDC provider; default http.DefaultClient.
+	HTTPClient *http.Client
 }
 
 // Service is the console.
@@ -141,6 +156,7 @@ type Service struct {
 	pages   map[string]*template.Template
 	static  http.Handler
 	metrics metrics
+	oidc    *oidcSignin
 	// closers run when Run returns (connections FromKit dialed).
 	closers []func() error
 }
@@ -172,7 +188,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: timezone: %w", err)
 	}
-	k, err := deriveKeys(cfg.Token)
+	if deps.HTTPClient == nil {
+		deps.HTTPClient = http.DefaultClient
+	}
+	k, err := deriveKeys(cfg.Token, cfg.OIDCClientSecret)
 	if err != nil {
 		return nil, fmt.Errorf("console: session keys: %w", err)
 	}
@@ -183,6 +202,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		}
 	}
 	s := &Service{cfg: cfg, deps: deps, loc: loc, keys: k, origin: origin}
+	if cfg.OIDCIssuer != "" {
+		s.oidc = &oidcSignin{cfg: cfg, client: deps.HTTPClient}
+	}
 	if s.pages, err = s.parseTemplates(); err != nil {
 		return nil, fmt.Errorf("console: templates: %w", err)
 	}
@@ -198,7 +220,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		}, []string{"action", "result"})),
 		signins: promreg.MustRegister(deps.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_console_signins_total",
-			Help: "Console sign-in attempts, by result (ok, bad_token, bad_name).",
+			Help: "Console sign-in attempts, by result (ok, bad_token, bad_name, and for OIDC oidc_state, oidc_denied, oidc_token, oidc_no_email, oidc_unverified, oidc_unknown).",
 		}, []string{"result"})),
 	}
 	return s, nil
@@ -262,6 +284,10 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.Handle("GET "+BasePath+"/static/", s.static)
 	mux.Handle("GET "+BasePath+"/signin", s.secure(http.HandlerFunc(s.signinPage)))
 	mux.Handle("POST "+BasePath+"/signin", s.secure(http.HandlerFunc(s.signin)))
+	if s.oidc != nil {
+		mux.Handle("GET "+BasePath+"/oidc/start", s.secure(http.HandlerFunc(s.oidcStart)))
+		mux.Handle("GET "+OIDCCallbackPath, s.secure(http.HandlerFunc(s.oidcCallback)))
+	}
 	mux.Handle("POST "+BasePath+"/signout", s.secure(s.authed(s.signout)))
 	mux.Handle("GET "+BasePath+"/{$}", s.secure(s.authed(s.queue)))
 	mux.Handle("GET "+BasePath+"/oncall", s.secure(s.authed(s.oncall)))

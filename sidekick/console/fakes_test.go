@@ -196,6 +196,13 @@ type harness struct {
 // start builds the console with cfg (Timezone and timeouts defaulted).
 func start(t *testing.T, cfg console.Config, tr *fakeTriage, rot *fakeRotation) *harness {
 	t.Helper()
+	return startWith(t, cfg, tr, rot, nil)
+}
+
+// startWith is start with a last say on the configuration and the deps,
+// given the address the console will be served at.
+func startWith(t *testing.T, cfg console.Config, tr *fakeTriage, rot *fakeRotation, adjust func(addr string, cfg *console.Config, deps *console.Deps)) *harness {
+	t.Helper()
 	if tr == nil {
 		tr = &fakeTriage{}
 	}
@@ -213,15 +220,22 @@ func start(t *testing.T, cfg console.Config, tr *fakeTriage, rot *fakeRotation) 
 	}
 	cc := dial(t, serveGRPC(t, tr, rot))
 	clk := clock.NewFake(t0)
-	svc, err := console.New(cfg, console.Deps{
+	deps := console.Deps{
 		Clock:         clk,
 		Conversations: triagev1.NewConversationServiceClient(cc),
 		Rotation:      rotationv1.NewRotationServiceClient(cc),
-	})
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	if adjust != nil {
+		adjust(srv.Listener.Addr().String(), &cfg, &deps)
+	}
+	svc, err := console.New(cfg, deps)
 	if err != nil {
+		srv.Close()
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(svc.Handler())
+	srv.Config.Handler = svc.Handler()
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, triage: tr, rotation: rot, clock: clk, client: newClient(t)}
 }
