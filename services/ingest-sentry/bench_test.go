@@ -226,6 +226,8 @@ type stormLoad struct {
 }
 
 type stormResult struct {
+	// StartUnixNano is when the first request left.
+	StartUnixNano      int64
 	Seconds, P99Millis float64
 	Retries            int
 }
@@ -235,7 +237,7 @@ func generateStorm(_ context.Context, in stormLoad) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	lat, elapsed, retries, failed := sendStorm(base, in.URL, "mem", in.Events, in.Issues, in.Senders)
+	lat, elapsed, retries, failed := sendStorm(in.URL, in.Events, in.Senders, sentryWebhooks(base, "mem", 900000, in.Issues))
 	if failed > 0 {
 		return nil, fmt.Errorf("%d of %d webhooks were not accepted", failed, in.Events)
 	}
@@ -247,6 +249,7 @@ func generateStorm(_ context.Context, in stormLoad) (any, error) {
 func TestMain(m *testing.M) {
 	bustest.ServeChild()
 	loadgen.Register(generatorStorm, generateStorm)
+	loadgen.Register(generatorCompare, generateCompare)
 	loadgen.RunChild()
 	os.Exit(m.Run())
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -335,17 +336,34 @@ func TestIssueLifecycle(t *testing.T) {
 // tests); every event must be accepted in the end.
 func storm(tb testing.TB, url, prefix string, n, issues, conc int) (lat []time.Duration, elapsed time.Duration, retries int) {
 	tb.Helper()
-	lat, elapsed, retries, failed := sendStorm(payload(tb, "error-created.json"), url, prefix, n, issues, conc)
+	lat, elapsed, retries, failed := sendStorm(url, n, conc, sentryWebhooks(payload(tb, "error-created.json"), prefix, 900000, issues))
 	if failed > 0 {
 		tb.Fatalf("%d of %d webhooks were not accepted", failed, n)
 	}
 	return lat, elapsed, retries
 }
 
-// sendStorm is storm's sending, with base as the webhook to vary; failed
-// counts webhooks not accepted after five retries.
-func sendStorm(base []byte, url, prefix string, n, issues, conc int) (lat []time.Duration, elapsed time.Duration, retries, failed int) {
+// sentryWebhooks makes webhook i of a storm: base (error.created) as
+// event i+1 of issue firstIssue + i%issues, signed, with Request-ID
+// prefix-i.
+func sentryWebhooks(base []byte, prefix string, firstIssue, issues int) func(i int) ([]byte, http.Header) {
 	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	return func(i int) ([]byte, http.Header) {
+		body := errorEvent(base, strconv.Itoa(firstIssue+i%issues), i+1, at.Add(time.Duration(i)*time.Millisecond))
+		h := http.Header{}
+		h.Set("Content-Type", "application/json")
+		h.Set("Request-ID", fmt.Sprintf("%s-%d", prefix, i))
+		h.Set("Sentry-Hook-Resource", "error")
+		h.Set("Sentry-Hook-Signature", sentryhook.Sign([]byte(secret), body))
+		h.Set("Sentry-Hook-Timestamp", strconv.FormatInt(time.Now().Unix(), 10))
+		return body, h
+	}
+}
+
+// sendStorm posts the n requests that request makes to url from conc
+// senders, retrying a 503 up to five times; failed counts requests not
+// answered 200 in the end.
+func sendStorm(url string, n, conc int, request func(i int) ([]byte, http.Header)) (lat []time.Duration, elapsed time.Duration, retries, failed int) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
 	defer client.CloseIdleConnections()
 	lat = make([]time.Duration, n)
@@ -359,21 +377,17 @@ func sendStorm(base []byte, url, prefix string, n, issues, conc int) (lat []time
 				if i >= n {
 					return
 				}
-				body := errorEvent(base, strconv.Itoa(900000+i%issues), i+1, at.Add(time.Duration(i)*time.Millisecond))
-				sig := sentryhook.Sign([]byte(secret), body)
+				body, hdr := request(i)
 				for attempt := 0; ; attempt++ {
 					req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("Request-ID", fmt.Sprintf("%s-%d", prefix, i))
-					req.Header.Set("Sentry-Hook-Resource", "error")
-					req.Header.Set("Sentry-Hook-Signature", sig)
-					req.Header.Set("Sentry-Hook-Timestamp", strconv.FormatInt(time.Now().Unix(), 10))
+					req.Header = hdr.Clone()
 					t0 := time.Now()
 					resp, err := client.Do(req)
 					lat[i] = time.Since(t0)
 					code := 0
 					if resp != nil {
 						code = resp.StatusCode
+						_, _ = io.Copy(io.Discard, resp.Body)
 						resp.Body.Close()
 					}
 					if err == nil && code == http.StatusOK {
