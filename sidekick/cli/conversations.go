@@ -224,12 +224,27 @@ func (r *root) printConversation(resp *triagev1.GetConversationResponse) error {
 	fmt.Fprintf(w, "\nMessages (%d)\n", len(resp.GetMessages()))
 	for _, m := range resp.GetMessages() {
 		head := fmtTime(m.GetSentAt(), loc) + "  " + authorText(m.GetAuthor())
-		if k := m.GetKind(); k != supportv1.MessageKind_MESSAGE_KIND_UNSPECIFIED && k != supportv1.MessageKind_MESSAGE_KIND_POSTED {
+		// Triage keeps a message where it arrived and marks it when it was
+		// changed or removed at the source afterwards (attributes
+		// "edited", "deleted"); a deleted one's text is gone.
+		k := m.GetKind()
+		deleted := m.GetAttributes()["deleted"] == "true" || k == supportv1.MessageKind_MESSAGE_KIND_DELETED
+		edited := m.GetAttributes()["edited"] == "true" || k == supportv1.MessageKind_MESSAGE_KIND_EDITED
+		switch {
+		case deleted:
+			head += "  [deleted]"
+		case edited:
+			head += "  [edited]"
+		case k != supportv1.MessageKind_MESSAGE_KIND_UNSPECIFIED && k != supportv1.MessageKind_MESSAGE_KIND_POSTED:
 			head += "  [" + short(k.String(), "MESSAGE_KIND_") + "]"
 		}
 		fmt.Fprintln(w, head)
 		if m.GetSubject() != "" && m.GetSubject() != c.GetSubject() {
 			fmt.Fprintln(w, "    Subject: "+m.GetSubject())
+		}
+		if deleted {
+			fmt.Fprintln(w, "    (deleted at the source)")
+			continue
 		}
 		writeIndented(w, m.GetText())
 		for _, a := range m.GetAttachments() {

@@ -48,8 +48,10 @@ func TestConversationsShow(t *testing.T) {
 			{Id: "m1", Author: &supportv1.Author{Name: "Dana Scully", Role: supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER}, SentAt: ts("2026-03-02T09:00:00Z"),
 				Kind: supportv1.MessageKind_MESSAGE_KIND_POSTED, Text: "Our dashboards stopped loading.\n\nHelm 1.30, chart 32.1"},
 			{Id: "m2", Author: &supportv1.Author{Name: "Bob", Email: "bob@sidekick.dev", Role: supportv1.AuthorRole_AUTHOR_ROLE_STAFF}, SentAt: ts("2026-03-02T09:05:00Z"),
-				Kind: supportv1.MessageKind_MESSAGE_KIND_EDITED, Text: "Looking into it",
+				Kind: supportv1.MessageKind_MESSAGE_KIND_POSTED, Text: "Looking into it", Attributes: map[string]string{"edited": "true"},
 				Attachments: []*supportv1.Attachment{{Name: "values.yaml"}}},
+			{Id: "m3", Author: &supportv1.Author{Name: "Dana Scully", Role: supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER}, SentAt: ts("2026-03-02T09:06:00Z"),
+				Kind: supportv1.MessageKind_MESSAGE_KIND_POSTED, Attributes: map[string]string{"deleted": "true", "edited": "true"}},
 		},
 		Notes: []*triagev1.Note{{Id: "n1", Author: "bob", Text: "Customer retries tomorrow", CreatedAt: ts("2026-03-02T17:00:00Z"), Handoff: true}},
 		Audit: []*triagev1.AuditEntry{
@@ -81,7 +83,7 @@ Deadline        great, next threshold 2026-03-02 09:15 UTC
 Messages        2
 Link            https://acme.slack.com/archives/C1/p1
 
-Messages (2)
+Messages (3)
 2026-03-02 09:00 UTC  Dana Scully (customer)
     Our dashboards stopped loading.
 
@@ -89,6 +91,8 @@ Messages (2)
 2026-03-02 09:05 UTC  Bob <bob@sidekick.dev> (staff)  [edited]
     Looking into it
     [attachment: values.yaml]
+2026-03-02 09:06 UTC  Dana Scully (customer)  [deleted]
+    (deleted at the source)
 
 Notes (1)
 2026-03-02 17:00 UTC  bob  [handoff]

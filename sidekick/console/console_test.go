@@ -172,6 +172,41 @@ func TestHostileTextIsInert(t *testing.T) {
 	}
 }
 
+// Messages edited or deleted at the source after they arrived are marked,
+// as triage reports them (attributes "edited" and "deleted"); a deleted
+// message says so instead of showing an empty text.
+func TestEditedAndDeletedMessagesAreMarked(t *testing.T) {
+	conv := sampleConversation()
+	first := conv.Messages[0]
+	edited := proto.Clone(first).(*supportv1.InboundMessage)
+	edited.Id, edited.Text, edited.Attributes = "m2", "Fixed a typo", map[string]string{"edited": "true"}
+	deleted := proto.Clone(first).(*supportv1.InboundMessage)
+	deleted.Id, deleted.Text, deleted.Attributes = "m3", "", map[string]string{"deleted": "true", "edited": "true"}
+	conv.Messages = append(conv.Messages, edited, deleted)
+	tr := &fakeTriage{get: func(*triagev1.GetConversationRequest) (*triagev1.GetConversationResponse, error) { return conv, nil }}
+	h := start(t, console.Config{Dev: true}, tr, nil)
+	r := h.get("/console/conversations/c-42")
+	if r.code != http.StatusOK {
+		t.Fatalf("%d\n%s", r.code, r.body)
+	}
+	article := func(id string) string {
+		i := strings.Index(r.body, `id="m-`+id+`"`)
+		if i < 0 {
+			t.Fatalf("no message %s:\n%s", id, r.body)
+		}
+		end := strings.Index(r.body[i:], "</article>")
+		return r.body[i : i+end]
+	}
+	if a := article("m1"); strings.Contains(a, `class="kind mark"`) {
+		t.Errorf("an untouched message is marked:\n%s", a)
+	}
+	mustContain(t, article("m2"), `<span class="kind mark">edited</span>`, "Fixed a typo")
+	mustContain(t, article("m3"), `<span class="kind mark">deleted</span>`, "Deleted at the source.")
+	if a := article("m3"); strings.Contains(a, ">edited<") {
+		t.Errorf("a deleted message is marked edited too:\n%s", a)
+	}
+}
+
 func TestOnCallPage(t *testing.T) {
 	end := timestamppb.New(time.Date(2026, 3, 9, 9, 0, 0, 0, time.UTC))
 	var asked []*rotationv1.WhoIsOnCallRequest

@@ -198,6 +198,10 @@ type messageView struct {
 	Staff bool
 	// Delivery is set on a reply sent from Sidekick.
 	Delivery *triagev1.OutboundDelivery
+	// Edited and Deleted report a message changed or removed at the
+	// source after it arrived (triage marks them with the attributes
+	// "edited" and "deleted"); a deleted message's text is gone.
+	Edited, Deleted bool
 }
 
 // DeliveryState is the reply's delivery state in a word: sending, sent
@@ -235,7 +239,11 @@ func (s *Service) conversation(w http.ResponseWriter, r *http.Request, v *visito
 		deliveries[dl.GetMessageId()] = dl
 	}
 	for _, m := range resp.GetMessages() {
-		d.Messages = append(d.Messages, &messageView{InboundMessage: m, Staff: m.GetAuthor().GetRole() == supportv1.AuthorRole_AUTHOR_ROLE_STAFF, Delivery: deliveries[m.GetId()]})
+		d.Messages = append(d.Messages, &messageView{
+			InboundMessage: m, Staff: m.GetAuthor().GetRole() == supportv1.AuthorRole_AUTHOR_ROLE_STAFF, Delivery: deliveries[m.GetId()],
+			Edited:  m.GetAttributes()["edited"] == "true" || m.GetKind() == supportv1.MessageKind_MESSAGE_KIND_EDITED,
+			Deleted: m.GetAttributes()["deleted"] == "true" || m.GetKind() == supportv1.MessageKind_MESSAGE_KIND_DELETED,
+		})
 	}
 	s.renderPage(w, r, http.StatusOK, "conversation", v, d, doneMessages[r.URL.Query().Get("done")], "")
 }

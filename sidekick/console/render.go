@@ -173,9 +173,11 @@ func channelName(c supportv1.Channel) string {
 	return "unknown channel"
 }
 
-// messageKind is empty for an ordinary posted message.
+// messageKind is empty for an ordinary posted message, and for edits and
+// deletions, which the page marks from the message's attributes.
 func messageKind(k supportv1.MessageKind) string {
-	if k == supportv1.MessageKind_MESSAGE_KIND_POSTED {
+	switch k {
+	case supportv1.MessageKind_MESSAGE_KIND_POSTED, supportv1.MessageKind_MESSAGE_KIND_EDITED, supportv1.MessageKind_MESSAGE_KIND_DELETED:
 		return ""
 	}
 	return enumWords(k.String(), "MESSAGE_KIND_")
