@@ -95,7 +95,7 @@ func TestGaps(t *testing.T) {
 		// t1 has no gap on ana's day off: the derived rule lapses and kenji,
 		// t1-sec's own, covers.
 		{RoleSecondary, "t2", "2026-06-01T00:00:00Z", "2026-06-01T13:00:00Z", "starts at"},
-		{RoleSecondary, "t2", "2026-06-01T13:00:00Z", "2026-06-15T00:00:00Z", "olga is on duty in t2-sec but on time off (2026-06-01..2026-06-30)"},
+		{RoleSecondary, "t2", "2026-06-01T13:00:00Z", "2026-06-15T00:00:00Z", "olga is on duty in t2-sec but on time off (2026-06-01..2026-06-30, sabbatical)"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("gaps: %+v", got)

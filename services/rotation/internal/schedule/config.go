@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sidekickhq/sidekick/services/rotation/internal/holiday"
 )
 
 // Config is the part of the organisation file the rotation engine owns.
@@ -21,6 +23,19 @@ type Config struct {
 	Teams     []Team
 	Support   Support
 	Overrides []Override
+	// Calendars are the organisation's own holiday calendars (the
+	// `holidays` section), which people name in Person.Holidays.
+	Calendars []Calendar
+}
+
+// Calendar is a holiday calendar of the organisation's own: the events of
+// an iCalendar file, pasted into the organisation file.
+type Calendar struct {
+	ID string `yaml:"id"`
+	// ICal is the iCalendar (RFC 5545) text; each day an event touches is
+	// a holiday.
+	ICal string `yaml:"ical"`
+	Note string `yaml:"note"`
 }
 
 // Person is somebody who can be on call.
@@ -42,6 +57,32 @@ type Person struct {
 	// "Mon-Thu 09:00-17:00, Fri 09:00-13:00", in Timezone.
 	WorkingHours string    `yaml:"working_hours"`
 	TimeOff      []TimeOff `yaml:"time_off"`
+	// Holidays are the person's public-holiday calendars: country or
+	// region codes ("GB", "DE-BY") and ids of calendars in the holidays
+	// section. A holiday is a whole day off in the person's zone.
+	Holidays Names `yaml:"holidays"`
+}
+
+// Names is a list of names written as one ("GB") or as a list ([GB, acme]).
+type Names []string
+
+// UnmarshalYAML reads a scalar or a sequence of scalars.
+func (n *Names) UnmarshalYAML(node *yaml.Node) error {
+	switch node.Kind {
+	case yaml.ScalarNode:
+		if v := strings.TrimSpace(node.Value); v != "" {
+			*n = Names{v}
+		}
+		return nil
+	case yaml.SequenceNode:
+		var out []string
+		if err := node.Decode(&out); err != nil {
+			return err
+		}
+		*n = out
+		return nil
+	}
+	return fmt.Errorf("line %d: want a name or a list of names", node.Line)
 }
 
 // identities are the person's channel identities, each as "kind value"
@@ -251,6 +292,7 @@ type (
 		Teams     []Team         `yaml:"teams"`
 		Support   supportYAML    `yaml:"support"`
 		Overrides []overrideYAML `yaml:"overrides"`
+		Holidays  []Calendar     `yaml:"holidays"`
 		// Other services' sections (policies, intake, customers, …).
 		Rest map[string]yaml.Node `yaml:",inline"`
 	}
@@ -322,7 +364,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("parse configuration: %w", err)
 	}
 	lines := linesOf(data)
-	c := &Config{People: f.People, Rotations: f.Rotations, Teams: f.Teams}
+	c := &Config{People: f.People, Rotations: f.Rotations, Teams: f.Teams, Calendars: f.Holidays}
 	c.Support = Support{
 		Hero: f.Support.Hero, HeroIsTeamSecondary: true, Catchers: true,
 		CatcherPool: f.Support.CatcherPool,
@@ -423,6 +465,25 @@ func (c *Config) validate(lines lineIndex) error {
 	for _, t := range c.Teams {
 		teams[t.ID] = true
 	}
+	calendars := map[string]bool{}
+	for i, cal := range c.Calendars {
+		item := "holidays " + cal.ID
+		switch {
+		case cal.ID == "":
+			bad("holidays", i, fmt.Sprintf("holidays[%d]", i), "id is required")
+			continue
+		case holiday.IsCode(cal.ID):
+			bad("holidays", i, item, "id %q looks like a country code; give the calendar a name of its own", cal.ID)
+		case calendars[cal.ID]:
+			bad("holidays", i, item, "defined twice")
+		}
+		calendars[cal.ID] = true
+		if strings.TrimSpace(cal.ICal) == "" {
+			bad("holidays", i, item, "ical is required: the iCalendar file's text")
+		} else if _, err := holiday.ParseICal(cal.ID, cal.ICal); err != nil {
+			bad("holidays", i, item, "%v", err)
+		}
+	}
 	// Each channel identity names one person: triage maps a staff
 	// author's Slack id, address or GitHub login to the person by it.
 	identities := map[string]string{}
@@ -450,6 +511,16 @@ func (c *Config) validate(lines lineIndex) error {
 		}
 		if _, err := parseHours(p.WorkingHours); err != nil {
 			bad("people", i, item, "%v", err)
+		}
+		for _, h := range p.Holidays {
+			switch {
+			case holiday.IsCode(h):
+				if err := holiday.Check(h); err != nil {
+					bad("people", i, item, "holidays: %v", err)
+				}
+			case !calendars[h]:
+				bad("people", i, item, "holidays: %q is neither a country or region code (GB, US, DE-BY) nor a calendar of the holidays section", h)
+			}
 		}
 		for j, off := range p.TimeOff {
 			a, err1 := parseDate(off.Start)

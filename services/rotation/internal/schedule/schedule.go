@@ -7,7 +7,10 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
+
+	"github.com/sidekickhq/sidekick/services/rotation/internal/holiday"
 )
 
 // Role is what a WhoIsOnCall query asks for.
@@ -52,9 +55,13 @@ const (
 	// ReasonCatcher: a follow-the-sun catcher within their working hours
 	// while the hero is not.
 	ReasonCatcher
+	// ReasonBackup: next in the rotation order after the person on duty,
+	// in the backup chain only.
+	ReasonBackup
 )
 
-// String returns "rotation", "override", "swap", "derived" or "catcher".
+// String returns "rotation", "override", "swap", "derived", "catcher" or
+// "backup".
 func (r Reason) String() string {
 	switch r {
 	case ReasonRotation:
@@ -67,6 +74,8 @@ func (r Reason) String() string {
 		return "derived"
 	case ReasonCatcher:
 		return "catcher"
+	case ReasonBackup:
+		return "backup"
 	}
 	return fmt.Sprintf("Reason(%d)", int(r))
 }
@@ -98,6 +107,9 @@ type OnCall struct {
 	Shift       Shift
 	Reason      Reason
 	Explanation string
+	// Status is whether the person can receive at the instant asked about
+	// (filled in by WhoIsOnCall).
+	Status Status
 }
 
 // Answer is the result of WhoIsOnCall.
@@ -109,10 +121,41 @@ type Answer struct {
 	// the derived secondary, people added by overrides, and follow-the-sun
 	// catchers.
 	Also []OnCall
-	// Gap is true when nobody covers the role.
+	// Gap is true when nobody on duty covers the role: nobody is on duty,
+	// or everybody on duty is away (time off, a holiday) and no swap or
+	// override covers them. High and Low then come from the backup chain.
 	Gap       bool
 	GapReason string
+	// Chain is who a message may reach, in order, each with their status:
+	// the people on duty (the scheduled one first, then those overrides
+	// add), follow-the-sun catchers (hero only), the team's own secondary
+	// rotation, and the next people in the rotation order.
+	Chain []OnCall
+	// High is who a high-urgency message (a page) reaches now: the first
+	// in Chain who is not away. Low is who a low-urgency one (a ping)
+	// reaches: High's receiver while within working hours; else, if they
+	// are on duty, a working catcher; if they are a backup (everybody on
+	// duty is away), whoever after them in Chain is working; else nobody
+	// until Low.WaitUntil.
+	High, Low Route
+	// onDuty is how many of Chain are on duty in the role asked about.
+	onDuty int
 }
+
+// Route is who receives a message of one urgency now.
+type Route struct {
+	// Receiver indexes Answer.Chain; -1 when nobody can receive now.
+	Receiver int
+	// Explanation says why this receiver, naming who was passed over.
+	Explanation string
+	// WaitUntil (low urgency) is when High's receiver is next within
+	// working hours: a policy that waits for them rather than pinging a
+	// catcher sends then. Zero when they are working now or never are.
+	WaitUntil time.Time
+}
+
+// Nobody reports that nobody can receive: an ops alert, never silence.
+func (r Route) Nobody() bool { return r.Receiver < 0 }
 
 // Interval is a half-open time range [Start, End).
 type Interval struct {
@@ -142,6 +185,13 @@ type personInfo struct {
 	loc   *time.Location
 	hours *weekHours
 	off   []span // time off, unix nanos, sorted and merged
+	// offNote is the note of each span of off ("conference"), joined when
+	// entries merged.
+	offNote []string
+	// hol are the person's public holidays (nil without any), and holName
+	// the calendars' names ("GB").
+	hol     *holiday.Calendar
+	holName string
 	// catchExpl explains this person as a catcher.
 	catchExpl string
 }
@@ -179,11 +229,16 @@ func Compile(c *Config) (*Schedule, error) {
 		zones[name] = newZone(l)
 		return zones[name]
 	}
+	cals, err := compileCalendars(c)
+	if err != nil {
+		return nil, err
+	}
 	for i, p := range s.people {
 		s.personIdx[p.ID] = int32(i)
 		h, _ := parseHours(p.WorkingHours)
 		z := zoneOf(p.Timezone)
 		pi := personInfo{z: z, loc: z.loc, hours: h}
+		var notes []string
 		for _, off := range p.TimeOff {
 			a, _ := parseDate(off.Start)
 			b, _ := parseDate(off.End)
@@ -191,8 +246,15 @@ func Compile(c *Config) (*Schedule, error) {
 				start: pi.z.resolve(a*secondsPerDay) * 1e9,
 				end:   pi.z.resolve((b+1)*secondsPerDay) * 1e9,
 			})
+			notes = append(notes, off.Note)
 		}
-		pi.off = mergeSpans(pi.off)
+		pi.off, pi.offNote = mergeNotedSpans(pi.off, notes)
+		var hs []*holiday.Calendar
+		for _, name := range p.Holidays {
+			hs = append(hs, cals[name])
+		}
+		pi.hol = holiday.Union(strings.Join(p.Holidays, ", "), hs...)
+		pi.holName = strings.Join(p.Holidays, ", ")
 		hours := p.WorkingHours
 		if hours == "" {
 			hours = "none"
@@ -258,10 +320,12 @@ func cloneConfig(c *Config) Config {
 		Teams:     slices.Clone(c.Teams),
 		Support:   c.Support,
 		Overrides: slices.Clone(c.Overrides),
+		Calendars: slices.Clone(c.Calendars),
 	}
 	out.Support.CatcherPool = slices.Clone(c.Support.CatcherPool)
 	for i := range out.People {
 		out.People[i].TimeOff = slices.Clone(out.People[i].TimeOff)
+		out.People[i].Holidays = slices.Clone(out.People[i].Holidays)
 	}
 	for i := range out.Rotations {
 		out.Rotations[i].Participants = slices.Clone(out.Rotations[i].Participants)
@@ -328,14 +392,29 @@ func (s *Schedule) Config() *Config {
 }
 
 // onLeave reports whether person p is on time off at t (unix nanos), and
-// the time-off span.
-func (s *Schedule) onLeave(p int32, t int64) (span, bool) {
+// which span of info.off.
+func (s *Schedule) onLeave(p int32, t int64) (int, bool) {
 	off := s.info[p].off
 	i := sort.Search(len(off), func(i int) bool { return off[i].end > t })
 	if i < len(off) && off[i].start <= t {
-		return off[i], true
+		return i, true
 	}
-	return span{}, false
+	return -1, false
+}
+
+// onHoliday reports whether t (unix nanos) falls on one of person p's
+// public holidays, read in their zone: the holiday's name and its day.
+func (s *Schedule) onHoliday(p int32, t int64) (string, span, bool) {
+	pi := &s.info[p]
+	if pi.hol == nil {
+		return "", span{}, false
+	}
+	day := floorDiv(pi.z.wall(floorDiv(t, 1e9)), secondsPerDay)
+	name, ok := pi.hol.On(day)
+	if !ok {
+		return "", span{}, false
+	}
+	return name, span{pi.z.resolve(day*secondsPerDay) * 1e9, pi.z.resolve((day+1)*secondsPerDay) * 1e9}, true
 }
 
 // working reports whether person p is within working hours at t (unix nanos).
@@ -345,10 +424,14 @@ func (s *Schedule) working(p int32, t int64) bool {
 	return pi.hours.at(pi.z.wall(u))
 }
 
-// available reports whether p can take duty at t: not on time off.
+// available reports whether p can take duty at t: neither on time off
+// nor on a public holiday.
 func (s *Schedule) available(p int32, t int64) bool {
-	_, off := s.onLeave(p, t)
-	return !off
+	if _, off := s.onLeave(p, t); off {
+		return false
+	}
+	_, _, hol := s.onHoliday(p, t)
+	return !hol
 }
 
 // WhoIsOnCall answers who holds a role at q.At: the hero (with catchers),
@@ -357,27 +440,34 @@ func (s *Schedule) available(p int32, t int64) bool {
 // rotation, or a hero query without a hero rotation.
 func (s *Schedule) WhoIsOnCall(q Query) (Answer, error) {
 	t := q.At.UnixNano()
+	var ans Answer
 	switch q.Role {
 	case RoleHero:
 		if s.hero == nil {
 			return Answer{}, errors.New("no Support Hero rotation is configured")
 		}
-		return s.heroAnswer(t), nil
+		ans = s.heroAnswer(t)
+		ans.Chain, ans.onDuty = s.heroChain(t)
 	case RoleSecondary:
 		i, ok := s.teamIdx[q.Team]
 		if !ok {
 			return Answer{}, fmt.Errorf("unknown team %q", q.Team)
 		}
-		return s.secondaryAnswer(i, t), nil
+		ans = s.secondaryAnswer(i, t)
+		ans.Chain, ans.onDuty = s.secondaryChain(i, &ans, t)
 	case RoleRotation:
 		i, ok := s.rotIdx[q.Rotation]
 		if !ok {
 			return Answer{}, fmt.Errorf("unknown rotation %q", q.Rotation)
 		}
 		var buf [4]duty
-		return s.rotationAnswer(s.rots[i], t, buf[:0]), nil
+		ans = s.rotationAnswer(s.rots[i], t, buf[:0])
+		ans.Chain, ans.onDuty = s.rotationChain(s.rots[i], t, nil)
+	default:
+		return Answer{}, fmt.Errorf("unknown role %v", q.Role)
 	}
-	return Answer{}, fmt.Errorf("unknown role %v", q.Role)
+	s.route(&ans, t)
+	return ans, nil
 }
 
 // rotationAnswer: the first available person on duty, the others in Also;
@@ -412,15 +502,9 @@ func (s *Schedule) rotationAnswer(r *rotation, t int64, buf []duty) Answer {
 	}
 	d := st.duties[0]
 	ans.OnCall = s.onCall(r, &st, d, t)
-	sp, _ := s.onLeave(d.person, t)
 	p := &s.people[d.person]
-	ans.GapReason = p.ID + " is on duty in " + r.ID + " but on time off (" + s.leaveText(d.person, sp) + ") and no swap or override covers it"
+	ans.GapReason = p.ID + " is on duty in " + r.ID + " but " + s.awayText(d.person, t) + " and no swap or override covers it"
 	return ans
-}
-
-func (s *Schedule) leaveText(p int32, sp span) string {
-	loc := s.info[p].loc
-	return time.Unix(0, sp.start).In(loc).Format("2006-01-02") + ".." + time.Unix(0, sp.end-1).In(loc).Format("2006-01-02")
 }
 
 // heroAnswer adds follow-the-sun catchers to the hero rotation's answer

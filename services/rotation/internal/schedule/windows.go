@@ -6,7 +6,7 @@ import (
 )
 
 // personWindows returns person p's working stretches overlapping
-// [from, to) (unix nanos), unclipped, minus time off. A stretch's ends are
+// [from, to) (unix nanos), unclipped, minus time off and holidays. A stretch's ends are
 // wall-clock times resolved in the person's zone.
 func (s *Schedule) personWindows(p int32, from, to int64) []span {
 	pi := &s.info[p]
@@ -29,7 +29,11 @@ func (s *Schedule) personWindows(p int32, from, to int64) []span {
 			}
 		}
 	}
-	out = subtractSpans(mergeSpans(out), pi.off)
+	away := pi.off
+	if hol := s.holidaySpans(p, d0, d1); len(hol) > 0 {
+		away = mergeSpans(append(slices.Clone(pi.off), hol...))
+	}
+	out = subtractSpans(mergeSpans(out), away)
 	kept := out[:0]
 	for _, sp := range out {
 		if sp.end > from && sp.start < to {
@@ -66,7 +70,8 @@ func subtractSpans(in, cut []span) []span {
 }
 
 // WorkingWindows returns, within [from, to), the union of the support
-// roster's working hours minus their time off, as sorted, disjoint
+// roster's working hours minus their time off and public holidays, as
+// sorted, disjoint
 // intervals in UTC. The roster is the hero rotation's participants plus,
 // when catchers are on, the catcher pool. Response deadlines count only
 // time inside these windows.
@@ -108,9 +113,16 @@ func (s *Schedule) Gaps(from, to time.Time) []Gap {
 		return nil
 	}
 	var leave []int64
-	for _, pi := range s.info {
+	for p, pi := range s.info {
 		for _, sp := range pi.off {
 			leave = append(leave, sp.start, sp.end)
+		}
+		if pi.hol != nil {
+			d0 := floorDiv(pi.z.wall(floorDiv(f, 1e9)), secondsPerDay)
+			d1 := floorDiv(pi.z.wall(floorDiv(e, 1e9)), secondsPerDay)
+			for _, sp := range s.holidaySpans(int32(p), d0, d1) {
+				leave = append(leave, sp.start, sp.end)
+			}
 		}
 	}
 	var out []Gap
