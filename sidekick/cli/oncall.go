@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +27,25 @@ type onCallJSON struct {
 	Also        []onCallJSON `json:"also,omitempty"`
 	Gap         bool         `json:"gap"`
 	GapReason   string       `json:"gap_reason,omitempty"`
+	// Availability of the person: available, outside_hours, time_off,
+	// holiday; Detail says why.
+	Availability       string `json:"availability,omitempty"`
+	AvailabilityDetail string `json:"availability_detail,omitempty"`
+	// Chain is the backup chain in order; Page and Ping say who a
+	// high- and a low-urgency message reach now.
+	Chain []onCallJSON `json:"chain,omitempty"`
+	Page  *routeJSON   `json:"page,omitempty"`
+	Ping  *routeJSON   `json:"ping,omitempty"`
+}
+
+// routeJSON is who a message of one urgency reaches.
+type routeJSON struct {
+	// Person is the receiver's id; empty with Nobody.
+	Person      string `json:"person,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	Nobody      bool   `json:"nobody"`
+	Explanation string `json:"explanation,omitempty"`
+	WaitUntil   string `json:"wait_until,omitempty"`
 }
 
 type personJSON struct {
@@ -52,10 +72,16 @@ func (r *root) oncallCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "oncall",
 		Short: "Who is on call: the Support Hero and each team's secondary, or one team or rotation",
-		Long: `Who is on call now (or --at a time, RFC 3339 or "2006-01-02 15:04" in UTC).
+		Long: `Who is on call now (or --at a time, RFC 3339 or "2006-01-02 15:04" in UTC),
+and who a message actually reaches: PAGE is who a high-urgency page reaches
+(the person on duty unless on time off or a holiday, else the backup chain),
+PING who a low-urgency ping reaches (working hours respected: a catcher, or
+it waits for the next working hour). A coverage gap, or nobody to receive
+at all, is printed below the table as GAP or NOBODY.
 Without --team or --rotation: the Support Hero and every team's secondary.
 With --json: one JSON object per line with role, person.id, shift.start,
-shift.end (RFC 3339), reason (rotation, override, swap, derived, catcher).`,
+shift.end (RFC 3339), reason (rotation, override, swap, derived, catcher,
+backup), availability, gap, the chain, and page and ping.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			when := time.Now()
@@ -107,19 +133,7 @@ shift.end (RFC 3339), reason (rotation, override, swap, derived, catcher).`,
 				}
 				return nil
 			}
-			tw := tabwriter.NewWriter(r.io.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ROLE\tTEAM\tPERSON\tUNTIL\tWHY")
-			for _, res := range results {
-				who, until := "NOBODY (gap: "+res.GapReason+")", "-"
-				if res.Person != nil {
-					who = res.Person.Name + " (" + res.Person.ID + ")"
-				}
-				if res.Shift != nil {
-					until = res.Shift.End
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", res.Role, dash(res.Team), who, until, res.Reason)
-			}
-			return tw.Flush()
+			return writeOnCallTable(r.io.Stdout, results, r.location())
 		},
 	}
 	f := cmd.Flags()
@@ -146,6 +160,10 @@ func toOnCallJSON(q *rotationv1.WhoIsOnCallRequest, at time.Time, resp *rotation
 		}
 		dst.Reason = short(oc.GetReason().String(), "REASON_")
 		dst.Explanation = oc.GetExplanation()
+		if a := oc.GetAvailability(); a != rotationv1.Availability_AVAILABILITY_UNSPECIFIED {
+			dst.Availability = strings.ToLower(short(a.String(), "AVAILABILITY_"))
+		}
+		dst.AvailabilityDetail = oc.GetAvailabilityDetail()
 	}
 	fill(&out, resp.GetOnCall())
 	for _, a := range resp.GetAlso() {
@@ -155,7 +173,92 @@ func toOnCallJSON(q *rotationv1.WhoIsOnCallRequest, at time.Time, resp *rotation
 		o.At = out.At
 		out.Also = append(out.Also, o)
 	}
+	for _, a := range resp.GetChain() {
+		var o onCallJSON
+		fill(&o, a)
+		o.Role = "chain"
+		o.At = out.At
+		out.Chain = append(out.Chain, o)
+	}
+	out.Page, out.Ping = toRouteJSON(resp.GetHigh()), toRouteJSON(resp.GetLow())
 	return out
+}
+
+func toRouteJSON(r *rotationv1.Route) *routeJSON {
+	if r == nil {
+		return nil
+	}
+	out := &routeJSON{Nobody: r.GetNobody(), Explanation: r.GetExplanation()}
+	if rc := r.GetReceiver(); rc != nil {
+		out.Person, out.Reason = rc.GetPerson().GetId(), short(rc.GetReason().String(), "REASON_")
+	}
+	if w := r.GetWaitUntil(); w != nil {
+		out.WaitUntil = w.AsTime().UTC().Format(time.RFC3339)
+	}
+	return out
+}
+
+// writeOnCallTable prints one line per role and, below, every gap and
+// every role nobody can receive for, so the table is as loud as --json.
+func writeOnCallTable(w io.Writer, results []onCallJSON, loc *time.Location) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tTEAM\tON DUTY\tUNTIL\tPAGE GOES TO\tPING GOES TO")
+	var notes []string
+	for _, res := range results {
+		who, until := "nobody", "-"
+		if res.Person != nil {
+			who = res.Person.ID + " (" + res.Reason + ")"
+			if res.Availability != "" && res.Availability != "available" {
+				who += ": " + strings.ToUpper(strings.ReplaceAll(res.Availability, "_", " "))
+			}
+		}
+		if res.Shift != nil && res.Shift.End != "" {
+			if t, err := time.Parse(time.RFC3339, res.Shift.End); err == nil {
+				until = t.In(loc).Format("2006-01-02 15:04 MST")
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", res.Role, dash(res.Team), who, until, routeCell(res.Page, loc), routeCell(res.Ping, loc))
+		role := res.Role
+		if res.Team != "" {
+			role += " " + res.Team
+		}
+		if res.Rotation != "" {
+			role += " " + res.Rotation
+		}
+		if res.Gap {
+			notes = append(notes, "GAP "+role+": "+res.GapReason)
+		}
+		if res.Page != nil && res.Page.Nobody {
+			notes = append(notes, "NOBODY can receive a page for "+role+": "+res.Page.Explanation)
+		} else if res.Gap && res.Page != nil {
+			notes = append(notes, "    page: "+res.Page.Explanation)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		if _, err := fmt.Fprintln(w, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// routeCell is "bob (catcher)", "NOBODY", or "waits until …".
+func routeCell(r *routeJSON, loc *time.Location) string {
+	switch {
+	case r == nil:
+		return "-"
+	case r.Person != "":
+		return r.Person + " (" + r.Reason + ")"
+	case r.WaitUntil != "":
+		if t, err := time.Parse(time.RFC3339, r.WaitUntil); err == nil {
+			return "waits until " + t.In(loc).Format("2006-01-02 15:04 MST")
+		}
+		return "waits until " + r.WaitUntil
+	}
+	return "NOBODY"
 }
 
 func parseTime(s string) (time.Time, error) {

@@ -216,10 +216,16 @@ func TestOnCallPage(t *testing.T) {
 			asked = append(asked, req)
 			switch {
 			case req.GetRole() == rotationv1.Role_ROLE_HERO:
+				// On time off: the page and the ping go to a catcher.
+				farah := &rotationv1.OnCall{Person: &rotationv1.Person{Id: "farah", Name: "Farah Catcher"}, Reason: rotationv1.Reason_REASON_CATCHER}
 				return &rotationv1.WhoIsOnCallResponse{OnCall: &rotationv1.OnCall{
 					Person: &rotationv1.Person{Id: "alice", Name: "Alice Hero"}, Reason: rotationv1.Reason_REASON_ROTATION,
 					Shift: &rotationv1.Shift{End: end}, Explanation: "week 10 of the hero rotation",
-				}}, nil
+					Availability: rotationv1.Availability_AVAILABILITY_TIME_OFF, AvailabilityDetail: "on time off (2026-03-02..2026-03-04)",
+				}, Gap: true, GapReason: "alice is on duty in hero but on time off",
+					High: &rotationv1.Route{Receiver: farah, Explanation: "farah (catcher) receives: alice (rotation) is on time off"},
+					Low:  &rotationv1.Route{Receiver: farah},
+				}, nil
 			case req.GetTeam() == "core":
 				return &rotationv1.WhoIsOnCallResponse{OnCall: &rotationv1.OnCall{
 					Person: &rotationv1.Person{Id: "bob", Name: "Bob Second"}, Reason: rotationv1.Reason_REASON_SWAP,
@@ -236,7 +242,9 @@ func TestOnCallPage(t *testing.T) {
 	}
 	mustContain(t, r.body, "Support Hero", "Alice Hero", "rotation", "week 10 of the hero rotation",
 		"Core Experience", "Bob Second", "swap", "Mon 9 Mar 2026 09:00 UTC", "(in 6d 23h)",
-		"Platform", "Nobody: nobody in working hours")
+		"Platform", "Nobody on duty", "Gap: nobody in working hours",
+		"on time off (2026-03-02..2026-03-04)", "Gap: alice is on duty in hero but on time off", "Farah Catcher", "farah (catcher)",
+		"farah (catcher) receives: alice (rotation) is on time off")
 	if len(asked) != 3 {
 		t.Fatalf("asked rotation %d times, want 3 (hero + 2 teams)", len(asked))
 	}

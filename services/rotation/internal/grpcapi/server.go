@@ -166,6 +166,11 @@ func (s *Server) WhoIsOnCall(_ context.Context, req *rotationv1.WhoIsOnCallReque
 	for _, o := range ans.Also {
 		resp.Also = append(resp.Also, onCallProto(o))
 	}
+	for _, o := range ans.Chain {
+		resp.Chain = append(resp.Chain, onCallProto(o))
+	}
+	resp.High = routeProto(ans.High, resp.Chain)
+	resp.Low = routeProto(ans.Low, resp.Chain)
 	return resp, nil
 }
 
@@ -513,8 +518,40 @@ func reasonProto(r schedule.Reason) rotationv1.Reason {
 		return rotationv1.Reason_REASON_DERIVED
 	case schedule.ReasonCatcher:
 		return rotationv1.Reason_REASON_CATCHER
+	case schedule.ReasonBackup:
+		return rotationv1.Reason_REASON_BACKUP
 	}
 	return rotationv1.Reason_REASON_UNSPECIFIED
+}
+
+func availabilityProto(a schedule.Availability) rotationv1.Availability {
+	switch a {
+	case schedule.Available:
+		return rotationv1.Availability_AVAILABILITY_AVAILABLE
+	case schedule.OutsideHours:
+		return rotationv1.Availability_AVAILABILITY_OUTSIDE_HOURS
+	case schedule.OffWork:
+		return rotationv1.Availability_AVAILABILITY_TIME_OFF
+	case schedule.OnHoliday:
+		return rotationv1.Availability_AVAILABILITY_HOLIDAY
+	}
+	return rotationv1.Availability_AVAILABILITY_UNSPECIFIED
+}
+
+// optionalTime is ts, or nil for the zero time.
+func optionalTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func routeProto(r schedule.Route, chain []*rotationv1.OnCall) *rotationv1.Route {
+	out := &rotationv1.Route{ReceiverIndex: int32(r.Receiver), Nobody: r.Nobody(), Explanation: r.Explanation, WaitUntil: optionalTime(r.WaitUntil)}
+	if !r.Nobody() {
+		out.Receiver = chain[r.Receiver]
+	}
+	return out
 }
 
 func personProto(p *schedule.Person) *rotationv1.Person {
@@ -541,7 +578,12 @@ func shiftProto(sh schedule.Shift) *rotationv1.Shift {
 }
 
 func onCallProto(o schedule.OnCall) *rotationv1.OnCall {
-	return &rotationv1.OnCall{Person: personProto(o.Person), Shift: shiftProto(o.Shift), Reason: reasonProto(o.Reason), Explanation: o.Explanation}
+	st := o.Status
+	return &rotationv1.OnCall{
+		Person: personProto(o.Person), Shift: shiftProto(o.Shift), Reason: reasonProto(o.Reason), Explanation: o.Explanation,
+		Availability: availabilityProto(st.Availability), AvailabilityDetail: st.Detail, AwayUntil: optionalTime(st.AwayUntil),
+		WorkingUntil: optionalTime(st.WorkingUntil), NextWorkingStart: optionalTime(st.NextWorking),
+	}
 }
 
 func overrideProto(o schedule.Override) *rotationv1.Override {

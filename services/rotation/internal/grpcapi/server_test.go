@@ -428,3 +428,45 @@ func onTimeOff(person string, at time.Time) bool {
 	ny, _ := time.LoadLocation("America/New_York")
 	return person == "alice" && !at.Before(time.Date(2026, 3, 2, 0, 0, 0, 0, ny)) && at.Before(time.Date(2026, 3, 5, 0, 0, 0, 0, ny))
 }
+
+func TestWhoIsOnCallSaysWhoReceivesAndWhy(t *testing.T) {
+	s := New(newBackend(t), time.Now)
+	ctx := context.Background()
+	// Alice is hero the week of 2 March 2026 and at a conference until
+	// the 4th: a gap, said as such, and the chain says who gets what.
+	at := time.Date(2026, 3, 3, 12, 0, 0, 0, london)
+	resp, err := s.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO, At: ts(at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.GetGap() || resp.GetOnCall().GetPerson().GetId() != "alice" {
+		t.Fatalf("gap with alice scheduled: %v", resp)
+	}
+	first := resp.GetChain()[0]
+	if first.GetAvailability() != rotationv1.Availability_AVAILABILITY_TIME_OFF || first.GetAvailabilityDetail() != "on time off (2026-03-02..2026-03-04, conference)" ||
+		!first.GetAwayUntil().AsTime().Equal(time.Date(2026, 3, 5, 0, 0, 0, 0, time.UTC).Add(5*time.Hour)) {
+		t.Errorf("alice in the chain: %v", first)
+	}
+	high, low := resp.GetHigh(), resp.GetLow()
+	if high.GetNobody() || high.GetReceiver().GetPerson().GetId() != "bob" || high.GetReceiver().GetReason() != rotationv1.Reason_REASON_CATCHER ||
+		high.GetReceiverIndex() != 1 || !strings.Contains(high.GetExplanation(), "alice (rotation) is on time off") {
+		t.Errorf("high: %v", high)
+	}
+	if low.GetReceiver().GetPerson().GetId() != "bob" || low.GetWaitUntil() != nil {
+		t.Errorf("low: %v", low)
+	}
+	// At 03:00 the next night alice is still away; nobody in London works:
+	// the page goes down the chain to someone who is not away, the ping to
+	// whoever works (dmitri in Tokyo, a catcher).
+	at = time.Date(2026, 3, 4, 3, 0, 0, 0, london)
+	resp, err = s.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO, At: ts(at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resp.GetHigh().GetReceiver(); r == nil || r.GetPerson().GetId() == "alice" {
+		t.Errorf("high at night: %v", resp.GetHigh())
+	}
+	if r := resp.GetLow().GetReceiver(); r.GetPerson().GetId() != "dmitri" || r.GetAvailability() != rotationv1.Availability_AVAILABILITY_AVAILABLE {
+		t.Errorf("low at night: %v", resp.GetLow())
+	}
+}

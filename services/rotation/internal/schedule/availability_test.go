@@ -176,9 +176,9 @@ func TestSecondaryChainKeepsTheDerivedRule(t *testing.T) {
 func TestHolidayConfigErrors(t *testing.T) {
 	base := "people:\n  - {id: a, timezone: UTC, holidays: %s}\n"
 	for hol, want := range map[string]string{
-		"XX":      `line 2: person a: holidays: unknown country or region "XX"`,
-		"GB-XYZ":  `line 2: person a: holidays: unknown country or region "GB-XYZ" (known for GB: GB)`,
-		"office":  `line 2: person a: holidays: "office" is neither a country or region code`,
+		"XX":     `line 2: person a: holidays: unknown country or region "XX"`,
+		"GB-XYZ": `line 2: person a: holidays: unknown country or region "GB-XYZ" (known for GB: GB)`,
+		"office": `line 2: person a: holidays: "office" is neither a country or region code`,
 	} {
 		_, err := ParseConfig([]byte(strings.Replace(base, "%s", hol, 1)))
 		if err == nil || !strings.Contains(err.Error(), want) {

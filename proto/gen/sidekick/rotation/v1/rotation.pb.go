@@ -92,6 +92,9 @@ const (
 	Reason_REASON_DERIVED Reason = 4
 	// A follow-the-sun catcher inside their working hours while the hero is not.
 	Reason_REASON_CATCHER Reason = 5
+	// Next after the person on duty in the rotation order: in the backup
+	// chain only.
+	Reason_REASON_BACKUP Reason = 6
 )
 
 // Enum value maps for Reason.
@@ -103,6 +106,7 @@ var (
 		3: "REASON_SWAP",
 		4: "REASON_DERIVED",
 		5: "REASON_CATCHER",
+		6: "REASON_BACKUP",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED": 0,
@@ -111,6 +115,7 @@ var (
 		"REASON_SWAP":        3,
 		"REASON_DERIVED":     4,
 		"REASON_CATCHER":     5,
+		"REASON_BACKUP":      6,
 	}
 )
 
@@ -139,6 +144,67 @@ func (x Reason) Number() protoreflect.EnumNumber {
 // Deprecated: Use Reason.Descriptor instead.
 func (Reason) EnumDescriptor() ([]byte, []int) {
 	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{1}
+}
+
+// Availability says whether a person can receive at the instant asked about.
+type Availability int32
+
+const (
+	Availability_AVAILABILITY_UNSPECIFIED Availability = 0
+	// Not away and within working hours: pages and pings reach them.
+	Availability_AVAILABILITY_AVAILABLE Availability = 1
+	// Not away, outside working hours: a page reaches them; a ping goes to
+	// whoever is working or waits for next_working_start.
+	Availability_AVAILABILITY_OUTSIDE_HOURS Availability = 2
+	// On time off: nothing reaches them.
+	Availability_AVAILABILITY_TIME_OFF Availability = 3
+	// On a public holiday of their calendar: as time off.
+	Availability_AVAILABILITY_HOLIDAY Availability = 4
+)
+
+// Enum value maps for Availability.
+var (
+	Availability_name = map[int32]string{
+		0: "AVAILABILITY_UNSPECIFIED",
+		1: "AVAILABILITY_AVAILABLE",
+		2: "AVAILABILITY_OUTSIDE_HOURS",
+		3: "AVAILABILITY_TIME_OFF",
+		4: "AVAILABILITY_HOLIDAY",
+	}
+	Availability_value = map[string]int32{
+		"AVAILABILITY_UNSPECIFIED":   0,
+		"AVAILABILITY_AVAILABLE":     1,
+		"AVAILABILITY_OUTSIDE_HOURS": 2,
+		"AVAILABILITY_TIME_OFF":      3,
+		"AVAILABILITY_HOLIDAY":       4,
+	}
+)
+
+func (x Availability) Enum() *Availability {
+	p := new(Availability)
+	*p = x
+	return p
+}
+
+func (x Availability) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Availability) Descriptor() protoreflect.EnumDescriptor {
+	return file_sidekick_rotation_v1_rotation_proto_enumTypes[2].Descriptor()
+}
+
+func (Availability) Type() protoreflect.EnumType {
+	return &file_sidekick_rotation_v1_rotation_proto_enumTypes[2]
+}
+
+func (x Availability) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Availability.Descriptor instead.
+func (Availability) EnumDescriptor() ([]byte, []int) {
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{2}
 }
 
 type OverrideKind int32
@@ -180,11 +246,11 @@ func (x OverrideKind) String() string {
 }
 
 func (OverrideKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_sidekick_rotation_v1_rotation_proto_enumTypes[2].Descriptor()
+	return file_sidekick_rotation_v1_rotation_proto_enumTypes[3].Descriptor()
 }
 
 func (OverrideKind) Type() protoreflect.EnumType {
-	return &file_sidekick_rotation_v1_rotation_proto_enumTypes[2]
+	return &file_sidekick_rotation_v1_rotation_proto_enumTypes[3]
 }
 
 func (x OverrideKind) Number() protoreflect.EnumNumber {
@@ -193,7 +259,7 @@ func (x OverrideKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OverrideKind.Descriptor instead.
 func (OverrideKind) EnumDescriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{2}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{3}
 }
 
 type Person struct {
@@ -529,9 +595,22 @@ type OnCall struct {
 	Shift  *Shift                 `protobuf:"bytes,2,opt,name=shift,proto3" json:"shift,omitempty"`
 	Reason Reason                 `protobuf:"varint,3,opt,name=reason,proto3,enum=sidekick.rotation.v1.Reason" json:"reason,omitempty"`
 	// Human-readable explanation.
-	Explanation   string `protobuf:"bytes,4,opt,name=explanation,proto3" json:"explanation,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Explanation string `protobuf:"bytes,4,opt,name=explanation,proto3" json:"explanation,omitempty"`
+	// Whether the person can receive at the instant asked about.
+	Availability Availability `protobuf:"varint,5,opt,name=availability,proto3,enum=sidekick.rotation.v1.Availability" json:"availability,omitempty"`
+	// Why not available: "on time off (2026-03-02..2026-03-04, conference)",
+	// "on a public holiday (Christmas Day, GB)", "outside working hours
+	// (Mon-Fri 09:00-17:30, Europe/London)".
+	AvailabilityDetail string `protobuf:"bytes,6,opt,name=availability_detail,json=availabilityDetail,proto3" json:"availability_detail,omitempty"`
+	// TIME_OFF, HOLIDAY: when they are back (adjoining absences joined).
+	AwayUntil *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=away_until,json=awayUntil,proto3" json:"away_until,omitempty"`
+	// AVAILABLE: when the working stretch they are in ends.
+	WorkingUntil *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=working_until,json=workingUntil,proto3" json:"working_until,omitempty"`
+	// Unless AVAILABLE: when their next working stretch starts, after any
+	// time away; unset when none starts within a year.
+	NextWorkingStart *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=next_working_start,json=nextWorkingStart,proto3" json:"next_working_start,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *OnCall) Reset() {
@@ -592,23 +671,160 @@ func (x *OnCall) GetExplanation() string {
 	return ""
 }
 
+func (x *OnCall) GetAvailability() Availability {
+	if x != nil {
+		return x.Availability
+	}
+	return Availability_AVAILABILITY_UNSPECIFIED
+}
+
+func (x *OnCall) GetAvailabilityDetail() string {
+	if x != nil {
+		return x.AvailabilityDetail
+	}
+	return ""
+}
+
+func (x *OnCall) GetAwayUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AwayUntil
+	}
+	return nil
+}
+
+func (x *OnCall) GetWorkingUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WorkingUntil
+	}
+	return nil
+}
+
+func (x *OnCall) GetNextWorkingStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextWorkingStart
+	}
+	return nil
+}
+
+// Route is who a message of one urgency (sidekick.notify.v1.Urgency)
+// reaches now.
+type Route struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Who receives: a copy of chain[receiver_index]; unset when nobody can.
+	Receiver      *OnCall `protobuf:"bytes,1,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	ReceiverIndex int32   `protobuf:"varint,2,opt,name=receiver_index,json=receiverIndex,proto3" json:"receiver_index,omitempty"`
+	// True when nobody in the chain can receive now: never silent, the
+	// notifier tells the ops channel.
+	Nobody bool `protobuf:"varint,3,opt,name=nobody,proto3" json:"nobody,omitempty"`
+	// Why this receiver, naming who was passed over and why.
+	Explanation string `protobuf:"bytes,4,opt,name=explanation,proto3" json:"explanation,omitempty"`
+	// Low urgency only: when the high-urgency receiver is next within working
+	// hours, for a policy that waits for them rather than pinging whoever
+	// works now; unset while they are working.
+	WaitUntil     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=wait_until,json=waitUntil,proto3" json:"wait_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Route) Reset() {
+	*x = Route{}
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Route) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Route) ProtoMessage() {}
+
+func (x *Route) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Route.ProtoReflect.Descriptor instead.
+func (*Route) Descriptor() ([]byte, []int) {
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Route) GetReceiver() *OnCall {
+	if x != nil {
+		return x.Receiver
+	}
+	return nil
+}
+
+func (x *Route) GetReceiverIndex() int32 {
+	if x != nil {
+		return x.ReceiverIndex
+	}
+	return 0
+}
+
+func (x *Route) GetNobody() bool {
+	if x != nil {
+		return x.Nobody
+	}
+	return false
+}
+
+func (x *Route) GetExplanation() string {
+	if x != nil {
+		return x.Explanation
+	}
+	return ""
+}
+
+func (x *Route) GetWaitUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WaitUntil
+	}
+	return nil
+}
+
 type WhoIsOnCallResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Primary answer; empty person when nobody covers (a gap).
+	// Who is on duty: the first available person on duty, or in a gap the
+	// person scheduled (empty when nobody is on duty).
 	OnCall *OnCall `protobuf:"bytes,1,opt,name=on_call,json=onCall,proto3" json:"on_call,omitempty"`
 	// Backups: the rotation's own secondary while the hero is derived, or
 	// follow-the-sun catchers.
 	Also []*OnCall `protobuf:"bytes,2,rep,name=also,proto3" json:"also,omitempty"`
-	// True when nobody is on duty.
-	Gap           bool   `protobuf:"varint,3,opt,name=gap,proto3" json:"gap,omitempty"`
-	GapReason     string `protobuf:"bytes,4,opt,name=gap_reason,json=gapReason,proto3" json:"gap_reason,omitempty"`
+	// True when nobody on duty covers the role: nobody is on duty, or
+	// everybody on duty is on time off or a holiday and no swap or override
+	// covers them. Messages then go down the backup chain (high, low).
+	Gap       bool   `protobuf:"varint,3,opt,name=gap,proto3" json:"gap,omitempty"`
+	GapReason string `protobuf:"bytes,4,opt,name=gap_reason,json=gapReason,proto3" json:"gap_reason,omitempty"`
+	// The backup chain, in order, each with their availability: the people
+	// on duty (the scheduled one first, then those overrides add),
+	// follow-the-sun catchers (hero, when the hero cannot take a ping), the
+	// team's own secondary rotation, then the next people in the rotation
+	// order up to the first who is available.
+	Chain []*OnCall `protobuf:"bytes,5,rep,name=chain,proto3" json:"chain,omitempty"`
+	// Who a high-urgency message (a page) reaches now: the first in chain
+	// not away.
+	High *Route `protobuf:"bytes,6,opt,name=high,proto3" json:"high,omitempty"`
+	// Who a low-urgency message (a ping) reaches now: high's receiver while
+	// within working hours; else a working catcher (high's receiver on
+	// duty) or whoever after them in chain is working (high's receiver a
+	// backup); else nobody, until wait_until.
+	Low           *Route `protobuf:"bytes,7,opt,name=low,proto3" json:"low,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WhoIsOnCallResponse) Reset() {
 	*x = WhoIsOnCallResponse{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[5]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +836,7 @@ func (x *WhoIsOnCallResponse) String() string {
 func (*WhoIsOnCallResponse) ProtoMessage() {}
 
 func (x *WhoIsOnCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[5]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +849,7 @@ func (x *WhoIsOnCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoIsOnCallResponse.ProtoReflect.Descriptor instead.
 func (*WhoIsOnCallResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{5}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WhoIsOnCallResponse) GetOnCall() *OnCall {
@@ -664,6 +880,27 @@ func (x *WhoIsOnCallResponse) GetGapReason() string {
 	return ""
 }
 
+func (x *WhoIsOnCallResponse) GetChain() []*OnCall {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+func (x *WhoIsOnCallResponse) GetHigh() *Route {
+	if x != nil {
+		return x.High
+	}
+	return nil
+}
+
+func (x *WhoIsOnCallResponse) GetLow() *Route {
+	if x != nil {
+		return x.Low
+	}
+	return nil
+}
+
 type ListShiftsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Rotation      string                 `protobuf:"bytes,1,opt,name=rotation,proto3" json:"rotation,omitempty"`
@@ -676,7 +913,7 @@ type ListShiftsRequest struct {
 
 func (x *ListShiftsRequest) Reset() {
 	*x = ListShiftsRequest{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[6]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +925,7 @@ func (x *ListShiftsRequest) String() string {
 func (*ListShiftsRequest) ProtoMessage() {}
 
 func (x *ListShiftsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[6]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +938,7 @@ func (x *ListShiftsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListShiftsRequest.ProtoReflect.Descriptor instead.
 func (*ListShiftsRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{6}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListShiftsRequest) GetRotation() string {
@@ -741,7 +978,7 @@ type ListShiftsResponse struct {
 
 func (x *ListShiftsResponse) Reset() {
 	*x = ListShiftsResponse{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[7]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +990,7 @@ func (x *ListShiftsResponse) String() string {
 func (*ListShiftsResponse) ProtoMessage() {}
 
 func (x *ListShiftsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[7]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +1003,7 @@ func (x *ListShiftsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListShiftsResponse.ProtoReflect.Descriptor instead.
 func (*ListShiftsResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{7}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListShiftsResponse) GetShifts() []*Shift {
@@ -794,7 +1031,7 @@ type Override struct {
 
 func (x *Override) Reset() {
 	*x = Override{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[8]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +1043,7 @@ func (x *Override) String() string {
 func (*Override) ProtoMessage() {}
 
 func (x *Override) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[8]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +1056,7 @@ func (x *Override) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Override.ProtoReflect.Descriptor instead.
 func (*Override) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{8}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Override) GetId() string {
@@ -894,7 +1131,7 @@ type CreateOverrideRequest struct {
 
 func (x *CreateOverrideRequest) Reset() {
 	*x = CreateOverrideRequest{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[9]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1143,7 @@ func (x *CreateOverrideRequest) String() string {
 func (*CreateOverrideRequest) ProtoMessage() {}
 
 func (x *CreateOverrideRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[9]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1156,7 @@ func (x *CreateOverrideRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOverrideRequest.ProtoReflect.Descriptor instead.
 func (*CreateOverrideRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{9}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateOverrideRequest) GetOverride() *Override {
@@ -938,7 +1175,7 @@ type CreateOverrideResponse struct {
 
 func (x *CreateOverrideResponse) Reset() {
 	*x = CreateOverrideResponse{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[10]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1187,7 @@ func (x *CreateOverrideResponse) String() string {
 func (*CreateOverrideResponse) ProtoMessage() {}
 
 func (x *CreateOverrideResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[10]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1200,7 @@ func (x *CreateOverrideResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOverrideResponse.ProtoReflect.Descriptor instead.
 func (*CreateOverrideResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{10}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateOverrideResponse) GetOverride() *Override {
@@ -992,7 +1229,7 @@ type SwapShiftsRequest struct {
 
 func (x *SwapShiftsRequest) Reset() {
 	*x = SwapShiftsRequest{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[11]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1241,7 @@ func (x *SwapShiftsRequest) String() string {
 func (*SwapShiftsRequest) ProtoMessage() {}
 
 func (x *SwapShiftsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[11]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1254,7 @@ func (x *SwapShiftsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SwapShiftsRequest.ProtoReflect.Descriptor instead.
 func (*SwapShiftsRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{11}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SwapShiftsRequest) GetRotation() string {
@@ -1086,7 +1323,7 @@ type SwapShiftsResponse struct {
 
 func (x *SwapShiftsResponse) Reset() {
 	*x = SwapShiftsResponse{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[12]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1335,7 @@ func (x *SwapShiftsResponse) String() string {
 func (*SwapShiftsResponse) ProtoMessage() {}
 
 func (x *SwapShiftsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[12]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1348,7 @@ func (x *SwapShiftsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SwapShiftsResponse.ProtoReflect.Descriptor instead.
 func (*SwapShiftsResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{12}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SwapShiftsResponse) GetSwapId() string {
@@ -1136,7 +1373,7 @@ type ListTeamsRequest struct {
 
 func (x *ListTeamsRequest) Reset() {
 	*x = ListTeamsRequest{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[13]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1385,7 @@ func (x *ListTeamsRequest) String() string {
 func (*ListTeamsRequest) ProtoMessage() {}
 
 func (x *ListTeamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[13]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1398,7 @@ func (x *ListTeamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeamsRequest.ProtoReflect.Descriptor instead.
 func (*ListTeamsRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{13}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{14}
 }
 
 type ListTeamsResponse struct {
@@ -1173,7 +1410,7 @@ type ListTeamsResponse struct {
 
 func (x *ListTeamsResponse) Reset() {
 	*x = ListTeamsResponse{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[14]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1422,7 @@ func (x *ListTeamsResponse) String() string {
 func (*ListTeamsResponse) ProtoMessage() {}
 
 func (x *ListTeamsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[14]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1435,7 @@ func (x *ListTeamsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeamsResponse.ProtoReflect.Descriptor instead.
 func (*ListTeamsResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{14}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListTeamsResponse) GetTeams() []*Team {
@@ -1217,7 +1454,7 @@ type ListPeopleRequest struct {
 
 func (x *ListPeopleRequest) Reset() {
 	*x = ListPeopleRequest{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[15]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1466,7 @@ func (x *ListPeopleRequest) String() string {
 func (*ListPeopleRequest) ProtoMessage() {}
 
 func (x *ListPeopleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[15]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,7 +1479,7 @@ func (x *ListPeopleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeopleRequest.ProtoReflect.Descriptor instead.
 func (*ListPeopleRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{15}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListPeopleRequest) GetTeam() string {
@@ -1261,7 +1498,7 @@ type ListPeopleResponse struct {
 
 func (x *ListPeopleResponse) Reset() {
 	*x = ListPeopleResponse{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[16]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1510,7 @@ func (x *ListPeopleResponse) String() string {
 func (*ListPeopleResponse) ProtoMessage() {}
 
 func (x *ListPeopleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[16]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1523,7 @@ func (x *ListPeopleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeopleResponse.ProtoReflect.Descriptor instead.
 func (*ListPeopleResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{16}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListPeopleResponse) GetPeople() []*Person {
@@ -1307,7 +1544,7 @@ type ApplyConfigRequest struct {
 
 func (x *ApplyConfigRequest) Reset() {
 	*x = ApplyConfigRequest{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[17]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1556,7 @@ func (x *ApplyConfigRequest) String() string {
 func (*ApplyConfigRequest) ProtoMessage() {}
 
 func (x *ApplyConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[17]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1569,7 @@ func (x *ApplyConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyConfigRequest.ProtoReflect.Descriptor instead.
 func (*ApplyConfigRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{17}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ApplyConfigRequest) GetConfig() []byte {
@@ -1360,7 +1597,7 @@ type ApplyConfigResponse struct {
 
 func (x *ApplyConfigResponse) Reset() {
 	*x = ApplyConfigResponse{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[18]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1609,7 @@ func (x *ApplyConfigResponse) String() string {
 func (*ApplyConfigResponse) ProtoMessage() {}
 
 func (x *ApplyConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[18]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1622,7 @@ func (x *ApplyConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyConfigResponse.ProtoReflect.Descriptor instead.
 func (*ApplyConfigResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{18}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ApplyConfigResponse) GetChanges() []string {
@@ -1412,7 +1649,7 @@ type WorkingWindowsRequest struct {
 
 func (x *WorkingWindowsRequest) Reset() {
 	*x = WorkingWindowsRequest{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[19]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1661,7 @@ func (x *WorkingWindowsRequest) String() string {
 func (*WorkingWindowsRequest) ProtoMessage() {}
 
 func (x *WorkingWindowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[19]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1674,7 @@ func (x *WorkingWindowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkingWindowsRequest.ProtoReflect.Descriptor instead.
 func (*WorkingWindowsRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{19}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WorkingWindowsRequest) GetFrom() *timestamppb.Timestamp {
@@ -1464,7 +1701,7 @@ type Interval struct {
 
 func (x *Interval) Reset() {
 	*x = Interval{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[20]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1713,7 @@ func (x *Interval) String() string {
 func (*Interval) ProtoMessage() {}
 
 func (x *Interval) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[20]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1726,7 @@ func (x *Interval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Interval.ProtoReflect.Descriptor instead.
 func (*Interval) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{20}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Interval) GetStart() *timestamppb.Timestamp {
@@ -1515,7 +1752,7 @@ type WorkingWindowsResponse struct {
 
 func (x *WorkingWindowsResponse) Reset() {
 	*x = WorkingWindowsResponse{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[21]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1764,7 @@ func (x *WorkingWindowsResponse) String() string {
 func (*WorkingWindowsResponse) ProtoMessage() {}
 
 func (x *WorkingWindowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[21]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1777,7 @@ func (x *WorkingWindowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkingWindowsResponse.ProtoReflect.Descriptor instead.
 func (*WorkingWindowsResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{21}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WorkingWindowsResponse) GetWindows() []*Interval {
@@ -1581,18 +1818,34 @@ const file_sidekick_rotation_v1_rotation_proto_rawDesc = "" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.sidekick.rotation.v1.RoleR\x04role\x12\x12\n" +
 	"\x04team\x18\x02 \x01(\tR\x04team\x12\x1a\n" +
 	"\brotation\x18\x03 \x01(\tR\brotation\x12*\n" +
-	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xc9\x01\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x88\x04\n" +
 	"\x06OnCall\x124\n" +
 	"\x06person\x18\x01 \x01(\v2\x1c.sidekick.rotation.v1.PersonR\x06person\x121\n" +
 	"\x05shift\x18\x02 \x01(\v2\x1b.sidekick.rotation.v1.ShiftR\x05shift\x124\n" +
 	"\x06reason\x18\x03 \x01(\x0e2\x1c.sidekick.rotation.v1.ReasonR\x06reason\x12 \n" +
-	"\vexplanation\x18\x04 \x01(\tR\vexplanation\"\xaf\x01\n" +
+	"\vexplanation\x18\x04 \x01(\tR\vexplanation\x12F\n" +
+	"\favailability\x18\x05 \x01(\x0e2\".sidekick.rotation.v1.AvailabilityR\favailability\x12/\n" +
+	"\x13availability_detail\x18\x06 \x01(\tR\x12availabilityDetail\x129\n" +
+	"\n" +
+	"away_until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tawayUntil\x12?\n" +
+	"\rworking_until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fworkingUntil\x12H\n" +
+	"\x12next_working_start\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x10nextWorkingStart\"\xdd\x01\n" +
+	"\x05Route\x128\n" +
+	"\breceiver\x18\x01 \x01(\v2\x1c.sidekick.rotation.v1.OnCallR\breceiver\x12%\n" +
+	"\x0ereceiver_index\x18\x02 \x01(\x05R\rreceiverIndex\x12\x16\n" +
+	"\x06nobody\x18\x03 \x01(\bR\x06nobody\x12 \n" +
+	"\vexplanation\x18\x04 \x01(\tR\vexplanation\x129\n" +
+	"\n" +
+	"wait_until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\twaitUntil\"\xc3\x02\n" +
 	"\x13WhoIsOnCallResponse\x125\n" +
 	"\aon_call\x18\x01 \x01(\v2\x1c.sidekick.rotation.v1.OnCallR\x06onCall\x120\n" +
 	"\x04also\x18\x02 \x03(\v2\x1c.sidekick.rotation.v1.OnCallR\x04also\x12\x10\n" +
 	"\x03gap\x18\x03 \x01(\bR\x03gap\x12\x1d\n" +
 	"\n" +
-	"gap_reason\x18\x04 \x01(\tR\tgapReason\"\x9f\x01\n" +
+	"gap_reason\x18\x04 \x01(\tR\tgapReason\x122\n" +
+	"\x05chain\x18\x05 \x03(\v2\x1c.sidekick.rotation.v1.OnCallR\x05chain\x12/\n" +
+	"\x04high\x18\x06 \x01(\v2\x1b.sidekick.rotation.v1.RouteR\x04high\x12-\n" +
+	"\x03low\x18\a \x01(\v2\x1b.sidekick.rotation.v1.RouteR\x03low\"\x9f\x01\n" +
 	"\x11ListShiftsRequest\x12\x1a\n" +
 	"\brotation\x18\x01 \x01(\tR\brotation\x12\x12\n" +
 	"\x04team\x18\x02 \x01(\tR\x04team\x12.\n" +
@@ -1652,14 +1905,21 @@ const file_sidekick_rotation_v1_rotation_proto_rawDesc = "" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_HERO\x10\x01\x12\x12\n" +
 	"\x0eROLE_SECONDARY\x10\x02\x12\x11\n" +
-	"\rROLE_ROTATION\x10\x03*\x83\x01\n" +
+	"\rROLE_ROTATION\x10\x03*\x96\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fREASON_ROTATION\x10\x01\x12\x13\n" +
 	"\x0fREASON_OVERRIDE\x10\x02\x12\x0f\n" +
 	"\vREASON_SWAP\x10\x03\x12\x12\n" +
 	"\x0eREASON_DERIVED\x10\x04\x12\x12\n" +
-	"\x0eREASON_CATCHER\x10\x05*y\n" +
+	"\x0eREASON_CATCHER\x10\x05\x12\x11\n" +
+	"\rREASON_BACKUP\x10\x06*\x9d\x01\n" +
+	"\fAvailability\x12\x1c\n" +
+	"\x18AVAILABILITY_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16AVAILABILITY_AVAILABLE\x10\x01\x12\x1e\n" +
+	"\x1aAVAILABILITY_OUTSIDE_HOURS\x10\x02\x12\x19\n" +
+	"\x15AVAILABILITY_TIME_OFF\x10\x03\x12\x18\n" +
+	"\x14AVAILABILITY_HOLIDAY\x10\x04*y\n" +
 	"\fOverrideKind\x12\x1d\n" +
 	"\x19OVERRIDE_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15OVERRIDE_KIND_REPLACE\x10\x01\x12\x15\n" +
@@ -1691,88 +1951,99 @@ func file_sidekick_rotation_v1_rotation_proto_rawDescGZIP() []byte {
 	return file_sidekick_rotation_v1_rotation_proto_rawDescData
 }
 
-var file_sidekick_rotation_v1_rotation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_sidekick_rotation_v1_rotation_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_sidekick_rotation_v1_rotation_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_sidekick_rotation_v1_rotation_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_sidekick_rotation_v1_rotation_proto_goTypes = []any{
 	(Role)(0),                      // 0: sidekick.rotation.v1.Role
 	(Reason)(0),                    // 1: sidekick.rotation.v1.Reason
-	(OverrideKind)(0),              // 2: sidekick.rotation.v1.OverrideKind
-	(*Person)(nil),                 // 3: sidekick.rotation.v1.Person
-	(*Team)(nil),                   // 4: sidekick.rotation.v1.Team
-	(*Shift)(nil),                  // 5: sidekick.rotation.v1.Shift
-	(*WhoIsOnCallRequest)(nil),     // 6: sidekick.rotation.v1.WhoIsOnCallRequest
-	(*OnCall)(nil),                 // 7: sidekick.rotation.v1.OnCall
-	(*WhoIsOnCallResponse)(nil),    // 8: sidekick.rotation.v1.WhoIsOnCallResponse
-	(*ListShiftsRequest)(nil),      // 9: sidekick.rotation.v1.ListShiftsRequest
-	(*ListShiftsResponse)(nil),     // 10: sidekick.rotation.v1.ListShiftsResponse
-	(*Override)(nil),               // 11: sidekick.rotation.v1.Override
-	(*CreateOverrideRequest)(nil),  // 12: sidekick.rotation.v1.CreateOverrideRequest
-	(*CreateOverrideResponse)(nil), // 13: sidekick.rotation.v1.CreateOverrideResponse
-	(*SwapShiftsRequest)(nil),      // 14: sidekick.rotation.v1.SwapShiftsRequest
-	(*SwapShiftsResponse)(nil),     // 15: sidekick.rotation.v1.SwapShiftsResponse
-	(*ListTeamsRequest)(nil),       // 16: sidekick.rotation.v1.ListTeamsRequest
-	(*ListTeamsResponse)(nil),      // 17: sidekick.rotation.v1.ListTeamsResponse
-	(*ListPeopleRequest)(nil),      // 18: sidekick.rotation.v1.ListPeopleRequest
-	(*ListPeopleResponse)(nil),     // 19: sidekick.rotation.v1.ListPeopleResponse
-	(*ApplyConfigRequest)(nil),     // 20: sidekick.rotation.v1.ApplyConfigRequest
-	(*ApplyConfigResponse)(nil),    // 21: sidekick.rotation.v1.ApplyConfigResponse
-	(*WorkingWindowsRequest)(nil),  // 22: sidekick.rotation.v1.WorkingWindowsRequest
-	(*Interval)(nil),               // 23: sidekick.rotation.v1.Interval
-	(*WorkingWindowsResponse)(nil), // 24: sidekick.rotation.v1.WorkingWindowsResponse
-	(*timestamppb.Timestamp)(nil),  // 25: google.protobuf.Timestamp
+	(Availability)(0),              // 2: sidekick.rotation.v1.Availability
+	(OverrideKind)(0),              // 3: sidekick.rotation.v1.OverrideKind
+	(*Person)(nil),                 // 4: sidekick.rotation.v1.Person
+	(*Team)(nil),                   // 5: sidekick.rotation.v1.Team
+	(*Shift)(nil),                  // 6: sidekick.rotation.v1.Shift
+	(*WhoIsOnCallRequest)(nil),     // 7: sidekick.rotation.v1.WhoIsOnCallRequest
+	(*OnCall)(nil),                 // 8: sidekick.rotation.v1.OnCall
+	(*Route)(nil),                  // 9: sidekick.rotation.v1.Route
+	(*WhoIsOnCallResponse)(nil),    // 10: sidekick.rotation.v1.WhoIsOnCallResponse
+	(*ListShiftsRequest)(nil),      // 11: sidekick.rotation.v1.ListShiftsRequest
+	(*ListShiftsResponse)(nil),     // 12: sidekick.rotation.v1.ListShiftsResponse
+	(*Override)(nil),               // 13: sidekick.rotation.v1.Override
+	(*CreateOverrideRequest)(nil),  // 14: sidekick.rotation.v1.CreateOverrideRequest
+	(*CreateOverrideResponse)(nil), // 15: sidekick.rotation.v1.CreateOverrideResponse
+	(*SwapShiftsRequest)(nil),      // 16: sidekick.rotation.v1.SwapShiftsRequest
+	(*SwapShiftsResponse)(nil),     // 17: sidekick.rotation.v1.SwapShiftsResponse
+	(*ListTeamsRequest)(nil),       // 18: sidekick.rotation.v1.ListTeamsRequest
+	(*ListTeamsResponse)(nil),      // 19: sidekick.rotation.v1.ListTeamsResponse
+	(*ListPeopleRequest)(nil),      // 20: sidekick.rotation.v1.ListPeopleRequest
+	(*ListPeopleResponse)(nil),     // 21: sidekick.rotation.v1.ListPeopleResponse
+	(*ApplyConfigRequest)(nil),     // 22: sidekick.rotation.v1.ApplyConfigRequest
+	(*ApplyConfigResponse)(nil),    // 23: sidekick.rotation.v1.ApplyConfigResponse
+	(*WorkingWindowsRequest)(nil),  // 24: sidekick.rotation.v1.WorkingWindowsRequest
+	(*Interval)(nil),               // 25: sidekick.rotation.v1.Interval
+	(*WorkingWindowsResponse)(nil), // 26: sidekick.rotation.v1.WorkingWindowsResponse
+	(*timestamppb.Timestamp)(nil),  // 27: google.protobuf.Timestamp
 }
 var file_sidekick_rotation_v1_rotation_proto_depIdxs = []int32{
-	25, // 0: sidekick.rotation.v1.Shift.start:type_name -> google.protobuf.Timestamp
-	25, // 1: sidekick.rotation.v1.Shift.end:type_name -> google.protobuf.Timestamp
+	27, // 0: sidekick.rotation.v1.Shift.start:type_name -> google.protobuf.Timestamp
+	27, // 1: sidekick.rotation.v1.Shift.end:type_name -> google.protobuf.Timestamp
 	1,  // 2: sidekick.rotation.v1.Shift.reason:type_name -> sidekick.rotation.v1.Reason
 	0,  // 3: sidekick.rotation.v1.WhoIsOnCallRequest.role:type_name -> sidekick.rotation.v1.Role
-	25, // 4: sidekick.rotation.v1.WhoIsOnCallRequest.at:type_name -> google.protobuf.Timestamp
-	3,  // 5: sidekick.rotation.v1.OnCall.person:type_name -> sidekick.rotation.v1.Person
-	5,  // 6: sidekick.rotation.v1.OnCall.shift:type_name -> sidekick.rotation.v1.Shift
+	27, // 4: sidekick.rotation.v1.WhoIsOnCallRequest.at:type_name -> google.protobuf.Timestamp
+	4,  // 5: sidekick.rotation.v1.OnCall.person:type_name -> sidekick.rotation.v1.Person
+	6,  // 6: sidekick.rotation.v1.OnCall.shift:type_name -> sidekick.rotation.v1.Shift
 	1,  // 7: sidekick.rotation.v1.OnCall.reason:type_name -> sidekick.rotation.v1.Reason
-	7,  // 8: sidekick.rotation.v1.WhoIsOnCallResponse.on_call:type_name -> sidekick.rotation.v1.OnCall
-	7,  // 9: sidekick.rotation.v1.WhoIsOnCallResponse.also:type_name -> sidekick.rotation.v1.OnCall
-	25, // 10: sidekick.rotation.v1.ListShiftsRequest.from:type_name -> google.protobuf.Timestamp
-	25, // 11: sidekick.rotation.v1.ListShiftsRequest.to:type_name -> google.protobuf.Timestamp
-	5,  // 12: sidekick.rotation.v1.ListShiftsResponse.shifts:type_name -> sidekick.rotation.v1.Shift
-	2,  // 13: sidekick.rotation.v1.Override.kind:type_name -> sidekick.rotation.v1.OverrideKind
-	25, // 14: sidekick.rotation.v1.Override.start:type_name -> google.protobuf.Timestamp
-	25, // 15: sidekick.rotation.v1.Override.end:type_name -> google.protobuf.Timestamp
-	11, // 16: sidekick.rotation.v1.CreateOverrideRequest.override:type_name -> sidekick.rotation.v1.Override
-	11, // 17: sidekick.rotation.v1.CreateOverrideResponse.override:type_name -> sidekick.rotation.v1.Override
-	25, // 18: sidekick.rotation.v1.SwapShiftsRequest.shift_a_start:type_name -> google.protobuf.Timestamp
-	25, // 19: sidekick.rotation.v1.SwapShiftsRequest.shift_b_start:type_name -> google.protobuf.Timestamp
-	25, // 20: sidekick.rotation.v1.SwapShiftsRequest.shift_a_end:type_name -> google.protobuf.Timestamp
-	25, // 21: sidekick.rotation.v1.SwapShiftsRequest.shift_b_end:type_name -> google.protobuf.Timestamp
-	11, // 22: sidekick.rotation.v1.SwapShiftsResponse.overrides:type_name -> sidekick.rotation.v1.Override
-	4,  // 23: sidekick.rotation.v1.ListTeamsResponse.teams:type_name -> sidekick.rotation.v1.Team
-	3,  // 24: sidekick.rotation.v1.ListPeopleResponse.people:type_name -> sidekick.rotation.v1.Person
-	25, // 25: sidekick.rotation.v1.WorkingWindowsRequest.from:type_name -> google.protobuf.Timestamp
-	25, // 26: sidekick.rotation.v1.WorkingWindowsRequest.to:type_name -> google.protobuf.Timestamp
-	25, // 27: sidekick.rotation.v1.Interval.start:type_name -> google.protobuf.Timestamp
-	25, // 28: sidekick.rotation.v1.Interval.end:type_name -> google.protobuf.Timestamp
-	23, // 29: sidekick.rotation.v1.WorkingWindowsResponse.windows:type_name -> sidekick.rotation.v1.Interval
-	6,  // 30: sidekick.rotation.v1.RotationService.WhoIsOnCall:input_type -> sidekick.rotation.v1.WhoIsOnCallRequest
-	9,  // 31: sidekick.rotation.v1.RotationService.ListShifts:input_type -> sidekick.rotation.v1.ListShiftsRequest
-	12, // 32: sidekick.rotation.v1.RotationService.CreateOverride:input_type -> sidekick.rotation.v1.CreateOverrideRequest
-	14, // 33: sidekick.rotation.v1.RotationService.SwapShifts:input_type -> sidekick.rotation.v1.SwapShiftsRequest
-	16, // 34: sidekick.rotation.v1.RotationService.ListTeams:input_type -> sidekick.rotation.v1.ListTeamsRequest
-	18, // 35: sidekick.rotation.v1.RotationService.ListPeople:input_type -> sidekick.rotation.v1.ListPeopleRequest
-	20, // 36: sidekick.rotation.v1.RotationService.ApplyConfig:input_type -> sidekick.rotation.v1.ApplyConfigRequest
-	22, // 37: sidekick.rotation.v1.RotationService.WorkingWindows:input_type -> sidekick.rotation.v1.WorkingWindowsRequest
-	8,  // 38: sidekick.rotation.v1.RotationService.WhoIsOnCall:output_type -> sidekick.rotation.v1.WhoIsOnCallResponse
-	10, // 39: sidekick.rotation.v1.RotationService.ListShifts:output_type -> sidekick.rotation.v1.ListShiftsResponse
-	13, // 40: sidekick.rotation.v1.RotationService.CreateOverride:output_type -> sidekick.rotation.v1.CreateOverrideResponse
-	15, // 41: sidekick.rotation.v1.RotationService.SwapShifts:output_type -> sidekick.rotation.v1.SwapShiftsResponse
-	17, // 42: sidekick.rotation.v1.RotationService.ListTeams:output_type -> sidekick.rotation.v1.ListTeamsResponse
-	19, // 43: sidekick.rotation.v1.RotationService.ListPeople:output_type -> sidekick.rotation.v1.ListPeopleResponse
-	21, // 44: sidekick.rotation.v1.RotationService.ApplyConfig:output_type -> sidekick.rotation.v1.ApplyConfigResponse
-	24, // 45: sidekick.rotation.v1.RotationService.WorkingWindows:output_type -> sidekick.rotation.v1.WorkingWindowsResponse
-	38, // [38:46] is the sub-list for method output_type
-	30, // [30:38] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	2,  // 8: sidekick.rotation.v1.OnCall.availability:type_name -> sidekick.rotation.v1.Availability
+	27, // 9: sidekick.rotation.v1.OnCall.away_until:type_name -> google.protobuf.Timestamp
+	27, // 10: sidekick.rotation.v1.OnCall.working_until:type_name -> google.protobuf.Timestamp
+	27, // 11: sidekick.rotation.v1.OnCall.next_working_start:type_name -> google.protobuf.Timestamp
+	8,  // 12: sidekick.rotation.v1.Route.receiver:type_name -> sidekick.rotation.v1.OnCall
+	27, // 13: sidekick.rotation.v1.Route.wait_until:type_name -> google.protobuf.Timestamp
+	8,  // 14: sidekick.rotation.v1.WhoIsOnCallResponse.on_call:type_name -> sidekick.rotation.v1.OnCall
+	8,  // 15: sidekick.rotation.v1.WhoIsOnCallResponse.also:type_name -> sidekick.rotation.v1.OnCall
+	8,  // 16: sidekick.rotation.v1.WhoIsOnCallResponse.chain:type_name -> sidekick.rotation.v1.OnCall
+	9,  // 17: sidekick.rotation.v1.WhoIsOnCallResponse.high:type_name -> sidekick.rotation.v1.Route
+	9,  // 18: sidekick.rotation.v1.WhoIsOnCallResponse.low:type_name -> sidekick.rotation.v1.Route
+	27, // 19: sidekick.rotation.v1.ListShiftsRequest.from:type_name -> google.protobuf.Timestamp
+	27, // 20: sidekick.rotation.v1.ListShiftsRequest.to:type_name -> google.protobuf.Timestamp
+	6,  // 21: sidekick.rotation.v1.ListShiftsResponse.shifts:type_name -> sidekick.rotation.v1.Shift
+	3,  // 22: sidekick.rotation.v1.Override.kind:type_name -> sidekick.rotation.v1.OverrideKind
+	27, // 23: sidekick.rotation.v1.Override.start:type_name -> google.protobuf.Timestamp
+	27, // 24: sidekick.rotation.v1.Override.end:type_name -> google.protobuf.Timestamp
+	13, // 25: sidekick.rotation.v1.CreateOverrideRequest.override:type_name -> sidekick.rotation.v1.Override
+	13, // 26: sidekick.rotation.v1.CreateOverrideResponse.override:type_name -> sidekick.rotation.v1.Override
+	27, // 27: sidekick.rotation.v1.SwapShiftsRequest.shift_a_start:type_name -> google.protobuf.Timestamp
+	27, // 28: sidekick.rotation.v1.SwapShiftsRequest.shift_b_start:type_name -> google.protobuf.Timestamp
+	27, // 29: sidekick.rotation.v1.SwapShiftsRequest.shift_a_end:type_name -> google.protobuf.Timestamp
+	27, // 30: sidekick.rotation.v1.SwapShiftsRequest.shift_b_end:type_name -> google.protobuf.Timestamp
+	13, // 31: sidekick.rotation.v1.SwapShiftsResponse.overrides:type_name -> sidekick.rotation.v1.Override
+	5,  // 32: sidekick.rotation.v1.ListTeamsResponse.teams:type_name -> sidekick.rotation.v1.Team
+	4,  // 33: sidekick.rotation.v1.ListPeopleResponse.people:type_name -> sidekick.rotation.v1.Person
+	27, // 34: sidekick.rotation.v1.WorkingWindowsRequest.from:type_name -> google.protobuf.Timestamp
+	27, // 35: sidekick.rotation.v1.WorkingWindowsRequest.to:type_name -> google.protobuf.Timestamp
+	27, // 36: sidekick.rotation.v1.Interval.start:type_name -> google.protobuf.Timestamp
+	27, // 37: sidekick.rotation.v1.Interval.end:type_name -> google.protobuf.Timestamp
+	25, // 38: sidekick.rotation.v1.WorkingWindowsResponse.windows:type_name -> sidekick.rotation.v1.Interval
+	7,  // 39: sidekick.rotation.v1.RotationService.WhoIsOnCall:input_type -> sidekick.rotation.v1.WhoIsOnCallRequest
+	11, // 40: sidekick.rotation.v1.RotationService.ListShifts:input_type -> sidekick.rotation.v1.ListShiftsRequest
+	14, // 41: sidekick.rotation.v1.RotationService.CreateOverride:input_type -> sidekick.rotation.v1.CreateOverrideRequest
+	16, // 42: sidekick.rotation.v1.RotationService.SwapShifts:input_type -> sidekick.rotation.v1.SwapShiftsRequest
+	18, // 43: sidekick.rotation.v1.RotationService.ListTeams:input_type -> sidekick.rotation.v1.ListTeamsRequest
+	20, // 44: sidekick.rotation.v1.RotationService.ListPeople:input_type -> sidekick.rotation.v1.ListPeopleRequest
+	22, // 45: sidekick.rotation.v1.RotationService.ApplyConfig:input_type -> sidekick.rotation.v1.ApplyConfigRequest
+	24, // 46: sidekick.rotation.v1.RotationService.WorkingWindows:input_type -> sidekick.rotation.v1.WorkingWindowsRequest
+	10, // 47: sidekick.rotation.v1.RotationService.WhoIsOnCall:output_type -> sidekick.rotation.v1.WhoIsOnCallResponse
+	12, // 48: sidekick.rotation.v1.RotationService.ListShifts:output_type -> sidekick.rotation.v1.ListShiftsResponse
+	15, // 49: sidekick.rotation.v1.RotationService.CreateOverride:output_type -> sidekick.rotation.v1.CreateOverrideResponse
+	17, // 50: sidekick.rotation.v1.RotationService.SwapShifts:output_type -> sidekick.rotation.v1.SwapShiftsResponse
+	19, // 51: sidekick.rotation.v1.RotationService.ListTeams:output_type -> sidekick.rotation.v1.ListTeamsResponse
+	21, // 52: sidekick.rotation.v1.RotationService.ListPeople:output_type -> sidekick.rotation.v1.ListPeopleResponse
+	23, // 53: sidekick.rotation.v1.RotationService.ApplyConfig:output_type -> sidekick.rotation.v1.ApplyConfigResponse
+	26, // 54: sidekick.rotation.v1.RotationService.WorkingWindows:output_type -> sidekick.rotation.v1.WorkingWindowsResponse
+	47, // [47:55] is the sub-list for method output_type
+	39, // [39:47] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_rotation_v1_rotation_proto_init() }
@@ -1785,8 +2056,8 @@ func file_sidekick_rotation_v1_rotation_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sidekick_rotation_v1_rotation_proto_rawDesc), len(file_sidekick_rotation_v1_rotation_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   22,
+			NumEnums:      4,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -50,8 +50,8 @@ type RotationServiceClient interface {
 	// the diff without changing anything.
 	ApplyConfig(ctx context.Context, in *ApplyConfigRequest, opts ...grpc.CallOption) (*ApplyConfigResponse, error)
 	// WorkingWindows returns the intervals in [from, to) during which somebody
-	// on the support roster is within working hours; triage counts deadlines
-	// only inside them.
+	// on the support roster is within working hours (time off and public
+	// holidays left out); triage counts deadlines only inside them.
 	WorkingWindows(ctx context.Context, in *WorkingWindowsRequest, opts ...grpc.CallOption) (*WorkingWindowsResponse, error)
 }
 
@@ -164,8 +164,8 @@ type RotationServiceServer interface {
 	// the diff without changing anything.
 	ApplyConfig(context.Context, *ApplyConfigRequest) (*ApplyConfigResponse, error)
 	// WorkingWindows returns the intervals in [from, to) during which somebody
-	// on the support roster is within working hours; triage counts deadlines
-	// only inside them.
+	// on the support roster is within working hours (time off and public
+	// holidays left out); triage counts deadlines only inside them.
 	WorkingWindows(context.Context, *WorkingWindowsRequest) (*WorkingWindowsResponse, error)
 	mustEmbedUnimplementedRotationServiceServer()
 }
