@@ -33,7 +33,7 @@ import (
 // Sections are the top-level keys an organisation file may have, in the
 // order the documentation lists them.
 var Sections = []string{
-	"people", "teams", "rotations", "support", "overrides",
+	"people", "teams", "rotations", "support", "overrides", "holidays",
 	"policies", "triage",
 	"escalation", "business_contacts",
 	"sentry",

@@ -225,3 +225,48 @@ func TestOverrideIDsAcrossReplicas(t *testing.T) {
 		t.Errorf("stored launch-day adds %q (%v), want gus", with, err)
 	}
 }
+
+// A person's public holidays come through the organisation file: shown in
+// the dry-run diff, refused with the line when malformed (nothing
+// applied), and a page on the holiday goes down the backup chain.
+func TestHolidaysThroughApply(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	// Friday 25 December 2026, 12:00 in London: carol is the hero that
+	// week (week 50 from 5 January; 50 mod 3 = 2).
+	now := time.Date(2026, 12, 25, 12, 0, 0, 0, time.UTC)
+	s := newService(t, url, clock.NewFake(now))
+	c := serve(t, s)
+	if _, err := c.ApplyConfig(ctx, &rotationv1.ApplyConfigRequest{Config: []byte(org)}); err != nil {
+		t.Fatal(err)
+	}
+	withHolidays := strings.Replace(org, "timezone: Europe/Berlin,", "timezone: Europe/Berlin, holidays: DE-BY,", 1)
+	dry, err := c.ApplyConfig(ctx, &rotationv1.ApplyConfigRequest{Config: []byte(withHolidays), DryRun: true})
+	if err != nil || strings.Join(dry.GetChanges(), "\n") != `~ person carol: holidays "" -> [DE-BY]` {
+		t.Fatalf("dry run: %v %v", dry, err)
+	}
+	bad := strings.Replace(org, "timezone: Europe/Berlin,", "timezone: Europe/Berlin, holidays: DE-XX,", 1)
+	_, err = c.ApplyConfig(ctx, &rotationv1.ApplyConfigRequest{Config: []byte(bad)})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), `line 5: person carol: holidays: unknown country or region "DE-XX"`) {
+		t.Fatalf("a malformed holiday code: %v", err)
+	}
+	before, err := c.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO})
+	if err != nil || before.GetGap() || before.GetHigh().GetReceiver().GetPerson().GetId() != "carol" {
+		t.Fatalf("before the holidays are applied (nothing applied by the bad file): %v %v", before, err)
+	}
+	if _, err := c.ApplyConfig(ctx, &rotationv1.ApplyConfigRequest{Config: []byte(withHolidays)}); err != nil {
+		t.Fatal(err)
+	}
+	hero, err := c.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := hero.GetChain()[0]
+	if !hero.GetGap() || first.GetPerson().GetId() != "carol" || first.GetAvailability() != rotationv1.Availability_AVAILABILITY_HOLIDAY ||
+		!strings.Contains(first.GetAvailabilityDetail(), "Weihnachtstag, DE-BY") {
+		t.Fatalf("carol on Christmas Day: %v", hero)
+	}
+	if r := hero.GetHigh().GetReceiver().GetPerson().GetId(); r == "" || r == "carol" {
+		t.Fatalf("a page on carol's holiday reaches %q: %v", r, hero.GetHigh())
+	}
+}

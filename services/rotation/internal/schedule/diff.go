@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"sort"
 	"strings"
@@ -25,7 +26,11 @@ func Diff(old, new *Config) []string {
 			{"team", a.Team, b.Team}, {"timezone", a.Timezone, b.Timezone},
 			{"working_hours", a.WorkingHours, b.WorkingHours},
 			{"time_off", timeOffText(a.TimeOff), timeOffText(b.TimeOff)},
+			{"holidays", namesText(a.Holidays), namesText(b.Holidays)},
 		}
+	}, nil)
+	out = diffItems(out, "holidays", old.Calendars, new.Calendars, func(c Calendar) string { return c.ID }, func(a, b Calendar) []field {
+		return []field{{"note", a.Note, b.Note}, {"ical", calendarText(a.ICal), calendarText(b.ICal)}}
 	}, nil)
 	out = diffItems(out, "rotation", old.Rotations, new.Rotations, func(r Rotation) string { return r.ID }, func(a, b Rotation) []field {
 		return []field{
@@ -116,4 +121,21 @@ func timeOffText(offs []TimeOff) string {
 		return ""
 	}
 	return "[" + strings.Join(parts, " ") + "]"
+}
+
+func namesText(names Names) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return "[" + strings.Join(names, " ") + "]"
+}
+
+// calendarText stands for an iCalendar text in a diff line: its size and
+// digest, not the text itself.
+func calendarText(ical string) string {
+	if ical == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(ical))
+	return fmt.Sprintf("%d bytes, sha256 %x", len(ical), sum[:6])
 }

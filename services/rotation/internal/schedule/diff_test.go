@@ -15,6 +15,8 @@ func TestDiff(t *testing.T) {
 	next.People = append(next.People, Person{ID: "zoe", Timezone: "UTC", Team: "core-analytics"})
 	next.People[0].Timezone = "Europe/Lisbon"
 	next.People[0].TimeOff = nil
+	next.People[1].Holidays = Names{"GB"}
+	next.Calendars = []Calendar{{ID: "office", ICal: "BEGIN:VCALENDAR\nEND:VCALENDAR\n"}}
 	next.Rotations[0].Participants = []string{"bob", "alice", "eve"}
 	next.Rotations[3].Participants = []string{"zoe"}
 	next.Rotations[1].Kind = Daily
@@ -25,12 +27,14 @@ func TestDiff(t *testing.T) {
 	next.Overrides = append(next.Overrides, Override{ID: "o2", Rotation: "hero", Kind: Add, With: "zoe",
 		Start: utc(t, "2026-05-01T00:00:00Z"), End: utc(t, "2026-05-02T00:00:00Z")})
 	want := []string{
+		"+ holidays office",
 		"+ override o2 (hero add zoe 2026-05-01T00:00:00Z..2026-05-02T00:00:00Z)",
 		"+ person zoe",
 		"- override " + old.Overrides[0].ID + " (hero replace alice with bob 2026-02-03T09:00:00Z..2026-02-04T09:00:00Z)",
 		"- person carol",
 		"~ person alice: time_off [2026-03-02..2026-03-06] -> \"\"",
 		"~ person alice: timezone America/New_York -> Europe/Lisbon",
+		"~ person bob: holidays \"\" -> [GB]",
 		"~ rotation core-analytics-secondary: participants [carol] -> [zoe]",
 		"~ rotation hero: participants [alice bob carol eve] -> [bob alice eve]",
 		"~ rotation platform-secondary: length 1 -> 2",
