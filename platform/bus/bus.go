@@ -86,7 +86,7 @@ func ConversationSubject(event string) string { return subjectConversation + tok
 func ActionSubject(action string) string { return subjectAction + token(action) }
 
 // RotationSubject is the subject of a schedule event (shift_started,
-// shift_ended, override_created, gap_ahead).
+// shift_ended, override_created, override_deleted, gap_ahead).
 func RotationSubject(event string) string { return subjectRotation + token(event) }
 
 // NotifySubject is the subject of a delivery log event (delivered, failed,

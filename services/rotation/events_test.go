@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -62,19 +64,7 @@ func TestScheduleEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := clock.NewFake(time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)) // Sunday
-	replica := func() *Service {
-		pool, err := pg.Connect(ctx, url, Schema)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pool.Close)
-		s, err := New(ctx, Config{ReloadInterval: time.Hour, GapLookahead: time.Hour}, Deps{Pool: pool, Clock: clk, Publisher: bus.NewPublisher(js, "sidekick/rotation")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	a, b := replica(), replica()
+	a, b := eventReplica(t, url, js, clk, time.Hour), eventReplica(t, url, js, clk, time.Hour)
 	if _, err := a.Apply(ctx, []byte(org), false, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +147,23 @@ func TestScheduleEvents(t *testing.T) {
 	}
 }
 
+// eventReplica is one replica of rotation on the migrated database url,
+// publishing its events to js, with the given gap look-ahead.
+func eventReplica(t *testing.T, url string, js jetstream.JetStream, clk clock.Clock, lookahead time.Duration) *Service {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pg.Connect(ctx, url, Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s, err := New(ctx, Config{ReloadInterval: time.Hour, GapLookahead: lookahead}, Deps{Pool: pool, Clock: clk, Publisher: bus.NewPublisher(js, "sidekick/rotation")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func swapRequest(thu time.Time) *rotationv1.SwapShiftsRequest {
@@ -197,5 +204,73 @@ func TestFromKit(t *testing.T) {
 	s := svc.(*Service)
 	if s.Schedule() == nil || len(s.Schedule().People()) != 6 || s.emitter == nil {
 		t.Fatalf("FromKit did not apply the organisation file or wire the events")
+	}
+}
+
+// A swap sent twice is recorded once; deleting one side deletes both, in
+// the transaction that writes an override_deleted event for each, and
+// another replica's schedule loses them at its next reload.
+func TestSwapOnceAndDeleteBothSides(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Postgres and NATS")
+	}
+	url := pgtest.NewDatabase(t)
+	_, js := bustest.StartJetStream(t)
+	ctx := context.Background()
+	if err := pg.Migrate(ctx, url, Schema, Migrations(), logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(time.Date(2026, 2, 2, 12, 0, 0, 0, time.UTC))
+	a, b := eventReplica(t, url, js, clk, 0), eventReplica(t, url, js, clk, 0)
+	if _, err := a.Apply(ctx, []byte(org), false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	thu := time.Date(2026, 2, 5, 9, 0, 0, 0, time.UTC)
+	first, err := a.api.SwapShifts(ctx, swapRequest(thu))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same request through the other replica, whose schedule has not
+	// reloaded yet: the same swap, stored once.
+	again, err := b.api.SwapShifts(ctx, swapRequest(thu))
+	if err != nil || again.GetSwapId() != first.GetSwapId() {
+		t.Fatalf("the same swap again: %v %v, want %s", again, err, first.GetSwapId())
+	}
+	count := func(query string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := a.deps.Pool.QueryRow(ctx, query, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(`SELECT count(*) FROM overrides`); n != 2 {
+		t.Fatalf("%d overrides stored, want one swap's two sides", n)
+	}
+	if err := b.reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	del, err := b.api.DeleteOverride(ctx, &rotationv1.DeleteOverrideRequest{Id: first.GetOverrides()[0].GetId()})
+	if err != nil || len(del.GetDeleted()) != 2 {
+		t.Fatalf("delete one side: %v %v", del, err)
+	}
+	if n := count(`SELECT count(*) FROM overrides`); n != 0 {
+		t.Fatalf("%d overrides left", n)
+	}
+	if n := count(`SELECT count(*) FROM outbox WHERE subject = $1`, bus.RotationSubject("override_deleted")); n != 2 {
+		t.Fatalf("%d override_deleted events in the outbox, want 2", n)
+	}
+	if err := a.reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hero, err := a.api.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{At: timestamppb.New(thu.Add(time.Hour))})
+	if err != nil || hero.GetOnCall().GetReason() == rotationv1.Reason_REASON_SWAP {
+		t.Fatalf("the swap still applies on the other replica: %v %v", hero, err)
+	}
+	if _, err := a.api.DeleteOverride(ctx, &rotationv1.DeleteOverrideRequest{Id: first.GetSwapId()}); status.Code(err) != codes.NotFound {
+		t.Fatalf("delete it again: %v", err)
 	}
 }

@@ -119,6 +119,8 @@ type compiled struct {
 	schedule *schedule.Schedule
 	// ignored are the stored overrides left out of schedule.
 	ignored []ignored
+	// fromFile are the ids of the organisation file's overrides.
+	fromFile map[string]bool
 }
 
 type metrics struct {
@@ -241,7 +243,11 @@ func (s *Service) reload(ctx context.Context) error {
 		}
 	}
 	s.metrics.ignored.Set(float64(len(ign)))
-	s.current.Store(&compiled{version: version, yaml: yaml, schedule: sched, ignored: ign})
+	fromFile := map[string]bool{}
+	for _, o := range cfg.Overrides {
+		fromFile[o.ID] = true
+	}
+	s.current.Store(&compiled{version: version, yaml: yaml, schedule: sched, ignored: ign, fromFile: fromFile})
 	s.deps.Logger.Info("schedule loaded", "version", version, "people", len(cfg.People), "rotations", len(cfg.Rotations),
 		"overrides", len(cfg.Overrides)+len(stored)-len(ign), "ignored_overrides", len(ign))
 	return nil
@@ -325,6 +331,33 @@ func (s *Service) AddOverrides(ctx context.Context, os ...schedule.Override) err
 		return err
 	}
 	return s.reload(ctx)
+}
+
+// DeleteOverride deletes a stored override, or both sides of a swap, with
+// an override_deleted event for each in the same transaction, and
+// recompiles. An unknown id is an error wrapping grpcapi.ErrNoOverride.
+func (s *Service) DeleteOverride(ctx context.Context, id string) ([]schedule.Override, error) {
+	now := s.deps.Clock.Now()
+	var announce func(schedule.Override) (outbox.Event, error)
+	if sched := s.Schedule(); s.emitter != nil && sched != nil {
+		announce = func(o schedule.Override) (outbox.Event, error) {
+			return events.Row(events.OverrideDeleted(sched, o, now))
+		}
+	}
+	deleted, err := s.store.DeleteOverride(ctx, id, announce)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", grpcapi.ErrNoOverride, err)
+	} else if err != nil {
+		return nil, err
+	}
+	return deleted, s.reload(ctx)
+}
+
+// FromFile reports whether id is an override of the organisation file in
+// force.
+func (s *Service) FromFile(id string) bool {
+	c := s.current.Load()
+	return c != nil && c.fromFile[id]
 }
 
 // Run keeps the schedule in step with changes made through other replicas

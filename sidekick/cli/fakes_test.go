@@ -193,6 +193,18 @@ func (f *fakeRotation) SwapShifts(_ context.Context, req *rotationv1.SwapShiftsR
 	return handle[*rotationv1.SwapShiftsResponse](f.rec, "SwapShifts", req)
 }
 
+func (f *fakeRotation) ListRotations(_ context.Context, req *rotationv1.ListRotationsRequest) (*rotationv1.ListRotationsResponse, error) {
+	return handle[*rotationv1.ListRotationsResponse](f.rec, "ListRotations", req)
+}
+
+func (f *fakeRotation) ListOverrides(_ context.Context, req *rotationv1.ListOverridesRequest) (*rotationv1.ListOverridesResponse, error) {
+	return handle[*rotationv1.ListOverridesResponse](f.rec, "ListOverrides", req)
+}
+
+func (f *fakeRotation) DeleteOverride(_ context.Context, req *rotationv1.DeleteOverrideRequest) (*rotationv1.DeleteOverrideResponse, error) {
+	return handle[*rotationv1.DeleteOverrideResponse](f.rec, "DeleteOverride", req)
+}
+
 func (f *fakeRotation) ListTeams(_ context.Context, req *rotationv1.ListTeamsRequest) (*rotationv1.ListTeamsResponse, error) {
 	return handle[*rotationv1.ListTeamsResponse](f.rec, "ListTeams", req)
 }

@@ -262,10 +262,15 @@ func routeCell(r *routeJSON, loc *time.Location) string {
 }
 
 func parseTime(s string) (time.Time, error) {
+	return parseTimeIn(s, time.UTC)
+}
+
+// parseTimeIn reads RFC 3339, or a wall-clock time without a zone in loc.
+func parseTimeIn(s string, loc *time.Location) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.Parse(layout, strings.TrimSpace(s)); err == nil {
+		if t, err := time.ParseInLocation(layout, strings.TrimSpace(s), loc); err == nil {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("cannot read time %q: use RFC 3339 (2026-02-02T09:00:00Z) or \"2026-02-02 09:00\" (UTC)", s)
+	return time.Time{}, fmt.Errorf("cannot read time %q: use RFC 3339 (2026-02-02T09:00:00Z) or \"2026-02-02 09:00\" (%s)", s, loc)
 }

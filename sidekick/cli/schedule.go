@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -42,6 +43,78 @@ func timeFlags(pairs ...[2]string) ([]*timestamppb.Timestamp, error) {
 
 const timeHelp = `Times are RFC 3339 (2026-02-02T09:00:00+01:00) or "2026-02-02 09:00" /
 "2026-02-02" in UTC; tables show them in the local time zone (TZ).`
+
+// rotationTimeHelp is timeHelp for the commands that change a rotation:
+// as in the organisation file, a time without a zone is the rotation's.
+const rotationTimeHelp = `Times are RFC 3339 (2026-02-02T09:00:00Z, 2026-02-02T09:00:00+01:00) or
+"2026-02-02 09:00" / "2026-02-02" read in the rotation's time zone, as the
+organisation file reads them; tables show them in the local time zone (TZ).`
+
+// hasZone reports whether a time flag says its zone (Z or an offset), so
+// reading it needs no rotation's.
+func hasZone(v string) bool {
+	_, err := time.Parse(time.RFC3339, strings.TrimSpace(v))
+	return err == nil
+}
+
+// rotationTimeFlags parses time flags as timeFlags does, reading a time
+// without a zone in rotation's zone, which it asks rotation for only when
+// some flag needs it.
+func (r *root) rotationTimeFlags(ctx context.Context, rotation string, pairs ...[2]string) ([]*timestamppb.Timestamp, error) {
+	// Spelling first, so a typo is reported without a round trip.
+	if _, err := timeFlags(pairs...); err != nil {
+		return nil, err
+	}
+	loc := time.UTC
+	for _, p := range pairs {
+		if p[1] == "" || hasZone(p[1]) {
+			continue
+		}
+		var err error
+		if loc, err = r.rotationZone(ctx, rotation); err != nil {
+			return nil, err
+		}
+		break
+	}
+	out := make([]*timestamppb.Timestamp, len(pairs))
+	for i, p := range pairs {
+		if p[1] == "" {
+			continue
+		}
+		t, err := parseTimeIn(p[1], loc)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", p[0], err)
+		}
+		out[i] = timestamppb.New(t)
+	}
+	return out, nil
+}
+
+// rotationZone is the time zone rotation id's handoffs are set in.
+func (r *root) rotationZone(ctx context.Context, id string) (*time.Location, error) {
+	if id == "" {
+		return nil, errors.New("a time without a zone is read in the rotation's: give --rotation, or write the time with Z or an offset")
+	}
+	var resp *rotationv1.ListRotationsResponse
+	err := r.rpc(ctx, "list rotations", func(ctx context.Context, cc grpc.ClientConnInterface) (err error) {
+		resp, err = rotationv1.NewRotationServiceClient(cc).ListRotations(ctx, &rotationv1.ListRotationsRequest{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, rot := range resp.GetRotations() {
+		if rot.GetId() != id {
+			continue
+		}
+		loc, err := time.LoadLocation(rot.GetTimezone())
+		if err != nil {
+			return nil, fmt.Errorf("rotation %s's time zone %q: %w", id, rot.GetTimezone(), err)
+		}
+		return loc, nil
+	}
+	return nil, fmt.Errorf("unknown rotation %q", id)
+}
 
 func (r *root) shiftsCmd() *cobra.Command {
 	var (
@@ -147,9 +220,10 @@ func (r *root) overrideCmd() *cobra.Command {
   --add B                B is on duty alongside whoever is
   --remove A             A is off duty (a gap is reported if nobody is left)
 The rotation order never changes. For a day off traded with a colleague use
-'sidekick swap', which records both sides.
+'sidekick swap', which records both sides. 'sidekick overrides' lists and
+deletes them.
 
-` + timeHelp,
+` + rotationTimeHelp,
 		Example: `  sidekick override --rotation hero --start "2026-03-04 08:00" --end "2026-03-05 08:00" --replace alice --with bob --note "dentist"
   sidekick override --rotation platform-secondary --start 2026-03-10 --end 2026-03-11 --add carol`,
 		Args: cobra.NoArgs,
@@ -168,7 +242,7 @@ The rotation order never changes. For a day off traded with a colleague use
 			case remove != "":
 				o.Kind, o.PersonId = rotationv1.OverrideKind_OVERRIDE_KIND_REMOVE, remove
 			}
-			ts, err := timeFlags([2]string{"start", start}, [2]string{"end", end})
+			ts, err := r.rotationTimeFlags(cmd.Context(), rotation, [2]string{"start", start}, [2]string{"end", end})
 			if err != nil {
 				return err
 			}
@@ -209,20 +283,22 @@ The rotation order never changes. For a day off traded with a colleague use
 	return cmd
 }
 
-// describeOverride says what an override does, in one line.
-func describeOverride(o *rotationv1.Override, loc *time.Location) string {
-	var what string
+// overrideWhat says who an override puts on or takes off duty.
+func overrideWhat(o *rotationv1.Override) string {
 	switch o.GetKind() {
 	case rotationv1.OverrideKind_OVERRIDE_KIND_REPLACE:
-		what = o.GetWithPersonId() + " replaces " + o.GetPersonId()
+		return o.GetWithPersonId() + " replaces " + o.GetPersonId()
 	case rotationv1.OverrideKind_OVERRIDE_KIND_ADD:
-		what = o.GetWithPersonId() + " is added to whoever is on duty"
+		return o.GetWithPersonId() + " is added to whoever is on duty"
 	case rotationv1.OverrideKind_OVERRIDE_KIND_REMOVE:
-		what = o.GetPersonId() + " is off duty"
-	default:
-		what = short(o.GetKind().String(), "OVERRIDE_KIND_")
+		return o.GetPersonId() + " is off duty"
 	}
-	s := fmt.Sprintf("override %s on %s: %s from %s to %s", o.GetId(), o.GetRotationId(), what, fmtTime(o.GetStart(), loc), fmtTime(o.GetEnd(), loc))
+	return short(o.GetKind().String(), "OVERRIDE_KIND_")
+}
+
+// describeOverride says what an override does, in one line.
+func describeOverride(o *rotationv1.Override, loc *time.Location) string {
+	s := fmt.Sprintf("override %s on %s: %s from %s to %s", o.GetId(), o.GetRotationId(), overrideWhat(o), fmtTime(o.GetStart(), loc), fmtTime(o.GetEnd(), loc))
 	if o.GetNote() != "" {
 		s += " (" + o.GetNote() + ")"
 	}
@@ -242,16 +318,17 @@ func (r *root) swapCmd() *cobra.Command {
 the shift starting at --b-start to A. Recorded as two overrides sharing a swap
 id, so the rotation order never changes. Without --a-end (--b-end) the whole
 shift is swapped; give an end to swap part of it, such as one day off within a
-weekly shift.
+weekly shift. The same swap sent again (a retry) is the same swap, recorded
+once; 'sidekick overrides delete SWAP-ID' takes both sides back.
 
-` + timeHelp,
+` + rotationTimeHelp,
 		Example: `  # Alice takes Bob's week of 9 March, Bob takes hers of 16 March
   sidekick swap --rotation hero --a bob --a-start "2026-03-09 09:00" --b alice --b-start "2026-03-16 09:00"
   # one day: Alice covers Bob's Wednesday, Bob covers Alice's Friday
   sidekick swap --rotation hero --a bob --a-start 2026-03-11 --a-end 2026-03-12 --b alice --b-start 2026-03-20 --b-end 2026-03-21`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ts, err := timeFlags([2]string{"a-start", aStart}, [2]string{"a-end", aEnd}, [2]string{"b-start", bStart}, [2]string{"b-end", bEnd})
+			ts, err := r.rotationTimeFlags(cmd.Context(), rotation, [2]string{"a-start", aStart}, [2]string{"a-end", aEnd}, [2]string{"b-start", bStart}, [2]string{"b-end", bEnd})
 			if err != nil {
 				return err
 			}

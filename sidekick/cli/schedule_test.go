@@ -116,6 +116,7 @@ func TestOverride(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
+			h.respond("ListRotations", &rotationv1.ListRotationsResponse{Rotations: []*rotationv1.Rotation{{Id: "hero", Timezone: "UTC"}}})
 			tc.want.RotationId, tc.want.Start, tc.want.End = "hero", ts("2026-03-04T08:00:00Z"), ts("2026-03-05T08:00:00Z")
 			created := proto.Clone(tc.want).(*rotationv1.Override)
 			created.Id = "ovr-1"
@@ -151,7 +152,7 @@ func TestOverrideArgumentErrors(t *testing.T) {
 		{"two kinds", append(base[:len(base):len(base)], "--add", "a", "--remove", "b"), "none of the others can be"},
 		{"replace without with", append(base[:len(base):len(base)], "--replace", "a"), "--replace needs --with"},
 		{"with without replace", append(base[:len(base):len(base)], "--add", "a", "--with", "b"), "--with goes with --replace"},
-		{"end before start", []string{"override", "--rotation", "hero", "--start", "2026-03-05", "--end", "2026-03-04", "--add", "a"}, "--end must be after --start"},
+		{"end before start", []string{"override", "--rotation", "hero", "--start", "2026-03-05T00:00:00Z", "--end", "2026-03-04T00:00:00Z", "--add", "a"}, "--end must be after --start"},
 		{"bad time", []string{"override", "--rotation", "hero", "--start", "tomorrow", "--end", "2026-03-04", "--add", "a"}, "--start: cannot read time"},
 		{"no rotation", []string{"override", "--start", "2026-03-04", "--end", "2026-03-05", "--add", "a"}, `required flag(s) "rotation" not set`},
 	}
@@ -171,6 +172,7 @@ func TestOverrideArgumentErrors(t *testing.T) {
 
 func TestSwap(t *testing.T) {
 	h := newHarness(t)
+	h.respond("ListRotations", &rotationv1.ListRotationsResponse{Rotations: []*rotationv1.Rotation{{Id: "hero", Timezone: "UTC"}}})
 	h.respond("SwapShifts", &rotationv1.SwapShiftsResponse{SwapId: "swap-9", Overrides: []*rotationv1.Override{
 		{Id: "swap-9-a", RotationId: "hero", Kind: rotationv1.OverrideKind_OVERRIDE_KIND_REPLACE, PersonId: "bob", WithPersonId: "alice",
 			Start: ts("2026-03-11T00:00:00Z"), End: ts("2026-03-12T00:00:00Z"), SwapId: "swap-9"},

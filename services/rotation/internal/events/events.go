@@ -130,6 +130,8 @@ func subjectOf(t supportv1.RotationEventType) string {
 		return "override_created"
 	case supportv1.RotationEventType_ROTATION_EVENT_TYPE_GAP_AHEAD:
 		return "gap_ahead"
+	case supportv1.RotationEventType_ROTATION_EVENT_TYPE_OVERRIDE_DELETED:
+		return "override_deleted"
 	}
 	return "unknown"
 }
@@ -150,6 +152,16 @@ func OverrideCreated(sched *schedule.Schedule, o schedule.Override, at time.Time
 		Start: timestamppb.New(o.Start), End: timestamppb.New(o.End), OccurredAt: timestamppb.New(at),
 		Detail: fmt.Sprintf("%s: %s %s -> %s (%s)", o.Rotation, o.Kind, o.Person, o.With, o.Note),
 	}
+}
+
+// OverrideDeleted is the announcement that override o, made through the
+// API, was deleted at at.
+func OverrideDeleted(sched *schedule.Schedule, o schedule.Override, at time.Time) *supportv1.RotationEvent {
+	ev := OverrideCreated(sched, o, at)
+	ev.Id = "rotation:override_deleted:" + o.ID + ":" + strconv.FormatInt(at.UnixNano(), 10)
+	ev.Type = supportv1.RotationEventType_ROTATION_EVENT_TYPE_OVERRIDE_DELETED
+	ev.Detail = "deleted: " + ev.Detail
+	return ev
 }
 
 // Compute lists the events of the half-open window (from, to]: handoffs

@@ -13,6 +13,9 @@
 //     person giving up time they are not on duty for, a swap side before
 //     the rotation starts.
 //   - AlreadyExists: CreateOverride with an id a different override has.
+//   - NotFound also: DeleteOverride of an id that is neither a stored
+//     override nor a swap; FailedPrecondition: of an override of the
+//     organisation file.
 //   - Internal: anything else (storage failures).
 package grpcapi
 
@@ -48,6 +51,13 @@ type Backend interface {
 	Schedule() *schedule.Schedule
 	Apply(ctx context.Context, yaml []byte, dryRun bool, by string) ([]string, error)
 	AddOverrides(ctx context.Context, os ...schedule.Override) error
+	// DeleteOverride deletes a stored override by id, or both sides of a
+	// swap by either side's id or the swap id, and returns what it
+	// deleted; an unknown id is an error wrapping ErrNoOverride.
+	DeleteOverride(ctx context.Context, id string) ([]schedule.Override, error)
+	// FromFile reports whether id is an override of the organisation file
+	// in force.
+	FromFile(id string) bool
 }
 
 // Limits on request sizes.
@@ -182,19 +192,9 @@ func (s *Server) ListShifts(_ context.Context, req *rotationv1.ListShiftsRequest
 	if err != nil {
 		return nil, err
 	}
-	from, err := instant("from", req.GetFrom(), s.now())
+	from, to, err := s.listRange(req.GetFrom(), req.GetTo())
 	if err != nil {
 		return nil, err
-	}
-	to, err := instant("to", req.GetTo(), from.AddDate(0, 0, 28))
-	if err != nil {
-		return nil, err
-	}
-	if !to.After(from) {
-		return nil, status.Error(codes.InvalidArgument, "to must be after from")
-	}
-	if to.Sub(from) > MaxRange {
-		return nil, status.Error(codes.InvalidArgument, "range longer than a year")
 	}
 	rot, team := req.GetRotation(), req.GetTeam()
 	var shifts []schedule.Shift
@@ -223,6 +223,24 @@ func (s *Server) ListShifts(_ context.Context, req *rotationv1.ListShiftsRequest
 		resp.Shifts = append(resp.Shifts, shiftProto(sh))
 	}
 	return resp, nil
+}
+
+// listRange reads a list's optional [from, to): from defaults to now, to
+// to four weeks after from; at most MaxRange.
+func (s *Server) listRange(fromTS, toTS *timestamppb.Timestamp) (from, to time.Time, err error) {
+	if from, err = instant("from", fromTS, s.now()); err != nil {
+		return from, to, err
+	}
+	if to, err = instant("to", toTS, from.AddDate(0, 0, 28)); err != nil {
+		return from, to, err
+	}
+	if !to.After(from) {
+		return from, to, status.Error(codes.InvalidArgument, "to must be after from")
+	}
+	if to.Sub(from) > MaxRange {
+		return from, to, status.Error(codes.InvalidArgument, "range longer than a year")
+	}
+	return from, to, nil
 }
 
 // CreateOverride stores one override. Sending the same override (same id
@@ -395,13 +413,17 @@ func (s *Server) SwapShifts(ctx context.Context, req *rotationv1.SwapShiftsReque
 	if bEnd, err = end(b, bStart, bEnd); err != nil {
 		return nil, err
 	}
-	id := "swap-" + newID()
+	id := swapID(rot, a, aStart, aEnd, b, bStart, bEnd, req.GetNote())
 	pair, err := schedule.Swap(id, rot, a, aStart, aEnd, b, bStart, bEnd)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	for i := range pair {
 		pair[i].Note = req.GetNote()
+	}
+	if prev, ok := recordedSwap(sc, pair); ok {
+		// The same request again: the same swap, recorded once.
+		return &rotationv1.SwapShiftsResponse{SwapId: id, Overrides: []*rotationv1.Override{overrideProto(prev[0]), overrideProto(prev[1])}}, nil
 	}
 	if err := sc.CheckOverrides(pair[:]...); err != nil {
 		return nil, status.Error(codes.FailedPrecondition, err.Error())

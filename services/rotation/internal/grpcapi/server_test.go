@@ -24,6 +24,8 @@ type fakeBackend struct {
 	sched   *schedule.Schedule
 	ApplyFn func(ctx context.Context, yaml []byte, dryRun bool, by string) ([]string, error)
 	AddErr  error
+	// fileIDs are the ids of the organisation file's overrides.
+	fileIDs map[string]bool
 }
 
 var _ Backend = (*fakeBackend)(nil)
@@ -47,6 +49,35 @@ func (f *fakeBackend) AddOverrides(_ context.Context, os ...schedule.Override) e
 	return nil
 }
 
+func (f *fakeBackend) DeleteOverride(_ context.Context, id string) ([]schedule.Override, error) {
+	var kept, deleted []schedule.Override
+	swap := ""
+	for _, o := range f.cfg.Overrides {
+		if o.ID == id && o.SwapID != "" {
+			swap = o.SwapID
+		}
+	}
+	for _, o := range f.cfg.Overrides {
+		if !f.FromFile(o.ID) && (o.ID == id || o.SwapID == id || (swap != "" && o.SwapID == swap)) {
+			deleted = append(deleted, o)
+			continue
+		}
+		kept = append(kept, o)
+	}
+	if len(deleted) == 0 {
+		return nil, ErrNoOverride
+	}
+	f.cfg.Overrides = kept
+	s, err := schedule.Compile(f.cfg)
+	if err != nil {
+		return nil, err
+	}
+	f.sched = s
+	return deleted, nil
+}
+
+func (f *fakeBackend) FromFile(id string) bool { return f.fileIDs[id] }
+
 func newBackend(t *testing.T) *fakeBackend {
 	t.Helper()
 	data, err := os.ReadFile("../../testdata/org.yaml")
@@ -61,7 +92,11 @@ func newBackend(t *testing.T) *fakeBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fakeBackend{cfg: cfg, sched: s}
+	fileIDs := map[string]bool{}
+	for _, o := range cfg.Overrides {
+		fileIDs[o.ID] = true
+	}
+	return &fakeBackend{cfg: cfg, sched: s, fileIDs: fileIDs}
 }
 
 var (

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -190,4 +191,54 @@ func (s *Store) AddOverrides(ctx context.Context, createdAt time.Time, announce 
 		return fmt.Errorf("commit overrides: %w", err)
 	}
 	return nil
+}
+
+// ErrNotFound means no stored override has the id, as an override id or a
+// swap id.
+var ErrNotFound = errors.New("no stored override or swap with that id")
+
+// DeleteOverride deletes, in one transaction, the stored override id or,
+// when it is one side of a swap (or id is a swap id), both sides, with
+// announce's event for each written to the outbox in that transaction
+// (announce nil: no events). It returns what it deleted; an unknown id is
+// an error wrapping ErrNotFound.
+func (s *Store) DeleteOverride(ctx context.Context, id string, announce func(schedule.Override) (outbox.Event, error)) ([]schedule.Override, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("delete override: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	rows, err := tx.Query(ctx, `DELETE FROM overrides
+		WHERE id = $1 OR swap_id = $1
+			OR swap_id IN (SELECT swap_id FROM overrides WHERE id = $1 AND swap_id <> '')
+		RETURNING id, rotation_id, kind, person_id, with_person, starts_at, ends_at, swap_id, note`, id)
+	if err != nil {
+		return nil, fmt.Errorf("delete override %s: %w", id, err)
+	}
+	deleted, err := scanOverrides(rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(deleted) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	sort.Slice(deleted, func(i, j int) bool { return deleted[i].ID < deleted[j].ID })
+	var events []outbox.Event
+	for _, o := range deleted {
+		if announce == nil {
+			break
+		}
+		ev, err := announce(o)
+		if err != nil {
+			return nil, fmt.Errorf("announce deletion of override %s: %w", o.ID, err)
+		}
+		events = append(events, ev)
+	}
+	if err := outbox.Insert(ctx, tx, events...); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit override deletion: %w", err)
+	}
+	return deleted, nil
 }

@@ -1023,8 +1023,11 @@ type Override struct {
 	Start        *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start,proto3" json:"start,omitempty"`
 	End          *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end,proto3" json:"end,omitempty"`
 	// Set when the override is one side of a swap.
-	SwapId        string `protobuf:"bytes,8,opt,name=swap_id,json=swapId,proto3" json:"swap_id,omitempty"`
-	Note          string `protobuf:"bytes,9,opt,name=note,proto3" json:"note,omitempty"`
+	SwapId string `protobuf:"bytes,8,opt,name=swap_id,json=swapId,proto3" json:"swap_id,omitempty"`
+	Note   string `protobuf:"bytes,9,opt,name=note,proto3" json:"note,omitempty"`
+	// True for an override of the organisation file: change it there, not
+	// through DeleteOverride.
+	FromFile      bool `protobuf:"varint,10,opt,name=from_file,json=fromFile,proto3" json:"from_file,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1120,6 +1123,13 @@ func (x *Override) GetNote() string {
 		return x.Note
 	}
 	return ""
+}
+
+func (x *Override) GetFromFile() bool {
+	if x != nil {
+		return x.FromFile
+	}
+	return false
 }
 
 type CreateOverrideRequest struct {
@@ -1314,9 +1324,11 @@ func (x *SwapShiftsRequest) GetNote() string {
 }
 
 type SwapShiftsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SwapId        string                 `protobuf:"bytes,1,opt,name=swap_id,json=swapId,proto3" json:"swap_id,omitempty"`
-	Overrides     []*Override            `protobuf:"bytes,2,rep,name=overrides,proto3" json:"overrides,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Derived from the request's content: the same request again returns
+	// the same swap, recorded once.
+	SwapId        string      `protobuf:"bytes,1,opt,name=swap_id,json=swapId,proto3" json:"swap_id,omitempty"`
+	Overrides     []*Override `protobuf:"bytes,2,rep,name=overrides,proto3" json:"overrides,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1365,6 +1377,371 @@ func (x *SwapShiftsResponse) GetOverrides() []*Override {
 	return nil
 }
 
+type ListOverridesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty: every rotation.
+	Rotation string `protobuf:"bytes,1,opt,name=rotation,proto3" json:"rotation,omitempty"`
+	// Overrides overlapping [from, to); from defaults to now, to to four
+	// weeks after from.
+	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOverridesRequest) Reset() {
+	*x = ListOverridesRequest{}
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOverridesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOverridesRequest) ProtoMessage() {}
+
+func (x *ListOverridesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOverridesRequest.ProtoReflect.Descriptor instead.
+func (*ListOverridesRequest) Descriptor() ([]byte, []int) {
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListOverridesRequest) GetRotation() string {
+	if x != nil {
+		return x.Rotation
+	}
+	return ""
+}
+
+func (x *ListOverridesRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ListOverridesRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+type ListOverridesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ordered by start; a swap's two sides both appear when both overlap.
+	Overrides     []*Override `protobuf:"bytes,1,rep,name=overrides,proto3" json:"overrides,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOverridesResponse) Reset() {
+	*x = ListOverridesResponse{}
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOverridesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOverridesResponse) ProtoMessage() {}
+
+func (x *ListOverridesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOverridesResponse.ProtoReflect.Descriptor instead.
+func (*ListOverridesResponse) Descriptor() ([]byte, []int) {
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListOverridesResponse) GetOverrides() []*Override {
+	if x != nil {
+		return x.Overrides
+	}
+	return nil
+}
+
+type DeleteOverrideRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An override's id, or a swap id: a swap's two sides go together.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOverrideRequest) Reset() {
+	*x = DeleteOverrideRequest{}
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOverrideRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOverrideRequest) ProtoMessage() {}
+
+func (x *DeleteOverrideRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOverrideRequest.ProtoReflect.Descriptor instead.
+func (*DeleteOverrideRequest) Descriptor() ([]byte, []int) {
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeleteOverrideRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteOverrideResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What was deleted: one override, or both sides of a swap.
+	Deleted       []*Override `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOverrideResponse) Reset() {
+	*x = DeleteOverrideResponse{}
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOverrideResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOverrideResponse) ProtoMessage() {}
+
+func (x *DeleteOverrideResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOverrideResponse.ProtoReflect.Descriptor instead.
+func (*DeleteOverrideResponse) Descriptor() ([]byte, []int) {
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeleteOverrideResponse) GetDeleted() []*Override {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
+type ListRotationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRotationsRequest) Reset() {
+	*x = ListRotationsRequest{}
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRotationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRotationsRequest) ProtoMessage() {}
+
+func (x *ListRotationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRotationsRequest.ProtoReflect.Descriptor instead.
+func (*ListRotationsRequest) Descriptor() ([]byte, []int) {
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{18}
+}
+
+type ListRotationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rotations     []*Rotation            `protobuf:"bytes,1,rep,name=rotations,proto3" json:"rotations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRotationsResponse) Reset() {
+	*x = ListRotationsResponse{}
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRotationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRotationsResponse) ProtoMessage() {}
+
+func (x *ListRotationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRotationsResponse.ProtoReflect.Descriptor instead.
+func (*ListRotationsResponse) Descriptor() ([]byte, []int) {
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListRotationsResponse) GetRotations() []*Rotation {
+	if x != nil {
+		return x.Rotations
+	}
+	return nil
+}
+
+type Rotation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// "daily" or "weekly".
+	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	// Shift length in units of type.
+	Length int32 `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
+	// The IANA zone the rotation's handoffs are set in.
+	Timezone      string   `protobuf:"bytes,5,opt,name=timezone,proto3" json:"timezone,omitempty"`
+	Participants  []string `protobuf:"bytes,6,rep,name=participants,proto3" json:"participants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rotation) Reset() {
+	*x = Rotation{}
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rotation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rotation) ProtoMessage() {}
+
+func (x *Rotation) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rotation.ProtoReflect.Descriptor instead.
+func (*Rotation) Descriptor() ([]byte, []int) {
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Rotation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Rotation) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Rotation) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Rotation) GetLength() int32 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *Rotation) GetTimezone() string {
+	if x != nil {
+		return x.Timezone
+	}
+	return ""
+}
+
+func (x *Rotation) GetParticipants() []string {
+	if x != nil {
+		return x.Participants
+	}
+	return nil
+}
+
 type ListTeamsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1373,7 +1750,7 @@ type ListTeamsRequest struct {
 
 func (x *ListTeamsRequest) Reset() {
 	*x = ListTeamsRequest{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[14]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1762,7 @@ func (x *ListTeamsRequest) String() string {
 func (*ListTeamsRequest) ProtoMessage() {}
 
 func (x *ListTeamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[14]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1775,7 @@ func (x *ListTeamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeamsRequest.ProtoReflect.Descriptor instead.
 func (*ListTeamsRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{14}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{21}
 }
 
 type ListTeamsResponse struct {
@@ -1410,7 +1787,7 @@ type ListTeamsResponse struct {
 
 func (x *ListTeamsResponse) Reset() {
 	*x = ListTeamsResponse{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[15]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1799,7 @@ func (x *ListTeamsResponse) String() string {
 func (*ListTeamsResponse) ProtoMessage() {}
 
 func (x *ListTeamsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[15]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1812,7 @@ func (x *ListTeamsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeamsResponse.ProtoReflect.Descriptor instead.
 func (*ListTeamsResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{15}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListTeamsResponse) GetTeams() []*Team {
@@ -1454,7 +1831,7 @@ type ListPeopleRequest struct {
 
 func (x *ListPeopleRequest) Reset() {
 	*x = ListPeopleRequest{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[16]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1843,7 @@ func (x *ListPeopleRequest) String() string {
 func (*ListPeopleRequest) ProtoMessage() {}
 
 func (x *ListPeopleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[16]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1856,7 @@ func (x *ListPeopleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeopleRequest.ProtoReflect.Descriptor instead.
 func (*ListPeopleRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{16}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListPeopleRequest) GetTeam() string {
@@ -1498,7 +1875,7 @@ type ListPeopleResponse struct {
 
 func (x *ListPeopleResponse) Reset() {
 	*x = ListPeopleResponse{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[17]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1510,7 +1887,7 @@ func (x *ListPeopleResponse) String() string {
 func (*ListPeopleResponse) ProtoMessage() {}
 
 func (x *ListPeopleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[17]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1523,7 +1900,7 @@ func (x *ListPeopleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeopleResponse.ProtoReflect.Descriptor instead.
 func (*ListPeopleResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{17}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListPeopleResponse) GetPeople() []*Person {
@@ -1544,7 +1921,7 @@ type ApplyConfigRequest struct {
 
 func (x *ApplyConfigRequest) Reset() {
 	*x = ApplyConfigRequest{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[18]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1556,7 +1933,7 @@ func (x *ApplyConfigRequest) String() string {
 func (*ApplyConfigRequest) ProtoMessage() {}
 
 func (x *ApplyConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[18]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1569,7 +1946,7 @@ func (x *ApplyConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyConfigRequest.ProtoReflect.Descriptor instead.
 func (*ApplyConfigRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{18}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ApplyConfigRequest) GetConfig() []byte {
@@ -1597,7 +1974,7 @@ type ApplyConfigResponse struct {
 
 func (x *ApplyConfigResponse) Reset() {
 	*x = ApplyConfigResponse{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[19]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +1986,7 @@ func (x *ApplyConfigResponse) String() string {
 func (*ApplyConfigResponse) ProtoMessage() {}
 
 func (x *ApplyConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[19]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,7 +1999,7 @@ func (x *ApplyConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyConfigResponse.ProtoReflect.Descriptor instead.
 func (*ApplyConfigResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{19}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ApplyConfigResponse) GetChanges() []string {
@@ -1649,7 +2026,7 @@ type WorkingWindowsRequest struct {
 
 func (x *WorkingWindowsRequest) Reset() {
 	*x = WorkingWindowsRequest{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[20]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +2038,7 @@ func (x *WorkingWindowsRequest) String() string {
 func (*WorkingWindowsRequest) ProtoMessage() {}
 
 func (x *WorkingWindowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[20]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +2051,7 @@ func (x *WorkingWindowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkingWindowsRequest.ProtoReflect.Descriptor instead.
 func (*WorkingWindowsRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{20}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WorkingWindowsRequest) GetFrom() *timestamppb.Timestamp {
@@ -1701,7 +2078,7 @@ type Interval struct {
 
 func (x *Interval) Reset() {
 	*x = Interval{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[21]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +2090,7 @@ func (x *Interval) String() string {
 func (*Interval) ProtoMessage() {}
 
 func (x *Interval) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[21]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +2103,7 @@ func (x *Interval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Interval.ProtoReflect.Descriptor instead.
 func (*Interval) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{21}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Interval) GetStart() *timestamppb.Timestamp {
@@ -1752,7 +2129,7 @@ type WorkingWindowsResponse struct {
 
 func (x *WorkingWindowsResponse) Reset() {
 	*x = WorkingWindowsResponse{}
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[22]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +2141,7 @@ func (x *WorkingWindowsResponse) String() string {
 func (*WorkingWindowsResponse) ProtoMessage() {}
 
 func (x *WorkingWindowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[22]
+	mi := &file_sidekick_rotation_v1_rotation_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1777,7 +2154,7 @@ func (x *WorkingWindowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkingWindowsResponse.ProtoReflect.Descriptor instead.
 func (*WorkingWindowsResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{22}
+	return file_sidekick_rotation_v1_rotation_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WorkingWindowsResponse) GetWindows() []*Interval {
@@ -1852,7 +2229,7 @@ const file_sidekick_rotation_v1_rotation_proto_rawDesc = "" +
 	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"I\n" +
 	"\x12ListShiftsResponse\x123\n" +
-	"\x06shifts\x18\x01 \x03(\v2\x1b.sidekick.rotation.v1.ShiftR\x06shifts\"\xc3\x02\n" +
+	"\x06shifts\x18\x01 \x03(\v2\x1b.sidekick.rotation.v1.ShiftR\x06shifts\"\xe0\x02\n" +
 	"\bOverride\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vrotation_id\x18\x02 \x01(\tR\n" +
@@ -1863,7 +2240,9 @@ const file_sidekick_rotation_v1_rotation_proto_rawDesc = "" +
 	"\x05start\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
 	"\x03end\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12\x17\n" +
 	"\aswap_id\x18\b \x01(\tR\x06swapId\x12\x12\n" +
-	"\x04note\x18\t \x01(\tR\x04note\"S\n" +
+	"\x04note\x18\t \x01(\tR\x04note\x12\x1b\n" +
+	"\tfrom_file\x18\n" +
+	" \x01(\bR\bfromFile\"S\n" +
 	"\x15CreateOverrideRequest\x12:\n" +
 	"\boverride\x18\x01 \x01(\v2\x1e.sidekick.rotation.v1.OverrideR\boverride\"T\n" +
 	"\x16CreateOverrideResponse\x12:\n" +
@@ -1879,7 +2258,27 @@ const file_sidekick_rotation_v1_rotation_proto_rawDesc = "" +
 	"\x04note\x18\b \x01(\tR\x04note\"k\n" +
 	"\x12SwapShiftsResponse\x12\x17\n" +
 	"\aswap_id\x18\x01 \x01(\tR\x06swapId\x12<\n" +
-	"\toverrides\x18\x02 \x03(\v2\x1e.sidekick.rotation.v1.OverrideR\toverrides\"\x12\n" +
+	"\toverrides\x18\x02 \x03(\v2\x1e.sidekick.rotation.v1.OverrideR\toverrides\"\x8e\x01\n" +
+	"\x14ListOverridesRequest\x12\x1a\n" +
+	"\brotation\x18\x01 \x01(\tR\brotation\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"U\n" +
+	"\x15ListOverridesResponse\x12<\n" +
+	"\toverrides\x18\x01 \x03(\v2\x1e.sidekick.rotation.v1.OverrideR\toverrides\"'\n" +
+	"\x15DeleteOverrideRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"R\n" +
+	"\x16DeleteOverrideResponse\x128\n" +
+	"\adeleted\x18\x01 \x03(\v2\x1e.sidekick.rotation.v1.OverrideR\adeleted\"\x16\n" +
+	"\x14ListRotationsRequest\"U\n" +
+	"\x15ListRotationsResponse\x12<\n" +
+	"\trotations\x18\x01 \x03(\v2\x1e.sidekick.rotation.v1.RotationR\trotations\"\x9a\x01\n" +
+	"\bRotation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x16\n" +
+	"\x06length\x18\x04 \x01(\x05R\x06length\x12\x1a\n" +
+	"\btimezone\x18\x05 \x01(\tR\btimezone\x12\"\n" +
+	"\fparticipants\x18\x06 \x03(\tR\fparticipants\"\x12\n" +
 	"\x10ListTeamsRequest\"E\n" +
 	"\x11ListTeamsResponse\x120\n" +
 	"\x05teams\x18\x01 \x03(\v2\x1a.sidekick.rotation.v1.TeamR\x05teams\"'\n" +
@@ -1924,7 +2323,7 @@ const file_sidekick_rotation_v1_rotation_proto_rawDesc = "" +
 	"\x19OVERRIDE_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15OVERRIDE_KIND_REPLACE\x10\x01\x12\x15\n" +
 	"\x11OVERRIDE_KIND_ADD\x10\x02\x12\x18\n" +
-	"\x14OVERRIDE_KIND_REMOVE\x10\x032\xb4\x06\n" +
+	"\x14OVERRIDE_KIND_REMOVE\x10\x032\xf5\b\n" +
 	"\x0fRotationService\x12b\n" +
 	"\vWhoIsOnCall\x12(.sidekick.rotation.v1.WhoIsOnCallRequest\x1a).sidekick.rotation.v1.WhoIsOnCallResponse\x12_\n" +
 	"\n" +
@@ -1936,7 +2335,10 @@ const file_sidekick_rotation_v1_rotation_proto_rawDesc = "" +
 	"\n" +
 	"ListPeople\x12'.sidekick.rotation.v1.ListPeopleRequest\x1a(.sidekick.rotation.v1.ListPeopleResponse\x12b\n" +
 	"\vApplyConfig\x12(.sidekick.rotation.v1.ApplyConfigRequest\x1a).sidekick.rotation.v1.ApplyConfigResponse\x12k\n" +
-	"\x0eWorkingWindows\x12+.sidekick.rotation.v1.WorkingWindowsRequest\x1a,.sidekick.rotation.v1.WorkingWindowsResponseB\xe5\x01\n" +
+	"\x0eWorkingWindows\x12+.sidekick.rotation.v1.WorkingWindowsRequest\x1a,.sidekick.rotation.v1.WorkingWindowsResponse\x12h\n" +
+	"\rListOverrides\x12*.sidekick.rotation.v1.ListOverridesRequest\x1a+.sidekick.rotation.v1.ListOverridesResponse\x12k\n" +
+	"\x0eDeleteOverride\x12+.sidekick.rotation.v1.DeleteOverrideRequest\x1a,.sidekick.rotation.v1.DeleteOverrideResponse\x12h\n" +
+	"\rListRotations\x12*.sidekick.rotation.v1.ListRotationsRequest\x1a+.sidekick.rotation.v1.ListRotationsResponseB\xe5\x01\n" +
 	"\x18com.sidekick.rotation.v1B\rRotationProtoP\x01ZHgithub.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1;rotationv1\xa2\x02\x03SRX\xaa\x02\x14Sidekick.Rotation.V1\xca\x02\x14Sidekick\\Rotation\\V1\xe2\x02 Sidekick\\Rotation\\V1\\GPBMetadata\xea\x02\x16Sidekick::Rotation::V1b\x06proto3"
 
 var (
@@ -1952,7 +2354,7 @@ func file_sidekick_rotation_v1_rotation_proto_rawDescGZIP() []byte {
 }
 
 var file_sidekick_rotation_v1_rotation_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_sidekick_rotation_v1_rotation_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_sidekick_rotation_v1_rotation_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_sidekick_rotation_v1_rotation_proto_goTypes = []any{
 	(Role)(0),                      // 0: sidekick.rotation.v1.Role
 	(Reason)(0),                    // 1: sidekick.rotation.v1.Reason
@@ -1972,78 +2374,96 @@ var file_sidekick_rotation_v1_rotation_proto_goTypes = []any{
 	(*CreateOverrideResponse)(nil), // 15: sidekick.rotation.v1.CreateOverrideResponse
 	(*SwapShiftsRequest)(nil),      // 16: sidekick.rotation.v1.SwapShiftsRequest
 	(*SwapShiftsResponse)(nil),     // 17: sidekick.rotation.v1.SwapShiftsResponse
-	(*ListTeamsRequest)(nil),       // 18: sidekick.rotation.v1.ListTeamsRequest
-	(*ListTeamsResponse)(nil),      // 19: sidekick.rotation.v1.ListTeamsResponse
-	(*ListPeopleRequest)(nil),      // 20: sidekick.rotation.v1.ListPeopleRequest
-	(*ListPeopleResponse)(nil),     // 21: sidekick.rotation.v1.ListPeopleResponse
-	(*ApplyConfigRequest)(nil),     // 22: sidekick.rotation.v1.ApplyConfigRequest
-	(*ApplyConfigResponse)(nil),    // 23: sidekick.rotation.v1.ApplyConfigResponse
-	(*WorkingWindowsRequest)(nil),  // 24: sidekick.rotation.v1.WorkingWindowsRequest
-	(*Interval)(nil),               // 25: sidekick.rotation.v1.Interval
-	(*WorkingWindowsResponse)(nil), // 26: sidekick.rotation.v1.WorkingWindowsResponse
-	(*timestamppb.Timestamp)(nil),  // 27: google.protobuf.Timestamp
+	(*ListOverridesRequest)(nil),   // 18: sidekick.rotation.v1.ListOverridesRequest
+	(*ListOverridesResponse)(nil),  // 19: sidekick.rotation.v1.ListOverridesResponse
+	(*DeleteOverrideRequest)(nil),  // 20: sidekick.rotation.v1.DeleteOverrideRequest
+	(*DeleteOverrideResponse)(nil), // 21: sidekick.rotation.v1.DeleteOverrideResponse
+	(*ListRotationsRequest)(nil),   // 22: sidekick.rotation.v1.ListRotationsRequest
+	(*ListRotationsResponse)(nil),  // 23: sidekick.rotation.v1.ListRotationsResponse
+	(*Rotation)(nil),               // 24: sidekick.rotation.v1.Rotation
+	(*ListTeamsRequest)(nil),       // 25: sidekick.rotation.v1.ListTeamsRequest
+	(*ListTeamsResponse)(nil),      // 26: sidekick.rotation.v1.ListTeamsResponse
+	(*ListPeopleRequest)(nil),      // 27: sidekick.rotation.v1.ListPeopleRequest
+	(*ListPeopleResponse)(nil),     // 28: sidekick.rotation.v1.ListPeopleResponse
+	(*ApplyConfigRequest)(nil),     // 29: sidekick.rotation.v1.ApplyConfigRequest
+	(*ApplyConfigResponse)(nil),    // 30: sidekick.rotation.v1.ApplyConfigResponse
+	(*WorkingWindowsRequest)(nil),  // 31: sidekick.rotation.v1.WorkingWindowsRequest
+	(*Interval)(nil),               // 32: sidekick.rotation.v1.Interval
+	(*WorkingWindowsResponse)(nil), // 33: sidekick.rotation.v1.WorkingWindowsResponse
+	(*timestamppb.Timestamp)(nil),  // 34: google.protobuf.Timestamp
 }
 var file_sidekick_rotation_v1_rotation_proto_depIdxs = []int32{
-	27, // 0: sidekick.rotation.v1.Shift.start:type_name -> google.protobuf.Timestamp
-	27, // 1: sidekick.rotation.v1.Shift.end:type_name -> google.protobuf.Timestamp
+	34, // 0: sidekick.rotation.v1.Shift.start:type_name -> google.protobuf.Timestamp
+	34, // 1: sidekick.rotation.v1.Shift.end:type_name -> google.protobuf.Timestamp
 	1,  // 2: sidekick.rotation.v1.Shift.reason:type_name -> sidekick.rotation.v1.Reason
 	0,  // 3: sidekick.rotation.v1.WhoIsOnCallRequest.role:type_name -> sidekick.rotation.v1.Role
-	27, // 4: sidekick.rotation.v1.WhoIsOnCallRequest.at:type_name -> google.protobuf.Timestamp
+	34, // 4: sidekick.rotation.v1.WhoIsOnCallRequest.at:type_name -> google.protobuf.Timestamp
 	4,  // 5: sidekick.rotation.v1.OnCall.person:type_name -> sidekick.rotation.v1.Person
 	6,  // 6: sidekick.rotation.v1.OnCall.shift:type_name -> sidekick.rotation.v1.Shift
 	1,  // 7: sidekick.rotation.v1.OnCall.reason:type_name -> sidekick.rotation.v1.Reason
 	2,  // 8: sidekick.rotation.v1.OnCall.availability:type_name -> sidekick.rotation.v1.Availability
-	27, // 9: sidekick.rotation.v1.OnCall.away_until:type_name -> google.protobuf.Timestamp
-	27, // 10: sidekick.rotation.v1.OnCall.working_until:type_name -> google.protobuf.Timestamp
-	27, // 11: sidekick.rotation.v1.OnCall.next_working_start:type_name -> google.protobuf.Timestamp
+	34, // 9: sidekick.rotation.v1.OnCall.away_until:type_name -> google.protobuf.Timestamp
+	34, // 10: sidekick.rotation.v1.OnCall.working_until:type_name -> google.protobuf.Timestamp
+	34, // 11: sidekick.rotation.v1.OnCall.next_working_start:type_name -> google.protobuf.Timestamp
 	8,  // 12: sidekick.rotation.v1.Route.receiver:type_name -> sidekick.rotation.v1.OnCall
-	27, // 13: sidekick.rotation.v1.Route.wait_until:type_name -> google.protobuf.Timestamp
+	34, // 13: sidekick.rotation.v1.Route.wait_until:type_name -> google.protobuf.Timestamp
 	8,  // 14: sidekick.rotation.v1.WhoIsOnCallResponse.on_call:type_name -> sidekick.rotation.v1.OnCall
 	8,  // 15: sidekick.rotation.v1.WhoIsOnCallResponse.also:type_name -> sidekick.rotation.v1.OnCall
 	8,  // 16: sidekick.rotation.v1.WhoIsOnCallResponse.chain:type_name -> sidekick.rotation.v1.OnCall
 	9,  // 17: sidekick.rotation.v1.WhoIsOnCallResponse.high:type_name -> sidekick.rotation.v1.Route
 	9,  // 18: sidekick.rotation.v1.WhoIsOnCallResponse.low:type_name -> sidekick.rotation.v1.Route
-	27, // 19: sidekick.rotation.v1.ListShiftsRequest.from:type_name -> google.protobuf.Timestamp
-	27, // 20: sidekick.rotation.v1.ListShiftsRequest.to:type_name -> google.protobuf.Timestamp
+	34, // 19: sidekick.rotation.v1.ListShiftsRequest.from:type_name -> google.protobuf.Timestamp
+	34, // 20: sidekick.rotation.v1.ListShiftsRequest.to:type_name -> google.protobuf.Timestamp
 	6,  // 21: sidekick.rotation.v1.ListShiftsResponse.shifts:type_name -> sidekick.rotation.v1.Shift
 	3,  // 22: sidekick.rotation.v1.Override.kind:type_name -> sidekick.rotation.v1.OverrideKind
-	27, // 23: sidekick.rotation.v1.Override.start:type_name -> google.protobuf.Timestamp
-	27, // 24: sidekick.rotation.v1.Override.end:type_name -> google.protobuf.Timestamp
+	34, // 23: sidekick.rotation.v1.Override.start:type_name -> google.protobuf.Timestamp
+	34, // 24: sidekick.rotation.v1.Override.end:type_name -> google.protobuf.Timestamp
 	13, // 25: sidekick.rotation.v1.CreateOverrideRequest.override:type_name -> sidekick.rotation.v1.Override
 	13, // 26: sidekick.rotation.v1.CreateOverrideResponse.override:type_name -> sidekick.rotation.v1.Override
-	27, // 27: sidekick.rotation.v1.SwapShiftsRequest.shift_a_start:type_name -> google.protobuf.Timestamp
-	27, // 28: sidekick.rotation.v1.SwapShiftsRequest.shift_b_start:type_name -> google.protobuf.Timestamp
-	27, // 29: sidekick.rotation.v1.SwapShiftsRequest.shift_a_end:type_name -> google.protobuf.Timestamp
-	27, // 30: sidekick.rotation.v1.SwapShiftsRequest.shift_b_end:type_name -> google.protobuf.Timestamp
+	34, // 27: sidekick.rotation.v1.SwapShiftsRequest.shift_a_start:type_name -> google.protobuf.Timestamp
+	34, // 28: sidekick.rotation.v1.SwapShiftsRequest.shift_b_start:type_name -> google.protobuf.Timestamp
+	34, // 29: sidekick.rotation.v1.SwapShiftsRequest.shift_a_end:type_name -> google.protobuf.Timestamp
+	34, // 30: sidekick.rotation.v1.SwapShiftsRequest.shift_b_end:type_name -> google.protobuf.Timestamp
 	13, // 31: sidekick.rotation.v1.SwapShiftsResponse.overrides:type_name -> sidekick.rotation.v1.Override
-	5,  // 32: sidekick.rotation.v1.ListTeamsResponse.teams:type_name -> sidekick.rotation.v1.Team
-	4,  // 33: sidekick.rotation.v1.ListPeopleResponse.people:type_name -> sidekick.rotation.v1.Person
-	27, // 34: sidekick.rotation.v1.WorkingWindowsRequest.from:type_name -> google.protobuf.Timestamp
-	27, // 35: sidekick.rotation.v1.WorkingWindowsRequest.to:type_name -> google.protobuf.Timestamp
-	27, // 36: sidekick.rotation.v1.Interval.start:type_name -> google.protobuf.Timestamp
-	27, // 37: sidekick.rotation.v1.Interval.end:type_name -> google.protobuf.Timestamp
-	25, // 38: sidekick.rotation.v1.WorkingWindowsResponse.windows:type_name -> sidekick.rotation.v1.Interval
-	7,  // 39: sidekick.rotation.v1.RotationService.WhoIsOnCall:input_type -> sidekick.rotation.v1.WhoIsOnCallRequest
-	11, // 40: sidekick.rotation.v1.RotationService.ListShifts:input_type -> sidekick.rotation.v1.ListShiftsRequest
-	14, // 41: sidekick.rotation.v1.RotationService.CreateOverride:input_type -> sidekick.rotation.v1.CreateOverrideRequest
-	16, // 42: sidekick.rotation.v1.RotationService.SwapShifts:input_type -> sidekick.rotation.v1.SwapShiftsRequest
-	18, // 43: sidekick.rotation.v1.RotationService.ListTeams:input_type -> sidekick.rotation.v1.ListTeamsRequest
-	20, // 44: sidekick.rotation.v1.RotationService.ListPeople:input_type -> sidekick.rotation.v1.ListPeopleRequest
-	22, // 45: sidekick.rotation.v1.RotationService.ApplyConfig:input_type -> sidekick.rotation.v1.ApplyConfigRequest
-	24, // 46: sidekick.rotation.v1.RotationService.WorkingWindows:input_type -> sidekick.rotation.v1.WorkingWindowsRequest
-	10, // 47: sidekick.rotation.v1.RotationService.WhoIsOnCall:output_type -> sidekick.rotation.v1.WhoIsOnCallResponse
-	12, // 48: sidekick.rotation.v1.RotationService.ListShifts:output_type -> sidekick.rotation.v1.ListShiftsResponse
-	15, // 49: sidekick.rotation.v1.RotationService.CreateOverride:output_type -> sidekick.rotation.v1.CreateOverrideResponse
-	17, // 50: sidekick.rotation.v1.RotationService.SwapShifts:output_type -> sidekick.rotation.v1.SwapShiftsResponse
-	19, // 51: sidekick.rotation.v1.RotationService.ListTeams:output_type -> sidekick.rotation.v1.ListTeamsResponse
-	21, // 52: sidekick.rotation.v1.RotationService.ListPeople:output_type -> sidekick.rotation.v1.ListPeopleResponse
-	23, // 53: sidekick.rotation.v1.RotationService.ApplyConfig:output_type -> sidekick.rotation.v1.ApplyConfigResponse
-	26, // 54: sidekick.rotation.v1.RotationService.WorkingWindows:output_type -> sidekick.rotation.v1.WorkingWindowsResponse
-	47, // [47:55] is the sub-list for method output_type
-	39, // [39:47] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	34, // 32: sidekick.rotation.v1.ListOverridesRequest.from:type_name -> google.protobuf.Timestamp
+	34, // 33: sidekick.rotation.v1.ListOverridesRequest.to:type_name -> google.protobuf.Timestamp
+	13, // 34: sidekick.rotation.v1.ListOverridesResponse.overrides:type_name -> sidekick.rotation.v1.Override
+	13, // 35: sidekick.rotation.v1.DeleteOverrideResponse.deleted:type_name -> sidekick.rotation.v1.Override
+	24, // 36: sidekick.rotation.v1.ListRotationsResponse.rotations:type_name -> sidekick.rotation.v1.Rotation
+	5,  // 37: sidekick.rotation.v1.ListTeamsResponse.teams:type_name -> sidekick.rotation.v1.Team
+	4,  // 38: sidekick.rotation.v1.ListPeopleResponse.people:type_name -> sidekick.rotation.v1.Person
+	34, // 39: sidekick.rotation.v1.WorkingWindowsRequest.from:type_name -> google.protobuf.Timestamp
+	34, // 40: sidekick.rotation.v1.WorkingWindowsRequest.to:type_name -> google.protobuf.Timestamp
+	34, // 41: sidekick.rotation.v1.Interval.start:type_name -> google.protobuf.Timestamp
+	34, // 42: sidekick.rotation.v1.Interval.end:type_name -> google.protobuf.Timestamp
+	32, // 43: sidekick.rotation.v1.WorkingWindowsResponse.windows:type_name -> sidekick.rotation.v1.Interval
+	7,  // 44: sidekick.rotation.v1.RotationService.WhoIsOnCall:input_type -> sidekick.rotation.v1.WhoIsOnCallRequest
+	11, // 45: sidekick.rotation.v1.RotationService.ListShifts:input_type -> sidekick.rotation.v1.ListShiftsRequest
+	14, // 46: sidekick.rotation.v1.RotationService.CreateOverride:input_type -> sidekick.rotation.v1.CreateOverrideRequest
+	16, // 47: sidekick.rotation.v1.RotationService.SwapShifts:input_type -> sidekick.rotation.v1.SwapShiftsRequest
+	25, // 48: sidekick.rotation.v1.RotationService.ListTeams:input_type -> sidekick.rotation.v1.ListTeamsRequest
+	27, // 49: sidekick.rotation.v1.RotationService.ListPeople:input_type -> sidekick.rotation.v1.ListPeopleRequest
+	29, // 50: sidekick.rotation.v1.RotationService.ApplyConfig:input_type -> sidekick.rotation.v1.ApplyConfigRequest
+	31, // 51: sidekick.rotation.v1.RotationService.WorkingWindows:input_type -> sidekick.rotation.v1.WorkingWindowsRequest
+	18, // 52: sidekick.rotation.v1.RotationService.ListOverrides:input_type -> sidekick.rotation.v1.ListOverridesRequest
+	20, // 53: sidekick.rotation.v1.RotationService.DeleteOverride:input_type -> sidekick.rotation.v1.DeleteOverrideRequest
+	22, // 54: sidekick.rotation.v1.RotationService.ListRotations:input_type -> sidekick.rotation.v1.ListRotationsRequest
+	10, // 55: sidekick.rotation.v1.RotationService.WhoIsOnCall:output_type -> sidekick.rotation.v1.WhoIsOnCallResponse
+	12, // 56: sidekick.rotation.v1.RotationService.ListShifts:output_type -> sidekick.rotation.v1.ListShiftsResponse
+	15, // 57: sidekick.rotation.v1.RotationService.CreateOverride:output_type -> sidekick.rotation.v1.CreateOverrideResponse
+	17, // 58: sidekick.rotation.v1.RotationService.SwapShifts:output_type -> sidekick.rotation.v1.SwapShiftsResponse
+	26, // 59: sidekick.rotation.v1.RotationService.ListTeams:output_type -> sidekick.rotation.v1.ListTeamsResponse
+	28, // 60: sidekick.rotation.v1.RotationService.ListPeople:output_type -> sidekick.rotation.v1.ListPeopleResponse
+	30, // 61: sidekick.rotation.v1.RotationService.ApplyConfig:output_type -> sidekick.rotation.v1.ApplyConfigResponse
+	33, // 62: sidekick.rotation.v1.RotationService.WorkingWindows:output_type -> sidekick.rotation.v1.WorkingWindowsResponse
+	19, // 63: sidekick.rotation.v1.RotationService.ListOverrides:output_type -> sidekick.rotation.v1.ListOverridesResponse
+	21, // 64: sidekick.rotation.v1.RotationService.DeleteOverride:output_type -> sidekick.rotation.v1.DeleteOverrideResponse
+	23, // 65: sidekick.rotation.v1.RotationService.ListRotations:output_type -> sidekick.rotation.v1.ListRotationsResponse
+	55, // [55:66] is the sub-list for method output_type
+	44, // [44:55] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_rotation_v1_rotation_proto_init() }
@@ -2057,7 +2477,7 @@ func file_sidekick_rotation_v1_rotation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sidekick_rotation_v1_rotation_proto_rawDesc), len(file_sidekick_rotation_v1_rotation_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   23,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

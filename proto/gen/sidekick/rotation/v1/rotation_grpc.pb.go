@@ -27,6 +27,9 @@ const (
 	RotationService_ListPeople_FullMethodName     = "/sidekick.rotation.v1.RotationService/ListPeople"
 	RotationService_ApplyConfig_FullMethodName    = "/sidekick.rotation.v1.RotationService/ApplyConfig"
 	RotationService_WorkingWindows_FullMethodName = "/sidekick.rotation.v1.RotationService/WorkingWindows"
+	RotationService_ListOverrides_FullMethodName  = "/sidekick.rotation.v1.RotationService/ListOverrides"
+	RotationService_DeleteOverride_FullMethodName = "/sidekick.rotation.v1.RotationService/DeleteOverride"
+	RotationService_ListRotations_FullMethodName  = "/sidekick.rotation.v1.RotationService/ListRotations"
 )
 
 // RotationServiceClient is the client API for RotationService service.
@@ -53,6 +56,17 @@ type RotationServiceClient interface {
 	// on the support roster is within working hours (time off and public
 	// holidays left out); triage counts deadlines only inside them.
 	WorkingWindows(ctx context.Context, in *WorkingWindowsRequest, opts ...grpc.CallOption) (*WorkingWindowsResponse, error)
+	// ListOverrides lists the overrides of a rotation (or every rotation)
+	// overlapping a time range: those of the organisation file and those
+	// made through the API.
+	ListOverrides(ctx context.Context, in *ListOverridesRequest, opts ...grpc.CallOption) (*ListOverridesResponse, error)
+	// DeleteOverride deletes an override made through the API by id; a
+	// swap's two sides go together (either side's id, or the swap id).
+	DeleteOverride(ctx context.Context, in *DeleteOverrideRequest, opts ...grpc.CallOption) (*DeleteOverrideResponse, error)
+	// ListRotations lists the rotations with their time zones: clients read
+	// a time written without a zone in the rotation's zone, as the
+	// organisation file does.
+	ListRotations(ctx context.Context, in *ListRotationsRequest, opts ...grpc.CallOption) (*ListRotationsResponse, error)
 }
 
 type rotationServiceClient struct {
@@ -143,6 +157,36 @@ func (c *rotationServiceClient) WorkingWindows(ctx context.Context, in *WorkingW
 	return out, nil
 }
 
+func (c *rotationServiceClient) ListOverrides(ctx context.Context, in *ListOverridesRequest, opts ...grpc.CallOption) (*ListOverridesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOverridesResponse)
+	err := c.cc.Invoke(ctx, RotationService_ListOverrides_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rotationServiceClient) DeleteOverride(ctx context.Context, in *DeleteOverrideRequest, opts ...grpc.CallOption) (*DeleteOverrideResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteOverrideResponse)
+	err := c.cc.Invoke(ctx, RotationService_DeleteOverride_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rotationServiceClient) ListRotations(ctx context.Context, in *ListRotationsRequest, opts ...grpc.CallOption) (*ListRotationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRotationsResponse)
+	err := c.cc.Invoke(ctx, RotationService_ListRotations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RotationServiceServer is the server API for RotationService service.
 // All implementations must embed UnimplementedRotationServiceServer
 // for forward compatibility.
@@ -167,6 +211,17 @@ type RotationServiceServer interface {
 	// on the support roster is within working hours (time off and public
 	// holidays left out); triage counts deadlines only inside them.
 	WorkingWindows(context.Context, *WorkingWindowsRequest) (*WorkingWindowsResponse, error)
+	// ListOverrides lists the overrides of a rotation (or every rotation)
+	// overlapping a time range: those of the organisation file and those
+	// made through the API.
+	ListOverrides(context.Context, *ListOverridesRequest) (*ListOverridesResponse, error)
+	// DeleteOverride deletes an override made through the API by id; a
+	// swap's two sides go together (either side's id, or the swap id).
+	DeleteOverride(context.Context, *DeleteOverrideRequest) (*DeleteOverrideResponse, error)
+	// ListRotations lists the rotations with their time zones: clients read
+	// a time written without a zone in the rotation's zone, as the
+	// organisation file does.
+	ListRotations(context.Context, *ListRotationsRequest) (*ListRotationsResponse, error)
 	mustEmbedUnimplementedRotationServiceServer()
 }
 
@@ -200,6 +255,15 @@ func (UnimplementedRotationServiceServer) ApplyConfig(context.Context, *ApplyCon
 }
 func (UnimplementedRotationServiceServer) WorkingWindows(context.Context, *WorkingWindowsRequest) (*WorkingWindowsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method WorkingWindows not implemented")
+}
+func (UnimplementedRotationServiceServer) ListOverrides(context.Context, *ListOverridesRequest) (*ListOverridesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOverrides not implemented")
+}
+func (UnimplementedRotationServiceServer) DeleteOverride(context.Context, *DeleteOverrideRequest) (*DeleteOverrideResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteOverride not implemented")
+}
+func (UnimplementedRotationServiceServer) ListRotations(context.Context, *ListRotationsRequest) (*ListRotationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRotations not implemented")
 }
 func (UnimplementedRotationServiceServer) mustEmbedUnimplementedRotationServiceServer() {}
 func (UnimplementedRotationServiceServer) testEmbeddedByValue()                         {}
@@ -366,6 +430,60 @@ func _RotationService_WorkingWindows_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RotationService_ListOverrides_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOverridesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RotationServiceServer).ListOverrides(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RotationService_ListOverrides_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RotationServiceServer).ListOverrides(ctx, req.(*ListOverridesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RotationService_DeleteOverride_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteOverrideRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RotationServiceServer).DeleteOverride(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RotationService_DeleteOverride_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RotationServiceServer).DeleteOverride(ctx, req.(*DeleteOverrideRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RotationService_ListRotations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRotationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RotationServiceServer).ListRotations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RotationService_ListRotations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RotationServiceServer).ListRotations(ctx, req.(*ListRotationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RotationService_ServiceDesc is the grpc.ServiceDesc for RotationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -404,6 +522,18 @@ var RotationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "WorkingWindows",
 			Handler:    _RotationService_WorkingWindows_Handler,
+		},
+		{
+			MethodName: "ListOverrides",
+			Handler:    _RotationService_ListOverrides_Handler,
+		},
+		{
+			MethodName: "DeleteOverride",
+			Handler:    _RotationService_DeleteOverride_Handler,
+		},
+		{
+			MethodName: "ListRotations",
+			Handler:    _RotationService_ListRotations_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

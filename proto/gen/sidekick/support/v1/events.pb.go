@@ -85,6 +85,9 @@ const (
 	RotationEventType_ROTATION_EVENT_TYPE_SHIFT_ENDED      RotationEventType = 2
 	RotationEventType_ROTATION_EVENT_TYPE_OVERRIDE_CREATED RotationEventType = 3
 	RotationEventType_ROTATION_EVENT_TYPE_GAP_AHEAD        RotationEventType = 4
+	// An override made through the API was deleted (a swap's two sides go
+	// together, one event each).
+	RotationEventType_ROTATION_EVENT_TYPE_OVERRIDE_DELETED RotationEventType = 5
 )
 
 // Enum value maps for RotationEventType.
@@ -95,6 +98,7 @@ var (
 		2: "ROTATION_EVENT_TYPE_SHIFT_ENDED",
 		3: "ROTATION_EVENT_TYPE_OVERRIDE_CREATED",
 		4: "ROTATION_EVENT_TYPE_GAP_AHEAD",
+		5: "ROTATION_EVENT_TYPE_OVERRIDE_DELETED",
 	}
 	RotationEventType_value = map[string]int32{
 		"ROTATION_EVENT_TYPE_UNSPECIFIED":      0,
@@ -102,6 +106,7 @@ var (
 		"ROTATION_EVENT_TYPE_SHIFT_ENDED":      2,
 		"ROTATION_EVENT_TYPE_OVERRIDE_CREATED": 3,
 		"ROTATION_EVENT_TYPE_GAP_AHEAD":        4,
+		"ROTATION_EVENT_TYPE_OVERRIDE_DELETED": 5,
 	}
 )
 
@@ -601,13 +606,14 @@ const file_sidekick_support_v1_events_proto_rawDesc = "" +
 	"\x0fACTION_TYPE_ACK\x10\x01\x12\x18\n" +
 	"\x14ACTION_TYPE_ESCALATE\x10\x02\x12\x15\n" +
 	"\x11ACTION_TYPE_CLOSE\x10\x03\x12\x16\n" +
-	"\x12ACTION_TYPE_ASSIGN\x10\x04*\xd1\x01\n" +
+	"\x12ACTION_TYPE_ASSIGN\x10\x04*\xfb\x01\n" +
 	"\x11RotationEventType\x12#\n" +
 	"\x1fROTATION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!ROTATION_EVENT_TYPE_SHIFT_STARTED\x10\x01\x12#\n" +
 	"\x1fROTATION_EVENT_TYPE_SHIFT_ENDED\x10\x02\x12(\n" +
 	"$ROTATION_EVENT_TYPE_OVERRIDE_CREATED\x10\x03\x12!\n" +
-	"\x1dROTATION_EVENT_TYPE_GAP_AHEAD\x10\x04*\xc3\x01\n" +
+	"\x1dROTATION_EVENT_TYPE_GAP_AHEAD\x10\x04\x12(\n" +
+	"$ROTATION_EVENT_TYPE_OVERRIDE_DELETED\x10\x05*\xc3\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1d\n" +
