@@ -147,6 +147,21 @@ func TestScheduleEvents(t *testing.T) {
 	}
 }
 
+// eventStack skips under -short, else returns a migrated database and
+// JetStream for eventReplica.
+func eventStack(t *testing.T) (string, jetstream.JetStream) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Postgres and NATS")
+	}
+	url := pgtest.NewDatabase(t)
+	_, js := bustest.StartJetStream(t)
+	if err := pg.Migrate(context.Background(), url, Schema, Migrations(), logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	return url, js
+}
+
 // eventReplica is one replica of rotation on the migrated database url,
 // publishing its events to js, with the given gap look-ahead.
 func eventReplica(t *testing.T, url string, js jetstream.JetStream, clk clock.Clock, lookahead time.Duration) *Service {
@@ -211,15 +226,8 @@ func TestFromKit(t *testing.T) {
 // the transaction that writes an override_deleted event for each, and
 // another replica's schedule loses them at its next reload.
 func TestSwapOnceAndDeleteBothSides(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Postgres and NATS")
-	}
-	url := pgtest.NewDatabase(t)
-	_, js := bustest.StartJetStream(t)
+	url, js := eventStack(t)
 	ctx := context.Background()
-	if err := pg.Migrate(ctx, url, Schema, Migrations(), logging.Discard()); err != nil {
-		t.Fatal(err)
-	}
 	clk := clock.NewFake(time.Date(2026, 2, 2, 12, 0, 0, 0, time.UTC))
 	a, b := eventReplica(t, url, js, clk, 0), eventReplica(t, url, js, clk, 0)
 	if _, err := a.Apply(ctx, []byte(org), false, "test"); err != nil {

@@ -89,9 +89,16 @@ func (e *Emitter) Tick(ctx context.Context, sched *schedule.Schedule, now time.T
 	if err != nil {
 		return 0, err
 	}
-	evs, err := Compute(sched, created, from, now, e.GapLookahead)
+	evs, err := Compute(sched, created, from, now)
 	if err != nil {
 		return 0, err
+	}
+	if e.GapLookahead > 0 {
+		gaps, err := reconcileGaps(ctx, tx, sched, now, e.GapLookahead)
+		if err != nil {
+			return 0, err
+		}
+		evs = append(evs, gaps...)
 	}
 	rows := make([]outbox.Event, len(evs))
 	for i, ev := range evs {
@@ -132,6 +139,8 @@ func subjectOf(t supportv1.RotationEventType) string {
 		return "gap_ahead"
 	case supportv1.RotationEventType_ROTATION_EVENT_TYPE_OVERRIDE_DELETED:
 		return "override_deleted"
+	case supportv1.RotationEventType_ROTATION_EVENT_TYPE_GAP_COVERED:
+		return "gap_covered"
 	}
 	return "unknown"
 }
@@ -165,10 +174,10 @@ func OverrideDeleted(sched *schedule.Schedule, o schedule.Override, at time.Time
 }
 
 // Compute lists the events of the half-open window (from, to]: handoffs
-// whose start falls in it, the announcements of the given overrides, and
-// coverage gaps whose start enters the look-ahead horizon in it. Ids are stable, so computing
-// the same window twice yields the same events.
-func Compute(sched *schedule.Schedule, overrides []schedule.Override, from, to time.Time, lookahead time.Duration) ([]*supportv1.RotationEvent, error) {
+// whose start falls in it and the announcements of the given overrides.
+// Ids are stable, so computing the same window twice yields the same
+// events. Coverage gaps are not a window's: see reconcileGaps.
+func Compute(sched *schedule.Schedule, overrides []schedule.Override, from, to time.Time) ([]*supportv1.RotationEvent, error) {
 	var out []*supportv1.RotationEvent
 	hero := sched.Config().Support.Hero
 	teamOf := map[string]string{}
@@ -197,19 +206,6 @@ func Compute(sched *schedule.Schedule, overrides []schedule.Override, from, to t
 	}
 	for _, o := range overrides {
 		out = append(out, OverrideCreated(sched, o, to))
-	}
-	if lookahead > 0 {
-		for _, g := range sched.Gaps(from.Add(lookahead), to.Add(lookahead)) {
-			if !g.Start.After(from.Add(lookahead)) {
-				continue // announced by an earlier window
-			}
-			out = append(out, &supportv1.RotationEvent{
-				Id:         "rotation:gap_ahead:" + g.Rotation + ":" + g.Team + ":" + strconv.FormatInt(g.Start.Unix(), 10),
-				Type:       supportv1.RotationEventType_ROTATION_EVENT_TYPE_GAP_AHEAD,
-				RotationId: g.Rotation, TeamId: g.Team, Hero: g.Role == schedule.RoleHero,
-				Start: timestamppb.New(g.Start), End: timestamppb.New(g.End), OccurredAt: timestamppb.New(to), Detail: g.Reason,
-			})
-		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].GetOccurredAt().AsTime().Before(out[j].GetOccurredAt().AsTime()) })
 	return out, nil

@@ -100,6 +100,25 @@ type Gap struct {
 	Start    time.Time
 	End      time.Time
 	Reason   string
+	// OpenStart and OpenEnd (GapsAround only): the gap starts before, or
+	// runs past, what was looked at; Start or End is that limit.
+	OpenStart, OpenEnd bool
+}
+
+// GapsAround lists the coverage gaps overlapping [from, to) with their true
+// bounds, looking up to reach before from and after to: a gap found to go
+// on further is cut there and marked OpenStart or OpenEnd.
+func (s *Schedule) GapsAround(from, to time.Time, reach time.Duration) []Gap {
+	lo, hi := from.Add(-reach), to.Add(reach)
+	var out []Gap
+	for _, g := range s.Gaps(lo, hi) {
+		if !g.End.After(from) || !g.Start.Before(to) {
+			continue
+		}
+		g.OpenStart, g.OpenEnd = !g.Start.After(lo), !g.End.Before(hi)
+		out = append(out, g)
+	}
+	return out
 }
 
 // Gaps lists the coverage gaps in [from, to), clipped to it: for the hero

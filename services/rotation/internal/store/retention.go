@@ -12,10 +12,14 @@ import (
 // ago and were announced (an unannounced one waits for its
 // override_created event whatever its age), configuration versions
 // applied more than keepConfigs ago, never the one in force, and outbox
-// events published more than keepOutbox ago.
+// events published more than keepOutbox ago, with the gap announcements
+// of gaps that ended as long ago (a past gap is never looked at again).
 func RetentionRules(keepOverrides, keepConfigs, keepOutbox time.Duration) []prune.Rule {
 	return []prune.Rule{
 		outbox.PruneRule(keepOutbox),
+		{Table: "gap_announcements", Keep: keepOutbox, SQL: `DELETE FROM gap_announcements WHERE gap_id = ANY (ARRAY(
+			SELECT gap_id FROM gap_announcements WHERE ends_at < $1 AND NOT open_end
+			ORDER BY ends_at LIMIT $2 FOR UPDATE SKIP LOCKED))`},
 		{Table: "overrides", Keep: keepOverrides, SQL: `DELETE FROM overrides WHERE id = ANY (ARRAY(
 			SELECT id FROM overrides WHERE announced AND ends_at < $1
 			ORDER BY ends_at LIMIT $2 FOR UPDATE SKIP LOCKED))`},

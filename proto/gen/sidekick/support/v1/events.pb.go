@@ -88,6 +88,11 @@ const (
 	// An override made through the API was deleted (a swap's two sides go
 	// together, one event each).
 	RotationEventType_ROTATION_EVENT_TYPE_OVERRIDE_DELETED RotationEventType = 5
+	// A gap announced by GAP_AHEAD is no longer ahead as announced: covered
+	// (an override, a swap, time off taken back, a configuration change) or
+	// changed (its start or end moved; the new one is announced with
+	// GAP_AHEAD). start and end are the announced gap's.
+	RotationEventType_ROTATION_EVENT_TYPE_GAP_COVERED RotationEventType = 6
 )
 
 // Enum value maps for RotationEventType.
@@ -99,6 +104,7 @@ var (
 		3: "ROTATION_EVENT_TYPE_OVERRIDE_CREATED",
 		4: "ROTATION_EVENT_TYPE_GAP_AHEAD",
 		5: "ROTATION_EVENT_TYPE_OVERRIDE_DELETED",
+		6: "ROTATION_EVENT_TYPE_GAP_COVERED",
 	}
 	RotationEventType_value = map[string]int32{
 		"ROTATION_EVENT_TYPE_UNSPECIFIED":      0,
@@ -107,6 +113,7 @@ var (
 		"ROTATION_EVENT_TYPE_OVERRIDE_CREATED": 3,
 		"ROTATION_EVENT_TYPE_GAP_AHEAD":        4,
 		"ROTATION_EVENT_TYPE_OVERRIDE_DELETED": 5,
+		"ROTATION_EVENT_TYPE_GAP_COVERED":      6,
 	}
 )
 
@@ -327,8 +334,13 @@ type RotationEvent struct {
 	Detail     string                 `protobuf:"bytes,10,opt,name=detail,proto3" json:"detail,omitempty"`
 	// For SHIFT_STARTED of the hero rotation: who handed over.
 	PreviousPersonId string `protobuf:"bytes,11,opt,name=previous_person_id,json=previousPersonId,proto3" json:"previous_person_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// For GAP_AHEAD and GAP_COVERED: the gap's stable id, the same in the
+	// announcement and its cancellation. start and end are the gap's true
+	// bounds, never clipped to the look-ahead window (a gap running on for
+	// more than 30 days past it is cut there and says so in detail).
+	GapId         string `protobuf:"bytes,12,opt,name=gap_id,json=gapId,proto3" json:"gap_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RotationEvent) Reset() {
@@ -434,6 +446,13 @@ func (x *RotationEvent) GetDetail() string {
 func (x *RotationEvent) GetPreviousPersonId() string {
 	if x != nil {
 		return x.PreviousPersonId
+	}
+	return ""
+}
+
+func (x *RotationEvent) GetGapId() string {
+	if x != nil {
+		return x.GapId
 	}
 	return ""
 }
@@ -571,7 +590,7 @@ const file_sidekick_support_v1_events_proto_rawDesc = "" +
 	"\bassignee\x18\a \x01(\tR\bassignee\x12\x16\n" +
 	"\x06source\x18\b \x01(\tR\x06source\x12;\n" +
 	"\voccurred_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAt\"\xa9\x03\n" +
+	"occurredAt\"\xc0\x03\n" +
 	"\rRotationEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12:\n" +
 	"\x04type\x18\x02 \x01(\x0e2&.sidekick.support.v1.RotationEventTypeR\x04type\x12\x1f\n" +
@@ -586,7 +605,8 @@ const file_sidekick_support_v1_events_proto_rawDesc = "" +
 	"occurredAt\x12\x16\n" +
 	"\x06detail\x18\n" +
 	" \x01(\tR\x06detail\x12,\n" +
-	"\x12previous_person_id\x18\v \x01(\tR\x10previousPersonId\"\xfc\x02\n" +
+	"\x12previous_person_id\x18\v \x01(\tR\x10previousPersonId\x12\x15\n" +
+	"\x06gap_id\x18\f \x01(\tR\x05gapId\"\xfc\x02\n" +
 	"\rDeliveryEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fnotification_id\x18\x02 \x01(\tR\x0enotificationId\x12'\n" +
@@ -606,14 +626,15 @@ const file_sidekick_support_v1_events_proto_rawDesc = "" +
 	"\x0fACTION_TYPE_ACK\x10\x01\x12\x18\n" +
 	"\x14ACTION_TYPE_ESCALATE\x10\x02\x12\x15\n" +
 	"\x11ACTION_TYPE_CLOSE\x10\x03\x12\x16\n" +
-	"\x12ACTION_TYPE_ASSIGN\x10\x04*\xfb\x01\n" +
+	"\x12ACTION_TYPE_ASSIGN\x10\x04*\xa0\x02\n" +
 	"\x11RotationEventType\x12#\n" +
 	"\x1fROTATION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!ROTATION_EVENT_TYPE_SHIFT_STARTED\x10\x01\x12#\n" +
 	"\x1fROTATION_EVENT_TYPE_SHIFT_ENDED\x10\x02\x12(\n" +
 	"$ROTATION_EVENT_TYPE_OVERRIDE_CREATED\x10\x03\x12!\n" +
 	"\x1dROTATION_EVENT_TYPE_GAP_AHEAD\x10\x04\x12(\n" +
-	"$ROTATION_EVENT_TYPE_OVERRIDE_DELETED\x10\x05*\xc3\x01\n" +
+	"$ROTATION_EVENT_TYPE_OVERRIDE_DELETED\x10\x05\x12#\n" +
+	"\x1fROTATION_EVENT_TYPE_GAP_COVERED\x10\x06*\xc3\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1d\n" +

@@ -144,6 +144,13 @@ func (m *RotationEvent) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if len(m.GapId) > 0 {
+		i -= len(m.GapId)
+		copy(dAtA[i:], m.GapId)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.GapId)))
+		i--
+		dAtA[i] = 0x62
+	}
 	if len(m.PreviousPersonId) > 0 {
 		i -= len(m.PreviousPersonId)
 		copy(dAtA[i:], m.PreviousPersonId)
@@ -426,6 +433,10 @@ func (m *RotationEvent) SizeVT() (n int) {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
 	l = len(m.PreviousPersonId)
+	if l > 0 {
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	l = len(m.GapId)
 	if l > 0 {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
