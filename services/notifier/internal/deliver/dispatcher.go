@@ -292,7 +292,7 @@ func (d *Dispatcher) Notify(ctx context.Context, req Request) (store.Notificatio
 // without recording anything: the caller records them (with an escalation
 // step, say) before anything is sent.
 func (d *Dispatcher) Prepare(ctx context.Context, req Request) (store.NewNotification, []store.NewDelivery, error) {
-	recipients, failed, err := d.resolve(ctx, req.Targets, req.Lenient)
+	recipients, failed, err := d.resolve(ctx, req.Targets, req.Lenient, req.Urgency)
 	if err != nil {
 		return store.NewNotification{}, nil, err
 	}
@@ -384,9 +384,10 @@ func (d *Dispatcher) IsMirror(channel string) bool {
 	return d.extra[channel] && (d.pager == nil || channel != d.pager.Name())
 }
 
-// resolve turns targets into recipients as of now. Leniently, people
+// resolve turns targets into recipients as of now, a role's by urgency
+// (see onCallRecipients). Leniently, people
 // rotation does not know are returned in unknown instead of failing.
-func (d *Dispatcher) resolve(ctx context.Context, targets []Target, lenient bool) (out []notify.Recipient, unknown []string, err error) {
+func (d *Dispatcher) resolve(ctx context.Context, targets []Target, lenient bool, urgency notify.Urgency) (out []notify.Recipient, unknown []string, err error) {
 	var people map[string]*rotationv1.Person
 	for _, t := range targets {
 		switch {
@@ -423,19 +424,15 @@ func (d *Dispatcher) resolve(ctx context.Context, targets []Target, lenient bool
 				return nil, nil, fmt.Errorf("resolve %s: who is on call: %w", roleLabel(t.Role, t.Team), err)
 			}
 			label := roleLabel(t.Role, t.Team)
-			if p := resp.GetOnCall().GetPerson(); p.GetId() != "" {
-				out = append(out, recipient(p, label))
-				continue
+			// Whoever rotation says receives at this urgency: never the
+			// person on time off, a catcher at night for a ping.
+			rs, why := onCallRecipients(resp, label, urgency)
+			if len(rs) == 0 {
+				d.logger.Warn("nobody on call", "role", label, "reason", why)
+			} else if why != "" {
+				d.logger.Info("on call", "role", label, "urgency", urgency.String(), "why", why)
 			}
-			// A gap: tell whoever catches (follow-the-sun) instead.
-			for _, also := range resp.GetAlso() {
-				if p := also.GetPerson(); p.GetId() != "" {
-					out = append(out, recipient(p, label+" (covering)"))
-				}
-			}
-			if len(resp.GetAlso()) == 0 {
-				d.logger.Warn("nobody on call", "role", label, "reason", resp.GetGapReason())
-			}
+			out = append(out, rs...)
 		default:
 			return nil, nil, errors.New("resolve: empty recipient")
 		}

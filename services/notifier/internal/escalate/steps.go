@@ -170,6 +170,11 @@ func (r *Runner) request(esc store.Escalation, step policy.Step) deliver.Request
 func (r *Runner) targets(esc store.Escalation, t policy.Target) []deliver.Target {
 	switch t.Kind {
 	case policy.Hero:
+		if esc.PersonID != "" {
+			// A handoff summary is the incoming hero's own, whoever
+			// rotation would route a ping to while they are off hours.
+			return []deliver.Target{{PersonID: esc.PersonID}}
+		}
 		return []deliver.Target{{Role: rotationv1.Role_ROLE_HERO}}
 	case policy.TeamSecondary:
 		if esc.Team == "" {

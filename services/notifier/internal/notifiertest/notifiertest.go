@@ -55,6 +55,16 @@ type Rotation struct {
 	People    []*rotationv1.Person
 	calls     int
 	failNext  int
+	// heroAnswer, when set, is the whole answer for ROLE_HERO (routes,
+	// availability), instead of one built from Hero.
+	heroAnswer *rotationv1.WhoIsOnCallResponse
+}
+
+// SetHeroAnswer makes ROLE_HERO answer resp as it is (nil: back to Hero).
+func (r *Rotation) SetHeroAnswer(resp *rotationv1.WhoIsOnCallResponse) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.heroAnswer = resp
 }
 
 // FailNext makes the next n WhoIsOnCall calls answer Unavailable.
@@ -113,6 +123,9 @@ func (r *Rotation) WhoIsOnCall(_ context.Context, req *rotationv1.WhoIsOnCallReq
 	var p *rotationv1.Person
 	switch req.GetRole() {
 	case rotationv1.Role_ROLE_HERO:
+		if r.heroAnswer != nil {
+			return r.heroAnswer, nil
+		}
 		p = r.Hero
 	case rotationv1.Role_ROLE_SECONDARY:
 		p = r.Secondary[req.GetTeam()]

@@ -1,0 +1,74 @@
+package deliver_test
+
+import (
+	"context"
+	"testing"
+
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/deliver"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
+)
+
+// The person shown as on call is the person who gets paged: with the hero
+// on time off the page and the ping reach who rotation says receives
+// (never the hero), and at night a page wakes the hero while a ping goes
+// to the catcher at work.
+func TestRoleRecipientsFollowAvailability(t *testing.T) {
+	carol := &rotationv1.Person{Id: "carol", Name: "Carol", SlackId: "U0CAROL"}
+	onCall := func(p *rotationv1.Person, r rotationv1.Reason, a rotationv1.Availability) *rotationv1.OnCall {
+		return &rotationv1.OnCall{Person: p, Reason: r, Availability: a}
+	}
+	aliceAway := onCall(notifiertest.Alice, rotationv1.Reason_REASON_ROTATION, rotationv1.Availability_AVAILABILITY_TIME_OFF)
+	aliceAsleep := onCall(notifiertest.Alice, rotationv1.Reason_REASON_ROTATION, rotationv1.Availability_AVAILABILITY_OUTSIDE_HOURS)
+	bobBackup := onCall(notifiertest.Bob, rotationv1.Reason_REASON_BACKUP, rotationv1.Availability_AVAILABILITY_AVAILABLE)
+	carolCatches := onCall(carol, rotationv1.Reason_REASON_CATCHER, rotationv1.Availability_AVAILABILITY_AVAILABLE)
+	tests := []struct {
+		name       string
+		answer     *rotationv1.WhoIsOnCallResponse
+		page, ping string
+	}{
+		{"the hero on time off", &rotationv1.WhoIsOnCallResponse{OnCall: aliceAway, Gap: true, Chain: []*rotationv1.OnCall{aliceAway, bobBackup},
+			High: &rotationv1.Route{Receiver: bobBackup, ReceiverIndex: 1}, Low: &rotationv1.Route{Receiver: bobBackup, ReceiverIndex: 1}}, "bob", "bob"},
+		{"03:00 for the hero, a catcher at work", &rotationv1.WhoIsOnCallResponse{OnCall: aliceAsleep, Chain: []*rotationv1.OnCall{aliceAsleep, carolCatches},
+			High: &rotationv1.Route{Receiver: aliceAsleep}, Low: &rotationv1.Route{Receiver: carolCatches, ReceiverIndex: 1}}, "alice", "carol"},
+		{"nobody works: the ping goes to whoever a page would wake", &rotationv1.WhoIsOnCallResponse{OnCall: aliceAsleep, Chain: []*rotationv1.OnCall{aliceAsleep},
+			High: &rotationv1.Route{Receiver: aliceAsleep}, Low: &rotationv1.Route{Nobody: true}}, "alice", "alice"},
+		{"nobody at all", &rotationv1.WhoIsOnCallResponse{OnCall: aliceAway, Gap: true, Chain: []*rotationv1.OnCall{aliceAway},
+			High: &rotationv1.Route{Nobody: true}, Low: &rotationv1.Route{Nobody: true}}, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.rot.SetHeroAnswer(tc.answer)
+			rec := &notifiertest.Recorder{}
+			eng := e.engine(t, deliver.Config{}, rec)
+			for _, u := range []notify.Urgency{notify.Page, notify.Ping} {
+				req := heroRequest(tc.name + u.String())
+				req.Urgency = u
+				if _, _, err := eng.Notify(context.Background(), req); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []string
+			for _, m := range rec.Sent() {
+				got = append(got, m.Urgency.String()+":"+m.Recipient.PersonID)
+			}
+			var want []string
+			if tc.page != "" {
+				want = append(want, "page:"+tc.page)
+			}
+			if tc.ping != "" {
+				want = append(want, "ping:"+tc.ping)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("sent %v, want %v", got, want)
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Errorf("sent %v, want %v", got, want)
+				}
+			}
+		})
+	}
+}
