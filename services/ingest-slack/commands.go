@@ -8,9 +8,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/slack-go/slack"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 )
 
@@ -52,15 +55,23 @@ func (s *Service) handleCommand(ctx context.Context, cmd slack.SlashCommand) ans
 		s.metrics.events.WithLabelValues("command", "ignored_command").Inc()
 		return ephemeral(fmt.Sprintf("Sidekick does not know %s; try %s.", cmd.Command, HeroCommand))
 	}
-	if strings.TrimSpace(cmd.Text) == "help" {
+	arg := strings.Join(strings.Fields(cmd.Text), " ")
+	if arg == "help" {
 		s.metrics.events.WithLabelValues("command", "answered").Inc()
-		return ephemeral("`" + HeroCommand + "` shows who is Support Hero right now and each team's secondary on-call.")
+		return ephemeral(heroHelp)
 	}
 	if s.deps.OnCall == nil {
 		s.metrics.events.WithLabelValues("command", "error").Inc()
 		return ephemeral("The rotation service is not configured, so I cannot tell who is on call.")
 	}
-	text, err := heroReport(ctx, s.deps.OnCall)
+	now := clock.OrReal(s.deps.Clock).Now()
+	var text string
+	var err error
+	if arg == "" {
+		text, err = heroReport(ctx, s.deps.OnCall, now)
+	} else {
+		text, err = heroArgs(ctx, s.deps.OnCall, now, arg)
+	}
 	if err != nil {
 		s.metrics.events.WithLabelValues("command", "error").Inc()
 		s.deps.Logger.Warn("/hero: rotation service", "error", err)
@@ -70,9 +81,9 @@ func (s *Service) handleCommand(ctx context.Context, cmd slack.SlashCommand) ans
 	return ephemeral(text)
 }
 
-// heroReport asks who is hero now and, for every team, who is secondary,
-// all at once.
-func heroReport(ctx context.Context, oc OnCallLookup) (string, error) {
+// heroReport asks who is hero at at and, for every team, who is
+// secondary, all at once.
+func heroReport(ctx context.Context, oc OnCallLookup, at time.Time) (string, error) {
 	var (
 		wg       sync.WaitGroup
 		hero     *rotationv1.WhoIsOnCallResponse
@@ -81,7 +92,7 @@ func heroReport(ctx context.Context, oc OnCallLookup) (string, error) {
 		teamsErr error
 	)
 	wg.Go(func() {
-		hero, heroErr = oc.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO})
+		hero, heroErr = oc.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO, At: timestamppb.New(at)})
 	})
 	wg.Go(func() {
 		var resp *rotationv1.ListTeamsResponse
@@ -97,11 +108,8 @@ func heroReport(ctx context.Context, oc OnCallLookup) (string, error) {
 	wg = sync.WaitGroup{}
 	for i, t := range teams {
 		wg.Go(func() {
-			resp, err := oc.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_SECONDARY, Team: t.GetId()})
-			name := t.GetName()
-			if name == "" {
-				name = t.GetId()
-			}
+			resp, err := oc.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_SECONDARY, Team: t.GetId(), At: timestamppb.New(at)})
+			name := teamName(t)
 			if err != nil {
 				secondaries[i] = fmt.Sprintf("• %s: could not tell (%v)", name, err)
 				return
@@ -133,10 +141,15 @@ func heroReport(ctx context.Context, oc OnCallLookup) (string, error) {
 func onCallLine(r *rotationv1.WhoIsOnCallResponse) string {
 	p := r.GetOnCall().GetPerson()
 	if r.GetGap() || p.GetId() == "" {
+		line := "nobody (gap)"
 		if r.GetGapReason() != "" {
-			return "nobody (gap: " + r.GetGapReason() + ")"
+			line = "nobody (gap: " + r.GetGapReason() + ")"
 		}
-		return "nobody (gap)"
+		// Who is paged instead: the person shown is the person paged.
+		if rc := r.GetHigh().GetReceiver().GetPerson(); rc.GetId() != "" {
+			line += "; a page goes to " + person(rc)
+		}
+		return line
 	}
 	line := person(p)
 	if why := reason(r.GetOnCall()); why != "" {

@@ -12,7 +12,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 )
 
@@ -32,7 +34,7 @@ func (r *rotation) WhoIsOnCall(ctx context.Context, req *rotationv1.WhoIsOnCallR
 	}
 	switch {
 	case req.GetRole() == rotationv1.Role_ROLE_HERO:
-		return &rotationv1.WhoIsOnCallResponse{OnCall: &rotationv1.OnCall{Person: alice, Reason: rotationv1.Reason_REASON_ROTATION}}, nil
+		return &rotationv1.WhoIsOnCallResponse{OnCall: &rotationv1.OnCall{Person: alice, Reason: rotationv1.Reason_REASON_ROTATION, Shift: &rotationv1.Shift{RotationId: "hero"}}}, nil
 	case req.GetTeam() == "core-experience":
 		return &rotationv1.WhoIsOnCallResponse{OnCall: &rotationv1.OnCall{Person: alice, Reason: rotationv1.Reason_REASON_DERIVED}}, nil
 	case req.GetTeam() == "core-analytics":
@@ -139,5 +141,56 @@ func TestOtherCommands(t *testing.T) {
 	rec := f.post(t, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("/hero", "help"), signed)
 	if !strings.Contains(ephemeralText(t, rec.Body.Bytes()), "shows who is Support Hero") {
 		t.Fatalf("help: %s", rec.Body)
+	}
+}
+
+func (r *rotation) ListPeople(context.Context, *rotationv1.ListPeopleRequest) (*rotationv1.ListPeopleResponse, error) {
+	return &rotationv1.ListPeopleResponse{People: []*rotationv1.Person{alice, {Id: "bob", Name: "Bob Builder", SlackId: "U0BOB"}}}, nil
+}
+
+// ListShifts: alice is the hero from 2 March; bob is the hero from 9
+// March and Core Analytics' secondary from 16 March.
+func (r *rotation) ListShifts(_ context.Context, req *rotationv1.ListShiftsRequest) (*rotationv1.ListShiftsResponse, error) {
+	at := func(d int) *timestamppb.Timestamp {
+		return timestamppb.New(time.Date(2026, 3, d, 9, 0, 0, 0, time.UTC))
+	}
+	switch {
+	case req.GetRotation() == "hero":
+		return &rotationv1.ListShiftsResponse{Shifts: []*rotationv1.Shift{
+			{RotationId: "hero", PersonId: "alice", Start: at(2), End: at(9)}, {RotationId: "hero", PersonId: "bob", Start: at(9), End: at(16)},
+		}}, nil
+	case req.GetTeam() == "core-analytics":
+		return &rotationv1.ListShiftsResponse{Shifts: []*rotationv1.Shift{{RotationId: "ca", PersonId: "bob", Start: at(16), End: at(23)}}}, nil
+	}
+	return &rotationv1.ListShiftsResponse{}, nil
+}
+
+func TestHeroCommandArguments(t *testing.T) {
+	// Wednesday 4 March 2026: alice's week as hero.
+	clk := clock.NewFake(time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC))
+	f := newFixture(t, Config{}, Deps{OnCall: serveRotation(t, &rotation{}), Clock: clk})
+	ask := func(text string) string {
+		t.Helper()
+		rec := f.post(t, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("/hero", text), signed)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%q: %d %s", text, rec.Code, rec.Body)
+		}
+		return ephemeralText(t, rec.Body.Bytes())
+	}
+	for text, want := range map[string]string{
+		"core-analytics": "*Core Analytics secondary on-call now:* Bob Builder — swapped with Carol for Monday; also Carol (<@U0CAROL>)",
+		"Platform":       "*Platform secondary on-call now:* nobody (gap: nobody in working hours until 09:00 Europe/Berlin)",
+		"<@U0BOB|bob>":   "Bob Builder (<@U0BOB>) is next on call as *Support Hero* from <!date^1773046800^{date_short_pretty} {time}|2026-03-09 09:00 UTC> to <!date^1773651600^{date_short_pretty} {time}|2026-03-16 09:00 UTC>.",
+		"nobody-here":    `I know no team or person "nobody-here". Teams: platform, core-experience, core-analytics.`,
+	} {
+		if got := ask(text); !strings.HasPrefix(got, want) {
+			t.Errorf("/hero %s:\n%s\nwant\n%s", text, got, want)
+		}
+	}
+	if got := ask("next   week"); !strings.HasPrefix(got, "*Support Hero a week from now:* Alice Example") {
+		t.Errorf("/hero next week: %s", got)
+	}
+	if got := ask("help"); !strings.Contains(got, "when they are next on call") {
+		t.Errorf("/hero help: %s", got)
 	}
 }

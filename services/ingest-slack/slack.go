@@ -130,10 +130,12 @@ type Publisher interface {
 }
 
 // OnCallLookup is the part of rotationv1.RotationServiceClient that /hero
-// needs.
+// needs (its arguments: a team, next week, a person's next shift).
 type OnCallLookup interface {
 	WhoIsOnCall(ctx context.Context, in *rotationv1.WhoIsOnCallRequest, opts ...grpc.CallOption) (*rotationv1.WhoIsOnCallResponse, error)
 	ListTeams(ctx context.Context, in *rotationv1.ListTeamsRequest, opts ...grpc.CallOption) (*rotationv1.ListTeamsResponse, error)
+	ListPeople(ctx context.Context, in *rotationv1.ListPeopleRequest, opts ...grpc.CallOption) (*rotationv1.ListPeopleResponse, error)
+	ListShifts(ctx context.Context, in *rotationv1.ListShiftsRequest, opts ...grpc.CallOption) (*rotationv1.ListShiftsResponse, error)
 }
 
 var _ OnCallLookup = rotationv1.RotationServiceClient(nil)
