@@ -11,9 +11,10 @@
 //	}
 //
 // Main starts a cluster from the local server binaries with fsync off (see
-// pgcluster), or, when SIDEKICK_TEST_DATABASE_URL is set, uses that server
-// (a superuser URL; databases are created in it and dropped after each
-// test).
+// pgcluster), or with fsync on when SIDEKICK_TEST_FSYNC=on (benchmarks
+// whose figures must count durable commits, as deployed), or, when
+// SIDEKICK_TEST_DATABASE_URL is set, uses that server (a superuser URL;
+// databases are created in it and dropped after each test).
 package pgtest
 
 import (
@@ -38,6 +39,11 @@ import (
 // EnvURL names the environment variable that points tests at an existing
 // server instead of a throwaway cluster.
 const EnvURL = "SIDEKICK_TEST_DATABASE_URL"
+
+// EnvFsync set to "on" starts the throwaway cluster with fsync,
+// synchronous_commit and full_page_writes on (PostgreSQL's defaults),
+// for benchmarks; tests keep them off for speed.
+const EnvFsync = "SIDEKICK_TEST_FSYNC"
 
 // server is the admin URL Main set up for this test binary. TestMain and
 // NewDatabase(t) have no other way to share it, so it is the package's one
@@ -71,15 +77,21 @@ func run(m *testing.M) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	began := time.Now()
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Fast: true})
+	durable := os.Getenv(EnvFsync) == "on"
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Fast: !durable})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: cannot start a throwaway PostgreSQL for these tests: %v\n"+
 			"pgtest: install the server binaries, set %s to a server to use, or run with -short to skip database tests\n", err, EnvURL)
 		return 1
 	}
-	if testing.Verbose() {
-		fmt.Fprintf(os.Stderr, "pgtest: postgres on port %d ready in %s\n", cluster.Port(), time.Since(began).Round(time.Millisecond))
+	if testing.Verbose() || durable {
+		fsync := "off"
+		if durable {
+			fsync = "on"
+		}
+		// Said on every benchmark run with fsync on, so its log says which.
+		fmt.Fprintf(os.Stderr, "pgtest: postgres on port %d (fsync %s) ready in %s\n", cluster.Port(), fsync, time.Since(began).Round(time.Millisecond))
 	}
 	setServer(cluster.URL("postgres"), "")
 
