@@ -188,6 +188,55 @@ func TestReplyStopsTheClockAndTheCustomerRestartsIt(t *testing.T) {
 	waitDeadline(t, convs, levelOkay, again.Add(50*time.Minute))
 }
 
+// A conversation closed on a customer whose message nobody answered, then
+// reopened: the customer waits again, so the clock re-arms at the
+// reopening from the time already counted (issue 17: it showed "great"
+// with no next threshold). Reopening an answered conversation arms
+// nothing: its clock starts when the customer writes.
+func TestReopenRearmsAnUnansweredConversation(t *testing.T) {
+	h := newHarness(t)
+	h.deps.Coverage = coverage.Always{}
+	s, _ := h.start(t, h.deps)
+	convs, _ := serve(t, s)
+	ctx := context.Background()
+	t0 := utc("2026-03-02 10:00")
+	triagetest.SetClock(h.clock, t0)
+	th := triagetest.Slack("reopen")
+	h.send(t, at(h.clock, th.Customer("U0CUST", "Where do I find the API key?")))
+	c := waitDeadline(t, convs, levelGreat, t0.Add(15*time.Minute))
+
+	h.clock.Advance(5 * time.Minute)
+	if _, err := convs.Close(ctx, &triagev1.CloseRequest{Id: c.GetId(), Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := triagetest.Count(t, h.pool, `SELECT count(*) FROM timers WHERE status = 1`); n != 0 {
+		t.Fatalf("%d timers armed after the close", n)
+	}
+	h.clock.Advance(time.Hour)
+	reopened := h.clock.Now()
+	re, err := convs.Reopen(ctx, &triagev1.ReopenRequest{Id: c.GetId(), Actor: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five minutes were counted before the close: great passes ten
+	// minutes after the reopening.
+	if next := re.GetConversation().GetNextDeadlineAt(); next == nil || !next.AsTime().Equal(reopened.Add(10*time.Minute)) {
+		t.Fatalf("reopened conversation's next deadline %v, want %s", next, reopened.Add(10*time.Minute))
+	}
+	h.clock.Advance(10 * time.Minute)
+	waitDeadline(t, convs, levelOkay, reopened.Add(55*time.Minute))
+
+	// Answered, closed, reopened: nobody is waiting.
+	h.send(t, at(h.clock, th.Staff("U0HERO", "Project settings")))
+	if _, err := convs.Close(ctx, &triagev1.CloseRequest{Id: c.GetId(), Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	re, err = convs.Reopen(ctx, &triagev1.ReopenRequest{Id: c.GetId(), Actor: "bob"})
+	if err != nil || re.GetConversation().GetNextDeadlineAt() != nil {
+		t.Fatalf("reopened answered conversation %v %v, want no deadline", re, err)
+	}
+}
+
 // TestTwoInstancesFireEachDeadlineOnce runs two triage services on one
 // database and one NATS server: every conversation's threshold fires
 // exactly once.

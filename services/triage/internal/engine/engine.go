@@ -628,11 +628,25 @@ func (e *Engine) Close(ctx context.Context, id string, reason supportv1.CloseRea
 	return c, err
 }
 
-// Reopen opens a closed or awaiting conversation again. The response clock
-// starts again when the customer writes.
+// Reopen opens a closed or awaiting conversation again. When the customer's
+// last message was never answered (the conversation was closed on them),
+// they are waiting again: the response clock restarts at the reopening and
+// the deadline is re-armed. Otherwise the clock starts when the customer
+// writes.
 func (e *Engine) Reopen(ctx context.Context, id, who string) (*supportv1.Conversation, error) {
-	return e.change(ctx, id, func(_ *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
-		return conv.Reopen(c, actor(who), now), nil
+	return e.change(ctx, id, func(p *pipe, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error) {
+		out := conv.Reopen(c, actor(who), now)
+		if !out.Changed || e.noClock(c) {
+			return out, nil
+		}
+		waiting, err := store.CustomerWaiting(ctx, p, c.GetId())
+		if err != nil {
+			return out, err
+		}
+		if waiting && st.Clock.CustomerWrote(now) {
+			e.schedule(ctx, p, c, st, now, &out)
+		}
+		return out, nil
 	})
 }
 

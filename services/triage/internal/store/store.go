@@ -245,6 +245,24 @@ func DeleteMessage(ctx context.Context, q Querier, m *supportv1.InboundMessage, 
 	return len(found) > 0, nil
 }
 
+// CustomerWaiting reports whether the last message posted in the
+// conversation by a customer or staff (bots and automated messages aside)
+// is the customer's: nobody answered it.
+func CustomerWaiting(ctx context.Context, q Querier, conversationID string) (bool, error) {
+	var role int16
+	err := q.QueryRow(ctx, `SELECT author_role FROM messages
+		WHERE conversation_id = $1 AND kind = $2 AND author_role IN ($3, $4) AND deleted_at IS NULL
+		ORDER BY seq DESC LIMIT 1`, conversationID, int16(supportv1.MessageKind_MESSAGE_KIND_POSTED),
+		int16(supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER), int16(supportv1.AuthorRole_AUTHOR_ROLE_STAFF)).Scan(&role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("last message of %s: %w", conversationID, err)
+	}
+	return role == int16(supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER), nil
+}
+
 // Messages lists a conversation's messages in arrival order. Deleted
 // messages keep their place with an empty text and the attribute
 // "deleted" = "true"; edited ones carry "edited" = "true".
