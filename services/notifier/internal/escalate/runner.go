@@ -203,6 +203,13 @@ func (r *Runner) Trigger(ctx context.Context, t Trigger) (Outcome, error) {
 		r.metrics.started.WithLabelValues(string(t.Event.Kind), p.ID).Inc()
 	}
 	r.send(ctx, ids)
+	if created && t.Group != "" {
+		// An update of the group that came before the escalation is due
+		// now that its messages are out.
+		if _, err := r.fireRefresh(ctx, esc.ID); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -279,7 +286,7 @@ func (r *Runner) Tick(ctx context.Context) (int, error) {
 		}
 	}
 	for range r.cfg.Batch {
-		found, err := r.store.FireRefresh(ctx, "", r.clock.Now(), r.refresh)
+		found, err := r.fireRefresh(ctx, "")
 		if err != nil {
 			errs = append(errs, err)
 			break

@@ -20,11 +20,19 @@ func (r *Runner) Update(ctx context.Context, group, text string, at time.Time) (
 		return false, err
 	}
 	if !due.After(now) {
-		if _, err := r.store.FireRefresh(ctx, id, now, r.refresh); err != nil {
+		if _, err := r.fireRefresh(ctx, id); err != nil {
 			return true, err
 		}
 	}
 	return true, nil
+}
+
+// fireRefresh rewrites the sent messages of one escalation whose refresh
+// is due (id; any when empty). One that has no message delivered yet but
+// some on their way tries again RefreshInterval later.
+func (r *Runner) fireRefresh(ctx context.Context, id string) (bool, error) {
+	now := r.clock.Now()
+	return r.store.FireRefresh(ctx, id, now, now.Add(r.cfg.RefreshInterval), r.refresh)
 }
 
 // refreshDue is when a group's latest update rewrites the messages already

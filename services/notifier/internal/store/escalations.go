@@ -182,6 +182,9 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 		return Escalation{}, false, nil, fmt.Errorf("encode links: %w", err)
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockGroup(ctx, tx, ne.GroupKey); err != nil {
+			return err
+		}
 		var id string
 		err := tx.QueryRow(ctx, `
 			INSERT INTO escalations (key, group_key, kind, policy_id, policy, conversation_id, team, tier, category,
@@ -206,7 +209,18 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 			return err
 		}
 		esc, notificationIDs, err = fireLocked(ctx, tx, esc, now, fire)
-		return err
+		if err != nil || ne.GroupKey == "" {
+			return err
+		}
+		// An update of the group handled before this escalation existed is
+		// its first refresh, due now.
+		if _, err := tx.Exec(ctx, `
+			WITH u AS (DELETE FROM group_updates WHERE group_key = $2 RETURNING text, event_at)
+			UPDATE escalations e SET refresh_text = u.text, refresh_event_at = u.event_at, refresh_due_at = $3, updated_at = $3
+			FROM u WHERE e.id = $1 AND e.status IN ('active', 'done')`, esc.ID, ne.GroupKey, now); err != nil {
+			return fmt.Errorf("take the group's update: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return Escalation{}, false, nil, fmt.Errorf("start escalation %s: %w", ne.Key, err)
@@ -438,15 +452,28 @@ func (s *Store) ReleaseHandoffs(ctx context.Context, personID string, start, now
 // when the messages are rewritten, given when the update already waiting
 // is due (zero: none waits) and when they were last rewritten (zero:
 // never). It returns the escalation id and the due time; id is empty when
-// the group has no open escalation or a newer update is recorded.
+// the group has no open escalation or a newer update is recorded. An
+// update of a group that has had no escalation yet is kept for the first
+// one (StartEscalation).
 func (s *Store) QueueRefresh(ctx context.Context, group, text string, eventAt, now time.Time, due func(pending, refreshed time.Time) time.Time) (string, time.Time, error) {
 	var id string
 	var at time.Time
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockGroup(ctx, tx, group); err != nil {
+			return err
+		}
 		var event, pending, refreshed *time.Time
 		err := tx.QueryRow(ctx, `SELECT id, refresh_event_at, refresh_due_at, refreshed_at FROM escalations
 			WHERE group_key = $1 AND status IN ('active', 'done') FOR UPDATE`, group).Scan(&id, &event, &pending, &refreshed)
 		if errors.Is(err, pgx.ErrNoRows) {
+			_, err := tx.Exec(ctx, `
+				INSERT INTO group_updates (group_key, text, event_at, updated_at)
+				SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM escalations WHERE group_key = $1)
+				ON CONFLICT (group_key) DO UPDATE SET text = excluded.text, event_at = excluded.event_at, updated_at = excluded.updated_at
+				WHERE group_updates.event_at <= excluded.event_at`, group, text, eventAt, now)
+			if err != nil {
+				return fmt.Errorf("keep the update for the group's first escalation: %w", err)
+			}
 			return nil
 		}
 		if err != nil {
@@ -475,8 +502,10 @@ type RefreshFunc func(ctx context.Context, esc Escalation, sent []Sent) error
 
 // FireRefresh locks one escalation whose refresh is due (id, when given,
 // names it), calls do with its delivered messages and records the refresh.
-// found is false when none is due or it is held elsewhere.
-func (s *Store) FireRefresh(ctx context.Context, id string, now time.Time, do RefreshFunc) (bool, error) {
+// While none of its messages is delivered yet but some are on their way,
+// the refresh waits until later instead: an update must not be spent on
+// nothing. found is false when none is due or it is held elsewhere.
+func (s *Store) FireRefresh(ctx context.Context, id string, now, later time.Time, do RefreshFunc) (bool, error) {
 	found := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		esc, err := scanEscalation(tx.QueryRow(ctx, `SELECT `+escalationCols+escalationFrom+`
@@ -506,6 +535,17 @@ func (s *Store) FireRefresh(ctx context.Context, id string, now time.Time, do Re
 			if err != nil {
 				return fmt.Errorf("read sent messages: %w", err)
 			}
+			if len(sent) == 0 {
+				var onTheirWay bool
+				if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+					WHERE n.escalation_id = $1 AND d.status IN ('pending', 'sending'))`, esc.ID).Scan(&onTheirWay); err != nil {
+					return fmt.Errorf("look for messages on their way: %w", err)
+				}
+				if onTheirWay {
+					_, err := tx.Exec(ctx, `UPDATE escalations SET refresh_due_at = $2, updated_at = $3 WHERE id = $1`, esc.ID, later, now)
+					return err
+				}
+			}
 			if err := do(ctx, esc, sent); err != nil {
 				return err
 			}
@@ -518,6 +558,19 @@ func (s *Store) FireRefresh(ctx context.Context, id string, now time.Time, do Re
 		return found, fmt.Errorf("refresh: %w", err)
 	}
 	return found, nil
+}
+
+// lockGroup serialises, per storm group, starting the group's escalation
+// and recording its updates: an update handled while the escalation is
+// being started waits for it, and is never kept for no one.
+func lockGroup(ctx context.Context, tx pgx.Tx, group string) error {
+	if group == "" {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('notifier.group|' || $1))`, group); err != nil {
+		return fmt.Errorf("lock group %s: %w", group, err)
+	}
+	return nil
 }
 
 func deref(t *time.Time) time.Time {

@@ -33,6 +33,9 @@ func RetentionRules(keep, keepOutbox time.Duration) []prune.Rule {
 		{Table: "digest_items", Keep: keep, SQL: `DELETE FROM digest_items WHERE key = ANY (ARRAY(
 			SELECT key FROM digest_items WHERE (notification_id IS NOT NULL OR dropped) AND added_at < $1
 			ORDER BY added_at LIMIT $2 FOR UPDATE SKIP LOCKED))`},
+		{Table: "group_updates", Keep: keep, SQL: `DELETE FROM group_updates WHERE group_key = ANY (ARRAY(
+			SELECT group_key FROM group_updates WHERE updated_at < $1
+			ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED))`},
 		{Table: "hero_shifts", Keep: keep, SQL: `DELETE FROM hero_shifts WHERE event_id = ANY (ARRAY(
 			SELECT event_id FROM hero_shifts WHERE start_at < $1
 			ORDER BY start_at LIMIT $2 FOR UPDATE SKIP LOCKED))`},

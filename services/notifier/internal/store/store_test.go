@@ -583,12 +583,12 @@ func TestQueueAndFireRefresh(t *testing.T) {
 	if id, _, _ := s.QueueRefresh(ctx, "sentry/c", "older", t0, t0, due(t0)); id != "" {
 		t.Error("an older update replaced a newer one")
 	}
-	if found, err := s.FireRefresh(ctx, "", t0.Add(time.Minute-time.Second), nil); err != nil || found {
+	if found, err := s.FireRefresh(ctx, "", t0.Add(time.Minute-time.Second), t0.Add(2*time.Minute), nil); err != nil || found {
 		t.Fatalf("a refresh fired early: %v %v", found, err)
 	}
 	var text string
 	var sent []store.Sent
-	found, err := s.FireRefresh(ctx, "", t0.Add(time.Minute), func(_ context.Context, e store.Escalation, ss []store.Sent) error {
+	found, err := s.FireRefresh(ctx, "", t0.Add(time.Minute), t0.Add(2*time.Minute), func(_ context.Context, e store.Escalation, ss []store.Sent) error {
 		text, sent = e.RefreshText, ss
 		return nil
 	})
@@ -604,6 +604,74 @@ func TestQueueAndFireRefresh(t *testing.T) {
 	}
 	if got, _ := s.Escalation(ctx, esc.ID); got.Refreshes != 1 || !got.RefreshDueAt.Equal(t0.Add(2*time.Minute)) {
 		t.Errorf("escalation: %d refreshes, next due %v", got.Refreshes, got.RefreshDueAt)
+	}
+}
+
+// An update of a storm group handled before the group's first escalation
+// is recorded (its OPENED still being handled) is that escalation's first
+// refresh; once the group has had an escalation, an update with none open
+// is dropped, as before.
+func TestAnUpdateBeforeTheEscalationIsKeptForIt(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	due := func(pending, refreshed time.Time) time.Time { return t0 }
+	if id, _, err := s.QueueRefresh(ctx, "sentry/c", "latest: 2 events", t0, t0, due); err != nil || id != "" {
+		t.Fatalf("queued for %q, %v; want no escalation yet", id, err)
+	}
+	if id, _, _ := s.QueueRefresh(ctx, "sentry/c", "older", t0.Add(-time.Second), t0, due); id != "" {
+		t.Fatal("an escalation appeared")
+	}
+	esc := startEscalation(t, s, "k", "sentry/c", 0)
+	got, err := s.Escalation(ctx, esc.ID)
+	if err != nil || got.RefreshText != "latest: 2 events" || !got.RefreshDueAt.Equal(t0) || !got.RefreshEventAt.Equal(t0) {
+		t.Fatalf("escalation's refresh %q due %v (event %v), %v; want the newer update, due at once", got.RefreshText, got.RefreshDueAt, got.RefreshEventAt, err)
+	}
+	// Acknowledged: the group has no open escalation, and updates go
+	// nowhere until the next one.
+	if _, err := s.Acknowledge(ctx, store.Ack{ConversationID: "conv-k", Actor: "alice", At: t0},
+		func(n store.Notification) (store.OutboxEvent, error) { return event(n.ID + "/acked"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if id, _, err := s.QueueRefresh(ctx, "sentry/c", "after the ack", t0.Add(time.Minute), t0.Add(time.Minute), due); err != nil || id != "" {
+		t.Fatalf("queued for %q, %v", id, err)
+	}
+	next, _, _, err := s.StartEscalation(ctx, newEscalation("k2", "sentry/c", "conv-k"), t0.Add(2*time.Minute), fireOne(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Escalation(ctx, next.ID); got.RefreshText != "" || !got.RefreshDueAt.IsZero() {
+		t.Errorf("the next escalation inherited %q", got.RefreshText)
+	}
+}
+
+// A refresh due while the escalation's first message is still on its way
+// waits for it (until later) instead of rewriting nothing; once the
+// message is delivered, it is rewritten.
+func TestRefreshWaitsForAMessageOnItsWay(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	esc := startEscalation(t, s, "k", "sentry/c", 0)
+	due := func(pending, refreshed time.Time) time.Time { return t0 }
+	if id, _, err := s.QueueRefresh(ctx, "sentry/c", "latest: 5 events", t0, t0, due); err != nil || id != esc.ID {
+		t.Fatalf("queued for %q, %v", id, err)
+	}
+	called := 0
+	count := func(_ context.Context, _ store.Escalation, sent []store.Sent) error {
+		called += len(sent)
+		return nil
+	}
+	if found, err := s.FireRefresh(ctx, esc.ID, t0, t0.Add(time.Minute), count); err != nil || !found || called != 0 {
+		t.Fatalf("refresh with the message on its way: found=%v called=%d %v", found, called, err)
+	}
+	if got, _ := s.Escalation(ctx, esc.ID); got.Refreshes != 0 || !got.RefreshDueAt.Equal(t0.Add(time.Minute)) || got.RefreshText != "latest: 5 events" {
+		t.Fatalf("after waiting: %d refreshes, due %v, text %q", got.Refreshes, got.RefreshDueAt, got.RefreshText)
+	}
+	j := claimOne(t, s, "", t0)
+	if _, err := s.MarkDelivered(ctx, j.Delivery.ID, 1, "D0ALICE/1", t0, event("d")); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := s.FireRefresh(ctx, "", t0.Add(time.Minute), t0.Add(2*time.Minute), count); err != nil || !found || called != 1 {
+		t.Fatalf("refresh after the delivery: found=%v called=%d %v", found, called, err)
 	}
 }
 
