@@ -17,8 +17,9 @@
 // This package wires the service. What happens to a message: consume turns
 // it into a trigger or an acknowledgement; escalate.Runner matches a
 // policy and fires its steps; deliver.Dispatcher records and sends each
-// step's deliveries; store holds the state; the relay publishes the
-// outbox. Every wait and every timestamp goes through Deps.Clock.
+// step's deliveries; store holds the state; outbox.Relay publishes the
+// support.notify events. Every wait and every timestamp goes through
+// Deps.Clock.
 package notifier
 
 import (
@@ -43,6 +44,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/orgfile"
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
@@ -142,8 +144,9 @@ type Config struct {
 	// TickInterval is how often due escalation steps, digests and storm
 	// updates are looked for.
 	TickInterval time.Duration `env:"SIDEKICK_NOTIFIER_TICK_INTERVAL" envDefault:"1s"`
-	// RelayInterval is how often the outbox is checked for events that
-	// could not be published at once.
+	// RelayInterval is how often the outbox is checked when no commit's
+	// notification woke the relay (one can be missed while its listener
+	// reconnects), and the wait after a failed publish.
 	RelayInterval time.Duration `env:"SIDEKICK_NOTIFIER_RELAY_INTERVAL" envDefault:"5s"`
 	// RefreshInterval is the least time between two rewrites of the
 	// messages of one alert group (a Sentry issue's new events).
@@ -230,7 +233,7 @@ type Service struct {
 	deps       Deps
 	dispatcher *deliver.Dispatcher
 	runner     *escalate.Runner
-	relay      *deliver.Relay
+	relay      *outbox.Relay
 	handler    *consume.Handler
 	pruner     *prune.Pruner
 	api        *grpcapi.Server
@@ -321,13 +324,16 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}, deliver.Deps{
 		Store: st, Rotation: deps.Rotation, Channels: channels, Pager: pager, Mirrors: mirrors,
 		Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock, Rand: deps.Rand,
-		Hurried: func() { s.runner.Wake() }, Queued: func() { s.relay.Kick() },
+		Hurried: func() { s.runner.Wake() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
-	s.relay = deliver.NewRelay(st, bus.NewPublisher(deps.JS, "sidekick/"+Name, bus.WithClock(deps.Clock.Now), bus.WithRegisterer(deps.Registry)),
-		deps.Clock, deps.Logger, s.dispatcher)
+	pub := bus.NewPublisher(deps.JS, "sidekick/"+Name, bus.WithClock(deps.Clock.Now), bus.WithRegisterer(deps.Registry))
+	s.relay, err = outbox.New(deps.Pool, pub, outbox.Config{Interval: cfg.RelayInterval}, deps.Clock, deps.Logger, deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: %w", err)
+	}
 	s.runner, err = escalate.New(escalate.Config{
 		Policies: policies, RefreshInterval: cfg.RefreshInterval, DigestEvery: cfg.DigestEvery, HandoffWait: cfg.HandoffWait,
 	}, escalate.Deps{Store: st, Dispatcher: s.dispatcher, Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock})
@@ -436,7 +442,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		g.Go(func() error { return cons.Run(gctx, c.h) })
 	}
-	g.Go(func() error { return s.relay.Run(gctx, s.cfg.RelayInterval) })
+	g.Go(func() error { return s.relay.Run(gctx) })
 	g.Go(func() error { return s.dispatcher.RunSweeper(gctx, s.cfg.SweepInterval) })
 	g.Go(func() error { return s.runner.Run(gctx, s.cfg.TickInterval) })
 	g.Go(func() error { return s.pruner.Run(gctx) })

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
 )
@@ -35,11 +36,10 @@ func (d *Dispatcher) Acknowledge(ctx context.Context, a Ack) ([]store.Notificati
 	}
 	acked, err := d.store.Acknowledge(ctx, store.Ack{
 		NotificationID: a.NotificationID, ConversationID: a.ConversationID, Actor: a.Actor, At: a.At,
-	}, func(n store.Notification) (store.OutboxEvent, error) { return ackEvent(n, a) })
+	}, func(n store.Notification) (outbox.Event, error) { return ackEvent(n, a) })
 	if err != nil {
 		return nil, err
 	}
-	d.queued()
 	out := make([]store.Notification, 0, len(acked))
 	for _, x := range acked {
 		out = append(out, x.Notification)

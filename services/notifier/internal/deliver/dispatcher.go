@@ -4,7 +4,8 @@
 // outcome with its support.notify event in one transaction, retries
 // failures with exponential backoff and jitter, holds back messages beyond
 // a recipient's rate limit, dead-letters final failures and resumes
-// deliveries a crash left behind (the sweeper).
+// deliveries a crash left behind (the sweeper). The events go out through
+// the service's outbox (platform/outbox).
 //
 // A recipient gets one message through the first chat channel that can
 // reach them; a page also goes to the pager (PagerDuty) when one is
@@ -148,7 +149,6 @@ type Dispatcher struct {
 	clock    clock.Clock
 	rand     func() float64
 	hurried  func()
-	queued   func()
 	metrics  *metrics
 }
 
@@ -173,9 +173,6 @@ type Deps struct {
 	// Hurried is called when a final failure made an escalation's next
 	// step due at once, to wake the escalation runner.
 	Hurried func()
-	// Queued is called after events were written to the outbox, to wake
-	// the relay.
-	Queued func()
 }
 
 // New returns a Dispatcher.
@@ -197,9 +194,6 @@ func New(cfg Config, deps Deps) (*Dispatcher, error) {
 	if deps.Hurried == nil {
 		deps.Hurried = func() {}
 	}
-	if deps.Queued == nil {
-		deps.Queued = func() {}
-	}
 	m, err := newMetrics(deps.Registry)
 	if err != nil {
 		return nil, err
@@ -220,7 +214,7 @@ func New(cfg Config, deps Deps) (*Dispatcher, error) {
 	return &Dispatcher{
 		cfg: cfg.withDefaults(), store: deps.Store, rotation: deps.Rotation, channels: deps.Channels, pager: deps.Pager,
 		mirrors: deps.Mirrors, byName: byName, extra: extra, logger: deps.Logger, clock: clock.OrReal(deps.Clock),
-		rand: deps.Rand, hurried: deps.Hurried, queued: deps.Queued, metrics: m,
+		rand: deps.Rand, hurried: deps.Hurried, metrics: m,
 	}, nil
 }
 

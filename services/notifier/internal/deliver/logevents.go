@@ -5,10 +5,10 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
@@ -17,9 +17,9 @@ import (
 // DeadLetterService names the dead-letter subject of final failures.
 const DeadLetterService = "notifier"
 
-// deliveryEvent builds the outbox row for a delivery's new status. Its id
+// deliveryEvent is the outbox event of a delivery's new status. Its id
 // names the delivery, status and attempt, so it is unique and stable.
-func deliveryEvent(del store.Delivery, n store.Notification, status supportv1.DeliveryStatus, cause string, at time.Time) (store.OutboxEvent, error) {
+func deliveryEvent(del store.Delivery, n store.Notification, status supportv1.DeliveryStatus, cause string, at time.Time) (outbox.Event, error) {
 	name := statusName(status)
 	msg := &supportv1.DeliveryEvent{
 		Id:             fmt.Sprintf("%s/%s/%d", del.ID, name, del.Attempts),
@@ -32,12 +32,12 @@ func deliveryEvent(del store.Delivery, n store.Notification, status supportv1.De
 
 // deadLetter is the support.deadletter.notifier copy of a delivery that
 // failed for good, so operators see it beside every other service's.
-func deadLetter(del store.Delivery, n store.Notification, cause error, at time.Time) (store.OutboxEvent, error) {
+func deadLetter(del store.Delivery, n store.Notification, cause error, at time.Time) (outbox.Event, error) {
 	ev, err := deliveryEvent(del, n, supportv1.DeliveryStatus_DELIVERY_STATUS_FAILED, cause.Error(), at)
 	if err != nil {
 		return ev, err
 	}
-	ev.EventID = del.ID + "/deadletter"
+	ev.ID = del.ID + "/deadletter"
 	ev.Subject = bus.DeadLetterSubject(DeadLetterService)
 	ev.Header = map[string]string{
 		bus.HeaderErrorLocation: DeadLetterService + "/deliver/" + del.Channel,
@@ -48,7 +48,7 @@ func deadLetter(del store.Delivery, n store.Notification, cause error, at time.T
 
 // ackEvent is the support.notify.acked event of an acknowledged
 // notification.
-func ackEvent(n store.Notification, a Ack) (store.OutboxEvent, error) {
+func ackEvent(n store.Notification, a Ack) (outbox.Event, error) {
 	return outboxEvent(&supportv1.DeliveryEvent{
 		Id: n.ID + "/acked", NotificationId: n.ID, IdempotencyKey: n.IdempotencyKey,
 		Recipient: a.Actor, Channel: a.Source, Status: supportv1.DeliveryStatus_DELIVERY_STATUS_ACKED,
@@ -84,10 +84,6 @@ func statusName(s supportv1.DeliveryStatus) string {
 	return "pending"
 }
 
-func outboxEvent(msg *supportv1.DeliveryEvent, status string, at time.Time) (store.OutboxEvent, error) {
-	payload, err := proto.Marshal(msg)
-	if err != nil {
-		return store.OutboxEvent{}, fmt.Errorf("encode delivery event: %w", err)
-	}
-	return store.OutboxEvent{EventID: msg.GetId(), Subject: bus.NotifySubject(status), Type: string(proto.MessageName(msg)), Payload: payload, OccurredAt: at}, nil
+func outboxEvent(msg *supportv1.DeliveryEvent, status string, at time.Time) (outbox.Event, error) {
+	return outbox.Message(bus.NotifySubject(status), msg.GetId(), at, msg)
 }

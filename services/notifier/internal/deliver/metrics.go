@@ -11,8 +11,6 @@ type metrics struct {
 	sendSeconds *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
 	refreshes   prometheus.Counter
-	relayed     prometheus.Counter
-	relayErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,14 +32,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sidekick_notifier_refreshes_total",
 			Help: "Sent messages rewritten with a newer state instead of sending another (storm protection).",
 		}),
-		relayed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sidekick_notifier_events_relayed_total",
-			Help: "support.notify events published from the outbox.",
-		}),
-		relayErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sidekick_notifier_relay_errors_total",
-			Help: "Failed publishes of outbox events (retried).",
-		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -57,12 +47,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.refreshes, err = promreg.Register(reg, m.refreshes); err != nil {
-		return nil, err
-	}
-	if m.relayed, err = promreg.Register(reg, m.relayed); err != nil {
-		return nil, err
-	}
-	if m.relayErrors, err = promreg.Register(reg, m.relayErrors); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
@@ -85,7 +86,6 @@ func (d *Dispatcher) attempt(ctx context.Context, j store.Job) {
 			del.Receipt = receipt.Ref
 			d.updateSent(ctx, store.Acknowledged{Notification: n, Sent: []store.Delivery{del}}, since)
 		}
-		d.queued()
 		return
 	}
 	var retryAt time.Time
@@ -95,9 +95,9 @@ func (d *Dispatcher) attempt(ctx context.Context, j store.Job) {
 		result = "retry"
 	}
 	ev, evErr := deliveryEvent(del, n, supportv1.DeliveryStatus_DELIVERY_STATUS_FAILED, err.Error(), now)
-	events := []store.OutboxEvent{ev}
+	events := []outbox.Event{ev}
 	if evErr == nil && result == "failed" {
-		var dl store.OutboxEvent
+		var dl outbox.Event
 		dl, evErr = deadLetter(del, n, err, now)
 		events = append(events, dl)
 	}
@@ -118,7 +118,6 @@ func (d *Dispatcher) attempt(ctx context.Context, j store.Job) {
 	if hurried {
 		d.hurried()
 	}
-	d.queued()
 }
 
 // retryDelay is the wait after a failed attempt: exponential backoff with

@@ -1,8 +1,8 @@
 // Package store is the notifier's Postgres state: notifications, the
-// delivery log, escalations, digests, conversation stops and deadlines, and
-// the outbox of support.notify events and dead letters. Every state change
-// that others should hear about writes its event to the outbox in the same
-// transaction.
+// delivery log, escalations, digests, conversation stops and deadlines.
+// Every state change that others should hear about (support.notify events
+// and dead letters) writes its event to the outbox (platform/outbox) in
+// the same transaction; the service's outbox.Relay publishes them.
 package store
 
 import (
@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
 )
 
@@ -103,21 +104,6 @@ type Delivery struct {
 type Job struct {
 	Delivery     Delivery
 	Notification Notification
-}
-
-// OutboxEvent is an event waiting to be published: support.notify.* or a
-// dead letter.
-type OutboxEvent struct {
-	Seq     int64
-	EventID string
-	Subject string
-	// Type is the ce-type: the payload's protobuf message name.
-	Type       string
-	Payload    []byte
-	OccurredAt time.Time
-	// Header holds extra headers (a dead letter's error_location and
-	// error).
-	Header map[string]string
 }
 
 const notificationCols = `n.id, n.idempotency_key, n.origin, n.urgency, n.title, n.body, n.links,
@@ -281,7 +267,7 @@ func (s *Store) Claim(ctx context.Context, notificationID string, now, leaseUnti
 // attempt). since is set when the notification was acknowledged, or its
 // conversation answered or closed, while the message was on its way: the
 // message just sent should be updated to say so.
-func (s *Store) MarkDelivered(ctx context.Context, id string, attempt int, receipt string, now time.Time, ev OutboxEvent) (since string, err error) {
+func (s *Store) MarkDelivered(ctx context.Context, id string, attempt int, receipt string, now time.Time, ev outbox.Event) (since string, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The notification's row is locked first: an acknowledgement or a
 		// stop committing meanwhile is either seen here (the message just
@@ -317,7 +303,7 @@ func (s *Store) MarkDelivered(ctx context.Context, id string, attempt int, recei
 		case stopped:
 			since = reason
 		}
-		return insertOutbox(ctx, tx, ev)
+		return outbox.Insert(ctx, tx, ev)
 	})
 	if err != nil {
 		return "", fmt.Errorf("mark delivery %s: %w", id, err)
@@ -331,7 +317,7 @@ func (s *Store) MarkDelivered(ctx context.Context, id string, attempt int, recei
 // when it was the last hope of its escalation step (no other delivery of
 // the notification, webhooks aside, is delivered or still pending) the
 // escalation's next step is made due at now: hurried reports that.
-func (s *Store) MarkFailed(ctx context.Context, id string, attempt int, cause string, retryAt, now time.Time, events ...OutboxEvent) (hurried bool, err error) {
+func (s *Store) MarkFailed(ctx context.Context, id string, attempt int, cause string, retryAt, now time.Time, events ...outbox.Event) (hurried bool, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var tag pgconn.CommandTag
 		var err error
@@ -350,10 +336,8 @@ func (s *Store) MarkFailed(ctx context.Context, id string, attempt int, cause st
 		if tag.RowsAffected() == 0 {
 			return nil
 		}
-		for _, ev := range events {
-			if err := insertOutbox(ctx, tx, ev); err != nil {
-				return err
-			}
+		if err := outbox.Insert(ctx, tx, events...); err != nil {
+			return err
 		}
 		if !retryAt.IsZero() {
 			return nil
@@ -425,7 +409,7 @@ type Acknowledged struct {
 // acknowledged yet, cancels their unsent deliveries, and queues one event
 // per notification made by event. A missing notification id is ErrNotFound;
 // an already acknowledged one is left alone and not returned.
-func (s *Store) Acknowledge(ctx context.Context, a Ack, event func(Notification) (OutboxEvent, error)) ([]Acknowledged, error) {
+func (s *Store) Acknowledge(ctx context.Context, a Ack, event func(Notification) (outbox.Event, error)) ([]Acknowledged, error) {
 	var out []Acknowledged
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if a.NotificationID != "" {
@@ -461,7 +445,7 @@ func (s *Store) Acknowledge(ctx context.Context, a Ack, event func(Notification)
 			if err != nil {
 				return err
 			}
-			if err := insertOutbox(ctx, tx, ev); err != nil {
+			if err := outbox.Insert(ctx, tx, ev); err != nil {
 				return err
 			}
 			out = append(out, Acknowledged{Notification: n, Sent: sent})
@@ -571,46 +555,6 @@ func sentDeliveries(ctx context.Context, tx pgx.Tx, notificationID string) ([]De
 		return nil, fmt.Errorf("read sent deliveries: %w", err)
 	}
 	return ds, nil
-}
-
-func insertOutbox(ctx context.Context, tx pgx.Tx, ev OutboxEvent) error {
-	hdr := ev.Header
-	if hdr == nil {
-		hdr = map[string]string{}
-	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO outbox (id, subject, type, payload, created_at, headers) VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (id) DO NOTHING`, ev.EventID, ev.Subject, ev.Type, ev.Payload, ev.OccurredAt, hdr); err != nil {
-		return fmt.Errorf("queue event %s: %w", ev.EventID, err)
-	}
-	return nil
-}
-
-// Unpublished returns up to limit outbox events not yet published, oldest
-// first.
-func (s *Store) Unpublished(ctx context.Context, limit int) ([]OutboxEvent, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, id, subject, type, payload, created_at, headers FROM outbox
-		WHERE sent_at IS NULL ORDER BY seq LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("query outbox: %w", err)
-	}
-	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxEvent, error) {
-		var e OutboxEvent
-		err := r.Scan(&e.Seq, &e.EventID, &e.Subject, &e.Type, &e.Payload, &e.OccurredAt, &e.Header)
-		return e, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	return evs, nil
-}
-
-// MarkPublished records that the outbox event seq was published.
-func (s *Store) MarkPublished(ctx context.Context, seq int64, at time.Time) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET sent_at = $2 WHERE seq = $1`, seq, at); err != nil {
-		return fmt.Errorf("mark outbox %d published: %w", seq, err)
-	}
-	return nil
 }
 
 // notificationScan holds what a notification row scans into before it

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sidekickhq/sidekick/platform/outbox"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	"github.com/sidekickhq/sidekick/services/notifier"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
@@ -73,8 +74,8 @@ func claimOne(t *testing.T, s *store.Store, notificationID string, now time.Time
 	return jobs[0]
 }
 
-func event(id string) store.OutboxEvent {
-	return store.OutboxEvent{EventID: id, Subject: "support.notify.delivered", Payload: []byte{}, OccurredAt: t0}
+func event(id string) outbox.Event {
+	return outbox.Event{ID: id, Subject: "support.notify.delivered", Type: "t", Payload: []byte{}, CreatedAt: t0}
 }
 
 // A second notification with the same key records nothing; a delivery
@@ -343,7 +344,7 @@ func TestStartEscalationOncePerKeyAndGroup(t *testing.T) {
 		}
 	}
 	if _, err := s.Acknowledge(ctx, store.Ack{NotificationID: firedNotifications(t, pool, first.ID)[0], Actor: "alice", At: t0},
-		func(store.Notification) (store.OutboxEvent, error) { return event("acked"), nil }); err != nil {
+		func(store.Notification) (outbox.Event, error) { return event("acked"), nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, created, _, err := s.StartEscalation(ctx, newEscalation("k3", "sentry/c", "conv-k1"), t0, fireOne(0)); err != nil || !created {
@@ -368,7 +369,7 @@ func TestAcknowledgeAStepAcknowledgesTheEscalation(t *testing.T) {
 	}
 	steps := firedNotifications(t, pool, esc.ID)
 	acked, err := s.Acknowledge(ctx, store.Ack{NotificationID: steps[0], Actor: "alice", At: t0.Add(11 * time.Minute)},
-		func(n store.Notification) (store.OutboxEvent, error) { return event(n.ID + "/acked"), nil })
+		func(n store.Notification) (outbox.Event, error) { return event(n.ID + "/acked"), nil })
 	if err != nil || len(acked) != 2 {
 		t.Fatalf("acknowledged %d, %v; want both steps", len(acked), err)
 	}
@@ -389,11 +390,11 @@ func TestAcknowledgeAStepAcknowledgesTheEscalation(t *testing.T) {
 		t.Errorf("escalation %s (%s) due %v", got.Status, got.StopReason, got.DueAt)
 	}
 	if again, err := s.Acknowledge(ctx, store.Ack{ConversationID: "conv-k", Actor: "bob", At: t0.Add(time.Hour)},
-		func(n store.Notification) (store.OutboxEvent, error) { return event(n.ID + "/again"), nil }); err != nil || len(again) != 0 {
+		func(n store.Notification) (outbox.Event, error) { return event(n.ID + "/again"), nil }); err != nil || len(again) != 0 {
 		t.Errorf("second acknowledgement: %d, %v", len(again), err)
 	}
 	if _, err := s.Acknowledge(ctx, store.Ack{NotificationID: "00000000-0000-0000-0000-000000000000", At: t0},
-		func(store.Notification) (store.OutboxEvent, error) { return event("x"), nil }); !errors.Is(err, store.ErrNotFound) {
+		func(store.Notification) (outbox.Event, error) { return event("x"), nil }); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown notification: %v, want ErrNotFound", err)
 	}
 }
@@ -629,7 +630,7 @@ func TestAnUpdateBeforeTheEscalationIsKeptForIt(t *testing.T) {
 	// Acknowledged: the group has no open escalation, and updates go
 	// nowhere until the next one.
 	if _, err := s.Acknowledge(ctx, store.Ack{ConversationID: "conv-k", Actor: "alice", At: t0},
-		func(n store.Notification) (store.OutboxEvent, error) { return event(n.ID + "/acked"), nil }); err != nil {
+		func(n store.Notification) (outbox.Event, error) { return event(n.ID + "/acked"), nil }); err != nil {
 		t.Fatal(err)
 	}
 	if id, _, err := s.QueueRefresh(ctx, "sentry/c", "after the ack", t0.Add(time.Minute), t0.Add(time.Minute), due); err != nil || id != "" {
