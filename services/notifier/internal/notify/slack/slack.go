@@ -3,7 +3,9 @@
 // acknowledge, escalate or close, and later edits of the same message
 // through chat.update when it is acknowledged or the conversation is dealt
 // with. Posts to one Slack conversation keep Slack's pace (about one a
-// second, with short bursts). A 429 answer becomes notify.RetryAfterError
+// second, with short bursts), in wall-clock time: it is Slack's pace, not
+// the service clock's, so a fake clock standing still does not hold posts
+// back. A 429 answer becomes notify.RetryAfterError
 // with Slack's Retry-After; errors no retry can fix (unknown user, bad
 // token) are permanent.
 package slack
