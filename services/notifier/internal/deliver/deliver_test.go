@@ -44,15 +44,15 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) engine(t *testing.T, cfg deliver.Config, channels ...notify.Channel) *deliver.Dispatcher {
+func (e *env) dispatcher(t *testing.T, cfg deliver.Config, channels ...notify.Channel) *deliver.Dispatcher {
 	t.Helper()
 	d := e.deps
 	d.Channels = channels
-	eng, err := deliver.New(cfg, d)
+	disp, err := deliver.New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return eng
+	return disp
 }
 
 func heroRequest(key string) deliver.Request {
@@ -87,15 +87,15 @@ func TestClaimedDeliveryIsResumedAfterTheLease(t *testing.T) {
 	}
 
 	rec := &notifiertest.Recorder{}
-	eng := e.engine(t, deliver.Config{Lease: 2 * time.Minute}, rec)
-	if n, err := eng.Sweep(ctx); err != nil || n != 0 {
+	disp := e.dispatcher(t, deliver.Config{Lease: 2 * time.Minute}, rec)
+	if n, err := disp.Sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("sweep during the lease attempted %d (%v), want 0", n, err)
 	}
 	e.clock.Advance(2*time.Minute + time.Second)
-	if n, err := eng.Sweep(ctx); err != nil || n != 1 {
+	if n, err := disp.Sweep(ctx); err != nil || n != 1 {
 		t.Fatalf("sweep after the lease attempted %d (%v), want 1", n, err)
 	}
-	if n, err := eng.Sweep(ctx); err != nil || n != 0 {
+	if n, err := disp.Sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("a later sweep attempted %d (%v), want 0", n, err)
 	}
 	if sent := rec.Sent(); len(sent) != 1 || sent[0].Attempt != 2 {
@@ -121,11 +121,11 @@ func TestConcurrentSweepsSendEachDeliveryOnce(t *testing.T) {
 	}
 	rec := &notifiertest.Recorder{}
 	cfg := deliver.Config{Batch: 3, RateLimit: -1}
-	engines := []*deliver.Dispatcher{e.engine(t, cfg, rec), e.engine(t, cfg, rec)}
+	dispatchers := []*deliver.Dispatcher{e.dispatcher(t, cfg, rec), e.dispatcher(t, cfg, rec)}
 	var wg sync.WaitGroup
-	for _, eng := range engines {
+	for _, disp := range dispatchers {
 		wg.Go(func() {
-			if _, err := eng.Sweep(ctx); err != nil {
+			if _, err := disp.Sweep(ctx); err != nil {
 				t.Error(err)
 			}
 		})
@@ -150,9 +150,9 @@ func TestRetriesThenFailsForGood(t *testing.T) {
 	ctx := context.Background()
 	rec := &notifiertest.Recorder{Fail: func(int, notify.Message) error { return errors.New("down") }}
 	cfg := deliver.Config{MaxAttempts: 3, RetryBase: time.Minute}
-	eng := e.engine(t, cfg, rec)
+	disp := e.dispatcher(t, cfg, rec)
 
-	n, _, err := eng.Notify(ctx, heroRequest("a"))
+	n, _, err := disp.Notify(ctx, heroRequest("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,11 +163,11 @@ func TestRetriesThenFailsForGood(t *testing.T) {
 			t.Fatalf("backoff after attempt %d = %s, want %s", attempt-1, wait, want)
 		}
 		e.clock.Advance(wait - time.Second)
-		if got, _ := eng.Sweep(ctx); got != 0 {
+		if got, _ := disp.Sweep(ctx); got != 0 {
 			t.Fatalf("attempt %d ran before its backoff", attempt)
 		}
 		e.clock.Advance(time.Second)
-		if got, _ := eng.Sweep(ctx); got != 1 {
+		if got, _ := disp.Sweep(ctx); got != 1 {
 			t.Fatalf("attempt %d did not run after its backoff", attempt)
 		}
 	}
@@ -175,7 +175,7 @@ func TestRetriesThenFailsForGood(t *testing.T) {
 		t.Errorf("delivery %s after %d attempts, want failed after 3", st, attempts)
 	}
 	e.clock.Advance(time.Hour)
-	if got, _ := eng.Sweep(ctx); got != 0 {
+	if got, _ := disp.Sweep(ctx); got != 0 {
 		t.Errorf("a failed delivery was tried again")
 	}
 }
@@ -184,7 +184,7 @@ func TestPermanentErrorFailsAtOnceAndRetryAfterIsHonoured(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	perm := &notifiertest.Recorder{Fail: func(int, notify.Message) error { return notify.Permanent(errors.New("user_not_found")) }}
-	n, _, err := e.engine(t, deliver.Config{}, perm).Notify(ctx, heroRequest("p"))
+	n, _, err := e.dispatcher(t, deliver.Config{}, perm).Notify(ctx, heroRequest("p"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,17 +198,17 @@ func TestPermanentErrorFailsAtOnceAndRetryAfterIsHonoured(t *testing.T) {
 		}
 		return nil
 	}}
-	eng := e.engine(t, deliver.Config{RetryBase: time.Second}, limited)
-	n, _, err = eng.Notify(ctx, heroRequest("r"))
+	disp := e.dispatcher(t, deliver.Config{RetryBase: time.Second}, limited)
+	n, _, err = disp.Notify(ctx, heroRequest("r"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(44 * time.Second)
-	if got, _ := eng.Sweep(ctx); got != 0 {
+	if got, _ := disp.Sweep(ctx); got != 0 {
 		t.Errorf("retried before Retry-After")
 	}
 	e.clock.Advance(time.Second)
-	if got, _ := eng.Sweep(ctx); got != 1 {
+	if got, _ := disp.Sweep(ctx); got != 1 {
 		t.Errorf("not retried after Retry-After")
 	}
 	if st, _ := statusOf(t, e.store, n.ID); st != store.StatusDelivered {
@@ -223,8 +223,8 @@ func TestGapRecordsNotificationWithoutDeliveries(t *testing.T) {
 	ctx := context.Background()
 	e.rot.SetHero(nil)
 	rec := &notifiertest.Recorder{}
-	eng := e.engine(t, deliver.Config{}, rec)
-	n, created, err := eng.Notify(ctx, heroRequest("gap"))
+	disp := e.dispatcher(t, deliver.Config{}, rec)
+	n, created, err := disp.Notify(ctx, heroRequest("gap"))
 	if err != nil || !created {
 		t.Fatalf("notify: %v %v", created, err)
 	}
@@ -241,9 +241,9 @@ func TestGapRecordsNotificationWithoutDeliveries(t *testing.T) {
 func TestUnreachableRecipientIsRecordedAsFailed(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	eng := e.engine(t, deliver.Config{}, onlySlackIDs{})
+	disp := e.dispatcher(t, deliver.Config{}, onlySlackIDs{})
 	e.rot.SetHero(&rotationv1.Person{Id: "carol", Name: "Carol"})
-	n, _, err := eng.Notify(ctx, heroRequest("u"))
+	n, _, err := disp.Notify(ctx, heroRequest("u"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,8 +277,8 @@ func TestRetryJitter(t *testing.T) {
 	ctx := context.Background()
 	e.deps.Rand = func() float64 { return 0.999 }
 	rec := &notifiertest.Recorder{Fail: notifiertest.FailFirst(1)}
-	eng := e.engine(t, deliver.Config{RetryBase: time.Minute, Jitter: 0.5}, rec)
-	n, _, err := eng.Notify(ctx, heroRequest("j"))
+	disp := e.dispatcher(t, deliver.Config{RetryBase: time.Minute, Jitter: 0.5}, rec)
+	n, _, err := disp.Notify(ctx, heroRequest("j"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,10 +297,10 @@ func TestRateLimitHoldsBackPings(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	rec := &notifiertest.Recorder{}
-	eng := e.engine(t, deliver.Config{RateLimit: 2, RateWindow: 10 * time.Minute}, rec)
+	disp := e.dispatcher(t, deliver.Config{RateLimit: 2, RateWindow: 10 * time.Minute}, rec)
 	t0 := e.clock.Now()
 	for i := range 3 {
-		if _, _, err := eng.Notify(ctx, heroRequest(fmt.Sprintf("rl%d", i))); err != nil {
+		if _, _, err := disp.Notify(ctx, heroRequest(fmt.Sprintf("rl%d", i))); err != nil {
 			t.Fatal(err)
 		}
 		e.clock.Advance(time.Minute)
@@ -310,7 +310,7 @@ func TestRateLimitHoldsBackPings(t *testing.T) {
 	}
 	page := heroRequest("rl-page")
 	page.Urgency = notify.Page
-	if _, _, err := eng.Notify(ctx, page); err != nil {
+	if _, _, err := disp.Notify(ctx, page); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(rec.Sent()); n != 3 {
@@ -324,7 +324,7 @@ func TestRateLimitHoldsBackPings(t *testing.T) {
 		sent int
 	}{{10*time.Minute - time.Second, 3}, {10 * time.Minute, 3}, {11*time.Minute - time.Second, 3}, {11 * time.Minute, 4}} {
 		e.clock.Advance(t0.Add(step.to).Sub(e.clock.Now()))
-		if _, err := eng.Sweep(ctx); err != nil {
+		if _, err := disp.Sweep(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if n := len(rec.Sent()); n != step.sent {
