@@ -2,10 +2,13 @@ package notifier
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
@@ -343,5 +346,38 @@ func TestCloseButtonStopsTheEscalation(t *testing.T) {
 	}
 	if esc := st.escalation(t, consume.OpenedKey("ev-z1")); esc.Status != store.EscalationStopped || esc.StopReason != "closed by alice" {
 		t.Errorf("escalation %s (%s)", esc.Status, esc.StopReason)
+	}
+}
+
+// An event no policy matches tells nobody: it is counted every time and
+// logged once per kind, not once per event (a busy Community queue made
+// thousands of identical lines).
+func TestUnmatchedEventsAreCountedAndLoggedOncePerKind(t *testing.T) {
+	st := newStack(t, `
+escalation:
+  defaults: false
+  policies:
+    - id: priority-new
+      match: {kind: new_conversation, tier: priority}
+      steps:
+        - {notify: hero, via: ping}
+`)
+	var logs notifiertest.Buffer
+	st.deps.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	st.run(t)
+	for i := range 3 {
+		id := fmt.Sprintf("ev-u%d", i)
+		ev := openedFor(id, "conv-"+id, "", st.clock.Now())
+		ev.Conversation.Tier = supportv1.Tier_TIER_COMMUNITY
+		st.handled(t, bus.ConversationSubject("opened"), id, ev)
+	}
+	if v := testutil.ToFloat64(counterVec(t, st.reg, "sidekick_notifier_events_unmatched_total")); v != 3 {
+		t.Errorf("unmatched events counted %v, want 3", v)
+	}
+	if n := strings.Count(logs.String(), "no escalation policy matches"); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, logs.String())
+	}
+	if n := len(st.posts("")); n != 0 {
+		t.Errorf("%d messages for events no policy matches", n)
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,6 +93,9 @@ type Runner struct {
 	clock    clock.Clock
 	metrics  *metrics
 	wake     chan struct{}
+	// unmatched holds the event kinds "no escalation policy matches" was
+	// logged for: it is logged once per kind, and counted every time.
+	unmatched sync.Map
 }
 
 // New returns a Runner.
@@ -174,8 +178,10 @@ func (r *Runner) Trigger(ctx context.Context, t Trigger) (Outcome, error) {
 	p := r.cfg.Policies.Match(t.Event)
 	if p == nil {
 		r.metrics.unmatched.WithLabelValues(string(t.Event.Kind)).Inc()
-		r.logger.Info("no escalation policy matches; nobody is told", "kind", t.Event.Kind, "tier", t.Event.Tier,
-			"key", t.Key, "conversation", t.ConversationID)
+		if _, logged := r.unmatched.LoadOrStore(t.Event.Kind, true); !logged {
+			r.logger.Info("no escalation policy matches; nobody is told (logged once per kind, counted in sidekick_notifier_events_unmatched_total)",
+				"kind", t.Event.Kind, "tier", t.Event.Tier, "key", t.Key, "conversation", t.ConversationID)
+		}
 		return Outcome{}, nil
 	}
 	out := Outcome{Policy: p.ID}
