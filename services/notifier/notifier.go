@@ -159,6 +159,10 @@ type Config struct {
 	GapNotice time.Duration `env:"SIDEKICK_NOTIFIER_GAP_NOTICE" envDefault:"24h"`
 	// DigestEvery, when set, replaces the interval of every digest policy.
 	DigestEvery time.Duration `env:"SIDEKICK_NOTIFIER_DIGEST_EVERY"`
+	// ConsoleURL is the web console's base (triage's share links use the
+	// same variable); a digest too long for one message links to its
+	// queue.
+	ConsoleURL string `env:"SIDEKICK_CONSOLE_URL" envDefault:"http://localhost:8080/console"`
 	// Concurrency is how many conversation events are handled at once.
 	Concurrency int `env:"SIDEKICK_NOTIFIER_CONCURRENCY" envDefault:"4"`
 	// ConsumerBackoff is the redelivery delay of bus messages whose handling
@@ -336,6 +340,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s.runner, err = escalate.New(escalate.Config{
 		Policies: policies, RefreshInterval: cfg.RefreshInterval, DigestEvery: cfg.DigestEvery, HandoffWait: cfg.HandoffWait,
+		ConsoleURL: cfg.ConsoleURL,
 	}, escalate.Deps{Store: st, Dispatcher: s.dispatcher, Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock})
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)

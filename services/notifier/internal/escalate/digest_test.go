@@ -1,8 +1,12 @@
 package escalate
 
 import (
+	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/deliver"
@@ -49,7 +53,11 @@ func TestDigestRequest(t *testing.T) {
 		{Title: "new Community conversation from Jane: How do I self-host?", Link: "https://slack/1"},
 		{Title: "new Community conversation from Joe: Feature idea"},
 	}
-	r := digestRequest("community-new", "hero", due, items, hero)
+	rs := digestRequests("community-new", "hero", due, items, hero, "")
+	if len(rs) != 1 {
+		t.Fatalf("%d parts, want 1", len(rs))
+	}
+	r := rs[0]
 	if r.IdempotencyKey != "digest/community-new/hero/1772452800" || r.Origin != "digest" || r.Urgency != notify.Ping || !r.Lenient ||
 		len(r.Targets) != 1 || r.Targets[0].Role != rotationv1.Role_ROLE_HERO {
 		t.Errorf("request = %+v", r)
@@ -61,11 +69,57 @@ func TestDigestRequest(t *testing.T) {
 	if r.Text != want {
 		t.Errorf("text =\n%s\nwant\n%s", r.Text, want)
 	}
-	if one := digestRequest("community-new", "hero", due, items[1:], hero); one.Title != "digest: 1 new conversation" ||
+	if one := digestRequests("community-new", "hero", due, items[1:], hero, "")[0]; one.Title != "digest: 1 new conversation" ||
 		one.Text != "• new Community conversation from Joe: Feature idea" {
 		t.Errorf("one item: %q %q", one.Title, one.Text)
 	}
-	if other := digestRequest("community-new", "hero", due.Add(4*time.Hour), items, hero); other.IdempotencyKey == r.IdempotencyKey {
+	if other := digestRequests("community-new", "hero", due.Add(4*time.Hour), items, hero, "")[0]; other.IdempotencyKey == r.IdempotencyKey {
 		t.Errorf("two slots share the key %s", r.IdempotencyKey)
+	}
+}
+
+// A digest of many conversations goes out in parts of digestLines, each
+// title cut, each part a message Slack takes (3,000 characters of
+// section text) and every conversation listed once, not 129 lines in one
+// section that Slack refuses.
+func TestLongDigestGoesOutInParts(t *testing.T) {
+	var items []store.DigestItem
+	for i := range 129 {
+		items = append(items, store.DigestItem{Title: fmt.Sprintf("new Community conversation c%03d: %s", i, strings.Repeat("long subject ", 40)),
+			Link: fmt.Sprintf("https://acme.slack.com/archives/C1/p17000000000%05d", i)})
+	}
+	due := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	rs := digestRequests("community-new", "hero", due, items, nil, "https://sidekick.example.com/console/")
+	if len(rs) != 11 {
+		t.Fatalf("%d parts, want 11 of up to %d", len(rs), digestLines)
+	}
+	listed := map[string]int{}
+	for i, r := range rs {
+		if want := fmt.Sprintf("digest: 129 new conversations (%d of 11)", i+1); r.Title != want {
+			t.Errorf("title %q, want %q", r.Title, want)
+		}
+		if want := DigestKey("community-new", "hero", due, i+1); r.IdempotencyKey != want {
+			t.Errorf("part %d key %q, want %q", i+1, r.IdempotencyKey, want)
+		}
+		if n := utf8.RuneCountInString(r.Title + r.Text); n > 2600 {
+			t.Errorf("part %d: %d characters, over what a Slack section holds with its header", i+1, n)
+		}
+		if len(r.Links) != 1 || r.Links[0].URL != "https://sidekick.example.com/console/" {
+			t.Errorf("links = %+v, want the queue", r.Links)
+		}
+		for _, c := range regexp.MustCompile(`conversation (c\d{3})`).FindAllStringSubmatch(r.Text, -1) {
+			listed[c[1]]++
+		}
+	}
+	if len(listed) != 129 {
+		t.Errorf("%d conversations listed, want 129", len(listed))
+	}
+	for c, n := range listed {
+		if n != 1 {
+			t.Errorf("%s listed %d times", c, n)
+		}
+	}
+	if DigestKey("community-new", "hero", due, 1) != "digest/community-new/hero/1772452800" {
+		t.Errorf("the first part's key changed: %s", DigestKey("community-new", "hero", due, 1))
 	}
 }

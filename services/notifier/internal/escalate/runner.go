@@ -65,6 +65,9 @@ type Config struct {
 	RefreshInterval time.Duration
 	// DigestEvery, when set, replaces every digest policy's interval.
 	DigestEvery time.Duration
+	// ConsoleURL is the web console's base: a digest with more items than
+	// it lists links to the console's queue for the rest.
+	ConsoleURL string
 	// HandoffWait is how long a handoff summary waits for the incoming
 	// hero's shift to start; default 1h.
 	HandoffWait time.Duration
@@ -278,7 +281,7 @@ func (r *Runner) Tick(ctx context.Context) (int, error) {
 		r.send(ctx, ids)
 	}
 	for range r.cfg.Batch {
-		found, id, err := r.store.FireDigest(ctx, r.clock.Now(), r.nextDigest, r.digest)
+		found, ids, err := r.store.FireDigest(ctx, r.clock.Now(), r.nextDigest, r.digest)
 		if err != nil {
 			errs = append(errs, err)
 			break
@@ -286,9 +289,9 @@ func (r *Runner) Tick(ctx context.Context) (int, error) {
 		if !found {
 			break
 		}
-		if id != "" {
+		if len(ids) > 0 {
 			handled++
-			r.send(ctx, []string{id})
+			r.send(ctx, ids)
 		}
 	}
 	for range r.cfg.Batch {

@@ -10,11 +10,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // Slack is a fake Slack Web API speaking the documented chat.postMessage
 // and chat.update payloads (form-encoded requests, JSON answers). It
-// records every call.
+// records every call it accepts; a message past Slack's documented limits
+// (SlackLimits) is refused as Slack refuses it, with invalid_blocks or
+// msg_too_long, and kept apart (Rejected).
 type Slack struct {
 	// Answer, when set, may write its own reply to the n-th call (from 1)
 	// and return true.
@@ -27,10 +30,11 @@ type Slack struct {
 	// process sending it died.
 	Stall func(method string, form url.Values) bool
 
-	mu      sync.Mutex
-	calls   []SlackCall
-	stalled int
-	srv     *httptest.Server
+	mu       sync.Mutex
+	calls    []SlackCall
+	rejected []SlackCall
+	stalled  int
+	srv      *httptest.Server
 }
 
 // SlackCall is one request the fake received.
@@ -70,8 +74,16 @@ func (s *Slack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 		return
 	}
-	s.mu.Lock()
 	call := SlackCall{Method: method, Form: r.PostForm, Auth: r.Header.Get("Authorization"), At: time.Now()}
+	if code := SlackLimits(r.PostForm); code != "" && (method == "chat.postMessage" || method == "chat.update") {
+		s.mu.Lock()
+		s.rejected = append(s.rejected, call)
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": code})
+		return
+	}
+	s.mu.Lock()
 	s.calls = append(s.calls, call)
 	n, answer, custom := len(s.calls), s.Answer, s.Reply
 	s.mu.Unlock()
@@ -98,6 +110,99 @@ func (s *Slack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply = map[string]any{"ok": false, "error": "unknown_method"}
 	}
 	_ = json.NewEncoder(w).Encode(reply)
+}
+
+// Slack's documented limits on a message: chat.postMessage's text
+// (https://api.slack.com/methods/chat.postMessage: "truncated" past 40,000,
+// refused as msg_too_long) and Block Kit's
+// (https://api.slack.com/reference/block-kit/blocks).
+const (
+	SlackMaxText            = 40000
+	SlackMaxBlocks          = 50
+	SlackMaxSectionText     = 3000
+	SlackMaxFieldText       = 2000
+	SlackMaxContextElements = 10
+	SlackMaxButtonValue     = 2000
+	SlackMaxButtonText      = 75
+)
+
+// SlackLimits returns the error real Slack answers a chat.postMessage or
+// chat.update with form, or "" when Slack accepts it: msg_too_long for
+// text over SlackMaxText characters, invalid_blocks_format for blocks
+// that are not a JSON array, invalid_blocks for more than SlackMaxBlocks
+// blocks, a block without a type, or a section, context or button past
+// its limit.
+func SlackLimits(form url.Values) string {
+	if utf8.RuneCountInString(form.Get("text")) > SlackMaxText {
+		return "msg_too_long"
+	}
+	raw := form.Get("blocks")
+	if raw == "" {
+		return ""
+	}
+	type text struct {
+		Text string `json:"text"`
+	}
+	var blocks []struct {
+		Type     string `json:"type"`
+		Text     *text  `json:"text"`
+		Fields   []text `json:"fields"`
+		Elements []struct {
+			Type  string `json:"type"`
+			Text  any    `json:"text"`
+			Value string `json:"value"`
+		} `json:"elements"`
+	}
+	if err := json.Unmarshal([]byte(raw), &blocks); err != nil {
+		return "invalid_blocks_format"
+	}
+	if len(blocks) > SlackMaxBlocks {
+		return "invalid_blocks"
+	}
+	long := func(s string, n int) bool { return utf8.RuneCountInString(s) > n }
+	for _, b := range blocks {
+		switch b.Type {
+		case "":
+			return "invalid_blocks"
+		case "section":
+			if b.Text != nil && long(b.Text.Text, SlackMaxSectionText) {
+				return "invalid_blocks"
+			}
+			for _, f := range b.Fields {
+				if long(f.Text, SlackMaxFieldText) {
+					return "invalid_blocks"
+				}
+			}
+		case "context":
+			if len(b.Elements) > SlackMaxContextElements {
+				return "invalid_blocks"
+			}
+			for _, e := range b.Elements {
+				if t, ok := e.Text.(string); ok && long(t, SlackMaxSectionText) {
+					return "invalid_blocks"
+				}
+			}
+		case "actions":
+			for _, e := range b.Elements {
+				if long(e.Value, SlackMaxButtonValue) {
+					return "invalid_blocks"
+				}
+				if t, ok := e.Text.(map[string]any); ok {
+					if s, _ := t["text"].(string); long(s, SlackMaxButtonText) {
+						return "invalid_blocks"
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// Rejected returns the calls refused for being past Slack's limits.
+func (s *Slack) Rejected() []SlackCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]SlackCall(nil), s.rejected...)
 }
 
 // SetStall replaces Stall.

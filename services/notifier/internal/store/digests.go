@@ -36,8 +36,17 @@ func (s *Store) AddDigestItem(ctx context.Context, it DigestItem) (bool, error) 
 	return tag.RowsAffected() > 0, nil
 }
 
-// DigestFunc makes the notification of one digest from its items.
-type DigestFunc func(ctx context.Context, policyID, target string, due time.Time, items []DigestItem) (FiredStep, error)
+// DigestPart is one notification of a digest and the keys of the items
+// it lists.
+type DigestPart struct {
+	FiredStep
+	Keys []string
+}
+
+// DigestFunc makes the notifications of one digest from its items: one
+// part, or several when the items are too many for one message; every
+// item is listed by exactly one part.
+type DigestFunc func(ctx context.Context, policyID, target string, due time.Time, items []DigestItem) ([]DigestPart, error)
 
 // NextDigestFunc returns the time of the digest of policyID that follows
 // the one due at due.
@@ -45,17 +54,17 @@ type NextDigestFunc func(policyID string, due time.Time) time.Time
 
 // FireDigest sends one digest due at now: it takes the (policy, target,
 // due time) of the earliest unsent items, drops those whose conversation
-// was answered or closed since they were added, records the notification
-// fire makes of the rest, and marks them sent, in one transaction. found
-// is false when no digest is due (or another replica is firing it);
-// notificationID is empty when nothing was sent.
+// was answered or closed since they were added, records the notifications
+// fire makes of the rest, and marks each item with the one that lists it,
+// in one transaction. found is false when no digest is due (or another
+// replica is firing it); notificationIDs is empty when nothing was sent.
 //
 // A digest holds exactly the items it was built with. Items that reach a
 // slot whose digest already went out (their event was handled late: the
 // notifier was down, or the event raced the digest) move to the next slot
 // of their policy (next), so they go out in the next digest instead of
 // being marked sent by one that never listed them.
-func (s *Store) FireDigest(ctx context.Context, now time.Time, next NextDigestFunc, fire DigestFunc) (found bool, notificationID string, err error) {
+func (s *Store) FireDigest(ctx context.Context, now time.Time, next NextDigestFunc, fire DigestFunc) (found bool, notificationIDs []string, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// No row lock here: the advisory lock below decides which replica
 		// fires a digest. A row locked here would be skipped by (or held
@@ -119,33 +128,37 @@ func (s *Store) FireDigest(ctx context.Context, now time.Time, next NextDigestFu
 		if len(items) == 0 {
 			return nil
 		}
-		st, err := fire(ctx, policyID, target, due, items)
+		parts, err := fire(ctx, policyID, target, due, items)
 		if err != nil {
 			return err
 		}
-		id, created, err := createNotification(ctx, tx, st.Notification, st.Deliveries)
-		if err != nil {
-			return err
+		listed := 0
+		for i, part := range parts {
+			id, created, err := createNotification(ctx, tx, part.Notification, part.Deliveries)
+			if err != nil {
+				return err
+			}
+			if !created && i == 0 {
+				// The slot's digest went out and its items were pruned
+				// since: these items were never in it.
+				return moveToNextDigest(ctx, tx, policyID, target, due, next)
+			}
+			tag, err := tx.Exec(ctx, `UPDATE digest_items SET notification_id = $2 WHERE key = ANY($1) AND notification_id IS NULL`, part.Keys, id)
+			if err != nil {
+				return fmt.Errorf("mark digest items sent: %w", err)
+			}
+			listed += int(tag.RowsAffected())
+			notificationIDs = append(notificationIDs, id)
 		}
-		if !created {
-			// The slot's digest went out and its items were pruned since:
-			// these items were never in it.
-			return moveToNextDigest(ctx, tx, policyID, target, due, next)
+		if listed != len(items) {
+			return fmt.Errorf("digest %s of %s lists %d of its %d items", policyID, due, listed, len(items))
 		}
-		keys := make([]string, len(items))
-		for i, it := range items {
-			keys[i] = it.Key
-		}
-		if _, err := tx.Exec(ctx, `UPDATE digest_items SET notification_id = $2 WHERE key = ANY($1)`, keys, id); err != nil {
-			return fmt.Errorf("mark digest items sent: %w", err)
-		}
-		notificationID = id
 		return nil
 	})
 	if err != nil {
-		return found, "", fmt.Errorf("fire digest: %w", err)
+		return found, nil, fmt.Errorf("fire digest: %w", err)
 	}
-	return found, notificationID, nil
+	return found, notificationIDs, nil
 }
 
 // moveToNextDigest moves the unsent items of a digest that already went

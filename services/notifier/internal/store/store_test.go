@@ -694,16 +694,17 @@ func TestDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []store.DigestItem
-	digest := func(_ context.Context, policyID, target string, at time.Time, items []store.DigestItem) (store.FiredStep, error) {
+	digest := func(_ context.Context, policyID, target string, at time.Time, items []store.DigestItem) ([]store.DigestPart, error) {
 		got = items
-		return store.FiredStep{Notification: ping("digest/"+policyID, ""), Deliveries: []store.NewDelivery{delivery("digest", alice, "slack")}}, nil
+		return []store.DigestPart{{FiredStep: store.FiredStep{Notification: ping("digest/"+policyID, ""), Deliveries: []store.NewDelivery{delivery("digest", alice, "slack")}},
+			Keys: []string{items[0].Key}}}, nil
 	}
 	if found, _, err := s.FireDigest(ctx, due.Add(-time.Second), every4h, digest); err != nil || found {
 		t.Fatalf("a digest before its time: %v %v", found, err)
 	}
-	found, id, err := s.FireDigest(ctx, due, every4h, digest)
-	if err != nil || !found || id == "" || len(got) != 1 || got[0].Key != "a" {
-		t.Fatalf("digest: found=%v id=%q items=%+v %v", found, id, got, err)
+	found, ids, err := s.FireDigest(ctx, due, every4h, digest)
+	if err != nil || !found || len(ids) != 1 || len(got) != 1 || got[0].Key != "a" {
+		t.Fatalf("digest: found=%v ids=%q items=%+v %v", found, ids, got, err)
 	}
 	if n := count(t, pool, `SELECT count(*) FROM digest_items WHERE key = 'b' AND dropped`); n != 1 {
 		t.Error("the answered conversation's item was not dropped")
@@ -717,17 +718,23 @@ func TestDigest(t *testing.T) {
 func every4h(_ string, due time.Time) time.Time { return policy.Digest{Every: 4 * time.Hour}.Next(due) }
 
 // digestRecorder is a store.DigestFunc that records the items of each
-// digest it makes.
+// digest it makes, in parts of at most two items.
 type digestRecorder struct{ digests [][]string }
 
-func (d *digestRecorder) fire(_ context.Context, policyID, target string, due time.Time, items []store.DigestItem) (store.FiredStep, error) {
-	var keys []string
-	for _, it := range items {
-		keys = append(keys, it.Key)
+func (d *digestRecorder) fire(_ context.Context, policyID, target string, due time.Time, items []store.DigestItem) ([]store.DigestPart, error) {
+	var all []string
+	var parts []store.DigestPart
+	for start := 0; start < len(items); start += 2 {
+		key := fmt.Sprintf("digest/%s/%s/%d/%d", policyID, target, due.Unix(), len(parts)+1)
+		part := store.DigestPart{FiredStep: store.FiredStep{Notification: ping(key, ""), Deliveries: []store.NewDelivery{delivery(key, alice, "slack")}}}
+		for _, it := range items[start:min(start+2, len(items))] {
+			part.Keys = append(part.Keys, it.Key)
+			all = append(all, it.Key)
+		}
+		parts = append(parts, part)
 	}
-	d.digests = append(d.digests, keys)
-	key := fmt.Sprintf("digest/%s/%s/%d", policyID, target, due.Unix())
-	return store.FiredStep{Notification: ping(key, ""), Deliveries: []store.NewDelivery{delivery(key, alice, "slack")}}, nil
+	d.digests = append(d.digests, all)
+	return parts, nil
 }
 
 // An item that reaches its slot after the slot's digest went out (its
@@ -744,25 +751,50 @@ func TestDigestItemsArrivingAfterTheirDigestGoIntoTheNextOne(t *testing.T) {
 	if _, err := s.AddDigestItem(ctx, item("early")); err != nil {
 		t.Fatal(err)
 	}
-	first, id, err := s.FireDigest(ctx, due, every4h, d.fire)
-	if err != nil || !first || id == "" {
-		t.Fatalf("first digest: found=%v id=%q %v", first, id, err)
+	first, ids, err := s.FireDigest(ctx, due, every4h, d.fire)
+	if err != nil || !first || len(ids) != 1 {
+		t.Fatalf("first digest: found=%v ids=%q %v", first, ids, err)
 	}
+	id := ids[0]
 	if _, err := s.AddDigestItem(ctx, item("late")); err != nil {
 		t.Fatal(err)
 	}
-	if _, late, err := s.FireDigest(ctx, due.Add(time.Minute), every4h, d.fire); err != nil || late != "" {
-		t.Fatalf("the late item went out in the slot already sent: notification %q %v", late, err)
+	if _, late, err := s.FireDigest(ctx, due.Add(time.Minute), every4h, d.fire); err != nil || len(late) != 0 {
+		t.Fatalf("the late item went out in the slot already sent: notifications %q %v", late, err)
 	}
 	if n := count(t, pool, `SELECT count(*) FROM digest_items WHERE notification_id = $1`, id); n != 1 {
 		t.Errorf("%d items point at the first digest, which listed 1", n)
 	}
 	_, next, err := s.FireDigest(ctx, due.Add(4*time.Hour), every4h, d.fire)
-	if err != nil || next == "" || next == id {
+	if err != nil || len(next) != 1 || next[0] == id {
 		t.Fatalf("next digest: %q (first %q) %v", next, id, err)
 	}
 	if want := [][]string{{"early"}, {"late"}}; fmt.Sprint(d.digests) != fmt.Sprint(want) {
 		t.Errorf("digests %v, want %v", d.digests, want)
+	}
+}
+
+// A digest too big for one message goes out in parts: each item is
+// marked with the part that lists it.
+func TestDigestInParts(t *testing.T) {
+	s, pool := open(t)
+	ctx := context.Background()
+	due := t0.Add(2 * time.Hour)
+	for _, key := range []string{"a", "b", "c", "d", "e"} {
+		if _, err := s.AddDigestItem(ctx, store.DigestItem{Key: key, PolicyID: "community-new", Target: "hero", DueAt: due,
+			ConversationID: "c-" + key, Title: key, AddedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var d digestRecorder
+	_, ids, err := s.FireDigest(ctx, due, every4h, d.fire)
+	if err != nil || len(ids) != 3 {
+		t.Fatalf("parts %q, %v; want 3", ids, err)
+	}
+	for i, want := range []int{2, 2, 1} {
+		if n := count(t, pool, `SELECT count(*) FROM digest_items WHERE notification_id = $1`, ids[i]); n != want {
+			t.Errorf("part %d lists %d items, want %d", i+1, n, want)
+		}
 	}
 }
 

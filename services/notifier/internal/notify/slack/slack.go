@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	slackapi "github.com/slack-go/slack"
 	"golang.org/x/time/rate"
@@ -209,14 +210,54 @@ func classify(method string, err error) error {
 
 // Fallback is the plain text shown in notifications and by clients that
 // cannot render blocks.
+// It is cut to maxTitle characters, far below chat.postMessage's 40,000.
 func Fallback(m notify.Message) string {
-	return fmt.Sprintf("%s: %s", m.Urgency, m.Title)
+	title, _ := cut(m.Title, maxTitle, func(s string) string { return s })
+	return fmt.Sprintf("%s: %s", m.Urgency, title)
+}
+
+// Slack's documented limits that the rendering keeps to
+// (https://api.slack.com/reference/block-kit/blocks): a section's text is
+// at most 3,000 characters and a context block has at most 10 elements.
+// A message past them is refused (invalid_blocks), so none is sent.
+const (
+	maxSectionText     = 3000
+	maxContextElements = 10
+	// maxTitle bounds a title (a customer's subject can be anything).
+	maxTitle = 300
+	// maxLinkURL bounds a URL shown in a context element or a cut note.
+	maxLinkURL = 1000
+)
+
+// cut returns the longest prefix of s whose form(prefix) is at most n
+// characters (form is how it is written out: escaped), and whether it cut.
+// A cut ends at the last line break or space of the prefix when there is
+// one in its last fifth, so a word or an item is not broken in two.
+func cut(s string, n int, form func(string) string) (string, bool) {
+	if utf8.RuneCountInString(form(s)) <= n {
+		return s, false
+	}
+	size, end := 0, 0
+	for i, r := range s {
+		w := utf8.RuneCountInString(form(string(r)))
+		if size+w > n {
+			break
+		}
+		size += w
+		end = i + utf8.RuneLen(r)
+	}
+	prefix := s[:end]
+	if i := strings.LastIndexAny(prefix, "\n "); i > len(prefix)*4/5 {
+		prefix = prefix[:i]
+	}
+	return strings.TrimRight(prefix, " \n"), true
 }
 
 // Blocks renders the message. With status empty it carries the buttons;
 // otherwise the buttons are replaced by the status line.
 func Blocks(m notify.Message, status string) []slackapi.Block {
-	head := "*" + escape(capitalise(m.Title)) + "*"
+	title, _ := cut(capitalise(m.Title), maxTitle, escape)
+	head := "*" + escape(title) + "*"
 	if m.Urgency == notify.Page {
 		head = ":rotating_light: " + head
 	}
@@ -224,20 +265,24 @@ func Blocks(m notify.Message, status string) []slackapi.Block {
 		head += "\n_You are the " + escape(m.Recipient.Role) + "._"
 	}
 	if text := strings.TrimSpace(m.Text); text != "" {
-		head += "\n" + escape(text)
+		head += "\n" + escape(fitText(text, maxSectionText-utf8.RuneCountInString(head)-1, m.Links))
 	}
 	blocks := []slackapi.Block{
 		slackapi.NewSectionBlock(slackapi.NewTextBlockObject(slackapi.MarkdownType, head, false, false), nil, nil),
 	}
-	if len(m.Links) > 0 {
-		var els []slackapi.MixedElement
-		for _, l := range m.Links {
-			title := l.Title
-			if title == "" {
-				title = l.URL
-			}
-			els = append(els, slackapi.NewTextBlockObject(slackapi.MarkdownType, "<"+l.URL+"|"+escape(title)+">", false, false))
+	var els []slackapi.MixedElement
+	for _, l := range m.Links {
+		if len(els) == maxContextElements || len(l.URL) > maxLinkURL {
+			continue
 		}
+		title := l.Title
+		if title == "" {
+			title = l.URL
+		}
+		title, _ = cut(title, maxTitle, escape)
+		els = append(els, slackapi.NewTextBlockObject(slackapi.MarkdownType, "<"+l.URL+"|"+escape(title)+">", false, false))
+	}
+	if len(els) > 0 {
 		blocks = append(blocks, slackapi.NewContextBlock("links", els...))
 	}
 	if status != "" {
@@ -255,6 +300,21 @@ func Blocks(m notify.Message, status string) []slackapi.Block {
 		)
 	}
 	return append(blocks, slackapi.NewActionBlock("sidekick_actions", buttons...))
+}
+
+// fitText returns text as it fits in n characters once escaped: whole, or
+// cut with a note saying where the whole text is (the message's first
+// link, the conversation).
+func fitText(text string, n int, links []notify.Link) string {
+	if utf8.RuneCountInString(escape(text)) <= n {
+		return text
+	}
+	note := "\n… (cut: the whole text is in the conversation)"
+	if len(links) > 0 && len(links[0].URL) <= maxLinkURL {
+		note = "\n… (cut: the whole text is at " + links[0].URL + ")"
+	}
+	prefix, _ := cut(text, n-utf8.RuneCountInString(escape(note)), escape)
+	return prefix + note
 }
 
 // escape applies Slack's three mrkdwn escapes.

@@ -3,11 +3,13 @@ package slack_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
@@ -133,5 +135,85 @@ func TestCanReach(t *testing.T) {
 	}
 	if !ch.CanReach(notify.Recipient{SlackChannel: "support"}) || !ch.CanReach(notify.Recipient{SlackID: "U1"}) {
 		t.Error("Slack id or channel not reachable")
+	}
+}
+
+// A message past Slack's limits is refused by Slack (invalid_blocks, and
+// so are the fakes); the channel keeps every message within them: a long
+// customer text is cut with the link to the whole of it, a long subject is
+// cut, and at most ten links are shown.
+func TestLongMessagesStayWithinSlacksLimits(t *testing.T) {
+	f := notifiertest.StartSlack(t)
+	ch := start(t, f)
+	m := message()
+	m.Title = "new Priority conversation: " + strings.Repeat("subject ", 200)
+	m.Text = strings.Repeat("Every checkout returns a 500 & the <logs> say nothing.\n", 400)
+	for i := range 15 {
+		m.Links = append(m.Links, notify.Link{Title: fmt.Sprintf("link %d", i), URL: fmt.Sprintf("https://example.com/%d", i)})
+	}
+	r, err := ch.Send(context.Background(), m)
+	if err != nil {
+		t.Fatalf("Send: %v (refused: %d)", err, len(f.Rejected()))
+	}
+	posts := f.Calls("chat.postMessage")
+	if len(posts) != 1 {
+		t.Fatalf("%d posts", len(posts))
+	}
+	head := blocks(t, posts[0].Form)[0].Text.Text
+	if n := utf8.RuneCountInString(head); n > notifiertest.SlackMaxSectionText || n < notifiertest.SlackMaxSectionText-500 {
+		t.Errorf("section text of %d characters, want up to %d and most of it", n, notifiertest.SlackMaxSectionText)
+	}
+	if !strings.HasSuffix(head, "… (cut: the whole text is at https://acme.slack.com/archives/C1/p1)") {
+		t.Errorf("the cut text does not end with where the whole text is: …%s", head[len(head)-200:])
+	}
+	if !strings.Contains(head, "Every checkout returns a 500 &amp; the &lt;logs&gt; say nothing.\nEvery") {
+		t.Errorf("the text lost its escaping: %.300s", head)
+	}
+	if err := ch.Refresh(context.Background(), r, m); err != nil {
+		t.Errorf("Refresh: %v", err)
+	}
+	if err := ch.Update(context.Background(), r, m, "acknowledged by Alice"); err != nil {
+		t.Errorf("Update: %v", err)
+	}
+}
+
+// The fake refuses what Slack refuses, as Slack answers it; the channel
+// takes invalid_blocks and msg_too_long as permanent.
+func TestFakeSlackRefusesWhatSlackRefuses(t *testing.T) {
+	section := func(n int) string {
+		return `[{"type":"section","text":{"type":"mrkdwn","text":"` + strings.Repeat("x", n) + `"}}]`
+	}
+	many := "[" + strings.TrimSuffix(strings.Repeat(`{"type":"divider"},`, 51), ",") + "]"
+	for _, c := range []struct {
+		form url.Values
+		want string
+	}{
+		{url.Values{"text": {"hi"}, "blocks": {section(3000)}}, ""},
+		{url.Values{"text": {"hi"}, "blocks": {section(3001)}}, "invalid_blocks"},
+		{url.Values{"text": {"hi"}, "blocks": {many}}, "invalid_blocks"},
+		{url.Values{"text": {"hi"}, "blocks": {`[{"block_id":"untyped"}]`}}, "invalid_blocks"},
+		{url.Values{"text": {"hi"}, "blocks": {`{"type":"section"}`}}, "invalid_blocks_format"},
+		{url.Values{"text": {strings.Repeat("x", 40001)}}, "msg_too_long"},
+	} {
+		if got := notifiertest.SlackLimits(c.form); got != c.want {
+			t.Errorf("%.80v: %q, want %q", c.form, got, c.want)
+		}
+	}
+	f := notifiertest.StartSlack(t)
+	f.Answer = func(n int, w http.ResponseWriter) bool { return false }
+	res, err := http.PostForm(f.URL()+"chat.postMessage", url.Values{"channel": {"U0ALICE"}, "text": {"hi"}, "blocks": {section(3001)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var answer struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&answer); err != nil || answer.OK || answer.Error != "invalid_blocks" {
+		t.Errorf("answer %+v %v, want invalid_blocks", answer, err)
+	}
+	if len(f.Calls("")) != 0 || len(f.Rejected()) != 1 {
+		t.Errorf("%d calls recorded, %d refused; want the refused one apart", len(f.Calls("")), len(f.Rejected()))
 	}
 }
