@@ -336,3 +336,25 @@ func TestRateLimitHoldsBackPings(t *testing.T) {
 		t.Errorf("sent %d, last on attempt %d; a held-back ping does not count as an attempt", len(sent), sent[len(sent)-1].Attempt)
 	}
 }
+
+// Many pings for one person at once: exactly the limit goes out, however
+// many workers check the window together (23 went through a limit of 20
+// when the check counted only what was already delivered).
+func TestRateLimitIsExactUnderConcurrency(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rec := &notifiertest.Recorder{}
+	disp := e.dispatcher(t, deliver.Config{RateLimit: 20, RateWindow: 10 * time.Minute}, rec)
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			if _, _, err := disp.Notify(ctx, heroRequest(fmt.Sprintf("burst%d", i))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(rec.Sent()); n != 20 {
+		t.Errorf("%d pings sent at once, want the limit, 20", n)
+	}
+}

@@ -132,19 +132,19 @@ func (d *Dispatcher) retryDelay(attempt int, err error) time.Duration {
 }
 
 // rateLimited returns when a ping may go out if the recipient already got
-// RateLimit messages through the channel within RateWindow; zero when it
-// may go now. Pages and the pager and mirror channels are not limited.
+// (or is being sent) RateLimit messages through the channel within
+// RateWindow; zero when it may go now, its place in the window taken.
+// Pages are never held back, but take their place; the pager and mirror
+// channels are not limited.
 func (d *Dispatcher) rateLimited(ctx context.Context, del store.Delivery, n store.Notification) (time.Time, error) {
-	if d.cfg.RateLimit < 0 || n.Urgency == notify.Page || d.extra[del.Channel] {
+	if d.cfg.RateLimit < 0 || d.extra[del.Channel] {
 		return time.Time{}, nil
 	}
-	now := d.clock.Now()
-	recent, err := d.store.DeliveredSince(ctx, del.Channel, del.Recipient, now.Add(-d.cfg.RateWindow), d.cfg.RateLimit)
-	if err != nil || len(recent) < d.cfg.RateLimit {
-		return time.Time{}, err
+	limit := d.cfg.RateLimit
+	if n.Urgency == notify.Page {
+		limit = 0
 	}
-	// The oldest of the last RateLimit messages leaves the window then.
-	return recent[len(recent)-1].Add(d.cfg.RateWindow), nil
+	return d.store.TakeRateSlot(ctx, del.ID, del.Channel, del.Recipient, d.clock.Now(), d.cfg.RateWindow, limit)
 }
 
 func message(n store.Notification, del store.Delivery) notify.Message {

@@ -323,11 +323,11 @@ func (s *Store) MarkFailed(ctx context.Context, id string, attempt int, cause st
 		var err error
 		if retryAt.IsZero() {
 			tag, err = tx.Exec(ctx, `
-				UPDATE deliveries SET status = 'failed', last_error = $3, updated_at = $4, lease_until = NULL
+				UPDATE deliveries SET status = 'failed', last_error = $3, updated_at = $4, lease_until = NULL, rate_at = NULL
 				WHERE id = $1 AND attempts = $2 AND status = 'sending'`, id, attempt, cause, now)
 		} else {
 			tag, err = tx.Exec(ctx, `
-				UPDATE deliveries SET status = 'pending', last_error = $3, updated_at = $4, lease_until = NULL, next_attempt_at = $5
+				UPDATE deliveries SET status = 'pending', last_error = $3, updated_at = $4, lease_until = NULL, next_attempt_at = $5, rate_at = NULL
 				WHERE id = $1 AND attempts = $2 AND status = 'sending'`, id, attempt, cause, now, retryAt)
 		}
 		if err != nil {
@@ -372,21 +372,44 @@ func (s *Store) Defer(ctx context.Context, id string, attempt int, until, now ti
 	return nil
 }
 
-// DeliveredSince returns the delivery times, newest first, of at most limit
-// messages delivered to r through channel after since.
-func (s *Store) DeliveredSince(ctx context.Context, channel string, r notify.Recipient, since time.Time, limit int) ([]time.Time, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT delivered_at FROM deliveries
-		WHERE status = 'delivered' AND channel = $1 AND person_id = $2 AND slack_channel = $3 AND delivered_at > $4
-		ORDER BY delivered_at DESC LIMIT $5`, channel, r.PersonID, r.SlackChannel, since, limit)
+// TakeRateSlot gives delivery id a place in its recipient's rate limit
+// (limit messages through channel per window) and returns the zero time,
+// or, when the window is full, the time the oldest place in it frees up.
+// Places are taken one at a time per recipient, across workers and
+// replicas, so the limit is exact; a delivery that already holds a place
+// in the window (a retry) keeps it. With limit 0 the place is taken
+// whatever the window holds (a page: never held back, but counted).
+func (s *Store) TakeRateSlot(ctx context.Context, id, channel string, r notify.Recipient, now time.Time, window time.Duration, limit int) (held time.Time, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('notifier.rate|' || $1 || '|' || $2 || '|' || $3))`,
+			channel, r.PersonID, r.SlackChannel); err != nil {
+			return fmt.Errorf("lock rate limit: %w", err)
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT rate_at FROM deliveries
+			WHERE channel = $1 AND person_id = $2 AND slack_channel = $3 AND rate_at > $4 AND id <> $5
+			ORDER BY rate_at DESC LIMIT $6`, channel, r.PersonID, r.SlackChannel, now.Add(-window), id, limit)
+		if err != nil {
+			return fmt.Errorf("read rate limit: %w", err)
+		}
+		taken, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+		if err != nil {
+			return fmt.Errorf("read rate limit: %w", err)
+		}
+		if limit > 0 && len(taken) >= limit {
+			// The oldest of the last limit places leaves the window then.
+			held = taken[len(taken)-1].Add(window)
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE deliveries SET rate_at = $2 WHERE id = $1`, id, now); err != nil {
+			return fmt.Errorf("take rate limit place: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("count recent deliveries: %w", err)
+		return time.Time{}, fmt.Errorf("rate limit of delivery %s: %w", id, err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
-	if err != nil {
-		return nil, fmt.Errorf("count recent deliveries: %w", err)
-	}
-	return out, nil
+	return held, nil
 }
 
 // Ack is an acknowledgement to record.

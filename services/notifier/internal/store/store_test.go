@@ -260,28 +260,45 @@ func TestRetryAndDefer(t *testing.T) {
 	}
 }
 
-// DeliveredSince lists the newest deliveries to one recipient through one
-// channel, at most limit.
-func TestDeliveredSince(t *testing.T) {
+// TakeRateSlot gives places in one recipient's window up to the limit,
+// per channel; a delivery keeps its place across attempts, a failed send
+// gives it back, and a full window says when its oldest place frees up.
+func TestTakeRateSlot(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
-	for i, r := range []notify.Recipient{alice, alice, alice, bob} {
-		key := string(rune('a' + i))
-		n := create(t, s, ping(key, "c"), delivery(key, r, "slack"))
-		j := claimOne(t, s, n.ID, t0)
-		if _, err := s.MarkDelivered(ctx, j.Delivery.ID, 1, "", t0.Add(time.Duration(i)*time.Minute), event(key)); err != nil {
+	ids := map[string]string{}
+	for _, key := range []string{"a", "b", "c"} {
+		n := create(t, s, ping(key, "c"), delivery(key, alice, "slack"))
+		ids[key] = claimOne(t, s, n.ID, t0).Delivery.ID
+	}
+	take := func(key string, at time.Time) time.Time {
+		t.Helper()
+		held, err := s.TakeRateSlot(ctx, ids[key], "slack", alice, at, 10*time.Minute, 2)
+		if err != nil {
 			t.Fatal(err)
 		}
+		return held
 	}
-	got, err := s.DeliveredSince(ctx, "slack", alice, t0, 10)
-	if err != nil || len(got) != 2 || !got[0].Equal(t0.Add(2*time.Minute)) || !got[1].Equal(t0.Add(time.Minute)) {
-		t.Errorf("since t0 (exclusive) = %v, %v; want +2m, +1m", got, err)
+	if held := take("a", t0); !held.IsZero() {
+		t.Fatalf("first place held until %v", held)
 	}
-	if got, _ := s.DeliveredSince(ctx, "slack", alice, t0.Add(-time.Second), 1); len(got) != 1 || !got[0].Equal(t0.Add(2*time.Minute)) {
-		t.Errorf("limit 1 = %v, want the newest", got)
+	if held := take("a", t0.Add(time.Second)); !held.IsZero() {
+		t.Fatal("a delivery's retry lost its own place")
 	}
-	if got, _ := s.DeliveredSince(ctx, "email", alice, t0.Add(-time.Second), 10); len(got) != 0 {
-		t.Errorf("another channel = %v", got)
+	if held := take("b", t0.Add(time.Minute)); !held.IsZero() {
+		t.Fatal("second place held")
+	}
+	if held := take("c", t0.Add(2*time.Minute)); !held.Equal(t0.Add(10*time.Minute + time.Second)) {
+		t.Errorf("third place held until %v, want when the oldest (+1s) leaves the window", held)
+	}
+	if _, err := s.MarkFailed(ctx, ids["b"], 1, "timeout", t0.Add(time.Hour), t0.Add(2*time.Minute), event("b")); err != nil {
+		t.Fatal(err)
+	}
+	if held := take("c", t0.Add(3*time.Minute)); !held.IsZero() {
+		t.Errorf("the place of a failed send was not given back: held until %v", held)
+	}
+	if held, err := s.TakeRateSlot(ctx, ids["c"], "email", alice, t0.Add(3*time.Minute), 10*time.Minute, 1); err != nil || !held.IsZero() {
+		t.Errorf("another channel's window: held until %v, %v", held, err)
 	}
 }
 
