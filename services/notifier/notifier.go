@@ -136,8 +136,9 @@ type Config struct {
 	// SendTimeout bounds one channel call.
 	SendTimeout time.Duration `env:"SIDEKICK_NOTIFIER_SEND_TIMEOUT" envDefault:"30s"`
 	// Lease is how long a delivery being sent is left to its sender before
-	// another replica resumes it; keep it well above SendTimeout.
-	Lease time.Duration `env:"SIDEKICK_NOTIFIER_LEASE" envDefault:"2m"`
+	// another replica resumes it. A live sender renews it every quarter
+	// lease, so it bounds how long a crashed sender's deliveries wait.
+	Lease time.Duration `env:"SIDEKICK_NOTIFIER_LEASE" envDefault:"20s"`
 	// SweepInterval is how often due retries and abandoned deliveries are
 	// looked for.
 	SweepInterval time.Duration `env:"SIDEKICK_NOTIFIER_SWEEP_INTERVAL" envDefault:"5s"`

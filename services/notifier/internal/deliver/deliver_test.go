@@ -358,3 +358,56 @@ func TestRateLimitIsExactUnderConcurrency(t *testing.T) {
 		t.Errorf("%d pings sent at once, want the limit, 20", n)
 	}
 }
+
+// A live sender keeps its claimed deliveries past the lease, however long
+// its batch takes: it renews their leases while it works, so another
+// replica's sweep resumes nothing and nothing is sent twice. (A dead
+// sender's leases lapse after one short lease: the test above.)
+func TestLiveSenderRenewsItsLeases(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for i := range 2 {
+		if _, _, err := e.store.CreateNotification(ctx, store.NewNotification{
+			IdempotencyKey: fmt.Sprintf("slow%d", i), Origin: "test", Urgency: notify.Ping, Title: "t", CreatedAt: e.clock.Now(),
+		}, []store.NewDelivery{{DedupKey: fmt.Sprintf("slow%d|alice|0", i), Recipient: notify.Recipient{PersonID: "alice"}, Channel: "recorder"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := make(chan struct{})
+	slow := &notifiertest.Recorder{Fail: func(n int, _ notify.Message) error {
+		if n == 1 {
+			<-release
+		}
+		return nil
+	}}
+	cfg := deliver.Config{Lease: 20 * time.Second, RateLimit: -1}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.dispatcher(t, cfg, slow).Sweep(ctx)
+		done <- err
+	}()
+	// The sender is stuck in its first send for a minute of the clock
+	// (three leases); its renewals keep both deliveries.
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for range 12 {
+		if err := e.clock.BlockUntilContext(wait, 1); err != nil {
+			t.Fatalf("no lease renewal waiting on the clock: %v", err)
+		}
+		e.clock.Advance(5 * time.Second)
+	}
+	if err := e.clock.BlockUntilContext(wait, 1); err != nil {
+		t.Fatalf("no lease renewal waiting on the clock: %v", err)
+	}
+	other := &notifiertest.Recorder{}
+	if n, err := e.dispatcher(t, cfg, other).Sweep(ctx); err != nil || n != 0 {
+		t.Errorf("another replica's sweep took %d deliveries of a live sender (%v)", n, err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(slow.Sent()) != 2 || len(other.Sent()) != 0 {
+		t.Errorf("sent %d by the live sender and %d by the other, want 2 and 0", len(slow.Sent()), len(other.Sent()))
+	}
+}

@@ -70,8 +70,10 @@ type Config struct {
 	// none. A channel's Retry-After is a floor on top.
 	Jitter float64
 	// Lease is how long a claimed delivery stays with its sender before
-	// another worker may resume it; default 2m. Keep it well above
-	// SendTimeout.
+	// another worker may resume it; default 20s. A live sender renews it
+	// every quarter lease while the delivery waits or is being sent, so it
+	// need not cover SendTimeout: it bounds how long a crashed sender's
+	// deliveries wait.
 	Lease time.Duration
 	// SendTimeout bounds one channel call; default 30s.
 	SendTimeout time.Duration
@@ -106,7 +108,7 @@ func (c Config) withDefaults() Config {
 		c.Jitter = 1
 	}
 	if c.Lease <= 0 {
-		c.Lease = 2 * time.Minute
+		c.Lease = 20 * time.Second
 	}
 	if c.SendTimeout <= 0 {
 		c.SendTimeout = 30 * time.Second

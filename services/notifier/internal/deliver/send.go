@@ -19,9 +19,7 @@ func (d *Dispatcher) Send(ctx context.Context, notificationID string) error {
 	if err != nil {
 		return err
 	}
-	for _, j := range jobs {
-		d.attempt(ctx, j)
-	}
+	d.attemptAll(ctx, jobs)
 	return nil
 }
 

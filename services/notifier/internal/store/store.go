@@ -262,6 +262,25 @@ func (s *Store) Claim(ctx context.Context, notificationID string, now, leaseUnti
 	return jobs, nil
 }
 
+// RenewLeases extends to until the leases of the claimed jobs still being
+// sent by their attempt (not re-claimed or finished meanwhile).
+func (s *Store) RenewLeases(ctx context.Context, jobs []Job, until time.Time) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	ids, attempts := make([]string, len(jobs)), make([]int32, len(jobs))
+	for i, j := range jobs {
+		ids[i], attempts[i] = j.Delivery.ID, int32(j.Delivery.Attempts)
+	}
+	if _, err := s.pool.Exec(ctx, `
+		UPDATE deliveries d SET lease_until = $3
+		FROM unnest($1::text[], $2::int[]) AS j(id, attempts)
+		WHERE d.id = j.id AND d.attempts = j.attempts AND d.status = 'sending'`, ids, attempts, until); err != nil {
+		return fmt.Errorf("renew delivery leases: %w", err)
+	}
+	return nil
+}
+
 // MarkDelivered records a successful send of attempt and queues ev. It
 // does nothing when the delivery was re-claimed meanwhile (another
 // attempt). since is set when the notification was acknowledged, or its
