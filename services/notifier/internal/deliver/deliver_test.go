@@ -411,3 +411,35 @@ func TestLiveSenderRenewsItsLeases(t *testing.T) {
 		t.Errorf("sent %d by the live sender and %d by the other, want 2 and 0", len(slow.Sent()), len(other.Sent()))
 	}
 }
+
+// A delivery the channel hands back for its pace (notify.LaterError) is
+// rescheduled without counting an attempt and without holding the
+// sender, and goes out when its time comes.
+func TestPacedDeliveryIsRescheduledNotAnAttempt(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rec := &notifiertest.Recorder{Fail: func(n int, _ notify.Message) error {
+		if n == 1 {
+			return &notify.LaterError{After: 3 * time.Second, Err: errors.New("pace")}
+		}
+		return nil
+	}}
+	disp := e.dispatcher(t, deliver.Config{MaxAttempts: 1}, rec)
+	n, _, err := disp.Notify(ctx, heroRequest("paced"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, attempts := statusOf(t, e.store, n.ID); st != store.StatusPending || attempts != 0 {
+		t.Fatalf("after the pace: %s after %d attempts, want pending after 0", st, attempts)
+	}
+	if got, _ := disp.Sweep(ctx); got != 0 {
+		t.Fatalf("swept %d before its turn", got)
+	}
+	e.clock.Advance(3 * time.Second)
+	if got, _ := disp.Sweep(ctx); got != 1 {
+		t.Fatalf("swept %d at its turn, want 1", got)
+	}
+	if st, attempts := statusOf(t, e.store, n.ID); st != store.StatusDelivered || attempts != 1 {
+		t.Errorf("%s after %d attempts, want delivered on the first (of at most 1)", st, attempts)
+	}
+}

@@ -17,7 +17,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_notifier_deliveries_total",
-			Help: "Delivery attempts by channel and result (delivered, retry, failed).",
+			Help: "Delivery attempts by channel and result (delivered, retry, failed; paced: handed back by the channel's pace and rescheduled, not counted as an attempt).",
 		}, []string{"channel", "result"}),
 		sendSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sidekick_notifier_send_duration_seconds",

@@ -56,6 +56,18 @@ func (d *Dispatcher) attempt(ctx context.Context, j store.Job) {
 		cancel()
 		d.metrics.sendSeconds.WithLabelValues(del.Channel).Observe(time.Since(start).Seconds())
 	}
+	if after, ok := notify.Later(err); ok {
+		// The channel's pace has no room now: not an attempt, and no
+		// worker waits for it.
+		now := d.clock.Now()
+		if err := d.store.Defer(ctx, del.ID, del.Attempts, now.Add(after), now); err != nil {
+			logger.Error("could not reschedule a paced delivery; the lease will expire and it is tried again", "error", err)
+			return
+		}
+		d.metrics.deliveries.WithLabelValues(del.Channel, "paced").Inc()
+		logger.Debug("channel's pace has no room; rescheduled", "after", after)
+		return
+	}
 	if ctx.Err() != nil && err != nil {
 		// Shutting down mid-send: leave the claim; its lease expires and the
 		// next sweep (here or in another replica) resumes it.

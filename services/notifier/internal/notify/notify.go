@@ -145,3 +145,28 @@ func RetryAfter(err error) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// LaterError says a message was not sent because the channel's own pace
+// has no room for it now (Slack's message a second per conversation):
+// the sender reschedules it After from now, without counting an attempt,
+// instead of waiting.
+type LaterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *LaterError) Error() string {
+	return fmt.Sprintf("%v (send again in %s)", e.Err, e.After)
+}
+
+func (e *LaterError) Unwrap() error { return e.Err }
+
+// Later returns the delay err asks a message to be rescheduled by, if it
+// is a LaterError.
+func Later(err error) (time.Duration, bool) {
+	var l *LaterError
+	if errors.As(err, &l) {
+		return l.After, true
+	}
+	return 0, false
+}

@@ -40,13 +40,7 @@ func TestPacePerConversation(t *testing.T) {
 // TestSendGivesUpWhenThePaceOutlastsTheContext: a send that would wait
 // past its deadline returns a retryable error and posts nothing.
 func TestSendGivesUpWhenThePaceOutlastsTheContext(t *testing.T) {
-	var posts atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		posts.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"ok":true,"channel":"D01","ts":"1.1"}`))
-	}))
-	defer srv.Close()
+	srv, posts := postCounter(t)
 	c := New(Options{Token: "xoxb-test", APIURL: srv.URL + "/", Pace: rate.Every(time.Hour), Burst: 1})
 	m := notify.Message{Recipient: notify.Recipient{PersonID: "alice", SlackID: "U0ALICE"}, Title: "t", Text: "x"}
 	if _, err := c.Send(context.Background(), m); err != nil {
@@ -61,4 +55,41 @@ func TestSendGivesUpWhenThePaceOutlastsTheContext(t *testing.T) {
 	if n := posts.Load(); n != 1 {
 		t.Fatalf("%d posts, want 1", n)
 	}
+}
+
+// TestSendHandsBackAPostWhoseTurnIsFarOff: a post whose conversation's
+// pace has no room within MaxPaceWait is not waited for: Send returns a
+// notify.LaterError saying when its turn comes, and posts nothing.
+func TestSendHandsBackAPostWhoseTurnIsFarOff(t *testing.T) {
+	srv, posts := postCounter(t)
+	c := New(Options{Token: "xoxb-test", APIURL: srv.URL + "/", Pace: rate.Every(time.Minute), Burst: 1, MaxPaceWait: time.Second})
+	m := notify.Message{Recipient: notify.Recipient{PersonID: "alice", SlackID: "U0ALICE"}, Title: "t", Text: "x"}
+	if _, err := c.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Send(context.Background(), m)
+	after, ok := notify.Later(err)
+	if !ok || after <= time.Second || after > time.Minute {
+		t.Fatalf("err = %v, want a LaterError of up to a minute", err)
+	}
+	if n := posts.Load(); n != 1 {
+		t.Fatalf("%d posts, want 1", n)
+	}
+	other := m
+	other.Recipient.SlackID = "U0BOB"
+	if _, err := c.Send(context.Background(), other); err != nil {
+		t.Fatalf("another conversation: %v", err)
+	}
+}
+
+// postCounter is a Slack API that takes every post and counts them.
+func postCounter(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	var posts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true,"channel":"D01","ts":"1.1"}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &posts
 }

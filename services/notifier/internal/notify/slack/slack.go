@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	slackapi "github.com/slack-go/slack"
@@ -52,16 +53,22 @@ type Options struct {
 	Logger     *slog.Logger
 	// Pace is how many messages a second go to one Slack conversation (a
 	// DM or a channel); Slack allows about one, with short bursts. Zero
-	// means 1, with a burst of 3. Messages over the pace wait.
+	// means 1, with a burst of 3.
 	Pace  rate.Limit
 	Burst int
+	// MaxPaceWait is the longest a send waits for its conversation's pace
+	// (default 1s); a message whose turn is further off is not sent but
+	// returned as notify.LaterError, so the sender reschedules it instead
+	// of holding a worker through a burst.
+	MaxPaceWait time.Duration
 }
 
 // Channel sends through Slack's Web API.
 type Channel struct {
-	api    *slackapi.Client
-	logger *slog.Logger
-	pace   *pacer
+	api     *slackapi.Client
+	logger  *slog.Logger
+	pace    *pacer
+	maxWait time.Duration
 }
 
 // pacer keeps one rate limiter per Slack conversation.
@@ -93,9 +100,28 @@ func (p *pacer) limiter(conv string) *rate.Limiter {
 	return l
 }
 
-// wait blocks until a message to conv is within Slack's pace, or ctx ends.
-func (p *pacer) wait(ctx context.Context, conv string) error {
-	return p.limiter(conv).Wait(ctx)
+// wait blocks until a message to conv is within Slack's pace, or ctx
+// ends. A turn further off than max is not waited for: notify.LaterError
+// says when to try again.
+func (p *pacer) wait(ctx context.Context, conv string, max time.Duration) error {
+	r := p.limiter(conv).Reserve()
+	d := r.Delay()
+	if d > max {
+		r.Cancel()
+		return &notify.LaterError{After: d, Err: fmt.Errorf("slack: %s's pace has no room for %s", conv, d)}
+	}
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return fmt.Errorf("slack: waiting for %s's pace: %w", conv, ctx.Err())
+	}
 }
 
 var (
@@ -120,7 +146,10 @@ func New(o Options) *Channel {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Channel{api: slackapi.New(o.Token, opts...), logger: o.Logger, pace: newPacer(o.Pace, o.Burst)}
+	if o.MaxPaceWait <= 0 {
+		o.MaxPaceWait = time.Second
+	}
+	return &Channel{api: slackapi.New(o.Token, opts...), logger: o.Logger, pace: newPacer(o.Pace, o.Burst), maxWait: o.MaxPaceWait}
 }
 
 // Name returns "slack".
@@ -139,8 +168,8 @@ func (c *Channel) Send(ctx context.Context, m notify.Message) (notify.Receipt, e
 	if target == "" {
 		return notify.Receipt{}, notify.Permanent(fmt.Errorf("slack: %s has no Slack id", m.Recipient.Display()))
 	}
-	if err := c.pace.wait(ctx, target); err != nil {
-		return notify.Receipt{}, fmt.Errorf("slack: waiting for %s's pace: %w", target, err)
+	if err := c.pace.wait(ctx, target, c.maxWait); err != nil {
+		return notify.Receipt{}, err
 	}
 	channel, ts, err := c.api.PostMessageContext(ctx, target,
 		slackapi.MsgOptionText(Fallback(m), false),
