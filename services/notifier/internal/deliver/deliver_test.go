@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/sidekickhq/sidekick/services/notifier/internal/deliver"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/slack"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
 )
 
@@ -441,5 +443,56 @@ func TestPacedDeliveryIsRescheduledNotAnAttempt(t *testing.T) {
 	}
 	if st, attempts := statusOf(t, e.store, n.ID); st != store.StatusDelivered || attempts != 1 {
 		t.Errorf("%s after %d attempts, want delivered on the first (of at most 1)", st, attempts)
+	}
+}
+
+// A sender died during its call to Slack: the post may have arrived.
+// Once its lease runs out the delivery is looked for at Slack (the post's
+// metadata names the delivery) before it is sent again: one that arrived
+// is recorded delivered, not posted twice; one that did not is posted.
+func TestResumedDeliveryIsLookedForBeforeItIsSentAgain(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	fake := notifiertest.StartSlack(t)
+	ch := slack.New(slack.Options{Token: "xoxb-test", APIURL: fake.URL()})
+	arrived := map[string]bool{"alice": true, "bob": false}
+	for _, who := range []string{"alice", "bob"} {
+		key := "cut-" + who
+		if _, _, err := e.store.CreateNotification(ctx, store.NewNotification{
+			IdempotencyKey: key, Origin: "test", Urgency: notify.Ping, Title: "t", CreatedAt: e.clock.Now(),
+		}, []store.NewDelivery{{DedupKey: key + "|0", Recipient: notify.Recipient{PersonID: who, SlackID: "U0" + strings.ToUpper(who)}, Channel: slack.Name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := e.clock.Now()
+	jobs, err := e.store.Claim(ctx, "", now, now.Add(20*time.Second), 10)
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("claim by the doomed sender: %d, %v", len(jobs), err)
+	}
+	for _, j := range jobs {
+		if arrived[j.Delivery.Recipient.PersonID] {
+			// Slack took the post; the sender died before recording it.
+			if _, err := ch.Send(ctx, notify.Message{NotificationID: j.Notification.ID, DeliveryID: j.Delivery.ID,
+				Recipient: j.Delivery.Recipient, Urgency: notify.Ping, Title: "t"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.clock.Advance(21 * time.Second)
+	if n, err := e.dispatcher(t, deliver.Config{Lease: 20 * time.Second}, ch).Sweep(ctx); err != nil || n != 2 {
+		t.Fatalf("sweep after the lease attempted %d (%v), want 2", n, err)
+	}
+	posts := map[string]int{}
+	for _, c := range fake.Calls("chat.postMessage") {
+		posts[c.Form.Get("channel")]++
+	}
+	if posts["U0ALICE"] != 1 || posts["U0BOB"] != 1 {
+		t.Errorf("posts per person %v, want one each: alice's arrived before the crash, bob's did not", posts)
+	}
+	for _, j := range jobs {
+		ds, err := e.store.Deliveries(ctx, j.Notification.ID)
+		if err != nil || len(ds) != 1 || ds[0].Status != store.StatusDelivered || !strings.HasPrefix(ds[0].Receipt, "D0") {
+			t.Errorf("%s's delivery: %+v %v; want delivered with the post's receipt", j.Delivery.Recipient.PersonID, ds, err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -30,24 +31,33 @@ func (d *Dispatcher) attempt(ctx context.Context, j store.Job) {
 	del, n := j.Delivery, j.Notification
 	logger := d.logger.With("delivery", del.ID, "notification", n.ID, "channel", del.Channel,
 		"recipient", del.Recipient.Display(), "attempt", del.Attempts)
-	if held, err := d.rateLimited(ctx, del, n); err != nil {
-		logger.Warn("rate limit check failed; sending anyway", "error", err)
-	} else if !held.IsZero() {
-		if err := d.store.Defer(ctx, del.ID, del.Attempts, held, d.clock.Now()); err != nil {
-			logger.Error("could not hold back a rate-limited delivery; the lease will expire and it is tried again", "error", err)
+	msg := message(n, del)
+	ch, ok := d.byName[del.Channel]
+	var receipt notify.Receipt
+	found := false
+	if ok && j.Resumed {
+		receipt, found = d.find(ctx, ch, msg, logger)
+	}
+	if !found {
+		if held, err := d.rateLimited(ctx, del, n); err != nil {
+			logger.Warn("rate limit check failed; sending anyway", "error", err)
+		} else if !held.IsZero() {
+			if err := d.store.Defer(ctx, del.ID, del.Attempts, held, d.clock.Now()); err != nil {
+				logger.Error("could not hold back a rate-limited delivery; the lease will expire and it is tried again", "error", err)
+				return
+			}
+			d.metrics.rateLimited.WithLabelValues(del.Channel).Inc()
+			logger.Info("recipient's rate limit reached; held back", "until", held)
 			return
 		}
-		d.metrics.rateLimited.WithLabelValues(del.Channel).Inc()
-		logger.Info("recipient's rate limit reached; held back", "until", held)
-		return
 	}
-	msg := message(n, del)
-	var receipt notify.Receipt
-	ch, ok := d.byName[del.Channel]
 	var err error
-	if !ok {
+	switch {
+	case found:
+		logger.Info("the cut-short attempt had reached the provider; recording it, not sending again", "receipt", receipt.Ref)
+	case !ok:
 		err = notify.Permanent(fmt.Errorf("channel %q is not configured in this process", del.Channel))
-	} else {
+	default:
 		// The timeout bounds a call over the network and the histogram
 		// measures it: both are wall-clock time, not the service clock.
 		sctx, cancel := context.WithTimeout(ctx, d.cfg.SendTimeout)
@@ -128,6 +138,25 @@ func (d *Dispatcher) attempt(ctx context.Context, j store.Job) {
 	if hurried {
 		d.hurried()
 	}
+}
+
+// find looks at the provider for the message of a delivery whose previous
+// attempt was cut short, through channels that can tell (notify.Finder).
+// Not found, or not known (the channel cannot look, or the look failed),
+// the delivery is sent again.
+func (d *Dispatcher) find(ctx context.Context, ch notify.Channel, m notify.Message, logger *slog.Logger) (notify.Receipt, bool) {
+	f, ok := ch.(notify.Finder)
+	if !ok {
+		return notify.Receipt{}, false
+	}
+	fctx, cancel := context.WithTimeout(ctx, d.cfg.SendTimeout)
+	defer cancel()
+	r, found, err := f.Find(fctx, m)
+	if err != nil {
+		logger.Warn("could not look for the message of a cut-short attempt; sending it again", "error", err)
+		return notify.Receipt{}, false
+	}
+	return r, found
 }
 
 // retryDelay is the wait after a failed attempt: exponential backoff with

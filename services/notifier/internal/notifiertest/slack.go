@@ -13,8 +13,10 @@ import (
 	"unicode/utf8"
 )
 
-// Slack is a fake Slack Web API speaking the documented chat.postMessage
-// and chat.update payloads (form-encoded requests, JSON answers). It
+// Slack is a fake Slack Web API speaking the documented chat.postMessage,
+// chat.update, conversations.open and conversations.history (newest
+// first, metadata with include_all_metadata) payloads (form-encoded
+// requests, JSON answers). It
 // records every call it accepts; a message past Slack's documented limits
 // (SlackLimits) is refused as Slack refuses it, with invalid_blocks or
 // msg_too_long, and kept apart (Rejected).
@@ -44,6 +46,8 @@ type SlackCall struct {
 	Auth   string
 	// At is when the request arrived (wall clock, for latency figures).
 	At time.Time
+	// Channel and TS are where a chat.postMessage landed and its ts.
+	Channel, TS string
 }
 
 // StartSlack starts a fake Slack; its API URL (ending in '/') is s.URL().
@@ -84,8 +88,12 @@ func (s *Slack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	n, answer, custom := len(s.calls)+1, s.Answer, s.Reply
+	if method == "chat.postMessage" {
+		// A DM posted to a user id lands in the bot's IM channel with them.
+		call.Channel, call.TS = imChannel(r.PostForm.Get("channel")), fmt.Sprintf("1700000000.%06d", n)
+	}
 	s.calls = append(s.calls, call)
-	n, answer, custom := len(s.calls), s.Answer, s.Reply
 	s.mu.Unlock()
 	if custom != nil && custom(call, w) {
 		return
@@ -97,13 +105,12 @@ func (s *Slack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var reply map[string]any
 	switch r.URL.Path {
 	case "/chat.postMessage":
-		// A DM posted to a user id lands in the bot's IM channel with them.
-		ch := r.PostForm.Get("channel")
-		if strings.HasPrefix(ch, "U") {
-			ch = "D" + ch[1:]
-		}
-		reply = map[string]any{"ok": true, "channel": ch, "ts": fmt.Sprintf("1700000000.%06d", n),
+		reply = map[string]any{"ok": true, "channel": call.Channel, "ts": call.TS,
 			"message": map[string]any{"type": "message", "text": r.PostForm.Get("text")}}
+	case "/conversations.open":
+		reply = map[string]any{"ok": true, "channel": map[string]any{"id": imChannel(r.PostForm.Get("users"))}}
+	case "/conversations.history":
+		reply = map[string]any{"ok": true, "has_more": false, "messages": s.history(r.PostForm.Get("channel"), r.PostForm.Get("include_all_metadata") == "1")}
 	case "/chat.update":
 		reply = map[string]any{"ok": true, "channel": r.PostForm.Get("channel"), "ts": r.PostForm.Get("ts"), "text": r.PostForm.Get("text")}
 	default:
@@ -203,6 +210,35 @@ func (s *Slack) Rejected() []SlackCall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]SlackCall(nil), s.rejected...)
+}
+
+// imChannel is the bot's IM channel with a user id (U…), or channel.
+func imChannel(channel string) string {
+	if strings.HasPrefix(channel, "U") {
+		return "D" + channel[1:]
+	}
+	return channel
+}
+
+// history is conversations.history of channel: the messages posted to it,
+// newest first, with their metadata when asked.
+func (s *Slack) history(channel string, withMetadata bool) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []map[string]any{}
+	for i := len(s.calls) - 1; i >= 0; i-- {
+		c := s.calls[i]
+		if c.Method != "chat.postMessage" || c.Channel != channel {
+			continue
+		}
+		m := map[string]any{"type": "message", "ts": c.TS, "text": c.Form.Get("text")}
+		var meta map[string]any
+		if withMetadata && json.Unmarshal([]byte(c.Form.Get("metadata")), &meta) == nil {
+			m["metadata"] = meta
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // SetStall replaces Stall.

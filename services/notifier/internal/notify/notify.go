@@ -104,6 +104,14 @@ type Refresher interface {
 	Refresh(ctx context.Context, r Receipt, m Message) error
 }
 
+// Finder is implemented by channels that can tell whether the message of
+// a delivery already reached the provider. A delivery whose previous
+// attempt was cut short (its sender died during the call) is looked for
+// before it is sent again, so a crash does not send it twice.
+type Finder interface {
+	Find(ctx context.Context, m Message) (r Receipt, found bool, err error)
+}
+
 // permanentError marks a failure that retrying cannot fix.
 type permanentError struct{ err error }
 

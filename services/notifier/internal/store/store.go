@@ -104,6 +104,10 @@ type Delivery struct {
 type Job struct {
 	Delivery     Delivery
 	Notification Notification
+	// Resumed is set when the previous attempt was cut short with no
+	// outcome recorded (its sender died, its lease ran out): that attempt
+	// may have reached the provider.
+	Resumed bool
 }
 
 const notificationCols = `n.id, n.idempotency_key, n.origin, n.urgency, n.title, n.body, n.links,
@@ -232,7 +236,7 @@ func (s *Store) Deliveries(ctx context.Context, notificationID string) ([]Delive
 func (s *Store) Claim(ctx context.Context, notificationID string, now, leaseUntil time.Time, limit int) ([]Job, error) {
 	rows, err := s.pool.Query(ctx, `
 		WITH due AS (
-			SELECT id FROM deliveries
+			SELECT id, status = 'sending' AS resumed FROM deliveries
 			WHERE ($1 = '' OR notification_id = $1)
 			  AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND lease_until <= $2))
 			ORDER BY next_attempt_at
@@ -241,9 +245,9 @@ func (s *Store) Claim(ctx context.Context, notificationID string, now, leaseUnti
 		), d AS (
 			UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = $3, updated_at = $2
 			FROM due WHERE deliveries.id = due.id
-			RETURNING deliveries.*
+			RETURNING deliveries.*, due.resumed
 		)
-		SELECT `+deliveryCols+`, `+notificationCols+`
+		SELECT `+deliveryCols+`, `+notificationCols+`, d.resumed
 		FROM d JOIN notifications n ON n.id = d.notification_id
 		ORDER BY d.next_attempt_at`,
 		notificationID, now, leaseUntil, limit)
@@ -252,8 +256,15 @@ func (s *Store) Claim(ctx context.Context, notificationID string, now, leaseUnti
 	}
 	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) {
 		var j Job
+		var status string
+		var delivered *time.Time
+		var x notificationScan
+		if err := r.Scan(append(append(deliveryDest(&j.Delivery, &status, &delivered), x.dest()...), &j.Resumed)...); err != nil {
+			return j, err
+		}
+		finishDelivery(&j.Delivery, status, delivered)
 		var err error
-		j.Delivery, j.Notification, err = scanJob(r)
+		j.Notification, err = x.finish()
 		return j, err
 	})
 	if err != nil {

@@ -128,6 +128,7 @@ var (
 	_ notify.Channel   = (*Channel)(nil)
 	_ notify.Updater   = (*Channel)(nil)
 	_ notify.Refresher = (*Channel)(nil)
+	_ notify.Finder    = (*Channel)(nil)
 )
 
 // New returns a Slack channel.
@@ -171,15 +172,64 @@ func (c *Channel) Send(ctx context.Context, m notify.Message) (notify.Receipt, e
 	if err := c.pace.wait(ctx, target, c.maxWait); err != nil {
 		return notify.Receipt{}, err
 	}
-	channel, ts, err := c.api.PostMessageContext(ctx, target,
+	opts := []slackapi.MsgOption{
 		slackapi.MsgOptionText(Fallback(m), false),
 		slackapi.MsgOptionBlocks(Blocks(m, "")...),
 		slackapi.MsgOptionDisableLinkUnfurl(),
-	)
+	}
+	if m.DeliveryID != "" {
+		opts = append(opts, slackapi.MsgOptionMetadata(slackapi.SlackMetadata{
+			EventType: MetadataEventType, EventPayload: map[string]any{"delivery_id": m.DeliveryID}}))
+	}
+	channel, ts, err := c.api.PostMessageContext(ctx, target, opts...)
 	if err != nil {
 		return notify.Receipt{}, classify("chat.postMessage", err)
 	}
 	return notify.Receipt{Ref: channel + "/" + ts}, nil
+}
+
+// MetadataEventType is the event type of the message metadata every post
+// carries: {"delivery_id": <delivery id>}, which Find looks for.
+const MetadataEventType = "sidekick_delivery"
+
+// findPages bounds how far back Find looks: pages of 100 of the newest
+// messages of the conversation. A cut-short attempt is at most a lease or
+// so old.
+const findPages = 3
+
+// Find looks for a message posted for m's delivery (its metadata) among
+// the newest messages of the conversation it goes to
+// (conversations.open for a DM, then conversations.history with
+// include_all_metadata; scopes im:write, im:history, channels:history).
+func (c *Channel) Find(ctx context.Context, m notify.Message) (notify.Receipt, bool, error) {
+	channel := m.Recipient.SlackChannel
+	if m.Recipient.SlackID != "" {
+		ch, _, _, err := c.api.OpenConversationContext(ctx, &slackapi.OpenConversationParameters{Users: []string{m.Recipient.SlackID}, ReturnIM: true})
+		if err != nil {
+			return notify.Receipt{}, false, classify("conversations.open", err)
+		}
+		channel = ch.ID
+	}
+	if channel == "" || m.DeliveryID == "" {
+		return notify.Receipt{}, false, nil
+	}
+	cursor := ""
+	for range findPages {
+		page, err := c.api.GetConversationHistoryContext(ctx, &slackapi.GetConversationHistoryParameters{
+			ChannelID: channel, Cursor: cursor, Limit: 100, IncludeAllMetadata: true})
+		if err != nil {
+			return notify.Receipt{}, false, classify("conversations.history", err)
+		}
+		for _, msg := range page.Messages {
+			if msg.Metadata.EventType == MetadataEventType && msg.Metadata.EventPayload["delivery_id"] == m.DeliveryID {
+				return notify.Receipt{Ref: channel + "/" + msg.Timestamp}, true, nil
+			}
+		}
+		if cursor = page.ResponseMetaData.NextCursor; !page.HasMore || cursor == "" {
+			break
+		}
+	}
+	return notify.Receipt{}, false, nil
 }
 
 // Update rewrites a sent message with its new status and without buttons
