@@ -7,7 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	"github.com/sidekickhq/sidekick/services/notifier"
+	"github.com/sidekickhq/sidekick/services/triage"
 )
 
 func (r *root) applyCmd() *cobra.Command {
@@ -20,7 +23,13 @@ func (r *root) applyCmd() *cobra.Command {
 		Short: "Apply the organisation configuration (people, rotations, teams, overrides)",
 		Long: `Apply the organisation YAML idempotently. --dry-run prints the diff and
 changes nothing. '-f -' reads standard input. Applying the same file twice
-changes nothing the second time.`,
+changes nothing the second time.
+
+The whole file is checked before anything is sent: rotation's sections by
+rotation, and here the notifier's (escalation, business_contacts: unknown
+fields, targets, durations, and people or teams the file does not have)
+and triage's (policies, triage), each error with its line; with any error
+nothing is applied.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var data []byte
@@ -32,6 +41,9 @@ changes nothing the second time.`,
 			}
 			if err != nil {
 				return fmt.Errorf("read %s: %w", file, err)
+			}
+			if err := checkOrg(data); err != nil {
+				return fmt.Errorf("%s: nothing applied: %w", file, err)
 			}
 			cc, err := r.dial()
 			if err != nil {
@@ -63,4 +75,21 @@ changes nothing the second time.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the diff without applying")
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
+}
+
+// checkOrg checks the sections other services than rotation read, as they
+// read them, so a typo there is refused with its line before anything is
+// applied instead of surfacing at the next restart of that service.
+func checkOrg(data []byte) error {
+	f, err := orgfile.Parse(data)
+	if err != nil {
+		return err
+	}
+	if err := notifier.CheckOrg(f); err != nil {
+		return err
+	}
+	if _, err := triage.OrgFrom(f); err != nil {
+		return err
+	}
+	return nil
 }

@@ -193,6 +193,10 @@ func (f *fakeRotation) SwapShifts(_ context.Context, req *rotationv1.SwapShiftsR
 	return handle[*rotationv1.SwapShiftsResponse](f.rec, "SwapShifts", req)
 }
 
+func (f *fakeRotation) ApplyConfig(_ context.Context, req *rotationv1.ApplyConfigRequest) (*rotationv1.ApplyConfigResponse, error) {
+	return handle[*rotationv1.ApplyConfigResponse](f.rec, "ApplyConfig", req)
+}
+
 func (f *fakeRotation) ListRotations(_ context.Context, req *rotationv1.ListRotationsRequest) (*rotationv1.ListRotationsResponse, error) {
 	return handle[*rotationv1.ListRotationsResponse](f.rec, "ListRotations", req)
 }
