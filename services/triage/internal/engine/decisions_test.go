@@ -465,3 +465,20 @@ func TestHandoffSummary(t *testing.T) {
 		t.Errorf("empty handoff: %q", reason)
 	}
 }
+
+// TestHandoffLeavesOutProposals: a business proposal goes to the business
+// contacts, so it is neither in the summary nor missing a note.
+func TestHandoffLeavesOutProposals(t *testing.T) {
+	open := withoutProposals([]store.OpenForHandoff{
+		{Conversation: &supportv1.Conversation{Id: "a", Categories: []string{"performance"}}},
+		{Conversation: &supportv1.Conversation{Id: "p", Categories: []string{"business"}}},
+		{Conversation: &supportv1.Conversation{Id: "b"}},
+	})
+	var ids []string
+	for _, o := range open {
+		ids = append(ids, o.Conversation.GetId())
+	}
+	if !slices.Equal(ids, []string{"a", "b"}) {
+		t.Errorf("handed over %v, want a and b", ids)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/conv"
+	"github.com/sidekickhq/sidekick/services/triage/internal/classify"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 )
 
@@ -34,7 +35,7 @@ type Handoff struct {
 // Handoff summarises a hero handoff once: every conversation not closed
 // without a handoff note written during the shift is tagged needs-handoff,
 // and a HANDOFF event carrying the HandoffSummary (the open conversations
-// in queue order, at most HandoffMaxOpen of them, and the ids of every one
+// in queue order, business proposals left out, at most HandoffMaxOpen of them, and the ids of every one
 // without a note) is queued for the next hero. It returns false when this
 // handoff was summarised before.
 func (e *Engine) Handoff(ctx context.Context, h Handoff) (bool, error) {
@@ -59,6 +60,7 @@ func (e *Engine) Handoff(ctx context.Context, h Handoff) (bool, error) {
 		if err != nil {
 			return err
 		}
+		open = withoutProposals(open)
 		summary, reason := e.summarise(h, open)
 		if _, err := store.AddTag(ctx, tx, summary.GetMissingNotes(), NeedsHandoffTag, conv.System, "handoff flagged",
 			"no handoff note when "+orHero(h.From)+"'s shift ended", now); err != nil {
@@ -112,6 +114,19 @@ func (e *Engine) summarise(h Handoff, open []store.OpenForHandoff) (summary *sup
 	}
 	reason = fmt.Sprintf("hero handoff from %s to %s: %d open, %d without a handoff note", orNobody(h.From), orNobody(h.To), len(open), len(summary.GetMissingNotes()))
 	return summary, reason
+}
+
+// withoutProposals leaves out business proposals (marketing,
+// partnerships): they go to the business contacts, not from hero to hero,
+// so they neither fill the summary nor need a handoff note.
+func withoutProposals(open []store.OpenForHandoff) []store.OpenForHandoff {
+	out := open[:0:0]
+	for _, o := range open {
+		if !slices.Contains(o.Conversation.GetCategories(), string(classify.Business)) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func orHero(s string) string {
