@@ -270,3 +270,39 @@ func TestHolidaysThroughApply(t *testing.T) {
 		t.Fatalf("a page on carol's holiday reaches %q: %v", r, hero.GetHigh())
 	}
 }
+
+// A public holiday moves first-response deadlines: triage counts them only
+// inside WorkingWindows, which leave the holiday out. With one person on
+// the roster, Good Friday has no window; the deadline clock runs again on
+// the Tuesday after Easter Monday.
+func TestHolidayLeavesTheWorkingWindows(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	s := newService(t, url, clock.NewFake(time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)))
+	c := serve(t, s)
+	solo := `
+people:
+  - {id: ivan, timezone: Europe/London, working_hours: "Mon-Fri 09:00-17:00", holidays: GB}
+rotations:
+  - {id: hero, type: weekly, start: "2026-01-05 09:00", timezone: Europe/London, participants: [ivan]}
+support: {hero: hero, catchers: false}
+`
+	if _, err := c.ApplyConfig(ctx, &rotationv1.ApplyConfigRequest{Config: []byte(solo)}); err != nil {
+		t.Fatal(err)
+	}
+	// Thursday 2 April to Wednesday 8 April 2026 (London is UTC+1).
+	resp, err := c.WorkingWindows(ctx, &rotationv1.WorkingWindowsRequest{
+		From: timestamppb.New(time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)), To: timestamppb.New(time.Date(2026, 4, 9, 0, 0, 0, 0, time.UTC)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range resp.GetWindows() {
+		got = append(got, w.GetStart().AsTime().Format("Mon 02 15:04")+"-"+w.GetEnd().AsTime().Format("15:04"))
+	}
+	want := []string{"Thu 02 08:00-16:00", "Tue 07 08:00-16:00", "Wed 08 08:00-16:00"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("windows %v, want %v (Good Friday and Easter Monday left out)", got, want)
+	}
+}
