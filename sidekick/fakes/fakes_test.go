@@ -279,3 +279,32 @@ func TestSentrySenderSignsLikeSentry(t *testing.T) {
 		t.Fatalf("payload %+v", p)
 	}
 }
+
+// TestSlackHistoryFindsAPostByItsMetadata: conversations.open gives a
+// user's DM channel, and conversations.history lists its top-level
+// messages newest first, with their metadata when asked: how the notifier
+// looks for a post a crashed sender may have made.
+func TestSlackHistoryFindsAPostByItsMetadata(t *testing.T) {
+	f := fakes.NewSlack("acme", "T0DEMO")
+	t.Cleanup(f.Close)
+	ctx := context.Background()
+	api := slack.New("xoxb-test", slack.OptionAPIURL(f.APIURL()))
+	for _, id := range []string{"d-1", "d-2"} {
+		if _, _, err := api.PostMessageContext(ctx, "U0BOB", slack.MsgOptionText("ping "+id, false),
+			slack.MsgOptionMetadata(slack.SlackMetadata{EventType: "sidekick_delivery", EventPayload: map[string]any{"delivery_id": id}})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch, _, _, err := api.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{"U0BOB"}, ReturnIM: true})
+	if err != nil || ch.ID != fakes.DMChannel("U0BOB") {
+		t.Fatalf("conversations.open: %+v %v", ch, err)
+	}
+	h, err := api.GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{ChannelID: ch.ID, Limit: 1, IncludeAllMetadata: true})
+	if err != nil || len(h.Messages) != 1 || !h.HasMore || h.Messages[0].Metadata.EventPayload["delivery_id"] != "d-2" {
+		t.Fatalf("first page: %+v %v", h, err)
+	}
+	h, err = api.GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{ChannelID: ch.ID, Cursor: h.ResponseMetaData.NextCursor})
+	if err != nil || len(h.Messages) != 1 || h.HasMore || h.Messages[0].Text != "ping d-1" || h.Messages[0].Metadata.EventType != "" {
+		t.Fatalf("second page, without metadata: %+v %v", h, err)
+	}
+}

@@ -30,6 +30,10 @@ import (
 //     removed from (RemoveFromChannel) not_in_channel, and with
 //     LimitPostRate a channel past its rate gets HTTP 429 with
 //     Retry-After;
+//   - conversations.open: a user id's DM channel (D…);
+//   - conversations.history: the channel's top-level messages posted
+//     here, newest first, with limit and cursor, and their metadata only
+//     with include_all_metadata;
 //   - conversations.replies: the thread's messages posted here (its root
 //     and every reply with that thread_ts), oldest first, with oldest,
 //     latest, inclusive, limit and cursor, and their metadata only with
@@ -304,6 +308,14 @@ func (s *Slack) serve(w http.ResponseWriter, r *http.Request) {
 		s.postMessage(w, params)
 	case "conversations.replies":
 		s.replies(w, params)
+	case "conversations.history":
+		s.history(w, params)
+	case "conversations.open":
+		if params["users"] == "" || strings.Contains(params["users"], ",") {
+			writeJSON(w, map[string]any{"ok": false, "error": "users_list_not_supplied"})
+			return
+		}
+		writeJSON(w, map[string]any{"ok": true, "channel": map[string]any{"id": DMChannel(params["users"])}})
 	case "chat.update":
 		s.update(w, params)
 	case "users.info":
@@ -466,16 +478,48 @@ func (s *Slack) replies(w http.ResponseWriter, p map[string]string) {
 	}
 	s.mu.Unlock()
 	sort.SliceStable(thread, func(i, j int) bool { return tsLess(thread[i].TS, thread[j].TS) })
+	writePage(w, thread, offset, limit, withMeta)
+}
+
+// writePage answers with the limit messages from offset, a cursor to the
+// rest when there are more.
+func writePage(w http.ResponseWriter, msgs []SlackMessage, offset, limit int, withMeta bool) {
 	page := []map[string]any{}
-	for i := offset; i < len(thread) && i < offset+limit; i++ {
-		page = append(page, messageJSON(thread[i], withMeta))
+	for i := offset; i < len(msgs) && i < offset+limit; i++ {
+		page = append(page, messageJSON(msgs[i], withMeta))
 	}
-	more := offset+limit < len(thread)
+	more := offset+limit < len(msgs)
 	next := ""
 	if more {
 		next = strconv.Itoa(offset + limit)
 	}
 	writeJSON(w, map[string]any{"ok": true, "messages": page, "has_more": more, "response_metadata": map[string]any{"next_cursor": next}})
+}
+
+// history answers conversations.history: the channel's top-level
+// messages posted here, newest first, with limit and cursor, and their
+// metadata only with include_all_metadata.
+func (s *Slack) history(w http.ResponseWriter, p map[string]string) {
+	channel := p["channel"]
+	if channel == "" {
+		writeJSON(w, map[string]any{"ok": false, "error": "channel_not_found"})
+		return
+	}
+	withMeta := p["include_all_metadata"] == "1" || p["include_all_metadata"] == "true"
+	limit, _ := strconv.Atoi(p["limit"])
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	offset, _ := strconv.Atoi(p["cursor"])
+	s.mu.Lock()
+	var top []SlackMessage
+	for i := len(s.posted) - 1; i >= 0; i-- {
+		if m := s.posted[i]; m.Channel == channel && (m.ThreadTS == "" || m.ThreadTS == m.TS) {
+			top = append(top, m)
+		}
+	}
+	s.mu.Unlock()
+	writePage(w, top, offset, limit, withMeta)
 }
 
 // tsLess orders Slack timestamps ("seconds.micros").
