@@ -358,13 +358,18 @@ func (s *Schedule) heroChain(t int64) ([]OnCall, int) {
 	chain := s.dutyCalls(s.hero, t, nil)
 	onDuty := len(chain)
 	if s.support.Catchers && (len(chain) == 0 || chain[0].Status.Availability != Available) {
+		var hero *Person
+		if len(chain) > 0 {
+			hero = chain[0].Person
+		}
+		why := s.catchWhy(hero, t)
 		for _, p := range s.catchers {
 			if inChain(chain, s.people[p].ID) || !s.working(p, t) || !s.available(p, t) {
 				continue
 			}
 			chain = append(chain, OnCall{
 				Person: &s.people[p], Shift: s.catchShift(p, t), Reason: ReasonCatcher,
-				Explanation: s.info[p].catchExpl, Status: s.status(p, t),
+				Explanation: s.people[p].ID + " catches: " + why + ", " + s.info[p].catchExpl, Status: s.status(p, t),
 			})
 		}
 	}

@@ -95,6 +95,15 @@ func TestAvailabilityRoutesByUrgency(t *testing.T) {
 	if c := a.Chain[1]; !strings.Contains(c.Explanation, "core's own secondary rotation") {
 		t.Errorf("cody's place in the chain: %q", c.Explanation)
 	}
+	// 11:00 in Tokyo that day: kenji catches, and says why the hero cannot.
+	a = who(t, s, Query{Role: RoleHero, At: utc(t, "2026-06-17T02:00:00Z")})
+	if c := a.Chain[1]; c.Reason != ReasonCatcher || c.Explanation !=
+		"kenji catches: the hero is on time off (2026-06-17..2026-06-17, dentist), kenji is inside their working hours (Mon-Fri 09:00-18:00, Asia/Tokyo)" {
+		t.Errorf("the catcher while hana is at the dentist: %s (%s)", personID(c), c.Explanation)
+	}
+	if c := a.Also; len(c) == 0 || c[0].Explanation != a.Chain[1].Explanation {
+		t.Errorf("also: %+v", c)
+	}
 	if ok := who(t, s, Query{Role: RoleHero, At: utc(t, "2026-06-02T11:00:00Z")}).Chain[0].Status; !ok.WorkingUntil.Equal(utc(t, "2026-06-02T16:30:00Z")) {
 		t.Errorf("hana works until 17:30 London: %+v", ok)
 	}

@@ -192,7 +192,8 @@ type personInfo struct {
 	// the calendars' names ("GB").
 	hol     *holiday.Calendar
 	holName string
-	// catchExpl explains this person as a catcher.
+	// catchExpl explains this person as a catcher, after why the hero
+	// cannot take it (see catchWhy).
 	catchExpl string
 }
 
@@ -259,7 +260,7 @@ func Compile(c *Config) (*Schedule, error) {
 		if hours == "" {
 			hours = "none"
 		}
-		pi.catchExpl = p.ID + " catches: the hero is outside working hours, " + p.ID + " is inside theirs (" + hours + ", " + p.Timezone + ")"
+		pi.catchExpl = p.ID + " is inside their working hours (" + hours + ", " + p.Timezone + ")"
 		s.info = append(s.info, pi)
 	}
 	for i := range s.cfg.Rotations {
@@ -518,6 +519,7 @@ func (s *Schedule) heroAnswer(t int64) Answer {
 	if !ans.Gap && ans.OnCall.Person != nil && s.working(s.personIdx[ans.OnCall.Person.ID], t) {
 		return ans
 	}
+	why := s.catchWhy(ans.OnCall.Person, t)
 	for _, p := range s.catchers {
 		if s.involved(&ans, p) || !s.working(p, t) || !s.available(p, t) {
 			continue
@@ -526,10 +528,23 @@ func (s *Schedule) heroAnswer(t int64) Answer {
 			Person:      &s.people[p],
 			Shift:       s.catchShift(p, t),
 			Reason:      ReasonCatcher,
-			Explanation: s.info[p].catchExpl,
+			Explanation: s.people[p].ID + " catches: " + why + ", " + s.info[p].catchExpl,
 		})
 	}
 	return ans
+}
+
+// catchWhy says why the hero (nil: nobody on duty) cannot take a message
+// at t, for a catcher's explanation.
+func (s *Schedule) catchWhy(hero *Person, t int64) string {
+	if hero == nil {
+		return "nobody is on duty as hero"
+	}
+	p := s.personIdx[hero.ID]
+	if !s.available(p, t) {
+		return "the hero is " + s.awayText(p, t)
+	}
+	return "the hero is outside working hours"
 }
 
 func (s *Schedule) involved(ans *Answer, p int32) bool {
