@@ -2,12 +2,13 @@ package directory
 
 import (
 	"context"
-	"sync"
+
 	"testing"
 	"time"
 
 	"github.com/slack-go/slack"
 
+	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackfake"
 )
 
@@ -45,22 +46,10 @@ const spengler = `{
     "has_2fa": false
 }`
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestUserCachedUntilExpiry(t *testing.T) {
 	fake := slackfake.Start(t, "ghostbusters")
 	fake.AddUser(spengler)
-	clk := &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
+	clk := clock.NewFake(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
 	d := New(slack.New("xoxb-test", slack.OptionAPIURL(fake.APIURL())), Options{TTL: time.Hour, Now: clk.Now})
 	ctx := context.Background()
 
@@ -74,7 +63,7 @@ func TestUserCachedUntilExpiry(t *testing.T) {
 	if _, cached, _ := d.User(ctx, "W012A3CDE"); !cached || fake.Calls("users.info") != 1 {
 		t.Fatalf("second lookup: cached=%v calls=%d", cached, fake.Calls("users.info"))
 	}
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	if _, cached, _ := d.User(ctx, "W012A3CDE"); cached || fake.Calls("users.info") != 2 {
 		t.Fatalf("after expiry: cached=%v calls=%d", cached, fake.Calls("users.info"))
 	}
