@@ -133,6 +133,10 @@ type Config struct {
 	// limit turns the limit off.
 	RateLimit  int           `env:"SIDEKICK_NOTIFIER_RATE_LIMIT" envDefault:"20"`
 	RateWindow time.Duration `env:"SIDEKICK_NOTIFIER_RATE_WINDOW" envDefault:"10m"`
+	// OpsChannel is the Slack channel (id or name) told when a message for
+	// the hero or a secondary reaches nobody: everybody in rotation's
+	// backup chain is on time off or a holiday. Empty: only the log.
+	OpsChannel string `env:"SIDEKICK_NOTIFIER_OPS_CHANNEL"`
 	// SendTimeout bounds one channel call.
 	SendTimeout time.Duration `env:"SIDEKICK_NOTIFIER_SEND_TIMEOUT" envDefault:"30s"`
 	// Lease is how long a delivery being sent is left to its sender before
@@ -326,6 +330,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.dispatcher, err = deliver.New(deliver.Config{
 		MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Jitter: jitter(cfg.RetryJitter),
 		Lease: cfg.Lease, SendTimeout: cfg.SendTimeout, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow,
+		OpsChannel: cfg.OpsChannel,
 	}, deliver.Deps{
 		Store: st, Rotation: deps.Rotation, Channels: channels, Pager: pager, Mirrors: mirrors,
 		Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock, Rand: deps.Rand,

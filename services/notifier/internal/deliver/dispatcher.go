@@ -84,6 +84,10 @@ type Config struct {
 	// Pages are never held back. Default 20 per 10m; negative: no limit.
 	RateLimit  int
 	RateWindow time.Duration
+	// OpsChannel is the Slack channel told when a message for a role
+	// reaches nobody (everybody in rotation's backup chain is away), so
+	// nobody is never silence; empty: only the log says so.
+	OpsChannel string
 }
 
 func (c Config) withDefaults() Config {
@@ -294,7 +298,10 @@ func (d *Dispatcher) Prepare(ctx context.Context, req Request) (store.NewNotific
 	}
 	if len(recipients) == 0 && len(failed) == 0 {
 		d.logger.Warn("nobody to notify: every target resolved to nobody (a coverage gap)",
-			"key", req.IdempotencyKey, "conversation", req.ConversationID)
+			"key", req.IdempotencyKey, "conversation", req.ConversationID, "ops_channel", d.cfg.OpsChannel)
+		if d.cfg.OpsChannel != "" && len(req.Targets) > 0 {
+			recipients = append(recipients, notify.Recipient{SlackChannel: d.cfg.OpsChannel, Role: "ops: nobody on call can receive this"})
+		}
 	}
 	n := store.NewNotification{
 		IdempotencyKey: req.IdempotencyKey, Origin: req.Origin, Urgency: req.Urgency,

@@ -72,3 +72,23 @@ func TestRoleRecipientsFollowAvailability(t *testing.T) {
 		})
 	}
 }
+
+// Nobody in the backup chain can receive: with an ops channel configured,
+// it is told instead of nobody.
+func TestNobodyOnCallTellsTheOpsChannel(t *testing.T) {
+	e := newEnv(t)
+	away := &rotationv1.OnCall{Person: notifiertest.Alice, Availability: rotationv1.Availability_AVAILABILITY_TIME_OFF}
+	e.rot.SetHeroAnswer(&rotationv1.WhoIsOnCallResponse{OnCall: away, Gap: true, Chain: []*rotationv1.OnCall{away},
+		High: &rotationv1.Route{Nobody: true, Explanation: "nobody can receive: alice is on time off"}, Low: &rotationv1.Route{Nobody: true}})
+	rec := &notifiertest.Recorder{}
+	eng := e.dispatcher(t, deliver.Config{OpsChannel: "#support-ops"}, rec)
+	req := heroRequest("nobody")
+	req.Urgency = notify.Page
+	if _, _, err := eng.Notify(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	sent := rec.Sent()
+	if len(sent) != 1 || sent[0].Recipient.SlackChannel != "#support-ops" || sent[0].Recipient.PersonID != "" {
+		t.Fatalf("sent %+v, want one message to the ops channel", sent)
+	}
+}
