@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
-	"github.com/sidekickhq/sidekick/services/triage/internal/conv"
 	"github.com/sidekickhq/sidekick/services/triage/internal/classify"
+	"github.com/sidekickhq/sidekick/services/triage/internal/conv"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 )
 
