@@ -104,7 +104,15 @@ func TestBusinessProposalsGoToTheBusinessTeam(t *testing.T) {
 	m := email("hello@agency.example").Customer("dana@agency.example", "Hi! We'd love to explore a co marketing partnership and a joint webinar with your team. Who is the right person to talk to?")
 	m.Subject = "Partnership proposal"
 	h.send(t, m)
-	c := only(t, convs)
+	// Out of the engineers' queue: listed only when asked for.
+	if list, err := convs.ListConversations(context.Background(), &triagev1.ListConversationsRequest{}); err != nil || len(list.GetConversations()) != 0 {
+		t.Fatalf("the queue lists the business proposal: %v %v", list, err)
+	}
+	list, err := convs.ListConversations(context.Background(), &triagev1.ListConversationsRequest{Category: "business"})
+	if err != nil || len(list.GetConversations()) != 1 {
+		t.Fatalf("business proposals by category: %v %v", list, err)
+	}
+	c := list.GetConversations()[0]
 	if c.GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN || !slices.Equal(c.GetCategories(), []string{"business"}) ||
 		c.GetTeam() != "business" || c.GetNextDeadlineAt() != nil || c.GetDeadlineLevel() != supportv1.DeadlineLevel_DEADLINE_LEVEL_UNSPECIFIED {
 		t.Fatalf("business proposal %v", c)

@@ -66,6 +66,11 @@ func TestHeroHandoffSummary(t *testing.T) {
 	h.send(t, at(h.clock, c.Customer("U0C", "Toolbar does not load")), at(h.clock, d.Customer("U0D", "How do I export?")),
 		at(h.clock, e.Customer("U0E", "Is there an API for cohorts?")))
 	h.send(t, at(h.clock, e.Staff("alice", "Yes: /api/cohorts")), d.Kind(supportv1.MessageKind_MESSAGE_KIND_THREAD_CLOSED, "U0D", "", ""))
+	// A partnership proposal: the business contacts', not in the hero's
+	// handoff.
+	proposal := email("partner@agency.example").Customer("dana@agency.example", "We'd love to explore a co marketing partnership and a joint webinar.")
+	proposal.Subject = "Partnership proposal"
+	h.send(t, at(h.clock, proposal))
 	idA, idB, idC, idE := byThread(t, convs, a.ThreadKey).GetId(), byThread(t, convs, b.ThreadKey).GetId(), byThread(t, convs, c.ThreadKey).GetId(), byThread(t, convs, e.ThreadKey).GetId()
 	if _, err := convs.AddNote(ctx, &triagev1.AddNoteRequest{Id: idA, Text: "bob: flag rollout bug, see PR 123", Handoff: true, Actor: "alice"}); err != nil {
 		t.Fatal(err)

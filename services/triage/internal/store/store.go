@@ -355,7 +355,12 @@ func Notes(ctx context.Context, q Querier, conversationID string) ([]*triagev1.N
 	return out, nil
 }
 
-// Filter selects conversations; zero fields match everything.
+// BusinessCategory is the category of marketing and partnership
+// proposals (classify.Business), which go to the business contacts.
+const BusinessCategory = "business"
+
+// Filter selects conversations; zero fields match everything but business
+// proposals, which only a Category or CustomerID filter lists.
 type Filter struct {
 	Statuses     []supportv1.ConversationStatus
 	Assignee     string
@@ -402,6 +407,11 @@ func ListConversations(ctx context.Context, q Querier, f Filter) ([]*supportv1.C
 	}
 	if f.Category != "" {
 		where = append(where, "EXISTS (SELECT 1 FROM unnest(c.categories) cat WHERE lower(cat) = lower("+arg(strings.TrimSpace(f.Category))+"))")
+	} else if f.CustomerID == "" {
+		// Business proposals belong to the business contacts, not to the
+		// engineers' queue: listed only when asked for by category (or
+		// among a customer's conversations).
+		where = append(where, "coalesce(c.categories[1], '') <> "+arg(BusinessCategory))
 	}
 	if f.BreachedOnly {
 		where = append(where, "c.deadline_level = "+arg(int16(supportv1.DeadlineLevel_DEADLINE_LEVEL_BREACHED)))
