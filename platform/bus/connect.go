@@ -2,6 +2,8 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,6 +80,60 @@ func Connect(ctx context.Context, url, name string, logger *slog.Logger, opts ..
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// ClientAuth is how a process proves who it is to NATS, and the TLS it
+// speaks there. The zero value is an anonymous plaintext client (dev mode).
+type ClientAuth struct {
+	// NKeySeedFile is a file holding the user's NKey seed ("SU…"). It is
+	// read at every connection; the public key is fixed at start, so a new
+	// key needs a restart.
+	NKeySeedFile string
+	// CredsFile is a credentials file (a user JWT and its seed) for servers
+	// in operator mode; read at every connection, so a renewed JWT is used
+	// without a restart.
+	CredsFile string
+	// InboxPrefix replaces _INBOX in reply subjects: a service user may
+	// subscribe only to its own (natsauth.InboxPrefix).
+	InboxPrefix string
+	// TLS, when set, makes every connection TLS with this configuration
+	// (its GetClientCertificate may load the current certificate at each
+	// handshake).
+	TLS *tls.Config
+	// RootCAs, when set, is asked for the CA bundle at every connection, so
+	// a connection made after the bundle changed verifies against the new
+	// one.
+	RootCAs func() (*x509.CertPool, error)
+}
+
+// Options turns a into nats.go options.
+func (a ClientAuth) Options() ([]nats.Option, error) {
+	var opts []nats.Option
+	switch {
+	case a.NKeySeedFile != "" && a.CredsFile != "":
+		return nil, errors.New("nats: an NKey seed and a credentials file are both set: use one")
+	case a.NKeySeedFile != "":
+		o, err := nats.NkeyOptionFromSeed(a.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats: NKey seed %s: %w", a.NKeySeedFile, err)
+		}
+		opts = append(opts, o)
+	case a.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(a.CredsFile))
+	}
+	if a.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(a.InboxPrefix))
+	}
+	if a.TLS != nil {
+		opts = append(opts, nats.Secure(a.TLS))
+	}
+	if a.RootCAs != nil {
+		opts = append(opts, func(o *nats.Options) error {
+			o.Secure, o.RootCAsCB = true, a.RootCAs
+			return nil
+		})
+	}
+	return opts, nil
 }
 
 // retryableDial reports whether a failed first dial may succeed later.

@@ -187,8 +187,13 @@ func (c *Consumer) Config() ConsumerConfig { return c.cfg }
 
 // JetStreamConfig is the server-side consumer configuration Run creates
 // or updates.
+//
+// One filter subject goes in FilterSubject, which nats.go then names in
+// the create request's subject ($JS.API.CONSUMER.CREATE.<stream>.<durable>.<filter>):
+// the server checks the two agree, so a NATS user's permissions can pin
+// the filter as well as the durable (platform/natsauth).
 func (c *Consumer) JetStreamConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:        c.cfg.Durable,
 		Description:    "sidekick " + c.cfg.Service,
 		DeliverPolicy:  c.cfg.DeliverPolicy,
@@ -198,6 +203,10 @@ func (c *Consumer) JetStreamConfig() jetstream.ConsumerConfig {
 		FilterSubjects: c.cfg.FilterSubjects,
 		MaxAckPending:  c.cfg.MaxAckPending,
 	}
+	if len(cfg.FilterSubjects) == 1 {
+		cfg.FilterSubject, cfg.FilterSubjects = cfg.FilterSubjects[0], nil
+	}
+	return cfg
 }
 
 // Run creates or updates the durable pull consumer and handles messages

@@ -187,6 +187,32 @@ func Provision(ctx context.Context, js jetstream.JetStream, c StreamsConfig) err
 	return err
 }
 
+// ErrStreamsNotProvisioned is returned by Check for a stream that is
+// missing or whose settings differ from what this version provisions.
+var ErrStreamsNotProvisioned = errors.New("streams not provisioned")
+
+// Check verifies that every stream exists with the settings Provision
+// would give it, changing nothing: what a service does at start when its
+// NATS user may read streams but not create or change them.
+func Check(ctx context.Context, js jetstream.JetStream, c StreamsConfig) error {
+	var bad []string
+	for _, want := range StreamConfigs(c) {
+		s, err := js.Stream(ctx, want.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			bad = append(bad, want.Name+" is missing")
+		case err != nil:
+			return fmt.Errorf("get stream %s: %w", want.Name, err)
+		case !sameStreamConfig(s.CachedInfo().Config, want):
+			bad = append(bad, want.Name+" has other settings")
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %s", ErrStreamsNotProvisioned, strings.Join(bad, ", "))
+	}
+	return nil
+}
+
 // provision returns the names of the streams it created or updated.
 func provision(ctx context.Context, js jetstream.JetStream, c StreamsConfig) ([]string, error) {
 	var changed []string

@@ -4,6 +4,7 @@ package bustest
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"sync"
 	"testing"
@@ -26,6 +27,8 @@ type Server struct {
 	port     int
 	storeDir string
 	url      string
+	config   string
+	tls      *tls.Config
 }
 
 // Start starts a server on a random port with its store in t.TempDir();
@@ -40,7 +43,7 @@ func Start(t testing.TB) *Server {
 
 func (s *Server) start(t testing.TB) {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{Host: s.host, Port: s.port, StoreDir: s.storeDir, ServerName: "bustest"})
+	srv, err := embedded.Start(embedded.Config{Host: s.host, Port: s.port, StoreDir: s.storeDir, ServerName: "bustest", Config: s.config, TLS: s.tls})
 	if err != nil {
 		t.Fatalf("start embedded nats: %v", err)
 	}

@@ -4,6 +4,7 @@ package embedded
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,13 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Logger receives the server's log; nil discards it.
 	Logger *slog.Logger
+	// Config is more nats-server configuration, in its own syntax, applied
+	// over the settings above: the authorization block of
+	// natsauth.ServerConfig, say, preceded by the variables it refers to.
+	Config string
+	// TLS, when set, makes the client port speak only TLS; with ClientCAs
+	// set, it requires client certificates.
+	TLS *tls.Config
 }
 
 // Cluster is the clustering part of Config.
@@ -63,6 +71,15 @@ func Options(cfg Config) (*server.Options, error) {
 		JetStreamMaxStore:  cfg.MaxStore,
 		NoSigs:             true,
 		NoLog:              cfg.Logger == nil,
+	}
+	if cfg.Config != "" {
+		if err := o.ProcessConfigString(cfg.Config); err != nil {
+			return nil, fmt.Errorf("embedded nats: configuration: %w", err)
+		}
+	}
+	if cfg.TLS != nil {
+		o.TLS, o.TLSConfig, o.TLSTimeout = true, cfg.TLS, 5
+		o.TLSVerify = cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert
 	}
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
