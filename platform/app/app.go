@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
@@ -31,6 +32,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sidekickhq/sidekick/platform/buildinfo"
+	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/grpcx"
@@ -70,6 +72,30 @@ type Common struct {
 	// GRPCHealthAddr serves grpc.health.v1 in plaintext, for the probes,
 	// when the gRPC server uses TLS.
 	GRPCHealthAddr string `env:"SIDEKICK_GRPC_HEALTH_ADDR" envDefault:":9091"`
+
+	// NATS authentication, one of them required outside dev mode: the
+	// service's NKey seed (a file, "SU…"; its user and permissions are in
+	// platform/natsauth) or a credentials file (servers in operator mode).
+	NATSNKeySeed string `env:"SIDEKICK_NATS_NKEY_SEED"`
+	NATSCreds    string `env:"SIDEKICK_NATS_CREDS"`
+	// TLS to NATS, off when no file is set: the CA bundle the servers are
+	// verified against, and a client certificate when they require one.
+	// Read again at each connection, like gRPC's.
+	NATSTLSCA         string `env:"SIDEKICK_NATS_TLS_CA"`
+	NATSTLSCert       string `env:"SIDEKICK_NATS_TLS_CERT"`
+	NATSTLSKey        string `env:"SIDEKICK_NATS_TLS_KEY"`
+	NATSTLSServerName string `env:"SIDEKICK_NATS_TLS_SERVER_NAME"`
+}
+
+// natsUser reports whether the process connects to NATS as a user of its
+// own (an NKey or a credentials file): then it may not create or change
+// streams, which its provision step does as the admin user.
+func (c Common) natsUser() bool { return c.NATSNKeySeed != "" || c.NATSCreds != "" }
+
+// natsAuthenticated reports whether NATS will know who the process is: a
+// user of its own, or a user and password (or token) in SIDEKICK_NATS_URL.
+func (c Common) natsAuthenticated() bool {
+	return c.natsUser() || strings.Contains(c.NATSURL, "@")
 }
 
 // Kit is what a service constructor receives: everything the Host built
@@ -147,6 +173,13 @@ type Spec struct {
 	Config any
 	// Build constructs the service from its Kit.
 	Build Constructor
+	// Provision, when set, creates or updates the JetStream resources the
+	// service owns besides the SUPPORT_* streams (a stream, a key-value
+	// bucket of its own) through k.JS. It runs wherever the streams are
+	// provisioned: at start when the process may change streams (dev mode,
+	// no NATS user of its own), else in `<service> provision` as the NATS
+	// admin user.
+	Provision func(ctx context.Context, k *Kit) error
 }
 
 // loadCommon reads the shared configuration and checks what the specs
@@ -181,12 +214,18 @@ func loadGRPCTLS(name string, serves bool, c Common, logger *slog.Logger) (*grpc
 	case serves && files.Enabled() && c.GRPCTLSCert == "":
 		return nil, fmt.Errorf("configuration: SIDEKICK_GRPC_TLS_CA is set without %s: %s serves gRPC and needs its own certificate for TLS", pair, name)
 	}
+	return loadTLS(files, logger, pair, "SIDEKICK_GRPC_TLS_CA")
+}
+
+// loadTLS loads TLS files; an error names the variables at fault: pair
+// those of the certificate and key, ca that of the CA bundle.
+func loadTLS(files grpcx.TLSFiles, logger *slog.Logger, pair, ca string) (*grpcx.TLS, error) {
 	t, err := grpcx.LoadTLS(files, logger)
 	switch {
 	case errors.Is(err, grpcx.ErrTLSKeyPair):
 		return nil, fmt.Errorf("configuration: %s: %w", pair, err)
 	case errors.Is(err, grpcx.ErrTLSCA):
-		return nil, fmt.Errorf("configuration: SIDEKICK_GRPC_TLS_CA: %w", err)
+		return nil, fmt.Errorf("configuration: %s: %w", ca, err)
 	case err != nil:
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
@@ -209,11 +248,13 @@ func MainIO(ctx context.Context, spec Spec, args []string, environ []string, std
 			return nil
 		case "migrate":
 			return migrate(ctx, spec, environ, stdout)
+		case "provision":
+			return provision(ctx, spec, environ, stdout)
 		case "-h", "--help", "help":
-			fmt.Fprintf(stdout, "usage: %s [migrate|version]\n\nConfigured by SIDEKICK_* environment variables; see docs/configuration.md.\n", spec.Name)
+			fmt.Fprintf(stdout, "usage: %s [migrate|provision|version]\n\nConfigured by SIDEKICK_* environment variables; see docs/configuration.md.\n", spec.Name)
 			return nil
 		default:
-			return fmt.Errorf("unknown argument %q (want migrate or version)", args[0])
+			return fmt.Errorf("unknown argument %q (want migrate, provision or version)", args[0])
 		}
 	}
 	h := &Host{Specs: []Spec{spec}, Environ: environ, Logs: stdout, MemoryLimit: memlimit.FromCgroup}
@@ -234,6 +275,111 @@ func migrate(ctx context.Context, spec Spec, environ []string, stdout io.Writer)
 		return fmt.Errorf("configuration: required environment variable SIDEKICK_DATABASE_URL is not set")
 	}
 	return pg.Migrate(ctx, c.DatabaseURL, spec.Schema, spec.Migrations, logging.New(stdout, c.LogLevel, spec.Name))
+}
+
+// provision creates or updates every SUPPORT_* stream and the service's own
+// JetStream resources (Spec.Provision), connected as the user the
+// configuration names: in production the NATS admin user, whose seed the
+// provision init container alone mounts.
+func provision(ctx context.Context, spec Spec, environ []string, stdout io.Writer) error {
+	var c Common
+	if err := config.Load(&c, environ); err != nil {
+		return err
+	}
+	if spec.NoBus {
+		return fmt.Errorf("%s does not use NATS", spec.Name)
+	}
+	if spec.Config != nil {
+		if err := config.Load(spec.Config, environ); err != nil {
+			return fmt.Errorf("%s: %w", spec.Name, err)
+		}
+	}
+	logger := logging.New(stdout, c.LogLevel, spec.Name)
+	streams, err := streamsConfig(c)
+	if err != nil {
+		return err
+	}
+	// The admin user subscribes to the usual _INBOX: no prefix.
+	auth, err := natsClientAuth(c, "", logger)
+	if err != nil {
+		return err
+	}
+	opts, err := auth.Options()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	nc, js, err := bus.Connect(ctx, c.NATSURL, spec.Name+"-provision", logger, opts...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	k := &Kit{Name: spec.Name, Environ: environ, Common: c, Clock: clock.Real(), Logger: logger, NC: nc, JS: js}
+	if err := provisionAll(ctx, []Spec{spec}, k, streams); err != nil {
+		return err
+	}
+	logger.Info("streams provisioned")
+	return nil
+}
+
+// provisionAll creates or updates the SUPPORT_* streams and what each spec
+// provisions, through k (whose Name each spec's call replaces).
+func provisionAll(ctx context.Context, specs []Spec, k *Kit, streams bus.StreamsConfig) error {
+	if err := bus.Provision(ctx, k.JS, streams); err != nil {
+		return err
+	}
+	for _, spec := range specs {
+		if spec.Provision == nil || spec.NoBus {
+			continue
+		}
+		sk := *k
+		sk.Name = spec.Name
+		if err := spec.Provision(ctx, &sk); err != nil {
+			return fmt.Errorf("%s: provision: %w", spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// streamsConfig is the streams' provisioning configuration.
+func streamsConfig(c Common) (bus.StreamsConfig, error) {
+	limits, err := bus.ParseStreamMaxBytes(c.StreamMaxBytes)
+	if err != nil {
+		return bus.StreamsConfig{}, fmt.Errorf("configuration: SIDEKICK_STREAM_MAX_BYTES: %w", err)
+	}
+	return bus.StreamsConfig{Replicas: c.StreamReplicas, StreamMaxBytes: limits}, nil
+}
+
+// requireNATSAuth refuses a process outside dev mode that would connect to
+// NATS anonymously.
+func requireNATSAuth(specs []Spec, c Common) error {
+	for _, spec := range specs {
+		if !spec.NoBus && !c.Dev && !c.natsAuthenticated() {
+			return fmt.Errorf("configuration: required environment variable SIDEKICK_NATS_NKEY_SEED is not set (NATS needs authentication outside dev mode: %s's NKey seed file, or SIDEKICK_NATS_CREDS; set SIDEKICK_DEV=true for local use)", spec.Name)
+		}
+	}
+	return nil
+}
+
+// natsClientAuth is how the process authenticates to NATS and the TLS it
+// speaks there; inbox, when set, is the user's inbox prefix. Errors name
+// the variables at fault.
+func natsClientAuth(c Common, inbox string, logger *slog.Logger) (bus.ClientAuth, error) {
+	a := bus.ClientAuth{NKeySeedFile: c.NATSNKeySeed, CredsFile: c.NATSCreds, InboxPrefix: inbox}
+	if a.NKeySeedFile != "" && a.CredsFile != "" {
+		return a, errors.New("configuration: SIDEKICK_NATS_NKEY_SEED and SIDEKICK_NATS_CREDS are both set: set one")
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		return a, errors.New("configuration: SIDEKICK_NATS_TLS_CERT and SIDEKICK_NATS_TLS_KEY: set both (the client certificate and its private key) or neither")
+	}
+	files := grpcx.TLSFiles{Cert: c.NATSTLSCert, Key: c.NATSTLSKey, CA: c.NATSTLSCA, ServerName: c.NATSTLSServerName}
+	t, err := loadTLS(files, logger, "SIDEKICK_NATS_TLS_CERT and SIDEKICK_NATS_TLS_KEY", "SIDEKICK_NATS_TLS_CA")
+	if err != nil {
+		return a, err
+	}
+	if t != nil {
+		a.TLS, a.RootCAs = t.ClientConfig(), t.ClientRoots()
+	}
+	return a, nil
 }
 
 // setMemoryLimit gives the Go runtime a soft memory limit of 90% of what

@@ -29,6 +29,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/grpcx"
 	"github.com/sidekickhq/sidekick/platform/httpx"
 	"github.com/sidekickhq/sidekick/platform/logging"
+	"github.com/sidekickhq/sidekick/platform/natsauth"
 	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/sentryx"
@@ -116,11 +117,26 @@ func (h *Host) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	limits, err := bus.ParseStreamMaxBytes(common.StreamMaxBytes)
+	streams, err := streamsConfig(common)
 	if err != nil {
-		return fmt.Errorf("configuration: SIDEKICK_STREAM_MAX_BYTES: %w", err)
+		return err
 	}
-	streams := bus.StreamsConfig{Replicas: common.StreamReplicas, StreamMaxBytes: limits}
+	if err := requireNATSAuth(h.Specs, common); err != nil {
+		return err
+	}
+	// A NATS user of its own may subscribe only to its own inbox.
+	inbox := ""
+	if common.natsUser() {
+		inbox = natsauth.InboxPrefix(name)
+	}
+	natsAuth, err := natsClientAuth(common, inbox, logger)
+	if err != nil {
+		return err
+	}
+	natsOpts, err := natsAuth.Options()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
 	logger.Info("starting", "version", buildinfo.String())
 	if h.MemoryLimit != nil {
 		setMemoryLimit(logger, h.MemoryLimit)
@@ -151,12 +167,20 @@ func (h *Host) Run(ctx context.Context) (err error) {
 		js jetstream.JetStream
 	)
 	if h.needsBus() {
-		if nc, js, err = bus.Connect(ctx, common.NATSURL, name, logger); err != nil {
+		if nc, js, err = bus.Connect(ctx, common.NATSURL, name, logger, natsOpts...); err != nil {
 			return err
 		}
 		defer nc.Close()
-		if err := bus.Provision(ctx, js, streams); err != nil {
-			return err
+		if common.natsUser() {
+			// The provision step made them, as the admin user.
+			if err := bus.Check(ctx, js, streams); err != nil {
+				return fmt.Errorf("%w: run `%s provision` with the NATS admin user's seed (docs/operations.md, NATS users)", err, name)
+			}
+		} else {
+			k := &Kit{Environ: h.Environ, Common: common, Clock: clk, Logger: logger, NC: nc, JS: js}
+			if err := provisionAll(ctx, h.Specs, k, streams); err != nil {
+				return err
+			}
 		}
 		if err := bus.RegisterStreamLimits(processReg, streams); err != nil {
 			return err

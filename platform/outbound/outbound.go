@@ -320,16 +320,39 @@ func New(cfg Config, ch Channel, deps Deps) (*Runner, error) {
 	return &Runner{cfg: cfg, ch: ch, deps: deps, sends: sends, durable: cfg.Service + "-outbound-" + cfg.Channel}, nil
 }
 
-// Run creates the ledger bucket and sends replies until ctx is done.
-func (r *Runner) Run(ctx context.Context) error {
-	kv, err := r.deps.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      r.cfg.Bucket,
-		Description: "sidekick " + r.cfg.Service + ": where each " + r.cfg.Channel + " reply stands (outbound ledger)",
+// ProvisionLedger creates or updates the ledger bucket of cfg's channel:
+// the provisioning step of the service that sends its replies, run as a
+// NATS user allowed to make buckets.
+func ProvisionLedger(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, ledgerConfig(cfg)); err != nil {
+		return fmt.Errorf("outbound: ledger bucket %s: %w", cfg.Bucket, err)
+	}
+	return nil
+}
+
+func ledgerConfig(cfg Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      cfg.Bucket,
+		Description: "sidekick " + cfg.Service + ": where each " + cfg.Channel + " reply stands (outbound ledger)",
 		History:     1,
-		TTL:         r.cfg.LedgerTTL,
+		TTL:         cfg.LedgerTTL,
 		Storage:     jetstream.FileStorage,
-		Replicas:    r.cfg.Replicas,
-	})
+		Replicas:    cfg.Replicas,
+	}
+}
+
+// Run opens the ledger bucket, creating it when it is missing (where the
+// NATS user may: a service user may not, and its provisioning step made
+// it), and sends replies until ctx is done.
+func (r *Runner) Run(ctx context.Context) error {
+	kv, err := r.deps.JS.KeyValue(ctx, r.cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = r.deps.JS.CreateOrUpdateKeyValue(ctx, ledgerConfig(r.cfg))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

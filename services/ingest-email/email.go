@@ -233,7 +233,13 @@ func replyChannel(cfg Config, base *tls.Config) (*mailreply.Channel, error) {
 
 // Spec describes ingest-email to an app.Host.
 func Spec() app.Spec {
-	return app.Spec{Name: "ingest-email", Config: &Config{}, Build: FromKit}
+	return app.Spec{Name: "ingest-email", Config: &Config{}, Build: FromKit, Provision: provision}
+}
+
+// provision makes the ledger bucket of the replies sent on email
+// (platform/outbound).
+func provision(ctx context.Context, k *app.Kit) error {
+	return outbound.ProvisionLedger(ctx, k.JS, outbound.Config{Channel: "email", Service: k.Name, Replicas: k.Common.StreamReplicas})
 }
 
 // FromKit builds the service from the process kit.

@@ -212,7 +212,13 @@ func replyTokens(cfg Config, hc *http.Client) (ghreply.TokenSource, error) {
 
 // Spec describes ingest-github to an app.Host.
 func Spec() app.Spec {
-	return app.Spec{Name: Name, Config: &Config{}, Build: FromKit}
+	return app.Spec{Name: Name, Config: &Config{}, Build: FromKit, Provision: provision}
+}
+
+// provision makes the ledger bucket of the replies sent on github
+// (platform/outbound).
+func provision(ctx context.Context, k *app.Kit) error {
+	return outbound.ProvisionLedger(ctx, k.JS, outbound.Config{Channel: "github", Service: k.Name, Replicas: k.Common.StreamReplicas})
 }
 
 // FromKit builds the service from the process kit.

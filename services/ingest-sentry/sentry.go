@@ -235,19 +235,34 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // Spec describes ingest-sentry to an app.Host; it reads the ownership
 // rules of the organisation file.
 func Spec() app.Spec {
-	return app.Spec{Name: Name, Org: true, Config: &Config{}, Build: FromKit}
+	return app.Spec{Name: Name, Org: true, Config: &Config{}, Build: FromKit, Provision: provision}
+}
+
+// provision creates or updates SENTRY_OCCURRENCES.
+func provision(ctx context.Context, k *app.Kit) error {
+	var cfg Config
+	if err := config.Load(&cfg, k.Environ); err != nil {
+		return err
+	}
+	cfg.Replicas = k.Common.StreamReplicas
+	return EnsureStream(ctx, k.JS, cfg)
 }
 
 // FromKit builds the service from the process kit and makes sure
-// SENTRY_OCCURRENCES exists.
+// SENTRY_OCCURRENCES exists: it creates a missing stream where the NATS
+// user may (its provision step, Spec.Provision, makes it in production).
 func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	var cfg Config
 	if err := config.Load(&cfg, k.Environ); err != nil {
 		return nil, err
 	}
 	cfg.Replicas = k.Common.StreamReplicas
-	if err := EnsureStream(ctx, k.JS, cfg); err != nil {
-		return nil, err
+	if _, err := k.JS.Stream(ctx, OccurrenceStream); errors.Is(err, jetstream.ErrStreamNotFound) {
+		if err := EnsureStream(ctx, k.JS, cfg); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", OccurrenceStream, err)
 	}
 	js := k.JS
 	return New(cfg, Deps{

@@ -257,7 +257,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 
 // Spec describes ingest-slack to an app.Host.
 func Spec() app.Spec {
-	return app.Spec{Name: Name, Config: &Config{}, Build: FromKit}
+	return app.Spec{Name: Name, Config: &Config{}, Build: FromKit, Provision: provision}
+}
+
+// provision makes the ledger bucket of the replies sent on slack
+// (platform/outbound).
+func provision(ctx context.Context, k *app.Kit) error {
+	return outbound.ProvisionLedger(ctx, k.JS, outbound.Config{Channel: "slack", Service: k.Name, Replicas: k.Common.StreamReplicas})
 }
 
 // FromKit builds the service from the process kit: the publisher and dead
