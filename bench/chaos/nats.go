@@ -25,8 +25,9 @@ type natsNode struct {
 // natsConfig is the server's configuration file: JetStream with its store
 // in dir, listening on loopback only; with routes, a member of cluster
 // "chaos".
-func natsConfig(name, dir string, port, httpPort, routePort int, routes []string) string {
+func natsConfig(name, dir string, port, httpPort, routePort int, routes []string, users string) string {
 	var b strings.Builder
+	b.WriteString(users)
 	fmt.Fprintf(&b, "server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n", name, port, httpPort)
 	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n}\n", dir)
 	if len(routes) > 0 {
@@ -59,7 +60,7 @@ func (s *stack) startNATS(ctx context.Context, n int) error {
 			return fmt.Errorf("nats store: %w", err)
 		}
 		conf := filepath.Join(s.dir, "nats", name+".conf")
-		if err := os.WriteFile(conf, []byte(natsConfig(name, dir, ports[3*i], ports[3*i+1], ports[3*i+2], routes)), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(natsConfig(name, dir, ports[3*i], ports[3*i+1], ports[3*i+2], routes, s.keys.ServerConfig())), 0o644); err != nil {
 			return fmt.Errorf("nats config: %w", err)
 		}
 		node := &natsNode{name: name, port: ports[3*i], httpPort: ports[3*i+1], proc: &proc{

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/grpcx"
+	"github.com/sidekickhq/sidekick/platform/natsauth"
 	"github.com/sidekickhq/sidekick/platform/pg/pgcluster"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/sidekick/fakes"
@@ -82,7 +83,11 @@ type stack struct {
 	pgDir  string
 	pgPort int
 	nats   []*natsNode
-	svcs   map[string]*service
+	// keys are the NATS users: each service connects as its own, with the
+	// permissions of production (platform/natsauth); the harness and the
+	// provision steps as the admin.
+	keys *natsauth.Keys
+	svcs map[string]*service
 
 	slack *fakes.Slack
 	pd    *fakes.PagerDuty
@@ -136,11 +141,18 @@ func startStack(ctx context.Context, opts stackOptions, logger *slog.Logger) (_ 
 	if s.db, err = pgxpool.New(ctx, s.pg.URL(database)); err != nil {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
+	if s.keys, err = natsauth.NewKeys(filepath.Join(dir, "nats")); err != nil {
+		return nil, err
+	}
 	if err := s.startNATS(ctx, opts.natsServers); err != nil {
 		return nil, err
 	}
+	admin, err := nats.NkeyOptionFromSeed(s.keys.SeedFile(natsauth.Admin))
+	if err != nil {
+		return nil, err
+	}
 	if s.nc, s.js, err = bus.Connect(ctx, s.natsURL(), "chaos-harness", logger.With("component", "harness-nats"),
-		nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond)); err != nil {
+		admin, nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond)); err != nil {
 		return nil, err
 	}
 	// In a cluster, /healthz can pass before JetStream has its meta
@@ -175,8 +187,20 @@ func startStack(ctx context.Context, opts stackOptions, logger *slog.Logger) (_ 
 	}
 	smtpAddr := "127.0.0.1:" + strconv.Itoa(ports[len(ports)-1])
 	for _, name := range serviceNames {
+		// Streams and buckets first, as the admin: the provision init
+		// container of production.
+		env := append(s.commonEnv(orgPath, s.svcs[name]), s.serviceEnv(name, smtpAddr)...)
+		env = append(env, "SIDEKICK_NATS_NKEY_SEED="+s.keys.SeedFile(natsauth.Admin))
+		cmd := exec.CommandContext(ctx, filepath.Join(opts.bin, name), "provision")
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("%s provision: %w\n%s", name, err, out)
+		}
+	}
+	for _, name := range serviceNames {
 		svc := s.svcs[name]
 		env := append(s.commonEnv(orgPath, svc), s.serviceEnv(name, smtpAddr)...)
+		env = append(env, "SIDEKICK_NATS_NKEY_SEED="+s.keys.SeedFile(name))
 		svc.proc = &proc{name: name, path: filepath.Join(opts.bin, name), env: env,
 			logPath: filepath.Join(dir, "logs", name+".log"), restartDelay: opts.restartDelay, logger: logger}
 		if err := startProc(svc.proc); err != nil {
