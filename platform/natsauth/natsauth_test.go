@@ -3,6 +3,7 @@ package natsauth_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
+	"github.com/sidekickhq/sidekick/platform/content"
 	"github.com/sidekickhq/sidekick/platform/natsauth"
 )
 
@@ -213,16 +215,14 @@ func TestEachUserCanDoItsWork(t *testing.T) {
 				case <-ctx.Done():
 					t.Fatalf("consumer %s received nothing", c.Durable)
 				}
+				// The acknowledgement travels on the service's own
+				// connection: a refused $JS.ACK never arrives.
+				if err := ackArrives(ctx, admin, c.Stream, c.Durable); err != nil {
+					t.Errorf("consumer %s: %v", c.Durable, err)
+				}
 				stop()
 				if err := <-done; err != nil {
 					t.Errorf("consumer %s: %v", c.Durable, err)
-				}
-				ci, err := admin.Consumer(ctx, c.Stream, c.Durable)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if info, err := ci.Info(ctx); err != nil || info.AckFloor.Consumer == 0 {
-					t.Errorf("consumer %s: its acknowledgement did not arrive: %+v %v", c.Durable, info, err)
 				}
 			}
 			for _, b := range u.KV {
@@ -238,5 +238,67 @@ func TestEachUserCanDoItsWork(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// ingest-email stores large content in SUPPORT_INBOUND_CONTENT as its
+// own user; triage reads it back as its own; others may not write there.
+func TestContentStoreWrittenByEmailReadByTriage(t *testing.T) {
+	srv, users := bustest.StartWithUsers(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, admin := srv.ConnectAs(t, users, natsauth.Admin)
+	if _, err := content.Ensure(ctx, admin, content.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	_, email := srv.ConnectAs(t, users, "ingest-email")
+	store, err := content.Open(ctx, email, content.Config{})
+	if err != nil {
+		t.Fatalf("ingest-email opening the store: %v", err)
+	}
+	if _, err := store.PutBytes(ctx, "m1", []byte("a large body")); err != nil {
+		t.Fatalf("ingest-email storing: %v", err)
+	}
+	_, triage := srv.ConnectAs(t, users, "triage")
+	read, err := triage.ObjectStore(ctx, content.Bucket)
+	if err != nil {
+		t.Fatalf("triage opening the store: %v", err)
+	}
+	if b, err := read.GetBytes(ctx, "m1"); err != nil || string(b) != "a large body" {
+		t.Errorf("triage reading m1: %q, %v", b, err)
+	}
+	nc, slack := srv.ConnectAs(t, users, "ingest-slack")
+	refused(t, nc, "ingest-slack writing to the store", "OBJ_SUPPORT_INBOUND_CONTENT", func(ctx context.Context) error {
+		s, err := slack.ObjectStore(ctx, content.Bucket)
+		if err != nil {
+			return err
+		}
+		_, err = s.PutBytes(ctx, "forged", []byte("x"))
+		return err
+	})
+}
+
+// ackArrives waits until the consumer's acknowledgement floor moves, or
+// 10 s have passed.
+func ackArrives(ctx context.Context, js jetstream.JetStream, stream, durable string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, stream, durable)
+	if err != nil {
+		return err
+	}
+	for {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("no acknowledgement arrived: %w", err)
+		}
+		if info.AckFloor.Consumer > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no acknowledgement arrived (delivered %d, ack floor 0): %w", info.Delivered.Consumer, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
