@@ -99,6 +99,20 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.
 	return store, nil
 }
 
+// Open opens the bucket, creating it when it is missing: where the NATS
+// user may (dev mode); a service user may not, and its provision step made
+// it with Ensure.
+func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.ObjectStore, error) {
+	store, err := js.ObjectStore(ctx, Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return Ensure(ctx, js, cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open object store %s: %w", Bucket, err)
+	}
+	return store, nil
+}
+
 // objectName is the name of one of a message's objects; the message id
 // is hashed, since it comes from outside.
 func objectName(messageID, kind string) string {

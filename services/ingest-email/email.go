@@ -236,10 +236,21 @@ func Spec() app.Spec {
 	return app.Spec{Name: "ingest-email", Config: &Config{}, Build: FromKit, Provision: provision}
 }
 
-// provision makes the ledger bucket of the replies sent on email
-// (platform/outbound).
+// provision makes the object store of large content (platform/content)
+// and the ledger bucket of the replies sent on email (platform/outbound).
 func provision(ctx context.Context, k *app.Kit) error {
+	var cfg Config
+	if err := config.Load(&cfg, k.Environ); err != nil {
+		return err
+	}
+	if _, err := content.Ensure(ctx, k.JS, contentConfig(cfg, k)); err != nil {
+		return err
+	}
 	return outbound.ProvisionLedger(ctx, k.JS, outbound.Config{Channel: "email", Service: k.Name, Replicas: k.Common.StreamReplicas})
+}
+
+func contentConfig(cfg Config, k *app.Kit) content.Config {
+	return content.Config{Replicas: k.Common.StreamReplicas, MaxAge: bus.DefaultEventMaxAge, MaxBytes: cfg.ContentMaxBytes}
 }
 
 // FromKit builds the service from the process kit.
@@ -254,7 +265,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 		return nil, errors.New("ingest-email: SIDEKICK_EMAIL_RECIPIENTS is required outside dev mode: the support addresses the SMTP listener accepts mail for (or SIDEKICK_SMTP_ADDR=off to turn the listener off)")
 	}
 	js := k.JS
-	store, err := content.Ensure(ctx, js, content.Config{Replicas: k.Common.StreamReplicas, MaxAge: bus.DefaultEventMaxAge, MaxBytes: cfg.ContentMaxBytes})
+	store, err := content.Open(ctx, js, contentConfig(cfg, k))
 	if err != nil {
 		return nil, fmt.Errorf("ingest-email: %w", err)
 	}
