@@ -31,6 +31,12 @@ type Env struct {
 	NotifierAddr string `env:"SIDEKICK_NOTIFIER_ADDR"`
 	Token        string `env:"SIDEKICK_GRPC_TOKEN"`
 	NATSURL      string `env:"SIDEKICK_NATS_URL"`
+	// NATS authentication and TLS, as the services read them: outside dev
+	// mode the admin user's NKey seed (or a credentials file), and the CA
+	// bundle of servers that speak TLS.
+	NATSNKeySeed string `env:"SIDEKICK_NATS_NKEY_SEED"`
+	NATSCreds    string `env:"SIDEKICK_NATS_CREDS"`
+	NATSTLSCA    string `env:"SIDEKICK_NATS_TLS_CA"`
 	// gRPC TLS, as the services read it (see platform/app.Common).
 	TLSCert       string `env:"SIDEKICK_GRPC_TLS_CERT"`
 	TLSKey        string `env:"SIDEKICK_GRPC_TLS_KEY"`

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/grpcx"
 )
 
 // deadLetter is one entry of the dead-letter stream.
@@ -135,7 +136,11 @@ dead-letter stream.`,
 }
 
 func (r *root) jetstream() (jetstream.JetStream, *nats.Conn, error) {
-	nc, err := nats.Connect(r.natsURL, nats.Name("sidekick-cli"))
+	opts, err := r.natsOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(r.natsURL, append(opts, nats.Name("sidekick-cli"))...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", bus.RedactURL(r.natsURL), err)
 	}
@@ -240,4 +245,23 @@ func replayDeadLetters(ctx context.Context, js jetstream.JetStream, entries []de
 		n++
 	}
 	return n, nil
+}
+
+// natsOptions authenticate the CLI to NATS and verify the servers' TLS
+// certificates, as SIDEKICK_NATS_NKEY_SEED (or SIDEKICK_NATS_CREDS) and
+// SIDEKICK_NATS_TLS_CA say.
+func (r *root) natsOptions() ([]nats.Option, error) {
+	a := bus.ClientAuth{NKeySeedFile: r.env.NATSNKeySeed, CredsFile: r.env.NATSCreds}
+	if r.env.NATSTLSCA != "" {
+		t, err := grpcx.LoadTLS(grpcx.TLSFiles{CA: r.env.NATSTLSCA}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("SIDEKICK_NATS_TLS_CA: %w", err)
+		}
+		a.TLS, a.RootCAs = t.ClientConfig(), t.ClientRoots()
+	}
+	opts, err := a.Options()
+	if err != nil {
+		return nil, fmt.Errorf("SIDEKICK_NATS_NKEY_SEED, SIDEKICK_NATS_CREDS: %w", err)
+	}
+	return opts, nil
 }

@@ -74,7 +74,11 @@ type, source and time, and the payload as protobuf JSON in "data".`,
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
-			n, err := tailEvents(ctx, r.natsURL, subject, start, count, func(l eventLine) error {
+			opts, err := r.natsOptions()
+			if err != nil {
+				return err
+			}
+			n, err := tailEvents(ctx, r.natsURL, opts, subject, start, count, func(l eventLine) error {
 				if asJSON {
 					return writeJSONLine(r.io.Stdout, l)
 				}
@@ -103,8 +107,8 @@ type, source and time, and the payload as protobuf JSON in "data".`,
 // tailEvents follows every stream whose subjects overlap subject with an
 // ordered consumer and calls emit per message until count messages were
 // emitted or ctx ends. It returns how many were emitted.
-func tailEvents(ctx context.Context, url, subject string, since time.Time, count int, emit func(eventLine) error) (int, error) {
-	nc, err := nats.Connect(url, nats.Name("sidekick-cli"))
+func tailEvents(ctx context.Context, url string, opts []nats.Option, subject string, since time.Time, count int, emit func(eventLine) error) (int, error) {
+	nc, err := nats.Connect(url, append(opts, nats.Name("sidekick-cli"))...)
 	if err != nil {
 		return 0, fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
