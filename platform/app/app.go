@@ -78,6 +78,10 @@ type Common struct {
 	// platform/natsauth) or a credentials file (servers in operator mode).
 	NATSNKeySeed string `env:"SIDEKICK_NATS_NKEY_SEED"`
 	NATSCreds    string `env:"SIDEKICK_NATS_CREDS"`
+	// NATSAnonymous lets a process outside dev mode connect to NATS without
+	// authentication: for the dev overlay's single trial server, never for
+	// production, where any pod could then forge messages.
+	NATSAnonymous bool `env:"SIDEKICK_NATS_ANONYMOUS"`
 	// TLS to NATS, off when no file is set: the CA bundle the servers are
 	// verified against, and a client certificate when they require one.
 	// Read again at each connection, like gRPC's.
@@ -178,7 +182,8 @@ type Spec struct {
 	// bucket of its own) through k.JS. It runs wherever the streams are
 	// provisioned: at start when the process may change streams (dev mode,
 	// no NATS user of its own), else in `<service> provision` as the NATS
-	// admin user.
+	// admin user. It reads the service's settings with config.LoadSettings:
+	// the provision step has none of the service's secrets.
 	Provision func(ctx context.Context, k *Kit) error
 }
 
@@ -289,11 +294,6 @@ func provision(ctx context.Context, spec Spec, environ []string, stdout io.Write
 	if spec.NoBus {
 		return fmt.Errorf("%s does not use NATS", spec.Name)
 	}
-	if spec.Config != nil {
-		if err := config.Load(spec.Config, environ); err != nil {
-			return fmt.Errorf("%s: %w", spec.Name, err)
-		}
-	}
 	logger := logging.New(stdout, c.LogLevel, spec.Name)
 	streams, err := streamsConfig(c)
 	if err != nil {
@@ -353,8 +353,8 @@ func streamsConfig(c Common) (bus.StreamsConfig, error) {
 // NATS anonymously.
 func requireNATSAuth(specs []Spec, c Common) error {
 	for _, spec := range specs {
-		if !spec.NoBus && !c.Dev && !c.natsAuthenticated() {
-			return fmt.Errorf("configuration: required environment variable SIDEKICK_NATS_NKEY_SEED is not set (NATS needs authentication outside dev mode: %s's NKey seed file, or SIDEKICK_NATS_CREDS; set SIDEKICK_DEV=true for local use)", spec.Name)
+		if !spec.NoBus && !c.Dev && !c.NATSAnonymous && !c.natsAuthenticated() {
+			return fmt.Errorf("configuration: required environment variable SIDEKICK_NATS_NKEY_SEED is not set (NATS needs authentication outside dev mode: %s's NKey seed file, or SIDEKICK_NATS_CREDS; set SIDEKICK_DEV=true for local use, SIDEKICK_NATS_ANONYMOUS=true for a trial NATS)", spec.Name)
 		}
 	}
 	return nil

@@ -24,6 +24,33 @@ func Load(dst any, environ []string) error {
 	return nil
 }
 
+// LoadSettings is Load for a step that needs a service's settings but not
+// its secrets (`<service> provision`, which makes streams and buckets): a
+// required variable that is missing or empty is no error there.
+func LoadSettings(dst any, environ []string) error {
+	err := env.ParseWithOptions(dst, env.Options{Environment: Map(environ)})
+	var agg env.AggregateError
+	if errors.As(err, &agg) {
+		var rest []error
+		for _, e := range agg.Errors {
+			var notSet env.VarIsNotSetError
+			var empty env.EmptyVarError
+			if !errors.As(e, &notSet) && !errors.As(e, &empty) {
+				rest = append(rest, e)
+			}
+		}
+		if len(rest) == 0 {
+			return nil
+		}
+		agg.Errors = rest
+		err = agg
+	}
+	if err != nil {
+		return explain(err, dst)
+	}
+	return nil
+}
+
 // variableOf returns the environment variable behind the named field of
 // dst's struct (env reports a value it cannot parse by field name), or the
 // field name when it has no env tag.

@@ -50,3 +50,21 @@ func TestLoadNamesUnparsableVariable(t *testing.T) {
 		t.Fatalf("want an error naming SIDEKICK_TEST_TIMEOUT, got %v", err)
 	}
 }
+
+// TestLoadSettingsWithoutSecrets: the provision step reads a service's
+// settings without its secrets, and still refuses a malformed value.
+func TestLoadSettingsWithoutSecrets(t *testing.T) {
+	var c struct {
+		Secret string `env:"SIDEKICK_T_SECRET,required,notEmpty"`
+		Limit  int64  `env:"SIDEKICK_T_LIMIT" envDefault:"7"`
+	}
+	if err := LoadSettings(&c, []string{"SIDEKICK_T_SECRET="}); err != nil || c.Limit != 7 {
+		t.Errorf("settings without the secret: %+v, %v; want the default limit and no error", c, err)
+	}
+	if err := Load(&c, nil); err == nil {
+		t.Error("Load without the secret: no error")
+	}
+	if err := LoadSettings(&c, []string{"SIDEKICK_T_LIMIT=lots"}); err == nil || !strings.Contains(err.Error(), "SIDEKICK_T_LIMIT") {
+		t.Errorf("malformed limit: %v, want an error naming SIDEKICK_T_LIMIT", err)
+	}
+}

@@ -240,7 +240,7 @@ func Spec() app.Spec {
 // and the ledger bucket of the replies sent on email (platform/outbound).
 func provision(ctx context.Context, k *app.Kit) error {
 	var cfg Config
-	if err := config.Load(&cfg, k.Environ); err != nil {
+	if err := config.LoadSettings(&cfg, k.Environ); err != nil {
 		return err
 	}
 	if _, err := content.Ensure(ctx, k.JS, contentConfig(cfg, k)); err != nil {

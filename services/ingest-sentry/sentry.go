@@ -241,7 +241,7 @@ func Spec() app.Spec {
 // provision creates or updates SENTRY_OCCURRENCES.
 func provision(ctx context.Context, k *app.Kit) error {
 	var cfg Config
-	if err := config.Load(&cfg, k.Environ); err != nil {
+	if err := config.LoadSettings(&cfg, k.Environ); err != nil {
 		return err
 	}
 	cfg.Replicas = k.Common.StreamReplicas
