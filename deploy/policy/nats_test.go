@@ -42,19 +42,33 @@ type natsValues struct {
 			Enabled bool `json:"enabled"`
 			Port    int  `json:"port"`
 		} `json:"monitor"`
+		NATS struct {
+			TLS struct {
+				Enabled    bool   `json:"enabled"`
+				SecretName string `json:"secretName"`
+			} `json:"tls"`
+		} `json:"nats"`
+		Merge map[string]any `json:"merge"`
 	} `json:"config"`
+	TLSCA struct {
+		Enabled    bool   `json:"enabled"`
+		SecretName string `json:"secretName"`
+		Key        string `json:"key"`
+	} `json:"tlsCA"`
 	Container struct {
 		Image struct {
 			Tag string `json:"tag"`
 		} `json:"image"`
 		Env   map[string]string `json:"env"`
 		Merge containerPatch    `json:"merge"`
+		Patch []jsonPatch       `json:"patch"`
 	} `json:"container"`
 	Reloader struct {
 		Merge containerPatch `json:"merge"`
 	} `json:"reloader"`
 	PodTemplate struct {
 		Merge                     podPatch                  `json:"merge"`
+		Patch                     []jsonPatch               `json:"patch"`
 		TopologySpreadConstraints map[string]map[string]any `json:"topologySpreadConstraints"`
 	} `json:"podTemplate"`
 	PodDisruptionBudget struct {
@@ -73,7 +87,13 @@ type natsValues struct {
 		} `json:"podMonitor"`
 	} `json:"promExporter"`
 	NatsBox struct {
-		Enabled   bool `json:"enabled"`
+		Enabled  bool `json:"enabled"`
+		Contexts map[string]struct {
+			NKey struct {
+				SecretName string `json:"secretName"`
+				Key        string `json:"key"`
+			} `json:"nkey"`
+		} `json:"contexts"`
 		Container struct {
 			Env   map[string]string `json:"env"`
 			Merge containerPatch    `json:"merge"`
@@ -82,6 +102,14 @@ type natsValues struct {
 			Merge podPatch `json:"merge"`
 		} `json:"podTemplate"`
 	} `json:"natsBox"`
+	ExtraResources []map[string]any `json:"extraResources"`
+}
+
+// jsonPatch is one operation of the chart's JSON patches.
+type jsonPatch struct {
+	Op    string         `json:"op"`
+	Path  string         `json:"path"`
+	Value map[string]any `json:"value"`
 }
 
 // containerPatch and podPatch are what the values merge into the chart's
@@ -259,5 +287,86 @@ func TestNATSChartCatchesProblems(t *testing.T) {
 		} else {
 			t.Logf("%s: %v", name, got[0])
 		}
+	}
+}
+
+// TestNATSUsersAndTLS: the NATS servers, as rendered, speak TLS on the
+// client port with the certificate cert-manager renews, include the
+// public keys (Secret sidekick-nats-keys) and then Sidekick's users
+// (ConfigMap sidekick-nats-users, which the values carry: natsauth's tests
+// check its text), and the config reloader watches all of them, so a new
+// key, permission or certificate needs no restart. nats-box is the admin.
+func TestNATSUsersAndTLS(t *testing.T) {
+	objs := renderedNATS(t)
+	var conf string
+	var users *corev1.ConfigMap
+	var sts *appsv1.StatefulSet
+	var box *appsv1.Deployment
+	for _, o := range objs {
+		switch v := o.Obj.(type) {
+		case *corev1.ConfigMap:
+			switch v.Name {
+			case "nats-config":
+				conf = v.Data["nats.conf"]
+			case "sidekick-nats-users":
+				users = v
+			}
+		case *appsv1.StatefulSet:
+			sts = v
+		case *appsv1.Deployment:
+			box = v
+		}
+	}
+	if sts == nil || box == nil || conf == "" {
+		t.Fatal("rendered.yaml lacks the StatefulSet, nats-box or nats.conf")
+	}
+	keys := strings.Index(conf, "include ../nats-sidekick-keys/keys.conf;")
+	usersAt := strings.Index(conf, "include ../nats-sidekick-users/users.conf;")
+	if keys < 0 || usersAt < keys {
+		t.Errorf("nats.conf does not include keys.conf and then users.conf:\n%s", conf)
+	}
+	if !regexp.MustCompile(`"tls": \{[^}]*"cert_file": "/etc/nats-certs/nats/tls.crt"`).MatchString(conf) {
+		t.Errorf("nats.conf has no TLS on the client port:\n%s", conf)
+	}
+	if users == nil || !strings.Contains(users.Data["users.conf"], "authorization {") {
+		t.Error("rendered.yaml has no ConfigMap sidekick-nats-users with the users")
+	}
+	v := readNATSValues(t)
+	for _, r := range v.ExtraResources {
+		data, _ := r["data"].(map[string]any)
+		if users != nil && data != nil && data["users.conf"] != users.Data["users.conf"] {
+			t.Error("rendered.yaml is stale: users.conf differs from values.yaml")
+		}
+	}
+	volumes := map[string]corev1.Volume{}
+	for _, vol := range sts.Spec.Template.Spec.Volumes {
+		volumes[vol.Name] = vol
+	}
+	if vol := volumes["sidekick-keys"]; vol.Secret == nil || vol.Secret.SecretName != "sidekick-nats-keys" {
+		t.Errorf("volume sidekick-keys %+v, want the Secret sidekick-nats-keys", vol)
+	}
+	if vol := volumes["sidekick-users"]; vol.ConfigMap == nil || vol.ConfigMap.Name != "sidekick-nats-users" {
+		t.Errorf("volume sidekick-users %+v, want the ConfigMap sidekick-nats-users", vol)
+	}
+	if vol := volumes["nats-tls"]; vol.Secret == nil || vol.Secret.SecretName != "nats-server-tls" {
+		t.Errorf("volume nats-tls %+v, want the Secret nats-server-tls", vol)
+	}
+	for _, c := range sts.Spec.Template.Spec.Containers {
+		if c.Name != "reloader" {
+			continue
+		}
+		args := strings.Join(c.Args, " ")
+		for _, f := range []string{"/etc/nats-sidekick-keys/keys.conf", "/etc/nats-sidekick-users/users.conf", "/etc/nats-certs/nats/tls.crt"} {
+			if !strings.Contains(args, "-config "+f) {
+				t.Errorf("the config reloader does not watch %s: %s", f, args)
+			}
+		}
+	}
+	found := false
+	for _, vol := range box.Spec.Template.Spec.Volumes {
+		found = found || (vol.Secret != nil && vol.Secret.SecretName == "sidekick-nats-admin")
+	}
+	if !found {
+		t.Error("nats-box does not mount the admin user's seed (sidekick-nats-admin)")
 	}
 }

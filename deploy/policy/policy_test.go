@@ -22,6 +22,11 @@ var productionExternal = []string{
 	"sidekick-grpc", "sidekick-console", "sidekick-slack", "sidekick-email", "sidekick-github",
 	"sidekick-sentry", "sidekick-smtp", "sidekick-db-triage", "sidekick-db-rotation",
 	"sidekick-db-notifier", "sidekick-ingest-tls",
+	// NATS: the admin user's seed (provision steps, the CLI Job), each
+	// service's own, the CA of the NATS servers' certificate
+	"sidekick-nats-admin", "sidekick-nats-tls",
+	"sidekick-nats-ingest-slack", "sidekick-nats-ingest-email", "sidekick-nats-ingest-github", "sidekick-nats-ingest-sentry",
+	"sidekick-nats-triage", "sidekick-nats-rotation", "sidekick-nats-notifier",
 	// optional references
 	"sidekick-sentry-dsn", "sidekick-pagerduty", "sidekick-webhook",
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"gopkg.in/yaml.v3"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
@@ -301,4 +303,35 @@ func ackArrives(ctx context.Context, js jetstream.JetStream, stream, durable str
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// TestHelmValuesCarryTheseUsers: the NATS Helm values
+// (deploy/nats/values.yaml) carry ServerConfig as the ConfigMap the
+// servers include, so production has the users these tests run with.
+func TestHelmValuesCarryTheseUsers(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/nats/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values struct {
+		ExtraResources []struct {
+			Kind     string `yaml:"kind"`
+			Metadata struct {
+				Name string `yaml:"name"`
+			} `yaml:"metadata"`
+			Data map[string]string `yaml:"data"`
+		} `yaml:"extraResources"`
+	}
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range values.ExtraResources {
+		if r.Kind == "ConfigMap" && r.Metadata.Name == "sidekick-nats-users" {
+			if got, want := r.Data["users.conf"], natsauth.ServerConfig(); got != want {
+				t.Errorf("deploy/nats/values.yaml: the ConfigMap sidekick-nats-users is not natsauth.ServerConfig(); paste this as its users.conf (and render the chart again):\n%s", want)
+			}
+			return
+		}
+	}
+	t.Error("deploy/nats/values.yaml has no ConfigMap sidekick-nats-users in extraResources")
 }

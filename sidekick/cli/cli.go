@@ -120,6 +120,7 @@ SIDEKICK_NATS_ADDR, or their defaults 127.0.0.1:9090 and 127.0.0.1:4222.`,
 		r.notifyCmd(),
 		r.notificationCmd(),
 		r.githubCmd(),
+		r.natsKeysCmd(),
 	)
 	return cmd.ExecuteContext(ctx)
 }

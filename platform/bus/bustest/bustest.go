@@ -43,7 +43,7 @@ func Start(t testing.TB) *Server {
 
 func (s *Server) start(t testing.TB) {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{Host: s.host, Port: s.port, StoreDir: s.storeDir, ServerName: "bustest", Config: s.config, TLS: s.tls})
+	srv, err := embedded.Start(embedded.Config{Host: s.host, Port: s.port, StoreDir: s.storeDir, ServerName: "bustest", ConfigFile: s.config, TLS: s.tls})
 	if err != nil {
 		t.Fatalf("start embedded nats: %v", err)
 	}

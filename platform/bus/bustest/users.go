@@ -41,7 +41,11 @@ func (u *Users) SeedFile(name string) string {
 func StartWithUsers(t testing.TB, tlsConfig *tls.Config) (*Server, *Users) {
 	t.Helper()
 	users := NewUsers(t)
-	s := &Server{host: "127.0.0.1", port: -1, storeDir: t.TempDir(), config: users.ServerConfig(), tls: tlsConfig}
+	conf, err := users.WriteServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{host: "127.0.0.1", port: -1, storeDir: t.TempDir(), config: conf, tls: tlsConfig}
 	s.start(t)
 	t.Cleanup(s.Shutdown)
 	if tlsConfig == nil {

@@ -36,10 +36,9 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Logger receives the server's log; nil discards it.
 	Logger *slog.Logger
-	// Config is more nats-server configuration, in its own syntax, applied
-	// over the settings above: the authorization block of
-	// natsauth.ServerConfig, say, preceded by the variables it refers to.
-	Config string
+	// ConfigFile is a nats-server configuration file applied over the
+	// settings above: natsauth's users (Keys.WriteServerConfig), say.
+	ConfigFile string
 	// TLS, when set, makes the client port speak only TLS; with ClientCAs
 	// set, it requires client certificates.
 	TLS *tls.Config
@@ -72,8 +71,8 @@ func Options(cfg Config) (*server.Options, error) {
 		NoSigs:             true,
 		NoLog:              cfg.Logger == nil,
 	}
-	if cfg.Config != "" {
-		if err := o.ProcessConfigString(cfg.Config); err != nil {
+	if cfg.ConfigFile != "" {
+		if err := o.ProcessConfigFile(cfg.ConfigFile); err != nil {
 			return nil, fmt.Errorf("embedded nats: configuration: %w", err)
 		}
 	}
