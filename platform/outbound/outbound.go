@@ -324,6 +324,10 @@ func New(cfg Config, ch Channel, deps Deps) (*Runner, error) {
 // the provisioning step of the service that sends its replies, run as a
 // NATS user allowed to make buckets.
 func ProvisionLedger(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	if cfg.Source == "" {
+		// The bucket does not depend on the events' source.
+		cfg.Source = cfg.Service
+	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return err
