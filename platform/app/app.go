@@ -134,6 +134,10 @@ type Kit struct {
 	// Console receives human-readable output of what would be sent to Slack
 	// or email; set by `sidekick dev`, nil in production.
 	Console io.Writer
+	// HTTPClient, when not nil, is the client for calls to the outside
+	// (Slack, PagerDuty, webhooks): it traces them and sends the trace
+	// context (otelhttp). Nil when tracing is off: use a default.
+	HTTPClient *http.Client
 }
 
 // Service is what a constructor returns. It may also implement HTTPService

@@ -13,14 +13,18 @@ import (
 	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/stats"
 
 	"github.com/sidekickhq/sidekick/platform/buildinfo"
 	"github.com/sidekickhq/sidekick/platform/bus"
@@ -33,6 +37,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/sentryx"
+	"github.com/sidekickhq/sidekick/platform/telemetry"
 )
 
 // Host runs one or more services in one process. Run reads the
@@ -79,6 +84,10 @@ type Host struct {
 	// Ready, when set, is called once every service is built and the
 	// listeners accept connections.
 	Ready func()
+	// Tracing, when set, is the process's OpenTelemetry tracing (a test's
+	// in-memory exporter); nil: what the OTEL_* variables of Environ ask
+	// for, by default none (platform/telemetry).
+	Tracing *telemetry.Tracing
 }
 
 func (h *Host) name() string {
@@ -137,7 +146,23 @@ func (h *Host) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	logger.Info("starting", "version", buildinfo.String())
+	tracing := h.Tracing
+	if tracing == nil {
+		if tracing, err = telemetry.FromEnv(ctx, h.Environ, name); err != nil {
+			return err
+		}
+		if tracing != nil {
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				_ = tracing.Shutdown(sctx)
+			}()
+		}
+	}
+	if tracing != nil {
+		tracing.Install()
+	}
+	logger.Info("starting", "version", buildinfo.String(), "tracing", tracing != nil)
 	if h.MemoryLimit != nil {
 		setMemoryLimit(logger, h.MemoryLimit)
 	}
@@ -187,8 +212,27 @@ func (h *Host) Run(ctx context.Context) (err error) {
 		}
 		health.Add(NATSCheck(nc))
 	}
+	// gRPC calls are counted and timed on both sides
+	// (grpc_server_handled_total, grpc_client_handling_seconds, …), and
+	// traced when tracing is on.
+	grpcClientMetrics := grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram())
+	if err := processReg.Register(grpcClientMetrics); err != nil {
+		return fmt.Errorf("grpc client metrics: %w", err)
+	}
+	var grpcClientStats, grpcServerStats stats.Handler
+	if tracing != nil {
+		grpcClientStats = otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tracing.Provider), otelgrpc.WithPropagators(tracing.Propagator))
+		grpcServerStats = otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tracing.Provider), otelgrpc.WithPropagators(tracing.Propagator))
+	}
+	var httpClient *http.Client
+	if tracing != nil {
+		httpClient = &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport,
+			otelhttp.WithTracerProvider(tracing.Provider), otelhttp.WithPropagators(tracing.Propagator),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Host + r.URL.Path }))}
+	}
 	dial := func(addr string) (*grpc.ClientConn, error) {
-		return grpcx.Dial(addr, grpcx.DialOptions{Token: common.GRPCToken, TLS: grpcTLS.ClientConfig(), Roots: grpcTLS.ClientRoots()})
+		return grpcx.Dial(addr, grpcx.DialOptions{Token: common.GRPCToken, TLS: grpcTLS.ClientConfig(), Roots: grpcTLS.ClientRoots(),
+			Metrics: grpcClientMetrics, StatsHandler: grpcClientStats})
 	}
 
 	httpLis, grpcLis := h.HTTPListener, h.GRPCListener
@@ -199,10 +243,16 @@ func (h *Host) Run(ctx context.Context) (err error) {
 	}
 	defer httpLis.Close()
 	var gs *grpcx.Server
+	var grpcServerMetrics *grpcprom.ServerMetrics
 	if serves {
 		// A token, when set, is always required; LoadCommon refused a
 		// server without one outside dev mode.
-		opts := grpcx.ServerOptions{Logger: logger, Token: common.GRPCToken, Insecure: common.GRPCToken == "", OnPanic: reporter.CapturePanic}
+		grpcServerMetrics = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+		if err := processReg.Register(grpcServerMetrics); err != nil {
+			return fmt.Errorf("grpc server metrics: %w", err)
+		}
+		opts := grpcx.ServerOptions{Logger: logger, Token: common.GRPCToken, Insecure: common.GRPCToken == "", OnPanic: reporter.CapturePanic,
+			Metrics: grpcServerMetrics, StatsHandler: grpcServerStats}
 		if grpcTLS != nil {
 			if opts.TLS, err = grpcTLS.ServerConfig(); err != nil {
 				return err
@@ -230,7 +280,7 @@ func (h *Host) Run(ctx context.Context) (err error) {
 		k := &Kit{
 			Name: spec.Name, Environ: h.Environ, Common: common, Clock: clk, Logger: base.With("service", spec.Name),
 			Registry: prometheus.WrapRegistererWith(prometheus.Labels{"service": spec.Name}, reg),
-			Reporter: reporter, Health: health, Dial: dial, Console: h.Console,
+			Reporter: reporter, Health: health, Dial: dial, Console: h.Console, HTTPClient: httpClient,
 		}
 		if spec.Org {
 			k.Org = org
@@ -258,8 +308,19 @@ func (h *Host) Run(ctx context.Context) (err error) {
 		services = append(services, running{spec.Name, svc})
 	}
 
+	if gs != nil {
+		// Every method at zero, so a rate() has a start.
+		grpcServerMetrics.InitializeMetrics(gs.Server)
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	srv := httpx.NewServer(httpx.NewMetrics(processReg).Wrap(mux))
+	var handler http.Handler = mux
+	if tracing != nil {
+		// A span per request, a child of the caller's traceparent if any:
+		// the first span of a Slack message's trace.
+		handler = otelhttp.NewHandler(mux, name, otelhttp.WithTracerProvider(tracing.Provider), otelhttp.WithPropagators(tracing.Propagator),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
+	}
+	srv := httpx.NewServer(httpx.NewMetrics(processReg).Wrap(handler))
 	g.Go(func() error { return httpx.Serve(gctx, srv, httpLis, common.ShutdownTimeout, logger) })
 	if gs != nil {
 		g.Go(func() error { return gs.Serve(gctx, grpcLis, common.ShutdownTimeout, logger) })

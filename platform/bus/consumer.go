@@ -220,15 +220,25 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	return c.run(ctx, func(ctx context.Context, msgs []jetstream.Msg) []error {
 		errs := make([]error, len(msgs))
 		for i, msg := range msgs {
-			errs[i] = c.safe(msg.Subject(), func() error { return h(ctx, msg) })
+			mctx, span := startProcess(ctx, c.cfg.Durable, msgs[i:i+1])
+			errs[i] = c.safe(msg.Subject(), func() error { return h(mctx, msg) })
+			endSpan(span, errs[i])
 		}
 		return errs
 	})
 }
 
 // RunBatch is Run with a handler that takes up to Batch messages at once.
+// The handler's context carries the trace of the batch's first message
+// (bus.MessageContext gives any message's).
 func (c *Consumer) RunBatch(ctx context.Context, h BatchHandler) error {
-	return c.run(ctx, h)
+	return c.run(ctx, func(ctx context.Context, msgs []jetstream.Msg) []error {
+		bctx, span := startProcess(ctx, c.cfg.Durable, msgs)
+		var errs []error
+		defer func() { endSpan(span, errors.Join(errs...)) }()
+		errs = h(bctx, msgs)
+		return errs
+	})
 }
 
 func (c *Consumer) run(ctx context.Context, h BatchHandler) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -138,7 +139,9 @@ func (p *Publisher) Publish(ctx context.Context, e Event) (*jetstream.PubAck, er
 		p.metrics.errors.WithLabelValues(e.Subject).Inc()
 		return nil, fmt.Errorf("publish: %w", err)
 	}
+	span := startPublish(ctx, msg)
 	ack, err := p.js.PublishMsg(ctx, msg)
+	endSpan(span, err)
 	if err != nil {
 		p.metrics.errors.WithLabelValues(e.Subject).Inc()
 		return nil, fmt.Errorf("publish %s event %s: %w", e.Subject, e.ID, err)
@@ -170,13 +173,16 @@ func (p *Publisher) PublishAll(ctx context.Context, events []Event) ([]*jetstrea
 		p.metrics.errors.WithLabelValues(events[i].Subject).Inc()
 		errs = append(errs, fmt.Errorf("publish %s event %s: %w", events[i].Subject, events[i].ID, err))
 	}
+	spans := make([]trace.Span, len(events))
 	for i, e := range events {
 		msg, err := p.Msg(e)
 		if err != nil {
 			fail(i, err)
 			continue
 		}
+		spans[i] = startPublish(ctx, msg)
 		if futures[i], err = p.js.PublishMsgAsync(msg); err != nil {
+			endSpan(spans[i], err)
 			fail(i, err)
 		}
 	}
@@ -188,9 +194,12 @@ func (p *Publisher) PublishAll(ctx context.Context, events []Event) ([]*jetstrea
 		case ack := <-f.Ok():
 			acks[i] = ack
 			p.metrics.published.WithLabelValues(events[i].Subject).Inc()
+			endSpan(spans[i], nil)
 		case err := <-f.Err():
+			endSpan(spans[i], err)
 			fail(i, err)
 		case <-ctx.Done():
+			endSpan(spans[i], ctx.Err())
 			fail(i, ctx.Err())
 		}
 	}

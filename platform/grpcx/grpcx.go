@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 )
 
@@ -42,6 +44,12 @@ type ServerOptions struct {
 	TLS *tls.Config
 	// OnPanic is called with every recovered panic (e.g. to report to Sentry).
 	OnPanic func(p any)
+	// Metrics, when set, counts and times every call (go-grpc-middleware's
+	// Prometheus provider); register it on the process's registry.
+	Metrics *grpcprom.ServerMetrics
+	// StatsHandler, when set, sees every call: otelgrpc's server handler,
+	// which traces them.
+	StatsHandler stats.Handler
 }
 
 // Server is a gRPC server with its health service.
@@ -84,14 +92,21 @@ func NewServer(o ServerOptions) (*Server, error) {
 			return logging.DefaultServerCodeToLevel(c)
 		}),
 	}
-	unary := []grpc.UnaryServerInterceptor{
+	var unary []grpc.UnaryServerInterceptor
+	var stream []grpc.StreamServerInterceptor
+	if o.Metrics != nil {
+		// First, so a refused token or a panic is counted too.
+		unary = append(unary, o.Metrics.UnaryServerInterceptor())
+		stream = append(stream, o.Metrics.StreamServerInterceptor())
+	}
+	unary = append(unary,
 		logging.UnaryServerInterceptor(interceptorLogger(logger), logOpts...),
 		recovery.UnaryServerInterceptor(rec),
-	}
-	stream := []grpc.StreamServerInterceptor{
+	)
+	stream = append(stream,
 		logging.StreamServerInterceptor(interceptorLogger(logger), logOpts...),
 		recovery.StreamServerInterceptor(rec),
-	}
+	)
 	if !o.Insecure && o.Token != "" {
 		authFn := tokenAuth(o.Token)
 		unary = append(unary, auth.UnaryServerInterceptor(authFn))
@@ -103,6 +118,9 @@ func NewServer(o ServerOptions) (*Server, error) {
 	}
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
+	}
+	if o.StatsHandler != nil {
+		opts = append(opts, grpc.StatsHandler(o.StatsHandler))
 	}
 	s := grpc.NewServer(opts...)
 	h := health.NewServer()
@@ -186,6 +204,11 @@ type DialOptions struct {
 	// against at each handshake, instead of TLS.RootCAs: a reconnection
 	// after the bundle changed uses the new one (see TLS.ClientRoots).
 	Roots func() (*x509.CertPool, error)
+	// Metrics, when set, counts and times every call this connection makes.
+	Metrics *grpcprom.ClientMetrics
+	// StatsHandler, when set, sees every call: otelgrpc's client handler,
+	// which traces them and sends the trace context along.
+	StatsHandler stats.Handler
 }
 
 // Dial creates a client connection that sends the bearer token (if any) on
@@ -206,6 +229,13 @@ func Dial(addr string, o DialOptions) (*grpc.ClientConn, error) {
 	}
 	if o.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: o.Token, secure: o.TLS != nil}))
+	}
+	if o.Metrics != nil {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(o.Metrics.UnaryClientInterceptor()),
+			grpc.WithChainStreamInterceptor(o.Metrics.StreamClientInterceptor()))
+	}
+	if o.StatsHandler != nil {
+		opts = append(opts, grpc.WithStatsHandler(o.StatsHandler))
 	}
 	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {

@@ -34,6 +34,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
@@ -94,6 +97,7 @@ func InsertRows(ctx context.Context, q Execer, events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	withTrace(ctx, events)
 	n := len(events)
 	ids, subjects, types, hdrs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	payloads, at := make([][]byte, n), make([]time.Time, n)
@@ -125,6 +129,7 @@ func CopyRows(ctx context.Context, q Copier, events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	withTrace(ctx, events)
 	src := pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
 		e := events[i]
 		h := e.Header
@@ -137,6 +142,25 @@ func CopyRows(ctx context.Context, q Copier, events []Event) error {
 		return fmt.Errorf("copy %d events: %w", len(events), err)
 	}
 	return nil
+}
+
+// withTrace writes the trace context of ctx (the work that queues the
+// events: a consumer's span, a gRPC call's) into each event's headers that
+// has none, so the relay's publish continues that trace.
+func withTrace(ctx context.Context, events []Event) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return
+	}
+	prop := otel.GetTextMapPropagator()
+	for i := range events {
+		if events[i].Header["traceparent"] != "" {
+			continue
+		}
+		if events[i].Header == nil {
+			events[i].Header = map[string]string{}
+		}
+		prop.Inject(ctx, propagation.MapCarrier(events[i].Header))
+	}
 }
 
 // headerJSON is what the headers column stores for h.

@@ -411,6 +411,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	s, err := New(cfg, Deps{
 		Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry, Clock: k.Clock,
 		Rotation: rotationv1.NewRotationServiceClient(conn), Console: out, Org: k.Org,
+		SlackHTTPClient: k.HTTPClient, HTTPClient: k.HTTPClient,
 	})
 	if err != nil {
 		conn.Close()

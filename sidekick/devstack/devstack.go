@@ -29,6 +29,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/logging"
 	"github.com/sidekickhq/sidekick/platform/pg/pgcluster"
+	"github.com/sidekickhq/sidekick/platform/telemetry"
 )
 
 // DemoOrg is the demo organisation applied on start unless
@@ -86,6 +87,9 @@ type Options struct {
 	// Clock is every service's clock; nil: the wall clock. The end-to-end
 	// tests give a clock.Fake and move it forward.
 	Clock clock.Clock
+	// Tracing, when set, traces every service (a test's in-memory
+	// exporter); nil: as the OTEL_* variables say, by default not at all.
+	Tracing *telemetry.Tracing
 }
 
 // Stack describes a running stack.
@@ -241,7 +245,7 @@ func Run(ctx context.Context, o Options, ready func(*Stack)) (err error) {
 	host := &app.Host{
 		Name: "sidekick-dev", Specs: o.Services, Environ: environ, Clock: clk,
 		Logs: logs, Console: console, Registry: reg,
-		HTTPListener: httpLis, GRPCListener: grpcLis, ServiceRoles: true,
+		HTTPListener: httpLis, GRPCListener: grpcLis, ServiceRoles: true, Tracing: o.Tracing,
 		Ready: func() {
 			if ready != nil {
 				ready(stack)

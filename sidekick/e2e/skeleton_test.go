@@ -54,6 +54,12 @@ func startStack(t *testing.T, environ ...string) (*devstack.Stack, *syncBuffer) 
 // clock).
 func startStackOn(t *testing.T, clk clock.Clock, environ ...string) (*devstack.Stack, *syncBuffer) {
 	t.Helper()
+	return startStackWith(t, devstack.Options{Clock: clk, Environ: environ})
+}
+
+// startStackWith is startStack with o's clock, environment and tracing.
+func startStackWith(t *testing.T, o devstack.Options) (*devstack.Stack, *syncBuffer) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: starts NATS, PostgreSQL and every service")
 	}
@@ -70,12 +76,13 @@ func startStackOn(t *testing.T, clk clock.Clock, environ ...string) (*devstack.S
 	done := make(chan error, 1)
 	go func() {
 		done <- devstack.Run(ctx, devstack.Options{
-			Environ:   environ,
+			Environ:   o.Environ,
 			Services:  devstack.All(),
 			Console:   console,
 			Logs:      logs,
 			Ephemeral: true,
-			Clock:     clk,
+			Clock:     o.Clock,
+			Tracing:   o.Tracing,
 		}, func(s *devstack.Stack) { ready <- s })
 	}()
 	var stack *devstack.Stack

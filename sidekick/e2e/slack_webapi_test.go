@@ -19,12 +19,7 @@ import (
 // acknowledges the notification, and the notifier rewrites the DM with
 // chat.update, without its buttons. Nothing goes to the console.
 func TestSlackThroughTheWebAPI(t *testing.T) {
-	slack := fakes.NewSlack("sidekick-demo", "T0DEMO")
-	t.Cleanup(slack.Close)
-	if err := slack.AddUser(`{"id":"U0CUSTOMER1","team_id":"T0ACME","name":"wile","real_name":"Wile E. Coyote",
-		"is_bot":false,"profile":{"real_name":"Wile E. Coyote","display_name":"wile","email":"wile@acme.example"}}`); err != nil {
-		t.Fatal(err)
-	}
+	slack := slackWithCustomer(t)
 	stack, console := startStack(t,
 		"SIDEKICK_SLACK_BOT_TOKEN=xoxb-e2e-0000-token",
 		"SIDEKICK_SLACK_API_URL="+slack.APIURL(),
@@ -105,4 +100,17 @@ func parseButtonValue(v string) (conv, notif string, ok bool) {
 	conv, okc := strings.CutPrefix(c, "conv:")
 	notif, okn := strings.CutPrefix(n, "notif:")
 	return conv, notif, found && okc && okn && conv != "" && notif != ""
+}
+
+// slackWithCustomer is a fake Slack workspace whose users.info knows the
+// customer U0CUSTOMER1 (of another workspace, through Slack Connect).
+func slackWithCustomer(t *testing.T) *fakes.Slack {
+	t.Helper()
+	slack := fakes.NewSlack("sidekick-demo", "T0DEMO")
+	t.Cleanup(slack.Close)
+	if err := slack.AddUser(`{"id":"U0CUSTOMER1","team_id":"T0ACME","name":"wile","real_name":"Wile E. Coyote",
+		"is_bot":false,"profile":{"real_name":"Wile E. Coyote","display_name":"wile","email":"wile@acme.example"}}`); err != nil {
+		t.Fatal(err)
+	}
+	return slack
 }
