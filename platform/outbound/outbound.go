@@ -660,11 +660,34 @@ func checkTarget(m *supportv1.OutboundMessage, channel string) error {
 	if strings.TrimSpace(m.GetText()) == "" {
 		return errors.New("invalid outbound message: empty text")
 	}
+	mirror := false
+	switch m.GetKind() {
+	case supportv1.OutboundKind_OUTBOUND_KIND_UNSPECIFIED, supportv1.OutboundKind_OUTBOUND_KIND_REPLY:
+	case supportv1.OutboundKind_OUTBOUND_KIND_MIRROR_HEADER, supportv1.OutboundKind_OUTBOUND_KIND_MIRROR_COPY,
+		supportv1.OutboundKind_OUTBOUND_KIND_MIRROR_UPDATE:
+		mirror = true
+	default:
+		return fmt.Errorf("invalid outbound message: unknown kind %s", m.GetKind())
+	}
+	if mirror && channel != "slack" {
+		return errors.New("invalid outbound message: the support-channel mirror is on Slack only")
+	}
 	switch channel {
 	case "slack":
 		t := m.GetSlack()
-		if t.GetChannel() == "" || t.GetThreadTs() == "" {
-			return errors.New("invalid outbound message: a Slack reply needs slack.channel and slack.thread_ts")
+		switch m.GetKind() {
+		case supportv1.OutboundKind_OUTBOUND_KIND_MIRROR_HEADER:
+			if t.GetChannel() == "" || m.GetConversation().GetId() == "" {
+				return errors.New("invalid outbound message: a mirror header needs slack.channel and the conversation")
+			}
+		case supportv1.OutboundKind_OUTBOUND_KIND_MIRROR_UPDATE:
+			if t.GetChannel() == "" || t.GetTs() == "" || m.GetConversation().GetId() == "" {
+				return errors.New("invalid outbound message: a mirror update needs slack.channel, slack.ts and the conversation")
+			}
+		default:
+			if t.GetChannel() == "" || t.GetThreadTs() == "" {
+				return errors.New("invalid outbound message: a Slack reply needs slack.channel and slack.thread_ts")
+			}
 		}
 	case "email":
 		t := m.GetEmail()

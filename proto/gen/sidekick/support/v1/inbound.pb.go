@@ -217,7 +217,12 @@ type Author struct {
 	// Handle as shown in the channel (Slack display name, GitHub login).
 	Handle string `protobuf:"bytes,5,opt,name=handle,proto3" json:"handle,omitempty"`
 	// Organisation or workspace the author belongs to, when the channel says.
-	Organisation  string `protobuf:"bytes,6,opt,name=organisation,proto3" json:"organisation,omitempty"`
+	Organisation string `protobuf:"bytes,6,opt,name=organisation,proto3" json:"organisation,omitempty"`
+	// The person of the organisation file this author is, set by triage
+	// when it recognises one of our staff by their channel identity (Slack
+	// user id, email address, GitHub login). Empty for customers and for
+	// staff who are not in the file, who keep their channel identity in id.
+	PersonId      string `protobuf:"bytes,7,opt,name=person_id,json=personId,proto3" json:"person_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -290,6 +295,13 @@ func (x *Author) GetHandle() string {
 func (x *Author) GetOrganisation() string {
 	if x != nil {
 		return x.Organisation
+	}
+	return ""
+}
+
+func (x *Author) GetPersonId() string {
+	if x != nil {
+		return x.PersonId
 	}
 	return ""
 }
@@ -548,14 +560,15 @@ var File_sidekick_support_v1_inbound_proto protoreflect.FileDescriptor
 
 const file_sidekick_support_v1_inbound_proto_rawDesc = "" +
 	"\n" +
-	"!sidekick/support/v1/inbound.proto\x12\x13sidekick.support.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x01\n" +
+	"!sidekick/support/v1/inbound.proto\x12\x13sidekick.support.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x01\n" +
 	"\x06Author\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x03 \x01(\tR\x05email\x123\n" +
 	"\x04role\x18\x04 \x01(\x0e2\x1f.sidekick.support.v1.AuthorRoleR\x04role\x12\x16\n" +
 	"\x06handle\x18\x05 \x01(\tR\x06handle\x12\"\n" +
-	"\forganisation\x18\x06 \x01(\tR\forganisation\"t\n" +
+	"\forganisation\x18\x06 \x01(\tR\forganisation\x12\x1b\n" +
+	"\tperson_id\x18\a \x01(\tR\bpersonId\"t\n" +
 	"\n" +
 	"Attachment\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +

@@ -47,6 +47,13 @@ func (m *Author) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if len(m.PersonId) > 0 {
+		i -= len(m.PersonId)
+		copy(dAtA[i:], m.PersonId)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.PersonId)))
+		i--
+		dAtA[i] = 0x3a
+	}
 	if len(m.Organisation) > 0 {
 		i -= len(m.Organisation)
 		copy(dAtA[i:], m.Organisation)
@@ -337,6 +344,10 @@ func (m *Author) SizeVT() (n int) {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
 	l = len(m.Organisation)
+	if l > 0 {
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	l = len(m.PersonId)
 	if l > 0 {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}

@@ -22,6 +22,71 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// OutboundKind says what an OutboundMessage is.
+type OutboundKind int32
+
+const (
+	// A reply to the customer, as OUTBOUND_KIND_REPLY.
+	OutboundKind_OUTBOUND_KIND_UNSPECIFIED OutboundKind = 0
+	// A reply to the customer in their thread.
+	OutboundKind_OUTBOUND_KIND_REPLY OutboundKind = 1
+	// The support-channel mirror's header of a conversation: a new
+	// top-level message in slack.channel (slack.thread_ts empty). Its ts
+	// roots the conversation's mirror thread.
+	OutboundKind_OUTBOUND_KIND_MIRROR_HEADER OutboundKind = 2
+	// A message of the conversation copied into its mirror thread
+	// (slack.thread_ts is the header's ts).
+	OutboundKind_OUTBOUND_KIND_MIRROR_COPY OutboundKind = 3
+	// The header rewritten (chat.update of slack.ts) after the
+	// conversation's status, assignee or deadline level changed.
+	OutboundKind_OUTBOUND_KIND_MIRROR_UPDATE OutboundKind = 4
+)
+
+// Enum value maps for OutboundKind.
+var (
+	OutboundKind_name = map[int32]string{
+		0: "OUTBOUND_KIND_UNSPECIFIED",
+		1: "OUTBOUND_KIND_REPLY",
+		2: "OUTBOUND_KIND_MIRROR_HEADER",
+		3: "OUTBOUND_KIND_MIRROR_COPY",
+		4: "OUTBOUND_KIND_MIRROR_UPDATE",
+	}
+	OutboundKind_value = map[string]int32{
+		"OUTBOUND_KIND_UNSPECIFIED":   0,
+		"OUTBOUND_KIND_REPLY":         1,
+		"OUTBOUND_KIND_MIRROR_HEADER": 2,
+		"OUTBOUND_KIND_MIRROR_COPY":   3,
+		"OUTBOUND_KIND_MIRROR_UPDATE": 4,
+	}
+)
+
+func (x OutboundKind) Enum() *OutboundKind {
+	p := new(OutboundKind)
+	*p = x
+	return p
+}
+
+func (x OutboundKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OutboundKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_sidekick_support_v1_outbound_proto_enumTypes[0].Descriptor()
+}
+
+func (OutboundKind) Type() protoreflect.EnumType {
+	return &file_sidekick_support_v1_outbound_proto_enumTypes[0]
+}
+
+func (x OutboundKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OutboundKind.Descriptor instead.
+func (OutboundKind) EnumDescriptor() ([]byte, []int) {
+	return file_sidekick_support_v1_outbound_proto_rawDescGZIP(), []int{0}
+}
+
 // OutboundStatus is the outcome of sending one OutboundMessage.
 type OutboundStatus int32
 
@@ -60,11 +125,11 @@ func (x OutboundStatus) String() string {
 }
 
 func (OutboundStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_sidekick_support_v1_outbound_proto_enumTypes[0].Descriptor()
+	return file_sidekick_support_v1_outbound_proto_enumTypes[1].Descriptor()
 }
 
 func (OutboundStatus) Type() protoreflect.EnumType {
-	return &file_sidekick_support_v1_outbound_proto_enumTypes[0]
+	return &file_sidekick_support_v1_outbound_proto_enumTypes[1]
 }
 
 func (x OutboundStatus) Number() protoreflect.EnumNumber {
@@ -73,7 +138,7 @@ func (x OutboundStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OutboundStatus.Descriptor instead.
 func (OutboundStatus) EnumDescriptor() ([]byte, []int) {
-	return file_sidekick_support_v1_outbound_proto_rawDescGZIP(), []int{0}
+	return file_sidekick_support_v1_outbound_proto_rawDescGZIP(), []int{1}
 }
 
 // Kind says what a GitHub thread is.
@@ -112,11 +177,11 @@ func (x GitHubTarget_Kind) String() string {
 }
 
 func (GitHubTarget_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_sidekick_support_v1_outbound_proto_enumTypes[1].Descriptor()
+	return file_sidekick_support_v1_outbound_proto_enumTypes[2].Descriptor()
 }
 
 func (GitHubTarget_Kind) Type() protoreflect.EnumType {
-	return &file_sidekick_support_v1_outbound_proto_enumTypes[1]
+	return &file_sidekick_support_v1_outbound_proto_enumTypes[2]
 }
 
 func (x GitHubTarget_Kind) Number() protoreflect.EnumNumber {
@@ -160,6 +225,14 @@ type OutboundMessage struct {
 	// (RetryOutbound). Receipts carry it back, so a late receipt of an older
 	// attempt can be told from the newest.
 	Retry int32 `protobuf:"varint,7,opt,name=retry,proto3" json:"retry,omitempty"`
+	// What the message is: a reply to the customer (the default), or a post
+	// of the support-channel mirror, which only Slack carries.
+	Kind OutboundKind `protobuf:"varint,8,opt,name=kind,proto3,enum=sidekick.support.v1.OutboundKind" json:"kind,omitempty"`
+	// For MIRROR_HEADER and MIRROR_UPDATE: the conversation the header
+	// describes (customer, tier, categories, status, assignee, deadline and
+	// share_url, the console link), rendered by the Slack sender with close
+	// and assign buttons. text is then the notification's plain text.
+	Conversation *Conversation `protobuf:"bytes,13,opt,name=conversation,proto3" json:"conversation,omitempty"`
 	// Where the reply goes: exactly one, matching channel.
 	//
 	// Types that are valid to be assigned to Target:
@@ -249,6 +322,20 @@ func (x *OutboundMessage) GetRetry() int32 {
 		return x.Retry
 	}
 	return 0
+}
+
+func (x *OutboundMessage) GetKind() OutboundKind {
+	if x != nil {
+		return x.Kind
+	}
+	return OutboundKind_OUTBOUND_KIND_UNSPECIFIED
+}
+
+func (x *OutboundMessage) GetConversation() *Conversation {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
 }
 
 func (x *OutboundMessage) GetTarget() isOutboundMessage_Target {
@@ -390,8 +477,11 @@ type SlackTarget struct {
 	TeamId string                 `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Channel id (C…, G…, D…).
 	Channel string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
-	// ts of the thread's root message; required: replies go in the thread.
-	ThreadTs      string `protobuf:"bytes,3,opt,name=thread_ts,json=threadTs,proto3" json:"thread_ts,omitempty"`
+	// ts of the thread's root message; required: replies go in the thread
+	// (empty only for a mirror header, which starts a thread).
+	ThreadTs string `protobuf:"bytes,3,opt,name=thread_ts,json=threadTs,proto3" json:"thread_ts,omitempty"`
+	// For a mirror update: ts of the message to rewrite.
+	Ts            string `protobuf:"bytes,4,opt,name=ts,proto3" json:"ts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -443,6 +533,13 @@ func (x *SlackTarget) GetChannel() string {
 func (x *SlackTarget) GetThreadTs() string {
 	if x != nil {
 		return x.ThreadTs
+	}
+	return ""
+}
+
+func (x *SlackTarget) GetTs() string {
+	if x != nil {
+		return x.Ts
 	}
 	return ""
 }
@@ -765,7 +862,7 @@ var File_sidekick_support_v1_outbound_proto protoreflect.FileDescriptor
 
 const file_sidekick_support_v1_outbound_proto_rawDesc = "" +
 	"\n" +
-	"\"sidekick/support/v1/outbound.proto\x12\x13sidekick.support.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!sidekick/support/v1/inbound.proto\"\xdf\x03\n" +
+	"\"sidekick/support/v1/outbound.proto\x12\x13sidekick.support.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&sidekick/support/v1/conversation.proto\x1a!sidekick/support/v1/inbound.proto\"\xdd\x04\n" +
 	"\x0fOutboundMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x126\n" +
@@ -774,7 +871,9 @@ const file_sidekick_support_v1_outbound_proto_rawDesc = "" +
 	"\x06author\x18\x05 \x01(\v2#.sidekick.support.v1.OutboundAuthorR\x06author\x129\n" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
-	"\x05retry\x18\a \x01(\x05R\x05retry\x128\n" +
+	"\x05retry\x18\a \x01(\x05R\x05retry\x125\n" +
+	"\x04kind\x18\b \x01(\x0e2!.sidekick.support.v1.OutboundKindR\x04kind\x12E\n" +
+	"\fconversation\x18\r \x01(\v2!.sidekick.support.v1.ConversationR\fconversation\x128\n" +
 	"\x05slack\x18\n" +
 	" \x01(\v2 .sidekick.support.v1.SlackTargetH\x00R\x05slack\x128\n" +
 	"\x05email\x18\v \x01(\v2 .sidekick.support.v1.EmailTargetH\x00R\x05email\x12;\n" +
@@ -785,11 +884,12 @@ const file_sidekick_support_v1_outbound_proto_rawDesc = "" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x1d\n" +
 	"\n" +
 	"avatar_url\x18\x03 \x01(\tR\tavatarUrl\x12\x14\n" +
-	"\x05email\x18\x04 \x01(\tR\x05email\"]\n" +
+	"\x05email\x18\x04 \x01(\tR\x05email\"m\n" +
 	"\vSlackTarget\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x1b\n" +
-	"\tthread_ts\x18\x03 \x01(\tR\bthreadTs\"\xa6\x01\n" +
+	"\tthread_ts\x18\x03 \x01(\tR\bthreadTs\x12\x0e\n" +
+	"\x02ts\x18\x04 \x01(\tR\x02ts\"\xa6\x01\n" +
 	"\vEmailTarget\x12\x0e\n" +
 	"\x02to\x18\x01 \x03(\tR\x02to\x12\x0e\n" +
 	"\x02cc\x18\x02 \x03(\tR\x02cc\x12\x18\n" +
@@ -827,7 +927,13 @@ const file_sidekick_support_v1_outbound_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\x12\x1c\n" +
 	"\trecovered\x18\v \x01(\bR\trecovered\x12-\n" +
-	"\x12unverified_resends\x18\f \x01(\x05R\x11unverifiedResends*g\n" +
+	"\x12unverified_resends\x18\f \x01(\x05R\x11unverifiedResends*\xa7\x01\n" +
+	"\fOutboundKind\x12\x1d\n" +
+	"\x19OUTBOUND_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13OUTBOUND_KIND_REPLY\x10\x01\x12\x1f\n" +
+	"\x1bOUTBOUND_KIND_MIRROR_HEADER\x10\x02\x12\x1d\n" +
+	"\x19OUTBOUND_KIND_MIRROR_COPY\x10\x03\x12\x1f\n" +
+	"\x1bOUTBOUND_KIND_MIRROR_UPDATE\x10\x04*g\n" +
 	"\x0eOutboundStatus\x12\x1f\n" +
 	"\x1bOUTBOUND_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14OUTBOUND_STATUS_SENT\x10\x01\x12\x1a\n" +
@@ -846,36 +952,40 @@ func file_sidekick_support_v1_outbound_proto_rawDescGZIP() []byte {
 	return file_sidekick_support_v1_outbound_proto_rawDescData
 }
 
-var file_sidekick_support_v1_outbound_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_sidekick_support_v1_outbound_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_sidekick_support_v1_outbound_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_sidekick_support_v1_outbound_proto_goTypes = []any{
-	(OutboundStatus)(0),           // 0: sidekick.support.v1.OutboundStatus
-	(GitHubTarget_Kind)(0),        // 1: sidekick.support.v1.GitHubTarget.Kind
-	(*OutboundMessage)(nil),       // 2: sidekick.support.v1.OutboundMessage
-	(*OutboundAuthor)(nil),        // 3: sidekick.support.v1.OutboundAuthor
-	(*SlackTarget)(nil),           // 4: sidekick.support.v1.SlackTarget
-	(*EmailTarget)(nil),           // 5: sidekick.support.v1.EmailTarget
-	(*GitHubTarget)(nil),          // 6: sidekick.support.v1.GitHubTarget
-	(*OutboundReceipt)(nil),       // 7: sidekick.support.v1.OutboundReceipt
-	(Channel)(0),                  // 8: sidekick.support.v1.Channel
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(OutboundKind)(0),             // 0: sidekick.support.v1.OutboundKind
+	(OutboundStatus)(0),           // 1: sidekick.support.v1.OutboundStatus
+	(GitHubTarget_Kind)(0),        // 2: sidekick.support.v1.GitHubTarget.Kind
+	(*OutboundMessage)(nil),       // 3: sidekick.support.v1.OutboundMessage
+	(*OutboundAuthor)(nil),        // 4: sidekick.support.v1.OutboundAuthor
+	(*SlackTarget)(nil),           // 5: sidekick.support.v1.SlackTarget
+	(*EmailTarget)(nil),           // 6: sidekick.support.v1.EmailTarget
+	(*GitHubTarget)(nil),          // 7: sidekick.support.v1.GitHubTarget
+	(*OutboundReceipt)(nil),       // 8: sidekick.support.v1.OutboundReceipt
+	(Channel)(0),                  // 9: sidekick.support.v1.Channel
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*Conversation)(nil),          // 11: sidekick.support.v1.Conversation
 }
 var file_sidekick_support_v1_outbound_proto_depIdxs = []int32{
-	8,  // 0: sidekick.support.v1.OutboundMessage.channel:type_name -> sidekick.support.v1.Channel
-	3,  // 1: sidekick.support.v1.OutboundMessage.author:type_name -> sidekick.support.v1.OutboundAuthor
-	9,  // 2: sidekick.support.v1.OutboundMessage.created_at:type_name -> google.protobuf.Timestamp
-	4,  // 3: sidekick.support.v1.OutboundMessage.slack:type_name -> sidekick.support.v1.SlackTarget
-	5,  // 4: sidekick.support.v1.OutboundMessage.email:type_name -> sidekick.support.v1.EmailTarget
-	6,  // 5: sidekick.support.v1.OutboundMessage.github:type_name -> sidekick.support.v1.GitHubTarget
-	1,  // 6: sidekick.support.v1.GitHubTarget.kind:type_name -> sidekick.support.v1.GitHubTarget.Kind
-	8,  // 7: sidekick.support.v1.OutboundReceipt.channel:type_name -> sidekick.support.v1.Channel
-	0,  // 8: sidekick.support.v1.OutboundReceipt.status:type_name -> sidekick.support.v1.OutboundStatus
-	9,  // 9: sidekick.support.v1.OutboundReceipt.occurred_at:type_name -> google.protobuf.Timestamp
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	9,  // 0: sidekick.support.v1.OutboundMessage.channel:type_name -> sidekick.support.v1.Channel
+	4,  // 1: sidekick.support.v1.OutboundMessage.author:type_name -> sidekick.support.v1.OutboundAuthor
+	10, // 2: sidekick.support.v1.OutboundMessage.created_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: sidekick.support.v1.OutboundMessage.kind:type_name -> sidekick.support.v1.OutboundKind
+	11, // 4: sidekick.support.v1.OutboundMessage.conversation:type_name -> sidekick.support.v1.Conversation
+	5,  // 5: sidekick.support.v1.OutboundMessage.slack:type_name -> sidekick.support.v1.SlackTarget
+	6,  // 6: sidekick.support.v1.OutboundMessage.email:type_name -> sidekick.support.v1.EmailTarget
+	7,  // 7: sidekick.support.v1.OutboundMessage.github:type_name -> sidekick.support.v1.GitHubTarget
+	2,  // 8: sidekick.support.v1.GitHubTarget.kind:type_name -> sidekick.support.v1.GitHubTarget.Kind
+	9,  // 9: sidekick.support.v1.OutboundReceipt.channel:type_name -> sidekick.support.v1.Channel
+	1,  // 10: sidekick.support.v1.OutboundReceipt.status:type_name -> sidekick.support.v1.OutboundStatus
+	10, // 11: sidekick.support.v1.OutboundReceipt.occurred_at:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_support_v1_outbound_proto_init() }
@@ -883,6 +993,7 @@ func file_sidekick_support_v1_outbound_proto_init() {
 	if File_sidekick_support_v1_outbound_proto != nil {
 		return
 	}
+	file_sidekick_support_v1_conversation_proto_init()
 	file_sidekick_support_v1_inbound_proto_init()
 	file_sidekick_support_v1_outbound_proto_msgTypes[0].OneofWrappers = []any{
 		(*OutboundMessage_Slack)(nil),
@@ -894,7 +1005,7 @@ func file_sidekick_support_v1_outbound_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sidekick_support_v1_outbound_proto_rawDesc), len(file_sidekick_support_v1_outbound_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -56,6 +56,21 @@ func (m *OutboundMessage) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		}
 		i -= size
 	}
+	if m.Conversation != nil {
+		size, err := m.Conversation.MarshalToSizedBufferVT(dAtA[:i])
+		if err != nil {
+			return 0, err
+		}
+		i -= size
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
+		i--
+		dAtA[i] = 0x6a
+	}
+	if m.Kind != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Kind))
+		i--
+		dAtA[i] = 0x40
+	}
 	if m.Retry != 0 {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Retry))
 		i--
@@ -257,6 +272,13 @@ func (m *SlackTarget) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m.unknownFields != nil {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
+	}
+	if len(m.Ts) > 0 {
+		i -= len(m.Ts)
+		copy(dAtA[i:], m.Ts)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.Ts)))
+		i--
+		dAtA[i] = 0x22
 	}
 	if len(m.ThreadTs) > 0 {
 		i -= len(m.ThreadTs)
@@ -563,8 +585,15 @@ func (m *OutboundMessage) SizeVT() (n int) {
 	if m.Retry != 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(m.Retry))
 	}
+	if m.Kind != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.Kind))
+	}
 	if vtmsg, ok := m.Target.(interface{ SizeVT() int }); ok {
 		n += vtmsg.SizeVT()
+	}
+	if m.Conversation != nil {
+		l = m.Conversation.SizeVT()
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -647,6 +676,10 @@ func (m *SlackTarget) SizeVT() (n int) {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
 	l = len(m.ThreadTs)
+	if l > 0 {
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	l = len(m.Ts)
 	if l > 0 {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
