@@ -400,6 +400,13 @@ func (s *Service) normalize(e *mailparse.Email, rcpts []string) *supportv1.Inbou
 	if e.InReplyTo != "" {
 		attrs["in_reply_to"] = e.InReplyTo
 	}
+	// Who a reply goes to: triage answers Reply-To (else From) and copies
+	// the others of To and Cc.
+	for k, list := range map[string][]mail.Address{"to": e.To, "cc": e.Cc, "reply_to": e.ReplyTo} {
+		if len(list) > 0 {
+			attrs[k] = addressList(list)
+		}
+	}
 	if e.OutboundID != "" {
 		// A copy of our own reply (the support address was on it): triage
 		// matches it to the staff message instead of storing it again.
@@ -435,6 +442,15 @@ func (s *Service) normalize(e *mailparse.Email, rcpts []string) *supportv1.Inbou
 		m.Attachments = append(m.Attachments, &supportv1.Attachment{Name: a.Name, ContentType: a.ContentType, SizeBytes: a.Size})
 	}
 	return m
+}
+
+// addressList is a comma-separated list of the addresses, without names.
+func addressList(list []mail.Address) string {
+	out := make([]string, len(list))
+	for i, a := range list {
+		out[i] = a.Address
+	}
+	return strings.Join(out, ", ")
 }
 
 func nonEmpty(s string) []string {

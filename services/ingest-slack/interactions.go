@@ -18,12 +18,15 @@ import (
 	"github.com/sidekickhq/sidekick/services/ingest-slack/internal/slackevent"
 )
 
-// Action ids of the buttons the notifier puts on its Slack messages; a
-// click becomes a supportv1.Action on support.action.<ack|escalate|close>.
+// Action ids of the buttons the notifier puts on its Slack messages and
+// of the support-channel mirror's header; a click becomes a
+// supportv1.Action on support.action.<ack|escalate|close|assign>. Assign
+// assigns the conversation to whoever clicked.
 const (
 	ActionAck      = "sidekick_ack"
 	ActionEscalate = "sidekick_escalate"
 	ActionClose    = "sidekick_close"
+	ActionAssign   = "sidekick_assign"
 )
 
 var actionTypes = map[string]struct {
@@ -33,6 +36,7 @@ var actionTypes = map[string]struct {
 	ActionAck:      {supportv1.ActionType_ACTION_TYPE_ACK, "ack"},
 	ActionEscalate: {supportv1.ActionType_ACTION_TYPE_ESCALATE, "escalate"},
 	ActionClose:    {supportv1.ActionType_ACTION_TYPE_CLOSE, "close"},
+	ActionAssign:   {supportv1.ActionType_ACTION_TYPE_ASSIGN, "assign"},
 }
 
 // ButtonValue is the value of a Sidekick button:
@@ -172,6 +176,10 @@ func (s *Service) handleInteraction(ctx context.Context, route string, payload [
 			Actor:          in.User.ID,
 			Source:         "slack",
 			OccurredAt:     timestamppb.New(at),
+		}
+		if kind.typ == supportv1.ActionType_ACTION_TYPE_ASSIGN {
+			// "Assign to me": triage maps the Slack user to their person.
+			act.Assignee = in.User.ID
 		}
 		ack, err := s.deps.Publisher.Publish(ctx, bus.Event{Subject: subject, ID: act.GetId(), Time: at, Message: act})
 		if err != nil {

@@ -33,8 +33,11 @@ type Email struct {
 	References []string
 	From       mail.Address
 	To         []mail.Address
-	Subject    string
-	Date       time.Time
+	Cc         []mail.Address
+	// ReplyTo is where the sender wants answers (Reply-To), when it says.
+	ReplyTo []mail.Address
+	Subject string
+	Date    time.Time
 	// Text is the readable body with the quoted reply history trimmed.
 	Text string
 	// Full is the readable body including the quoted history.
@@ -76,7 +79,7 @@ func Parse(raw []byte) (*Email, error) {
 	}
 	// Old mailers put raw 8-bit text in headers without encoded words;
 	// read such values as Windows-1252 before parsing addresses from them.
-	for _, k := range []string{"From", "To", "Subject"} {
+	for _, k := range []string{"From", "To", "Cc", "Reply-To", "Subject"} {
 		if v := m.Header.Get(k); !utf8.ValidString(v) {
 			m.Header.Set(k, legacyText(v))
 		}
@@ -89,9 +92,11 @@ func Parse(raw []byte) (*Email, error) {
 	} else {
 		return nil, fmt.Errorf("%w: no usable From address", ErrMalformed)
 	}
-	if to, err := h.AddressList("To"); err == nil {
-		for _, a := range to {
-			e.To = append(e.To, mail.Address{Name: a.Name, Address: strings.ToLower(a.Address)})
+	for k, dst := range map[string]*[]mail.Address{"To": &e.To, "Cc": &e.Cc, "Reply-To": &e.ReplyTo} {
+		if list, err := h.AddressList(k); err == nil {
+			for _, a := range list {
+				*dst = append(*dst, mail.Address{Name: a.Name, Address: strings.ToLower(a.Address)})
+			}
 		}
 	}
 	if s, err := h.Subject(); err == nil {
@@ -198,8 +203,10 @@ func (e *Email) validUTF8() {
 	for i := range e.References {
 		e.References[i] = legacyText(e.References[i])
 	}
-	for i := range e.To {
-		e.To[i].Name, e.To[i].Address = legacyText(e.To[i].Name), legacyText(e.To[i].Address)
+	for _, list := range [][]mail.Address{e.To, e.Cc, e.ReplyTo} {
+		for i := range list {
+			list[i].Name, list[i].Address = legacyText(list[i].Name), legacyText(list[i].Address)
+		}
 	}
 	for i := range e.Attachments {
 		e.Attachments[i].Name, e.Attachments[i].ContentType = legacyText(e.Attachments[i].Name), legacyText(e.Attachments[i].ContentType)

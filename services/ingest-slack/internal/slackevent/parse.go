@@ -98,6 +98,11 @@ type Metadata struct {
 // event_payload holds "outbound_id", the OutboundMessage id.
 const ReplyEventType = "sidekick_reply"
 
+// MirrorEventType is the metadata event_type of Sidekick's posts in the
+// support-channel mirror (headers and copies), which are messages of no
+// thread: their events are dropped.
+const MirrorEventType = "sidekick_mirror"
+
 // ReplyID returns the outbound id of a reply Sidekick posted, from the
 // message's metadata; "" for any other message.
 func (m *Message) ReplyID() string {

@@ -1,4 +1,5 @@
-// Package slackreply sends replies to customers into their Slack thread:
+// Package slackreply sends replies to customers into their Slack thread
+// (and the posts of the support-channel mirror, mirror.go):
 // chat.postMessage with thread_ts, the replying person's name and avatar
 // (username and icon_url, which need chat:write.customize), the text
 // encoded as Slack mrkdwn, and message metadata carrying the outbound id
@@ -28,6 +29,8 @@ type API interface {
 	PostMessageContext(ctx context.Context, channelID string, options ...slack.MsgOption) (string, string, error)
 	GetConversationRepliesContext(ctx context.Context, params *slack.GetConversationRepliesParameters) ([]slack.Message, bool, string, error)
 	GetPermalinkContext(ctx context.Context, params *slack.PermalinkParameters) (string, error)
+	UpdateMessageContext(ctx context.Context, channelID, timestamp string, options ...slack.MsgOption) (string, string, string, error)
+	GetConversationHistoryContext(ctx context.Context, params *slack.GetConversationHistoryParameters) (*slack.GetConversationHistoryResponse, error)
 }
 
 var _ API = (*slack.Client)(nil)
@@ -49,16 +52,17 @@ var retryable = map[string]bool{
 	"request_timeout": true, "team_added_to_org": true, "accesslimited": true,
 }
 
-// Send posts m in its thread.
+// Send posts m in its thread (or, for the support-channel mirror, posts
+// or rewrites the mirror's message).
 func (c *Channel) Send(ctx context.Context, m *supportv1.OutboundMessage, reached func(context.Context) error) (outbound.Sent, error) {
+	if isMirror(m) {
+		return c.sendMirror(ctx, m, reached)
+	}
 	t := m.GetSlack()
 	opts := []slack.MsgOption{
 		slack.MsgOptionText(slacktext.Encode(m.GetText()), false),
 		slack.MsgOptionTS(t.GetThreadTs()),
-		slack.MsgOptionMetadata(slack.SlackMetadata{
-			EventType:    slackevent.ReplyEventType,
-			EventPayload: map[string]any{"outbound_id": m.GetId(), "conversation_id": m.GetConversationId()},
-		}),
+		metadata(slackevent.ReplyEventType, m),
 	}
 	if name := m.GetAuthor().GetDisplayName(); name != "" {
 		opts = append(opts, slack.MsgOptionUsername(name))
@@ -66,6 +70,21 @@ func (c *Channel) Send(ctx context.Context, m *supportv1.OutboundMessage, reache
 	if icon := m.GetAuthor().GetAvatarUrl(); icon != "" {
 		opts = append(opts, slack.MsgOptionIconURL(icon))
 	}
+	return c.post(ctx, t, opts, reached)
+}
+
+// metadata is the message metadata of our posts: the event type and the
+// outbound id, by which an interrupted attempt is found again.
+func metadata(eventType string, m *supportv1.OutboundMessage) slack.MsgOption {
+	return slack.MsgOptionMetadata(slack.SlackMetadata{
+		EventType:    eventType,
+		EventPayload: map[string]any{"outbound_id": m.GetId(), "conversation_id": m.GetConversationId()},
+	})
+}
+
+// post marks the point of no return (reached) and posts a message in
+// t's channel.
+func (c *Channel) post(ctx context.Context, t *supportv1.SlackTarget, opts []slack.MsgOption, reached func(context.Context) error) (outbound.Sent, error) {
 	if err := reached(ctx); err != nil {
 		return outbound.Sent{}, err
 	}
@@ -79,7 +98,15 @@ func (c *Channel) Send(ctx context.Context, m *supportv1.OutboundMessage, reache
 // Find looks in the thread for a message carrying m's outbound id in its
 // metadata, posted at since or later.
 func (c *Channel) Find(ctx context.Context, m *supportv1.OutboundMessage, since time.Time) (outbound.Sent, bool, error) {
-	t := m.GetSlack()
+	if isMirror(m) {
+		return c.findMirror(ctx, m, since)
+	}
+	return c.findInThread(ctx, m.GetSlack(), slackevent.ReplyEventType, m.GetId(), since)
+}
+
+// findInThread looks in t's thread for a message posted at since or later
+// whose metadata is of eventType and carries the outbound id.
+func (c *Channel) findInThread(ctx context.Context, t *supportv1.SlackTarget, eventType, id string, since time.Time) (outbound.Sent, bool, error) {
 	p := &slack.GetConversationRepliesParameters{
 		ChannelID: t.GetChannel(), Timestamp: t.GetThreadTs(), IncludeAllMetadata: true, Limit: 200,
 		Oldest: strconv.FormatInt(since.Unix(), 10) + ".000000",
@@ -89,16 +116,35 @@ func (c *Channel) Find(ctx context.Context, m *supportv1.OutboundMessage, since 
 		if err != nil {
 			return outbound.Sent{}, false, classify("conversations.replies", err)
 		}
-		for _, msg := range msgs {
-			if msg.Metadata.EventType == slackevent.ReplyEventType && msg.Metadata.EventPayload["outbound_id"] == m.GetId() {
-				return outbound.Sent{ProviderID: msg.Timestamp, Permalink: c.permalink(ctx, t.GetTeamId(), t.GetChannel(), msg.Timestamp)}, true, nil
-			}
+		if s, ok := c.match(ctx, t, msgs, eventType, id); ok {
+			return s, true, nil
 		}
 		if !more || cursor == "" {
 			return outbound.Sent{}, false, nil
 		}
 		p.Cursor = cursor
 	}
+}
+
+// match finds among msgs the one whose metadata is of eventType and
+// carries the outbound id.
+func (c *Channel) match(ctx context.Context, t *supportv1.SlackTarget, msgs []slack.Message, eventType, id string) (outbound.Sent, bool) {
+	for _, msg := range msgs {
+		if msg.Metadata.EventType == eventType && msg.Metadata.EventPayload["outbound_id"] == id {
+			return outbound.Sent{ProviderID: msg.Timestamp, Permalink: c.permalink(ctx, t.GetTeamId(), t.GetChannel(), msg.Timestamp)}, true
+		}
+	}
+	return outbound.Sent{}, false
+}
+
+// isMirror reports whether m is a post of the support-channel mirror
+// rather than a reply to a customer.
+func isMirror(m *supportv1.OutboundMessage) bool {
+	switch m.GetKind() {
+	case supportv1.OutboundKind_OUTBOUND_KIND_UNSPECIFIED, supportv1.OutboundKind_OUTBOUND_KIND_REPLY:
+		return false
+	}
+	return true
 }
 
 // permalink asks Slack for the message's link, or builds one.

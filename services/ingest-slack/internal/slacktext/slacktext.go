@@ -50,6 +50,10 @@ func Encode(text string) string {
 	return b.String()
 }
 
+// Escape escapes &, < and > for mrkdwn, and nothing else: for names and
+// subjects put inside formatting of our own.
+func Escape(s string) string { return escaper.Replace(s) }
+
 // encodePlain encodes text that holds no Markdown link.
 func encodePlain(s string) string {
 	s = escaper.Replace(s)
