@@ -8,7 +8,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
-	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
 )
@@ -38,10 +37,9 @@ func (s *Service) handleAction(ctx context.Context, msg jetstream.Msg) error {
 		// for triage to do.
 		return nil
 	}
+	// The engine maps the actor (a Slack user id from a button) and the
+	// assignee to their person.
 	who := a.GetActor()
-	if a.GetSource() == "slack" {
-		who = s.personForSlack(ctx, who)
-	}
 	var err error
 	switch a.GetType() {
 	case supportv1.ActionType_ACTION_TYPE_CLOSE:
@@ -57,7 +55,9 @@ func (s *Service) handleAction(ctx context.Context, msg jetstream.Msg) error {
 		return nil
 	}
 	switch {
-	case errors.Is(err, engine.ErrNotFound):
+	case errors.Is(err, engine.ErrNotFound), errors.Is(err, engine.ErrInvalid):
+		// An unknown conversation, or an assignee who is not a person of
+		// the organisation file: the dead letter says which.
 		return bus.Permanent(fmt.Errorf("action %s: conversation %s: %w", a.GetId(), id, err))
 	case err != nil:
 		return bus.AtLocation("action", err)
@@ -86,24 +86,4 @@ func (s *Service) escalateAction(ctx context.Context, a *supportv1.Action, subje
 		s.deps.Logger.Debug("escalate action already recorded", "action", a.GetId(), "conversation", a.GetConversationId())
 	}
 	return nil
-}
-
-// personForSlack names a Slack user by their person id when rotation knows
-// them, so the audit trail reads "alice" rather than "U0ALICE"; otherwise
-// the Slack id stays.
-func (s *Service) personForSlack(ctx context.Context, slackID string) string {
-	if s.deps.Rotation == nil || slackID == "" {
-		return slackID
-	}
-	resp, err := s.deps.Rotation.ListPeople(ctx, &rotationv1.ListPeopleRequest{})
-	if err != nil {
-		s.deps.Logger.Warn("map Slack user to a person", "slack_id", slackID, "error", err)
-		return slackID
-	}
-	for _, p := range resp.GetPeople() {
-		if p.GetSlackId() == slackID {
-			return p.GetId()
-		}
-	}
-	return slackID
 }

@@ -14,9 +14,9 @@ import (
 	"github.com/sidekickhq/sidekick/services/triage/internal/triagetest"
 )
 
-// ListPeople answers the Slack-id mapping: alice is U0ALICE.
+// ListPeople answers with the tests' people: alice is U0ALICE.
 func (*fakeRotation) ListPeople(context.Context, *rotationv1.ListPeopleRequest) (*rotationv1.ListPeopleResponse, error) {
-	return &rotationv1.ListPeopleResponse{People: []*rotationv1.Person{{Id: "alice", SlackId: "U0ALICE"}}}, nil
+	return &rotationv1.ListPeopleResponse{People: testPeople()}, nil
 }
 
 // TestCloseAndAssignActions: the Close button (support.action.close) closes

@@ -17,6 +17,7 @@ import (
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
+	"github.com/sidekickhq/sidekick/services/triage/internal/people"
 	"github.com/sidekickhq/sidekick/services/triage/internal/tier"
 	"github.com/sidekickhq/sidekick/services/triage/internal/triagetest"
 )
@@ -41,7 +42,7 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 	for i := range sides {
 		pool := triagetest.Database(t, Schema, Migrations())
 		eng, err := engine.New(pool, engine.Config{ConsoleURL: "https://sidekick.example.com/console",
-			Rules: tier.Rules{PriorityRevenueCents: 200000}}, clock, prometheus.NewRegistry())
+			Rules: tier.Rules{PriorityRevenueCents: 200000}, People: people.Static{D: people.FromProto(testPeople())}}, clock, prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +177,7 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 	// People's commands on the conversations.
 	for _, s := range sides {
 		id := conversationOf(t, s.pool, c.ThreadKey)
-		if _, err := s.eng.Assign(ctx, id, "U0SECOND", "alice"); err != nil {
+		if _, err := s.eng.Assign(ctx, id, "U0BOB", "alice"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.eng.Tag(ctx, id, []string{"upgrade"}, nil, []string{"performance", "api"}, "alice"); err != nil {

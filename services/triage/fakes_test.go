@@ -138,6 +138,17 @@ func serveRotation(t testing.TB, f *fakeRotation) rotationv1.RotationServiceClie
 	return rotationv1.NewRotationServiceClient(cc)
 }
 
+// testPeople are the people of the tests' organisation, with the
+// identities staff authors are recognised by.
+func testPeople() []*rotationv1.Person {
+	return []*rotationv1.Person{
+		{Id: "alice", Name: "Alice Anders", Email: "alice@example.com", SlackId: "U0ALICE", Github: "alice-anders"},
+		{Id: "bob", Name: "Bob Brown", Email: "bob@example.com", SlackId: "U0BOB"},
+		{Id: "carol", Name: "Carol Chen", Email: "carol@example.com", SlackId: "U0CAROL"},
+		{Id: "farah", Name: "Farah Faruqi", Email: "farah@example.com", Emails: []string{"farah@acme.example"}, SlackId: "U0FARAH", Github: "farah-f"},
+	}
+}
+
 // at stamps m as sent at the clock's time.
 func at(c *clock.Fake, m *supportv1.InboundMessage) *supportv1.InboundMessage {
 	m.SentAt = timestamppb.New(c.Now())

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ import (
 	"github.com/sidekickhq/sidekick/services/triage/internal/coverage"
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
 	"github.com/sidekickhq/sidekick/services/triage/internal/grpcapi"
+	"github.com/sidekickhq/sidekick/services/triage/internal/people"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 	"github.com/sidekickhq/sidekick/services/triage/internal/tier"
 	"github.com/sidekickhq/sidekick/services/triage/internal/timers"
@@ -56,6 +58,10 @@ const DurableInbound = "triage-inbound"
 // DurableRotation is the durable consumer of the rotation events triage
 // reacts to (hero handoffs, overrides).
 const DurableRotation = "triage-rotation"
+
+// DurableReceipts is the durable consumer of the receipts of replies and
+// mirror posts (support.outbound.*.receipt).
+const DurableReceipts = "triage-receipts"
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -135,6 +141,20 @@ type Config struct {
 	BusinessTeam string `env:"SIDEKICK_TRIAGE_BUSINESS_TEAM" envDefault:"business"`
 	// HandoffMaxOpen caps the conversation snapshots in a handoff summary.
 	HandoffMaxOpen int `env:"SIDEKICK_TRIAGE_HANDOFF_MAX_OPEN" envDefault:"200"`
+	// PeopleTTL is how long the people of the organisation file, asked
+	// from rotation, are reused to map staff authors to persons.
+	PeopleTTL time.Duration `env:"SIDEKICK_TRIAGE_PEOPLE_TTL" envDefault:"1m"`
+	// SupportChannel is the Slack channel id of the support channel (the
+	// handbook's #_customer_support): every conversation from elsewhere
+	// gets a thread there. Empty: no mirror. See docs/replies.md.
+	SupportChannel string `env:"SIDEKICK_SUPPORT_CHANNEL"`
+	// NotePrefix starts a message in a mirror thread that is a private
+	// note rather than a reply to the customer.
+	NotePrefix string `env:"SIDEKICK_SUPPORT_NOTE_PREFIX" envDefault:"!note"`
+	// EmailFrom is the support address email replies come from (the
+	// variable ingest-email reads too): triage chooses each reply's
+	// Message-ID at its domain, so the customer's answer threads back.
+	EmailFrom string `env:"SIDEKICK_EMAIL_FROM"`
 	// Org holds the organisation file's triage settings (FromKit takes
 	// them from the Kit's file); see OrgFrom.
 	Org Org `env:"-"`
@@ -164,6 +184,9 @@ type Deps struct {
 	// Coverage, when set, replaces the working windows from rotation
 	// (tests and benchmarks).
 	Coverage coverage.Source
+	// People, when set, replaces the people asked from Rotation (tests;
+	// an installation without rotation maps no staff to persons).
+	People people.Source
 	// Publisher, when set, replaces the outbox relay's JetStream publisher
 	// (tests use it to fail mid-batch).
 	Publisher outbox.Publisher
@@ -182,6 +205,7 @@ type Service struct {
 	inbound  *bus.Consumer
 	rotation *bus.Consumer
 	actions  *bus.Consumer
+	receipts *bus.Consumer
 	timers   *timers.Loop
 	cache    *coverage.Cache
 	api      *grpcapi.Server
@@ -215,6 +239,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if cfg.Org.BusinessTeam != "" {
 		business = cfg.Org.BusinessTeam
 	}
+	staff := deps.People
+	if staff == nil && deps.Rotation != nil {
+		if staff, err = people.NewCache(deps.Rotation, cfg.PeopleTTL, deps.Clock, deps.Logger, deps.Registry); err != nil {
+			return nil, fmt.Errorf("triage: %w", err)
+		}
+	}
+	if c := strings.TrimSpace(cfg.SupportChannel); c != "" && !slackChannelID.MatchString(c) {
+		return nil, fmt.Errorf("triage: SIDEKICK_SUPPORT_CHANNEL %q is not a Slack channel id (C…, G… as shown in the channel's details)", c)
+	}
 	s.engine, err = engine.New(deps.Pool, engine.Config{
 		ConsoleURL:     cfg.ConsoleURL,
 		Rules:          tier.Rules{PriorityRevenueCents: cfg.PriorityRevenueCents},
@@ -224,6 +257,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Classify:       cfg.Org.Rules,
 		BusinessTeam:   business,
 		HandoffMaxOpen: cfg.HandoffMaxOpen,
+		People:         staff,
+		Mirror:         engine.MirrorConfig{Channel: strings.TrimSpace(cfg.SupportChannel), NotePrefix: cfg.NotePrefix},
+		EmailFrom:      cfg.EmailFrom,
 		Logger:         deps.Logger,
 		// A deadline armed sooner than the loop planned to look wakes it.
 		OnArmed: func(due time.Time) { s.timers.Armed(due) },
@@ -265,31 +301,27 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
-	s.rotation, err = bus.NewConsumer(deps.JS, bus.ConsumerConfig{
-		Service: Name,
-		Stream:  bus.StreamRotation,
-		Durable: DurableRotation,
-		FilterSubjects: []string{
-			bus.RotationSubject("shift_started"), bus.RotationSubject("shift_ended"), bus.RotationSubject("override_created"),
-		},
-		MaxDeliver: cfg.ConsumerMaxDeliver,
-		Backoff:    cfg.ConsumerBackoff,
-	}, deps.Logger, deps.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("triage: %w", err)
+	// The other consumers take one message at a time.
+	consumer := func(stream, durable string, subjects ...string) (*bus.Consumer, error) {
+		c, err := bus.NewConsumer(deps.JS, bus.ConsumerConfig{
+			Service: Name, Stream: stream, Durable: durable, FilterSubjects: subjects,
+			MaxDeliver: cfg.ConsumerMaxDeliver, Backoff: cfg.ConsumerBackoff,
+		}, deps.Logger, deps.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("triage: %w", err)
+		}
+		return c, nil
 	}
-	s.actions, err = bus.NewConsumer(deps.JS, bus.ConsumerConfig{
-		Service: Name,
-		Stream:  bus.StreamActions,
-		Durable: DurableActions,
-		FilterSubjects: []string{
-			bus.ActionSubject("close"), bus.ActionSubject("assign"), bus.ActionSubject("escalate"),
-		},
-		MaxDeliver: cfg.ConsumerMaxDeliver,
-		Backoff:    cfg.ConsumerBackoff,
-	}, deps.Logger, deps.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("triage: %w", err)
+	if s.rotation, err = consumer(bus.StreamRotation, DurableRotation,
+		bus.RotationSubject("shift_started"), bus.RotationSubject("shift_ended"), bus.RotationSubject("override_created")); err != nil {
+		return nil, err
+	}
+	if s.actions, err = consumer(bus.StreamActions, DurableActions,
+		bus.ActionSubject("close"), bus.ActionSubject("assign"), bus.ActionSubject("escalate")); err != nil {
+		return nil, err
+	}
+	if s.receipts, err = consumer(bus.StreamOutbound, DurableReceipts, bus.AllOutboundReceipts); err != nil {
+		return nil, err
 	}
 	s.timers, err = timers.New(s.engine, timers.Config{
 		Batch: cfg.TimerBatch, Interval: cfg.TimerInterval, OnFired: deps.OnTimerFired,
@@ -358,14 +390,16 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	return New(cfg, deps)
 }
 
-// Run consumes inbound messages, rotation events and close, assign and
-// escalate actions, fires deadline timers, relays the outbox and prunes
-// sent events and old inbox ids until ctx is done.
+// Run consumes inbound messages, rotation events, close, assign and
+// escalate actions and the receipts of replies, fires deadline timers,
+// relays the outbox and prunes sent events and old inbox ids until ctx is
+// done.
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.inbound.RunBatch(ctx, s.handleInbound) })
 	g.Go(func() error { return s.rotation.Run(ctx, s.handleRotation) })
 	g.Go(func() error { return s.actions.Run(ctx, s.handleAction) })
+	g.Go(func() error { return s.receipts.Run(ctx, s.handleReceipt) })
 	g.Go(func() error { return s.timers.Run(ctx) })
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.pruner.Run(ctx) })
@@ -435,6 +469,28 @@ func (s *Service) handleInbound(ctx context.Context, msgs []jetstream.Msg) []err
 		}
 	}
 	return errs
+}
+
+// slackChannelID is the form of a Slack channel id.
+var slackChannelID = regexp.MustCompile(`^[CG][A-Z0-9]{2,}$`)
+
+// handleReceipt records a reply's or mirror post's receipt. A receipt that
+// cannot be read is dead-lettered; the same receipt twice, or a stale one,
+// changes nothing.
+func (s *Service) handleReceipt(ctx context.Context, msg jetstream.Msg) error {
+	var rc supportv1.OutboundReceipt
+	if err := bus.Decode(msg, &rc); err != nil {
+		return bus.Permanent(err)
+	}
+	changed, err := s.engine.HandleReceipt(ctx, &rc)
+	switch {
+	case errors.Is(err, engine.ErrInvalid):
+		return bus.Permanent(err)
+	case err != nil:
+		return bus.AtLocation("receipt", err)
+	}
+	s.deps.Logger.Debug("receipt", "outbound_id", rc.GetOutboundId(), "status", rc.GetStatus().String(), "retry", rc.GetRetry(), "changed", changed)
+	return nil
 }
 
 // inboundError is the consumer's outcome of an inbound message's error:

@@ -24,6 +24,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/people"
 	"github.com/sidekickhq/sidekick/services/triage/internal/triagetest"
 )
 
@@ -43,7 +44,8 @@ func newHarness(t testing.TB) *harness {
 	}
 	_, js := bustest.StartJetStream(t)
 	h := &harness{js: js, pool: triagetest.Database(t, Schema, Migrations()), clock: triagetest.NewClock()}
-	h.deps = Deps{Logger: triagetest.Logger(t), JS: js, Pool: h.pool, Clock: h.clock, Registry: prometheus.NewRegistry()}
+	h.deps = Deps{Logger: triagetest.Logger(t), JS: js, Pool: h.pool, Clock: h.clock, Registry: prometheus.NewRegistry(),
+		People: people.Static{D: people.FromProto(testPeople())}}
 	return h
 }
 

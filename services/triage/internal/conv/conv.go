@@ -10,7 +10,9 @@
 //     (REOPENED, then MESSAGE).
 //   - A staff reply to an open conversation makes it await the customer
 //     (RESPONDED); the first staff reply also records first_response_at and,
-//     when nobody is assigned, assigns the author (ASSIGNED).
+//     when nobody is assigned, assigns the author (ASSIGNED): their person
+//     id when triage recognised them (Author.person_id), else their channel
+//     identity.
 //   - THREAD_CLOSED at the source closes (resolved); THREAD_REOPENED
 //     reopens. EDITED and DELETED change the stored message only.
 package conv
@@ -133,7 +135,12 @@ func MessageTime(m *supportv1.InboundMessage, now time.Time) time.Time {
 	return now
 }
 
+// actorOf is who m is by: the person of the organisation file its author
+// is, else their channel identity.
 func actorOf(m *supportv1.InboundMessage) string {
+	if id := m.GetAuthor().GetPersonId(); id != "" {
+		return id
+	}
 	if id := m.GetAuthor().GetId(); id != "" {
 		return id
 	}

@@ -206,7 +206,7 @@ func (e *Engine) retier(ctx context.Context, tx pgx.Tx) (lines []string, due tim
 		if !out.Changed {
 			continue
 		}
-		if err := e.save(p, c, nil, out, now); err != nil {
+		if err := e.save(ctx, p, c, nil, out, now); err != nil {
 			return nil, time.Time{}, err
 		}
 		if from != t {

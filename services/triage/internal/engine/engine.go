@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -31,6 +32,7 @@ import (
 	"github.com/sidekickhq/sidekick/services/triage/internal/classify"
 	"github.com/sidekickhq/sidekick/services/triage/internal/conv"
 	"github.com/sidekickhq/sidekick/services/triage/internal/coverage"
+	"github.com/sidekickhq/sidekick/services/triage/internal/people"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 	"github.com/sidekickhq/sidekick/services/triage/internal/tier"
 	"github.com/sidekickhq/sidekick/services/triage/internal/worktime"
@@ -77,6 +79,15 @@ type Config struct {
 	HandoffMaxOpen int
 	// Logger logs what the engine recovers from.
 	Logger *slog.Logger
+	// People are the people of the organisation file staff are mapped to;
+	// default: nobody.
+	People people.Source
+	// Mirror configures the support-channel mirror; empty: none.
+	Mirror MirrorConfig
+	// EmailFrom is the support address email replies come from: its
+	// domain is the domain of the Message-IDs triage chooses for them,
+	// and it is never copied on a reply.
+	EmailFrom string
 	// OnArmed, when set, is called after a transaction that armed deadline
 	// timers (or made them due again) commits, with the earliest instant
 	// one is due: the timer loop wakes when that is sooner than it planned
@@ -98,6 +109,7 @@ type Engine struct {
 	suggestions    *prometheus.CounterVec
 	agreement      *prometheus.CounterVec
 	windowFailures prometheus.Counter
+	unknown        *people.Unknown
 }
 
 // New returns an engine reading the time from c (nil: the wall clock);
@@ -142,6 +154,14 @@ func newEngine(cfg Config, c clock.Clock, reg prometheus.Registerer) (*Engine, e
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.People == nil {
+		cfg.People = people.Static{D: people.New(nil)}
+	}
+	if cfg.EmailFrom != "" {
+		if a, err := mail.ParseAddress(cfg.EmailFrom); err == nil {
+			cfg.EmailFrom = strings.ToLower(a.Address)
+		}
 	}
 	rules := classify.DefaultRules()
 	if cfg.Classify != nil {
@@ -188,6 +208,9 @@ func newEngine(cfg Config, c clock.Clock, reg prometheus.Registerer) (*Engine, e
 		Name: "sidekick_triage_deadline_evaluation_failures_total",
 		Help: "Deadlines that could not be evaluated because working windows were unavailable (retried).",
 	})); err != nil {
+		return nil, err
+	}
+	if e.unknown, err = people.NewUnknown(cfg.Logger, reg); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -302,12 +325,19 @@ func (e *Engine) HandleInbound(ctx context.Context, batch []Inbound) ([]Result, 
 			return nil, err
 		}
 	}
-	var (
-		results []Result
-		err     error
-	)
+	// Staff are people: who wrote each message is settled before anything
+	// is decided on it. Without the people (rotation never answered) the
+	// batch waits, rather than take a person's reply for a customer's.
+	d, err := e.directory(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("handle inbound: %w", err)
+	}
+	for _, in := range batch {
+		e.recognise(d, in.Message)
+	}
+	var results []Result
 	for range 2 {
-		if results, err = e.handleInbound(ctx, batch); !store.IsThreadConflict(err) {
+		if results, err = e.handleInbound(ctx, batch, d); !store.IsThreadConflict(err) {
 			break
 		}
 	}
@@ -323,7 +353,7 @@ func (e *Engine) HandleInbound(ctx context.Context, batch []Inbound) ([]Result, 
 	return results, nil
 }
 
-func (e *Engine) handleInbound(ctx context.Context, batch []Inbound) ([]Result, error) {
+func (e *Engine) handleInbound(ctx context.Context, batch []Inbound, d *people.Directory) ([]Result, error) {
 	ids := make([]string, len(batch))
 	subjects := make([]string, len(batch))
 	for i, in := range batch {
@@ -337,10 +367,21 @@ func (e *Engine) handleInbound(ctx context.Context, batch []Inbound) ([]Result, 
 		if err != nil {
 			return err
 		}
+		// Threads reached through an alias: an email answering our
+		// reply's Message-ID joins the reply's conversation; a message in
+		// a mirror thread is about the mirrored conversation.
+		mirrored, err := e.followAliases(ctx, tx, batch, fresh)
+		if err != nil {
+			return err
+		}
 		var keys []store.ThreadKey
 		seen := map[store.ThreadKey]bool{}
-		for _, in := range batch {
-			if k := threadOf(in.Message); fresh[in.Message.GetId()] && !seen[k] {
+		for i, in := range batch {
+			k := threadOf(in.Message)
+			if t := mirrored[i]; t != nil {
+				k = t.Thread
+			}
+			if fresh[in.Message.GetId()] && !seen[k] {
 				seen[k] = true
 				keys = append(keys, k)
 			}
@@ -349,10 +390,16 @@ func (e *Engine) handleInbound(ctx context.Context, batch []Inbound) ([]Result, 
 		if err != nil {
 			return err
 		}
+		// After the conversations: their rows are locked before their
+		// outbound rows everywhere.
+		echoes, err := e.echoesOf(ctx, tx, batch, fresh)
+		if err != nil {
+			return err
+		}
 		// The authors of messages that may open a conversation.
 		cands := make([][]tier.Identity, len(batch))
 		for i, in := range batch {
-			if m := in.Message; fresh[m.GetId()] && locked[threadOf(m)] == nil && conv.Opens(m) {
+			if m := in.Message; fresh[m.GetId()] && mirrored[i] == nil && echoes[i] == nil && locked[threadOf(m)] == nil && conv.Opens(m) {
 				cands[i] = tier.Candidates(m.GetChannel(), m.GetAuthor())
 			}
 		}
@@ -361,6 +408,15 @@ func (e *Engine) handleInbound(ctx context.Context, batch []Inbound) ([]Result, 
 			return err
 		}
 		p = newPipe(tx)
+		if e.cfg.Mirror.Channel != "" {
+			convIDs := make([]string, 0, len(locked))
+			for _, l := range locked {
+				convIDs = append(convIDs, l.Conversation.GetId())
+			}
+			if err := e.preloadMirrors(ctx, p, convIDs); err != nil {
+				return err
+			}
+		}
 		for i, in := range batch {
 			m := in.Message
 			if !fresh[m.GetId()] {
@@ -368,8 +424,16 @@ func (e *Engine) handleInbound(ctx context.Context, batch []Inbound) ([]Result, 
 				continue
 			}
 			delete(fresh, m.GetId()) // a second copy in the batch is a duplicate
-			k := threadOf(m)
-			if results[i], locked[k], err = e.receive(ctx, p, m, locked[k], customers[i], now); err != nil {
+			switch {
+			case echoes[i] != nil:
+				results[i], err = Recorded, e.echo(ctx, p, m, echoes[i], now)
+			case mirrored[i] != nil:
+				results[i], err = e.mirrorMessage(ctx, p, d, m, locked[mirrored[i].Thread], now)
+			default:
+				k := threadOf(m)
+				results[i], locked[k], err = e.receive(ctx, p, m, locked[k], customers[i], now)
+			}
+			if err != nil {
 				return fmt.Errorf("message %s: %w", m.GetId(), err)
 			}
 		}
@@ -379,6 +443,113 @@ func (e *Engine) handleInbound(ctx context.Context, batch []Inbound) ([]Result, 
 		e.armed(p, time.Time{})
 	}
 	return results, err
+}
+
+// followAliases resolves the thread aliases the batch's new messages may
+// name: an email whose thread key, In-Reply-To or References is the
+// Message-ID of a reply we sent is moved to the reply's conversation (its
+// thread key rewritten; the original kept in the attribute
+// "thread_key_alias"); a Slack message in a mirror thread is returned, at
+// its index, with the conversation the thread mirrors.
+func (e *Engine) followAliases(ctx context.Context, q store.Querier, batch []Inbound, fresh map[string]bool) ([]*store.AliasTarget, error) {
+	cands := make([][]string, len(batch))
+	var all []string
+	for i, in := range batch {
+		m := in.Message
+		if !fresh[m.GetId()] {
+			continue
+		}
+		switch m.GetChannel() {
+		case supportv1.Channel_CHANNEL_EMAIL:
+			if r := m.GetAttributes()["in_reply_to"]; r != "" {
+				cands[i] = append(cands[i], "email:"+trimAngles(r))
+			}
+			cands[i] = append(cands[i], m.GetThreadKey())
+			for _, r := range slices.Backward(m.GetReferences()) {
+				cands[i] = append(cands[i], "email:"+trimAngles(r))
+			}
+		case supportv1.Channel_CHANNEL_SLACK:
+			a := m.GetAttributes()
+			if e.cfg.Mirror.Channel != "" && a["channel_id"] == e.cfg.Mirror.Channel && a["thread_ts"] != "" && a["thread_ts"] != a["ts"] {
+				cands[i] = append(cands[i], MirrorAlias(a["channel_id"], a["thread_ts"]))
+			}
+		}
+		all = append(all, cands[i]...)
+	}
+	out := make([]*store.AliasTarget, len(batch))
+	if len(all) == 0 {
+		return out, nil
+	}
+	targets, err := store.ResolveAliases(ctx, q, all)
+	if err != nil {
+		return nil, err
+	}
+	for i, in := range batch {
+		for _, a := range cands[i] {
+			t, ok := targets[a]
+			if !ok {
+				continue
+			}
+			m := in.Message
+			if strings.HasPrefix(a, "mirror:") {
+				out[i] = &t
+			} else if t.Thread.Channel == m.GetChannel() && t.Thread.Key != m.GetThreadKey() {
+				if m.Attributes == nil {
+					m.Attributes = map[string]string{}
+				}
+				m.Attributes["thread_key_alias"] = m.GetThreadKey()
+				m.ThreadKey = t.Thread.Key
+			}
+			break
+		}
+	}
+	return out, nil
+}
+
+// echoesOf returns, at their index, the outbound rows of the batch's new
+// messages that are the provider's copies of a reply triage sent. A
+// message naming an outbound id triage never issued, or that cannot be
+// our copy (an email under another Message-ID, a customer's GitHub
+// comment quoting our marker), is an ordinary message: the markers can be
+// forged or copied.
+func (e *Engine) echoesOf(ctx context.Context, q store.Querier, batch []Inbound, fresh map[string]bool) ([]*store.Outbound, error) {
+	var ids []string
+	for _, in := range batch {
+		if id := in.Message.GetAttributes()["outbound_id"]; id != "" && fresh[in.Message.GetId()] {
+			ids = append(ids, id)
+		}
+	}
+	out := make([]*store.Outbound, len(batch))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	found, err := store.OutboundByIDs(ctx, q, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i, in := range batch {
+		m := in.Message
+		o := found[m.GetAttributes()["outbound_id"]]
+		if o == nil || !fresh[m.GetId()] {
+			if id := m.GetAttributes()["outbound_id"]; id != "" && fresh[m.GetId()] {
+				e.cfg.Logger.Info("a message names an outbound id triage did not issue; taken as an ordinary message", "message_id", m.GetId(), "outbound_id", id)
+			}
+			continue
+		}
+		ours := o.Request.GetChannel() == m.GetChannel()
+		if t := o.Request.GetEmail(); t != nil {
+			ours = ours && strings.EqualFold(trimAngles(t.GetMessageId()), trimAngles(m.GetSourceId()))
+		} else {
+			ours = ours && conv.Role(m) != supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER
+		}
+		if !ours {
+			e.cfg.Logger.Info("a message names one of our outbound ids but is not our copy; taken as an ordinary message",
+				"message_id", m.GetId(), "outbound_id", o.Request.GetId())
+			continue
+		}
+		out[i] = o
+	}
+	return out, nil
 }
 
 // receive applies m to its thread's conversation, l (nil: none yet),
@@ -427,7 +598,7 @@ func (e *Engine) apply(ctx context.Context, p *pipe, m *supportv1.InboundMessage
 	if err := e.afterInbound(ctx, p, c, st, m, opened, now, &out); err != nil {
 		return "", err
 	}
-	if err := e.save(p, c, st, out, now); err != nil {
+	if err := e.save(ctx, p, c, st, out, now); err != nil {
 		return "", err
 	}
 	return Applied, nil
@@ -459,13 +630,17 @@ func (e *Engine) tierOf(cust *triagev1.Customer) (supportv1.Tier, string, *suppo
 }
 
 // save writes the conversation (with its state when st is not nil), its
-// audit lines and its events through p.
-func (e *Engine) save(p *pipe, c *supportv1.Conversation, st *store.State, out conv.Outcome, now time.Time) error {
+// audit lines and its events through p, and what they mean for its thread
+// in the support channel.
+func (e *Engine) save(ctx context.Context, p *pipe, c *supportv1.Conversation, st *store.State, out conv.Outcome, now time.Time) error {
 	if st != nil || out.Changed {
 		p.save(c, st)
 	}
 	for _, a := range out.Audit {
 		p.auditLine(c.GetId(), a.Actor, a.Action, a.Detail, now)
+	}
+	if err := e.mirror(ctx, p, c, out, now); err != nil {
+		return err
 	}
 	if len(out.Events) == 0 {
 		return nil
@@ -516,7 +691,9 @@ func (e *Engine) change(ctx context.Context, id string, f func(p *pipe, c *suppo
 	)
 	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
 		var err error
-		if c, err = store.ConversationByID(ctx, tx, id, true); err != nil {
+		if c, err = store.ConversationByID(ctx, tx, id, true); errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("conversation %s: %w", id, err)
+		} else if err != nil {
 			return err
 		}
 		st, err := store.LoadState(ctx, tx, id)
@@ -529,7 +706,7 @@ func (e *Engine) change(ctx context.Context, id string, f func(p *pipe, c *suppo
 		if err != nil {
 			return err
 		}
-		if err := e.save(p, c, st, out, now); err != nil {
+		if err := e.save(ctx, p, c, st, out, now); err != nil {
 			return err
 		}
 		return p.flush(ctx)
@@ -549,10 +726,17 @@ func actor(a string) string {
 	return conv.System
 }
 
-// Assign gives a conversation to assignee (empty unassigns).
+// Assign gives a conversation to assignee (empty unassigns), a person of
+// the organisation file named by their id or any of their identities;
+// anyone else is refused with ErrInvalid.
 func (e *Engine) Assign(ctx context.Context, id, assignee, who string) (*supportv1.Conversation, error) {
+	person, err := e.assignee(ctx, assignee)
+	if err != nil {
+		return nil, err
+	}
+	who = e.who(ctx, who)
 	return e.change(ctx, id, func(_ *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
-		return conv.Assign(c, assignee, actor(who), now), nil
+		return conv.Assign(c, person, actor(who), now), nil
 	})
 }
 
@@ -565,6 +749,7 @@ func (e *Engine) Tag(ctx context.Context, id string, add, remove, categories []s
 	if err != nil {
 		return nil, err
 	}
+	who = e.who(ctx, who)
 	var (
 		learned *classify.Classifier
 		version int64
@@ -599,6 +784,7 @@ func (e *Engine) Close(ctx context.Context, id string, reason supportv1.CloseRea
 	if _, ok := supportv1.CloseReason_name[int32(reason)]; !ok {
 		return nil, fmt.Errorf("unknown close reason %d: %w", reason, ErrInvalid)
 	}
+	who = e.who(ctx, who)
 	var (
 		learned *classify.Classifier
 		version int64
@@ -634,6 +820,7 @@ func (e *Engine) Close(ctx context.Context, id string, reason supportv1.CloseRea
 // the deadline is re-armed. Otherwise the clock starts when the customer
 // writes.
 func (e *Engine) Reopen(ctx context.Context, id, who string) (*supportv1.Conversation, error) {
+	who = e.who(ctx, who)
 	return e.change(ctx, id, func(p *pipe, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error) {
 		out := conv.Reopen(c, actor(who), now)
 		if !out.Changed || e.noClock(c) {
@@ -652,6 +839,7 @@ func (e *Engine) Reopen(ctx context.Context, id, who string) (*supportv1.Convers
 
 // Escalate publishes an escalation of the conversation, to team if given.
 func (e *Engine) Escalate(ctx context.Context, id, reason, team, who string) (*supportv1.Conversation, error) {
+	who = e.who(ctx, who)
 	return e.change(ctx, id, func(_ *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
 		return escalate(c, reason, team, who, now)
 	})
@@ -673,6 +861,7 @@ func (e *Engine) EscalateAction(ctx context.Context, a *supportv1.Action, subjec
 	if strings.TrimSpace(a.GetId()) == "" {
 		return nil, false, fmt.Errorf("escalate action without an id: %w", ErrInvalid)
 	}
+	who = e.who(ctx, who)
 	c, err = e.change(ctx, a.GetConversationId(), func(p *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
 		// Through the transaction, not the pipe: the claim's row count
 		// matters, and nothing is queued yet.
@@ -708,6 +897,7 @@ func (e *Engine) AddNote(ctx context.Context, id, text string, handoff bool, who
 	case len(text) > maxNote:
 		return nil, fmt.Errorf("note is longer than %d bytes: %w", maxNote, ErrInvalid)
 	}
+	who = e.who(ctx, who)
 	var note *triagev1.Note
 	_, err := e.change(ctx, id, func(p *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
 		note = &triagev1.Note{Id: NewID(), Author: actor(who), Text: text, Handoff: handoff, CreatedAt: timestamppb.New(now)}
@@ -748,6 +938,9 @@ func (e *Engine) Get(ctx context.Context, id string) (*triagev1.GetConversationR
 			return err
 		}
 		if resp.Notes, err = store.Notes(ctx, tx, id); err != nil {
+			return err
+		}
+		if resp.Deliveries, err = store.Deliveries(ctx, tx, id); err != nil {
 			return err
 		}
 		resp.Audit, err = store.Audit(ctx, tx, id)

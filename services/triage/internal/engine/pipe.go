@@ -42,6 +42,9 @@ type pipe struct {
 	firedAt  time.Time
 	// earliest is the soonest due time armed through the pipe.
 	earliest time.Time
+	// mirrors are the support-channel mirrors loaded or written, by
+	// conversation id (nil: the conversation has none).
+	mirrors map[string]*store.Mirror
 }
 
 // convWrite is a conversation the pipe writes.
@@ -62,7 +65,8 @@ type timerWrite struct {
 }
 
 func newPipe(tx pgx.Tx) *pipe {
-	return &pipe{tx: tx, b: &pgx.Batch{}, known: map[string]*convWrite{}, timers: map[string]*timerWrite{}}
+	return &pipe{tx: tx, b: &pgx.Batch{}, known: map[string]*convWrite{}, timers: map[string]*timerWrite{},
+		mirrors: map[string]*store.Mirror{}}
 }
 
 func (p *pipe) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {

@@ -49,6 +49,13 @@ func (e *Engine) FireDue(ctx context.Context, limit int) (Fired, error) {
 		}
 		res.Skipped = len(due) - len(locked)
 		w := newPipe(tx)
+		convIDs := make([]string, len(locked))
+		for i, l := range locked {
+			convIDs[i] = l.Conversation.GetId()
+		}
+		if err := e.preloadMirrors(ctx, w, convIDs); err != nil {
+			return err
+		}
 		for _, l := range locked {
 			if err := e.fire(ctx, w, l.Conversation, l.State, now); err != nil {
 				return err
@@ -76,7 +83,7 @@ func (e *Engine) fire(ctx context.Context, p *pipe, c *supportv1.Conversation, s
 	if !running {
 		keep = st // a stopped clock was settled: keep that
 	}
-	return e.save(p, c, keep, out, now)
+	return e.save(ctx, p, c, keep, out, now)
 }
 
 // NextDue returns when the earliest armed timer is due; ok is false when

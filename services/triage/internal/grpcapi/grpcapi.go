@@ -16,6 +16,7 @@ import (
 
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/engine"
+	"github.com/sidekickhq/sidekick/services/triage/internal/people"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 )
 
@@ -60,6 +61,8 @@ func toStatus(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, engine.ErrConflict):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, people.ErrUnavailable):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -103,7 +106,7 @@ func (s *Server) ListConversations(ctx context.Context, req *triagev1.ListConver
 		return nil, err
 	}
 	cs, err := s.engine.List(ctx, store.Filter{
-		Statuses: req.GetStatuses(), Assignee: req.GetAssignee(), Tier: req.GetTier(), Tag: req.GetTag(),
+		Statuses: req.GetStatuses(), Assignee: s.engine.AssigneeFilter(ctx, req.GetAssignee()), Tier: req.GetTier(), Tag: req.GetTag(),
 		Channel: req.GetChannel(), Category: s.engine.CategoryFilter(req.GetCategory()), BreachedOnly: req.GetBreachedOnly(),
 		Limit: size + 1, Offset: offset,
 	})
@@ -177,6 +180,25 @@ func (s *Server) Escalate(ctx context.Context, req *triagev1.EscalateRequest) (*
 		return nil, toStatus(err)
 	}
 	return &triagev1.EscalateResponse{Conversation: c}, nil
+}
+
+// Reply stores a staff reply and queues it to the customer on the
+// conversation's own channel.
+func (s *Server) Reply(ctx context.Context, req *triagev1.ReplyRequest) (*triagev1.ReplyResponse, error) {
+	resp, err := s.engine.Reply(ctx, req.GetConversationId(), req.GetActor(), req.GetText())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return resp, nil
+}
+
+// RetryOutbound sends a failed reply again.
+func (s *Server) RetryOutbound(ctx context.Context, req *triagev1.RetryOutboundRequest) (*triagev1.RetryOutboundResponse, error) {
+	d, err := s.engine.RetryOutbound(ctx, req.GetOutboundId(), req.GetActor())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &triagev1.RetryOutboundResponse{Delivery: d}, nil
 }
 
 // UpsertCustomers imports customers; dry_run returns the changes only.

@@ -137,11 +137,50 @@ func PublishInbound(t testing.TB, js jetstream.JetStream, m *supportv1.InboundMe
 // stream order, with the Nats-Msg-Id each was published with.
 func ConversationEvents(t testing.TB, js jetstream.JetStream) ([]*supportv1.ConversationEvent, []string) {
 	t.Helper()
+	var out []*supportv1.ConversationEvent
+	ids := read(t, js, bus.StreamConversations, func(msg jetstream.Msg) error {
+		var ev supportv1.ConversationEvent
+		if err := bus.Decode(msg, &ev); err != nil {
+			return err
+		}
+		if want, got := "support.conversation."+strings.ToLower(strings.TrimPrefix(ev.GetType().String(), "CONVERSATION_EVENT_TYPE_")), msg.Subject(); want != got {
+			t.Errorf("event %s of type %s on subject %s", ev.GetId(), ev.GetType(), got)
+		}
+		out = append(out, &ev)
+		return nil
+	})
+	return out, ids
+}
+
+// Outbound returns every OutboundMessage stored in SUPPORT_OUTBOUND (the
+// replies and mirror posts triage published, not the receipts) in stream
+// order, with the subject and the Nats-Msg-Id each was published with.
+func Outbound(t testing.TB, js jetstream.JetStream) (msgs []*supportv1.OutboundMessage, subjects, ids []string) {
+	t.Helper()
+	read(t, js, bus.StreamOutbound, func(msg jetstream.Msg) error {
+		if strings.HasSuffix(msg.Subject(), ".receipt") {
+			return nil
+		}
+		var m supportv1.OutboundMessage
+		if err := bus.Decode(msg, &m); err != nil {
+			return err
+		}
+		msgs, subjects = append(msgs, &m), append(subjects, msg.Subject())
+		ids = append(ids, msg.Headers().Get(nats.MsgIdHdr))
+		return nil
+	})
+	return msgs, subjects, ids
+}
+
+// read reads every message a stream holds now, in order, through f, and
+// returns their Nats-Msg-Ids.
+func read(t testing.TB, js jetstream.JetStream, name string, f func(jetstream.Msg) error) []string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stream, err := js.Stream(ctx, bus.StreamConversations)
+	stream, err := js.Stream(ctx, name)
 	if err != nil {
-		t.Fatalf("stream %s: %v", bus.StreamConversations, err)
+		t.Fatalf("stream %s: %v", name, err)
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
@@ -149,32 +188,24 @@ func ConversationEvents(t testing.TB, js jetstream.JetStream) ([]*supportv1.Conv
 	}
 	want := int(info.State.Msgs)
 	if want == 0 {
-		return nil, nil
+		return nil
 	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatalf("ordered consumer: %v", err)
 	}
-	var (
-		out []*supportv1.ConversationEvent
-		ids []string
-	)
-	for len(out) < want {
+	var ids []string
+	for len(ids) < want {
 		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
-			t.Fatalf("read conversation events: %v (have %d of %d)", err, len(out), want)
+			t.Fatalf("read %s: %v (have %d of %d)", name, err, len(ids), want)
 		}
-		var ev supportv1.ConversationEvent
-		if err := bus.Decode(msg, &ev); err != nil {
+		if err := f(msg); err != nil {
 			t.Fatalf("decode %s: %v", msg.Subject(), err)
 		}
-		if want, got := "support.conversation."+strings.ToLower(strings.TrimPrefix(ev.GetType().String(), "CONVERSATION_EVENT_TYPE_")), msg.Subject(); want != got {
-			t.Errorf("event %s of type %s on subject %s", ev.GetId(), ev.GetType(), got)
-		}
-		out = append(out, &ev)
 		ids = append(ids, msg.Headers().Get(nats.MsgIdHdr))
 	}
-	return out, ids
+	return ids
 }
 
 // Types lists event types, for comparisons.
