@@ -56,6 +56,15 @@ func (r *root) conversationsListCmd() *cobra.Command {
 		Short: "List conversations, ordered by tier then deadline",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if assignee == "me" {
+				// Triage maps a person id, email, Slack id or GitHub
+				// login to the person.
+				me, err := requireActor(r.opEnv().User)
+				if err != nil {
+					return fmt.Errorf("--assignee me: %w", err)
+				}
+				assignee = me
+			}
 			req := &triagev1.ListConversationsRequest{Assignee: assignee, Tag: tag, Category: cat, BreachedOnly: breached, PageSize: limit}
 			for _, s := range status {
 				v, ok := supportv1.ConversationStatus_value["CONVERSATION_STATUS_"+enumName(s)]
@@ -110,7 +119,7 @@ func (r *root) conversationsListCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVar(&asJSON, "json", false, "print protobuf JSON")
 	f.StringSliceVar(&status, "status", nil, "filter by status: open, awaiting_customer, closed (repeatable)")
-	f.StringVar(&assignee, "assignee", "", "filter by assignee person id")
+	f.StringVar(&assignee, "assignee", "", "filter by assignee: a person id (or their email, Slack id, GitHub login), or me ($USER)")
 	f.StringVar(&tier, "tier", "", "filter by tier: priority, subscriber, community")
 	f.StringVar(&tag, "tag", "", "filter by tag")
 	f.StringVar(&channel, "channel", "", "filter by channel: slack, email, github, sentry")
@@ -347,9 +356,10 @@ func (r *root) conversationsAssignCmd() *cobra.Command {
 		actor            string
 	)
 	cmd := &cobra.Command{
-		Use:   "assign ID (PERSON | --unassign)",
-		Short: "Assign a conversation to a person (a person id from 'sidekick people')",
+		Use:   "assign ID (PERSON | me | --unassign)",
+		Short: "Assign a conversation to a person (a person id from 'sidekick people', or me: --actor)",
 		Example: `  sidekick conversations assign c-8f2k alice
+  sidekick conversations assign c-8f2k me
   sidekick conversations assign c-8f2k --unassign`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if unassign {
@@ -368,6 +378,9 @@ func (r *root) conversationsAssignCmd() *cobra.Command {
 			req := &triagev1.AssignRequest{Id: args[0], Actor: actor}
 			if !unassign {
 				req.Assignee = args[1]
+				if req.Assignee == "me" {
+					req.Assignee = actor
+				}
 			}
 			return r.changeConversation(cmd, "assign "+args[0], asJSON,
 				func(ctx context.Context, c triagev1.ConversationServiceClient) (*supportv1.Conversation, error) {

@@ -59,7 +59,9 @@ func TestQueueFiltersAndOrder(t *testing.T) {
 	want := &triagev1.ListConversationsRequest{Statuses: []supportv1.ConversationStatus{supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN}, PageSize: console.QueuePageSize}
 	sameProto(t, "default queue request", want, h.triage.Calls()[0])
 	mustContain(t, r.body, `href="/console/conversations/c-1"`, "Priority first", "Alice Hero", "breached", "in 12m",
-		`<option value="alice">Alice Hero (platform)</option>`, `href="/console/?page=tok2&amp;status=open" rel="next"`)
+		`<option value="alice">Alice Hero (platform)</option>`, `href="/console/?page=tok2&amp;status=open" rel="next"`,
+		// Mine: the signed-in person's conversations (in dev, "dev").
+		`<a id="mine" href="/console/?status=all&amp;assignee=dev">Mine</a>`)
 	if strings.Index(r.body, "Priority first") > strings.Index(r.body, "Community second") {
 		t.Error("the page changed triage's order")
 	}
