@@ -230,6 +230,11 @@ func (r *root) printConversation(resp *triagev1.GetConversationResponse) error {
 		return err
 	}
 
+	// Replies sent from Sidekick show where their delivery stands.
+	deliveries := map[string]*triagev1.OutboundDelivery{}
+	for _, d := range resp.GetDeliveries() {
+		deliveries[d.GetMessageId()] = d
+	}
 	fmt.Fprintf(w, "\nMessages (%d)\n", len(resp.GetMessages()))
 	for _, m := range resp.GetMessages() {
 		head := fmtTime(m.GetSentAt(), loc) + "  " + authorText(m.GetAuthor())
@@ -258,6 +263,9 @@ func (r *root) printConversation(resp *triagev1.GetConversationResponse) error {
 		writeIndented(w, m.GetText())
 		for _, a := range m.GetAttachments() {
 			fmt.Fprintf(w, "    [attachment: %s]\n", a.GetName())
+		}
+		if d := deliveries[m.GetId()]; d != nil {
+			fmt.Fprintf(w, "    [reply %s: %s]\n", d.GetOutboundId(), deliveryState(d))
 		}
 	}
 

@@ -53,7 +53,8 @@ func TestConversationsShow(t *testing.T) {
 			{Id: "m3", Author: &supportv1.Author{Name: "Dana Scully", Role: supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER}, SentAt: ts("2026-03-02T09:06:00Z"),
 				Kind: supportv1.MessageKind_MESSAGE_KIND_POSTED, Attributes: map[string]string{"deleted": "true", "edited": "true"}},
 		},
-		Notes: []*triagev1.Note{{Id: "n1", Author: "bob", Text: "Customer retries tomorrow", CreatedAt: ts("2026-03-02T17:00:00Z"), Handoff: true}},
+		Notes:      []*triagev1.Note{{Id: "n1", Author: "bob", Text: "Customer retries tomorrow", CreatedAt: ts("2026-03-02T17:00:00Z"), Handoff: true}},
+		Deliveries: []*triagev1.OutboundDelivery{{OutboundId: "o-1", MessageId: "m2", State: triagev1.DeliveryState_DELIVERY_STATE_FAILED, Reason: "not_in_channel"}},
 		Audit: []*triagev1.AuditEntry{
 			{Actor: "system", Action: "triaged", Detail: "tier priority", At: ts("2026-03-02T09:00:01Z")},
 			{Actor: "alice", Action: "assigned", Detail: "bob", At: ts("2026-03-02T09:01:00Z")},
@@ -91,6 +92,7 @@ Messages (3)
 2026-03-02 09:05 UTC  Bob <bob@sidekick.dev> (staff)  [edited]
     Looking into it
     [attachment: values.yaml]
+    [reply o-1: failed: not_in_channel]
 2026-03-02 09:06 UTC  Dana Scully (customer)  [deleted]
     (deleted at the source)
 
