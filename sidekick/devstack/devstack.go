@@ -30,6 +30,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/logging"
 	"github.com/sidekickhq/sidekick/platform/pg/pgcluster"
 	"github.com/sidekickhq/sidekick/platform/telemetry"
+	"github.com/sidekickhq/sidekick/sidekick/fakes"
 )
 
 // DemoOrg is the demo organisation applied on start unless
@@ -53,6 +54,10 @@ var Defaults = map[string]string{
 	"SIDEKICK_GITHUB_WEBHOOK_SECRET": "dev-github-webhook-secret",
 	"SIDEKICK_SENTRY_CLIENT_SECRET":  "dev-sentry-client-secret",
 	"SIDEKICK_EMAIL_INBOUND_TOKEN":   "dev-email-inbound-token",
+	// The demo organisation's people write from example.com; replies come
+	// from the support address and go to the customer inbox (below).
+	"SIDEKICK_EMAIL_STAFF_DOMAINS": "example.com",
+	"SIDEKICK_EMAIL_FROM":          "Demo Support <support@sidekick.localhost>",
 }
 
 // secretNames are printed in the banner so a developer can sign requests.
@@ -103,7 +108,10 @@ type Stack struct {
 	// ConsoleURL is the web console's base, which share links start with.
 	ConsoleURL string
 	Env        map[string]string
-	Registry   *prometheus.Registry
+	// Inbox is the customer inbox email replies reach (nil when
+	// SIDEKICK_EMAIL_RELAY names a real relay).
+	Inbox    *fakes.SMTP
+	Registry *prometheus.Registry
 	// Clock is the clock every service runs on.
 	Clock clock.Clock
 }
@@ -225,6 +233,17 @@ func Run(ctx context.Context, o Options, ready func(*Stack)) (err error) {
 		}
 		env["SIDEKICK_SMTP_ADDR"] = addr
 	}
+	// The customer inbox: unless a relay is configured, email replies go to
+	// an SMTP server in this process that prints them on the console, so
+	// the demo's replies reach somebody.
+	var inbox *fakes.SMTP
+	if env["SIDEKICK_EMAIL_RELAY"] == "" {
+		if inbox, err = startInbox(console); err != nil {
+			return err
+		}
+		defer inbox.Close()
+		env["SIDEKICK_EMAIL_RELAY"], env["SIDEKICK_EMAIL_RELAY_TLS"] = inbox.Addr(), "off"
+	}
 	// Share links point at this stack's console, wherever it listens.
 	ends := ClientEndpoints(env)
 	env["SIDEKICK_CONSOLE_URL"] = ends.ConsoleURL
@@ -240,7 +259,7 @@ func Run(ctx context.Context, o Options, ready func(*Stack)) (err error) {
 	stack := &Stack{
 		HTTPAddr: env["SIDEKICK_HTTP_ADDR"], GRPCAddr: grpcAddr, SMTPAddr: env["SIDEKICK_SMTP_ADDR"],
 		NATSURL: env["SIDEKICK_NATS_URL"], DatabaseURL: env["SIDEKICK_DATABASE_URL"], DataDir: dataDir,
-		ConsoleURL: ends.ConsoleURL, Env: env, Registry: reg, Clock: clk,
+		ConsoleURL: ends.ConsoleURL, Env: env, Registry: reg, Clock: clk, Inbox: inbox,
 	}
 	host := &app.Host{
 		Name: "sidekick-dev", Specs: o.Services, Environ: environ, Clock: clk,
@@ -308,6 +327,9 @@ func Banner(w io.Writer, s *Stack) {
 	fmt.Fprintf(w, "  gRPC (every service, reflection on)          %s\n", s.GRPCAddr)
 	fmt.Fprintf(w, "  Console                                       %s/\n", s.ConsoleURL)
 	fmt.Fprintf(w, "  SMTP (ingest-email)                           %s\n", s.SMTPAddr)
+	if s.Inbox != nil {
+		fmt.Fprintf(w, "  Customer inbox (email replies, printed here)  %s\n", s.Inbox.Addr())
+	}
 	fmt.Fprintf(w, "  NATS JetStream                                %s\n", s.NATSURL)
 	fmt.Fprintf(w, "  PostgreSQL                                    %s\n", redactURL(s.DatabaseURL))
 	fmt.Fprintf(w, "  Data directory                                %s\n\n", s.DataDir)

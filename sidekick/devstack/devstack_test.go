@@ -1,6 +1,13 @@
 package devstack
 
-import "testing"
+import (
+	"io"
+	"net/mail"
+	"strings"
+	"testing"
+
+	"github.com/sidekickhq/sidekick/sidekick/fakes"
+)
 
 func TestClientEndpoints(t *testing.T) {
 	for name, tc := range map[string]struct {
@@ -25,5 +32,34 @@ func TestClientEndpoints(t *testing.T) {
 		if got := ClientEndpoints(tc.env); got != tc.want {
 			t.Errorf("%s: %+v, want %+v", name, got, tc.want)
 		}
+	}
+}
+
+// TestCustomerInboxPrintsTheReply: the dev stack's customer inbox shows a
+// reply as the customer would read it: who from, what it answers, and the
+// text part of a multipart/alternative body, decoded.
+func TestCustomerInboxPrintsTheReply(t *testing.T) {
+	raw := "From: \"Farah (Demo Support)\" <support@sidekick.localhost>\r\n" +
+		"To: <jo@acme.example>\r\n" +
+		"Subject: =?utf-8?q?Re:_Exports_f=C3=A4iling?=\r\n" +
+		"In-Reply-To: <q1@acme.example>\r\n" +
+		"Content-Type: multipart/alternative; boundary=B\r\n\r\n" +
+		"--B\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" +
+		"Which region=3F\r\nThanks\r\n" +
+		"--B\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Which region?</p>\r\n--B--\r\n"
+	msg, err := mail.ReadMessage(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(msg.Body)
+	var out strings.Builder
+	printMail(&out, fakes.Mail{To: []string{"jo@acme.example"}, Data: []byte(raw), Header: msg.Header, Body: body})
+	for _, want := range []string{"email to jo@acme.example", "Subject:     Re: Exports fäiling", "In-Reply-To: <q1@acme.example>", "| Which region?\n  | Thanks\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("inbox output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "<p>") {
+		t.Errorf("the HTML part was printed:\n%s", out.String())
 	}
 }
