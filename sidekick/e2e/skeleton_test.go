@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +66,9 @@ func startStackWith(t *testing.T, o devstack.Options) (*devstack.Stack, *syncBuf
 	if testing.Short() {
 		t.Skip("end-to-end test: starts NATS, PostgreSQL and every service")
 	}
+	if o.Clock == nil {
+		o.Environ = alwaysWorking(t, o.Environ)
+	}
 	console := &syncBuffer{}
 	logs := &syncBuffer{}
 	t.Cleanup(func() {
@@ -102,6 +108,42 @@ func startStackWith(t *testing.T, o devstack.Options) (*devstack.Stack, *syncBuf
 		}
 	})
 	return stack, console
+}
+
+// workingHours matches each person's working hours in an organisation file.
+var workingHours = regexp.MustCompile(`working_hours: "[^"]*"`)
+
+// alwaysWorking gives a stack on the wall clock an organisation whose
+// people work around the clock, every day: rotation sends a ping to the
+// person on duty only within their working hours (a catcher or nobody
+// otherwise), and a test on the wall clock must not pass at 10:00 on a
+// Tuesday and fail at night or on a Sunday. The organisation is the
+// environment's SIDEKICK_ORG_CONFIG, or the demo organisation. Tests of
+// working hours run on a fake clock and keep them.
+func alwaysWorking(t *testing.T, environ []string) []string {
+	t.Helper()
+	org, at := devstack.DemoOrg, -1
+	for i, kv := range environ {
+		if path, ok := strings.CutPrefix(kv, "SIDEKICK_ORG_CONFIG="); ok {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			org, at = b, i
+		}
+	}
+	if !workingHours.Match(org) {
+		t.Fatal("the organisation file names no working hours: alwaysWorking has nothing to replace")
+	}
+	path := filepath.Join(t.TempDir(), "always-working.yaml")
+	if err := os.WriteFile(path, workingHours.ReplaceAll(org, []byte(`working_hours: "Mon-Sun 00:00-24:00"`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := append([]string(nil), environ...)
+	if at >= 0 {
+		out = append(out[:at], out[at+1:]...)
+	}
+	return append(out, "SIDEKICK_ORG_CONFIG="+path)
 }
 
 func postSlack(t *testing.T, addr, secret string, ts int64, body []byte) int {
