@@ -137,6 +137,10 @@ type Config struct {
 	// the hero or a secondary reaches nobody: everybody in rotation's
 	// backup chain is on time off or a holiday. Empty: only the log.
 	OpsChannel string `env:"SIDEKICK_NOTIFIER_OPS_CHANNEL"`
+	// PingsFollowWorkingHours sends a ping for the hero or a secondary to
+	// a follow-the-sun catcher at work while the person on duty is off
+	// hours; off, pings go where pages go (the person on duty unless away).
+	PingsFollowWorkingHours bool `env:"SIDEKICK_NOTIFIER_PINGS_FOLLOW_WORKING_HOURS" envDefault:"false"`
 	// SendTimeout bounds one channel call.
 	SendTimeout time.Duration `env:"SIDEKICK_NOTIFIER_SEND_TIMEOUT" envDefault:"30s"`
 	// Lease is how long a delivery being sent is left to its sender before
@@ -330,7 +334,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.dispatcher, err = deliver.New(deliver.Config{
 		MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Jitter: jitter(cfg.RetryJitter),
 		Lease: cfg.Lease, SendTimeout: cfg.SendTimeout, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow,
-		OpsChannel: cfg.OpsChannel,
+		OpsChannel: cfg.OpsChannel, PingsFollowWorkingHours: cfg.PingsFollowWorkingHours,
 	}, deliver.Deps{
 		Store: st, Rotation: deps.Rotation, Channels: channels, Pager: pager, Mirrors: mirrors,
 		Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock, Rand: deps.Rand,

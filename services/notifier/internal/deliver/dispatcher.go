@@ -88,6 +88,10 @@ type Config struct {
 	// reaches nobody (everybody in rotation's backup chain is away), so
 	// nobody is never silence; empty: only the log says so.
 	OpsChannel string
+	// PingsFollowWorkingHours sends a role's ping to whoever rotation's
+	// low route names (a catcher at work while the person on duty is off
+	// hours); false sends it where a page goes.
+	PingsFollowWorkingHours bool
 }
 
 func (c Config) withDefaults() Config {
@@ -429,7 +433,7 @@ func (d *Dispatcher) resolve(ctx context.Context, targets []Target, lenient bool
 			label := roleLabel(t.Role, t.Team)
 			// Whoever rotation says receives at this urgency: never the
 			// person on time off, a catcher at night for a ping.
-			rs, why := onCallRecipients(resp, label, urgency)
+			rs, why := onCallRecipients(resp, label, urgency, d.cfg.PingsFollowWorkingHours)
 			if len(rs) == 0 {
 				d.logger.Warn("nobody on call", "role", label, "reason", why)
 			} else if why != "" {

@@ -8,12 +8,13 @@ import (
 // onCallRecipients are who a message of urgency u for a role reaches, by
 // rotation's answer: the receiver of its high route for a page (the person
 // on duty unless away, else the backup chain), of its low route for a
-// ping (working hours respected). A ping nobody within working hours can
+// ping (working hours respected) when pingsByHours, else the page's. A
+// ping nobody within working hours can
 // take goes to the page's receiver rather than nowhere; nobody at all is
 // nobody, which the caller reports. An answer without routes (a rotation
 // older than them) falls back to the person on duty, or in a gap the
 // catchers. why says who and why, for the log.
-func onCallRecipients(resp *rotationv1.WhoIsOnCallResponse, label string, u notify.Urgency) (out []notify.Recipient, why string) {
+func onCallRecipients(resp *rotationv1.WhoIsOnCallResponse, label string, u notify.Urgency, pingsByHours bool) (out []notify.Recipient, why string) {
 	high, low := resp.GetHigh(), resp.GetLow()
 	if high == nil {
 		if p := resp.GetOnCall().GetPerson(); p.GetId() != "" {
@@ -27,7 +28,7 @@ func onCallRecipients(resp *rotationv1.WhoIsOnCallResponse, label string, u noti
 		return out, resp.GetGapReason()
 	}
 	route := high
-	if u != notify.Page && low.GetReceiver().GetPerson().GetId() != "" {
+	if pingsByHours && u != notify.Page && low.GetReceiver().GetPerson().GetId() != "" {
 		route = low
 	}
 	rc := route.GetReceiver()

@@ -42,7 +42,7 @@ func TestRoleRecipientsFollowAvailability(t *testing.T) {
 			e := newEnv(t)
 			e.rot.SetHeroAnswer(tc.answer)
 			rec := &notifiertest.Recorder{}
-			eng := e.dispatcher(t, deliver.Config{}, rec)
+			eng := e.dispatcher(t, deliver.Config{PingsFollowWorkingHours: true}, rec)
 			for _, u := range []notify.Urgency{notify.Page, notify.Ping} {
 				req := heroRequest(tc.name + u.String())
 				req.Urgency = u
