@@ -171,7 +171,7 @@ func TestSentryStormUpdatesThePage(t *testing.T) {
 		}
 	}
 	var conv *supportv1.Conversation
-	waitFor(t, 20*time.Second, fmt.Sprintf("occurrences adding up to %d", n), func() bool {
+	waitFor(t, time.Minute, fmt.Sprintf("occurrences adding up to %d", n), func() bool {
 		conv = a.byThread(t, supportv1.Channel_CHANNEL_SENTRY, "sentry:"+issueID)
 		if conv == nil {
 			return false
@@ -184,7 +184,7 @@ func TestSentryStormUpdatesThePage(t *testing.T) {
 		return sum == n
 	})
 	var page fakes.SlackMessage
-	waitFor(t, 15*time.Second, "the page in Slack", func() bool {
+	waitFor(t, time.Minute, "the page in Slack", func() bool {
 		for _, m := range slack.Posted() {
 			if b, ok := m.Button("sidekick_ack"); ok && strings.Contains(b.Value, "conv:"+conv.GetId()+"|") {
 				page = m
@@ -193,7 +193,7 @@ func TestSentryStormUpdatesThePage(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, 15*time.Second, "the page to be rewritten with the storm (chat.update keeping the buttons)", func() bool {
+	waitFor(t, time.Minute, "the page to be rewritten with the storm (chat.update keeping the buttons)", func() bool {
 		for _, u := range slack.Updated() {
 			if u.Channel == page.Channel && u.TS == page.TS && len(u.Buttons()) > 0 {
 				return true
