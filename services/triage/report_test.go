@@ -35,6 +35,7 @@ func TestSummaryOnAKnownDataSet(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
 	n := 0
 	// answered opens a conversation at start, answers it after wait and
 	// confirms its category.
@@ -95,8 +96,10 @@ func TestSummaryOnAKnownDataSet(t *testing.T) {
 	}
 	// Seven conversations had their categories confirmed by people; the
 	// report says how often the suggestion was right.
-	if a := resp.GetAgreement(); a.GetPairs() != 7 || a.GetExactRate() < 0 || a.GetOverlapRate() < a.GetExactRate() || a.GetOverlapRate() > 1 {
-		t.Errorf("agreement %v, want 7 pairs and 0 <= exact <= overlap <= 1", a)
+	// Each pair is one of exact, overlapping and none.
+	if a := resp.GetAgreement(); a.GetPairs() != 7 || a.GetExact()+a.GetOverlapping()+a.GetNone() != 7 ||
+		!near(a.GetExactRate()+a.GetOverlapRate()+a.GetNoneRate(), 1) || !near(a.GetExactRate(), float64(a.GetExact())/7) {
+		t.Errorf("agreement %v, want 7 pairs, each exact, overlapping or none", a)
 	}
 	if got, want := counts(resp.GetByTier()), "priority=2 community=6 "; got != want {
 		t.Errorf("by tier %q, want %q", got, want)
@@ -119,7 +122,6 @@ func TestSummaryOnAKnownDataSet(t *testing.T) {
 	if len(resp.GetResponse()) != 3 {
 		t.Fatalf("response stats for %d tiers, want 3", len(resp.GetResponse()))
 	}
-	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
 	for _, r := range resp.GetResponse() {
 		w := want[r.GetTier()]
 		if r.GetConversations() != w.conversations || r.GetResponded() != w.responded ||

@@ -74,6 +74,7 @@ times in seconds).`,
 			return r.printReport(req, resp)
 		},
 	}
+	cmd.AddCommand(r.reportClassifierCmd())
 	f := cmd.Flags()
 	f.StringVar(&from, "from", "", "start of the range (default: seven days before --to)")
 	f.StringVar(&to, "to", "", "end of the range, exclusive (default: now)")
@@ -127,8 +128,8 @@ func (r *root) printReport(req *triagev1.SummaryRequest, resp *triagev1.SummaryR
 		return err
 	}
 	if a := resp.GetAgreement(); a.GetPairs() > 0 {
-		fmt.Fprintf(w, "\nCategory suggestions: %s matched the predominant category people confirmed, %s shared a category (%d conversations)\n",
-			percent(a.GetExactRate()), percent(a.GetOverlapRate()), a.GetPairs())
+		fmt.Fprintf(w, "\nCategory suggestions against what people confirmed (%d conversations): %s\n",
+			a.GetPairs(), agreementLine(a.GetExact(), a.GetOverlapping(), a.GetNone()))
 	}
 	return nil
 }

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +107,69 @@ func TestReportRange(t *testing.T) {
 	}
 	if n := h.calls("Summary"); n != 2 {
 		t.Fatalf("Summary called %d times, want 2 (bad ranges are not sent)", n)
+	}
+}
+
+// The agreement line counts each conversation once: one exact and one none
+// read 50% and 50%, not "50% matched, 50% shared" (issue 17).
+func TestReportAgreement(t *testing.T) {
+	h := newHarness(t)
+	h.respond("Summary", &triagev1.SummaryResponse{Agreement: &triagev1.CategoryAgreement{
+		Pairs: 2, Exact: 1, None: 1, ExactRate: 0.5, NoneRate: 0.5,
+	}})
+	out, err := h.run(t, "report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Category suggestions against what people confirmed (2 conversations): 1 exact (50%), 0 overlapping (0%), 1 none (50%)\n"; !strings.HasSuffix(out, want) {
+		t.Fatalf("report ends:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// report classifier measures the built-in rules locally, and an
+// organisation's rules with --org.
+func TestReportClassifier(t *testing.T) {
+	h := newHarness(t)
+	out, err := h.run(t, "report", "classifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Category classifier on 114 labelled messages, 6-fold cross-validation",
+		"CATEGORY                       SUPPORT  SUGGESTED  CORRECT  PRECISION  RECALL  F1\n",
+		"\nbilling                        6        6          6        1.00       1.00    1.00\n",
+		"\nMacro-F1 0.770 over the categories with labelled messages\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report classifier lacks %q:\n%s", want, out)
+		}
+	}
+	if h.calls("Summary") != 0 {
+		t.Error("report classifier called the server")
+	}
+
+	// Rules that know nothing: every message is "other", nothing else is
+	// right.
+	org := filepath.Join(t.TempDir(), "org.yaml")
+	if err := os.WriteFile(org, []byte("triage:\n  classifier:\n    categories:\n      - {category: billing, keywords: [zzzunused]}\n    spam: {channels: []}\n    model_min_docs: 1000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = h.run(t, "report", "classifier", "--org", org, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		MacroF1     float64 `json:"macro_f1"`
+		Unsuggested int     `json:"unsuggested"`
+		Exact       int     `json:"exact"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+	if rep.Unsuggested != 114 || rep.Exact != 6 {
+		t.Errorf("rules that know nothing: %+v", rep)
+	}
+	if _, err := h.run(t, "report", "classifier", "--org", filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Error("a missing --org file was accepted")
 	}
 }

@@ -8,15 +8,19 @@ type Pair struct {
 }
 
 // Agreement counts how often suggestions matched confirmed categories.
-// The zero value is ready to use; add pairs with [Agreement.Add].
+// Each pair is exactly one of exact, overlapping or none, so the three
+// counts add up to Pairs. The zero value is ready to use; add pairs with
+// [Agreement.Add].
 type Agreement struct {
 	// Pairs is the number of pairs counted (those with confirmed
 	// categories).
 	Pairs int `json:"pairs"`
 	// Exact counts pairs whose predominant categories are equal.
 	Exact int `json:"exact"`
-	// Overlap counts pairs that share at least one category.
+	// Overlap counts pairs that are not exact but share a category.
 	Overlap int `json:"overlap"`
+	// None counts pairs that share no category (or had no suggestion).
+	None int `json:"none"`
 	// ByCategory counts, per confirmed predominant category, the pairs and
 	// the exact matches, to see where suggestions go wrong.
 	ByCategory map[Category]CategoryAgreement `json:"by_category,omitempty"`
@@ -40,11 +44,13 @@ func (a *Agreement) Add(p Pair) {
 	a.Pairs++
 	want := p.Confirmed[0]
 	exact := len(p.Suggested) > 0 && p.Suggested[0] == want
-	if exact {
+	switch {
+	case exact:
 		a.Exact++
-	}
-	if overlaps(p.Suggested, p.Confirmed) {
+	case overlaps(p.Suggested, p.Confirmed):
 		a.Overlap++
+	default:
+		a.None++
 	}
 	if a.ByCategory == nil {
 		a.ByCategory = map[Category]CategoryAgreement{}
@@ -60,8 +66,12 @@ func (a *Agreement) Add(p Pair) {
 // ExactRate is the share of pairs whose predominant categories match.
 func (a Agreement) ExactRate() float64 { return rate(a.Exact, a.Pairs) }
 
-// OverlapRate is the share of pairs sharing any category.
+// OverlapRate is the share of pairs that are not exact but share a
+// category.
 func (a Agreement) OverlapRate() float64 { return rate(a.Overlap, a.Pairs) }
+
+// NoneRate is the share of pairs sharing no category.
+func (a Agreement) NoneRate() float64 { return rate(a.None, a.Pairs) }
 
 // Agree computes the agreement over pairs.
 func Agree(pairs []Pair) Agreement {

@@ -33,6 +33,7 @@ type Model struct {
 
 	version int
 	alpha   float64
+	prior   float64
 	docs    int
 	classes map[Category]*classStats
 	// vocab counts, per feature, its occurrences over all classes; its size
@@ -49,6 +50,10 @@ type classStats struct {
 // DefaultAlpha is the smoothing of [NewModel]'s models.
 const DefaultAlpha = 1.0
 
+// DefaultPriorDocs is the number of pseudo documents every category of
+// the taxonomy starts with, learned or not.
+const DefaultPriorDocs = 1.0
+
 // NewModel returns an empty model with add-alpha smoothing; alpha 0 means
 // [DefaultAlpha] (Laplace's add-one). A smaller alpha (Lidstone smoothing)
 // trusts the few documents a young model has seen more.
@@ -60,6 +65,7 @@ func NewModel(alpha float64) *Model {
 		tz:      NewTokenizer(),
 		version: ModelVersion,
 		alpha:   alpha,
+		prior:   DefaultPriorDocs,
 		classes: map[Category]*classStats{},
 		vocab:   map[string]int{},
 	}
@@ -186,16 +192,38 @@ func (m *Model) predictFeatures(features []string) []Scored {
 	if len(m.classes) == 0 {
 		return nil
 	}
-	v := float64(len(m.vocab))
-	out := make([]Scored, 0, len(m.classes))
+	// The vocabulary counts the document's unseen features too, and every
+	// feature is evidence: a class that learned many other features
+	// explains a word it never saw worse than a class that learned little,
+	// so a pile of confirmations of one kind of text cannot claim text of
+	// another kind (issue 17: nonsense confirmed as plugins made every
+	// message "plugins" when unseen words were ignored).
+	v := len(m.vocab)
+	for _, f := range features {
+		if m.vocab[f] == 0 {
+			v++
+		}
+	}
+	// Every category of the taxonomy takes part, with PriorDocs pseudo
+	// documents each (a Dirichlet prior over classes): a category nobody
+	// confirmed yet keeps a share of belief instead of none.
+	type class struct {
+		docs, total int
+		features    map[string]int
+	}
+	classes := make(map[Category]class, len(catalogue)+len(m.classes))
+	for _, in := range catalogue {
+		classes[in.ID] = class{}
+	}
 	for c, s := range m.classes {
-		lp := math.Log(float64(s.Docs) + m.alpha)
-		denom := math.Log(float64(s.Total) + m.alpha*v)
+		classes[c] = class{docs: s.Docs, total: s.Total, features: s.Features}
+	}
+	out := make([]Scored, 0, len(classes))
+	for c, s := range classes {
+		lp := math.Log(float64(s.docs) + m.prior)
+		denom := math.Log(float64(s.total) + m.alpha*float64(v))
 		for _, f := range features {
-			if m.vocab[f] == 0 {
-				continue
-			}
-			lp += math.Log(float64(s.Features[f])+m.alpha) - denom
+			lp += math.Log(float64(s.features[f])+m.alpha) - denom
 		}
 		out = append(out, Scored{Category: c, Score: lp})
 	}
@@ -268,7 +296,7 @@ func (m *Model) UnmarshalJSON(data []byte) error {
 	if j.Docs < 0 || (j.Docs > 0) != (len(j.Classes) > 0) {
 		return fmt.Errorf("decode model: %d documents in %d classes", j.Docs, len(j.Classes))
 	}
-	*m = Model{tz: NewTokenizer(), version: j.Version, alpha: j.Alpha, docs: j.Docs, classes: j.Classes, vocab: vocab}
+	*m = Model{tz: NewTokenizer(), version: j.Version, alpha: j.Alpha, prior: DefaultPriorDocs, docs: j.Docs, classes: j.Classes, vocab: vocab}
 	return nil
 }
 

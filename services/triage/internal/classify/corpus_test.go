@@ -1,58 +1,23 @@
 package classify
 
 import (
-	"bufio"
-	"encoding/json"
-	"os"
 	"testing"
 )
 
-// example is one labelled support message of testdata/corpus.jsonl.
-type example struct {
-	ID         string     `json:"id"`
-	Channel    string     `json:"channel"`
-	Subject    string     `json:"subject"`
-	Text       string     `json:"text"`
-	Labels     []string   `json:"labels"`
-	AuthFailed bool       `json:"auth_failed"`
-	Categories []Category `json:"categories"`
-	Split      string     `json:"split"`
-}
-
-func (e example) input() Input {
-	return Input{Channel: e.Channel, Subject: e.Subject, Text: e.Text, Labels: e.Labels, AuthFailed: e.AuthFailed}
-}
-
-// loadCorpus returns the training and held-out examples.
-func loadCorpus(t testing.TB) (train, test []example) {
+// loadCorpus returns the training and held-out examples of the evaluation
+// set.
+func loadCorpus(t testing.TB) (train, test []Example) {
 	t.Helper()
-	f, err := os.Open("testdata/corpus.jsonl")
+	all, err := EvaluationSet()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var e example
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("corpus line %q: %v", sc.Text(), err)
-		}
-		for _, c := range e.Categories {
-			if !c.Valid() {
-				t.Fatalf("corpus %s: unknown category %q", e.ID, c)
-			}
-		}
-		switch e.Split {
-		case "train":
+	for _, e := range all {
+		if e.Split == "train" {
 			train = append(train, e)
-		case "test":
+		} else {
 			test = append(test, e)
-		default:
-			t.Fatalf("corpus %s: split %q", e.ID, e.Split)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return train, test
 }
@@ -70,11 +35,11 @@ func newDefault(t testing.TB, m *Model) *Classifier {
 
 // trained returns a classifier with the default rules whose model learned
 // the training split.
-func trained(t testing.TB, train []example) *Classifier {
+func trained(t testing.TB, train []Example) *Classifier {
 	t.Helper()
 	c := newDefault(t, nil)
 	for _, e := range train {
-		if err := c.Learn(e.input(), e.Categories); err != nil {
+		if err := c.Learn(e.Input(), e.Categories); err != nil {
 			t.Fatalf("learn %s: %v", e.ID, err)
 		}
 	}

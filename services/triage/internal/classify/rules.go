@@ -40,6 +40,12 @@ type Rules struct {
 	// MinScore is the least rule score that still names a category when the
 	// model is not confident either (default 1: one keyword).
 	MinScore float64 `yaml:"min_score" json:"min_score"`
+	// MinConfidence is the confidence (see Result.Confidence) below which
+	// nothing is suggested: a guess that weak is worse than no suggestion,
+	// which leaves the conversation for people to categorise (default
+	// 0.3; the evaluation in docs/triage.md shows what it costs and
+	// saves).
+	MinConfidence float64 `yaml:"min_confidence" json:"min_confidence"`
 	// SecondaryRatio: after the predominant category, others whose score is
 	// at least this fraction of the top score are suggested too (default
 	// 0.5 for rules; for the model it applies to posteriors).
@@ -135,6 +141,7 @@ func (r Rules) WithDefaults() Rules {
 	}
 	setF(&r.StrongScore, 3)
 	setF(&r.MinScore, 1)
+	setF(&r.MinConfidence, 0.3)
 	setF(&r.SecondaryRatio, 0.5)
 	setI(&r.MaxCategories, 3)
 	setF(&r.ModelThreshold, 0.5)
@@ -208,6 +215,9 @@ func (r Rules) Compile() (*RuleSet, error) {
 	var errs []error
 	if r.StrongScore < r.MinScore {
 		errs = append(errs, fmt.Errorf("strong_score %v below min_score %v", r.StrongScore, r.MinScore))
+	}
+	if r.MinConfidence < 0 || r.MinConfidence > 1 {
+		errs = append(errs, fmt.Errorf("min_confidence %v outside [0, 1]", r.MinConfidence))
 	}
 	if r.ModelThreshold <= 0 || r.ModelThreshold > 1 {
 		errs = append(errs, fmt.Errorf("model_threshold %v outside (0, 1]", r.ModelThreshold))

@@ -177,10 +177,19 @@ func (e *Engine) suggest(ctx context.Context, q store.Querier, c *supportv1.Conv
 	e.suggestions.WithLabelValues(res.Route.String(), string(res.Source)).Inc()
 	cats := categoryStrings(res.Categories)
 	st.Suggested, st.Confidence, st.Source = cats, res.Confidence, string(res.Source)
-	if !slices.Equal(cats, c.GetCategories()) {
+	// At the opening the triaged event is written even when nothing is
+	// suggested: subscribers learn that the classifier read it and why it
+	// stayed silent.
+	if !slices.Equal(cats, c.GetCategories()) || (opened && len(cats) == 0) {
 		c.Categories = cats
 		out.Changed = true
 		detail := fmt.Sprintf("suggested %s (%s, confidence %.2f)", strings.Join(cats, ", "), res.Source, res.Confidence)
+		switch {
+		case res.Source == classify.SourceUnsure:
+			detail = fmt.Sprintf("no suggestion (unsure: %s at confidence %.2f)", strings.Join(categoryStrings(res.Guess), ", "), res.Confidence)
+		case len(cats) == 0:
+			detail = fmt.Sprintf("no suggestion (%s)", res.Source)
+		}
 		out.Event(conv.Event{Type: supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED, Actor: conv.System, Reason: detail})
 		out.AuditLine(conv.System, "categorised", detail)
 	}
@@ -245,7 +254,9 @@ func (e *Engine) learn(ctx context.Context, q store.Querier, c *supportv1.Conver
 func (e *Engine) confirm(ctx context.Context, q store.Querier, c *supportv1.Conversation, st *store.State, confirmed []string, now time.Time) (*classify.Classifier, int64, error) {
 	first := !st.Confirmed
 	st.Confirmed = true
-	if first && len(st.Suggested) > 0 {
+	// A conversation the classifier read but suggested nothing for counts
+	// as none, as it does in the report's agreement.
+	if first && (len(st.Suggested) > 0 || st.Source != "") {
 		a := classify.Agree([]classify.Pair{{Suggested: toCategories(st.Suggested), Confirmed: toCategories(confirmed)}})
 		switch {
 		case a.Exact == 1:

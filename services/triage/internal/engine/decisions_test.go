@@ -344,7 +344,7 @@ func TestOpeningDecisions(t *testing.T) {
 		events: "opened triaged", timer: "armed", due: 15 * time.Minute,
 	}, {
 		name: "an enterprise customer is priority, on priority's thresholds", customer: acme,
-		text: "Our dashboards time out since the upgrade",
+		text: "Our dashboards are slow and time out since yesterday",
 		tier: supportv1.Tier_TIER_PRIORITY, status: supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN, category: "performance",
 		events: "opened triaged", timer: "armed", due: 5 * time.Minute, customerID: "acme",
 	}, {

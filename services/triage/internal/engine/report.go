@@ -73,10 +73,9 @@ func (e *Engine) Summary(ctx context.Context, from, to time.Time) (*triagev1.Sum
 	if err != nil {
 		return nil, err
 	}
-	resp.Agreement = &triagev1.CategoryAgreement{Pairs: int64(a.Pairs)}
-	if a.Pairs > 0 {
-		resp.Agreement.ExactRate = float64(a.Exact) / float64(a.Pairs)
-		resp.Agreement.OverlapRate = float64(a.Overlap) / float64(a.Pairs)
+	resp.Agreement = &triagev1.CategoryAgreement{
+		Pairs: int64(a.Pairs), Exact: int64(a.Exact), Overlapping: int64(a.Overlap), None: int64(a.None),
+		ExactRate: a.ExactRate(), OverlapRate: a.OverlapRate(), NoneRate: a.NoneRate(),
 	}
 	return resp, nil
 }

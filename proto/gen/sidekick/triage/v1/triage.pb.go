@@ -2036,15 +2036,25 @@ func (x *TierResponseStats) GetLateShare() float64 {
 }
 
 // CategoryAgreement is how often the suggested categories matched the ones
-// people confirmed or changed them to.
+// people confirmed or changed them to. Each conversation is exactly one of
+// exact, overlapping or none, so the counts add up to pairs and the rates
+// to 1.
 type CategoryAgreement struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Conversations whose categories people confirmed or changed.
 	Pairs int64 `protobuf:"varint,1,opt,name=pairs,proto3" json:"pairs,omitempty"`
 	// Share whose predominant category was suggested right.
 	ExactRate float64 `protobuf:"fixed64,2,opt,name=exact_rate,json=exactRate,proto3" json:"exact_rate,omitempty"`
-	// Share where the suggestion shared at least one category.
-	OverlapRate   float64 `protobuf:"fixed64,3,opt,name=overlap_rate,json=overlapRate,proto3" json:"overlap_rate,omitempty"`
+	// Share that was not exact but shared another category.
+	OverlapRate float64 `protobuf:"fixed64,3,opt,name=overlap_rate,json=overlapRate,proto3" json:"overlap_rate,omitempty"`
+	// Conversations whose predominant category was suggested right.
+	Exact int64 `protobuf:"varint,4,opt,name=exact,proto3" json:"exact,omitempty"`
+	// Conversations not exact whose suggestion shared another category.
+	Overlapping int64 `protobuf:"varint,5,opt,name=overlapping,proto3" json:"overlapping,omitempty"`
+	// Conversations whose suggestion shared no category (or had none).
+	None int64 `protobuf:"varint,6,opt,name=none,proto3" json:"none,omitempty"`
+	// Share that shared no category.
+	NoneRate      float64 `protobuf:"fixed64,7,opt,name=none_rate,json=noneRate,proto3" json:"none_rate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2096,6 +2106,34 @@ func (x *CategoryAgreement) GetExactRate() float64 {
 func (x *CategoryAgreement) GetOverlapRate() float64 {
 	if x != nil {
 		return x.OverlapRate
+	}
+	return 0
+}
+
+func (x *CategoryAgreement) GetExact() int64 {
+	if x != nil {
+		return x.Exact
+	}
+	return 0
+}
+
+func (x *CategoryAgreement) GetOverlapping() int64 {
+	if x != nil {
+		return x.Overlapping
+	}
+	return 0
+}
+
+func (x *CategoryAgreement) GetNone() int64 {
+	if x != nil {
+		return x.None
+	}
+	return 0
+}
+
+func (x *CategoryAgreement) GetNoneRate() float64 {
+	if x != nil {
+		return x.NoneRate
 	}
 	return 0
 }
@@ -2334,12 +2372,16 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\n" +
 	"okay_share\x18\b \x01(\x01R\tokayShare\x12\x1d\n" +
 	"\n" +
-	"late_share\x18\t \x01(\x01R\tlateShare\"k\n" +
+	"late_share\x18\t \x01(\x01R\tlateShare\"\xd4\x01\n" +
 	"\x11CategoryAgreement\x12\x14\n" +
 	"\x05pairs\x18\x01 \x01(\x03R\x05pairs\x12\x1d\n" +
 	"\n" +
 	"exact_rate\x18\x02 \x01(\x01R\texactRate\x12!\n" +
-	"\foverlap_rate\x18\x03 \x01(\x01R\voverlapRate\"\xc3\x02\n" +
+	"\foverlap_rate\x18\x03 \x01(\x01R\voverlapRate\x12\x14\n" +
+	"\x05exact\x18\x04 \x01(\x03R\x05exact\x12 \n" +
+	"\voverlapping\x18\x05 \x01(\x03R\voverlapping\x12\x12\n" +
+	"\x04none\x18\x06 \x01(\x03R\x04none\x12\x1b\n" +
+	"\tnone_rate\x18\a \x01(\x01R\bnoneRate\"\xc3\x02\n" +
 	"\x0fSummaryResponse\x12:\n" +
 	"\vby_category\x18\x01 \x03(\v2\x19.sidekick.triage.v1.CountR\n" +
 	"byCategory\x122\n" +
