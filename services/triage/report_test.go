@@ -74,6 +74,10 @@ func TestSummaryOnAKnownDataSet(t *testing.T) {
 	triagetest.Eventually(t, "the unanswered conversation breached", func() bool {
 		return triagetest.Count(t, h.pool, `SELECT count(*) FROM conversations WHERE deadline_level = 4 AND first_response_at IS NULL`) == 1
 	})
+	// The first conversation is closed 18 hours after it opened.
+	if _, err := convs.Close(ctx, &triagev1.CloseRequest{Id: byThread(t, convs, triagetest.Slack("report-1").ThreadKey).GetId(), Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
 	// Outside the range.
 	triagetest.SetClock(h.clock, day.Add(60*time.Hour))
 	h.send(t, at(h.clock, triagetest.Slack("later").Customer("U0C6", "Later question")))
@@ -129,6 +133,41 @@ func TestSummaryOnAKnownDataSet(t *testing.T) {
 			!near(r.GetGreatShare(), w.great) || !near(r.GetOkayShare(), w.okay) || !near(r.GetLateShare(), w.late) {
 			t.Errorf("%s: got %v, want %+v", r.GetTier(), r, w)
 		}
+	}
+
+	// Breached counts the unanswered conversation too, in its own column.
+	for _, r := range resp.GetResponse() {
+		var breached, decided int64
+		if r.GetTier() == supportv1.Tier_TIER_COMMUNITY {
+			breached, decided = 1, 5
+		} else if r.GetTier() == supportv1.Tier_TIER_PRIORITY {
+			decided = 2
+		}
+		if r.GetBreached() != breached || r.GetDecided() != decided || !near(r.GetBreachedShare(), float64(breached)/max(float64(decided), 1)) {
+			t.Errorf("%s: breached %d of %d decided (%v), want %d of %d", r.GetTier(), r.GetBreached(), r.GetDecided(), r.GetBreachedShare(), breached, decided)
+		}
+	}
+	// Resolution: one conversation closed 18 hours after it opened; the
+	// spam closed at once is left out.
+	if res := resp.GetResponse()[2].GetResolution(); res.GetClosed() != 1 || !near(res.GetMeanSeconds(), 18*3600) || !near(res.GetP90Seconds(), 18*3600) {
+		t.Errorf("community resolution %v, want one closed after 18h", res)
+	}
+	group := func(gs []*triagev1.GroupResponseStats) string {
+		out := ""
+		for _, g := range gs {
+			out += fmt.Sprintf("%s:%d/%d/%d/%d/%d/%d/%.0f/%d ", g.GetKey(), g.GetConversations(), g.GetResponded(),
+				g.GetGreat(), g.GetOkay(), g.GetLate(), g.GetBreached(), g.GetMedianSeconds(), g.GetResolution().GetClosed())
+		}
+		return out
+	}
+	// Per person: the hero answered six first (median of 60, 300, 600,
+	// 1200, 1800, 7200 s); the unanswered breached one and the spam have
+	// nobody.
+	if got, want := group(resp.GetByPerson()), ":2/0/0/0/0/1/0/0 U0HERO:6/6/3/2/1/0/900/1 "; got != want {
+		t.Errorf("by person %q, want %q", got, want)
+	}
+	if got, want := group(resp.GetByCategoryResponse()), "api:2/1/1/0/0/1/60/0 billing:1/1/0/1/0/0/1800/0 performance:4/4/2/1/1/0/900/1 spam:1/0/0/0/0/0/0/0 "; got != want {
+		t.Errorf("by category %q, want %q", got, want)
 	}
 
 	if _, err := reports.Summary(ctx, &triagev1.SummaryRequest{From: timestamppb.New(day), To: timestamppb.New(day)}); status.Code(err) != codes.InvalidArgument {

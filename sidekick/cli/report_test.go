@@ -22,10 +22,22 @@ func sampleSummary() *triagev1.SummaryResponse {
 		ByChannel:  []*triagev1.Count{{Key: "slack", Count: 11}, {Key: "email", Count: 8}},
 		Response: []*triagev1.TierResponseStats{
 			{Tier: supportv1.Tier_TIER_PRIORITY, Conversations: 5, Responded: 5, MeanSeconds: 750, MedianSeconds: 540, P90Seconds: 2730.4,
-				GreatShare: 0.6, OkayShare: 0.4},
-			{Tier: supportv1.Tier_TIER_SUBSCRIBER},
+				GreatShare: 0.6, OkayShare: 0.4, Decided: 5, Great: 3, Okay: 2,
+				Resolution: &triagev1.Resolution{Closed: 4, MeanSeconds: 7200, MedianSeconds: 5400, P90Seconds: 14400}},
+			// One conversation, never answered and past too late: the
+			// bad news shows although nothing was answered.
+			{Tier: supportv1.Tier_TIER_SUBSCRIBER, Conversations: 1, Decided: 1, Breached: 1, BreachedShare: 1, Resolution: &triagev1.Resolution{}},
 			{Tier: supportv1.Tier_TIER_COMMUNITY, Conversations: 14, Responded: 12, MeanSeconds: 30 * 3600, MedianSeconds: 45, P90Seconds: 93600,
-				GreatShare: 0.25, OkayShare: 0.25, LateShare: 1.0 / 3},
+				GreatShare: 0.25, OkayShare: 0.25, LateShare: 1.0 / 3, BreachedShare: 1.0 / 6, Decided: 12, Great: 3, Okay: 3, Late: 4, Breached: 2},
+		},
+		ByPerson: []*triagev1.GroupResponseStats{
+			{Key: "", Conversations: 1, Breached: 1},
+			{Key: "alice", Conversations: 17, Responded: 17, MeanSeconds: 600, MedianSeconds: 300, P90Seconds: 3600, Great: 6, Okay: 5, Late: 4, Breached: 2,
+				Resolution: &triagev1.Resolution{Closed: 4, MeanSeconds: 7200, MedianSeconds: 5400, P90Seconds: 14400}},
+		},
+		ByCategoryResponse: []*triagev1.GroupResponseStats{
+			{Key: "performance", Conversations: 12, Responded: 12, MeanSeconds: 600, MedianSeconds: 300, P90Seconds: 3600, Great: 6, Okay: 3, Late: 2, Breached: 1},
+			{Key: "deployments/setup", Conversations: 7, Responded: 5, MeanSeconds: 1800, MedianSeconds: 900, P90Seconds: 5400, Okay: 2, Late: 2, Breached: 2},
 		},
 	}
 }
@@ -53,13 +65,55 @@ slack    11
 email    8
 
 First response, in working time
-TIER        CONVERSATIONS  RESPONDED  MEAN    MEDIAN  P90     GREAT  OKAY  LATE
-priority    5              5          12m30s  9m      45m30s  60%    40%   0%
-subscriber  0              0          -       -       -       -      -     -
-community   14             12         30h00m  45s     26h00m  25%    25%   33%
+TIER        CONVERSATIONS  RESPONDED  MEAN    MEDIAN  P90     GREAT  OKAY  LATE  BREACHED
+priority    5              5          12m30s  9m      45m30s  60%    40%   0%    0 (0%)
+subscriber  1              0          -       -       -       0%     0%    0%    1 (100%)
+community   14             12         30h00m  45s     26h00m  25%    25%   33%   2 (17%)
+
+First response by person (who answered first; unanswered by assignee)
+PERSON    CONVERSATIONS  RESPONDED  MEAN  MEDIAN  P90    GREAT  OKAY  LATE  BREACHED
+(nobody)  1              0          -     -       -      0      0     0     1
+alice     17             17         10m   5m      1h00m  6      5     4     2
+
+First response by category
+CATEGORY           CONVERSATIONS  RESPONDED  MEAN  MEDIAN  P90    GREAT  OKAY  LATE  BREACHED
+performance        12             12         10m   5m      1h00m  6      3     2     1
+deployments/setup  7              5          30m   15m     1h30m  0      2     2     2
+
+Resolution, opening to close in wall time (spam left out)
+TIER        CLOSED  MEAN   MEDIAN  P90
+priority    4       2h00m  1h30m   4h00m
+subscriber  0       -      -       -
+community   0       -      -       -
 `
 	if out != want {
 		t.Fatalf("report:\n%s\nwant:\n%s", out, want)
+	}
+
+	out, err = h.run(t, "report", "--from", "2026-02-01", "--to", "2026-03-01", "--csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCSV := `section,key,conversations,responded,mean_seconds,median_seconds,p90_seconds,great,okay,late,breached,closed,resolution_mean_seconds,resolution_median_seconds,resolution_p90_seconds
+tier,priority,5,5,750,540,2730.4,3,2,0,0,4,7200,5400,14400
+tier,subscriber,1,0,,,,0,0,0,1,0,,,
+tier,community,14,12,108000,45,93600,3,3,4,2,0,,,
+person,,1,0,,,,0,0,0,1,0,,,
+person,alice,17,17,600,300,3600,6,5,4,2,4,7200,5400,14400
+category,performance,12,12,600,300,3600,6,3,2,1,0,,,
+category,deployments/setup,7,5,1800,900,5400,0,2,2,2,0,,,
+conversations_by_category,Performance,12,,,,,,,,,,,,
+conversations_by_category,Deployments/Setup,7,,,,,,,,,,,,
+conversations_by_tier,priority,5,,,,,,,,,,,,
+conversations_by_tier,community,14,,,,,,,,,,,,
+conversations_by_channel,slack,11,,,,,,,,,,,,
+conversations_by_channel,email,8,,,,,,,,,,,,
+`
+	if out != wantCSV {
+		t.Fatalf("--csv:\n%s\nwant:\n%s", out, wantCSV)
+	}
+	if _, err := h.run(t, "report", "--json", "--csv"); err == nil {
+		t.Error("--json with --csv accepted")
 	}
 
 	out, err = h.run(t, "report", "--from", "2026-02-01", "--to", "2026-03-01", "--json")

@@ -27,7 +27,12 @@ const DefaultReportSpan = 7 * 24 * time.Hour
 //   - per tier, the share of decided conversations whose first response
 //     was great (under the great threshold), okay (under okay) and late
 //     (under too late); decided means answered, or unanswered and already
-//     past too late. The rest, 1 - great - okay - late, is breached.
+//     past too late. Breached counts answered past too late and unanswered
+//     past too late alike;
+//   - per tier, person (who answered first; the assignee of unanswered
+//     ones) and predominant category: the first response times, the
+//     levels, and the resolution time (opening to last close, wall time,
+//     spam left out).
 func (e *Engine) Summary(ctx context.Context, from, to time.Time) (*triagev1.SummaryResponse, error) {
 	if to.IsZero() {
 		to = e.now()
@@ -61,14 +66,19 @@ func (e *Engine) Summary(ctx context.Context, from, to time.Time) (*triagev1.Sum
 		st := &triagev1.TierResponseStats{
 			Tier: tier, Conversations: t.Conversations, Responded: t.Responded,
 			MeanSeconds: t.Mean, MedianSeconds: t.Median, P90Seconds: t.P90,
+			Great: t.Great, Okay: t.Okay, Late: t.Late, Breached: t.Breached, Resolution: resolution(t.ResponseStats),
 		}
 		if decided := t.Great + t.Okay + t.Late + t.Breached; decided > 0 {
+			st.Decided = decided
 			st.GreatShare = float64(t.Great) / float64(decided)
 			st.OkayShare = float64(t.Okay) / float64(decided)
 			st.LateShare = float64(t.Late) / float64(decided)
+			st.BreachedShare = float64(t.Breached) / float64(decided)
 		}
 		resp.Response = append(resp.Response, st)
 	}
+	resp.ByPerson = groupStats(s.ByPerson)
+	resp.ByCategoryResponse = groupStats(s.ByCategoryResponse)
 	a, err := e.Agreement(ctx, from, to)
 	if err != nil {
 		return nil, err
@@ -78,6 +88,22 @@ func (e *Engine) Summary(ctx context.Context, from, to time.Time) (*triagev1.Sum
 		ExactRate: a.ExactRate(), OverlapRate: a.OverlapRate(), NoneRate: a.NoneRate(),
 	}
 	return resp, nil
+}
+
+func resolution(s store.ResponseStats) *triagev1.Resolution {
+	return &triagev1.Resolution{Closed: s.Closed, MeanSeconds: s.ResMean, MedianSeconds: s.ResMedian, P90Seconds: s.ResP90}
+}
+
+func groupStats(in []store.ResponseStats) []*triagev1.GroupResponseStats {
+	out := make([]*triagev1.GroupResponseStats, 0, len(in))
+	for _, s := range in {
+		out = append(out, &triagev1.GroupResponseStats{
+			Key: s.Key, Conversations: s.Conversations, Responded: s.Responded,
+			MeanSeconds: s.Mean, MedianSeconds: s.Median, P90Seconds: s.P90,
+			Great: s.Great, Okay: s.Okay, Late: s.Late, Breached: s.Breached, Resolution: resolution(s),
+		})
+	}
+	return out
 }
 
 // enumKey turns an enum number stored as text into its lowercase name.

@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 )
 
 // Count is a key with a number of conversations.
@@ -17,6 +20,14 @@ type Count struct {
 // TierStats are the first-response figures of one tier.
 type TierStats struct {
 	Tier int16
+	ResponseStats
+}
+
+// ResponseStats are the first-response and resolution figures of a group
+// of conversations.
+type ResponseStats struct {
+	// Key is the group: a tier number as text, a person id or a category.
+	Key string
 	// Conversations opened; Responded those with a first staff reply whose
 	// working time is known.
 	Conversations, Responded int64
@@ -27,12 +38,22 @@ type TierStats struct {
 	// counts those past too late plus unanswered conversations already
 	// breached.
 	Great, Okay, Late, Breached int64
+	// Closed counts the conversations closed (spam left out), and
+	// ResMean, ResMedian and ResP90 their wall time from opening to the
+	// last close, in seconds.
+	Closed                     int64
+	ResMean, ResMedian, ResP90 float64
 }
 
 // Summary is the raw report over conversations opened in a range.
 type Summary struct {
 	ByCategory, ByTier, ByChannel []Count
 	Tiers                         []TierStats
+	// ByPerson groups by who answered first, or for unanswered
+	// conversations by the assignee ("" when nobody holds them).
+	ByPerson []ResponseStats
+	// ByCategoryResponse groups by the predominant category.
+	ByCategoryResponse []ResponseStats
 }
 
 const inRange = ` FROM conversations WHERE opened_at >= $1 AND opened_at < $2`
@@ -62,7 +83,39 @@ func Summarise(ctx context.Context, q Querier, from, to time.Time) (*Summary, er
 	if s.ByChannel, err = counts(`SELECT channel::text AS k, count(*) AS n` + inRange + ` GROUP BY channel ORDER BY n DESC, channel`); err != nil {
 		return nil, fmt.Errorf("summary by channel: %w", err)
 	}
-	rows, err := q.Query(ctx, `SELECT tier, count(*), count(first_response_work_seconds),
+	tiers, err := responseStats(ctx, q, `tier::text`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("summary of response times: %w", err)
+	}
+	for _, t := range tiers {
+		n, err := strconv.ParseInt(t.Key, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("summary of response times: tier %q: %w", t.Key, err)
+		}
+		s.Tiers = append(s.Tiers, TierStats{Tier: int16(n), ResponseStats: t})
+	}
+	if s.ByPerson, err = responseStats(ctx, q, `coalesce(responder, assignee)`, from, to); err != nil {
+		return nil, fmt.Errorf("summary of response times by person: %w", err)
+	}
+	if s.ByCategoryResponse, err = responseStats(ctx, q, `coalesce(categories[1], 'uncategorised')`, from, to); err != nil {
+		return nil, fmt.Errorf("summary of response times by category: %w", err)
+	}
+	return &s, nil
+}
+
+// responseStats computes ResponseStats over the conversations opened in
+// [from, to), grouped by the SQL expression group over the conversation's
+// columns plus responder (who answered first, from the audit trail) and
+// closed_at (the last close of a closed conversation).
+func responseStats(ctx context.Context, q Querier, group string, from, to time.Time) ([]ResponseStats, error) {
+	rows, err := q.Query(ctx, `WITH c AS (
+		SELECT c.*,
+			(SELECT a.actor FROM audit a WHERE a.conversation_id = c.id AND a.action = 'responded'
+				AND a.detail = 'first response' ORDER BY a.seq LIMIT 1) AS responder,
+			CASE WHEN c.status = $3 AND c.close_reason <> $4 THEN
+				(SELECT max(a.at) FROM audit a WHERE a.conversation_id = c.id AND a.action = 'closed') END AS closed_at
+		FROM conversations c WHERE c.opened_at >= $1 AND c.opened_at < $2)
+	SELECT `+group+` AS k, count(*), count(first_response_work_seconds),
 		coalesce(avg(first_response_work_seconds), 0),
 		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_work_seconds), 0),
 		coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_work_seconds), 0),
@@ -70,16 +123,19 @@ func Summarise(ctx context.Context, q Querier, from, to time.Time) (*Summary, er
 		count(*) FILTER (WHERE first_response_work_seconds IS NOT NULL AND first_response_level = 2),
 		count(*) FILTER (WHERE first_response_work_seconds IS NOT NULL AND first_response_level = 3),
 		count(*) FILTER (WHERE (first_response_work_seconds IS NOT NULL AND first_response_level = 4)
-			OR (first_response_work_seconds IS NULL AND deadline_level = 4))`+inRange+` GROUP BY tier ORDER BY tier`, from, to)
+			OR (first_response_work_seconds IS NULL AND deadline_level = 4)),
+		count(closed_at),
+		coalesce(avg(extract(epoch FROM closed_at - opened_at)), 0),
+		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - opened_at)), 0),
+		coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - opened_at)), 0)
+	FROM c GROUP BY k ORDER BY k`, from, to,
+		int16(supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED), int16(supportv1.CloseReason_CLOSE_REASON_SPAM))
 	if err != nil {
-		return nil, fmt.Errorf("summary of response times: %w", err)
+		return nil, err
 	}
-	s.Tiers, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (TierStats, error) {
-		var t TierStats
-		return t, r.Scan(&t.Tier, &t.Conversations, &t.Responded, &t.Mean, &t.Median, &t.P90, &t.Great, &t.Okay, &t.Late, &t.Breached)
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ResponseStats, error) {
+		var s ResponseStats
+		return s, r.Scan(&s.Key, &s.Conversations, &s.Responded, &s.Mean, &s.Median, &s.P90, &s.Great, &s.Okay, &s.Late, &s.Breached,
+			&s.Closed, &s.ResMean, &s.ResMedian, &s.ResP90)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("summary of response times: %w", err)
-	}
-	return &s, nil
 }

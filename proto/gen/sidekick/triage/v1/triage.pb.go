@@ -1927,6 +1927,9 @@ func (x *Count) GetCount() int64 {
 	return 0
 }
 
+// TierResponseStats are a tier's first-response figures. The shares are
+// of the decided conversations: answered, or unanswered and already past
+// too late.
 type TierResponseStats struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tier          v1.Tier                `protobuf:"varint,1,opt,name=tier,proto3,enum=sidekick.support.v1.Tier" json:"tier,omitempty"`
@@ -1938,6 +1941,18 @@ type TierResponseStats struct {
 	GreatShare    float64                `protobuf:"fixed64,7,opt,name=great_share,json=greatShare,proto3" json:"great_share,omitempty"`
 	OkayShare     float64                `protobuf:"fixed64,8,opt,name=okay_share,json=okayShare,proto3" json:"okay_share,omitempty"`
 	LateShare     float64                `protobuf:"fixed64,9,opt,name=late_share,json=lateShare,proto3" json:"late_share,omitempty"`
+	// Conversations whose first response was past too late, or that are
+	// unanswered and past too late: counted whether or not answered.
+	Breached      int64   `protobuf:"varint,10,opt,name=breached,proto3" json:"breached,omitempty"`
+	BreachedShare float64 `protobuf:"fixed64,11,opt,name=breached_share,json=breachedShare,proto3" json:"breached_share,omitempty"`
+	// Decided conversations, the denominator of the shares.
+	Decided    int64       `protobuf:"varint,12,opt,name=decided,proto3" json:"decided,omitempty"`
+	Resolution *Resolution `protobuf:"bytes,13,opt,name=resolution,proto3" json:"resolution,omitempty"`
+	// The decided conversations at each level (great + okay + late +
+	// breached = decided).
+	Great         int64 `protobuf:"varint,14,opt,name=great,proto3" json:"great,omitempty"`
+	Okay          int64 `protobuf:"varint,15,opt,name=okay,proto3" json:"okay,omitempty"`
+	Late          int64 `protobuf:"varint,16,opt,name=late,proto3" json:"late,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2035,6 +2050,254 @@ func (x *TierResponseStats) GetLateShare() float64 {
 	return 0
 }
 
+func (x *TierResponseStats) GetBreached() int64 {
+	if x != nil {
+		return x.Breached
+	}
+	return 0
+}
+
+func (x *TierResponseStats) GetBreachedShare() float64 {
+	if x != nil {
+		return x.BreachedShare
+	}
+	return 0
+}
+
+func (x *TierResponseStats) GetDecided() int64 {
+	if x != nil {
+		return x.Decided
+	}
+	return 0
+}
+
+func (x *TierResponseStats) GetResolution() *Resolution {
+	if x != nil {
+		return x.Resolution
+	}
+	return nil
+}
+
+func (x *TierResponseStats) GetGreat() int64 {
+	if x != nil {
+		return x.Great
+	}
+	return 0
+}
+
+func (x *TierResponseStats) GetOkay() int64 {
+	if x != nil {
+		return x.Okay
+	}
+	return 0
+}
+
+func (x *TierResponseStats) GetLate() int64 {
+	if x != nil {
+		return x.Late
+	}
+	return 0
+}
+
+// Resolution is the time from opening to closing, in wall time, of the
+// conversations closed (spam left out; for one reopened and closed again,
+// to its last close).
+type Resolution struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Closed        int64                  `protobuf:"varint,1,opt,name=closed,proto3" json:"closed,omitempty"`
+	MeanSeconds   float64                `protobuf:"fixed64,2,opt,name=mean_seconds,json=meanSeconds,proto3" json:"mean_seconds,omitempty"`
+	MedianSeconds float64                `protobuf:"fixed64,3,opt,name=median_seconds,json=medianSeconds,proto3" json:"median_seconds,omitempty"`
+	P90Seconds    float64                `protobuf:"fixed64,4,opt,name=p90_seconds,json=p90Seconds,proto3" json:"p90_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Resolution) Reset() {
+	*x = Resolution{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resolution) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resolution) ProtoMessage() {}
+
+func (x *Resolution) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resolution.ProtoReflect.Descriptor instead.
+func (*Resolution) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Resolution) GetClosed() int64 {
+	if x != nil {
+		return x.Closed
+	}
+	return 0
+}
+
+func (x *Resolution) GetMeanSeconds() float64 {
+	if x != nil {
+		return x.MeanSeconds
+	}
+	return 0
+}
+
+func (x *Resolution) GetMedianSeconds() float64 {
+	if x != nil {
+		return x.MedianSeconds
+	}
+	return 0
+}
+
+func (x *Resolution) GetP90Seconds() float64 {
+	if x != nil {
+		return x.P90Seconds
+	}
+	return 0
+}
+
+// GroupResponseStats are the first-response and resolution figures of the
+// conversations of one person or one category.
+type GroupResponseStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The person id (by_person) or the predominant category id
+	// (by_category_response).
+	Key           string      `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Conversations int64       `protobuf:"varint,2,opt,name=conversations,proto3" json:"conversations,omitempty"`
+	Responded     int64       `protobuf:"varint,3,opt,name=responded,proto3" json:"responded,omitempty"`
+	MeanSeconds   float64     `protobuf:"fixed64,4,opt,name=mean_seconds,json=meanSeconds,proto3" json:"mean_seconds,omitempty"`
+	MedianSeconds float64     `protobuf:"fixed64,5,opt,name=median_seconds,json=medianSeconds,proto3" json:"median_seconds,omitempty"`
+	P90Seconds    float64     `protobuf:"fixed64,6,opt,name=p90_seconds,json=p90Seconds,proto3" json:"p90_seconds,omitempty"`
+	Great         int64       `protobuf:"varint,7,opt,name=great,proto3" json:"great,omitempty"`
+	Okay          int64       `protobuf:"varint,8,opt,name=okay,proto3" json:"okay,omitempty"`
+	Late          int64       `protobuf:"varint,9,opt,name=late,proto3" json:"late,omitempty"`
+	Breached      int64       `protobuf:"varint,10,opt,name=breached,proto3" json:"breached,omitempty"`
+	Resolution    *Resolution `protobuf:"bytes,11,opt,name=resolution,proto3" json:"resolution,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupResponseStats) Reset() {
+	*x = GroupResponseStats{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupResponseStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupResponseStats) ProtoMessage() {}
+
+func (x *GroupResponseStats) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupResponseStats.ProtoReflect.Descriptor instead.
+func (*GroupResponseStats) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GroupResponseStats) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *GroupResponseStats) GetConversations() int64 {
+	if x != nil {
+		return x.Conversations
+	}
+	return 0
+}
+
+func (x *GroupResponseStats) GetResponded() int64 {
+	if x != nil {
+		return x.Responded
+	}
+	return 0
+}
+
+func (x *GroupResponseStats) GetMeanSeconds() float64 {
+	if x != nil {
+		return x.MeanSeconds
+	}
+	return 0
+}
+
+func (x *GroupResponseStats) GetMedianSeconds() float64 {
+	if x != nil {
+		return x.MedianSeconds
+	}
+	return 0
+}
+
+func (x *GroupResponseStats) GetP90Seconds() float64 {
+	if x != nil {
+		return x.P90Seconds
+	}
+	return 0
+}
+
+func (x *GroupResponseStats) GetGreat() int64 {
+	if x != nil {
+		return x.Great
+	}
+	return 0
+}
+
+func (x *GroupResponseStats) GetOkay() int64 {
+	if x != nil {
+		return x.Okay
+	}
+	return 0
+}
+
+func (x *GroupResponseStats) GetLate() int64 {
+	if x != nil {
+		return x.Late
+	}
+	return 0
+}
+
+func (x *GroupResponseStats) GetBreached() int64 {
+	if x != nil {
+		return x.Breached
+	}
+	return 0
+}
+
+func (x *GroupResponseStats) GetResolution() *Resolution {
+	if x != nil {
+		return x.Resolution
+	}
+	return nil
+}
+
 // CategoryAgreement is how often the suggested categories matched the ones
 // people confirmed or changed them to. Each conversation is exactly one of
 // exact, overlapping or none, so the counts add up to pairs and the rates
@@ -2061,7 +2324,7 @@ type CategoryAgreement struct {
 
 func (x *CategoryAgreement) Reset() {
 	*x = CategoryAgreement{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[31]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2336,7 @@ func (x *CategoryAgreement) String() string {
 func (*CategoryAgreement) ProtoMessage() {}
 
 func (x *CategoryAgreement) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[31]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2349,7 @@ func (x *CategoryAgreement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CategoryAgreement.ProtoReflect.Descriptor instead.
 func (*CategoryAgreement) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{31}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CategoryAgreement) GetPairs() int64 {
@@ -2139,19 +2402,24 @@ func (x *CategoryAgreement) GetNoneRate() float64 {
 }
 
 type SummaryResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ByCategory    []*Count               `protobuf:"bytes,1,rep,name=by_category,json=byCategory,proto3" json:"by_category,omitempty"`
-	ByTier        []*Count               `protobuf:"bytes,2,rep,name=by_tier,json=byTier,proto3" json:"by_tier,omitempty"`
-	ByChannel     []*Count               `protobuf:"bytes,3,rep,name=by_channel,json=byChannel,proto3" json:"by_channel,omitempty"`
-	Response      []*TierResponseStats   `protobuf:"bytes,4,rep,name=response,proto3" json:"response,omitempty"`
-	Agreement     *CategoryAgreement     `protobuf:"bytes,5,opt,name=agreement,proto3" json:"agreement,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ByCategory []*Count               `protobuf:"bytes,1,rep,name=by_category,json=byCategory,proto3" json:"by_category,omitempty"`
+	ByTier     []*Count               `protobuf:"bytes,2,rep,name=by_tier,json=byTier,proto3" json:"by_tier,omitempty"`
+	ByChannel  []*Count               `protobuf:"bytes,3,rep,name=by_channel,json=byChannel,proto3" json:"by_channel,omitempty"`
+	Response   []*TierResponseStats   `protobuf:"bytes,4,rep,name=response,proto3" json:"response,omitempty"`
+	Agreement  *CategoryAgreement     `protobuf:"bytes,5,opt,name=agreement,proto3" json:"agreement,omitempty"`
+	// Per person: the conversations each person answered first, and the
+	// unanswered ones by their assignee (key "" when nobody holds them).
+	ByPerson []*GroupResponseStats `protobuf:"bytes,6,rep,name=by_person,json=byPerson,proto3" json:"by_person,omitempty"`
+	// Per predominant category ("uncategorised" without any).
+	ByCategoryResponse []*GroupResponseStats `protobuf:"bytes,7,rep,name=by_category_response,json=byCategoryResponse,proto3" json:"by_category_response,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *SummaryResponse) Reset() {
 	*x = SummaryResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[32]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2163,7 +2431,7 @@ func (x *SummaryResponse) String() string {
 func (*SummaryResponse) ProtoMessage() {}
 
 func (x *SummaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[32]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2176,7 +2444,7 @@ func (x *SummaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SummaryResponse.ProtoReflect.Descriptor instead.
 func (*SummaryResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{32}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SummaryResponse) GetByCategory() []*Count {
@@ -2210,6 +2478,20 @@ func (x *SummaryResponse) GetResponse() []*TierResponseStats {
 func (x *SummaryResponse) GetAgreement() *CategoryAgreement {
 	if x != nil {
 		return x.Agreement
+	}
+	return nil
+}
+
+func (x *SummaryResponse) GetByPerson() []*GroupResponseStats {
+	if x != nil {
+		return x.ByPerson
+	}
+	return nil
+}
+
+func (x *SummaryResponse) GetByCategoryResponse() []*GroupResponseStats {
+	if x != nil {
+		return x.ByCategoryResponse
 	}
 	return nil
 }
@@ -2358,7 +2640,7 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"/\n" +
 	"\x05Count\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count\"\xd0\x02\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\xab\x04\n" +
 	"\x11TierResponseStats\x12-\n" +
 	"\x04tier\x18\x01 \x01(\x0e2\x19.sidekick.support.v1.TierR\x04tier\x12$\n" +
 	"\rconversations\x18\x02 \x01(\x03R\rconversations\x12\x1c\n" +
@@ -2372,7 +2654,40 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\n" +
 	"okay_share\x18\b \x01(\x01R\tokayShare\x12\x1d\n" +
 	"\n" +
-	"late_share\x18\t \x01(\x01R\tlateShare\"\xd4\x01\n" +
+	"late_share\x18\t \x01(\x01R\tlateShare\x12\x1a\n" +
+	"\bbreached\x18\n" +
+	" \x01(\x03R\bbreached\x12%\n" +
+	"\x0ebreached_share\x18\v \x01(\x01R\rbreachedShare\x12\x18\n" +
+	"\adecided\x18\f \x01(\x03R\adecided\x12>\n" +
+	"\n" +
+	"resolution\x18\r \x01(\v2\x1e.sidekick.triage.v1.ResolutionR\n" +
+	"resolution\x12\x14\n" +
+	"\x05great\x18\x0e \x01(\x03R\x05great\x12\x12\n" +
+	"\x04okay\x18\x0f \x01(\x03R\x04okay\x12\x12\n" +
+	"\x04late\x18\x10 \x01(\x03R\x04late\"\x8f\x01\n" +
+	"\n" +
+	"Resolution\x12\x16\n" +
+	"\x06closed\x18\x01 \x01(\x03R\x06closed\x12!\n" +
+	"\fmean_seconds\x18\x02 \x01(\x01R\vmeanSeconds\x12%\n" +
+	"\x0emedian_seconds\x18\x03 \x01(\x01R\rmedianSeconds\x12\x1f\n" +
+	"\vp90_seconds\x18\x04 \x01(\x01R\n" +
+	"p90Seconds\"\xef\x02\n" +
+	"\x12GroupResponseStats\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12$\n" +
+	"\rconversations\x18\x02 \x01(\x03R\rconversations\x12\x1c\n" +
+	"\tresponded\x18\x03 \x01(\x03R\tresponded\x12!\n" +
+	"\fmean_seconds\x18\x04 \x01(\x01R\vmeanSeconds\x12%\n" +
+	"\x0emedian_seconds\x18\x05 \x01(\x01R\rmedianSeconds\x12\x1f\n" +
+	"\vp90_seconds\x18\x06 \x01(\x01R\n" +
+	"p90Seconds\x12\x14\n" +
+	"\x05great\x18\a \x01(\x03R\x05great\x12\x12\n" +
+	"\x04okay\x18\b \x01(\x03R\x04okay\x12\x12\n" +
+	"\x04late\x18\t \x01(\x03R\x04late\x12\x1a\n" +
+	"\bbreached\x18\n" +
+	" \x01(\x03R\bbreached\x12>\n" +
+	"\n" +
+	"resolution\x18\v \x01(\v2\x1e.sidekick.triage.v1.ResolutionR\n" +
+	"resolution\"\xd4\x01\n" +
 	"\x11CategoryAgreement\x12\x14\n" +
 	"\x05pairs\x18\x01 \x01(\x03R\x05pairs\x12\x1d\n" +
 	"\n" +
@@ -2381,7 +2696,7 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\x05exact\x18\x04 \x01(\x03R\x05exact\x12 \n" +
 	"\voverlapping\x18\x05 \x01(\x03R\voverlapping\x12\x12\n" +
 	"\x04none\x18\x06 \x01(\x03R\x04none\x12\x1b\n" +
-	"\tnone_rate\x18\a \x01(\x01R\bnoneRate\"\xc3\x02\n" +
+	"\tnone_rate\x18\a \x01(\x01R\bnoneRate\"\xe2\x03\n" +
 	"\x0fSummaryResponse\x12:\n" +
 	"\vby_category\x18\x01 \x03(\v2\x19.sidekick.triage.v1.CountR\n" +
 	"byCategory\x122\n" +
@@ -2389,7 +2704,9 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\n" +
 	"by_channel\x18\x03 \x03(\v2\x19.sidekick.triage.v1.CountR\tbyChannel\x12A\n" +
 	"\bresponse\x18\x04 \x03(\v2%.sidekick.triage.v1.TierResponseStatsR\bresponse\x12C\n" +
-	"\tagreement\x18\x05 \x01(\v2%.sidekick.triage.v1.CategoryAgreementR\tagreement*\x7f\n" +
+	"\tagreement\x18\x05 \x01(\v2%.sidekick.triage.v1.CategoryAgreementR\tagreement\x12C\n" +
+	"\tby_person\x18\x06 \x03(\v2&.sidekick.triage.v1.GroupResponseStatsR\bbyPerson\x12X\n" +
+	"\x14by_category_response\x18\a \x03(\v2&.sidekick.triage.v1.GroupResponseStatsR\x12byCategoryResponse*\x7f\n" +
 	"\rDeliveryState\x12\x1e\n" +
 	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16DELIVERY_STATE_SENDING\x10\x01\x12\x17\n" +
@@ -2426,7 +2743,7 @@ func file_sidekick_triage_v1_triage_proto_rawDescGZIP() []byte {
 }
 
 var file_sidekick_triage_v1_triage_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sidekick_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_sidekick_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_sidekick_triage_v1_triage_proto_goTypes = []any{
 	(DeliveryState)(0),                // 0: sidekick.triage.v1.DeliveryState
 	(*ListConversationsRequest)(nil),  // 1: sidekick.triage.v1.ListConversationsRequest
@@ -2460,84 +2777,90 @@ var file_sidekick_triage_v1_triage_proto_goTypes = []any{
 	(*SummaryRequest)(nil),            // 29: sidekick.triage.v1.SummaryRequest
 	(*Count)(nil),                     // 30: sidekick.triage.v1.Count
 	(*TierResponseStats)(nil),         // 31: sidekick.triage.v1.TierResponseStats
-	(*CategoryAgreement)(nil),         // 32: sidekick.triage.v1.CategoryAgreement
-	(*SummaryResponse)(nil),           // 33: sidekick.triage.v1.SummaryResponse
-	(v1.ConversationStatus)(0),        // 34: sidekick.support.v1.ConversationStatus
-	(v1.Tier)(0),                      // 35: sidekick.support.v1.Tier
-	(v1.Channel)(0),                   // 36: sidekick.support.v1.Channel
-	(*v1.Conversation)(nil),           // 37: sidekick.support.v1.Conversation
-	(*timestamppb.Timestamp)(nil),     // 38: google.protobuf.Timestamp
-	(*v1.InboundMessage)(nil),         // 39: sidekick.support.v1.InboundMessage
-	(v1.CloseReason)(0),               // 40: sidekick.support.v1.CloseReason
+	(*Resolution)(nil),                // 32: sidekick.triage.v1.Resolution
+	(*GroupResponseStats)(nil),        // 33: sidekick.triage.v1.GroupResponseStats
+	(*CategoryAgreement)(nil),         // 34: sidekick.triage.v1.CategoryAgreement
+	(*SummaryResponse)(nil),           // 35: sidekick.triage.v1.SummaryResponse
+	(v1.ConversationStatus)(0),        // 36: sidekick.support.v1.ConversationStatus
+	(v1.Tier)(0),                      // 37: sidekick.support.v1.Tier
+	(v1.Channel)(0),                   // 38: sidekick.support.v1.Channel
+	(*v1.Conversation)(nil),           // 39: sidekick.support.v1.Conversation
+	(*timestamppb.Timestamp)(nil),     // 40: google.protobuf.Timestamp
+	(*v1.InboundMessage)(nil),         // 41: sidekick.support.v1.InboundMessage
+	(v1.CloseReason)(0),               // 42: sidekick.support.v1.CloseReason
 }
 var file_sidekick_triage_v1_triage_proto_depIdxs = []int32{
-	34, // 0: sidekick.triage.v1.ListConversationsRequest.statuses:type_name -> sidekick.support.v1.ConversationStatus
-	35, // 1: sidekick.triage.v1.ListConversationsRequest.tier:type_name -> sidekick.support.v1.Tier
-	36, // 2: sidekick.triage.v1.ListConversationsRequest.channel:type_name -> sidekick.support.v1.Channel
-	37, // 3: sidekick.triage.v1.ListConversationsResponse.conversations:type_name -> sidekick.support.v1.Conversation
-	38, // 4: sidekick.triage.v1.Note.created_at:type_name -> google.protobuf.Timestamp
-	38, // 5: sidekick.triage.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	37, // 6: sidekick.triage.v1.GetConversationResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	39, // 7: sidekick.triage.v1.GetConversationResponse.messages:type_name -> sidekick.support.v1.InboundMessage
+	36, // 0: sidekick.triage.v1.ListConversationsRequest.statuses:type_name -> sidekick.support.v1.ConversationStatus
+	37, // 1: sidekick.triage.v1.ListConversationsRequest.tier:type_name -> sidekick.support.v1.Tier
+	38, // 2: sidekick.triage.v1.ListConversationsRequest.channel:type_name -> sidekick.support.v1.Channel
+	39, // 3: sidekick.triage.v1.ListConversationsResponse.conversations:type_name -> sidekick.support.v1.Conversation
+	40, // 4: sidekick.triage.v1.Note.created_at:type_name -> google.protobuf.Timestamp
+	40, // 5: sidekick.triage.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	39, // 6: sidekick.triage.v1.GetConversationResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	41, // 7: sidekick.triage.v1.GetConversationResponse.messages:type_name -> sidekick.support.v1.InboundMessage
 	4,  // 8: sidekick.triage.v1.GetConversationResponse.notes:type_name -> sidekick.triage.v1.Note
 	5,  // 9: sidekick.triage.v1.GetConversationResponse.audit:type_name -> sidekick.triage.v1.AuditEntry
 	7,  // 10: sidekick.triage.v1.GetConversationResponse.deliveries:type_name -> sidekick.triage.v1.OutboundDelivery
-	36, // 11: sidekick.triage.v1.OutboundDelivery.channel:type_name -> sidekick.support.v1.Channel
+	38, // 11: sidekick.triage.v1.OutboundDelivery.channel:type_name -> sidekick.support.v1.Channel
 	0,  // 12: sidekick.triage.v1.OutboundDelivery.state:type_name -> sidekick.triage.v1.DeliveryState
-	38, // 13: sidekick.triage.v1.OutboundDelivery.updated_at:type_name -> google.protobuf.Timestamp
-	39, // 14: sidekick.triage.v1.ReplyResponse.message:type_name -> sidekick.support.v1.InboundMessage
+	40, // 13: sidekick.triage.v1.OutboundDelivery.updated_at:type_name -> google.protobuf.Timestamp
+	41, // 14: sidekick.triage.v1.ReplyResponse.message:type_name -> sidekick.support.v1.InboundMessage
 	7,  // 15: sidekick.triage.v1.ReplyResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
-	37, // 16: sidekick.triage.v1.ReplyResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	39, // 16: sidekick.triage.v1.ReplyResponse.conversation:type_name -> sidekick.support.v1.Conversation
 	7,  // 17: sidekick.triage.v1.RetryOutboundResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
-	37, // 18: sidekick.triage.v1.AssignResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	37, // 19: sidekick.triage.v1.TagResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	39, // 18: sidekick.triage.v1.AssignResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	39, // 19: sidekick.triage.v1.TagResponse.conversation:type_name -> sidekick.support.v1.Conversation
 	4,  // 20: sidekick.triage.v1.AddNoteResponse.note:type_name -> sidekick.triage.v1.Note
-	40, // 21: sidekick.triage.v1.CloseRequest.reason:type_name -> sidekick.support.v1.CloseReason
-	37, // 22: sidekick.triage.v1.CloseResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	37, // 23: sidekick.triage.v1.ReopenResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	37, // 24: sidekick.triage.v1.EscalateResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	35, // 25: sidekick.triage.v1.Customer.tier:type_name -> sidekick.support.v1.Tier
+	42, // 21: sidekick.triage.v1.CloseRequest.reason:type_name -> sidekick.support.v1.CloseReason
+	39, // 22: sidekick.triage.v1.CloseResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	39, // 23: sidekick.triage.v1.ReopenResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	39, // 24: sidekick.triage.v1.EscalateResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	37, // 25: sidekick.triage.v1.Customer.tier:type_name -> sidekick.support.v1.Tier
 	24, // 26: sidekick.triage.v1.UpsertCustomersRequest.customers:type_name -> sidekick.triage.v1.Customer
 	24, // 27: sidekick.triage.v1.GetCustomerResponse.customer:type_name -> sidekick.triage.v1.Customer
-	38, // 28: sidekick.triage.v1.SummaryRequest.from:type_name -> google.protobuf.Timestamp
-	38, // 29: sidekick.triage.v1.SummaryRequest.to:type_name -> google.protobuf.Timestamp
-	35, // 30: sidekick.triage.v1.TierResponseStats.tier:type_name -> sidekick.support.v1.Tier
-	30, // 31: sidekick.triage.v1.SummaryResponse.by_category:type_name -> sidekick.triage.v1.Count
-	30, // 32: sidekick.triage.v1.SummaryResponse.by_tier:type_name -> sidekick.triage.v1.Count
-	30, // 33: sidekick.triage.v1.SummaryResponse.by_channel:type_name -> sidekick.triage.v1.Count
-	31, // 34: sidekick.triage.v1.SummaryResponse.response:type_name -> sidekick.triage.v1.TierResponseStats
-	32, // 35: sidekick.triage.v1.SummaryResponse.agreement:type_name -> sidekick.triage.v1.CategoryAgreement
-	1,  // 36: sidekick.triage.v1.ConversationService.ListConversations:input_type -> sidekick.triage.v1.ListConversationsRequest
-	3,  // 37: sidekick.triage.v1.ConversationService.GetConversation:input_type -> sidekick.triage.v1.GetConversationRequest
-	12, // 38: sidekick.triage.v1.ConversationService.Assign:input_type -> sidekick.triage.v1.AssignRequest
-	14, // 39: sidekick.triage.v1.ConversationService.Tag:input_type -> sidekick.triage.v1.TagRequest
-	16, // 40: sidekick.triage.v1.ConversationService.AddNote:input_type -> sidekick.triage.v1.AddNoteRequest
-	18, // 41: sidekick.triage.v1.ConversationService.Close:input_type -> sidekick.triage.v1.CloseRequest
-	20, // 42: sidekick.triage.v1.ConversationService.Reopen:input_type -> sidekick.triage.v1.ReopenRequest
-	22, // 43: sidekick.triage.v1.ConversationService.Escalate:input_type -> sidekick.triage.v1.EscalateRequest
-	8,  // 44: sidekick.triage.v1.ConversationService.Reply:input_type -> sidekick.triage.v1.ReplyRequest
-	10, // 45: sidekick.triage.v1.ConversationService.RetryOutbound:input_type -> sidekick.triage.v1.RetryOutboundRequest
-	25, // 46: sidekick.triage.v1.CustomerService.UpsertCustomers:input_type -> sidekick.triage.v1.UpsertCustomersRequest
-	27, // 47: sidekick.triage.v1.CustomerService.GetCustomer:input_type -> sidekick.triage.v1.GetCustomerRequest
-	29, // 48: sidekick.triage.v1.ReportService.Summary:input_type -> sidekick.triage.v1.SummaryRequest
-	2,  // 49: sidekick.triage.v1.ConversationService.ListConversations:output_type -> sidekick.triage.v1.ListConversationsResponse
-	6,  // 50: sidekick.triage.v1.ConversationService.GetConversation:output_type -> sidekick.triage.v1.GetConversationResponse
-	13, // 51: sidekick.triage.v1.ConversationService.Assign:output_type -> sidekick.triage.v1.AssignResponse
-	15, // 52: sidekick.triage.v1.ConversationService.Tag:output_type -> sidekick.triage.v1.TagResponse
-	17, // 53: sidekick.triage.v1.ConversationService.AddNote:output_type -> sidekick.triage.v1.AddNoteResponse
-	19, // 54: sidekick.triage.v1.ConversationService.Close:output_type -> sidekick.triage.v1.CloseResponse
-	21, // 55: sidekick.triage.v1.ConversationService.Reopen:output_type -> sidekick.triage.v1.ReopenResponse
-	23, // 56: sidekick.triage.v1.ConversationService.Escalate:output_type -> sidekick.triage.v1.EscalateResponse
-	9,  // 57: sidekick.triage.v1.ConversationService.Reply:output_type -> sidekick.triage.v1.ReplyResponse
-	11, // 58: sidekick.triage.v1.ConversationService.RetryOutbound:output_type -> sidekick.triage.v1.RetryOutboundResponse
-	26, // 59: sidekick.triage.v1.CustomerService.UpsertCustomers:output_type -> sidekick.triage.v1.UpsertCustomersResponse
-	28, // 60: sidekick.triage.v1.CustomerService.GetCustomer:output_type -> sidekick.triage.v1.GetCustomerResponse
-	33, // 61: sidekick.triage.v1.ReportService.Summary:output_type -> sidekick.triage.v1.SummaryResponse
-	49, // [49:62] is the sub-list for method output_type
-	36, // [36:49] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	40, // 28: sidekick.triage.v1.SummaryRequest.from:type_name -> google.protobuf.Timestamp
+	40, // 29: sidekick.triage.v1.SummaryRequest.to:type_name -> google.protobuf.Timestamp
+	37, // 30: sidekick.triage.v1.TierResponseStats.tier:type_name -> sidekick.support.v1.Tier
+	32, // 31: sidekick.triage.v1.TierResponseStats.resolution:type_name -> sidekick.triage.v1.Resolution
+	32, // 32: sidekick.triage.v1.GroupResponseStats.resolution:type_name -> sidekick.triage.v1.Resolution
+	30, // 33: sidekick.triage.v1.SummaryResponse.by_category:type_name -> sidekick.triage.v1.Count
+	30, // 34: sidekick.triage.v1.SummaryResponse.by_tier:type_name -> sidekick.triage.v1.Count
+	30, // 35: sidekick.triage.v1.SummaryResponse.by_channel:type_name -> sidekick.triage.v1.Count
+	31, // 36: sidekick.triage.v1.SummaryResponse.response:type_name -> sidekick.triage.v1.TierResponseStats
+	34, // 37: sidekick.triage.v1.SummaryResponse.agreement:type_name -> sidekick.triage.v1.CategoryAgreement
+	33, // 38: sidekick.triage.v1.SummaryResponse.by_person:type_name -> sidekick.triage.v1.GroupResponseStats
+	33, // 39: sidekick.triage.v1.SummaryResponse.by_category_response:type_name -> sidekick.triage.v1.GroupResponseStats
+	1,  // 40: sidekick.triage.v1.ConversationService.ListConversations:input_type -> sidekick.triage.v1.ListConversationsRequest
+	3,  // 41: sidekick.triage.v1.ConversationService.GetConversation:input_type -> sidekick.triage.v1.GetConversationRequest
+	12, // 42: sidekick.triage.v1.ConversationService.Assign:input_type -> sidekick.triage.v1.AssignRequest
+	14, // 43: sidekick.triage.v1.ConversationService.Tag:input_type -> sidekick.triage.v1.TagRequest
+	16, // 44: sidekick.triage.v1.ConversationService.AddNote:input_type -> sidekick.triage.v1.AddNoteRequest
+	18, // 45: sidekick.triage.v1.ConversationService.Close:input_type -> sidekick.triage.v1.CloseRequest
+	20, // 46: sidekick.triage.v1.ConversationService.Reopen:input_type -> sidekick.triage.v1.ReopenRequest
+	22, // 47: sidekick.triage.v1.ConversationService.Escalate:input_type -> sidekick.triage.v1.EscalateRequest
+	8,  // 48: sidekick.triage.v1.ConversationService.Reply:input_type -> sidekick.triage.v1.ReplyRequest
+	10, // 49: sidekick.triage.v1.ConversationService.RetryOutbound:input_type -> sidekick.triage.v1.RetryOutboundRequest
+	25, // 50: sidekick.triage.v1.CustomerService.UpsertCustomers:input_type -> sidekick.triage.v1.UpsertCustomersRequest
+	27, // 51: sidekick.triage.v1.CustomerService.GetCustomer:input_type -> sidekick.triage.v1.GetCustomerRequest
+	29, // 52: sidekick.triage.v1.ReportService.Summary:input_type -> sidekick.triage.v1.SummaryRequest
+	2,  // 53: sidekick.triage.v1.ConversationService.ListConversations:output_type -> sidekick.triage.v1.ListConversationsResponse
+	6,  // 54: sidekick.triage.v1.ConversationService.GetConversation:output_type -> sidekick.triage.v1.GetConversationResponse
+	13, // 55: sidekick.triage.v1.ConversationService.Assign:output_type -> sidekick.triage.v1.AssignResponse
+	15, // 56: sidekick.triage.v1.ConversationService.Tag:output_type -> sidekick.triage.v1.TagResponse
+	17, // 57: sidekick.triage.v1.ConversationService.AddNote:output_type -> sidekick.triage.v1.AddNoteResponse
+	19, // 58: sidekick.triage.v1.ConversationService.Close:output_type -> sidekick.triage.v1.CloseResponse
+	21, // 59: sidekick.triage.v1.ConversationService.Reopen:output_type -> sidekick.triage.v1.ReopenResponse
+	23, // 60: sidekick.triage.v1.ConversationService.Escalate:output_type -> sidekick.triage.v1.EscalateResponse
+	9,  // 61: sidekick.triage.v1.ConversationService.Reply:output_type -> sidekick.triage.v1.ReplyResponse
+	11, // 62: sidekick.triage.v1.ConversationService.RetryOutbound:output_type -> sidekick.triage.v1.RetryOutboundResponse
+	26, // 63: sidekick.triage.v1.CustomerService.UpsertCustomers:output_type -> sidekick.triage.v1.UpsertCustomersResponse
+	28, // 64: sidekick.triage.v1.CustomerService.GetCustomer:output_type -> sidekick.triage.v1.GetCustomerResponse
+	35, // 65: sidekick.triage.v1.ReportService.Summary:output_type -> sidekick.triage.v1.SummaryResponse
+	53, // [53:66] is the sub-list for method output_type
+	40, // [40:53] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_triage_v1_triage_proto_init() }
@@ -2551,7 +2874,7 @@ func file_sidekick_triage_v1_triage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sidekick_triage_v1_triage_proto_rawDesc), len(file_sidekick_triage_v1_triage_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
