@@ -183,7 +183,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			return nil, errors.New("ingest-email: replies need JetStream")
 		}
 		s.replies, err = outbound.New(outbound.Config{
-			Channel: "email", Service: "ingest-email", Source: Source, Replicas: deps.LedgerReplicas,
+			Channel: "email", Service: Name, Source: Source, Replicas: deps.LedgerReplicas,
 			Concurrency: cfg.ReplyConcurrency, AckWait: cfg.ReplyAckWait,
 		}, ch, outbound.Deps{JS: deps.JS, Publisher: deps.Publisher, Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock})
 		if err != nil {
@@ -195,6 +195,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 
 // Source is the ce-source of everything the service publishes.
 const Source = "sidekick/ingest-email"
+
+// Name is the service name; dead letters go to
+// support.deadletter.ingest-email.
+const Name = "ingest-email"
 
 // replyChannel checks the relay settings and builds the channel.
 func replyChannel(cfg Config, base *tls.Config) (*mailreply.Channel, error) {
@@ -233,7 +237,7 @@ func replyChannel(cfg Config, base *tls.Config) (*mailreply.Channel, error) {
 
 // Spec describes ingest-email to an app.Host.
 func Spec() app.Spec {
-	return app.Spec{Name: "ingest-email", Config: &Config{}, Build: FromKit, Provision: provision}
+	return app.Spec{Name: Name, Config: &Config{}, Build: FromKit, Provision: provision}
 }
 
 // provision makes the object store of large content (platform/content)
@@ -273,7 +277,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 		Logger:    k.Logger,
 		Publisher: bus.NewPublisher(js, Source),
 		DeadLetter: func(ctx context.Context, location string, data []byte, hdr nats.Header, cause error) error {
-			return bus.DeadLetter(ctx, js, "ingest-email", location, bus.InboundSubject("email"), data, hdr, cause)
+			return bus.DeadLetter(ctx, js, Name, location, bus.InboundSubject("email"), data, hdr, cause)
 		},
 		Registry: k.Registry,
 		Now:      clock.OrReal(k.Clock).Now,
@@ -293,6 +297,13 @@ func (s *Service) Register(mux *http.ServeMux) {
 // Run serves SMTP and sends replies (each when configured) until ctx is
 // done.
 func (s *Service) Run(ctx context.Context) error {
+	if s.deps.JS != nil {
+		sub, err := bus.ServeReplay(ctx, s.deps.JS.Conn(), Name, 30*time.Second, s.replay)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = sub.Drain() }()
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	if s.replies != nil {
 		g.Go(func() error { return s.replies.Run(ctx) })
@@ -302,6 +313,29 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { <-ctx.Done(); return nil })
 	return g.Wait()
+}
+
+// replay runs a dead-lettered email (see session.Data) through the parser
+// and normaliser again with its SMTP envelope, and publishes it; the whole
+// of an email too large for the dead letter comes from the object store.
+func (s *Service) replay(ctx context.Context, raw []byte, hdr nats.Header) error {
+	if ref := hdr.Get(content.AttrRawRef); ref != "" && s.deps.Content != nil {
+		whole, err := s.deps.Content.GetBytes(ctx, ref)
+		if err != nil {
+			return fmt.Errorf("read the whole email %s: %w", ref, err)
+		}
+		raw = whole
+	} else if n := hdr.Get("body-truncated-from"); n != "" {
+		return fmt.Errorf("only the first %d of %s bytes were kept", len(raw), n)
+	}
+	var rcpts []string
+	if r := hdr.Get("smtp-rcpt"); r != "" {
+		rcpts = strings.Split(r, ",")
+	}
+	if _, err := s.ingest(ctx, "replay", raw, hdr.Get("smtp-from"), rcpts); err != nil {
+		return fmt.Errorf("replay email: %w", err)
+	}
+	return nil
 }
 
 // errRejected marks input refused for what it is (not retryable).

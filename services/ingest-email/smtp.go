@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/nats-io/nats.go"
 
+	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/content"
 	"github.com/sidekickhq/sidekick/services/ingest-email/internal/mailparse"
 )
@@ -114,6 +115,14 @@ func (s *session) Data(r io.Reader) error {
 			if kerr != nil {
 				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "temporary failure, try again later"}
 			}
+			// The raw email with its envelope, replayed through this
+			// service (see replay), never republished as it is.
+			if hdr == nil {
+				hdr = nats.Header{}
+			}
+			hdr.Set(bus.HeaderRawRequest, Name)
+			hdr.Set("smtp-from", s.from)
+			hdr.Set("smtp-rcpt", strings.Join(s.rcpts, ","))
 			if dlErr := s.svc.deps.DeadLetter(s.ctx, "ingest-email/smtp/parse", data, hdr, err); dlErr != nil {
 				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "temporary failure, try again later"}
 			}

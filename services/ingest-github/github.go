@@ -248,13 +248,44 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.Handle("POST /github/webhook", s)
 }
 
-// Run sends replies when credentials are configured, until ctx is done;
-// otherwise it only waits for ctx.
+// Run serves replays of its dead letters (see replay) and sends replies
+// when credentials are configured, until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
+	if s.deps.JS != nil {
+		sub, err := bus.ServeReplay(ctx, s.deps.JS.Conn(), Name, s.cfg.PublishTimeout, s.replay)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = sub.Drain() }()
+	}
 	if s.replies != nil {
 		return s.replies.Run(ctx)
 	}
 	<-ctx.Done()
+	return nil
+}
+
+// replay runs a dead-lettered delivery (see deadLetter) through Normalize
+// again and publishes the message, as ServeHTTP would have; a delivery
+// the repository filter or the event handling now ignore is done with.
+func (s *Service) replay(ctx context.Context, body []byte, hdr nats.Header) error {
+	if n := hdr.Get("body-truncated-from"); n != "" {
+		return fmt.Errorf("only the first %d of %s bytes were kept: redeliver it from GitHub (sidekick github redeliver)", len(body), n)
+	}
+	event, delivery := hdr.Get("github-event"), hdr.Get("github-delivery")
+	if event == "" || delivery == "" {
+		return errors.New("the dead letter names no github-event and github-delivery")
+	}
+	res, err := ghwebhook.Normalize(ghwebhook.Delivery{Event: event, ID: delivery, Body: body}, s.repos, s.deps.Now())
+	if err != nil {
+		return fmt.Errorf("normalize delivery %s: %w", delivery, err)
+	}
+	if res.Message == nil {
+		return nil
+	}
+	if _, err := s.deps.Publisher.Publish(ctx, bus.Event{Subject: bus.InboundSubject("github"), ID: res.Message.GetId(), Message: res.Message}); err != nil {
+		return fmt.Errorf("publish delivery %s: %w", delivery, err)
+	}
 	return nil
 }
 
@@ -332,6 +363,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // and acknowledges it; if even that fails, GitHub is asked to retry.
 func (s *Service) deadLetter(w http.ResponseWriter, r *http.Request, metricEvent, event, delivery string, body []byte, cause error) {
 	hdr := nats.Header{}
+	hdr.Set(bus.HeaderRawRequest, Name)
 	hdr.Set("github-event", event)
 	hdr.Set("github-delivery", delivery)
 	hdr.Set(jetstream.MsgIDHeader, "github:"+delivery)

@@ -3,6 +3,7 @@ package ingestgithub
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -332,5 +333,51 @@ func TestOverMaxPayloadIsDeadLettered(t *testing.T) {
 	dl := stored(t, f.js, bus.StreamDeadLetter, bus.DeadLetterSubject(Name))
 	if len(dl) != 1 || !strings.Contains(dl[0].Header.Get(bus.HeaderError), "maximum payload") {
 		t.Fatalf("dead letters %v", dl)
+	}
+}
+
+// An ingest-level dead letter keeps GitHub's raw delivery and is replayed
+// through Normalize by the running service: a delivery an older version
+// could not use becomes a message; one that still cannot is refused with
+// the reason, and nothing is published for it.
+func TestDeadLetterReplaysThroughTheNormaliser(t *testing.T) {
+	f := newFixture(t, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := bus.ServeReplay(ctx, f.js.Conn(), Name, time.Second, f.svc.replay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Drain() }()
+
+	unusable := []byte(`{"action":"opened","repository":{"full_name":"acme/main"},"issue":{"number":0}}`)
+	if rec := f.deliver(t, "issues", "d-unusable", unusable, ""); rec.Code != http.StatusOK {
+		t.Fatalf("unusable: %d %s", rec.Code, rec.Body)
+	}
+	dl := stored(t, f.js, bus.StreamDeadLetter, bus.DeadLetterSubject(Name))
+	if len(dl) != 1 || dl[0].Header.Get(bus.HeaderRawRequest) != Name {
+		t.Fatalf("dead letter not marked as %s's raw request: %v", Name, dl)
+	}
+	err = bus.RequestReplay(ctx, f.js.Conn(), Name, dl[0].Data, dl[0].Header)
+	if !errors.Is(err, bus.ErrReplayRefused) || !strings.Contains(err.Error(), "no issue number") {
+		t.Fatalf("replay of a still unusable delivery: %v", err)
+	}
+	if len(f.inbound(t)) != 0 {
+		t.Fatal("a refused replay published")
+	}
+
+	// What an older version dead-lettered, the current one can use.
+	hdr := dl[0].Header
+	hdr.Set("github-delivery", "d-fixed")
+	if err := bus.RequestReplay(ctx, f.js.Conn(), Name, payload(t, "issues-opened.json"), hdr); err != nil {
+		t.Fatal(err)
+	}
+	if in := f.inbound(t); len(in) != 1 || in[0].GetChannel() != supportv1.Channel_CHANNEL_GITHUB {
+		t.Fatalf("replayed delivery published %v", in)
+	}
+
+	hdr.Set("body-truncated-from", "900000")
+	if err := bus.RequestReplay(ctx, f.js.Conn(), Name, []byte(`{`), hdr); !errors.Is(err, bus.ErrReplayRefused) || !strings.Contains(err.Error(), "redeliver") {
+		t.Fatalf("replay of a truncated body: %v", err)
 	}
 }

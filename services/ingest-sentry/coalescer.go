@@ -22,7 +22,8 @@ const CoalescerDurable = "ingest-sentry-coalescer"
 const retryDelay = time.Second
 
 // Run consumes SENTRY_OCCURRENCES and publishes coalesced messages to
-// support.inbound.sentry until ctx is done; then it publishes what is
+// support.inbound.sentry, and serves replays of its webhook dead letters
+// (see replay), until ctx is done; then it publishes what is
 // pending and returns. It returns an error if the consumer cannot be
 // created or the connection is closed under it.
 func (s *Service) Run(ctx context.Context) error {
@@ -38,6 +39,11 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create consumer %s on %s: %w", CoalescerDurable, OccurrenceStream, err)
 	}
+	sub, err := bus.ServeReplay(ctx, s.deps.JS.Conn(), Name, s.cfg.PublishTimeout, s.replay)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Drain() }()
 	l := &loop{s: s, co: s.coalescerFor(), held: map[uint64]string{}}
 	return l.run(ctx, cons)
 }

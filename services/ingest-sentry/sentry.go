@@ -400,6 +400,7 @@ func (s *Service) storeOccurrence(ctx context.Context, ev sentryhook.Event) erro
 // acknowledges it; if even that fails, Sentry is asked to retry.
 func (s *Service) deadLetter(w http.ResponseWriter, r *http.Request, metricResource, resource, requestID string, body []byte, cause error) {
 	hdr := nats.Header{}
+	hdr.Set(bus.HeaderRawRequest, Name)
 	hdr.Set("sentry-hook-resource", resource)
 	hdr.Set("request-id", requestID)
 	hdr.Set(jetstream.MsgIDHeader, "sentry:"+requestID)
@@ -416,6 +417,28 @@ func (s *Service) deadLetter(w http.ResponseWriter, r *http.Request, metricResou
 	}
 	s.deps.Logger.Warn("sentry webhook dead-lettered", "request_id", requestID, "resource", resource, "error", cause)
 	s.answer(w, metricResource, "deadletter", http.StatusOK, "")
+}
+
+// replay runs a dead-lettered webhook (see deadLetter) through
+// sentryhook.Parse again and stores the occurrence, as ServeHTTP would
+// have; a webhook that is now ignored is done with.
+func (s *Service) replay(ctx context.Context, body []byte, hdr nats.Header) error {
+	if n := hdr.Get("body-truncated-from"); n != "" {
+		return fmt.Errorf("only the first %d of %s bytes were kept: the webhook cannot be rebuilt", len(body), n)
+	}
+	resource, requestID := hdr.Get("sentry-hook-resource"), hdr.Get("request-id")
+	if resource == "" || requestID == "" {
+		return errors.New("the dead letter names no sentry-hook-resource and request-id")
+	}
+	ev, err := sentryhook.Parse(resource, requestID, body, s.deps.Now())
+	if err != nil {
+		return fmt.Errorf("parse webhook %s: %w", requestID, err)
+	}
+	if ev.Message == nil {
+		return nil
+	}
+	ev.Message.Team = s.owners.Team(ev.Project, ev.Tags)
+	return s.storeOccurrence(ctx, ev)
 }
 
 func (s *Service) answer(w http.ResponseWriter, resource, result string, code int, msg string) {

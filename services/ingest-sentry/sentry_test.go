@@ -3,6 +3,7 @@ package ingestsentry
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -633,5 +634,36 @@ func TestOverMaxPayloadIsDeadLettered(t *testing.T) {
 	dl := stored(t, f.js, bus.StreamDeadLetter, bus.DeadLetterSubject(Name))
 	if len(dl) != 1 || !strings.Contains(dl[0].Header.Get(bus.HeaderError), "maximum payload") {
 		t.Fatalf("dead letters %v", dl)
+	}
+}
+
+// An ingest-level dead letter keeps Sentry's raw webhook and is replayed
+// through sentryhook.Parse by the running service; a webhook that still
+// cannot be used is refused with the reason.
+func TestDeadLetterReplaysThroughTheNormaliser(t *testing.T) {
+	f := newFixture(t, Config{})
+	stop := run(t, f.svc)
+	defer func() { _ = stop() }()
+	hdr := nats.Header{}
+	hdr.Set(bus.HeaderRawRequest, Name)
+	hdr.Set("sentry-hook-resource", "issue")
+	hdr.Set("request-id", "r-replayed")
+	ctx := context.Background()
+	// Run serves replays once it started: wait for it as a caller would.
+	var err error
+	for range 200 {
+		if err = bus.RequestReplay(ctx, f.js.Conn(), Name, payload(t, "issue-resolved.json"), hdr); !errors.Is(err, bus.ErrNoReplayer) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(stored(t, f.js, OccurrenceStream, "")); n != 1 {
+		t.Fatalf("the replayed webhook stored %d times, want once", n)
+	}
+	if err := bus.RequestReplay(ctx, f.js.Conn(), Name, []byte(`{"action":"resolved","data":{}}`), hdr); !errors.Is(err, bus.ErrReplayRefused) {
+		t.Fatalf("replay of an unusable webhook: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package ingestslack
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -151,6 +152,32 @@ func (s *Service) handleEvent(ctx context.Context, route string, body []byte) an
 	return accepted()
 }
 
+// replay runs a dead-lettered Events API payload (see deadLetter) through
+// Classify and normalize again and publishes the message, as handleEvent
+// would have; one that is now ignored is done with. Interactions are not
+// replayed: the person presses the button again.
+func (s *Service) replay(ctx context.Context, body []byte, hdr nats.Header) error {
+	if route := hdr.Get("slack-route"); route != routeEvents && route != routeSocketEvents {
+		return fmt.Errorf("a Slack %s payload is not replayed: do it again in Slack", route)
+	}
+	env, err := slackevent.Parse(body)
+	if err != nil {
+		return fmt.Errorf("parse event: %w", err)
+	}
+	it, ignored, err := slackevent.Classify(env, s.opts)
+	switch {
+	case err != nil:
+		return fmt.Errorf("event %s: %w", env.EventID, err)
+	case ignored != "":
+		return nil
+	}
+	msg := s.normalize(ctx, env, it)
+	if _, err := s.deps.Publisher.Publish(ctx, bus.Event{Subject: bus.InboundSubject("slack"), ID: msg.GetId(), Time: msg.GetReceivedAt().AsTime(), Message: msg}); err != nil {
+		return fmt.Errorf("publish event %s: %w", env.EventID, err)
+	}
+	return nil
+}
+
 // normalize resolves the author within a share of the request's budget
 // and builds the message. A failed lookup falls back to what the event
 // carries: the message is never held up by the Web API. The permalink is
@@ -190,6 +217,13 @@ func (s *Service) normalize(ctx context.Context, env *slackevent.Envelope, it *s
 // dead letter cannot be stored, Slack is asked to retry.
 func (s *Service) deadLetter(ctx context.Context, label, route, subject string, body []byte, hdr nats.Header, cause error) answer {
 	location := Name + "/" + route + "/" + label
+	// The body is Slack's own payload, not a message: it is replayed
+	// through this service (see replay), never republished as it is.
+	if hdr == nil {
+		hdr = nats.Header{}
+	}
+	hdr.Set(bus.HeaderRawRequest, Name)
+	hdr.Set("slack-route", route)
 	if err := bus.DeadLetter(ctx, s.deps.JS, Name, location, subject, body, hdr, cause); err != nil {
 		s.metrics.events.WithLabelValues(label, "error").Inc()
 		s.deps.Logger.Error("dead-letter slack input", "location", location, "cause", cause, "error", err)

@@ -373,7 +373,8 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /slack/commands", s.serveCommands)
 }
 
-// Run learns the workspace's URL if it is not known yet, sends replies
+// Run serves replays of its dead letters (see replay), learns the
+// workspace's URL if it is not known yet, sends replies
 // (with a bot token) and runs the Socket Mode loop when
 // Mode is socket, until ctx is done; then it returns nil.
 func (s *Service) Run(ctx context.Context) error {
@@ -382,6 +383,11 @@ func (s *Service) Run(ctx context.Context) error {
 			_ = c()
 		}
 	}()
+	sub, err := bus.ServeReplay(ctx, s.deps.JS.Conn(), Name, s.cfg.Timeout, s.replay)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Drain() }()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.learnWorkspaceUntilKnown(ctx) })
 	if s.replies != nil {

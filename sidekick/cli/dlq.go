@@ -43,7 +43,10 @@ func (r *root) dlqCmd() *cobra.Command {
 support.deadletter.<service>, with the place (error_location) and the reason
 (error). 'dlq list' shows it; 'dlq replay' publishes entries again on their
 original subject (after you fixed the cause) and removes them from the
-dead-letter stream.`,
+dead-letter stream. A provider's raw request that an ingest service could
+not turn into a message goes back through that service's normaliser (the
+service must be running); what cannot be replayed is kept and named with
+the reason, and the command then exits non-zero.`,
 	}
 	var (
 		service string
@@ -123,8 +126,14 @@ dead-letter stream.`,
 					entries = append(entries, e)
 				}
 			}
-			n, err := replayDeadLetters(ctx, js, entries, keep)
+			n, refused, err := replayDeadLetters(ctx, js, entries, keep, r.timeout)
+			for _, rf := range refused {
+				fmt.Fprintf(r.io.Stdout, "not replayed %d: %s\n", rf.seq, rf.reason)
+			}
 			fmt.Fprintf(r.io.Stdout, "replayed %d of %d dead letter(s)\n", n, len(entries))
+			if err == nil && len(refused) > 0 {
+				err = fmt.Errorf("%d dead letter(s) cannot be replayed (kept in %s)", len(refused), bus.StreamDeadLetter)
+			}
 			return err
 		},
 	}
@@ -209,42 +218,87 @@ func listDeadLetters(ctx context.Context, js jetstream.JetStream, service string
 	return out, nil
 }
 
-// replayDeadLetters publishes each entry's data with its original headers
-// (minus the dead-letter ones) on its original subject, then deletes it from
-// the dead-letter stream unless keep. The Nats-Msg-Id names the dead letter,
-// so replaying the same entry twice within the duplicate window stores it
-// once, while the original id (already seen by JetStream) does not block it.
-func replayDeadLetters(ctx context.Context, js jetstream.JetStream, entries []deadLetter, keep bool) (int, error) {
+// refusal is a dead letter that cannot be replayed, and why.
+type refusal struct {
+	seq    uint64
+	reason string
+}
+
+// replayable says why e cannot be replayed at all, or "".
+func replayable(e deadLetter) string {
+	h := e.msg.Header
+	switch {
+	case h.Get(bus.HeaderDataOmitted) != "":
+		return fmt.Sprintf("its data (%s bytes) was too large to keep in the dead letter; have the provider send it again", h.Get(bus.HeaderDataOmitted))
+	case h.Get(bus.HeaderRawRequest) != "":
+		return ""
+	case e.OriginalSubject == "":
+		return "it has no original subject to replay to"
+	case strings.HasPrefix(e.OriginalSubject, "support.inbound.") && h.Get(bus.HeaderType) == "":
+		// An ingest service's raw provider request from before dead
+		// letters were marked: republished as it is, triage would only
+		// dead-letter it again.
+		return fmt.Sprintf("it is %s's raw provider request, not a message, and carries no %s to replay it through %s's normaliser; have the provider send it again",
+			e.Service, bus.HeaderRawRequest, e.Service)
+	}
+	return ""
+}
+
+// replayDeadLetters replays each entry and removes it from the
+// dead-letter stream unless keep; what cannot be replayed is kept and
+// returned with the reason.
+//
+// A provider's raw request (header raw_request, written by an ingest
+// service) goes back through that service's normaliser: a request on
+// bus.ReplaySubject, answered by the running service (within timeout),
+// which publishes what it makes or says why it cannot. Anything else is
+// published with its original headers (minus the dead-letter ones) on its
+// original subject. The Nats-Msg-Id names the dead letter, so replaying
+// the same entry twice within the duplicate window stores it once, while
+// the original id (already seen by JetStream) does not block it.
+func replayDeadLetters(ctx context.Context, js jetstream.JetStream, entries []deadLetter, keep bool, timeout time.Duration) (int, []refusal, error) {
 	s, err := js.Stream(ctx, bus.StreamDeadLetter)
 	if err != nil {
-		return 0, fmt.Errorf("open %s: %w", bus.StreamDeadLetter, err)
+		return 0, nil, fmt.Errorf("open %s: %w", bus.StreamDeadLetter, err)
 	}
 	n := 0
+	var refused []refusal
 	for _, e := range entries {
-		if e.OriginalSubject == "" {
-			return n, fmt.Errorf("dead letter %d has no original subject to replay to", e.Sequence)
+		if why := replayable(e); why != "" {
+			refused = append(refused, refusal{e.Sequence, why})
+			continue
 		}
-		h := nats.Header{}
-		for k, v := range e.msg.Header {
-			switch k {
-			case bus.HeaderErrorLocation, bus.HeaderError, bus.HeaderOriginalSubject, bus.HeaderOriginalStream,
-				bus.HeaderOriginalSequence, bus.HeaderDeliveryCount, jetstream.MsgIDHeader:
+		if raw := e.msg.Header.Get(bus.HeaderRawRequest); raw != "" {
+			rctx, cancel := context.WithTimeout(ctx, timeout)
+			err := bus.RequestReplay(rctx, js.Conn(), raw, e.msg.Data, e.msg.Header)
+			cancel()
+			if err != nil {
+				refused = append(refused, refusal{e.Sequence, err.Error()})
 				continue
 			}
-			h[k] = v
-		}
-		h.Set(jetstream.MsgIDHeader, fmt.Sprintf("replay-%d-%s", e.Sequence, e.msg.Header.Get(jetstream.MsgIDHeader)))
-		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: e.OriginalSubject, Header: h, Data: e.msg.Data}); err != nil {
-			return n, fmt.Errorf("replay dead letter %d to %s: %w", e.Sequence, e.OriginalSubject, err)
+		} else {
+			h := nats.Header{}
+			for k, v := range e.msg.Header {
+				switch k {
+				case bus.HeaderErrorLocation, bus.HeaderError, bus.HeaderOriginalSubject, bus.HeaderOriginalStream,
+					bus.HeaderOriginalSequence, bus.HeaderDeliveryCount, jetstream.MsgIDHeader:
+					continue
+				}
+				h[k] = v
+			}
+			h.Set(jetstream.MsgIDHeader, fmt.Sprintf("replay-%d-%s", e.Sequence, e.msg.Header.Get(jetstream.MsgIDHeader)))
+			if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: e.OriginalSubject, Header: h, Data: e.msg.Data}); err != nil {
+				return n, refused, fmt.Errorf("replay dead letter %d to %s: %w", e.Sequence, e.OriginalSubject, err)
+			}
 		}
 		if !keep {
 			if err := s.DeleteMsg(ctx, e.Sequence); err != nil {
-				return n, fmt.Errorf("remove replayed dead letter %d: %w", e.Sequence, err)
+				return n, refused, fmt.Errorf("remove replayed dead letter %d: %w", e.Sequence, err)
 			}
 		}
 		n++
 	}
-	return n, nil
+	return n, refused, nil
 }
 
 // natsOptions authenticate the CLI to NATS and verify the servers' TLS
