@@ -342,13 +342,8 @@ func TestOverMaxPayloadIsDeadLettered(t *testing.T) {
 // the reason, and nothing is published for it.
 func TestDeadLetterReplaysThroughTheNormaliser(t *testing.T) {
 	f := newFixture(t, Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sub, err := bus.ServeReplay(ctx, f.js.Conn(), Name, time.Second, f.svc.replay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Drain() }()
+	bustest.ServeReplay(t, f.js.Conn(), Name, f.svc.replay)
+	ctx := context.Background()
 
 	unusable := []byte(`{"action":"opened","repository":{"full_name":"acme/main"},"issue":{"number":0}}`)
 	if rec := f.deliver(t, "issues", "d-unusable", unusable, ""); rec.Code != http.StatusOK {
@@ -358,7 +353,7 @@ func TestDeadLetterReplaysThroughTheNormaliser(t *testing.T) {
 	if len(dl) != 1 || dl[0].Header.Get(bus.HeaderRawRequest) != Name {
 		t.Fatalf("dead letter not marked as %s's raw request: %v", Name, dl)
 	}
-	err = bus.RequestReplay(ctx, f.js.Conn(), Name, dl[0].Data, dl[0].Header)
+	err := bus.RequestReplay(ctx, f.js.Conn(), Name, dl[0].Data, dl[0].Header)
 	if !errors.Is(err, bus.ErrReplayRefused) || !strings.Contains(err.Error(), "no issue number") {
 		t.Fatalf("replay of a still unusable delivery: %v", err)
 	}

@@ -3,6 +3,7 @@ package ingestslack
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -522,6 +523,29 @@ func TestDeadLetter(t *testing.T) {
 	}
 	if len(f.inbound(t)) != 0 {
 		t.Fatal("an unusable event was published")
+	}
+
+	// The dead letter is Slack's payload, marked for replay through this
+	// service: still unusable, it is refused with the reason; the same
+	// event with its ts (as a fixed version would read it) is published.
+	if h.Get(bus.HeaderRawRequest) != Name || h.Get("slack-route") != "events" {
+		t.Fatalf("dead letter not marked for replay through %s: %v", Name, h)
+	}
+	bustest.ServeReplay(t, f.js.Conn(), Name, f.svc.replay)
+	ctx := context.Background()
+	if err := bus.RequestReplay(ctx, f.js.Conn(), Name, dl[0].Data, h); !errors.Is(err, bus.ErrReplayRefused) || !strings.Contains(err.Error(), "without ts") {
+		t.Fatalf("replay of the unusable event: %v", err)
+	}
+	fixed := bytes.Replace(body, []byte(`"channel_type":"channel"`), []byte(`"channel_type":"channel","ts":"1700000000.000100"`), 1)
+	if err := bus.RequestReplay(ctx, f.js.Conn(), Name, fixed, h); err != nil {
+		t.Fatal(err)
+	}
+	if in := f.inbound(t); len(in) != 1 || in[0].GetText() != "no timestamp on this one" {
+		t.Fatalf("replayed event published %v", in)
+	}
+	h.Set("slack-route", "interactions")
+	if err := bus.RequestReplay(ctx, f.js.Conn(), Name, fixed, h); !errors.Is(err, bus.ErrReplayRefused) || !strings.Contains(err.Error(), "do it again in Slack") {
+		t.Fatalf("replay of an interaction: %v", err)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -117,7 +116,7 @@ func TestDLQReplayRawRequests(t *testing.T) {
 		mu  sync.Mutex
 		got []string
 	)
-	sub, err := bus.ServeReplay(ctx, js.Conn(), "ingest-slack", time.Second, func(ctx context.Context, data []byte, hdr nats.Header) error {
+	bustest.ServeReplay(t, js.Conn(), "ingest-slack", func(ctx context.Context, data []byte, hdr nats.Header) error {
 		if hdr.Get("slack-event-id") == "Ev2" {
 			return errors.New("event Ev2: message without a channel")
 		}
@@ -126,10 +125,6 @@ func TestDLQReplayRawRequests(t *testing.T) {
 		got = append(got, string(data))
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Drain() }()
 
 	out, err := runCLI(t, "dlq", "replay", "--all", "--nats", srv.URL())
 	if err == nil || !strings.Contains(err.Error(), "3 dead letter(s) cannot be replayed") {
