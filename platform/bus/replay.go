@@ -58,6 +58,12 @@ func ServeReplay(ctx context.Context, nc *nats.Conn, service string, timeout tim
 	if err != nil {
 		return nil, fmt.Errorf("serve replays of %s: %w", service, err)
 	}
+	// The server knows the subscription once the flush returns: a replay
+	// requested from another connection right after finds a responder.
+	if err := nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("serve replays of %s: %w", service, err)
+	}
 	return sub, nil
 }
 
