@@ -76,6 +76,10 @@ type User struct {
 	// ObjectsWrite and ObjectsRead are the object stores it puts objects
 	// into and reads them from.
 	ObjectsWrite, ObjectsRead []string
+	// Serves are the core NATS request subjects it answers (the dead-letter
+	// replays of platform/bus, sidekick.replay.<Name>); the user may then
+	// answer the requests it receives, and only those (allow_responses).
+	Serves []string
 }
 
 // Users is every service's user, in a fixed order.
@@ -96,6 +100,7 @@ func Users() []User {
 			Publish:   []string{"support.inbound.slack", "support.action.ack", "support.action.escalate", "support.action.close", slackReceipt},
 			Consumers: []Consumer{slackOut},
 			KV:        []string{slackKV},
+			Serves:    []string{replay("ingest-slack")},
 		},
 		{
 			Name:         "ingest-email",
@@ -103,18 +108,21 @@ func Users() []User {
 			Consumers:    []Consumer{emailOut},
 			KV:           []string{emailKV},
 			ObjectsWrite: []string{contentStore},
+			Serves:       []string{replay("ingest-email")},
 		},
 		{
 			Name:      "ingest-github",
 			Publish:   []string{"support.inbound.github", githubReceipt},
 			Consumers: []Consumer{githubOut},
 			KV:        []string{githubKV},
+			Serves:    []string{replay("ingest-github")},
 		},
 		{
 			Name: "ingest-sentry",
 			// Webhooks wait in SENTRY_OCCURRENCES until coalesced per issue.
 			Publish:   []string{"support.inbound.sentry", "sentry.occurrences.>"},
 			Consumers: []Consumer{{Stream: streamSentry, Durable: "ingest-sentry-coalescer"}},
+			Serves:    []string{replay("ingest-sentry")},
 		},
 		{
 			Name: "triage",
@@ -143,6 +151,10 @@ func Users() []User {
 		},
 	}
 }
+
+// replay is the subject on which a service replays its dead letters' raw
+// requests for the CLI (bus.ReplaySubject).
+func replay(service string) string { return "sidekick.replay." + service }
 
 // Lookup returns the user of a service.
 func Lookup(name string) (User, bool) {
@@ -205,9 +217,10 @@ func (u User) PublishAllow() []string {
 	return dedupe(p)
 }
 
-// SubscribeAllow is every subject the user may subscribe to: its inbox.
+// SubscribeAllow is every subject the user may subscribe to: its inbox
+// and the requests it serves.
 func (u User) SubscribeAllow() []string {
-	return []string{InboxPrefix(u.Name) + ".>"}
+	return append([]string{InboxPrefix(u.Name) + ".>"}, u.Serves...)
 }
 
 func dedupe(s []string) []string {
@@ -237,6 +250,9 @@ func ServerConfig() string {
 		fmt.Fprintf(&b, "    {\n      nkey: $%s\n      permissions: {\n", NKeyVar(u.Name))
 		writeList(&b, "publish", u.PublishAllow())
 		writeList(&b, "subscribe", u.SubscribeAllow())
+		if len(u.Serves) > 0 {
+			b.WriteString("        allow_responses: true\n")
+		}
 		b.WriteString("      }\n    }\n")
 	}
 	fmt.Fprintf(&b, "    # %s: provisioning (each service's provision step), the sidekick CLI, nats-box\n", Admin)

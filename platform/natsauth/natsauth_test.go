@@ -335,3 +335,47 @@ func TestHelmValuesCarryTheseUsers(t *testing.T) {
 	}
 	t.Error("deploy/nats/values.yaml has no ConfigMap sidekick-nats-users in extraResources")
 }
+
+// Each ingest service answers the CLI's replays of its own dead letters
+// (the admin asks; the service user subscribes and responds), and may not
+// take another service's replays.
+func TestIngestServesItsOwnReplays(t *testing.T) {
+	srv, users := bustest.StartWithUsers(t, nil)
+	admin, _ := srv.ConnectAs(t, users, natsauth.Admin)
+	for _, name := range []string{"ingest-slack", "ingest-email", "ingest-github", "ingest-sentry"} {
+		t.Run(name, func(t *testing.T) {
+			nc, _ := srv.ConnectAs(t, users, name)
+			got := make(chan string, 1)
+			bustest.ServeReplay(t, nc, name, func(_ context.Context, data []byte, _ nats.Header) error {
+				got <- string(data)
+				return nil
+			})
+			done(t, "the CLI's replay through "+name, func(ctx context.Context) error {
+				return bus.RequestReplay(ctx, admin, name, []byte("raw"), nats.Header{})
+			})
+			select {
+			case d := <-got:
+				if d != "raw" {
+					t.Errorf("replayed %q, want raw", d)
+				}
+			default:
+				t.Error("the replay was answered without running")
+			}
+			other := "ingest-slack"
+			if name == other {
+				other = "ingest-email"
+			}
+			refused(t, nc, name+" serving "+other+"'s replays", bus.ReplaySubject(other), func(context.Context) error {
+				sub, err := nc.QueueSubscribe(bus.ReplaySubject(other), other, func(*nats.Msg) {})
+				if err != nil {
+					return err
+				}
+				defer sub.Unsubscribe()
+				if err := nc.Flush(); err != nil {
+					return err
+				}
+				return nc.LastError()
+			})
+		})
+	}
+}
