@@ -147,13 +147,7 @@ func (s *Schedule) nextWorking(p int32, t int64) int64 {
 	limit := t + int64(searchAhead)
 	for d := day - 1; d <= day+int64(searchAhead/(24*time.Hour)); d++ {
 		best := int64(maxNano)
-		wd := wallWeekday(d * secondsPerDay)
-		for _, rg := range pi.hours.ranges {
-			if rg.day != wd {
-				continue
-			}
-			a := pi.z.resolve(d*secondsPerDay+int64(rg.start)*60) * 1e9
-			b := pi.z.resolve(d*secondsPerDay+int64(rg.end)*60) * 1e9
+		for a, b := range pi.dayRanges(d) {
 			if b <= t {
 				continue
 			}
@@ -213,13 +207,7 @@ func (s *Schedule) rangeEnd(p int32, t int64) int64 {
 	day := floorDiv(pi.z.wall(floorDiv(t, 1e9)), secondsPerDay)
 	end := t
 	for d := day - 1; d <= day; d++ {
-		wd := wallWeekday(d * secondsPerDay)
-		for _, rg := range pi.hours.ranges {
-			if rg.day != wd {
-				continue
-			}
-			a := pi.z.resolve(d*secondsPerDay+int64(rg.start)*60) * 1e9
-			b := pi.z.resolve(d*secondsPerDay+int64(rg.end)*60) * 1e9
+		for a, b := range pi.dayRanges(d) {
 			if a <= t && b > t {
 				end = max(end, b)
 			}

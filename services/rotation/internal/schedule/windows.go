@@ -1,9 +1,29 @@
 package schedule
 
 import (
+	"iter"
 	"slices"
 	"time"
 )
+
+// dayRanges yields the working ranges of the person's local day d (days
+// since the epoch in their zone's wall time) as instants, unix nanos:
+// each range's wall-clock start and end resolved in their zone.
+func (pi *personInfo) dayRanges(d int64) iter.Seq2[int64, int64] {
+	return func(yield func(int64, int64) bool) {
+		wd := wallWeekday(d * secondsPerDay)
+		for _, rg := range pi.hours.ranges {
+			if rg.day != wd {
+				continue
+			}
+			a := pi.z.resolve(d*secondsPerDay+int64(rg.start)*60) * 1e9
+			b := pi.z.resolve(d*secondsPerDay+int64(rg.end)*60) * 1e9
+			if !yield(a, b) {
+				return
+			}
+		}
+	}
+}
 
 // personWindows returns person p's working stretches overlapping
 // [from, to) (unix nanos), unclipped, minus time off and holidays. A stretch's ends are
@@ -17,13 +37,7 @@ func (s *Schedule) personWindows(p int32, from, to int64) []span {
 	d1 := floorDiv(pi.z.wall(floorDiv(to, 1e9)), secondsPerDay) + 1
 	var out []span
 	for d := d0; d <= d1; d++ {
-		wd := wallWeekday(d * secondsPerDay)
-		for _, rg := range pi.hours.ranges {
-			if rg.day != wd {
-				continue
-			}
-			a := pi.z.resolve(d*secondsPerDay+int64(rg.start)*60) * 1e9
-			b := pi.z.resolve(d*secondsPerDay+int64(rg.end)*60) * 1e9
+		for a, b := range pi.dayRanges(d) {
 			if b > a {
 				out = append(out, span{a, b})
 			}
