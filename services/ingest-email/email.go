@@ -135,6 +135,11 @@ type Deps struct {
 	// LedgerReplicas is the replica count of the reply ledger bucket (the
 	// kit's SIDEKICK_STREAM_REPLICAS); default 1.
 	LedgerReplicas int
+	// SMTPListener is the bound SMTP port Run serves. FromKit binds it
+	// while the host builds its services, so the port accepts connections
+	// by the time the host reports ready (a mail relay, or a test, that
+	// connects at once is not refused). Nil: Run binds cfg.SMTPAddr.
+	SMTPListener net.Listener
 }
 
 // Service is the email ingest service.
@@ -273,7 +278,13 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest-email: %w", err)
 	}
-	return New(cfg, Deps{
+	var lis net.Listener
+	if cfg.smtpOn() {
+		if lis, err = net.Listen("tcp", cfg.SMTPAddr); err != nil {
+			return nil, fmt.Errorf("ingest-email: listen smtp %s: %w", cfg.SMTPAddr, err)
+		}
+	}
+	svc, err := New(cfg, Deps{
 		Logger:    k.Logger,
 		Publisher: bus.NewPublisher(js, Source),
 		DeadLetter: func(ctx context.Context, location string, data []byte, hdr nats.Header, cause error) error {
@@ -286,7 +297,15 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 		Content:  store,
 
 		LedgerReplicas: k.Common.StreamReplicas,
+		SMTPListener:   lis,
 	})
+	if err != nil {
+		if lis != nil {
+			_ = lis.Close()
+		}
+		return nil, err
+	}
+	return svc, nil
 }
 
 // Register mounts POST /email/inbound.
@@ -308,7 +327,10 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.replies != nil {
 		g.Go(func() error { return s.replies.Run(ctx) })
 	}
-	if s.cfg.smtpOn() {
+	switch {
+	case s.deps.SMTPListener != nil:
+		g.Go(func() error { return s.ServeSMTP(ctx, s.deps.SMTPListener) })
+	case s.cfg.smtpOn():
 		g.Go(func() error { return s.serveSMTP(ctx) })
 	}
 	g.Go(func() error { <-ctx.Done(); return nil })

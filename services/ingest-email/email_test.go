@@ -1,6 +1,7 @@
 package ingestemail
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -376,6 +377,50 @@ func TestFromKitNeedsRecipients(t *testing.T) {
 		if _, err := FromKit(context.Background(), k); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestSMTPPortOpenOnceBuilt: the SMTP port accepts connections as soon as
+// FromKit returns, before Run, because a host reports ready between the
+// two. Before, Run bound it, and a relay (or the end-to-end test) that
+// connected when the dev stack said ready was sometimes refused. The
+// connection made before Run gets its greeting once Run serves.
+func TestSMTPPortOpenOnceBuilt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs an embedded NATS server")
+	}
+	_, js := bustest.StartJetStream(t)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	_ = free.Close()
+	svc, err := FromKit(context.Background(), &app.Kit{
+		Name: "ingest-email", JS: js, Registry: prometheus.NewRegistry(), Common: app.Common{Dev: true},
+		Environ: []string{"SIDEKICK_EMAIL_INBOUND_TOKEN=" + token, "SIDEKICK_SMTP_ADDR=" + addr},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("SMTP port after FromKit, before Run: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() {
+		_ = conn.Close() // an open session would hold Shutdown
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	greeting, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.HasPrefix(greeting, "220 ") {
+		t.Fatalf("greeting on the connection made before Run: %q, %v", greeting, err)
 	}
 }
 
