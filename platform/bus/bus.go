@@ -64,6 +64,10 @@ const (
 	// HeaderDataOmitted is set, to the original size in bytes, on a dead
 	// letter stored without its data because it would not fit.
 	HeaderDataOmitted = "data_omitted"
+	// HeaderBodyTruncatedFrom is set, to the original size in bytes, on an
+	// ingest-level dead letter that keeps only the first part of the
+	// provider's raw request: such a request cannot be replayed.
+	HeaderBodyTruncatedFrom = "body-truncated-from"
 )
 
 // SpecVersion is the CloudEvents version written in ce-specversion.

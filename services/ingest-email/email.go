@@ -347,7 +347,7 @@ func (s *Service) replay(ctx context.Context, raw []byte, hdr nats.Header) error
 			return fmt.Errorf("read the whole email %s: %w", ref, err)
 		}
 		raw = whole
-	} else if n := hdr.Get("body-truncated-from"); n != "" {
+	} else if n := hdr.Get(bus.HeaderBodyTruncatedFrom); n != "" {
 		return fmt.Errorf("only the first %d of %s bytes were kept", len(raw), n)
 	}
 	var rcpts []string

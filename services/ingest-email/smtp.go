@@ -149,6 +149,6 @@ func (s *Service) keepRaw(ctx context.Context, raw []byte) ([]byte, nats.Header,
 	}
 	hdr := nats.Header{}
 	hdr.Set(content.AttrRawRef, name)
-	hdr.Set("body-truncated-from", strconv.Itoa(len(raw)))
+	hdr.Set(bus.HeaderBodyTruncatedFrom, strconv.Itoa(len(raw)))
 	return raw[:content.InlineBytes], hdr, nil
 }

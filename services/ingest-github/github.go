@@ -269,7 +269,7 @@ func (s *Service) Run(ctx context.Context) error {
 // again and publishes the message, as ServeHTTP would have; a delivery
 // the repository filter or the event handling now ignore is done with.
 func (s *Service) replay(ctx context.Context, body []byte, hdr nats.Header) error {
-	if n := hdr.Get("body-truncated-from"); n != "" {
+	if n := hdr.Get(bus.HeaderBodyTruncatedFrom); n != "" {
 		return fmt.Errorf("only the first %d of %s bytes were kept: redeliver it from GitHub (sidekick github redeliver)", len(body), n)
 	}
 	event, delivery := hdr.Get("github-event"), hdr.Get("github-delivery")
@@ -368,7 +368,7 @@ func (s *Service) deadLetter(w http.ResponseWriter, r *http.Request, metricEvent
 	hdr.Set("github-delivery", delivery)
 	hdr.Set(jetstream.MsgIDHeader, "github:"+delivery)
 	if len(body) > maxDeadLetterBytes {
-		hdr.Set("body-truncated-from", strconv.Itoa(len(body)))
+		hdr.Set(bus.HeaderBodyTruncatedFrom, strconv.Itoa(len(body)))
 		body = body[:maxDeadLetterBytes]
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)

@@ -405,7 +405,7 @@ func (s *Service) deadLetter(w http.ResponseWriter, r *http.Request, metricResou
 	hdr.Set("request-id", requestID)
 	hdr.Set(jetstream.MsgIDHeader, "sentry:"+requestID)
 	if len(body) > maxDeadLetterBytes {
-		hdr.Set("body-truncated-from", strconv.Itoa(len(body)))
+		hdr.Set(bus.HeaderBodyTruncatedFrom, strconv.Itoa(len(body)))
 		body = body[:maxDeadLetterBytes]
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
@@ -423,7 +423,7 @@ func (s *Service) deadLetter(w http.ResponseWriter, r *http.Request, metricResou
 // sentryhook.Parse again and stores the occurrence, as ServeHTTP would
 // have; a webhook that is now ignored is done with.
 func (s *Service) replay(ctx context.Context, body []byte, hdr nats.Header) error {
-	if n := hdr.Get("body-truncated-from"); n != "" {
+	if n := hdr.Get(bus.HeaderBodyTruncatedFrom); n != "" {
 		return fmt.Errorf("only the first %d of %s bytes were kept: the webhook cannot be rebuilt", len(body), n)
 	}
 	resource, requestID := hdr.Get("sentry-hook-resource"), hdr.Get("request-id")
