@@ -22,6 +22,11 @@ type natsValues struct {
 		Cluster struct {
 			Enabled  bool `json:"enabled"`
 			Replicas int  `json:"replicas"`
+			TLS      struct {
+				Enabled    bool           `json:"enabled"`
+				SecretName string         `json:"secretName"`
+				Merge      map[string]any `json:"merge"`
+			} `json:"tls"`
 		} `json:"cluster"`
 		JetStream struct {
 			Enabled   bool `json:"enabled"`
@@ -328,6 +333,11 @@ func TestNATSUsersAndTLS(t *testing.T) {
 	if !regexp.MustCompile(`"tls": \{[^}]*"cert_file": "/etc/nats-certs/nats/tls.crt"`).MatchString(conf) {
 		t.Errorf("nats.conf has no TLS on the client port:\n%s", conf)
 	}
+	// The routes between the servers: mutual TLS, dialled as tls://.
+	if cluster := regexp.MustCompile(`(?s)"cluster": \{.*?\n  \}`).FindString(conf); !strings.Contains(cluster, `"tls://nats-0.nats-headless:6222"`) ||
+		!regexp.MustCompile(`"tls": \{[^}]*"cert_file": "/etc/nats-certs/cluster/tls.crt"[^}]*"verify": true`).MatchString(cluster) {
+		t.Errorf("nats.conf's cluster routes are not on mutual TLS:\n%s", cluster)
+	}
 	if users == nil || !strings.Contains(users.Data["users.conf"], "authorization {") {
 		t.Error("rendered.yaml has no ConfigMap sidekick-nats-users with the users")
 	}
@@ -356,7 +366,7 @@ func TestNATSUsersAndTLS(t *testing.T) {
 			continue
 		}
 		args := strings.Join(c.Args, " ")
-		for _, f := range []string{"/etc/nats-sidekick-keys/keys.conf", "/etc/nats-sidekick-users/users.conf", "/etc/nats-certs/nats/tls.crt"} {
+		for _, f := range []string{"/etc/nats-sidekick-keys/keys.conf", "/etc/nats-sidekick-users/users.conf", "/etc/nats-certs/nats/tls.crt", "/etc/nats-certs/cluster/tls.crt"} {
 			if !strings.Contains(args, "-config "+f) {
 				t.Errorf("the config reloader does not watch %s: %s", f, args)
 			}
