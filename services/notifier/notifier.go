@@ -335,6 +335,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Jitter: jitter(cfg.RetryJitter),
 		Lease: cfg.Lease, SendTimeout: cfg.SendTimeout, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow,
 		OpsChannel: cfg.OpsChannel, PingsFollowWorkingHours: cfg.PingsFollowWorkingHours,
+		ContactRules: policies.ContactRules,
 	}, deliver.Deps{
 		Store: st, Rotation: deps.Rotation, Channels: channels, Pager: pager, Mirrors: mirrors,
 		Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock, Rand: deps.Rand,

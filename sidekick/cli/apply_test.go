@@ -51,6 +51,15 @@ func TestApplyChecksTheWholeFile(t *testing.T) {
       steps:
         - {notify: team_secondary, via: page}
 `, `escalation: policy "p4" (line 9): match: unknown team "platfrom"`},
+		"contact rules of an unknown person": {`escalation:
+  contact_rules:
+    alice: [{channel: slack}]
+    zed: [{channel: email, after: 5m}]
+`, `escalation: contact_rules: line 10: unknown person "zed"`},
+		"a contact rule's unknown channel": {`escalation:
+  contact_rules:
+    alice: [{channel: sms}]
+`, `escalation: contact_rules: alice (line 9): rule 1: line 9: unknown channel "sms"`},
 		"triage's policies": {`policies:
   - {tier: gold, first_response: 5m}
 `, `gold`},
@@ -79,6 +88,10 @@ func TestApplyChecksTheWholeFile(t *testing.T) {
       match: {kind: explicit_escalation, team: platform}
       steps:
         - {notify: "person:alice", via: page}
+  contact_rules:
+    alice:
+      - {channel: slack}
+      - {channel: pagerduty, after: 10m, urgency: page}
 `
 	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
 		t.Fatal(err)

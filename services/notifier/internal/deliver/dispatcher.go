@@ -92,6 +92,11 @@ type Config struct {
 	// low route names (a catcher at work while the person on duty is off
 	// hours); false sends it where a page goes.
 	PingsFollowWorkingHours bool
+	// ContactRules are people's own notification rules by person id: a
+	// person with rules for a message's urgency is told through each
+	// rule's channel after its delay instead of the first channel that
+	// reaches them (and the pager for a page); see planRules.
+	ContactRules map[string][]notify.ContactRule
 }
 
 func (c Config) withDefaults() Config {
@@ -336,6 +341,10 @@ func (d *Dispatcher) plan(req Request, recipients []notify.Recipient) []store.Ne
 	}
 	for _, r := range recipients {
 		key := DedupKey(req.IdempotencyKey, recipientKey(r), req.Step)
+		if d.planRules(req, r, key, add) {
+			d.planMirrors(req, r, key, add)
+			continue
+		}
 		nd := store.NewDelivery{DedupKey: key, Step: req.Step, Recipient: r}
 		paged := req.Urgency == notify.Page && d.pager != nil && canReach(d.pager, r)
 		if c := d.channelFor(r); c != nil {
@@ -349,13 +358,61 @@ func (d *Dispatcher) plan(req Request, recipients []notify.Recipient) []store.Ne
 		if paged {
 			add(store.NewDelivery{DedupKey: key + "|" + d.pager.Name(), Step: req.Step, Recipient: r, Channel: d.pager.Name()})
 		}
-		for _, m := range d.mirrors {
-			if canReach(m, r) {
-				add(store.NewDelivery{DedupKey: key + "|" + m.Name(), Step: req.Step, Recipient: r, Channel: m.Name()})
-			}
-		}
+		d.planMirrors(req, r, key, add)
 	}
 	return ds
+}
+
+// planMirrors adds a copy of r's message for every mirror (webhook).
+func (d *Dispatcher) planMirrors(req Request, r notify.Recipient, key string, add func(store.NewDelivery)) {
+	for _, m := range d.mirrors {
+		if canReach(m, r) {
+			add(store.NewDelivery{DedupKey: key + "|" + m.Name(), Step: req.Step, Recipient: r, Channel: m.Name()})
+		}
+	}
+}
+
+// planRules adds a delivery for each of r's contact rules that applies
+// to the message's urgency, due the rule's delay after now: an
+// acknowledgement, an answer or a close before then cancels the later
+// ones. A rule whose channel this notifier does not have, or that cannot
+// reach r (no Slack id), is recorded as failed with the reason, so the
+// delivery log shows it. It reports whether any rule can be sent; when
+// none can (or r has no rules for this urgency) the caller tells r the
+// default way, so a broken rule never leaves somebody untold.
+func (d *Dispatcher) planRules(req Request, r notify.Recipient, key string, add func(store.NewDelivery)) bool {
+	rules := d.cfg.ContactRules[r.PersonID]
+	if r.PersonID == "" || len(rules) == 0 {
+		return false
+	}
+	var planned []store.NewDelivery
+	usable := false
+	for i, cr := range rules {
+		if !cr.Applies(req.Urgency) {
+			continue
+		}
+		nd := store.NewDelivery{
+			DedupKey: fmt.Sprintf("%s|rule%d:%s", key, i+1, cr.Channel), Step: req.Step, Recipient: r,
+			Channel: cr.Channel, After: cr.After,
+		}
+		switch c, ok := d.byName[cr.Channel]; {
+		case !ok:
+			nd.Failed = fmt.Sprintf("contact rule %d (%s): the %s channel is not configured", i+1, cr, cr.Channel)
+		case !canReach(c, r):
+			nd.Failed = fmt.Sprintf("contact rule %d (%s): %s cannot reach %s", i+1, cr, cr.Channel, r.Display())
+		default:
+			usable = true
+		}
+		planned = append(planned, nd)
+	}
+	for _, nd := range planned {
+		add(nd)
+	}
+	if len(planned) > 0 && !usable {
+		d.logger.Warn("no contact rule of this person can be sent; telling them the default way",
+			"person", r.PersonID, "urgency", req.Urgency.String(), "key", req.IdempotencyKey)
+	}
+	return usable
 }
 
 func canReach(c notify.Channel, r notify.Recipient) bool {

@@ -178,3 +178,33 @@ func Later(err error) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// ContactRule is one of a person's own notification rules: tell them
+// through Channel After the notification was made, unless it was
+// acknowledged (or the conversation answered or closed) by then. Urgency
+// 0 applies to pings and pages; Ping or Page to that urgency only.
+type ContactRule struct {
+	Channel string
+	After   time.Duration
+	Urgency Urgency
+}
+
+// Applies reports whether the rule is for notifications of urgency u.
+func (r ContactRule) Applies(u Urgency) bool { return r.Urgency == 0 || r.Urgency == u }
+
+// String is the configuration spelling: "email after 5m (pages)".
+func (r ContactRule) String() string {
+	s := r.Channel
+	if r.After > 0 {
+		s += " after " + r.After.String()
+	} else {
+		s += " at once"
+	}
+	switch r.Urgency {
+	case Ping:
+		s += " (pings)"
+	case Page:
+		s += " (pages)"
+	}
+	return s
+}

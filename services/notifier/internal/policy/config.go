@@ -46,12 +46,13 @@ type (
 // The fields each mapping may have; anything else is an error naming its
 // line, so a typo ("afer") cannot silently mean "at once".
 var (
-	escalationKeys = []string{"policies", "defaults"}
-	policyKeys     = []string{"id", "match", "steps", "repeat", "repeat_after", "digest"}
-	matchKeys      = []string{"kind", "tier", "level", "team", "categories"}
-	ruleKeys       = []string{"notify", "via", "after"}
-	digestKeys     = []string{"every", "to"}
-	contactKeys    = []string{"name", "email", "slack"}
+	escalationKeys  = []string{"policies", "defaults", "contact_rules"}
+	policyKeys      = []string{"id", "match", "steps", "repeat", "repeat_after", "digest"}
+	matchKeys       = []string{"kind", "tier", "level", "team", "categories"}
+	ruleKeys        = []string{"notify", "via", "after"}
+	digestKeys      = []string{"every", "to"}
+	contactKeys     = []string{"name", "email", "slack"}
+	contactRuleKeys = []string{"channel", "after", "urgency"}
 )
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
@@ -91,14 +92,18 @@ func FromFile(f *orgfile.File) (*Config, error) {
 			return nil, fmt.Errorf("escalation: %w", err)
 		}
 		var ey struct {
-			Policies []yaml.Node `yaml:"policies"`
-			Defaults *bool       `yaml:"defaults"`
+			Policies     []yaml.Node `yaml:"policies"`
+			Defaults     *bool       `yaml:"defaults"`
+			ContactRules yaml.Node   `yaml:"contact_rules"`
 		}
 		if err := esc.Decode(&ey); err != nil {
 			return nil, fmt.Errorf("escalation: %w", err)
 		}
 		if ey.Defaults != nil {
 			withDefaults = *ey.Defaults
+		}
+		if err := parseContactRules(&ey.ContactRules, cfg); err != nil {
+			errs = append(errs, err)
 		}
 		seen := map[string]int{}
 		for i := range ey.Policies {

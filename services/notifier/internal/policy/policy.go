@@ -279,6 +279,12 @@ type Config struct {
 	// Policies in order: the first that matches an event applies.
 	Policies         []Policy
 	BusinessContacts []Contact
+	// ContactRules are people's own notification rules by person id
+	// (`escalation.contact_rules`), in file order; a person without any
+	// is told the default way.
+	ContactRules map[string][]notify.ContactRule
+	// ContactRuleLines is the line of each person's rules, for errors.
+	ContactRuleLines map[string]int
 }
 
 // Event is what a policy is chosen for.

@@ -120,6 +120,7 @@ func TestParseErrors(t *testing.T) {
 	policyWith := func(body string) string {
 		return "escalation:\n  policies:\n    - id: p1\n" + body
 	}
+	rules := func(body string) string { return "escalation:\n  contact_rules:\n" + body }
 	tests := []struct {
 		name string
 		yaml string
@@ -161,6 +162,17 @@ func TestParseErrors(t *testing.T) {
 		{"contact without name", "business_contacts: [{email: x@example.com}]\n", []string{"business_contacts[0]", "missing name"}},
 		{"contact unreachable", "business_contacts: [{name: Dana}]\n", []string{"Dana needs an email or a slack id"}},
 		{"contact field", "business_contacts: [{name: Dana, phone: '1'}]\n", []string{`unknown field "phone"`}},
+		{"not a mapping", rules("    - alice\n"), []string{"contact_rules (line 3)", "want a mapping of person id"}},
+		{"empty list", rules("    alice: []\n"), []string{"alice (line 3)", "want a list of rules"}},
+		{"unknown channel", rules("    alice:\n      - {channel: sms}\n"), []string{"alice (line 3)", "rule 1", `unknown channel "sms"`, "slack, email, pagerduty"}},
+		{"webhook is nobody's", rules("    alice:\n      - {channel: webhook}\n"), []string{`unknown channel "webhook"`}},
+		{"missing channel", rules("    alice:\n      - {after: 5m}\n"), []string{"rule 1", "missing channel"}},
+		{"typo in a field", rules("    alice:\n      - {channel: slack}\n      - {channel: email, afer: 5m}\n"), []string{"rule 2", `line 5: unknown field "afer"`}},
+		{"bad after", rules("    alice:\n      - {channel: email, after: soon}\n"), []string{"rule 1", `after "soon" is not a duration`}},
+		{"negative after", rules("    alice:\n      - {channel: email, after: -5m}\n"), []string{"rule 1", "is not a duration"}},
+		{"bad urgency", rules("    alice:\n      - {channel: email, urgency: high}\n"), []string{"rule 1", `unknown urgency "high"`}},
+		{"the same rule twice", rules("    alice:\n      - {channel: email, after: 5m}\n      - {channel: email, after: 300s}\n"), []string{"rule 2", "the same as rule 1"}},
+		{"person twice", rules("    alice:\n      - {channel: email}\n    alice:\n      - {channel: slack}\n"), []string{"alice (line 5)", "already given on line 3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

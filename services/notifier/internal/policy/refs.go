@@ -3,6 +3,8 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"gopkg.in/yaml.v3"
 
@@ -11,7 +13,7 @@ import (
 
 // CheckReferences reports what cfg's policies name that the organisation
 // file does not have: a policy matching an unknown team, a step or a
-// digest notifying an unknown person. Errors name the policy, its line and
+// digest notifying an unknown person, contact rules of an unknown person. Errors name the policy, its line and
 // the step, as FromFile's do. The built-in defaults name nobody.
 func CheckReferences(cfg *Config, f *orgfile.File, people, teams map[string]bool) error {
 	lines := policyLines(f)
@@ -32,6 +34,14 @@ func CheckReferences(cfg *Config, f *orgfile.File, people, teams map[string]bool
 		}
 		if d := p.Digest; d != nil && d.To.Kind == Person && !people[d.To.Name] {
 			errs = append(errs, fmt.Errorf("%s: digest: to: unknown person %q", at, d.To.Name))
+		}
+	}
+	persons := slices.SortedFunc(maps.Keys(cfg.ContactRuleLines), func(a, b string) int {
+		return cfg.ContactRuleLines[a] - cfg.ContactRuleLines[b]
+	})
+	for _, person := range persons {
+		if !people[person] {
+			errs = append(errs, fmt.Errorf("escalation: contact_rules: line %d: unknown person %q", cfg.ContactRuleLines[person], person))
 		}
 	}
 	return errors.Join(errs...)

@@ -80,6 +80,10 @@ type NewDelivery struct {
 	// Failed, when set, records the delivery as failed for good at once
 	// (for example: no channel can reach this recipient).
 	Failed string
+	// After delays the first attempt from the notification's creation (a
+	// person's contact rule: email after 5 minutes unacknowledged); an
+	// acknowledgement or a stop before then cancels it.
+	After time.Duration
 }
 
 // Delivery is one row of the delivery log.
@@ -177,10 +181,10 @@ func createNotification(ctx context.Context, tx pgx.Tx, n NewNotification, ds []
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO deliveries (notification_id, dedup_key, step, person_id, person_name, person_email,
 				person_slack_id, slack_channel, role_label, channel, status, last_error, next_attempt_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $13, $13)
 			ON CONFLICT (dedup_key) DO NOTHING`,
 			id, d.DedupKey, d.Step, r.PersonID, r.Name, r.Email, r.SlackID, r.SlackChannel, r.Role,
-			d.Channel, string(status), lastErr, n.CreatedAt,
+			d.Channel, string(status), lastErr, n.CreatedAt, n.CreatedAt.Add(d.After),
 		); err != nil {
 			return "", false, fmt.Errorf("insert delivery %s: %w", d.DedupKey, err)
 		}
