@@ -305,4 +305,18 @@ support: {hero: hero, catchers: false}
 	if strings.Join(got, ", ") != strings.Join(want, ", ") {
 		t.Errorf("windows %v, want %v (Good Friday and Easter Monday left out)", got, want)
 	}
+	// Asked for the hero on duty (ivan, alone): the same days.
+	resp, err = c.WorkingWindows(ctx, &rotationv1.WorkingWindowsRequest{Role: rotationv1.Role_ROLE_HERO,
+		From: timestamppb.New(time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)), To: timestamppb.New(time.Date(2026, 4, 9, 0, 0, 0, 0, time.UTC)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(resp.GetWindows()); n != len(want) {
+		t.Errorf("the hero's windows: %d, want %d", n, len(want))
+	}
+	if _, err := c.WorkingWindows(ctx, &rotationv1.WorkingWindowsRequest{Role: rotationv1.Role_ROLE_SECONDARY,
+		To: timestamppb.New(time.Date(2026, 4, 9, 0, 0, 0, 0, time.UTC))}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("windows of a secondary: %v, want InvalidArgument", err)
+	}
 }

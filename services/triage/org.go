@@ -20,7 +20,7 @@ import (
 // ignored. For example:
 //
 //	policies:                           # shared with other services
-//	  - {tier: priority, first_response: 10m, okay: 30m, too_late: 4h}
+//	  - {tier: priority, first_response: 10m, okay: 30m, too_late: 4h, coverage: always}
 //	triage:
 //	  response_policy:                  # per tier; left out: the defaults
 //	    community: {too_late: 16h}
@@ -57,6 +57,8 @@ type policyEntry struct {
 	Great         time.Duration `yaml:"great"`
 	Okay          time.Duration `yaml:"okay"`
 	TooLate       time.Duration `yaml:"too_late"`
+	// Coverage: duty, roster or always (see worktime.Coverage).
+	Coverage string `yaml:"coverage"`
 }
 
 // ParseOrg reads triage's settings from the bytes of an organisation file.
@@ -142,14 +144,17 @@ func parsePolicies(node *yaml.Node, p *worktime.Policy) error {
 		if e.Tier == "" {
 			continue
 		}
-		th := worktime.Thresholds{Great: e.Great, Okay: e.Okay, TooLate: e.TooLate}
+		cov, err := worktime.ParseCoverage(e.Coverage)
+		if err != nil {
+			return fmt.Errorf("organisation file: policies: line %d: %w", n.Line, err)
+		}
+		th := worktime.Thresholds{Great: e.Great, Okay: e.Okay, TooLate: e.TooLate, Coverage: cov}
 		if e.FirstResponse != 0 {
 			if e.Great != 0 && e.Great != e.FirstResponse {
 				return fmt.Errorf("organisation file: policies: line %d: first_response %s and great %s disagree", n.Line, e.FirstResponse, e.Great)
 			}
 			th.Great = e.FirstResponse
 		}
-		var err error
 		switch strings.ToLower(strings.TrimSpace(e.Tier)) {
 		case "priority":
 			p.Priority = overlayThresholds(p.Priority, th)
@@ -181,6 +186,9 @@ func overlayThresholds(base, top worktime.Thresholds) worktime.Thresholds {
 	if top.TooLate != 0 {
 		base.TooLate = top.TooLate
 	}
+	if top.Coverage != "" {
+		base.Coverage = top.Coverage
+	}
 	return base
 }
 
@@ -195,10 +203,14 @@ func overlay(base, top worktime.Policy) worktime.Policy {
 // policy combines the environment's thresholds (every tier) with the
 // organisation file's per-tier ones and checks the result.
 func (c Config) policy() (worktime.Policy, error) {
-	d := worktime.Thresholds{Great: c.ResponseGreat, Okay: c.ResponseOkay, TooLate: c.ResponseTooLate}
+	cov, err := worktime.ParseCoverage(c.Coverage)
+	if err != nil {
+		return worktime.Policy{}, fmt.Errorf("triage: SIDEKICK_TRIAGE_COVERAGE: %w", err)
+	}
+	d := worktime.Thresholds{Great: c.ResponseGreat, Okay: c.ResponseOkay, TooLate: c.ResponseTooLate, Coverage: cov}
 	p := overlay(worktime.Policy{Priority: d, Subscriber: d, Community: d}, c.Org.Policy).WithDefaults()
 	if err := p.Validate(); err != nil {
-		return p, errors.Join(errors.New("triage: response policy (SIDEKICK_TRIAGE_RESPONSE_GREAT, SIDEKICK_TRIAGE_RESPONSE_OKAY, SIDEKICK_TRIAGE_RESPONSE_TOO_LATE, organisation file)"), err)
+		return p, errors.Join(errors.New("triage: response policy (SIDEKICK_TRIAGE_RESPONSE_GREAT, SIDEKICK_TRIAGE_RESPONSE_OKAY, SIDEKICK_TRIAGE_RESPONSE_TOO_LATE, SIDEKICK_TRIAGE_COVERAGE, organisation file)"), err)
 	}
 	return p, nil
 }

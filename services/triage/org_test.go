@@ -14,11 +14,11 @@ people:
 escalation:
   policies: []
 policies:
-  - {tier: priority, first_response: 10m, okay: 30m, notify: hero}
+  - {tier: priority, first_response: 10m, okay: 30m, notify: hero, coverage: always}
   - {name: something-else}
 triage:
   response_policy:
-    community: {too_late: 16h}
+    community: {too_late: 16h, coverage: rotation}
   business_team: partnerships
   category_rules:
     - {category: billing, weight: 3, channels: ["slack:C0BILLING"]}
@@ -32,8 +32,8 @@ func TestParseOrg(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := worktime.Policy{
-		Priority:  worktime.Thresholds{Great: 10 * time.Minute, Okay: 30 * time.Minute},
-		Community: worktime.Thresholds{TooLate: 16 * time.Hour},
+		Priority:  worktime.Thresholds{Great: 10 * time.Minute, Okay: 30 * time.Minute, Coverage: worktime.CoverageAlways},
+		Community: worktime.Thresholds{TooLate: 16 * time.Hour, Coverage: worktime.CoverageRoster},
 	}
 	if org.Policy != want {
 		t.Fatalf("policy %+v, want %+v", org.Policy, want)
@@ -46,14 +46,15 @@ func TestParseOrg(t *testing.T) {
 		t.Fatalf("the extra rule is not appended to the built-in ones: %d rules, last %+v", len(org.Rules.Categories), last)
 	}
 
-	cfg := Config{ResponseGreat: 15 * time.Minute, ResponseOkay: time.Hour, ResponseTooLate: 8 * time.Hour, Org: org}
+	// The coverage left out is the environment's (duty by default).
+	cfg := Config{ResponseGreat: 15 * time.Minute, ResponseOkay: time.Hour, ResponseTooLate: 8 * time.Hour, Coverage: "duty", Org: org}
 	p, err := cfg.policy()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Priority != (worktime.Thresholds{Great: 10 * time.Minute, Okay: 30 * time.Minute, TooLate: 8 * time.Hour}) ||
-		p.Subscriber != (worktime.Thresholds{Great: 15 * time.Minute, Okay: time.Hour, TooLate: 8 * time.Hour}) ||
-		p.Community != (worktime.Thresholds{Great: 15 * time.Minute, Okay: time.Hour, TooLate: 16 * time.Hour}) {
+	if p.Priority != (worktime.Thresholds{Great: 10 * time.Minute, Okay: 30 * time.Minute, TooLate: 8 * time.Hour, Coverage: worktime.CoverageAlways}) ||
+		p.Subscriber != (worktime.Thresholds{Great: 15 * time.Minute, Okay: time.Hour, TooLate: 8 * time.Hour, Coverage: worktime.CoverageDuty}) ||
+		p.Community != (worktime.Thresholds{Great: 15 * time.Minute, Okay: time.Hour, TooLate: 16 * time.Hour, Coverage: worktime.CoverageRoster}) {
 		t.Fatalf("policy %+v", p)
 	}
 }
@@ -67,6 +68,8 @@ func TestParseOrgErrors(t *testing.T) {
 		"bad duration":      {"triage:\n  response_policy:\n    priority: {great: soon}\n", "soon"},
 		"great disagrees":   {"policies:\n  - {tier: all, first_response: 5m, great: 10m}\n", "disagree"},
 		"policies not list": {"policies: {tier: priority}\n", "want a list"},
+		"unknown coverage":  {"triage:\n  response_policy:\n    priority: {coverage: nights}\n", `coverage "nights"`},
+		"coverage in list":  {"policies:\n  - {tier: all, coverage: sometimes}\n", `coverage "sometimes"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseOrg([]byte(tc.yaml))
@@ -85,5 +88,9 @@ func TestParseOrgErrors(t *testing.T) {
 	cfg := Config{ResponseGreat: time.Hour, ResponseOkay: 30 * time.Minute, ResponseTooLate: 8 * time.Hour}
 	if _, err := cfg.policy(); err == nil || !strings.Contains(err.Error(), "SIDEKICK_TRIAGE_RESPONSE_GREAT") {
 		t.Fatalf("decreasing thresholds: %v", err)
+	}
+	cfg = Config{ResponseGreat: time.Minute, ResponseOkay: time.Hour, ResponseTooLate: 8 * time.Hour, Coverage: "weekdays"}
+	if _, err := cfg.policy(); err == nil || !strings.Contains(err.Error(), "SIDEKICK_TRIAGE_COVERAGE") {
+		t.Fatalf("unknown coverage: %v", err)
 	}
 }

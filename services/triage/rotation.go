@@ -53,8 +53,8 @@ func (s *Service) handleRotation(ctx context.Context, msg jetstream.Msg) error {
 			From: ev.GetPreviousPersonId(), To: ev.GetPersonId(),
 		})
 	case supportv1.RotationEventType_ROTATION_EVENT_TYPE_OVERRIDE_CREATED:
-		if s.cache != nil {
-			s.cache.Invalidate()
+		for _, c := range s.caches {
+			c.Invalidate()
 		}
 		from := s.deps.Clock.Now()
 		if ev.GetStart() != nil {

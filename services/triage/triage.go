@@ -120,11 +120,14 @@ type Config struct {
 	ResponseGreat   time.Duration `env:"SIDEKICK_TRIAGE_RESPONSE_GREAT" envDefault:"15m"`
 	ResponseOkay    time.Duration `env:"SIDEKICK_TRIAGE_RESPONSE_OKAY" envDefault:"1h"`
 	ResponseTooLate time.Duration `env:"SIDEKICK_TRIAGE_RESPONSE_TOO_LATE" envDefault:"8h"`
-	// Coverage says when response clocks run: "rotation" (while somebody
-	// on the support roster is within working hours, asked from rotation's
-	// WorkingWindows) or "always" (wall-clock time). Empty: rotation when a
-	// rotation client is given, else always.
-	Coverage string `env:"SIDEKICK_TRIAGE_COVERAGE" envDefault:"rotation"`
+	// Coverage says when response clocks run, for the tiers whose policy
+	// does not say (the organisation file's `coverage:`): "duty" (while
+	// whoever is on duty as hero, or a catcher covering them, is within
+	// working hours, asked from rotation's WorkingWindows), "roster"
+	// (while anybody on the support roster is; "rotation" is its older
+	// name) or "always" (wall-clock time). Without a rotation client,
+	// duty and roster count wall-clock time.
+	Coverage string `env:"SIDEKICK_TRIAGE_COVERAGE" envDefault:"duty"`
 	// WindowsTTL is how long working windows fetched from rotation are
 	// reused.
 	WindowsTTL time.Duration `env:"SIDEKICK_TRIAGE_WINDOWS_TTL" envDefault:"5m"`
@@ -178,11 +181,11 @@ type Deps struct {
 	// Clock is what every timer, deadline and timestamp of triage reads;
 	// nil: the wall clock.
 	Clock clock.Clock
-	// Rotation is the rotation service's client; needed with Coverage
-	// "rotation", and used to name the next hero at a handoff.
+	// Rotation is the rotation service's client: the working windows of
+	// the duty and roster coverages, and the next hero at a handoff.
 	Rotation Rotation
-	// Coverage, when set, replaces the working windows from rotation
-	// (tests and benchmarks).
+	// Coverage, when set, replaces the working windows from rotation, of
+	// every coverage but always (tests and benchmarks).
 	Coverage coverage.Source
 	// People, when set, replaces the people asked from Rotation (tests;
 	// an installation without rotation maps no staff to persons).
@@ -207,7 +210,7 @@ type Service struct {
 	actions  *bus.Consumer
 	receipts *bus.Consumer
 	timers   *timers.Loop
-	cache    *coverage.Cache
+	caches   []*coverage.Cache // of the duty and roster windows
 	api      *grpcapi.Server
 }
 
@@ -231,7 +234,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, deps: deps}
-	cov, err := s.coverage()
+	duty, roster, err := s.coverage()
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +255,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		ConsoleURL:     cfg.ConsoleURL,
 		Rules:          tier.Rules{PriorityRevenueCents: cfg.PriorityRevenueCents},
 		Policy:         policy,
-		Coverage:       cov,
+		Coverage:       duty,
+		Roster:         roster,
 		Horizon:        cfg.DeadlineHorizon,
 		Classify:       cfg.Org.Rules,
 		BusinessTeam:   business,
@@ -333,32 +337,32 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	return s, nil
 }
 
-// coverage picks where working windows come from.
-func (s *Service) coverage() (coverage.Source, error) {
+// coverage picks where the working windows of the duty and the roster
+// coverages come from: rotation, through a cache each.
+func (s *Service) coverage() (duty, roster coverage.Source, err error) {
 	if s.deps.Coverage != nil {
-		return s.deps.Coverage, nil
+		return s.deps.Coverage, s.deps.Coverage, nil
 	}
-	switch strings.ToLower(strings.TrimSpace(s.cfg.Coverage)) {
-	case "always":
-		return coverage.Always{}, nil
-	case "":
-		if s.deps.Rotation == nil {
-			return coverage.Always{}, nil
+	if s.deps.Rotation == nil {
+		// Nobody to ask when people work: wall-clock time.
+		return coverage.Always{}, coverage.Always{}, nil
+	}
+	cached := func(role rotationv1.Role) (coverage.Source, error) {
+		c, err := coverage.NewCache(coverage.Rotation{Client: s.deps.Rotation, Role: role}, coverage.CacheConfig{TTL: s.cfg.WindowsTTL},
+			s.deps.Clock, s.deps.Logger, s.deps.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("triage: %w", err)
 		}
-	case "rotation":
-		if s.deps.Rotation == nil {
-			return nil, errors.New("triage: SIDEKICK_TRIAGE_COVERAGE=rotation needs the rotation service's client")
-		}
-	default:
-		return nil, fmt.Errorf("triage: SIDEKICK_TRIAGE_COVERAGE is %q: want rotation or always", s.cfg.Coverage)
+		s.caches = append(s.caches, c)
+		return c, nil
 	}
-	cache, err := coverage.NewCache(coverage.Rotation{Client: s.deps.Rotation}, coverage.CacheConfig{TTL: s.cfg.WindowsTTL},
-		s.deps.Clock, s.deps.Logger, s.deps.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("triage: %w", err)
+	if duty, err = cached(rotationv1.Role_ROLE_HERO); err != nil {
+		return nil, nil, err
 	}
-	s.cache = cache
-	return cache, nil
+	if roster, err = cached(rotationv1.Role_ROLE_UNSPECIFIED); err != nil {
+		return nil, nil, err
+	}
+	return duty, roster, nil
 }
 
 // Spec describes triage to an app.Host: its schema, gRPC and its

@@ -483,8 +483,17 @@ func (s *Server) ApplyConfig(ctx context.Context, req *rotationv1.ApplyConfigReq
 	return &rotationv1.ApplyConfigResponse{Changes: changes, Applied: !req.GetDryRun() && len(changes) > 0}, nil
 }
 
-// WorkingWindows returns when the support roster is within working hours.
+// WorkingWindows returns when the support roster is within working hours,
+// or, for ROLE_HERO, when whoever is on duty as hero (or a catcher) is.
 func (s *Server) WorkingWindows(_ context.Context, req *rotationv1.WorkingWindowsRequest) (*rotationv1.WorkingWindowsResponse, error) {
+	windows := (*schedule.Schedule).WorkingWindows
+	switch req.GetRole() {
+	case rotationv1.Role_ROLE_UNSPECIFIED:
+	case rotationv1.Role_ROLE_HERO:
+		windows = (*schedule.Schedule).DutyWindows
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "role %s: want ROLE_HERO or none (the support roster)", req.GetRole())
+	}
 	sc, err := s.schedule()
 	if err != nil {
 		return nil, err
@@ -504,7 +513,7 @@ func (s *Server) WorkingWindows(_ context.Context, req *rotationv1.WorkingWindow
 		return nil, status.Error(codes.InvalidArgument, "range longer than a year")
 	}
 	resp := &rotationv1.WorkingWindowsResponse{}
-	for _, iv := range sc.WorkingWindows(from, to) {
+	for _, iv := range windows(sc, from, to) {
 		resp.Windows = append(resp.Windows, &rotationv1.Interval{Start: timestamppb.New(iv.Start), End: timestamppb.New(iv.End)})
 	}
 	return resp, nil

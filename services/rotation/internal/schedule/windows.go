@@ -105,6 +105,53 @@ func (s *Schedule) WorkingWindows(from, to time.Time) []Interval {
 	return out
 }
 
+// DutyWindows returns, within [from, to), when whoever is on duty as
+// Support Hero can take a message, as sorted, disjoint intervals in UTC:
+// the hero (or whoever a swap or an override puts on duty) while within
+// their working hours and neither on time off nor on a public holiday,
+// and, when catchers are on, any catcher within theirs (catchers take
+// what the hero cannot). The hero's colleagues who are off duty count for
+// nothing, unlike in WorkingWindows. Response deadlines count only time
+// inside these windows (issue 17: the clock follows the person on duty).
+// Without a hero rotation it is WorkingWindows.
+func (s *Schedule) DutyWindows(from, to time.Time) []Interval {
+	if s.hero == nil {
+		return s.WorkingWindows(from, to)
+	}
+	f, e := from.UnixNano(), to.UnixNano()
+	if e <= f {
+		return nil
+	}
+	var all []span
+	add := func(p int32, a, b int64) {
+		for _, sp := range s.personWindows(p, a, b) {
+			all = append(all, span{max(sp.start, a), min(sp.end, b)})
+		}
+	}
+	points := s.changePoints(f, e, nil, s.hero)
+	for i, at := range points {
+		end := e
+		if i+1 < len(points) {
+			end = points[i+1]
+		}
+		var buf [4]duty
+		for _, d := range s.hero.state(at, buf[:0]).duties {
+			add(d.person, at, end)
+		}
+	}
+	if s.support.Catchers {
+		for _, p := range s.catchers {
+			add(p, f, e)
+		}
+	}
+	all = mergeSpans(all)
+	out := make([]Interval, 0, len(all))
+	for _, sp := range all {
+		out = append(out, Interval{Start: time.Unix(0, sp.start).UTC(), End: time.Unix(0, sp.end).UTC()})
+	}
+	return out
+}
+
 // Gap is a stretch of time when a role has nobody covering it.
 type Gap struct {
 	Role Role

@@ -1,5 +1,6 @@
-// Package coverage tells triage when somebody on the support roster is
-// within working hours: the working windows response clocks run in. The
+// Package coverage tells triage when the person on duty (or anybody on
+// the support roster) is within working hours: the working windows
+// response clocks run in. The
 // rotation service answers that over gRPC (RotationService.WorkingWindows);
 // [Cache] keeps its answers per fixed chunk of time so that evaluating a
 // deadline rarely leaves the process, and serves a stale chunk when
@@ -39,6 +40,9 @@ type WindowsClient interface {
 // Rotation asks the rotation service.
 type Rotation struct {
 	Client WindowsClient
+	// Role ROLE_HERO asks when whoever is on duty as hero (or a catcher
+	// covering them) works; unspecified, when anybody on the roster does.
+	Role rotationv1.Role
 	// Timeout bounds one call; default 5s.
 	Timeout time.Duration
 }
@@ -51,7 +55,7 @@ func (r Rotation) Windows(ctx context.Context, from, to time.Time) (worktime.Win
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	resp, err := r.Client.WorkingWindows(ctx, &rotationv1.WorkingWindowsRequest{From: timestamppb.New(from), To: timestamppb.New(to)})
+	resp, err := r.Client.WorkingWindows(ctx, &rotationv1.WorkingWindowsRequest{From: timestamppb.New(from), To: timestamppb.New(to), Role: r.Role})
 	if err != nil {
 		return nil, fmt.Errorf("rotation WorkingWindows [%s, %s): %w", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), err)
 	}

@@ -10,6 +10,7 @@ import (
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/classify"
 	"github.com/sidekickhq/sidekick/services/triage/internal/conv"
+	"github.com/sidekickhq/sidekick/services/triage/internal/coverage"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 	"github.com/sidekickhq/sidekick/services/triage/internal/worktime"
 )
@@ -62,15 +63,26 @@ func stopClock(st *store.State, now time.Time) bool {
 	return st.Clock.Running() && st.Clock.StaffReplied(now)
 }
 
-// windowsFor returns the working windows the clock needs at now: from its
-// first unsettled span to Horizon ahead (further when no threshold falls
-// inside).
-func (e *Engine) windowsFor(ctx context.Context, clock *worktime.Clock, now time.Time, horizon time.Duration) (worktime.Windows, error) {
+// windowsFor returns the working windows of coverage cov the clock needs
+// at now: from its first unsettled span to Horizon ahead (further when no
+// threshold falls inside).
+func (e *Engine) windowsFor(ctx context.Context, cov worktime.Coverage, clock *worktime.Clock, now time.Time, horizon time.Duration) (worktime.Windows, error) {
 	from := clock.Since()
 	if from.IsZero() || from.After(now) {
 		from = now
 	}
-	return e.cfg.Coverage.Windows(ctx, from, now.Add(horizon))
+	return e.coverage(cov).Windows(ctx, from, now.Add(horizon))
+}
+
+// coverage is where the working windows of a tier's coverage come from.
+func (e *Engine) coverage(cov worktime.Coverage) coverage.Source {
+	switch cov {
+	case worktime.CoverageAlways:
+		return coverage.Always{}
+	case worktime.CoverageRoster:
+		return e.cfg.Roster
+	}
+	return e.cfg.Coverage
 }
 
 // schedule evaluates c's clock at now (see the comment at the top of this
@@ -89,7 +101,7 @@ func (e *Engine) schedule(ctx context.Context, p *pipe, c *supportv1.Conversatio
 		return
 	}
 	th := e.cfg.Policy.For(c.GetTier())
-	w, err := e.windowsFor(ctx, &st.Clock, now, e.cfg.Horizon)
+	w, err := e.windowsFor(ctx, th.Coverage, &st.Clock, now, e.cfg.Horizon)
 	if err != nil {
 		// Rotation cannot say when people work: keep what is known and
 		// try again shortly rather than fail the message.
@@ -105,7 +117,7 @@ func (e *Engine) schedule(ctx context.Context, p *pipe, c *supportv1.Conversatio
 	status := st.Clock.Status(w, th, now)
 	if status.MoreWindows {
 		// Nobody works within the horizon: look much further ahead once.
-		if far, err := e.windowsFor(ctx, &st.Clock, now, 8*e.cfg.Horizon); err == nil {
+		if far, err := e.windowsFor(ctx, th.Coverage, &st.Clock, now, 8*e.cfg.Horizon); err == nil {
 			w, status = far, st.Clock.Status(far, th, now)
 		}
 	}

@@ -57,9 +57,13 @@ type Config struct {
 	// Policy holds the first-response thresholds per tier; zero thresholds
 	// take the handbook's.
 	Policy worktime.Policy
-	// Coverage answers when the support roster works; default: always
+	// Coverage answers when whoever is on duty as hero works: the clock of
+	// a tier whose policy says coverage duty runs in it; default: always
 	// (wall-clock deadlines).
 	Coverage coverage.Source
+	// Roster answers when anybody on the support roster works (coverage
+	// roster); default: Coverage.
+	Roster coverage.Source
 	// Horizon is how far ahead working windows are fetched to place the
 	// next deadline; default 14 days.
 	Horizon time.Duration
@@ -136,6 +140,9 @@ func newEngine(cfg Config, c clock.Clock, reg prometheus.Registerer) (*Engine, e
 	}
 	if cfg.Coverage == nil {
 		cfg.Coverage = coverage.Always{}
+	}
+	if cfg.Roster == nil {
+		cfg.Roster = cfg.Coverage
 	}
 	if cfg.Horizon <= 0 {
 		cfg.Horizon = 14 * 24 * time.Hour

@@ -242,10 +242,10 @@ func TestPolicy(t *testing.T) {
 		tier supportv1.Tier
 		want Thresholds
 	}{
-		{supportv1.Tier_TIER_PRIORITY, Thresholds{10 * time.Minute, 30 * time.Minute, 4 * time.Hour}},
+		{supportv1.Tier_TIER_PRIORITY, Thresholds{10 * time.Minute, 30 * time.Minute, 4 * time.Hour, CoverageDuty}},
 		{supportv1.Tier_TIER_SUBSCRIBER, DefaultThresholds()},
-		{supportv1.Tier_TIER_COMMUNITY, Thresholds{15 * time.Minute, time.Hour, 16 * time.Hour}},
-		{supportv1.Tier_TIER_UNSPECIFIED, Thresholds{15 * time.Minute, time.Hour, 16 * time.Hour}},
+		{supportv1.Tier_TIER_COMMUNITY, Thresholds{15 * time.Minute, time.Hour, 16 * time.Hour, CoverageDuty}},
+		{supportv1.Tier_TIER_UNSPECIFIED, Thresholds{15 * time.Minute, time.Hour, 16 * time.Hour, CoverageDuty}},
 	} {
 		if got := p.For(tt.tier); got != tt.want {
 			t.Errorf("For(%s) = %+v, want %+v", tt.tier, got, tt.want)

@@ -3,7 +3,10 @@ package worktime
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 )
@@ -61,6 +64,51 @@ const (
 	DefaultTooLate = 8 * time.Hour
 )
 
+// Coverage says whose working time a tier's first-response clock runs
+// in.
+type Coverage string
+
+// The coverages. The empty Coverage means "the default" (see
+// [Policy.WithDefaults]).
+const (
+	// CoverageDuty: while whoever is on duty as Support Hero (the hero, or
+	// the catcher covering them) is within working hours and not away. The
+	// handbook's "a reasonable timeframe during your working day".
+	CoverageDuty Coverage = "duty"
+	// CoverageRoster: while anybody on the support roster is within working
+	// hours (what every tier used before issue 17).
+	CoverageRoster Coverage = "roster"
+	// CoverageAlways: around the clock, in wall-clock time (e.g. Priority
+	// for a company that promises it).
+	CoverageAlways Coverage = "always"
+)
+
+// ParseCoverage reads a coverage name: duty, roster (or rotation, its
+// older name), always; empty is the default.
+func ParseCoverage(s string) (Coverage, error) {
+	switch c := Coverage(strings.ToLower(strings.TrimSpace(s))); c {
+	case "", CoverageDuty, CoverageRoster, CoverageAlways:
+		return c, nil
+	case "rotation":
+		return CoverageRoster, nil
+	}
+	return "", fmt.Errorf("coverage %q: want duty, roster or always", s)
+}
+
+// UnmarshalYAML reads a coverage name with [ParseCoverage].
+func (c *Coverage) UnmarshalYAML(node *yaml.Node) error {
+	var s string
+	if err := node.Decode(&s); err != nil {
+		return err
+	}
+	v, err := ParseCoverage(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", node.Line, err)
+	}
+	*c = v
+	return nil
+}
+
 // Thresholds are the covered-time boundaries of the first-response levels:
 // elapsed time in [0, Great) is great, [Great, Okay) okay, [Okay, TooLate)
 // late, and TooLate or more breached. In YAML the durations are written as
@@ -74,12 +122,15 @@ type Thresholds struct {
 	// TooLate is one working day of covered time: a response after it is too
 	// late and the conversation's deadline is breached.
 	TooLate time.Duration `yaml:"too_late" json:"too_late"`
+	// Coverage is whose working time the clock runs in; empty: the
+	// default (SIDEKICK_TRIAGE_COVERAGE, else duty).
+	Coverage Coverage `yaml:"coverage" json:"coverage"`
 }
 
 // DefaultThresholds returns the handbook's guideline: 15 minutes, 1 hour,
-// 8 hours.
+// 8 hours, in the working time of the person on duty.
 func DefaultThresholds() Thresholds {
-	return Thresholds{Great: DefaultGreat, Okay: DefaultOkay, TooLate: DefaultTooLate}
+	return Thresholds{Great: DefaultGreat, Okay: DefaultOkay, TooLate: DefaultTooLate, Coverage: CoverageDuty}
 }
 
 // Level returns the level a clock with the given covered elapsed time is in.
@@ -123,6 +174,9 @@ func (t Thresholds) withDefaults(d Thresholds) Thresholds {
 	if t.TooLate == 0 {
 		t.TooLate = d.TooLate
 	}
+	if t.Coverage == "" {
+		t.Coverage = d.Coverage
+	}
 	return t
 }
 
@@ -143,10 +197,11 @@ func (t Thresholds) Validate() error {
 // Community, e.g.
 //
 //	response_policy:
-//	  priority:  {great: 10m, okay: 30m, too_late: 4h}
+//	  priority:  {great: 10m, okay: 30m, too_late: 4h, coverage: always}
 //	  community: {too_late: 16h}
 //
-// Thresholds left out (zero) take the handbook's values (see
+// Thresholds left out (zero) take the handbook's values, and the clock
+// runs in the working time of the person on duty (see
 // [Policy.WithDefaults]).
 type Policy struct {
 	// Priority applies to Scale and Enterprise customers and high-paying
@@ -182,6 +237,9 @@ func (p Policy) Validate() error {
 		name string
 		t    Thresholds
 	}{{"priority", p.Priority}, {"subscriber", p.Subscriber}, {"community", p.Community}} {
+		if _, err := ParseCoverage(string(tt.t.Coverage)); err != nil {
+			errs = append(errs, fmt.Errorf("response policy %s: %w", tt.name, err))
+		}
 		if err := tt.t.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("response policy %s: %w", tt.name, err))
 		}

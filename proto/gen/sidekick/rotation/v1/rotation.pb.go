@@ -2017,9 +2017,15 @@ func (x *ApplyConfigResponse) GetApplied() bool {
 }
 
 type WorkingWindowsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
-	To            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	From  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// ROLE_HERO: when whoever is on duty as Support Hero (the hero, or
+	// whoever a swap or an override puts on duty) is within working hours
+	// and not away, or, with catchers on, a catcher is. Unspecified: when
+	// anybody on the support roster (hero participants and catchers) is.
+	// Other roles are refused.
+	Role          Role `protobuf:"varint,3,opt,name=role,proto3,enum=sidekick.rotation.v1.Role" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2066,6 +2072,13 @@ func (x *WorkingWindowsRequest) GetTo() *timestamppb.Timestamp {
 		return x.To
 	}
 	return nil
+}
+
+func (x *WorkingWindowsRequest) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
 }
 
 type Interval struct {
@@ -2291,10 +2304,11 @@ const file_sidekick_rotation_v1_rotation_proto_rawDesc = "" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"I\n" +
 	"\x13ApplyConfigResponse\x12\x18\n" +
 	"\achanges\x18\x01 \x03(\tR\achanges\x12\x18\n" +
-	"\aapplied\x18\x02 \x01(\bR\aapplied\"s\n" +
+	"\aapplied\x18\x02 \x01(\bR\aapplied\"\xa3\x01\n" +
 	"\x15WorkingWindowsRequest\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
-	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"j\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12.\n" +
+	"\x04role\x18\x03 \x01(\x0e2\x1a.sidekick.rotation.v1.RoleR\x04role\"j\n" +
 	"\bInterval\x120\n" +
 	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
 	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\"R\n" +
@@ -2434,36 +2448,37 @@ var file_sidekick_rotation_v1_rotation_proto_depIdxs = []int32{
 	4,  // 38: sidekick.rotation.v1.ListPeopleResponse.people:type_name -> sidekick.rotation.v1.Person
 	34, // 39: sidekick.rotation.v1.WorkingWindowsRequest.from:type_name -> google.protobuf.Timestamp
 	34, // 40: sidekick.rotation.v1.WorkingWindowsRequest.to:type_name -> google.protobuf.Timestamp
-	34, // 41: sidekick.rotation.v1.Interval.start:type_name -> google.protobuf.Timestamp
-	34, // 42: sidekick.rotation.v1.Interval.end:type_name -> google.protobuf.Timestamp
-	32, // 43: sidekick.rotation.v1.WorkingWindowsResponse.windows:type_name -> sidekick.rotation.v1.Interval
-	7,  // 44: sidekick.rotation.v1.RotationService.WhoIsOnCall:input_type -> sidekick.rotation.v1.WhoIsOnCallRequest
-	11, // 45: sidekick.rotation.v1.RotationService.ListShifts:input_type -> sidekick.rotation.v1.ListShiftsRequest
-	14, // 46: sidekick.rotation.v1.RotationService.CreateOverride:input_type -> sidekick.rotation.v1.CreateOverrideRequest
-	16, // 47: sidekick.rotation.v1.RotationService.SwapShifts:input_type -> sidekick.rotation.v1.SwapShiftsRequest
-	25, // 48: sidekick.rotation.v1.RotationService.ListTeams:input_type -> sidekick.rotation.v1.ListTeamsRequest
-	27, // 49: sidekick.rotation.v1.RotationService.ListPeople:input_type -> sidekick.rotation.v1.ListPeopleRequest
-	29, // 50: sidekick.rotation.v1.RotationService.ApplyConfig:input_type -> sidekick.rotation.v1.ApplyConfigRequest
-	31, // 51: sidekick.rotation.v1.RotationService.WorkingWindows:input_type -> sidekick.rotation.v1.WorkingWindowsRequest
-	18, // 52: sidekick.rotation.v1.RotationService.ListOverrides:input_type -> sidekick.rotation.v1.ListOverridesRequest
-	20, // 53: sidekick.rotation.v1.RotationService.DeleteOverride:input_type -> sidekick.rotation.v1.DeleteOverrideRequest
-	22, // 54: sidekick.rotation.v1.RotationService.ListRotations:input_type -> sidekick.rotation.v1.ListRotationsRequest
-	10, // 55: sidekick.rotation.v1.RotationService.WhoIsOnCall:output_type -> sidekick.rotation.v1.WhoIsOnCallResponse
-	12, // 56: sidekick.rotation.v1.RotationService.ListShifts:output_type -> sidekick.rotation.v1.ListShiftsResponse
-	15, // 57: sidekick.rotation.v1.RotationService.CreateOverride:output_type -> sidekick.rotation.v1.CreateOverrideResponse
-	17, // 58: sidekick.rotation.v1.RotationService.SwapShifts:output_type -> sidekick.rotation.v1.SwapShiftsResponse
-	26, // 59: sidekick.rotation.v1.RotationService.ListTeams:output_type -> sidekick.rotation.v1.ListTeamsResponse
-	28, // 60: sidekick.rotation.v1.RotationService.ListPeople:output_type -> sidekick.rotation.v1.ListPeopleResponse
-	30, // 61: sidekick.rotation.v1.RotationService.ApplyConfig:output_type -> sidekick.rotation.v1.ApplyConfigResponse
-	33, // 62: sidekick.rotation.v1.RotationService.WorkingWindows:output_type -> sidekick.rotation.v1.WorkingWindowsResponse
-	19, // 63: sidekick.rotation.v1.RotationService.ListOverrides:output_type -> sidekick.rotation.v1.ListOverridesResponse
-	21, // 64: sidekick.rotation.v1.RotationService.DeleteOverride:output_type -> sidekick.rotation.v1.DeleteOverrideResponse
-	23, // 65: sidekick.rotation.v1.RotationService.ListRotations:output_type -> sidekick.rotation.v1.ListRotationsResponse
-	55, // [55:66] is the sub-list for method output_type
-	44, // [44:55] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	0,  // 41: sidekick.rotation.v1.WorkingWindowsRequest.role:type_name -> sidekick.rotation.v1.Role
+	34, // 42: sidekick.rotation.v1.Interval.start:type_name -> google.protobuf.Timestamp
+	34, // 43: sidekick.rotation.v1.Interval.end:type_name -> google.protobuf.Timestamp
+	32, // 44: sidekick.rotation.v1.WorkingWindowsResponse.windows:type_name -> sidekick.rotation.v1.Interval
+	7,  // 45: sidekick.rotation.v1.RotationService.WhoIsOnCall:input_type -> sidekick.rotation.v1.WhoIsOnCallRequest
+	11, // 46: sidekick.rotation.v1.RotationService.ListShifts:input_type -> sidekick.rotation.v1.ListShiftsRequest
+	14, // 47: sidekick.rotation.v1.RotationService.CreateOverride:input_type -> sidekick.rotation.v1.CreateOverrideRequest
+	16, // 48: sidekick.rotation.v1.RotationService.SwapShifts:input_type -> sidekick.rotation.v1.SwapShiftsRequest
+	25, // 49: sidekick.rotation.v1.RotationService.ListTeams:input_type -> sidekick.rotation.v1.ListTeamsRequest
+	27, // 50: sidekick.rotation.v1.RotationService.ListPeople:input_type -> sidekick.rotation.v1.ListPeopleRequest
+	29, // 51: sidekick.rotation.v1.RotationService.ApplyConfig:input_type -> sidekick.rotation.v1.ApplyConfigRequest
+	31, // 52: sidekick.rotation.v1.RotationService.WorkingWindows:input_type -> sidekick.rotation.v1.WorkingWindowsRequest
+	18, // 53: sidekick.rotation.v1.RotationService.ListOverrides:input_type -> sidekick.rotation.v1.ListOverridesRequest
+	20, // 54: sidekick.rotation.v1.RotationService.DeleteOverride:input_type -> sidekick.rotation.v1.DeleteOverrideRequest
+	22, // 55: sidekick.rotation.v1.RotationService.ListRotations:input_type -> sidekick.rotation.v1.ListRotationsRequest
+	10, // 56: sidekick.rotation.v1.RotationService.WhoIsOnCall:output_type -> sidekick.rotation.v1.WhoIsOnCallResponse
+	12, // 57: sidekick.rotation.v1.RotationService.ListShifts:output_type -> sidekick.rotation.v1.ListShiftsResponse
+	15, // 58: sidekick.rotation.v1.RotationService.CreateOverride:output_type -> sidekick.rotation.v1.CreateOverrideResponse
+	17, // 59: sidekick.rotation.v1.RotationService.SwapShifts:output_type -> sidekick.rotation.v1.SwapShiftsResponse
+	26, // 60: sidekick.rotation.v1.RotationService.ListTeams:output_type -> sidekick.rotation.v1.ListTeamsResponse
+	28, // 61: sidekick.rotation.v1.RotationService.ListPeople:output_type -> sidekick.rotation.v1.ListPeopleResponse
+	30, // 62: sidekick.rotation.v1.RotationService.ApplyConfig:output_type -> sidekick.rotation.v1.ApplyConfigResponse
+	33, // 63: sidekick.rotation.v1.RotationService.WorkingWindows:output_type -> sidekick.rotation.v1.WorkingWindowsResponse
+	19, // 64: sidekick.rotation.v1.RotationService.ListOverrides:output_type -> sidekick.rotation.v1.ListOverridesResponse
+	21, // 65: sidekick.rotation.v1.RotationService.DeleteOverride:output_type -> sidekick.rotation.v1.DeleteOverrideResponse
+	23, // 66: sidekick.rotation.v1.RotationService.ListRotations:output_type -> sidekick.rotation.v1.ListRotationsResponse
+	56, // [56:67] is the sub-list for method output_type
+	45, // [45:56] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_rotation_v1_rotation_proto_init() }

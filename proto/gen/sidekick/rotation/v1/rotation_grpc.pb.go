@@ -54,7 +54,9 @@ type RotationServiceClient interface {
 	ApplyConfig(ctx context.Context, in *ApplyConfigRequest, opts ...grpc.CallOption) (*ApplyConfigResponse, error)
 	// WorkingWindows returns the intervals in [from, to) during which somebody
 	// on the support roster is within working hours (time off and public
-	// holidays left out); triage counts deadlines only inside them.
+	// holidays left out), or, asked for ROLE_HERO, during which whoever is on
+	// duty as hero (or a catcher covering them) is; triage counts deadlines
+	// only inside them.
 	WorkingWindows(ctx context.Context, in *WorkingWindowsRequest, opts ...grpc.CallOption) (*WorkingWindowsResponse, error)
 	// ListOverrides lists the overrides of a rotation (or every rotation)
 	// overlapping a time range: those of the organisation file and those
@@ -209,7 +211,9 @@ type RotationServiceServer interface {
 	ApplyConfig(context.Context, *ApplyConfigRequest) (*ApplyConfigResponse, error)
 	// WorkingWindows returns the intervals in [from, to) during which somebody
 	// on the support roster is within working hours (time off and public
-	// holidays left out); triage counts deadlines only inside them.
+	// holidays left out), or, asked for ROLE_HERO, during which whoever is on
+	// duty as hero (or a catcher covering them) is; triage counts deadlines
+	// only inside them.
 	WorkingWindows(context.Context, *WorkingWindowsRequest) (*WorkingWindowsResponse, error)
 	// ListOverrides lists the overrides of a rotation (or every rotation)
 	// overlapping a time range: those of the organisation file and those
