@@ -141,6 +141,14 @@ type Config struct {
 	// a follow-the-sun catcher at work while the person on duty is off
 	// hours; off, pings go where pages go (the person on duty unless away).
 	PingsFollowWorkingHours bool `env:"SIDEKICK_NOTIFIER_PINGS_FOLLOW_WORKING_HOURS" envDefault:"false"`
+	// BurstWindow coalesces the pings about conversations to one person
+	// (or Slack channel) on Slack: those within BurstWindow of the first
+	// are added to its message, rewritten with the growing list, instead
+	// of a message each; 0 sends each on its own.
+	BurstWindow time.Duration `env:"SIDEKICK_NOTIFIER_BURST_WINDOW" envDefault:"1m"`
+	// BurstEvery is the least time between two rewrites of a burst's
+	// message (Slack's chat.update allows about one a second).
+	BurstEvery time.Duration `env:"SIDEKICK_NOTIFIER_BURST_EVERY" envDefault:"1s"`
 	// SendTimeout bounds one channel call.
 	SendTimeout time.Duration `env:"SIDEKICK_NOTIFIER_SEND_TIMEOUT" envDefault:"30s"`
 	// Lease is how long a delivery being sent is left to its sender before
@@ -336,6 +344,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Lease: cfg.Lease, SendTimeout: cfg.SendTimeout, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow,
 		OpsChannel: cfg.OpsChannel, PingsFollowWorkingHours: cfg.PingsFollowWorkingHours,
 		ContactRules: policies.ContactRules,
+		BurstWindow: cfg.BurstWindow, BurstEvery: cfg.BurstEvery,
 	}, deliver.Deps{
 		Store: st, Rotation: deps.Rotation, Channels: channels, Pager: pager, Mirrors: mirrors,
 		Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock, Rand: deps.Rand,
@@ -461,6 +470,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return s.relay.Run(gctx) })
 	g.Go(func() error { return s.dispatcher.RunSweeper(gctx, s.cfg.SweepInterval) })
+	g.Go(func() error { return s.dispatcher.RunBursts(gctx) })
 	g.Go(func() error { return s.runner.Run(gctx, s.cfg.TickInterval) })
 	g.Go(func() error { return s.pruner.Run(gctx) })
 	if err := g.Wait(); err != nil && ctx.Err() == nil {

@@ -433,17 +433,7 @@ func TestNewNeedsAChannel(t *testing.T) {
 
 func TestSlackDMThenAckUpdatesTheMessage(t *testing.T) {
 	h := newHarness(t)
-	fake := notifiertest.StartSlack(t)
-	cfg := testConfig()
-	cfg.SlackBotToken, cfg.SlackAPIURL = "xoxb-test", fake.URL()
-	s, err := New(cfg, h.deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	s, fake := h.startSlack(t, testConfig())
 
 	h.publish(t, bus.ConversationSubject("opened"), "ev-s", notifiertest.Opened("ev-s", "conv-s", h.clock.Now()))
 	notifiertest.Eventually(t, "a delivered event", func() bool {

@@ -79,6 +79,15 @@ func (d *Dispatcher) ResumeConversation(ctx context.Context, conversationID stri
 // change. Best effort: a failed update is logged, the state is recorded.
 func (d *Dispatcher) updateSent(ctx context.Context, x store.Acknowledged, status string) {
 	for _, del := range x.Sent {
+		if del.BurstID != "" {
+			// The burst's message is rewritten with every member's state.
+			if err := d.store.MarkBurstDirty(ctx, del.BurstID); err != nil {
+				d.logger.Warn("could not have a burst message rewritten", "delivery", del.ID, "burst", del.BurstID, "error", err)
+				continue
+			}
+			d.runBurst(ctx, del.BurstKey)
+			continue
+		}
 		u, ok := d.byName[del.Channel].(notify.Updater)
 		if !ok {
 			continue

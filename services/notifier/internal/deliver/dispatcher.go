@@ -97,6 +97,16 @@ type Config struct {
 	// rule's channel after its delay instead of the first channel that
 	// reaches them (and the pager for a page); see planRules.
 	ContactRules map[string][]notify.ContactRule
+	// BurstWindow, when positive, coalesces the pings about conversations
+	// that reach one recipient through a channel that can rewrite its
+	// messages (Slack): those within BurstWindow of a burst's first post
+	// are added to its message (burst.go). Zero: one message each.
+	BurstWindow time.Duration
+	// BurstEvery is the least time between two rewrites of a burst's
+	// message (Slack allows chat.update about once a second); default 1s.
+	BurstEvery time.Duration
+	// BurstLimit bounds the members one rewrite adds; default 1000.
+	BurstLimit int
 }
 
 func (c Config) withDefaults() Config {
@@ -135,6 +145,12 @@ func (c Config) withDefaults() Config {
 	if c.RateWindow <= 0 {
 		c.RateWindow = 10 * time.Minute
 	}
+	if c.BurstEvery <= 0 {
+		c.BurstEvery = time.Second
+	}
+	if c.BurstLimit <= 0 {
+		c.BurstLimit = 1000
+	}
 	return c
 }
 
@@ -165,6 +181,7 @@ type Dispatcher struct {
 	rand     func() float64
 	hurried  func()
 	metrics  *metrics
+	bursts   burstWorkers
 }
 
 // Deps are the dispatcher's collaborators.
@@ -262,6 +279,10 @@ type Request struct {
 	// Lenient records a person rotation does not know as a failed
 	// delivery instead of failing the request (policies name people).
 	Lenient bool
+	// Coalesce lets a ping be added to a burst of its recipient's
+	// (Config.BurstWindow): a conversation's notification that lists
+	// well in one line.
+	Coalesce bool
 }
 
 // Notify records the notification for req unless its key was seen, then
@@ -349,6 +370,9 @@ func (d *Dispatcher) plan(req Request, recipients []notify.Recipient) []store.Ne
 		paged := req.Urgency == notify.Page && d.pager != nil && canReach(d.pager, r)
 		if c := d.channelFor(r); c != nil {
 			nd.Channel = c.Name()
+			if _, ok := c.(notify.Coalescer); ok && req.Coalesce && req.Urgency == notify.Ping && d.cfg.BurstWindow > 0 {
+				nd.BurstKey = c.Name() + "|" + recipientKey(r)
+			}
 			add(nd)
 		} else if !paged {
 			nd.Channel = "none"

@@ -11,6 +11,7 @@ type metrics struct {
 	sendSeconds *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
 	refreshes   prometheus.Counter
+	bursts      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sidekick_notifier_refreshes_total",
 			Help: "Sent messages rewritten with a newer state instead of sending another (storm protection).",
 		}),
+		bursts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekick_notifier_burst_messages_total",
+			Help: "Messages of bursts (pings to one recipient coalesced into one message) posted (post) or rewritten with more members or their new state (update).",
+		}, []string{"kind"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -47,6 +52,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.refreshes, err = promreg.Register(reg, m.refreshes); err != nil {
+		return nil, err
+	}
+	if m.bursts, err = promreg.Register(reg, m.bursts); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -21,6 +21,16 @@ func (d *Dispatcher) Send(ctx context.Context, notificationID string) error {
 		return err
 	}
 	d.attemptAll(ctx, jobs)
+	if d.cfg.BurstWindow <= 0 {
+		return nil
+	}
+	keys, err := d.store.BurstKeys(ctx, notificationID, now, 0)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		d.runBurst(ctx, k)
+	}
 	return nil
 }
 
@@ -201,7 +211,8 @@ func (d *Dispatcher) Refresh(ctx context.Context, sent []store.Job, text string)
 	done := 0
 	for _, j := range sent {
 		r, ok := d.byName[j.Delivery.Channel].(notify.Refresher)
-		if !ok {
+		if !ok || j.Delivery.BurstID != "" {
+			// A burst's message lists its members by their titles.
 			continue
 		}
 		m := message(j.Notification, j.Delivery)

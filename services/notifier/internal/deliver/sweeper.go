@@ -23,7 +23,10 @@ func (d *Dispatcher) Sweep(ctx context.Context) (int, error) {
 		d.attemptAll(ctx, jobs)
 		total += len(jobs)
 		if len(jobs) < d.cfg.Batch || ctx.Err() != nil {
-			return total, ctx.Err()
+			if ctx.Err() != nil {
+				return total, ctx.Err()
+			}
+			return total, d.sweepBursts(ctx)
 		}
 	}
 }

@@ -162,6 +162,9 @@ func (r *Runner) request(esc store.Escalation, step policy.Step) deliver.Request
 		IdempotencyKey: StepKey(esc.Key, step.Index), Origin: "escalation", Targets: r.targets(esc, step.Target),
 		Urgency: step.Urgency, Title: title, Text: esc.Body, Links: esc.Links, ConversationID: esc.ConversationID,
 		Step: step.Index, Lenient: true,
+		// A conversation's ping may join its recipient's burst; a storm
+		// group's is rewritten with its updates, so it keeps its own.
+		Coalesce: esc.ConversationID != "" && esc.GroupKey == "",
 	}
 }
 

@@ -112,6 +112,43 @@ type Finder interface {
 	Find(ctx context.Context, m Message) (r Receipt, found bool, err error)
 }
 
+// Burst is one message listing the pings of several conversations to one
+// recipient: the first ping posts it, the ones that follow soon after are
+// added to it by rewriting it, instead of a message each.
+type Burst struct {
+	// ID names the burst; the channel marks its message with it, so a
+	// post cut short by a crash can be looked for (Finder, with
+	// Message.DeliveryID set to ID).
+	ID        string
+	Recipient Recipient
+	// Total is how many conversations the burst lists, Done how many of
+	// them were acknowledged, answered or closed since.
+	Total, Done int
+	// Latest are the newest members, newest first: at most the channel's
+	// BurstLines. With one member the message is that member's own.
+	Latest []BurstItem
+}
+
+// BurstItem is one member of a burst: its message, and its status once
+// acknowledged, answered or closed (empty while open).
+type BurstItem struct {
+	Message
+	Status string
+}
+
+// Coalescer is implemented by channels that can list many notifications
+// in one message and rewrite it as the list grows (Slack: chat.postMessage
+// then chat.update).
+type Coalescer interface {
+	// SendBurst posts the burst's message.
+	SendBurst(ctx context.Context, b Burst) (Receipt, error)
+	// UpdateBurst rewrites the posted message with the burst as it is
+	// now. Rewriting twice with one burst changes nothing.
+	UpdateBurst(ctx context.Context, r Receipt, b Burst) error
+	// BurstLines is how many members one message shows in full.
+	BurstLines() int
+}
+
 // permanentError marks a failure that retrying cannot fix.
 type permanentError struct{ err error }
 

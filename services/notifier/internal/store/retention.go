@@ -16,7 +16,8 @@ import (
 // Never pruned whatever their age: a notification with a delivery still
 // pending or being sent, or whose escalation is open (active or done: its
 // messages are refreshed and acknowledged); an open escalation; a digest
-// item not yet sent; a response deadline an open escalation is anchored on.
+// item not yet sent; a response deadline an open escalation is anchored on;
+// a burst still open, being sent or to be rewritten.
 // Deliveries go with their notification (ON DELETE CASCADE).
 func RetentionRules(keep, keepOutbox time.Duration) []prune.Rule {
 	return []prune.Rule{
@@ -27,6 +28,9 @@ func RetentionRules(keep, keepOutbox time.Duration) []prune.Rule {
 			  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id AND d.status IN ('pending', 'sending'))
 			  AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.id = n.escalation_id AND e.status IN ('active', 'done'))
 			ORDER BY n.created_at LIMIT $2 FOR UPDATE OF n SKIP LOCKED))`},
+		{Table: "bursts", Keep: keep, SQL: `DELETE FROM bursts WHERE id = ANY (ARRAY(
+			SELECT id FROM bursts WHERE status = 'closed' AND lease_until IS NULL AND NOT dirty AND opened_at < $1
+			ORDER BY opened_at LIMIT $2 FOR UPDATE SKIP LOCKED))`},
 		{Table: "escalations", Keep: keep, SQL: `DELETE FROM escalations WHERE id = ANY (ARRAY(
 			SELECT id FROM escalations WHERE status IN ('acked', 'stopped') AND updated_at < $1
 			ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED))`},

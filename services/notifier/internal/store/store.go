@@ -84,6 +84,9 @@ type NewDelivery struct {
 	// person's contact rule: email after 5 minutes unacknowledged); an
 	// acknowledgement or a stop before then cancels it.
 	After time.Duration
+	// BurstKey, when set, makes the delivery part of its recipient's
+	// burst: it is sent by the burst's message (SendBurst), never alone.
+	BurstKey string
 }
 
 // Delivery is one row of the delivery log.
@@ -102,6 +105,10 @@ type Delivery struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	DeliveredAt    time.Time // zero until delivered
+	// BurstKey is set on a delivery sent by a burst, and BurstID names
+	// the burst whose message lists it (empty until it is listed).
+	BurstKey string
+	BurstID  string
 }
 
 // Job is a claimed delivery with its notification, ready to send.
@@ -120,7 +127,8 @@ const notificationCols = `n.id, n.idempotency_key, n.origin, n.urgency, n.title,
 
 const deliveryCols = `d.id, d.notification_id, d.dedup_key, d.step, d.person_id, d.person_name,
 	d.person_email, d.person_slack_id, d.slack_channel, d.role_label, d.channel, d.status,
-	d.attempts, d.last_error, d.receipt, d.next_attempt_at, d.created_at, d.updated_at, d.delivered_at`
+	d.attempts, d.last_error, d.receipt, d.next_attempt_at, d.created_at, d.updated_at, d.delivered_at,
+	d.burst_key, COALESCE(d.burst_id, '')`
 
 // CreateNotification records n with its deliveries in one transaction,
 // unless a notification with the same idempotency key exists: then it
@@ -180,11 +188,11 @@ func createNotification(ctx context.Context, tx pgx.Tx, n NewNotification, ds []
 		r := d.Recipient
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO deliveries (notification_id, dedup_key, step, person_id, person_name, person_email,
-				person_slack_id, slack_channel, role_label, channel, status, last_error, next_attempt_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $13, $13)
+				person_slack_id, slack_channel, role_label, channel, status, last_error, next_attempt_at, created_at, updated_at, burst_key)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $13, $13, $15)
 			ON CONFLICT (dedup_key) DO NOTHING`,
 			id, d.DedupKey, d.Step, r.PersonID, r.Name, r.Email, r.SlackID, r.SlackChannel, r.Role,
-			d.Channel, string(status), lastErr, n.CreatedAt, n.CreatedAt.Add(d.After),
+			d.Channel, string(status), lastErr, n.CreatedAt, n.CreatedAt.Add(d.After), burstKey(d),
 		); err != nil {
 			return "", false, fmt.Errorf("insert delivery %s: %w", d.DedupKey, err)
 		}
@@ -236,12 +244,13 @@ func (s *Store) Deliveries(ctx context.Context, notificationID string) ([]Delive
 // with their notifications. It takes deliveries that are pending and due at
 // now, and deliveries whose sender's lease expired (a crash mid-send). With
 // notificationID set it only looks at that notification's deliveries.
-// Concurrent claimers never get the same delivery.
+// Concurrent claimers never get the same delivery. Deliveries of a burst
+// are left to their burst (ClaimBurst).
 func (s *Store) Claim(ctx context.Context, notificationID string, now, leaseUntil time.Time, limit int) ([]Job, error) {
 	rows, err := s.pool.Query(ctx, `
 		WITH due AS (
 			SELECT id, status = 'sending' AS resumed FROM deliveries
-			WHERE ($1 = '' OR notification_id = $1)
+			WHERE ($1 = '' OR notification_id = $1) AND burst_key = ''
 			  AND ((status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND lease_until <= $2))
 			ORDER BY next_attempt_at
 			LIMIT $4
@@ -353,46 +362,51 @@ func (s *Store) MarkDelivered(ctx context.Context, id string, attempt int, recei
 // escalation's next step is made due at now: hurried reports that.
 func (s *Store) MarkFailed(ctx context.Context, id string, attempt int, cause string, retryAt, now time.Time, events ...outbox.Event) (hurried bool, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var tag pgconn.CommandTag
-		var err error
-		if retryAt.IsZero() {
-			tag, err = tx.Exec(ctx, `
-				UPDATE deliveries SET status = 'failed', last_error = $3, updated_at = $4, lease_until = NULL, rate_at = NULL
-				WHERE id = $1 AND attempts = $2 AND status = 'sending'`, id, attempt, cause, now)
-		} else {
-			tag, err = tx.Exec(ctx, `
-				UPDATE deliveries SET status = 'pending', last_error = $3, updated_at = $4, lease_until = NULL, next_attempt_at = $5, rate_at = NULL
-				WHERE id = $1 AND attempts = $2 AND status = 'sending'`, id, attempt, cause, now, retryAt)
-		}
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return nil
-		}
-		if err := outbox.Insert(ctx, tx, events...); err != nil {
-			return err
-		}
-		if !retryAt.IsZero() {
-			return nil
-		}
-		tag, err = tx.Exec(ctx, `
-			UPDATE escalations e SET due_at = $2, hurried = true, updated_at = $2
-			FROM deliveries d JOIN notifications n ON n.id = d.notification_id
-			WHERE d.id = $1 AND e.id = n.escalation_id AND e.status = 'active' AND e.next_step = n.step + 1
-			  AND (e.due_at IS NULL OR e.due_at > $2)
-			  AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.notification_id = n.id AND o.channel <> 'webhook'
-			                  AND o.status IN ('pending', 'sending', 'delivered'))`, id, now)
-		if err != nil {
-			return fmt.Errorf("hurry escalation: %w", err)
-		}
-		hurried = tag.RowsAffected() > 0
-		return nil
+		hurried, err = markFailed(ctx, tx, id, attempt, cause, retryAt, now, events...)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("mark delivery %s: %w", id, err)
 	}
 	return hurried, nil
+}
+
+// markFailed is MarkFailed in tx. A delivery of a burst leaves it: it is
+// listed again only when it is sent.
+func markFailed(ctx context.Context, tx pgx.Tx, id string, attempt int, cause string, retryAt, now time.Time, events ...outbox.Event) (hurried bool, err error) {
+	var tag pgconn.CommandTag
+	if retryAt.IsZero() {
+		tag, err = tx.Exec(ctx, `
+			UPDATE deliveries SET status = 'failed', last_error = $3, updated_at = $4, lease_until = NULL, rate_at = NULL, burst_id = NULL
+			WHERE id = $1 AND attempts = $2 AND status = 'sending'`, id, attempt, cause, now)
+	} else {
+		tag, err = tx.Exec(ctx, `
+			UPDATE deliveries SET status = 'pending', last_error = $3, updated_at = $4, lease_until = NULL, next_attempt_at = $5, rate_at = NULL, burst_id = NULL
+			WHERE id = $1 AND attempts = $2 AND status = 'sending'`, id, attempt, cause, now, retryAt)
+	}
+	if err != nil {
+		return false, err
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	if err := outbox.Insert(ctx, tx, events...); err != nil {
+		return false, err
+	}
+	if !retryAt.IsZero() {
+		return false, nil
+	}
+	tag, err = tx.Exec(ctx, `
+		UPDATE escalations e SET due_at = $2, hurried = true, updated_at = $2
+		FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+		WHERE d.id = $1 AND e.id = n.escalation_id AND e.status = 'active' AND e.next_step = n.step + 1
+		  AND (e.due_at IS NULL OR e.due_at > $2)
+		  AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.notification_id = n.id AND o.channel <> 'webhook'
+		                  AND o.status IN ('pending', 'sending', 'delivered'))`, id, now)
+	if err != nil {
+		return false, fmt.Errorf("hurry escalation: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
 }
 
 // Defer puts a claimed delivery back, due at until, without counting the
@@ -661,7 +675,8 @@ func deliveryDest(d *Delivery, status *string, delivered **time.Time) []any {
 	r := &d.Recipient
 	return []any{&d.ID, &d.NotificationID, &d.DedupKey, &d.Step, &r.PersonID, &r.Name,
 		&r.Email, &r.SlackID, &r.SlackChannel, &r.Role, &d.Channel, status,
-		&d.Attempts, &d.LastError, &d.Receipt, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt, delivered}
+		&d.Attempts, &d.LastError, &d.Receipt, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt, delivered,
+		&d.BurstKey, &d.BurstID}
 }
 
 func finishDelivery(d *Delivery, status string, delivered *time.Time) {
@@ -693,6 +708,14 @@ func scanJob(row pgx.Row) (Delivery, Notification, error) {
 	finishDelivery(&d, status, delivered)
 	n, err := x.finish()
 	return d, n, err
+}
+
+// burstKey is what a delivery's burst_key column holds.
+func burstKey(d NewDelivery) string {
+	if d.Failed != "" {
+		return ""
+	}
+	return d.BurstKey
 }
 
 func nonNil(l []notify.Link) []notify.Link {

@@ -11,6 +11,7 @@
 package slack
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -162,14 +163,8 @@ func (c *Channel) CanReach(r notify.Recipient) bool { return r.SlackID != "" || 
 // Send posts the message (chat.postMessage) and returns "channel/ts" as
 // the receipt, for later updates.
 func (c *Channel) Send(ctx context.Context, m notify.Message) (notify.Receipt, error) {
-	target := m.Recipient.SlackID
-	if target == "" {
-		target = m.Recipient.SlackChannel
-	}
-	if target == "" {
-		return notify.Receipt{}, notify.Permanent(fmt.Errorf("slack: %s has no Slack id", m.Recipient.Display()))
-	}
-	if err := c.pace.wait(ctx, target, c.maxWait); err != nil {
+	target, err := c.turn(ctx, m.Recipient)
+	if err != nil {
 		return notify.Receipt{}, err
 	}
 	opts := []slackapi.MsgOption{
@@ -186,6 +181,19 @@ func (c *Channel) Send(ctx context.Context, m notify.Message) (notify.Receipt, e
 		return notify.Receipt{}, classify("chat.postMessage", err)
 	}
 	return notify.Receipt{Ref: channel + "/" + ts}, nil
+}
+
+// turn returns where a post to r goes (their Slack id, or the channel)
+// once it is that conversation's turn in Slack's pace.
+func (c *Channel) turn(ctx context.Context, r notify.Recipient) (string, error) {
+	target := r.SlackID
+	if target == "" {
+		target = r.SlackChannel
+	}
+	if target == "" {
+		return "", notify.Permanent(fmt.Errorf("slack: %s has no Slack id", r.Display()))
+	}
+	return target, c.pace.wait(ctx, target, c.maxWait)
 }
 
 // MetadataEventType is the event type of the message metadata every post
@@ -235,32 +243,23 @@ func (c *Channel) Find(ctx context.Context, m notify.Message) (notify.Receipt, b
 // Update rewrites a sent message with its new status and without buttons
 // (chat.update).
 func (c *Channel) Update(ctx context.Context, r notify.Receipt, m notify.Message, status string) error {
-	channel, ts, ok := strings.Cut(r.Ref, "/")
-	if !ok || channel == "" || ts == "" {
-		return notify.Permanent(fmt.Errorf("slack: receipt %q is not channel/ts", r.Ref))
-	}
-	_, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts,
-		slackapi.MsgOptionText(Fallback(m)+" ("+status+")", false),
-		slackapi.MsgOptionBlocks(Blocks(m, status)...),
-	)
-	if err != nil {
-		return classify("chat.update", err)
-	}
-	return nil
+	return c.rewrite(ctx, r, Fallback(m)+" ("+status+")", Blocks(m, status))
 }
 
 // Refresh rewrites a sent message with new content, keeping its buttons
 // (chat.update).
 func (c *Channel) Refresh(ctx context.Context, r notify.Receipt, m notify.Message) error {
+	return c.rewrite(ctx, r, Fallback(m), Blocks(m, ""))
+}
+
+// rewrite replaces the text and blocks of the message r names
+// (chat.update).
+func (c *Channel) rewrite(ctx context.Context, r notify.Receipt, text string, blocks []slackapi.Block) error {
 	channel, ts, ok := strings.Cut(r.Ref, "/")
 	if !ok || channel == "" || ts == "" {
 		return notify.Permanent(fmt.Errorf("slack: receipt %q is not channel/ts", r.Ref))
 	}
-	_, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts,
-		slackapi.MsgOptionText(Fallback(m), false),
-		slackapi.MsgOptionBlocks(Blocks(m, "")...),
-	)
-	if err != nil {
+	if _, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts, slackapi.MsgOptionText(text, false), slackapi.MsgOptionBlocks(blocks...)); err != nil {
 		return classify("chat.update", err)
 	}
 	return nil
@@ -406,4 +405,137 @@ func capitalise(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+var _ notify.Coalescer = (*Channel)(nil)
+
+// burstLines is how many members a burst's message shows in full, each a
+// section with its own Acknowledge button: with the heading that is 16 of
+// Slack's 50 blocks, and with the bounds of burstLine at most about 8,000
+// characters of text, well under the 12,000 or so Slack takes of blocks in
+// one message (beyond it Slack answers msg_blocks_too_long, a limit it
+// does not document).
+const burstLines = 15
+
+// Bounds of one member's line in a burst's message.
+const (
+	burstTitle = 120
+	burstText  = 150
+	burstLink  = 200
+	burstLinks = 1
+)
+
+// BurstLines is how many members a burst's message lists in full.
+func (c *Channel) BurstLines() int { return burstLines }
+
+// SendBurst posts a burst's message (chat.postMessage), marked with the
+// burst's id in its metadata as a delivery's post is with the delivery's.
+func (c *Channel) SendBurst(ctx context.Context, b notify.Burst) (notify.Receipt, error) {
+	target, err := c.turn(ctx, b.Recipient)
+	if err != nil {
+		return notify.Receipt{}, err
+	}
+	channel, ts, err := c.api.PostMessageContext(ctx, target,
+		slackapi.MsgOptionText(BurstFallback(b), false),
+		slackapi.MsgOptionBlocks(BurstBlocks(b)...),
+		slackapi.MsgOptionDisableLinkUnfurl(),
+		slackapi.MsgOptionMetadata(slackapi.SlackMetadata{EventType: MetadataEventType, EventPayload: map[string]any{"delivery_id": b.ID}}),
+	)
+	if err != nil {
+		return notify.Receipt{}, classify("chat.postMessage", err)
+	}
+	return notify.Receipt{Ref: channel + "/" + ts}, nil
+}
+
+// UpdateBurst rewrites a burst's message with the burst as it is now
+// (chat.update).
+func (c *Channel) UpdateBurst(ctx context.Context, r notify.Receipt, b notify.Burst) error {
+	return c.rewrite(ctx, r, BurstFallback(b), BurstBlocks(b))
+}
+
+// single is the member of a burst of one, which reads as that member's
+// own message.
+func single(b notify.Burst) (notify.BurstItem, bool) {
+	if b.Total == 1 && len(b.Latest) == 1 {
+		return b.Latest[0], true
+	}
+	return notify.BurstItem{}, false
+}
+
+// BurstFallback is a burst's plain text: how many, and the newest.
+func BurstFallback(b notify.Burst) string {
+	if it, ok := single(b); ok {
+		if it.Status != "" {
+			return Fallback(it.Message) + " (" + it.Status + ")"
+		}
+		return Fallback(it.Message)
+	}
+	s := fmt.Sprintf("ping: %d new conversations", b.Total)
+	if len(b.Latest) > 0 {
+		title, _ := cut(b.Latest[0].Title, maxTitle, func(s string) string { return s })
+		s += ", the latest: " + title
+	}
+	return s
+}
+
+// BurstBlocks renders a burst: a heading with the count, then its newest
+// members, each with its own Acknowledge button until it is dealt with.
+// A burst of one is that member's own message, buttons and all.
+func BurstBlocks(b notify.Burst) []slackapi.Block {
+	if it, ok := single(b); ok {
+		return Blocks(it.Message, it.Status)
+	}
+	head := fmt.Sprintf("*%d new conversations*", b.Total)
+	if b.Recipient.Role != "" {
+		head += "\n_You are the " + escape(b.Recipient.Role) + "._"
+	}
+	if b.Done > 0 {
+		head += fmt.Sprintf("\n%d of them acknowledged, answered or closed.", b.Done)
+	}
+	if b.Total > len(b.Latest) {
+		head += fmt.Sprintf("\nThe latest %d are below; every one is in Sidekick's queue.", len(b.Latest))
+	}
+	blocks := []slackapi.Block{slackapi.NewSectionBlock(slackapi.NewTextBlockObject(slackapi.MarkdownType, head, false, false), nil, nil)}
+	for _, it := range b.Latest[:min(len(b.Latest), burstLines)] {
+		var acc *slackapi.Accessory
+		if it.Status == "" {
+			btn := slackapi.NewButtonBlockElement(ActionAck, ButtonValue(it.ConversationID, it.NotificationID),
+				slackapi.NewTextBlockObject(slackapi.PlainTextType, "Acknowledge", false, false))
+			acc = slackapi.NewAccessory(btn)
+		}
+		blocks = append(blocks, slackapi.NewSectionBlock(slackapi.NewTextBlockObject(slackapi.MarkdownType, burstLine(it), false, false), nil, acc))
+	}
+	return blocks
+}
+
+// burstLine is one member of a burst's message: its title, the first
+// line of its text, its links, and its status once dealt with.
+func burstLine(it notify.BurstItem) string {
+	title, _ := cut(capitalise(it.Title), burstTitle, escape)
+	line := "*" + escape(title) + "*"
+	if it.Status != "" {
+		line = "~" + escape(title) + "~"
+	}
+	if first, _, _ := strings.Cut(strings.TrimSpace(it.Text), "\n"); first != "" {
+		text, cutShort := cut(first, burstText, escape)
+		if cutShort {
+			text += "…"
+		}
+		line += "\n" + escape(text)
+	}
+	var links []string
+	for _, l := range it.Links {
+		if len(links) == burstLinks || len(l.URL) > burstLink {
+			continue
+		}
+		t, _ := cut(cmp.Or(l.Title, l.URL), 40, escape)
+		links = append(links, "<"+l.URL+"|"+escape(t)+">")
+	}
+	if len(links) > 0 {
+		line += "\n" + strings.Join(links, " · ")
+	}
+	if it.Status != "" {
+		line += "\n:white_check_mark: " + escape(capitalise(it.Status))
+	}
+	return line
 }

@@ -217,3 +217,48 @@ func TestFakeSlackRefusesWhatSlackRefuses(t *testing.T) {
 		t.Errorf("%d calls recorded, %d refused; want the refused one apart", len(f.Calls("")), len(f.Rejected()))
 	}
 }
+
+// A burst of hundreds of conversations with long titles, texts and links
+// stays within Slack's limits: it counts them all and lists the latest
+// fifteen, each with its own Acknowledge button; rewriting it works too.
+func TestBigBurstStaysWithinSlacksLimits(t *testing.T) {
+	f := notifiertest.StartSlack(t)
+	ch := start(t, f)
+	b := notify.Burst{ID: "burst-1", Recipient: notify.Recipient{PersonID: "alice", SlackID: "U0ALICE", Role: "Support Hero"}, Total: 500, Done: 3}
+	for i := range ch.BurstLines() {
+		m := message()
+		m.Title = fmt.Sprintf("new Priority conversation %d: %s", i, strings.Repeat("subject & <more> ", 40))
+		m.Text = strings.Repeat("Every checkout returns a 500. ", 100)
+		for j := range 5 {
+			m.Links = append(m.Links, notify.Link{Title: strings.Repeat("link ", 30), URL: fmt.Sprintf("https://example.com/%d/%d/%s", i, j, strings.Repeat("x", 200))})
+		}
+		b.Latest = append(b.Latest, notify.BurstItem{Message: m})
+	}
+	b.Latest[4].Status = "acknowledged by alice"
+	r, err := ch.SendBurst(context.Background(), b)
+	if err != nil {
+		t.Fatalf("SendBurst: %v (refused: %d)", err, len(f.Rejected()))
+	}
+	if err := ch.UpdateBurst(context.Background(), r, b); err != nil {
+		t.Fatalf("UpdateBurst: %v", err)
+	}
+	post := f.Calls("chat.postMessage")[0]
+	got := blocks(t, post.Form)
+	if len(got) != 1+ch.BurstLines() || !strings.Contains(got[0].Text.Text, "*500 new conversations*") ||
+		!strings.Contains(got[0].Text.Text, "The latest 15 are below") {
+		t.Errorf("%d blocks, heading %q", len(got), got[0].Text.Text)
+	}
+	if n := strings.Count(post.Form.Get("blocks"), slack.ActionAck); n != ch.BurstLines()-1 {
+		t.Errorf("%d Acknowledge buttons, want one per open conversation listed", n)
+	}
+	text := 0
+	for _, b := range got {
+		text += utf8.RuneCountInString(b.Text.Text)
+	}
+	if text > 9000 {
+		t.Errorf("blocks with %d characters of text, want at most about 8,000", text)
+	}
+	if !strings.Contains(post.Form.Get("metadata"), `"delivery_id":"burst-1"`) {
+		t.Errorf("the post is not marked with the burst: %s", post.Form.Get("metadata"))
+	}
+}
