@@ -29,7 +29,10 @@ type observed struct {
 	// convsPerThread counts triage's conversations per thread key.
 	convsPerThread map[string]int
 	posts          []fakes.SlackMessage
-	pages          []fakes.PagerDutyEvent
+	// updates are the chat.update calls Slack took: the rewrites of a
+	// burst's message as its list grew.
+	updates []fakes.SlackMessage
+	pages   []fakes.PagerDutyEvent
 }
 
 // result is one scenario run's figures.
@@ -55,9 +58,9 @@ type result struct {
 	// post over Slack's limits: not lost by the notifier, but refused by
 	// real Slack.
 	Refused int
-	// OverLimit counts posts past Slack's documented limits, which real
-	// Slack refuses (invalid_blocks): what they carry is not counted as
-	// delivered.
+	// OverLimit counts posts and rewrites past Slack's documented
+	// limits, which real Slack refuses (invalid_blocks): what they carry
+	// is not counted as delivered.
 	OverLimit int
 
 	// Sentry storm: webhooks sent and accepted; issues, issues with a
@@ -135,6 +138,27 @@ func overSlackLimits(m fakes.SlackMessage) string {
 	return ""
 }
 
+// messages groups the posts with their rewrites: one slice per message
+// (channel and ts), the post first, in the order they were posted.
+// Rewrites of a message not posted here are left out; a post without a
+// ts is a message of its own.
+func messages(posts, updates []fakes.SlackMessage) [][]fakes.SlackMessage {
+	at := map[string]int{}
+	var out [][]fakes.SlackMessage
+	for _, p := range posts {
+		if p.TS != "" {
+			at[p.Channel+"/"+p.TS] = len(out)
+		}
+		out = append(out, []fakes.SlackMessage{p})
+	}
+	for _, u := range updates {
+		if i, ok := at[u.Channel+"/"+u.TS]; ok {
+			out[i] = append(out[i], u)
+		}
+	}
+	return out
+}
+
 // isDigest tells a digest from a ping: its title is "digest: N new
 // conversations".
 func isDigest(m fakes.SlackMessage) bool { return strings.Contains(m.Text, "digest: ") }
@@ -207,23 +231,38 @@ func tally(run int, tr *traffic, obs observed) result {
 	}
 
 	// Notifications at the fake Slack: pings and digest items per
-	// message token, only from posts real Slack would have taken.
+	// message token, only from what real Slack would have taken. A
+	// message is a post with its rewrites (chat.update of its channel and
+	// ts): a burst's message lists more conversations as it grows, so a
+	// conversation is notified by the message once it is in the post or
+	// in any rewrite of it, and a conversation in two messages is
+	// notified twice.
 	pings, items, refused := map[string]int{}, map[string]int{}, map[string]bool{}
-	for _, p := range obs.posts {
-		toks := tokensIn(p.Text+" "+string(p.Blocks), run, "N")
-		if len(toks) == 0 || isSentryPage(p) {
+	for _, versions := range messages(obs.posts, obs.updates) {
+		post := versions[0]
+		if isSentryPage(post) {
 			continue
 		}
-		if why := overSlackLimits(p); why != "" {
-			r.OverLimit++
-			example("over Slack's limits", why)
-			for _, t := range toks {
-				refused[t] = true
+		listed := map[string]bool{}
+		for _, v := range versions {
+			toks := tokensIn(v.Text+" "+string(v.Blocks), run, "N")
+			if len(toks) == 0 {
+				continue
 			}
-			continue
+			if why := overSlackLimits(v); why != "" {
+				r.OverLimit++
+				example("over Slack's limits", why)
+				for _, t := range toks {
+					refused[t] = true
+				}
+				continue
+			}
+			for _, t := range toks {
+				listed[t] = true
+			}
 		}
-		for _, t := range toks {
-			if isDigest(p) {
+		for t := range listed {
+			if isDigest(post) {
 				items[t]++
 			} else {
 				pings[t]++
@@ -362,7 +401,7 @@ func (s *stack) observe(ctx context.Context, run int, tr *traffic) (observed, er
 	if err := crows.Err(); err != nil {
 		return obs, fmt.Errorf("read triage's conversations: %w", err)
 	}
-	obs.posts = s.slack.Posted()
+	obs.posts, obs.updates = s.slack.Posted(), s.slack.Updated()
 	obs.pages = s.pd.Events()
 	return obs, nil
 }

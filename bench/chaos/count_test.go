@@ -75,6 +75,40 @@ func TestTally(t *testing.T) {
 	}
 }
 
+// A burst's message is posted with one conversation and rewritten as
+// more come in: each conversation it lists is notified once, however many
+// rewrites list it; one also listed by another message is notified twice;
+// a rewrite real Slack would refuse notifies nobody.
+func TestTallyCountsABurstsMessageOnce(t *testing.T) {
+	const run = 3
+	tok := func(n int) string { return tokenOf(run, n) }
+	tr := &traffic{}
+	obs := observed{convsPerThread: map[string]int{}}
+	for n := range 5 {
+		tr.messages = append(tr.messages, &sentMessage{n: n, token: tok(n), attempts: 1, accepted: true})
+		obs.rows = append(obs.rows, storedRow{id: "slack:Ev" + tok(n), threadKey: fmt.Sprintf("T:C:%d", n), conversationID: fmt.Sprintf("c%d", n), tier: supportv1.Tier_TIER_SUBSCRIBER})
+		obs.convsPerThread[fmt.Sprintf("T:C:%d", n)] = 1
+	}
+	at := func(m fakes.SlackMessage, ts, method string) fakes.SlackMessage {
+		m.Channel, m.TS, m.Method = "D0HERO", ts, method
+		return m
+	}
+	obs.posts = []fakes.SlackMessage{
+		at(post("new subscriber conversation", tok(0)), "1.1", "chat.postMessage"),
+		at(post("new subscriber conversation", tok(2)), "1.2", "chat.postMessage"),
+	}
+	obs.updates = []fakes.SlackMessage{
+		at(post("2 new conversations", tok(0)+"\n"+tok(1)), "1.1", "chat.update"),
+		at(post("3 new conversations", tok(0)+"\n"+tok(1)+"\n"+tok(2)), "1.1", "chat.update"),
+		at(post("4 new conversations", tok(3)+strings.Repeat("x", maxSectionText)), "1.1", "chat.update"), // refused by real Slack
+		at(post("5 new conversations", tok(4)), "9.9", "chat.update"),                                     // of no message posted
+	}
+	got := tally(run, tr, obs)
+	if got.Expected != 5 || got.Once != 2 || got.Twice != 1 || got.DupPings != 1 || got.Never != 2 || got.Refused != 1 || got.OverLimit != 1 {
+		t.Errorf("tally %+v; want 5 to notify: 2 once (0, 1), 1 twice (2), 2 never (3 only in a refused rewrite)", got)
+	}
+}
+
 func TestOverSlackLimits(t *testing.T) {
 	section := func(n int) map[string]any {
 		return map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": strings.Repeat("é", n)}}
