@@ -344,7 +344,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Lease: cfg.Lease, SendTimeout: cfg.SendTimeout, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow,
 		OpsChannel: cfg.OpsChannel, PingsFollowWorkingHours: cfg.PingsFollowWorkingHours,
 		ContactRules: policies.ContactRules,
-		BurstWindow: cfg.BurstWindow, BurstEvery: cfg.BurstEvery,
+		BurstWindow:  cfg.BurstWindow, BurstEvery: cfg.BurstEvery,
 	}, deliver.Deps{
 		Store: st, Rotation: deps.Rotation, Channels: channels, Pager: pager, Mirrors: mirrors,
 		Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock, Rand: deps.Rand,
