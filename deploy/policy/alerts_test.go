@@ -212,13 +212,17 @@ func TestProductionStreamLimits(t *testing.T) {
 		}
 		byStream[m[1]] = n << map[string]int{"": 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}[m[3]]
 	}
-	// Besides the SUPPORT_* streams, ingest-sentry's stream and
-	// ingest-email's object store of large content take their share, as
-	// production sets them or else by the code's default.
+	// Besides the SUPPORT_* streams, ingest-sentry's stream,
+	// ingest-email's object store of large content and the three reply
+	// ledgers (platform/outbound) take their share, as production sets
+	// them or else by the code's default.
 	budget := map[string]int64{}
 	for name, variable := range map[string]string{
 		"SENTRY_OCCURRENCES":      "SIDEKICK_SENTRY_OCCURRENCE_MAX_BYTES",
 		"SUPPORT_INBOUND_CONTENT": "SIDEKICK_EMAIL_CONTENT_MAX_BYTES",
+		"KV_OUTBOUND_SLACK":       "SIDEKICK_OUTBOUND_LEDGER_MAX_BYTES",
+		"KV_OUTBOUND_EMAIL":       "SIDEKICK_OUTBOUND_LEDGER_MAX_BYTES",
+		"KV_OUTBOUND_GITHUB":      "SIDEKICK_OUTBOUND_LEDGER_MAX_BYTES",
 	} {
 		v, ok := env[variable]
 		if !ok {
@@ -256,7 +260,7 @@ func codeDefault(t *testing.T, variable string) string {
 	t.Helper()
 	tag := regexp.MustCompile(`env:"` + variable + `"\s+envDefault:"([^"]*)"`)
 	var found string
-	err := filepath.WalkDir("../../services", func(path string, d os.DirEntry, err error) error {
+	walk := func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return err
 		}
@@ -268,9 +272,14 @@ func codeDefault(t *testing.T, variable string) string {
 			found = string(m[1])
 		}
 		return nil
-	})
+	}
+	err := filepath.WalkDir("../../services", walk)
+	if err == nil {
+		// Settings every service shares (platform/app.Common).
+		err = filepath.WalkDir("../../platform/app", walk)
+	}
 	if err != nil || found == "" {
-		t.Fatalf("no envDefault for %s in services/ (%v)", variable, err)
+		t.Fatalf("no envDefault for %s in services/ or platform/app (%v)", variable, err)
 	}
 	return found
 }

@@ -60,7 +60,11 @@ type Common struct {
 	StreamReplicas  int           `env:"SIDEKICK_STREAM_REPLICAS" envDefault:"1"`
 	StreamMaxBytes  string        `env:"SIDEKICK_STREAM_MAX_BYTES"` // bus.ParseStreamMaxBytes; the same in every service
 	ShutdownTimeout time.Duration `env:"SIDEKICK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
-	OrgConfig       string        `env:"SIDEKICK_ORG_CONFIG"`
+	// LedgerMaxBytes bounds each reply ledger bucket (platform/outbound)
+	// of the ingest services, in bytes; it counts in the NATS storage
+	// budget beside the streams.
+	LedgerMaxBytes int64  `env:"SIDEKICK_OUTBOUND_LEDGER_MAX_BYTES" envDefault:"67108864"`
+	OrgConfig      string `env:"SIDEKICK_ORG_CONFIG"`
 
 	// TLS for gRPC, off when no file is set. Cert and Key are the server's
 	// certificate and the client certificate when dialing; CA verifies

@@ -35,6 +35,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/logging"
 	"github.com/sidekickhq/sidekick/platform/natsauth"
 	"github.com/sidekickhq/sidekick/platform/orgfile"
+	"github.com/sidekickhq/sidekick/platform/outbound"
 	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/sentryx"
 	"github.com/sidekickhq/sidekick/platform/telemetry"
@@ -208,6 +209,9 @@ func (h *Host) Run(ctx context.Context) (err error) {
 			}
 		}
 		if err := bus.RegisterStreamLimits(processReg, streams); err != nil {
+			return err
+		}
+		if err := outbound.RegisterLedgerLimits(processReg, common.LedgerMaxBytes); err != nil {
 			return err
 		}
 		health.Add(NATSCheck(nc))

@@ -111,6 +111,18 @@ func parseBytes(s string) (int64, error) {
 // reports a stream's size but not its limit, and the alert that warns
 // before a stream is full needs both.
 func RegisterStreamLimits(reg prometheus.Registerer, c StreamsConfig) error {
+	for _, s := range streamSpecs() {
+		if err := RegisterStreamLimit(reg, s.name, c.maxBytes(s.name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RegisterStreamLimit publishes the byte limit of one more stream, such as
+// the stream of a key-value bucket (KV_<bucket>), beside those of
+// RegisterStreamLimits; n <= 0 (unlimited) publishes nothing.
+func RegisterStreamLimit(reg prometheus.Registerer, stream string, n int64) error {
 	g, err := promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sidekick_bus_stream_max_bytes",
 		Help: "Byte limit of a JetStream stream as this service provisions it; absent for an unlimited stream.",
@@ -118,10 +130,8 @@ func RegisterStreamLimits(reg prometheus.Registerer, c StreamsConfig) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range streamSpecs() {
-		if n := c.maxBytes(s.name); n > 0 {
-			g.WithLabelValues(s.name).Set(float64(n))
-		}
+	if n > 0 {
+		g.WithLabelValues(stream).Set(float64(n))
 	}
 	return nil
 }

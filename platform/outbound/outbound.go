@@ -65,6 +65,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -162,6 +163,37 @@ func failureOf(err error) *Failure {
 // part and a marker all take it as is.
 var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
+// DefaultLedgerMaxBytes bounds a ledger bucket unless Config.MaxBytes
+// says otherwise: a record is a few hundred bytes, so 64 MiB holds some
+// 200,000 replies within the ledger's age, far more than a support team
+// sends on one channel in a month, and three channels fit the NATS
+// storage budget (deploy/policy TestProductionStreamLimits).
+const DefaultLedgerMaxBytes = 64 << 20
+
+// Channels are the channels replies go out on, each with its ledger.
+var Channels = []string{"slack", "email", "github"}
+
+// LedgerStream is the name of the stream behind a channel's default
+// ledger bucket, as the NATS exporter reports it.
+func LedgerStream(channel string) string { return "KV_OUTBOUND_" + strings.ToUpper(channel) }
+
+// RegisterLedgerLimits publishes the byte limit of every channel's ledger
+// (maxBytes, or the default) as sidekick_bus_stream_max_bytes, beside the
+// streams' (bus.RegisterStreamLimits), so SidekickStreamFilling warns
+// before a ledger is full. The limit is one setting every service shares,
+// so the host publishes it once per process.
+func RegisterLedgerLimits(reg prometheus.Registerer, maxBytes int64) error {
+	if maxBytes <= 0 {
+		maxBytes = DefaultLedgerMaxBytes
+	}
+	for _, ch := range Channels {
+		if err := bus.RegisterStreamLimit(reg, LedgerStream(ch), maxBytes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Config configures a Runner.
 type Config struct {
 	// Channel is "slack", "email" or "github": the Runner consumes
@@ -176,6 +208,12 @@ type Config struct {
 	Bucket string
 	// Replicas of the ledger bucket; default 1.
 	Replicas int
+	// MaxBytes bounds the ledger bucket; default DefaultLedgerMaxBytes. A
+	// full ledger refuses new records, and a reply whose attempt cannot be
+	// recorded first is not sent: it is delivered again later (and
+	// reported failed, with a retry, after MaxDeliver), never sent without
+	// the record that keeps a redelivery from sending it twice.
+	MaxBytes int64
 	// LedgerTTL is how long a reply's record is kept: a retry a person asks
 	// for later than this is sent without looking for earlier attempts.
 	// Default 30 days, the stream's own age limit.
@@ -199,22 +237,23 @@ type Config struct {
 }
 
 func (c Config) withDefaults() (Config, error) {
-	switch c.Channel {
-	case "slack", "email", "github":
-	default:
+	if !slices.Contains(Channels, c.Channel) {
 		return c, fmt.Errorf("outbound: channel %q, want slack, email or github", c.Channel)
 	}
 	if c.Service == "" || c.Source == "" {
 		return c, errors.New("outbound: Service and Source are required")
 	}
 	if c.Bucket == "" {
-		c.Bucket = "OUTBOUND_" + strings.ToUpper(c.Channel)
+		c.Bucket = strings.TrimPrefix(LedgerStream(c.Channel), "KV_")
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
 	if c.LedgerTTL <= 0 {
 		c.LedgerTTL = bus.DefaultEventMaxAge
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultLedgerMaxBytes
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
@@ -344,6 +383,7 @@ func ledgerConfig(cfg Config) jetstream.KeyValueConfig {
 		Description: "sidekick " + cfg.Service + ": where each " + cfg.Channel + " reply stands (outbound ledger)",
 		History:     1,
 		TTL:         cfg.LedgerTTL,
+		MaxBytes:    cfg.MaxBytes,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	}
@@ -599,6 +639,11 @@ func (r *Runner) failed(ctx context.Context, logger *slog.Logger, m *supportv1.O
 	}
 	out := &record{State: stateFailed, Retry: m.GetRetry(), Reached: reachedAt, Reason: failureOf(err).Reason, Unverified: unverified}
 	if serr := r.storeFinal(ctx, m.GetId(), le, out); serr != nil {
+		// No delivery follows this one: report the failure anyway (a full
+		// ledger, say), so the reply shows failed with a retry rather than
+		// sending for ever. A retry finds no record and sends.
+		logger.Error("failed, and the ledger could not record it", "error", serr)
+		_ = r.receipt(ctx, logger, m, out, "failed")
 		return errors.Join(err, serr)
 	}
 	return r.receipt(ctx, logger, m, out, "failed")

@@ -3,11 +3,13 @@ package outbound_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
@@ -54,6 +56,12 @@ func (c *channel) counts() (sends, finds int) {
 // publishes a message and waits for the receipt of its retry.
 func start(t *testing.T, ch outbound.Channel) (func(m *supportv1.OutboundMessage) *supportv1.OutboundReceipt, jetstream.JetStream, *bus.Publisher) {
 	t.Helper()
+	return startWith(t, ch, 0)
+}
+
+// startWith is start with a ledger of maxBytes (0: the default).
+func startWith(t *testing.T, ch outbound.Channel, maxBytes int64) (func(m *supportv1.OutboundMessage) *supportv1.OutboundReceipt, jetstream.JetStream, *bus.Publisher) {
+	t.Helper()
 	srv := bustest.Start(t)
 	_, js := srv.Connect(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -62,7 +70,7 @@ func start(t *testing.T, ch outbound.Channel) (func(m *supportv1.OutboundMessage
 	}
 	pub := bus.NewPublisher(js, "test")
 	r, err := outbound.New(outbound.Config{Channel: "github", Service: "test", Source: "test", Settle: time.Millisecond,
-		MaxDeliver: 2, Backoff: []time.Duration{10 * time.Millisecond}}, ch, outbound.Deps{JS: js, Publisher: pub})
+		MaxDeliver: 2, Backoff: []time.Duration{10 * time.Millisecond}, MaxBytes: maxBytes}, ch, outbound.Deps{JS: js, Publisher: pub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,4 +193,97 @@ func TestRefusalIsRecordedOnce(t *testing.T) {
 	if sends, finds := ch.counts(); sends != 1 || finds != 0 {
 		t.Errorf("%d sends and %d finds, want the refusal reported from the ledger alone", sends, finds)
 	}
+}
+
+// TestFullLedgerSendsNothingUnrecorded: the ledger bucket has a byte
+// limit; once it is full a reply is not sent (its attempt could not be
+// recorded, so a redelivery could not tell it had gone), and it is
+// reported failed, with a retry, instead of waiting for ever. No reply is
+// sent twice: one whose final record did not fit is found at the provider
+// on redelivery.
+func TestFullLedgerSendsNothingUnrecorded(t *testing.T) {
+	var mu sync.Mutex
+	times := map[string]int{} // reply id: how often the provider got it
+	ch := &channel{
+		send: func(m *supportv1.OutboundMessage) (outbound.Sent, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			times[m.GetId()]++
+			return outbound.Sent{ProviderID: "c-" + m.GetId()}, nil
+		},
+		find: func(m *supportv1.OutboundMessage) (outbound.Sent, bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return outbound.Sent{ProviderID: "c-" + m.GetId()}, times[m.GetId()] > 0, nil
+		},
+	}
+	send, js, _ := startWith(t, ch, 2048)
+	var refused string
+	for i := 0; refused == "" && i < 100; i++ {
+		id := fmt.Sprintf("full-%d", i)
+		rc := send(reply(id, 0))
+		mu.Lock()
+		n := times[id]
+		mu.Unlock()
+		switch {
+		case rc.GetStatus() == supportv1.OutboundStatus_OUTBOUND_STATUS_SENT && n != 1:
+			t.Errorf("%s: SENT, and the provider got it %d times", id, n)
+		case rc.GetStatus() == supportv1.OutboundStatus_OUTBOUND_STATUS_FAILED:
+			refused = id
+			if n != 0 || rc.GetPermanent() || rc.GetReason() == "" {
+				t.Errorf("%s, refused by the full ledger: provider got it %d times, receipt %v; want not sent, failed with a reason and a retry", id, n, rc)
+			}
+		}
+	}
+	if refused == "" || refused == "full-0" {
+		t.Fatalf("first refused reply %q: the 2 KiB ledger never filled, or refused from the start", refused)
+	}
+	// The runner made the bucket (as a provisioning step would) with the
+	// limit.
+	kv, err := js.KeyValue(context.Background(), "OUTBOUND_GITHUB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.MaxBytes; got != 2048 {
+		t.Fatalf("ledger bucket MaxBytes %d, want 2048", got)
+	}
+}
+
+// TestLedgerLimitsPublished: every channel's ledger limit is published
+// beside the streams', so the alert that warns before a stream is full
+// covers the ledgers; unset, it is the default the ledgers get.
+func TestLedgerLimitsPublished(t *testing.T) {
+	for _, tc := range []struct{ set, want int64 }{{0, outbound.DefaultLedgerMaxBytes}, {2048, 2048}} {
+		reg := prometheus.NewRegistry()
+		if err := outbound.RegisterLedgerLimits(reg, tc.set); err != nil {
+			t.Fatal(err)
+		}
+		for _, stream := range []string{"KV_OUTBOUND_SLACK", "KV_OUTBOUND_EMAIL", "KV_OUTBOUND_GITHUB"} {
+			if got := gauge(t, reg, "sidekick_bus_stream_max_bytes", stream); got != float64(tc.want) {
+				t.Errorf("set %d: sidekick_bus_stream_max_bytes{stream=%s} = %v, want %d", tc.set, stream, got, tc.want)
+			}
+		}
+	}
+}
+
+// gauge is the value of the gauge name whose one label has value label.
+func gauge(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == name && len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no %s{%s} in the registry", name, label)
+	return 0
 }

@@ -135,6 +135,9 @@ type Deps struct {
 	// LedgerReplicas is the replica count of the reply ledger bucket (the
 	// kit's SIDEKICK_STREAM_REPLICAS); default 1.
 	LedgerReplicas int
+	// LedgerMaxBytes bounds the reply ledger bucket (the kit's
+	// SIDEKICK_OUTBOUND_LEDGER_MAX_BYTES); default outbound's.
+	LedgerMaxBytes int64
 	// SMTPListener is the bound SMTP port Run serves. FromKit binds it
 	// while the host builds its services, so the port accepts connections
 	// by the time the host reports ready (a mail relay, or a test, that
@@ -188,7 +191,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			return nil, errors.New("ingest-email: replies need JetStream")
 		}
 		s.replies, err = outbound.New(outbound.Config{
-			Channel: "email", Service: Name, Source: Source, Replicas: deps.LedgerReplicas,
+			Channel: "email", Service: Name, Source: Source, Replicas: deps.LedgerReplicas, MaxBytes: deps.LedgerMaxBytes,
 			Concurrency: cfg.ReplyConcurrency, AckWait: cfg.ReplyAckWait,
 		}, ch, outbound.Deps{JS: deps.JS, Publisher: deps.Publisher, Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock})
 		if err != nil {
@@ -255,7 +258,7 @@ func provision(ctx context.Context, k *app.Kit) error {
 	if _, err := content.Ensure(ctx, k.JS, contentConfig(cfg, k)); err != nil {
 		return err
 	}
-	return outbound.ProvisionLedger(ctx, k.JS, outbound.Config{Channel: "email", Service: k.Name, Replicas: k.Common.StreamReplicas})
+	return outbound.ProvisionLedger(ctx, k.JS, outbound.Config{Channel: "email", Service: k.Name, Replicas: k.Common.StreamReplicas, MaxBytes: k.Common.LedgerMaxBytes})
 }
 
 func contentConfig(cfg Config, k *app.Kit) content.Config {
@@ -297,6 +300,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 		Content:  store,
 
 		LedgerReplicas: k.Common.StreamReplicas,
+		LedgerMaxBytes: k.Common.LedgerMaxBytes,
 		SMTPListener:   lis,
 	})
 	if err != nil {

@@ -124,6 +124,9 @@ type Deps struct {
 	// LedgerReplicas is the replica count of the reply ledger bucket (the
 	// kit's SIDEKICK_STREAM_REPLICAS); default 1.
 	LedgerReplicas int
+	// LedgerMaxBytes bounds the reply ledger bucket (the kit's
+	// SIDEKICK_OUTBOUND_LEDGER_MAX_BYTES); default outbound's.
+	LedgerMaxBytes int64
 }
 
 // Service is the GitHub ingest service.
@@ -176,7 +179,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, errors.New("ingest-github: replies need JetStream")
 	}
 	s.replies, err = outbound.New(outbound.Config{
-		Channel: "github", Service: Name, Source: Source, Replicas: deps.LedgerReplicas,
+		Channel: "github", Service: Name, Source: Source, Replicas: deps.LedgerReplicas, MaxBytes: deps.LedgerMaxBytes,
 		Concurrency: cfg.ReplyConcurrency, AckWait: cfg.ReplyAckWait, Settle: cfg.ReplySettle,
 	}, &ghreply.Channel{APIURL: cfg.APIURL, Tokens: tokens, HTTP: deps.HTTPClient}, outbound.Deps{
 		JS: deps.JS, Publisher: deps.Publisher, Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock,
@@ -218,7 +221,7 @@ func Spec() app.Spec {
 // provision makes the ledger bucket of the replies sent on github
 // (platform/outbound).
 func provision(ctx context.Context, k *app.Kit) error {
-	return outbound.ProvisionLedger(ctx, k.JS, outbound.Config{Channel: "github", Service: k.Name, Replicas: k.Common.StreamReplicas})
+	return outbound.ProvisionLedger(ctx, k.JS, outbound.Config{Channel: "github", Service: k.Name, Replicas: k.Common.StreamReplicas, MaxBytes: k.Common.LedgerMaxBytes})
 }
 
 // FromKit builds the service from the process kit.
@@ -240,6 +243,7 @@ func FromKit(_ context.Context, k *app.Kit) (app.Service, error) {
 		Clock:    k.Clock,
 
 		LedgerReplicas: k.Common.StreamReplicas,
+		LedgerMaxBytes: k.Common.LedgerMaxBytes,
 	})
 }
 

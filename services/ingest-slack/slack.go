@@ -158,6 +158,9 @@ type Deps struct {
 	// LedgerReplicas is the replica count of the reply ledger bucket (the
 	// kit's SIDEKICK_STREAM_REPLICAS); default 1.
 	LedgerReplicas int
+	// LedgerMaxBytes bounds the reply ledger bucket (the kit's
+	// SIDEKICK_OUTBOUND_LEDGER_MAX_BYTES); default outbound's.
+	LedgerMaxBytes int64
 }
 
 // Service is the Slack ingest service.
@@ -242,7 +245,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if cfg.BotToken != "" {
 		s.dir = directory.New(s.api, directory.Options{TTL: cfg.UserCacheTTL, Now: deps.Now})
 		r, err := outbound.New(outbound.Config{
-			Channel: "slack", Service: Name, Source: Source, Replicas: deps.LedgerReplicas,
+			Channel: "slack", Service: Name, Source: Source, Replicas: deps.LedgerReplicas, MaxBytes: deps.LedgerMaxBytes,
 			Concurrency: cfg.ReplyConcurrency, AckWait: cfg.ReplyAckWait, Settle: cfg.ReplySettle,
 		}, &slackreply.Channel{API: s.api, WorkspaceURL: cfg.WorkspaceURL}, outbound.Deps{
 			JS: deps.JS, Publisher: deps.Publisher, Logger: deps.Logger, Registry: deps.Registry, Clock: deps.Clock,
@@ -263,7 +266,7 @@ func Spec() app.Spec {
 // provision makes the ledger bucket of the replies sent on slack
 // (platform/outbound).
 func provision(ctx context.Context, k *app.Kit) error {
-	return outbound.ProvisionLedger(ctx, k.JS, outbound.Config{Channel: "slack", Service: k.Name, Replicas: k.Common.StreamReplicas})
+	return outbound.ProvisionLedger(ctx, k.JS, outbound.Config{Channel: "slack", Service: k.Name, Replicas: k.Common.StreamReplicas, MaxBytes: k.Common.LedgerMaxBytes})
 }
 
 // FromKit builds the service from the process kit: the publisher and dead
@@ -283,6 +286,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 		Clock:     k.Clock,
 
 		LedgerReplicas: k.Common.StreamReplicas,
+		LedgerMaxBytes: k.Common.LedgerMaxBytes,
 	}
 	var conn *grpc.ClientConn
 	if k.Dial != nil && k.Common.RotationAddr != "" {
