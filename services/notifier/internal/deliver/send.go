@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,20 +17,24 @@ import (
 // Send sends the due deliveries of one notification.
 func (d *Dispatcher) Send(ctx context.Context, notificationID string) error {
 	now := d.clock.Now()
-	jobs, err := d.store.Claim(ctx, notificationID, now, now.Add(d.cfg.Lease), d.cfg.Batch)
-	if err != nil {
-		return err
-	}
-	d.attemptAll(ctx, jobs)
-	if d.cfg.BurstWindow <= 0 {
-		return nil
-	}
+	// The burst keys of its pending deliveries ("" for those sent on
+	// their own) spare a claim when all of them are sent by bursts, as a
+	// burst of pings is: one read on the path of every new conversation.
 	keys, err := d.store.BurstKeys(ctx, notificationID, now, 0)
 	if err != nil {
 		return err
 	}
+	if slices.Contains(keys, "") {
+		jobs, err := d.store.Claim(ctx, notificationID, now, now.Add(d.cfg.Lease), d.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		d.attemptAll(ctx, jobs)
+	}
 	for _, k := range keys {
-		d.runBurst(ctx, k)
+		if k != "" {
+			d.runBurst(ctx, k)
+		}
 	}
 	return nil
 }

@@ -384,14 +384,14 @@ func (s *Store) MarkBurstDirty(ctx context.Context, id string) error {
 
 // BurstKeys returns the burst keys with work due at now: deliveries
 // pending, a burst whose sender died, a burst to rewrite. With
-// notificationID set, only the keys of that notification's pending
-// deliveries.
+// notificationID set, the keys of that notification's pending or
+// abandoned deliveries, "" for those sent on their own (Claim).
 func (s *Store) BurstKeys(ctx context.Context, notificationID string, now time.Time, limit int) ([]string, error) {
 	var rows pgx.Rows
 	var err error
 	if notificationID != "" {
 		rows, err = s.pool.Query(ctx, `SELECT DISTINCT burst_key FROM deliveries
-			WHERE notification_id = $1 AND burst_key <> '' AND status = 'pending'`, notificationID)
+			WHERE notification_id = $1 AND (status = 'pending' OR (status = 'sending' AND lease_until <= $2))`, notificationID, now)
 	} else {
 		rows, err = s.pool.Query(ctx, `
 			SELECT burst_key FROM deliveries WHERE burst_key <> '' AND status = 'pending' AND next_attempt_at <= $1

@@ -185,16 +185,22 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 		if err := lockGroup(ctx, tx, ne.GroupKey); err != nil {
 			return err
 		}
-		var id string
-		err := tx.QueryRow(ctx, `
-			INSERT INTO escalations (key, group_key, kind, policy_id, policy, conversation_id, team, tier, category,
-				person_id, title, body, links, started_at, held, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $16)
-			ON CONFLICT DO NOTHING
-			RETURNING id`,
+		// Inserted and read back with the conversation's deadlines in one
+		// statement: this is on the path of every new conversation.
+		var err error
+		esc, err = scanEscalation(tx.QueryRow(ctx, `
+			WITH e AS (
+				INSERT INTO escalations (key, group_key, kind, policy_id, policy, conversation_id, team, tier, category,
+					person_id, title, body, links, started_at, held, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $16)
+				ON CONFLICT DO NOTHING
+				RETURNING *
+			)
+			SELECT `+escalationCols+` FROM e
+			LEFT JOIN conversation_deadlines d ON e.conversation_id <> '' AND d.conversation_id = e.conversation_id`,
 			ne.Key, ne.GroupKey, ne.Kind, ne.PolicyID, ne.Policy, ne.ConversationID, ne.Team, ne.Tier, ne.Category,
 			ne.PersonID, ne.Title, ne.Body, string(links), ne.StartedAt, ne.Held, ne.CreatedAt,
-		).Scan(&id)
+		))
 		if errors.Is(err, pgx.ErrNoRows) {
 			esc, err = escalationWhere(ctx, tx, "e.key = $1 OR (e.group_key <> '' AND e.group_key = $2 AND e.status IN ('active', 'done')) ORDER BY e.key = $1 DESC LIMIT 1",
 				ne.Key, ne.GroupKey)
@@ -204,10 +210,6 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 			return fmt.Errorf("insert escalation: %w", err)
 		}
 		created = true
-		esc, err = escalationWhere(ctx, tx, "e.id = $1", id)
-		if err != nil {
-			return err
-		}
 		esc, notificationIDs, err = fireLocked(ctx, tx, esc, now, fire)
 		if err != nil || ne.GroupKey == "" {
 			return err
