@@ -2,7 +2,12 @@ package notifier
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +20,8 @@ import (
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
 	"github.com/sidekickhq/sidekick/platform/clock"
+	"github.com/sidekickhq/sidekick/platform/pg"
+	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
@@ -155,21 +162,155 @@ func benchNotifier(b *testing.B, concurrency int) {
 	}
 }
 
-// BenchmarkEventToSlack publishes OPENED events at a steady rate (100 a
-// second) and measures the time from each publish to the fake Slack
-// receiving its chat.postMessage: p50, p99 and max, with the real clock.
-// b.N events are sent, so -benchtime 500x is five seconds of traffic.
+var (
+	benchRate  = flag.Int("notifier.rate", 500, "BenchmarkEventToSlack: conversations opened a second")
+	benchConc  = flag.Int("notifier.concurrency", 4, "BenchmarkEventToSlack: SIDEKICK_NOTIFIER_CONCURRENCY of the notifier variant")
+	benchPool  = flag.Int("notifier.pool", 0, "BenchmarkEventToSlack: pool_max_conns of the notifier's database URL; 0: pgxpool's default (4 on two cores)")
+	benchEvery = flag.Duration("notifier.burst-every", time.Second, "BenchmarkEventToSlack: SIDEKICK_NOTIFIER_BURST_EVERY of the notifier variant")
+)
+
+// BenchmarkEventToSlack opens b.N conversations at a steady rate
+// (-notifier.rate, 500 a second; -benchtime 30000x is a minute of it), each
+// pinging the one hero, and measures the first ping of each: the time from
+// the publish of its OPENED event to its delivery (the Slack call that
+// first showed it returned: the post of its burst's message, or a
+// rewrite), p50, p99 and max, with the real clock. Beside it, in the same
+// run, the floor: the same events at the same rate consumed from the same
+// stream by a bare handler that posts each to the same fake Slack
+// (chat.postMessage) and nothing else, latency to the fake's receipt.
+//
+// The notifier coalesces the pings into bursts (SIDEKICK_NOTIFIER_BURST_*,
+// rewrites at most once per -notifier.burst-every, a second as deployed:
+// Slack's chat.update allows about that), so its latency is about half the
+// rewrite interval by design; "drain-ms" is how long after the last publish
+// the last delivery came (a backlog that grew shows there). Run it with
+// SIDEKICK_TEST_FSYNC=on for PostgreSQL as deployed.
 func BenchmarkEventToSlack(b *testing.B) {
-	const rate = 100
+	b.Run("floor-bare-consume-post", benchFloor)
+	b.Run("notifier", benchEventToSlack)
+}
+
+// publishAtRate publishes conversations 0 to b.N-1 opening, at rate a
+// second, and returns when each was published.
+func publishAtRate(b *testing.B, pub *bus.Publisher, rate int) map[string]time.Time {
+	b.Helper()
+	ctx := context.Background()
+	sent := make(map[string]time.Time, b.N)
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for i := range b.N {
+		<-tick.C
+		ev := benchOpened(i, time.Now())
+		ev.OccurredAt = timestamppb.Now()
+		sent[ev.GetConversation().GetId()] = time.Now()
+		if _, err := pub.Publish(ctx, bus.Event{Subject: bus.ConversationSubject("opened"), ID: ev.GetId(), Message: ev}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return sent
+}
+
+// reportLatency reports the percentiles of lat and the drain, the time
+// from the last publish to the last arrival.
+func reportLatency(b *testing.B, lat []time.Duration, lastSent, lastArrived time.Time) {
+	b.Helper()
+	if len(lat) != b.N {
+		b.Fatalf("matched %d of %d conversations", len(lat), b.N)
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(float64(lastArrived.Sub(lastSent).Microseconds())/1000, "drain-ms")
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		b.Logf("load average: %s", strings.TrimSpace(string(load)))
+	}
+}
+
+// sep is what joins a parameter to url.
+func sep(url string) string {
+	if strings.Contains(url, "?") {
+		return "&"
+	}
+	return "?"
+}
+
+// benchFloor: a bare consumer of the same stream posts each event to the
+// fake Slack.
+func benchFloor(b *testing.B) {
+	_, js := bustest.StartJetStream(b)
+	fake := notifiertest.StartSlack(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cons, err := js.CreateOrUpdateConsumer(ctx, bus.StreamConversations, jetstream.ConsumerConfig{
+		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: bus.DefaultMaxAckPending,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := &http.Client{}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		var ev supportv1.ConversationEvent
+		if err := bus.Decode(msg, &ev); err != nil {
+			b.Error(err)
+			return
+		}
+		resp, err := client.PostForm(fake.URL()+"chat.postMessage", url.Values{
+			"token": {"xoxb-floor"}, "channel": {"U0ALICE"}, "text": {ev.GetConversation().GetId()}})
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		_ = msg.Ack()
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Stop()
+	pub := bus.NewPublisher(js, "bench/triage")
+	b.ResetTimer()
+	sent := publishAtRate(b, pub, *benchRate)
+	lastSent := time.Now()
+	notifiertest.Eventually(b, "every event posted", func() bool { return len(fake.Calls("chat.postMessage")) == b.N })
+	b.StopTimer()
+	var lat []time.Duration
+	var last time.Time
+	for _, c := range fake.Calls("chat.postMessage") {
+		lat = append(lat, c.At.Sub(sent[c.Form.Get("text")]))
+		last = c.At
+	}
+	reportLatency(b, lat, lastSent, last)
+}
+
+// benchEventToSlack: the notifier, coalescing the hero's pings.
+func benchEventToSlack(b *testing.B) {
 	h := newHarness(b)
 	fake := notifiertest.StartSlack(b)
 	cfg := testConfig()
 	cfg.SlackBotToken, cfg.SlackAPIURL = "xoxb-bench", fake.URL()
-	cfg.Concurrency = 4
+	cfg.Concurrency = *benchConc
 	cfg.RateLimit = -1
+	cfg.BurstWindow, cfg.BurstEvery = time.Minute, *benchEvery
 	cfg.SweepInterval, cfg.RelayInterval, cfg.TickInterval = time.Second, time.Second, time.Second
 	deps := h.deps
 	deps.Clock, deps.Console, deps.Logger = clock.Real(), nil, nil
+	if *benchPool > 0 {
+		url := pgtest.NewDatabase(b)
+		if err := pg.Migrate(context.Background(), url, Schema, Migrations(), nil); err != nil {
+			b.Fatal(err)
+		}
+		pool, err := pg.Connect(context.Background(), fmt.Sprintf("%s%spool_max_conns=%d", url, sep(url), *benchPool), Schema)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pool.Close()
+		h.pool, deps.Pool = pool, pool
+	}
 	s, err := New(cfg, deps)
 	if err != nil {
 		b.Fatal(err)
@@ -189,42 +330,52 @@ func BenchmarkEventToSlack(b *testing.B) {
 		b.Fatal(err)
 	}
 	notifiertest.Eventually(b, "the warm-up message", func() bool { return len(fake.Calls("chat.postMessage")) == 1 })
+	// The next pings start a burst of their own.
+	if _, err := h.pool.Exec(ctx, `UPDATE bursts SET status = 'closed'`); err != nil {
+		b.Fatal(err)
+	}
 
-	sent := make(map[string]time.Time, b.N)
-	tick := time.NewTicker(time.Second / rate)
-	defer tick.Stop()
 	b.ResetTimer()
-	for i := range b.N {
-		<-tick.C
-		ev := benchOpened(i, time.Now())
-		ev.OccurredAt = timestamppb.Now()
-		sent[ev.GetConversation().GetId()] = time.Now()
-		if _, err := h.pub.Publish(ctx, bus.Event{Subject: bus.ConversationSubject("opened"), ID: ev.GetId(), Message: ev}); err != nil {
+	sent := publishAtRate(b, h.pub, *benchRate)
+	lastSent := time.Now()
+	deadline := time.Now().Add(time.Duration(b.N / *benchRate + 1) * 10 * time.Second)
+	for {
+		var n int
+		if err := h.pool.QueryRow(ctx, `SELECT count(*) FROM deliveries WHERE status = 'delivered'`).Scan(&n); err != nil {
 			b.Fatal(err)
 		}
+		if n == b.N+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d delivered after %s", n-1, b.N, time.Since(lastSent))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	notifiertest.Eventually(b, "every message on Slack", func() bool { return len(fake.Calls("chat.postMessage")) == b.N+1 })
 	b.StopTimer()
+	rows, err := h.pool.Query(ctx, `SELECT n.conversation_id, d.delivered_at FROM deliveries d JOIN notifications n ON n.id = d.notification_id`)
+	if err != nil {
+		b.Fatal(err)
+	}
 	var lat []time.Duration
-	for _, c := range fake.Calls("chat.postMessage") {
-		blocks := c.Form.Get("blocks")
-		i := strings.Index(blocks, "conv:")
-		if i < 0 {
-			b.Fatalf("no conversation in %s", blocks)
+	var last time.Time
+	for rows.Next() {
+		var conv string
+		var at time.Time
+		if err := rows.Scan(&conv, &at); err != nil {
+			b.Fatal(err)
 		}
-		conv, _, _ := strings.Cut(blocks[i+len("conv:"):], "|")
-		if at, ok := sent[conv]; ok {
-			lat = append(lat, c.At.Sub(at))
+		if t0, ok := sent[conv]; ok {
+			lat = append(lat, at.Sub(t0))
+			if at.After(last) {
+				last = at
+			}
 		}
 	}
-	if len(lat) != b.N {
-		b.Fatalf("matched %d of %d messages", len(lat), b.N)
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
 	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
-	}
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(float64(len(fake.Calls("chat.postMessage"))-1), "posts")
+	b.ReportMetric(float64(len(fake.Calls("chat.update"))), "updates")
+	reportLatency(b, lat, lastSent, last)
 }
