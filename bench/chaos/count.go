@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/sidekick/fakes"
@@ -32,6 +30,9 @@ type observed struct {
 	// updates are the chat.update calls Slack took: the rewrites of a
 	// burst's message as its list grew.
 	updates []fakes.SlackMessage
+	// refused are the posts and rewrites the fake refused as real Slack
+	// would (past its documented limits).
+	refused []fakes.SlackMessage
 	pages   []fakes.PagerDutyEvent
 }
 
@@ -59,8 +60,8 @@ type result struct {
 	// real Slack.
 	Refused int
 	// OverLimit counts posts and rewrites past Slack's documented
-	// limits, which real Slack refuses (invalid_blocks): what they carry
-	// is not counted as delivered.
+	// limits, which Slack (and the fake) refuses: invalid_blocks,
+	// msg_too_long.
 	OverLimit int
 
 	// Sentry storm: webhooks sent and accepted; issues, issues with a
@@ -92,50 +93,6 @@ func tokensIn(s string, run int, kind string) []string {
 		}
 	}
 	return out
-}
-
-// Slack's documented limits on a message.
-const (
-	maxSectionText = 3000
-	maxBlocks      = 50
-)
-
-// overSlackLimits says why real Slack would refuse m, or "" if it would
-// not: more than 50 blocks, or a section whose text (or a field) is over
-// 3,000 characters.
-func overSlackLimits(m fakes.SlackMessage) string {
-	if len(m.Blocks) == 0 {
-		return ""
-	}
-	var blocks []struct {
-		Type string `json:"type"`
-		Text *struct {
-			Text string `json:"text"`
-		} `json:"text"`
-		Fields []struct {
-			Text string `json:"text"`
-		} `json:"fields"`
-	}
-	if err := json.Unmarshal(m.Blocks, &blocks); err != nil {
-		return "blocks are not an array"
-	}
-	if len(blocks) > maxBlocks {
-		return fmt.Sprintf("%d blocks", len(blocks))
-	}
-	for i, b := range blocks {
-		if b.Type != "section" {
-			continue
-		}
-		if b.Text != nil && utf8.RuneCountInString(b.Text.Text) > maxSectionText {
-			return fmt.Sprintf("block %d: section text of %d characters", i, utf8.RuneCountInString(b.Text.Text))
-		}
-		for _, f := range b.Fields {
-			if utf8.RuneCountInString(f.Text) > 2000 {
-				return fmt.Sprintf("block %d: field of %d characters", i, utf8.RuneCountInString(f.Text))
-			}
-		}
-	}
-	return ""
 }
 
 // messages groups the posts with their rewrites: one slice per message
@@ -231,13 +188,25 @@ func tally(run int, tr *traffic, obs observed) result {
 	}
 
 	// Notifications at the fake Slack: pings and digest items per
-	// message token, only from what real Slack would have taken. A
+	// message token, from what Slack took (the fake refuses what real
+	// Slack refuses, and keeps it apart: counted as refused). A
 	// message is a post with its rewrites (chat.update of its channel and
 	// ts): a burst's message lists more conversations as it grows, so a
 	// conversation is notified by the message once it is in the post or
 	// in any rewrite of it, and a conversation in two messages is
 	// notified twice.
 	pings, items, refused := map[string]int{}, map[string]int{}, map[string]bool{}
+	for _, m := range obs.refused {
+		toks := tokensIn(m.Text+" "+string(m.Blocks), run, "N")
+		if len(toks) == 0 {
+			continue
+		}
+		r.OverLimit++
+		example("over Slack's limits", m.Method+": "+m.Error)
+		for _, t := range toks {
+			refused[t] = true
+		}
+	}
 	for _, versions := range messages(obs.posts, obs.updates) {
 		post := versions[0]
 		if isSentryPage(post) {
@@ -245,19 +214,7 @@ func tally(run int, tr *traffic, obs observed) result {
 		}
 		listed := map[string]bool{}
 		for _, v := range versions {
-			toks := tokensIn(v.Text+" "+string(v.Blocks), run, "N")
-			if len(toks) == 0 {
-				continue
-			}
-			if why := overSlackLimits(v); why != "" {
-				r.OverLimit++
-				example("over Slack's limits", why)
-				for _, t := range toks {
-					refused[t] = true
-				}
-				continue
-			}
-			for _, t := range toks {
+			for _, t := range tokensIn(v.Text+" "+string(v.Blocks), run, "N") {
 				listed[t] = true
 			}
 		}
@@ -401,7 +358,7 @@ func (s *stack) observe(ctx context.Context, run int, tr *traffic) (observed, er
 	if err := crows.Err(); err != nil {
 		return obs, fmt.Errorf("read triage's conversations: %w", err)
 	}
-	obs.posts, obs.updates = s.slack.Posted(), s.slack.Updated()
+	obs.posts, obs.updates, obs.refused = s.slack.Posted(), s.slack.Updated(), s.slack.Refused()
 	obs.pages = s.pd.Events()
 	return obs, nil
 }

@@ -52,11 +52,11 @@ func TestTally(t *testing.T) {
 			post("new subscriber conversation", tok(1)+": help"),
 			post("new subscriber conversation", tok(1)+": help"), // a duplicate ping
 			post("digest: 2 new conversations", "• "+tok(3)+"\n• "+tok(5)+"\n• "+tokenOf(run+1, 9)),
-			post("digest: 1 new conversation", "• "+tok(4)+strings.Repeat("x", maxSectionText)), // refused by real Slack
 			post("Sentry alert: "+issueTokenOf(run, 0)+" TypeError", ""),
 			post("Sentry alert: "+issueTokenOf(run, 1)+" TypeError", ""),
 			post("Sentry alert: "+issueTokenOf(run, 1)+" TypeError", ""), // paged twice on Slack
 		},
+		refused: []fakes.SlackMessage{refusedPost(post("digest: 1 new conversation", "• "+tok(4)+strings.Repeat("x", fakes.SlackMaxSectionText)))},
 		pages: []fakes.PagerDutyEvent{
 			{EventAction: "trigger", DedupKey: "a", Payload: &fakes.PagerDutyPayload{Summary: "Sentry alert: " + issueTokenOf(run, 0)}},
 			{EventAction: "trigger", DedupKey: "b", Payload: &fakes.PagerDutyPayload{Summary: "Sentry alert: " + issueTokenOf(run, 1)}},
@@ -100,42 +100,19 @@ func TestTallyCountsABurstsMessageOnce(t *testing.T) {
 	obs.updates = []fakes.SlackMessage{
 		at(post("2 new conversations", tok(0)+"\n"+tok(1)), "1.1", "chat.update"),
 		at(post("3 new conversations", tok(0)+"\n"+tok(1)+"\n"+tok(2)), "1.1", "chat.update"),
-		at(post("4 new conversations", tok(3)+strings.Repeat("x", maxSectionText)), "1.1", "chat.update"), // refused by real Slack
-		at(post("5 new conversations", tok(4)), "9.9", "chat.update"),                                     // of no message posted
+		at(post("5 new conversations", tok(4)), "9.9", "chat.update"), // of no message posted
 	}
+	obs.refused = []fakes.SlackMessage{refusedPost(at(post("4 new conversations", tok(3)+strings.Repeat("x", fakes.SlackMaxSectionText)), "1.1", "chat.update"))}
 	got := tally(run, tr, obs)
 	if got.Expected != 5 || got.Once != 2 || got.Twice != 1 || got.DupPings != 1 || got.Never != 2 || got.Refused != 1 || got.OverLimit != 1 {
 		t.Errorf("tally %+v; want 5 to notify: 2 once (0, 1), 1 twice (2), 2 never (3 only in a refused rewrite)", got)
 	}
 }
 
-func TestOverSlackLimits(t *testing.T) {
-	section := func(n int) map[string]any {
-		return map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": strings.Repeat("é", n)}}
-	}
-	msg := func(blocks ...map[string]any) fakes.SlackMessage {
-		raw, _ := json.Marshal(blocks)
-		return fakes.SlackMessage{Blocks: raw}
-	}
-	many := make([]map[string]any, maxBlocks+1)
-	for i := range many {
-		many[i] = map[string]any{"type": "divider"}
-	}
-	for _, c := range []struct {
-		name string
-		m    fakes.SlackMessage
-		over bool
-	}{
-		{"no blocks", fakes.SlackMessage{Text: "hi"}, false},
-		{"a section at the limit, in characters", msg(section(maxSectionText)), false},
-		{"a section over the limit", msg(section(1), section(maxSectionText+1)), true},
-		{"50 blocks", msg(many[:maxBlocks]...), false},
-		{"51 blocks", msg(many...), true},
-	} {
-		if got := overSlackLimits(c.m); (got != "") != c.over {
-			t.Errorf("%s: overSlackLimits = %q, want over: %v", c.name, got, c.over)
-		}
-	}
+// refusedPost is m as the fake keeps it after refusing it.
+func refusedPost(m fakes.SlackMessage) fakes.SlackMessage {
+	m.Error = fakes.SlackRefusal(m.Text, string(m.Blocks))
+	return m
 }
 
 func TestPlanIsSeeded(t *testing.T) {

@@ -308,3 +308,92 @@ func TestSlackHistoryFindsAPostByItsMetadata(t *testing.T) {
 		t.Fatalf("second page, without metadata: %+v %v", h, err)
 	}
 }
+
+// The Slack fake refuses what Slack documents it refuses, for posts and
+// rewrites alike, answers the error code slack-go reads, and keeps the
+// refused calls apart from the messages it took.
+func TestSlackRefusesWhatSlackRefuses(t *testing.T) {
+	f := fakes.NewSlack("acme", "T0DEMO")
+	t.Cleanup(f.Close)
+	ctx := context.Background()
+	api := slack.New("xoxb-test", slack.OptionAPIURL(f.APIURL()))
+	section := func(n int) slack.Block {
+		return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, strings.Repeat("é", n), false, false), nil, nil)
+	}
+	channel, ts, err := api.PostMessageContext(ctx, "U0BOB", slack.MsgOptionText(strings.Repeat("x", fakes.SlackMaxText), false),
+		slack.MsgOptionBlocks(section(fakes.SlackMaxSectionText)))
+	if err != nil {
+		t.Fatalf("a message at the limits: %v", err)
+	}
+	many := make([]slack.Block, fakes.SlackMaxBlocks+1)
+	for i := range many {
+		many[i] = slack.NewDividerBlock()
+	}
+	longButton := slack.NewButtonBlockElement("sidekick_ack", "v", slack.NewTextBlockObject(slack.PlainTextType, strings.Repeat("b", fakes.SlackMaxButtonText+1), false, false))
+	for _, c := range []struct {
+		name string
+		opts []slack.MsgOption
+		code string
+	}{
+		{"text over 40,000 characters", []slack.MsgOption{slack.MsgOptionText(strings.Repeat("x", fakes.SlackMaxText+1), false)}, "msg_too_long"},
+		{"a section over 3,000 characters", []slack.MsgOption{slack.MsgOptionBlocks(section(1), section(fakes.SlackMaxSectionText+1))}, "invalid_blocks"},
+		{"51 blocks", []slack.MsgOption{slack.MsgOptionBlocks(many...)}, "invalid_blocks"},
+		{"a button's text over 75 characters", []slack.MsgOption{slack.MsgOptionBlocks(slack.NewActionBlock("a", longButton))}, "invalid_blocks"},
+		{"an accessory button's", []slack.MsgOption{slack.MsgOptionBlocks(slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "x", false, false), nil, slack.NewAccessory(longButton)))}, "invalid_blocks"},
+	} {
+		if _, _, err := api.PostMessageContext(ctx, "U0BOB", c.opts...); err == nil || err.Error() != c.code {
+			t.Errorf("post, %s: %v, want %s", c.name, err, c.code)
+		}
+		if _, _, _, err := api.UpdateMessageContext(ctx, channel, ts, c.opts...); err == nil || err.Error() != c.code {
+			t.Errorf("update, %s: %v, want %s", c.name, err, c.code)
+		}
+	}
+	if got := len(f.Posted()); got != 1 || len(f.Updated()) != 0 {
+		t.Errorf("%d posted, %d updated; want only the message at the limits", got, len(f.Updated()))
+	}
+	refused := f.Refused()
+	if len(refused) != 10 || refused[0].Error != "msg_too_long" || refused[1].Method != "chat.update" || refused[3].Error != "invalid_blocks" {
+		t.Errorf("refused %d calls: %+v", len(refused), refused)
+	}
+}
+
+func TestSlackRefusal(t *testing.T) {
+	block := func(b map[string]any) string {
+		raw, _ := json.Marshal([]map[string]any{b})
+		return string(raw)
+	}
+	text := func(n int) map[string]any { return map[string]any{"type": "mrkdwn", "text": strings.Repeat("é", n)} }
+	fields := func(n, size int) []any {
+		out := []any{}
+		for range n {
+			out = append(out, text(size))
+		}
+		return out
+	}
+	elements := func(n int) []any {
+		out := []any{}
+		for range n {
+			out = append(out, text(1))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name, blocks, code string
+	}{
+		{"none", "", ""},
+		{"not an array", `{"type":"section"}`, "invalid_blocks_format"},
+		{"without a type", `[{"text":{"type":"mrkdwn","text":"x"}}]`, "invalid_blocks"},
+		{"ten fields at the limit", block(map[string]any{"type": "section", "fields": fields(10, fakes.SlackMaxFieldText)}), ""},
+		{"eleven fields", block(map[string]any{"type": "section", "fields": fields(11, 1)}), "invalid_blocks"},
+		{"a field over 2,000", block(map[string]any{"type": "section", "fields": fields(1, fakes.SlackMaxFieldText+1)}), "invalid_blocks"},
+		{"a header at 150", block(map[string]any{"type": "header", "text": text(fakes.SlackMaxHeaderText)}), ""},
+		{"a header over 150", block(map[string]any{"type": "header", "text": text(fakes.SlackMaxHeaderText + 1)}), "invalid_blocks"},
+		{"a context of ten", block(map[string]any{"type": "context", "elements": elements(10)}), ""},
+		{"a context of eleven", block(map[string]any{"type": "context", "elements": elements(11)}), "invalid_blocks"},
+		{"a block_id over 255", block(map[string]any{"type": "divider", "block_id": strings.Repeat("b", 256)}), "invalid_blocks"},
+	} {
+		if got := fakes.SlackRefusal("x", c.blocks); got != c.code {
+			t.Errorf("%s: %q, want %q", c.name, got, c.code)
+		}
+	}
+}

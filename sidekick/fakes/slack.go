@@ -23,13 +23,14 @@ import (
 //
 //   - chat.postMessage: posting to a user id (U…) opens the DM channel
 //     (D…) the answer names, as Slack does; the message gets a fresh ts
-//     and keeps thread_ts, username, icon_url and metadata; text over
-//     40,000 characters is msg_too_long, blocks that are not an array of
-//     typed blocks invalid_blocks, metadata that is not an event_type and
-//     event_payload object invalid_metadata_format, a channel the bot was
-//     removed from (RemoveFromChannel) not_in_channel, and with
-//     LimitPostRate a channel past its rate gets HTTP 429 with
-//     Retry-After;
+//     and keeps thread_ts, username, icon_url and metadata; a message past
+//     Slack's documented limits is refused as Slack refuses it
+//     (SlackRefusal: text over 40,000 characters msg_too_long, blocks
+//     invalid_blocks_format or invalid_blocks) and kept apart (Refused),
+//     metadata that is not an event_type and event_payload object is
+//     invalid_metadata_format, a channel the bot was removed from
+//     (RemoveFromChannel) not_in_channel, and with LimitPostRate a channel
+//     past its rate gets HTTP 429 with Retry-After;
 //   - conversations.open: a user id's DM channel (D…);
 //   - conversations.history: the channel's top-level messages posted
 //     here, newest first, with limit and cursor, and their metadata only
@@ -39,7 +40,7 @@ import (
 //     latest, inclusive, limit and cursor, and their metadata only with
 //     include_all_metadata;
 //   - chat.update: rewrites a message posted before (message_not_found
-//     otherwise);
+//     otherwise), refusing what is past Slack's limits as a post does;
 //   - users.info: the users added with AddUser (user_not_found otherwise);
 //   - chat.getPermalink: https://<domain>.slack.com/archives/<channel>/p<ts>;
 //   - auth.test: the bot user of the workspace.
@@ -57,6 +58,7 @@ type Slack struct {
 	calls   map[string]int
 	posted  []SlackMessage
 	updated []SlackMessage
+	refused []SlackMessage
 	// ts is the last ts handed out, in microseconds.
 	ts int64
 	// removed are channels the bot is not in.
@@ -102,6 +104,8 @@ type SlackMessage struct {
 	IconURL  string
 	// Metadata is the message metadata as posted, nil without.
 	Metadata *SlackMetadata
+	// Error is the code Slack answered a refused message with (Refused).
+	Error string
 }
 
 // SlackMetadata is message metadata: an event type and its payload.
@@ -219,6 +223,23 @@ func (s *Slack) Updated() []SlackMessage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]SlackMessage(nil), s.updated...)
+}
+
+// Refused returns the chat.postMessage and chat.update calls refused for
+// being past Slack's limits, oldest first, with the error code answered.
+func (s *Slack) Refused() []SlackMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]SlackMessage(nil), s.refused...)
+}
+
+// refuse answers code to a call past Slack's limits and keeps it.
+func (s *Slack) refuse(w http.ResponseWriter, method, code string, p map[string]string) {
+	s.mu.Lock()
+	s.refused = append(s.refused, SlackMessage{Method: method, Target: p["channel"], Channel: p["channel"], TS: p["ts"],
+		Text: p["text"], Blocks: json.RawMessage(p["blocks"]), Error: code})
+	s.mu.Unlock()
+	writeJSON(w, map[string]any{"ok": false, "error": code})
 }
 
 // RemoveFromChannel takes the bot out of channel: posting there answers
@@ -342,19 +363,11 @@ func (s *Slack) postMessage(w http.ResponseWriter, p map[string]string) {
 		writeJSON(w, map[string]any{"ok": false, "error": "no_text"})
 		return
 	}
-	if utf8.RuneCountInString(p["text"]) > maxSlackText {
-		writeJSON(w, map[string]any{"ok": false, "error": "msg_too_long"})
+	if code := SlackRefusal(p["text"], p["blocks"]); code != "" {
+		s.refuse(w, "chat.postMessage", code, p)
 		return
 	}
-	blocks, ok := blockJSON(p["blocks"])
-	if !ok {
-		writeJSON(w, map[string]any{"ok": false, "error": "invalid_blocks_format"})
-		return
-	}
-	if !typedBlocks(blocks) {
-		writeJSON(w, map[string]any{"ok": false, "error": "invalid_blocks"})
-		return
-	}
+	blocks := blockJSON(p["blocks"])
 	var meta *SlackMetadata
 	if raw := p["metadata"]; raw != "" {
 		meta = new(SlackMetadata)
@@ -397,8 +410,143 @@ func (s *Slack) postMessage(w http.ResponseWriter, p map[string]string) {
 	})
 }
 
-// maxSlackText is chat.postMessage's limit on text: longer is msg_too_long.
-const maxSlackText = 40000
+// Slack's documented limits on a message
+// (https://docs.slack.dev/reference/methods/chat.postMessage,
+// https://docs.slack.dev/reference/block-kit/blocks and
+// .../block-kit/block-elements).
+const (
+	// SlackMaxText is the most characters of a message's text; longer is
+	// msg_too_long.
+	SlackMaxText = 40000
+	// SlackMaxBlocks is the most blocks of a message.
+	SlackMaxBlocks = 50
+	// SlackMaxSectionText is the most characters of a section's text, and
+	// of a context element's.
+	SlackMaxSectionText = 3000
+	// A section has at most SlackMaxFields fields of SlackMaxFieldText.
+	SlackMaxFields    = 10
+	SlackMaxFieldText = 2000
+	// SlackMaxContextElements is the most elements of a context block.
+	SlackMaxContextElements = 10
+	// SlackMaxHeaderText is the most characters of a header's text.
+	SlackMaxHeaderText = 150
+	// A button's text has at most SlackMaxButtonText characters and its
+	// value SlackMaxButtonValue.
+	SlackMaxButtonText  = 75
+	SlackMaxButtonValue = 2000
+	// SlackMaxID is the most characters of a block_id or action_id.
+	SlackMaxID = 255
+)
+
+// SlackRefusal returns the error code real Slack answers a
+// chat.postMessage or chat.update with this text and blocks (JSON), or ""
+// when it takes them: msg_too_long for text over SlackMaxText characters,
+// invalid_blocks_format for blocks that are not a JSON array,
+// invalid_blocks for more than SlackMaxBlocks blocks, a block without a
+// type, or a block or element past its limit.
+func SlackRefusal(text, blocks string) string {
+	if utf8.RuneCountInString(text) > SlackMaxText {
+		return "msg_too_long"
+	}
+	if blocks == "" {
+		return ""
+	}
+	var arr []slackBlock
+	if err := json.Unmarshal([]byte(blocks), &arr); err != nil {
+		return "invalid_blocks_format"
+	}
+	if len(arr) > SlackMaxBlocks {
+		return "invalid_blocks"
+	}
+	for _, b := range arr {
+		if !b.fits() {
+			return "invalid_blocks"
+		}
+	}
+	return ""
+}
+
+// slackText is a text object.
+type slackText struct {
+	Text string `json:"text"`
+}
+
+// slackElement is a block element or a context element: a button's text
+// is an object, a context element's a string.
+type slackElement struct {
+	Type     string          `json:"type"`
+	Text     json.RawMessage `json:"text"`
+	Value    string          `json:"value"`
+	ActionID string          `json:"action_id"`
+}
+
+type slackBlock struct {
+	Type      string         `json:"type"`
+	BlockID   string         `json:"block_id"`
+	Text      *slackText     `json:"text"`
+	Fields    []slackText    `json:"fields"`
+	Elements  []slackElement `json:"elements"`
+	Accessory *slackElement  `json:"accessory"`
+}
+
+func longer(s string, n int) bool { return utf8.RuneCountInString(s) > n }
+
+// fits reports whether the block is within Slack's limits.
+func (b slackBlock) fits() bool {
+	if b.Type == "" || longer(b.BlockID, SlackMaxID) {
+		return false
+	}
+	switch b.Type {
+	case "section":
+		if b.Text != nil && longer(b.Text.Text, SlackMaxSectionText) || len(b.Fields) > SlackMaxFields {
+			return false
+		}
+		for _, f := range b.Fields {
+			if longer(f.Text, SlackMaxFieldText) {
+				return false
+			}
+		}
+		if b.Accessory != nil && !b.Accessory.fits() {
+			return false
+		}
+	case "header":
+		if b.Text == nil || longer(b.Text.Text, SlackMaxHeaderText) {
+			return false
+		}
+	case "context":
+		if len(b.Elements) > SlackMaxContextElements {
+			return false
+		}
+		for _, e := range b.Elements {
+			var t slackText
+			if json.Unmarshal(e.Text, &t) == nil && longer(t.Text, SlackMaxSectionText) {
+				return false
+			}
+		}
+	case "actions":
+		for _, e := range b.Elements {
+			if !e.fits() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// fits reports whether an interactive element is within Slack's limits.
+func (e slackElement) fits() bool {
+	if longer(e.ActionID, SlackMaxID) {
+		return false
+	}
+	if e.Type != "button" {
+		return true
+	}
+	var t slackText
+	if err := json.Unmarshal(e.Text, &t); err != nil {
+		return false
+	}
+	return !longer(t.Text, SlackMaxButtonText) && !longer(e.Value, SlackMaxButtonValue)
+}
 
 // takePost spends one post of channel's allowance, or says how long until
 // there is one. The caller holds s.mu.
@@ -529,32 +677,13 @@ func tsLess(a, b string) bool {
 	return x < y
 }
 
-// typedBlocks reports whether every block has a type, as Slack requires.
-func typedBlocks(blocks json.RawMessage) bool {
-	if blocks == nil {
-		return true
-	}
-	var arr []struct {
-		Type string `json:"type"`
-	}
-	if err := json.Unmarshal(blocks, &arr); err != nil {
-		return false
-	}
-	for _, b := range arr {
-		if b.Type == "" {
-			return false
-		}
-	}
-	return true
-}
-
 func (s *Slack) update(w http.ResponseWriter, p map[string]string) {
 	channel, ts := p["channel"], p["ts"]
-	blocks, ok := blockJSON(p["blocks"])
-	if !ok {
-		writeJSON(w, map[string]any{"ok": false, "error": "invalid_blocks_format"})
+	if code := SlackRefusal(p["text"], p["blocks"]); code != "" {
+		s.refuse(w, "chat.update", code, p)
 		return
 	}
+	blocks := blockJSON(p["blocks"])
 	s.mu.Lock()
 	found := false
 	for _, m := range s.posted {
@@ -638,16 +767,12 @@ func slackParams(r *http.Request) (map[string]string, error) {
 	return out, nil
 }
 
-// blockJSON checks that blocks, when given, is a JSON array.
-func blockJSON(blocks string) (json.RawMessage, bool) {
+// blockJSON is blocks as JSON, nil when none were given.
+func blockJSON(blocks string) json.RawMessage {
 	if blocks == "" {
-		return nil, true
+		return nil
 	}
-	var arr []json.RawMessage
-	if err := json.Unmarshal([]byte(blocks), &arr); err != nil {
-		return nil, false
-	}
-	return json.RawMessage(blocks), true
+	return json.RawMessage(blocks)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

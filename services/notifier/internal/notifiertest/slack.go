@@ -137,8 +137,8 @@ const (
 // chat.update with form, or "" when Slack accepts it: msg_too_long for
 // text over SlackMaxText characters, invalid_blocks_format for blocks
 // that are not a JSON array, invalid_blocks for more than SlackMaxBlocks
-// blocks, a block without a type, or a section, context or button past
-// its limit.
+// blocks, a block without a type, or a section (its fields and accessory
+// button included), context or button past its limit.
 func SlackLimits(form url.Values) string {
 	if utf8.RuneCountInString(form.Get("text")) > SlackMaxText {
 		return "msg_too_long"
@@ -150,15 +150,17 @@ func SlackLimits(form url.Values) string {
 	type text struct {
 		Text string `json:"text"`
 	}
+	type element struct {
+		Type  string `json:"type"`
+		Text  any    `json:"text"`
+		Value string `json:"value"`
+	}
 	var blocks []struct {
-		Type     string `json:"type"`
-		Text     *text  `json:"text"`
-		Fields   []text `json:"fields"`
-		Elements []struct {
-			Type  string `json:"type"`
-			Text  any    `json:"text"`
-			Value string `json:"value"`
-		} `json:"elements"`
+		Type      string    `json:"type"`
+		Text      *text     `json:"text"`
+		Fields    []text    `json:"fields"`
+		Elements  []element `json:"elements"`
+		Accessory *element  `json:"accessory"`
 	}
 	if err := json.Unmarshal([]byte(raw), &blocks); err != nil {
 		return "invalid_blocks_format"
@@ -172,8 +174,15 @@ func SlackLimits(form url.Values) string {
 		case "":
 			return "invalid_blocks"
 		case "section":
-			if b.Text != nil && long(b.Text.Text, SlackMaxSectionText) {
+			if b.Text != nil && long(b.Text.Text, SlackMaxSectionText) || len(b.Fields) > 10 {
 				return "invalid_blocks"
+			}
+			if a := b.Accessory; a != nil {
+				if t, ok := a.Text.(map[string]any); ok && a.Type == "button" {
+					if s, _ := t["text"].(string); long(s, SlackMaxButtonText) || long(a.Value, SlackMaxButtonValue) {
+						return "invalid_blocks"
+					}
+				}
 			}
 			for _, f := range b.Fields {
 				if long(f.Text, SlackMaxFieldText) {
