@@ -407,7 +407,23 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.timers.Run(ctx) })
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.pruner.Run(ctx) })
+	g.Go(func() error { return s.fillSearchText(ctx) })
 	return g.Wait()
+}
+
+// fillSearchText indexes for search the messages stored before search
+// existed (migration 00005), then returns; a failure is logged and left
+// for the next start, since search missing old messages must not stop
+// triage.
+func (s *Service) fillSearchText(ctx context.Context) error {
+	n, err := s.engine.FillSearchText(ctx, 500)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.deps.Logger.Error("indexing earlier messages for search failed; the next start continues", "indexed", n, "error", err)
+	case n > 0:
+		s.deps.Logger.Info("indexed earlier messages for search", "messages", n)
+	}
+	return nil
 }
 
 // RegisterGRPC registers ConversationService, CustomerService and

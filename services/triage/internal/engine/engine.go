@@ -970,3 +970,39 @@ func (e *Engine) List(ctx context.Context, f store.Filter) ([]*supportv1.Convers
 	}
 	return cs, nil
 }
+
+// Search finds conversations by the words of their messages, notes,
+// subject, author and customer; see store.Search.
+func (e *Engine) Search(ctx context.Context, query string, f store.Filter) ([]store.Hit, error) {
+	hits, err := store.Search(ctx, e.pool, query, f)
+	if errors.Is(err, store.ErrEmptyQuery) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hits {
+		e.decorate(h.Conversation)
+	}
+	return hits, nil
+}
+
+// FillSearchText indexes, for search, the messages stored before search
+// existed, batch at a time, until none is left or ctx is done.
+func (e *Engine) FillSearchText(ctx context.Context, batch int) (int, error) {
+	total := 0
+	for {
+		var n int
+		// One transaction a batch, so that replicas starting together
+		// skip each other's rows.
+		err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+			var err error
+			n, err = store.FillSearchText(ctx, tx, batch)
+			return err
+		})
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+}

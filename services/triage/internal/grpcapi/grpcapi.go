@@ -90,12 +90,14 @@ func pageToken(offset int) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(offset)))
 }
 
-// ListConversations lists conversations ordered by tier, then deadline.
-func (s *Server) ListConversations(ctx context.Context, req *triagev1.ListConversationsRequest) (*triagev1.ListConversationsResponse, error) {
+// filter reads the filters and paging of a ListConversations request (nil
+// matches everything), asking one row more than a page to know whether
+// another follows.
+func (s *Server) filter(ctx context.Context, req *triagev1.ListConversationsRequest) (store.Filter, int, error) {
 	size := int(req.GetPageSize())
 	switch {
 	case size < 0:
-		return nil, status.Error(codes.InvalidArgument, "page_size must not be negative")
+		return store.Filter{}, 0, status.Error(codes.InvalidArgument, "page_size must not be negative")
 	case size == 0:
 		size = DefaultPageSize
 	case size > MaxPageSize:
@@ -103,20 +105,63 @@ func (s *Server) ListConversations(ctx context.Context, req *triagev1.ListConver
 	}
 	offset, err := pageOffset(req.GetPageToken())
 	if err != nil {
+		return store.Filter{}, 0, err
+	}
+	f := store.Filter{
+		Statuses: req.GetStatuses(), Unassigned: req.GetUnassigned(), Tier: req.GetTier(), Tag: req.GetTag(),
+		Channel: req.GetChannel(), Category: s.engine.CategoryFilter(req.GetCategory()), BreachedOnly: req.GetBreachedOnly(),
+		CustomerID: req.GetCustomerId(), Limit: size + 1, Offset: offset,
+	}
+	if !f.Unassigned {
+		f.Assignee = s.engine.AssigneeFilter(ctx, req.GetAssignee())
+	}
+	if t := req.GetOpenedFrom(); t != nil {
+		f.OpenedFrom = t.AsTime()
+	}
+	if t := req.GetOpenedTo(); t != nil {
+		f.OpenedTo = t.AsTime()
+	}
+	return f, size, nil
+}
+
+// ListConversations lists conversations ordered by tier, then deadline.
+func (s *Server) ListConversations(ctx context.Context, req *triagev1.ListConversationsRequest) (*triagev1.ListConversationsResponse, error) {
+	f, size, err := s.filter(ctx, req)
+	if err != nil {
 		return nil, err
 	}
-	cs, err := s.engine.List(ctx, store.Filter{
-		Statuses: req.GetStatuses(), Assignee: s.engine.AssigneeFilter(ctx, req.GetAssignee()), Tier: req.GetTier(), Tag: req.GetTag(),
-		Channel: req.GetChannel(), Category: s.engine.CategoryFilter(req.GetCategory()), BreachedOnly: req.GetBreachedOnly(),
-		Limit: size + 1, Offset: offset,
-	})
+	cs, err := s.engine.List(ctx, f)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	resp := &triagev1.ListConversationsResponse{Conversations: cs}
 	if len(cs) > size {
 		resp.Conversations = cs[:size]
-		resp.NextPageToken = pageToken(offset + size)
+		resp.NextPageToken = pageToken(f.Offset + size)
+	}
+	return resp, nil
+}
+
+// SearchConversations finds conversations by words, best match first.
+func (s *Server) SearchConversations(ctx context.Context, req *triagev1.SearchConversationsRequest) (*triagev1.SearchConversationsResponse, error) {
+	f, size, err := s.filter(ctx, req.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	hits, err := s.engine.Search(ctx, req.GetQuery(), f)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &triagev1.SearchConversationsResponse{}
+	if len(hits) > size {
+		hits = hits[:size]
+		resp.NextPageToken = pageToken(f.Offset + size)
+	}
+	for _, h := range hits {
+		resp.Hits = append(resp.Hits, &triagev1.SearchHit{
+			Conversation: h.Conversation, Source: h.Source, MessageId: h.MessageID, NoteId: h.NoteID,
+			Snippet: h.Snippet, Rank: h.Rank,
+		})
 	}
 	return resp, nil
 }

@@ -167,22 +167,29 @@ func conversationArgs(c *supportv1.Conversation) ([]any, error) {
 // same channel, thread and source id, not themselves edits or deletes.
 const originals = `channel = $1 AND thread_key = $2 AND source_id = $3 AND source_id <> '' AND kind NOT IN (2, 3)`
 
+// storedBody is a stored message's row number and encoded body.
+type storedBody struct {
+	seq  int64
+	body []byte
+}
+
+// storedBodies runs sql, which selects seq and body of messages.
+func storedBodies(ctx context.Context, q Querier, sql string, args ...any) ([]storedBody, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (storedBody, error) {
+		var s storedBody
+		return s, r.Scan(&s.seq, &s.body)
+	})
+}
+
 // EditMessage replaces the text (and subject, attributes and attachments
 // when given) of the stored message m edits; false when none is stored.
 func EditMessage(ctx context.Context, q Querier, m *supportv1.InboundMessage, at time.Time) (bool, error) {
-	rows, err := q.Query(ctx, `SELECT seq, body FROM messages WHERE `+originals+` FOR UPDATE`,
+	found, err := storedBodies(ctx, q, `SELECT seq, body FROM messages WHERE `+originals+` FOR UPDATE`,
 		int16(m.GetChannel()), m.GetThreadKey(), m.GetSourceId())
-	if err != nil {
-		return false, fmt.Errorf("edit message %s: %w", m.GetSourceId(), err)
-	}
-	type stored struct {
-		seq  int64
-		body []byte
-	}
-	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stored, error) {
-		var s stored
-		return s, r.Scan(&s.seq, &s.body)
-	})
 	if err != nil {
 		return false, fmt.Errorf("edit message %s: %w", m.GetSourceId(), err)
 	}
@@ -202,7 +209,7 @@ func EditMessage(ctx context.Context, q Querier, m *supportv1.InboundMessage, at
 		if err != nil {
 			return false, fmt.Errorf("edit message %s: encode: %w", m.GetSourceId(), err)
 		}
-		if _, err := q.Exec(ctx, `UPDATE messages SET body = $2, edited_at = $3 WHERE seq = $1`, s.seq, body, at); err != nil {
+		if _, err := q.Exec(ctx, `UPDATE messages SET body = $2, edited_at = $3, search_text = $4 WHERE seq = $1`, s.seq, body, at, SearchText(&old)); err != nil {
 			return false, fmt.Errorf("edit message %s: %w", m.GetSourceId(), err)
 		}
 	}
@@ -212,19 +219,8 @@ func EditMessage(ctx context.Context, q Querier, m *supportv1.InboundMessage, at
 // DeleteMessage marks the stored message m deletes as deleted and drops
 // its text; false when none is stored.
 func DeleteMessage(ctx context.Context, q Querier, m *supportv1.InboundMessage, at time.Time) (bool, error) {
-	rows, err := q.Query(ctx, `SELECT seq, body FROM messages WHERE `+originals+` AND deleted_at IS NULL FOR UPDATE`,
+	found, err := storedBodies(ctx, q, `SELECT seq, body FROM messages WHERE `+originals+` AND deleted_at IS NULL FOR UPDATE`,
 		int16(m.GetChannel()), m.GetThreadKey(), m.GetSourceId())
-	if err != nil {
-		return false, fmt.Errorf("delete message %s: %w", m.GetSourceId(), err)
-	}
-	type stored struct {
-		seq  int64
-		body []byte
-	}
-	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stored, error) {
-		var s stored
-		return s, r.Scan(&s.seq, &s.body)
-	})
 	if err != nil {
 		return false, fmt.Errorf("delete message %s: %w", m.GetSourceId(), err)
 	}
@@ -238,7 +234,7 @@ func DeleteMessage(ctx context.Context, q Querier, m *supportv1.InboundMessage, 
 		if err != nil {
 			return false, fmt.Errorf("delete message %s: encode: %w", m.GetSourceId(), err)
 		}
-		if _, err := q.Exec(ctx, `UPDATE messages SET body = $2, deleted_at = $3 WHERE seq = $1`, s.seq, body, at); err != nil {
+		if _, err := q.Exec(ctx, `UPDATE messages SET body = $2, deleted_at = $3, search_text = $4 WHERE seq = $1`, s.seq, body, at, SearchText(&old)); err != nil {
 			return false, fmt.Errorf("delete message %s: %w", m.GetSourceId(), err)
 		}
 	}
@@ -362,8 +358,11 @@ const BusinessCategory = "business"
 // Filter selects conversations; zero fields match everything but business
 // proposals, which only a Category or CustomerID filter lists.
 type Filter struct {
-	Statuses     []supportv1.ConversationStatus
-	Assignee     string
+	Statuses []supportv1.ConversationStatus
+	Assignee string
+	// Unassigned: only conversations nobody is assigned to (Assignee is
+	// then ignored).
+	Unassigned   bool
 	Tier         supportv1.Tier
 	Tag          string
 	Channel      supportv1.Channel
@@ -371,21 +370,17 @@ type Filter struct {
 	BreachedOnly bool
 	// CustomerID limits to one customer's conversations.
 	CustomerID string
-	Limit      int
-	Offset     int
+	// OpenedFrom and OpenedTo, when not zero, limit to conversations
+	// opened in [OpenedFrom, OpenedTo).
+	OpenedFrom, OpenedTo time.Time
+	Limit                int
+	Offset               int
 }
 
-// ListConversations returns conversations matching f, ordered by tier
-// (Priority first), then next deadline (none last), then age.
-func ListConversations(ctx context.Context, q Querier, f Filter) ([]*supportv1.Conversation, error) {
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
+// conditions returns f's SQL conditions on conversations c, adding their
+// arguments with arg.
+func (f Filter) conditions(arg func(any) string) []string {
+	var where []string
 	if len(f.Statuses) > 0 {
 		st := make([]int16, len(f.Statuses))
 		for i, s := range f.Statuses {
@@ -393,7 +388,10 @@ func ListConversations(ctx context.Context, q Querier, f Filter) ([]*supportv1.C
 		}
 		where = append(where, "c.status = ANY("+arg(st)+")")
 	}
-	if f.Assignee != "" {
+	switch {
+	case f.Unassigned:
+		where = append(where, "c.assignee = ''")
+	case f.Assignee != "":
 		where = append(where, "c.assignee = "+arg(f.Assignee))
 	}
 	if f.Tier != supportv1.Tier_TIER_UNSPECIFIED {
@@ -419,6 +417,24 @@ func ListConversations(ctx context.Context, q Querier, f Filter) ([]*supportv1.C
 	if f.CustomerID != "" {
 		where = append(where, "c.customer_id = "+arg(f.CustomerID))
 	}
+	if !f.OpenedFrom.IsZero() {
+		where = append(where, "c.opened_at >= "+arg(f.OpenedFrom))
+	}
+	if !f.OpenedTo.IsZero() {
+		where = append(where, "c.opened_at < "+arg(f.OpenedTo))
+	}
+	return where
+}
+
+// ListConversations returns conversations matching f, ordered by tier
+// (Priority first), then next deadline (none last), then age.
+func ListConversations(ctx context.Context, q Querier, f Filter) ([]*supportv1.Conversation, error) {
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	where := f.conditions(arg)
 	sql := `SELECT ` + conversationColumns + conversationFrom
 	if len(where) > 0 {
 		sql += ` WHERE ` + strings.Join(where, " AND ")

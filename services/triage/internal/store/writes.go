@@ -293,6 +293,7 @@ func InsertMessages(ctx context.Context, q Querier, ms []MessageRow) error {
 	}
 	var (
 		ids, threads, sources []string
+		texts                 []string
 		convs                 []*string
 		chans, kinds, roles   []int16
 		bodies                = make([][]byte, 0, len(ms))
@@ -313,10 +314,10 @@ func InsertMessages(ctx context.Context, q Querier, ms []MessageRow) error {
 			conv = &id
 		}
 		if len(ms) <= fewRows {
-			_, err := q.Exec(ctx, `INSERT INTO messages (id, conversation_id, channel, thread_key, source_id, kind, author_role, body, received_at)
-				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING`,
+			_, err := q.Exec(ctx, `INSERT INTO messages (id, conversation_id, channel, thread_key, source_id, kind, author_role, body, received_at, search_text)
+				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id) DO NOTHING`,
 				m.GetId(), conv, int16(m.GetChannel()), m.GetThreadKey(), m.GetSourceId(), int16(m.GetKind()),
-				int16(m.GetAuthor().GetRole()), body, r.ReceivedAt)
+				int16(m.GetAuthor().GetRole()), body, r.ReceivedAt, SearchText(m))
 			if err != nil {
 				return fmt.Errorf("insert message %s: %w", m.GetId(), err)
 			}
@@ -324,18 +325,18 @@ func InsertMessages(ctx context.Context, q Querier, ms []MessageRow) error {
 		}
 		ids, convs, threads, sources = append(ids, m.GetId()), append(convs, conv), append(threads, m.GetThreadKey()), append(sources, m.GetSourceId())
 		chans, kinds, roles = append(chans, int16(m.GetChannel())), append(kinds, int16(m.GetKind())), append(roles, int16(m.GetAuthor().GetRole()))
-		bodies, at = append(bodies, body), append(at, r.ReceivedAt)
+		bodies, at, texts = append(bodies, body), append(at, r.ReceivedAt), append(texts, SearchText(m))
 	}
 	if len(ms) <= fewRows {
 		return nil
 	}
-	_, err := q.Exec(ctx, `INSERT INTO messages (id, conversation_id, channel, thread_key, source_id, kind, author_role, body, received_at)
-		SELECT id, conversation_id, channel, thread_key, source_id, kind, author_role, body, received_at
+	_, err := q.Exec(ctx, `INSERT INTO messages (id, conversation_id, channel, thread_key, source_id, kind, author_role, body, received_at, search_text)
+		SELECT id, conversation_id, channel, thread_key, source_id, kind, author_role, body, received_at, search_text
 		FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::smallint[], $7::smallint[],
-			$8::bytea[], $9::timestamptz[]) WITH ORDINALITY
-			AS m(id, conversation_id, channel, thread_key, source_id, kind, author_role, body, received_at, n)
+			$8::bytea[], $9::timestamptz[], $10::text[]) WITH ORDINALITY
+			AS m(id, conversation_id, channel, thread_key, source_id, kind, author_role, body, received_at, search_text, n)
 		ORDER BY n
-		ON CONFLICT (id) DO NOTHING`, ids, convs, chans, threads, sources, kinds, roles, bodies, at)
+		ON CONFLICT (id) DO NOTHING`, ids, convs, chans, threads, sources, kinds, roles, bodies, at, texts)
 	if err != nil {
 		return fmt.Errorf("insert %d messages: %w", len(ms), err)
 	}

@@ -23,6 +23,66 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SearchSource is where a search hit matched best.
+type SearchSource int32
+
+const (
+	SearchSource_SEARCH_SOURCE_UNSPECIFIED SearchSource = 0
+	// A message (customer's, staff's or a bot's); message_id says which.
+	SearchSource_SEARCH_SOURCE_MESSAGE SearchSource = 1
+	// A private note; note_id says which.
+	SearchSource_SEARCH_SOURCE_NOTE SearchSource = 2
+	// The conversation's subject or the author who opened it.
+	SearchSource_SEARCH_SOURCE_CONVERSATION SearchSource = 3
+	// The customer's name or organisation.
+	SearchSource_SEARCH_SOURCE_CUSTOMER SearchSource = 4
+)
+
+// Enum value maps for SearchSource.
+var (
+	SearchSource_name = map[int32]string{
+		0: "SEARCH_SOURCE_UNSPECIFIED",
+		1: "SEARCH_SOURCE_MESSAGE",
+		2: "SEARCH_SOURCE_NOTE",
+		3: "SEARCH_SOURCE_CONVERSATION",
+		4: "SEARCH_SOURCE_CUSTOMER",
+	}
+	SearchSource_value = map[string]int32{
+		"SEARCH_SOURCE_UNSPECIFIED":  0,
+		"SEARCH_SOURCE_MESSAGE":      1,
+		"SEARCH_SOURCE_NOTE":         2,
+		"SEARCH_SOURCE_CONVERSATION": 3,
+		"SEARCH_SOURCE_CUSTOMER":     4,
+	}
+)
+
+func (x SearchSource) Enum() *SearchSource {
+	p := new(SearchSource)
+	*p = x
+	return p
+}
+
+func (x SearchSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SearchSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_sidekick_triage_v1_triage_proto_enumTypes[0].Descriptor()
+}
+
+func (SearchSource) Type() protoreflect.EnumType {
+	return &file_sidekick_triage_v1_triage_proto_enumTypes[0]
+}
+
+func (x SearchSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SearchSource.Descriptor instead.
+func (SearchSource) EnumDescriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{0}
+}
+
 // DeliveryState is where a reply sent from Sidekick stands.
 type DeliveryState int32
 
@@ -64,11 +124,11 @@ func (x DeliveryState) String() string {
 }
 
 func (DeliveryState) Descriptor() protoreflect.EnumDescriptor {
-	return file_sidekick_triage_v1_triage_proto_enumTypes[0].Descriptor()
+	return file_sidekick_triage_v1_triage_proto_enumTypes[1].Descriptor()
 }
 
 func (DeliveryState) Type() protoreflect.EnumType {
-	return &file_sidekick_triage_v1_triage_proto_enumTypes[0]
+	return &file_sidekick_triage_v1_triage_proto_enumTypes[1]
 }
 
 func (x DeliveryState) Number() protoreflect.EnumNumber {
@@ -77,20 +137,28 @@ func (x DeliveryState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeliveryState.Descriptor instead.
 func (DeliveryState) EnumDescriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{0}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{1}
 }
 
 type ListConversationsRequest struct {
-	state         protoimpl.MessageState  `protogen:"open.v1"`
-	Statuses      []v1.ConversationStatus `protobuf:"varint,1,rep,packed,name=statuses,proto3,enum=sidekick.support.v1.ConversationStatus" json:"statuses,omitempty"`
-	Assignee      string                  `protobuf:"bytes,2,opt,name=assignee,proto3" json:"assignee,omitempty"`
-	Tier          v1.Tier                 `protobuf:"varint,3,opt,name=tier,proto3,enum=sidekick.support.v1.Tier" json:"tier,omitempty"`
-	Tag           string                  `protobuf:"bytes,4,opt,name=tag,proto3" json:"tag,omitempty"`
-	Channel       v1.Channel              `protobuf:"varint,5,opt,name=channel,proto3,enum=sidekick.support.v1.Channel" json:"channel,omitempty"`
-	Category      string                  `protobuf:"bytes,6,opt,name=category,proto3" json:"category,omitempty"`
-	BreachedOnly  bool                    `protobuf:"varint,7,opt,name=breached_only,json=breachedOnly,proto3" json:"breached_only,omitempty"`
-	PageSize      int32                   `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                  `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state        protoimpl.MessageState  `protogen:"open.v1"`
+	Statuses     []v1.ConversationStatus `protobuf:"varint,1,rep,packed,name=statuses,proto3,enum=sidekick.support.v1.ConversationStatus" json:"statuses,omitempty"`
+	Assignee     string                  `protobuf:"bytes,2,opt,name=assignee,proto3" json:"assignee,omitempty"`
+	Tier         v1.Tier                 `protobuf:"varint,3,opt,name=tier,proto3,enum=sidekick.support.v1.Tier" json:"tier,omitempty"`
+	Tag          string                  `protobuf:"bytes,4,opt,name=tag,proto3" json:"tag,omitempty"`
+	Channel      v1.Channel              `protobuf:"varint,5,opt,name=channel,proto3,enum=sidekick.support.v1.Channel" json:"channel,omitempty"`
+	Category     string                  `protobuf:"bytes,6,opt,name=category,proto3" json:"category,omitempty"`
+	BreachedOnly bool                    `protobuf:"varint,7,opt,name=breached_only,json=breachedOnly,proto3" json:"breached_only,omitempty"`
+	PageSize     int32                   `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken    string                  `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only conversations nobody is assigned to (assignee is then ignored).
+	Unassigned bool `protobuf:"varint,10,opt,name=unassigned,proto3" json:"unassigned,omitempty"`
+	// Only this customer's conversations (business proposals included).
+	CustomerId string `protobuf:"bytes,11,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// Only conversations opened at or after opened_from and before
+	// opened_to, when set.
+	OpenedFrom    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=opened_from,json=openedFrom,proto3" json:"opened_from,omitempty"`
+	OpenedTo      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=opened_to,json=openedTo,proto3" json:"opened_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -188,6 +256,34 @@ func (x *ListConversationsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListConversationsRequest) GetUnassigned() bool {
+	if x != nil {
+		return x.Unassigned
+	}
+	return false
+}
+
+func (x *ListConversationsRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *ListConversationsRequest) GetOpenedFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OpenedFrom
+	}
+	return nil
+}
+
+func (x *ListConversationsRequest) GetOpenedTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OpenedTo
+	}
+	return nil
+}
+
 type ListConversationsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Conversations []*v1.Conversation     `protobuf:"bytes,1,rep,name=conversations,proto3" json:"conversations,omitempty"`
@@ -240,6 +336,254 @@ func (x *ListConversationsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type SearchConversationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Words to find, in web search syntax.
+	Query string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	// Filters and paging, as for ListConversations; nil matches everything.
+	Filter        *ListConversationsRequest `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchConversationsRequest) Reset() {
+	*x = SearchConversationsRequest{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchConversationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchConversationsRequest) ProtoMessage() {}
+
+func (x *SearchConversationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchConversationsRequest.ProtoReflect.Descriptor instead.
+func (*SearchConversationsRequest) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SearchConversationsRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *SearchConversationsRequest) GetFilter() *ListConversationsRequest {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+// SnippetPart is a run of a search snippet; match marks the words the
+// query found.
+type SnippetPart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	Match         bool                   `protobuf:"varint,2,opt,name=match,proto3" json:"match,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnippetPart) Reset() {
+	*x = SnippetPart{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnippetPart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnippetPart) ProtoMessage() {}
+
+func (x *SnippetPart) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnippetPart.ProtoReflect.Descriptor instead.
+func (*SnippetPart) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SnippetPart) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *SnippetPart) GetMatch() bool {
+	if x != nil {
+		return x.Match
+	}
+	return false
+}
+
+type SearchHit struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Conversation *v1.Conversation       `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	Source       SearchSource           `protobuf:"varint,2,opt,name=source,proto3,enum=sidekick.triage.v1.SearchSource" json:"source,omitempty"`
+	// The matching message's InboundMessage id, for SEARCH_SOURCE_MESSAGE.
+	MessageId string `protobuf:"bytes,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// The matching note's id, for SEARCH_SOURCE_NOTE.
+	NoteId string `protobuf:"bytes,4,opt,name=note_id,json=noteId,proto3" json:"note_id,omitempty"`
+	// A short excerpt of the best match around the words found.
+	Snippet []*SnippetPart `protobuf:"bytes,5,rep,name=snippet,proto3" json:"snippet,omitempty"`
+	// PostgreSQL's ts_rank of the best match; higher is better.
+	Rank          float32 `protobuf:"fixed32,6,opt,name=rank,proto3" json:"rank,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchHit) Reset() {
+	*x = SearchHit{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchHit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchHit) ProtoMessage() {}
+
+func (x *SearchHit) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchHit.ProtoReflect.Descriptor instead.
+func (*SearchHit) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SearchHit) GetConversation() *v1.Conversation {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+func (x *SearchHit) GetSource() SearchSource {
+	if x != nil {
+		return x.Source
+	}
+	return SearchSource_SEARCH_SOURCE_UNSPECIFIED
+}
+
+func (x *SearchHit) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *SearchHit) GetNoteId() string {
+	if x != nil {
+		return x.NoteId
+	}
+	return ""
+}
+
+func (x *SearchHit) GetSnippet() []*SnippetPart {
+	if x != nil {
+		return x.Snippet
+	}
+	return nil
+}
+
+func (x *SearchHit) GetRank() float32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+type SearchConversationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hits          []*SearchHit           `protobuf:"bytes,1,rep,name=hits,proto3" json:"hits,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchConversationsResponse) Reset() {
+	*x = SearchConversationsResponse{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchConversationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchConversationsResponse) ProtoMessage() {}
+
+func (x *SearchConversationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchConversationsResponse.ProtoReflect.Descriptor instead.
+func (*SearchConversationsResponse) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SearchConversationsResponse) GetHits() []*SearchHit {
+	if x != nil {
+		return x.Hits
+	}
+	return nil
+}
+
+func (x *SearchConversationsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type GetConversationRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -249,7 +593,7 @@ type GetConversationRequest struct {
 
 func (x *GetConversationRequest) Reset() {
 	*x = GetConversationRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[2]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +605,7 @@ func (x *GetConversationRequest) String() string {
 func (*GetConversationRequest) ProtoMessage() {}
 
 func (x *GetConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[2]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +618,7 @@ func (x *GetConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversationRequest.ProtoReflect.Descriptor instead.
 func (*GetConversationRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{2}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetConversationRequest) GetId() string {
@@ -298,7 +642,7 @@ type Note struct {
 
 func (x *Note) Reset() {
 	*x = Note{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[3]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -310,7 +654,7 @@ func (x *Note) String() string {
 func (*Note) ProtoMessage() {}
 
 func (x *Note) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[3]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -323,7 +667,7 @@ func (x *Note) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Note.ProtoReflect.Descriptor instead.
 func (*Note) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{3}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Note) GetId() string {
@@ -374,7 +718,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[4]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -386,7 +730,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[4]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -399,7 +743,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{4}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AuditEntry) GetActor() string {
@@ -445,7 +789,7 @@ type GetConversationResponse struct {
 
 func (x *GetConversationResponse) Reset() {
 	*x = GetConversationResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[5]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +801,7 @@ func (x *GetConversationResponse) String() string {
 func (*GetConversationResponse) ProtoMessage() {}
 
 func (x *GetConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[5]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +814,7 @@ func (x *GetConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversationResponse.ProtoReflect.Descriptor instead.
 func (*GetConversationResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{5}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetConversationResponse) GetConversation() *v1.Conversation {
@@ -531,7 +875,7 @@ type OutboundDelivery struct {
 
 func (x *OutboundDelivery) Reset() {
 	*x = OutboundDelivery{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[6]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +887,7 @@ func (x *OutboundDelivery) String() string {
 func (*OutboundDelivery) ProtoMessage() {}
 
 func (x *OutboundDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[6]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +900,7 @@ func (x *OutboundDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboundDelivery.ProtoReflect.Descriptor instead.
 func (*OutboundDelivery) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{6}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OutboundDelivery) GetOutboundId() string {
@@ -641,7 +985,7 @@ type ReplyRequest struct {
 
 func (x *ReplyRequest) Reset() {
 	*x = ReplyRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[7]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +997,7 @@ func (x *ReplyRequest) String() string {
 func (*ReplyRequest) ProtoMessage() {}
 
 func (x *ReplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[7]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +1010,7 @@ func (x *ReplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyRequest.ProtoReflect.Descriptor instead.
 func (*ReplyRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{7}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReplyRequest) GetConversationId() string {
@@ -702,7 +1046,7 @@ type ReplyResponse struct {
 
 func (x *ReplyResponse) Reset() {
 	*x = ReplyResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[8]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +1058,7 @@ func (x *ReplyResponse) String() string {
 func (*ReplyResponse) ProtoMessage() {}
 
 func (x *ReplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[8]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +1071,7 @@ func (x *ReplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyResponse.ProtoReflect.Descriptor instead.
 func (*ReplyResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{8}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReplyResponse) GetMessage() *v1.InboundMessage {
@@ -761,7 +1105,7 @@ type RetryOutboundRequest struct {
 
 func (x *RetryOutboundRequest) Reset() {
 	*x = RetryOutboundRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[9]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +1117,7 @@ func (x *RetryOutboundRequest) String() string {
 func (*RetryOutboundRequest) ProtoMessage() {}
 
 func (x *RetryOutboundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[9]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +1130,7 @@ func (x *RetryOutboundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryOutboundRequest.ProtoReflect.Descriptor instead.
 func (*RetryOutboundRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{9}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RetryOutboundRequest) GetOutboundId() string {
@@ -812,7 +1156,7 @@ type RetryOutboundResponse struct {
 
 func (x *RetryOutboundResponse) Reset() {
 	*x = RetryOutboundResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[10]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +1168,7 @@ func (x *RetryOutboundResponse) String() string {
 func (*RetryOutboundResponse) ProtoMessage() {}
 
 func (x *RetryOutboundResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[10]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +1181,7 @@ func (x *RetryOutboundResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryOutboundResponse.ProtoReflect.Descriptor instead.
 func (*RetryOutboundResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{10}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RetryOutboundResponse) GetDelivery() *OutboundDelivery {
@@ -858,7 +1202,7 @@ type AssignRequest struct {
 
 func (x *AssignRequest) Reset() {
 	*x = AssignRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[11]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1214,7 @@ func (x *AssignRequest) String() string {
 func (*AssignRequest) ProtoMessage() {}
 
 func (x *AssignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[11]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1227,7 @@ func (x *AssignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignRequest.ProtoReflect.Descriptor instead.
 func (*AssignRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{11}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AssignRequest) GetId() string {
@@ -916,7 +1260,7 @@ type AssignResponse struct {
 
 func (x *AssignResponse) Reset() {
 	*x = AssignResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[12]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1272,7 @@ func (x *AssignResponse) String() string {
 func (*AssignResponse) ProtoMessage() {}
 
 func (x *AssignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[12]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1285,7 @@ func (x *AssignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignResponse.ProtoReflect.Descriptor instead.
 func (*AssignResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{12}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AssignResponse) GetConversation() *v1.Conversation {
@@ -965,7 +1309,7 @@ type TagRequest struct {
 
 func (x *TagRequest) Reset() {
 	*x = TagRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[13]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1321,7 @@ func (x *TagRequest) String() string {
 func (*TagRequest) ProtoMessage() {}
 
 func (x *TagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[13]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1334,7 @@ func (x *TagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagRequest.ProtoReflect.Descriptor instead.
 func (*TagRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{13}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TagRequest) GetId() string {
@@ -1037,7 +1381,7 @@ type TagResponse struct {
 
 func (x *TagResponse) Reset() {
 	*x = TagResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[14]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1393,7 @@ func (x *TagResponse) String() string {
 func (*TagResponse) ProtoMessage() {}
 
 func (x *TagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[14]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1406,7 @@ func (x *TagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagResponse.ProtoReflect.Descriptor instead.
 func (*TagResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{14}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TagResponse) GetConversation() *v1.Conversation {
@@ -1084,7 +1428,7 @@ type AddNoteRequest struct {
 
 func (x *AddNoteRequest) Reset() {
 	*x = AddNoteRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[15]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1440,7 @@ func (x *AddNoteRequest) String() string {
 func (*AddNoteRequest) ProtoMessage() {}
 
 func (x *AddNoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[15]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1453,7 @@ func (x *AddNoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNoteRequest.ProtoReflect.Descriptor instead.
 func (*AddNoteRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{15}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AddNoteRequest) GetId() string {
@@ -1149,7 +1493,7 @@ type AddNoteResponse struct {
 
 func (x *AddNoteResponse) Reset() {
 	*x = AddNoteResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[16]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1505,7 @@ func (x *AddNoteResponse) String() string {
 func (*AddNoteResponse) ProtoMessage() {}
 
 func (x *AddNoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[16]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1518,7 @@ func (x *AddNoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNoteResponse.ProtoReflect.Descriptor instead.
 func (*AddNoteResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{16}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AddNoteResponse) GetNote() *Note {
@@ -1195,7 +1539,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[17]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1551,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[17]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1564,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{17}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CloseRequest) GetId() string {
@@ -1253,7 +1597,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[18]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1609,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[18]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1622,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{18}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CloseResponse) GetConversation() *v1.Conversation {
@@ -1298,7 +1642,7 @@ type ReopenRequest struct {
 
 func (x *ReopenRequest) Reset() {
 	*x = ReopenRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[19]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1654,7 @@ func (x *ReopenRequest) String() string {
 func (*ReopenRequest) ProtoMessage() {}
 
 func (x *ReopenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[19]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1667,7 @@ func (x *ReopenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReopenRequest.ProtoReflect.Descriptor instead.
 func (*ReopenRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{19}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReopenRequest) GetId() string {
@@ -1349,7 +1693,7 @@ type ReopenResponse struct {
 
 func (x *ReopenResponse) Reset() {
 	*x = ReopenResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[20]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1705,7 @@ func (x *ReopenResponse) String() string {
 func (*ReopenResponse) ProtoMessage() {}
 
 func (x *ReopenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[20]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1718,7 @@ func (x *ReopenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReopenResponse.ProtoReflect.Descriptor instead.
 func (*ReopenResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{20}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReopenResponse) GetConversation() *v1.Conversation {
@@ -1397,7 +1741,7 @@ type EscalateRequest struct {
 
 func (x *EscalateRequest) Reset() {
 	*x = EscalateRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[21]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1753,7 @@ func (x *EscalateRequest) String() string {
 func (*EscalateRequest) ProtoMessage() {}
 
 func (x *EscalateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[21]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1766,7 @@ func (x *EscalateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateRequest.ProtoReflect.Descriptor instead.
 func (*EscalateRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{21}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EscalateRequest) GetId() string {
@@ -1462,7 +1806,7 @@ type EscalateResponse struct {
 
 func (x *EscalateResponse) Reset() {
 	*x = EscalateResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[22]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1818,7 @@ func (x *EscalateResponse) String() string {
 func (*EscalateResponse) ProtoMessage() {}
 
 func (x *EscalateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[22]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1831,7 @@ func (x *EscalateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateResponse.ProtoReflect.Descriptor instead.
 func (*EscalateResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{22}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *EscalateResponse) GetConversation() *v1.Conversation {
@@ -1519,7 +1863,7 @@ type Customer struct {
 
 func (x *Customer) Reset() {
 	*x = Customer{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[23]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1531,7 +1875,7 @@ func (x *Customer) String() string {
 func (*Customer) ProtoMessage() {}
 
 func (x *Customer) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[23]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1544,7 +1888,7 @@ func (x *Customer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Customer.ProtoReflect.Descriptor instead.
 func (*Customer) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{23}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Customer) GetId() string {
@@ -1641,7 +1985,7 @@ type UpsertCustomersRequest struct {
 
 func (x *UpsertCustomersRequest) Reset() {
 	*x = UpsertCustomersRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[24]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1997,7 @@ func (x *UpsertCustomersRequest) String() string {
 func (*UpsertCustomersRequest) ProtoMessage() {}
 
 func (x *UpsertCustomersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[24]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +2010,7 @@ func (x *UpsertCustomersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertCustomersRequest.ProtoReflect.Descriptor instead.
 func (*UpsertCustomersRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{24}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpsertCustomersRequest) GetCustomers() []*Customer {
@@ -1693,7 +2037,7 @@ type UpsertCustomersResponse struct {
 
 func (x *UpsertCustomersResponse) Reset() {
 	*x = UpsertCustomersResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[25]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +2049,7 @@ func (x *UpsertCustomersResponse) String() string {
 func (*UpsertCustomersResponse) ProtoMessage() {}
 
 func (x *UpsertCustomersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[25]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +2062,7 @@ func (x *UpsertCustomersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertCustomersResponse.ProtoReflect.Descriptor instead.
 func (*UpsertCustomersResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{25}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UpsertCustomersResponse) GetChanges() []string {
@@ -1744,7 +2088,7 @@ type GetCustomerRequest struct {
 
 func (x *GetCustomerRequest) Reset() {
 	*x = GetCustomerRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[26]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +2100,7 @@ func (x *GetCustomerRequest) String() string {
 func (*GetCustomerRequest) ProtoMessage() {}
 
 func (x *GetCustomerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[26]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +2113,7 @@ func (x *GetCustomerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerRequest.ProtoReflect.Descriptor instead.
 func (*GetCustomerRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{26}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetCustomerRequest) GetId() string {
@@ -1788,7 +2132,7 @@ type GetCustomerResponse struct {
 
 func (x *GetCustomerResponse) Reset() {
 	*x = GetCustomerResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[27]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +2144,7 @@ func (x *GetCustomerResponse) String() string {
 func (*GetCustomerResponse) ProtoMessage() {}
 
 func (x *GetCustomerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[27]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +2157,7 @@ func (x *GetCustomerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerResponse.ProtoReflect.Descriptor instead.
 func (*GetCustomerResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{27}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetCustomerResponse) GetCustomer() *Customer {
@@ -1833,7 +2177,7 @@ type SummaryRequest struct {
 
 func (x *SummaryRequest) Reset() {
 	*x = SummaryRequest{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[28]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +2189,7 @@ func (x *SummaryRequest) String() string {
 func (*SummaryRequest) ProtoMessage() {}
 
 func (x *SummaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[28]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +2202,7 @@ func (x *SummaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SummaryRequest.ProtoReflect.Descriptor instead.
 func (*SummaryRequest) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{28}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SummaryRequest) GetFrom() *timestamppb.Timestamp {
@@ -1885,7 +2229,7 @@ type Count struct {
 
 func (x *Count) Reset() {
 	*x = Count{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[29]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2241,7 @@ func (x *Count) String() string {
 func (*Count) ProtoMessage() {}
 
 func (x *Count) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[29]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2254,7 @@ func (x *Count) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Count.ProtoReflect.Descriptor instead.
 func (*Count) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{29}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Count) GetKey() string {
@@ -1959,7 +2303,7 @@ type TierResponseStats struct {
 
 func (x *TierResponseStats) Reset() {
 	*x = TierResponseStats{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[30]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2315,7 @@ func (x *TierResponseStats) String() string {
 func (*TierResponseStats) ProtoMessage() {}
 
 func (x *TierResponseStats) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[30]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2328,7 @@ func (x *TierResponseStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TierResponseStats.ProtoReflect.Descriptor instead.
 func (*TierResponseStats) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{30}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TierResponseStats) GetTier() v1.Tier {
@@ -2114,7 +2458,7 @@ type Resolution struct {
 
 func (x *Resolution) Reset() {
 	*x = Resolution{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[31]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2126,7 +2470,7 @@ func (x *Resolution) String() string {
 func (*Resolution) ProtoMessage() {}
 
 func (x *Resolution) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[31]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2139,7 +2483,7 @@ func (x *Resolution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resolution.ProtoReflect.Descriptor instead.
 func (*Resolution) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{31}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Resolution) GetClosed() int64 {
@@ -2193,7 +2537,7 @@ type GroupResponseStats struct {
 
 func (x *GroupResponseStats) Reset() {
 	*x = GroupResponseStats{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[32]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2549,7 @@ func (x *GroupResponseStats) String() string {
 func (*GroupResponseStats) ProtoMessage() {}
 
 func (x *GroupResponseStats) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[32]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2562,7 @@ func (x *GroupResponseStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupResponseStats.ProtoReflect.Descriptor instead.
 func (*GroupResponseStats) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{32}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GroupResponseStats) GetKey() string {
@@ -2324,7 +2668,7 @@ type CategoryAgreement struct {
 
 func (x *CategoryAgreement) Reset() {
 	*x = CategoryAgreement{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[33]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2680,7 @@ func (x *CategoryAgreement) String() string {
 func (*CategoryAgreement) ProtoMessage() {}
 
 func (x *CategoryAgreement) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[33]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2693,7 @@ func (x *CategoryAgreement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CategoryAgreement.ProtoReflect.Descriptor instead.
 func (*CategoryAgreement) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{33}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CategoryAgreement) GetPairs() int64 {
@@ -2419,7 +2763,7 @@ type SummaryResponse struct {
 
 func (x *SummaryResponse) Reset() {
 	*x = SummaryResponse{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[34]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +2775,7 @@ func (x *SummaryResponse) String() string {
 func (*SummaryResponse) ProtoMessage() {}
 
 func (x *SummaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[34]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +2788,7 @@ func (x *SummaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SummaryResponse.ProtoReflect.Descriptor instead.
 func (*SummaryResponse) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{34}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SummaryResponse) GetByCategory() []*Count {
@@ -2500,7 +2844,7 @@ var File_sidekick_triage_v1_triage_proto protoreflect.FileDescriptor
 
 const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\n" +
-	"\x1fsidekick/triage/v1/triage.proto\x12\x12sidekick.triage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&sidekick/support/v1/conversation.proto\x1a!sidekick/support/v1/inbound.proto\"\xf1\x02\n" +
+	"\x1fsidekick/triage/v1/triage.proto\x12\x12sidekick.triage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&sidekick/support/v1/conversation.proto\x1a!sidekick/support/v1/inbound.proto\"\xa8\x04\n" +
 	"\x18ListConversationsRequest\x12C\n" +
 	"\bstatuses\x18\x01 \x03(\x0e2'.sidekick.support.v1.ConversationStatusR\bstatuses\x12\x1a\n" +
 	"\bassignee\x18\x02 \x01(\tR\bassignee\x12-\n" +
@@ -2511,9 +2855,35 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\rbreached_only\x18\a \x01(\bR\fbreachedOnly\x12\x1b\n" +
 	"\tpage_size\x18\b \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\t \x01(\tR\tpageToken\"\x8c\x01\n" +
+	"page_token\x18\t \x01(\tR\tpageToken\x12\x1e\n" +
+	"\n" +
+	"unassigned\x18\n" +
+	" \x01(\bR\n" +
+	"unassigned\x12\x1f\n" +
+	"\vcustomer_id\x18\v \x01(\tR\n" +
+	"customerId\x12;\n" +
+	"\vopened_from\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"openedFrom\x127\n" +
+	"\topened_to\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\bopenedTo\"\x8c\x01\n" +
 	"\x19ListConversationsResponse\x12G\n" +
 	"\rconversations\x18\x01 \x03(\v2!.sidekick.support.v1.ConversationR\rconversations\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"x\n" +
+	"\x1aSearchConversationsRequest\x12\x14\n" +
+	"\x05query\x18\x01 \x01(\tR\x05query\x12D\n" +
+	"\x06filter\x18\x02 \x01(\v2,.sidekick.triage.v1.ListConversationsRequestR\x06filter\"7\n" +
+	"\vSnippetPart\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12\x14\n" +
+	"\x05match\x18\x02 \x01(\bR\x05match\"\x93\x02\n" +
+	"\tSearchHit\x12E\n" +
+	"\fconversation\x18\x01 \x01(\v2!.sidekick.support.v1.ConversationR\fconversation\x128\n" +
+	"\x06source\x18\x02 \x01(\x0e2 .sidekick.triage.v1.SearchSourceR\x06source\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x03 \x01(\tR\tmessageId\x12\x17\n" +
+	"\anote_id\x18\x04 \x01(\tR\x06noteId\x129\n" +
+	"\asnippet\x18\x05 \x03(\v2\x1f.sidekick.triage.v1.SnippetPartR\asnippet\x12\x12\n" +
+	"\x04rank\x18\x06 \x01(\x02R\x04rank\"x\n" +
+	"\x1bSearchConversationsResponse\x121\n" +
+	"\x04hits\x18\x01 \x03(\v2\x1d.sidekick.triage.v1.SearchHitR\x04hits\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"(\n" +
 	"\x16GetConversationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x97\x01\n" +
@@ -2706,12 +3076,18 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\bresponse\x18\x04 \x03(\v2%.sidekick.triage.v1.TierResponseStatsR\bresponse\x12C\n" +
 	"\tagreement\x18\x05 \x01(\v2%.sidekick.triage.v1.CategoryAgreementR\tagreement\x12C\n" +
 	"\tby_person\x18\x06 \x03(\v2&.sidekick.triage.v1.GroupResponseStatsR\bbyPerson\x12X\n" +
-	"\x14by_category_response\x18\a \x03(\v2&.sidekick.triage.v1.GroupResponseStatsR\x12byCategoryResponse*\x7f\n" +
+	"\x14by_category_response\x18\a \x03(\v2&.sidekick.triage.v1.GroupResponseStatsR\x12byCategoryResponse*\x9c\x01\n" +
+	"\fSearchSource\x12\x1d\n" +
+	"\x19SEARCH_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15SEARCH_SOURCE_MESSAGE\x10\x01\x12\x16\n" +
+	"\x12SEARCH_SOURCE_NOTE\x10\x02\x12\x1e\n" +
+	"\x1aSEARCH_SOURCE_CONVERSATION\x10\x03\x12\x1a\n" +
+	"\x16SEARCH_SOURCE_CUSTOMER\x10\x04*\x7f\n" +
 	"\rDeliveryState\x12\x1e\n" +
 	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16DELIVERY_STATE_SENDING\x10\x01\x12\x17\n" +
 	"\x13DELIVERY_STATE_SENT\x10\x02\x12\x19\n" +
-	"\x15DELIVERY_STATE_FAILED\x10\x032\x8a\a\n" +
+	"\x15DELIVERY_STATE_FAILED\x10\x032\x82\b\n" +
 	"\x13ConversationService\x12p\n" +
 	"\x11ListConversations\x12,.sidekick.triage.v1.ListConversationsRequest\x1a-.sidekick.triage.v1.ListConversationsResponse\x12j\n" +
 	"\x0fGetConversation\x12*.sidekick.triage.v1.GetConversationRequest\x1a+.sidekick.triage.v1.GetConversationResponse\x12O\n" +
@@ -2722,7 +3098,8 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\x06Reopen\x12!.sidekick.triage.v1.ReopenRequest\x1a\".sidekick.triage.v1.ReopenResponse\x12U\n" +
 	"\bEscalate\x12#.sidekick.triage.v1.EscalateRequest\x1a$.sidekick.triage.v1.EscalateResponse\x12L\n" +
 	"\x05Reply\x12 .sidekick.triage.v1.ReplyRequest\x1a!.sidekick.triage.v1.ReplyResponse\x12d\n" +
-	"\rRetryOutbound\x12(.sidekick.triage.v1.RetryOutboundRequest\x1a).sidekick.triage.v1.RetryOutboundResponse2\xdd\x01\n" +
+	"\rRetryOutbound\x12(.sidekick.triage.v1.RetryOutboundRequest\x1a).sidekick.triage.v1.RetryOutboundResponse\x12v\n" +
+	"\x13SearchConversations\x12..sidekick.triage.v1.SearchConversationsRequest\x1a/.sidekick.triage.v1.SearchConversationsResponse2\xdd\x01\n" +
 	"\x0fCustomerService\x12j\n" +
 	"\x0fUpsertCustomers\x12*.sidekick.triage.v1.UpsertCustomersRequest\x1a+.sidekick.triage.v1.UpsertCustomersResponse\x12^\n" +
 	"\vGetCustomer\x12&.sidekick.triage.v1.GetCustomerRequest\x1a'.sidekick.triage.v1.GetCustomerResponse2c\n" +
@@ -2742,125 +3119,139 @@ func file_sidekick_triage_v1_triage_proto_rawDescGZIP() []byte {
 	return file_sidekick_triage_v1_triage_proto_rawDescData
 }
 
-var file_sidekick_triage_v1_triage_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sidekick_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_sidekick_triage_v1_triage_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_sidekick_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_sidekick_triage_v1_triage_proto_goTypes = []any{
-	(DeliveryState)(0),                // 0: sidekick.triage.v1.DeliveryState
-	(*ListConversationsRequest)(nil),  // 1: sidekick.triage.v1.ListConversationsRequest
-	(*ListConversationsResponse)(nil), // 2: sidekick.triage.v1.ListConversationsResponse
-	(*GetConversationRequest)(nil),    // 3: sidekick.triage.v1.GetConversationRequest
-	(*Note)(nil),                      // 4: sidekick.triage.v1.Note
-	(*AuditEntry)(nil),                // 5: sidekick.triage.v1.AuditEntry
-	(*GetConversationResponse)(nil),   // 6: sidekick.triage.v1.GetConversationResponse
-	(*OutboundDelivery)(nil),          // 7: sidekick.triage.v1.OutboundDelivery
-	(*ReplyRequest)(nil),              // 8: sidekick.triage.v1.ReplyRequest
-	(*ReplyResponse)(nil),             // 9: sidekick.triage.v1.ReplyResponse
-	(*RetryOutboundRequest)(nil),      // 10: sidekick.triage.v1.RetryOutboundRequest
-	(*RetryOutboundResponse)(nil),     // 11: sidekick.triage.v1.RetryOutboundResponse
-	(*AssignRequest)(nil),             // 12: sidekick.triage.v1.AssignRequest
-	(*AssignResponse)(nil),            // 13: sidekick.triage.v1.AssignResponse
-	(*TagRequest)(nil),                // 14: sidekick.triage.v1.TagRequest
-	(*TagResponse)(nil),               // 15: sidekick.triage.v1.TagResponse
-	(*AddNoteRequest)(nil),            // 16: sidekick.triage.v1.AddNoteRequest
-	(*AddNoteResponse)(nil),           // 17: sidekick.triage.v1.AddNoteResponse
-	(*CloseRequest)(nil),              // 18: sidekick.triage.v1.CloseRequest
-	(*CloseResponse)(nil),             // 19: sidekick.triage.v1.CloseResponse
-	(*ReopenRequest)(nil),             // 20: sidekick.triage.v1.ReopenRequest
-	(*ReopenResponse)(nil),            // 21: sidekick.triage.v1.ReopenResponse
-	(*EscalateRequest)(nil),           // 22: sidekick.triage.v1.EscalateRequest
-	(*EscalateResponse)(nil),          // 23: sidekick.triage.v1.EscalateResponse
-	(*Customer)(nil),                  // 24: sidekick.triage.v1.Customer
-	(*UpsertCustomersRequest)(nil),    // 25: sidekick.triage.v1.UpsertCustomersRequest
-	(*UpsertCustomersResponse)(nil),   // 26: sidekick.triage.v1.UpsertCustomersResponse
-	(*GetCustomerRequest)(nil),        // 27: sidekick.triage.v1.GetCustomerRequest
-	(*GetCustomerResponse)(nil),       // 28: sidekick.triage.v1.GetCustomerResponse
-	(*SummaryRequest)(nil),            // 29: sidekick.triage.v1.SummaryRequest
-	(*Count)(nil),                     // 30: sidekick.triage.v1.Count
-	(*TierResponseStats)(nil),         // 31: sidekick.triage.v1.TierResponseStats
-	(*Resolution)(nil),                // 32: sidekick.triage.v1.Resolution
-	(*GroupResponseStats)(nil),        // 33: sidekick.triage.v1.GroupResponseStats
-	(*CategoryAgreement)(nil),         // 34: sidekick.triage.v1.CategoryAgreement
-	(*SummaryResponse)(nil),           // 35: sidekick.triage.v1.SummaryResponse
-	(v1.ConversationStatus)(0),        // 36: sidekick.support.v1.ConversationStatus
-	(v1.Tier)(0),                      // 37: sidekick.support.v1.Tier
-	(v1.Channel)(0),                   // 38: sidekick.support.v1.Channel
-	(*v1.Conversation)(nil),           // 39: sidekick.support.v1.Conversation
-	(*timestamppb.Timestamp)(nil),     // 40: google.protobuf.Timestamp
-	(*v1.InboundMessage)(nil),         // 41: sidekick.support.v1.InboundMessage
-	(v1.CloseReason)(0),               // 42: sidekick.support.v1.CloseReason
+	(SearchSource)(0),                   // 0: sidekick.triage.v1.SearchSource
+	(DeliveryState)(0),                  // 1: sidekick.triage.v1.DeliveryState
+	(*ListConversationsRequest)(nil),    // 2: sidekick.triage.v1.ListConversationsRequest
+	(*ListConversationsResponse)(nil),   // 3: sidekick.triage.v1.ListConversationsResponse
+	(*SearchConversationsRequest)(nil),  // 4: sidekick.triage.v1.SearchConversationsRequest
+	(*SnippetPart)(nil),                 // 5: sidekick.triage.v1.SnippetPart
+	(*SearchHit)(nil),                   // 6: sidekick.triage.v1.SearchHit
+	(*SearchConversationsResponse)(nil), // 7: sidekick.triage.v1.SearchConversationsResponse
+	(*GetConversationRequest)(nil),      // 8: sidekick.triage.v1.GetConversationRequest
+	(*Note)(nil),                        // 9: sidekick.triage.v1.Note
+	(*AuditEntry)(nil),                  // 10: sidekick.triage.v1.AuditEntry
+	(*GetConversationResponse)(nil),     // 11: sidekick.triage.v1.GetConversationResponse
+	(*OutboundDelivery)(nil),            // 12: sidekick.triage.v1.OutboundDelivery
+	(*ReplyRequest)(nil),                // 13: sidekick.triage.v1.ReplyRequest
+	(*ReplyResponse)(nil),               // 14: sidekick.triage.v1.ReplyResponse
+	(*RetryOutboundRequest)(nil),        // 15: sidekick.triage.v1.RetryOutboundRequest
+	(*RetryOutboundResponse)(nil),       // 16: sidekick.triage.v1.RetryOutboundResponse
+	(*AssignRequest)(nil),               // 17: sidekick.triage.v1.AssignRequest
+	(*AssignResponse)(nil),              // 18: sidekick.triage.v1.AssignResponse
+	(*TagRequest)(nil),                  // 19: sidekick.triage.v1.TagRequest
+	(*TagResponse)(nil),                 // 20: sidekick.triage.v1.TagResponse
+	(*AddNoteRequest)(nil),              // 21: sidekick.triage.v1.AddNoteRequest
+	(*AddNoteResponse)(nil),             // 22: sidekick.triage.v1.AddNoteResponse
+	(*CloseRequest)(nil),                // 23: sidekick.triage.v1.CloseRequest
+	(*CloseResponse)(nil),               // 24: sidekick.triage.v1.CloseResponse
+	(*ReopenRequest)(nil),               // 25: sidekick.triage.v1.ReopenRequest
+	(*ReopenResponse)(nil),              // 26: sidekick.triage.v1.ReopenResponse
+	(*EscalateRequest)(nil),             // 27: sidekick.triage.v1.EscalateRequest
+	(*EscalateResponse)(nil),            // 28: sidekick.triage.v1.EscalateResponse
+	(*Customer)(nil),                    // 29: sidekick.triage.v1.Customer
+	(*UpsertCustomersRequest)(nil),      // 30: sidekick.triage.v1.UpsertCustomersRequest
+	(*UpsertCustomersResponse)(nil),     // 31: sidekick.triage.v1.UpsertCustomersResponse
+	(*GetCustomerRequest)(nil),          // 32: sidekick.triage.v1.GetCustomerRequest
+	(*GetCustomerResponse)(nil),         // 33: sidekick.triage.v1.GetCustomerResponse
+	(*SummaryRequest)(nil),              // 34: sidekick.triage.v1.SummaryRequest
+	(*Count)(nil),                       // 35: sidekick.triage.v1.Count
+	(*TierResponseStats)(nil),           // 36: sidekick.triage.v1.TierResponseStats
+	(*Resolution)(nil),                  // 37: sidekick.triage.v1.Resolution
+	(*GroupResponseStats)(nil),          // 38: sidekick.triage.v1.GroupResponseStats
+	(*CategoryAgreement)(nil),           // 39: sidekick.triage.v1.CategoryAgreement
+	(*SummaryResponse)(nil),             // 40: sidekick.triage.v1.SummaryResponse
+	(v1.ConversationStatus)(0),          // 41: sidekick.support.v1.ConversationStatus
+	(v1.Tier)(0),                        // 42: sidekick.support.v1.Tier
+	(v1.Channel)(0),                     // 43: sidekick.support.v1.Channel
+	(*timestamppb.Timestamp)(nil),       // 44: google.protobuf.Timestamp
+	(*v1.Conversation)(nil),             // 45: sidekick.support.v1.Conversation
+	(*v1.InboundMessage)(nil),           // 46: sidekick.support.v1.InboundMessage
+	(v1.CloseReason)(0),                 // 47: sidekick.support.v1.CloseReason
 }
 var file_sidekick_triage_v1_triage_proto_depIdxs = []int32{
-	36, // 0: sidekick.triage.v1.ListConversationsRequest.statuses:type_name -> sidekick.support.v1.ConversationStatus
-	37, // 1: sidekick.triage.v1.ListConversationsRequest.tier:type_name -> sidekick.support.v1.Tier
-	38, // 2: sidekick.triage.v1.ListConversationsRequest.channel:type_name -> sidekick.support.v1.Channel
-	39, // 3: sidekick.triage.v1.ListConversationsResponse.conversations:type_name -> sidekick.support.v1.Conversation
-	40, // 4: sidekick.triage.v1.Note.created_at:type_name -> google.protobuf.Timestamp
-	40, // 5: sidekick.triage.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	39, // 6: sidekick.triage.v1.GetConversationResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	41, // 7: sidekick.triage.v1.GetConversationResponse.messages:type_name -> sidekick.support.v1.InboundMessage
-	4,  // 8: sidekick.triage.v1.GetConversationResponse.notes:type_name -> sidekick.triage.v1.Note
-	5,  // 9: sidekick.triage.v1.GetConversationResponse.audit:type_name -> sidekick.triage.v1.AuditEntry
-	7,  // 10: sidekick.triage.v1.GetConversationResponse.deliveries:type_name -> sidekick.triage.v1.OutboundDelivery
-	38, // 11: sidekick.triage.v1.OutboundDelivery.channel:type_name -> sidekick.support.v1.Channel
-	0,  // 12: sidekick.triage.v1.OutboundDelivery.state:type_name -> sidekick.triage.v1.DeliveryState
-	40, // 13: sidekick.triage.v1.OutboundDelivery.updated_at:type_name -> google.protobuf.Timestamp
-	41, // 14: sidekick.triage.v1.ReplyResponse.message:type_name -> sidekick.support.v1.InboundMessage
-	7,  // 15: sidekick.triage.v1.ReplyResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
-	39, // 16: sidekick.triage.v1.ReplyResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	7,  // 17: sidekick.triage.v1.RetryOutboundResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
-	39, // 18: sidekick.triage.v1.AssignResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	39, // 19: sidekick.triage.v1.TagResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	4,  // 20: sidekick.triage.v1.AddNoteResponse.note:type_name -> sidekick.triage.v1.Note
-	42, // 21: sidekick.triage.v1.CloseRequest.reason:type_name -> sidekick.support.v1.CloseReason
-	39, // 22: sidekick.triage.v1.CloseResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	39, // 23: sidekick.triage.v1.ReopenResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	39, // 24: sidekick.triage.v1.EscalateResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	37, // 25: sidekick.triage.v1.Customer.tier:type_name -> sidekick.support.v1.Tier
-	24, // 26: sidekick.triage.v1.UpsertCustomersRequest.customers:type_name -> sidekick.triage.v1.Customer
-	24, // 27: sidekick.triage.v1.GetCustomerResponse.customer:type_name -> sidekick.triage.v1.Customer
-	40, // 28: sidekick.triage.v1.SummaryRequest.from:type_name -> google.protobuf.Timestamp
-	40, // 29: sidekick.triage.v1.SummaryRequest.to:type_name -> google.protobuf.Timestamp
-	37, // 30: sidekick.triage.v1.TierResponseStats.tier:type_name -> sidekick.support.v1.Tier
-	32, // 31: sidekick.triage.v1.TierResponseStats.resolution:type_name -> sidekick.triage.v1.Resolution
-	32, // 32: sidekick.triage.v1.GroupResponseStats.resolution:type_name -> sidekick.triage.v1.Resolution
-	30, // 33: sidekick.triage.v1.SummaryResponse.by_category:type_name -> sidekick.triage.v1.Count
-	30, // 34: sidekick.triage.v1.SummaryResponse.by_tier:type_name -> sidekick.triage.v1.Count
-	30, // 35: sidekick.triage.v1.SummaryResponse.by_channel:type_name -> sidekick.triage.v1.Count
-	31, // 36: sidekick.triage.v1.SummaryResponse.response:type_name -> sidekick.triage.v1.TierResponseStats
-	34, // 37: sidekick.triage.v1.SummaryResponse.agreement:type_name -> sidekick.triage.v1.CategoryAgreement
-	33, // 38: sidekick.triage.v1.SummaryResponse.by_person:type_name -> sidekick.triage.v1.GroupResponseStats
-	33, // 39: sidekick.triage.v1.SummaryResponse.by_category_response:type_name -> sidekick.triage.v1.GroupResponseStats
-	1,  // 40: sidekick.triage.v1.ConversationService.ListConversations:input_type -> sidekick.triage.v1.ListConversationsRequest
-	3,  // 41: sidekick.triage.v1.ConversationService.GetConversation:input_type -> sidekick.triage.v1.GetConversationRequest
-	12, // 42: sidekick.triage.v1.ConversationService.Assign:input_type -> sidekick.triage.v1.AssignRequest
-	14, // 43: sidekick.triage.v1.ConversationService.Tag:input_type -> sidekick.triage.v1.TagRequest
-	16, // 44: sidekick.triage.v1.ConversationService.AddNote:input_type -> sidekick.triage.v1.AddNoteRequest
-	18, // 45: sidekick.triage.v1.ConversationService.Close:input_type -> sidekick.triage.v1.CloseRequest
-	20, // 46: sidekick.triage.v1.ConversationService.Reopen:input_type -> sidekick.triage.v1.ReopenRequest
-	22, // 47: sidekick.triage.v1.ConversationService.Escalate:input_type -> sidekick.triage.v1.EscalateRequest
-	8,  // 48: sidekick.triage.v1.ConversationService.Reply:input_type -> sidekick.triage.v1.ReplyRequest
-	10, // 49: sidekick.triage.v1.ConversationService.RetryOutbound:input_type -> sidekick.triage.v1.RetryOutboundRequest
-	25, // 50: sidekick.triage.v1.CustomerService.UpsertCustomers:input_type -> sidekick.triage.v1.UpsertCustomersRequest
-	27, // 51: sidekick.triage.v1.CustomerService.GetCustomer:input_type -> sidekick.triage.v1.GetCustomerRequest
-	29, // 52: sidekick.triage.v1.ReportService.Summary:input_type -> sidekick.triage.v1.SummaryRequest
-	2,  // 53: sidekick.triage.v1.ConversationService.ListConversations:output_type -> sidekick.triage.v1.ListConversationsResponse
-	6,  // 54: sidekick.triage.v1.ConversationService.GetConversation:output_type -> sidekick.triage.v1.GetConversationResponse
-	13, // 55: sidekick.triage.v1.ConversationService.Assign:output_type -> sidekick.triage.v1.AssignResponse
-	15, // 56: sidekick.triage.v1.ConversationService.Tag:output_type -> sidekick.triage.v1.TagResponse
-	17, // 57: sidekick.triage.v1.ConversationService.AddNote:output_type -> sidekick.triage.v1.AddNoteResponse
-	19, // 58: sidekick.triage.v1.ConversationService.Close:output_type -> sidekick.triage.v1.CloseResponse
-	21, // 59: sidekick.triage.v1.ConversationService.Reopen:output_type -> sidekick.triage.v1.ReopenResponse
-	23, // 60: sidekick.triage.v1.ConversationService.Escalate:output_type -> sidekick.triage.v1.EscalateResponse
-	9,  // 61: sidekick.triage.v1.ConversationService.Reply:output_type -> sidekick.triage.v1.ReplyResponse
-	11, // 62: sidekick.triage.v1.ConversationService.RetryOutbound:output_type -> sidekick.triage.v1.RetryOutboundResponse
-	26, // 63: sidekick.triage.v1.CustomerService.UpsertCustomers:output_type -> sidekick.triage.v1.UpsertCustomersResponse
-	28, // 64: sidekick.triage.v1.CustomerService.GetCustomer:output_type -> sidekick.triage.v1.GetCustomerResponse
-	35, // 65: sidekick.triage.v1.ReportService.Summary:output_type -> sidekick.triage.v1.SummaryResponse
-	53, // [53:66] is the sub-list for method output_type
-	40, // [40:53] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	41, // 0: sidekick.triage.v1.ListConversationsRequest.statuses:type_name -> sidekick.support.v1.ConversationStatus
+	42, // 1: sidekick.triage.v1.ListConversationsRequest.tier:type_name -> sidekick.support.v1.Tier
+	43, // 2: sidekick.triage.v1.ListConversationsRequest.channel:type_name -> sidekick.support.v1.Channel
+	44, // 3: sidekick.triage.v1.ListConversationsRequest.opened_from:type_name -> google.protobuf.Timestamp
+	44, // 4: sidekick.triage.v1.ListConversationsRequest.opened_to:type_name -> google.protobuf.Timestamp
+	45, // 5: sidekick.triage.v1.ListConversationsResponse.conversations:type_name -> sidekick.support.v1.Conversation
+	2,  // 6: sidekick.triage.v1.SearchConversationsRequest.filter:type_name -> sidekick.triage.v1.ListConversationsRequest
+	45, // 7: sidekick.triage.v1.SearchHit.conversation:type_name -> sidekick.support.v1.Conversation
+	0,  // 8: sidekick.triage.v1.SearchHit.source:type_name -> sidekick.triage.v1.SearchSource
+	5,  // 9: sidekick.triage.v1.SearchHit.snippet:type_name -> sidekick.triage.v1.SnippetPart
+	6,  // 10: sidekick.triage.v1.SearchConversationsResponse.hits:type_name -> sidekick.triage.v1.SearchHit
+	44, // 11: sidekick.triage.v1.Note.created_at:type_name -> google.protobuf.Timestamp
+	44, // 12: sidekick.triage.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	45, // 13: sidekick.triage.v1.GetConversationResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	46, // 14: sidekick.triage.v1.GetConversationResponse.messages:type_name -> sidekick.support.v1.InboundMessage
+	9,  // 15: sidekick.triage.v1.GetConversationResponse.notes:type_name -> sidekick.triage.v1.Note
+	10, // 16: sidekick.triage.v1.GetConversationResponse.audit:type_name -> sidekick.triage.v1.AuditEntry
+	12, // 17: sidekick.triage.v1.GetConversationResponse.deliveries:type_name -> sidekick.triage.v1.OutboundDelivery
+	43, // 18: sidekick.triage.v1.OutboundDelivery.channel:type_name -> sidekick.support.v1.Channel
+	1,  // 19: sidekick.triage.v1.OutboundDelivery.state:type_name -> sidekick.triage.v1.DeliveryState
+	44, // 20: sidekick.triage.v1.OutboundDelivery.updated_at:type_name -> google.protobuf.Timestamp
+	46, // 21: sidekick.triage.v1.ReplyResponse.message:type_name -> sidekick.support.v1.InboundMessage
+	12, // 22: sidekick.triage.v1.ReplyResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
+	45, // 23: sidekick.triage.v1.ReplyResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	12, // 24: sidekick.triage.v1.RetryOutboundResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
+	45, // 25: sidekick.triage.v1.AssignResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	45, // 26: sidekick.triage.v1.TagResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	9,  // 27: sidekick.triage.v1.AddNoteResponse.note:type_name -> sidekick.triage.v1.Note
+	47, // 28: sidekick.triage.v1.CloseRequest.reason:type_name -> sidekick.support.v1.CloseReason
+	45, // 29: sidekick.triage.v1.CloseResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	45, // 30: sidekick.triage.v1.ReopenResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	45, // 31: sidekick.triage.v1.EscalateResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	42, // 32: sidekick.triage.v1.Customer.tier:type_name -> sidekick.support.v1.Tier
+	29, // 33: sidekick.triage.v1.UpsertCustomersRequest.customers:type_name -> sidekick.triage.v1.Customer
+	29, // 34: sidekick.triage.v1.GetCustomerResponse.customer:type_name -> sidekick.triage.v1.Customer
+	44, // 35: sidekick.triage.v1.SummaryRequest.from:type_name -> google.protobuf.Timestamp
+	44, // 36: sidekick.triage.v1.SummaryRequest.to:type_name -> google.protobuf.Timestamp
+	42, // 37: sidekick.triage.v1.TierResponseStats.tier:type_name -> sidekick.support.v1.Tier
+	37, // 38: sidekick.triage.v1.TierResponseStats.resolution:type_name -> sidekick.triage.v1.Resolution
+	37, // 39: sidekick.triage.v1.GroupResponseStats.resolution:type_name -> sidekick.triage.v1.Resolution
+	35, // 40: sidekick.triage.v1.SummaryResponse.by_category:type_name -> sidekick.triage.v1.Count
+	35, // 41: sidekick.triage.v1.SummaryResponse.by_tier:type_name -> sidekick.triage.v1.Count
+	35, // 42: sidekick.triage.v1.SummaryResponse.by_channel:type_name -> sidekick.triage.v1.Count
+	36, // 43: sidekick.triage.v1.SummaryResponse.response:type_name -> sidekick.triage.v1.TierResponseStats
+	39, // 44: sidekick.triage.v1.SummaryResponse.agreement:type_name -> sidekick.triage.v1.CategoryAgreement
+	38, // 45: sidekick.triage.v1.SummaryResponse.by_person:type_name -> sidekick.triage.v1.GroupResponseStats
+	38, // 46: sidekick.triage.v1.SummaryResponse.by_category_response:type_name -> sidekick.triage.v1.GroupResponseStats
+	2,  // 47: sidekick.triage.v1.ConversationService.ListConversations:input_type -> sidekick.triage.v1.ListConversationsRequest
+	8,  // 48: sidekick.triage.v1.ConversationService.GetConversation:input_type -> sidekick.triage.v1.GetConversationRequest
+	17, // 49: sidekick.triage.v1.ConversationService.Assign:input_type -> sidekick.triage.v1.AssignRequest
+	19, // 50: sidekick.triage.v1.ConversationService.Tag:input_type -> sidekick.triage.v1.TagRequest
+	21, // 51: sidekick.triage.v1.ConversationService.AddNote:input_type -> sidekick.triage.v1.AddNoteRequest
+	23, // 52: sidekick.triage.v1.ConversationService.Close:input_type -> sidekick.triage.v1.CloseRequest
+	25, // 53: sidekick.triage.v1.ConversationService.Reopen:input_type -> sidekick.triage.v1.ReopenRequest
+	27, // 54: sidekick.triage.v1.ConversationService.Escalate:input_type -> sidekick.triage.v1.EscalateRequest
+	13, // 55: sidekick.triage.v1.ConversationService.Reply:input_type -> sidekick.triage.v1.ReplyRequest
+	15, // 56: sidekick.triage.v1.ConversationService.RetryOutbound:input_type -> sidekick.triage.v1.RetryOutboundRequest
+	4,  // 57: sidekick.triage.v1.ConversationService.SearchConversations:input_type -> sidekick.triage.v1.SearchConversationsRequest
+	30, // 58: sidekick.triage.v1.CustomerService.UpsertCustomers:input_type -> sidekick.triage.v1.UpsertCustomersRequest
+	32, // 59: sidekick.triage.v1.CustomerService.GetCustomer:input_type -> sidekick.triage.v1.GetCustomerRequest
+	34, // 60: sidekick.triage.v1.ReportService.Summary:input_type -> sidekick.triage.v1.SummaryRequest
+	3,  // 61: sidekick.triage.v1.ConversationService.ListConversations:output_type -> sidekick.triage.v1.ListConversationsResponse
+	11, // 62: sidekick.triage.v1.ConversationService.GetConversation:output_type -> sidekick.triage.v1.GetConversationResponse
+	18, // 63: sidekick.triage.v1.ConversationService.Assign:output_type -> sidekick.triage.v1.AssignResponse
+	20, // 64: sidekick.triage.v1.ConversationService.Tag:output_type -> sidekick.triage.v1.TagResponse
+	22, // 65: sidekick.triage.v1.ConversationService.AddNote:output_type -> sidekick.triage.v1.AddNoteResponse
+	24, // 66: sidekick.triage.v1.ConversationService.Close:output_type -> sidekick.triage.v1.CloseResponse
+	26, // 67: sidekick.triage.v1.ConversationService.Reopen:output_type -> sidekick.triage.v1.ReopenResponse
+	28, // 68: sidekick.triage.v1.ConversationService.Escalate:output_type -> sidekick.triage.v1.EscalateResponse
+	14, // 69: sidekick.triage.v1.ConversationService.Reply:output_type -> sidekick.triage.v1.ReplyResponse
+	16, // 70: sidekick.triage.v1.ConversationService.RetryOutbound:output_type -> sidekick.triage.v1.RetryOutboundResponse
+	7,  // 71: sidekick.triage.v1.ConversationService.SearchConversations:output_type -> sidekick.triage.v1.SearchConversationsResponse
+	31, // 72: sidekick.triage.v1.CustomerService.UpsertCustomers:output_type -> sidekick.triage.v1.UpsertCustomersResponse
+	33, // 73: sidekick.triage.v1.CustomerService.GetCustomer:output_type -> sidekick.triage.v1.GetCustomerResponse
+	40, // 74: sidekick.triage.v1.ReportService.Summary:output_type -> sidekick.triage.v1.SummaryResponse
+	61, // [61:75] is the sub-list for method output_type
+	47, // [47:61] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_triage_v1_triage_proto_init() }
@@ -2873,8 +3264,8 @@ func file_sidekick_triage_v1_triage_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sidekick_triage_v1_triage_proto_rawDesc), len(file_sidekick_triage_v1_triage_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   35,
+			NumEnums:      2,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

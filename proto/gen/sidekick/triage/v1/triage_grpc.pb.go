@@ -19,16 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ConversationService_ListConversations_FullMethodName = "/sidekick.triage.v1.ConversationService/ListConversations"
-	ConversationService_GetConversation_FullMethodName   = "/sidekick.triage.v1.ConversationService/GetConversation"
-	ConversationService_Assign_FullMethodName            = "/sidekick.triage.v1.ConversationService/Assign"
-	ConversationService_Tag_FullMethodName               = "/sidekick.triage.v1.ConversationService/Tag"
-	ConversationService_AddNote_FullMethodName           = "/sidekick.triage.v1.ConversationService/AddNote"
-	ConversationService_Close_FullMethodName             = "/sidekick.triage.v1.ConversationService/Close"
-	ConversationService_Reopen_FullMethodName            = "/sidekick.triage.v1.ConversationService/Reopen"
-	ConversationService_Escalate_FullMethodName          = "/sidekick.triage.v1.ConversationService/Escalate"
-	ConversationService_Reply_FullMethodName             = "/sidekick.triage.v1.ConversationService/Reply"
-	ConversationService_RetryOutbound_FullMethodName     = "/sidekick.triage.v1.ConversationService/RetryOutbound"
+	ConversationService_ListConversations_FullMethodName   = "/sidekick.triage.v1.ConversationService/ListConversations"
+	ConversationService_GetConversation_FullMethodName     = "/sidekick.triage.v1.ConversationService/GetConversation"
+	ConversationService_Assign_FullMethodName              = "/sidekick.triage.v1.ConversationService/Assign"
+	ConversationService_Tag_FullMethodName                 = "/sidekick.triage.v1.ConversationService/Tag"
+	ConversationService_AddNote_FullMethodName             = "/sidekick.triage.v1.ConversationService/AddNote"
+	ConversationService_Close_FullMethodName               = "/sidekick.triage.v1.ConversationService/Close"
+	ConversationService_Reopen_FullMethodName              = "/sidekick.triage.v1.ConversationService/Reopen"
+	ConversationService_Escalate_FullMethodName            = "/sidekick.triage.v1.ConversationService/Escalate"
+	ConversationService_Reply_FullMethodName               = "/sidekick.triage.v1.ConversationService/Reply"
+	ConversationService_RetryOutbound_FullMethodName       = "/sidekick.triage.v1.ConversationService/RetryOutbound"
+	ConversationService_SearchConversations_FullMethodName = "/sidekick.triage.v1.ConversationService/SearchConversations"
 )
 
 // ConversationServiceClient is the client API for ConversationService service.
@@ -71,6 +72,16 @@ type ConversationServiceClient interface {
 	// for an unknown outbound id; FailedPrecondition when the delivery is
 	// SENDING or SENT.
 	RetryOutbound(ctx context.Context, in *RetryOutboundRequest, opts ...grpc.CallOption) (*RetryOutboundResponse, error)
+	// SearchConversations finds conversations by the words of their
+	// messages, private notes, subject and author, and their customer's name
+	// and organisation (PostgreSQL full-text search with English stemming,
+	// in web search syntax: "a phrase", -word, word or word). Best match
+	// first, then the newest; each hit says where it matched with a snippet.
+	// The filter narrows like ListConversations' and pages the same way.
+	//
+	// Errors: InvalidArgument for a query with no words to search for, a
+	// negative page size or a bad page token.
+	SearchConversations(ctx context.Context, in *SearchConversationsRequest, opts ...grpc.CallOption) (*SearchConversationsResponse, error)
 }
 
 type conversationServiceClient struct {
@@ -181,6 +192,16 @@ func (c *conversationServiceClient) RetryOutbound(ctx context.Context, in *Retry
 	return out, nil
 }
 
+func (c *conversationServiceClient) SearchConversations(ctx context.Context, in *SearchConversationsRequest, opts ...grpc.CallOption) (*SearchConversationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SearchConversationsResponse)
+	err := c.cc.Invoke(ctx, ConversationService_SearchConversations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConversationServiceServer is the server API for ConversationService service.
 // All implementations must embed UnimplementedConversationServiceServer
 // for forward compatibility.
@@ -221,6 +242,16 @@ type ConversationServiceServer interface {
 	// for an unknown outbound id; FailedPrecondition when the delivery is
 	// SENDING or SENT.
 	RetryOutbound(context.Context, *RetryOutboundRequest) (*RetryOutboundResponse, error)
+	// SearchConversations finds conversations by the words of their
+	// messages, private notes, subject and author, and their customer's name
+	// and organisation (PostgreSQL full-text search with English stemming,
+	// in web search syntax: "a phrase", -word, word or word). Best match
+	// first, then the newest; each hit says where it matched with a snippet.
+	// The filter narrows like ListConversations' and pages the same way.
+	//
+	// Errors: InvalidArgument for a query with no words to search for, a
+	// negative page size or a bad page token.
+	SearchConversations(context.Context, *SearchConversationsRequest) (*SearchConversationsResponse, error)
 	mustEmbedUnimplementedConversationServiceServer()
 }
 
@@ -260,6 +291,9 @@ func (UnimplementedConversationServiceServer) Reply(context.Context, *ReplyReque
 }
 func (UnimplementedConversationServiceServer) RetryOutbound(context.Context, *RetryOutboundRequest) (*RetryOutboundResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetryOutbound not implemented")
+}
+func (UnimplementedConversationServiceServer) SearchConversations(context.Context, *SearchConversationsRequest) (*SearchConversationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SearchConversations not implemented")
 }
 func (UnimplementedConversationServiceServer) mustEmbedUnimplementedConversationServiceServer() {}
 func (UnimplementedConversationServiceServer) testEmbeddedByValue()                             {}
@@ -462,6 +496,24 @@ func _ConversationService_RetryOutbound_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConversationService_SearchConversations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SearchConversationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConversationServiceServer).SearchConversations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConversationService_SearchConversations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConversationServiceServer).SearchConversations(ctx, req.(*SearchConversationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConversationService_ServiceDesc is the grpc.ServiceDesc for ConversationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -508,6 +560,10 @@ var ConversationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RetryOutbound",
 			Handler:    _ConversationService_RetryOutbound_Handler,
+		},
+		{
+			MethodName: "SearchConversations",
+			Handler:    _ConversationService_SearchConversations_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
