@@ -110,6 +110,7 @@ func (c Config) Validate() error {
 // console uses.
 type Conversations interface {
 	ListConversations(ctx context.Context, in *triagev1.ListConversationsRequest, opts ...grpc.CallOption) (*triagev1.ListConversationsResponse, error)
+	SearchConversations(ctx context.Context, in *triagev1.SearchConversationsRequest, opts ...grpc.CallOption) (*triagev1.SearchConversationsResponse, error)
 	GetConversation(ctx context.Context, in *triagev1.GetConversationRequest, opts ...grpc.CallOption) (*triagev1.GetConversationResponse, error)
 	Assign(ctx context.Context, in *triagev1.AssignRequest, opts ...grpc.CallOption) (*triagev1.AssignResponse, error)
 	Tag(ctx context.Context, in *triagev1.TagRequest, opts ...grpc.CallOption) (*triagev1.TagResponse, error)

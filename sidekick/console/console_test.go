@@ -61,7 +61,9 @@ func TestQueueFiltersAndOrder(t *testing.T) {
 	mustContain(t, r.body, `href="/console/conversations/c-1"`, "Priority first", "Alice Hero", "breached", "in 12m",
 		`<option value="alice">Alice Hero (platform)</option>`, `href="/console/?page=tok2&amp;status=open" rel="next"`,
 		// Mine: the signed-in person's conversations (in dev, "dev").
-		`<a id="mine" href="/console/?status=all&amp;assignee=dev">Mine</a>`)
+		`<a href="/console/?assignee=dev&amp;status=all" id="mine">Mine</a>`,
+		// The default view is Open.
+		`<a href="/console/?status=open" aria-current="page">Open</a>`)
 	if strings.Index(r.body, "Priority first") > strings.Index(r.body, "Community second") {
 		t.Error("the page changed triage's order")
 	}

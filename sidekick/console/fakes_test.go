@@ -36,6 +36,7 @@ type fakeTriage struct {
 	calls []proto.Message
 
 	list     func(*triagev1.ListConversationsRequest) (*triagev1.ListConversationsResponse, error)
+	search   func(*triagev1.SearchConversationsRequest) (*triagev1.SearchConversationsResponse, error)
 	get      func(*triagev1.GetConversationRequest) (*triagev1.GetConversationResponse, error)
 	addNote  func(*triagev1.AddNoteRequest) (*triagev1.AddNoteResponse, error)
 	mutation func(proto.Message) error
@@ -68,6 +69,16 @@ func (f *fakeTriage) ListConversations(_ context.Context, req *triagev1.ListConv
 		return &triagev1.ListConversationsResponse{}, nil
 	}
 	return f.list(req)
+}
+
+func (f *fakeTriage) SearchConversations(_ context.Context, req *triagev1.SearchConversationsRequest) (*triagev1.SearchConversationsResponse, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, proto.Clone(req))
+	f.mu.Unlock()
+	if f.search == nil {
+		return &triagev1.SearchConversationsResponse{}, nil
+	}
+	return f.search(req)
 }
 
 func (f *fakeTriage) GetConversation(_ context.Context, req *triagev1.GetConversationRequest) (*triagev1.GetConversationResponse, error) {

@@ -2,10 +2,15 @@ package console
 
 import (
 	"context"
+	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
@@ -39,37 +44,77 @@ var (
 	}
 )
 
-// queueFilter is the queue's query string: status (open by default,
-// awaiting_customer, closed, all), tier, channel, assignee (a person id),
-// page (the page token of the next page).
+// Limits on what the queue's query string may carry.
+const (
+	maxQueryLen  = 256
+	maxFilterLen = 128
+)
+
+// queueFilter is the queue's query string: q (words to search for),
+// status (open by default, all when searching; awaiting_customer,
+// closed), tier, channel, assignee (a person id), unassigned, breached,
+// category, tag, from and to (opened on those days, YYYY-MM-DD in the
+// console's zone, both included), page (the page token of the next page).
 type queueFilter struct {
-	Status, Tier, Channel, Assignee, Page string
+	Q, Status, Tier, Channel, Assignee, Category, Tag, From, To, Page string
+	Unassigned, Breached                                              bool
 }
 
 // query renders the filter back into a query string, without the page.
 func (f queueFilter) query() url.Values {
 	q := url.Values{}
-	for k, v := range map[string]string{"status": f.Status, "tier": f.Tier, "channel": f.Channel, "assignee": f.Assignee} {
+	for k, v := range map[string]string{"q": f.Q, "status": f.Status, "tier": f.Tier, "channel": f.Channel, "assignee": f.Assignee,
+		"category": f.Category, "tag": f.Tag, "from": f.From, "to": f.To} {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
+	if f.Unassigned {
+		q.Set("unassigned", "1")
+	}
+	if f.Breached {
+		q.Set("breached", "1")
+	}
 	return q
 }
 
-// parseQueueFilter validates the query string into a request.
-func parseQueueFilter(q url.Values) (queueFilter, *triagev1.ListConversationsRequest, string) {
+// flag reads a checkbox or a view link's flag: 1, on, true or yes.
+func flag(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "on", "true", "yes":
+		return true
+	}
+	return false
+}
+
+// parseQueueFilter validates the query string into a request; days are
+// read in loc.
+func parseQueueFilter(q url.Values, loc *time.Location) (queueFilter, *triagev1.ListConversationsRequest, string) {
 	f := queueFilter{
-		Status:   strings.ToLower(strings.TrimSpace(q.Get("status"))),
-		Tier:     strings.ToLower(strings.TrimSpace(q.Get("tier"))),
-		Channel:  strings.ToLower(strings.TrimSpace(q.Get("channel"))),
-		Assignee: strings.TrimSpace(q.Get("assignee")),
-		Page:     q.Get("page"),
+		Q:          strings.TrimSpace(q.Get("q")),
+		Status:     strings.ToLower(strings.TrimSpace(q.Get("status"))),
+		Tier:       strings.ToLower(strings.TrimSpace(q.Get("tier"))),
+		Channel:    strings.ToLower(strings.TrimSpace(q.Get("channel"))),
+		Assignee:   strings.TrimSpace(q.Get("assignee")),
+		Category:   strings.TrimSpace(q.Get("category")),
+		Tag:        strings.TrimSpace(q.Get("tag")),
+		From:       strings.TrimSpace(q.Get("from")),
+		To:         strings.TrimSpace(q.Get("to")),
+		Unassigned: flag(q.Get("unassigned")),
+		Breached:   flag(q.Get("breached")),
+		Page:       q.Get("page"),
 	}
 	if f.Status == "" {
+		// An earlier answer is usually in a closed conversation.
 		f.Status = "open"
+		if f.Q != "" {
+			f.Status = "all"
+		}
 	}
-	req := &triagev1.ListConversationsRequest{Assignee: f.Assignee, PageSize: QueuePageSize, PageToken: f.Page}
+	req := &triagev1.ListConversationsRequest{
+		Assignee: f.Assignee, Unassigned: f.Unassigned, BreachedOnly: f.Breached, Category: f.Category, Tag: f.Tag,
+		PageSize: QueuePageSize, PageToken: f.Page,
+	}
 	statuses, ok := statusFilters[f.Status]
 	if !ok {
 		return f, nil, "Unknown status " + f.Status + ": use open, awaiting_customer, closed or all."
@@ -81,10 +126,63 @@ func parseQueueFilter(q url.Values) (queueFilter, *triagev1.ListConversationsReq
 	if req.Channel, ok = channelFilters[f.Channel]; !ok {
 		return f, nil, "Unknown channel " + f.Channel + ": use slack, email, github or sentry."
 	}
-	if len(f.Assignee) > 128 {
-		return f, nil, "The assignee filter is too long."
+	if len(f.Q) > maxQueryLen {
+		return f, nil, fmt.Sprintf("The search is too long (at most %d characters).", maxQueryLen)
+	}
+	if len(f.Assignee) > maxFilterLen || len(f.Category) > maxFilterLen || len(f.Tag) > maxFilterLen {
+		return f, nil, "A filter is too long."
+	}
+	for _, d := range []struct {
+		name, value string
+		set         **timestamppb.Timestamp
+		days        int
+	}{{"from", f.From, &req.OpenedFrom, 0}, {"to", f.To, &req.OpenedTo, 1}} {
+		if d.value == "" {
+			continue
+		}
+		day, err := time.ParseInLocation(time.DateOnly, d.value, loc)
+		if err != nil {
+			return f, nil, "The " + d.name + " date must be a day as YYYY-MM-DD."
+		}
+		*d.set = timestamppb.New(day.AddDate(0, 0, d.days))
 	}
 	return f, req, ""
+}
+
+// view is one of the queue's ready-made views: a name and the query
+// string it stands for.
+type view struct {
+	Name, Query string
+	// Href is the link: the query string is url.Values-encoded, so the
+	// template may take it as a URL as it is.
+	Href template.URL
+	// Current marks the view the page shows.
+	Current bool
+}
+
+// views are the queue's ready-made views for actor; each is a plain
+// link, so any view, and any filtered page, can be bookmarked or shared.
+func views(actor string, current queueFilter) []view {
+	mine := url.Values{"status": {"all"}, "assignee": {actor}}
+	vs := []view{
+		{Name: "Open", Query: "status=open"},
+		{Name: "Mine", Query: mine.Encode()},
+		{Name: "Unassigned", Query: "status=open&unassigned=1"},
+		{Name: "Breached", Query: "breached=1&status=open"},
+		{Name: "Priority", Query: "status=open&tier=priority"},
+		{Name: "Slack", Query: "channel=slack&status=open"},
+		{Name: "Email", Query: "channel=email&status=open"},
+		{Name: "GitHub", Query: "channel=github&status=open"},
+		{Name: "Sentry", Query: "channel=sentry&status=open"},
+		{Name: "Awaiting customer", Query: "status=awaiting_customer"},
+		{Name: "Closed", Query: "status=closed"},
+	}
+	here := current.query().Encode()
+	for i := range vs {
+		vs[i].Current = vs[i].Query == here
+		vs[i].Href = template.URL(BasePath + "/?" + vs[i].Query)
+	}
+	return vs
 }
 
 // directory is who can be assigned, from rotation; empty when rotation
@@ -130,8 +228,11 @@ func (s *Service) directory(ctx context.Context, teams bool) directory {
 
 // queueData is the queue page.
 type queueData struct {
-	Filter        queueFilter
-	Conversations []*supportv1.Conversation
+	Filter queueFilter
+	Views  []view
+	Rows   []queueRow
+	// Searching: Rows are search hits, best first.
+	Searching bool
 	// NextURL is the link to the next page, empty on the last.
 	NextURL string
 	// FirstURL is the link back to the first page, empty on the first.
@@ -139,24 +240,70 @@ type queueData struct {
 	Dir      directory
 }
 
-// queue is GET /console/: conversations ordered by tier, then deadline.
+// queueRow is a conversation of the queue, with where a search found it.
+type queueRow struct {
+	C   *supportv1.Conversation
+	Hit *triagev1.SearchHit
+}
+
+// Found says where a search hit matched best, in words.
+func (r queueRow) Found() string {
+	switch r.Hit.GetSource() {
+	case triagev1.SearchSource_SEARCH_SOURCE_MESSAGE:
+		return "in a message"
+	case triagev1.SearchSource_SEARCH_SOURCE_NOTE:
+		return "in a note"
+	case triagev1.SearchSource_SEARCH_SOURCE_CONVERSATION:
+		return "in the subject or author"
+	case triagev1.SearchSource_SEARCH_SOURCE_CUSTOMER:
+		return "in the customer"
+	}
+	return ""
+}
+
+// queue is GET /console/: conversations ordered by tier, then deadline,
+// or, with words to search for, the conversations they find, best first.
 func (s *Service) queue(w http.ResponseWriter, r *http.Request, v *visitor) {
-	f, req, problem := parseQueueFilter(r.URL.Query())
+	f, req, problem := parseQueueFilter(r.URL.Query(), s.loc)
+	d := queueData{Filter: f, Views: views(v.Actor, f), Searching: f.Q != ""}
 	if problem != "" {
-		s.renderPage(w, r, http.StatusBadRequest, "queue", v, queueData{Filter: f}, "", problem)
+		s.renderPage(w, r, http.StatusBadRequest, "queue", v, d, "", problem)
 		return
 	}
 	ctx, cancel := s.call(r.Context())
 	defer cancel()
-	resp, err := s.deps.Conversations.ListConversations(ctx, req)
-	if err != nil {
-		s.rpcError(w, r, v, "Listing conversations", err)
-		return
+	var next string
+	if d.Searching {
+		resp, err := s.deps.Conversations.SearchConversations(ctx, &triagev1.SearchConversationsRequest{Query: f.Q, Filter: req})
+		if status.Code(err) == codes.InvalidArgument {
+			// A query of no words, say: the page, with why, and the box
+			// to try again.
+			s.renderPage(w, r, http.StatusBadRequest, "queue", v, d, "", "Search: "+status.Convert(err).Message()+".")
+			return
+		}
+		if err != nil {
+			s.rpcError(w, r, v, "Searching conversations", err)
+			return
+		}
+		for _, h := range resp.GetHits() {
+			d.Rows = append(d.Rows, queueRow{C: h.GetConversation(), Hit: h})
+		}
+		next = resp.GetNextPageToken()
+	} else {
+		resp, err := s.deps.Conversations.ListConversations(ctx, req)
+		if err != nil {
+			s.rpcError(w, r, v, "Listing conversations", err)
+			return
+		}
+		for _, c := range resp.GetConversations() {
+			d.Rows = append(d.Rows, queueRow{C: c})
+		}
+		next = resp.GetNextPageToken()
 	}
-	d := queueData{Filter: f, Conversations: resp.GetConversations(), Dir: s.directory(r.Context(), false)}
-	if tok := resp.GetNextPageToken(); tok != "" {
+	d.Dir = s.directory(r.Context(), false)
+	if next != "" {
 		q := f.query()
-		q.Set("page", tok)
+		q.Set("page", next)
 		d.NextURL = BasePath + "/?" + q.Encode()
 	}
 	if f.Page != "" {
