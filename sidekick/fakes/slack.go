@@ -70,8 +70,9 @@ type Slack struct {
 	// faults are error codes to answer instead of the next calls of a
 	// method.
 	faults map[string][]string
-	// onPost runs after a post is stored, before it is answered.
-	onPost func(SlackMessage)
+	// onPost runs after a post is stored, before it is answered; onUpdate
+	// the same for a rewrite.
+	onPost, onUpdate func(SlackMessage)
 }
 
 // postBucket is one channel's allowance of posts.
@@ -257,6 +258,14 @@ func (s *Slack) LimitPostRate(burst int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.burst = max(burst, 1)
+}
+
+// OnUpdate runs f after each chat.update is stored and before Slack
+// answers it, as OnPost does for posts.
+func (s *Slack) OnUpdate(f func(SlackMessage)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onUpdate = f
 }
 
 // OnPost runs f after each chat.postMessage is stored and before Slack
@@ -692,13 +701,18 @@ func (s *Slack) update(w http.ResponseWriter, p map[string]string) {
 			break
 		}
 	}
+	m := SlackMessage{Method: "chat.update", Target: channel, Channel: channel, TS: ts, Text: p["text"], Blocks: blocks}
 	if found {
-		s.updated = append(s.updated, SlackMessage{Method: "chat.update", Target: channel, Channel: channel, TS: ts, Text: p["text"], Blocks: blocks})
+		s.updated = append(s.updated, m)
 	}
+	hook := s.onUpdate
 	s.mu.Unlock()
 	if !found {
 		writeJSON(w, map[string]any{"ok": false, "error": "message_not_found"})
 		return
+	}
+	if hook != nil {
+		hook(m)
 	}
 	writeJSON(w, map[string]any{"ok": true, "channel": channel, "ts": ts, "text": p["text"]})
 }
