@@ -24,7 +24,12 @@ matched to the organisation file by email, or with SIDEKICK_CONSOLE_TOKEN and
 their name; one of them is required unless SIDEKICK_DEV=true. Either way the
 person is recorded as the actor of what they do; behind an
 authenticating proxy, SIDEKICK_CONSOLE_TRUST_PROXY_USER=true records the
-proxy's X-Forwarded-User instead. See docs/console.md.`,
+proxy's X-Forwarded-User instead.
+
+With SIDEKICK_CONSOLE_LIVE=true it also connects to NATS (SIDEKICK_NATS_URL,
+with its credentials as for the services) and subscribes to triage's
+conversation events, so that the queue and conversation pages open in
+browsers update as conversations change. See docs/console.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Refuse a bad configuration before connecting to anything.
@@ -35,7 +40,11 @@ proxy's X-Forwarded-User instead. See docs/console.md.`,
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			return app.MainIO(cmd.Context(), console.Spec(), nil, r.io.Environ, r.io.Stdout)
+			spec := console.Spec()
+			if cfg.Live {
+				spec = console.LiveSpec()
+			}
+			return app.MainIO(cmd.Context(), spec, nil, r.io.Environ, r.io.Stdout)
 		},
 	}
 }

@@ -91,6 +91,8 @@ type visitor struct {
 	Actor string
 	// CSRF is the token every form of this session must carry.
 	CSRF string
+	// expires is when the session ends.
+	expires time.Time
 }
 
 // open reports whether the console runs without sign-in (dev mode
@@ -196,7 +198,7 @@ func (s *Service) authed(h func(http.ResponseWriter, *http.Request, *visitor)) h
 			sess = s.newSession(DevActor)
 			s.setSession(w, r, sess)
 		}
-		v := &visitor{Name: sess.Name, Actor: sess.Name, CSRF: s.csrfToken(sess)}
+		v := &visitor{Name: sess.Name, Actor: sess.Name, CSRF: s.csrfToken(sess), expires: time.Unix(sess.Exp, 0)}
 		if u := s.proxyUser(r); u != "" {
 			v.Actor = u
 		}

@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"context"
 	"fmt"
 	"html"
 	"net/http"
@@ -74,51 +73,12 @@ func (n *notebook) fake(now func() time.Time) *fakeTriage {
 // conversation, add a handoff note, and see it on the page with the name
 // given at sign-in.
 func TestBrowserSignInAndNote(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a headless browser")
-	}
-	browser := findBrowser(t)
-	if browser == "" {
-		t.Skip("no Chromium found: run scripts/ensure-chromium.sh (installs Debian's chromium as root) or set SIDEKICK_CHROMIUM to a Chrome/Chromium binary")
-	}
+	b := startBrowser(t)
+	step, read := b.step, b.read
 	nb := &notebook{}
 	clk := clock.NewFake(t0)
 	h := start(t, console.Config{Token: testToken}, nb.fake(clk.Now), nil)
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		// This machine's network is closed: keep Chromium from reaching out.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("no-proxy-server", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	// A bound on a stuck browser, not a timing assertion.
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-
 	type css = chromedp.CSS
-	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("browser: %s: %v", what, err)
-		}
-	}
-	read := func(what string, a chromedp.Action[string]) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, a)
-		if err != nil {
-			t.Fatalf("browser: read %s: %v", what, err)
-		}
-		return v
-	}
-
 	step("open the share link", chromedp.Navigate(h.srv.URL+"/console/conversations/c-42"), chromedp.WaitVisible(css("#signin")))
 	signinURL := read("location", chromedp.Location())
 	step("sign in",

@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
@@ -82,6 +83,10 @@ type Config struct {
 	OIDCRedirectURL string `env:"SIDEKICK_CONSOLE_OIDC_REDIRECT_URL"`
 	// Timezone is the IANA zone times are shown in.
 	Timezone string `env:"SIDEKICK_CONSOLE_TIMEZONE" envDefault:"UTC"`
+	// Live connects `sidekick console` to NATS (SIDEKICK_NATS_URL and its
+	// credentials, as for the services), whose conversation events update
+	// the pages open in browsers.
+	Live bool `env:"SIDEKICK_CONSOLE_LIVE"`
 	// RPCTimeout bounds each gRPC call a page or an action makes.
 	RPCTimeout time.Duration `env:"SIDEKICK_CONSOLE_RPC_TIMEOUT" envDefault:"10s"`
 }
@@ -145,6 +150,9 @@ type Deps struct {
 	Rotation      Rotation
 	// HTTPClient talks to the OIDC provider; default http.DefaultClient.
 	HTTPClient *http.Client
+	// NATS, when set, carries triage's conversation events to the pages
+	// open in browsers (live updates); nil: pages change on reload only.
+	NATS *nats.Conn
 }
 
 // Service is the console.
@@ -158,13 +166,15 @@ type Service struct {
 	static  http.Handler
 	metrics metrics
 	oidc    *oidcSignin
+	live    *hub
 	// closers run when Run returns (connections FromKit dialed).
 	closers []func() error
 }
 
 type metrics struct {
-	actions *prometheus.CounterVec
-	signins *prometheus.CounterVec
+	actions     *prometheus.CounterVec
+	signins     *prometheus.CounterVec
+	liveStreams prometheus.Gauge
 }
 
 // New builds the console.
@@ -202,7 +212,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			return nil, fmt.Errorf("console: SIDEKICK_CONSOLE_TRUSTED_ORIGINS: %w", err)
 		}
 	}
-	s := &Service{cfg: cfg, deps: deps, loc: loc, keys: k, origin: origin}
+	s := &Service{cfg: cfg, deps: deps, loc: loc, keys: k, origin: origin, live: newHub()}
 	if cfg.OIDCIssuer != "" {
 		s.oidc = &oidcSignin{cfg: cfg, client: deps.HTTPClient}
 	}
@@ -223,14 +233,28 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			Name: "sidekick_console_signins_total",
 			Help: "Console sign-in attempts, by result (ok, bad_token, bad_name, and for OIDC oidc_state, oidc_denied, oidc_token, oidc_no_email, oidc_unverified, oidc_unknown).",
 		}, []string{"result"})),
+		liveStreams: promreg.MustRegister(deps.Registry, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sidekick_console_live_streams",
+			Help: "Live-update streams (server-sent events) open to browsers.",
+		})),
 	}
 	return s, nil
 }
 
-// Spec describes the console to an app.Host: it neither publishes nor
-// consumes, so it needs no NATS.
+// Spec describes the console to an app.Host without NATS: it publishes
+// nothing, and pages change on reload only.
 func Spec() app.Spec {
 	return app.Spec{Name: Name, NoBus: true, Config: &Config{}, Build: FromKit}
+}
+
+// LiveSpec is Spec with NATS, whose conversation events update the pages
+// open in browsers (sidekick console with
+// SIDEKICK_CONSOLE_LIVE=true). It subscribes only; it has no stream or
+// consumer of its own.
+func LiveSpec() app.Spec {
+	spec := Spec()
+	spec.NoBus = false
+	return spec
 }
 
 // FromKit builds the console inside a process wired by platform/app: it
@@ -254,7 +278,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 		return nil, fmt.Errorf("console: dial rotation %s: %w", k.Common.RotationAddr, err)
 	}
 	s, err := New(cfg, Deps{
-		Logger: k.Logger, Registry: k.Registry, Clock: k.Clock,
+		Logger: k.Logger, Registry: k.Registry, Clock: k.Clock, NATS: k.NC,
 		Conversations: triagev1.NewConversationServiceClient(triageConn),
 		Rotation:      rotationv1.NewRotationServiceClient(rotationConn),
 	})
@@ -267,16 +291,22 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	return s, nil
 }
 
-// Run waits until ctx is done (the console has no background work), then
-// closes the connections FromKit dialed.
+// Run feeds live updates from NATS, when the console has it, until ctx is
+// done, then closes the connections FromKit dialed.
 func (s *Service) Run(ctx context.Context) error {
-	<-ctx.Done()
+	var err error
+	if s.deps.NATS != nil {
+		err = s.listen(ctx)
+	} else {
+		<-ctx.Done()
+	}
+	s.live.close()
 	for _, c := range s.closers {
 		if err := c(); err != nil {
 			s.deps.Logger.Warn("close grpc connection", "error", err)
 		}
 	}
-	return nil
+	return err
 }
 
 // Register mounts the console under BasePath.
@@ -292,6 +322,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.Handle("POST "+BasePath+"/signout", s.secure(s.authed(s.signout)))
 	mux.Handle("GET "+BasePath+"/{$}", s.secure(s.authed(s.queue)))
 	mux.Handle("GET "+BasePath+"/oncall", s.secure(s.authed(s.oncall)))
+	mux.Handle("GET "+LivePath, s.secure(s.authed(s.liveStream)))
 	mux.Handle("GET "+BasePath+"/conversations/{id}", s.secure(s.authed(s.conversation)))
 	mux.Handle("POST "+BasePath+"/conversations/{id}/{action}", s.secure(s.authed(s.action)))
 }
@@ -305,12 +336,13 @@ func (s *Service) Handler() http.Handler {
 }
 
 // secure sets the headers every console page carries: a strict content
-// security policy (no script runs at all, so injected markup stays inert),
+// security policy (the console's own script file is the only script that
+// may run, never an inline one, so injected markup stays inert),
 // no framing, no sniffing, no caching, and no referrer to other sites.
 func (s *Service) secure(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Referrer-Policy", "same-origin")

@@ -202,6 +202,7 @@ type harness struct {
 	rotation *fakeRotation
 	clock    *clock.Fake
 	client   *http.Client
+	svc      *console.Service
 }
 
 // start builds the console with cfg (Timezone and timeouts defaulted).
@@ -248,7 +249,7 @@ func startWith(t *testing.T, cfg console.Config, tr *fakeTriage, rot *fakeRotati
 	srv.Config.Handler = svc.Handler()
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, triage: tr, rotation: rot, clock: clk, client: newClient(t)}
+	return &harness{t: t, srv: srv, triage: tr, rotation: rot, clock: clk, client: newClient(t), svc: svc}
 }
 
 // newClient keeps cookies and does not follow redirects.

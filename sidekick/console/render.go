@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -31,6 +32,9 @@ type pageData struct {
 	Flash string
 	Error string
 	Body  any
+	// Live is the page's live-update stream, empty for a page that does
+	// not change while open.
+	Live string
 }
 
 func (s *Service) parseTemplates() (map[string]*template.Template, error) {
@@ -75,7 +79,16 @@ func (s *Service) renderPage(w http.ResponseWriter, r *http.Request, code int, n
 		nav = "queue"
 	}
 	var buf bytes.Buffer
-	err := s.pages[name].ExecuteTemplate(&buf, "layout", pageData{Visitor: v, Open: s.open(), Nav: nav, Flash: flash, Error: errMsg, Body: body})
+	data := pageData{Visitor: v, Open: s.open(), Nav: nav, Flash: flash, Error: errMsg, Body: body}
+	if v != nil && s.deps.NATS != nil {
+		switch b := body.(type) {
+		case queueData:
+			data.Live = LivePath
+		case conversationData:
+			data.Live = LivePath + "?" + url.Values{"conversation": {b.C.GetId()}}.Encode()
+		}
+	}
+	err := s.pages[name].ExecuteTemplate(&buf, "layout", data)
 	if err != nil {
 		s.deps.Logger.Error("render console page", "page", name, "error", err)
 		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
