@@ -127,6 +127,17 @@ type Conversations interface {
 	RetryOutbound(ctx context.Context, in *triagev1.RetryOutboundRequest, opts ...grpc.CallOption) (*triagev1.RetryOutboundResponse, error)
 }
 
+// Customers is the part of triage's CustomerService client the console
+// uses.
+type Customers interface {
+	GetCustomer(ctx context.Context, in *triagev1.GetCustomerRequest, opts ...grpc.CallOption) (*triagev1.GetCustomerResponse, error)
+}
+
+// Reports is triage's ReportService client.
+type Reports interface {
+	Summary(ctx context.Context, in *triagev1.SummaryRequest, opts ...grpc.CallOption) (*triagev1.SummaryResponse, error)
+}
+
 // Rotation is the part of rotation's RotationService client the console
 // uses.
 type Rotation interface {
@@ -137,6 +148,8 @@ type Rotation interface {
 
 var (
 	_ Conversations = triagev1.ConversationServiceClient(nil)
+	_ Customers     = triagev1.CustomerServiceClient(nil)
+	_ Reports       = triagev1.ReportServiceClient(nil)
 	_ Rotation      = rotationv1.RotationServiceClient(nil)
 )
 
@@ -147,6 +160,8 @@ type Deps struct {
 	// Clock stamps sessions and "due in" times; default the wall clock.
 	Clock         clock.Clock
 	Conversations Conversations
+	Customers     Customers
+	Reports       Reports
 	Rotation      Rotation
 	// HTTPClient talks to the OIDC provider; default http.DefaultClient.
 	HTTPClient *http.Client
@@ -185,6 +200,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	switch {
 	case deps.Conversations == nil:
 		return nil, errors.New("console: Conversations is required")
+	case deps.Customers == nil:
+		return nil, errors.New("console: Customers is required")
+	case deps.Reports == nil:
+		return nil, errors.New("console: Reports is required")
 	case deps.Rotation == nil:
 		return nil, errors.New("console: Rotation is required")
 	}
@@ -280,6 +299,8 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	s, err := New(cfg, Deps{
 		Logger: k.Logger, Registry: k.Registry, Clock: k.Clock, NATS: k.NC,
 		Conversations: triagev1.NewConversationServiceClient(triageConn),
+		Customers:     triagev1.NewCustomerServiceClient(triageConn),
+		Reports:       triagev1.NewReportServiceClient(triageConn),
 		Rotation:      rotationv1.NewRotationServiceClient(rotationConn),
 	})
 	if err != nil {
@@ -324,6 +345,8 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.Handle("GET "+BasePath+"/oncall", s.secure(s.authed(s.oncall)))
 	mux.Handle("GET "+LivePath, s.secure(s.authed(s.liveStream)))
 	mux.Handle("GET "+BasePath+"/conversations/{id}", s.secure(s.authed(s.conversation)))
+	mux.Handle("GET "+BasePath+"/customers/{id}", s.secure(s.authed(s.customer)))
+	mux.Handle("GET "+BasePath+"/reports", s.secure(s.authed(s.reports)))
 	mux.Handle("POST "+BasePath+"/conversations/{id}/{action}", s.secure(s.authed(s.action)))
 }
 

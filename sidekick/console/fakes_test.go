@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -36,6 +38,8 @@ type fakeTriage struct {
 	calls []proto.Message
 
 	list     func(*triagev1.ListConversationsRequest) (*triagev1.ListConversationsResponse, error)
+	customer func(*triagev1.GetCustomerRequest) (*triagev1.GetCustomerResponse, error)
+	summary  func(*triagev1.SummaryRequest) (*triagev1.SummaryResponse, error)
 	search   func(*triagev1.SearchConversationsRequest) (*triagev1.SearchConversationsResponse, error)
 	get      func(*triagev1.GetConversationRequest) (*triagev1.GetConversationResponse, error)
 	addNote  func(*triagev1.AddNoteRequest) (*triagev1.AddNoteResponse, error)
@@ -54,6 +58,13 @@ func (f *fakeTriage) record(m proto.Message) error {
 	return nil
 }
 
+// note records a read request.
+func (f *fakeTriage) note(m proto.Message) {
+	f.mu.Lock()
+	f.calls = append(f.calls, proto.Clone(m))
+	f.mu.Unlock()
+}
+
 // Calls returns the requests received so far.
 func (f *fakeTriage) Calls() []proto.Message {
 	f.mu.Lock()
@@ -62,9 +73,7 @@ func (f *fakeTriage) Calls() []proto.Message {
 }
 
 func (f *fakeTriage) ListConversations(_ context.Context, req *triagev1.ListConversationsRequest) (*triagev1.ListConversationsResponse, error) {
-	f.mu.Lock()
-	f.calls = append(f.calls, proto.Clone(req))
-	f.mu.Unlock()
+	f.note(req)
 	if f.list == nil {
 		return &triagev1.ListConversationsResponse{}, nil
 	}
@@ -72,9 +81,7 @@ func (f *fakeTriage) ListConversations(_ context.Context, req *triagev1.ListConv
 }
 
 func (f *fakeTriage) SearchConversations(_ context.Context, req *triagev1.SearchConversationsRequest) (*triagev1.SearchConversationsResponse, error) {
-	f.mu.Lock()
-	f.calls = append(f.calls, proto.Clone(req))
-	f.mu.Unlock()
+	f.note(req)
 	if f.search == nil {
 		return &triagev1.SearchConversationsResponse{}, nil
 	}
@@ -126,6 +133,34 @@ func (f *fakeTriage) RetryOutbound(_ context.Context, req *triagev1.RetryOutboun
 	return &triagev1.RetryOutboundResponse{Delivery: &triagev1.OutboundDelivery{OutboundId: req.GetOutboundId(), State: triagev1.DeliveryState_DELIVERY_STATE_SENDING}}, f.record(req)
 }
 
+// fakeCustomers and fakeReports are triage's CustomerService and
+// ReportService, answering with the fakeTriage's functions.
+type fakeCustomers struct {
+	triagev1.UnimplementedCustomerServiceServer
+	f *fakeTriage
+}
+
+func (c fakeCustomers) GetCustomer(_ context.Context, req *triagev1.GetCustomerRequest) (*triagev1.GetCustomerResponse, error) {
+	c.f.note(req)
+	if c.f.customer == nil {
+		return nil, status.Error(codes.NotFound, "no customer "+req.GetId())
+	}
+	return c.f.customer(req)
+}
+
+type fakeReports struct {
+	triagev1.UnimplementedReportServiceServer
+	f *fakeTriage
+}
+
+func (r fakeReports) Summary(_ context.Context, req *triagev1.SummaryRequest) (*triagev1.SummaryResponse, error) {
+	r.f.note(req)
+	if r.f.summary == nil {
+		return &triagev1.SummaryResponse{}, nil
+	}
+	return r.f.summary(req)
+}
+
 // fakeRotation is rotation's RotationService on loopback.
 type fakeRotation struct {
 	rotationv1.UnimplementedRotationServiceServer
@@ -173,6 +208,8 @@ func serveGRPC(t *testing.T, tr *fakeTriage, rot *fakeRotation) string {
 	}
 	s := grpc.NewServer()
 	triagev1.RegisterConversationServiceServer(s, tr)
+	triagev1.RegisterCustomerServiceServer(s, fakeCustomers{f: tr})
+	triagev1.RegisterReportServiceServer(s, fakeReports{f: tr})
 	rotationv1.RegisterRotationServiceServer(s, rot)
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)
@@ -235,6 +272,8 @@ func startWith(t *testing.T, cfg console.Config, tr *fakeTriage, rot *fakeRotati
 	deps := console.Deps{
 		Clock:         clk,
 		Conversations: triagev1.NewConversationServiceClient(cc),
+		Customers:     triagev1.NewCustomerServiceClient(cc),
+		Reports:       triagev1.NewReportServiceClient(cc),
 		Rotation:      rotationv1.NewRotationServiceClient(cc),
 	}
 	srv := httptest.NewUnstartedServer(nil)

@@ -337,6 +337,10 @@ type conversationData struct {
 	Closed   bool
 	// CanReply is false for a channel with no way back (Sentry).
 	CanReply bool
+	// Details are what the channel reported (Sentry, GitHub).
+	Details []detail
+	// Related are earlier conversations like this one, best first.
+	Related []*triagev1.SearchHit
 }
 
 // messageView is a message with what the page needs to style it.
@@ -392,6 +396,10 @@ func (s *Service) conversation(w http.ResponseWriter, r *http.Request, v *visito
 			Deleted: m.GetAttributes()["deleted"] == "true" || m.GetKind() == supportv1.MessageKind_MESSAGE_KIND_DELETED,
 		})
 	}
+	if ch := d.C.GetChannel(); ch == supportv1.Channel_CHANNEL_SENTRY || ch == supportv1.Channel_CHANNEL_GITHUB {
+		d.Details = details(resp.GetMessages())
+	}
+	d.Related = s.related(r, d.C)
 	s.renderPage(w, r, http.StatusOK, "conversation", v, d, doneMessages[r.URL.Query().Get("done")], "")
 }
 

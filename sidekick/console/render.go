@@ -19,7 +19,7 @@ import (
 
 // pageNames are the templates under templates/, each rendered inside
 // layout.html.
-var pageNames = []string{"queue", "conversation", "oncall", "signin", "error", "bounce"}
+var pageNames = []string{"queue", "conversation", "customer", "reports", "oncall", "signin", "error", "bounce"}
 
 // pageData is what every template receives.
 type pageData struct {
@@ -53,6 +53,11 @@ func (s *Service) parseTemplates() (map[string]*template.Template, error) {
 		"rel":         s.rel,
 		"iso":         iso,
 		"join":        strings.Join,
+		"seconds":     seconds,
+		"money":       money,
+		"mul":         func(a, b int) int { return a * b },
+		"dict":        dict,
+		"share":       share,
 		"base":        func() string { return BasePath },
 	}
 	pages := make(map[string]*template.Template, len(pageNames))
@@ -75,7 +80,7 @@ func (s *Service) render(w http.ResponseWriter, r *http.Request, code int, name 
 // becomes a clean 500 instead of half a page.
 func (s *Service) renderPage(w http.ResponseWriter, r *http.Request, code int, name string, v *visitor, body any, flash, errMsg string) {
 	nav := name
-	if name == "conversation" {
+	if name == "conversation" || name == "customer" {
 		nav = "queue"
 	}
 	var buf bytes.Buffer
@@ -242,4 +247,30 @@ func shortDuration(d time.Duration) string {
 		return fmt.Sprintf("%dd", days)
 	}
 	return fmt.Sprintf("%dd %dh", days, h)
+}
+
+// money shows cents as dollars: $1,250.00.
+func money(cents int64) string {
+	d := fmt.Sprintf("%d", cents/100)
+	for i := len(d) - 3; i > 0; i -= 3 {
+		d = d[:i] + "," + d[i:]
+	}
+	return fmt.Sprintf("$%s.%02d", d, cents%100)
+}
+
+// dict builds a map from key, value pairs, for passing several values to
+// a template.
+func dict(kv ...any) (map[string]any, error) {
+	if len(kv)%2 != 0 {
+		return nil, fmt.Errorf("dict: odd number of arguments")
+	}
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		k, ok := kv[i].(string)
+		if !ok {
+			return nil, fmt.Errorf("dict: key %v is not a string", kv[i])
+		}
+		m[k] = kv[i+1]
+	}
+	return m, nil
 }
