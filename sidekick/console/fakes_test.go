@@ -200,7 +200,7 @@ func (f *fakeRotation) WhoIsOnCall(_ context.Context, req *rotationv1.WhoIsOnCal
 }
 
 // serveGRPC serves the fakes on a loopback port and returns its address.
-func serveGRPC(t *testing.T, tr *fakeTriage, rot *fakeRotation) string {
+func serveGRPC(t testing.TB, tr *fakeTriage, rot *fakeRotation) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -216,7 +216,7 @@ func serveGRPC(t *testing.T, tr *fakeTriage, rot *fakeRotation) string {
 	return lis.Addr().String()
 }
 
-func dial(t *testing.T, addr string) *grpc.ClientConn {
+func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
