@@ -144,6 +144,11 @@ type Rotation interface {
 	WhoIsOnCall(ctx context.Context, in *rotationv1.WhoIsOnCallRequest, opts ...grpc.CallOption) (*rotationv1.WhoIsOnCallResponse, error)
 	ListTeams(ctx context.Context, in *rotationv1.ListTeamsRequest, opts ...grpc.CallOption) (*rotationv1.ListTeamsResponse, error)
 	ListPeople(ctx context.Context, in *rotationv1.ListPeopleRequest, opts ...grpc.CallOption) (*rotationv1.ListPeopleResponse, error)
+	ListRotations(ctx context.Context, in *rotationv1.ListRotationsRequest, opts ...grpc.CallOption) (*rotationv1.ListRotationsResponse, error)
+	ListShifts(ctx context.Context, in *rotationv1.ListShiftsRequest, opts ...grpc.CallOption) (*rotationv1.ListShiftsResponse, error)
+	ListOverrides(ctx context.Context, in *rotationv1.ListOverridesRequest, opts ...grpc.CallOption) (*rotationv1.ListOverridesResponse, error)
+	CreateOverride(ctx context.Context, in *rotationv1.CreateOverrideRequest, opts ...grpc.CallOption) (*rotationv1.CreateOverrideResponse, error)
+	DeleteOverride(ctx context.Context, in *rotationv1.DeleteOverrideRequest, opts ...grpc.CallOption) (*rotationv1.DeleteOverrideResponse, error)
 }
 
 var (
@@ -347,6 +352,9 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.Handle("GET "+BasePath+"/conversations/{id}", s.secure(s.authed(s.conversation)))
 	mux.Handle("GET "+BasePath+"/customers/{id}", s.secure(s.authed(s.customer)))
 	mux.Handle("GET "+BasePath+"/reports", s.secure(s.authed(s.reports)))
+	mux.Handle("GET "+BasePath+"/calendar", s.secure(s.authed(s.calendar)))
+	mux.Handle("POST "+BasePath+"/calendar/overrides", s.secure(s.authed(s.createOverride)))
+	mux.Handle("POST "+BasePath+"/calendar/overrides/{id}/delete", s.secure(s.authed(s.deleteOverride)))
 	mux.Handle("POST "+BasePath+"/conversations/{id}/{action}", s.secure(s.authed(s.action)))
 }
 

@@ -171,6 +171,65 @@ type fakeRotation struct {
 	onCall func(*rotationv1.WhoIsOnCallRequest) (*rotationv1.WhoIsOnCallResponse, error)
 	// down makes every call fail as if rotation were unreachable.
 	down error
+
+	rotations []*rotationv1.Rotation
+	shifts    func(*rotationv1.ListShiftsRequest) []*rotationv1.Shift
+	overrides []*rotationv1.Override
+	// refuse, when set, refuses CreateOverride with it.
+	refuse error
+
+	mu      sync.Mutex
+	created []*rotationv1.CreateOverrideRequest
+	deleted []string
+}
+
+// changes returns the overrides created and deleted so far.
+func (f *fakeRotation) changes() ([]*rotationv1.CreateOverrideRequest, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*rotationv1.CreateOverrideRequest(nil), f.created...), append([]string(nil), f.deleted...)
+}
+
+// refuseWith makes CreateOverride fail with err.
+func (f *fakeRotation) refuseWith(err error) {
+	f.mu.Lock()
+	f.refuse = err
+	f.mu.Unlock()
+}
+
+func (f *fakeRotation) ListRotations(context.Context, *rotationv1.ListRotationsRequest) (*rotationv1.ListRotationsResponse, error) {
+	return &rotationv1.ListRotationsResponse{Rotations: f.rotations}, f.down
+}
+
+func (f *fakeRotation) ListShifts(_ context.Context, req *rotationv1.ListShiftsRequest) (*rotationv1.ListShiftsResponse, error) {
+	if f.shifts == nil {
+		return &rotationv1.ListShiftsResponse{}, f.down
+	}
+	return &rotationv1.ListShiftsResponse{Shifts: f.shifts(req)}, f.down
+}
+
+func (f *fakeRotation) ListOverrides(context.Context, *rotationv1.ListOverridesRequest) (*rotationv1.ListOverridesResponse, error) {
+	return &rotationv1.ListOverridesResponse{Overrides: f.overrides}, f.down
+}
+
+func (f *fakeRotation) CreateOverride(_ context.Context, req *rotationv1.CreateOverrideRequest) (*rotationv1.CreateOverrideResponse, error) {
+	f.mu.Lock()
+	f.created = append(f.created, proto.Clone(req).(*rotationv1.CreateOverrideRequest))
+	refuse := f.refuse
+	f.mu.Unlock()
+	if refuse != nil {
+		return nil, refuse
+	}
+	o := proto.Clone(req.GetOverride()).(*rotationv1.Override)
+	o.Id = "ov-new"
+	return &rotationv1.CreateOverrideResponse{Override: o}, nil
+}
+
+func (f *fakeRotation) DeleteOverride(_ context.Context, req *rotationv1.DeleteOverrideRequest) (*rotationv1.DeleteOverrideResponse, error) {
+	f.mu.Lock()
+	f.deleted = append(f.deleted, req.GetId())
+	f.mu.Unlock()
+	return &rotationv1.DeleteOverrideResponse{}, nil
 }
 
 var _ rotationv1.RotationServiceServer = (*fakeRotation)(nil)

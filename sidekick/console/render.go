@@ -19,7 +19,7 @@ import (
 
 // pageNames are the templates under templates/, each rendered inside
 // layout.html.
-var pageNames = []string{"queue", "conversation", "customer", "reports", "oncall", "signin", "error", "bounce"}
+var pageNames = []string{"queue", "conversation", "customer", "reports", "calendar", "oncall", "signin", "error", "bounce"}
 
 // pageData is what every template receives.
 type pageData struct {
@@ -55,6 +55,7 @@ func (s *Service) parseTemplates() (map[string]*template.Template, error) {
 		"join":        strings.Join,
 		"seconds":     seconds,
 		"money":       money,
+		"kindName":    func(k rotationv1.OverrideKind) string { return enumWords(k.String(), "OVERRIDE_KIND_") },
 		"mul":         func(a, b int) int { return a * b },
 		"dict":        dict,
 		"share":       share,
@@ -80,8 +81,11 @@ func (s *Service) render(w http.ResponseWriter, r *http.Request, code int, name 
 // becomes a clean 500 instead of half a page.
 func (s *Service) renderPage(w http.ResponseWriter, r *http.Request, code int, name string, v *visitor, body any, flash, errMsg string) {
 	nav := name
-	if name == "conversation" || name == "customer" {
+	switch name {
+	case "conversation", "customer":
 		nav = "queue"
+	case "calendar":
+		nav = "oncall"
 	}
 	var buf bytes.Buffer
 	data := pageData{Visitor: v, Open: s.open(), Nav: nav, Flash: flash, Error: errMsg, Body: body}

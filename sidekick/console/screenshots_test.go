@@ -85,7 +85,8 @@ func TestScreenshots(t *testing.T) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	rot := &fakeRotation{people: []*rotationv1.Person{{Id: "alice", Name: "Alice Hero", Team: "platform"}, {Id: "bob", Name: "Bob Brown", Team: "core"}}}
+	rot := calendarRotation()
+	rot.people = []*rotationv1.Person{{Id: "alice", Name: "Alice Hero", Team: "platform"}, {Id: "bob", Name: "Bob Brown", Team: "core"}}
 	h := start(t, console.Config{Dev: true}, showcase(), rot)
 	type css = chromedp.CSS
 	b.step("viewport", chromedp.EmulateViewport(1280, 860))
@@ -96,6 +97,7 @@ func TestScreenshots(t *testing.T) {
 		{"conversation", "/console/conversations/c-42", "#related"},
 		{"customer", "/console/customers/hedge", "#customer-conversations"},
 		{"reports", "/console/reports", "#by-tier-response"},
+		{"calendar", "/console/calendar", "#calendar"},
 	} {
 		b.step(p.name, chromedp.Navigate(h.srv.URL+p.path), chromedp.WaitVisible(css(p.wait)))
 		if p.name == "help" {
