@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -219,7 +220,104 @@ input.`,
 	f.StringSliceVar(&links, "link", nil, `link to include: URL or "Title=URL" (repeatable)`)
 	f.BoolVar(&asJSON, "json", false, "print the response as protobuf JSON")
 	_ = cmd.MarkFlagRequired("to")
+	cmd.AddCommand(r.notifyTestCmd())
 	return cmd
+}
+
+func (r *root) notifyTestCmd() *cobra.Command {
+	var (
+		asJSON, ping bool
+		person       string
+	)
+	cmd := &cobra.Command{
+		Use:   "test [--person PERSON] [--ping]",
+		Short: "Send a real test message through each of a person's ways of being told, and say what answered",
+		Long: `Send a test message to a person (default: you, $USER) at once through every
+channel of their contact rules (escalation.contact_rules in the organisation
+file; the rules' delays and urgencies are left aside), or, for a person
+without rules, through every channel that can reach them (Slack if they have
+a Slack id, email, PagerDuty when configured). Webhooks get nothing. Then
+print what each channel answered: delivered, failed with the provider's
+reason, or pending (a temporary failure the notifier keeps retrying; follow
+it with 'sidekick notification show ID').
+
+The test is a page unless --ping, so PagerDuty really opens an alert (its
+dedup key is the test notification's); acknowledge it with
+'sidekick ack ID'. The exit status is 1 when a channel failed.`,
+		Example: `  sidekick notify test
+  sidekick notify test --person alice`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			who, err := requireActor(person)
+			if err != nil {
+				return errors.New("--person is required ($USER is not set)")
+			}
+			actor := strings.TrimSpace(r.opEnv().User)
+			if actor == "" {
+				actor = "sidekick notify test"
+			}
+			req := &notifyv1.NotifyRequest{
+				IdempotencyKey: "test-" + newIdempotencyKey(), Urgency: notifyv1.Urgency_URGENCY_HIGH, Test: true,
+				Title:      "Sidekick test message for " + who,
+				Text:       fmt.Sprintf("A test of how Sidekick reaches %s, sent by %s with 'sidekick notify test'. Nothing needs doing.", who, actor),
+				Recipients: []*notifyv1.Recipient{{Target: &notifyv1.Recipient_Person{Person: who}}},
+			}
+			if ping {
+				req.Urgency = notifyv1.Urgency_URGENCY_LOW
+			}
+			var resp *notifyv1.NotifyResponse
+			err = r.rpc(cmd.Context(), "test "+who, func(ctx context.Context, cc grpc.ClientConnInterface) (err error) {
+				resp, err = notifyv1.NewNotifierServiceClient(cc).Notify(ctx, req)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(r.io.Stdout, protoJSON(resp))
+			}
+			n := resp.GetNotification()
+			fmt.Fprintf(r.io.Stdout, "test %s %s sent to %s\n", urgencyText(n.GetUrgency()), n.GetId(), who)
+			if err := r.printDeliveries(n.GetDeliveries()); err != nil {
+				return err
+			}
+			return testVerdict(r.io.Stdout, who, n)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&person, "person", r.opEnv().User, "whose ways of being told to test (default $USER)")
+	f.BoolVar(&ping, "ping", false, "test as a ping rather than a page")
+	f.BoolVar(&asJSON, "json", false, "print the response as protobuf JSON")
+	return cmd
+}
+
+// testVerdict sums up a test: which channels answered, which are still
+// being retried, and an error naming those that failed.
+func testVerdict(w io.Writer, who string, n *notifyv1.Notification) error {
+	var ok, pending, failed []string
+	for _, d := range n.GetDeliveries() {
+		switch d.GetStatus() {
+		case supportv1.DeliveryStatus_DELIVERY_STATUS_DELIVERED:
+			ok = append(ok, d.GetChannel())
+		case supportv1.DeliveryStatus_DELIVERY_STATUS_FAILED:
+			failed = append(failed, d.GetChannel())
+		default:
+			pending = append(pending, d.GetChannel())
+		}
+	}
+	switch {
+	case len(ok)+len(pending)+len(failed) == 0:
+		return fmt.Errorf("no channel of this notifier can reach %s: give them a slack id or an email, or contact rules", who)
+	case len(ok) > 0:
+		fmt.Fprintf(w, "answered: %s\n", strings.Join(ok, ", "))
+	}
+	if len(pending) > 0 {
+		fmt.Fprintf(w, "still trying: %s (sidekick notification show %s)\n", strings.Join(pending, ", "), n.GetId())
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s could not be reached through %s", who, strings.Join(failed, ", "))
+	}
+	return nil
 }
 
 // outcomeUnknown says whether a failed call may have taken effect anyway

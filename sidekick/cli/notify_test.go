@@ -218,3 +218,55 @@ func TestNotifyFailureHint(t *testing.T) {
 		t.Fatalf("timed out: %v", err)
 	}
 }
+
+// `sidekick notify test` asks for a test page to one person (default
+// $USER), prints what each channel answered and fails when one failed.
+func TestNotifyTest(t *testing.T) {
+	h := newHarness(t)
+	h.respond("Notify", &notifyv1.NotifyResponse{Created: true, Notification: &notifyv1.Notification{
+		Id: "ntf-9", Urgency: notifyv1.Urgency_URGENCY_HIGH,
+		Deliveries: []*supportv1.DeliveryEvent{
+			{Recipient: "alice", Channel: "slack", Status: supportv1.DeliveryStatus_DELIVERY_STATUS_DELIVERED, Attempt: 1, OccurredAt: ts("2026-03-04T10:00:01Z")},
+			{Recipient: "alice", Channel: "email", Status: supportv1.DeliveryStatus_DELIVERY_STATUS_PENDING, Attempt: 1,
+				Error: "451 try again later", OccurredAt: ts("2026-03-04T10:00:01Z")},
+		},
+	}})
+	out, err := h.run(t, "notify", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := h.reqs["Notify"][0].(*notifyv1.NotifyRequest)
+	if !req.GetTest() || req.GetUrgency() != notifyv1.Urgency_URGENCY_HIGH || !strings.HasPrefix(req.GetIdempotencyKey(), "test-") ||
+		len(req.GetRecipients()) != 1 || req.GetRecipients()[0].GetPerson() != "alice" || !strings.Contains(req.GetText(), "sent by alice") {
+		t.Fatalf("request = %v", req)
+	}
+	want := `test page ntf-9 sent to alice
+RECIPIENT  CHANNEL  STATUS     ATTEMPTS  AT                    ERROR
+alice      slack    delivered  1         2026-03-04 10:00 UTC  -
+alice      email    pending    1         2026-03-04 10:00 UTC  451 try again later
+answered: slack
+still trying: email (sidekick notification show ntf-9)
+`
+	if out != want {
+		t.Fatalf("notify test:\n%s\nwant:\n%s", out, want)
+	}
+
+	h.respond("Notify", &notifyv1.NotifyResponse{Created: true, Notification: &notifyv1.Notification{
+		Id: "ntf-10", Deliveries: []*supportv1.DeliveryEvent{
+			{Recipient: "bob", Channel: "slack", Status: supportv1.DeliveryStatus_DELIVERY_STATUS_FAILED, Attempt: 1,
+				Error: "contact rule 1 (slack at once): slack cannot reach Bob"},
+		},
+	}})
+	out, err = h.run(t, "notify", "test", "--person", "bob", "--ping")
+	if err == nil || err.Error() != "bob could not be reached through slack" || !strings.Contains(out, "cannot reach Bob") {
+		t.Fatalf("a failed channel: %v\n%s", err, out)
+	}
+	if req := h.reqs["Notify"][1].(*notifyv1.NotifyRequest); req.GetUrgency() != notifyv1.Urgency_URGENCY_LOW || req.GetRecipients()[0].GetPerson() != "bob" {
+		t.Errorf("--person bob --ping: %v", req)
+	}
+
+	h.respond("Notify", &notifyv1.NotifyResponse{Created: true, Notification: &notifyv1.Notification{Id: "ntf-11"}})
+	if _, err := h.run(t, "notify", "test", "--person", "zed"); err == nil || !strings.Contains(err.Error(), "no channel of this notifier can reach zed") {
+		t.Errorf("nobody reachable: %v", err)
+	}
+}

@@ -205,3 +205,53 @@ func TestContactRulesThatCannotBeSentFallBack(t *testing.T) {
 		t.Errorf("a ping to bob (page rules only) and carol (no rules) went %v, want the default", chans)
 	}
 }
+
+// A test reaches a person at once through every channel their rules name,
+// delays and urgencies left aside; without rules through every channel
+// that can reach them; never a webhook. A rule's channel this notifier
+// does not have is reported failed.
+func TestATestGoesThroughEveryWayOfTellingAPersonAtOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rules := map[string][]notify.ContactRule{
+		"alice": aliceRules["alice"],
+		"carol": {{Channel: "email"}, {Channel: "console", After: time.Minute}},
+	}
+	e.rot.AddPerson(notifiertest.Carol)
+	hook := &notifiertest.Recorder{ChannelName: "webhook"}
+	e.deps.Mirrors = []notify.Channel{hook}
+	disp, cs := e.contactDispatcher(t, rules)
+
+	test := func(person string) map[string]store.Delivery {
+		t.Helper()
+		n, _, err := disp.Notify(ctx, deliver.Request{IdempotencyKey: "test-" + person, Origin: "test", Urgency: notify.Ping,
+			Title: "test", Targets: []deliver.Target{{PersonID: person}}, Test: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return byChannel(t, e.store, n.ID)
+	}
+	got := test("alice")
+	for _, ch := range []string{"slack", "email", "pagerduty"} {
+		if got[ch].Status != store.StatusDelivered {
+			t.Errorf("alice's %s: %+v, want delivered at once", ch, got[ch])
+		}
+	}
+	if len(got) != 3 || len(cs.pager.Sent()) != 1 || len(hook.Sent()) != 0 {
+		t.Errorf("alice's test: %+v, webhook got %d; want slack, email and pagerduty only", got, len(hook.Sent()))
+	}
+
+	got = test("bob") // no rules: every channel that reaches him
+	if len(got) != 3 || got["slack"].Status != store.StatusDelivered || got["email"].Status != store.StatusDelivered || got["pagerduty"].Status != store.StatusDelivered {
+		t.Errorf("bob's test: %+v, want slack, email and pagerduty delivered", got)
+	}
+
+	got = test("carol")
+	if got["email"].Status != store.StatusDelivered || got["console"].Status != store.StatusFailed ||
+		!strings.Contains(got["console"].LastError, "console, which is not configured") || len(got) != 2 {
+		t.Errorf("carol's test: %+v, want email delivered and console failed as not configured", got)
+	}
+	if len(hook.Sent()) != 0 {
+		t.Errorf("the webhook got %d test messages", len(hook.Sent()))
+	}
+}

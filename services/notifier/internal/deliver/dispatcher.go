@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -283,6 +284,10 @@ type Request struct {
 	// (Config.BurstWindow): a conversation's notification that lists
 	// well in one line.
 	Coalesce bool
+	// Test sends to each recipient at once through every channel of their
+	// contact rules, or without rules every channel that can reach them,
+	// and to no mirror: `sidekick notify test` (see planTest).
+	Test bool
 }
 
 // Notify records the notification for req unless its key was seen, then
@@ -362,6 +367,10 @@ func (d *Dispatcher) plan(req Request, recipients []notify.Recipient) []store.Ne
 	}
 	for _, r := range recipients {
 		key := DedupKey(req.IdempotencyKey, recipientKey(r), req.Step)
+		if req.Test {
+			d.planTest(req, r, key, add)
+			continue
+		}
 		if d.planRules(req, r, key, add) {
 			d.planMirrors(req, r, key, add)
 			continue
@@ -393,6 +402,43 @@ func (d *Dispatcher) planMirrors(req Request, r notify.Recipient, key string, ad
 		if canReach(m, r) {
 			add(store.NewDelivery{DedupKey: key + "|" + m.Name(), Step: req.Step, Recipient: r, Channel: m.Name()})
 		}
+	}
+}
+
+// planTest adds a delivery at once through each channel r's contact
+// rules name (whatever their delay and urgency), or without rules through
+// every channel that can reach r (the chat channels and the pager), so a
+// test shows what each of r's ways of being told answers. A channel that
+// is not configured or cannot reach r is recorded as failed with the
+// reason, as planRules does; mirrors get nothing.
+func (d *Dispatcher) planTest(req Request, r notify.Recipient, key string, add func(store.NewDelivery)) {
+	var names []string
+	for _, cr := range d.cfg.ContactRules[r.PersonID] {
+		if !slices.Contains(names, cr.Channel) {
+			names = append(names, cr.Channel)
+		}
+	}
+	fromRules := len(names) > 0
+	if !fromRules {
+		for _, c := range d.channels {
+			names = append(names, c.Name())
+		}
+		if d.pager != nil {
+			names = append(names, d.pager.Name())
+		}
+	}
+	for _, name := range names {
+		nd := store.NewDelivery{DedupKey: key + "|test:" + name, Step: req.Step, Recipient: r, Channel: name}
+		c, ok := d.byName[name]
+		switch {
+		case !ok:
+			nd.Failed = fmt.Sprintf("a contact rule names %s, which is not configured", name)
+		case !canReach(c, r) && fromRules:
+			nd.Failed = fmt.Sprintf("a contact rule names %s, which cannot reach %s", name, r.Display())
+		case !canReach(c, r):
+			continue // not one of r's ways of being told
+		}
+		add(nd)
 	}
 }
 

@@ -51,6 +51,9 @@ func (s *Server) Notify(ctx context.Context, req *notifyv1.NotifyRequest) (*noti
 		if err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "recipients[%d]: %v", i, err)
 		}
+		if req.GetTest() && t.PersonID == "" {
+			return nil, status.Errorf(codes.InvalidArgument, "recipients[%d]: a test is for people: name a person, not a role or a channel", i)
+		}
 		targets = append(targets, t)
 	}
 	urgency := notify.Ping
@@ -64,6 +67,7 @@ func (s *Server) Notify(ctx context.Context, req *notifyv1.NotifyRequest) (*noti
 	n, created, err := s.dispatcher.Notify(ctx, deliver.Request{
 		IdempotencyKey: "grpc/" + req.GetIdempotencyKey(), Origin: "grpc", Targets: targets, Urgency: urgency,
 		Title: req.GetTitle(), Text: req.GetText(), Links: links, ConversationID: req.GetConversationId(),
+		Test: req.GetTest(),
 	})
 	if err != nil && n.ID == "" {
 		return nil, toStatus(err)

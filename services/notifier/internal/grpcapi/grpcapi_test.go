@@ -59,7 +59,7 @@ func TestNotifyMapsTheRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []deliver.Target{{PersonID: "bob"}, {Role: rotationv1.Role_ROLE_SECONDARY, Team: "platform"}, {SlackChannel: "support"}}
-	if fmt.Sprint(got.Targets) != fmt.Sprint(want) || got.Urgency != notify.Page || got.IdempotencyKey != "grpc/k" {
+	if fmt.Sprint(got.Targets) != fmt.Sprint(want) || got.Urgency != notify.Page || got.IdempotencyKey != "grpc/k" || got.Test {
 		t.Errorf("request = %+v", got)
 	}
 	n := resp.GetNotification()
@@ -68,6 +68,10 @@ func TestNotifyMapsTheRequest(t *testing.T) {
 	}
 	if d := n.GetDeliveries()[0]; d.GetError() != "cancelled: acknowledged by bob" {
 		t.Errorf("cancelled delivery = %v", d)
+	}
+	if _, err := s.Notify(context.Background(), &notifyv1.NotifyRequest{IdempotencyKey: "t", Title: "t", Test: true,
+		Recipients: []*notifyv1.Recipient{{Target: &notifyv1.Recipient_Person{Person: "bob"}}}}); err != nil || !got.Test {
+		t.Errorf("a test: %v, request %+v", err, got)
 	}
 }
 
@@ -80,6 +84,10 @@ func TestNotifyRejectsBadRequests(t *testing.T) {
 		"unknown role":    {IdempotencyKey: "k", Title: "t", Recipients: []*notifyv1.Recipient{{Target: &notifyv1.Recipient_Role{Role: &notifyv1.RoleTarget{Role: "boss"}}}}},
 		"secondary, no team": {IdempotencyKey: "k", Title: "t",
 			Recipients: []*notifyv1.Recipient{{Target: &notifyv1.Recipient_Role{Role: &notifyv1.RoleTarget{Role: "secondary"}}}}},
+		"a test of a role": {IdempotencyKey: "k", Title: "t", Test: true,
+			Recipients: []*notifyv1.Recipient{{Target: &notifyv1.Recipient_Role{Role: &notifyv1.RoleTarget{Role: "hero"}}}}},
+		"a test of a channel": {IdempotencyKey: "k", Title: "t", Test: true,
+			Recipients: []*notifyv1.Recipient{{Target: &notifyv1.Recipient_SlackChannel{SlackChannel: "#support"}}}},
 	} {
 		if _, err := s.Notify(context.Background(), req); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("%s: err = %v, want InvalidArgument", name, err)

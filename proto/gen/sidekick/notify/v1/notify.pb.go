@@ -288,8 +288,15 @@ type NotifyRequest struct {
 	Text           string                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
 	Links          []*Link                `protobuf:"bytes,6,rep,name=links,proto3" json:"links,omitempty"`
 	ConversationId string                 `protobuf:"bytes,7,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// A test of how the person recipients are reached: each is sent the
+	// message at once through every channel of their contact rules (the
+	// rules' delays and urgencies left aside), or, without rules, through
+	// every channel that can reach them, and through no webhook; the
+	// response's deliveries say what each channel answered. Only person
+	// recipients are allowed.
+	Test          bool `protobuf:"varint,8,opt,name=test,proto3" json:"test,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NotifyRequest) Reset() {
@@ -369,6 +376,13 @@ func (x *NotifyRequest) GetConversationId() string {
 		return x.ConversationId
 	}
 	return ""
+}
+
+func (x *NotifyRequest) GetTest() bool {
+	if x != nil {
+		return x.Test
+	}
+	return false
 }
 
 type Notification struct {
@@ -751,7 +765,7 @@ const file_sidekick_notify_v1_notify_proto_rawDesc = "" +
 	"\x04team\x18\x02 \x01(\tR\x04team\".\n" +
 	"\x04Link\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12\x10\n" +
-	"\x03url\x18\x02 \x01(\tR\x03url\"\xb1\x02\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\"\xc5\x02\n" +
 	"\rNotifyRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12=\n" +
 	"\n" +
@@ -761,7 +775,8 @@ const file_sidekick_notify_v1_notify_proto_rawDesc = "" +
 	"\x05title\x18\x04 \x01(\tR\x05title\x12\x12\n" +
 	"\x04text\x18\x05 \x01(\tR\x04text\x12.\n" +
 	"\x05links\x18\x06 \x03(\v2\x18.sidekick.notify.v1.LinkR\x05links\x12'\n" +
-	"\x0fconversation_id\x18\a \x01(\tR\x0econversationId\"\xbe\x03\n" +
+	"\x0fconversation_id\x18\a \x01(\tR\x0econversationId\x12\x12\n" +
+	"\x04test\x18\b \x01(\bR\x04test\"\xbe\x03\n" +
 	"\fNotification\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x125\n" +
