@@ -13,6 +13,9 @@ type metrics struct {
 	digestItems *prometheus.CounterVec
 	digests     *prometheus.CounterVec
 	errors      prometheus.Counter
+	// reEscalations counts acknowledgements that timed out into an
+	// escalation again.
+	reEscalations prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,6 +44,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sidekick_notifier_escalation_errors_total",
 			Help: "Escalation steps that could not be fired (retried).",
 		}),
+		reEscalations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sidekick_notifier_ack_timeouts_total",
+			Help: "Acknowledged conversations escalated again: no staff reply within the policy's ack_timeout.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -55,8 +62,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		*c = got
 	}
 	var err error
-	if m.errors, err = promreg.Register(reg, m.errors); err != nil {
-		return nil, err
+	for _, c := range []*prometheus.Counter{&m.errors, &m.reEscalations} {
+		if *c, err = promreg.Register(reg, *c); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }

@@ -234,7 +234,7 @@ func newEscalation(t Trigger, p *policy.Policy, now time.Time) (store.NewEscalat
 		Key: t.Key, GroupKey: t.Group, Kind: string(t.Event.Kind), PolicyID: p.ID, Policy: snapshot,
 		ConversationID: t.ConversationID, Team: t.Event.Team, Tier: string(t.Event.Tier), Category: t.Event.Category,
 		PersonID: t.PersonID, Title: t.Title, Body: t.Text, Links: t.Links, StartedAt: t.At, Held: t.Hold,
-		CreatedAt: now,
+		CreatedAt: now, AckTimeout: p.AckTimeout,
 	}, nil
 }
 
@@ -273,6 +273,23 @@ func (r *Runner) Tick(ctx context.Context) (int, error) {
 				break
 			}
 			continue
+		}
+		if !found {
+			break
+		}
+		handled += len(ids)
+		r.send(ctx, ids)
+	}
+	for range r.cfg.Batch {
+		found, ids, err := r.reEscalateDue(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return handled, ctx.Err()
+			}
+			// The timeout stays: the next tick tries again.
+			r.metrics.errors.Inc()
+			errs = append(errs, err)
+			break
 		}
 		if !found {
 			break

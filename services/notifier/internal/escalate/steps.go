@@ -155,7 +155,10 @@ func StepKey(escalationKey string, pos int) string { return fmt.Sprintf("%s#%d",
 // request is the notification a step asks for.
 func (r *Runner) request(esc store.Escalation, step policy.Step) deliver.Request {
 	title := esc.Title
-	if step.Index > 0 {
+	switch {
+	case isReEscalation(esc.Key):
+		title = "acknowledged, still no reply: " + title
+	case step.Index > 0:
 		title = "still unacknowledged: " + title
 	}
 	return deliver.Request{

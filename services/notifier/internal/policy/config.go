@@ -24,6 +24,7 @@ type (
 		Repeat      int         `yaml:"repeat"`
 		RepeatAfter string      `yaml:"repeat_after"`
 		Digest      *digestYAML `yaml:"digest"`
+		AckTimeout  string      `yaml:"ack_timeout"`
 	}
 	matchYAML struct {
 		Kind       string   `yaml:"kind"`
@@ -47,7 +48,7 @@ type (
 // line, so a typo ("afer") cannot silently mean "at once".
 var (
 	escalationKeys  = []string{"policies", "defaults", "contact_rules"}
-	policyKeys      = []string{"id", "match", "steps", "repeat", "repeat_after", "digest"}
+	policyKeys      = []string{"id", "match", "steps", "repeat", "repeat_after", "digest", "ack_timeout"}
 	matchKeys       = []string{"kind", "tier", "level", "team", "categories"}
 	ruleKeys        = []string{"notify", "via", "after"}
 	digestKeys      = []string{"every", "to"}
@@ -192,6 +193,9 @@ func parsePolicy(node *yaml.Node, cfg *Config) (Policy, error) {
 		if py.Repeat != 0 || py.RepeatAfter != "" {
 			return Policy{}, errors.New("repeat applies to steps, not to a digest")
 		}
+		if py.AckTimeout != "" {
+			return Policy{}, errors.New("ack_timeout applies to steps, not to a digest")
+		}
 		p.Digest = &Digest{Every: every, To: to}
 		return p, nil
 	}
@@ -223,6 +227,16 @@ func parsePolicy(node *yaml.Node, cfg *Config) (Policy, error) {
 		p.RepeatAfter = d
 	} else if py.Repeat > 0 {
 		p.RepeatAfter = DefaultRepeatAfter
+	}
+	if py.AckTimeout != "" {
+		d, err := time.ParseDuration(py.AckTimeout)
+		switch {
+		case err != nil || d <= 0:
+			return Policy{}, fmt.Errorf("ack_timeout %q is not a positive duration", py.AckTimeout)
+		case m.Kind == Handoff || m.Kind == CoverageGap:
+			return Policy{}, fmt.Errorf("ack_timeout: %s events have no conversation a staff reply could answer", m.Kind)
+		}
+		p.AckTimeout = d
 	}
 	return p, nil
 }

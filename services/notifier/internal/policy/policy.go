@@ -263,6 +263,12 @@ type Policy struct {
 	RepeatAfter time.Duration
 	// Digest is set instead of Steps for policies that collect.
 	Digest *Digest
+	// AckTimeout, when positive, escalates again an acknowledged
+	// conversation with no staff reply that long after the
+	// acknowledgement: the acknowledged step is sent again and the steps
+	// after it follow with their spacing (PagerDuty's acknowledgement
+	// timeout). Once per acknowledgement.
+	AckTimeout time.Duration `json:",omitempty"`
 }
 
 // Contact is a business contact: who gets marketing and partnership

@@ -59,6 +59,13 @@ type NewEscalation struct {
 	// Held handoffs wait for the incoming hero's shift (ReleaseHandoffs).
 	Held      bool
 	CreatedAt time.Time
+	// AckTimeout, when positive, re-escalates an acknowledged escalation
+	// whose conversation has no staff reply that long after the
+	// acknowledgement (ReEscalateDue).
+	AckTimeout time.Duration
+	// FirstStep is the plan position to start from (a re-escalation
+	// starts at the step that was acknowledged); 0 for the first.
+	FirstStep int
 }
 
 // Escalation is a recorded escalation.
@@ -80,6 +87,9 @@ type Escalation struct {
 	RefreshDueAt   time.Time
 	RefreshedAt    time.Time
 	Refreshes      int
+	// AckDueAt is when an acknowledged escalation re-escalates unless its
+	// conversation is answered or closed first; zero for none.
+	AckDueAt time.Time
 }
 
 // FiredStep is one step fired: its notification (EscalationID and Step are
@@ -112,7 +122,7 @@ type FireFunc func(ctx context.Context, esc Escalation) (Fired, error)
 const escalationCols = `e.id, e.key, e.group_key, e.kind, e.policy_id, e.policy, e.conversation_id, e.team, e.tier,
 	e.category, e.person_id, e.title, e.body, e.links, e.started_at, e.held, e.created_at, e.next_step, e.due_at,
 	e.hurried, e.status, e.stop_reason, e.refresh_text, e.refresh_event_at, e.refresh_due_at, e.refreshed_at,
-	e.refreshes, d.great, d.okay, d.too_late`
+	e.refreshes, d.great, d.okay, d.too_late, e.ack_timeout_ms, e.ack_due_at`
 
 const escalationFrom = ` FROM escalations e
 	LEFT JOIN conversation_deadlines d ON e.conversation_id <> '' AND d.conversation_id = e.conversation_id`
@@ -121,20 +131,22 @@ func scanEscalation(row pgx.Row) (Escalation, error) {
 	var e Escalation
 	var links []byte
 	var status string
-	var due, refreshEvent, refreshDue, refreshed, great, okay, tooLate *time.Time
+	var due, refreshEvent, refreshDue, refreshed, great, okay, tooLate, ackDue *time.Time
+	var ackTimeoutMS int64
 	err := row.Scan(&e.ID, &e.Key, &e.GroupKey, &e.Kind, &e.PolicyID, &e.Policy, &e.ConversationID, &e.Team, &e.Tier,
 		&e.Category, &e.PersonID, &e.Title, &e.Body, &links, &e.StartedAt, &e.Held, &e.CreatedAt, &e.NextStep, &due,
 		&e.Hurried, &status, &e.StopReason, &e.RefreshText, &refreshEvent, &refreshDue, &refreshed,
-		&e.Refreshes, &great, &okay, &tooLate)
+		&e.Refreshes, &great, &okay, &tooLate, &ackTimeoutMS, &ackDue)
 	if err != nil {
 		return e, err
 	}
 	e.Status = EscalationStatus(status)
+	e.AckTimeout = time.Duration(ackTimeoutMS) * time.Millisecond
 	for _, x := range []struct {
 		dst *time.Time
 		src *time.Time
 	}{{&e.DueAt, due}, {&e.RefreshEventAt, refreshEvent}, {&e.RefreshDueAt, refreshDue}, {&e.RefreshedAt, refreshed},
-		{&e.Deadlines.Great, great}, {&e.Deadlines.Okay, okay}, {&e.Deadlines.TooLate, tooLate}} {
+		{&e.Deadlines.Great, great}, {&e.Deadlines.Okay, okay}, {&e.Deadlines.TooLate, tooLate}, {&e.AckDueAt, ackDue}} {
 		if x.src != nil {
 			*x.dst = *x.src
 		}
@@ -177,37 +189,19 @@ func (s *Store) LatestEscalation(ctx context.Context, conversationID string) (Es
 // notificationIDs are the notifications of the steps fired, to send after
 // the commit.
 func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.Time, fire FireFunc) (esc Escalation, created bool, notificationIDs []string, err error) {
-	links, err := json.Marshal(nonNil(ne.Links))
-	if err != nil {
-		return Escalation{}, false, nil, fmt.Errorf("encode links: %w", err)
-	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockGroup(ctx, tx, ne.GroupKey); err != nil {
 			return err
 		}
-		// Inserted and read back with the conversation's deadlines in one
-		// statement: this is on the path of every new conversation.
 		var err error
-		esc, err = scanEscalation(tx.QueryRow(ctx, `
-			WITH e AS (
-				INSERT INTO escalations (key, group_key, kind, policy_id, policy, conversation_id, team, tier, category,
-					person_id, title, body, links, started_at, held, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $16)
-				ON CONFLICT DO NOTHING
-				RETURNING *
-			)
-			SELECT `+escalationCols+` FROM e
-			LEFT JOIN conversation_deadlines d ON e.conversation_id <> '' AND d.conversation_id = e.conversation_id`,
-			ne.Key, ne.GroupKey, ne.Kind, ne.PolicyID, ne.Policy, ne.ConversationID, ne.Team, ne.Tier, ne.Category,
-			ne.PersonID, ne.Title, ne.Body, string(links), ne.StartedAt, ne.Held, ne.CreatedAt,
-		))
+		esc, err = insertEscalation(ctx, tx, ne)
 		if errors.Is(err, pgx.ErrNoRows) {
 			esc, err = escalationWhere(ctx, tx, "e.key = $1 OR (e.group_key <> '' AND e.group_key = $2 AND e.status IN ('active', 'done')) ORDER BY e.key = $1 DESC LIMIT 1",
 				ne.Key, ne.GroupKey)
 			return err
 		}
 		if err != nil {
-			return fmt.Errorf("insert escalation: %w", err)
+			return err
 		}
 		created = true
 		esc, notificationIDs, err = fireLocked(ctx, tx, esc, now, fire)
@@ -228,6 +222,73 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 		return Escalation{}, false, nil, fmt.Errorf("start escalation %s: %w", ne.Key, err)
 	}
 	return esc, created, notificationIDs, nil
+}
+
+// insertEscalation records ne in tx and returns it, read back with its
+// conversation's deadlines in the same statement (this is on the path of
+// every new conversation), or pgx.ErrNoRows when its key (or an open
+// escalation of its group) exists.
+func insertEscalation(ctx context.Context, tx pgx.Tx, ne NewEscalation) (Escalation, error) {
+	links, err := json.Marshal(nonNil(ne.Links))
+	if err != nil {
+		return Escalation{}, fmt.Errorf("encode links: %w", err)
+	}
+	esc, err := scanEscalation(tx.QueryRow(ctx, `
+		WITH e AS (
+			INSERT INTO escalations (key, group_key, kind, policy_id, policy, conversation_id, team, tier, category,
+				person_id, title, body, links, started_at, held, created_at, updated_at, ack_timeout_ms, next_step)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $16, $17, $18)
+			ON CONFLICT DO NOTHING
+			RETURNING *
+		)
+		SELECT `+escalationCols+` FROM e
+		LEFT JOIN conversation_deadlines d ON e.conversation_id <> '' AND d.conversation_id = e.conversation_id`,
+		ne.Key, ne.GroupKey, ne.Kind, ne.PolicyID, ne.Policy, ne.ConversationID, ne.Team, ne.Tier, ne.Category,
+		ne.PersonID, ne.Title, ne.Body, string(links), ne.StartedAt, ne.Held, ne.CreatedAt,
+		ne.AckTimeout.Milliseconds(), ne.FirstStep,
+	))
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return Escalation{}, fmt.Errorf("insert escalation: %w", err)
+	}
+	return esc, err
+}
+
+// ReEscalateDue takes one acknowledged escalation whose acknowledgement
+// timed out by now (ack_due_at passed, the conversation neither answered
+// nor closed: that would have stopped it) that no one else holds, clears
+// its timeout so it re-escalates once, and starts the escalation next
+// makes of it, firing what is due, in one transaction. found is false
+// when none is due; started is false when next's key existed already.
+func (s *Store) ReEscalateDue(ctx context.Context, now time.Time, next func(Escalation) NewEscalation, fire FireFunc) (acked, esc Escalation, found, started bool, notificationIDs []string, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		acked, err = scanEscalation(tx.QueryRow(ctx, `SELECT `+escalationCols+escalationFrom+`
+			WHERE e.status = 'acked' AND e.ack_due_at <= $1 ORDER BY e.ack_due_at LIMIT 1 FOR UPDATE OF e SKIP LOCKED`, now))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("lock acknowledged escalation: %w", err)
+		}
+		found = true
+		if _, err := tx.Exec(ctx, `UPDATE escalations SET ack_due_at = NULL, updated_at = $2 WHERE id = $1`, acked.ID, now); err != nil {
+			return fmt.Errorf("clear the acknowledgement timeout: %w", err)
+		}
+		esc, err = insertEscalation(ctx, tx, next(acked))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		started = true
+		esc, notificationIDs, err = fireLocked(ctx, tx, esc, now, fire)
+		return err
+	})
+	if err != nil {
+		return acked, Escalation{}, found, false, nil, fmt.Errorf("re-escalate %s: %w", acked.ID, err)
+	}
+	return acked, esc, found, started, notificationIDs, nil
 }
 
 // FireDue locks one active escalation due at now that no one else holds

@@ -32,7 +32,7 @@ func RetentionRules(keep, keepOutbox time.Duration) []prune.Rule {
 			SELECT id FROM bursts WHERE status = 'closed' AND lease_until IS NULL AND NOT dirty AND opened_at < $1
 			ORDER BY opened_at LIMIT $2 FOR UPDATE SKIP LOCKED))`},
 		{Table: "escalations", Keep: keep, SQL: `DELETE FROM escalations WHERE id = ANY (ARRAY(
-			SELECT id FROM escalations WHERE status IN ('acked', 'stopped') AND updated_at < $1
+			SELECT id FROM escalations WHERE status IN ('acked', 'stopped') AND ack_due_at IS NULL AND updated_at < $1
 			ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED))`},
 		{Table: "digest_items", Keep: keep, SQL: `DELETE FROM digest_items WHERE key = ANY (ARRAY(
 			SELECT key FROM digest_items WHERE (notification_id IS NOT NULL OR dropped) AND added_at < $1

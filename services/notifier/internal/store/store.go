@@ -522,7 +522,8 @@ func (s *Store) Acknowledge(ctx context.Context, a Ack, event func(Notification)
 			out = append(out, Acknowledged{Notification: n, Sent: sent})
 		}
 		if _, err := tx.Exec(ctx, `
-			UPDATE escalations SET status = 'acked', stop_reason = $4, due_at = NULL, refresh_due_at = NULL, updated_at = $3
+			UPDATE escalations SET status = 'acked', stop_reason = $4, due_at = NULL, refresh_due_at = NULL, updated_at = $3,
+				ack_due_at = CASE WHEN ack_timeout_ms > 0 THEN $3::timestamptz + ack_timeout_ms * interval '1 millisecond' END
 			WHERE status IN ('active', 'done')
 			  AND (($1 <> '' AND id = (SELECT escalation_id FROM notifications WHERE id = $1))
 			       OR ($1 = '' AND $2 <> '' AND conversation_id = $2))`,
