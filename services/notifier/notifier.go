@@ -137,10 +137,6 @@ type Config struct {
 	// the hero or a secondary reaches nobody: everybody in rotation's
 	// backup chain is on time off or a holiday. Empty: only the log.
 	OpsChannel string `env:"SIDEKICK_NOTIFIER_OPS_CHANNEL"`
-	// PingsFollowWorkingHours sends a ping for the hero or a secondary to
-	// a follow-the-sun catcher at work while the person on duty is off
-	// hours; off, pings go where pages go (the person on duty unless away).
-	PingsFollowWorkingHours bool `env:"SIDEKICK_NOTIFIER_PINGS_FOLLOW_WORKING_HOURS" envDefault:"false"`
 	// BurstWindow coalesces the pings about conversations to one person
 	// (or Slack channel) on Slack: those within BurstWindow of the first
 	// are added to its message, rewritten with the growing list, instead
@@ -342,7 +338,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.dispatcher, err = deliver.New(deliver.Config{
 		MaxAttempts: cfg.MaxAttempts, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Jitter: jitter(cfg.RetryJitter),
 		Lease: cfg.Lease, SendTimeout: cfg.SendTimeout, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow,
-		OpsChannel: cfg.OpsChannel, PingsFollowWorkingHours: cfg.PingsFollowWorkingHours,
+		OpsChannel:   cfg.OpsChannel,
 		ContactRules: policies.ContactRules,
 		BurstWindow:  cfg.BurstWindow, BurstEvery: cfg.BurstEvery,
 	}, deliver.Deps{

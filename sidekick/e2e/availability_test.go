@@ -46,7 +46,6 @@ func TestPageFollowsAvailability(t *testing.T) {
 		"SIDEKICK_SLACK_API_URL="+slack.APIURL(),
 		"SIDEKICK_PAGERDUTY_ROUTING_KEY=e2e-routing-key",
 		"SIDEKICK_PAGERDUTY_URL="+pd.URL(),
-		"SIDEKICK_NOTIFIER_PINGS_FOLLOW_WORKING_HOURS=true",
 	)
 	a := dialStack(t, stack.Stack)
 	who, err := a.rotation.WhoIsOnCall(rpcCtx(t), &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO})

@@ -89,10 +89,6 @@ type Config struct {
 	// reaches nobody (everybody in rotation's backup chain is away), so
 	// nobody is never silence; empty: only the log says so.
 	OpsChannel string
-	// PingsFollowWorkingHours sends a role's ping to whoever rotation's
-	// low route names (a catcher at work while the person on duty is off
-	// hours); false sends it where a page goes.
-	PingsFollowWorkingHours bool
 	// ContactRules are people's own notification rules by person id: a
 	// person with rules for a message's urgency is told through each
 	// rule's channel after its delay instead of the first channel that
@@ -327,7 +323,7 @@ func (d *Dispatcher) Notify(ctx context.Context, req Request) (store.Notificatio
 // without recording anything: the caller records them (with an escalation
 // step, say) before anything is sent.
 func (d *Dispatcher) Prepare(ctx context.Context, req Request) (store.NewNotification, []store.NewDelivery, error) {
-	recipients, failed, err := d.resolve(ctx, req.Targets, req.Lenient, req.Urgency)
+	recipients, waits, failed, err := d.resolve(ctx, req.Targets, req.Lenient, req.Urgency)
 	if err != nil {
 		return store.NewNotification{}, nil, err
 	}
@@ -343,7 +339,7 @@ func (d *Dispatcher) Prepare(ctx context.Context, req Request) (store.NewNotific
 		Title: req.Title, Body: req.Text, Links: req.Links, ConversationID: req.ConversationID,
 		CreatedAt: d.clock.Now(),
 	}
-	ds := d.plan(req, recipients)
+	ds := d.plan(req, recipients, waits)
 	for _, f := range failed {
 		ds = append(ds, store.NewDelivery{
 			DedupKey: DedupKey(req.IdempotencyKey, "person:"+f, req.Step), Step: req.Step,
@@ -356,17 +352,23 @@ func (d *Dispatcher) Prepare(ctx context.Context, req Request) (store.NewNotific
 // plan picks a channel for each recipient and names each delivery: the
 // first chat channel that can reach them, plus the pager for a page and
 // every mirror.
-func (d *Dispatcher) plan(req Request, recipients []notify.Recipient) []store.NewDelivery {
+//
+// A recipient in waits (a ping waiting for the person's next working
+// hour) has every delivery delayed by that much more.
+func (d *Dispatcher) plan(req Request, recipients []notify.Recipient, waits map[string]time.Duration) []store.NewDelivery {
 	ds := make([]store.NewDelivery, 0, len(recipients))
 	seen := map[string]bool{}
+	var wait time.Duration
 	add := func(nd store.NewDelivery) {
 		if !seen[nd.DedupKey] {
 			seen[nd.DedupKey] = true
+			nd.After += wait
 			ds = append(ds, nd)
 		}
 	}
 	for _, r := range recipients {
 		key := DedupKey(req.IdempotencyKey, recipientKey(r), req.Step)
+		wait = waits[recipientKey(r)]
 		if req.Test {
 			d.planTest(req, r, key, add)
 			continue
@@ -521,7 +523,11 @@ func (d *Dispatcher) IsMirror(channel string) bool {
 // resolve turns targets into recipients as of now, a role's by urgency
 // (see onCallRecipients). Leniently, people
 // rotation does not know are returned in unknown instead of failing.
-func (d *Dispatcher) resolve(ctx context.Context, targets []Target, lenient bool, urgency notify.Urgency) (out []notify.Recipient, unknown []string, err error) {
+//
+// waits holds, by recipientKey, how long a role's ping waits for its
+// person's next working hour (rotation's low route has nobody at work
+// now, and says until when).
+func (d *Dispatcher) resolve(ctx context.Context, targets []Target, lenient bool, urgency notify.Urgency) (out []notify.Recipient, waits map[string]time.Duration, unknown []string, err error) {
 	var people map[string]*rotationv1.Person
 	for _, t := range targets {
 		switch {
@@ -531,7 +537,7 @@ func (d *Dispatcher) resolve(ctx context.Context, targets []Target, lenient bool
 			if people == nil {
 				resp, err := d.rotation.ListPeople(ctx, &rotationv1.ListPeopleRequest{})
 				if err != nil {
-					return nil, nil, fmt.Errorf("resolve person %s: list people: %w", t.PersonID, err)
+					return nil, nil, nil, fmt.Errorf("resolve person %s: list people: %w", t.PersonID, err)
 				}
 				people = make(map[string]*rotationv1.Person, len(resp.GetPeople()))
 				for _, p := range resp.GetPeople() {
@@ -545,7 +551,7 @@ func (d *Dispatcher) resolve(ctx context.Context, targets []Target, lenient bool
 				continue
 			}
 			if !ok {
-				return nil, nil, fmt.Errorf("resolve person %s: %w", t.PersonID, ErrUnknownPerson)
+				return nil, nil, nil, fmt.Errorf("resolve person %s: %w", t.PersonID, ErrUnknownPerson)
 			}
 			out = append(out, recipient(p, ""))
 		case t.SlackChannel != "":
@@ -555,12 +561,19 @@ func (d *Dispatcher) resolve(ctx context.Context, targets []Target, lenient bool
 				Role: t.Role, Team: t.Team, At: timestamppb.New(d.clock.Now()),
 			})
 			if err != nil {
-				return nil, nil, fmt.Errorf("resolve %s: who is on call: %w", roleLabel(t.Role, t.Team), err)
+				return nil, nil, nil, fmt.Errorf("resolve %s: who is on call: %w", roleLabel(t.Role, t.Team), err)
 			}
 			label := roleLabel(t.Role, t.Team)
 			// Whoever rotation says receives at this urgency: never the
 			// person on time off, a catcher at night for a ping.
-			rs, why := onCallRecipients(resp, label, urgency, d.cfg.PingsFollowWorkingHours)
+			now := d.clock.Now()
+			rs, until, why := onCallRecipients(resp, label, urgency, now)
+			if len(rs) > 0 && until.After(now) {
+				if waits == nil {
+					waits = map[string]time.Duration{}
+				}
+				waits[recipientKey(rs[0])] = until.Sub(now)
+			}
 			if len(rs) == 0 {
 				d.logger.Warn("nobody on call", "role", label, "reason", why)
 			} else if why != "" {
@@ -568,10 +581,10 @@ func (d *Dispatcher) resolve(ctx context.Context, targets []Target, lenient bool
 			}
 			out = append(out, rs...)
 		default:
-			return nil, nil, errors.New("resolve: empty recipient")
+			return nil, nil, nil, errors.New("resolve: empty recipient")
 		}
 	}
-	return out, unknown, nil
+	return out, waits, unknown, nil
 }
 
 func recipient(p *rotationv1.Person, role string) notify.Recipient {

@@ -3,6 +3,9 @@ package deliver_test
 import (
 	"context"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/deliver"
@@ -32,7 +35,7 @@ func TestRoleRecipientsFollowAvailability(t *testing.T) {
 			High: &rotationv1.Route{Receiver: bobBackup, ReceiverIndex: 1}, Low: &rotationv1.Route{Receiver: bobBackup, ReceiverIndex: 1}}, "bob", "bob"},
 		{"03:00 for the hero, a catcher at work", &rotationv1.WhoIsOnCallResponse{OnCall: aliceAsleep, Chain: []*rotationv1.OnCall{aliceAsleep, carolCatches},
 			High: &rotationv1.Route{Receiver: aliceAsleep}, Low: &rotationv1.Route{Receiver: carolCatches, ReceiverIndex: 1}}, "alice", "carol"},
-		{"nobody works: the ping goes to whoever a page would wake", &rotationv1.WhoIsOnCallResponse{OnCall: aliceAsleep, Chain: []*rotationv1.OnCall{aliceAsleep},
+		{"nobody works within a year: the ping goes to whoever a page would wake", &rotationv1.WhoIsOnCallResponse{OnCall: aliceAsleep, Chain: []*rotationv1.OnCall{aliceAsleep},
 			High: &rotationv1.Route{Receiver: aliceAsleep}, Low: &rotationv1.Route{Nobody: true}}, "alice", "alice"},
 		{"nobody at all", &rotationv1.WhoIsOnCallResponse{OnCall: aliceAway, Gap: true, Chain: []*rotationv1.OnCall{aliceAway},
 			High: &rotationv1.Route{Nobody: true}, Low: &rotationv1.Route{Nobody: true}}, "", ""},
@@ -42,7 +45,7 @@ func TestRoleRecipientsFollowAvailability(t *testing.T) {
 			e := newEnv(t)
 			e.rot.SetHeroAnswer(tc.answer)
 			rec := &notifiertest.Recorder{}
-			eng := e.dispatcher(t, deliver.Config{PingsFollowWorkingHours: true}, rec)
+			eng := e.dispatcher(t, deliver.Config{}, rec)
 			for _, u := range []notify.Urgency{notify.Page, notify.Ping} {
 				req := heroRequest(tc.name + u.String())
 				req.Urgency = u
@@ -70,6 +73,48 @@ func TestRoleRecipientsFollowAvailability(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// At 23:00 nobody works: rotation's low route has nobody now and waits
+// for the hero's next working hour, as `sidekick oncall` prints ("waits
+// until 08:00"); the ping does exactly that: it goes to her at 08:00, not
+// before, and an acknowledgement in between cancels it. The page wakes
+// her now.
+func TestAPingWaitsForTheNextWorkingHour(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	asleep := &rotationv1.OnCall{Person: notifiertest.Alice, Reason: rotationv1.Reason_REASON_ROTATION, Availability: rotationv1.Availability_AVAILABILITY_OUTSIDE_HOURS}
+	morning := e.clock.Now().Add(9 * time.Hour)
+	e.rot.SetHeroAnswer(&rotationv1.WhoIsOnCallResponse{OnCall: asleep, Chain: []*rotationv1.OnCall{asleep},
+		High: &rotationv1.Route{Receiver: asleep},
+		Low:  &rotationv1.Route{Nobody: true, WaitUntil: timestamppb.New(morning), Explanation: "nobody within working hours can receive"}})
+	rec := &notifiertest.Recorder{}
+	eng := e.dispatcher(t, deliver.Config{RateLimit: -1}, rec)
+	page := heroRequest("night-page")
+	page.Urgency = notify.Page
+	for _, req := range []deliver.Request{page, heroRequest("night-ping"), heroRequest("night-ping-acked")} {
+		if _, _, err := eng.Notify(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sent := rec.Sent(); len(sent) != 1 || sent[0].Urgency != notify.Page {
+		t.Fatalf("sent at night %+v, want the page only", sent)
+	}
+	if _, err := eng.Acknowledge(ctx, deliver.Ack{ConversationID: "conv-night-ping-acked", Actor: "bob", Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(morning.Sub(e.clock.Now()) - time.Second)
+	if n, err := eng.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("a second before 08:00 the sweep attempted %d (%v)", n, err)
+	}
+	e.clock.Advance(time.Second)
+	if _, err := eng.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sent := rec.Sent()
+	if len(sent) != 2 || sent[1].Urgency != notify.Ping || sent[1].Recipient.PersonID != "alice" || sent[1].ConversationID != "conv-night-ping" {
+		t.Fatalf("sent %+v, want the page and, at 08:00, the unacknowledged ping to alice", sent)
 	}
 }
 

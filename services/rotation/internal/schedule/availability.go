@@ -432,6 +432,11 @@ func (s *Schedule) route(ans *Answer, t int64) {
 	}
 	ans.High.Explanation = receives(chain, h)
 	rc := chain[h]
+	if !s.support.PingsFollowWorkingHours {
+		ans.Low.Receiver = h
+		ans.Low.Explanation = ans.High.Explanation + " (a ping goes where a page goes: support.pings_follow_working_hours is false)"
+		return
+	}
 	if rc.Status.Availability == Available {
 		ans.Low.Receiver, ans.Low.Explanation = h, ans.High.Explanation
 		return

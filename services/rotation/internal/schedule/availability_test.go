@@ -229,3 +229,34 @@ people:
 		}
 	}
 }
+
+// support.pings_follow_working_hours: false makes the low route the high
+// one: at 03:00 in London a ping wakes hana as a page would, not kenji;
+// the diff of a dry run says so.
+func TestPingsGoWherePagesGoWhenTheFileSaysSo(t *testing.T) {
+	off := strings.Replace(availabilityYAML, "  catcher_pool: [kenji]\n", "  catcher_pool: [kenji]\n  pings_follow_working_hours: false\n", 1)
+	if off == availabilityYAML {
+		t.Fatal("support section not found")
+	}
+	s := compileYAML(t, off)
+	a := who(t, s, Query{Role: RoleHero, At: utc(t, "2026-06-02T02:00:00Z")})
+	if got := receiver(a, a.Low); got != "hana" || !a.Low.WaitUntil.IsZero() ||
+		!strings.Contains(a.Low.Explanation, "a ping goes where a page goes: support.pings_follow_working_hours is false") {
+		t.Errorf("low route %s (%s, wait %s), want hana as the page", got, a.Low.Explanation, a.Low.WaitUntil)
+	}
+	a = who(t, s, Query{Role: RoleHero, At: utc(t, "2026-06-17T11:00:00Z")})
+	if receiver(a, a.Low) != "cody" || receiver(a, a.High) != "cody" {
+		t.Errorf("hana at the dentist: ping %s, page %s; want cody for both", receiver(a, a.Low), receiver(a, a.High))
+	}
+	oldCfg, err := ParseConfig([]byte(availabilityYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newCfg, err := ParseConfig([]byte(off))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Diff(oldCfg, newCfg); len(d) != 1 || d[0] != "~ support: pings_follow_working_hours true -> false" {
+		t.Errorf("diff = %q", d)
+	}
+}

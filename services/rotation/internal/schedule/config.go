@@ -190,6 +190,12 @@ type Support struct {
 	Catchers bool
 	// CatcherPool limits who may catch; empty means everybody.
 	CatcherPool []string
+	// PingsFollowWorkingHours makes the low route (who a ping reaches)
+	// respect working hours: a catcher at work, or a wait for the next
+	// working hour (ParseConfig defaults it to true). Off, a ping reaches
+	// whoever a page reaches. The notifier follows the route, so this one
+	// setting decides for `sidekick oncall` and for the pings alike.
+	PingsFollowWorkingHours bool
 }
 
 // OverrideKind says what an override does.
@@ -301,6 +307,7 @@ type (
 		HeroIsTeamSecondary *bool    `yaml:"hero_is_team_secondary"`
 		Catchers            *bool    `yaml:"catchers"`
 		CatcherPool         []string `yaml:"catcher_pool"`
+		PingsByHours        *bool    `yaml:"pings_follow_working_hours"`
 	}
 	overrideYAML struct {
 		ID       string `yaml:"id"`
@@ -367,7 +374,10 @@ func ParseConfig(data []byte) (*Config, error) {
 	c := &Config{People: f.People, Rotations: f.Rotations, Teams: f.Teams, Calendars: f.Holidays}
 	c.Support = Support{
 		Hero: f.Support.Hero, HeroIsTeamSecondary: true, Catchers: true,
-		CatcherPool: f.Support.CatcherPool,
+		CatcherPool: f.Support.CatcherPool, PingsFollowWorkingHours: true,
+	}
+	if f.Support.PingsByHours != nil {
+		c.Support.PingsFollowWorkingHours = *f.Support.PingsByHours
 	}
 	if f.Support.HeroIsTeamSecondary != nil {
 		c.Support.HeroIsTeamSecondary = *f.Support.HeroIsTeamSecondary

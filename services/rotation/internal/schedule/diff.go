@@ -51,6 +51,7 @@ func Diff(old, new *Config) []string {
 		{"hero_is_team_secondary", fmt.Sprint(old.Support.HeroIsTeamSecondary), fmt.Sprint(new.Support.HeroIsTeamSecondary)},
 		{"catchers", fmt.Sprint(old.Support.Catchers), fmt.Sprint(new.Support.Catchers)},
 		{"catcher_pool", fmt.Sprint(old.Support.CatcherPool), fmt.Sprint(new.Support.CatcherPool)},
+		{"pings_follow_working_hours", fmt.Sprint(old.Support.PingsFollowWorkingHours), fmt.Sprint(new.Support.PingsFollowWorkingHours)},
 	} {
 		if f.old != f.new {
 			out = append(out, "~ support: "+f.name+" "+show(f.old)+" -> "+show(f.new))

@@ -52,7 +52,7 @@ func TestDiff(t *testing.T) {
 			t.Errorf("from nothing: %q", line)
 		}
 	}
-	if n := len(Diff(nil, old)); n != 6+4+3+1+3 { // people, rotations, teams, override, support hero and both flags
+	if n := len(Diff(nil, old)); n != 6+4+3+1+4 { // people, rotations, teams, override, support hero and its three flags
 		t.Errorf("from nothing: %d lines: %v", n, Diff(nil, old))
 	}
 }
