@@ -167,6 +167,12 @@ type Config struct {
 	// HandoffWait is how long a handoff summary waits for the incoming
 	// hero's shift_started before it is sent anyway.
 	HandoffWait time.Duration `env:"SIDEKICK_NOTIFIER_HANDOFF_WAIT" envDefault:"1h"`
+	// ShiftReminder is how long before a shift starts its person is told
+	// (the shift_reminder policy; for the Support Hero with a link to the
+	// open queue); 0 turns reminders off. Rotation is asked every
+	// ShiftReminderEvery.
+	ShiftReminder      time.Duration `env:"SIDEKICK_NOTIFIER_SHIFT_REMINDER" envDefault:"1h"`
+	ShiftReminderEvery time.Duration `env:"SIDEKICK_NOTIFIER_SHIFT_REMINDER_EVERY" envDefault:"1m"`
 	// GapNotice is how long before a coverage gap it is announced (at once
 	// when rotation reports it later than that).
 	GapNotice time.Duration `env:"SIDEKICK_NOTIFIER_GAP_NOTICE" envDefault:"24h"`
@@ -211,6 +217,8 @@ const MinRetention = bus.DefaultEventMaxAge + 24*time.Hour
 type Rotation interface {
 	WhoIsOnCall(ctx context.Context, in *rotationv1.WhoIsOnCallRequest, opts ...grpc.CallOption) (*rotationv1.WhoIsOnCallResponse, error)
 	ListPeople(ctx context.Context, in *rotationv1.ListPeopleRequest, opts ...grpc.CallOption) (*rotationv1.ListPeopleResponse, error)
+	ListRotations(ctx context.Context, in *rotationv1.ListRotationsRequest, opts ...grpc.CallOption) (*rotationv1.ListRotationsResponse, error)
+	ListShifts(ctx context.Context, in *rotationv1.ListShiftsRequest, opts ...grpc.CallOption) (*rotationv1.ListShiftsResponse, error)
 }
 
 // Deps are the notifier's collaborators.
@@ -252,6 +260,7 @@ type Service struct {
 	runner     *escalate.Runner
 	relay      *outbox.Relay
 	handler    *consume.Handler
+	reminders  *consume.Reminders
 	pruner     *prune.Pruner
 	api        *grpcapi.Server
 	closers    []func() error
@@ -368,6 +377,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
+	s.reminders = consume.NewReminders(deps.Rotation, s.runner, deps.Clock, deps.Logger, cfg.ShiftReminder, cfg.ConsoleURL)
 	s.pruner, err = prune.New(deps.Pool, prune.Config{Service: Name, Interval: cfg.RetentionInterval, Batch: cfg.RetentionBatch, Clock: deps.Clock},
 		store.RetentionRules(cfg.Retention, cfg.OutboxRetention), deps.Logger, deps.Clock.Now, deps.Registry)
 	if err != nil {
@@ -469,6 +479,9 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.dispatcher.RunBursts(gctx) })
 	g.Go(func() error { return s.runner.Run(gctx, s.cfg.TickInterval) })
 	g.Go(func() error { return s.pruner.Run(gctx) })
+	if s.cfg.ShiftReminder > 0 {
+		g.Go(func() error { return s.remind(gctx) })
+	}
 	if err := g.Wait(); err != nil && ctx.Err() == nil {
 		return err
 	}
@@ -483,6 +496,31 @@ func (s *Service) Tick(ctx context.Context) (int, error) {
 	n, err := s.runner.Tick(ctx)
 	m, serr := s.dispatcher.Sweep(ctx)
 	return n + m, errors.Join(err, serr)
+}
+
+// remind checks for shifts about to start every ShiftReminderEvery until
+// ctx is done; a failed check (rotation unreachable) is logged and the
+// next one catches up, as the reminder keys make a reminder once.
+func (s *Service) remind(ctx context.Context) error {
+	every := s.cfg.ShiftReminderEvery
+	if every <= 0 {
+		every = time.Minute
+	}
+	for {
+		if _, err := s.reminders.Check(ctx); err != nil && ctx.Err() == nil {
+			s.deps.Logger.Warn("shift reminders", "error", err)
+		}
+		if !clock.Wait(ctx, s.deps.Clock, every) {
+			return nil
+		}
+	}
+}
+
+// RemindShifts does at once what the reminder timer does: tells everybody
+// whose shift starts within SIDEKICK_NOTIFIER_SHIFT_REMINDER, once per
+// shift, and returns how many it told. Tests move a fake clock and call it.
+func (s *Service) RemindShifts(ctx context.Context) (int, error) {
+	return s.reminders.Check(ctx)
 }
 
 // Prune deletes, once, the rows older than the retention settings that

@@ -5,7 +5,8 @@
 // bus.Handler for one stream; it decodes the message, builds the trigger
 // (triggers.go, pure functions) and hands it to the escalation runner, or
 // acknowledges and stops through the dispatcher. It keeps no state of its
-// own.
+// own. Reminders (reminders.go) asks rotation for the shifts about to
+// start and reminds their people the same way.
 package consume
 
 import (

@@ -58,6 +58,37 @@ type Rotation struct {
 	// heroAnswer, when set, is the whole answer for ROLE_HERO (routes,
 	// availability), instead of one built from Hero.
 	heroAnswer *rotationv1.WhoIsOnCallResponse
+	rotations  []*rotationv1.Rotation
+	shifts     []*rotationv1.Shift
+}
+
+// SetShifts makes ListRotations answer rotations and ListShifts the
+// shifts of the rotation asked that overlap the range asked.
+func (r *Rotation) SetShifts(rotations []*rotationv1.Rotation, shifts []*rotationv1.Shift) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rotations, r.shifts = rotations, shifts
+}
+
+// ListRotations implements rotationv1.RotationServiceServer.
+func (r *Rotation) ListRotations(context.Context, *rotationv1.ListRotationsRequest) (*rotationv1.ListRotationsResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &rotationv1.ListRotationsResponse{Rotations: r.rotations}, nil
+}
+
+// ListShifts implements rotationv1.RotationServiceServer.
+func (r *Rotation) ListShifts(_ context.Context, req *rotationv1.ListShiftsRequest) (*rotationv1.ListShiftsResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := &rotationv1.ListShiftsResponse{}
+	from, to := req.GetFrom().AsTime(), req.GetTo().AsTime()
+	for _, s := range r.shifts {
+		if s.GetRotationId() == req.GetRotation() && s.GetStart().AsTime().Before(to) && s.GetEnd().AsTime().After(from) {
+			out.Shifts = append(out.Shifts, s)
+		}
+	}
+	return out, nil
 }
 
 // SetHeroAnswer makes ROLE_HERO answer resp as it is (nil: back to Hero).

@@ -233,7 +233,7 @@ func parsePolicy(node *yaml.Node, cfg *Config) (Policy, error) {
 		switch {
 		case err != nil || d <= 0:
 			return Policy{}, fmt.Errorf("ack_timeout %q is not a positive duration", py.AckTimeout)
-		case m.Kind == Handoff || m.Kind == CoverageGap:
+		case m.Kind.personal():
 			return Policy{}, fmt.Errorf("ack_timeout: %s events have no conversation a staff reply could answer", m.Kind)
 		}
 		p.AckTimeout = d
@@ -293,7 +293,7 @@ func checkTarget(t Target, m Match, cfg *Config) error {
 	if t.Kind == BusinessContacts && len(cfg.BusinessContacts) == 0 {
 		return errors.New("notify business_contacts, but business_contacts is empty")
 	}
-	if t.Kind == TeamSecondary && (m.Kind == Handoff || m.Kind == CoverageGap) && m.Team == "" {
+	if t.Kind == TeamSecondary && m.Kind.personal() && m.Team == "" {
 		return fmt.Errorf("%s events belong to no team; name the team in match or notify someone else", m.Kind)
 	}
 	return nil
@@ -391,6 +391,7 @@ func join[T ~string](xs []T) string {
 //   - explicit-escalation: an escalation by hand pings the team's secondary
 //     and pages them if nobody acknowledged within 15 minutes;
 //   - handoff: the incoming hero gets the handoff summary;
+//   - shift-reminder: whoever's shift starts soon is told;
 //   - coverage-gap: the hero hears about a gap in coverage.
 //
 // Deadline events at the okay and late levels match no default policy: the
@@ -454,6 +455,11 @@ func Default() *Config {
 		{
 			ID:    "handoff",
 			Match: Match{Kind: Handoff},
+			Steps: []Rule{ping(Hero, 0)},
+		},
+		{
+			ID:    "shift-reminder",
+			Match: Match{Kind: ShiftReminder},
 			Steps: []Rule{ping(Hero, 0)},
 		},
 		{

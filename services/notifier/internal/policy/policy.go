@@ -40,9 +40,16 @@ const (
 	Handoff Kind = "handoff"
 	// CoverageGap is a stretch of time with nobody on the roster covering.
 	CoverageGap Kind = "coverage_gap"
+	// ShiftReminder is a shift about to start (SIDEKICK_NOTIFIER_SHIFT_REMINDER
+	// ahead); `hero` in its steps is the person whose shift it is.
+	ShiftReminder Kind = "shift_reminder"
 )
 
-var kinds = []Kind{NewConversation, Deadline, SentryAlert, ExplicitEscalation, Handoff, CoverageGap}
+var kinds = []Kind{NewConversation, Deadline, SentryAlert, ExplicitEscalation, Handoff, CoverageGap, ShiftReminder}
+
+// personal reports whether events of kind k belong to no team and no
+// conversation (a handoff, a coverage gap, a shift reminder).
+func (k Kind) personal() bool { return k == Handoff || k == CoverageGap || k == ShiftReminder }
 
 // Tier is the customer tier of a conversation.
 type Tier string
