@@ -11,7 +11,8 @@
 //
 // It consumes support.conversation.> (opened, reopened, deadline,
 // escalated, handoff, message, responded, closed), support.action.{ack,
-// escalate,close} and support.rotation.{shift_started,gap_ahead}, and
+// escalate,close} and support.rotation.{shift_started,gap_ahead,
+// gap_covered}, and
 // serves sidekick.notify.v1.NotifierService.
 //
 // This package wires the service. What happens to a message: consume turns
@@ -463,7 +464,7 @@ func (s *Service) Run(ctx context.Context) error {
 		{bus.ConsumerConfig{Service: Name, Stream: bus.StreamActions, Durable: DurableActions,
 			FilterSubjects: []string{bus.ActionSubject("ack"), bus.ActionSubject("escalate"), bus.ActionSubject("close")}}, s.handler.Action},
 		{bus.ConsumerConfig{Service: Name, Stream: bus.StreamRotation, Durable: DurableRotation,
-			FilterSubjects: []string{bus.RotationSubject("shift_started"), bus.RotationSubject("gap_ahead")}}, s.handler.Rotation},
+			FilterSubjects: []string{bus.RotationSubject("shift_started"), bus.RotationSubject("gap_ahead"), bus.RotationSubject("gap_covered")}}, s.handler.Rotation},
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range consumers {

@@ -1,7 +1,7 @@
 // Package consume turns what the notifier consumes into escalations,
 // acknowledgements and stops: support.conversation.* events,
 // support.action.{ack,escalate,close} and
-// support.rotation.{shift_started,gap_ahead}. Each Handler method is a
+// support.rotation.{shift_started,gap_ahead,gap_covered}. Each Handler method is a
 // bus.Handler for one stream; it decodes the message, builds the trigger
 // (triggers.go, pure functions) and hands it to the escalation runner, or
 // acknowledges and stops through the dispatcher. It keeps no state of its
@@ -232,6 +232,25 @@ func (h *Handler) Rotation(ctx context.Context, msg jetstream.Msg) error {
 	case supportv1.RotationEventType_ROTATION_EVENT_TYPE_GAP_AHEAD:
 		if _, err := h.runner.Trigger(ctx, GapTrigger(&ev, h.gapNotice)); err != nil {
 			return bus.AtLocation("gap_ahead", err)
+		}
+	case supportv1.RotationEventType_ROTATION_EVENT_TYPE_GAP_COVERED:
+		// Not announced yet (due a day ahead): the announcement is
+		// cancelled and nobody hears of a gap that is gone. Announced:
+		// the same policy tells them it is gone. Never announced:
+		// nothing.
+		exists, fired, err := h.runner.CancelUnfired(ctx, GapKey(&ev), "gap covered before it was announced")
+		if err != nil {
+			return bus.AtLocation("gap_covered", err)
+		}
+		if !exists || !fired {
+			return nil
+		}
+		at := ev.GetOccurredAt().AsTime()
+		if ev.GetOccurredAt() == nil {
+			at = h.clock.Now()
+		}
+		if _, err := h.runner.Trigger(ctx, GapCoveredTrigger(&ev, at)); err != nil {
+			return bus.AtLocation("gap_covered", err)
 		}
 	}
 	return nil

@@ -253,16 +253,44 @@ func GapTrigger(ev *supportv1.RotationEvent, notice time.Duration) escalate.Trig
 	if announce := start.Add(-notice); announce.After(at) {
 		at = announce
 	}
-	whom := "Support Hero"
-	if !ev.GetHero() {
-		whom = firstNonEmpty(ev.GetTeamId(), ev.GetRotationId()) + " secondary on call"
-	}
-	const layout = "Mon 2 Jan 15:04 UTC"
 	return escalate.Trigger{
-		Key: "rotation.gap_ahead/" + ev.GetId(), Group: "gap/" + ev.GetRotationId() + "/" + strconv.FormatInt(start.Unix(), 10),
+		Key: GapKey(ev), Group: "gap/" + ev.GetRotationId() + "/" + strconv.FormatInt(start.Unix(), 10),
 		Event: policy.Event{Kind: policy.CoverageGap, Team: ev.GetTeamId()},
-		Title: fmt.Sprintf("coverage gap ahead: no %s from %s to %s", whom, start.UTC().Format(layout), end.UTC().Format(layout)),
+		Title: fmt.Sprintf("coverage gap ahead: no %s from %s to %s", gapWhom(ev), start.UTC().Format(gapLayout), end.UTC().Format(gapLayout)),
 		Text:  ev.GetDetail(), At: at,
+	}
+}
+
+const gapLayout = "Mon 2 Jan 15:04 UTC"
+
+func gapWhom(ev *supportv1.RotationEvent) string {
+	if ev.GetHero() {
+		return "Support Hero"
+	}
+	return firstNonEmpty(ev.GetTeamId(), ev.GetRotationId()) + " secondary on call"
+}
+
+// GapKey is the key of the escalation a gap_ahead event starts: one per
+// gap (rotation's gap_id, the same in its gap_covered), or per event from
+// a rotation older than gap ids.
+func GapKey(ev *supportv1.RotationEvent) string {
+	if id := ev.GetGapId(); id != "" {
+		return "rotation.gap_ahead/" + id
+	}
+	return "rotation.gap_ahead/" + ev.GetId()
+}
+
+// GapCoveredTrigger is the escalation trigger of a gap_covered event
+// whose gap was announced: the coverage_gap policy again, so whoever heard
+// of the gap hears it is gone, at once.
+func GapCoveredTrigger(ev *supportv1.RotationEvent, at time.Time) escalate.Trigger {
+	start, end := ev.GetStart().AsTime(), ev.GetEnd().AsTime()
+	return escalate.Trigger{
+		Key:   "rotation.gap_covered/" + firstNonEmpty(ev.GetGapId(), ev.GetId()),
+		Event: policy.Event{Kind: policy.CoverageGap, Team: ev.GetTeamId()},
+		Title: fmt.Sprintf("coverage gap covered: the %s gap from %s to %s is no longer there as announced", gapWhom(ev),
+			start.UTC().Format(gapLayout), end.UTC().Format(gapLayout)),
+		Text: ev.GetDetail(), At: at,
 	}
 }
 

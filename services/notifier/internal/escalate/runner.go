@@ -391,3 +391,9 @@ func (r *Runner) EscalationOf(ctx context.Context, notificationID, conversationI
 	}
 	return store.Escalation{NewEscalation: store.NewEscalation{ConversationID: n.ConversationID, Title: n.Title, Body: n.Body, Links: n.Links}}, nil
 }
+
+// CancelUnfired stops the escalation key if it has fired nothing yet; see
+// store.CancelUnfired.
+func (r *Runner) CancelUnfired(ctx context.Context, key, reason string) (exists, fired bool, err error) {
+	return r.store.CancelUnfired(ctx, key, reason, r.clock.Now())
+}

@@ -649,3 +649,30 @@ func nullTime(t time.Time) *time.Time {
 	}
 	return &t
 }
+
+// CancelUnfired stops the escalation started under key when it is active
+// and has fired no step yet (a coverage gap's announcement, due a day
+// before the gap, when the gap is covered first). It reports whether the
+// escalation exists and whether it had fired a step; an escalation
+// stopped before without firing reports not fired, so a repeated cancel
+// changes nothing.
+func (s *Store) CancelUnfired(ctx context.Context, key, reason string, now time.Time) (exists, fired bool, err error) {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE escalations SET status = 'stopped', stop_reason = $2, due_at = NULL, updated_at = $3
+		WHERE key = $1 AND status = 'active' AND next_step = 0`, key, reason, now)
+	if err != nil {
+		return false, false, fmt.Errorf("cancel escalation %s: %w", key, err)
+	}
+	if tag.RowsAffected() > 0 {
+		return true, false, nil
+	}
+	var next int
+	err = s.pool.QueryRow(ctx, `SELECT next_step FROM escalations WHERE key = $1`, key).Scan(&next)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("read escalation %s: %w", key, err)
+	}
+	return true, next > 0, nil
+}
