@@ -97,7 +97,7 @@ func serve(t *testing.T, s *Service) (triagev1.ConversationServiceClient, triage
 
 // serveConn exposes s over gRPC on a loopback listener and returns a
 // connection to it.
-func serveConn(t *testing.T, s *Service) *grpc.ClientConn {
+func serveConn(t testing.TB, s *Service) *grpc.ClientConn {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
