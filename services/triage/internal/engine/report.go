@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
@@ -43,7 +45,18 @@ func (e *Engine) Summary(ctx context.Context, from, to time.Time) (*triagev1.Sum
 	if !to.After(from) {
 		return nil, fmt.Errorf("report range: to must be after from: %w", ErrInvalid)
 	}
-	s, err := store.Summarise(ctx, e.pool, from, to)
+	// One read-only snapshot for the report's statements, without JIT:
+	// compiling them took longer than running them (seconds for a 90-day
+	// report over a million conversations, docs/performance.md).
+	var s *store.Summary
+	err := pgx.BeginTxFunc(ctx, e.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+			return fmt.Errorf("report: turn jit off: %w", err)
+		}
+		var err error
+		s, err = store.Summarise(ctx, tx, from, to)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

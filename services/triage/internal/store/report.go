@@ -108,13 +108,19 @@ func Summarise(ctx context.Context, q Querier, from, to time.Time) (*Summary, er
 // columns plus responder (who answered first, from the audit trail) and
 // closed_at (the last close of a closed conversation).
 func responseStats(ctx context.Context, q Querier, group string, from, to time.Time) ([]ResponseStats, error) {
-	rows, err := q.Query(ctx, `WITH c AS (
-		SELECT c.*,
-			(SELECT a.actor FROM audit a WHERE a.conversation_id = c.id AND a.action = 'responded'
-				AND a.detail = 'first response' ORDER BY a.seq LIMIT 1) AS responder,
-			CASE WHEN c.status = $3 AND c.close_reason <> $4 THEN
-				(SELECT max(a.at) FROM audit a WHERE a.conversation_id = c.id AND a.action = 'closed') END AS closed_at
-		FROM conversations c WHERE c.opened_at >= $1 AND c.opened_at < $2)
+	// MATERIALIZED, and one look at each conversation's audit trail: an
+	// inlined CTE ran the closed_at subquery once per aggregate that reads
+	// it (four times a conversation), which made a 90-day report over a
+	// million conversations take seconds (docs/performance.md).
+	rows, err := q.Query(ctx, `WITH c AS MATERIALIZED (
+		SELECT c.tier, c.assignee, c.categories, c.opened_at, c.deadline_level,
+			c.first_response_work_seconds, c.first_response_level, a.responder,
+			CASE WHEN c.status = $3 AND c.close_reason <> $4 THEN a.last_closed END AS closed_at
+		FROM conversations c LEFT JOIN LATERAL (
+			SELECT (array_agg(a.actor ORDER BY a.seq) FILTER (WHERE a.action = 'responded' AND a.detail = 'first response'))[1] AS responder,
+				max(a.at) FILTER (WHERE a.action = 'closed') AS last_closed
+			FROM audit a WHERE a.conversation_id = c.id) a ON true
+		WHERE c.opened_at >= $1 AND c.opened_at < $2)
 	SELECT `+group+` AS k, count(*), count(first_response_work_seconds),
 		coalesce(avg(first_response_work_seconds), 0),
 		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_work_seconds), 0),
