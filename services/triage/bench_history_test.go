@@ -32,6 +32,7 @@ import (
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/people"
+	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 )
 
 // The scale of BenchmarkHistory. The defaults are small so that an
@@ -59,10 +60,13 @@ const historySpan = 3 * 365 * 24 * time.Hour
 //     breached, closed and everything;
 //   - a conversation page (GetConversation) of conversations picked at
 //     random over the whole history;
+//   - the console's search box (SearchConversations, 50 a page): an error
+//     code quoted in about 15 messages, two words found together in a few
+//     percent of them, and one word in about a quarter;
 //   - the 90-day report (ReportService.Summary).
 //
 // Each call's p50 and p99 are reported as metrics (ms) and logged beside
-// the targets (queue 100 ms, conversation 50 ms, report 1 s). Each call is
+// the targets (queue 100 ms, conversation 50 ms, search 200 ms, report 1 s). Each call is
 // made one after another from one client, as one person using the
 // console. Retention is triage's own pruner (the outbox's sent events
 // after 24h, the inbox's ids after 37 days) over a history seeded as if it
@@ -196,7 +200,19 @@ func (h *history) pages(convs triagev1.ConversationServiceClient, reports triage
 			return err
 		}
 	}
-	const queue, conversation, report = 100 * time.Millisecond, 50 * time.Millisecond, time.Second
+	const queue, conversation, searchTarget, report = 100 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond, time.Second
+	// search is the console's search box: SearchConversations with the
+	// queue's page size and no filter.
+	search := func(query string) func(ctx context.Context, i int) error {
+		return func(ctx context.Context, _ int) error {
+			resp, err := convs.SearchConversations(ctx, &triagev1.SearchConversationsRequest{Query: query,
+				Filter: &triagev1.ListConversationsRequest{PageSize: 50}})
+			if err == nil && len(resp.GetHits()) == 0 && h.n >= 100_000 {
+				err = fmt.Errorf("search %q found nothing", query)
+			}
+			return err
+		}
+	}
 	rng := rand.New(rand.NewPCG(7, 7))
 	return []page{
 		{"queue-open", queue, list(&triagev1.ListConversationsRequest{Statuses: open})},
@@ -214,6 +230,9 @@ func (h *history) pages(convs triagev1.ConversationServiceClient, reports triage
 			}
 			return err
 		}},
+		{"search-rare", searchTarget, search("E04242")},
+		{"search-word", searchTarget, search("invoice refund")},
+		{"search-common", searchTarget, search("timeout")},
 		{"report-90d", report, func(ctx context.Context, _ int) error {
 			to := time.Now()
 			_, err := reports.Summary(ctx, &triagev1.SummaryRequest{From: timestamppb.New(to.Add(-90 * 24 * time.Hour)), To: timestamppb.New(to)})
@@ -542,6 +561,17 @@ func sentence(rng *rand.Rand, lo, hi int) string {
 	return sb.String()
 }
 
+// messageText is a message's words, a third of them quoting an error
+// code (one of 100,000, so a code is in about 15 of 5 million messages),
+// as customers paste them.
+func messageText(rng *rand.Rand) string {
+	t := sentence(rng, 8, 90)
+	if rng.Float64() < 1.0/3 {
+		t += fmt.Sprintf(" error E%05d", rng.IntN(100000))
+	}
+	return t
+}
+
 func (c conv) author(h *history) *supportv1.Author {
 	if c.customer < 0 {
 		return &supportv1.Author{Id: fmt.Sprintf("anon-%d", c.i%50000), Name: "Someone " + fmt.Sprint(c.i%50000), Role: supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER}
@@ -580,7 +610,7 @@ func (c conv) message(h *history, j int, rng *rand.Rand) (*supportv1.InboundMess
 	m := &supportv1.InboundMessage{
 		Id: fmt.Sprintf("%s-%08d-%03d", strings.ToLower(strings.TrimPrefix(c.channel.String(), "CHANNEL_")), c.i, j), Channel: c.channel,
 		SourceId: fmt.Sprintf("%d.%06d", at.Unix(), j), ThreadKey: c.thread, Author: author,
-		Text: sentence(rng, 8, 90), SentAt: timestamppb.New(at), ReceivedAt: timestamppb.New(at), Kind: supportv1.MessageKind_MESSAGE_KIND_POSTED,
+		Text: messageText(rng), SentAt: timestamppb.New(at), ReceivedAt: timestamppb.New(at), Kind: supportv1.MessageKind_MESSAGE_KIND_POSTED,
 	}
 	if j == 0 {
 		m.Subject = c.subject
@@ -627,7 +657,7 @@ func (h *history) seed(ctx context.Context, b *testing.B, pool *pgxpool.Pool) er
 			"subject", "customer_id", "author", "assignee", "team", "opened_at", "first_response_at", "last_customer_message_at",
 			"next_deadline_at", "deadline_level", "message_count", "permalink", "updated_at", "clock", "first_response_work_seconds",
 			"first_response_level", "suggested_categories", "suggestion_confidence", "suggestion_source", "classify_input"}, h.conversationRows},
-		{"messages", []string{"id", "conversation_id", "channel", "thread_key", "source_id", "kind", "author_role", "body", "received_at"}, h.messageRows},
+		{"messages", []string{"id", "conversation_id", "channel", "thread_key", "source_id", "kind", "author_role", "body", "received_at", "search_text"}, h.messageRows},
 		{"notes", []string{"id", "conversation_id", "author", "text", "handoff", "created_at"}, h.noteRows},
 		{"audit", []string{"conversation_id", "actor", "action", "detail", "at"}, h.auditRows},
 		{"timers", []string{"conversation_id", "status", "due_at", "armed_at", "fires"}, h.timerRows},
@@ -817,7 +847,7 @@ func (h *history) messageRows(emit func(...any) error) error {
 				return err
 			}
 			if err := emit(m.GetId(), c.id, int16(c.channel), c.thread, m.GetSourceId(), int16(m.GetKind()), int16(role), body,
-				m.GetReceivedAt().AsTime()); err != nil {
+				m.GetReceivedAt().AsTime(), store.SearchText(m)); err != nil {
 				return err
 			}
 		}
