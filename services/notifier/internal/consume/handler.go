@@ -123,6 +123,12 @@ func (h *Handler) Conversation(ctx context.Context, msg jetstream.Msg) error {
 		return h.trigger(ctx, conv, t, "deadline")
 	case supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_ESCALATED:
 		return h.trigger(ctx, conv, EscalatedTrigger(&ev, at), "escalated")
+	case supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED:
+		t, ok := RetieredTrigger(&ev, at)
+		if !ok {
+			return nil
+		}
+		return h.trigger(ctx, conv, t, "retiered")
 	case supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_MESSAGE:
 		if conv.GetChannel() == supportv1.Channel_CHANNEL_SENTRY {
 			if _, err := h.runner.Update(ctx, SentryGroup(conv.GetId()), SentryUpdate(&ev, at), at); err != nil {

@@ -119,6 +119,29 @@ func OpenedTrigger(ev *supportv1.ConversationEvent) escalate.Trigger {
 	return t
 }
 
+// RetieredTrigger is the escalation trigger of a TRIAGED event that moved
+// an open conversation to another tier (a customer import, say): the new
+// tier's new_conversation policy, as if it had opened in that tier, so a
+// conversation raised to Priority reaches whoever Priority's policy names.
+// ok is false for every other TRIAGED event, and for Sentry alerts, which
+// have no customer tier to follow.
+func RetieredTrigger(ev *supportv1.ConversationEvent, at time.Time) (t escalate.Trigger, ok bool) {
+	conv := ev.GetConversation()
+	prev := ev.GetPreviousTier()
+	if prev == supportv1.Tier_TIER_UNSPECIFIED || prev == conv.GetTier() || conv.GetChannel() == supportv1.Channel_CHANNEL_SENTRY {
+		return escalate.Trigger{}, false
+	}
+	return escalate.Trigger{
+		Key:            EventKey("retiered", ev.GetId()),
+		Event:          policyEvent(policy.NewConversation, conv),
+		ConversationID: conv.GetId(),
+		Title:          fmt.Sprintf("now %s (was %s): conversation from %s", tierName(conv.GetTier()), tierName(prev), who(conv)),
+		Text:           strings.TrimSpace(firstNonEmpty(conv.GetSubject()) + "\n" + ev.GetReason()),
+		Links:          links(conv, nil),
+		At:             at,
+	}, true
+}
+
 // DeadlineTrigger is the escalation trigger of a DEADLINE event that
 // happened at at: the deadline policy of the level the conversation
 // passed. ok is false for a level no policy is about.

@@ -185,6 +185,34 @@ func TestEscalatedTrigger(t *testing.T) {
 	}
 }
 
+// TestRetieredTrigger: a conversation re-tiered to Priority starts
+// Priority's new-conversation policy; other TRIAGED events (categories,
+// a reason that changed alone) and Sentry alerts start nothing.
+func TestRetieredTrigger(t *testing.T) {
+	at := time.Date(2026, 3, 2, 11, 0, 0, 0, time.UTC)
+	ev := notifiertest.Opened("ev-t", "conv-t", at)
+	ev.Type, ev.Reason = supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED, "tier community -> priority: plan enterprise"
+	if _, ok := RetieredTrigger(ev, at); ok {
+		t.Errorf("a TRIAGED event without a previous tier starts a policy")
+	}
+	ev.PreviousTier = supportv1.Tier_TIER_COMMUNITY
+	got, ok := RetieredTrigger(ev, at)
+	if !ok || got.Key != "conversation.retiered/ev-t" || got.Event.Kind != policy.NewConversation || got.Event.Tier != policy.Priority ||
+		got.Title != "now Priority (was Community): conversation from Jane Doe (Acme Inc)" ||
+		got.Text != "Checkout fails since the upgrade\ntier community -> priority: plan enterprise" {
+		t.Errorf("re-tiered to Priority: ok %v, %+v", ok, got)
+	}
+	ev.PreviousTier = supportv1.Tier_TIER_PRIORITY
+	if _, ok := RetieredTrigger(ev, at); ok {
+		t.Errorf("the same tier starts a policy")
+	}
+	ev.PreviousTier = supportv1.Tier_TIER_COMMUNITY
+	ev.Conversation.Channel = supportv1.Channel_CHANNEL_SENTRY
+	if _, ok := RetieredTrigger(ev, at); ok {
+		t.Errorf("a Sentry alert's tier starts a policy")
+	}
+}
+
 // TestActionTrigger: the Escalate button escalates what the clicked
 // notification's escalation was about.
 func TestActionTrigger(t *testing.T) {

@@ -45,6 +45,8 @@ type Event struct {
 	Handoff *supportv1.HandoffSummary
 	// ActionID is the support.action the event carries out, if any.
 	ActionID string
+	// PreviousTier is the tier before, on a TRIAGED event that changed it.
+	PreviousTier supportv1.Tier
 }
 
 // Audit is one line of the audit trail.
@@ -444,12 +446,18 @@ func SetTier(c *supportv1.Conversation, t supportv1.Tier, reason string, custome
 	if c.GetTier() == t && c.GetTierReason() == reason && c.GetCustomer().GetId() == customer.GetId() {
 		return o
 	}
-	from := strings.ToLower(strings.TrimPrefix(c.GetTier().String(), "TIER_"))
+	prev := c.GetTier()
+	from := strings.ToLower(strings.TrimPrefix(prev.String(), "TIER_"))
 	to := strings.ToLower(strings.TrimPrefix(t.String(), "TIER_"))
 	c.Tier, c.TierReason, c.Customer = t, reason, customer
 	touch(&o, c, now)
 	detail := "tier " + from + " -> " + to + ": " + reason
-	o.event(supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED, System, detail, nil)
+	ev := Event{Type: supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED, Actor: System, Reason: detail}
+	if prev != t {
+		// Subscribers (notifier) tell whoever the new tier's policy says.
+		ev.PreviousTier = prev
+	}
+	o.Event(ev)
 	o.audit(System, "tiered", detail)
 	return o
 }

@@ -247,10 +247,17 @@ func TestSetTier(t *testing.T) {
 	ref := &supportv1.CustomerRef{Id: "acme", Name: "Acme"}
 	o := SetTier(c, supportv1.Tier_TIER_PRIORITY, "plan enterprise", ref, now)
 	expect(t, o, triaged)
-	if o.Events[0].Reason != "tier community -> priority: plan enterprise" || c.GetCustomer().GetId() != "acme" {
+	if o.Events[0].Reason != "tier community -> priority: plan enterprise" || c.GetCustomer().GetId() != "acme" ||
+		o.Events[0].PreviousTier != supportv1.Tier_TIER_COMMUNITY {
 		t.Fatalf("%+v %v", o.Events, c)
 	}
 	expect(t, SetTier(c, supportv1.Tier_TIER_PRIORITY, "plan enterprise", ref, now))
+	// Another reason, the same tier: no previous tier, nobody re-told.
+	o = SetTier(c, supportv1.Tier_TIER_PRIORITY, "plan scale", ref, now)
+	expect(t, o, triaged)
+	if o.Events[0].PreviousTier != supportv1.Tier_TIER_UNSPECIFIED {
+		t.Fatalf("same tier: previous tier %s", o.Events[0].PreviousTier)
+	}
 }
 
 func TestSubject(t *testing.T) {

@@ -677,6 +677,7 @@ func (e *Engine) queue(p *pipe, snapshot *supportv1.Conversation, ev conv.Event,
 		DeadlineLevel: ev.Level,
 		Handoff:       ev.Handoff,
 		ActionId:      ev.ActionID,
+		PreviousTier:  ev.PreviousTier,
 	}
 	row, err := outbox.Message(bus.ConversationSubject(EventName(ev.Type)), id, now, msg)
 	if err != nil {

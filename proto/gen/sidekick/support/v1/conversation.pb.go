@@ -628,7 +628,11 @@ type ConversationEvent struct {
 	// when it came from one: an ESCALATED event made from Slack's Escalate
 	// button, say. A subscriber that handled the action itself (notifier
 	// escalates on the click) can tell the event is its echo.
-	ActionId      string `protobuf:"bytes,10,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	ActionId string `protobuf:"bytes,10,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	// For TRIAGED events that re-tier a conversation (a customer import
+	// changed its customer's tier): the tier before. The conversation
+	// carries the new one. Unspecified on every other event.
+	PreviousTier  Tier `protobuf:"varint,11,opt,name=previous_tier,json=previousTier,proto3,enum=sidekick.support.v1.Tier" json:"previous_tier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -731,6 +735,13 @@ func (x *ConversationEvent) GetActionId() string {
 		return x.ActionId
 	}
 	return ""
+}
+
+func (x *ConversationEvent) GetPreviousTier() Tier {
+	if x != nil {
+		return x.PreviousTier
+	}
+	return Tier_TIER_UNSPECIFIED
 }
 
 // HandoffSummary lists what the outgoing hero leaves open.
@@ -841,7 +852,7 @@ const file_sidekick_support_v1_conversation_proto_rawDesc = "" +
 	"\tshare_url\x18\x15 \x01(\tR\bshareUrl\x123\n" +
 	"\x06author\x18\x16 \x01(\v2\x1b.sidekick.support.v1.AuthorR\x06author\x129\n" +
 	"\n" +
-	"updated_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xfb\x03\n" +
+	"updated_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xbb\x04\n" +
 	"\x11ConversationEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12>\n" +
 	"\x04type\x18\x02 \x01(\x0e2*.sidekick.support.v1.ConversationEventTypeR\x04type\x12;\n" +
@@ -854,7 +865,8 @@ const file_sidekick_support_v1_conversation_proto_rawDesc = "" +
 	"\x0edeadline_level\x18\b \x01(\x0e2\".sidekick.support.v1.DeadlineLevelR\rdeadlineLevel\x12=\n" +
 	"\ahandoff\x18\t \x01(\v2#.sidekick.support.v1.HandoffSummaryR\ahandoff\x12\x1b\n" +
 	"\taction_id\x18\n" +
-	" \x01(\tR\bactionId\"\xaa\x01\n" +
+	" \x01(\tR\bactionId\x12>\n" +
+	"\rprevious_tier\x18\v \x01(\x0e2\x19.sidekick.support.v1.TierR\fpreviousTier\"\xaa\x01\n" +
 	"\x0eHandoffSummary\x12\x1f\n" +
 	"\vfrom_person\x18\x01 \x01(\tR\n" +
 	"fromPerson\x12\x1b\n" +
@@ -945,12 +957,13 @@ var file_sidekick_support_v1_conversation_proto_depIdxs = []int32{
 	12, // 15: sidekick.support.v1.ConversationEvent.message:type_name -> sidekick.support.v1.InboundMessage
 	3,  // 16: sidekick.support.v1.ConversationEvent.deadline_level:type_name -> sidekick.support.v1.DeadlineLevel
 	8,  // 17: sidekick.support.v1.ConversationEvent.handoff:type_name -> sidekick.support.v1.HandoffSummary
-	6,  // 18: sidekick.support.v1.HandoffSummary.open:type_name -> sidekick.support.v1.Conversation
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	0,  // 18: sidekick.support.v1.ConversationEvent.previous_tier:type_name -> sidekick.support.v1.Tier
+	6,  // 19: sidekick.support.v1.HandoffSummary.open:type_name -> sidekick.support.v1.Conversation
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_support_v1_conversation_proto_init() }

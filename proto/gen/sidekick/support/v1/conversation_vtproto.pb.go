@@ -324,6 +324,11 @@ func (m *ConversationEvent) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.PreviousTier != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.PreviousTier))
+		i--
+		dAtA[i] = 0x58
+	}
 	if len(m.ActionId) > 0 {
 		i -= len(m.ActionId)
 		copy(dAtA[i:], m.ActionId)
@@ -638,6 +643,9 @@ func (m *ConversationEvent) SizeVT() (n int) {
 	l = len(m.ActionId)
 	if l > 0 {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.PreviousTier != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.PreviousTier))
 	}
 	n += len(m.unknownFields)
 	return n
