@@ -14,9 +14,10 @@ import (
 
 // DurableActions is the durable consumer of the actions triage carries
 // out: support.action.close, support.action.assign and
-// support.action.escalate (from Slack buttons, the CLI or the console).
-// Acknowledgements belong to notifier, which also pages on an escalate
-// action.
+// support.action.escalate (from Slack buttons, the CLI or the console),
+// and support.action.ack, which only records when an alert was first
+// acknowledged: acknowledgements belong to notifier, which also pages on
+// an escalate action.
 const DurableActions = "triage-actions"
 
 // handleAction closes, assigns or escalates the conversation an action
@@ -51,6 +52,13 @@ func (s *Service) handleAction(ctx context.Context, msg jetstream.Msg) error {
 		_, err = s.engine.Assign(ctx, id, a.GetAssignee(), who)
 	case supportv1.ActionType_ACTION_TYPE_ESCALATE:
 		return s.escalateAction(ctx, &a, msg.Subject(), who)
+	case supportv1.ActionType_ACTION_TYPE_ACK:
+		// Time to acknowledge an alert; an acknowledgement of a
+		// conversation triage does not know is notifier's business only.
+		if _, err := s.engine.Acknowledge(ctx, id, who); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return bus.AtLocation("ack", err)
+		}
+		return nil
 	default:
 		return nil
 	}

@@ -24,13 +24,16 @@ func email(root string) *triagetest.Message {
 
 func byThread(t *testing.T, convs triagev1.ConversationServiceClient, threadKey string) *supportv1.Conversation {
 	t.Helper()
-	list, err := convs.ListConversations(context.Background(), &triagev1.ListConversationsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range list.GetConversations() {
-		if c.GetThreadKey() == threadKey {
-			return c
+	// Alerts are listed apart from the customer queue.
+	for _, kind := range []supportv1.ConversationKind{supportv1.ConversationKind_CONVERSATION_KIND_CUSTOMER, supportv1.ConversationKind_CONVERSATION_KIND_ALERT} {
+		list, err := convs.ListConversations(context.Background(), &triagev1.ListConversationsRequest{Kind: kind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range list.GetConversations() {
+			if c.GetThreadKey() == threadKey {
+				return c
+			}
 		}
 	}
 	t.Fatalf("no conversation for %s", threadKey)

@@ -86,8 +86,16 @@ func TestCustomersAndTiers(t *testing.T) {
 		bySlack.GetThreadKey():  "TIER_PRIORITY acme plan enterprise",
 		byEmail.GetThreadKey():  "TIER_PRIORITY acme plan enterprise",
 		gh.GetThreadKey():       "TIER_SUBSCRIBER globex paying $450/month",
-		sn.GetThreadKey():       "TIER_PRIORITY initech revenue $2,500/month >= $2,000",
 		stranger.GetThreadKey(): "TIER_COMMUNITY  unknown customer",
+	}
+	// A Sentry issue is an alert: out of the customer queue, no tier,
+	// whoever the affected user is.
+	if _, ok := tiers[sn.GetThreadKey()]; ok {
+		t.Errorf("the Sentry alert %s is in the customer queue", sn.GetThreadKey())
+	}
+	if a := byThread(t, convs, sn.GetThreadKey()); a.GetKind() != supportv1.ConversationKind_CONVERSATION_KIND_ALERT ||
+		a.GetTier() != supportv1.Tier_TIER_UNSPECIFIED || a.GetCustomer() != nil || a.GetTierReason() != "alert" {
+		t.Errorf("Sentry alert: kind %s tier %s customer %v reason %q", a.GetKind(), a.GetTier(), a.GetCustomer(), a.GetTierReason())
 	}
 	for k, v := range want {
 		if tiers[k] != v {

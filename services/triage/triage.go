@@ -321,7 +321,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	if s.actions, err = consumer(bus.StreamActions, DurableActions,
-		bus.ActionSubject("close"), bus.ActionSubject("assign"), bus.ActionSubject("escalate")); err != nil {
+		bus.ActionSubject("close"), bus.ActionSubject("assign"), bus.ActionSubject("escalate"), bus.ActionSubject("ack")); err != nil {
 		return nil, err
 	}
 	if s.receipts, err = consumer(bus.StreamOutbound, DurableReceipts, bus.AllOutboundReceipts); err != nil {

@@ -48,7 +48,7 @@ func (r *root) conversationsListCmd() *cobra.Command {
 		status            []string
 		assignee, tier    string
 		tag, channel, cat string
-		breached          bool
+		breached, alerts  bool
 		limit             int32
 	)
 	cmd := &cobra.Command{
@@ -66,6 +66,9 @@ func (r *root) conversationsListCmd() *cobra.Command {
 				assignee = me
 			}
 			req := &triagev1.ListConversationsRequest{Assignee: assignee, Tag: tag, Category: cat, BreachedOnly: breached, PageSize: limit}
+			if alerts {
+				req.Kind = supportv1.ConversationKind_CONVERSATION_KIND_ALERT
+			}
 			for _, s := range status {
 				v, ok := supportv1.ConversationStatus_value["CONVERSATION_STATUS_"+enumName(s)]
 				if !ok {
@@ -107,6 +110,16 @@ func (r *root) conversationsListCmd() *cobra.Command {
 			}
 			loc := r.location()
 			tw := tabwriter.NewWriter(r.io.Stdout, 0, 4, 2, ' ', 0)
+			if alerts {
+				fmt.Fprintln(tw, "ID\tSTATUS\tTEAM\tOCCURRENCES\tFIRST SEEN\tLAST SEEN\tASSIGNEE\tSUBJECT")
+				for _, c := range resp.GetConversations() {
+					a := c.GetAlert()
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", c.GetId(), short(c.GetStatus().String(), "CONVERSATION_STATUS_"),
+						dash(c.GetTeam()), a.GetOccurrences(), fmtTime(a.GetFirstSeen(), loc), fmtTime(a.GetLastSeen(), loc),
+						dash(c.GetAssignee()), truncate(c.GetSubject(), 60))
+				}
+				return tw.Flush()
+			}
 			fmt.Fprintln(tw, "ID\tTIER\tSTATUS\tCHANNEL\tASSIGNEE\tOPENED\tSUBJECT")
 			for _, c := range resp.GetConversations() {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.GetId(), short(c.GetTier().String(), "TIER_"),
@@ -125,6 +138,7 @@ func (r *root) conversationsListCmd() *cobra.Command {
 	f.StringVar(&channel, "channel", "", "filter by channel: slack, email, github, sentry")
 	f.StringVar(&cat, "category", "", "filter by category")
 	f.BoolVar(&breached, "breached", false, "only conversations past their deadline")
+	f.BoolVar(&alerts, "alerts", false, "alert conversations (Sentry issues) instead, with occurrences, first and last seen")
 	f.Int32Var(&limit, "limit", 100, "maximum number of conversations")
 	return cmd
 }
@@ -199,11 +213,34 @@ func (r *root) printConversation(resp *triagev1.GetConversationResponse) error {
 	}
 	row("Status", status)
 	row("Channel", short(c.GetChannel().String(), "CHANNEL_"))
-	tier := short(c.GetTier().String(), "TIER_")
-	if c.GetTierReason() != "" {
-		tier += " (" + c.GetTierReason() + ")"
+	if c.GetKind() == supportv1.ConversationKind_CONVERSATION_KIND_ALERT {
+		a := c.GetAlert()
+		row("Kind", "alert (the owning team's secondary; no customer tier or first-response deadline)")
+		row("Occurrences", fmt.Sprint(a.GetOccurrences()))
+		row("First seen", fmtTime(a.GetFirstSeen(), loc))
+		row("Last seen", fmtTime(a.GetLastSeen(), loc))
+		if a.GetLevel() != "" || a.GetProject() != "" {
+			row("Level, project", dash(a.GetLevel())+", "+dash(a.GetProject()))
+		}
+		ack := "-"
+		if a.GetAcknowledgedAt() != nil {
+			ack = fmtTime(a.GetAcknowledgedAt(), loc) + " by " + a.GetAcknowledgedBy()
+		}
+		row("Acknowledged", ack)
+	} else {
+		tier := short(c.GetTier().String(), "TIER_")
+		if c.GetTierReason() != "" {
+			tier += " (" + c.GetTierReason() + ")"
+		}
+		row("Tier", tier)
 	}
-	row("Tier", tier)
+	if ids := c.GetLinkedConversationIds(); len(ids) > 0 {
+		what := "Linked alerts"
+		if c.GetKind() == supportv1.ConversationKind_CONVERSATION_KIND_ALERT {
+			what = "Linked conversations"
+		}
+		row(what, strings.Join(ids, ", "))
+	}
 	row("Categories", joinOr(c.GetCategories()))
 	row("Tags", joinOr(c.GetTags()))
 	row("Customer", customerRef(c.GetCustomer()))

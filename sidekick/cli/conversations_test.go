@@ -345,3 +345,42 @@ func TestEmptyReplySendsNothing(t *testing.T) {
 		t.Errorf("%d calls, want none", n)
 	}
 }
+
+// TestAlertsInTheCLI: --alerts asks for alerts and prints their counts;
+// show prints an alert's occurrences, first and last seen, its
+// acknowledgement and the conversations linked to it.
+func TestAlertsInTheCLI(t *testing.T) {
+	h := newHarness(t)
+	alert := &supportv1.Conversation{
+		Id: "a-7", Channel: supportv1.Channel_CHANNEL_SENTRY, Status: supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN,
+		Kind: supportv1.ConversationKind_CONVERSATION_KIND_ALERT, Team: "platform", Subject: "StripeTimeout",
+		OpenedAt: ts("2026-03-02T09:00:00Z"), TierReason: "alert",
+		Alert: &supportv1.Alert{Occurrences: 180, FirstSeen: ts("2026-03-02T09:00:00Z"), LastSeen: ts("2026-03-02T09:08:00Z"),
+			Level: "error", Project: "api", AcknowledgedAt: ts("2026-03-02T09:06:00Z"), AcknowledgedBy: "alice"},
+		LinkedConversationIds: []string{"c-42"},
+	}
+	h.respond("ListConversations", &triagev1.ListConversationsResponse{Conversations: []*supportv1.Conversation{alert}})
+	out, err := h.run(t, "conversations", "list", "--alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.want(t, "ListConversations", &triagev1.ListConversationsRequest{Kind: supportv1.ConversationKind_CONVERSATION_KIND_ALERT, PageSize: 100})
+	if !strings.Contains(out, "OCCURRENCES") || !strings.Contains(out, "a-7  open    platform  180          2026-03-02 09:00 UTC  2026-03-02 09:08 UTC") {
+		t.Fatalf("list --alerts printed:\n%s", out)
+	}
+	h.respond("GetConversation", &triagev1.GetConversationResponse{Conversation: alert})
+	out, err = h.run(t, "conversations", "show", "a-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Occurrences           180\n", "First seen            2026-03-02 09:00 UTC\n",
+		"Last seen             2026-03-02 09:08 UTC\n", "Acknowledged          2026-03-02 09:06 UTC by alice\n",
+		"Linked conversations  c-42\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Tier") {
+		t.Errorf("an alert shows a tier:\n%s", out)
+	}
+}

@@ -180,6 +180,33 @@ func TestReportAgreement(t *testing.T) {
 	}
 }
 
+// TestReportAlerts: alerts get their own section, by time to acknowledge
+// and resolve, and their own CSV rows.
+func TestReportAlerts(t *testing.T) {
+	h := newHarness(t)
+	h.respond("Summary", &triagev1.SummaryResponse{Alerts: &triagev1.AlertStats{
+		Opened: 3, Occurrences: 400, Acknowledged: 2, AcknowledgeMeanSeconds: 360, AcknowledgeMedianSeconds: 360, AcknowledgeP90Seconds: 552,
+		Resolution: &triagev1.Resolution{Closed: 1, MeanSeconds: 4200, MedianSeconds: 4200, P90Seconds: 4200},
+	}})
+	out, err := h.run(t, "report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Alerts (Sentry issues, left out above): 3 opened, 400 occurrences\n",
+		"acknowledge  2      6m     6m      9m12s\n", "resolve      1      1h10m  1h10m   1h10m\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = h.run(t, "report", "--csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "\nalerts,,3,2,360,360,552,0,0,0,0,1,4200,4200,4200\n") || !strings.Contains(out, "\nalert_occurrences,,400,") {
+		t.Errorf("CSV:\n%s", out)
+	}
+}
+
 // report classifier measures the built-in rules locally, and an
 // organisation's rules with --org.
 func TestReportClassifier(t *testing.T) {

@@ -133,6 +133,23 @@ func TestConversationPage(t *testing.T) {
 	if r := h.get("/console/conversations/nope"); r.code != http.StatusNotFound || !strings.Contains(r.body, "no conversation nope") {
 		t.Errorf("unknown conversation: %d\n%s", r.code, r.body)
 	}
+
+	// An alert shows its occurrences, first and last seen, who acknowledged
+	// it and the conversations linked to it.
+	tr.get = func(*triagev1.GetConversationRequest) (*triagev1.GetConversationResponse, error) {
+		resp := sampleConversation()
+		c := resp.Conversation
+		c.Kind, c.Tier, c.TierReason = supportv1.ConversationKind_CONVERSATION_KIND_ALERT, supportv1.Tier_TIER_UNSPECIFIED, "alert"
+		c.Alert = &supportv1.Alert{Occurrences: 180, Level: "error", Project: "api",
+			FirstSeen: timestamppb.New(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)), LastSeen: timestamppb.New(time.Date(2026, 3, 2, 9, 8, 0, 0, time.UTC)),
+			AcknowledgedAt: timestamppb.New(time.Date(2026, 3, 2, 9, 6, 0, 0, time.UTC)), AcknowledgedBy: "alice"}
+		c.LinkedConversationIds = []string{"c-7"}
+		return resp, nil
+	}
+	r = h.get("/console/conversations/c-42")
+	mustContain(t, r.body, `<span id="occurrences">180</span> occurrences · error · project api`,
+		"first Mon 2 Mar 2026 09:00 UTC · last Mon 2 Mar 2026 09:08 UTC", "Mon 2 Mar 2026 09:06 UTC by alice",
+		`<a href="/console/conversations/c-7">c-7</a>`)
 }
 
 // TestHostileTextIsInert: whatever a customer writes is shown as text. A

@@ -9,6 +9,7 @@ import (
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+	"github.com/sidekickhq/sidekick/sidekick/devstack"
 )
 
 // TestRetieringToPriorityTellsTheHero: a stranger's message is a
@@ -20,21 +21,8 @@ func TestRetieringToPriorityTellsTheHero(t *testing.T) {
 	stack, console := startStack(t)
 	a := dialStack(t, stack)
 	hero := a.heroNow(t)
-	secret := stack.Env["SIDEKICK_SLACK_SIGNING_SECRET"]
 	now := time.Now()
-	ts := fmt.Sprintf("%d.000200", now.Unix())
-	if code := postSlack(t, stack.HTTPAddr, secret, now.Unix(), messageEvent("Ev0RETIER01", "U0NEWCUST1", "Funnels are empty since this morning", ts)); code != http.StatusOK {
-		t.Fatalf("Slack message: want 200, got %d", code)
-	}
-	var c *supportv1.Conversation
-	waitFor(t, 30*time.Second, "the Community conversation", func() bool {
-		for _, x := range a.list(t, supportv1.Channel_CHANNEL_SLACK) {
-			if x.GetAuthor().GetId() == "U0NEWCUST1" {
-				c = x
-			}
-		}
-		return c != nil
-	})
+	c := slackConversation(t, stack, a, now, "Ev0RETIER01", "U0NEWCUST1", "Funnels are empty since this morning")
 	if c.GetTier() != supportv1.Tier_TIER_COMMUNITY {
 		t.Fatalf("tier %s, want Community", c.GetTier())
 	}
@@ -68,4 +56,24 @@ func TestRetieringToPriorityTellsTheHero(t *testing.T) {
 		t.Errorf("%d re-tier pings, want 1", n)
 	}
 	t.Logf("deadline %s before, %s after", before.Format(time.RFC3339), got.GetNextDeadlineAt().AsTime().Format(time.RFC3339))
+}
+
+// slackConversation posts a customer's message in the support channel at
+// now and returns the conversation it opens.
+func slackConversation(t *testing.T, stack *devstack.Stack, a api, now time.Time, eventID, user, text string) *supportv1.Conversation {
+	t.Helper()
+	ts := fmt.Sprintf("%d.%06d", now.Unix(), now.Nanosecond()/1000)
+	if code := postSlack(t, stack.HTTPAddr, stack.Env["SIDEKICK_SLACK_SIGNING_SECRET"], now.Unix(), messageEvent(eventID, user, text, ts)); code != http.StatusOK {
+		t.Fatalf("Slack message from %s: want 200, got %d", user, code)
+	}
+	var c *supportv1.Conversation
+	waitFor(t, 30*time.Second, "the conversation of "+user, func() bool {
+		for _, x := range a.list(t, supportv1.Channel_CHANNEL_SLACK) {
+			if x.GetAuthor().GetId() == user {
+				c = x
+			}
+		}
+		return c != nil
+	})
+	return c
 }

@@ -130,7 +130,7 @@ func (h *Handler) Conversation(ctx context.Context, msg jetstream.Msg) error {
 		}
 		return h.trigger(ctx, conv, t, "retiered")
 	case supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_MESSAGE:
-		if conv.GetChannel() == supportv1.Channel_CHANNEL_SENTRY {
+		if IsAlert(conv) {
 			if _, err := h.runner.Update(ctx, SentryGroup(conv.GetId()), SentryUpdate(&ev, at), at); err != nil {
 				return bus.AtLocation("message", err)
 			}

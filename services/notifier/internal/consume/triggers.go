@@ -85,6 +85,12 @@ func eventLevel(ev *supportv1.ConversationEvent) supportv1.DeadlineLevel {
 	return ev.GetConversation().GetDeadlineLevel()
 }
 
+// IsAlert reports whether conv is an alert conversation (a Sentry issue),
+// which goes to the owning team's secondary by the sentry_alert policy.
+func IsAlert(conv *supportv1.Conversation) bool {
+	return conv.GetKind() == supportv1.ConversationKind_CONVERSATION_KIND_ALERT || conv.GetChannel() == supportv1.Channel_CHANNEL_SENTRY
+}
+
 // OpenedTrigger is the escalation trigger of an OPENED event: the
 // new_conversation policy, or sentry_alert for a Sentry issue (grouped by
 // conversation, so a storm makes one message that is updated).
@@ -108,7 +114,7 @@ func OpenedTrigger(ev *supportv1.ConversationEvent) escalate.Trigger {
 		Links:          links(conv, m),
 		At:             ev.GetOccurredAt().AsTime(),
 	}
-	if conv.GetChannel() == supportv1.Channel_CHANNEL_SENTRY {
+	if IsAlert(conv) {
 		t.Event.Kind = policy.SentryAlert
 		t.Group = SentryGroup(conv.GetId())
 		t.Title = "Sentry alert: " + firstNonEmpty(conv.GetSubject(), m.GetSubject(), "issue "+conv.GetThreadKey())
@@ -128,7 +134,7 @@ func OpenedTrigger(ev *supportv1.ConversationEvent) escalate.Trigger {
 func RetieredTrigger(ev *supportv1.ConversationEvent, at time.Time) (t escalate.Trigger, ok bool) {
 	conv := ev.GetConversation()
 	prev := ev.GetPreviousTier()
-	if prev == supportv1.Tier_TIER_UNSPECIFIED || prev == conv.GetTier() || conv.GetChannel() == supportv1.Channel_CHANNEL_SENTRY {
+	if prev == supportv1.Tier_TIER_UNSPECIFIED || prev == conv.GetTier() || IsAlert(conv) {
 		return escalate.Trigger{}, false
 	}
 	return escalate.Trigger{

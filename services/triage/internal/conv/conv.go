@@ -172,7 +172,7 @@ func Subject(m *supportv1.InboundMessage) string {
 // that message next with opened set.
 func Open(id string, m *supportv1.InboundMessage, now time.Time) *supportv1.Conversation {
 	at := timestamppb.New(MessageTime(m, now))
-	return &supportv1.Conversation{
+	c := &supportv1.Conversation{
 		Id:        id,
 		ThreadKey: m.GetThreadKey(),
 		Channel:   m.GetChannel(),
@@ -183,7 +183,13 @@ func Open(id string, m *supportv1.InboundMessage, now time.Time) *supportv1.Conv
 		Permalink: m.GetPermalink(),
 		Author:    m.GetAuthor(),
 		UpdatedAt: timestamppb.New(now),
+		Kind:      supportv1.ConversationKind_CONVERSATION_KIND_CUSTOMER,
 	}
+	if IsAlert(m) {
+		c.Kind = supportv1.ConversationKind_CONVERSATION_KIND_ALERT
+		c.Alert = &supportv1.Alert{Project: m.GetAttributes()[AttrProject]}
+	}
+	return c
 }
 
 // Apply changes c for the inbound message m; opened is true when m just
@@ -205,6 +211,11 @@ func Apply(c *supportv1.Conversation, m *supportv1.InboundMessage, opened bool, 
 	}
 	at := MessageTime(m, now)
 	actor := actorOf(m)
+	if IsAlertConversation(c) && (kind == supportv1.MessageKind_MESSAGE_KIND_UPDATED ||
+		kind == supportv1.MessageKind_MESSAGE_KIND_POSTED && Role(m) == supportv1.AuthorRole_AUTHOR_ROLE_CUSTOMER) {
+		countOccurrences(c, m, at)
+		o.Changed = true
+	}
 	switch kind {
 	case supportv1.MessageKind_MESSAGE_KIND_POSTED:
 		switch Role(m) {

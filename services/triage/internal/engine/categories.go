@@ -169,9 +169,10 @@ func (e *Engine) suggest(ctx context.Context, q store.Querier, c *supportv1.Conv
 		return err
 	}
 	res := cls.Classify(st.Input)
-	if !opened && res.Route != classify.RouteSupport {
+	if (!opened || conv.IsAlertConversation(c)) && res.Route != classify.RouteSupport {
 		// Routing is decided at the opening: a customer's follow-up does
-		// not turn a conversation into spam.
+		// not turn a conversation into spam. An alert is neither spam nor
+		// a business proposal, whatever its error text says.
 		return nil
 	}
 	e.suggestions.WithLabelValues(res.Route.String(), string(res.Source)).Inc()

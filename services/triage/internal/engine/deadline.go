@@ -28,9 +28,10 @@ import (
 // instant. The timer loop (FireDue) calls schedule again when it is due.
 
 // noClock reports whether c takes no response clock: closed conversations,
-// spam, and business proposals, which go to business contacts.
+// spam, business proposals, which go to business contacts, and alerts,
+// measured by time to acknowledge and resolve instead.
 func (e *Engine) noClock(c *supportv1.Conversation) bool {
-	if c.GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
+	if c.GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED || conv.IsAlertConversation(c) {
 		return true
 	}
 	cats := c.GetCategories()

@@ -567,7 +567,12 @@ func (e *Engine) receive(ctx context.Context, p *pipe, m *supportv1.InboundMessa
 	opened := false
 	if l == nil && conv.Opens(m) {
 		c := conv.Open(NewID(), m, now)
-		c.Tier, c.TierReason, c.Customer = e.tierOf(customer)
+		if conv.IsAlertConversation(c) {
+			// An alert is nobody's customer conversation: no tier.
+			c.TierReason = "alert"
+		} else {
+			c.Tier, c.TierReason, c.Customer = e.tierOf(customer)
+		}
 		l, opened = &store.Locked{Conversation: c, State: &store.State{}}, true
 		p.create(l.Conversation, l.State)
 	}
@@ -593,6 +598,13 @@ func (e *Engine) apply(ctx context.Context, p *pipe, m *supportv1.InboundMessage
 		}
 	case conv.StoreDelete:
 		if _, err := store.DeleteMessage(ctx, p, m, now); err != nil {
+			return "", err
+		}
+	}
+	if c != nil && out.Store == conv.StoreInsert {
+		// A Sentry issue link in a message links the conversation to that
+		// alert.
+		if err := e.reference(ctx, p, c, m.GetText(), now); err != nil {
 			return "", err
 		}
 	}
@@ -744,7 +756,30 @@ func (e *Engine) Assign(ctx context.Context, id, assignee, who string) (*support
 	}
 	who = e.who(ctx, who)
 	return e.change(ctx, id, func(_ *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
-		return conv.Assign(c, person, actor(who), now), nil
+		out := conv.Assign(c, person, actor(who), now)
+		acknowledge(c, who, now, &out)
+		return out, nil
+	})
+}
+
+// acknowledge records a person's first action on an alert as its
+// acknowledgement, from which the report measures time to acknowledge.
+func acknowledge(c *supportv1.Conversation, who string, now time.Time, out *conv.Outcome) {
+	if conv.Acknowledge(c, actor(who), now) {
+		out.Changed = true
+		out.AuditLine(actor(who), "acknowledged", "alert")
+	}
+}
+
+// Acknowledge records that who acknowledged an alert (the Acknowledge
+// button on its page): the first acknowledgement counts, later ones and
+// those of customer conversations change nothing.
+func (e *Engine) Acknowledge(ctx context.Context, id, who string) (*supportv1.Conversation, error) {
+	who = e.who(ctx, who)
+	return e.change(ctx, id, func(_ *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
+		var out conv.Outcome
+		acknowledge(c, who, now, &out)
+		return out, nil
 	})
 }
 
@@ -764,6 +799,7 @@ func (e *Engine) Tag(ctx context.Context, id string, add, remove, categories []s
 	)
 	c, err := e.change(ctx, id, func(p *pipe, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error) {
 		out := conv.Tag(c, add, remove, cats, actor(who), now)
+		acknowledge(c, who, now, &out)
 		if len(cats) == 0 {
 			return out, nil
 		}
@@ -799,6 +835,7 @@ func (e *Engine) Close(ctx context.Context, id string, reason supportv1.CloseRea
 	)
 	c, err := e.change(ctx, id, func(p *pipe, c *supportv1.Conversation, st *store.State, now time.Time) (conv.Outcome, error) {
 		out := conv.Close(c, reason, actor(who), now)
+		acknowledge(c, who, now, &out)
 		if reason == supportv1.CloseReason_CLOSE_REASON_SPAM && actor(who) != conv.System {
 			spam := []string{string(classify.Spam)}
 			if !slices.Equal(c.GetCategories(), spam) {
@@ -849,7 +886,11 @@ func (e *Engine) Reopen(ctx context.Context, id, who string) (*supportv1.Convers
 func (e *Engine) Escalate(ctx context.Context, id, reason, team, who string) (*supportv1.Conversation, error) {
 	who = e.who(ctx, who)
 	return e.change(ctx, id, func(_ *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
-		return escalate(c, reason, team, who, now)
+		out, err := escalate(c, reason, team, who, now)
+		if err == nil {
+			acknowledge(c, who, now, &out)
+		}
+		return out, err
 	})
 }
 
@@ -887,6 +928,9 @@ func (e *Engine) EscalateAction(ctx context.Context, a *supportv1.Action, subjec
 		for i := range out.Events {
 			out.Events[i].ActionID = a.GetId()
 		}
+		if err == nil {
+			acknowledge(c, who, now, &out)
+		}
 		return out, err
 	})
 	return c, duplicate, err
@@ -922,6 +966,11 @@ func (e *Engine) AddNote(ctx context.Context, id, text string, handoff bool, who
 			c.UpdatedAt = timestamppb.New(now)
 			out.Changed = true
 		}
+		acknowledge(c, who, now, &out)
+		// A Sentry issue link in a note links the conversation to that alert.
+		if err := e.reference(ctx, p, c, text, now); err != nil {
+			return out, err
+		}
 		return out, nil
 	})
 	if err != nil {
@@ -942,6 +991,9 @@ func (e *Engine) Get(ctx context.Context, id string) (*triagev1.GetConversationR
 			return err
 		}
 		resp.Conversation = e.decorate(c)
+		if c.LinkedConversationIds, err = store.LinkedConversations(ctx, tx, c); err != nil {
+			return err
+		}
 		if resp.Messages, err = store.Messages(ctx, tx, id); err != nil {
 			return err
 		}

@@ -92,6 +92,12 @@ func (e *Engine) Summary(ctx context.Context, from, to time.Time) (*triagev1.Sum
 	}
 	resp.ByPerson = groupStats(s.ByPerson)
 	resp.ByCategoryResponse = groupStats(s.ByCategoryResponse)
+	al := s.Alerts
+	resp.Alerts = &triagev1.AlertStats{
+		Opened: al.Opened, Occurrences: al.Occurrences, Acknowledged: al.Acknowledged,
+		AcknowledgeMeanSeconds: al.AckMean, AcknowledgeMedianSeconds: al.AckMedian, AcknowledgeP90Seconds: al.AckP90,
+		Resolution: &triagev1.Resolution{Closed: al.Closed, MeanSeconds: al.ResMean, MedianSeconds: al.ResMedian, P90Seconds: al.ResP90},
+	}
 	a, err := e.Agreement(ctx, from, to)
 	if err != nil {
 		return nil, err

@@ -110,7 +110,7 @@ func (s *Server) filter(ctx context.Context, req *triagev1.ListConversationsRequ
 	f := store.Filter{
 		Statuses: req.GetStatuses(), Unassigned: req.GetUnassigned(), Tier: req.GetTier(), Tag: req.GetTag(),
 		Channel: req.GetChannel(), Category: s.engine.CategoryFilter(req.GetCategory()), BreachedOnly: req.GetBreachedOnly(),
-		CustomerID: req.GetCustomerId(), Limit: size + 1, Offset: offset,
+		CustomerID: req.GetCustomerId(), Kind: req.GetKind(), Limit: size + 1, Offset: offset,
 	}
 	if !f.Unassigned {
 		f.Assignee = s.engine.AssigneeFilter(ctx, req.GetAssignee())

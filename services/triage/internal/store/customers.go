@@ -138,7 +138,8 @@ func AddIdentities(ctx context.Context, q Querier, c *triagev1.Customer) error {
 // ActiveConversationIDs lists the ids of conversations not closed, whose
 // tier may change with the directory.
 func ActiveConversationIDs(ctx context.Context, q Querier) ([]string, error) {
-	rows, err := q.Query(ctx, `SELECT id FROM conversations WHERE status <> 3 ORDER BY opened_at, id`)
+	// Alerts have no customer tier.
+	rows, err := q.Query(ctx, `SELECT id FROM conversations WHERE status <> 3 AND alert IS NULL ORDER BY opened_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list active conversations: %w", err)
 	}

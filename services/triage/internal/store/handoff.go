@@ -49,12 +49,14 @@ type OpenForHandoff struct {
 	HasNote bool
 }
 
-// OpenConversations lists the conversations not closed, in queue order,
-// each saying whether it has a handoff note written at or after notesSince.
+// OpenConversations lists the customer conversations not closed (alerts
+// belong to the teams' secondaries, not from hero to hero), in queue
+// order, each saying whether it has a handoff note written at or after
+// notesSince.
 func OpenConversations(ctx context.Context, q Querier, notesSince time.Time) ([]OpenForHandoff, error) {
 	rows, err := q.Query(ctx, `SELECT `+conversationColumns+`,
 		EXISTS (SELECT 1 FROM notes n WHERE n.conversation_id = c.id AND n.handoff AND n.created_at >= $1)`+
-		conversationFrom+` WHERE c.status <> 3 ORDER BY c.tier, c.next_deadline_at NULLS LAST, c.opened_at, c.id`, notesSince)
+		conversationFrom+` WHERE c.status <> 3 AND c.alert IS NULL ORDER BY c.tier, c.next_deadline_at NULLS LAST, c.opened_at, c.id`, notesSince)
 	if err != nil {
 		return nil, fmt.Errorf("list open conversations: %w", err)
 	}

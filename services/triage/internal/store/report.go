@@ -54,9 +54,24 @@ type Summary struct {
 	ByPerson []ResponseStats
 	// ByCategoryResponse groups by the predominant category.
 	ByCategoryResponse []ResponseStats
+	// Alerts are the alert conversations, which every other figure leaves
+	// out.
+	Alerts AlertStats
 }
 
-const inRange = ` FROM conversations WHERE opened_at >= $1 AND opened_at < $2`
+// AlertStats are the figures of the alert conversations opened in a
+// range, in wall time: time to acknowledge (opening to the first
+// acknowledgement) and to resolve (opening to the last close).
+type AlertStats struct {
+	Opened, Occurrences, Acknowledged int64
+	AckMean, AckMedian, AckP90        float64
+	Closed                            int64
+	ResMean, ResMedian, ResP90        float64
+}
+
+// inRange selects the customer conversations opened in [$1, $2): alerts
+// have their own figures (AlertStats).
+const inRange = ` FROM conversations WHERE opened_at >= $1 AND opened_at < $2 AND alert IS NULL`
 
 // Summarise computes the report over conversations opened in [from, to).
 // Categories count the predominant one ("uncategorised" without any);
@@ -100,7 +115,29 @@ func Summarise(ctx context.Context, q Querier, from, to time.Time) (*Summary, er
 	if s.ByCategoryResponse, err = responseStats(ctx, q, `coalesce(categories[1], 'uncategorised')`, from, to); err != nil {
 		return nil, fmt.Errorf("summary of response times by category: %w", err)
 	}
+	if s.Alerts, err = alertStats(ctx, q, from, to); err != nil {
+		return nil, fmt.Errorf("summary of alerts: %w", err)
+	}
 	return &s, nil
+}
+
+func alertStats(ctx context.Context, q Querier, from, to time.Time) (AlertStats, error) {
+	var a AlertStats
+	err := q.QueryRow(ctx, `WITH c AS (
+		SELECT c.opened_at, coalesce((c.alert->>'occurrences')::bigint, 0) AS occurrences,
+			extract(epoch FROM (c.alert->>'acknowledgedAt')::timestamptz - c.opened_at) AS ack,
+			CASE WHEN c.status = $3 THEN extract(epoch FROM
+				(SELECT max(a.at) FROM audit a WHERE a.conversation_id = c.id AND a.action = 'closed') - c.opened_at) END AS res
+		FROM conversations c WHERE c.opened_at >= $1 AND c.opened_at < $2 AND c.alert IS NOT NULL)
+	SELECT count(*), coalesce(sum(occurrences), 0)::bigint, count(ack),
+		coalesce(avg(ack), 0), coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY ack), 0),
+		coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY ack), 0),
+		count(res), coalesce(avg(res), 0), coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY res), 0),
+		coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY res), 0)
+	FROM c`, from, to, int16(supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED)).Scan(
+		&a.Opened, &a.Occurrences, &a.Acknowledged, &a.AckMean, &a.AckMedian, &a.AckP90,
+		&a.Closed, &a.ResMean, &a.ResMedian, &a.ResP90)
+	return a, err
 }
 
 // responseStats computes ResponseStats over the conversations opened in
@@ -120,7 +157,7 @@ func responseStats(ctx context.Context, q Querier, group string, from, to time.T
 			SELECT (array_agg(a.actor ORDER BY a.seq) FILTER (WHERE a.action = 'responded' AND a.detail = 'first response'))[1] AS responder,
 				max(a.at) FILTER (WHERE a.action = 'closed') AS last_closed
 			FROM audit a WHERE a.conversation_id = c.id) a ON true
-		WHERE c.opened_at >= $1 AND c.opened_at < $2)
+		WHERE c.opened_at >= $1 AND c.opened_at < $2 AND c.alert IS NULL)
 	SELECT `+group+` AS k, count(*), count(first_response_work_seconds),
 		coalesce(avg(first_response_work_seconds), 0),
 		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_work_seconds), 0),

@@ -43,7 +43,7 @@ func ClaimInbox(ctx context.Context, q Querier, id, subject string, at time.Time
 const conversationColumns = `c.id, c.channel, c.thread_key, c.status, c.close_reason, c.tier, c.tier_reason,
 	c.categories, c.tags, c.subject, c.customer_id, coalesce(cu.name, ''), coalesce(cu.organisation, ''),
 	c.author, c.assignee, c.team, c.opened_at, c.first_response_at, c.last_customer_message_at,
-	c.next_deadline_at, c.deadline_level, c.message_count, c.permalink, c.updated_at`
+	c.next_deadline_at, c.deadline_level, c.message_count, c.permalink, c.updated_at, c.alert`
 
 const conversationFrom = ` FROM conversations c LEFT JOIN customers cu ON cu.id = c.customer_id`
 
@@ -59,14 +59,14 @@ func scanConversationWith(row pgx.Row, extra ...any) (*supportv1.Conversation, e
 		channel, status, reason, tier, lvl int16
 		customerID                         *string
 		custName, custOrg                  string
-		author                             []byte
+		author, alert                      []byte
 		opened, updated                    time.Time
 		firstResp, lastCust, deadline      *time.Time
 	)
 	dest := []any{&c.Id, &channel, &c.ThreadKey, &status, &reason, &tier, &c.TierReason,
 		&c.Categories, &c.Tags, &c.Subject, &customerID, &custName, &custOrg,
 		&author, &c.Assignee, &c.Team, &opened, &firstResp, &lastCust,
-		&deadline, &lvl, &c.MessageCount, &c.Permalink, &updated}
+		&deadline, &lvl, &c.MessageCount, &c.Permalink, &updated, &alert}
 	err := row.Scan(append(dest, extra...)...)
 	if err != nil {
 		return nil, err
@@ -85,6 +85,14 @@ func scanConversationWith(row pgx.Row, extra ...any) (*supportv1.Conversation, e
 			return nil, fmt.Errorf("conversation %s author: %w", c.Id, err)
 		}
 		c.Author = &a
+	}
+	c.Kind = supportv1.ConversationKind_CONVERSATION_KIND_CUSTOMER
+	if alert != nil {
+		var a supportv1.Alert
+		if err := protojson.Unmarshal(alert, &a); err != nil {
+			return nil, fmt.Errorf("conversation %s alert: %w", c.Id, err)
+		}
+		c.Kind, c.Alert = supportv1.ConversationKind_CONVERSATION_KIND_ALERT, &a
 	}
 	c.OpenedAt = timestamppb.New(opened)
 	c.UpdatedAt = timestamppb.New(updated)
@@ -137,6 +145,20 @@ func authorJSON(a *supportv1.Author) ([]byte, error) {
 	return protojson.Marshal(a)
 }
 
+// alertJSON is an alert conversation's Alert as JSON, nil for a
+// customer's conversation.
+func alertJSON(c *supportv1.Conversation) (*string, error) {
+	if c.GetKind() != supportv1.ConversationKind_CONVERSATION_KIND_ALERT {
+		return nil, nil
+	}
+	b, err := protojson.Marshal(c.GetAlert())
+	if err != nil {
+		return nil, fmt.Errorf("conversation %s: alert: %w", c.GetId(), err)
+	}
+	s := string(b)
+	return &s, nil
+}
+
 func customerID(c *supportv1.Conversation) *string {
 	if id := c.GetCustomer().GetId(); id != "" {
 		return &id
@@ -156,11 +178,15 @@ func conversationArgs(c *supportv1.Conversation) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("insert conversation: author: %w", err)
 	}
+	alert, err := alertJSON(c)
+	if err != nil {
+		return nil, err
+	}
 	return []any{c.GetId(), int16(c.GetChannel()), c.GetThreadKey(), int16(c.GetStatus()), int16(c.GetCloseReason()),
 		int16(c.GetTier()), c.GetTierReason(), nonNil(c.GetCategories()), nonNil(c.GetTags()), c.GetSubject(),
 		customerID(c), author, c.GetAssignee(), c.GetTeam(), c.GetOpenedAt().AsTime(), tm(c.GetFirstResponseAt()),
 		tm(c.GetLastCustomerMessageAt()), tm(c.GetNextDeadlineAt()), int16(c.GetDeadlineLevel()), c.GetMessageCount(),
-		c.GetPermalink(), c.GetUpdatedAt().AsTime()}, nil
+		c.GetPermalink(), c.GetUpdatedAt().AsTime(), alert}, nil
 }
 
 // originals selects the stored messages an edit or delete refers to: the
@@ -356,7 +382,8 @@ func Notes(ctx context.Context, q Querier, conversationID string) ([]*triagev1.N
 const BusinessCategory = "business"
 
 // Filter selects conversations; zero fields match everything but business
-// proposals, which only a Category or CustomerID filter lists.
+// proposals, which only a Category or CustomerID filter lists, and alerts
+// (see Kind).
 type Filter struct {
 	Statuses []supportv1.ConversationStatus
 	Assignee string
@@ -373,8 +400,12 @@ type Filter struct {
 	// OpenedFrom and OpenedTo, when not zero, limit to conversations
 	// opened in [OpenedFrom, OpenedTo).
 	OpenedFrom, OpenedTo time.Time
-	Limit                int
-	Offset               int
+	// Kind ALERT lists alerts only; otherwise alerts (the owning team's
+	// secondary's, not the hero's queue) are left out unless Channel is
+	// Sentry.
+	Kind   supportv1.ConversationKind
+	Limit  int
+	Offset int
 }
 
 // conditions returns f's SQL conditions on conversations c, adding their
@@ -410,6 +441,12 @@ func (f Filter) conditions(arg func(any) string) []string {
 		// engineers' queue: listed only when asked for by category (or
 		// among a customer's conversations).
 		where = append(where, "coalesce(c.categories[1], '') <> "+arg(BusinessCategory))
+	}
+	switch {
+	case f.Kind == supportv1.ConversationKind_CONVERSATION_KIND_ALERT:
+		where = append(where, "c.alert IS NOT NULL")
+	case f.Channel != supportv1.Channel_CHANNEL_SENTRY:
+		where = append(where, "c.alert IS NULL")
 	}
 	if f.BreachedOnly {
 		where = append(where, "c.deadline_level = "+arg(int16(supportv1.DeadlineLevel_DEADLINE_LEVEL_BREACHED)))

@@ -35,7 +35,7 @@ type ConversationWrite struct {
 var newConversationColumns = []string{"id", "channel", "thread_key", "status", "close_reason", "tier", "tier_reason",
 	"categories", "tags", "subject", "customer_id", "author", "assignee", "team", "opened_at", "first_response_at",
 	"last_customer_message_at", "next_deadline_at", "deadline_level", "message_count", "permalink", "updated_at",
-	"clock", "first_response_work_seconds", "first_response_level", "suggested_categories", "suggestion_confidence",
+	"alert", "clock", "first_response_work_seconds", "first_response_level", "suggested_categories", "suggestion_confidence",
 	"suggestion_source", "categories_confirmed", "classify_input", "learned_input", "learned_categories"}
 
 // newConversationRow is a new conversation's values in
@@ -110,9 +110,15 @@ type conversationArrays struct {
 	firstResponse, lastCustomer, deadlines                                     []*time.Time
 	messageCounts                                                              []int32
 	updated                                                                    []time.Time
+	alerts                                                                     []*string
 }
 
-func (a *conversationArrays) add(c *supportv1.Conversation) {
+func (a *conversationArrays) add(c *supportv1.Conversation) error {
+	alert, err := alertJSON(c)
+	if err != nil {
+		return err
+	}
+	a.alerts = append(a.alerts, alert)
 	a.ids = append(a.ids, c.GetId())
 	a.statuses = append(a.statuses, int16(c.GetStatus()))
 	a.closeReasons = append(a.closeReasons, int16(c.GetCloseReason()))
@@ -131,26 +137,28 @@ func (a *conversationArrays) add(c *supportv1.Conversation) {
 	a.messageCounts = append(a.messageCounts, c.GetMessageCount())
 	a.permalinks = append(a.permalinks, c.GetPermalink())
 	a.updated = append(a.updated, c.GetUpdatedAt().AsTime())
+	return nil
 }
 
 func (a *conversationArrays) args() []any {
 	return []any{a.ids, a.statuses, a.closeReasons, a.tiers, a.tierReasons, a.categories, a.tags, a.subjects,
 		a.customerIDs, a.assignees, a.teams, a.firstResponse, a.lastCustomer, a.deadlines, a.levels, a.messageCounts,
-		a.permalinks, a.updated}
+		a.permalinks, a.updated, a.alerts}
 }
 
 const conversationsUnnest = `unnest($1::text[], $2::smallint[], $3::smallint[], $4::smallint[], $5::text[], $6::text[], $7::text[],
 		$8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[],
-		$15::smallint[], $16::int[], $17::text[], $18::timestamptz[]`
+		$15::smallint[], $16::int[], $17::text[], $18::timestamptz[], $19::text[]`
 
 const conversationsUnnestAs = `AS u(id, status, close_reason, tier, tier_reason, categories, tags, subject, customer_id, assignee, team,
-		first_response_at, last_customer_message_at, next_deadline_at, deadline_level, message_count, permalink, updated_at`
+		first_response_at, last_customer_message_at, next_deadline_at, deadline_level, message_count, permalink, updated_at, alert`
 
 const conversationsSet = `status = u.status, close_reason = u.close_reason, tier = u.tier, tier_reason = u.tier_reason,
 		categories = u.categories::text[], tags = u.tags::text[], subject = u.subject, customer_id = u.customer_id,
 		assignee = u.assignee, team = u.team, first_response_at = u.first_response_at,
 		last_customer_message_at = u.last_customer_message_at, next_deadline_at = u.next_deadline_at,
-		deadline_level = u.deadline_level, message_count = u.message_count, permalink = u.permalink, updated_at = u.updated_at`
+		deadline_level = u.deadline_level, message_count = u.message_count, permalink = u.permalink, updated_at = u.updated_at,
+		alert = u.alert::jsonb`
 
 // fewRows is the most rows UpdateConversations and InsertMessages write
 // with a statement each: a statement over unnest'ed arrays is planned at
@@ -181,10 +189,14 @@ func UpdateConversations(ctx context.Context, q Querier, cs []ConversationWrite)
 	)
 	for _, w := range cs {
 		if w.State == nil {
-			plain.add(w.Conversation)
+			if err := plain.add(w.Conversation); err != nil {
+				return err
+			}
 			continue
 		}
-		full.add(w.Conversation)
+		if err := full.add(w.Conversation); err != nil {
+			return err
+		}
 		v, err := stateValuesOf(w.Conversation.GetId(), w.State)
 		if err != nil {
 			return err
@@ -215,8 +227,8 @@ func UpdateConversations(ctx context.Context, q Querier, cs []ConversationWrite)
 				suggested_categories = u.suggested::text[], suggestion_confidence = u.confidence,
 				suggestion_source = u.source, categories_confirmed = u.confirmed, classify_input = u.input::jsonb,
 				learned_input = u.learned_input::jsonb, learned_categories = u.learned::text[]
-			FROM `+conversationsUnnest+`, $19::text[], $20::float8[], $21::smallint[], $22::text[], $23::float8[],
-				$24::text[], $25::bool[], $26::text[], $27::text[], $28::text[]) `+conversationsUnnestAs+`,
+			FROM `+conversationsUnnest+`, $20::text[], $21::float8[], $22::smallint[], $23::text[], $24::float8[],
+				$25::text[], $26::bool[], $27::text[], $28::text[], $29::text[]) `+conversationsUnnestAs+`,
 				clock, fr_seconds, fr_level, suggested, confidence, source, confirmed, input, learned_input, learned)
 			WHERE c.id = ANY($1) AND c.id = u.id`, args...)
 		if err != nil {
@@ -231,19 +243,23 @@ func updateConversation(ctx context.Context, q Querier, w ConversationWrite) err
 	sql := `UPDATE conversations SET status = $2, close_reason = $3, tier = $4, tier_reason = $5,
 		categories = $6, tags = $7, subject = $8, customer_id = $9, assignee = $10, team = $11,
 		first_response_at = $12, last_customer_message_at = $13, next_deadline_at = $14, deadline_level = $15,
-		message_count = $16, permalink = $17, updated_at = $18`
+		message_count = $16, permalink = $17, updated_at = $18, alert = $19`
+	alert, err := alertJSON(c)
+	if err != nil {
+		return err
+	}
 	args := []any{c.GetId(), int16(c.GetStatus()), int16(c.GetCloseReason()), int16(c.GetTier()), c.GetTierReason(),
 		nonNil(c.GetCategories()), nonNil(c.GetTags()), c.GetSubject(), customerID(c), c.GetAssignee(), c.GetTeam(),
 		tm(c.GetFirstResponseAt()), tm(c.GetLastCustomerMessageAt()), tm(c.GetNextDeadlineAt()), int16(c.GetDeadlineLevel()),
-		c.GetMessageCount(), c.GetPermalink(), c.GetUpdatedAt().AsTime()}
+		c.GetMessageCount(), c.GetPermalink(), c.GetUpdatedAt().AsTime(), alert}
 	if w.State != nil {
 		v, err := stateValuesOf(c.GetId(), w.State)
 		if err != nil {
 			return err
 		}
-		sql += `, clock = $19, first_response_work_seconds = $20, first_response_level = $21,
-		suggested_categories = $22, suggestion_confidence = $23, suggestion_source = $24, categories_confirmed = $25,
-		classify_input = $26, learned_input = $27, learned_categories = $28`
+		sql += `, clock = $20, first_response_work_seconds = $21, first_response_level = $22,
+		suggested_categories = $23, suggestion_confidence = $24, suggestion_source = $25, categories_confirmed = $26,
+		classify_input = $27, learned_input = $28, learned_categories = $29`
 		args = append(args, v.clock, v.frSeconds, v.frLevel, v.suggested, v.confidence, v.source, v.confirmed,
 			v.input, v.learnedInput, v.learned)
 	}

@@ -244,6 +244,61 @@ func (DeadlineLevel) EnumDescriptor() ([]byte, []int) {
 	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{3}
 }
 
+// ConversationKind says what a conversation is about.
+type ConversationKind int32
+
+const (
+	// A customer's conversation (also what a conversation stored before
+	// kinds existed is).
+	ConversationKind_CONVERSATION_KIND_UNSPECIFIED ConversationKind = 0
+	ConversationKind_CONVERSATION_KIND_CUSTOMER    ConversationKind = 1
+	// An alert: a Sentry issue (or a future alert source), routed to the
+	// owning team's secondary, outside the customer queue, its
+	// first-response deadlines and its reports.
+	ConversationKind_CONVERSATION_KIND_ALERT ConversationKind = 2
+)
+
+// Enum value maps for ConversationKind.
+var (
+	ConversationKind_name = map[int32]string{
+		0: "CONVERSATION_KIND_UNSPECIFIED",
+		1: "CONVERSATION_KIND_CUSTOMER",
+		2: "CONVERSATION_KIND_ALERT",
+	}
+	ConversationKind_value = map[string]int32{
+		"CONVERSATION_KIND_UNSPECIFIED": 0,
+		"CONVERSATION_KIND_CUSTOMER":    1,
+		"CONVERSATION_KIND_ALERT":       2,
+	}
+)
+
+func (x ConversationKind) Enum() *ConversationKind {
+	p := new(ConversationKind)
+	*p = x
+	return p
+}
+
+func (x ConversationKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConversationKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_sidekick_support_v1_conversation_proto_enumTypes[4].Descriptor()
+}
+
+func (ConversationKind) Type() protoreflect.EnumType {
+	return &file_sidekick_support_v1_conversation_proto_enumTypes[4]
+}
+
+func (x ConversationKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConversationKind.Descriptor instead.
+func (ConversationKind) EnumDescriptor() ([]byte, []int) {
+	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{4}
+}
+
 type ConversationEventType int32
 
 const (
@@ -301,11 +356,11 @@ func (x ConversationEventType) String() string {
 }
 
 func (ConversationEventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_sidekick_support_v1_conversation_proto_enumTypes[4].Descriptor()
+	return file_sidekick_support_v1_conversation_proto_enumTypes[5].Descriptor()
 }
 
 func (ConversationEventType) Type() protoreflect.EnumType {
-	return &file_sidekick_support_v1_conversation_proto_enumTypes[4]
+	return &file_sidekick_support_v1_conversation_proto_enumTypes[5]
 }
 
 func (x ConversationEventType) Number() protoreflect.EnumNumber {
@@ -314,7 +369,107 @@ func (x ConversationEventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ConversationEventType.Descriptor instead.
 func (ConversationEventType) EnumDescriptor() ([]byte, []int) {
-	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{4}
+	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{5}
+}
+
+// Alert is what an alert conversation counts: one per Sentry issue, its
+// events counted as they arrive.
+type Alert struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Events of the issue counted so far, each once.
+	Occurrences int64                  `protobuf:"varint,1,opt,name=occurrences,proto3" json:"occurrences,omitempty"`
+	FirstSeen   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	LastSeen    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// Most severe level seen ("fatal", "error", "warning", ...).
+	Level string `protobuf:"bytes,4,opt,name=level,proto3" json:"level,omitempty"`
+	// The source's project (the Sentry project slug).
+	Project string `protobuf:"bytes,5,opt,name=project,proto3" json:"project,omitempty"`
+	// When a person first acknowledged it: an Acknowledge button on its
+	// page, or a person assigning, tagging, noting, answering, escalating or
+	// closing it. Unset until then.
+	AcknowledgedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=acknowledged_at,json=acknowledgedAt,proto3" json:"acknowledged_at,omitempty"`
+	AcknowledgedBy string                 `protobuf:"bytes,7,opt,name=acknowledged_by,json=acknowledgedBy,proto3" json:"acknowledged_by,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Alert) Reset() {
+	*x = Alert{}
+	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Alert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Alert) ProtoMessage() {}
+
+func (x *Alert) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Alert.ProtoReflect.Descriptor instead.
+func (*Alert) Descriptor() ([]byte, []int) {
+	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Alert) GetOccurrences() int64 {
+	if x != nil {
+		return x.Occurrences
+	}
+	return 0
+}
+
+func (x *Alert) GetFirstSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSeen
+	}
+	return nil
+}
+
+func (x *Alert) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+func (x *Alert) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *Alert) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *Alert) GetAcknowledgedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AcknowledgedAt
+	}
+	return nil
+}
+
+func (x *Alert) GetAcknowledgedBy() string {
+	if x != nil {
+		return x.AcknowledgedBy
+	}
+	return ""
 }
 
 // CustomerRef identifies the customer behind a conversation.
@@ -329,7 +484,7 @@ type CustomerRef struct {
 
 func (x *CustomerRef) Reset() {
 	*x = CustomerRef{}
-	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[0]
+	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +496,7 @@ func (x *CustomerRef) String() string {
 func (*CustomerRef) ProtoMessage() {}
 
 func (x *CustomerRef) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[0]
+	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +509,7 @@ func (x *CustomerRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CustomerRef.ProtoReflect.Descriptor instead.
 func (*CustomerRef) Descriptor() ([]byte, []int) {
-	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{0}
+	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *CustomerRef) GetId() string {
@@ -407,16 +562,23 @@ type Conversation struct {
 	MessageCount   int32                  `protobuf:"varint,19,opt,name=message_count,json=messageCount,proto3" json:"message_count,omitempty"`
 	Permalink      string                 `protobuf:"bytes,20,opt,name=permalink,proto3" json:"permalink,omitempty"`
 	// Stable console URL for sharing.
-	ShareUrl      string                 `protobuf:"bytes,21,opt,name=share_url,json=shareUrl,proto3" json:"share_url,omitempty"`
-	Author        *Author                `protobuf:"bytes,22,opt,name=author,proto3" json:"author,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ShareUrl  string                 `protobuf:"bytes,21,opt,name=share_url,json=shareUrl,proto3" json:"share_url,omitempty"`
+	Author    *Author                `protobuf:"bytes,22,opt,name=author,proto3" json:"author,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Kind      ConversationKind       `protobuf:"varint,24,opt,name=kind,proto3,enum=sidekick.support.v1.ConversationKind" json:"kind,omitempty"`
+	// Set on alert conversations.
+	Alert *Alert `protobuf:"bytes,25,opt,name=alert,proto3" json:"alert,omitempty"`
+	// The conversations linked to this one (GetConversation only): for an
+	// alert, the customer conversations that reference its issue; for a
+	// customer conversation, the alerts it references.
+	LinkedConversationIds []string `protobuf:"bytes,26,rep,name=linked_conversation_ids,json=linkedConversationIds,proto3" json:"linked_conversation_ids,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Conversation) Reset() {
 	*x = Conversation{}
-	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[1]
+	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +590,7 @@ func (x *Conversation) String() string {
 func (*Conversation) ProtoMessage() {}
 
 func (x *Conversation) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[1]
+	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +603,7 @@ func (x *Conversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conversation.ProtoReflect.Descriptor instead.
 func (*Conversation) Descriptor() ([]byte, []int) {
-	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{1}
+	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Conversation) GetId() string {
@@ -605,6 +767,27 @@ func (x *Conversation) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Conversation) GetKind() ConversationKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ConversationKind_CONVERSATION_KIND_UNSPECIFIED
+}
+
+func (x *Conversation) GetAlert() *Alert {
+	if x != nil {
+		return x.Alert
+	}
+	return nil
+}
+
+func (x *Conversation) GetLinkedConversationIds() []string {
+	if x != nil {
+		return x.LinkedConversationIds
+	}
+	return nil
+}
+
 // ConversationEvent is published by triage on
 // support.conversation.<type> through its transactional outbox.
 type ConversationEvent struct {
@@ -639,7 +822,7 @@ type ConversationEvent struct {
 
 func (x *ConversationEvent) Reset() {
 	*x = ConversationEvent{}
-	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[2]
+	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +834,7 @@ func (x *ConversationEvent) String() string {
 func (*ConversationEvent) ProtoMessage() {}
 
 func (x *ConversationEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[2]
+	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +847,7 @@ func (x *ConversationEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationEvent.ProtoReflect.Descriptor instead.
 func (*ConversationEvent) Descriptor() ([]byte, []int) {
-	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{2}
+	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ConversationEvent) GetId() string {
@@ -758,7 +941,7 @@ type HandoffSummary struct {
 
 func (x *HandoffSummary) Reset() {
 	*x = HandoffSummary{}
-	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[3]
+	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +953,7 @@ func (x *HandoffSummary) String() string {
 func (*HandoffSummary) ProtoMessage() {}
 
 func (x *HandoffSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[3]
+	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +966,7 @@ func (x *HandoffSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffSummary.ProtoReflect.Descriptor instead.
 func (*HandoffSummary) Descriptor() ([]byte, []int) {
-	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{3}
+	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *HandoffSummary) GetFromPerson() string {
@@ -818,11 +1001,20 @@ var File_sidekick_support_v1_conversation_proto protoreflect.FileDescriptor
 
 const file_sidekick_support_v1_conversation_proto_rawDesc = "" +
 	"\n" +
-	"&sidekick/support/v1/conversation.proto\x12\x13sidekick.support.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!sidekick/support/v1/inbound.proto\"U\n" +
+	"&sidekick/support/v1/conversation.proto\x12\x13sidekick.support.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!sidekick/support/v1/inbound.proto\"\xbb\x02\n" +
+	"\x05Alert\x12 \n" +
+	"\voccurrences\x18\x01 \x01(\x03R\voccurrences\x129\n" +
+	"\n" +
+	"first_seen\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
+	"\tlast_seen\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x14\n" +
+	"\x05level\x18\x04 \x01(\tR\x05level\x12\x18\n" +
+	"\aproject\x18\x05 \x01(\tR\aproject\x12C\n" +
+	"\x0facknowledged_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0eacknowledgedAt\x12'\n" +
+	"\x0facknowledged_by\x18\a \x01(\tR\x0eacknowledgedBy\"U\n" +
 	"\vCustomerRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
-	"\forganisation\x18\x03 \x01(\tR\forganisation\"\xbe\b\n" +
+	"\forganisation\x18\x03 \x01(\tR\forganisation\"\xe3\t\n" +
 	"\fConversation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -852,7 +1044,10 @@ const file_sidekick_support_v1_conversation_proto_rawDesc = "" +
 	"\tshare_url\x18\x15 \x01(\tR\bshareUrl\x123\n" +
 	"\x06author\x18\x16 \x01(\v2\x1b.sidekick.support.v1.AuthorR\x06author\x129\n" +
 	"\n" +
-	"updated_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xbb\x04\n" +
+	"updated_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x129\n" +
+	"\x04kind\x18\x18 \x01(\x0e2%.sidekick.support.v1.ConversationKindR\x04kind\x120\n" +
+	"\x05alert\x18\x19 \x01(\v2\x1a.sidekick.support.v1.AlertR\x05alert\x126\n" +
+	"\x17linked_conversation_ids\x18\x1a \x03(\tR\x15linkedConversationIds\"\xbb\x04\n" +
 	"\x11ConversationEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12>\n" +
 	"\x04type\x18\x02 \x01(\x0e2*.sidekick.support.v1.ConversationEventTypeR\x04type\x12;\n" +
@@ -893,7 +1088,11 @@ const file_sidekick_support_v1_conversation_proto_rawDesc = "" +
 	"\x14DEADLINE_LEVEL_GREAT\x10\x01\x12\x17\n" +
 	"\x13DEADLINE_LEVEL_OKAY\x10\x02\x12\x17\n" +
 	"\x13DEADLINE_LEVEL_LATE\x10\x03\x12\x1b\n" +
-	"\x17DEADLINE_LEVEL_BREACHED\x10\x04*\xb7\x03\n" +
+	"\x17DEADLINE_LEVEL_BREACHED\x10\x04*r\n" +
+	"\x10ConversationKind\x12!\n" +
+	"\x1dCONVERSATION_KIND_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aCONVERSATION_KIND_CUSTOMER\x10\x01\x12\x1b\n" +
+	"\x17CONVERSATION_KIND_ALERT\x10\x02*\xb7\x03\n" +
 	"\x15ConversationEventType\x12'\n" +
 	"#CONVERSATION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eCONVERSATION_EVENT_TYPE_OPENED\x10\x01\x12#\n" +
@@ -921,49 +1120,56 @@ func file_sidekick_support_v1_conversation_proto_rawDescGZIP() []byte {
 	return file_sidekick_support_v1_conversation_proto_rawDescData
 }
 
-var file_sidekick_support_v1_conversation_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sidekick_support_v1_conversation_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_sidekick_support_v1_conversation_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_sidekick_support_v1_conversation_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_sidekick_support_v1_conversation_proto_goTypes = []any{
 	(Tier)(0),                     // 0: sidekick.support.v1.Tier
 	(ConversationStatus)(0),       // 1: sidekick.support.v1.ConversationStatus
 	(CloseReason)(0),              // 2: sidekick.support.v1.CloseReason
 	(DeadlineLevel)(0),            // 3: sidekick.support.v1.DeadlineLevel
-	(ConversationEventType)(0),    // 4: sidekick.support.v1.ConversationEventType
-	(*CustomerRef)(nil),           // 5: sidekick.support.v1.CustomerRef
-	(*Conversation)(nil),          // 6: sidekick.support.v1.Conversation
-	(*ConversationEvent)(nil),     // 7: sidekick.support.v1.ConversationEvent
-	(*HandoffSummary)(nil),        // 8: sidekick.support.v1.HandoffSummary
-	(Channel)(0),                  // 9: sidekick.support.v1.Channel
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*Author)(nil),                // 11: sidekick.support.v1.Author
-	(*InboundMessage)(nil),        // 12: sidekick.support.v1.InboundMessage
+	(ConversationKind)(0),         // 4: sidekick.support.v1.ConversationKind
+	(ConversationEventType)(0),    // 5: sidekick.support.v1.ConversationEventType
+	(*Alert)(nil),                 // 6: sidekick.support.v1.Alert
+	(*CustomerRef)(nil),           // 7: sidekick.support.v1.CustomerRef
+	(*Conversation)(nil),          // 8: sidekick.support.v1.Conversation
+	(*ConversationEvent)(nil),     // 9: sidekick.support.v1.ConversationEvent
+	(*HandoffSummary)(nil),        // 10: sidekick.support.v1.HandoffSummary
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(Channel)(0),                  // 12: sidekick.support.v1.Channel
+	(*Author)(nil),                // 13: sidekick.support.v1.Author
+	(*InboundMessage)(nil),        // 14: sidekick.support.v1.InboundMessage
 }
 var file_sidekick_support_v1_conversation_proto_depIdxs = []int32{
-	9,  // 0: sidekick.support.v1.Conversation.channel:type_name -> sidekick.support.v1.Channel
-	1,  // 1: sidekick.support.v1.Conversation.status:type_name -> sidekick.support.v1.ConversationStatus
-	2,  // 2: sidekick.support.v1.Conversation.close_reason:type_name -> sidekick.support.v1.CloseReason
-	0,  // 3: sidekick.support.v1.Conversation.tier:type_name -> sidekick.support.v1.Tier
-	5,  // 4: sidekick.support.v1.Conversation.customer:type_name -> sidekick.support.v1.CustomerRef
-	10, // 5: sidekick.support.v1.Conversation.opened_at:type_name -> google.protobuf.Timestamp
-	10, // 6: sidekick.support.v1.Conversation.first_response_at:type_name -> google.protobuf.Timestamp
-	10, // 7: sidekick.support.v1.Conversation.last_customer_message_at:type_name -> google.protobuf.Timestamp
-	10, // 8: sidekick.support.v1.Conversation.next_deadline_at:type_name -> google.protobuf.Timestamp
-	3,  // 9: sidekick.support.v1.Conversation.deadline_level:type_name -> sidekick.support.v1.DeadlineLevel
-	11, // 10: sidekick.support.v1.Conversation.author:type_name -> sidekick.support.v1.Author
-	10, // 11: sidekick.support.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
-	4,  // 12: sidekick.support.v1.ConversationEvent.type:type_name -> sidekick.support.v1.ConversationEventType
-	10, // 13: sidekick.support.v1.ConversationEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	6,  // 14: sidekick.support.v1.ConversationEvent.conversation:type_name -> sidekick.support.v1.Conversation
-	12, // 15: sidekick.support.v1.ConversationEvent.message:type_name -> sidekick.support.v1.InboundMessage
-	3,  // 16: sidekick.support.v1.ConversationEvent.deadline_level:type_name -> sidekick.support.v1.DeadlineLevel
-	8,  // 17: sidekick.support.v1.ConversationEvent.handoff:type_name -> sidekick.support.v1.HandoffSummary
-	0,  // 18: sidekick.support.v1.ConversationEvent.previous_tier:type_name -> sidekick.support.v1.Tier
-	6,  // 19: sidekick.support.v1.HandoffSummary.open:type_name -> sidekick.support.v1.Conversation
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	11, // 0: sidekick.support.v1.Alert.first_seen:type_name -> google.protobuf.Timestamp
+	11, // 1: sidekick.support.v1.Alert.last_seen:type_name -> google.protobuf.Timestamp
+	11, // 2: sidekick.support.v1.Alert.acknowledged_at:type_name -> google.protobuf.Timestamp
+	12, // 3: sidekick.support.v1.Conversation.channel:type_name -> sidekick.support.v1.Channel
+	1,  // 4: sidekick.support.v1.Conversation.status:type_name -> sidekick.support.v1.ConversationStatus
+	2,  // 5: sidekick.support.v1.Conversation.close_reason:type_name -> sidekick.support.v1.CloseReason
+	0,  // 6: sidekick.support.v1.Conversation.tier:type_name -> sidekick.support.v1.Tier
+	7,  // 7: sidekick.support.v1.Conversation.customer:type_name -> sidekick.support.v1.CustomerRef
+	11, // 8: sidekick.support.v1.Conversation.opened_at:type_name -> google.protobuf.Timestamp
+	11, // 9: sidekick.support.v1.Conversation.first_response_at:type_name -> google.protobuf.Timestamp
+	11, // 10: sidekick.support.v1.Conversation.last_customer_message_at:type_name -> google.protobuf.Timestamp
+	11, // 11: sidekick.support.v1.Conversation.next_deadline_at:type_name -> google.protobuf.Timestamp
+	3,  // 12: sidekick.support.v1.Conversation.deadline_level:type_name -> sidekick.support.v1.DeadlineLevel
+	13, // 13: sidekick.support.v1.Conversation.author:type_name -> sidekick.support.v1.Author
+	11, // 14: sidekick.support.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
+	4,  // 15: sidekick.support.v1.Conversation.kind:type_name -> sidekick.support.v1.ConversationKind
+	6,  // 16: sidekick.support.v1.Conversation.alert:type_name -> sidekick.support.v1.Alert
+	5,  // 17: sidekick.support.v1.ConversationEvent.type:type_name -> sidekick.support.v1.ConversationEventType
+	11, // 18: sidekick.support.v1.ConversationEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	8,  // 19: sidekick.support.v1.ConversationEvent.conversation:type_name -> sidekick.support.v1.Conversation
+	14, // 20: sidekick.support.v1.ConversationEvent.message:type_name -> sidekick.support.v1.InboundMessage
+	3,  // 21: sidekick.support.v1.ConversationEvent.deadline_level:type_name -> sidekick.support.v1.DeadlineLevel
+	10, // 22: sidekick.support.v1.ConversationEvent.handoff:type_name -> sidekick.support.v1.HandoffSummary
+	0,  // 23: sidekick.support.v1.ConversationEvent.previous_tier:type_name -> sidekick.support.v1.Tier
+	8,  // 24: sidekick.support.v1.HandoffSummary.open:type_name -> sidekick.support.v1.Conversation
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_support_v1_conversation_proto_init() }
@@ -977,8 +1183,8 @@ func file_sidekick_support_v1_conversation_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sidekick_support_v1_conversation_proto_rawDesc), len(file_sidekick_support_v1_conversation_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   4,
+			NumEnums:      6,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

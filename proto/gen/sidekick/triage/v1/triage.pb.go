@@ -157,8 +157,12 @@ type ListConversationsRequest struct {
 	CustomerId string `protobuf:"bytes,11,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	// Only conversations opened at or after opened_from and before
 	// opened_to, when set.
-	OpenedFrom    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=opened_from,json=openedFrom,proto3" json:"opened_from,omitempty"`
-	OpenedTo      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=opened_to,json=openedTo,proto3" json:"opened_to,omitempty"`
+	OpenedFrom *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=opened_from,json=openedFrom,proto3" json:"opened_from,omitempty"`
+	OpenedTo   *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=opened_to,json=openedTo,proto3" json:"opened_to,omitempty"`
+	// CONVERSATION_KIND_ALERT lists alerts only. Unspecified or CUSTOMER:
+	// customer conversations, without alerts unless channel is
+	// CHANNEL_SENTRY.
+	Kind          v1.ConversationKind `protobuf:"varint,14,opt,name=kind,proto3,enum=sidekick.support.v1.ConversationKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -282,6 +286,13 @@ func (x *ListConversationsRequest) GetOpenedTo() *timestamppb.Timestamp {
 		return x.OpenedTo
 	}
 	return nil
+}
+
+func (x *ListConversationsRequest) GetKind() v1.ConversationKind {
+	if x != nil {
+		return x.Kind
+	}
+	return v1.ConversationKind(0)
 }
 
 type ListConversationsResponse struct {
@@ -2757,8 +2768,11 @@ type SummaryResponse struct {
 	ByPerson []*GroupResponseStats `protobuf:"bytes,6,rep,name=by_person,json=byPerson,proto3" json:"by_person,omitempty"`
 	// Per predominant category ("uncategorised" without any).
 	ByCategoryResponse []*GroupResponseStats `protobuf:"bytes,7,rep,name=by_category_response,json=byCategoryResponse,proto3" json:"by_category_response,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Alert conversations opened in the range, which every other figure
+	// leaves out.
+	Alerts        *AlertStats `protobuf:"bytes,8,opt,name=alerts,proto3" json:"alerts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SummaryResponse) Reset() {
@@ -2840,11 +2854,113 @@ func (x *SummaryResponse) GetByCategoryResponse() []*GroupResponseStats {
 	return nil
 }
 
+func (x *SummaryResponse) GetAlerts() *AlertStats {
+	if x != nil {
+		return x.Alerts
+	}
+	return nil
+}
+
+// AlertStats measure alert conversations by time to acknowledge and to
+// resolve, in wall time.
+type AlertStats struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Opened int64                  `protobuf:"varint,1,opt,name=opened,proto3" json:"opened,omitempty"`
+	// Occurrences counted in them.
+	Occurrences              int64       `protobuf:"varint,2,opt,name=occurrences,proto3" json:"occurrences,omitempty"`
+	Acknowledged             int64       `protobuf:"varint,3,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
+	AcknowledgeMeanSeconds   float64     `protobuf:"fixed64,4,opt,name=acknowledge_mean_seconds,json=acknowledgeMeanSeconds,proto3" json:"acknowledge_mean_seconds,omitempty"`
+	AcknowledgeMedianSeconds float64     `protobuf:"fixed64,5,opt,name=acknowledge_median_seconds,json=acknowledgeMedianSeconds,proto3" json:"acknowledge_median_seconds,omitempty"`
+	AcknowledgeP90Seconds    float64     `protobuf:"fixed64,6,opt,name=acknowledge_p90_seconds,json=acknowledgeP90Seconds,proto3" json:"acknowledge_p90_seconds,omitempty"`
+	Resolution               *Resolution `protobuf:"bytes,7,opt,name=resolution,proto3" json:"resolution,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
+}
+
+func (x *AlertStats) Reset() {
+	*x = AlertStats{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertStats) ProtoMessage() {}
+
+func (x *AlertStats) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertStats.ProtoReflect.Descriptor instead.
+func (*AlertStats) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *AlertStats) GetOpened() int64 {
+	if x != nil {
+		return x.Opened
+	}
+	return 0
+}
+
+func (x *AlertStats) GetOccurrences() int64 {
+	if x != nil {
+		return x.Occurrences
+	}
+	return 0
+}
+
+func (x *AlertStats) GetAcknowledged() int64 {
+	if x != nil {
+		return x.Acknowledged
+	}
+	return 0
+}
+
+func (x *AlertStats) GetAcknowledgeMeanSeconds() float64 {
+	if x != nil {
+		return x.AcknowledgeMeanSeconds
+	}
+	return 0
+}
+
+func (x *AlertStats) GetAcknowledgeMedianSeconds() float64 {
+	if x != nil {
+		return x.AcknowledgeMedianSeconds
+	}
+	return 0
+}
+
+func (x *AlertStats) GetAcknowledgeP90Seconds() float64 {
+	if x != nil {
+		return x.AcknowledgeP90Seconds
+	}
+	return 0
+}
+
+func (x *AlertStats) GetResolution() *Resolution {
+	if x != nil {
+		return x.Resolution
+	}
+	return nil
+}
+
 var File_sidekick_triage_v1_triage_proto protoreflect.FileDescriptor
 
 const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\n" +
-	"\x1fsidekick/triage/v1/triage.proto\x12\x12sidekick.triage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&sidekick/support/v1/conversation.proto\x1a!sidekick/support/v1/inbound.proto\"\xa8\x04\n" +
+	"\x1fsidekick/triage/v1/triage.proto\x12\x12sidekick.triage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&sidekick/support/v1/conversation.proto\x1a!sidekick/support/v1/inbound.proto\"\xe3\x04\n" +
 	"\x18ListConversationsRequest\x12C\n" +
 	"\bstatuses\x18\x01 \x03(\x0e2'.sidekick.support.v1.ConversationStatusR\bstatuses\x12\x1a\n" +
 	"\bassignee\x18\x02 \x01(\tR\bassignee\x12-\n" +
@@ -2864,7 +2980,8 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"customerId\x12;\n" +
 	"\vopened_from\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"openedFrom\x127\n" +
-	"\topened_to\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\bopenedTo\"\x8c\x01\n" +
+	"\topened_to\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\bopenedTo\x129\n" +
+	"\x04kind\x18\x0e \x01(\x0e2%.sidekick.support.v1.ConversationKindR\x04kind\"\x8c\x01\n" +
 	"\x19ListConversationsResponse\x12G\n" +
 	"\rconversations\x18\x01 \x03(\v2!.sidekick.support.v1.ConversationR\rconversations\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"x\n" +
@@ -3066,7 +3183,7 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\x05exact\x18\x04 \x01(\x03R\x05exact\x12 \n" +
 	"\voverlapping\x18\x05 \x01(\x03R\voverlapping\x12\x12\n" +
 	"\x04none\x18\x06 \x01(\x03R\x04none\x12\x1b\n" +
-	"\tnone_rate\x18\a \x01(\x01R\bnoneRate\"\xe2\x03\n" +
+	"\tnone_rate\x18\a \x01(\x01R\bnoneRate\"\x9a\x04\n" +
 	"\x0fSummaryResponse\x12:\n" +
 	"\vby_category\x18\x01 \x03(\v2\x19.sidekick.triage.v1.CountR\n" +
 	"byCategory\x122\n" +
@@ -3076,7 +3193,19 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\bresponse\x18\x04 \x03(\v2%.sidekick.triage.v1.TierResponseStatsR\bresponse\x12C\n" +
 	"\tagreement\x18\x05 \x01(\v2%.sidekick.triage.v1.CategoryAgreementR\tagreement\x12C\n" +
 	"\tby_person\x18\x06 \x03(\v2&.sidekick.triage.v1.GroupResponseStatsR\bbyPerson\x12X\n" +
-	"\x14by_category_response\x18\a \x03(\v2&.sidekick.triage.v1.GroupResponseStatsR\x12byCategoryResponse*\x9c\x01\n" +
+	"\x14by_category_response\x18\a \x03(\v2&.sidekick.triage.v1.GroupResponseStatsR\x12byCategoryResponse\x126\n" +
+	"\x06alerts\x18\b \x01(\v2\x1e.sidekick.triage.v1.AlertStatsR\x06alerts\"\xda\x02\n" +
+	"\n" +
+	"AlertStats\x12\x16\n" +
+	"\x06opened\x18\x01 \x01(\x03R\x06opened\x12 \n" +
+	"\voccurrences\x18\x02 \x01(\x03R\voccurrences\x12\"\n" +
+	"\facknowledged\x18\x03 \x01(\x03R\facknowledged\x128\n" +
+	"\x18acknowledge_mean_seconds\x18\x04 \x01(\x01R\x16acknowledgeMeanSeconds\x12<\n" +
+	"\x1aacknowledge_median_seconds\x18\x05 \x01(\x01R\x18acknowledgeMedianSeconds\x126\n" +
+	"\x17acknowledge_p90_seconds\x18\x06 \x01(\x01R\x15acknowledgeP90Seconds\x12>\n" +
+	"\n" +
+	"resolution\x18\a \x01(\v2\x1e.sidekick.triage.v1.ResolutionR\n" +
+	"resolution*\x9c\x01\n" +
 	"\fSearchSource\x12\x1d\n" +
 	"\x19SEARCH_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15SEARCH_SOURCE_MESSAGE\x10\x01\x12\x16\n" +
@@ -3120,7 +3249,7 @@ func file_sidekick_triage_v1_triage_proto_rawDescGZIP() []byte {
 }
 
 var file_sidekick_triage_v1_triage_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sidekick_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_sidekick_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_sidekick_triage_v1_triage_proto_goTypes = []any{
 	(SearchSource)(0),                   // 0: sidekick.triage.v1.SearchSource
 	(DeliveryState)(0),                  // 1: sidekick.triage.v1.DeliveryState
@@ -3163,95 +3292,100 @@ var file_sidekick_triage_v1_triage_proto_goTypes = []any{
 	(*GroupResponseStats)(nil),          // 38: sidekick.triage.v1.GroupResponseStats
 	(*CategoryAgreement)(nil),           // 39: sidekick.triage.v1.CategoryAgreement
 	(*SummaryResponse)(nil),             // 40: sidekick.triage.v1.SummaryResponse
-	(v1.ConversationStatus)(0),          // 41: sidekick.support.v1.ConversationStatus
-	(v1.Tier)(0),                        // 42: sidekick.support.v1.Tier
-	(v1.Channel)(0),                     // 43: sidekick.support.v1.Channel
-	(*timestamppb.Timestamp)(nil),       // 44: google.protobuf.Timestamp
-	(*v1.Conversation)(nil),             // 45: sidekick.support.v1.Conversation
-	(*v1.InboundMessage)(nil),           // 46: sidekick.support.v1.InboundMessage
-	(v1.CloseReason)(0),                 // 47: sidekick.support.v1.CloseReason
+	(*AlertStats)(nil),                  // 41: sidekick.triage.v1.AlertStats
+	(v1.ConversationStatus)(0),          // 42: sidekick.support.v1.ConversationStatus
+	(v1.Tier)(0),                        // 43: sidekick.support.v1.Tier
+	(v1.Channel)(0),                     // 44: sidekick.support.v1.Channel
+	(*timestamppb.Timestamp)(nil),       // 45: google.protobuf.Timestamp
+	(v1.ConversationKind)(0),            // 46: sidekick.support.v1.ConversationKind
+	(*v1.Conversation)(nil),             // 47: sidekick.support.v1.Conversation
+	(*v1.InboundMessage)(nil),           // 48: sidekick.support.v1.InboundMessage
+	(v1.CloseReason)(0),                 // 49: sidekick.support.v1.CloseReason
 }
 var file_sidekick_triage_v1_triage_proto_depIdxs = []int32{
-	41, // 0: sidekick.triage.v1.ListConversationsRequest.statuses:type_name -> sidekick.support.v1.ConversationStatus
-	42, // 1: sidekick.triage.v1.ListConversationsRequest.tier:type_name -> sidekick.support.v1.Tier
-	43, // 2: sidekick.triage.v1.ListConversationsRequest.channel:type_name -> sidekick.support.v1.Channel
-	44, // 3: sidekick.triage.v1.ListConversationsRequest.opened_from:type_name -> google.protobuf.Timestamp
-	44, // 4: sidekick.triage.v1.ListConversationsRequest.opened_to:type_name -> google.protobuf.Timestamp
-	45, // 5: sidekick.triage.v1.ListConversationsResponse.conversations:type_name -> sidekick.support.v1.Conversation
-	2,  // 6: sidekick.triage.v1.SearchConversationsRequest.filter:type_name -> sidekick.triage.v1.ListConversationsRequest
-	45, // 7: sidekick.triage.v1.SearchHit.conversation:type_name -> sidekick.support.v1.Conversation
-	0,  // 8: sidekick.triage.v1.SearchHit.source:type_name -> sidekick.triage.v1.SearchSource
-	5,  // 9: sidekick.triage.v1.SearchHit.snippet:type_name -> sidekick.triage.v1.SnippetPart
-	6,  // 10: sidekick.triage.v1.SearchConversationsResponse.hits:type_name -> sidekick.triage.v1.SearchHit
-	44, // 11: sidekick.triage.v1.Note.created_at:type_name -> google.protobuf.Timestamp
-	44, // 12: sidekick.triage.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	45, // 13: sidekick.triage.v1.GetConversationResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	46, // 14: sidekick.triage.v1.GetConversationResponse.messages:type_name -> sidekick.support.v1.InboundMessage
-	9,  // 15: sidekick.triage.v1.GetConversationResponse.notes:type_name -> sidekick.triage.v1.Note
-	10, // 16: sidekick.triage.v1.GetConversationResponse.audit:type_name -> sidekick.triage.v1.AuditEntry
-	12, // 17: sidekick.triage.v1.GetConversationResponse.deliveries:type_name -> sidekick.triage.v1.OutboundDelivery
-	43, // 18: sidekick.triage.v1.OutboundDelivery.channel:type_name -> sidekick.support.v1.Channel
-	1,  // 19: sidekick.triage.v1.OutboundDelivery.state:type_name -> sidekick.triage.v1.DeliveryState
-	44, // 20: sidekick.triage.v1.OutboundDelivery.updated_at:type_name -> google.protobuf.Timestamp
-	46, // 21: sidekick.triage.v1.ReplyResponse.message:type_name -> sidekick.support.v1.InboundMessage
-	12, // 22: sidekick.triage.v1.ReplyResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
-	45, // 23: sidekick.triage.v1.ReplyResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	12, // 24: sidekick.triage.v1.RetryOutboundResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
-	45, // 25: sidekick.triage.v1.AssignResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	45, // 26: sidekick.triage.v1.TagResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	9,  // 27: sidekick.triage.v1.AddNoteResponse.note:type_name -> sidekick.triage.v1.Note
-	47, // 28: sidekick.triage.v1.CloseRequest.reason:type_name -> sidekick.support.v1.CloseReason
-	45, // 29: sidekick.triage.v1.CloseResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	45, // 30: sidekick.triage.v1.ReopenResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	45, // 31: sidekick.triage.v1.EscalateResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	42, // 32: sidekick.triage.v1.Customer.tier:type_name -> sidekick.support.v1.Tier
-	29, // 33: sidekick.triage.v1.UpsertCustomersRequest.customers:type_name -> sidekick.triage.v1.Customer
-	29, // 34: sidekick.triage.v1.GetCustomerResponse.customer:type_name -> sidekick.triage.v1.Customer
-	44, // 35: sidekick.triage.v1.SummaryRequest.from:type_name -> google.protobuf.Timestamp
-	44, // 36: sidekick.triage.v1.SummaryRequest.to:type_name -> google.protobuf.Timestamp
-	42, // 37: sidekick.triage.v1.TierResponseStats.tier:type_name -> sidekick.support.v1.Tier
-	37, // 38: sidekick.triage.v1.TierResponseStats.resolution:type_name -> sidekick.triage.v1.Resolution
-	37, // 39: sidekick.triage.v1.GroupResponseStats.resolution:type_name -> sidekick.triage.v1.Resolution
-	35, // 40: sidekick.triage.v1.SummaryResponse.by_category:type_name -> sidekick.triage.v1.Count
-	35, // 41: sidekick.triage.v1.SummaryResponse.by_tier:type_name -> sidekick.triage.v1.Count
-	35, // 42: sidekick.triage.v1.SummaryResponse.by_channel:type_name -> sidekick.triage.v1.Count
-	36, // 43: sidekick.triage.v1.SummaryResponse.response:type_name -> sidekick.triage.v1.TierResponseStats
-	39, // 44: sidekick.triage.v1.SummaryResponse.agreement:type_name -> sidekick.triage.v1.CategoryAgreement
-	38, // 45: sidekick.triage.v1.SummaryResponse.by_person:type_name -> sidekick.triage.v1.GroupResponseStats
-	38, // 46: sidekick.triage.v1.SummaryResponse.by_category_response:type_name -> sidekick.triage.v1.GroupResponseStats
-	2,  // 47: sidekick.triage.v1.ConversationService.ListConversations:input_type -> sidekick.triage.v1.ListConversationsRequest
-	8,  // 48: sidekick.triage.v1.ConversationService.GetConversation:input_type -> sidekick.triage.v1.GetConversationRequest
-	17, // 49: sidekick.triage.v1.ConversationService.Assign:input_type -> sidekick.triage.v1.AssignRequest
-	19, // 50: sidekick.triage.v1.ConversationService.Tag:input_type -> sidekick.triage.v1.TagRequest
-	21, // 51: sidekick.triage.v1.ConversationService.AddNote:input_type -> sidekick.triage.v1.AddNoteRequest
-	23, // 52: sidekick.triage.v1.ConversationService.Close:input_type -> sidekick.triage.v1.CloseRequest
-	25, // 53: sidekick.triage.v1.ConversationService.Reopen:input_type -> sidekick.triage.v1.ReopenRequest
-	27, // 54: sidekick.triage.v1.ConversationService.Escalate:input_type -> sidekick.triage.v1.EscalateRequest
-	13, // 55: sidekick.triage.v1.ConversationService.Reply:input_type -> sidekick.triage.v1.ReplyRequest
-	15, // 56: sidekick.triage.v1.ConversationService.RetryOutbound:input_type -> sidekick.triage.v1.RetryOutboundRequest
-	4,  // 57: sidekick.triage.v1.ConversationService.SearchConversations:input_type -> sidekick.triage.v1.SearchConversationsRequest
-	30, // 58: sidekick.triage.v1.CustomerService.UpsertCustomers:input_type -> sidekick.triage.v1.UpsertCustomersRequest
-	32, // 59: sidekick.triage.v1.CustomerService.GetCustomer:input_type -> sidekick.triage.v1.GetCustomerRequest
-	34, // 60: sidekick.triage.v1.ReportService.Summary:input_type -> sidekick.triage.v1.SummaryRequest
-	3,  // 61: sidekick.triage.v1.ConversationService.ListConversations:output_type -> sidekick.triage.v1.ListConversationsResponse
-	11, // 62: sidekick.triage.v1.ConversationService.GetConversation:output_type -> sidekick.triage.v1.GetConversationResponse
-	18, // 63: sidekick.triage.v1.ConversationService.Assign:output_type -> sidekick.triage.v1.AssignResponse
-	20, // 64: sidekick.triage.v1.ConversationService.Tag:output_type -> sidekick.triage.v1.TagResponse
-	22, // 65: sidekick.triage.v1.ConversationService.AddNote:output_type -> sidekick.triage.v1.AddNoteResponse
-	24, // 66: sidekick.triage.v1.ConversationService.Close:output_type -> sidekick.triage.v1.CloseResponse
-	26, // 67: sidekick.triage.v1.ConversationService.Reopen:output_type -> sidekick.triage.v1.ReopenResponse
-	28, // 68: sidekick.triage.v1.ConversationService.Escalate:output_type -> sidekick.triage.v1.EscalateResponse
-	14, // 69: sidekick.triage.v1.ConversationService.Reply:output_type -> sidekick.triage.v1.ReplyResponse
-	16, // 70: sidekick.triage.v1.ConversationService.RetryOutbound:output_type -> sidekick.triage.v1.RetryOutboundResponse
-	7,  // 71: sidekick.triage.v1.ConversationService.SearchConversations:output_type -> sidekick.triage.v1.SearchConversationsResponse
-	31, // 72: sidekick.triage.v1.CustomerService.UpsertCustomers:output_type -> sidekick.triage.v1.UpsertCustomersResponse
-	33, // 73: sidekick.triage.v1.CustomerService.GetCustomer:output_type -> sidekick.triage.v1.GetCustomerResponse
-	40, // 74: sidekick.triage.v1.ReportService.Summary:output_type -> sidekick.triage.v1.SummaryResponse
-	61, // [61:75] is the sub-list for method output_type
-	47, // [47:61] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	42, // 0: sidekick.triage.v1.ListConversationsRequest.statuses:type_name -> sidekick.support.v1.ConversationStatus
+	43, // 1: sidekick.triage.v1.ListConversationsRequest.tier:type_name -> sidekick.support.v1.Tier
+	44, // 2: sidekick.triage.v1.ListConversationsRequest.channel:type_name -> sidekick.support.v1.Channel
+	45, // 3: sidekick.triage.v1.ListConversationsRequest.opened_from:type_name -> google.protobuf.Timestamp
+	45, // 4: sidekick.triage.v1.ListConversationsRequest.opened_to:type_name -> google.protobuf.Timestamp
+	46, // 5: sidekick.triage.v1.ListConversationsRequest.kind:type_name -> sidekick.support.v1.ConversationKind
+	47, // 6: sidekick.triage.v1.ListConversationsResponse.conversations:type_name -> sidekick.support.v1.Conversation
+	2,  // 7: sidekick.triage.v1.SearchConversationsRequest.filter:type_name -> sidekick.triage.v1.ListConversationsRequest
+	47, // 8: sidekick.triage.v1.SearchHit.conversation:type_name -> sidekick.support.v1.Conversation
+	0,  // 9: sidekick.triage.v1.SearchHit.source:type_name -> sidekick.triage.v1.SearchSource
+	5,  // 10: sidekick.triage.v1.SearchHit.snippet:type_name -> sidekick.triage.v1.SnippetPart
+	6,  // 11: sidekick.triage.v1.SearchConversationsResponse.hits:type_name -> sidekick.triage.v1.SearchHit
+	45, // 12: sidekick.triage.v1.Note.created_at:type_name -> google.protobuf.Timestamp
+	45, // 13: sidekick.triage.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	47, // 14: sidekick.triage.v1.GetConversationResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	48, // 15: sidekick.triage.v1.GetConversationResponse.messages:type_name -> sidekick.support.v1.InboundMessage
+	9,  // 16: sidekick.triage.v1.GetConversationResponse.notes:type_name -> sidekick.triage.v1.Note
+	10, // 17: sidekick.triage.v1.GetConversationResponse.audit:type_name -> sidekick.triage.v1.AuditEntry
+	12, // 18: sidekick.triage.v1.GetConversationResponse.deliveries:type_name -> sidekick.triage.v1.OutboundDelivery
+	44, // 19: sidekick.triage.v1.OutboundDelivery.channel:type_name -> sidekick.support.v1.Channel
+	1,  // 20: sidekick.triage.v1.OutboundDelivery.state:type_name -> sidekick.triage.v1.DeliveryState
+	45, // 21: sidekick.triage.v1.OutboundDelivery.updated_at:type_name -> google.protobuf.Timestamp
+	48, // 22: sidekick.triage.v1.ReplyResponse.message:type_name -> sidekick.support.v1.InboundMessage
+	12, // 23: sidekick.triage.v1.ReplyResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
+	47, // 24: sidekick.triage.v1.ReplyResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	12, // 25: sidekick.triage.v1.RetryOutboundResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
+	47, // 26: sidekick.triage.v1.AssignResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	47, // 27: sidekick.triage.v1.TagResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	9,  // 28: sidekick.triage.v1.AddNoteResponse.note:type_name -> sidekick.triage.v1.Note
+	49, // 29: sidekick.triage.v1.CloseRequest.reason:type_name -> sidekick.support.v1.CloseReason
+	47, // 30: sidekick.triage.v1.CloseResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	47, // 31: sidekick.triage.v1.ReopenResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	47, // 32: sidekick.triage.v1.EscalateResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	43, // 33: sidekick.triage.v1.Customer.tier:type_name -> sidekick.support.v1.Tier
+	29, // 34: sidekick.triage.v1.UpsertCustomersRequest.customers:type_name -> sidekick.triage.v1.Customer
+	29, // 35: sidekick.triage.v1.GetCustomerResponse.customer:type_name -> sidekick.triage.v1.Customer
+	45, // 36: sidekick.triage.v1.SummaryRequest.from:type_name -> google.protobuf.Timestamp
+	45, // 37: sidekick.triage.v1.SummaryRequest.to:type_name -> google.protobuf.Timestamp
+	43, // 38: sidekick.triage.v1.TierResponseStats.tier:type_name -> sidekick.support.v1.Tier
+	37, // 39: sidekick.triage.v1.TierResponseStats.resolution:type_name -> sidekick.triage.v1.Resolution
+	37, // 40: sidekick.triage.v1.GroupResponseStats.resolution:type_name -> sidekick.triage.v1.Resolution
+	35, // 41: sidekick.triage.v1.SummaryResponse.by_category:type_name -> sidekick.triage.v1.Count
+	35, // 42: sidekick.triage.v1.SummaryResponse.by_tier:type_name -> sidekick.triage.v1.Count
+	35, // 43: sidekick.triage.v1.SummaryResponse.by_channel:type_name -> sidekick.triage.v1.Count
+	36, // 44: sidekick.triage.v1.SummaryResponse.response:type_name -> sidekick.triage.v1.TierResponseStats
+	39, // 45: sidekick.triage.v1.SummaryResponse.agreement:type_name -> sidekick.triage.v1.CategoryAgreement
+	38, // 46: sidekick.triage.v1.SummaryResponse.by_person:type_name -> sidekick.triage.v1.GroupResponseStats
+	38, // 47: sidekick.triage.v1.SummaryResponse.by_category_response:type_name -> sidekick.triage.v1.GroupResponseStats
+	41, // 48: sidekick.triage.v1.SummaryResponse.alerts:type_name -> sidekick.triage.v1.AlertStats
+	37, // 49: sidekick.triage.v1.AlertStats.resolution:type_name -> sidekick.triage.v1.Resolution
+	2,  // 50: sidekick.triage.v1.ConversationService.ListConversations:input_type -> sidekick.triage.v1.ListConversationsRequest
+	8,  // 51: sidekick.triage.v1.ConversationService.GetConversation:input_type -> sidekick.triage.v1.GetConversationRequest
+	17, // 52: sidekick.triage.v1.ConversationService.Assign:input_type -> sidekick.triage.v1.AssignRequest
+	19, // 53: sidekick.triage.v1.ConversationService.Tag:input_type -> sidekick.triage.v1.TagRequest
+	21, // 54: sidekick.triage.v1.ConversationService.AddNote:input_type -> sidekick.triage.v1.AddNoteRequest
+	23, // 55: sidekick.triage.v1.ConversationService.Close:input_type -> sidekick.triage.v1.CloseRequest
+	25, // 56: sidekick.triage.v1.ConversationService.Reopen:input_type -> sidekick.triage.v1.ReopenRequest
+	27, // 57: sidekick.triage.v1.ConversationService.Escalate:input_type -> sidekick.triage.v1.EscalateRequest
+	13, // 58: sidekick.triage.v1.ConversationService.Reply:input_type -> sidekick.triage.v1.ReplyRequest
+	15, // 59: sidekick.triage.v1.ConversationService.RetryOutbound:input_type -> sidekick.triage.v1.RetryOutboundRequest
+	4,  // 60: sidekick.triage.v1.ConversationService.SearchConversations:input_type -> sidekick.triage.v1.SearchConversationsRequest
+	30, // 61: sidekick.triage.v1.CustomerService.UpsertCustomers:input_type -> sidekick.triage.v1.UpsertCustomersRequest
+	32, // 62: sidekick.triage.v1.CustomerService.GetCustomer:input_type -> sidekick.triage.v1.GetCustomerRequest
+	34, // 63: sidekick.triage.v1.ReportService.Summary:input_type -> sidekick.triage.v1.SummaryRequest
+	3,  // 64: sidekick.triage.v1.ConversationService.ListConversations:output_type -> sidekick.triage.v1.ListConversationsResponse
+	11, // 65: sidekick.triage.v1.ConversationService.GetConversation:output_type -> sidekick.triage.v1.GetConversationResponse
+	18, // 66: sidekick.triage.v1.ConversationService.Assign:output_type -> sidekick.triage.v1.AssignResponse
+	20, // 67: sidekick.triage.v1.ConversationService.Tag:output_type -> sidekick.triage.v1.TagResponse
+	22, // 68: sidekick.triage.v1.ConversationService.AddNote:output_type -> sidekick.triage.v1.AddNoteResponse
+	24, // 69: sidekick.triage.v1.ConversationService.Close:output_type -> sidekick.triage.v1.CloseResponse
+	26, // 70: sidekick.triage.v1.ConversationService.Reopen:output_type -> sidekick.triage.v1.ReopenResponse
+	28, // 71: sidekick.triage.v1.ConversationService.Escalate:output_type -> sidekick.triage.v1.EscalateResponse
+	14, // 72: sidekick.triage.v1.ConversationService.Reply:output_type -> sidekick.triage.v1.ReplyResponse
+	16, // 73: sidekick.triage.v1.ConversationService.RetryOutbound:output_type -> sidekick.triage.v1.RetryOutboundResponse
+	7,  // 74: sidekick.triage.v1.ConversationService.SearchConversations:output_type -> sidekick.triage.v1.SearchConversationsResponse
+	31, // 75: sidekick.triage.v1.CustomerService.UpsertCustomers:output_type -> sidekick.triage.v1.UpsertCustomersResponse
+	33, // 76: sidekick.triage.v1.CustomerService.GetCustomer:output_type -> sidekick.triage.v1.GetCustomerResponse
+	40, // 77: sidekick.triage.v1.ReportService.Summary:output_type -> sidekick.triage.v1.SummaryResponse
+	64, // [64:78] is the sub-list for method output_type
+	50, // [50:64] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_triage_v1_triage_proto_init() }
@@ -3265,7 +3399,7 @@ func file_sidekick_triage_v1_triage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sidekick_triage_v1_triage_proto_rawDesc), len(file_sidekick_triage_v1_triage_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
