@@ -80,6 +80,10 @@ type User struct {
 	// replays of platform/bus, sidekick.replay.<Name>); the user may then
 	// answer the requests it receives, and only those (allow_responses).
 	Serves []string
+	// Subscribe are subjects it watches with plain (core NATS)
+	// subscriptions, at most once, without a stream consumer: the
+	// console's live updates.
+	Subscribe []string
 }
 
 // Users is every service's user, in a fixed order.
@@ -149,6 +153,13 @@ func Users() []User {
 				{Stream: streamRotation, Durable: "notifier-rotation"},
 			},
 		},
+		{
+			Name: "console",
+			// Live updates of the pages open in browsers: it watches
+			// conversation events as they are published, and publishes
+			// nothing.
+			Subscribe: []string{"support.conversation.>"},
+		},
 	}
 }
 
@@ -217,10 +228,10 @@ func (u User) PublishAllow() []string {
 	return dedupe(p)
 }
 
-// SubscribeAllow is every subject the user may subscribe to: its inbox
-// and the requests it serves.
+// SubscribeAllow is every subject the user may subscribe to: its inbox,
+// the requests it serves and the subjects it watches.
 func (u User) SubscribeAllow() []string {
-	return append([]string{InboxPrefix(u.Name) + ".>"}, u.Serves...)
+	return slices.Concat([]string{InboxPrefix(u.Name) + ".>"}, u.Serves, u.Subscribe)
 }
 
 func dedupe(s []string) []string {

@@ -175,7 +175,33 @@ func TestEachUserCanDoItsWork(t *testing.T) {
 	}
 	for _, u := range natsauth.Users() {
 		t.Run(u.Name, func(t *testing.T) {
-			_, js := srv.ConnectAs(t, users, u.Name)
+			nc, js := srv.ConnectAs(t, users, u.Name)
+			for _, s := range u.Subscribe {
+				sub, err := nc.SubscribeSync(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := nc.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				if err := publish(admin, concrete(s))(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if m, err := sub.NextMsgWithContext(ctx); err != nil {
+					t.Errorf("watch %s: %v", s, err)
+				} else {
+					t.Logf("%s watched %s", u.Name, m.Subject)
+				}
+			}
+			if len(u.Subscribe) > 0 {
+				// Watching is no licence to read another stream's messages.
+				if _, err := nc.SubscribeSync("support.inbound.>"); err == nil {
+					_ = nc.Flush()
+					if err := nc.LastError(); !errors.Is(err, nats.ErrPermissionViolation) {
+						t.Errorf("%s subscribed to support.inbound.>: %v", u.Name, err)
+					}
+				}
+			}
 			for _, s := range u.Publish {
 				if err := publish(js, concrete(s))(ctx); err != nil {
 					t.Errorf("publish %s: %v", concrete(s), err)
