@@ -18,6 +18,6 @@ func All() []app.Spec {
 	return []app.Spec{
 		rotation.Spec(), triage.Spec(), notifier.Spec(),
 		ingestslack.Spec(), ingestemail.Spec(), ingestgithub.Spec(), ingestsentry.Spec(),
-		console.Spec(),
+		console.LiveSpec(),
 	}
 }
