@@ -140,6 +140,7 @@ func TestHandoffWaitsForTheShiftAndGapsAreAnnounced(t *testing.T) {
 		Id: "ev-h1", Type: supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_HANDOFF, Actor: "system",
 		OccurredAt: timestamppb.New(t0),
 		Handoff: &supportv1.HandoffSummary{FromPerson: "bob", ToPerson: "alice", MissingNotes: []string{"conv-h2"},
+			Notes: []*supportv1.HandoffNote{{ConversationId: "conv-h1", Author: "bob", Text: "Stripe is looking at it, ticket 4411"}},
 			Open: []*supportv1.Conversation{
 				{Id: "conv-h1", Tier: supportv1.Tier_TIER_PRIORITY, Subject: "Checkout fails", Customer: &supportv1.CustomerRef{Name: "Acme"}},
 				{Id: "conv-h2", Tier: supportv1.Tier_TIER_SUBSCRIBER, Subject: "Export is slow"},
@@ -159,7 +160,8 @@ func TestHandoffWaitsForTheShiftAndGapsAreAnnounced(t *testing.T) {
 	}
 	notifiertest.Eventually(t, "the handoff summary", func() bool { return len(st.posts("U0ALICE")) == 1 })
 	blocks := st.posts("")[0].Form.Get("blocks")
-	for _, want := range []string{"Handoff from bob: 2 open conversations", "[Priority] Checkout fails — Acme", "Without a handoff note: conv-h2"} {
+	for _, want := range []string{"Handoff from bob: 2 open conversations", "[Priority] Checkout fails — Acme",
+		"Note from bob: Stripe is looking at it, ticket 4411", "Without a handoff note: conv-h2"} {
 		if !strings.Contains(blocks, want) {
 			t.Errorf("summary lacks %q: %s", want, blocks)
 		}

@@ -120,6 +120,12 @@ func TestHeroHandoffSummary(t *testing.T) {
 	if want := []string{idB, idC, idA, idE}; !slices.Equal(open, want) {
 		t.Fatalf("open %v, want %v", open, want)
 	}
+	// A's note travels with the summary, its text and author; B's, written
+	// a week earlier, does not.
+	if notes := sum.GetNotes(); len(notes) != 1 || notes[0].GetConversationId() != idA || notes[0].GetAuthor() != "alice" ||
+		notes[0].GetText() != "bob: flag rollout bug, see PR 123" {
+		t.Fatalf("notes %v, want A's by alice", notes)
+	}
 	missing := slices.Clone(sum.GetMissingNotes())
 	if want := []string{idB, idC, idE}; !slices.Equal(missing, want) {
 		t.Fatalf("missing notes %v, want %v", missing, want)

@@ -246,6 +246,10 @@ func SentryUpdate(ev *supportv1.ConversationEvent, at time.Time) string {
 // policy, with the summary as text, for the incoming hero.
 func HandoffTrigger(ev *supportv1.ConversationEvent) escalate.Trigger {
 	h := ev.GetHandoff()
+	notes := map[string]*supportv1.HandoffNote{}
+	for _, n := range h.GetNotes() {
+		notes[n.GetConversationId()] = n
+	}
 	var b strings.Builder
 	for _, c := range h.GetOpen() {
 		fmt.Fprintf(&b, "• [%s] %s — %s", tierName(c.GetTier()), firstNonEmpty(c.GetSubject(), c.GetId()), who(c))
@@ -256,6 +260,9 @@ func HandoffTrigger(ev *supportv1.ConversationEvent) escalate.Trigger {
 			fmt.Fprintf(&b, " %s", u)
 		}
 		b.WriteString("\n")
+		if n := notes[c.GetId()]; n != nil {
+			fmt.Fprintf(&b, "   Note from %s: %s\n", firstNonEmpty(n.GetAuthor(), "the hero"), excerpt(n.GetText(), 300))
+		}
 	}
 	if missing := h.GetMissingNotes(); len(missing) > 0 {
 		fmt.Fprintf(&b, "Without a handoff note: %s\n", strings.Join(missing, ", "))

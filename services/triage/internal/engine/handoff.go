@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/classify"
@@ -101,6 +102,11 @@ func (e *Engine) summarise(h Handoff, open []store.OpenForHandoff) (summary *sup
 	summary = &supportv1.HandoffSummary{FromPerson: h.From, ToPerson: h.To}
 	for _, o := range open {
 		c := e.decorate(o.Conversation)
+		if o.HasNote && len(summary.Open) < e.cfg.HandoffMaxOpen {
+			summary.Notes = append(summary.Notes, &supportv1.HandoffNote{
+				ConversationId: c.GetId(), Author: o.Note.Author, Text: o.Note.Text, CreatedAt: timestamppb.New(o.Note.CreatedAt),
+			})
+		}
 		if !o.HasNote {
 			summary.MissingNotes = append(summary.MissingNotes, c.GetId())
 			if !slices.Contains(c.GetTags(), NeedsHandoffTag) {

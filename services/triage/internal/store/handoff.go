@@ -47,6 +47,14 @@ type OpenForHandoff struct {
 	Conversation *supportv1.Conversation
 	// HasNote is true when a handoff note was written since the shift began.
 	HasNote bool
+	// Note is the latest of those notes (zero without one).
+	Note HandoffNote
+}
+
+// HandoffNote is a conversation's handoff note.
+type HandoffNote struct {
+	Author, Text string
+	CreatedAt    time.Time
 }
 
 // OpenConversations lists the customer conversations not closed (alerts
@@ -54,16 +62,24 @@ type OpenForHandoff struct {
 // order, each saying whether it has a handoff note written at or after
 // notesSince.
 func OpenConversations(ctx context.Context, q Querier, notesSince time.Time) ([]OpenForHandoff, error) {
-	rows, err := q.Query(ctx, `SELECT `+conversationColumns+`,
-		EXISTS (SELECT 1 FROM notes n WHERE n.conversation_id = c.id AND n.handoff AND n.created_at >= $1)`+
-		conversationFrom+` WHERE c.status <> 3 AND c.alert IS NULL ORDER BY c.tier, c.next_deadline_at NULLS LAST, c.opened_at, c.id`, notesSince)
+	rows, err := q.Query(ctx, `SELECT `+conversationColumns+`, hn.author, hn.text, hn.created_at`+
+		conversationFrom+` LEFT JOIN LATERAL (SELECT n.author, n.text, n.created_at FROM notes n
+			WHERE n.conversation_id = c.id AND n.handoff AND n.created_at >= $1
+			ORDER BY n.created_at DESC, n.id DESC LIMIT 1) hn ON true
+		WHERE c.status <> 3 AND c.alert IS NULL ORDER BY c.tier, c.next_deadline_at NULLS LAST, c.opened_at, c.id`, notesSince)
 	if err != nil {
 		return nil, fmt.Errorf("list open conversations: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OpenForHandoff, error) {
 		var o OpenForHandoff
-		c, err := scanConversationWith(r, &o.HasNote)
+		var author, text *string
+		var at *time.Time
+		c, err := scanConversationWith(r, &author, &text, &at)
 		o.Conversation = c
+		if at != nil {
+			o.HasNote = true
+			o.Note = HandoffNote{Author: deref(author), Text: deref(text), CreatedAt: *at}
+		}
 		return o, err
 	})
 	if err != nil {
@@ -105,4 +121,11 @@ func FinishHandoff(ctx context.Context, q Querier, h Handoff) error {
 		return fmt.Errorf("record handoff of %s at %s: %w", h.RotationID, h.At, err)
 	}
 	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

@@ -934,7 +934,10 @@ type HandoffSummary struct {
 	ToPerson   string                 `protobuf:"bytes,2,opt,name=to_person,json=toPerson,proto3" json:"to_person,omitempty"`
 	Open       []*Conversation        `protobuf:"bytes,3,rep,name=open,proto3" json:"open,omitempty"`
 	// Conversation ids that had no handoff note when the shift ended.
-	MissingNotes  []string `protobuf:"bytes,4,rep,name=missing_notes,json=missingNotes,proto3" json:"missing_notes,omitempty"`
+	MissingNotes []string `protobuf:"bytes,4,rep,name=missing_notes,json=missingNotes,proto3" json:"missing_notes,omitempty"`
+	// The handoff notes written during the shift, the latest per open
+	// conversation in the summary, in the order of open.
+	Notes         []*HandoffNote `protobuf:"bytes,5,rep,name=notes,proto3" json:"notes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -993,6 +996,83 @@ func (x *HandoffSummary) GetOpen() []*Conversation {
 func (x *HandoffSummary) GetMissingNotes() []string {
 	if x != nil {
 		return x.MissingNotes
+	}
+	return nil
+}
+
+func (x *HandoffSummary) GetNotes() []*HandoffNote {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
+// HandoffNote is the handoff note of one conversation.
+type HandoffNote struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	// The person who wrote it.
+	Author        string                 `protobuf:"bytes,2,opt,name=author,proto3" json:"author,omitempty"`
+	Text          string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandoffNote) Reset() {
+	*x = HandoffNote{}
+	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandoffNote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandoffNote) ProtoMessage() {}
+
+func (x *HandoffNote) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_support_v1_conversation_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandoffNote.ProtoReflect.Descriptor instead.
+func (*HandoffNote) Descriptor() ([]byte, []int) {
+	return file_sidekick_support_v1_conversation_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *HandoffNote) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *HandoffNote) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *HandoffNote) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *HandoffNote) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
 	}
 	return nil
 }
@@ -1061,13 +1141,20 @@ const file_sidekick_support_v1_conversation_proto_rawDesc = "" +
 	"\ahandoff\x18\t \x01(\v2#.sidekick.support.v1.HandoffSummaryR\ahandoff\x12\x1b\n" +
 	"\taction_id\x18\n" +
 	" \x01(\tR\bactionId\x12>\n" +
-	"\rprevious_tier\x18\v \x01(\x0e2\x19.sidekick.support.v1.TierR\fpreviousTier\"\xaa\x01\n" +
+	"\rprevious_tier\x18\v \x01(\x0e2\x19.sidekick.support.v1.TierR\fpreviousTier\"\xe2\x01\n" +
 	"\x0eHandoffSummary\x12\x1f\n" +
 	"\vfrom_person\x18\x01 \x01(\tR\n" +
 	"fromPerson\x12\x1b\n" +
 	"\tto_person\x18\x02 \x01(\tR\btoPerson\x125\n" +
 	"\x04open\x18\x03 \x03(\v2!.sidekick.support.v1.ConversationR\x04open\x12#\n" +
-	"\rmissing_notes\x18\x04 \x03(\tR\fmissingNotes*X\n" +
+	"\rmissing_notes\x18\x04 \x03(\tR\fmissingNotes\x126\n" +
+	"\x05notes\x18\x05 \x03(\v2 .sidekick.support.v1.HandoffNoteR\x05notes\"\x9d\x01\n" +
+	"\vHandoffNote\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x16\n" +
+	"\x06author\x18\x02 \x01(\tR\x06author\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt*X\n" +
 	"\x04Tier\x12\x14\n" +
 	"\x10TIER_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rTIER_PRIORITY\x10\x01\x12\x13\n" +
@@ -1121,7 +1208,7 @@ func file_sidekick_support_v1_conversation_proto_rawDescGZIP() []byte {
 }
 
 var file_sidekick_support_v1_conversation_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_sidekick_support_v1_conversation_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_sidekick_support_v1_conversation_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_sidekick_support_v1_conversation_proto_goTypes = []any{
 	(Tier)(0),                     // 0: sidekick.support.v1.Tier
 	(ConversationStatus)(0),       // 1: sidekick.support.v1.ConversationStatus
@@ -1134,42 +1221,45 @@ var file_sidekick_support_v1_conversation_proto_goTypes = []any{
 	(*Conversation)(nil),          // 8: sidekick.support.v1.Conversation
 	(*ConversationEvent)(nil),     // 9: sidekick.support.v1.ConversationEvent
 	(*HandoffSummary)(nil),        // 10: sidekick.support.v1.HandoffSummary
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(Channel)(0),                  // 12: sidekick.support.v1.Channel
-	(*Author)(nil),                // 13: sidekick.support.v1.Author
-	(*InboundMessage)(nil),        // 14: sidekick.support.v1.InboundMessage
+	(*HandoffNote)(nil),           // 11: sidekick.support.v1.HandoffNote
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(Channel)(0),                  // 13: sidekick.support.v1.Channel
+	(*Author)(nil),                // 14: sidekick.support.v1.Author
+	(*InboundMessage)(nil),        // 15: sidekick.support.v1.InboundMessage
 }
 var file_sidekick_support_v1_conversation_proto_depIdxs = []int32{
-	11, // 0: sidekick.support.v1.Alert.first_seen:type_name -> google.protobuf.Timestamp
-	11, // 1: sidekick.support.v1.Alert.last_seen:type_name -> google.protobuf.Timestamp
-	11, // 2: sidekick.support.v1.Alert.acknowledged_at:type_name -> google.protobuf.Timestamp
-	12, // 3: sidekick.support.v1.Conversation.channel:type_name -> sidekick.support.v1.Channel
+	12, // 0: sidekick.support.v1.Alert.first_seen:type_name -> google.protobuf.Timestamp
+	12, // 1: sidekick.support.v1.Alert.last_seen:type_name -> google.protobuf.Timestamp
+	12, // 2: sidekick.support.v1.Alert.acknowledged_at:type_name -> google.protobuf.Timestamp
+	13, // 3: sidekick.support.v1.Conversation.channel:type_name -> sidekick.support.v1.Channel
 	1,  // 4: sidekick.support.v1.Conversation.status:type_name -> sidekick.support.v1.ConversationStatus
 	2,  // 5: sidekick.support.v1.Conversation.close_reason:type_name -> sidekick.support.v1.CloseReason
 	0,  // 6: sidekick.support.v1.Conversation.tier:type_name -> sidekick.support.v1.Tier
 	7,  // 7: sidekick.support.v1.Conversation.customer:type_name -> sidekick.support.v1.CustomerRef
-	11, // 8: sidekick.support.v1.Conversation.opened_at:type_name -> google.protobuf.Timestamp
-	11, // 9: sidekick.support.v1.Conversation.first_response_at:type_name -> google.protobuf.Timestamp
-	11, // 10: sidekick.support.v1.Conversation.last_customer_message_at:type_name -> google.protobuf.Timestamp
-	11, // 11: sidekick.support.v1.Conversation.next_deadline_at:type_name -> google.protobuf.Timestamp
+	12, // 8: sidekick.support.v1.Conversation.opened_at:type_name -> google.protobuf.Timestamp
+	12, // 9: sidekick.support.v1.Conversation.first_response_at:type_name -> google.protobuf.Timestamp
+	12, // 10: sidekick.support.v1.Conversation.last_customer_message_at:type_name -> google.protobuf.Timestamp
+	12, // 11: sidekick.support.v1.Conversation.next_deadline_at:type_name -> google.protobuf.Timestamp
 	3,  // 12: sidekick.support.v1.Conversation.deadline_level:type_name -> sidekick.support.v1.DeadlineLevel
-	13, // 13: sidekick.support.v1.Conversation.author:type_name -> sidekick.support.v1.Author
-	11, // 14: sidekick.support.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
+	14, // 13: sidekick.support.v1.Conversation.author:type_name -> sidekick.support.v1.Author
+	12, // 14: sidekick.support.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 15: sidekick.support.v1.Conversation.kind:type_name -> sidekick.support.v1.ConversationKind
 	6,  // 16: sidekick.support.v1.Conversation.alert:type_name -> sidekick.support.v1.Alert
 	5,  // 17: sidekick.support.v1.ConversationEvent.type:type_name -> sidekick.support.v1.ConversationEventType
-	11, // 18: sidekick.support.v1.ConversationEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	12, // 18: sidekick.support.v1.ConversationEvent.occurred_at:type_name -> google.protobuf.Timestamp
 	8,  // 19: sidekick.support.v1.ConversationEvent.conversation:type_name -> sidekick.support.v1.Conversation
-	14, // 20: sidekick.support.v1.ConversationEvent.message:type_name -> sidekick.support.v1.InboundMessage
+	15, // 20: sidekick.support.v1.ConversationEvent.message:type_name -> sidekick.support.v1.InboundMessage
 	3,  // 21: sidekick.support.v1.ConversationEvent.deadline_level:type_name -> sidekick.support.v1.DeadlineLevel
 	10, // 22: sidekick.support.v1.ConversationEvent.handoff:type_name -> sidekick.support.v1.HandoffSummary
 	0,  // 23: sidekick.support.v1.ConversationEvent.previous_tier:type_name -> sidekick.support.v1.Tier
 	8,  // 24: sidekick.support.v1.HandoffSummary.open:type_name -> sidekick.support.v1.Conversation
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	11, // 25: sidekick.support.v1.HandoffSummary.notes:type_name -> sidekick.support.v1.HandoffNote
+	12, // 26: sidekick.support.v1.HandoffNote.created_at:type_name -> google.protobuf.Timestamp
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_support_v1_conversation_proto_init() }
@@ -1184,7 +1274,7 @@ func file_sidekick_support_v1_conversation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sidekick_support_v1_conversation_proto_rawDesc), len(file_sidekick_support_v1_conversation_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
