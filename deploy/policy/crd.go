@@ -13,6 +13,7 @@ import (
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 )
 
@@ -119,12 +120,8 @@ func (c *CRDs) Validate(doc []byte) error {
 	}
 	var problems []string
 	// Pruning works on a copy: it removes what it reports.
-	var pruned map[string]any
-	if err := yaml.Unmarshal(doc, &pruned); err != nil {
-		return fmt.Errorf("decode: %w", err)
-	}
 	opts := structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}
-	for _, p := range pruning.PruneWithOptions(pruned, s.structural, true, opts) {
+	for _, p := range pruning.PruneWithOptions(runtime.DeepCopyJSON(obj), s.structural, true, opts) {
 		problems = append(problems, "unknown field "+p)
 	}
 	for _, e := range validation.ValidateCustomResource(nil, obj, s.validator) {

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +36,7 @@ func loadCRDs(t *testing.T) *policy.CRDs {
 			out, err := cmd.Output()
 			var mod struct{ Dir, Error string }
 			if jerr := json.Unmarshal(out, &mod); err != nil || jerr != nil || mod.Error != "" {
-				crdsErr = &downloadError{src.Module + "@" + src.Version, string(out), err}
+				crdsErr = fmt.Errorf("go mod download %s@%s: %s %v", src.Module, src.Version, strings.TrimSpace(string(out)), err)
 				return
 			}
 			for _, f := range src.Files {
@@ -48,22 +49,6 @@ func loadCRDs(t *testing.T) *policy.CRDs {
 		t.Fatal(crdsErr)
 	}
 	return crds
-}
-
-type downloadError struct {
-	module, out string
-	err         error
-}
-
-func (e *downloadError) Error() string {
-	return "go mod download " + e.module + ": " + strings.TrimSpace(e.out) + " " + errString(e.err)
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 // customResources are the rendered documents of every overlay and of the

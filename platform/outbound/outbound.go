@@ -173,9 +173,12 @@ const DefaultLedgerMaxBytes = 64 << 20
 // Channels are the channels replies go out on, each with its ledger.
 var Channels = []string{"slack", "email", "github"}
 
+// ledgerBucket is a channel's default ledger bucket.
+func ledgerBucket(channel string) string { return "OUTBOUND_" + strings.ToUpper(channel) }
+
 // LedgerStream is the name of the stream behind a channel's default
 // ledger bucket, as the NATS exporter reports it.
-func LedgerStream(channel string) string { return "KV_OUTBOUND_" + strings.ToUpper(channel) }
+func LedgerStream(channel string) string { return "KV_" + ledgerBucket(channel) }
 
 // RegisterLedgerLimits publishes the byte limit of every channel's ledger
 // (maxBytes, or the default) as sidekick_bus_stream_max_bytes, beside the
@@ -244,7 +247,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("outbound: Service and Source are required")
 	}
 	if c.Bucket == "" {
-		c.Bucket = strings.TrimPrefix(LedgerStream(c.Channel), "KV_")
+		c.Bucket = ledgerBucket(c.Channel)
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
