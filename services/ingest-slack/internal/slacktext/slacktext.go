@@ -21,8 +21,10 @@ var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 var unescaper = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
 
 var (
-	// mdLink is a Markdown link to a web or mail address.
-	mdLink = regexp.MustCompile(`\[([^\[\]\n]+)\]\(((?:https?://|mailto:)[^\s()]+)\)`)
+	// mdLink is a Markdown link to a web or mail address. < and > cannot
+	// appear in an address (RFC 3986), so text holding them is no link and
+	// stays plain, escaped, rather than an address Slack would cut short.
+	mdLink = regexp.MustCompile(`\[([^\[\]\n]+)\]\(((?:https?://|mailto:)[^\s()<>]+)\)`)
 	// mention is a Slack user id written after @, as Decode writes it.
 	mention = regexp.MustCompile(`(^|[^\w<@])@([UW][A-Z0-9]{6,})\b`)
 	// bold is Markdown's **bold**; Slack's is *bold*.
@@ -62,11 +64,11 @@ func encodePlain(s string) string {
 	return mention.ReplaceAllString(s, "$1<@$2>")
 }
 
-// escapeURL escapes a link target: entities for & (Slack's own events
-// carry them so) and percent-escapes for the characters that would end the
-// link.
+// escapeURL escapes a link target: an entity for & (Slack's own events
+// carry it so) and a percent-escape for |, which would end the address.
+// mdLink admits no < or >.
 func escapeURL(u string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "%3C", ">", "%3E", "|", "%7C").Replace(u)
+	return strings.NewReplacer("&", "&amp;", "|", "%7C").Replace(u)
 }
 
 // Decode turns Slack mrkdwn into the light formatting: <url|label> becomes

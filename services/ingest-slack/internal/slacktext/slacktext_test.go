@@ -17,6 +17,7 @@ func TestEncode(t *testing.T) {
 		{"**bold** and ~~gone~~ and _it_ and `x<y`", "*bold* and ~gone~ and _it_ and `x&lt;y`"},
 		{"bare https://example.com/?a=1&b=2", "bare https://example.com/?a=1&amp;b=2"},
 		{"not a link [x](javascript:alert(1))", "not a link [x](javascript:alert(1))"},
+		{"[x](http://a>b)", "[x](http://a&gt;b)"},
 	}
 	for _, c := range cases {
 		if got := Encode(c.in); got != c.want {
@@ -53,7 +54,7 @@ func TestDecode(t *testing.T) {
 // FuzzRoundTrip: whatever a person writes without emphasis comes back
 // from Slack as written.
 func FuzzRoundTrip(f *testing.F) {
-	for _, s := range []string{"a < b & c", "[x](https://e.test/?a=1&b=2)", "hi @U0FARAH01", "&amp; literal", "<not> a link", "<@U0FARAH01>"} {
+	for _, s := range []string{"a < b & c", "[x](https://e.test/?a=1&b=2)", "hi @U0FARAH01", "&amp; literal", "<not> a link", "<@U0FARAH01>", "[0](http://>)"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
