@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,6 +169,31 @@ func TestSummaryOnAKnownDataSet(t *testing.T) {
 	}
 	if got, want := group(resp.GetByCategoryResponse()), "api:2/1/1/0/0/1/60/0 billing:1/1/0/1/0/0/1800/0 performance:4/4/2/1/1/0/900/1 spam:1/0/0/0/0/0/0/0 "; got != want {
 		t.Errorf("by category %q, want %q", got, want)
+	}
+
+	// Per day: in UTC every conversation opened on the first of the two
+	// days; in Tokyo (UTC+9) the four opened from 15:00 UTC are on the
+	// next day, and the range's last instant falls on a third.
+	days := func(ds []*triagev1.DayCounts) string {
+		out := ""
+		for _, d := range ds {
+			out += fmt.Sprintf("%s:%d[%s|%s|%s] ", d.GetDay(), d.GetConversations(), counts(d.GetByChannel()), counts(d.GetByCategory()), counts(d.GetByTier()))
+		}
+		return out
+	}
+	if got, want := days(resp.GetByDay()), "2026-03-02:8[slack=7 email=1 |performance=4 api=2 billing=1 spam=1 |priority=2 community=6 ] 2026-03-03:0[||] "; got != want {
+		t.Errorf("by day in UTC\n got %q\nwant %q", got, want)
+	}
+	tokyo, err := reports.Summary(ctx, &triagev1.SummaryRequest{From: timestamppb.New(day), To: timestamppb.New(day.Add(48 * time.Hour)), TimeZone: "Asia/Tokyo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := days(tokyo.GetByDay()), "2026-03-02:4[slack=4 |performance=3 billing=1 |community=4 ] "+
+		"2026-03-03:4[slack=3 email=1 |api=2 performance=1 spam=1 |priority=2 community=2 ] 2026-03-04:0[||] "; got != want {
+		t.Errorf("by day in Tokyo\n got %q\nwant %q", got, want)
+	}
+	if _, err := reports.Summary(ctx, &triagev1.SummaryRequest{TimeZone: "Mars/Olympus_Mons"}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "time_zone") {
+		t.Errorf("an unknown time zone: %v, want InvalidArgument naming time_zone", err)
 	}
 
 	if _, err := reports.Summary(ctx, &triagev1.SummaryRequest{From: timestamppb.New(day), To: timestamppb.New(day)}); status.Code(err) != codes.InvalidArgument {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -34,8 +35,10 @@ const DefaultReportSpan = 7 * 24 * time.Hour
 //   - per tier, person (who answered first; the assignee of unanswered
 //     ones) and predominant category: the first response times, the
 //     levels, and the resolution time (opening to last close, wall time,
-//     spam left out).
-func (e *Engine) Summary(ctx context.Context, from, to time.Time) (*triagev1.SummaryResponse, error) {
+//     spam left out);
+//   - per calendar day in loc (nil: UTC), the counts by channel, category
+//     and tier, every day of the range listed (ReportDayLimit at most).
+func (e *Engine) Summary(ctx context.Context, from, to time.Time, loc *time.Location) (*triagev1.SummaryResponse, error) {
 	if to.IsZero() {
 		to = e.now()
 	}
@@ -48,13 +51,22 @@ func (e *Engine) Summary(ctx context.Context, from, to time.Time) (*triagev1.Sum
 	// One read-only snapshot for the report's statements, without JIT:
 	// compiling them took longer than running them (seconds for a 90-day
 	// report over a million conversations, docs/performance.md).
-	var s *store.Summary
+	if loc == nil {
+		loc = time.UTC
+	}
+	var (
+		s    *store.Summary
+		days []store.DayCount
+	)
 	err := pgx.BeginTxFunc(ctx, e.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
 			return fmt.Errorf("report: turn jit off: %w", err)
 		}
 		var err error
-		s, err = store.Summarise(ctx, tx, from, to)
+		if s, err = store.Summarise(ctx, tx, from, to); err != nil {
+			return err
+		}
+		days, err = store.ByDay(ctx, tx, from, to, loc.String())
 		return err
 	})
 	if err != nil {
@@ -98,6 +110,7 @@ func (e *Engine) Summary(ctx context.Context, from, to time.Time) (*triagev1.Sum
 		AcknowledgeMeanSeconds: al.AckMean, AcknowledgeMedianSeconds: al.AckMedian, AcknowledgeP90Seconds: al.AckP90,
 		Resolution: &triagev1.Resolution{Closed: al.Closed, MeanSeconds: al.ResMean, MedianSeconds: al.ResMedian, P90Seconds: al.ResP90},
 	}
+	resp.ByDay = dayCounts(days, from, to, loc)
 	a, err := e.Agreement(ctx, from, to)
 	if err != nil {
 		return nil, err
@@ -107,6 +120,77 @@ func (e *Engine) Summary(ctx context.Context, from, to time.Time) (*triagev1.Sum
 		ExactRate: a.ExactRate(), OverlapRate: a.OverlapRate(), NoneRate: a.NoneRate(),
 	}
 	return resp, nil
+}
+
+// ReportDayLimit bounds the days a report lists in by_day (ten years), so
+// a request for all of history cannot make a list of every day since
+// year 1; a longer range gets no by_day.
+const ReportDayLimit = 3660
+
+// dayCounts lists every calendar day in loc that [from, to) touches with
+// its counts, in the order and with the keys of the range's totals.
+func dayCounts(rows []store.DayCount, from, to time.Time, loc *time.Location) []*triagev1.DayCounts {
+	date := func(t time.Time) time.Time {
+		y, m, d := t.In(loc).Date()
+		return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	}
+	first, last := date(from), date(to.Add(-time.Nanosecond))
+	if last.Sub(first) >= ReportDayLimit*24*time.Hour {
+		return nil
+	}
+	type tally struct{ channel, category, tier map[string]int64 }
+	byDay := map[string]*tally{}
+	for _, r := range rows {
+		t := byDay[r.Day]
+		if t == nil {
+			t = &tally{map[string]int64{}, map[string]int64{}, map[string]int64{}}
+			byDay[r.Day] = t
+		}
+		t.channel[r.Channel] += r.Count
+		t.category[r.Category] += r.Count
+		t.tier[r.Tier] += r.Count
+	}
+	var out []*triagev1.DayCounts
+	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
+		day := &triagev1.DayCounts{Day: d.Format(time.DateOnly)}
+		if t := byDay[day.Day]; t != nil {
+			for _, n := range t.tier {
+				day.Conversations += n
+			}
+			day.ByChannel = dayKeys(t.channel, true, func(k string) string { return enumKey(k, supportv1.Channel_name, "CHANNEL_") })
+			day.ByCategory = dayKeys(t.category, true, func(k string) string { return k })
+			day.ByTier = dayKeys(t.tier, false, func(k string) string { return enumKey(k, supportv1.Tier_name, "TIER_") })
+		}
+		out = append(out, day)
+	}
+	return out
+}
+
+// dayKeys turns one day's counts into Counts ordered as the range's
+// totals are: most first then by key (channels, categories), or by the
+// key's enum number (tiers).
+func dayKeys(counts map[string]int64, mostFirst bool, name func(string) string) []*triagev1.Count {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if mostFirst && counts[a] != counts[b] {
+			return counts[a] > counts[b]
+		}
+		if na, errA := strconv.Atoi(a); errA == nil {
+			if nb, errB := strconv.Atoi(b); errB == nil {
+				return na < nb
+			}
+		}
+		return a < b
+	})
+	out := make([]*triagev1.Count, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, &triagev1.Count{Key: name(k), Count: counts[k]})
+	}
+	return out
 }
 
 func resolution(s store.ResponseStats) *triagev1.Resolution {

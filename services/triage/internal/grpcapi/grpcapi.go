@@ -274,6 +274,14 @@ func (s *Server) Summary(ctx context.Context, req *triagev1.SummaryRequest) (*tr
 	if req.GetTo() != nil {
 		to = req.GetTo().AsTime()
 	}
-	resp, err := s.engine.Summary(ctx, from, to)
+	loc := time.UTC
+	if z := req.GetTimeZone(); z != "" {
+		l, err := time.LoadLocation(z)
+		if err != nil || z == "Local" {
+			return nil, status.Errorf(codes.InvalidArgument, "time_zone %q is not an IANA time zone", z)
+		}
+		loc = l
+	}
+	resp, err := s.engine.Summary(ctx, from, to, loc)
 	return resp, toStatus(err)
 }

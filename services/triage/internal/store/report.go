@@ -69,6 +69,32 @@ type AlertStats struct {
 	ResMean, ResMedian, ResP90        float64
 }
 
+// DayCount is the number of customer conversations opened on one day
+// with one channel, tier and predominant category.
+type DayCount struct {
+	// Day is YYYY-MM-DD in the zone ByDay was given.
+	Day                     string
+	Channel, Tier, Category string
+	Count                   int64
+}
+
+// ByDay counts the customer conversations opened in [from, to) by
+// calendar day in zone (an IANA name PostgreSQL knows), channel, tier and
+// predominant category, oldest day first. Days without conversations have
+// no rows.
+func ByDay(ctx context.Context, q Querier, from, to time.Time, zone string) ([]DayCount, error) {
+	rows, err := q.Query(ctx, `SELECT to_char(opened_at AT TIME ZONE $3, 'YYYY-MM-DD') AS d, channel::text, tier::text,
+		coalesce(categories[1], 'uncategorised') AS k, count(*)`+inRange+` GROUP BY d, channel, tier, k ORDER BY d, channel, tier, k`,
+		from, to, zone)
+	if err != nil {
+		return nil, fmt.Errorf("summary by day: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (DayCount, error) {
+		var c DayCount
+		return c, r.Scan(&c.Day, &c.Channel, &c.Tier, &c.Category, &c.Count)
+	})
+}
+
 // inRange selects the customer conversations opened in [$1, $2): alerts
 // have their own figures (AlertStats).
 const inRange = ` FROM conversations WHERE opened_at >= $1 AND opened_at < $2 AND alert IS NULL`

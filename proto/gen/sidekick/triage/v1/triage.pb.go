@@ -2179,9 +2179,12 @@ func (x *GetCustomerResponse) GetCustomer() *Customer {
 }
 
 type SummaryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
-	To            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	From  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// The IANA time zone whose calendar days by_day counts ("Europe/Berlin");
+	// default UTC.
+	TimeZone      string `protobuf:"bytes,3,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2228,6 +2231,13 @@ func (x *SummaryRequest) GetTo() *timestamppb.Timestamp {
 		return x.To
 	}
 	return nil
+}
+
+func (x *SummaryRequest) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
 }
 
 type Count struct {
@@ -2770,7 +2780,11 @@ type SummaryResponse struct {
 	ByCategoryResponse []*GroupResponseStats `protobuf:"bytes,7,rep,name=by_category_response,json=byCategoryResponse,proto3" json:"by_category_response,omitempty"`
 	// Alert conversations opened in the range, which every other figure
 	// leaves out.
-	Alerts        *AlertStats `protobuf:"bytes,8,opt,name=alerts,proto3" json:"alerts,omitempty"`
+	Alerts *AlertStats `protobuf:"bytes,8,opt,name=alerts,proto3" json:"alerts,omitempty"`
+	// Every calendar day the range touches, in the request's time zone,
+	// oldest first, days without conversations included; none for a range
+	// over ten years (3,660 days).
+	ByDay         []*DayCounts `protobuf:"bytes,9,rep,name=by_day,json=byDay,proto3" json:"by_day,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2861,6 +2875,93 @@ func (x *SummaryResponse) GetAlerts() *AlertStats {
 	return nil
 }
 
+func (x *SummaryResponse) GetByDay() []*DayCounts {
+	if x != nil {
+		return x.ByDay
+	}
+	return nil
+}
+
+// DayCounts are the customer conversations opened on one calendar day,
+// counted as by_channel, by_category and by_tier count the whole range
+// (the same keys).
+type DayCounts struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The day, YYYY-MM-DD.
+	Day           string   `protobuf:"bytes,1,opt,name=day,proto3" json:"day,omitempty"`
+	Conversations int64    `protobuf:"varint,2,opt,name=conversations,proto3" json:"conversations,omitempty"`
+	ByChannel     []*Count `protobuf:"bytes,3,rep,name=by_channel,json=byChannel,proto3" json:"by_channel,omitempty"`
+	ByCategory    []*Count `protobuf:"bytes,4,rep,name=by_category,json=byCategory,proto3" json:"by_category,omitempty"`
+	ByTier        []*Count `protobuf:"bytes,5,rep,name=by_tier,json=byTier,proto3" json:"by_tier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DayCounts) Reset() {
+	*x = DayCounts{}
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DayCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DayCounts) ProtoMessage() {}
+
+func (x *DayCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DayCounts.ProtoReflect.Descriptor instead.
+func (*DayCounts) Descriptor() ([]byte, []int) {
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DayCounts) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *DayCounts) GetConversations() int64 {
+	if x != nil {
+		return x.Conversations
+	}
+	return 0
+}
+
+func (x *DayCounts) GetByChannel() []*Count {
+	if x != nil {
+		return x.ByChannel
+	}
+	return nil
+}
+
+func (x *DayCounts) GetByCategory() []*Count {
+	if x != nil {
+		return x.ByCategory
+	}
+	return nil
+}
+
+func (x *DayCounts) GetByTier() []*Count {
+	if x != nil {
+		return x.ByTier
+	}
+	return nil
+}
+
 // AlertStats measure alert conversations by time to acknowledge and to
 // resolve, in wall time.
 type AlertStats struct {
@@ -2879,7 +2980,7 @@ type AlertStats struct {
 
 func (x *AlertStats) Reset() {
 	*x = AlertStats{}
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[39]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2891,7 +2992,7 @@ func (x *AlertStats) String() string {
 func (*AlertStats) ProtoMessage() {}
 
 func (x *AlertStats) ProtoReflect() protoreflect.Message {
-	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[39]
+	mi := &file_sidekick_triage_v1_triage_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2904,7 +3005,7 @@ func (x *AlertStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertStats.ProtoReflect.Descriptor instead.
 func (*AlertStats) Descriptor() ([]byte, []int) {
-	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{39}
+	return file_sidekick_triage_v1_triage_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AlertStats) GetOpened() int64 {
@@ -3121,10 +3222,11 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\x12GetCustomerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"O\n" +
 	"\x13GetCustomerResponse\x128\n" +
-	"\bcustomer\x18\x01 \x01(\v2\x1c.sidekick.triage.v1.CustomerR\bcustomer\"l\n" +
+	"\bcustomer\x18\x01 \x01(\v2\x1c.sidekick.triage.v1.CustomerR\bcustomer\"\x89\x01\n" +
 	"\x0eSummaryRequest\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
-	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"/\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x1b\n" +
+	"\ttime_zone\x18\x03 \x01(\tR\btimeZone\"/\n" +
 	"\x05Count\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"\xab\x04\n" +
@@ -3183,7 +3285,7 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\x05exact\x18\x04 \x01(\x03R\x05exact\x12 \n" +
 	"\voverlapping\x18\x05 \x01(\x03R\voverlapping\x12\x12\n" +
 	"\x04none\x18\x06 \x01(\x03R\x04none\x12\x1b\n" +
-	"\tnone_rate\x18\a \x01(\x01R\bnoneRate\"\x9a\x04\n" +
+	"\tnone_rate\x18\a \x01(\x01R\bnoneRate\"\xd0\x04\n" +
 	"\x0fSummaryResponse\x12:\n" +
 	"\vby_category\x18\x01 \x03(\v2\x19.sidekick.triage.v1.CountR\n" +
 	"byCategory\x122\n" +
@@ -3194,7 +3296,16 @@ const file_sidekick_triage_v1_triage_proto_rawDesc = "" +
 	"\tagreement\x18\x05 \x01(\v2%.sidekick.triage.v1.CategoryAgreementR\tagreement\x12C\n" +
 	"\tby_person\x18\x06 \x03(\v2&.sidekick.triage.v1.GroupResponseStatsR\bbyPerson\x12X\n" +
 	"\x14by_category_response\x18\a \x03(\v2&.sidekick.triage.v1.GroupResponseStatsR\x12byCategoryResponse\x126\n" +
-	"\x06alerts\x18\b \x01(\v2\x1e.sidekick.triage.v1.AlertStatsR\x06alerts\"\xda\x02\n" +
+	"\x06alerts\x18\b \x01(\v2\x1e.sidekick.triage.v1.AlertStatsR\x06alerts\x124\n" +
+	"\x06by_day\x18\t \x03(\v2\x1d.sidekick.triage.v1.DayCountsR\x05byDay\"\xed\x01\n" +
+	"\tDayCounts\x12\x10\n" +
+	"\x03day\x18\x01 \x01(\tR\x03day\x12$\n" +
+	"\rconversations\x18\x02 \x01(\x03R\rconversations\x128\n" +
+	"\n" +
+	"by_channel\x18\x03 \x03(\v2\x19.sidekick.triage.v1.CountR\tbyChannel\x12:\n" +
+	"\vby_category\x18\x04 \x03(\v2\x19.sidekick.triage.v1.CountR\n" +
+	"byCategory\x122\n" +
+	"\aby_tier\x18\x05 \x03(\v2\x19.sidekick.triage.v1.CountR\x06byTier\"\xda\x02\n" +
 	"\n" +
 	"AlertStats\x12\x16\n" +
 	"\x06opened\x18\x01 \x01(\x03R\x06opened\x12 \n" +
@@ -3249,7 +3360,7 @@ func file_sidekick_triage_v1_triage_proto_rawDescGZIP() []byte {
 }
 
 var file_sidekick_triage_v1_triage_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sidekick_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_sidekick_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_sidekick_triage_v1_triage_proto_goTypes = []any{
 	(SearchSource)(0),                   // 0: sidekick.triage.v1.SearchSource
 	(DeliveryState)(0),                  // 1: sidekick.triage.v1.DeliveryState
@@ -3292,56 +3403,57 @@ var file_sidekick_triage_v1_triage_proto_goTypes = []any{
 	(*GroupResponseStats)(nil),          // 38: sidekick.triage.v1.GroupResponseStats
 	(*CategoryAgreement)(nil),           // 39: sidekick.triage.v1.CategoryAgreement
 	(*SummaryResponse)(nil),             // 40: sidekick.triage.v1.SummaryResponse
-	(*AlertStats)(nil),                  // 41: sidekick.triage.v1.AlertStats
-	(v1.ConversationStatus)(0),          // 42: sidekick.support.v1.ConversationStatus
-	(v1.Tier)(0),                        // 43: sidekick.support.v1.Tier
-	(v1.Channel)(0),                     // 44: sidekick.support.v1.Channel
-	(*timestamppb.Timestamp)(nil),       // 45: google.protobuf.Timestamp
-	(v1.ConversationKind)(0),            // 46: sidekick.support.v1.ConversationKind
-	(*v1.Conversation)(nil),             // 47: sidekick.support.v1.Conversation
-	(*v1.InboundMessage)(nil),           // 48: sidekick.support.v1.InboundMessage
-	(v1.CloseReason)(0),                 // 49: sidekick.support.v1.CloseReason
+	(*DayCounts)(nil),                   // 41: sidekick.triage.v1.DayCounts
+	(*AlertStats)(nil),                  // 42: sidekick.triage.v1.AlertStats
+	(v1.ConversationStatus)(0),          // 43: sidekick.support.v1.ConversationStatus
+	(v1.Tier)(0),                        // 44: sidekick.support.v1.Tier
+	(v1.Channel)(0),                     // 45: sidekick.support.v1.Channel
+	(*timestamppb.Timestamp)(nil),       // 46: google.protobuf.Timestamp
+	(v1.ConversationKind)(0),            // 47: sidekick.support.v1.ConversationKind
+	(*v1.Conversation)(nil),             // 48: sidekick.support.v1.Conversation
+	(*v1.InboundMessage)(nil),           // 49: sidekick.support.v1.InboundMessage
+	(v1.CloseReason)(0),                 // 50: sidekick.support.v1.CloseReason
 }
 var file_sidekick_triage_v1_triage_proto_depIdxs = []int32{
-	42, // 0: sidekick.triage.v1.ListConversationsRequest.statuses:type_name -> sidekick.support.v1.ConversationStatus
-	43, // 1: sidekick.triage.v1.ListConversationsRequest.tier:type_name -> sidekick.support.v1.Tier
-	44, // 2: sidekick.triage.v1.ListConversationsRequest.channel:type_name -> sidekick.support.v1.Channel
-	45, // 3: sidekick.triage.v1.ListConversationsRequest.opened_from:type_name -> google.protobuf.Timestamp
-	45, // 4: sidekick.triage.v1.ListConversationsRequest.opened_to:type_name -> google.protobuf.Timestamp
-	46, // 5: sidekick.triage.v1.ListConversationsRequest.kind:type_name -> sidekick.support.v1.ConversationKind
-	47, // 6: sidekick.triage.v1.ListConversationsResponse.conversations:type_name -> sidekick.support.v1.Conversation
+	43, // 0: sidekick.triage.v1.ListConversationsRequest.statuses:type_name -> sidekick.support.v1.ConversationStatus
+	44, // 1: sidekick.triage.v1.ListConversationsRequest.tier:type_name -> sidekick.support.v1.Tier
+	45, // 2: sidekick.triage.v1.ListConversationsRequest.channel:type_name -> sidekick.support.v1.Channel
+	46, // 3: sidekick.triage.v1.ListConversationsRequest.opened_from:type_name -> google.protobuf.Timestamp
+	46, // 4: sidekick.triage.v1.ListConversationsRequest.opened_to:type_name -> google.protobuf.Timestamp
+	47, // 5: sidekick.triage.v1.ListConversationsRequest.kind:type_name -> sidekick.support.v1.ConversationKind
+	48, // 6: sidekick.triage.v1.ListConversationsResponse.conversations:type_name -> sidekick.support.v1.Conversation
 	2,  // 7: sidekick.triage.v1.SearchConversationsRequest.filter:type_name -> sidekick.triage.v1.ListConversationsRequest
-	47, // 8: sidekick.triage.v1.SearchHit.conversation:type_name -> sidekick.support.v1.Conversation
+	48, // 8: sidekick.triage.v1.SearchHit.conversation:type_name -> sidekick.support.v1.Conversation
 	0,  // 9: sidekick.triage.v1.SearchHit.source:type_name -> sidekick.triage.v1.SearchSource
 	5,  // 10: sidekick.triage.v1.SearchHit.snippet:type_name -> sidekick.triage.v1.SnippetPart
 	6,  // 11: sidekick.triage.v1.SearchConversationsResponse.hits:type_name -> sidekick.triage.v1.SearchHit
-	45, // 12: sidekick.triage.v1.Note.created_at:type_name -> google.protobuf.Timestamp
-	45, // 13: sidekick.triage.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	47, // 14: sidekick.triage.v1.GetConversationResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	48, // 15: sidekick.triage.v1.GetConversationResponse.messages:type_name -> sidekick.support.v1.InboundMessage
+	46, // 12: sidekick.triage.v1.Note.created_at:type_name -> google.protobuf.Timestamp
+	46, // 13: sidekick.triage.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	48, // 14: sidekick.triage.v1.GetConversationResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	49, // 15: sidekick.triage.v1.GetConversationResponse.messages:type_name -> sidekick.support.v1.InboundMessage
 	9,  // 16: sidekick.triage.v1.GetConversationResponse.notes:type_name -> sidekick.triage.v1.Note
 	10, // 17: sidekick.triage.v1.GetConversationResponse.audit:type_name -> sidekick.triage.v1.AuditEntry
 	12, // 18: sidekick.triage.v1.GetConversationResponse.deliveries:type_name -> sidekick.triage.v1.OutboundDelivery
-	44, // 19: sidekick.triage.v1.OutboundDelivery.channel:type_name -> sidekick.support.v1.Channel
+	45, // 19: sidekick.triage.v1.OutboundDelivery.channel:type_name -> sidekick.support.v1.Channel
 	1,  // 20: sidekick.triage.v1.OutboundDelivery.state:type_name -> sidekick.triage.v1.DeliveryState
-	45, // 21: sidekick.triage.v1.OutboundDelivery.updated_at:type_name -> google.protobuf.Timestamp
-	48, // 22: sidekick.triage.v1.ReplyResponse.message:type_name -> sidekick.support.v1.InboundMessage
+	46, // 21: sidekick.triage.v1.OutboundDelivery.updated_at:type_name -> google.protobuf.Timestamp
+	49, // 22: sidekick.triage.v1.ReplyResponse.message:type_name -> sidekick.support.v1.InboundMessage
 	12, // 23: sidekick.triage.v1.ReplyResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
-	47, // 24: sidekick.triage.v1.ReplyResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	48, // 24: sidekick.triage.v1.ReplyResponse.conversation:type_name -> sidekick.support.v1.Conversation
 	12, // 25: sidekick.triage.v1.RetryOutboundResponse.delivery:type_name -> sidekick.triage.v1.OutboundDelivery
-	47, // 26: sidekick.triage.v1.AssignResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	47, // 27: sidekick.triage.v1.TagResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	48, // 26: sidekick.triage.v1.AssignResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	48, // 27: sidekick.triage.v1.TagResponse.conversation:type_name -> sidekick.support.v1.Conversation
 	9,  // 28: sidekick.triage.v1.AddNoteResponse.note:type_name -> sidekick.triage.v1.Note
-	49, // 29: sidekick.triage.v1.CloseRequest.reason:type_name -> sidekick.support.v1.CloseReason
-	47, // 30: sidekick.triage.v1.CloseResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	47, // 31: sidekick.triage.v1.ReopenResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	47, // 32: sidekick.triage.v1.EscalateResponse.conversation:type_name -> sidekick.support.v1.Conversation
-	43, // 33: sidekick.triage.v1.Customer.tier:type_name -> sidekick.support.v1.Tier
+	50, // 29: sidekick.triage.v1.CloseRequest.reason:type_name -> sidekick.support.v1.CloseReason
+	48, // 30: sidekick.triage.v1.CloseResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	48, // 31: sidekick.triage.v1.ReopenResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	48, // 32: sidekick.triage.v1.EscalateResponse.conversation:type_name -> sidekick.support.v1.Conversation
+	44, // 33: sidekick.triage.v1.Customer.tier:type_name -> sidekick.support.v1.Tier
 	29, // 34: sidekick.triage.v1.UpsertCustomersRequest.customers:type_name -> sidekick.triage.v1.Customer
 	29, // 35: sidekick.triage.v1.GetCustomerResponse.customer:type_name -> sidekick.triage.v1.Customer
-	45, // 36: sidekick.triage.v1.SummaryRequest.from:type_name -> google.protobuf.Timestamp
-	45, // 37: sidekick.triage.v1.SummaryRequest.to:type_name -> google.protobuf.Timestamp
-	43, // 38: sidekick.triage.v1.TierResponseStats.tier:type_name -> sidekick.support.v1.Tier
+	46, // 36: sidekick.triage.v1.SummaryRequest.from:type_name -> google.protobuf.Timestamp
+	46, // 37: sidekick.triage.v1.SummaryRequest.to:type_name -> google.protobuf.Timestamp
+	44, // 38: sidekick.triage.v1.TierResponseStats.tier:type_name -> sidekick.support.v1.Tier
 	37, // 39: sidekick.triage.v1.TierResponseStats.resolution:type_name -> sidekick.triage.v1.Resolution
 	37, // 40: sidekick.triage.v1.GroupResponseStats.resolution:type_name -> sidekick.triage.v1.Resolution
 	35, // 41: sidekick.triage.v1.SummaryResponse.by_category:type_name -> sidekick.triage.v1.Count
@@ -3351,41 +3463,45 @@ var file_sidekick_triage_v1_triage_proto_depIdxs = []int32{
 	39, // 45: sidekick.triage.v1.SummaryResponse.agreement:type_name -> sidekick.triage.v1.CategoryAgreement
 	38, // 46: sidekick.triage.v1.SummaryResponse.by_person:type_name -> sidekick.triage.v1.GroupResponseStats
 	38, // 47: sidekick.triage.v1.SummaryResponse.by_category_response:type_name -> sidekick.triage.v1.GroupResponseStats
-	41, // 48: sidekick.triage.v1.SummaryResponse.alerts:type_name -> sidekick.triage.v1.AlertStats
-	37, // 49: sidekick.triage.v1.AlertStats.resolution:type_name -> sidekick.triage.v1.Resolution
-	2,  // 50: sidekick.triage.v1.ConversationService.ListConversations:input_type -> sidekick.triage.v1.ListConversationsRequest
-	8,  // 51: sidekick.triage.v1.ConversationService.GetConversation:input_type -> sidekick.triage.v1.GetConversationRequest
-	17, // 52: sidekick.triage.v1.ConversationService.Assign:input_type -> sidekick.triage.v1.AssignRequest
-	19, // 53: sidekick.triage.v1.ConversationService.Tag:input_type -> sidekick.triage.v1.TagRequest
-	21, // 54: sidekick.triage.v1.ConversationService.AddNote:input_type -> sidekick.triage.v1.AddNoteRequest
-	23, // 55: sidekick.triage.v1.ConversationService.Close:input_type -> sidekick.triage.v1.CloseRequest
-	25, // 56: sidekick.triage.v1.ConversationService.Reopen:input_type -> sidekick.triage.v1.ReopenRequest
-	27, // 57: sidekick.triage.v1.ConversationService.Escalate:input_type -> sidekick.triage.v1.EscalateRequest
-	13, // 58: sidekick.triage.v1.ConversationService.Reply:input_type -> sidekick.triage.v1.ReplyRequest
-	15, // 59: sidekick.triage.v1.ConversationService.RetryOutbound:input_type -> sidekick.triage.v1.RetryOutboundRequest
-	4,  // 60: sidekick.triage.v1.ConversationService.SearchConversations:input_type -> sidekick.triage.v1.SearchConversationsRequest
-	30, // 61: sidekick.triage.v1.CustomerService.UpsertCustomers:input_type -> sidekick.triage.v1.UpsertCustomersRequest
-	32, // 62: sidekick.triage.v1.CustomerService.GetCustomer:input_type -> sidekick.triage.v1.GetCustomerRequest
-	34, // 63: sidekick.triage.v1.ReportService.Summary:input_type -> sidekick.triage.v1.SummaryRequest
-	3,  // 64: sidekick.triage.v1.ConversationService.ListConversations:output_type -> sidekick.triage.v1.ListConversationsResponse
-	11, // 65: sidekick.triage.v1.ConversationService.GetConversation:output_type -> sidekick.triage.v1.GetConversationResponse
-	18, // 66: sidekick.triage.v1.ConversationService.Assign:output_type -> sidekick.triage.v1.AssignResponse
-	20, // 67: sidekick.triage.v1.ConversationService.Tag:output_type -> sidekick.triage.v1.TagResponse
-	22, // 68: sidekick.triage.v1.ConversationService.AddNote:output_type -> sidekick.triage.v1.AddNoteResponse
-	24, // 69: sidekick.triage.v1.ConversationService.Close:output_type -> sidekick.triage.v1.CloseResponse
-	26, // 70: sidekick.triage.v1.ConversationService.Reopen:output_type -> sidekick.triage.v1.ReopenResponse
-	28, // 71: sidekick.triage.v1.ConversationService.Escalate:output_type -> sidekick.triage.v1.EscalateResponse
-	14, // 72: sidekick.triage.v1.ConversationService.Reply:output_type -> sidekick.triage.v1.ReplyResponse
-	16, // 73: sidekick.triage.v1.ConversationService.RetryOutbound:output_type -> sidekick.triage.v1.RetryOutboundResponse
-	7,  // 74: sidekick.triage.v1.ConversationService.SearchConversations:output_type -> sidekick.triage.v1.SearchConversationsResponse
-	31, // 75: sidekick.triage.v1.CustomerService.UpsertCustomers:output_type -> sidekick.triage.v1.UpsertCustomersResponse
-	33, // 76: sidekick.triage.v1.CustomerService.GetCustomer:output_type -> sidekick.triage.v1.GetCustomerResponse
-	40, // 77: sidekick.triage.v1.ReportService.Summary:output_type -> sidekick.triage.v1.SummaryResponse
-	64, // [64:78] is the sub-list for method output_type
-	50, // [50:64] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	42, // 48: sidekick.triage.v1.SummaryResponse.alerts:type_name -> sidekick.triage.v1.AlertStats
+	41, // 49: sidekick.triage.v1.SummaryResponse.by_day:type_name -> sidekick.triage.v1.DayCounts
+	35, // 50: sidekick.triage.v1.DayCounts.by_channel:type_name -> sidekick.triage.v1.Count
+	35, // 51: sidekick.triage.v1.DayCounts.by_category:type_name -> sidekick.triage.v1.Count
+	35, // 52: sidekick.triage.v1.DayCounts.by_tier:type_name -> sidekick.triage.v1.Count
+	37, // 53: sidekick.triage.v1.AlertStats.resolution:type_name -> sidekick.triage.v1.Resolution
+	2,  // 54: sidekick.triage.v1.ConversationService.ListConversations:input_type -> sidekick.triage.v1.ListConversationsRequest
+	8,  // 55: sidekick.triage.v1.ConversationService.GetConversation:input_type -> sidekick.triage.v1.GetConversationRequest
+	17, // 56: sidekick.triage.v1.ConversationService.Assign:input_type -> sidekick.triage.v1.AssignRequest
+	19, // 57: sidekick.triage.v1.ConversationService.Tag:input_type -> sidekick.triage.v1.TagRequest
+	21, // 58: sidekick.triage.v1.ConversationService.AddNote:input_type -> sidekick.triage.v1.AddNoteRequest
+	23, // 59: sidekick.triage.v1.ConversationService.Close:input_type -> sidekick.triage.v1.CloseRequest
+	25, // 60: sidekick.triage.v1.ConversationService.Reopen:input_type -> sidekick.triage.v1.ReopenRequest
+	27, // 61: sidekick.triage.v1.ConversationService.Escalate:input_type -> sidekick.triage.v1.EscalateRequest
+	13, // 62: sidekick.triage.v1.ConversationService.Reply:input_type -> sidekick.triage.v1.ReplyRequest
+	15, // 63: sidekick.triage.v1.ConversationService.RetryOutbound:input_type -> sidekick.triage.v1.RetryOutboundRequest
+	4,  // 64: sidekick.triage.v1.ConversationService.SearchConversations:input_type -> sidekick.triage.v1.SearchConversationsRequest
+	30, // 65: sidekick.triage.v1.CustomerService.UpsertCustomers:input_type -> sidekick.triage.v1.UpsertCustomersRequest
+	32, // 66: sidekick.triage.v1.CustomerService.GetCustomer:input_type -> sidekick.triage.v1.GetCustomerRequest
+	34, // 67: sidekick.triage.v1.ReportService.Summary:input_type -> sidekick.triage.v1.SummaryRequest
+	3,  // 68: sidekick.triage.v1.ConversationService.ListConversations:output_type -> sidekick.triage.v1.ListConversationsResponse
+	11, // 69: sidekick.triage.v1.ConversationService.GetConversation:output_type -> sidekick.triage.v1.GetConversationResponse
+	18, // 70: sidekick.triage.v1.ConversationService.Assign:output_type -> sidekick.triage.v1.AssignResponse
+	20, // 71: sidekick.triage.v1.ConversationService.Tag:output_type -> sidekick.triage.v1.TagResponse
+	22, // 72: sidekick.triage.v1.ConversationService.AddNote:output_type -> sidekick.triage.v1.AddNoteResponse
+	24, // 73: sidekick.triage.v1.ConversationService.Close:output_type -> sidekick.triage.v1.CloseResponse
+	26, // 74: sidekick.triage.v1.ConversationService.Reopen:output_type -> sidekick.triage.v1.ReopenResponse
+	28, // 75: sidekick.triage.v1.ConversationService.Escalate:output_type -> sidekick.triage.v1.EscalateResponse
+	14, // 76: sidekick.triage.v1.ConversationService.Reply:output_type -> sidekick.triage.v1.ReplyResponse
+	16, // 77: sidekick.triage.v1.ConversationService.RetryOutbound:output_type -> sidekick.triage.v1.RetryOutboundResponse
+	7,  // 78: sidekick.triage.v1.ConversationService.SearchConversations:output_type -> sidekick.triage.v1.SearchConversationsResponse
+	31, // 79: sidekick.triage.v1.CustomerService.UpsertCustomers:output_type -> sidekick.triage.v1.UpsertCustomersResponse
+	33, // 80: sidekick.triage.v1.CustomerService.GetCustomer:output_type -> sidekick.triage.v1.GetCustomerResponse
+	40, // 81: sidekick.triage.v1.ReportService.Summary:output_type -> sidekick.triage.v1.SummaryResponse
+	68, // [68:82] is the sub-list for method output_type
+	54, // [54:68] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_sidekick_triage_v1_triage_proto_init() }
@@ -3399,7 +3515,7 @@ func file_sidekick_triage_v1_triage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sidekick_triage_v1_triage_proto_rawDesc), len(file_sidekick_triage_v1_triage_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   40,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
