@@ -103,6 +103,13 @@ func TestReportsPage(t *testing.T) {
 			Great: 2, Okay: 1, Late: 1, Breached: 1, Decided: 5, GreatShare: .4, OkayShare: .2, LateShare: .2, BreachedShare: .2,
 			Resolution: &triagev1.Resolution{Closed: 3, MedianSeconds: 7200}}},
 		ByPerson: []*triagev1.GroupResponseStats{{Key: "alice", Conversations: 4, Responded: 4, MedianSeconds: 600, Great: 2}, {Key: "", Conversations: 1}},
+		ByDay: []*triagev1.DayCounts{
+			{Day: "2026-02-24", Conversations: 10, ByChannel: []*triagev1.Count{{Key: "email", Count: 2}, {Key: "slack", Count: 8}},
+				ByTier: []*triagev1.Count{{Key: "priority", Count: 5}}, ByCategory: []*triagev1.Count{{Key: "performance", Count: 4}}},
+			{Day: "2026-02-25"},
+			{Day: "2026-02-26", Conversations: 5, ByChannel: []*triagev1.Count{{Key: "slack", Count: 4}, {Key: "email", Count: 1}},
+				ByCategory: []*triagev1.Count{{Key: `<script>x</script>`, Count: 1}}},
+		},
 	}
 	tr := &fakeTriage{summary: func(*triagev1.SummaryRequest) (*triagev1.SummaryResponse, error) { return sum, nil }}
 	h := start(t, console.Config{Dev: true, Timezone: "Europe/London"}, tr, &fakeRotation{})
@@ -112,25 +119,36 @@ func TestReportsPage(t *testing.T) {
 	}
 	// t0 is Monday 2 March 2026 10:00 UTC: the last seven days are 24 Feb to 2 Mar.
 	sameProto(t, "default range", &triagev1.SummaryRequest{From: timestamppb.New(time.Date(2026, 2, 24, 0, 0, 0, 0, time.UTC)),
-		To: timestamppb.New(time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC))}, callsOf[*triagev1.SummaryRequest](h.triage)[0])
+		To: timestamppb.New(time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)), TimeZone: "Europe/London"}, callsOf[*triagev1.SummaryRequest](h.triage)[0])
 	mustContain(t, r.body, `value="2026-02-24"`, `value="2026-03-02"`, `<figure class="chart" id="by-channel">`,
 		`<rect x="0" y="0" width="100" height="5" class="bar"><title>slack: 12</title></rect>`,
 		`<rect x="0" y="7" width="25" height="5" class="bar"><title>email: 3</title></rect>`,
 		"<td>Priority</td><td>5</td><td>4</td><td>12m</td><td>1h 5m</td>", "1 <small class=\"muted\">20%</small>", "<td>2h</td>",
 		"<td>alice</td><td>4</td>", `<span class="muted">nobody</span>`, "&lt;script&gt;x&lt;/script&gt;",
 		`href="/console/reports?format=csv&amp;from=2026-02-24&amp;to=2026-03-02"`)
+	// Per day: a column a day, stacked in the order of the range's totals
+	// (slack, then email), scaled to the busiest day; a table of the same
+	// numbers with a column per key, empty days included.
+	mustContain(t, r.body, `<figure class="chart perday" id="per-day-channel">`, `viewBox="0 0 30 100"`,
+		`<rect x="1" y="20" width="8" height="80" class="s0"><title>2026-02-24 slack: 8</title></rect>`,
+		`<rect x="1" y="0" width="8" height="20" class="s1"><title>2026-02-24 email: 2</title></rect>`,
+		`<rect x="21" y="60" width="8" height="40" class="s0"><title>2026-02-26 slack: 4</title></rect>`,
+		`<th><span class="swatch s0"></span>slack</th><th><span class="swatch s1"></span>email</th>`,
+		"<tr><td>2026-02-24</td><td>10</td><td>8</td><td>2</td></tr>", "<tr><td>2026-02-25</td><td>0</td><td>0</td><td>0</td></tr>",
+		`<th><span class="swatch s1"></span>&lt;script&gt;x&lt;/script&gt;</th>`, "<title>2026-02-26 &lt;script&gt;x&lt;/script&gt;: 1</title>")
 
 	// A summer range: days start at midnight London time.
 	h.get("/console/reports?from=2026-07-01&to=2026-07-31")
 	sameProto(t, "summer range", &triagev1.SummaryRequest{From: timestamppb.New(time.Date(2026, 6, 30, 23, 0, 0, 0, time.UTC)),
-		To: timestamppb.New(time.Date(2026, 7, 31, 23, 0, 0, 0, time.UTC))}, callsOf[*triagev1.SummaryRequest](h.triage)[1])
+		To: timestamppb.New(time.Date(2026, 7, 31, 23, 0, 0, 0, time.UTC)), TimeZone: "Europe/London"}, callsOf[*triagev1.SummaryRequest](h.triage)[1])
 
 	r = h.get("/console/reports?format=csv&from=2026-02-24&to=2026-03-02")
 	if r.code != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/csv") ||
 		!strings.Contains(r.header.Get("Content-Disposition"), "sidekick-report-2026-02-24-2026-03-02.csv") {
 		t.Fatalf("csv: %d %v", r.code, r.header)
 	}
-	for _, line := range []string{"channel,slack,12,", "response_by_tier,Priority,5,4,720,3900,2,1,1,1,3,7200", "response_by_person,alice,4,4,600,0,2,0,0,0,0,0"} {
+	for _, line := range []string{"channel,slack,12,", "response_by_tier,Priority,5,4,720,3900,2,1,1,1,3,7200,\n", "response_by_person,alice,4,4,600,0,2,0,0,0,0,0,\n",
+		"channel_by_day,slack,8,,,,,,,,,,2026-02-24\n", "tier_by_day,priority,5,,,,,,,,,,2026-02-24\n", "channel_by_day,email,1,,,,,,,,,,2026-02-26\n"} {
 		if !strings.Contains(r.body, line) {
 			t.Errorf("csv lacks %q:\n%s", line, r.body)
 		}
