@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/sidekick/console"
+	"github.com/sidekickhq/sidekick/sidekick/internal/browsertest"
 )
 
 // inbox is a triage fake whose queue and conversation c-42 a test changes
@@ -49,58 +49,10 @@ func (in *inbox) change(f func()) {
 	f()
 }
 
-// browser is headless Chromium driven for one test.
-type browser struct {
-	t   *testing.T
-	ctx context.Context
-}
-
 // startBrowser starts headless Chromium for the test, or skips it.
-func startBrowser(t *testing.T) *browser {
+func startBrowser(t *testing.T) *browsertest.Browser {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts a headless browser")
-	}
-	path := findBrowser(t)
-	if path == "" {
-		t.Skip("no Chromium found: run scripts/ensure-chromium.sh (installs Debian's chromium as root) or set SIDEKICK_CHROMIUM to a Chrome/Chromium binary")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		// This machine's network is closed: keep Chromium from reaching out.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("no-proxy-server", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelBrowser := chromedp.NewContext(actx)
-	t.Cleanup(cancelBrowser)
-	// A bound on a stuck browser, not a timing assertion.
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancel)
-	return &browser{t: t, ctx: ctx}
-}
-
-// step runs actions, failing the test with what if one fails.
-func (b *browser) step(what string, steps ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	if err := chromedp.Do(b.ctx, steps...); err != nil {
-		b.t.Fatalf("browser: %s: %v", what, err)
-	}
-}
-
-// read runs an action that reads the page.
-func (b *browser) read(what string, a chromedp.Action[string]) string {
-	b.t.Helper()
-	v, err := chromedp.Run(b.ctx, a)
-	if err != nil {
-		b.t.Fatalf("browser: read %s: %v", what, err)
-	}
-	return v
+	return browsertest.Start(t, 90*time.Second)
 }
 
 // TestBrowserLiveUpdatesAndKeys: with the queue open, a new conversation
@@ -109,7 +61,7 @@ func (b *browser) read(what string, a chromedp.Action[string]) string {
 // reload, r goes to the reply box, ? shows the shortcuts, e closes.
 func TestBrowserLiveUpdatesAndKeys(t *testing.T) {
 	b := startBrowser(t)
-	step, read := b.step, b.read
+	step, read := b.Step, b.Read
 	first := &supportv1.Conversation{Id: "c-41", Subject: "Older question", Tier: supportv1.Tier_TIER_COMMUNITY, Status: supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN}
 	in := &inbox{queue: []*supportv1.Conversation{first}, conv: sampleConversation()}
 	h, pub := startLive(t, console.Config{Token: testToken})

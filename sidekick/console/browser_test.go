@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"html"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -19,25 +17,6 @@ import (
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/sidekick/console"
 )
-
-// findBrowser returns a Chromium or Chrome binary: SIDEKICK_CHROMIUM, or
-// the first on PATH; "" when there is none. A SIDEKICK_CHROMIUM that is
-// not an executable fails the test: it was asked for explicitly.
-func findBrowser(t *testing.T) string {
-	if p := os.Getenv("SIDEKICK_CHROMIUM"); p != "" {
-		abs, err := exec.LookPath(p)
-		if err != nil {
-			t.Fatalf("SIDEKICK_CHROMIUM=%s: %v", p, err)
-		}
-		return abs
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
 
 // notebook is a triage fake that keeps the notes added to c-42, so a page
 // load after the note form shows what was posted.
@@ -74,7 +53,7 @@ func (n *notebook) fake(now func() time.Time) *fakeTriage {
 // given at sign-in.
 func TestBrowserSignInAndNote(t *testing.T) {
 	b := startBrowser(t)
-	step, read := b.step, b.read
+	step, read := b.Step, b.Read
 	nb := &notebook{}
 	clk := clock.NewFake(t0)
 	h := start(t, console.Config{Token: testToken}, nb.fake(clk.Now), nil)

@@ -89,7 +89,7 @@ func TestScreenshots(t *testing.T) {
 	rot.people = []*rotationv1.Person{{Id: "alice", Name: "Alice Hero", Team: "platform"}, {Id: "bob", Name: "Bob Brown", Team: "core"}}
 	h := start(t, console.Config{Dev: true}, showcase(), rot)
 	type css = chromedp.CSS
-	b.step("viewport", chromedp.EmulateViewport(1280, 860))
+	b.Step("viewport", chromedp.EmulateViewport(1280, 860))
 	for _, p := range []struct{ name, path, wait string }{
 		{"queue", "/console/", "#queue"},
 		{"help", "/console/?status=open", "#queue"},
@@ -99,11 +99,11 @@ func TestScreenshots(t *testing.T) {
 		{"reports", "/console/reports", "#by-tier-response"},
 		{"calendar", "/console/calendar", "#calendar"},
 	} {
-		b.step(p.name, chromedp.Navigate(h.srv.URL+p.path), chromedp.WaitVisible(css(p.wait)))
+		b.Step(p.name, chromedp.Navigate(h.srv.URL+p.path), chromedp.WaitVisible(css(p.wait)))
 		if p.name == "help" {
-			b.step("help overlay", chromedp.KeyEvent("j"), chromedp.KeyEvent("?"), chromedp.WaitVisible(css("#help")))
+			b.Step("help overlay", chromedp.KeyEvent("j"), chromedp.KeyEvent("?"), chromedp.WaitVisible(css("#help")))
 		}
-		png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+		png, err := chromedp.Run(b.Ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", p.name, err)
 		}

@@ -279,8 +279,19 @@ func TestWalkingSkeleton(t *testing.T) {
 	}
 }
 
-// whoIsHero asks the CLI who the Support Hero is now and returns their name.
-func whoIsHero(t *testing.T, stack *devstack.Stack) string {
+// onCallLine is the first line of `sidekick oncall --json`: the Support
+// Hero.
+type onCallLine struct {
+	Role   string `json:"role"`
+	Person struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"person"`
+	Reason string `json:"reason"`
+}
+
+// oncallCLI runs `sidekick oncall --json` and returns its first line.
+func oncallCLI(t *testing.T, stack *devstack.Stack) onCallLine {
 	t.Helper()
 	var out bytes.Buffer
 	err := cli.Run(context.Background(), []string{"oncall", "--json", "--addr", stack.GRPCAddr}, cli.IO{Stdout: &out, Stderr: io.Discard})
@@ -288,18 +299,19 @@ func whoIsHero(t *testing.T, stack *devstack.Stack) string {
 		t.Fatalf("sidekick oncall: %v", err)
 	}
 	first, _, _ := strings.Cut(out.String(), "\n")
-	var hero struct {
-		Role   string `json:"role"`
-		Person struct {
-			ID   string `json:"id"`
-			Name string `json:"name"`
-		} `json:"person"`
-	}
+	var hero onCallLine
 	if err := json.Unmarshal([]byte(first), &hero); err != nil {
 		t.Fatalf("oncall --json line %q: %v", first, err)
 	}
+	return hero
+}
+
+// whoIsHero asks the CLI who the Support Hero is now and returns their name.
+func whoIsHero(t *testing.T, stack *devstack.Stack) string {
+	t.Helper()
+	hero := oncallCLI(t, stack)
 	if hero.Role != "hero" || hero.Person.ID == "" || hero.Person.Name == "" {
-		t.Fatalf("no hero in %q", first)
+		t.Fatalf("no hero in %+v", hero)
 	}
 	return hero.Person.Name
 }

@@ -1,0 +1,397 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
+	"github.com/sidekickhq/sidekick/sidekick/cli"
+	"github.com/sidekickhq/sidekick/sidekick/fakes"
+	"github.com/sidekickhq/sidekick/sidekick/internal/browsertest"
+)
+
+type css = chromedp.CSS
+
+// The payloads of the cross-site scripting checks: each would set
+// window.xssRan if it ran, and none may become markup.
+const (
+	xssScript = `<script>window.xssRan="script"</script>`
+	xssImg    = `<img src=x onerror="window.xssRan='img'">`
+	xssLink   = `javascript:window.xssRan='link'`
+	// xssAll is every payload in one field, the link both as Slack writes
+	// links and as Markdown.
+	xssAll = "payload " + xssScript + " " + xssImg + " <" + xssLink + "|open me> [docs](" + xssLink + ")"
+)
+
+// injected lists what of the payloads became live in the page: a script
+// that ran, an inline script or injected image element, an event-handler
+// attribute, a javascript: link or form.
+const injected = `(() => {
+	const bad = [];
+	if (window.xssRan !== undefined) bad.push("a payload ran: " + window.xssRan);
+	for (const s of document.querySelectorAll("script")) if (!s.src) bad.push("an inline script element: " + s.textContent);
+	for (const i of document.querySelectorAll("img")) if (i.getAttribute("src") === "x") bad.push("an injected image");
+	for (const el of document.querySelectorAll("*")) for (const a of el.attributes) if (a.name.startsWith("on")) bad.push("a handler attribute " + a.name + " on " + el.tagName);
+	for (const el of document.querySelectorAll("[href], [action], [src], [formaction]")) {
+		for (const n of ["href", "action", "src", "formaction"]) {
+			const v = (el.getAttribute(n) || "").replace(/[\s\u0000-\u001f]/g, "").toLowerCase();
+			if (v.startsWith("javascript:")) bad.push("a javascript: " + n + " on " + el.tagName);
+		}
+	}
+	return bad.join("; ");
+})()`
+
+// TestConsoleInTheBrowser drives the console of the whole stack (real
+// triage, rotation, NATS and PostgreSQL; Slack, email and the customer
+// directory fed as they are in production) in one headless Chromium:
+//
+//   - live: a signed Slack event posted to ingest-slack appears in the open
+//     queue page without a reload;
+//   - search: the search box finds a conversation by a word of a
+//     follow-up message's body;
+//   - calendar: an override created in the calendar's form is what
+//     `sidekick oncall` says;
+//   - reports: every count on the reports page equals `sidekick report
+//     --json` for the same days;
+//   - cross-site scripting: script, image and javascript: payloads in
+//     every field a customer or staff member writes (message text, email
+//     subject and sender, customer name and organisation, note, handoff
+//     note, tag, override note) are shown as text on every page, and none
+//     runs even with the content security policy turned off (the escaping
+//     alone holds; the policy is a second wall, tested in the console's
+//     own tests).
+func TestConsoleInTheBrowser(t *testing.T) {
+	stack, _ := startStack(t)
+	a := dialStack(t, stack)
+	b := browsertest.Start(t, 6*time.Minute)
+	base := stack.ConsoleURL
+	secret := stack.Env["SIDEKICK_SLACK_SIGNING_SECRET"]
+	// Every page this browser loads runs without the content security
+	// policy, so a payload that became markup would run and say so.
+	b.Step("turn the content security policy off", func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, page.SetBypassCSP, page.SetBypassCSPParams{Enabled: true})
+		return chromedp.Void{}, err
+	})
+
+	a.addCustomer(t, &triagev1.Customer{Id: "xss-co", Name: xssScript + " " + xssImg, Organisation: xssAll,
+		Plan: "enterprise", SlackUserIds: []string{"U0XSS"}})
+
+	var (
+		first          *supportv1.Conversation
+		firstTS, xssTS string
+	)
+	t.Run("a new Slack message appears in the open queue without a reload", func(t *testing.T) {
+		b := b.For(t)
+		b.Step("open the queue", chromedp.Navigate(base+"/"), chromedp.WaitReady(css(`body[data-live-state="open"]`)))
+		browsertest.Eval[string](b, "mark this page", `window.samePage = "yes"`)
+		now := time.Now()
+		firstTS, xssTS = fmt.Sprintf("%d.000100", now.Unix()), fmt.Sprintf("%d.000200", now.Unix())
+		body := messageEvent("Ev0CONSOLE1", "U0CUST1", "Our dashboards stopped loading after the upgrade", firstTS)
+		if code := postSlack(t, stack.HTTPAddr, secret, now.Unix(), body); code != http.StatusOK {
+			t.Fatalf("signed Slack event: %d", code)
+		}
+		b.Until("the new conversation in the queue", `[...document.querySelectorAll("#queue td.subject")].some(td => td.textContent.includes("dashboards stopped loading"))`)
+		if mark := browsertest.Eval[string](b, "the mark", `window.samePage || "reloaded"`); mark != "yes" {
+			t.Errorf("the page was reloaded (mark %q), not updated in place", mark)
+		}
+		first = a.awaitThread(t, supportv1.Channel_CHANNEL_SLACK, "slack:T0DEMO/C0SUPPORT/"+firstTS)
+		id := browsertest.Eval[string](b, "the row's id", `[...document.querySelectorAll("#queue tr[data-id]")].find(tr => tr.textContent.includes("dashboards stopped loading")).dataset.id`)
+		if id != first.GetId() {
+			t.Errorf("the queue's new row is %q, triage's conversation %q", id, first.GetId())
+		}
+
+		// A customer whose name and text carry every payload writes while
+		// the queue is open: the update swaps their row in as text.
+		body = messageEvent("Ev0CONSOLEXSS", "U0XSS", xssAll, xssTS)
+		if code := postSlack(t, stack.HTTPAddr, secret, now.Unix(), body); code != http.StatusOK {
+			t.Fatalf("signed Slack event: %d", code)
+		}
+		b.Until("the payload's conversation in the queue", `document.querySelectorAll("#queue tr[data-id]").length >= 2`)
+		if bad := browsertest.Eval[string](b, "injected markup", injected); bad != "" {
+			t.Errorf("the queue after a live update: %s", bad)
+		}
+		if text := browsertest.Eval[string](b, "queue text", `document.querySelector("#queue").innerText`); !strings.Contains(text, `<img src=x onerror="window.xssRan='img'">`) {
+			t.Errorf("the payload is not shown as text in the queue:\n%s", text)
+		}
+	})
+	if first == nil {
+		t.FailNow()
+	}
+	// inThread posts a signed message in the first conversation's thread.
+	inThread := func(t *testing.T, eventID, user, team, text, micros string) {
+		t.Helper()
+		now := time.Now()
+		ev := threadEvent(eventID, "C0SUPPORT", user, team, text, fmt.Sprintf("%d.%s", now.Unix(), micros), firstTS, "")
+		if code := postSlack(t, stack.HTTPAddr, secret, now.Unix(), ev); code != http.StatusOK {
+			t.Fatalf("signed Slack event: %d", code)
+		}
+	}
+
+	t.Run("search finds a conversation by a word in a message's body", func(t *testing.T) {
+		b := b.For(t)
+		inThread(t, "Ev0CONSOLE2", "U0CUST1", "T0ACME", "The frobnicator log says quarkle timeout on every node", "000300")
+		waitFor(t, 30*time.Second, "the follow-up stored", func() bool { return len(a.get(t, first.GetId()).GetMessages()) == 2 })
+		if strings.Contains(a.get(t, first.GetId()).GetConversation().GetSubject(), "quarkle") {
+			t.Fatal("the word is in the subject: the test would not show a search of the body")
+		}
+		b.Step("search for the word",
+			chromedp.Navigate(base+"/"), chromedp.WaitVisible(css("#q")),
+			chromedp.SendKeys(css("#q"), "quarkle"), chromedp.Submit(css("#filters")),
+			chromedp.WaitVisible(css("#queue, p.empty")))
+		rows := browsertest.Eval[[]string](b, "hits", `[...document.querySelectorAll("#queue tr[data-id]")].map(tr => tr.dataset.id)`)
+		marked := browsertest.Eval[string](b, "marked word", `[...document.querySelectorAll("#queue mark")].map(m => m.textContent).join(",")`)
+		loc := b.Read("location", chromedp.Location())
+		if len(rows) != 1 || rows[0] != first.GetId() {
+			t.Errorf("searching quarkle found %v, want only %s", rows, first.GetId())
+		}
+		if !strings.EqualFold(marked, "quarkle") {
+			t.Errorf("marked words %q, want quarkle", marked)
+		}
+		if u, err := url.Parse(loc); err != nil || u.Query().Get("q") != "quarkle" {
+			t.Errorf("the search is not a shareable URL: %s", loc)
+		}
+	})
+
+	t.Run("an override made in the calendar is what sidekick oncall says", func(t *testing.T) {
+		b := b.For(t)
+		hero, err := a.rotation.WhoIsOnCall(rpcCtx(t), &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO})
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := hero.GetOnCall().GetPerson().GetId()
+		with := "bob"
+		if from == with {
+			with = "carol"
+		}
+		// Within the hero's shift, from a minute ago for two hours, in the
+		// rotation's zone as the form reads it.
+		london, err := time.LoadLocation("Europe/London")
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now().Truncate(time.Minute).Add(-time.Minute)
+		if s := hero.GetOnCall().GetShift().GetStart().AsTime(); start.Before(s) {
+			start = s
+		}
+		end := start.Add(2 * time.Hour)
+		if e := hero.GetOnCall().GetShift().GetEnd().AsTime(); end.After(e) {
+			end = e
+		}
+		form := "2006-01-02T15:04"
+		b.Step("fill in the override",
+			chromedp.Navigate(base+"/calendar"), chromedp.WaitVisible(css("#override-form")),
+			chromedp.SetValue(css(`#override-form select[name=rotation]`), "hero"),
+			chromedp.SetValue(css(`#override-form select[name=kind]`), "replace"),
+			chromedp.SendKeys(css(`#override-form input[name=person]`), from),
+			chromedp.SendKeys(css(`#override-form input[name=with_person]`), with),
+			chromedp.SetValue(css(`#override-form input[name=start]`), start.In(london).Format(form)),
+			chromedp.SetValue(css(`#override-form input[name=end]`), end.In(london).Format(form)),
+			chromedp.SendKeys(css(`#override-form input[name=note]`), xssAll),
+		)
+		b.Submit("create the override", "#override-form")
+		flash := browsertest.Eval[string](b, "flash", `(document.querySelector("p.flash, .error") || {}).textContent || document.body.innerText`)
+		if flash != "Override created." {
+			t.Fatalf("calendar after the form: %q", flash)
+		}
+		if bad := browsertest.Eval[string](b, "injected markup", injected); bad != "" {
+			t.Errorf("the calendar with the override's note: %s", bad)
+		}
+		got := oncallCLI(t, stack)
+		if got.Role != "hero" || got.Person.ID != with || !strings.Contains(strings.ToLower(got.Reason), "override") {
+			t.Errorf("sidekick oncall after the calendar's override of %s by %s: %+v", from, with, got)
+		}
+	})
+
+	t.Run("no payload runs or becomes a link on any page", func(t *testing.T) {
+		b := b.For(t)
+		// An email whose subject and sender name are payloads.
+		now := time.Now()
+		mail := rawEmail(`"<img src=x onerror=window.xssRan=1>" <mallory@evil.example>`, "support@sidekick.test", xssScript+" "+xssImg,
+			"xss-1@evil.example", now, xssAll)
+		if err := fakes.SendMail(stack.SMTPAddr, "mallory@evil.example", []string{"support@sidekick.test"}, mail); err != nil {
+			t.Fatalf("email over SMTP: %v", err)
+		}
+		var xssConv *supportv1.Conversation
+		waitFor(t, 30*time.Second, "the payloads' conversations", func() bool {
+			xssConv = a.byThread(t, supportv1.Channel_CHANNEL_SLACK, "slack:T0DEMO/C0SUPPORT/"+xssTS)
+			return xssConv != nil && len(a.list(t, supportv1.Channel_CHANNEL_EMAIL)) == 1
+		})
+		emailConv := a.list(t, supportv1.Channel_CHANNEL_EMAIL)[0]
+		// Staff write payloads too: a note, a handoff note, a tag.
+		b.Step("open the payloads' conversation", chromedp.Navigate(base+"/conversations/"+xssConv.GetId()), chromedp.WaitVisible(css("#note-form")))
+		b.Step("write a note", chromedp.SendKeys(css("#note-form textarea[name=text]"), "note "+xssAll))
+		b.Submit("add the note", "#note-form")
+		b.Step("write a handoff note", chromedp.SendKeys(css("#note-form textarea[name=text]"), "handoff "+xssAll), chromedp.Click(css("#note-form input[name=handoff]")))
+		b.Submit("add the handoff note", "#note-form")
+		b.Step("write a tag", chromedp.SendKeys(css("#tag-form input[name=add]"), xssImg))
+		b.Submit("add the tag", "#tag-form")
+		tagged := browsertest.Eval[string](b, "flash", `(document.querySelector("p.flash, .error") || {}).textContent || ""`)
+		conv := a.get(t, xssConv.GetId())
+		if len(conv.GetNotes()) != 2 {
+			t.Errorf("%d notes stored, want the note and the handoff note", len(conv.GetNotes()))
+		}
+		// Tags are kept in lower case.
+		if !slices.Contains(conv.GetConversation().GetTags(), strings.ToLower(xssImg)) {
+			t.Errorf("tags stored %q (the page said %q), want the payload", conv.GetConversation().GetTags(), tagged)
+		}
+		today := time.Now().UTC().Format(time.DateOnly)
+		pages := []struct{ name, path, shows string }{
+			{"queue", "/", `<script>window.xssRan="script"</script>`},
+			{"slack conversation", "/conversations/" + xssConv.GetId(), `[docs](javascript:window.xssRan='link')`},
+			{"email conversation", "/conversations/" + emailConv.GetId(), `<img src=x onerror="window.xssRan='img'">`},
+			{"customer", "/customers/xss-co", `<script>window.xssRan="script"</script>`},
+			{"search", "/?q=payload", `payload`},
+			{"closed and all", "/?status=all", `<img src=x onerror="window.xssRan='img'">`},
+			{"calendar", "/calendar", `javascript:window.xssRan='link'`},
+			{"on call", "/oncall", ""},
+			{"reports", "/reports?from=" + today + "&to=" + today, ""},
+		}
+		for _, p := range pages {
+			b.Step("open the "+p.name+" page", chromedp.Navigate(base+p.path), chromedp.WaitReady(css("main")))
+			if bad := browsertest.Eval[string](b, "injected markup", injected); bad != "" {
+				t.Errorf("%s page: %s", p.name, bad)
+			}
+			if text := browsertest.Eval[string](b, "page text", `document.body.innerText`); !strings.Contains(text, p.shows) {
+				t.Errorf("%s page does not show the payload %s as text:\n%s", p.name, p.shows, text)
+			}
+		}
+	})
+
+	t.Run("the reports page says what sidekick report --json says", func(t *testing.T) {
+		b := b.For(t)
+		// A staff reply, so the first-response figures are not all zero.
+		inThread(t, "Ev0CONSOLE3", "U0BOB", "T0DEMO", "Looking into it now", "000400")
+		waitFor(t, 30*time.Second, "the first response recorded", func() bool {
+			return a.get(t, first.GetId()).GetConversation().GetFirstResponseAt() != nil
+		})
+		today := time.Now().UTC()
+		day, next := today.Format(time.DateOnly), today.AddDate(0, 0, 1).Format(time.DateOnly)
+		b.Step("open the reports page", chromedp.Navigate(base+"/reports?from="+day+"&to="+day), chromedp.WaitVisible(css("#by-tier-response")))
+		page := browsertest.Eval[map[string][][]string](b, "the report's tables", `(() => {
+			const rows = sel => [...document.querySelectorAll(sel)].map(tr => [...tr.cells].map(td => td.textContent.trim()));
+			return {
+				channel: rows("#by-channel table.legend tr"),
+				tier: rows("#by-tier table.legend tr"),
+				category: rows("#by-category table.legend tr"),
+				response: rows("#by-tier-response tbody tr"),
+				byCategory: rows("#by-category-response tbody tr"),
+				dayChannel: rows("#per-day-channel tr"),
+				dayCategory: rows("#per-day-category tr"),
+				dayTier: rows("#per-day-tier tr"),
+			};
+		})()`)
+		var out bytes.Buffer
+		if err := cli.Run(context.Background(), []string{"report", "--json", "--from", day, "--to", next, "--addr", stack.GRPCAddr},
+			cli.IO{Stdout: &out, Stderr: io.Discard}); err != nil {
+			t.Fatalf("sidekick report --json: %v", err)
+		}
+		var rep triagev1.SummaryResponse
+		if err := protojson.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("sidekick report --json: %v\n%s", err, out.String())
+		}
+		counts := func(cs []*triagev1.Count) [][]string {
+			var rows [][]string
+			for _, c := range cs {
+				rows = append(rows, []string{c.GetKey(), strconv.FormatInt(c.GetCount(), 10)})
+			}
+			return rows
+		}
+		same := func(what string, got, want [][]string) {
+			t.Helper()
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s: the page shows %v, sidekick report %v", what, got, want)
+			}
+		}
+		same("by channel", page["channel"], counts(rep.GetByChannel()))
+		same("by tier", page["tier"], counts(rep.GetByTier()))
+		same("by category", page["category"], counts(rep.GetByCategory()))
+		// Per tier: conversations, answered, great, okay, late, breached,
+		// closed (the figures; the page adds shares and durations).
+		var want [][]string
+		for _, r := range rep.GetResponse() {
+			want = append(want, nums(r.GetConversations(), r.GetResponded(), r.GetGreat(), r.GetOkay(), r.GetLate(), r.GetBreached(), r.GetResolution().GetClosed()))
+		}
+		same("first response by tier", pick(page["response"], 1, 2, 5, 6, 7, 8, 9), want)
+		want = nil
+		for _, g := range rep.GetByCategoryResponse() {
+			want = append(want, append([]string{g.GetKey()}, nums(g.GetConversations(), g.GetResponded(), g.GetGreat(), g.GetOkay(), g.GetLate(), g.GetBreached(), g.GetResolution().GetClosed())...))
+		}
+		same("first response by category", pick(page["byCategory"], 0, 1, 2, 5, 6, 7, 8, 9), want)
+		// Per day: a header of the keys, then a row a day (the day, its
+		// total, its count of each key).
+		perDay := func(totals []*triagev1.Count, of func(*triagev1.DayCounts) []*triagev1.Count) [][]string {
+			rows := [][]string{{"Day", "All"}}
+			for _, c := range totals {
+				rows[0] = append(rows[0], c.GetKey())
+			}
+			for _, d := range rep.GetByDay() {
+				n := map[string]int64{}
+				for _, c := range of(d) {
+					n[c.GetKey()] = c.GetCount()
+				}
+				row := []string{d.GetDay(), strconv.FormatInt(d.GetConversations(), 10)}
+				for _, c := range totals {
+					row = append(row, strconv.FormatInt(n[c.GetKey()], 10))
+				}
+				rows = append(rows, row)
+			}
+			return rows
+		}
+		same("per day by channel", page["dayChannel"], perDay(rep.GetByChannel(), (*triagev1.DayCounts).GetByChannel))
+		same("per day by category", page["dayCategory"], perDay(rep.GetByCategory(), (*triagev1.DayCounts).GetByCategory))
+		same("per day by tier", page["dayTier"], perDay(rep.GetByTier(), (*triagev1.DayCounts).GetByTier))
+		if len(rep.GetByDay()) != 1 || rep.GetByDay()[0].GetDay() != day {
+			t.Errorf("sidekick report's days for %s: %v", day, rep.GetByDay())
+		}
+		var total int64
+		for _, c := range rep.GetByChannel() {
+			total += c.GetCount()
+		}
+		if total < 3 || len(rep.GetByChannel()) < 2 || len(rep.GetByTier()) < 2 || rep.GetResponse()[0].GetResponded()+rep.GetResponse()[2].GetResponded() < 1 {
+			t.Errorf("the report is too thin to compare (%d conversations): %s", total, out.String())
+		}
+	})
+}
+
+// nums renders counts as the page shows them.
+func nums(ns ...int64) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = strconv.FormatInt(n, 10)
+	}
+	return out
+}
+
+// pick takes the leading number of the given cells of each row ("3 60%"
+// is 3).
+func pick(rows [][]string, cells ...int) [][]string {
+	var out [][]string
+	for _, r := range rows {
+		var row []string
+		for _, c := range cells {
+			v := ""
+			if c < len(r) {
+				v, _, _ = strings.Cut(r[c], " ")
+			}
+			row = append(row, v)
+		}
+		out = append(out, row)
+	}
+	return out
+}
