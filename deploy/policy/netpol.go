@@ -41,8 +41,10 @@ const optionalErrorReporting = "allow-error-reporting"
 
 // checkNetworkPolicies requires a default deny and, for every Sidekick
 // workload, exactly the traffic its service needs on the ports that matter:
-// DNS for everyone; NATS for everyone but the console, which talks only
-// gRPC, to triage and rotation and no other server; Postgres for services
+// DNS for everyone; NATS for every service, and for the console exactly
+// when its live updates are on (SIDEKICK_CONSOLE_LIVE=true: it watches
+// conversation events), whose gRPC goes to triage and rotation and no
+// other server; Postgres for services
 // with a database and for no other; 443 out for whoever calls a
 // provider's API (notifier, ingest-slack, ingest-github) and 587 and 465
 // for whoever sends email (notifier, ingest-email's replies), for nobody
@@ -80,8 +82,16 @@ func (c *checker) checkNetworkPolicies() {
 		need(egressAllows(mine, corev1.ProtocolUDP, portDNS), "no egress to DNS (UDP 53)")
 		console := w.name == "console"
 		if console {
-			if egressAllows(mine, corev1.ProtocolTCP, portNATS) {
-				c.fail(w.id, RuleNetworkPolicy, "egress to NATS (TCP 4222): the console neither publishes nor consumes")
+			live := false
+			for _, ctr := range w.spec.Containers {
+				v, _ := c.envValue(ctr, "SIDEKICK_CONSOLE_LIVE")
+				live = live || v == "true"
+			}
+			switch nats := egressAllows(mine, corev1.ProtocolTCP, portNATS); {
+			case live && !nats:
+				c.fail(w.id, RuleNetworkPolicy, "no egress to NATS (TCP 4222) though SIDEKICK_CONSOLE_LIVE=true: live updates need conversation events")
+			case !live && nats:
+				c.fail(w.id, RuleNetworkPolicy, "egress to NATS (TCP 4222) without SIDEKICK_CONSOLE_LIVE=true: the console has nothing to do there")
 			}
 			c.checkConsoleGRPC(w, mine, pols)
 		} else {

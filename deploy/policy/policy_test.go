@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sidekickhq/sidekick/deploy/policy"
 )
@@ -26,7 +27,7 @@ var productionExternal = []string{
 	// service's own, the CA of the NATS servers' certificate
 	"sidekick-nats-admin", "sidekick-nats-tls",
 	"sidekick-nats-ingest-slack", "sidekick-nats-ingest-email", "sidekick-nats-ingest-github", "sidekick-nats-ingest-sentry",
-	"sidekick-nats-triage", "sidekick-nats-rotation", "sidekick-nats-notifier",
+	"sidekick-nats-triage", "sidekick-nats-rotation", "sidekick-nats-notifier", "sidekick-nats-console",
 	// optional references
 	"sidekick-sentry-dsn", "sidekick-pagerduty", "sidekick-webhook",
 }
@@ -335,8 +336,13 @@ func TestPolicyCatchesBrokenRules(t *testing.T) {
 			t.Fatal("no sidekick-env ConfigMap")
 			return o
 		}},
-		{"console allowed to reach NATS", policy.RuleNetworkPolicy, "Deployment/console", func(o []policy.Object) []policy.Object {
-			netpol(o, "allow-nats").Spec.PodSelector.MatchExpressions = nil
+		{"live console kept from NATS", policy.RuleNetworkPolicy, "Deployment/console", func(o []policy.Object) []policy.Object {
+			netpol(o, "allow-nats").Spec.PodSelector.MatchExpressions = []metav1.LabelSelectorRequirement{
+				{Key: "app.kubernetes.io/name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"console"}}}
+			return o
+		}},
+		{"console without live updates reaches NATS", policy.RuleNetworkPolicy, "Deployment/console", func(o []policy.Object) []policy.Object {
+			env(o, "console", "SIDEKICK_CONSOLE_LIVE").Value = "false"
 			return o
 		}},
 		{"console labelled a gRPC client reaches notifier", policy.RuleNetworkPolicy, "Deployment/console", func(o []policy.Object) []policy.Object {
