@@ -136,6 +136,9 @@ func Users() []User {
 				{Stream: streamInbound, Durable: "triage-inbound", Filter: "support.inbound.>"},
 				{Stream: streamRotation, Durable: "triage-rotation"},
 				{Stream: streamActions, Durable: "triage-actions"},
+				// Notifier's acknowledgements: when an alert was first
+				// acknowledged, however it was.
+				{Stream: streamNotify, Durable: "triage-acks", Filter: "support.notify.acked"},
 				{Stream: streamOutbound, Durable: "triage-receipts", Filter: "support.outbound.*.receipt"},
 			},
 			ObjectsRead: []string{contentStore},

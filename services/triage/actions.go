@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
@@ -19,6 +21,12 @@ import (
 // acknowledged: acknowledgements belong to notifier, which also pages on
 // an escalate action.
 const DurableActions = "triage-actions"
+
+// DurableAcks is the durable consumer of support.notify.acked: notifier's
+// record of an acknowledgement, however it was made (Slack's Acknowledge
+// button, `sidekick ack`, the console, any gRPC client), from which
+// triage records when an alert was first acknowledged.
+const DurableAcks = "triage-acks"
 
 // handleAction closes, assigns or escalates the conversation an action
 // names. Closing and assigning are idempotent (closing a closed
@@ -55,7 +63,7 @@ func (s *Service) handleAction(ctx context.Context, msg jetstream.Msg) error {
 	case supportv1.ActionType_ACTION_TYPE_ACK:
 		// Time to acknowledge an alert; an acknowledgement of a
 		// conversation triage does not know is notifier's business only.
-		if _, err := s.engine.Acknowledge(ctx, id, who); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		if _, err := s.engine.Acknowledge(ctx, id, who, timeOf(a.GetOccurredAt())); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return bus.AtLocation("ack", err)
 		}
 		return nil
@@ -71,6 +79,37 @@ func (s *Service) handleAction(ctx context.Context, msg jetstream.Msg) error {
 		return bus.AtLocation("action", err)
 	}
 	return nil
+}
+
+// handleAcked records the first acknowledgement of an alert from
+// notifier's support.notify.acked, at the time notifier recorded it. One
+// acknowledgement of a conversation paged several times is one event per
+// notification; the first recorded counts, and the others, like a
+// redelivered event, change nothing. An acknowledgement of a conversation
+// triage does not know (a notification sent over gRPC naming any id) is
+// notifier's business only.
+func (s *Service) handleAcked(ctx context.Context, msg jetstream.Msg) error {
+	var ev supportv1.DeliveryEvent
+	if err := bus.Decode(msg, &ev); err != nil {
+		return bus.Permanent(err)
+	}
+	id := ev.GetConversationId()
+	if id == "" || ev.GetStatus() != supportv1.DeliveryStatus_DELIVERY_STATUS_ACKED {
+		return nil
+	}
+	// The recipient of an acked event is who acknowledged.
+	if _, err := s.engine.Acknowledge(ctx, id, ev.GetRecipient(), timeOf(ev.GetOccurredAt())); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		return bus.AtLocation("acked", err)
+	}
+	return nil
+}
+
+// timeOf is the time of an event's timestamp; zero when it has none.
+func timeOf(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
 }
 
 // escalateAction records an escalation made from Slack's Escalate button

@@ -208,6 +208,7 @@ type Service struct {
 	inbound  *bus.Consumer
 	rotation *bus.Consumer
 	actions  *bus.Consumer
+	acks     *bus.Consumer
 	receipts *bus.Consumer
 	timers   *timers.Loop
 	caches   []*coverage.Cache // of the duty and roster windows
@@ -324,6 +325,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		bus.ActionSubject("close"), bus.ActionSubject("assign"), bus.ActionSubject("escalate"), bus.ActionSubject("ack")); err != nil {
 		return nil, err
 	}
+	if s.acks, err = consumer(bus.StreamNotify, DurableAcks, bus.NotifySubject("acked")); err != nil {
+		return nil, err
+	}
 	if s.receipts, err = consumer(bus.StreamOutbound, DurableReceipts, bus.AllOutboundReceipts); err != nil {
 		return nil, err
 	}
@@ -395,14 +399,15 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 }
 
 // Run consumes inbound messages, rotation events, close, assign and
-// escalate actions and the receipts of replies, fires deadline timers,
-// relays the outbox and prunes sent events and old inbox ids until ctx is
-// done.
+// escalate actions, notifier's acknowledgements and the receipts of
+// replies, fires deadline timers, relays the outbox and prunes sent events
+// and old inbox ids until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.inbound.RunBatch(ctx, s.handleInbound) })
 	g.Go(func() error { return s.rotation.Run(ctx, s.handleRotation) })
 	g.Go(func() error { return s.actions.Run(ctx, s.handleAction) })
+	g.Go(func() error { return s.acks.Run(ctx, s.handleAcked) })
 	g.Go(func() error { return s.receipts.Run(ctx, s.handleReceipt) })
 	g.Go(func() error { return s.timers.Run(ctx) })
 	g.Go(func() error { return s.relay.Run(ctx) })

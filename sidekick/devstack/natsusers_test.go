@@ -22,6 +22,7 @@ func TestNATSUsersNameTheServicesConsumers(t *testing.T) {
 			{Stream: bus.StreamInbound, Durable: triage.DurableInbound, Filter: bus.AllInbound},
 			{Stream: bus.StreamRotation, Durable: triage.DurableRotation},
 			{Stream: bus.StreamActions, Durable: triage.DurableActions},
+			{Stream: bus.StreamNotify, Durable: triage.DurableAcks, Filter: bus.NotifySubject("acked")},
 		},
 		"notifier": {
 			{Stream: bus.StreamConversations, Durable: notifier.DurableConversations, Filter: bus.AllConversations},

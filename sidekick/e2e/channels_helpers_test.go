@@ -33,6 +33,7 @@ type api struct {
 	customers triagev1.CustomerServiceClient
 	notifier  notifyv1.NotifierServiceClient
 	rotation  rotationv1.RotationServiceClient
+	report    triagev1.ReportServiceClient
 }
 
 // dialStack connects to the stack's gRPC server.
@@ -48,6 +49,7 @@ func dialStack(t *testing.T, stack *devstack.Stack) api {
 		customers: triagev1.NewCustomerServiceClient(cc),
 		notifier:  notifyv1.NewNotifierServiceClient(cc),
 		rotation:  rotationv1.NewRotationServiceClient(cc),
+		report:    triagev1.NewReportServiceClient(cc),
 	}
 }
 

@@ -771,14 +771,18 @@ func acknowledge(c *supportv1.Conversation, who string, now time.Time, out *conv
 	}
 }
 
-// Acknowledge records that who acknowledged an alert (the Acknowledge
-// button on its page): the first acknowledgement counts, later ones and
-// those of customer conversations change nothing.
-func (e *Engine) Acknowledge(ctx context.Context, id, who string) (*supportv1.Conversation, error) {
+// Acknowledge records that who acknowledged an alert at at (zero: now),
+// by the Acknowledge button on its page, the CLI or the console: the
+// first acknowledgement counts, later ones (a replay of the same one
+// included) and those of customer conversations change nothing.
+func (e *Engine) Acknowledge(ctx context.Context, id, who string, at time.Time) (*supportv1.Conversation, error) {
 	who = e.who(ctx, who)
 	return e.change(ctx, id, func(_ *pipe, c *supportv1.Conversation, _ *store.State, now time.Time) (conv.Outcome, error) {
+		if at.IsZero() {
+			at = now
+		}
 		var out conv.Outcome
-		acknowledge(c, who, now, &out)
+		acknowledge(c, who, at, &out)
 		return out, nil
 	})
 }
