@@ -114,6 +114,23 @@ func (a api) get(t *testing.T, id string) *triagev1.GetConversationResponse {
 	return resp
 }
 
+// awaitSlackPage waits for the Slack message notifier sent about a
+// conversation: the one whose Acknowledge button names it.
+func awaitSlackPage(t *testing.T, slack *fakes.Slack, conversationID string) fakes.SlackMessage {
+	t.Helper()
+	var page fakes.SlackMessage
+	waitFor(t, time.Minute, "the page in Slack", func() bool {
+		for _, m := range slack.Posted() {
+			if b, ok := m.Button("sidekick_ack"); ok && strings.Contains(b.Value, "conv:"+conversationID+"|") {
+				page = m
+				return true
+			}
+		}
+		return false
+	})
+	return page
+}
+
 // consolePing is one notification block the console channel wrote:
 //
 //	[notify] ping Alice Anders (Support Hero): new … — https://…

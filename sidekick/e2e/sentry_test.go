@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -183,16 +182,7 @@ func TestSentryStormUpdatesThePage(t *testing.T) {
 		}
 		return sum == n
 	})
-	var page fakes.SlackMessage
-	waitFor(t, time.Minute, "the page in Slack", func() bool {
-		for _, m := range slack.Posted() {
-			if b, ok := m.Button("sidekick_ack"); ok && strings.Contains(b.Value, "conv:"+conv.GetId()+"|") {
-				page = m
-				return true
-			}
-		}
-		return false
-	})
+	page := awaitSlackPage(t, slack, conv.GetId())
 	waitFor(t, time.Minute, "the page to be rewritten with the storm (chat.update keeping the buttons)", func() bool {
 		for _, u := range slack.Updated() {
 			if u.Channel == page.Channel && u.TS == page.TS && len(u.Buttons()) > 0 {

@@ -51,8 +51,12 @@ type MirrorConfig struct {
 
 // mirrorable reports whether c gets a thread in the support channel:
 // customer conversations from anywhere but the support channel itself.
+// Alerts, whatever their source, never do: the support channel is the
+// customers', and the handbook gives Sentry errors to the owning team's
+// secondary, whom notifier pages (a team or ops channel hears of them
+// through the sentry_alert policy's slack_channel step).
 func (e *Engine) mirrorable(c *supportv1.Conversation) bool {
-	if e.cfg.Mirror.Channel == "" {
+	if e.cfg.Mirror.Channel == "" || conv.IsAlertConversation(c) {
 		return false
 	}
 	switch c.GetChannel() {
