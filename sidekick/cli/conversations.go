@@ -22,7 +22,7 @@ func (r *root) conversationsCmd() *cobra.Command {
 		Aliases: []string{"conv", "c"},
 		Short:   "List and work on support conversations",
 		Long: `List and work on support conversations: show one with its messages, notes
-and audit trail, assign it, tag it, add a (handoff) note, reply to the
+and audit trail, search them, assign it, tag it, add a (handoff) note, reply to the
 customer, close, reopen or escalate it. Commands that change a conversation record --actor (default
 $USER) in its audit trail and print the conversation afterwards; --json
 prints it as protobuf JSON.`,
@@ -30,6 +30,7 @@ prints it as protobuf JSON.`,
 	cmd.AddCommand(
 		r.conversationsListCmd(),
 		r.conversationsShowCmd(),
+		r.conversationsSearchCmd(),
 		r.conversationsAssignCmd(),
 		r.conversationsTagCmd(),
 		r.conversationsNoteCmd(),

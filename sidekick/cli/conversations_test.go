@@ -384,3 +384,22 @@ func TestAlertsInTheCLI(t *testing.T) {
 		t.Errorf("an alert shows a tier:\n%s", out)
 	}
 }
+
+// TestSearchSendsTheQuery: the words of every argument are one query, with
+// --limit as the page size; a customer's escape sequences in an excerpt
+// reach the terminal as spaces, and the words found are in bold.
+func TestSearchSendsTheQuery(t *testing.T) {
+	h := newHarness(t)
+	h.respond("SearchConversations", &triagev1.SearchConversationsResponse{Hits: []*triagev1.SearchHit{{
+		Conversation: sampleConversation(), Source: triagev1.SearchSource_SEARCH_SOURCE_NOTE,
+		Snippet: []*triagev1.SnippetPart{{Text: "the \x1b[2Jexporter\n"}, {Text: "crashes", Match: true}, {Text: " nightly"}},
+	}}})
+	out, err := h.run(t, "conversations", "search", "exporter", "crash", "--limit", "5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.want(t, "SearchConversations", &triagev1.SearchConversationsRequest{Query: "exporter crash", Filter: &triagev1.ListConversationsRequest{PageSize: 5}})
+	if !strings.HasPrefix(out, "c-42  ") || !strings.Contains(out, "\n  note: the [2Jexporter **crashes** nightly\n") || strings.ContainsRune(out, '\x1b') {
+		t.Fatalf("search printed %q", out)
+	}
+}

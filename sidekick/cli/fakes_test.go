@@ -112,6 +112,10 @@ func (f *fakeConversations) GetConversation(_ context.Context, req *triagev1.Get
 	return handle[*triagev1.GetConversationResponse](f.rec, "GetConversation", req)
 }
 
+func (f *fakeConversations) SearchConversations(_ context.Context, req *triagev1.SearchConversationsRequest) (*triagev1.SearchConversationsResponse, error) {
+	return handle[*triagev1.SearchConversationsResponse](f.rec, "SearchConversations", req)
+}
+
 func (f *fakeConversations) Assign(_ context.Context, req *triagev1.AssignRequest) (*triagev1.AssignResponse, error) {
 	return handle[*triagev1.AssignResponse](f.rec, "Assign", req)
 }
