@@ -1,8 +1,10 @@
 package console
 
 import (
+	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,10 +55,75 @@ type calendarData struct {
 	Week, Prev, Next string
 	Days             []time.Time
 	Rows             []calendarRow
-	Overrides        []*rotationv1.Override
-	Rotations        []*rotationv1.Rotation
-	Mine             *nextShift
-	Dir              directory
+	// Overrides are the week's overrides but the sides of swaps, which
+	// Swaps shows side by side.
+	Overrides []*rotationv1.Override
+	Swaps     []swapView
+	Rotations []*rotationv1.Rotation
+	Mine      *nextShift
+	Dir       directory
+}
+
+// swapView is a swap: its two sides (overrides sharing a swap id), shown
+// and deleted together.
+type swapView struct {
+	ID, Rotation string
+	Sides        []*rotationv1.Override
+	Note         string
+	FromFile     bool
+}
+
+// swapReach is how far from the week the calendar looks for the other
+// side of a swap one of whose sides falls in the week (rotation answers
+// ranges up to a year: 50 weeks and the week).
+const swapReach = 25 * 7 * 24 * time.Hour
+
+// swaps splits the week's overrides into plain ones and swaps, fetching
+// the sides of swaps that fall outside the week.
+func (s *Service) swaps(ctx context.Context, week []*rotationv1.Override, start, end time.Time) ([]*rotationv1.Override, []swapView) {
+	var plain []*rotationv1.Override
+	sides := map[string][]*rotationv1.Override{}
+	var order []string
+	for _, o := range week {
+		id := o.GetSwapId()
+		if id == "" {
+			plain = append(plain, o)
+			continue
+		}
+		if sides[id] == nil {
+			order = append(order, id)
+		}
+		sides[id] = append(sides[id], o)
+	}
+	lonely := false
+	for _, id := range order {
+		lonely = lonely || len(sides[id]) < 2
+	}
+	if lonely {
+		wide, err := s.deps.Rotation.ListOverrides(ctx, &rotationv1.ListOverridesRequest{From: timestamppb.New(start.Add(-swapReach)), To: timestamppb.New(end.Add(swapReach))})
+		if err != nil {
+			s.deps.Logger.Warn("console: list the other sides of swaps", "error", err)
+		}
+		for _, o := range wide.GetOverrides() {
+			id := o.GetSwapId()
+			if sides[id] != nil && !slices.ContainsFunc(sides[id], func(x *rotationv1.Override) bool { return x.GetId() == o.GetId() }) {
+				sides[id] = append(sides[id], o)
+			}
+		}
+	}
+	var out []swapView
+	for _, id := range order {
+		sv := swapView{ID: id, Sides: sides[id]}
+		slices.SortFunc(sv.Sides, func(a, b *rotationv1.Override) int { return a.GetStart().AsTime().Compare(b.GetStart().AsTime()) })
+		for _, o := range sv.Sides {
+			sv.Rotation, sv.FromFile = o.GetRotationId(), sv.FromFile || o.GetFromFile()
+			if sv.Note == "" {
+				sv.Note = o.GetNote()
+			}
+		}
+		out = append(out, sv)
+	}
+	return plain, out
 }
 
 // weekOf is the Monday starting the week of day (YYYY-MM-DD, in loc;
@@ -126,7 +193,7 @@ func (s *Service) calendar(w http.ResponseWriter, r *http.Request, v *visitor) {
 	if err != nil {
 		s.deps.Logger.Warn("console: list overrides", "error", err)
 	}
-	d.Overrides = overrides.GetOverrides()
+	d.Overrides, d.Swaps = s.swaps(ctx, overrides.GetOverrides(), start, end)
 	d.Mine = s.nextShift(r, v, rots.GetRotations())
 	s.renderPage(w, r, http.StatusOK, "calendar", v, d, calendarDone[r.URL.Query().Get("done")], "")
 }
@@ -160,6 +227,7 @@ func (s *Service) nextShift(r *http.Request, v *visitor, rots []*rotationv1.Rota
 // calendarDone confirm an override change after its redirect.
 var calendarDone = map[string]string{
 	"override": "Override created.",
+	"swap":     "Swap created: two overrides, one for each side.",
 	"deleted":  "Override deleted.",
 }
 
@@ -168,17 +236,13 @@ var calendarDone = map[string]string{
 // (YYYY-MM-DDTHH:MM in the rotation's zone, as the organisation file
 // reads them), note; rotation validates it as it does the CLI's.
 func (s *Service) createOverride(w http.ResponseWriter, r *http.Request, v *visitor) {
-	if !s.checkPost(w, r, v) {
-		s.metrics.actions.WithLabelValues("override", "rejected").Inc()
+	invalid, ok := s.calendarForm(w, r, v, "override")
+	if !ok {
 		return
 	}
 	f := r.PostForm
-	invalid := func(msg string) {
-		s.metrics.actions.WithLabelValues("override", "rejected").Inc()
-		s.renderError(w, r, v, http.StatusBadRequest, msg)
-	}
-	kind, ok := overrideKinds[f.Get("kind")]
-	if !ok {
+	kind, known := overrideKinds[f.Get("kind")]
+	if !known {
 		invalid("The kind of override is replace, add or remove.")
 		return
 	}
@@ -189,10 +253,33 @@ func (s *Service) createOverride(w http.ResponseWriter, r *http.Request, v *visi
 	ctx, cancel := s.call(r.Context())
 	defer cancel()
 	rotID := strings.TrimSpace(f.Get("rotation"))
+	times, ok := s.rotationTimes(ctx, w, r, v, rotID, invalid, "start", "end")
+	if !ok {
+		return
+	}
+	o := &rotationv1.Override{RotationId: rotID, Kind: kind, PersonId: strings.TrimSpace(f.Get("person")),
+		WithPersonId: strings.TrimSpace(f.Get("with_person")), Start: timestamppb.New(times[0]), End: timestamppb.New(times[1]),
+		Note: strings.TrimSpace(f.Get("note"))}
+	created, err := s.deps.Rotation.CreateOverride(ctx, &rotationv1.CreateOverrideRequest{Override: o})
+	if err != nil {
+		s.calendarFailed(w, r, v, "override", "Creating the override", err)
+		return
+	}
+	s.metrics.actions.WithLabelValues("override", "ok").Inc()
+	s.deps.Logger.Info("console override", "override_id", created.GetOverride().GetId(), "rotation", rotID, "actor", v.Actor)
+	week, _ := weekOf("", times[0], s.loc)
+	http.Redirect(w, r, BasePath+"/calendar?done=override&week="+week.Format(time.DateOnly), http.StatusSeeOther)
+}
+
+// rotationTimes reads the form's fields named (YYYY-MM-DDTHH:MM) in the
+// zone of rotation rotID, as the organisation file and the CLI read
+// them; a field whose name ends in "_end" may be empty (the zero time).
+// It answers the request itself when it returns false.
+func (s *Service) rotationTimes(ctx context.Context, w http.ResponseWriter, r *http.Request, v *visitor, rotID string, invalid func(string), names ...string) ([]time.Time, bool) {
 	rots, err := s.deps.Rotation.ListRotations(ctx, &rotationv1.ListRotationsRequest{})
 	if err != nil {
 		s.rpcError(w, r, v, "Listing rotations", err)
-		return
+		return nil, false
 	}
 	loc := s.loc
 	found := false
@@ -206,29 +293,72 @@ func (s *Service) createOverride(w http.ResponseWriter, r *http.Request, v *visi
 	}
 	if !found {
 		invalid("There is no rotation " + rotID + ".")
-		return
+		return nil, false
 	}
-	var times [2]time.Time
-	for i, name := range []string{"start", "end"} {
-		t, err := time.ParseInLocation("2006-01-02T15:04", strings.TrimSpace(f.Get(name)), loc)
+	times := make([]time.Time, len(names))
+	for i, name := range names {
+		raw := strings.TrimSpace(r.PostForm.Get(name))
+		if raw == "" && strings.HasSuffix(name, "_end") {
+			continue
+		}
+		t, err := time.ParseInLocation("2006-01-02T15:04", raw, loc)
 		if err != nil {
-			invalid("The " + name + " is a date and time, YYYY-MM-DDTHH:MM, in the rotation's zone (" + loc.String() + ").")
-			return
+			invalid("The " + strings.ReplaceAll(name, "_", " ") + " is a date and time, YYYY-MM-DDTHH:MM, in the rotation's zone (" + loc.String() + ").")
+			return nil, false
 		}
 		times[i] = t
 	}
-	o := &rotationv1.Override{RotationId: rotID, Kind: kind, PersonId: strings.TrimSpace(f.Get("person")),
-		WithPersonId: strings.TrimSpace(f.Get("with_person")), Start: timestamppb.New(times[0]), End: timestamppb.New(times[1]),
-		Note: strings.TrimSpace(f.Get("note"))}
-	created, err := s.deps.Rotation.CreateOverride(ctx, &rotationv1.CreateOverrideRequest{Override: o})
-	if err != nil {
-		s.overrideFailed(w, r, v, "Creating the override", err)
+	return times, true
+}
+
+// createSwap is POST /console/calendar/swaps: rotation, a and a_start (a
+// gives up the shift starting then), b and b_start (b gives up theirs),
+// a_end and b_end (optional: part of the shift, such as one day),
+// note; times in the rotation's zone. Two different people, as the CLI's
+// swap requires; rotation validates the rest as it does the CLI's (each
+// side on duty then) and records two overrides sharing a swap id.
+func (s *Service) createSwap(w http.ResponseWriter, r *http.Request, v *visitor) {
+	invalid, ok := s.calendarForm(w, r, v, "swap")
+	if !ok {
 		return
 	}
-	s.metrics.actions.WithLabelValues("override", "ok").Inc()
-	s.deps.Logger.Info("console override", "override_id", created.GetOverride().GetId(), "rotation", rotID, "actor", v.Actor)
-	week, _ := weekOf("", times[0], s.loc)
-	http.Redirect(w, r, BasePath+"/calendar?done=override&week="+week.Format(time.DateOnly), http.StatusSeeOther)
+	f := r.PostForm
+	a, b := strings.TrimSpace(f.Get("a")), strings.TrimSpace(f.Get("b"))
+	switch {
+	case a == "" || b == "":
+		invalid("A swap needs both people.")
+		return
+	case a == b:
+		invalid("A swap is between two different people.")
+		return
+	case len(f.Get("note")) > maxOverrideNote:
+		invalid("The note is too long.")
+		return
+	}
+	ctx, cancel := s.call(r.Context())
+	defer cancel()
+	rotID := strings.TrimSpace(f.Get("rotation"))
+	ts, ok := s.rotationTimes(ctx, w, r, v, rotID, invalid, "a_start", "a_end", "b_start", "b_end")
+	if !ok {
+		return
+	}
+	stamp := func(t time.Time) *timestamppb.Timestamp {
+		if t.IsZero() {
+			return nil
+		}
+		return timestamppb.New(t)
+	}
+	resp, err := s.deps.Rotation.SwapShifts(ctx, &rotationv1.SwapShiftsRequest{Rotation: rotID,
+		PersonA: a, ShiftAStart: stamp(ts[0]), ShiftAEnd: stamp(ts[1]),
+		PersonB: b, ShiftBStart: stamp(ts[2]), ShiftBEnd: stamp(ts[3]), Note: strings.TrimSpace(f.Get("note"))})
+	if err != nil {
+		s.calendarFailed(w, r, v, "swap", "Swapping the shifts", err)
+		return
+	}
+	s.metrics.actions.WithLabelValues("swap", "ok").Inc()
+	s.deps.Logger.Info("console swap", "swap_id", resp.GetSwapId(), "rotation", rotID, "actor", v.Actor)
+	week, _ := weekOf("", ts[0], s.loc)
+	http.Redirect(w, r, BasePath+"/calendar?done=swap&week="+week.Format(time.DateOnly), http.StatusSeeOther)
 }
 
 // deleteOverride is POST /console/calendar/overrides/{id}/delete.
@@ -241,7 +371,7 @@ func (s *Service) deleteOverride(w http.ResponseWriter, r *http.Request, v *visi
 	ctx, cancel := s.call(r.Context())
 	defer cancel()
 	if _, err := s.deps.Rotation.DeleteOverride(ctx, &rotationv1.DeleteOverrideRequest{Id: id}); err != nil {
-		s.overrideFailed(w, r, v, "Deleting override "+id, err)
+		s.calendarFailed(w, r, v, "delete_override", "Deleting override "+id, err)
 		return
 	}
 	s.metrics.actions.WithLabelValues("delete_override", "ok").Inc()
@@ -253,12 +383,27 @@ func (s *Service) deleteOverride(w http.ResponseWriter, r *http.Request, v *visi
 	http.Redirect(w, r, BasePath+"/calendar?"+q.Encode(), http.StatusSeeOther)
 }
 
-// overrideFailed counts and shows a refused or failed override change.
-func (s *Service) overrideFailed(w http.ResponseWriter, r *http.Request, v *visitor, what string, err error) {
+// calendarForm checks a calendar form's post (same origin, CSRF token)
+// and returns how to refuse it as invalid, counted under action; false
+// when the post was refused already.
+func (s *Service) calendarForm(w http.ResponseWriter, r *http.Request, v *visitor, action string) (func(string), bool) {
+	if !s.checkPost(w, r, v) {
+		s.metrics.actions.WithLabelValues(action, "rejected").Inc()
+		return nil, false
+	}
+	return func(msg string) {
+		s.metrics.actions.WithLabelValues(action, "rejected").Inc()
+		s.renderError(w, r, v, http.StatusBadRequest, msg)
+	}, true
+}
+
+// calendarFailed counts and shows a calendar change rotation refused or
+// failed.
+func (s *Service) calendarFailed(w http.ResponseWriter, r *http.Request, v *visitor, action, what string, err error) {
 	result := "error"
 	if rejected(err) {
 		result = "rejected"
 	}
-	s.metrics.actions.WithLabelValues("override", result).Inc()
+	s.metrics.actions.WithLabelValues(action, result).Inc()
 	s.rpcError(w, r, v, what, err)
 }

@@ -122,3 +122,65 @@ func first(created []*rotationv1.CreateOverrideRequest, _ []string) *rotationv1.
 	}
 	return created[0]
 }
+
+// TestCalendarSwaps: a swap's two sides show as one row with one delete
+// button for both (the side outside the week fetched too); the swap form
+// reaches rotation's SwapShifts with its times in the rotation's zone (an
+// empty end: the whole shift); two sides of one person are refused as
+// the CLI refuses them, without asking rotation; rotation's refusal
+// shows.
+func TestCalendarSwaps(t *testing.T) {
+	rot := calendarRotation()
+	at := func(month time.Month, day, hour int) *timestamppb.Timestamp {
+		return timestamppb.New(time.Date(2026, month, day, hour, 0, 0, 0, time.UTC))
+	}
+	rot.overrides = append(rot.overrides,
+		&rotationv1.Override{Id: "sw-1-a", SwapId: "sw-1", RotationId: "hero", Kind: rotationv1.OverrideKind_OVERRIDE_KIND_REPLACE,
+			PersonId: "alice", WithPersonId: "bob", Start: at(3, 3, 9), End: at(3, 4, 9), Note: "school play"},
+		&rotationv1.Override{Id: "sw-1-b", SwapId: "sw-1", RotationId: "hero", Kind: rotationv1.OverrideKind_OVERRIDE_KIND_REPLACE,
+			PersonId: "bob", WithPersonId: "alice", Start: at(4, 7, 8), End: at(4, 8, 8), Note: "school play"})
+	h := start(t, console.Config{Token: testToken}, nil, rot)
+	h.signIn("alice")
+	r := h.get("/console/calendar")
+	mustContain(t, r.body, `<tr data-swap="sw-1">`,
+		`<div class="side">Bob &lt;b&gt;Brown&lt;/b&gt; takes Alice Hero's shift from`,
+		`<div class="side">Alice Hero takes Bob &lt;b&gt;Brown&lt;/b&gt;'s shift from`,
+		`action="/console/calendar/overrides/sw-1/delete"`, `id="swap-form"`)
+	if strings.Count(r.body, "/delete\"") != 2 || strings.Contains(r.body, "sw-1-a/delete") || strings.Count(r.body, "school play") != 1 {
+		t.Errorf("the swap is not one row with one delete button (ov-1's and the swap's):\n%s", r.body)
+	}
+
+	csrf := h.csrf("/console/calendar")
+	form := url.Values{"csrf": {csrf}, "rotation": {"hero"}, "a": {"bob"}, "a_start": {"2026-07-06T09:00"}, "a_end": {"2026-07-07T09:00"},
+		"b": {"alice"}, "b_start": {"2026-07-13T09:00"}, "note": {"a day for a week"}}
+	r = h.post("/console/calendar/swaps", form)
+	if r.code != http.StatusSeeOther || r.header.Get("Location") != "/console/calendar?done=swap&week=2026-07-06" {
+		t.Fatalf("swap: %d %s\n%s", r.code, r.header.Get("Location"), r.body)
+	}
+	// 09:00 in London in July is 08:00 UTC; no b_end: Alice's whole shift.
+	got := rot.swaps()
+	if len(got) != 1 {
+		t.Fatalf("SwapShifts calls: %v", got)
+	}
+	sameProto(t, "SwapShifts", &rotationv1.SwapShiftsRequest{Rotation: "hero", PersonA: "bob", ShiftAStart: at(7, 6, 8), ShiftAEnd: at(7, 7, 8),
+		PersonB: "alice", ShiftBStart: at(7, 13, 8), Note: "a day for a week"}, got[0])
+	mustContain(t, h.get("/console/calendar?done=swap&week=2026-07-06").body, "Swap created: two overrides, one for each side.")
+
+	for _, f := range []url.Values{
+		{"csrf": {csrf}, "rotation": {"hero"}, "a": {"bob"}, "a_start": {"2026-07-06T09:00"}, "b": {"bob"}, "b_start": {"2026-07-13T09:00"}},
+		{"csrf": {csrf}, "rotation": {"hero"}, "a": {"bob"}, "a_start": {"2026-07-06T09:00"}, "b_start": {"2026-07-13T09:00"}},
+		{"csrf": {csrf}, "rotation": {"hero"}, "a": {"bob"}, "a_start": {"next monday"}, "b": {"alice"}, "b_start": {"2026-07-13T09:00"}},
+		{"csrf": {csrf}, "rotation": {"nope"}, "a": {"bob"}, "a_start": {"2026-07-06T09:00"}, "b": {"alice"}, "b_start": {"2026-07-13T09:00"}},
+	} {
+		if r := h.post("/console/calendar/swaps", f); r.code != http.StatusBadRequest {
+			t.Errorf("%v: %d, want 400", f, r.code)
+		}
+	}
+	if len(rot.swaps()) != 1 {
+		t.Error("a refused swap form reached rotation")
+	}
+	rot.refuseWith(status.Error(codes.FailedPrecondition, "swap: alice is not on duty on hero at 2026-07-13 08:00 UTC"))
+	if r := h.post("/console/calendar/swaps", form); r.code == http.StatusSeeOther || !strings.Contains(r.body, "alice is not on duty") {
+		t.Errorf("refused swap: %d\n%s", r.code, r.body)
+	}
+}

@@ -148,6 +148,7 @@ type Rotation interface {
 	ListShifts(ctx context.Context, in *rotationv1.ListShiftsRequest, opts ...grpc.CallOption) (*rotationv1.ListShiftsResponse, error)
 	ListOverrides(ctx context.Context, in *rotationv1.ListOverridesRequest, opts ...grpc.CallOption) (*rotationv1.ListOverridesResponse, error)
 	CreateOverride(ctx context.Context, in *rotationv1.CreateOverrideRequest, opts ...grpc.CallOption) (*rotationv1.CreateOverrideResponse, error)
+	SwapShifts(ctx context.Context, in *rotationv1.SwapShiftsRequest, opts ...grpc.CallOption) (*rotationv1.SwapShiftsResponse, error)
 	DeleteOverride(ctx context.Context, in *rotationv1.DeleteOverrideRequest, opts ...grpc.CallOption) (*rotationv1.DeleteOverrideResponse, error)
 }
 
@@ -354,6 +355,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.Handle("GET "+BasePath+"/reports", s.secure(s.authed(s.reports)))
 	mux.Handle("GET "+BasePath+"/calendar", s.secure(s.authed(s.calendar)))
 	mux.Handle("POST "+BasePath+"/calendar/overrides", s.secure(s.authed(s.createOverride)))
+	mux.Handle("POST "+BasePath+"/calendar/swaps", s.secure(s.authed(s.createSwap)))
 	mux.Handle("POST "+BasePath+"/calendar/overrides/{id}/delete", s.secure(s.authed(s.deleteOverride)))
 	mux.Handle("POST "+BasePath+"/conversations/{id}/{action}", s.secure(s.authed(s.action)))
 }

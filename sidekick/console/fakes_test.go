@@ -180,6 +180,7 @@ type fakeRotation struct {
 
 	mu      sync.Mutex
 	created []*rotationv1.CreateOverrideRequest
+	swapped []*rotationv1.SwapShiftsRequest
 	deleted []string
 }
 
@@ -208,8 +209,34 @@ func (f *fakeRotation) ListShifts(_ context.Context, req *rotationv1.ListShiftsR
 	return &rotationv1.ListShiftsResponse{Shifts: f.shifts(req)}, f.down
 }
 
-func (f *fakeRotation) ListOverrides(context.Context, *rotationv1.ListOverridesRequest) (*rotationv1.ListOverridesResponse, error) {
-	return &rotationv1.ListOverridesResponse{Overrides: f.overrides}, f.down
+// ListOverrides answers the overrides overlapping the range, as rotation
+// does.
+func (f *fakeRotation) ListOverrides(_ context.Context, req *rotationv1.ListOverridesRequest) (*rotationv1.ListOverridesResponse, error) {
+	var out []*rotationv1.Override
+	for _, o := range f.overrides {
+		if req.GetFrom() == nil || (o.GetEnd().AsTime().After(req.GetFrom().AsTime()) && o.GetStart().AsTime().Before(req.GetTo().AsTime())) {
+			out = append(out, o)
+		}
+	}
+	return &rotationv1.ListOverridesResponse{Overrides: out}, f.down
+}
+
+func (f *fakeRotation) SwapShifts(_ context.Context, req *rotationv1.SwapShiftsRequest) (*rotationv1.SwapShiftsResponse, error) {
+	f.mu.Lock()
+	f.swapped = append(f.swapped, proto.Clone(req).(*rotationv1.SwapShiftsRequest))
+	refuse := f.refuse
+	f.mu.Unlock()
+	if refuse != nil {
+		return nil, refuse
+	}
+	return &rotationv1.SwapShiftsResponse{SwapId: "swap-new"}, nil
+}
+
+// swaps returns the swaps asked for so far.
+func (f *fakeRotation) swaps() []*rotationv1.SwapShiftsRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*rotationv1.SwapShiftsRequest(nil), f.swapped...)
 }
 
 func (f *fakeRotation) CreateOverride(_ context.Context, req *rotationv1.CreateOverrideRequest) (*rotationv1.CreateOverrideResponse, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
@@ -215,6 +216,90 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		got := oncallCLI(t, stack)
 		if got.Role != "hero" || got.Person.ID != with || !strings.Contains(strings.ToLower(got.Reason), "override") {
 			t.Errorf("sidekick oncall after the calendar's override of %s by %s: %+v", from, with, got)
+		}
+	})
+
+	t.Run("a swap made in the calendar is two overrides shown and deleted together", func(t *testing.T) {
+		b := b.For(t)
+		london, err := time.LoadLocation("Europe/London")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The next two weeks' heroes swap their whole shifts.
+		from := time.Now().Add(7 * 24 * time.Hour)
+		shifts, err := a.rotation.ListShifts(rpcCtx(t), &rotationv1.ListShiftsRequest{Rotation: "hero",
+			From: timestamppb.New(from), To: timestamppb.New(from.Add(21 * 24 * time.Hour))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sides []*rotationv1.Shift
+		for _, sh := range shifts.GetShifts() {
+			if sh.GetStart().AsTime().After(from) && sh.GetReason() == rotationv1.Reason_REASON_ROTATION && len(sides) < 2 {
+				sides = append(sides, sh)
+			}
+		}
+		if len(sides) != 2 || sides[0].GetPersonId() == sides[1].GetPersonId() {
+			t.Fatalf("two shifts of two people to swap: %v", shifts.GetShifts())
+		}
+		form := "2006-01-02T15:04"
+		fill := func(aStart, bStart time.Time) {
+			b.Step("fill in the swap",
+				chromedp.Navigate(base+"/calendar"), chromedp.WaitVisible(css("#swap-form")),
+				chromedp.SetValue(css(`#swap-form select[name=rotation]`), "hero"),
+				chromedp.SendKeys(css(`#swap-form input[name=a]`), sides[0].GetPersonId()),
+				chromedp.SetValue(css(`#swap-form input[name=a_start]`), aStart.In(london).Format(form)),
+				chromedp.SendKeys(css(`#swap-form input[name=b]`), sides[1].GetPersonId()),
+				chromedp.SetValue(css(`#swap-form input[name=b_start]`), bStart.In(london).Format(form)),
+				chromedp.SendKeys(css(`#swap-form input[name=note]`), "school play "+xssImg),
+			)
+			b.Submit("swap", "#swap-form")
+		}
+		// Rotation refuses what it refuses the CLI: each gives up the
+		// other's shift.
+		fill(sides[1].GetStart().AsTime(), sides[0].GetStart().AsTime())
+		refused := browsertest.Eval[string](b, "the answer", `(document.querySelector(".error") || document.body).textContent`)
+		if !strings.Contains(refused, "Swapping the shifts failed:") || !strings.Contains(refused, "is not on duty") {
+			t.Errorf("a swap of shifts that are not the people's: the page says %q", refused)
+		}
+		fill(sides[0].GetStart().AsTime(), sides[1].GetStart().AsTime())
+		flash := browsertest.Eval[string](b, "flash", `(document.querySelector("p.flash, .error") || {}).textContent || document.body.innerText`)
+		if flash != "Swap created: two overrides, one for each side." {
+			t.Fatalf("calendar after the swap form: %q", flash)
+		}
+		list, err := a.rotation.ListOverrides(rpcCtx(t), &rotationv1.ListOverridesRequest{Rotation: "hero",
+			From: sides[0].GetStart(), To: sides[1].GetEnd()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var swap string
+		var swapped []string
+		for _, o := range list.GetOverrides() {
+			if o.GetSwapId() != "" {
+				swap = o.GetSwapId()
+				swapped = append(swapped, o.GetWithPersonId()+" for "+o.GetPersonId())
+			}
+		}
+		if want := []string{sides[1].GetPersonId() + " for " + sides[0].GetPersonId(), sides[0].GetPersonId() + " for " + sides[1].GetPersonId()}; !slices.Equal(swapped, want) {
+			t.Fatalf("rotation's overrides after the swap: %v, want %v", swapped, want)
+		}
+		row := css(`#swaps tr[data-swap="` + swap + `"]`)
+		b.Step("see the swap", chromedp.WaitVisible(row))
+		if n := browsertest.Eval[int](b, "sides shown", `document.querySelectorAll('#swaps tr[data-swap="`+swap+`"] .side').length`); n != 2 {
+			t.Errorf("the swap's row shows %d sides, want both", n)
+		}
+		if bad := browsertest.Eval[string](b, "injected markup", injected); bad != "" {
+			t.Errorf("the calendar with the swap's note: %s", bad)
+		}
+		b.Submit("delete both sides", `#swaps tr[data-swap="`+swap+`"] form`)
+		list, err = a.rotation.ListOverrides(rpcCtx(t), &rotationv1.ListOverridesRequest{Rotation: "hero",
+			From: sides[0].GetStart(), To: sides[1].GetEnd()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range list.GetOverrides() {
+			if o.GetSwapId() == swap {
+				t.Errorf("a side of the deleted swap is left: %v", o)
+			}
 		}
 	})
 
