@@ -70,10 +70,41 @@ func showcase() *fakeTriage {
 					{Tier: supportv1.Tier_TIER_PRIORITY, Conversations: 12, Responded: 12, MedianSeconds: 540, P90Seconds: 2400, Great: 8, Okay: 3, Late: 1, Decided: 12, GreatShare: .67, OkayShare: .25, LateShare: .08, Resolution: &triagev1.Resolution{Closed: 10, MedianSeconds: 14400}},
 					{Tier: supportv1.Tier_TIER_SUBSCRIBER, Conversations: 21, Responded: 19, MedianSeconds: 1500, P90Seconds: 7200, Great: 9, Okay: 7, Late: 3, Breached: 2, Decided: 21, GreatShare: .43, OkayShare: .33, LateShare: .14, BreachedShare: .1, Resolution: &triagev1.Resolution{Closed: 15, MedianSeconds: 30000}},
 				},
+				ByDay:    showcaseDays(),
 				ByPerson: []*triagev1.GroupResponseStats{{Key: "alice", Conversations: 18, Responded: 18, MedianSeconds: 600, P90Seconds: 2000, Great: 12, Okay: 5, Late: 1}, {Key: "bob", Conversations: 13, Responded: 13, MedianSeconds: 900, P90Seconds: 3600, Great: 6, Okay: 5, Late: 2}},
 			}, nil
 		},
 	}
+}
+
+// showcaseDays is a week of conversations per day adding up to the
+// showcase's totals.
+func showcaseDays() []*triagev1.DayCounts {
+	count := func(keys []string, ns ...int64) []*triagev1.Count {
+		var out []*triagev1.Count
+		for i, n := range ns {
+			if n > 0 {
+				out = append(out, &triagev1.Count{Key: keys[i], Count: n})
+			}
+		}
+		return out
+	}
+	channels, tiers := []string{"slack", "email", "github", "sentry"}, []string{"priority", "subscriber", "community"}
+	categories := []string{"performance", "deployments", "billing", "feature-flags", "uncategorised"}
+	week := [][3][]int64{
+		{{6, 2, 2, 1}, {2, 4, 5}, {2, 2, 1, 1, 5}}, {{7, 3, 1, 1}, {3, 4, 5}, {3, 2, 2, 1, 4}}, {{5, 3, 2, 1}, {2, 4, 5}, {2, 2, 1, 1, 5}},
+		{{6, 2, 2, 2}, {3, 4, 5}, {2, 2, 2, 1, 5}}, {{4, 3, 1, 1}, {2, 3, 4}, {1, 1, 1, 1, 5}}, {{2, 1, 1, 0}, {0, 1, 3}, {1, 0, 0, 0, 3}}, {{1, 0, 0, 0}, {0, 1, 0}, {0, 0, 0, 0, 1}},
+	}
+	var out []*triagev1.DayCounts
+	for i, d := range week {
+		var n int64
+		for _, c := range d[0] {
+			n += c
+		}
+		out = append(out, &triagev1.DayCounts{Day: t0.AddDate(0, 0, i-6).Format(time.DateOnly), Conversations: n,
+			ByChannel: count(channels, d[0]...), ByTier: count(tiers, d[1]...), ByCategory: count(categories, d[2]...)})
+	}
+	return out
 }
 
 // TestScreenshots renders each page in Chromium and takes its picture:
@@ -87,6 +118,14 @@ func TestScreenshots(t *testing.T) {
 	}
 	rot := calendarRotation()
 	rot.people = []*rotationv1.Person{{Id: "alice", Name: "Alice Hero", Team: "platform"}, {Id: "bob", Name: "Bob Brown", Team: "core"}}
+	at := func(day, hour int) *timestamppb.Timestamp {
+		return timestamppb.New(time.Date(2026, 3, day, hour, 0, 0, 0, time.UTC))
+	}
+	rot.overrides = append(rot.overrides,
+		&rotationv1.Override{Id: "sw-1-a", SwapId: "sw-1", RotationId: "hero", Kind: rotationv1.OverrideKind_OVERRIDE_KIND_REPLACE,
+			PersonId: "alice", WithPersonId: "bob", Start: at(5, 9), End: at(6, 9), Note: "school play"},
+		&rotationv1.Override{Id: "sw-1-b", SwapId: "sw-1", RotationId: "hero", Kind: rotationv1.OverrideKind_OVERRIDE_KIND_REPLACE,
+			PersonId: "bob", WithPersonId: "alice", Start: at(19, 9), End: at(20, 9), Note: "school play"})
 	h := start(t, console.Config{Dev: true}, showcase(), rot)
 	type css = chromedp.CSS
 	b.Step("viewport", chromedp.EmulateViewport(1280, 860))
