@@ -42,7 +42,8 @@ how often the suggested categories matched what people confirmed.
 --to defaults to now and --from to seven days before --to. Times are RFC 3339
 (2026-02-02T09:00:00+01:00) or "2026-02-02 09:00" / "2026-02-02" in UTC.
 --json prints the SummaryResponse as protobuf JSON (shares as fractions,
-times in seconds). --csv prints one table for spreadsheets: a row per tier,
+times in seconds; by_day counts each UTC day's conversations by channel,
+category and tier, the console's per-day charts). --csv prints one table for spreadsheets: a row per tier,
 person and category (section tier, person, category) with the first response
 and resolution figures in seconds, then a row per count (section
 conversations_by_category, _by_tier, _by_channel).`,
