@@ -360,3 +360,74 @@ func TestOverrideRecomputesDeadlines(t *testing.T) {
 	}, "")
 	waitDeadline(t, convs, levelOkay, utc("2026-03-07 09:30")) // Saturday now
 }
+
+// TestCustomerReopeningRearmsTheDeadline: a closed conversation the
+// customer writes to again is reopened by that message and its clock runs
+// from it at once: ten minutes were counted before the staff reply, so
+// "great" passes five minutes after the new message, then "okay" (issue
+// 17: a reopened, unanswered conversation had no running deadline).
+func TestCustomerReopeningRearmsTheDeadline(t *testing.T) {
+	h := newHarness(t)
+	h.deps.Coverage = coverage.Always{}
+	s, _ := h.start(t, h.deps)
+	convs, _ := serve(t, s)
+	t0 := utc("2026-03-02 10:00")
+	triagetest.SetClock(h.clock, t0)
+	th := triagetest.Slack("reopen-by-customer")
+	h.send(t, at(h.clock, th.Customer("U0CUST", "Where do I find the API key?")))
+	c := waitDeadline(t, convs, levelGreat, t0.Add(15*time.Minute))
+	h.clock.Advance(10 * time.Minute)
+	h.send(t, at(h.clock, th.Staff("U0HERO", "Project settings")))
+	if _, err := convs.Close(context.Background(), &triagev1.CloseRequest{Id: c.GetId(), Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+
+	h.clock.Advance(2 * time.Hour)
+	again := h.clock.Now()
+	h.send(t, at(h.clock, th.Customer("U0CUST", "It is gone again")))
+	c = waitDeadline(t, convs, levelGreat, again.Add(5*time.Minute))
+	if c.GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN {
+		t.Fatalf("after the customer wrote again: status %s", c.GetStatus())
+	}
+	h.clock.Advance(5 * time.Minute)
+	waitDeadline(t, convs, levelOkay, again.Add(50*time.Minute))
+}
+
+// TestRetieringRecomputesTheDeadline: a stranger's Community conversation
+// waits under Community's thresholds; five minutes in, a customer import
+// makes the author an Enterprise customer, and the deadline is Priority's
+// counted from the message, not Community's.
+func TestRetieringRecomputesTheDeadline(t *testing.T) {
+	h := newHarness(t)
+	h.deps.Coverage = coverage.Always{}
+	cfg := testConfig()
+	org, err := ParseOrg([]byte(`policies:
+  - {tier: priority, first_response: 10m, okay: 30m, too_late: 4h}
+  - {tier: community, first_response: 4h, okay: 8h, too_late: 24h}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Org = org
+	s, _ := h.startConfig(t, cfg, h.deps)
+	convs, customers := serve(t, s)
+	t0 := utc("2026-03-02 10:00")
+	triagetest.SetClock(h.clock, t0)
+	h.send(t, at(h.clock, triagetest.Slack("retier").Customer("U0NEWCUST", "Funnels are empty since this morning")))
+	c := waitDeadline(t, convs, levelGreat, t0.Add(4*time.Hour))
+	if c.GetTier() != supportv1.Tier_TIER_COMMUNITY {
+		t.Fatalf("tier %s, want community", c.GetTier())
+	}
+
+	h.clock.Advance(5 * time.Minute)
+	if _, err := customers.UpsertCustomers(context.Background(), &triagev1.UpsertCustomersRequest{Customers: []*triagev1.Customer{
+		{Id: "initech", Name: "Initech", Plan: "enterprise", SlackUserIds: []string{"U0NEWCUST"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	c = waitDeadline(t, convs, levelGreat, t0.Add(10*time.Minute))
+	if c.GetTier() != supportv1.Tier_TIER_PRIORITY {
+		t.Fatalf("tier %s, want priority", c.GetTier())
+	}
+	h.clock.Advance(5 * time.Minute)
+	waitDeadline(t, convs, levelOkay, t0.Add(30*time.Minute))
+}
