@@ -433,3 +433,22 @@ func TestReplyDeliveries(t *testing.T) {
 		t.Errorf("a Sentry alert offers a reply box")
 	}
 }
+
+// TestSentryViewShowsAlertCounts: the queue's Sentry view lists alerts
+// with their occurrences and first and last seen, as every view of an
+// alert does (issue 17).
+func TestSentryViewShowsAlertCounts(t *testing.T) {
+	tr := &fakeTriage{list: func(req *triagev1.ListConversationsRequest) (*triagev1.ListConversationsResponse, error) {
+		return &triagev1.ListConversationsResponse{Conversations: []*supportv1.Conversation{
+			{Id: "a-7", Subject: "StripeTimeout", Kind: supportv1.ConversationKind_CONVERSATION_KIND_ALERT, Channel: supportv1.Channel_CHANNEL_SENTRY,
+				Status: supportv1.ConversationStatus_CONVERSATION_STATUS_OPEN, Team: "platform",
+				Alert: &supportv1.Alert{Occurrences: 180, FirstSeen: timestamppb.New(t0), LastSeen: timestamppb.New(t0.Add(8 * time.Minute))}},
+		}}, nil
+	}}
+	h := start(t, console.Config{Dev: true}, tr, nil)
+	r := h.get("/console/?channel=sentry&status=open")
+	if r.code != http.StatusOK {
+		t.Fatalf("Sentry view: %d\n%s", r.code, r.body)
+	}
+	mustContain(t, r.body, `href="/console/conversations/a-7"`, "180 occurrences · first ", " · last ")
+}
