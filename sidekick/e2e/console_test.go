@@ -452,6 +452,53 @@ func TestConsoleInTheBrowser(t *testing.T) {
 			t.Errorf("the report is too thin to compare (%d conversations): %s", total, out.String())
 		}
 	})
+
+	t.Run("each action of a conversation page reaches triage", func(t *testing.T) {
+		b := b.For(t)
+		page := base + "/conversations/" + first.GetId()
+		act := func(what, form string, fill ...chromedp.Action[chromedp.Void]) string {
+			t.Helper()
+			b.Step("open the conversation for "+what, append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(page), chromedp.WaitVisible(css(form))}, fill...)...)
+			b.Submit(what, form)
+			return browsertest.Eval[string](b, "flash", `(document.querySelector("p.flash, .error") || {}).textContent || ""`)
+		}
+		audited := func(action string) bool {
+			return slices.ContainsFunc(a.get(t, first.GetId()).GetAudit(), func(e *triagev1.AuditEntry) bool { return e.GetAction() == action })
+		}
+		flashes := []string{
+			act("assign", "#assign-form", chromedp.SetValue(css(`#assign-form input[name=assignee]`), "alice")),
+			act("reply", "#reply-form", chromedp.SendKeys(css(`#reply-form textarea[name=text]`), "We are on it: which version are you on?")),
+			act("escalate", "#escalate-form", chromedp.SendKeys(css(`#escalate-form input[name=reason]`), "stuck"),
+				chromedp.SetValue(css(`#escalate-form select[name=team]`), "platform")),
+			act("close", "#close-form", chromedp.SetValue(css(`#close-form select[name=reason]`), "duplicate")),
+		}
+		closed := a.get(t, first.GetId()).GetConversation()
+		flashes = append(flashes, act("reopen", "#reopen-form"))
+		t.Logf("the pages answered %q", flashes)
+		got := a.get(t, first.GetId())
+		for _, f := range flashes {
+			if f == "" || strings.Contains(f, "failed") {
+				t.Errorf("an action's answer: %q (all: %q)", f, flashes)
+			}
+		}
+		if got.GetConversation().GetAssignee() != "alice" {
+			t.Errorf("assignee %q after assigning alice", got.GetConversation().GetAssignee())
+		}
+		if !slices.ContainsFunc(got.GetMessages(), func(m *supportv1.InboundMessage) bool {
+			return m.GetText() == "We are on it: which version are you on?" && m.GetAuthor().GetRole() == supportv1.AuthorRole_AUTHOR_ROLE_STAFF
+		}) {
+			t.Error("the reply is not among the conversation's messages as a staff message")
+		}
+		if !audited("escalated") {
+			t.Errorf("no escalation in the audit trail: %v", got.GetAudit())
+		}
+		if closed.GetStatus() != supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED || closed.GetCloseReason() != supportv1.CloseReason_CLOSE_REASON_DUPLICATE {
+			t.Errorf("after closing as a duplicate: %v %v", closed.GetStatus(), closed.GetCloseReason())
+		}
+		if got.GetConversation().GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
+			t.Errorf("still closed after reopening")
+		}
+	})
 }
 
 // nums renders counts as the page shows them.
