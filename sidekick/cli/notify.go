@@ -29,7 +29,9 @@ func (r *root) ackCmd() *cobra.Command {
 		Short: "Acknowledge a page or ping, which stops its escalation",
 		Long: `Acknowledge one notification, or with --conversation every notification of
 a conversation. Acknowledging stops the escalation: deliveries not yet sent
-are cancelled. The acknowledgement records --actor (default $USER).`,
+are cancelled. The acknowledgement records --actor (default $USER).
+Acknowledging the page of an alert (a Sentry issue) also acknowledges the
+alert in triage, from which the report measures its time to acknowledge.`,
 		Example: `  sidekick ack ntf-01HZX3
   sidekick ack --conversation c-8f2k`,
 		Args: func(cmd *cobra.Command, args []string) error {
