@@ -171,6 +171,9 @@ type Spec struct {
 	// Schema and Migrations are set for services that own Postgres state.
 	Schema     string
 	Migrations fs.FS
+	// Settings are PostgreSQL run-time parameters for every connection of
+	// the service's pool (pg.ConnectWith): triage turns JIT off.
+	Settings map[string]string
 	// GRPC says the service serves gRPC: the Host starts the gRPC server.
 	GRPC bool
 	// NoBus skips NATS for a service that neither publishes nor consumes

@@ -55,12 +55,26 @@ func ValidateSchema(schema string) error {
 // must exist (Migrate creates it); Connect fails with a message saying so
 // otherwise.
 func Connect(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
+	return ConnectWith(ctx, url, schema, nil)
+}
+
+// ConnectWith is Connect with settings: PostgreSQL run-time parameters
+// (name → value, e.g. "jit": "off") for every connection of the pool,
+// sent in the startup message, so they cost no statement. A parameter the
+// URL already sets (postgres://…?jit=on) keeps the URL's value: the
+// operator has the last word.
+func ConnectWith(ctx context.Context, url, schema string, settings map[string]string) (*pgxpool.Pool, error) {
 	if err := ValidateSchema(schema); err != nil {
 		return nil, fmt.Errorf("connect postgres: %w", err)
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("connect postgres: parse url: %w", err)
+	}
+	for k, v := range settings {
+		if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -304,6 +304,42 @@ func TestConnectSearchPath(t *testing.T) {
 	}
 }
 
+// TestConnectWithSettings: the pool's connections have the settings
+// (triage's jit = off; every connection gets its startup parameters, as
+// TestConnectSearchPath shows), and a parameter the URL sets wins.
+func TestConnectWithSettings(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	if err := pg.Migrate(ctx, url, "svc", migrations(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pg.ConnectWith(ctx, url, "svc", map[string]string{"jit": "off", "work_mem": "8MB"})
+	if err != nil {
+		t.Fatalf("ConnectWith: %v", err)
+	}
+	defer pool.Close()
+	var jit, mem, sp string
+	if err := pool.QueryRow(ctx, `SELECT current_setting('jit'), current_setting('work_mem'), current_schema()`).Scan(&jit, &mem, &sp); err != nil {
+		t.Fatal(err)
+	}
+	if jit != "off" || mem != "8MB" || sp != "svc" {
+		t.Errorf("jit %q, work_mem %q, schema %q; want off, 8MB, svc", jit, mem, sp)
+	}
+
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	operator, err := pg.ConnectWith(ctx, url+sep+"jit=on", "svc", map[string]string{"jit": "off"})
+	if err != nil {
+		t.Fatalf("ConnectWith a URL setting jit: %v", err)
+	}
+	defer operator.Close()
+	if err := operator.QueryRow(ctx, `SELECT current_setting('jit')`).Scan(&jit); err != nil || jit != "on" {
+		t.Errorf("jit %q (%v) with ?jit=on in the URL, want the URL's on", jit, err)
+	}
+}
+
 func TestConnectMissingSchema(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	_, err := pg.Connect(context.Background(), url, "absent")

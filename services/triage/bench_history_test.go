@@ -151,11 +151,15 @@ func BenchmarkHistory(b *testing.B) {
 	}
 }
 
-// historyPool connects like pg.Connect, with rec tracing every statement.
+// historyPool connects as the service does (pg.ConnectWith with
+// PostgresSettings), with rec tracing every statement.
 func historyPool(b *testing.B, url string, rec *statementRecorder) *pgxpool.Pool {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		b.Fatal(err)
+	}
+	for k, v := range PostgresSettings() {
+		cfg.ConnConfig.RuntimeParams[k] = v
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = Schema
 	cfg.ConnConfig.Tracer = rec
@@ -317,8 +321,8 @@ func (h *history) measure(ctx context.Context, b *testing.B, phase string, convs
 }
 
 // explain writes EXPLAIN (ANALYZE, BUFFERS) of each query of stmts, in
-// one read-only transaction that also runs stmts' SET statements (the
-// report turns JIT off), and rolls it back.
+// one read-only transaction that also runs stmts' SET statements, and
+// rolls it back. The pool's connections have triage's settings (JIT off).
 func explain(ctx context.Context, pool *pgxpool.Pool, stmts []recorded, out *os.File) error {
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {

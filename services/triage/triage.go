@@ -369,11 +369,22 @@ func (s *Service) coverage() (duty, roster coverage.Source, err error) {
 	return duty, roster, nil
 }
 
-// Spec describes triage to an app.Host: its schema, gRPC and its
-// sections of the organisation file.
+// Spec describes triage to an app.Host: its schema, its connections'
+// settings, gRPC and its sections of the organisation file.
 func Spec() app.Spec {
-	return app.Spec{Name: Name, Schema: Schema, Migrations: Migrations(), GRPC: true, Org: true, Config: &Config{}, Build: FromKit}
+	return app.Spec{Name: Name, Schema: Schema, Migrations: Migrations(), Settings: PostgresSettings(), GRPC: true, Org: true,
+		Config: &Config{}, Build: FromKit}
 }
+
+// PostgresSettings are the run-time parameters of triage's connections.
+//
+// JIT is off: triage's statements read a page or a few thousand rows, and
+// over a large history the planner's cost estimates pass jit_above_cost
+// for some of them, so PostgreSQL spent longer compiling them than running
+// them (a search for an error code over a million conversations: 155 ms
+// of JIT for a 5 ms statement; the 90-day report seconds;
+// docs/performance.md). A jit setting in SIDEKICK_DATABASE_URL wins.
+func PostgresSettings() map[string]string { return map[string]string{"jit": "off"} }
 
 // FromKit builds triage inside a process wired by platform/app: it takes
 // its sections of the organisation file from the Kit and dials rotation at

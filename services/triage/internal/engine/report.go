@@ -48,20 +48,16 @@ func (e *Engine) Summary(ctx context.Context, from, to time.Time, loc *time.Loca
 	if !to.After(from) {
 		return nil, fmt.Errorf("report range: to must be after from: %w", ErrInvalid)
 	}
-	// One read-only snapshot for the report's statements, without JIT:
-	// compiling them took longer than running them (seconds for a 90-day
-	// report over a million conversations, docs/performance.md).
 	if loc == nil {
 		loc = time.UTC
 	}
+	// One read-only snapshot for the report's statements (triage's
+	// connections run without JIT: PostgresSettings).
 	var (
 		s    *store.Summary
 		days []store.DayCount
 	)
 	err := pgx.BeginTxFunc(ctx, e.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
-			return fmt.Errorf("report: turn jit off: %w", err)
-		}
 		var err error
 		if s, err = store.Summarise(ctx, tx, from, to); err != nil {
 			return err
