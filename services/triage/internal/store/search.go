@@ -79,10 +79,34 @@ const (
 const headlineOptions = "StartSel=" + startMatch + ", StopSel=" + stopMatch +
 	`, MaxWords=24, MinWords=8, ShortWord=2, MaxFragments=2, FragmentDelimiter=" … "`
 
+// searchCandidates is how many of the newest matches of each kind (in
+// messages, in notes, in subjects and authors, in customers) a search
+// ranks before it picks a page. A word in a quarter of five million
+// messages took 8–24 s to rank in full for a page of 50
+// (docs/performance.md); the newest thousand matches are found by walking
+// the newest rows until that many matched (or, for rare words, from the
+// GIN index) and ranked in milliseconds.
+const searchCandidates = 1000
+
 // Search finds the conversations matching f whose messages, notes,
 // subject or author, or customer contain query's words (websearch_to_tsquery
-// syntax, English configuration), best match first, then newest.
+// syntax, English configuration).
+//
+// Order: the conversations of the newest searchCandidates matches of each
+// kind come first, best match first (ts_rank of their best match among
+// those), then newest, then by id; the conversations whose every match is
+// older follow in the same order. A search whose matches are all among
+// the newest (any rare word) is therefore ranked as a whole; a common
+// word's first pages rank its recent matches, and paging on past them
+// reaches every older one. The first part alone is read while it fills
+// the page.
 func Search(ctx context.Context, q Querier, query string, f Filter) ([]Hit, error) {
+	return search(ctx, q, query, f, searchCandidates)
+}
+
+// search is Search with candidates newest matches of each kind ranked
+// first.
+func search(ctx context.Context, q Querier, query string, f Filter, candidates int) ([]Hit, error) {
 	var nodes int
 	if err := q.QueryRow(ctx, `SELECT numnode(websearch_to_tsquery('english', $1))`, query).Scan(&nodes); err != nil {
 		return nil, fmt.Errorf("search: parse query: %w", err)
@@ -90,6 +114,108 @@ func Search(ctx context.Context, q Querier, query string, f Filter) ([]Hit, erro
 	if nodes == 0 {
 		return nil, ErrEmptyQuery
 	}
+	hits, ranked, err := searchPart(ctx, q, query, f, recentPart, candidates)
+	if err != nil {
+		return nil, err
+	}
+	if f.Limit > 0 && len(hits) == f.Limit {
+		return hits, nil
+	}
+	if len(hits) == 0 && f.Offset > 0 {
+		// The page starts past the recent part: how many it holds says
+		// where in the older part the page starts.
+		if ranked, err = searchCount(ctx, q, query, f, candidates); err != nil {
+			return nil, err
+		}
+	}
+	older := f
+	older.Offset = max(0, f.Offset-ranked)
+	if f.Limit > 0 {
+		older.Limit = f.Limit - len(hits)
+	}
+	rest, _, err := searchPart(ctx, q, query, older, olderPart, candidates)
+	if err != nil {
+		return nil, err
+	}
+	return append(hits, rest...), nil
+}
+
+// A search's two parts (see Search).
+const (
+	recentPart = iota
+	olderPart
+)
+
+// searchHits is the SQL of the matches of each kind, from $1's tsquery:
+// (id, source, ref, doc) with the conversation's id, the kind (a
+// triagev1.SearchSource), the message's or note's id and the tsvector
+// that matched; limit is "" (every match) or a LIMIT on each kind's newest
+// matches. A customer's conversations are looked up from the customers
+// found (LATERAL): joined the other way, the planner walked every
+// conversation newest first looking for a customer that matched none
+// (28 s for an error code over a million conversations).
+func searchHits(limit string) string {
+	return `
+		(SELECT m.conversation_id AS id, 1 AS source, m.id AS ref, m.search AS doc
+			FROM messages m WHERE m.search @@ websearch_to_tsquery('english', $1) AND m.conversation_id IS NOT NULL
+			ORDER BY m.seq DESC` + limit + `)
+		UNION ALL
+		(SELECT n.conversation_id, 2, n.id, n.search FROM notes n WHERE n.search @@ websearch_to_tsquery('english', $1)
+			ORDER BY n.created_at DESC` + limit + `)
+		UNION ALL
+		(SELECT c.id, 3, '', c.search FROM conversations c WHERE c.search @@ websearch_to_tsquery('english', $1)
+			ORDER BY c.opened_at DESC` + limit + `)
+		UNION ALL
+		(SELECT c.id, 4, '', cu.search FROM customers cu CROSS JOIN LATERAL (
+				SELECT c.id, c.opened_at FROM conversations c WHERE c.customer_id = cu.id ORDER BY c.opened_at DESC` + limit + `) c
+			WHERE cu.search @@ websearch_to_tsquery('english', $1)
+			ORDER BY c.opened_at DESC` + limit + `)`
+}
+
+// searchBest is the SQL of the CTEs up to best: each conversation's best
+// match of part (id, source, ref, rank), the recent part being the
+// candidates newest matches of each kind.
+func searchBest(part, candidates int) string {
+	recent := searchHits(` LIMIT ` + fmt.Sprint(candidates))
+	sql := `WITH q AS (SELECT websearch_to_tsquery('english', $1) AS q),
+	recent AS (` + recent + `),`
+	switch part {
+	case recentPart:
+		sql += `
+	hits AS (SELECT recent.*, ts_rank(recent.doc, q.q) AS rank FROM recent, q),`
+	case olderPart:
+		sql += `
+	hits AS (SELECT every.*, ts_rank(every.doc, q.q) AS rank FROM (` + searchHits("") + `) every, q
+		WHERE NOT EXISTS (SELECT 1 FROM recent WHERE recent.id = every.id)),`
+	}
+	return sql + `
+	best AS (SELECT DISTINCT ON (id) id, source, ref, rank FROM hits ORDER BY id, rank DESC, source)`
+}
+
+// searchCount counts the conversations matching f in the recent part.
+func searchCount(ctx context.Context, q Querier, query string, f Filter, candidates int) (int, error) {
+	args := []any{query}
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	filter := ""
+	if where := f.conditions(arg); len(where) > 0 {
+		filter = ` AND ` + strings.Join(where, " AND ")
+	}
+	var n int
+	err := q.QueryRow(ctx, searchBest(recentPart, candidates)+`
+	SELECT count(*) FROM best JOIN conversations c ON c.id = best.id WHERE true`+filter,
+		append([]any{pgx.QueryExecModeExec}, args...)...).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("search: count the recent matches: %w", err)
+	}
+	return n, nil
+}
+
+// searchPart is a page of one part of a search, and how many
+// conversations match f in that part (0 when the page is empty).
+func searchPart(ctx context.Context, q Querier, query string, f Filter, part, candidates int) ([]Hit, int, error) {
 	args := []any{query}
 	arg := func(v any) string {
 		args = append(args, v)
@@ -108,28 +234,19 @@ func Search(ctx context.Context, q Querier, query string, f Filter) ([]Hit, erro
 		page += ` OFFSET ` + arg(f.Offset)
 	}
 	opts := arg(headlineOptions)
-	// hits are every match; best keeps each conversation's best one; the
-	// page is chosen before ts_headline runs, so snippets are made for the
-	// page only.
-	sql := `WITH q AS (SELECT websearch_to_tsquery('english', $1) AS q),
-	hits AS (
-		SELECT m.conversation_id AS id, 1 AS source, m.id AS ref, ts_rank(m.search, q.q) AS rank
-			FROM messages m, q WHERE m.search @@ q.q AND m.conversation_id IS NOT NULL
-		UNION ALL
-		SELECT n.conversation_id, 2, n.id, ts_rank(n.search, q.q) FROM notes n, q WHERE n.search @@ q.q
-		UNION ALL
-		SELECT c.id, 3, '', ts_rank(c.search, q.q) FROM conversations c, q WHERE c.search @@ q.q
-		UNION ALL
-		SELECT c.id, 4, '', ts_rank(cu.search, q.q)
-			FROM customers cu JOIN conversations c ON c.customer_id = cu.id, q WHERE cu.search @@ q.q
-	),
-	best AS (SELECT DISTINCT ON (id) id, source, ref, rank FROM hits ORDER BY id, rank DESC, source),
+	// The page is chosen before ts_headline runs, so snippets are made for
+	// the page only. The tsquery is written out in each kind's condition
+	// (not taken from q) so that the planner, which plans this statement
+	// with its arguments (QueryExecModeExec), knows how common the words
+	// are: it walks the newest rows for a common word and reads the GIN
+	// index for a rare one.
+	sql := searchBest(part, candidates) + `,
 	page AS (
-		SELECT best.* FROM best JOIN conversations c ON c.id = best.id
+		SELECT best.*, count(*) OVER () AS matching FROM best JOIN conversations c ON c.id = best.id
 		WHERE true` + filter + `
 		ORDER BY best.rank DESC, c.opened_at DESC, c.id` + page + `
 	)
-	SELECT ` + conversationColumns + `, page.source, page.ref, page.rank,
+	SELECT ` + conversationColumns + `, page.source, page.ref, page.rank, page.matching,
 		ts_headline('english', translate(CASE page.source
 			WHEN 1 THEN (SELECT coalesce(m.search_text, '') FROM messages m WHERE m.id = page.ref)
 			WHEN 2 THEN (SELECT n.text FROM notes n WHERE n.id = page.ref)
@@ -139,17 +256,18 @@ func Search(ctx context.Context, q Querier, query string, f Filter) ([]Hit, erro
 		END, '` + startMatch + stopMatch + `', ''), q.q, ` + opts + `)
 	FROM page JOIN conversations c ON c.id = page.id LEFT JOIN customers cu ON cu.id = c.customer_id, q
 	ORDER BY page.rank DESC, c.opened_at DESC, c.id`
-	rows, err := q.Query(ctx, sql, args...)
+	rows, err := q.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
 	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
+		return nil, 0, fmt.Errorf("search: %w", err)
 	}
+	var matching int
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Hit, error) {
 		var (
 			h         Hit
 			source    int32
 			ref, head string
 		)
-		c, err := scanConversationWith(r, &source, &ref, &h.Rank, &head)
+		c, err := scanConversationWith(r, &source, &ref, &h.Rank, &matching, &head)
 		if err != nil {
 			return h, err
 		}
@@ -163,9 +281,9 @@ func Search(ctx context.Context, q Querier, query string, f Filter) ([]Hit, erro
 		return h, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
+		return nil, 0, fmt.Errorf("search: %w", err)
 	}
-	return out, nil
+	return out, matching, nil
 }
 
 // snippet splits ts_headline's output at the match markers.
