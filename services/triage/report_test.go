@@ -3,6 +3,7 @@ package triage
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"math"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
@@ -203,5 +205,104 @@ func TestSummaryOnAKnownDataSet(t *testing.T) {
 	def, err := reports.Summary(ctx, &triagev1.SummaryRequest{})
 	if err != nil || counts(def.GetByTier()) != "priority=2 community=7 " {
 		t.Fatalf("default range: %v %v", def, err)
+	}
+}
+
+// TestSummaryReadsTheRowsTheEngineKeeps: the report's first responder
+// and last close come from the conversation's row (migration 00009),
+// which the engine keeps through replies by others, a reassignment,
+// closes and reopens; filling the columns from the audit trails (the
+// migration's backfill) gives the same report.
+func TestSummaryReadsTheRowsTheEngineKeeps(t *testing.T) {
+	h := newHarness(t)
+	h.deps.Coverage = coverage.Always{}
+	s, _ := h.start(t, h.deps)
+	cc := serveConn(t, s)
+	convs, reports := triagev1.NewConversationServiceClient(cc), triagev1.NewReportServiceClient(cc)
+	ctx := context.Background()
+	day := utc("2026-03-02 00:00")
+	clockAt := func(hm time.Duration) { triagetest.SetClock(h.clock, day.Add(hm)) }
+
+	// Twice closed: first answered by U0HERO at 09:10, given to bob,
+	// closed at 10:00, reopened by the customer at 11:00, answered by bob,
+	// closed again at 14:00: five hours to resolve, U0HERO's first.
+	twice := triagetest.Slack("twice")
+	clockAt(9 * time.Hour)
+	h.send(t, at(h.clock, twice.Customer("U0C1", "Our export is stuck")))
+	id := byThread(t, convs, twice.ThreadKey).GetId()
+	clockAt(9*time.Hour + 10*time.Minute)
+	h.send(t, at(h.clock, twice.Staff("U0HERO", "Looking")))
+	if _, err := convs.Assign(ctx, &triagev1.AssignRequest{Id: id, Assignee: "bob", Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	clockAt(10 * time.Hour)
+	if _, err := convs.Close(ctx, &triagev1.CloseRequest{Id: id, Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	clockAt(11 * time.Hour)
+	h.send(t, at(h.clock, twice.Customer("U0C1", "It is stuck again")))
+	clockAt(11*time.Hour + 30*time.Minute)
+	h.send(t, at(h.clock, twice.Staff("U0BOB", "Fixed for good")))
+	clockAt(14 * time.Hour)
+	if _, err := convs.Close(ctx, &triagev1.CloseRequest{Id: id, Actor: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	// Closed, then reopened by a person: open, so not resolved.
+	reopened := triagetest.Slack("reopened")
+	clockAt(9*time.Hour + 30*time.Minute)
+	h.send(t, at(h.clock, reopened.Customer("U0C2", "Is the API down?")))
+	other := byThread(t, convs, reopened.ThreadKey).GetId()
+	clockAt(15 * time.Hour)
+	h.send(t, at(h.clock, reopened.Staff("U0BOB", "No, all fine")))
+	clockAt(16 * time.Hour)
+	if _, err := convs.Close(ctx, &triagev1.CloseRequest{Id: other, Actor: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	clockAt(17 * time.Hour)
+	if _, err := convs.Reopen(ctx, &triagev1.ReopenRequest{Id: other, Actor: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+
+	rows := triagetest.Count(t, h.pool, `SELECT count(*) FROM conversations WHERE
+		(id = $1 AND first_responder = 'U0HERO' AND last_closed_at = $2) OR
+		(id = $3 AND first_responder = 'bob' AND last_closed_at = $4)`, id, day.Add(14*time.Hour), other, day.Add(16*time.Hour))
+	if rows != 2 {
+		t.Errorf("%d of 2 conversation rows with their first responder and last close", rows)
+	}
+	report := func() *triagev1.SummaryResponse {
+		t.Helper()
+		resp, err := reports.Summary(ctx, &triagev1.SummaryRequest{From: timestamppb.New(day), To: timestamppb.New(day.Add(24 * time.Hour))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	kept := report()
+	res := kept.GetResponse()[2].GetResolution()
+	if res.GetClosed() != 1 || res.GetMeanSeconds() != 5*3600 {
+		t.Errorf("resolution %v, want one closed after 5h (the last close)", res)
+	}
+	var persons []string
+	for _, g := range kept.GetByPerson() {
+		persons = append(persons, fmt.Sprintf("%s:%d/%d", g.GetKey(), g.GetConversations(), g.GetResolution().GetClosed()))
+	}
+	if got, want := fmt.Sprint(persons), "[U0HERO:1/1 bob:1/0]"; got != want {
+		t.Errorf("by person %s, want %s (the first responder, not the assignee)", got, want)
+	}
+
+	// The migration's backfill from the audit trails gives the same.
+	mig, err := fs.ReadFile(Migrations(), "00009_report_columns.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backfill, _, _ := strings.Cut(string(mig[strings.Index(string(mig), "UPDATE conversations"):]), ";")
+	if _, err := h.pool.Exec(ctx, `UPDATE conversations SET first_responder = NULL, last_closed_at = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.pool.Exec(ctx, backfill); err != nil {
+		t.Fatalf("backfill: %v", err)
+	}
+	if filled := report(); !proto.Equal(filled, kept) {
+		t.Errorf("report after the backfill:\n%s\nkept by the engine:\n%s", protojson.Format(filled), protojson.Format(kept))
 	}
 }

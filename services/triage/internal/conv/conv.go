@@ -49,6 +49,16 @@ type Event struct {
 	PreviousTier supportv1.Tier
 }
 
+// Audit actions the report reads from the conversation row, where the
+// engine keeps them (who wrote the first response, when it was last
+// closed): see store.ReportFact.
+const (
+	ActionResponded = "responded"
+	ActionClosed    = "closed"
+	// FirstResponse is the detail of the first ActionResponded.
+	FirstResponse = "first response"
+)
+
 // Audit is one line of the audit trail.
 type Audit struct {
 	Actor  string
@@ -234,7 +244,7 @@ func Apply(c *supportv1.Conversation, m *supportv1.InboundMessage, opened bool, 
 			c.CloseReason = supportv1.CloseReason_CLOSE_REASON_RESOLVED
 			o.Changed = true
 			o.event(supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_CLOSED, actor, reason, m)
-			o.audit(actor, "closed", reason)
+			o.audit(actor, ActionClosed, reason)
 		}
 	case supportv1.MessageKind_MESSAGE_KIND_THREAD_REOPENED:
 		if c.GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
@@ -280,10 +290,10 @@ func staffPosted(o *Outcome, c *supportv1.Conversation, m *supportv1.InboundMess
 		c.Status = supportv1.ConversationStatus_CONVERSATION_STATUS_AWAITING_CUSTOMER
 		reason := "reply"
 		if first {
-			reason = "first response"
+			reason = FirstResponse
 		}
 		o.event(supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_RESPONDED, actor, reason, m)
-		o.audit(actor, "responded", reason)
+		o.audit(actor, ActionResponded, reason)
 	} else {
 		o.event(supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_MESSAGE, actor, "", m)
 	}
@@ -348,7 +358,7 @@ func Close(c *supportv1.Conversation, reason supportv1.CloseReason, actor string
 	touch(&o, c, now)
 	name := CloseReasonName(reason)
 	o.event(supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_CLOSED, actor, name, nil)
-	o.audit(actor, "closed", name)
+	o.audit(actor, ActionClosed, name)
 	return o
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/outbox"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/triage/internal/conv"
 	"github.com/sidekickhq/sidekick/services/triage/internal/store"
 )
 
@@ -33,6 +34,11 @@ type pipe struct {
 	msgs   []store.MessageRow
 	attach []*supportv1.Conversation
 	audit  []store.AuditRow
+	// facts are the report's facts the audit lines recorded (first
+	// responder, last close), by conversation id; factN their ids in
+	// first-write order.
+	facts  map[string]*store.ReportFact
+	factN  []string
 	events []outbox.Event
 	timers map[string]*timerWrite // since the last flush
 	timerN []string               // their conversation ids in first-write order
@@ -66,7 +72,7 @@ type timerWrite struct {
 
 func newPipe(tx pgx.Tx) *pipe {
 	return &pipe{tx: tx, b: &pgx.Batch{}, known: map[string]*convWrite{}, timers: map[string]*timerWrite{},
-		mirrors: map[string]*store.Mirror{}}
+		mirrors: map[string]*store.Mirror{}, facts: map[string]*store.ReportFact{}}
 }
 
 func (p *pipe) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
@@ -128,8 +134,27 @@ func (p *pipe) insertMessage(m *supportv1.InboundMessage, conversationID string,
 // conversation to c.
 func (p *pipe) attachThread(c *supportv1.Conversation) { p.attach = append(p.attach, c) }
 
+// auditLine appends a line to the conversation's audit trail; a first
+// response or a close also goes on the conversation's row for the report
+// (store.ReportFact), in the same transaction.
 func (p *pipe) auditLine(conversationID, actor, action, detail string, at time.Time) {
 	p.audit = append(p.audit, store.AuditRow{ConversationID: conversationID, Actor: actor, Action: action, Detail: detail, At: at})
+	first := action == conv.ActionResponded && detail == conv.FirstResponse
+	if !first && action != conv.ActionClosed {
+		return
+	}
+	f := p.facts[conversationID]
+	if f == nil {
+		f = &store.ReportFact{ConversationID: conversationID}
+		p.facts[conversationID] = f
+		p.factN = append(p.factN, conversationID)
+	}
+	switch {
+	case first && f.FirstResponder == "":
+		f.FirstResponder = actor
+	case action == conv.ActionClosed && (f.ClosedAt == nil || at.After(*f.ClosedAt)):
+		f.ClosedAt = &at
+	}
 }
 
 // queueEvent writes an event to the outbox; the relay is woken once per
@@ -181,8 +206,8 @@ const copyMin = 32
 // flush writes what was collected, in one round trip plus one per table
 // with copyMin rows or more: the new conversations first (the other rows
 // refer to them), then the queued statements, the messages, the threads
-// to attach, the updated conversations, the timers, the audit lines and
-// the outbox events.
+// to attach, the updated conversations, the timers, the report's facts,
+// the audit lines and the outbox events.
 func (p *pipe) flush(ctx context.Context) error {
 	var fresh, updated []store.ConversationWrite
 	isNew := map[string]bool{}
@@ -238,6 +263,15 @@ func (p *pipe) flush(ctx context.Context) error {
 		return err
 	}
 	if err := store.WriteTimers(ctx, p, armed, idle, p.fired, p.firedAt); err != nil {
+		return err
+	}
+	facts := make([]store.ReportFact, 0, len(p.factN))
+	for _, id := range p.factN {
+		facts = append(facts, *p.facts[id])
+	}
+	clear(p.facts)
+	p.factN = p.factN[:0]
+	if err := store.WriteReportFacts(ctx, p, facts); err != nil {
 		return err
 	}
 	p.msgs, p.attach, p.fired = p.msgs[:0], p.attach[:0], p.fired[:0]

@@ -152,8 +152,7 @@ func alertStats(ctx context.Context, q Querier, from, to time.Time) (AlertStats,
 	err := q.QueryRow(ctx, `WITH c AS (
 		SELECT c.opened_at, coalesce((c.alert->>'occurrences')::bigint, 0) AS occurrences,
 			extract(epoch FROM (c.alert->>'acknowledgedAt')::timestamptz - c.opened_at) AS ack,
-			CASE WHEN c.status = $3 THEN extract(epoch FROM
-				(SELECT max(a.at) FROM audit a WHERE a.conversation_id = c.id AND a.action = 'closed') - c.opened_at) END AS res
+			CASE WHEN c.status = $3 THEN extract(epoch FROM c.last_closed_at - c.opened_at) END AS res
 		FROM conversations c WHERE c.opened_at >= $1 AND c.opened_at < $2 AND c.alert IS NOT NULL)
 	SELECT count(*), coalesce(sum(occurrences), 0)::bigint, count(ack),
 		coalesce(avg(ack), 0), coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY ack), 0),
@@ -168,21 +167,16 @@ func alertStats(ctx context.Context, q Querier, from, to time.Time) (AlertStats,
 
 // responseStats computes ResponseStats over the conversations opened in
 // [from, to), grouped by the SQL expression group over the conversation's
-// columns plus responder (who answered first, from the audit trail) and
-// closed_at (the last close of a closed conversation).
+// columns plus responder (who answered first) and closed_at (the last
+// close of a closed conversation, spam left out), both kept on the row by
+// the engine (first_responder, last_closed_at: migration 00009), so the
+// report reads no audit trail.
 func responseStats(ctx context.Context, q Querier, group string, from, to time.Time) ([]ResponseStats, error) {
-	// MATERIALIZED, and one look at each conversation's audit trail: an
-	// inlined CTE ran the closed_at subquery once per aggregate that reads
-	// it (four times a conversation), which made a 90-day report over a
-	// million conversations take seconds (docs/performance.md).
-	rows, err := q.Query(ctx, `WITH c AS MATERIALIZED (
+	rows, err := q.Query(ctx, `WITH c AS (
 		SELECT c.tier, c.assignee, c.categories, c.opened_at, c.deadline_level,
-			c.first_response_work_seconds, c.first_response_level, a.responder,
-			CASE WHEN c.status = $3 AND c.close_reason <> $4 THEN a.last_closed END AS closed_at
-		FROM conversations c LEFT JOIN LATERAL (
-			SELECT (array_agg(a.actor ORDER BY a.seq) FILTER (WHERE a.action = 'responded' AND a.detail = 'first response'))[1] AS responder,
-				max(a.at) FILTER (WHERE a.action = 'closed') AS last_closed
-			FROM audit a WHERE a.conversation_id = c.id) a ON true
+			c.first_response_work_seconds, c.first_response_level, c.first_responder AS responder,
+			CASE WHEN c.status = $3 AND c.close_reason <> $4 THEN c.last_closed_at END AS closed_at
+		FROM conversations c
 		WHERE c.opened_at >= $1 AND c.opened_at < $2 AND c.alert IS NULL)
 	SELECT `+group+` AS k, count(*), count(first_response_work_seconds),
 		coalesce(avg(first_response_work_seconds), 0),

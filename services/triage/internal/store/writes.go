@@ -425,6 +425,40 @@ func InsertAudit(ctx context.Context, q Querier, rows []AuditRow) error {
 	return nil
 }
 
+// ReportFact is what the report needs of a conversation that its audit
+// trail records, kept on the conversation's row so that the report reads
+// rows, not audit trails: who wrote its first response, and when it was
+// last closed.
+type ReportFact struct {
+	ConversationID string
+	// FirstResponder is the actor of the first response; "" when it was
+	// not written now.
+	FirstResponder string
+	// ClosedAt is when it was closed now; nil when it was not.
+	ClosedAt *time.Time
+}
+
+// WriteReportFacts records facts on the conversations' rows (first
+// responder set once, last close the latest), in one statement.
+func WriteReportFacts(ctx context.Context, q Querier, facts []ReportFact) error {
+	if len(facts) == 0 {
+		return nil
+	}
+	ids, responders := make([]string, len(facts)), make([]string, len(facts))
+	closed := make([]*time.Time, len(facts))
+	for i, f := range facts {
+		ids[i], responders[i], closed[i] = f.ConversationID, f.FirstResponder, f.ClosedAt
+	}
+	_, err := q.Exec(ctx, `UPDATE conversations c SET first_responder = coalesce(c.first_responder, nullif(u.responder, '')),
+			last_closed_at = greatest(c.last_closed_at, u.closed_at)
+		FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(id, responder, closed_at)
+		WHERE c.id = ANY($1) AND c.id = u.id`, ids, responders, closed)
+	if err != nil {
+		return fmt.Errorf("record the report's facts of %d conversations: %w", len(facts), err)
+	}
+	return nil
+}
+
 // TimerRow is the armed (or, after being armed, idle) state of a
 // conversation's timer.
 type TimerRow struct {
