@@ -53,16 +53,10 @@ func (e *Engine) Summary(ctx context.Context, from, to time.Time, loc *time.Loca
 	}
 	// One read-only snapshot for the report's statements (triage's
 	// connections run without JIT: PostgresSettings).
-	var (
-		s    *store.Summary
-		days []store.DayCount
-	)
+	var s *store.Summary
 	err := pgx.BeginTxFunc(ctx, e.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		var err error
-		if s, err = store.Summarise(ctx, tx, from, to); err != nil {
-			return err
-		}
-		days, err = store.ByDay(ctx, tx, from, to, loc.String())
+		s, err = store.Summarise(ctx, tx, from, to, loc.String())
 		return err
 	})
 	if err != nil {
@@ -106,7 +100,7 @@ func (e *Engine) Summary(ctx context.Context, from, to time.Time, loc *time.Loca
 		AcknowledgeMeanSeconds: al.AckMean, AcknowledgeMedianSeconds: al.AckMedian, AcknowledgeP90Seconds: al.AckP90,
 		Resolution: &triagev1.Resolution{Closed: al.Closed, MeanSeconds: al.ResMean, MedianSeconds: al.ResMedian, P90Seconds: al.ResP90},
 	}
-	resp.ByDay = dayCounts(days, from, to, loc)
+	resp.ByDay = dayCounts(s.Days, from, to, loc)
 	a, err := e.Agreement(ctx, from, to)
 	if err != nil {
 		return nil, err

@@ -1,12 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 )
@@ -54,6 +54,10 @@ type Summary struct {
 	ByPerson []ResponseStats
 	// ByCategoryResponse groups by the predominant category.
 	ByCategoryResponse []ResponseStats
+	// Days count the conversations by calendar day, channel, tier and
+	// predominant category, oldest day first; days without conversations
+	// have no rows.
+	Days []DayCount
 	// Alerts are the alert conversations, which every other figure leaves
 	// out.
 	Alerts AlertStats
@@ -72,75 +76,104 @@ type AlertStats struct {
 // DayCount is the number of customer conversations opened on one day
 // with one channel, tier and predominant category.
 type DayCount struct {
-	// Day is YYYY-MM-DD in the zone ByDay was given.
+	// Day is YYYY-MM-DD in the zone Summarise was given.
 	Day                     string
 	Channel, Tier, Category string
 	Count                   int64
 }
 
-// ByDay counts the customer conversations opened in [from, to) by
-// calendar day in zone (an IANA name PostgreSQL knows), channel, tier and
-// predominant category, oldest day first. Days without conversations have
-// no rows.
-func ByDay(ctx context.Context, q Querier, from, to time.Time, zone string) ([]DayCount, error) {
-	rows, err := q.Query(ctx, `SELECT to_char(opened_at AT TIME ZONE $3, 'YYYY-MM-DD') AS d, channel::text, tier::text,
-		coalesce(categories[1], 'uncategorised') AS k, count(*)`+inRange+` GROUP BY d, channel, tier, k ORDER BY d, channel, tier, k`,
-		from, to, zone)
+// The grouping sets of Summarise's statement, as GROUPING(tier, person,
+// category, channel, day) numbers them (a bit set for each column left
+// out).
+const (
+	byTier     = 0b01111
+	byPerson   = 0b10111
+	byCategory = 0b11011
+	byChannel  = 0b11101
+	byDay      = 0b01000 // day, channel, tier and category
+)
+
+// Summarise computes the report over the customer conversations opened
+// in [from, to) (alerts have their own figures, AlertStats), days in zone
+// (an IANA name PostgreSQL knows). Categories count the predominant one
+// ("uncategorised" without any); tiers and channels are their enum
+// numbers as text.
+//
+// One pass over the range: every grouping is a grouping set of one
+// statement, reading the conversations_report index alone (index-only),
+// since the range's rows lie anywhere in the table; a statement for each
+// grouping read it nine times (2-3 s each at a million conversations,
+// docs/performance.md). Who answered first and the last close are on the
+// row (first_responder, last_closed_at: migration 00009), kept by the
+// engine.
+func Summarise(ctx context.Context, q Querier, from, to time.Time, zone string) (*Summary, error) {
+	rows, err := q.Query(ctx, `WITH c AS MATERIALIZED (
+		SELECT tier, channel, coalesce(categories[1], 'uncategorised') AS category,
+			coalesce(first_responder, assignee) AS person, to_char(opened_at AT TIME ZONE $5, 'YYYY-MM-DD') AS day,
+			deadline_level, first_response_work_seconds AS frs, first_response_level AS frl,
+			extract(epoch FROM CASE WHEN status = $3 AND close_reason <> $4 THEN last_closed_at END - opened_at) AS res
+		FROM conversations WHERE opened_at >= $1 AND opened_at < $2 AND alert IS NULL)
+	SELECT GROUPING(tier, person, category, channel, day), coalesce(tier::text, ''), coalesce(person, ''),
+		coalesce(category, ''), coalesce(channel::text, ''), coalesce(day, ''),
+		count(*), count(frs), coalesce(avg(frs), 0),
+		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY frs), 0),
+		coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY frs), 0),
+		count(*) FILTER (WHERE frs IS NOT NULL AND frl = 1),
+		count(*) FILTER (WHERE frs IS NOT NULL AND frl = 2),
+		count(*) FILTER (WHERE frs IS NOT NULL AND frl = 3),
+		count(*) FILTER (WHERE (frs IS NOT NULL AND frl = 4) OR (frs IS NULL AND deadline_level = 4)),
+		count(res), coalesce(avg(res), 0),
+		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY res), 0),
+		coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY res), 0)
+	FROM c GROUP BY GROUPING SETS ((tier), (person), (category), (channel), (day, channel, tier, category))
+	ORDER BY 1, day, channel, tier, person, category`, from, to,
+		int16(supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED), int16(supportv1.CloseReason_CLOSE_REASON_SPAM), zone)
 	if err != nil {
-		return nil, fmt.Errorf("summary by day: %w", err)
+		return nil, fmt.Errorf("summary: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (DayCount, error) {
-		var c DayCount
-		return c, r.Scan(&c.Day, &c.Channel, &c.Tier, &c.Category, &c.Count)
-	})
-}
-
-// inRange selects the customer conversations opened in [$1, $2): alerts
-// have their own figures (AlertStats).
-const inRange = ` FROM conversations WHERE opened_at >= $1 AND opened_at < $2 AND alert IS NULL`
-
-// Summarise computes the report over conversations opened in [from, to).
-// Categories count the predominant one ("uncategorised" without any);
-// tiers and channels are their enum numbers as text.
-func Summarise(ctx context.Context, q Querier, from, to time.Time) (*Summary, error) {
+	defer rows.Close()
 	var s Summary
-	counts := func(sql string) ([]Count, error) {
-		rows, err := q.Query(ctx, sql, from, to)
-		if err != nil {
-			return nil, err
+	for rows.Next() {
+		var (
+			g                               int
+			tier, person, category, ch, day string
+			r                               ResponseStats
+		)
+		if err := rows.Scan(&g, &tier, &person, &category, &ch, &day, &r.Conversations, &r.Responded, &r.Mean, &r.Median, &r.P90,
+			&r.Great, &r.Okay, &r.Late, &r.Breached, &r.Closed, &r.ResMean, &r.ResMedian, &r.ResP90); err != nil {
+			return nil, fmt.Errorf("summary: %w", err)
 		}
-		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Count, error) {
-			var c Count
-			return c, r.Scan(&c.Key, &c.Count)
-		})
-	}
-	var err error
-	if s.ByCategory, err = counts(`SELECT coalesce(categories[1], 'uncategorised') AS k, count(*) AS n` + inRange + ` GROUP BY k ORDER BY n DESC, k`); err != nil {
-		return nil, fmt.Errorf("summary by category: %w", err)
-	}
-	if s.ByTier, err = counts(`SELECT tier::text AS k, count(*) AS n` + inRange + ` GROUP BY tier ORDER BY tier`); err != nil {
-		return nil, fmt.Errorf("summary by tier: %w", err)
-	}
-	if s.ByChannel, err = counts(`SELECT channel::text AS k, count(*) AS n` + inRange + ` GROUP BY channel ORDER BY n DESC, channel`); err != nil {
-		return nil, fmt.Errorf("summary by channel: %w", err)
-	}
-	tiers, err := responseStats(ctx, q, `tier::text`, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("summary of response times: %w", err)
-	}
-	for _, t := range tiers {
-		n, err := strconv.ParseInt(t.Key, 10, 16)
-		if err != nil {
-			return nil, fmt.Errorf("summary of response times: tier %q: %w", t.Key, err)
+		switch g {
+		case byTier:
+			n, err := strconv.ParseInt(tier, 10, 16)
+			if err != nil {
+				return nil, fmt.Errorf("summary: tier %q: %w", tier, err)
+			}
+			r.Key = tier
+			s.ByTier = append(s.ByTier, Count{Key: tier, Count: r.Conversations})
+			s.Tiers = append(s.Tiers, TierStats{Tier: int16(n), ResponseStats: r})
+		case byPerson:
+			r.Key = person
+			s.ByPerson = append(s.ByPerson, r)
+		case byCategory:
+			r.Key = category
+			s.ByCategory = append(s.ByCategory, Count{Key: category, Count: r.Conversations})
+			s.ByCategoryResponse = append(s.ByCategoryResponse, r)
+		case byChannel:
+			s.ByChannel = append(s.ByChannel, Count{Key: ch, Count: r.Conversations})
+		case byDay:
+			s.Days = append(s.Days, DayCount{Day: day, Channel: ch, Tier: tier, Category: category, Count: r.Conversations})
 		}
-		s.Tiers = append(s.Tiers, TierStats{Tier: int16(n), ResponseStats: t})
 	}
-	if s.ByPerson, err = responseStats(ctx, q, `coalesce(responder, assignee)`, from, to); err != nil {
-		return nil, fmt.Errorf("summary of response times by person: %w", err)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("summary: %w", err)
 	}
-	if s.ByCategoryResponse, err = responseStats(ctx, q, `coalesce(categories[1], 'uncategorised')`, from, to); err != nil {
-		return nil, fmt.Errorf("summary of response times by category: %w", err)
-	}
+	// The counts by category and channel go most first; ties stay in
+	// key order (the database's collation for categories, the number for
+	// channels).
+	mostFirst := func(a, b Count) int { return cmp.Compare(b.Count, a.Count) }
+	slices.SortStableFunc(s.ByCategory, mostFirst)
+	slices.SortStableFunc(s.ByChannel, mostFirst)
 	if s.Alerts, err = alertStats(ctx, q, from, to); err != nil {
 		return nil, fmt.Errorf("summary of alerts: %w", err)
 	}
@@ -163,42 +196,4 @@ func alertStats(ctx context.Context, q Querier, from, to time.Time) (AlertStats,
 		&a.Opened, &a.Occurrences, &a.Acknowledged, &a.AckMean, &a.AckMedian, &a.AckP90,
 		&a.Closed, &a.ResMean, &a.ResMedian, &a.ResP90)
 	return a, err
-}
-
-// responseStats computes ResponseStats over the conversations opened in
-// [from, to), grouped by the SQL expression group over the conversation's
-// columns plus responder (who answered first) and closed_at (the last
-// close of a closed conversation, spam left out), both kept on the row by
-// the engine (first_responder, last_closed_at: migration 00009), so the
-// report reads no audit trail.
-func responseStats(ctx context.Context, q Querier, group string, from, to time.Time) ([]ResponseStats, error) {
-	rows, err := q.Query(ctx, `WITH c AS (
-		SELECT c.tier, c.assignee, c.categories, c.opened_at, c.deadline_level,
-			c.first_response_work_seconds, c.first_response_level, c.first_responder AS responder,
-			CASE WHEN c.status = $3 AND c.close_reason <> $4 THEN c.last_closed_at END AS closed_at
-		FROM conversations c
-		WHERE c.opened_at >= $1 AND c.opened_at < $2 AND c.alert IS NULL)
-	SELECT `+group+` AS k, count(*), count(first_response_work_seconds),
-		coalesce(avg(first_response_work_seconds), 0),
-		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_work_seconds), 0),
-		coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_work_seconds), 0),
-		count(*) FILTER (WHERE first_response_work_seconds IS NOT NULL AND first_response_level = 1),
-		count(*) FILTER (WHERE first_response_work_seconds IS NOT NULL AND first_response_level = 2),
-		count(*) FILTER (WHERE first_response_work_seconds IS NOT NULL AND first_response_level = 3),
-		count(*) FILTER (WHERE (first_response_work_seconds IS NOT NULL AND first_response_level = 4)
-			OR (first_response_work_seconds IS NULL AND deadline_level = 4)),
-		count(closed_at),
-		coalesce(avg(extract(epoch FROM closed_at - opened_at)), 0),
-		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - opened_at)), 0),
-		coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - opened_at)), 0)
-	FROM c GROUP BY k ORDER BY k`, from, to,
-		int16(supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED), int16(supportv1.CloseReason_CLOSE_REASON_SPAM))
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ResponseStats, error) {
-		var s ResponseStats
-		return s, r.Scan(&s.Key, &s.Conversations, &s.Responded, &s.Mean, &s.Median, &s.P90, &s.Great, &s.Okay, &s.Late, &s.Breached,
-			&s.Closed, &s.ResMean, &s.ResMedian, &s.ResP90)
-	})
 }

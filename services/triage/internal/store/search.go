@@ -81,12 +81,15 @@ const headlineOptions = "StartSel=" + startMatch + ", StopSel=" + stopMatch +
 
 // searchCandidates is how many of the newest matches of each kind (in
 // messages, in notes, in subjects and authors, in customers) a search
-// ranks before it picks a page. A word in a quarter of five million
-// messages took 8–24 s to rank in full for a page of 50
-// (docs/performance.md); the newest thousand matches are found by walking
-// the newest rows until that many matched (or, for rare words, from the
-// GIN index) and ranked in milliseconds.
-const searchCandidates = 1000
+// ranks before it picks a page: five pages of 50 at least. A word in a
+// quarter of five million messages took 8–24 s to rank in full for a
+// page of 50 (docs/performance.md); the newest matches are found by
+// walking the newest rows until that many matched (or, for rare words,
+// from the GIN index) and ranked in milliseconds. The walk costs about a
+// row read for each match of a word found everywhere, so the bound is
+// what a page costs: with 1,000, walking the subjects took 315 ms at a
+// million conversations.
+const searchCandidates = 250
 
 // Search finds the conversations matching f whose messages, notes,
 // subject or author, or customer contain query's words (websearch_to_tsquery
