@@ -82,51 +82,63 @@ type DayCount struct {
 	Count                   int64
 }
 
-// The grouping sets of Summarise's statement, as GROUPING(tier, person,
-// category, channel, day) numbers them (a bit set for each column left
-// out).
+// The groupings of Summarise's statement: the first four as
+// GROUPING(tier, person, category, channel) numbers their grouping sets
+// (a bit set for each column left out), then the days.
 const (
-	byTier     = 0b01111
-	byPerson   = 0b10111
-	byCategory = 0b11011
-	byChannel  = 0b11101
-	byDay      = 0b01000 // day, channel, tier and category
+	byTier     = 0b0111
+	byPerson   = 0b1011
+	byCategory = 0b1101
+	byChannel  = 0b1110
+	byDay      = 16 // day, channel, tier and category: counts only
 )
 
 // Summarise computes the report over the customer conversations opened
 // in [from, to) (alerts have their own figures, AlertStats), days in zone
 // (an IANA name PostgreSQL knows). Categories count the predominant one
 // ("uncategorised" without any); tiers and channels are their enum
-// numbers as text.
+// numbers as text. q must be a transaction (it sets work_mem for it).
 //
-// One pass over the range: every grouping is a grouping set of one
-// statement, reading the conversations_report index alone (index-only),
-// since the range's rows lie anywhere in the table; a statement for each
-// grouping read it nine times (2-3 s each at a million conversations,
-// docs/performance.md). Who answered first and the last close are on the
-// row (first_responder, last_closed_at: migration 00009), kept by the
-// engine.
+// One pass over the range, reading the conversations_report index alone
+// (index-only), since the range's rows lie anywhere in the table: a
+// statement for each grouping read it nine times (2-3 s each at a
+// million conversations, docs/performance.md). The figures are grouping
+// sets of one aggregate, the days (thousands of groups) a plain count
+// beside it. Who answered first and the last close are on the row
+// (first_responder, last_closed_at: migration 00009), kept by the engine.
 func Summarise(ctx context.Context, q Querier, from, to time.Time, zone string) (*Summary, error) {
+	// The groupings' sorts hold the range's rows (about 15 MB for 100,000
+	// conversations): in memory, not in temporary files.
+	if _, err := q.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
+		return nil, fmt.Errorf("summary: work_mem: %w", err)
+	}
 	rows, err := q.Query(ctx, `WITH c AS MATERIALIZED (
 		SELECT tier, channel, coalesce(categories[1], 'uncategorised') AS category,
 			coalesce(first_responder, assignee) AS person, to_char(opened_at AT TIME ZONE $5, 'YYYY-MM-DD') AS day,
 			deadline_level, first_response_work_seconds AS frs, first_response_level AS frl,
 			extract(epoch FROM CASE WHEN status = $3 AND close_reason <> $4 THEN last_closed_at END - opened_at) AS res
-		FROM conversations WHERE opened_at >= $1 AND opened_at < $2 AND alert IS NULL)
-	SELECT GROUPING(tier, person, category, channel, day), coalesce(tier::text, ''), coalesce(person, ''),
-		coalesce(category, ''), coalesce(channel::text, ''), coalesce(day, ''),
-		count(*), count(frs), coalesce(avg(frs), 0),
-		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY frs), 0),
-		coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY frs), 0),
-		count(*) FILTER (WHERE frs IS NOT NULL AND frl = 1),
-		count(*) FILTER (WHERE frs IS NOT NULL AND frl = 2),
-		count(*) FILTER (WHERE frs IS NOT NULL AND frl = 3),
-		count(*) FILTER (WHERE (frs IS NOT NULL AND frl = 4) OR (frs IS NULL AND deadline_level = 4)),
-		count(res), coalesce(avg(res), 0),
-		coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY res), 0),
-		coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY res), 0)
-	FROM c GROUP BY GROUPING SETS ((tier), (person), (category), (channel), (day, channel, tier, category))
-	ORDER BY 1, day, channel, tier, person, category`, from, to,
+		FROM conversations WHERE opened_at >= $1 AND opened_at < $2 AND alert IS NULL),
+	stats AS (
+		SELECT GROUPING(tier, person, category, channel) AS g, tier, person, category, channel, '' AS day,
+			count(*) AS n, count(frs) AS responded, coalesce(avg(frs), 0) AS mean,
+			coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY frs), 0) AS median,
+			coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY frs), 0) AS p90,
+			count(*) FILTER (WHERE frs IS NOT NULL AND frl = 1) AS great,
+			count(*) FILTER (WHERE frs IS NOT NULL AND frl = 2) AS okay,
+			count(*) FILTER (WHERE frs IS NOT NULL AND frl = 3) AS late,
+			count(*) FILTER (WHERE (frs IS NOT NULL AND frl = 4) OR (frs IS NULL AND deadline_level = 4)) AS breached,
+			count(res) AS closed, coalesce(avg(res), 0) AS res_mean,
+			coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY res), 0) AS res_median,
+			coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY res), 0) AS res_p90
+		FROM c GROUP BY GROUPING SETS ((tier), (person), (category), (channel))),
+	days AS (
+		SELECT `+fmt.Sprint(byDay)+` AS g, tier, '' AS person, category, channel, day, count(*) AS n,
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+		FROM c GROUP BY day, channel, tier, category)
+	SELECT g, coalesce(tier::text, ''), coalesce(person, ''), coalesce(category, ''), coalesce(channel::text, ''), day,
+		n, responded, mean, median, p90, great, okay, late, breached, closed, res_mean, res_median, res_p90
+	FROM (SELECT * FROM stats UNION ALL SELECT * FROM days) r
+	ORDER BY g, day, channel, tier, person, category`, from, to,
 		int16(supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED), int16(supportv1.CloseReason_CLOSE_REASON_SPAM), zone)
 	if err != nil {
 		return nil, fmt.Errorf("summary: %w", err)
