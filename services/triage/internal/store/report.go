@@ -121,22 +121,20 @@ func Summarise(ctx context.Context, q Querier, from, to time.Time, zone string) 
 	stats AS (
 		SELECT GROUPING(tier, person, category, channel) AS g, tier, person, category, channel, '' AS day,
 			count(*) AS n, count(frs) AS responded, coalesce(avg(frs), 0) AS mean,
-			coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY frs), 0) AS median,
-			coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY frs), 0) AS p90,
+			coalesce(percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY frs), ARRAY[0, 0]) AS pct,
 			count(*) FILTER (WHERE frs IS NOT NULL AND frl = 1) AS great,
 			count(*) FILTER (WHERE frs IS NOT NULL AND frl = 2) AS okay,
 			count(*) FILTER (WHERE frs IS NOT NULL AND frl = 3) AS late,
 			count(*) FILTER (WHERE (frs IS NOT NULL AND frl = 4) OR (frs IS NULL AND deadline_level = 4)) AS breached,
 			count(res) AS closed, coalesce(avg(res), 0) AS res_mean,
-			coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY res), 0) AS res_median,
-			coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY res), 0) AS res_p90
+			coalesce(percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY res), ARRAY[0, 0]) AS res_pct
 		FROM c GROUP BY GROUPING SETS ((tier), (person), (category), (channel))),
 	days AS (
 		SELECT `+fmt.Sprint(byDay)+` AS g, tier, '' AS person, category, channel, day, count(*) AS n,
-			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+			0, 0, ARRAY[0, 0]::float8[], 0, 0, 0, 0, 0, 0, ARRAY[0, 0]::float8[]
 		FROM c GROUP BY day, channel, tier, category)
 	SELECT g, coalesce(tier::text, ''), coalesce(person, ''), coalesce(category, ''), coalesce(channel::text, ''), day,
-		n, responded, mean, median, p90, great, okay, late, breached, closed, res_mean, res_median, res_p90
+		n, responded, mean, pct, great, okay, late, breached, closed, res_mean, res_pct
 	FROM (SELECT * FROM stats UNION ALL SELECT * FROM days) r
 	ORDER BY g, day, channel, tier, person, category`, from, to,
 		int16(supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED), int16(supportv1.CloseReason_CLOSE_REASON_SPAM), zone)
@@ -151,10 +149,15 @@ func Summarise(ctx context.Context, q Querier, from, to time.Time, zone string) 
 			tier, person, category, ch, day string
 			r                               ResponseStats
 		)
-		if err := rows.Scan(&g, &tier, &person, &category, &ch, &day, &r.Conversations, &r.Responded, &r.Mean, &r.Median, &r.P90,
-			&r.Great, &r.Okay, &r.Late, &r.Breached, &r.Closed, &r.ResMean, &r.ResMedian, &r.ResP90); err != nil {
+		var pct, resPct []float64 // median and p90: one sort of the group for both
+		if err := rows.Scan(&g, &tier, &person, &category, &ch, &day, &r.Conversations, &r.Responded, &r.Mean, &pct,
+			&r.Great, &r.Okay, &r.Late, &r.Breached, &r.Closed, &r.ResMean, &resPct); err != nil {
 			return nil, fmt.Errorf("summary: %w", err)
 		}
+		if len(pct) != 2 || len(resPct) != 2 {
+			return nil, fmt.Errorf("summary: %d and %d percentiles, want 2 each", len(pct), len(resPct))
+		}
+		r.Median, r.P90, r.ResMedian, r.ResP90 = pct[0], pct[1], resPct[0], resPct[1]
 		switch g {
 		case byTier:
 			n, err := strconv.ParseInt(tier, 10, 16)
