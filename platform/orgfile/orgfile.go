@@ -7,15 +7,15 @@
 // a section means is parsed by the service that owns it:
 //
 //	people, teams, rotations, support, overrides   rotation (schedule.ParseConfig)
-//	policies, triage                                triage (triage.OrgFrom)
-//	escalation, business_contacts                   notifier (policy.FromFile)
+//	policies, triage                                triage (services/triage/orgconf)
+//	escalation, business_contacts                   notifier (policy.FromFile, services/notifier/orgconf)
 //	sentry                                          ingest-sentry (ownership.FromSection)
 //	intake, customers                               reserved: accepted, read by nobody yet
 //
 // A File is immutable. Its Version is the content hash rotation stores with
-// every applied configuration, so a service can tell which version it runs
-// and, later, pick up a newer one applied through rotation without a
-// restart.
+// every applied configuration, so a service can tell which version it runs;
+// package orgwatch picks up a newer one applied through rotation without a
+// restart, and DiffSections describes what changes between two versions.
 package orgfile
 
 import (

@@ -27,7 +27,20 @@ import (
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 )
 
+// rotationEvents are the schedule events published so far; config_applied
+// events (configTest's) are left out.
 func rotationEvents(t *testing.T, js jetstream.JetStream) []*supportv1.RotationEvent {
+	t.Helper()
+	var out []*supportv1.RotationEvent
+	for _, ev := range allRotationEvents(t, js) {
+		if ev.GetType() != supportv1.RotationEventType_ROTATION_EVENT_TYPE_CONFIG_APPLIED {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func allRotationEvents(t *testing.T, js jetstream.JetStream) []*supportv1.RotationEvent {
 	t.Helper()
 	ctx := context.Background()
 	s, err := js.Stream(ctx, bus.StreamRotation)

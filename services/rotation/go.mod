@@ -5,6 +5,8 @@ go 1.26.8
 require (
 	github.com/sidekickhq/sidekick/platform v0.0.0
 	github.com/sidekickhq/sidekick/proto v0.0.0
+	github.com/sidekickhq/sidekick/services/notifier v0.0.0
+	github.com/sidekickhq/sidekick/services/triage v0.0.0
 )
 
 require (
@@ -92,4 +94,6 @@ require (
 replace (
 	github.com/sidekickhq/sidekick/platform => ../../platform
 	github.com/sidekickhq/sidekick/proto => ../../proto
+	github.com/sidekickhq/sidekick/services/notifier => ../notifier
+	github.com/sidekickhq/sidekick/services/triage => ../triage
 )

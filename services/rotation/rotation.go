@@ -32,10 +32,12 @@ import (
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	"github.com/sidekickhq/sidekick/platform/promreg"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	notifierconf "github.com/sidekickhq/sidekick/services/notifier/orgconf"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/events"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/grpcapi"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/schedule"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/store"
+	triageconf "github.com/sidekickhq/sidekick/services/triage/orgconf"
 )
 
 // Schema is rotation's Postgres schema.
@@ -155,6 +157,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rotation: %w", err)
 	}
+	if deps.Publisher != nil {
+		// Before the file is applied, so applying it is announced.
+		s.emitter = events.New(deps.Pool, cfg.GapLookahead)
+	}
 	if deps.Org != nil {
 		if _, err := s.Apply(ctx, deps.Org.Data, false, "startup:"+deps.Org.Path); err != nil {
 			return nil, fmt.Errorf("apply %s: %w", deps.Org.Path, err)
@@ -165,7 +171,6 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	s.api = grpcapi.New(s, deps.Clock.Now)
 	if deps.Publisher != nil {
-		s.emitter = events.New(deps.Pool, cfg.GapLookahead)
 		if s.relay, err = outbox.New(deps.Pool, deps.Publisher, outbox.Config{}, deps.Clock, deps.Logger, deps.Registry); err != nil {
 			return nil, fmt.Errorf("rotation: %w", err)
 		}
@@ -274,8 +279,13 @@ func (s *Service) Ignored() []string {
 // back. Errors caused by yaml itself wrap grpcapi.ErrInvalidConfig.
 func (s *Service) Apply(ctx context.Context, yaml []byte, dryRun bool, by string) ([]string, error) {
 	// The whole file first: a section no service knows is a typo, refused
-	// with its line before anything is stored.
-	if _, err := orgfile.Parse(yaml); err != nil {
+	// with its line before anything is stored, and so is what the notifier
+	// or triage would refuse in their sections, read as they read them.
+	file, err := orgfile.Parse(yaml)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", grpcapi.ErrInvalidConfig, err)
+	}
+	if err := errors.Join(notifierconf.Check(file), triageconf.Check(file)); err != nil {
 		return nil, fmt.Errorf("%w: %w", grpcapi.ErrInvalidConfig, err)
 	}
 	next, err := schedule.ParseConfig(yaml)
@@ -304,14 +314,32 @@ func (s *Service) Apply(ctx context.Context, yaml []byte, dryRun bool, by string
 		}
 	}
 	changes := append(schedule.Diff(prev, next), ignoredChanges(prevIgnored, nextIgnored)...)
+	var prevFile *orgfile.File
+	if currentYAML != nil {
+		prevFile, _ = orgfile.Parse(currentYAML) // unreadable: every section is new
+	}
+	changes = append(changes, orgfile.DiffSections(prevFile, file, otherSections...)...)
 	if dryRun || len(changes) == 0 {
 		return changes, nil
 	}
-	if _, err := s.store.Save(ctx, yaml, by); err != nil {
+	var announce func(int64) (outbox.Event, error)
+	if s.emitter != nil {
+		now := s.deps.Clock.Now()
+		announce = func(version int64) (outbox.Event, error) {
+			return events.Row(events.ConfigApplied(version, yaml, by, now))
+		}
+	}
+	if _, err := s.store.Save(ctx, yaml, by, announce); err != nil {
 		return nil, err
 	}
 	return changes, s.reload(ctx)
 }
+
+// otherSections are the organisation file's sections other services read;
+// rotation versions them with its own and shows their changes in the
+// diff, and the notifier and triage load them from the config_applied
+// event (see docs/rotation.md, "Configuration as code").
+var otherSections = []string{"policies", "triage", "escalation", "business_contacts", "sentry", "intake", "customers"}
 
 // AddOverrides stores overrides (one, or the two sides of a swap; the API
 // has checked them against the schedule) in one transaction and

@@ -7,10 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sidekickhq/sidekick/platform/orgfile"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
-	"github.com/sidekickhq/sidekick/services/notifier"
-	"github.com/sidekickhq/sidekick/services/triage"
 )
 
 func (r *root) applyCmd() *cobra.Command {
@@ -20,16 +20,21 @@ func (r *root) applyCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "apply -f sidekick.yaml [--dry-run]",
-		Short: "Apply the organisation configuration (people, rotations, teams, overrides)",
-		Long: `Apply the organisation YAML idempotently. --dry-run prints the diff and
+		Short: "Apply the organisation configuration (people, rotations, teams, overrides, policies)",
+		Long: `Apply the organisation YAML idempotently: people, teams, rotations,
+overrides and holidays, and the notifier's and triage's sections
+(escalation policies and contact rules, business contacts, response
+policies, triage settings). --dry-run prints the diff of every section and
 changes nothing. '-f -' reads standard input. Applying the same file twice
 changes nothing the second time.
 
-The whole file is checked before anything is sent: rotation's sections by
-rotation, and here the notifier's (escalation, business_contacts: unknown
-fields, targets, durations, and people or teams the file does not have)
-and triage's (policies, triage), each error with its line; with any error
-nothing is applied.`,
+Rotation checks the whole file before it stores anything: its own
+sections, and the notifier's and triage's as those services read them
+(unknown fields, targets, durations and tiers, and people or teams the file
+does not have), each error with its line; with any error nothing is
+applied. An applied file is a new version: the notifier and triage load
+their sections from it within seconds, without a restart
+(docs/rotation.md, "Configuration as code").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var data []byte
@@ -42,9 +47,6 @@ nothing is applied.`,
 			if err != nil {
 				return fmt.Errorf("read %s: %w", file, err)
 			}
-			if err := checkOrg(data); err != nil {
-				return fmt.Errorf("%s: nothing applied: %w", file, err)
-			}
 			cc, err := r.dial()
 			if err != nil {
 				return err
@@ -53,6 +55,9 @@ nothing is applied.`,
 			ctx, cancel := r.call(cmd.Context())
 			defer cancel()
 			resp, err := rotationv1.NewRotationServiceClient(cc).ApplyConfig(ctx, &rotationv1.ApplyConfigRequest{Config: data, DryRun: dryRun})
+			if status.Code(err) == codes.InvalidArgument {
+				return fmt.Errorf("%s: nothing applied: %s", file, status.Convert(err).Message())
+			}
 			if err != nil {
 				return fmt.Errorf("apply: %w", err)
 			}
@@ -66,7 +71,7 @@ nothing is applied.`,
 			if dryRun {
 				fmt.Fprintf(r.io.Stdout, "dry run: %d change(s) not applied\n", len(resp.GetChanges()))
 			} else {
-				fmt.Fprintf(r.io.Stdout, "applied %d change(s)\n", len(resp.GetChanges()))
+				fmt.Fprintf(r.io.Stdout, "applied %d change(s): version %.12s\n", len(resp.GetChanges()), resp.GetVersion())
 			}
 			return nil
 		},
@@ -75,21 +80,4 @@ nothing is applied.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the diff without applying")
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
-}
-
-// checkOrg checks the sections other services than rotation read, as they
-// read them, so a typo there is refused with its line before anything is
-// applied instead of surfacing at the next restart of that service.
-func checkOrg(data []byte) error {
-	f, err := orgfile.Parse(data)
-	if err != nil {
-		return err
-	}
-	if err := notifier.CheckOrg(f); err != nil {
-		return err
-	}
-	if _, err := triage.OrgFrom(f); err != nil {
-		return err
-	}
-	return nil
 }

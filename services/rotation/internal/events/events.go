@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/platform/outbox"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/schedule"
@@ -141,8 +142,25 @@ func subjectOf(t supportv1.RotationEventType) string {
 		return "override_deleted"
 	case supportv1.RotationEventType_ROTATION_EVENT_TYPE_GAP_COVERED:
 		return "gap_covered"
+	case supportv1.RotationEventType_ROTATION_EVENT_TYPE_CONFIG_APPLIED:
+		return "config_applied"
 	}
 	return "unknown"
+}
+
+// ConfigApplied announces the organisation file stored as version (the
+// config_versions row) at at, by whom: the notifier and triage read their
+// sections from it. Its id names the row, so the same file applied again
+// later is a new event.
+func ConfigApplied(version int64, yaml []byte, by string, at time.Time) *supportv1.RotationEvent {
+	return &supportv1.RotationEvent{
+		Id:            "config_applied:" + strconv.FormatInt(version, 10),
+		Type:          supportv1.RotationEventType_ROTATION_EVENT_TYPE_CONFIG_APPLIED,
+		OccurredAt:    timestamppb.New(at),
+		Detail:        by,
+		ConfigVersion: orgfile.Digest(yaml),
+		Config:        yaml,
+	}
 }
 
 // OverrideCreated is the announcement of override o, recorded at at.

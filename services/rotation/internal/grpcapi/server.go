@@ -32,6 +32,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sidekickhq/sidekick/platform/orgfile"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	"github.com/sidekickhq/sidekick/services/rotation/internal/schedule"
 )
@@ -480,7 +481,8 @@ func (s *Server) ApplyConfig(ctx context.Context, req *rotationv1.ApplyConfigReq
 	case err != nil:
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	return &rotationv1.ApplyConfigResponse{Changes: changes, Applied: !req.GetDryRun() && len(changes) > 0}, nil
+	return &rotationv1.ApplyConfigResponse{Changes: changes, Applied: !req.GetDryRun() && len(changes) > 0,
+		Version: orgfile.Digest(req.GetConfig())}, nil
 }
 
 // WorkingWindows returns when the support roster is within working hours,

@@ -40,8 +40,10 @@ func (s *Store) Current(ctx context.Context) (version int64, yaml []byte, err er
 }
 
 // Save records a new configuration version unless it equals the current
-// one; it reports whether a version was written.
-func (s *Store) Save(ctx context.Context, yaml []byte, by string) (bool, error) {
+// one; it reports whether a version was written. announce, when set, gives
+// the event that tells other services of the new version (its number
+// given), written to the outbox in the same transaction.
+func (s *Store) Save(ctx context.Context, yaml []byte, by string, announce func(version int64) (outbox.Event, error)) (bool, error) {
 	digest := orgfile.Digest(yaml)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -60,8 +62,19 @@ func (s *Store) Save(ctx context.Context, yaml []byte, by string) (bool, error) 
 	if current == digest {
 		return false, nil
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO config_versions (yaml, digest, applied_by) VALUES ($1, $2, $3)`, string(yaml), digest, by); err != nil {
+	var version int64
+	if err := tx.QueryRow(ctx, `INSERT INTO config_versions (yaml, digest, applied_by) VALUES ($1, $2, $3) RETURNING version`,
+		string(yaml), digest, by).Scan(&version); err != nil {
 		return false, fmt.Errorf("insert config: %w", err)
+	}
+	if announce != nil {
+		ev, err := announce(version)
+		if err != nil {
+			return false, fmt.Errorf("announce config: %w", err)
+		}
+		if err := outbox.Insert(ctx, tx, ev); err != nil {
+			return false, fmt.Errorf("announce config: %w", err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return false, fmt.Errorf("commit config: %w", err)

@@ -1966,8 +1966,12 @@ func (x *ApplyConfigRequest) GetDryRun() bool {
 type ApplyConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One line per change, e.g. "+ person alice", "~ rotation hero: participants".
-	Changes       []string `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
-	Applied       bool     `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
+	Changes []string `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	Applied bool     `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
+	// The version of the file sent (the hex SHA-256 of its bytes), the one
+	// in force when applied; the notifier and triage report the version
+	// they follow in their logs.
+	Version       string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2014,6 +2018,13 @@ func (x *ApplyConfigResponse) GetApplied() bool {
 		return x.Applied
 	}
 	return false
+}
+
+func (x *ApplyConfigResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
 }
 
 type WorkingWindowsRequest struct {
@@ -2301,10 +2312,11 @@ const file_sidekick_rotation_v1_rotation_proto_rawDesc = "" +
 	"\x06people\x18\x01 \x03(\v2\x1c.sidekick.rotation.v1.PersonR\x06people\"E\n" +
 	"\x12ApplyConfigRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\x12\x17\n" +
-	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"I\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"c\n" +
 	"\x13ApplyConfigResponse\x12\x18\n" +
 	"\achanges\x18\x01 \x03(\tR\achanges\x12\x18\n" +
-	"\aapplied\x18\x02 \x01(\bR\aapplied\"\xa3\x01\n" +
+	"\aapplied\x18\x02 \x01(\bR\aapplied\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\"\xa3\x01\n" +
 	"\x15WorkingWindowsRequest\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12.\n" +

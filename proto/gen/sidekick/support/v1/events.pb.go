@@ -93,6 +93,10 @@ const (
 	// changed (its start or end moved; the new one is announced with
 	// GAP_AHEAD). start and end are the announced gap's.
 	RotationEventType_ROTATION_EVENT_TYPE_GAP_COVERED RotationEventType = 6
+	// A new version of the organisation file was applied (ApplyConfig, or
+	// the file rotation read at start): config_version and config carry it,
+	// so the notifier and triage swap their sections without a restart.
+	RotationEventType_ROTATION_EVENT_TYPE_CONFIG_APPLIED RotationEventType = 7
 )
 
 // Enum value maps for RotationEventType.
@@ -105,6 +109,7 @@ var (
 		4: "ROTATION_EVENT_TYPE_GAP_AHEAD",
 		5: "ROTATION_EVENT_TYPE_OVERRIDE_DELETED",
 		6: "ROTATION_EVENT_TYPE_GAP_COVERED",
+		7: "ROTATION_EVENT_TYPE_CONFIG_APPLIED",
 	}
 	RotationEventType_value = map[string]int32{
 		"ROTATION_EVENT_TYPE_UNSPECIFIED":      0,
@@ -114,6 +119,7 @@ var (
 		"ROTATION_EVENT_TYPE_GAP_AHEAD":        4,
 		"ROTATION_EVENT_TYPE_OVERRIDE_DELETED": 5,
 		"ROTATION_EVENT_TYPE_GAP_COVERED":      6,
+		"ROTATION_EVENT_TYPE_CONFIG_APPLIED":   7,
 	}
 )
 
@@ -338,7 +344,12 @@ type RotationEvent struct {
 	// announcement and its cancellation. start and end are the gap's true
 	// bounds, never clipped to the look-ahead window (a gap running on for
 	// more than 30 days past it is cut there and says so in detail).
-	GapId         string `protobuf:"bytes,12,opt,name=gap_id,json=gapId,proto3" json:"gap_id,omitempty"`
+	GapId string `protobuf:"bytes,12,opt,name=gap_id,json=gapId,proto3" json:"gap_id,omitempty"`
+	// For CONFIG_APPLIED: the applied file's version (the hex SHA-256 of
+	// its bytes, as ApplyConfigResponse.version) and the file itself, as
+	// applied and already checked by rotation.
+	ConfigVersion string `protobuf:"bytes,13,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	Config        []byte `protobuf:"bytes,14,opt,name=config,proto3" json:"config,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -455,6 +466,20 @@ func (x *RotationEvent) GetGapId() string {
 		return x.GapId
 	}
 	return ""
+}
+
+func (x *RotationEvent) GetConfigVersion() string {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return ""
+}
+
+func (x *RotationEvent) GetConfig() []byte {
+	if x != nil {
+		return x.Config
+	}
+	return nil
 }
 
 // DeliveryEvent is published by notifier on support.notify.<status>.
@@ -590,7 +615,7 @@ const file_sidekick_support_v1_events_proto_rawDesc = "" +
 	"\bassignee\x18\a \x01(\tR\bassignee\x12\x16\n" +
 	"\x06source\x18\b \x01(\tR\x06source\x12;\n" +
 	"\voccurred_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAt\"\xc0\x03\n" +
+	"occurredAt\"\xff\x03\n" +
 	"\rRotationEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12:\n" +
 	"\x04type\x18\x02 \x01(\x0e2&.sidekick.support.v1.RotationEventTypeR\x04type\x12\x1f\n" +
@@ -606,7 +631,9 @@ const file_sidekick_support_v1_events_proto_rawDesc = "" +
 	"\x06detail\x18\n" +
 	" \x01(\tR\x06detail\x12,\n" +
 	"\x12previous_person_id\x18\v \x01(\tR\x10previousPersonId\x12\x15\n" +
-	"\x06gap_id\x18\f \x01(\tR\x05gapId\"\xfc\x02\n" +
+	"\x06gap_id\x18\f \x01(\tR\x05gapId\x12%\n" +
+	"\x0econfig_version\x18\r \x01(\tR\rconfigVersion\x12\x16\n" +
+	"\x06config\x18\x0e \x01(\fR\x06config\"\xfc\x02\n" +
 	"\rDeliveryEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fnotification_id\x18\x02 \x01(\tR\x0enotificationId\x12'\n" +
@@ -626,7 +653,7 @@ const file_sidekick_support_v1_events_proto_rawDesc = "" +
 	"\x0fACTION_TYPE_ACK\x10\x01\x12\x18\n" +
 	"\x14ACTION_TYPE_ESCALATE\x10\x02\x12\x15\n" +
 	"\x11ACTION_TYPE_CLOSE\x10\x03\x12\x16\n" +
-	"\x12ACTION_TYPE_ASSIGN\x10\x04*\xa0\x02\n" +
+	"\x12ACTION_TYPE_ASSIGN\x10\x04*\xc8\x02\n" +
 	"\x11RotationEventType\x12#\n" +
 	"\x1fROTATION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!ROTATION_EVENT_TYPE_SHIFT_STARTED\x10\x01\x12#\n" +
@@ -634,7 +661,8 @@ const file_sidekick_support_v1_events_proto_rawDesc = "" +
 	"$ROTATION_EVENT_TYPE_OVERRIDE_CREATED\x10\x03\x12!\n" +
 	"\x1dROTATION_EVENT_TYPE_GAP_AHEAD\x10\x04\x12(\n" +
 	"$ROTATION_EVENT_TYPE_OVERRIDE_DELETED\x10\x05\x12#\n" +
-	"\x1fROTATION_EVENT_TYPE_GAP_COVERED\x10\x06*\xc3\x01\n" +
+	"\x1fROTATION_EVENT_TYPE_GAP_COVERED\x10\x06\x12&\n" +
+	"\"ROTATION_EVENT_TYPE_CONFIG_APPLIED\x10\a*\xc3\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1d\n" +

@@ -144,6 +144,20 @@ func (m *RotationEvent) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if len(m.Config) > 0 {
+		i -= len(m.Config)
+		copy(dAtA[i:], m.Config)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.Config)))
+		i--
+		dAtA[i] = 0x72
+	}
+	if len(m.ConfigVersion) > 0 {
+		i -= len(m.ConfigVersion)
+		copy(dAtA[i:], m.ConfigVersion)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.ConfigVersion)))
+		i--
+		dAtA[i] = 0x6a
+	}
 	if len(m.GapId) > 0 {
 		i -= len(m.GapId)
 		copy(dAtA[i:], m.GapId)
@@ -437,6 +451,14 @@ func (m *RotationEvent) SizeVT() (n int) {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
 	l = len(m.GapId)
+	if l > 0 {
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	l = len(m.ConfigVersion)
+	if l > 0 {
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	l = len(m.Config)
 	if l > 0 {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}

@@ -1,4 +1,8 @@
-package notifier
+// Package orgconf checks the notifier's sections of the organisation file
+// (escalation, business_contacts) exactly as the notifier reads them. It
+// is its own package, outside internal/, so that rotation's ApplyConfig
+// refuses what the notifier would refuse without linking the notifier.
+package orgconf
 
 import (
 	"fmt"
@@ -7,12 +11,11 @@ import (
 	"github.com/sidekickhq/sidekick/services/notifier/internal/policy"
 )
 
-// CheckOrg checks the notifier's sections of an organisation file
+// Check checks the notifier's sections of an organisation file
 // (escalation, business_contacts) as the notifier reads them, and that
-// every person and team they name is one of the file's: what `sidekick
-// apply` runs before it applies anything. Errors name the policy and the
-// line.
-func CheckOrg(f *orgfile.File) error {
+// every person and team they name is one of the file's: what rotation runs
+// on every file it is asked to apply. Errors name the policy and the line.
+func Check(f *orgfile.File) error {
 	cfg, err := policy.FromFile(f)
 	if err != nil {
 		return err
