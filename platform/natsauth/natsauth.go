@@ -45,6 +45,10 @@ const (
 	contentStore = "SUPPORT_INBOUND_CONTENT"
 )
 
+// configApplied is where rotation announces an applied organisation file
+// (orgwatch.Subject).
+const configApplied = "support.rotation.config_applied"
+
 // SupportStreams are the streams every service checks at start.
 var SupportStreams = []string{streamInbound, streamConversations, streamActions, streamRotation, streamNotify, streamOutbound, streamDeadLetter}
 
@@ -82,8 +86,12 @@ type User struct {
 	Serves []string
 	// Subscribe are subjects it watches with plain (core NATS)
 	// subscriptions, at most once, without a stream consumer: the
-	// console's live updates.
+	// console's live updates, the organisation file applied.
 	Subscribe []string
+	// LastOf are streams it reads single messages of (the last one on a
+	// subject): the organisation file last applied, for
+	// platform/orgfile/orgwatch.
+	LastOf []string
 }
 
 // Users is every service's user, in a fixed order.
@@ -142,6 +150,9 @@ func Users() []User {
 				{Stream: streamOutbound, Durable: "triage-receipts", Filter: "support.outbound.*.receipt"},
 			},
 			ObjectsRead: []string{contentStore},
+			// The organisation file applied through rotation (orgwatch).
+			Subscribe: []string{configApplied},
+			LastOf:    []string{streamRotation},
 		},
 		{
 			Name:    "rotation",
@@ -155,6 +166,8 @@ func Users() []User {
 				{Stream: streamActions, Durable: "notifier-actions"},
 				{Stream: streamRotation, Durable: "notifier-rotation"},
 			},
+			Subscribe: []string{configApplied},
+			LastOf:    []string{streamRotation},
 		},
 		{
 			Name: "console",
@@ -212,6 +225,9 @@ func (u User) PublishAllow() []string {
 		if !slices.Contains(SupportStreams, c.Stream) {
 			p = append(p, "$JS.API.STREAM.INFO."+c.Stream)
 		}
+	}
+	for _, st := range u.LastOf {
+		p = append(p, "$JS.API.STREAM.MSG.GET."+st, "$JS.API.DIRECT.GET."+st, "$JS.API.DIRECT.GET."+st+".>")
 	}
 	for _, b := range u.KV {
 		p = append(p, "$JS.API.STREAM.INFO.KV_"+b, "$KV."+b+".>",

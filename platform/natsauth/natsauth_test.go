@@ -202,6 +202,21 @@ func TestEachUserCanDoItsWork(t *testing.T) {
 					}
 				}
 			}
+			for _, st := range u.LastOf {
+				subject := map[string]string{"SUPPORT_ROTATION": "support.rotation.config_applied"}[st]
+				if err := publish(admin, subject)(ctx); err != nil {
+					t.Fatal(err)
+				}
+				s, err := js.Stream(ctx, st)
+				if err != nil {
+					t.Fatalf("stream %s: %v", st, err)
+				}
+				if m, err := s.GetLastMsgForSubject(ctx, subject); err != nil {
+					t.Errorf("last of %s: %v", subject, err)
+				} else {
+					t.Logf("%s read the last %s", u.Name, m.Subject)
+				}
+			}
 			for _, s := range u.Publish {
 				if err := publish(js, concrete(s))(ctx); err != nil {
 					t.Errorf("publish %s: %v", concrete(s), err)

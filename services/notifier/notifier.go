@@ -45,6 +45,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/orgfile"
+	"github.com/sidekickhq/sidekick/platform/orgfile/orgwatch"
 	"github.com/sidekickhq/sidekick/platform/outbox"
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
@@ -263,6 +264,7 @@ type Service struct {
 	handler    *consume.Handler
 	reminders  *consume.Reminders
 	pruner     *prune.Pruner
+	org        *orgwatch.Watcher
 	api        *grpcapi.Server
 	closers    []func() error
 }
@@ -384,9 +386,35 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
+	s.org, err = orgwatch.New(deps.JS, orgwatch.Config{Load: s.loadOrg}, deps.Org, deps.Clock, deps.Logger, deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: %w", err)
+	}
 	s.api = grpcapi.New(s.dispatcher)
 	return s, nil
 }
+
+// loadOrg reads the escalation and business_contacts sections of an
+// organisation file applied through rotation and swaps them in: the
+// policies new escalations follow, the business contacts, and people's
+// contact rules. A file that does not read changes nothing.
+func (s *Service) loadOrg(f *orgfile.File) error {
+	p, err := policy.FromFile(f)
+	if err != nil {
+		return err
+	}
+	s.runner.SetPolicies(p)
+	s.dispatcher.SetContactRules(p.ContactRules)
+	return nil
+}
+
+// OrgVersion is the version of the organisation file whose sections the
+// notifier follows (orgfile.File.Version).
+func (s *Service) OrgVersion() string { return s.org.Version() }
+
+// LoadOrg loads the organisation file a config_applied event carries, as
+// the watcher does when rotation announces one; tests call it.
+func (s *Service) LoadOrg(event []byte) { s.org.Consider(event) }
 
 // jitter maps the configured fraction to deliver.Config.Jitter, where 0
 // means the default and a negative value none.
@@ -480,6 +508,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.dispatcher.RunBursts(gctx) })
 	g.Go(func() error { return s.runner.Run(gctx, s.cfg.TickInterval) })
 	g.Go(func() error { return s.pruner.Run(gctx) })
+	g.Go(func() error { return s.org.Run(gctx) })
 	if s.cfg.ShiftReminder > 0 {
 		g.Go(func() error { return s.remind(gctx) })
 	}

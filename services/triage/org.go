@@ -33,3 +33,30 @@ func (c Config) policy() (worktime.Policy, error) {
 	}
 	return p, nil
 }
+
+// loadOrg reads triage's sections of an organisation file applied through
+// rotation and swaps them in: the response policy (over the environment's
+// thresholds, as at start), the business team and the category rules. A
+// file that does not read changes nothing.
+func (s *Service) loadOrg(f *orgfile.File) error {
+	org, err := orgconf.From(f)
+	if err != nil {
+		return err
+	}
+	cfg := s.cfg
+	cfg.Org = org
+	p, err := cfg.policy()
+	if err != nil {
+		return err
+	}
+	business := cfg.BusinessTeam
+	if org.BusinessTeam != "" {
+		business = org.BusinessTeam
+	}
+	return s.engine.SetOrg(p, business, org.Rules)
+}
+
+// OrgVersion is the version of the organisation file whose sections
+// triage follows (orgfile.File.Version), empty when it started without
+// one and none was applied since.
+func (s *Service) OrgVersion() string { return s.org.Version() }

@@ -33,6 +33,8 @@ import (
 	"github.com/sidekickhq/sidekick/platform/clock"
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/content"
+	"github.com/sidekickhq/sidekick/platform/orgfile"
+	"github.com/sidekickhq/sidekick/platform/orgfile/orgwatch"
 	"github.com/sidekickhq/sidekick/platform/outbox"
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
@@ -196,6 +198,9 @@ type Deps struct {
 	// OnTimerFired, when set, is called with each fired deadline timer's
 	// lateness (benchmarks).
 	OnTimerFired func(lag time.Duration)
+	// Org is the organisation file Config.Org was read from, nil when
+	// none: the version in force until rotation announces another.
+	Org *orgfile.File
 }
 
 // Service is triage.
@@ -213,6 +218,7 @@ type Service struct {
 	timers   *timers.Loop
 	caches   []*coverage.Cache // of the duty and roster windows
 	api      *grpcapi.Server
+	org      *orgwatch.Watcher
 }
 
 // New builds triage from its configuration and dependencies.
@@ -337,6 +343,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("triage: %w", err)
 	}
+	s.org, err = orgwatch.New(deps.JS, orgwatch.Config{Load: s.loadOrg}, deps.Org, deps.Clock, deps.Logger, deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("triage: %w", err)
+	}
 	s.api = grpcapi.New(s.engine)
 	return s, nil
 }
@@ -398,7 +408,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 	if cfg.Org, err = OrgFrom(k.Org); err != nil {
 		return nil, fmt.Errorf("triage: %s: %w", k.Common.OrgConfig, err)
 	}
-	deps := Deps{Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry, Clock: k.Clock}
+	deps := Deps{Logger: k.Logger, JS: k.JS, Pool: k.Pool, Registry: k.Registry, Clock: k.Clock, Org: k.Org}
 	if k.Dial != nil {
 		conn, err := k.Dial(k.Common.RotationAddr)
 		if err != nil {
@@ -423,6 +433,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.timers.Run(ctx) })
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.pruner.Run(ctx) })
+	g.Go(func() error { return s.org.Run(ctx) })
 	g.Go(func() error { return s.fillSearchText(ctx) })
 	return g.Wait()
 }

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -165,20 +166,22 @@ func (c Config) Backoff(attempt int) time.Duration {
 // Dispatcher records and sends notifications. Its methods are safe for
 // concurrent use.
 type Dispatcher struct {
-	cfg      Config
-	store    *store.Store
-	rotation Rotation
-	channels []notify.Channel
-	pager    notify.Channel
-	mirrors  []notify.Channel
-	byName   map[string]notify.Channel
-	extra    map[string]bool
-	logger   *slog.Logger
-	clock    clock.Clock
-	rand     func() float64
-	hurried  func()
-	metrics  *metrics
-	bursts   burstWorkers
+	cfg Config
+	// contactRules are cfg.ContactRules until SetContactRules swaps them.
+	contactRules atomic.Pointer[map[string][]notify.ContactRule]
+	store        *store.Store
+	rotation     Rotation
+	channels     []notify.Channel
+	pager        notify.Channel
+	mirrors      []notify.Channel
+	byName       map[string]notify.Channel
+	extra        map[string]bool
+	logger       *slog.Logger
+	clock        clock.Clock
+	rand         func() float64
+	hurried      func()
+	metrics      *metrics
+	bursts       burstWorkers
 }
 
 // Deps are the dispatcher's collaborators.
@@ -240,11 +243,19 @@ func New(cfg Config, deps Deps) (*Dispatcher, error) {
 		byName[c.Name()] = c
 		extra[c.Name()] = true
 	}
-	return &Dispatcher{
+	d := &Dispatcher{
 		cfg: cfg.withDefaults(), store: deps.Store, rotation: deps.Rotation, channels: deps.Channels, pager: deps.Pager,
 		mirrors: deps.Mirrors, byName: byName, extra: extra, logger: deps.Logger, clock: clock.OrReal(deps.Clock),
 		rand: deps.Rand, hurried: deps.Hurried, metrics: m,
-	}, nil
+	}
+	d.contactRules.Store(&cfg.ContactRules)
+	return d, nil
+}
+
+// SetContactRules swaps people's contact rules (an organisation file
+// applied through rotation); notifications recorded after it follow them.
+func (d *Dispatcher) SetContactRules(rules map[string][]notify.ContactRule) {
+	d.contactRules.Store(&rules)
 }
 
 // Target is a requested recipient: a person, a role resolved through
@@ -415,7 +426,7 @@ func (d *Dispatcher) planMirrors(req Request, r notify.Recipient, key string, ad
 // reason, as planRules does; mirrors get nothing.
 func (d *Dispatcher) planTest(req Request, r notify.Recipient, key string, add func(store.NewDelivery)) {
 	var names []string
-	for _, cr := range d.cfg.ContactRules[r.PersonID] {
+	for _, cr := range (*d.contactRules.Load())[r.PersonID] {
 		if !slices.Contains(names, cr.Channel) {
 			names = append(names, cr.Channel)
 		}
@@ -453,7 +464,7 @@ func (d *Dispatcher) planTest(req Request, r notify.Recipient, key string, add f
 // none can (or r has no rules for this urgency) the caller tells r the
 // default way, so a broken rule never leaves somebody untold.
 func (d *Dispatcher) planRules(req Request, r notify.Recipient, key string, add func(store.NewDelivery)) bool {
-	rules := d.cfg.ContactRules[r.PersonID]
+	rules := (*d.contactRules.Load())[r.PersonID]
 	if r.PersonID == "" || len(rules) == 0 {
 		return false
 	}

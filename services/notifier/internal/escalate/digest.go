@@ -39,7 +39,7 @@ func digestItem(t Trigger, p *policy.Policy, every time.Duration) store.DigestIt
 // left of its digests a minute later, as their own digest.
 func (r *Runner) nextDigest(policyID string, due time.Time) time.Time {
 	every := r.cfg.DigestEvery
-	if p := r.cfg.Policies.Policy(policyID); every <= 0 && p != nil && p.Digest != nil {
+	if p := r.policies.Load().Policy(policyID); every <= 0 && p != nil && p.Digest != nil {
 		every = p.Digest.Every
 	}
 	if every <= 0 {

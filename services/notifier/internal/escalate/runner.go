@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,7 +90,9 @@ type Deps struct {
 
 // Runner runs escalations. Its methods are safe for concurrent use.
 type Runner struct {
-	cfg      Config
+	cfg Config
+	// policies are cfg.Policies until SetPolicies swaps them.
+	policies atomic.Pointer[policy.Config]
 	store    *store.Store
 	dispatch Dispatcher
 	logger   *slog.Logger
@@ -131,9 +134,16 @@ func New(cfg Config, deps Deps) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Runner{cfg: cfg, store: deps.Store, dispatch: deps.Dispatcher, logger: deps.Logger,
-		clock: clock.OrReal(deps.Clock), metrics: m, wake: make(chan struct{}, 1)}, nil
+	r := &Runner{cfg: cfg, store: deps.Store, dispatch: deps.Dispatcher, logger: deps.Logger,
+		clock: clock.OrReal(deps.Clock), metrics: m, wake: make(chan struct{}, 1)}
+	r.policies.Store(cfg.Policies)
+	return r, nil
 }
+
+// SetPolicies swaps the escalation policies (an organisation file applied
+// through rotation): escalations started after it follow p; one under way
+// keeps the steps it planned.
+func (r *Runner) SetPolicies(p *policy.Config) { r.policies.Store(p) }
 
 // Trigger is an event that may start an escalation.
 type Trigger struct {
@@ -178,7 +188,7 @@ func (r *Runner) Trigger(ctx context.Context, t Trigger) (Outcome, error) {
 	if t.Key == "" {
 		return Outcome{}, errors.New("escalate: trigger without a key")
 	}
-	p := r.cfg.Policies.Match(t.Event)
+	p := r.policies.Load().Match(t.Event)
 	if p == nil {
 		r.metrics.unmatched.WithLabelValues(string(t.Event.Kind)).Inc()
 		if _, logged := r.unmatched.LoadOrStore(t.Event.Kind, true); !logged {

@@ -195,7 +195,7 @@ func (r *Runner) targets(esc store.Escalation, t policy.Target) []deliver.Target
 		return []deliver.Target{{SlackChannel: t.Name}}
 	case policy.BusinessContacts:
 		var out []deliver.Target
-		for _, c := range r.cfg.Policies.BusinessContacts {
+		for _, c := range r.policies.Load().BusinessContacts {
 			id := c.Email
 			if id == "" {
 				id = c.Slack

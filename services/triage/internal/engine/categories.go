@@ -202,10 +202,10 @@ func (e *Engine) suggest(ctx context.Context, q store.Querier, c *supportv1.Conv
 		out.AuditLine(conv.System, "spam", fmt.Sprintf("score %.2f: %s", res.Spam.Score, strings.Join(res.Spam.Reasons, "; ")))
 		out.Merge(conv.Close(c, supportv1.CloseReason_CLOSE_REASON_SPAM, conv.System, now))
 	case classify.RouteBusiness:
-		if e.cfg.BusinessTeam != "" && c.GetTeam() != e.cfg.BusinessTeam {
-			c.Team = e.cfg.BusinessTeam
+		if team := e.businessTeam(); team != "" && c.GetTeam() != team {
+			c.Team = team
 			out.Changed = true
-			out.AuditLine(conv.System, "routed", "business proposal: to team "+e.cfg.BusinessTeam)
+			out.AuditLine(conv.System, "routed", "business proposal: to team "+team)
 		}
 	}
 	return nil
@@ -223,7 +223,7 @@ func (e *Engine) learn(ctx context.Context, q store.Querier, c *supportv1.Conver
 	if err != nil {
 		return nil, 0, fmt.Errorf("decode category model: %w", err)
 	}
-	cls := classify.New(e.model.rules, model)
+	cls := classify.New(e.model.ruleSet(), model)
 	if len(st.Learned) > 0 && st.LearnedInput != nil {
 		if slices.Equal(st.Learned, confirmed) && st.LearnedInput.Document() == st.Input.Document() {
 			return nil, 0, nil // already learned exactly this

@@ -101,7 +101,7 @@ func (e *Engine) schedule(ctx context.Context, p *pipe, c *supportv1.Conversatio
 		p.idleTimer(id)
 		return
 	}
-	th := e.cfg.Policy.For(c.GetTier())
+	th := e.policy().For(c.GetTier())
 	w, err := e.windowsFor(ctx, th.Coverage, &st.Clock, now, e.cfg.Horizon)
 	if err != nil {
 		// Rotation cannot say when people work: keep what is known and

@@ -15,6 +15,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -101,8 +102,10 @@ type Config struct {
 
 // Engine applies inbound messages and commands.
 type Engine struct {
-	pool   *pgxpool.Pool
-	cfg    Config
+	pool *pgxpool.Pool
+	cfg  Config
+	// org holds cfg's Policy and BusinessTeam until SetOrg swaps them.
+	org    atomic.Pointer[orgSettings]
 	clock  clock.Clock
 	model  *modelCache
 	parser *classify.Parser
@@ -180,6 +183,7 @@ func newEngine(cfg Config, c clock.Clock, reg prometheus.Registerer) (*Engine, e
 	}
 	e := &Engine{cfg: cfg, clock: clock.OrReal(c), parser: classify.NewParser(),
 		model: &modelCache{rules: ruleSet, refresh: cfg.ModelRefresh}}
+	e.org.Store(&orgSettings{policy: cfg.Policy, businessTeam: cfg.BusinessTeam})
 	if e.handled, err = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sidekick_triage_messages_handled_total",
 		Help: "Inbound messages handled by triage, by message kind and result (applied, duplicate, recorded).",
