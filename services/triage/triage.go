@@ -37,6 +37,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/orgfile/orgwatch"
 	"github.com/sidekickhq/sidekick/platform/outbox"
 	"github.com/sidekickhq/sidekick/platform/pg/prune"
+	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/triage/internal/coverage"
@@ -146,6 +147,12 @@ type Config struct {
 	BusinessTeam string `env:"SIDEKICK_TRIAGE_BUSINESS_TEAM" envDefault:"business"`
 	// HandoffMaxOpen caps the conversation snapshots in a handoff summary.
 	HandoffMaxOpen int `env:"SIDEKICK_TRIAGE_HANDOFF_MAX_OPEN" envDefault:"200"`
+	// HandoffReminder is how long before the hero's duty ends the hero is
+	// told which open conversations still lack a handoff note (through
+	// the notifier at SIDEKICK_NOTIFIER_ADDR); 0 disables it.
+	HandoffReminder time.Duration `env:"SIDEKICK_TRIAGE_HANDOFF_REMINDER" envDefault:"1h"`
+	// HandoffReminderEvery is how often that is checked.
+	HandoffReminderEvery time.Duration `env:"SIDEKICK_TRIAGE_HANDOFF_REMINDER_EVERY" envDefault:"1m"`
 	// PeopleTTL is how long the people of the organisation file, asked
 	// from rotation, are reused to map staff authors to persons.
 	PeopleTTL time.Duration `env:"SIDEKICK_TRIAGE_PEOPLE_TTL" envDefault:"1m"`
@@ -198,6 +205,9 @@ type Deps struct {
 	// OnTimerFired, when set, is called with each fired deadline timer's
 	// lateness (benchmarks).
 	OnTimerFired func(lag time.Duration)
+	// Notifier, when set with Rotation, sends the handoff note reminder
+	// (HandoffReminder).
+	Notifier Notifier
 	// Org is the organisation file Config.Org was read from, nil when
 	// none: the version in force until rotation announces another.
 	Org *orgfile.File
@@ -415,6 +425,11 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 			return nil, fmt.Errorf("triage: dial rotation %s: %w", k.Common.RotationAddr, err)
 		}
 		deps.Rotation = rotationv1.NewRotationServiceClient(conn)
+		nconn, err := k.Dial(k.Common.NotifierAddr)
+		if err != nil {
+			return nil, fmt.Errorf("triage: dial notifier %s: %w", k.Common.NotifierAddr, err)
+		}
+		deps.Notifier = notifyv1.NewNotifierServiceClient(nconn)
 	}
 	return New(cfg, deps)
 }
@@ -434,6 +449,9 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.pruner.Run(ctx) })
 	g.Go(func() error { return s.org.Run(ctx) })
+	if s.cfg.HandoffReminder > 0 && s.deps.Rotation != nil && s.deps.Notifier != nil {
+		g.Go(func() error { return s.remindHandoffNotes(ctx) })
+	}
 	g.Go(func() error { return s.fillSearchText(ctx) })
 	return g.Wait()
 }

@@ -148,3 +148,21 @@ func orNobody(s string) string {
 	}
 	return s
 }
+
+// WithoutHandoffNote lists the open customer conversations, business
+// proposals left out, that have no handoff note written at or after since
+// (the outgoing hero's shift start), in queue order: what the handoff
+// summary would flag if the shift ended now.
+func (e *Engine) WithoutHandoffNote(ctx context.Context, since time.Time) ([]*supportv1.Conversation, error) {
+	open, err := store.OpenConversations(ctx, e.pool, since)
+	if err != nil {
+		return nil, err
+	}
+	var out []*supportv1.Conversation
+	for _, o := range withoutProposals(open) {
+		if !o.HasNote {
+			out = append(out, e.decorate(o.Conversation))
+		}
+	}
+	return out, nil
+}
