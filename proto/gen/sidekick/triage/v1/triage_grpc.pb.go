@@ -75,8 +75,11 @@ type ConversationServiceClient interface {
 	// SearchConversations finds conversations by the words of their
 	// messages, private notes, subject and author, and their customer's name
 	// and organisation (PostgreSQL full-text search with English stemming,
-	// in web search syntax: "a phrase", -word, word or word). Best match
-	// first, then the newest; each hit says where it matched with a snippet.
+	// in web search syntax: "a phrase", -word, word or word). The
+	// conversations of the newest 250 matches of each kind come first, best
+	// match first, then the newest; the conversations whose every match is
+	// older follow in the same order (docs/triage.md#search). Each hit says
+	// where it matched with a snippet.
 	// The filter narrows like ListConversations' and pages the same way.
 	//
 	// Errors: InvalidArgument for a query with no words to search for, a
@@ -245,8 +248,11 @@ type ConversationServiceServer interface {
 	// SearchConversations finds conversations by the words of their
 	// messages, private notes, subject and author, and their customer's name
 	// and organisation (PostgreSQL full-text search with English stemming,
-	// in web search syntax: "a phrase", -word, word or word). Best match
-	// first, then the newest; each hit says where it matched with a snippet.
+	// in web search syntax: "a phrase", -word, word or word). The
+	// conversations of the newest 250 matches of each kind come first, best
+	// match first, then the newest; the conversations whose every match is
+	// older follow in the same order (docs/triage.md#search). Each hit says
+	// where it matched with a snippet.
 	// The filter narrows like ListConversations' and pages the same way.
 	//
 	// Errors: InvalidArgument for a query with no words to search for, a
