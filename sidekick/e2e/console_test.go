@@ -67,7 +67,7 @@ const injected = `(() => {
 //   - search: the search box finds a conversation by a word of a
 //     follow-up message's body;
 //   - calendar: an override created in the calendar's form is what
-//     `sidekick oncall` says;
+//     `sidekick oncall` says, and after its Delete button it is not;
 //   - reports: every count on the reports page equals `sidekick report
 //     --json` for the same days;
 //   - cross-site scripting: script, image and javascript: payloads in
@@ -76,9 +76,15 @@ const injected = `(() => {
 //     note, tag, override note) are shown as text on every page, and none
 //     runs even with the content security policy turned off (the escaping
 //     alone holds; the policy is a second wall, tested in the console's
-//     own tests).
+//     own tests);
+//   - actions: assign, reply, escalate, close and reopen reach triage; a
+//     reply Slack refused (not_in_channel) shows as not delivered with
+//     Slack's reason, and its Send again button gets it to Slack once.
 func TestConsoleInTheBrowser(t *testing.T) {
-	stack, _ := startStack(t)
+	// Replies reach a fake Slack, which can refuse one.
+	slack := fakes.NewSlack("sidekick-demo", "T0DEMO")
+	t.Cleanup(slack.Close)
+	stack, _ := startStack(t, "SIDEKICK_SLACK_BOT_TOKEN=xoxb-e2e-console", "SIDEKICK_SLACK_API_URL="+slack.APIURL())
 	a := dialStack(t, stack)
 	b := browsertest.Start(t, 6*time.Minute)
 	base := stack.ConsoleURL
@@ -169,6 +175,11 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		}
 	})
 
+	// The calendar's override: who gave their shift to whom, and when.
+	var (
+		overrideFrom, overrideWith string
+		overrideStart, overrideEnd time.Time
+	)
 	t.Run("an override made in the calendar is what sidekick oncall says", func(t *testing.T) {
 		b := b.For(t)
 		hero, err := a.rotation.WhoIsOnCall(rpcCtx(t), &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO})
@@ -217,6 +228,7 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		if got.Role != "hero" || got.Person.ID != with || !strings.Contains(strings.ToLower(got.Reason), "override") {
 			t.Errorf("sidekick oncall after the calendar's override of %s by %s: %+v", from, with, got)
 		}
+		overrideFrom, overrideWith, overrideStart, overrideEnd = from, with, start, end
 	})
 
 	t.Run("a swap made in the calendar is two overrides shown and deleted together", func(t *testing.T) {
@@ -355,6 +367,39 @@ func TestConsoleInTheBrowser(t *testing.T) {
 			if text := browsertest.Eval[string](b, "page text", `document.body.innerText`); !strings.Contains(text, p.shows) {
 				t.Errorf("%s page does not show the payload %s as text:\n%s", p.name, p.shows, text)
 			}
+		}
+	})
+
+	// After the pages above, which show the override's note.
+	t.Run("an override deleted in the calendar is gone from sidekick oncall", func(t *testing.T) {
+		b := b.For(t)
+		from, with := overrideFrom, overrideWith
+		if from == "" {
+			t.Skip("no override was made in the calendar")
+		}
+		b.Step("open the calendar", chromedp.Navigate(base+"/calendar"), chromedp.WaitVisible(css("#overrides")))
+		list, err := a.rotation.ListOverrides(rpcCtx(t), &rotationv1.ListOverridesRequest{Rotation: "hero",
+			From: timestamppb.New(overrideStart), To: timestamppb.New(overrideEnd)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id string
+		for _, o := range list.GetOverrides() {
+			if o.GetPersonId() == from && o.GetWithPersonId() == with && o.GetSwapId() == "" {
+				id = o.GetId()
+			}
+		}
+		if id == "" {
+			t.Fatalf("rotation has no override of %s by %s: %v", from, with, list.GetOverrides())
+		}
+		b.Submit("delete the override", `#overrides form[action$="/calendar/overrides/`+id+`/delete"]`)
+		flash := browsertest.Eval[string](b, "flash", `(document.querySelector("p.flash, .error") || {}).textContent || document.body.innerText`)
+		if flash != "Override deleted." {
+			t.Errorf("calendar after deleting the override: %q", flash)
+		}
+		got := oncallCLI(t, stack)
+		if got.Role != "hero" || got.Person.ID != from || strings.Contains(strings.ToLower(got.Reason), "override") {
+			t.Errorf("sidekick oncall after deleting the calendar's override of %s by %s: %+v", from, with, got)
 		}
 	})
 
@@ -497,6 +542,70 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		}
 		if got.GetConversation().GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
 			t.Errorf("still closed after reopening")
+		}
+	})
+	t.Run("a reply Slack refused is sent again from the conversation page", func(t *testing.T) {
+		b := b.For(t)
+		page := base + "/conversations/" + first.GetId()
+		text := "Could you send us the frobnicator log of one node?"
+		// The bot is taken out of the customer's channel: Slack answers
+		// not_in_channel to the reply, a failure no retry of ingest-slack
+		// gets past.
+		slack.RemoveFromChannel("C0SUPPORT")
+		b.Step("write a reply", chromedp.Navigate(page), chromedp.WaitVisible(css("#reply-form")),
+			chromedp.SendKeys(css(`#reply-form textarea[name=text]`), text))
+		b.Submit("send the reply", "#reply-form")
+		delivery := func() *triagev1.OutboundDelivery {
+			resp := a.get(t, first.GetId())
+			for _, m := range resp.GetMessages() {
+				if m.GetText() != text {
+					continue
+				}
+				for _, d := range resp.GetDeliveries() {
+					if d.GetMessageId() == m.GetId() {
+						return d
+					}
+				}
+			}
+			return nil
+		}
+		var d *triagev1.OutboundDelivery
+		waitFor(t, 30*time.Second, "Slack's refusal recorded", func() bool {
+			d = delivery()
+			return d.GetState() == triagev1.DeliveryState_DELIVERY_STATE_FAILED
+		})
+		footer := `document.querySelector('[id="delivery-` + d.GetOutboundId() + `"]')`
+		b.Step("see the reply failed", chromedp.Navigate(page), chromedp.WaitVisible(css(`[id="delivery-`+d.GetOutboundId()+`"].delivery-failed`)))
+		if shown := browsertest.Eval[string](b, "the delivery", footer+`.textContent`); !strings.Contains(shown, "Not delivered:") || !strings.Contains(shown, "not_in_channel") {
+			t.Errorf("the failed reply's footer says %q, want Slack's not_in_channel", shown)
+		}
+
+		slack.ReturnToChannel("C0SUPPORT")
+		b.Submit("send it again", `[id="delivery-`+d.GetOutboundId()+`"] form`)
+		if flash := browsertest.Eval[string](b, "flash", `(document.querySelector("p.flash, .error") || {}).textContent || ""`); flash != "Sending the reply again." {
+			t.Errorf("the page after Send again: %q", flash)
+		}
+		waitFor(t, 30*time.Second, "the reply sent", func() bool {
+			d = delivery()
+			return d.GetState() == triagev1.DeliveryState_DELIVERY_STATE_SENT
+		})
+		b.Step("see the reply sent", chromedp.Navigate(page), chromedp.WaitVisible(css(`[id="delivery-`+d.GetOutboundId()+`"].delivery-sent a`)))
+		shown := browsertest.Eval[string](b, "the delivery", footer+`.textContent`)
+		link := browsertest.Eval[string](b, "the link", footer+`.querySelector("a").getAttribute("href")`)
+		if !strings.HasPrefix(strings.TrimSpace(shown), "Sent to the customer") || link == "" || link != d.GetPermalink() {
+			t.Errorf("the sent reply's footer says %q linking %q; triage's permalink %q", shown, link, d.GetPermalink())
+		}
+		var posts []fakes.SlackMessage
+		for _, m := range slack.Posted() {
+			if strings.Contains(m.Text, text) || strings.Contains(string(m.Blocks), text) {
+				posts = append(posts, m)
+			}
+		}
+		if n := slack.MetadataPosts("outbound_id", d.GetOutboundId()); n != 1 || len(posts) != 1 {
+			t.Fatalf("Slack holds the reply %d times (%d with its outbound id), want once", len(posts), n)
+		}
+		if posts[0].Channel != "C0SUPPORT" || posts[0].ThreadTS != firstTS || posts[0].TS != d.GetProviderId() {
+			t.Errorf("the reply was posted as %+v, want in the customer's thread %s with triage's provider id %s", posts[0], firstTS, d.GetProviderId())
 		}
 	})
 }

@@ -251,6 +251,14 @@ func (s *Slack) RemoveFromChannel(channel string) {
 	s.removed[channel] = true
 }
 
+// ReturnToChannel puts the bot back in a channel RemoveFromChannel took
+// it out of.
+func (s *Slack) ReturnToChannel(channel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.removed, channel)
+}
+
 // LimitPostRate makes chat.postMessage keep Slack's rate of one message a
 // second per channel, allowing bursts of burst messages; a post over it
 // answers HTTP 429 with Retry-After and is not stored. Off by default.
