@@ -1,6 +1,8 @@
 package console_test
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"html"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/clock"
 	triagev1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/triage/v1"
 	"github.com/sidekickhq/sidekick/sidekick/console"
+	"github.com/sidekickhq/sidekick/sidekick/internal/browsertest"
 )
 
 // notebook is a triage fake that keeps the notes added to c-42, so a page
@@ -117,5 +120,70 @@ func TestBrowserSignInAndNote(t *testing.T) {
 	got := callsOf[*triagev1.AddNoteRequest](h.triage)
 	if len(got) != 1 || got[0].GetActor() != "Alice Hero" || !got[0].GetHandoff() {
 		t.Errorf("AddNote calls: %v", got)
+	}
+}
+
+// TestBrowserOIDCSignInAndOut drives Chromium through the organisation's
+// sign-in: a share link leads to sign-in, its button to the provider (the
+// in-test one, over TLS on another site, whose certificate alone the
+// browser is told to trust) and back to the conversation as the person
+// the provider vouched for; a note carries that person as actor; signing
+// out ends the session, and the share link leads to sign-in again.
+func TestBrowserOIDCSignInAndOut(t *testing.T) {
+	p := startIdP(t)
+	spki := sha256.Sum256(p.srv.Certificate().RawSubjectPublicKeyInfo)
+	b := browsertest.Start(t, 90*time.Second,
+		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])))
+	step, read := b.Step, b.Read
+	nb := &notebook{}
+	clk := clock.NewFake(t0)
+	// The console is at localhost and the provider at 127.0.0.1: two
+	// sites, so the way back from the provider is a cross-site
+	// navigation, as it is in production.
+	h := startOIDCAt(t, p, nb.fake(clk.Now), "localhost")
+	p.signInAs("Bob.Alias@example.org", nil)
+	type css = chromedp.CSS
+	share := strings.Replace(h.srv.URL, "127.0.0.1", "localhost", 1) + "/console/conversations/c-42"
+
+	step("open the share link", chromedp.Navigate(share), chromedp.WaitVisible(css("#oidc")))
+	signinURL := read("location", chromedp.Location())
+	// #actor is on every page of a signed-in person.
+	step("sign in at the provider", chromedp.Click(css("#oidc")), chromedp.WaitVisible(css("#actor")))
+	landed := read("location", chromedp.Location())
+	actor := read("actor", chromedp.Text(css("#actor")))
+	if landed != share {
+		t.Fatalf("back from the provider at %s (as %q), want %s", landed, actor, share)
+	}
+	step("add a note",
+		chromedp.SendKeys(css("#note-form textarea[name=text]"), "Asked for the heap dump"),
+		chromedp.Submit(css("#note-form")),
+		chromedp.WaitVisible(css("p.flash")),
+	)
+	flash := read("flash", chromedp.Text(css("p.flash")))
+	step("sign out", chromedp.Submit(css(`form[action$="/signout"]`)), chromedp.WaitVisible(css("#oidc")))
+	signedOut := read("location", chromedp.Location())
+	step("open the share link again", chromedp.Navigate(share), chromedp.WaitVisible(css("#oidc, #actor")))
+	again := read("location", chromedp.Location())
+
+	if !strings.Contains(signinURL, "/console/signin?next=") {
+		t.Errorf("the share link did not lead to sign-in: %s", signinURL)
+	}
+	if actor != "bob" {
+		t.Errorf("signed in as %q, want bob (the provider vouched for his other address)", actor)
+	}
+	if flash != "Note added." {
+		t.Errorf("after the note: flash %q", flash)
+	}
+	if got := callsOf[*triagev1.AddNoteRequest](h.triage); len(got) != 1 || got[0].GetActor() != "bob" {
+		t.Errorf("AddNote calls %v, want one by bob", got)
+	}
+	p.mu.Lock()
+	tokens := p.tokens
+	p.mu.Unlock()
+	if tokens != 1 {
+		t.Errorf("the provider's token endpoint was called %d times, want once", tokens)
+	}
+	if !strings.Contains(signedOut, "/console/signin") || !strings.Contains(again, "/console/signin?next=") {
+		t.Errorf("after signing out: at %s; the share link then led to %s, want sign-in both times", signedOut, again)
 	}
 }

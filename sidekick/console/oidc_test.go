@@ -161,13 +161,21 @@ func (p *idp) token(w http.ResponseWriter, r *http.Request) {
 // whose browser trusts p's certificate.
 func startOIDC(t *testing.T, p *idp, tr *fakeTriage) *harness {
 	t.Helper()
+	return startOIDCAt(t, p, tr, "127.0.0.1")
+}
+
+// startOIDCAt is startOIDC with the console's redirect URL on host (its
+// listener is on 127.0.0.1): "localhost" puts the console on another site
+// than the provider, as in production.
+func startOIDCAt(t *testing.T, p *idp, tr *fakeTriage, host string) *harness {
+	t.Helper()
 	rot := &fakeRotation{people: []*rotationv1.Person{
 		{Id: "alice", Name: "Alice Hero", Email: "alice@example.com"},
 		{Id: "bob", Name: "Bob Second", Email: "bob@example.com", Emails: []string{"Bob.Alias@Example.org"}},
 	}}
 	h := startWith(t, console.Config{}, tr, rot, func(addr string, cfg *console.Config, deps *console.Deps) {
 		cfg.OIDCIssuer, cfg.OIDCClientID, cfg.OIDCClientSecret = p.srv.URL, p.client, p.secret
-		cfg.OIDCRedirectURL = "http://" + addr + console.OIDCCallbackPath
+		cfg.OIDCRedirectURL = "http://" + strings.Replace(addr, "127.0.0.1", host, 1) + console.OIDCCallbackPath
 		deps.HTTPClient = p.srv.Client()
 	})
 	h.client.Transport = p.srv.Client().Transport

@@ -43,8 +43,9 @@ type Browser struct {
 
 // Start starts headless Chromium for the test, or skips it under -short or
 // when there is none. bound is how long the browser may live: a bound on a
-// browser that is stuck, not a timing assertion.
-func Start(t *testing.T, bound time.Duration) *Browser {
+// browser that is stuck, not a timing assertion. extra are further
+// Chromium options, such as a certificate to trust.
+func Start(t *testing.T, bound time.Duration, extra ...chromedp.ExecAllocatorOption) *Browser {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a headless browser")
@@ -63,6 +64,7 @@ func Start(t *testing.T, bound time.Duration) *Browser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("no-proxy-server", true),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancelBrowser := chromedp.NewContext(actx)
