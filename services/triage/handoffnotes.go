@@ -82,7 +82,7 @@ func (s *Service) RemindHandoffNotes(ctx context.Context) (bool, error) {
 	if len(convs) == 0 {
 		return false, nil
 	}
-	resp, err := s.deps.Notifier.Notify(ctx, handoffNotesRequest(sh, convs, s.cfg.ConsoleURL, now))
+	resp, err := s.deps.Notifier.Notify(ctx, handoffNotesRequest(sh, personZone(who.GetOnCall().GetPerson()), convs, s.cfg.ConsoleURL, now))
 	if err != nil {
 		return false, fmt.Errorf("remind %s of handoff notes: %w", person, err)
 	}
@@ -92,20 +92,29 @@ func (s *Service) RemindHandoffNotes(ctx context.Context) (bool, error) {
 	return resp.GetCreated(), nil
 }
 
+// personZone is where p lives, for the times told to them; UTC when the
+// organisation file gives no zone (or one this machine does not know).
+func personZone(p *rotationv1.Person) *time.Location {
+	if loc, err := time.LoadLocation(p.GetTimezone()); err == nil && p.GetTimezone() != "" {
+		return loc
+	}
+	return time.UTC
+}
+
 // handoffNotesRequest is the reminder to sh's person listing convs, keyed
-// by the shift so it is sent once.
-func handoffNotesRequest(sh *rotationv1.Shift, convs []*supportv1.Conversation, consoleURL string, now time.Time) *notifyv1.NotifyRequest {
+// by the shift so it is sent once; times are in loc, the person's zone.
+func handoffNotesRequest(sh *rotationv1.Shift, loc *time.Location, convs []*supportv1.Conversation, consoleURL string, now time.Time) *notifyv1.NotifyRequest {
 	end := sh.GetEnd().AsTime()
 	noun := "open conversations lack"
 	if len(convs) == 1 {
 		noun = "open conversation lacks"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Write a handoff note on each before %s, for the next hero:\n", end.UTC().Format("Mon 15:04 UTC"))
+	fmt.Fprintf(&b, "Write a handoff note on each before %s, for the next hero:\n", end.In(loc).Format("Mon 15:04 MST"))
 	for _, c := range convs {
 		fmt.Fprintf(&b, "• [%s] %s — %s", tierName(c.GetTier()), orDefault(c.GetSubject(), c.GetId()), customerOf(c))
 		if d := c.GetNextDeadlineAt(); d != nil {
-			fmt.Fprintf(&b, " (next deadline %s)", d.AsTime().UTC().Format("Mon 15:04 UTC"))
+			fmt.Fprintf(&b, " (next deadline %s)", d.AsTime().In(loc).Format("Mon 15:04 MST"))
 		}
 		if c.GetShareUrl() != "" {
 			fmt.Fprintf(&b, " %s", c.GetShareUrl())
