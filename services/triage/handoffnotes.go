@@ -95,7 +95,7 @@ func (s *Service) RemindHandoffNotes(ctx context.Context) (bool, error) {
 // personZone is where p lives, for the times told to them; UTC when the
 // organisation file gives no zone (or one this machine does not know).
 func personZone(p *rotationv1.Person) *time.Location {
-	if loc, err := time.LoadLocation(p.GetTimezone()); err == nil && p.GetTimezone() != "" {
+	if loc, err := time.LoadLocation(p.GetTimezone()); err == nil { // "" is UTC
 		return loc
 	}
 	return time.UTC
