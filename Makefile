@@ -14,6 +14,7 @@ BENCHTIME ?= 2s
 # make chaos: runs of every scenario; make chaos-short: what must hold in
 # CI, nothing lost or doubled and everyone notified exactly once.
 CHAOS_REPEAT ?= 1
+CHAOS_STACKS ?= 1
 CHAOS_REQUIRE ?= messages,notified
 
 .PHONY: run test test-short test-e2e lint proto tools fuzz bench chaos chaos-short images restore-drill ensure-postgres ensure-promtool build help
@@ -71,8 +72,8 @@ fuzz: ## Run every fuzz target briefly (FUZZTIME, default 10s each)
 bench: ensure-postgres ## Run the benchmarks (BENCHTIME, default 2s)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) $(PKGS)
 
-chaos: ensure-postgres ## Kill services, NATS and Postgres under load; count lost, doubled and unnotified (CHAOS_REPEAT, CHAOS_SCENARIOS, CHAOS_FLAGS; docs/reliability.md)
-	$(GO) run ./bench/chaos -repeat $(CHAOS_REPEAT) $(CHAOS_FLAGS)
+chaos: ensure-postgres ## Kill services, NATS and Postgres under load; count lost, doubled and unnotified (CHAOS_REPEAT, CHAOS_STACKS, CHAOS_SCENARIOS, CHAOS_FLAGS; docs/reliability.md)
+	$(GO) run ./bench/chaos -repeat $(CHAOS_REPEAT) -stacks $(CHAOS_STACKS) $(CHAOS_FLAGS)
 
 chaos-short: ensure-postgres ## CI's chaos run: each service killed once under a small load (CHAOS_REQUIRE)
 	$(GO) run ./bench/chaos -short -require $(CHAOS_REQUIRE) $(CHAOS_FLAGS)

@@ -22,8 +22,10 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sidekickhq/sidekick/platform/run"
@@ -35,7 +37,9 @@ type harness struct {
 	load    load
 	retries retryPolicy
 	quiet   time.Duration
-	// run numbers scenario runs across stacks.
+
+	mu sync.Mutex
+	// run numbers scenario runs across stacks, in the order they start.
 	run     int
 	results []result
 }
@@ -57,6 +61,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		short        = fs.Bool("short", false, "CI's variant: one run that kills each service once, a small count, Slack's retries compressed to 0s, 2s, 10s")
 		repeat       = fs.Int("repeat", envInt("CHAOS_REPEAT", 1), "runs of every scenario (CHAOS_REPEAT)")
+		stacks       = fs.Int("stacks", envInt("CHAOS_STACKS", 1), "stacks running scenarios side by side, each with its own processes, nats-server(s) and PostgreSQL (CHAOS_STACKS)")
 		only         = fs.String("scenarios", os.Getenv("CHAOS_SCENARIOS"), "regular expression choosing scenarios by name (CHAOS_SCENARIOS)")
 		messages     = fs.Int("messages", 300, "Slack messages per run")
 		rate         = fs.Float64("rate", 10, "Slack messages a second")
@@ -137,14 +142,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(all) == 0 {
 		return errors.New("no scenario chosen")
 	}
+	if *stacks < 1 {
+		return fmt.Errorf("-stacks: %d, want at least 1", *stacks)
+	}
 
 	meta := reportMeta{
 		Command: "go run ./bench/chaos " + strings.Join(args, " "),
 		Date:    time.Now().UTC().Format("2006-01-02 15:04 UTC"),
 		Commit:  commit(),
 		Machine: fmt.Sprintf("%d CPUs, %s, %s/%s (shared with other work: figures are not timings)", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH),
-		Settings: fmt.Sprintf("%d Slack messages a run at %g/s, %.0f%% from Subscribers; %d Sentry webhooks over %d issues; Slack retries after %v (3 s for a 2xx); notifier lease %s; digest every %s; quiet period %s; restart after %s; seed %d",
-			*messages, *rate, 100**pingShare, *sentryEvents, *sentryIssues, h.retries.after, *lease, *digestEvery, h.quiet, *restartDelay, *seed),
+		Settings: fmt.Sprintf("%d Slack messages a run at %g/s, %.0f%% from Subscribers; %d Sentry webhooks over %d issues; Slack retries after %v (3 s for a 2xx); notifier lease %s; digest every %s; quiet period %s; restart after %s; seed %d; %d stack(s) side by side",
+			*messages, *rate, 100**pingShare, *sentryEvents, *sentryIssues, h.retries.after, *lease, *digestEvery, h.quiet, *restartDelay, *seed, *stacks),
 	}
 	loadStart := loadAverages()
 
@@ -184,7 +192,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if cluster {
 			opts.natsServers = 3
 		}
-		if runErr = h.onStack(ctx, opts, these, *repeat); runErr != nil {
+		if runErr = h.onStacks(ctx, opts, these, *repeat, *stacks); runErr != nil {
 			break
 		}
 	}
@@ -213,22 +221,71 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// onStack starts one stack and runs the scenarios on it, repeat times
-// each, in turn.
-func (h *harness) onStack(ctx context.Context, opts stackOptions, scs []scenario, repeat int) error {
-	s, err := startStack(ctx, opts, h.logger)
-	if err != nil {
-		return err
+// onStacks runs the scenarios repeat times each, in turn, on up to n
+// stacks side by side: each stack takes the next run when it is done with
+// one. The results are kept in the order the runs started.
+func (h *harness) onStacks(ctx context.Context, opts stackOptions, scs []scenario, repeat, n int) error {
+	type job struct {
+		sc     scenario
+		repeat int
 	}
-	defer s.stop()
+	jobs := make(chan job, repeat*len(scs))
 	for r := 1; r <= repeat; r++ {
 		for _, sc := range scs {
-			res, err := h.runOnce(ctx, s, sc, r)
-			if err != nil {
-				return err
-			}
-			h.results = append(h.results, res)
+			jobs <- job{sc, r}
 		}
+	}
+	close(jobs)
+	n = min(n, len(jobs))
+
+	// The stacks start one after the other: each takes its ports from
+	// the kernel and must not take another's.
+	var stacks []*stack
+	defer func() {
+		for _, s := range stacks {
+			s.stop()
+		}
+	}()
+	for i := range n {
+		logger := h.logger
+		if n > 1 {
+			logger = logger.With("stack", i+1)
+		}
+		s, err := startStack(ctx, opts, logger)
+		if err != nil {
+			return err
+		}
+		stacks = append(stacks, s)
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for _, s := range stacks {
+		wg.Go(func() {
+			for j := range jobs {
+				if ctx.Err() != nil {
+					return
+				}
+				h.mu.Lock()
+				h.run++
+				run := h.run
+				h.mu.Unlock()
+				res, err := h.runOnce(ctx, s, j.sc, j.repeat, run)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				h.mu.Lock()
+				h.results = append(h.results, res)
+				h.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.SortFunc(h.results, func(a, b result) int { return a.Run - b.Run })
+	if err := context.Cause(ctx); err != nil {
+		return err
 	}
 	return nil
 }

@@ -88,7 +88,7 @@ func killNotifierMidSend(ctx context.Context, h *harness, s *stack) (string, err
 			killed <- how
 		})
 	}
-	run := h.run
+	run := s.run
 	ping := func(m fakes.SlackMessage) bool {
 		return !isDigest(m) && !isSentryPage(m) && len(tokensIn(m.Text+" "+string(m.Blocks), run, "N")) > 0
 	}
@@ -240,14 +240,15 @@ func scenarios(pgDown, natsDown, leaderDown, notifierDown time.Duration) []scena
 	return append(out, downScenario("notifier", notifierDown), natsRestart(natsDown), postgresStopped(pgDown), leaderKilled(leaderDown))
 }
 
-// runOnce runs the scenario once on s: the load, the fault a third of the
-// way in, the wait until everything settled, and the count.
-func (h *harness) runOnce(ctx context.Context, s *stack, sc scenario, repeat int) (result, error) {
-	h.run++
+// runOnce runs the scenario once on s as run number run: the load, the
+// fault a third of the way in, the wait until everything settled, and the
+// count.
+func (h *harness) runOnce(ctx context.Context, s *stack, sc scenario, repeat, run int) (result, error) {
+	s.run = run
 	l := h.load
-	l.run = h.run
+	l.run = run
 	tr, msgs := l.plan()
-	logger := h.logger.With("scenario", sc.name, "repeat", repeat, "run", l.run)
+	logger := s.logger.With("scenario", sc.name, "repeat", repeat, "run", l.run)
 	crashesBefore := s.crashes()
 	logger.Info("scenario starts", "messages", l.messages, "rate", l.rate, "sentry_events", l.sentryEvents)
 
@@ -318,7 +319,7 @@ func (h *harness) settle(ctx context.Context, s *stack, tr *traffic, logger *slo
 	}
 	last, lastChange := -1, time.Now()
 	for {
-		n, err := s.storedCount(ctx, h.run)
+		n, err := s.storedCount(ctx, s.run)
 		if err != nil {
 			return fmt.Errorf("count stored messages: %w", err)
 		}

@@ -96,6 +96,10 @@ type stack struct {
 	db *pgxpool.Pool
 	nc *nats.Conn
 	js jetstream.JetStream
+
+	// run is the number of the run going on on this stack: its token is
+	// in every id and text the run sends (a stack runs one at a time).
+	run int
 }
 
 // service is one Sidekick service process and its addresses.
