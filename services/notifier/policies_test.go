@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
+	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/consume"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
@@ -132,9 +134,18 @@ func TestCommunityConversationsCollectIntoADigest(t *testing.T) {
 func TestHandoffWaitsForTheShiftAndGapsAreAnnounced(t *testing.T) {
 	st := newStack(t, "")
 	st.cfg.GapNotice = 24 * time.Hour
+	// Alice reads her handoff in her own zone.
+	alice := proto.Clone(notifiertest.Alice).(*rotationv1.Person)
+	alice.Timezone = "America/New_York"
+	st.rot.SetPerson(alice)
+	ny, err := time.LoadLocation(alice.Timezone)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, _ := st.run(t)
 	ctx := context.Background()
 	t0 := st.clock.Now()
+	deadline := time.Date(t0.Year(), t0.Month(), t0.Day(), 15, 0, 0, 0, time.UTC).Add(24 * time.Hour)
 
 	handoff := &supportv1.ConversationEvent{
 		Id: "ev-h1", Type: supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_HANDOFF, Actor: "system",
@@ -142,7 +153,8 @@ func TestHandoffWaitsForTheShiftAndGapsAreAnnounced(t *testing.T) {
 		Handoff: &supportv1.HandoffSummary{FromPerson: "bob", ToPerson: "alice", MissingNotes: []string{"conv-h2"},
 			Notes: []*supportv1.HandoffNote{{ConversationId: "conv-h1", Author: "bob", Text: "Stripe is looking at it, ticket 4411"}},
 			Open: []*supportv1.Conversation{
-				{Id: "conv-h1", Tier: supportv1.Tier_TIER_PRIORITY, Subject: "Checkout fails", Customer: &supportv1.CustomerRef{Name: "Acme"}},
+				{Id: "conv-h1", Tier: supportv1.Tier_TIER_PRIORITY, Subject: "Checkout fails", Customer: &supportv1.CustomerRef{Name: "Acme"},
+					NextDeadlineAt: timestamppb.New(deadline)},
 				{Id: "conv-h2", Tier: supportv1.Tier_TIER_SUBSCRIBER, Subject: "Export is slow"},
 			}},
 	}
@@ -161,7 +173,8 @@ func TestHandoffWaitsForTheShiftAndGapsAreAnnounced(t *testing.T) {
 	notifiertest.Eventually(t, "the handoff summary", func() bool { return len(st.posts("U0ALICE")) == 1 })
 	blocks := st.posts("")[0].Form.Get("blocks")
 	for _, want := range []string{"Handoff from bob: 2 open conversations", "[Priority] Checkout fails — Acme",
-		"Note from bob: Stripe is looking at it, ticket 4411", "Without a handoff note: conv-h2"} {
+		"Note from bob: Stripe is looking at it, ticket 4411", "Without a handoff note: conv-h2",
+		"(next deadline " + deadline.In(ny).Format("Mon 15:04 MST") + ")"} {
 		if !strings.Contains(blocks, want) {
 			t.Errorf("summary lacks %q: %s", want, blocks)
 		}

@@ -197,6 +197,18 @@ func (h *Handler) stop(ctx context.Context, conversationID, what, actor string, 
 	return nil
 }
 
+// zoneOf is personID's time zone, from rotation's directory; nil (UTC)
+// when rotation does not answer or the person has none: a summary is not
+// held back for want of a zone.
+func (h *Handler) zoneOf(ctx context.Context, personID string) *time.Location {
+	ps, err := h.people.ListPeople(ctx, &rotationv1.ListPeopleRequest{})
+	if err != nil {
+		h.logger.Warn("handoff summary in UTC: list people", "person", personID, "error", err)
+		return nil
+	}
+	return personZones(ps.GetPeople())[personID]
+}
+
 // handoff gives the incoming hero the handoff summary when their shift
 // starts: at once if rotation already said it started, else when it does
 // (support.rotation.shift_started), or after the handoff wait at the
@@ -205,7 +217,7 @@ func (h *Handler) handoff(ctx context.Context, ev *supportv1.ConversationEvent, 
 	if ev.GetId() == "" || ev.GetHandoff() == nil {
 		return bus.Permanent(errors.New("handoff event without an id or a summary"))
 	}
-	t := HandoffTrigger(ev)
+	t := HandoffTrigger(ev, h.zoneOf(ctx, ev.GetHandoff().GetToPerson()))
 	t.At = at
 	if _, err := h.runner.Handoff(ctx, t); err != nil {
 		return bus.AtLocation("handoff", err)

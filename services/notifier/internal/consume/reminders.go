@@ -72,13 +72,9 @@ func (r *Reminders) Check(ctx context.Context) (int, error) {
 	if who, err := r.rot.WhoIsOnCall(ctx, &rotationv1.WhoIsOnCallRequest{Role: rotationv1.Role_ROLE_HERO, At: timestamppb.New(now)}); err == nil {
 		hero = who.GetOnCall().GetShift().GetRotationId()
 	}
-	zones := map[string]*time.Location{}
+	var zones map[string]*time.Location
 	if ps, err := r.rot.ListPeople(ctx, &rotationv1.ListPeopleRequest{}); err == nil {
-		for _, p := range ps.GetPeople() {
-			if loc, err := time.LoadLocation(p.GetTimezone()); err == nil && p.GetTimezone() != "" {
-				zones[p.GetId()] = loc
-			}
-		}
+		zones = personZones(ps.GetPeople())
 	}
 	started := 0
 	var errs []error
@@ -150,4 +146,16 @@ func roughly(d time.Duration) string {
 		return fmt.Sprintf("%dh", m/60)
 	}
 	return fmt.Sprintf("%dh%dm", m/60, m%60)
+}
+
+// personZones maps each person who has a valid time zone to it; the times
+// a person is told are in their own zone, UTC for the others.
+func personZones(people []*rotationv1.Person) map[string]*time.Location {
+	zones := map[string]*time.Location{}
+	for _, p := range people {
+		if loc, err := time.LoadLocation(p.GetTimezone()); err == nil && p.GetTimezone() != "" {
+			zones[p.GetId()] = loc
+		}
+	}
+	return zones
 }

@@ -243,8 +243,12 @@ func SentryUpdate(ev *supportv1.ConversationEvent, at time.Time) string {
 }
 
 // HandoffTrigger is the escalation trigger of a HANDOFF event: the handoff
-// policy, with the summary as text, for the incoming hero.
-func HandoffTrigger(ev *supportv1.ConversationEvent) escalate.Trigger {
+// policy, with the summary as text, for the incoming hero, who reads the
+// deadlines in loc, their zone (nil: UTC).
+func HandoffTrigger(ev *supportv1.ConversationEvent, loc *time.Location) escalate.Trigger {
+	if loc == nil {
+		loc = time.UTC
+	}
 	h := ev.GetHandoff()
 	notes := map[string]*supportv1.HandoffNote{}
 	for _, n := range h.GetNotes() {
@@ -254,7 +258,7 @@ func HandoffTrigger(ev *supportv1.ConversationEvent) escalate.Trigger {
 	for _, c := range h.GetOpen() {
 		fmt.Fprintf(&b, "• [%s] %s — %s", tierName(c.GetTier()), firstNonEmpty(c.GetSubject(), c.GetId()), who(c))
 		if d := c.GetNextDeadlineAt(); d != nil {
-			fmt.Fprintf(&b, " (next deadline %s)", d.AsTime().UTC().Format("Mon 15:04 UTC"))
+			fmt.Fprintf(&b, " (next deadline %s)", d.AsTime().In(loc).Format("Mon 15:04 MST"))
 		}
 		if u := firstNonEmpty(c.GetShareUrl(), c.GetPermalink()); u != "" {
 			fmt.Fprintf(&b, " %s", u)

@@ -275,7 +275,7 @@ func TestEventsReachTheHandbooksPolicies(t *testing.T) {
 		{"a Community breach", deadline(supportv1.Tier_TIER_COMMUNITY, supportv1.DeadlineLevel_DEADLINE_LEVEL_BREACHED), "community-breached"},
 		{"an escalation in triage", EscalatedTrigger(escalated, at), "explicit-escalation"},
 		{"the Escalate button", ActionTrigger(&supportv1.Action{Id: "a", ConversationId: "conv"}, store.Escalation{}, at), "explicit-escalation"},
-		{"a handoff", HandoffTrigger(handoff), "handoff"},
+		{"a handoff", HandoffTrigger(handoff, nil), "handoff"},
 		{"a coverage gap", GapTrigger(gap, time.Hour), "coverage-gap"},
 	} {
 		got := ""
@@ -284,6 +284,29 @@ func TestEventsReachTheHandbooksPolicies(t *testing.T) {
 		}
 		if got != tc.want {
 			t.Errorf("%s: policy %q, want %q (event %+v)", tc.name, got, tc.want, tc.t.Event)
+		}
+	}
+}
+
+// The incoming hero reads each deadline of the handoff summary in their
+// own zone; without one, in UTC.
+func TestHandoffSummaryDeadlinesInTheHerosZone(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &supportv1.ConversationEvent{Id: "h", Handoff: &supportv1.HandoffSummary{ToPerson: "alice", Open: []*supportv1.Conversation{
+		{Id: "c1", Subject: "Checkout fails", NextDeadlineAt: timestamppb.New(time.Date(2026, 3, 9, 23, 30, 0, 0, time.UTC))},
+	}}}
+	for _, tc := range []struct {
+		loc  *time.Location
+		want string
+	}{
+		{berlin, "(next deadline Tue 00:30 CET)"},
+		{nil, "(next deadline Mon 23:30 UTC)"},
+	} {
+		if text := HandoffTrigger(ev, tc.loc).Text; !strings.Contains(text, tc.want) {
+			t.Errorf("in %v: %q lacks %q", tc.loc, text, tc.want)
 		}
 	}
 }

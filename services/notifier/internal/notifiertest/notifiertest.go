@@ -121,6 +121,18 @@ func (r *Rotation) AddPerson(p *rotationv1.Person) {
 	r.People = append(r.People, p)
 }
 
+// SetPerson replaces the person with p's id in the directory ListPeople
+// answers from (the hero and secondaries are left as they are).
+func (r *Rotation) SetPerson(p *rotationv1.Person) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, q := range r.People {
+		if q.GetId() == p.GetId() {
+			r.People[i] = p
+		}
+	}
+}
+
 // SetSecondary changes a team's secondary (nil: a gap).
 func (r *Rotation) SetSecondary(team string, p *rotationv1.Person) {
 	r.mu.Lock()
