@@ -5,7 +5,9 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -78,7 +80,38 @@ func (s *Server) Notify(ctx context.Context, req *notifyv1.NotifyRequest) (*noti
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	if req.GetTest() {
+		// A test answers with what each channel said. A delivery the
+		// sweeper claimed before this call's send did is still on its
+		// way: wait for it (a send is bounded by its timeout).
+		n, ds, err = s.whileSending(ctx, n, ds)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+	}
 	return &notifyv1.NotifyResponse{Notification: NotificationProto(n, ds), Created: created}, nil
+}
+
+// testWait bounds how long a test's answer waits for sends in flight.
+const testWait = 15 * time.Second
+
+// whileSending reads the notification again until none of its deliveries
+// is being sent, or testWait has passed.
+func (s *Server) whileSending(ctx context.Context, n store.Notification, ds []store.Delivery) (store.Notification, []store.Delivery, error) {
+	// Wall-clock time: it waits for calls over the network.
+	deadline := time.Now().Add(testWait)
+	for slices.ContainsFunc(ds, func(d store.Delivery) bool { return d.Status == store.StatusSending }) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return n, ds, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		var err error
+		if n, ds, err = s.dispatcher.Get(ctx, n.ID); err != nil {
+			return n, ds, err
+		}
+	}
+	return n, ds, nil
 }
 
 // Acknowledge records an acknowledgement of a notification or of every

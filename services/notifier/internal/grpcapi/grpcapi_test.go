@@ -11,6 +11,7 @@ import (
 
 	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
 	rotationv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/rotation/v1"
+	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/deliver"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/store"
@@ -72,6 +73,33 @@ func TestNotifyMapsTheRequest(t *testing.T) {
 	if _, err := s.Notify(context.Background(), &notifyv1.NotifyRequest{IdempotencyKey: "t", Title: "t", Test: true,
 		Recipients: []*notifyv1.Recipient{{Target: &notifyv1.Recipient_Person{Person: "bob"}}}}); err != nil || !got.Test {
 		t.Errorf("a test: %v, request %+v", err, got)
+	}
+}
+
+// A test's answer shows what each channel said: a delivery another
+// worker was sending when the call's own send came is waited for.
+func TestNotifyTestWaitsForASendInFlight(t *testing.T) {
+	reads := 0
+	s := New(&fakeDispatcher{
+		notify: func(_ context.Context, r deliver.Request) (store.Notification, bool, error) {
+			return store.Notification{ID: "n-1"}, true, nil
+		},
+		get: func(_ context.Context, id string) (store.Notification, []store.Delivery, error) {
+			reads++
+			slack := store.Delivery{ID: "d-1", Channel: "slack", Status: store.StatusSending, Recipient: notify.Recipient{PersonID: "bob"}}
+			if reads > 2 {
+				slack.Status = store.StatusDelivered
+			}
+			return store.Notification{ID: id}, []store.Delivery{slack}, nil
+		},
+	})
+	resp, err := s.Notify(context.Background(), &notifyv1.NotifyRequest{IdempotencyKey: "t", Title: "t", Test: true,
+		Recipients: []*notifyv1.Recipient{{Target: &notifyv1.Recipient_Person{Person: "bob"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := resp.GetNotification().GetDeliveries()[0]; d.GetStatus() != supportv1.DeliveryStatus_DELIVERY_STATUS_DELIVERED || reads != 3 {
+		t.Errorf("after %d reads: %v, want delivered", reads, d)
 	}
 }
 
