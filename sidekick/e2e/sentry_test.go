@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,19 +163,30 @@ func TestSentryStormUpdatesThePage(t *testing.T) {
 	)
 	a := dialStack(t, stack)
 	sentry := fakes.Sentry{URL: "http://" + stack.HTTPAddr + "/sentry/webhook", Secret: stack.Env["SIDEKICK_SENTRY_CLIENT_SECRET"]}
-	for i := range n {
-		ev := fakes.SentryEvent{Org: "acme", Project: "api", IssueID: issueID, EventID: fmt.Sprintf("%032x", i+1),
-			Title: "KafkaConsumerLag: partition 3 is 2h behind", Time: time.Now()}
-		if code, err := sentry.Send(context.Background(), "error", fmt.Sprintf("storm-%05d", i), fakes.SentryErrorCreated(ev)); err != nil || code != http.StatusOK {
-			t.Fatalf("webhook %d: status %d, err %v", i, code, err)
+	send := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			ev := fakes.SentryEvent{Org: "acme", Project: "api", IssueID: issueID, EventID: fmt.Sprintf("%032x", i+1),
+				Title: "KafkaConsumerLag: partition 3 is 2h behind", Time: time.Now()}
+			if code, err := sentry.Send(context.Background(), "error", fmt.Sprintf("storm-%05d", i), fakes.SentryErrorCreated(ev)); err != nil || code != http.StatusOK {
+				t.Fatalf("webhook %d: status %d, err %v", i, code, err)
+			}
 		}
 	}
+	// The storm's first events open the conversation and page; the rest
+	// come after the page, so they can only show as its rewrite (on a
+	// slow machine the whole storm could otherwise be in before the
+	// first page, leaving nothing to rewrite).
+	const first = 10
+	send(0, first)
 	var conv *supportv1.Conversation
-	waitFor(t, time.Minute, fmt.Sprintf("occurrences adding up to %d", n), func() bool {
+	waitFor(t, time.Minute, "the storm's conversation", func() bool {
 		conv = a.byThread(t, supportv1.Channel_CHANNEL_SENTRY, "sentry:"+issueID)
-		if conv == nil {
-			return false
-		}
+		return conv != nil
+	})
+	page := awaitSlackPage(t, slack, conv.GetId())
+	send(first, n)
+	waitFor(t, time.Minute, fmt.Sprintf("occurrences adding up to %d", n), func() bool {
 		sum := 0
 		for _, m := range a.get(t, conv.GetId()).GetMessages() {
 			c, _ := strconv.Atoi(m.GetAttributes()["occurrences"])
@@ -182,10 +194,9 @@ func TestSentryStormUpdatesThePage(t *testing.T) {
 		}
 		return sum == n
 	})
-	page := awaitSlackPage(t, slack, conv.GetId())
 	waitFor(t, time.Minute, "the page to be rewritten with the storm (chat.update keeping the buttons)", func() bool {
 		for _, u := range slack.Updated() {
-			if u.Channel == page.Channel && u.TS == page.TS && len(u.Buttons()) > 0 {
+			if u.Channel == page.Channel && u.TS == page.TS && len(u.Buttons()) > 0 && strings.Contains(u.Text+string(u.Blocks), "more events") {
 				return true
 			}
 		}
