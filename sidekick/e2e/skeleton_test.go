@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,7 @@ func startStackWith(t *testing.T, o devstack.Options) (*devstack.Stack, *syncBuf
 	}
 	if o.Clock == nil {
 		o.Environ = alwaysWorking(t, o.Environ)
+		o.Environ = withoutShiftReminders(o.Environ)
 	}
 	console := &syncBuffer{}
 	logs := &syncBuffer{}
@@ -144,6 +146,22 @@ func alwaysWorking(t *testing.T, environ []string) []string {
 		out = append(out[:at], out[at+1:]...)
 	}
 	return append(out, "SIDEKICK_ORG_CONFIG="+path)
+}
+
+// withoutShiftReminders turns off, unless the test sets them, the
+// reminders the demo organisation's real schedule would send at the wall
+// clock's whim: the shift reminder an hour before a shift (platform's
+// secondary starts Mondays 09:00 New York, so every test counting
+// notifications failed on Mondays 13:00-14:00 UTC) and the outgoing
+// hero's handoff-note reminder. The tests of both run on a fake clock.
+func withoutShiftReminders(environ []string) []string {
+	out := append([]string(nil), environ...)
+	for _, name := range []string{"SIDEKICK_NOTIFIER_SHIFT_REMINDER", "SIDEKICK_TRIAGE_HANDOFF_REMINDER"} {
+		if !slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, name+"=") }) {
+			out = append(out, name+"=0")
+		}
+	}
+	return out
 }
 
 func postSlack(t *testing.T, addr, secret string, ts int64, body []byte) int {
