@@ -135,6 +135,10 @@ func Users() []User {
 			Publish:   []string{"support.inbound.sentry", "sentry.occurrences.>"},
 			Consumers: []Consumer{{Stream: streamSentry, Durable: "ingest-sentry-coalescer"}},
 			Serves:    []string{replay("ingest-sentry")},
+			// The organisation file applied through rotation (orgwatch):
+			// its sentry.ownership rules.
+			Subscribe: []string{configApplied},
+			LastOf:    []string{streamRotation},
 		},
 		{
 			Name: "triage",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
@@ -45,7 +46,12 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer func() { _ = sub.Drain() }()
 	l := &loop{s: s, co: s.coalescerFor(), held: map[uint64]string{}}
-	return l.run(ctx, cons)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return l.run(gctx, cons) })
+	// The ownership rules of organisation file versions applied through
+	// rotation.
+	g.Go(func() error { return s.org.Run(gctx) })
+	return g.Wait()
 }
 
 // loop is the coalescer's single goroutine state.
@@ -114,7 +120,7 @@ func (l *loop) run(ctx context.Context, cons jetstream.Consumer) error {
 	}()
 	tick := time.NewTicker(min(max(l.s.cfg.CoalesceInterval/10, 10*time.Millisecond), time.Second))
 	defer tick.Stop()
-	lastEvict := l.s.deps.Now()
+	lastEvict := l.s.deps.Clock.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -129,7 +135,7 @@ func (l *loop) run(ctx context.Context, cons jetstream.Consumer) error {
 			}
 			l.handle(ctx, m)
 		case <-tick.C:
-			now := l.s.deps.Now()
+			now := l.s.deps.Clock.Now()
 			for _, b := range l.co.Due(now) {
 				l.send(ctx, b)
 			}
@@ -180,7 +186,7 @@ func (l *loop) handle(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	key := m.Subject()[len(occurrencePrefix):]
-	now := l.s.deps.Now()
+	now := l.s.deps.Clock.Now()
 	if m.Headers().Get(headerRole) == roleOccurrence {
 		l.s.metrics.received.Inc()
 		l.sinceReturn++
@@ -223,14 +229,14 @@ func (l *loop) send(ctx context.Context, b *coalesce.Batch) bool {
 		if err := l.publish(ctx, b.Message()); err != nil {
 			l.s.metrics.errors.Inc()
 			l.s.deps.Logger.Warn("publish coalesced sentry message; will retry", "issue", b.Key, "occurrences", b.Count, "error", err)
-			l.co.Failed(b, l.s.deps.Now().Add(retryDelay))
+			l.co.Failed(b, l.s.deps.Clock.Now().Add(retryDelay))
 			return false
 		}
 		kind := "update"
 		if b.First {
 			kind = "first"
 		}
-		l.co.Sent(b.Key, l.s.deps.Now())
+		l.co.Sent(b.Key, l.s.deps.Clock.Now())
 		l.s.metrics.downstream.WithLabelValues(kind).Inc()
 		l.s.metrics.coalesced.Add(float64(b.Count))
 	}

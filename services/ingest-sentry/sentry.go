@@ -26,9 +26,11 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,6 +43,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/httpx"
 	"github.com/sidekickhq/sidekick/platform/orgfile"
+	"github.com/sidekickhq/sidekick/platform/orgfile/orgwatch"
 	"github.com/sidekickhq/sidekick/platform/promreg"
 	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/coalesce"
 	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/ownership"
@@ -112,9 +115,11 @@ type Deps struct {
 	Publisher  Publisher
 	DeadLetter DeadLetterFunc
 	Registry   prometheus.Registerer
-	Now        func() time.Time
-	// Org is the organisation file; its sentry.ownership section adds
-	// rules after those of Config.Ownership.
+	Clock      clock.Clock
+	// Org is the organisation file read at start; its sentry.ownership
+	// section adds rules after those of Config.Ownership. A version
+	// applied through rotation later replaces them without a restart
+	// (platform/orgfile/orgwatch).
 	Org *orgfile.File
 	// ReturnMemory gives the memory a storm used back to the system once
 	// the storm is over (see the coalescer's loop); default
@@ -124,12 +129,17 @@ type Deps struct {
 
 // Service is the Sentry ingest service.
 type Service struct {
-	cfg     Config
-	deps    Deps
-	secret  []byte
-	owners  ownership.Rules
-	envelop *bus.Publisher // builds occurrence messages with CloudEvents headers
-	metrics *metrics
+	cfg    Config
+	deps   Deps
+	secret []byte
+	// envOwners are Config.Ownership's rules; owners are those and the
+	// organisation file's in force, swapped whole when a version is
+	// applied.
+	envOwners ownership.Rules
+	owners    atomic.Pointer[ownership.Rules]
+	org       *orgwatch.Watcher
+	envelop   *bus.Publisher // builds occurrence messages with CloudEvents headers
+	metrics   *metrics
 }
 
 type metrics struct {
@@ -193,11 +203,6 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest-sentry: SIDEKICK_SENTRY_OWNERSHIP: %w", err)
 	}
-	more, err := ownership.FromSection(deps.Org.Section("sentry"))
-	if err != nil {
-		return nil, fmt.Errorf("ingest-sentry: %s: %w", deps.Org.Path, err)
-	}
-	owners = append(owners, more...)
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 5 << 20
 	}
@@ -219,18 +224,40 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
+	deps.Clock = clock.OrReal(deps.Clock)
 	if deps.ReturnMemory == nil {
 		deps.ReturnMemory = debug.FreeOSMemory
 	}
-	return &Service{
-		cfg: cfg, deps: deps, secret: []byte(cfg.ClientSecret), owners: owners,
-		envelop: bus.NewPublisher(deps.JS, Source, bus.WithClock(deps.Now)),
+	s := &Service{
+		cfg: cfg, deps: deps, secret: []byte(cfg.ClientSecret), envOwners: owners,
+		envelop: bus.NewPublisher(deps.JS, Source, bus.WithClock(deps.Clock.Now)),
 		metrics: newMetrics(deps.Registry),
-	}, nil
+	}
+	if err := s.loadOrg(deps.Org); err != nil {
+		return nil, fmt.Errorf("ingest-sentry: %s: %w", deps.Org.Path, err)
+	}
+	if s.org, err = orgwatch.New(deps.JS, orgwatch.Config{Load: s.loadOrg}, deps.Org, deps.Clock, deps.Logger, deps.Registry); err != nil {
+		return nil, fmt.Errorf("ingest-sentry: %w", err)
+	}
+	return s, nil
 }
+
+// loadOrg reads the ownership rules of an organisation file's sentry
+// section and puts them in force after Config.Ownership's, or returns an
+// error and changes nothing.
+func (s *Service) loadOrg(f *orgfile.File) error {
+	more, err := ownership.FromSection(f.Section("sentry"))
+	if err != nil {
+		return err
+	}
+	rules := append(slices.Clone(s.envOwners), more...)
+	s.owners.Store(&rules)
+	return nil
+}
+
+// OrgVersion is the version of the organisation file whose ownership
+// rules are in force (orgfile.File.Version).
+func (s *Service) OrgVersion() string { return s.org.Version() }
 
 // Spec describes ingest-sentry to an app.Host; it reads the ownership
 // rules of the organisation file.
@@ -273,7 +300,7 @@ func FromKit(ctx context.Context, k *app.Kit) (app.Service, error) {
 			return bus.DeadLetter(ctx, js, Name, location, bus.InboundSubject("sentry"), data, hdr, cause)
 		},
 		Registry: k.Registry,
-		Now:      clock.OrReal(k.Clock).Now,
+		Clock:    k.Clock,
 		Org:      k.Org,
 	})
 }
@@ -305,7 +332,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, metricResource, "unauthorized", http.StatusUnauthorized, err.Error())
 		return
 	}
-	if err := sentryhook.CheckTimestamp(s.deps.Now(), r.Header.Get("Sentry-Hook-Timestamp")); err != nil {
+	if err := sentryhook.CheckTimestamp(s.deps.Clock.Now(), r.Header.Get("Sentry-Hook-Timestamp")); err != nil {
 		s.answer(w, metricResource, "unauthorized", http.StatusUnauthorized, err.Error())
 		return
 	}
@@ -332,7 +359,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, metricResource, "malformed", http.StatusBadRequest, "missing Request-ID")
 		return
 	}
-	ev, err := sentryhook.Parse(resource, requestID, body, s.deps.Now())
+	ev, err := sentryhook.Parse(resource, requestID, body, s.deps.Clock.Now())
 	switch {
 	case errors.Is(err, sentryhook.ErrMalformed):
 		s.answer(w, metricResource, "malformed", http.StatusBadRequest, err.Error())
@@ -348,7 +375,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, metricResource, "ignored_"+ev.Ignored, http.StatusOK, "")
 		return
 	}
-	ev.Message.Team = s.owners.Team(ev.Project, ev.Tags)
+	ev.Message.Team = s.owners.Load().Team(ev.Project, ev.Tags)
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
@@ -430,14 +457,14 @@ func (s *Service) replay(ctx context.Context, body []byte, hdr nats.Header) erro
 	if resource == "" || requestID == "" {
 		return errors.New("the dead letter names no sentry-hook-resource and request-id")
 	}
-	ev, err := sentryhook.Parse(resource, requestID, body, s.deps.Now())
+	ev, err := sentryhook.Parse(resource, requestID, body, s.deps.Clock.Now())
 	if err != nil {
 		return fmt.Errorf("parse webhook %s: %w", requestID, err)
 	}
 	if ev.Message == nil {
 		return nil
 	}
-	ev.Message.Team = s.owners.Team(ev.Project, ev.Tags)
+	ev.Message.Team = s.owners.Load().Team(ev.Project, ev.Tags)
 	return s.storeOccurrence(ctx, ev)
 }
 

@@ -23,12 +23,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
 	"github.com/sidekickhq/sidekick/platform/httpx/httpxtest"
 	"github.com/sidekickhq/sidekick/platform/orgfile"
+	"github.com/sidekickhq/sidekick/platform/orgfile/orgwatch"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
 	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/sentryhook"
 )
@@ -525,8 +527,78 @@ func TestOwnershipFromOrgFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := newServiceWith(t, js, Config{Ownership: "api=core-analytics"}, org)
-	if svc.owners.Team("api", nil) != "core-analytics" || svc.owners.Team("frontend", nil) != "core-experience" || svc.owners.Team("ios", nil) != "platform" {
-		t.Fatalf("rules %v", svc.owners)
+	if svc.owners.Load().Team("api", nil) != "core-analytics" || svc.owners.Load().Team("frontend", nil) != "core-experience" || svc.owners.Load().Team("ios", nil) != "platform" {
+		t.Fatalf("rules %v", *svc.owners.Load())
+	}
+}
+
+// Ownership rules applied through rotation (support.rotation.config_applied)
+// are in force in the running service without a restart; a version whose
+// sentry section does not read changes nothing.
+func TestOwnershipFollowsTheAppliedOrgFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs an embedded NATS server")
+	}
+	_, js := bustest.StartJetStream(t)
+	ctx := context.Background()
+	if err := bus.Provision(ctx, js, bus.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	const first = "teams: []\nsentry:\n  ownership:\n    - {project: frontend, team: core-experience}\n"
+	org, err := orgfile.Parse([]byte(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := newServiceWith(t, js, Config{Ownership: "api=core-analytics"}, org)
+	run(t, svc)
+	if got := svc.owners.Load().Team("frontend", nil); got != "core-experience" {
+		t.Fatalf("frontend at start: %q", got)
+	}
+	apply := func(id, yaml string) {
+		t.Helper()
+		ev := &supportv1.RotationEvent{
+			Id: id, Type: supportv1.RotationEventType_ROTATION_EVENT_TYPE_CONFIG_APPLIED, OccurredAt: timestamppb.Now(),
+			ConfigVersion: orgfile.Digest([]byte(yaml)), Config: []byte(yaml),
+		}
+		if _, err := bus.NewPublisher(js, "test").Publish(ctx, bus.Event{Subject: orgwatch.Subject, ID: id, Message: ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved := strings.Replace(first, "team: core-experience", "team: web", 1)
+	apply("config_applied:2", moved)
+	waitFor(t, "the applied version in force", func() bool { return svc.OrgVersion() == orgfile.Digest([]byte(moved)) })
+	if got := svc.owners.Load().Team("frontend", nil); got != "web" {
+		t.Fatalf("frontend after the applied version: %q, want web", got)
+	}
+	if got := svc.owners.Load().Team("api", nil); got != "core-analytics" {
+		t.Fatalf("the environment's rule after the applied version: %q", got)
+	}
+
+	apply("config_applied:3", "teams: []\nsentry:\n  ownership: everyone\n")
+	apply("config_applied:4", strings.Replace(moved, "team: web", "team: ''", 1))
+	reg := svc.deps.Registry.(prometheus.Gatherer)
+	// metric is the value of a gauge or of a counter's series whose
+	// first label has the value label.
+	metric := func(name, label string) float64 {
+		mf, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range mf {
+			for _, m := range f.GetMetric() {
+				if f.GetName() == name && (label == "" || m.GetLabel()[0].GetValue() == label) {
+					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	waitFor(t, "both bad versions refused", func() bool { return metric("sidekick_org_config_loads_total", "refused") == 2 })
+	if v := metric("sidekick_org_config_stale", ""); v != 1 {
+		t.Errorf("sidekick_org_config_stale = %v after a refused version, want 1", v)
+	}
+	if got := svc.owners.Load().Team("frontend", nil); got != "web" || svc.OrgVersion() != orgfile.Digest([]byte(moved)) {
+		t.Fatalf("after refused versions: frontend %q, version %s", got, svc.OrgVersion())
 	}
 }
 
@@ -552,7 +624,7 @@ func TestFromKit(t *testing.T) {
 	if info.Config.Retention != jetstream.WorkQueuePolicy || info.Config.Discard != jetstream.DiscardNew || info.Config.Storage != jetstream.FileStorage {
 		t.Fatalf("stream config %+v", info.Config)
 	}
-	if svc.(*Service).owners.Team("api", nil) != "platform" {
+	if svc.(*Service).owners.Load().Team("api", nil) != "platform" {
 		t.Fatal("ownership from the environment not loaded")
 	}
 	// Twice is fine.
