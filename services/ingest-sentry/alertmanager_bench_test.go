@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
 	"github.com/sidekickhq/sidekick/platform/loadgen"
+	"github.com/sidekickhq/sidekick/services/ingest-sentry/internal/sentryhook"
 )
 
 // alertmanagerVersion is what BenchmarkStormVsAlertmanager compares with.
@@ -33,6 +35,7 @@ var (
 	amRounds = flag.Int("sentry.am-rounds", 3, "BenchmarkStormVsAlertmanager: rounds")
 	amEvents = flag.Int("sentry.am-events", 3000, "BenchmarkStormVsAlertmanager: events per storm")
 	amIssues = flag.Int("sentry.am-issues", 5, "BenchmarkStormVsAlertmanager: issues (alert groups) per storm")
+	amCeil   = flag.Bool("sentry.am-ceiling", false, "BenchmarkStormVsAlertmanager: also send each round's webhooks to a bare handler that only stores what ingest-sentry stores and waits for the PubAck (the ceiling of a path that stores before it answers) and to one that only reads them")
 )
 
 // BenchmarkStormVsAlertmanager ignores b.N (run it with -benchtime 1x).
@@ -42,14 +45,20 @@ var (
 // the default 1-minute coalescing) and to Alertmanager v0.28.1 in its own
 // process (one alert per request on POST /api/v2/alerts, grouped by issue,
 // group_wait 1s, group_interval 1m, a webhook receiver), taking turns for
-// -sentry.am-rounds rounds, each round with issues of its own. It reports
+// -sentry.am-rounds rounds, each round with issues of its own and the
+// order turned, after a warm-up storm of 500 to each. It reports
 // each side's requests/s and p99 (medians of the rounds) with the
 // per-round ratios, and the time from a round's first request to its
 // first notification: for Sidekick the first coalesced message stored on
 // support.inbound.sentry (triage and the notifier come after it), for
 // Alertmanager the first webhook its receiver gets. Issue 19's targets:
 // at least 1.0× Alertmanager's rate, a p99 no worse, a first notification
-// under 250 ms.
+// under 250 ms. With -sentry.am-ceiling each round also goes to two bare
+// handlers in the benchmark's process: one that stores what ingest-sentry
+// stores and waits for the PubAck (the most a path that stores every
+// webhook before its answer can reach here), and one that only reads the
+// webhook (what the same client sending a 6 kB webhook instead of a small
+// alert allows).
 //
 // Alertmanager is built through the Go module proxy on the first run
 // (a few minutes) and kept in the user cache directory.
@@ -97,25 +106,43 @@ func BenchmarkStormVsAlertmanager(b *testing.B) {
 	// Cleanups run last first: Alertmanager is stopped before its receiver.
 	b.Cleanup(hook.Close)
 	amURL := startAlertmanager(b, bin, hook.URL)
+	targets := map[string]string{"sidekick": srv.URL + "/sentry/webhook", "alertmanager": amURL + "/api/v2/alerts"}
+	names := []string{"sidekick", "alertmanager"}
+	if *amCeil {
+		targets["ceiling"], targets["bare"] = ceilingServer(b, js, svc), loadgen.BareHTTP(b)
+		names = append(names, "ceiling", "bare")
+	}
+
+	// A warm-up storm to each (a round number no measured round uses):
+	// connections, JetStream's files and Go's heaps are set up before the
+	// first measured round, for both sides alike.
+	for _, target := range names {
+		in := compareLoad{Target: target, URL: targets[target], Events: 500, Issues: *amIssues, Senders: stormConc, Round: *amRounds}
+		var res stormResult
+		if err := loadgen.Spawn(context.Background(), generatorCompare, in, &res); err != nil {
+			b.Fatal(err)
+		}
+	}
 
 	type side struct{ rate, p99, firstMs []float64 }
-	var sk, am side
-	var rateRatios, p99Ratios []float64
+	var sk, am, ceil, bare side
+	var rateRatios, p99Ratios, ceilRatios, bareRatios, shareRatios []float64
 	for round := range *amRounds {
-		var res [2]stormResult
-		for j, target := range []string{"sidekick", "alertmanager"} {
-			in := compareLoad{Target: target, Events: *amEvents, Issues: *amIssues, Senders: stormConc, Round: round}
-			in.URL = srv.URL + "/sentry/webhook"
-			if target == "alertmanager" {
-				in.URL = amURL + "/api/v2/alerts"
-			}
-			if err := loadgen.Spawn(context.Background(), generatorCompare, in, &res[j]); err != nil {
+		res := map[string]stormResult{}
+		// The order turns each round, so neither side always follows the
+		// other (and the coalescer's or Alertmanager's work after a storm).
+		for k := range names {
+			target := names[(k+round)%len(names)]
+			in := compareLoad{Target: target, URL: targets[target], Events: *amEvents, Issues: *amIssues, Senders: stormConc, Round: round}
+			var r stormResult
+			if err := loadgen.Spawn(context.Background(), generatorCompare, in, &r); err != nil {
 				b.Fatal(err)
 			}
+			res[target] = r
 		}
 		// Wait for the round's first notifications (Alertmanager's after
 		// its group wait) before the next round takes the machine.
-		start := [2]time.Time{time.Unix(0, res[0].StartUnixNano), time.Unix(0, res[1].StartUnixNano)}
+		start := [2]time.Time{time.Unix(0, res["sidekick"].StartUnixNano), time.Unix(0, res["alertmanager"].StartUnixNano)}
 		var firstAt [2]time.Time
 		waitFor(b, "the round's first notifications", func() bool {
 			mu.Lock()
@@ -136,14 +163,29 @@ func BenchmarkStormVsAlertmanager(b *testing.B) {
 			return !firstAt[0].IsZero() && !firstAt[1].IsZero()
 		})
 		for j, s := range []*side{&sk, &am} {
-			s.rate = append(s.rate, float64(*amEvents)/res[j].Seconds)
-			s.p99 = append(s.p99, res[j].P99Millis)
+			r := res[names[j]]
+			s.rate = append(s.rate, float64(*amEvents)/r.Seconds)
+			s.p99 = append(s.p99, r.P99Millis)
 			s.firstMs = append(s.firstMs, float64(firstAt[j].Sub(start[j]).Microseconds())/1000)
 		}
 		rateRatios = append(rateRatios, sk.rate[round]/am.rate[round])
 		p99Ratios = append(p99Ratios, sk.p99[round]/am.p99[round])
 		b.Logf("round %d: sidekick %.0f/s p99 %.1f ms first %.0f ms (503s %d); alertmanager %.0f/s p99 %.1f ms first %.0f ms",
-			round+1, sk.rate[round], sk.p99[round], sk.firstMs[round], res[0].Retries, am.rate[round], am.p99[round], am.firstMs[round])
+			round+1, sk.rate[round], sk.p99[round], sk.firstMs[round], res["sidekick"].Retries, am.rate[round], am.p99[round], am.firstMs[round])
+		if *amCeil {
+			r := res["ceiling"]
+			ceil.rate = append(ceil.rate, float64(*amEvents)/r.Seconds)
+			ceil.p99 = append(ceil.p99, r.P99Millis)
+			ceilRatios = append(ceilRatios, ceil.rate[round]/am.rate[round])
+			shareRatios = append(shareRatios, sk.rate[round]/ceil.rate[round])
+			b.Logf("round %d: ceiling %.0f/s p99 %.1f ms (503s %d): %.2f of alertmanager, sidekick %.2f of it",
+				round+1, ceil.rate[round], ceil.p99[round], r.Retries, ceilRatios[round], shareRatios[round])
+			r = res["bare"]
+			bare.rate = append(bare.rate, float64(*amEvents)/r.Seconds)
+			bare.p99 = append(bare.p99, r.P99Millis)
+			bareRatios = append(bareRatios, bare.rate[round]/am.rate[round])
+			b.Logf("round %d: bare %.0f/s p99 %.1f ms: %.2f of alertmanager", round+1, bare.rate[round], bare.p99[round], bareRatios[round])
+		}
 	}
 	med := func(v []float64) float64 {
 		s := slices.Clone(v)
@@ -158,6 +200,15 @@ func BenchmarkStormVsAlertmanager(b *testing.B) {
 	b.ReportMetric(med(p99Ratios), "p99-ratio")
 	b.ReportMetric(med(sk.firstMs), "sidekick-first-ms")
 	b.ReportMetric(med(am.firstMs), "alertmanager-first-ms")
+	if *amCeil {
+		b.ReportMetric(med(ceil.rate), "ceiling-events/s")
+		b.ReportMetric(med(ceil.p99), "ceiling-p99-ms")
+		b.ReportMetric(med(ceilRatios), "ceiling-rate-ratio")
+		b.ReportMetric(med(shareRatios), "sidekick/ceiling")
+		b.ReportMetric(med(bare.rate), "bare-events/s")
+		b.ReportMetric(med(bare.p99), "bare-p99-ms")
+		b.ReportMetric(med(bareRatios), "bare-rate-ratio")
+	}
 	b.Logf("rate ratio per round %.2f, p99 ratio per round %.2f; load average %s", rateRatios, p99Ratios, loadgen.LoadAverage())
 }
 
@@ -188,7 +239,7 @@ type compareLoad struct {
 func generateCompare(_ context.Context, in compareLoad) (any, error) {
 	var request func(int) ([]byte, http.Header)
 	switch in.Target {
-	case "sidekick":
+	case "sidekick", "ceiling", "bare":
 		base, err := os.ReadFile("internal/sentryhook/testdata/error-created.json")
 		if err != nil {
 			return nil, err
@@ -305,4 +356,46 @@ receivers:
 		return resp.StatusCode == http.StatusOK
 	})
 	return url
+}
+
+// ceilingServer is BenchmarkStormVsAlertmanager's ceiling for a path that
+// stores each webhook before it answers: a handler that reads the body
+// and stores the message ingest-sentry would store for the fixture (the
+// same headers and size, its own Nats-Msg-Id per request) in a stream
+// configured as SENTRY_OCCURRENCES is, waiting for the PubAck; no
+// signature, no parsing, no coalescer. It returns its URL.
+func ceilingServer(b *testing.B, js jetstream.JetStream, svc *Service) string {
+	b.Helper()
+	ctx := context.Background()
+	cfg := StreamConfig(svc.cfg)
+	cfg.Name, cfg.Subjects, cfg.Retention = "BENCH_CEILING", []string{"bench.ceiling"}, jetstream.LimitsPolicy
+	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		b.Fatal(err)
+	}
+	body, hdr := sentryWebhooks(payload(b, "error-created.json"), "ceiling", 700000, 1)(0)
+	ev, err := sentryhook.Parse(hdr.Get("Sentry-Hook-Resource"), hdr.Get("Request-ID"), body, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl, err := svc.envelop.Msg(bus.Event{Subject: "bench.ceiling", ID: ev.Message.GetId(), Message: ev.Message})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl.Header.Set(headerRole, roleOccurrence)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		msg := nats.NewMsg(tmpl.Subject)
+		msg.Data = tmpl.Data
+		for k, v := range tmpl.Header {
+			msg.Header[k] = v
+		}
+		msg.Header.Set(jetstream.MsgIDHeader, "ceiling:"+r.Header.Get("Request-ID"))
+		if _, err := js.PublishMsg(r.Context(), msg); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	b.Cleanup(srv.Close)
+	return srv.URL
 }
