@@ -193,23 +193,34 @@ func (s *Service) normalize(ctx context.Context, env *slackevent.Envelope, it *s
 	var profile *slackevent.Profile
 	source := "event"
 	if s.dir != nil && it.Sender.User != "" && !it.Sender.IsBot {
-		lctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout/3)
-		defer cancel()
-		p, cached, err := s.dir.User(lctx, it.Sender.User)
-		switch {
-		case err != nil:
-			s.metrics.lookups.WithLabelValues("users.info", "error").Inc()
-			s.deps.Logger.Warn("users.info failed; using the event's facts", "user", it.Sender.User, "error", err)
-		case cached:
-			s.metrics.lookups.WithLabelValues("users.info", "cached").Inc()
-			profile, source = p, "users.info"
-		default:
-			s.metrics.lookups.WithLabelValues("users.info", "fetched").Inc()
-			profile, source = p, "users.info"
-		}
+		profile, source = s.author(ctx, it.Sender.User)
 	}
 	author := slackevent.Author(it.Sender, profile, ourTeam)
 	return slackevent.Build(it, author, source, permalink, s.deps.Now())
+}
+
+// author is the sender's profile from the directory and the author's
+// source, or nil and "event" when the lookup failed. The cache answers
+// most events; only a miss gets a deadline of its own and a Web API call.
+func (s *Service) author(ctx context.Context, user string) (*slackevent.Profile, string) {
+	if p, ok := s.dir.Cached(user); ok {
+		s.metrics.lookupCached.Inc()
+		return p, "users.info"
+	}
+	lctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout/3)
+	defer cancel()
+	p, cached, err := s.dir.User(lctx, user)
+	switch {
+	case err != nil:
+		s.metrics.lookups.WithLabelValues("users.info", "error").Inc()
+		s.deps.Logger.Warn("users.info failed; using the event's facts", "user", user, "error", err)
+		return nil, "event"
+	case cached: // another event fetched it meanwhile
+		s.metrics.lookupCached.Inc()
+	default:
+		s.metrics.lookups.WithLabelValues("users.info", "fetched").Inc()
+	}
+	return p, "users.info"
 }
 
 // deadLetter stores input that was accepted but cannot be processed, with

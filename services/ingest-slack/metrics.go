@@ -20,13 +20,16 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	events   *prometheus.CounterVec
 	lookups  *prometheus.CounterVec
+	// lookupCached is lookups' users.info/cached, resolved once: it is
+	// counted for most events.
+	lookupCached prometheus.Counter
 }
 
 // newMetrics registers the service's metrics on reg (nil: unregistered),
 // reusing collectors already there so several services can share one
 // registry.
 func newMetrics(reg prometheus.Registerer) *metrics {
-	return &metrics{
+	m := &metrics{
 		requests: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_ingest_slack_requests_total",
 			Help: "Requests from Slack by route (events, interactions, commands, and their socket_ forms) and answer code (HTTP status; for Socket Mode the status the same input gets over HTTP).",
@@ -40,4 +43,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Slack Web API lookups on the request path (users.info) by result: cached, fetched, error (the event's own facts were used).",
 		}, []string{"lookup", "result"})),
 	}
+	m.lookupCached = m.lookups.WithLabelValues("users.info", "cached")
+	return m
 }

@@ -73,7 +73,7 @@ func New(api API, opts Options) *Directory {
 // User returns the profile of the Slack user id; cached reports whether
 // it came from the cache. Errors are not cached: the next message retries.
 func (d *Directory) User(ctx context.Context, id string) (p *slackevent.Profile, cached bool, err error) {
-	if p, ok := lookup(d, d.users, id); ok {
+	if p, ok := d.Cached(id); ok {
 		return p, true, nil
 	}
 	v, err, _ := d.group.Do("u:"+id, func() (any, error) {
@@ -89,6 +89,13 @@ func (d *Directory) User(ctx context.Context, id string) (p *slackevent.Profile,
 		return nil, false, err
 	}
 	return v.(*slackevent.Profile), false, nil
+}
+
+// Cached returns the profile of the Slack user id if the cache holds it
+// unexpired, without asking the Web API: a caller can skip what only a
+// lookup needs (a deadline for it) on the common path.
+func (d *Directory) Cached(id string) (*slackevent.Profile, bool) {
+	return lookup(d, d.users, id)
 }
 
 // WorkspaceURL asks auth.test for the workspace's URL, such as

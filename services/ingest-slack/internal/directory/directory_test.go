@@ -53,9 +53,15 @@ func TestUserCachedUntilExpiry(t *testing.T) {
 	d := New(slack.New("xoxb-test", slack.OptionAPIURL(fake.APIURL())), Options{TTL: time.Hour, Now: clk.Now})
 	ctx := context.Background()
 
+	if _, ok := d.Cached("W012A3CDE"); ok {
+		t.Fatal("Cached before any lookup")
+	}
 	p, cached, err := d.User(ctx, "W012A3CDE")
 	if err != nil || cached {
 		t.Fatalf("first lookup: %v cached=%v", err, cached)
+	}
+	if c, ok := d.Cached("W012A3CDE"); !ok || c != p {
+		t.Fatalf("Cached after the lookup = %v, %v", c, ok)
 	}
 	if p.TeamID != "T012AB3C4" || p.RealName != "Egon Spengler" || p.DisplayName != "spengler" || p.Email != "spengler@ghostbusters.example.com" || p.IsRestricted || p.IsBot {
 		t.Fatalf("profile = %+v", p)
@@ -64,6 +70,9 @@ func TestUserCachedUntilExpiry(t *testing.T) {
 		t.Fatalf("second lookup: cached=%v calls=%d", cached, fake.Calls("users.info"))
 	}
 	clk.Advance(time.Hour)
+	if _, ok := d.Cached("W012A3CDE"); ok {
+		t.Fatal("Cached after expiry")
+	}
 	if _, cached, _ := d.User(ctx, "W012A3CDE"); cached || fake.Calls("users.info") != 2 {
 		t.Fatalf("after expiry: cached=%v calls=%d", cached, fake.Calls("users.info"))
 	}
