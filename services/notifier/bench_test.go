@@ -28,11 +28,15 @@ import (
 )
 
 // benchOpened is conversation i opening: a Subscriber conversation, which
-// the default policy answers with one ping to the hero.
+// the default policy answers with one ping to the hero. Like triage's
+// OPENED events it carries its great deadline (next_deadline_at at level
+// GREAT), which the notifier records before the escalation starts.
 func benchOpened(i int, at time.Time) *supportv1.ConversationEvent {
 	id := fmt.Sprintf("bench-%d", i)
 	ev := notifiertest.Opened("ev-"+id, "conv-"+id, at)
 	ev.Conversation.Tier = supportv1.Tier_TIER_SUBSCRIBER
+	ev.Conversation.DeadlineLevel = supportv1.DeadlineLevel_DEADLINE_LEVEL_GREAT
+	ev.Conversation.NextDeadlineAt = timestamppb.New(at.Add(15 * time.Minute))
 	return ev
 }
 
@@ -174,10 +178,12 @@ var (
 // pinging the one hero, and measures the first ping of each: the time from
 // the publish of its OPENED event to its delivery (the Slack call that
 // first showed it returned: the post of its burst's message, or a
-// rewrite), p50, p99 and max, with the real clock. Beside it, in the same
-// run, the floor: the same events at the same rate consumed from the same
-// stream by a bare handler that posts each to the same fake Slack
-// (chat.postMessage) and nothing else, latency to the fake's receipt.
+// rewrite), p50, p99 and max, with the real clock. Each conversation is
+// the two events triage writes for a new one, OPENED and TRIAGED, with
+// its great deadline. Beside it, in the same run, the floor: the same
+// events at the same rate consumed from the same stream by a bare handler
+// that posts each OPENED one to the same fake Slack (chat.postMessage)
+// and acknowledges the rest, latency to the fake's receipt.
 //
 // The notifier coalesces the pings into bursts (SIDEKICK_NOTIFIER_BURST_*,
 // rewrites at most once per -notifier.burst-every, a second as deployed:
@@ -206,8 +212,24 @@ func publishAtRate(b *testing.B, pub *bus.Publisher, rate int) map[string]time.T
 		if _, err := pub.Publish(ctx, bus.Event{Subject: bus.ConversationSubject("opened"), ID: ev.GetId(), Message: ev}); err != nil {
 			b.Fatal(err)
 		}
+		// Triage writes a TRIAGED event beside every OPENED one (the
+		// classifier's suggestion, or why it made none), with the same
+		// snapshot of the conversation.
+		tr := benchTriaged(ev)
+		if _, err := pub.Publish(ctx, bus.Event{Subject: bus.ConversationSubject("triaged"), ID: tr.GetId(), Message: tr}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	return sent
+}
+
+// benchTriaged is the TRIAGED event triage writes with opened.
+func benchTriaged(opened *supportv1.ConversationEvent) *supportv1.ConversationEvent {
+	return &supportv1.ConversationEvent{
+		Id: "tr-" + opened.GetId(), Type: supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_TRIAGED,
+		OccurredAt: opened.GetOccurredAt(), Conversation: opened.GetConversation(), Actor: "system",
+		Reason: "no suggestion (unsure)",
+	}
 }
 
 // reportLatency reports the percentiles of lat and the drain, the time
@@ -256,6 +278,10 @@ func benchFloor(b *testing.B) {
 		var ev supportv1.ConversationEvent
 		if err := bus.Decode(msg, &ev); err != nil {
 			b.Error(err)
+			return
+		}
+		if ev.GetType() != supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED {
+			_ = msg.Ack()
 			return
 		}
 		resp, err := client.PostForm(fake.URL()+"chat.postMessage", url.Values{
