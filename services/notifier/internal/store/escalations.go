@@ -415,29 +415,44 @@ func (s *Store) ActiveEscalationIDs(ctx context.Context, conversationID string) 
 	return ids, nil
 }
 
+// learnDeadlines records the deadlines $2, $3, $4 (null: unknown) of
+// conversation $1 at $5, keeping those it does not know, and returns the
+// conversation's id when anything changed. Reporting what is recorded
+// already (triage's TRIAGED event carries the deadline its OPENED event
+// did) touches no row: an upsert whose update is skipped still locks the
+// row, which takes a transaction id and a commit PostgreSQL flushes to
+// disk, for nothing.
+const learnDeadlines = `
+	INSERT INTO conversation_deadlines AS c (conversation_id, great, okay, too_late, updated_at)
+	SELECT $1, $2::timestamptz, $3::timestamptz, $4::timestamptz, $5
+	WHERE NOT EXISTS (SELECT 1 FROM conversation_deadlines o WHERE o.conversation_id = $1
+		AND o.great IS NOT DISTINCT FROM COALESCE($2::timestamptz, o.great)
+		AND o.okay IS NOT DISTINCT FROM COALESCE($3::timestamptz, o.okay)
+		AND o.too_late IS NOT DISTINCT FROM COALESCE($4::timestamptz, o.too_late))
+	ON CONFLICT (conversation_id) DO UPDATE SET
+		great = COALESCE(excluded.great, c.great),
+		okay = COALESCE(excluded.okay, c.okay),
+		too_late = COALESCE(excluded.too_late, c.too_late),
+		updated_at = excluded.updated_at
+	WHERE c.great IS DISTINCT FROM COALESCE(excluded.great, c.great)
+	   OR c.okay IS DISTINCT FROM COALESCE(excluded.okay, c.okay)
+	   OR c.too_late IS DISTINCT FROM COALESCE(excluded.too_late, c.too_late)
+	RETURNING conversation_id`
+
 // LearnDeadlines records the deadlines of a conversation that d knows
 // (non-zero), keeping the others, and reports whether anything changed.
 func (s *Store) LearnDeadlines(ctx context.Context, conversationID string, d Deadlines, now time.Time) (bool, error) {
-	if d.Great.IsZero() && d.Okay.IsZero() && d.TooLate.IsZero() {
+	if d.zero() {
 		return false, nil
 	}
-	tag, err := s.pool.Exec(ctx, `
-		INSERT INTO conversation_deadlines AS c (conversation_id, great, okay, too_late, updated_at)
-		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (conversation_id) DO UPDATE SET
-			great = COALESCE(excluded.great, c.great),
-			okay = COALESCE(excluded.okay, c.okay),
-			too_late = COALESCE(excluded.too_late, c.too_late),
-			updated_at = excluded.updated_at
-		WHERE c.great IS DISTINCT FROM COALESCE(excluded.great, c.great)
-		   OR c.okay IS DISTINCT FROM COALESCE(excluded.okay, c.okay)
-		   OR c.too_late IS DISTINCT FROM COALESCE(excluded.too_late, c.too_late)`,
-		conversationID, nullTime(d.Great), nullTime(d.Okay), nullTime(d.TooLate), now)
+	tag, err := s.pool.Exec(ctx, learnDeadlines, conversationID, nullTime(d.Great), nullTime(d.Okay), nullTime(d.TooLate), now)
 	if err != nil {
 		return false, fmt.Errorf("record deadlines of %s: %w", conversationID, err)
 	}
 	return tag.RowsAffected() > 0, nil
 }
+
+func (d Deadlines) zero() bool { return d.Great.IsZero() && d.Okay.IsZero() && d.TooLate.IsZero() }
 
 // ForgetDeadlines drops a conversation's deadlines (its response clock
 // stopped).

@@ -491,11 +491,20 @@ func TestFireDueErrorAndPostpone(t *testing.T) {
 }
 
 // Deadlines: what triage reports is kept, field by field; reporting the
-// same again is no change; forgetting drops them.
+// same again is no change, and touches no row (not even a lock: that
+// would be a commit flushed to disk for every TRIAGED event); forgetting
+// drops them.
 func TestLearnDeadlines(t *testing.T) {
-	s, _ := open(t)
+	s, pool := open(t)
 	ctx := context.Background()
 	great, okay := t0.Add(15*time.Minute), t0.Add(time.Hour)
+	version := func() string {
+		var v string
+		if err := pool.QueryRow(ctx, `SELECT xmin::text || '/' || xmax::text FROM conversation_deadlines WHERE conversation_id = 'c'`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
 	for i, tc := range []struct {
 		d    store.Deadlines
 		want bool
@@ -503,10 +512,18 @@ func TestLearnDeadlines(t *testing.T) {
 		{store.Deadlines{Great: great}, true},
 		{store.Deadlines{Great: great}, false},
 		{store.Deadlines{Okay: okay}, true},
+		{store.Deadlines{Okay: okay, Great: great}, false},
 		{store.Deadlines{}, false},
 	} {
+		before := ""
+		if i > 0 {
+			before = version()
+		}
 		if changed, err := s.LearnDeadlines(ctx, "c", tc.d, t0); err != nil || changed != tc.want {
 			t.Errorf("report %d: changed=%v %v, want %v", i, changed, err, tc.want)
+		}
+		if after := version(); !tc.want && after != before {
+			t.Errorf("report %d changed nothing but wrote the row: xmin/xmax %s, then %s", i, before, after)
 		}
 	}
 	if _, _, _, err := s.StartEscalation(ctx, newEscalation("k", "", "c"), t0, fireOne(0)); err != nil {
