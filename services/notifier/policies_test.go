@@ -39,6 +39,18 @@ func TestDefaultPriorityPolicyFollowsTheDeadlines(t *testing.T) {
 	if esc := st.escalation(t, consume.OpenedKey("ev-d0")); esc.PolicyID != "priority-new" || esc.NextStep != 1 || !esc.DueAt.IsZero() {
 		t.Fatalf("escalation %s at step %d due %v; want priority-new waiting at step 1 for the okay deadline", esc.PolicyID, esc.NextStep, esc.DueAt)
 	}
+	// The deadline the OPENED event reported is recorded by the
+	// transaction that starts its escalation (one commit for a new
+	// conversation, not one for each).
+	var deadlineTx, escalationTx string
+	if err := st.pool.QueryRow(context.Background(), `SELECT
+		(SELECT xmin::text FROM conversation_deadlines WHERE conversation_id = 'conv-d'),
+		(SELECT xmin::text FROM escalations WHERE key = $1)`, consume.OpenedKey("ev-d0")).Scan(&deadlineTx, &escalationTx); err != nil {
+		t.Fatal(err)
+	}
+	if deadlineTx != escalationTx {
+		t.Errorf("the deadline was recorded by transaction %s, the escalation by %s; want one transaction", deadlineTx, escalationTx)
+	}
 
 	// Triage: great passed; the conversation's next deadline is okay's.
 	st.advance(t, 15*time.Minute)

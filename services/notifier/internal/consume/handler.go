@@ -105,16 +105,24 @@ func (h *Handler) Conversation(ctx context.Context, msg jetstream.Msg) error {
 			return bus.AtLocation("reopened", err)
 		}
 	}
-	if d := Deadlines(&ev, at); d != (store.Deadlines{}) {
-		if err := h.runner.Learn(ctx, conv.GetId(), d); err != nil {
-			return bus.AtLocation("deadlines", err)
+	d := Deadlines(&ev, at)
+	switch ev.GetType() {
+	case supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED,
+		supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_REOPENED:
+		// Recorded with the escalation the event starts, in its
+		// transaction: one commit for a new conversation, not two.
+	default:
+		if d != (store.Deadlines{}) {
+			if err := h.runner.Learn(ctx, conv.GetId(), d); err != nil {
+				return bus.AtLocation("deadlines", err)
+			}
 		}
 	}
 	switch ev.GetType() {
 	case supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_OPENED:
-		return h.opened(ctx, &ev, at, OpenedKey(ev.GetId()), "opened")
+		return h.opened(ctx, &ev, at, d, OpenedKey(ev.GetId()), "opened")
 	case supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_REOPENED:
-		return h.opened(ctx, &ev, at, EventKey("reopened", ev.GetId()), "reopened")
+		return h.opened(ctx, &ev, at, d, EventKey("reopened", ev.GetId()), "reopened")
 	case supportv1.ConversationEventType_CONVERSATION_EVENT_TYPE_DEADLINE:
 		t, ok := DeadlineTrigger(&ev, at)
 		if !ok {
@@ -140,21 +148,25 @@ func (h *Handler) Conversation(ctx context.Context, msg jetstream.Msg) error {
 }
 
 // opened starts the new-conversation policy (the Sentry alert policy for a
-// Sentry issue) for a conversation that opened or reopened.
-func (h *Handler) opened(ctx context.Context, ev *supportv1.ConversationEvent, at time.Time, key, what string) error {
+// Sentry issue) for a conversation that opened or reopened, with the
+// deadlines d the event reported.
+func (h *Handler) opened(ctx context.Context, ev *supportv1.ConversationEvent, at time.Time, d store.Deadlines, key, what string) error {
 	if ev.GetId() == "" {
 		return bus.Permanent(errors.New(what + " event without an id"))
 	}
 	t := OpenedTrigger(ev)
-	t.Key, t.At = key, at
+	t.Key, t.At, t.Deadlines = key, at, d
 	return h.trigger(ctx, ev.GetConversation(), t, what)
 }
 
 // trigger starts t for an event about conv (what names the event in dead
 // letters), unless the conversation was closed at once or answered or
-// closed since.
+// closed since; the deadlines t reports are recorded either way.
 func (h *Handler) trigger(ctx context.Context, conv *supportv1.Conversation, t escalate.Trigger, what string) error {
 	if ok, err := h.live(ctx, conv, t.At); err != nil || !ok {
+		if err == nil {
+			err = h.runner.Learn(ctx, conv.GetId(), t.Deadlines)
+		}
 		return bus.AtLocation(what, err)
 	}
 	if _, err := h.runner.Trigger(ctx, t); err != nil {

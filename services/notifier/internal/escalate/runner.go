@@ -166,6 +166,10 @@ type Trigger struct {
 	// Hold marks a handoff waiting for the incoming hero's shift:
 	// ShiftStarted starts it then if that is before At.
 	Hold bool
+	// Deadlines are the conversation's deadlines as the event reported
+	// them (zero: none): recorded, as Learn does, in the transaction
+	// that starts the escalation, or by Learn when it starts none.
+	Deadlines store.Deadlines
 }
 
 // Outcome says what a trigger did.
@@ -189,6 +193,11 @@ func (r *Runner) Trigger(ctx context.Context, t Trigger) (Outcome, error) {
 		return Outcome{}, errors.New("escalate: trigger without a key")
 	}
 	p := r.policies.Load().Match(t.Event)
+	if p == nil || p.Digest != nil {
+		if err := r.Learn(ctx, t.ConversationID, t.Deadlines); err != nil {
+			return Outcome{}, err
+		}
+	}
 	if p == nil {
 		r.metrics.unmatched.WithLabelValues(string(t.Event.Kind)).Inc()
 		if _, logged := r.unmatched.LoadOrStore(t.Event.Kind, true); !logged {
@@ -213,6 +222,7 @@ func (r *Runner) Trigger(ctx context.Context, t Trigger) (Outcome, error) {
 	if err != nil {
 		return out, err
 	}
+	ne.Reported = t.Deadlines
 	esc, created, ids, err := r.store.StartEscalation(ctx, ne, r.clock.Now(), r.fire)
 	if err != nil {
 		return out, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify"
 )
@@ -66,6 +67,11 @@ type NewEscalation struct {
 	// FirstStep is the plan position to start from (a re-escalation
 	// starts at the step that was acknowledged); 0 for the first.
 	FirstStep int
+	// Reported are the conversation's deadlines as the triggering event
+	// reported them (zero: none). StartEscalation records them as
+	// LearnDeadlines does, in its own transaction; they are not kept
+	// with the escalation (Escalation.Deadlines are the conversation's).
+	Reported Deadlines
 }
 
 // Escalation is a recorded escalation.
@@ -186,28 +192,89 @@ func (s *Store) LatestEscalation(ctx context.Context, conversationID string) (Es
 // StartEscalation records ne and, in the same transaction, fires what is
 // due at once, unless an escalation with the same key or an open one of
 // the same group exists: then it returns that one with created false.
-// notificationIDs are the notifications of the steps fired, to send after
+// The deadlines ne reports are recorded in the same transaction, and the
+// conversation's active escalations fired again when they changed (as
+// LearnDeadlines and FireEscalation would). notificationIDs are the
+// notifications of the steps fired, to send after the commit.
+//
+// This is the path of every new conversation, so it makes three round
+// trips to PostgreSQL and one commit: the begin, the group's lock, the
+// deadlines, the conversation's stop and the escalation's insert go
+// together (one pgx batch); then, after the steps are decided, the
+// notifications with their deliveries and the escalation's advance; then
 // the commit.
 func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.Time, fire FireFunc) (esc Escalation, created bool, notificationIDs []string, err error) {
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockGroup(ctx, tx, ne.GroupKey); err != nil {
-			return err
-		}
+	insert, err := insertEscalationArgs(ne)
+	if err != nil {
+		return Escalation{}, false, nil, fmt.Errorf("start escalation %s: %w", ne.Key, err)
+	}
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	if ne.GroupKey != "" {
+		b.Queue(lockGroupSQL, ne.GroupKey)
+	}
+	var waiting []string
+	if !ne.Reported.zero() && ne.ConversationID != "" {
+		d := ne.Reported
+		b.Queue(`WITH learned AS (`+learnDeadlines+`)
+			SELECT e.id FROM learned JOIN escalations e ON e.conversation_id = learned.conversation_id
+			WHERE e.status = 'active' ORDER BY e.created_at`,
+			ne.ConversationID, nullTime(d.Great), nullTime(d.Okay), nullTime(d.TooLate), now).Query(func(rows pgx.Rows) error {
+			var err error
+			if waiting, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return fmt.Errorf("record deadlines: %w", err)
+			}
+			return nil
+		})
+	}
+	var stop conversationStop
+	if ne.ConversationID != "" {
+		b.Queue(conversationStopSQL, ne.ConversationID, ne.StartedAt).QueryRow(stop.scan)
+	}
+	b.Queue(insertEscalationSQL, insert...).QueryRow(func(row pgx.Row) error {
 		var err error
-		esc, err = insertEscalation(ctx, tx, ne)
-		if errors.Is(err, pgx.ErrNoRows) {
+		esc, err = scanEscalation(row)
+		switch {
+		case err == nil:
+			created = true
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("insert escalation: %w", err)
+		}
+		return nil
+	})
+	err = beginBatch(ctx, s.pool, b, func(tx pgx.Tx) error {
+		// The conversation's escalations that wait for a deadline it
+		// reported are fired now that it is known (rare: an OPENED event
+		// comes first).
+		for _, id := range waiting {
+			w, err := scanEscalation(tx.QueryRow(ctx, `SELECT `+escalationCols+escalationFrom+`
+				WHERE e.id = $1 AND e.status = 'active' FOR UPDATE OF e SKIP LOCKED`, id))
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("lock escalation %s: %w", id, err)
+			}
+			_, ids, err := fireLocked(ctx, tx, w, now, fire)
+			if err != nil {
+				return err
+			}
+			notificationIDs = append(notificationIDs, ids...)
+		}
+		if !created {
+			var err error
 			esc, err = escalationWhere(ctx, tx, "e.key = $1 OR (e.group_key <> '' AND e.group_key = $2 AND e.status IN ('active', 'done')) ORDER BY e.key = $1 DESC LIMIT 1",
 				ne.Key, ne.GroupKey)
 			return err
 		}
-		if err != nil {
-			return err
-		}
-		created = true
-		esc, notificationIDs, err = fireLocked(ctx, tx, esc, now, fire)
+		var ids []string
+		var err error
+		esc, ids, err = fireChecked(ctx, tx, esc, stop, now, fire)
 		if err != nil || ne.GroupKey == "" {
+			notificationIDs = append(notificationIDs, ids...)
 			return err
 		}
+		notificationIDs = append(notificationIDs, ids...)
 		// An update of the group handled before this escalation existed is
 		// its first refresh, due now.
 		if _, err := tx.Exec(ctx, `
@@ -224,29 +291,53 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 	return esc, created, notificationIDs, nil
 }
 
-// insertEscalation records ne in tx and returns it, read back with its
-// conversation's deadlines in the same statement (this is on the path of
-// every new conversation), or pgx.ErrNoRows when its key (or an open
-// escalation of its group) exists.
-func insertEscalation(ctx context.Context, tx pgx.Tx, ne NewEscalation) (Escalation, error) {
+// beginBatch sends b, which begins a transaction (pgx.Batch.BeginTx:
+// no round trip of its own for the begin), runs fn in the transaction
+// and commits it, or rolls it back when b or fn fails.
+func beginBatch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch, fn func(pgx.Tx) error) error {
+	br := pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	// Safe after the commit; it also gives the connection back.
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := br.Close(); err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+const insertEscalationSQL = `
+	WITH e AS (
+		INSERT INTO escalations (key, group_key, kind, policy_id, policy, conversation_id, team, tier, category,
+			person_id, title, body, links, started_at, held, created_at, updated_at, ack_timeout_ms, next_step)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $16, $17, $18)
+		ON CONFLICT DO NOTHING
+		RETURNING *
+	)
+	SELECT ` + escalationCols + ` FROM e
+	LEFT JOIN conversation_deadlines d ON e.conversation_id <> '' AND d.conversation_id = e.conversation_id`
+
+func insertEscalationArgs(ne NewEscalation) ([]any, error) {
 	links, err := json.Marshal(nonNil(ne.Links))
 	if err != nil {
-		return Escalation{}, fmt.Errorf("encode links: %w", err)
+		return nil, fmt.Errorf("encode links: %w", err)
 	}
-	esc, err := scanEscalation(tx.QueryRow(ctx, `
-		WITH e AS (
-			INSERT INTO escalations (key, group_key, kind, policy_id, policy, conversation_id, team, tier, category,
-				person_id, title, body, links, started_at, held, created_at, updated_at, ack_timeout_ms, next_step)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $16, $17, $18)
-			ON CONFLICT DO NOTHING
-			RETURNING *
-		)
-		SELECT `+escalationCols+` FROM e
-		LEFT JOIN conversation_deadlines d ON e.conversation_id <> '' AND d.conversation_id = e.conversation_id`,
-		ne.Key, ne.GroupKey, ne.Kind, ne.PolicyID, ne.Policy, ne.ConversationID, ne.Team, ne.Tier, ne.Category,
+	return []any{ne.Key, ne.GroupKey, ne.Kind, ne.PolicyID, ne.Policy, ne.ConversationID, ne.Team, ne.Tier, ne.Category,
 		ne.PersonID, ne.Title, ne.Body, string(links), ne.StartedAt, ne.Held, ne.CreatedAt,
-		ne.AckTimeout.Milliseconds(), ne.FirstStep,
-	))
+		ne.AckTimeout.Milliseconds(), ne.FirstStep}, nil
+}
+
+// insertEscalation records ne in tx and returns it, read back with its
+// conversation's deadlines in the same statement, or pgx.ErrNoRows when
+// its key (or an open escalation of its group) exists.
+func insertEscalation(ctx context.Context, tx pgx.Tx, ne NewEscalation) (Escalation, error) {
+	args, err := insertEscalationArgs(ne)
+	if err != nil {
+		return Escalation{}, err
+	}
+	esc, err := scanEscalation(tx.QueryRow(ctx, insertEscalationSQL, args...))
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return Escalation{}, fmt.Errorf("insert escalation: %w", err)
 	}
@@ -338,35 +429,62 @@ func fireLocked(ctx context.Context, tx pgx.Tx, esc Escalation, now time.Time, f
 	if esc.Status != EscalationActive {
 		return esc, nil, nil
 	}
+	var stop conversationStop
 	if esc.ConversationID != "" {
-		var reason string
-		err := tx.QueryRow(ctx, `SELECT reason FROM conversation_stops WHERE conversation_id = $1 AND occurred_at >= $2`,
-			esc.ConversationID, esc.StartedAt).Scan(&reason)
-		switch {
-		case err == nil:
-			if _, err := tx.Exec(ctx, `UPDATE escalations SET status = 'stopped', stop_reason = $2, due_at = NULL, updated_at = $3 WHERE id = $1`,
-				esc.ID, reason, now); err != nil {
-				return esc, nil, fmt.Errorf("stop escalation: %w", err)
-			}
-			esc.Status, esc.StopReason, esc.DueAt = EscalationStopped, reason, time.Time{}
-			return esc, nil, nil
-		case !errors.Is(err, pgx.ErrNoRows):
-			return esc, nil, fmt.Errorf("read conversation stop: %w", err)
+		if err := stop.scan(tx.QueryRow(ctx, conversationStopSQL, esc.ConversationID, esc.StartedAt)); err != nil {
+			return esc, nil, err
 		}
+	}
+	return fireChecked(ctx, tx, esc, stop, now, fire)
+}
+
+// conversationStopSQL reads the stop of conversation $1 at or after $2.
+const conversationStopSQL = `SELECT reason FROM conversation_stops WHERE conversation_id = $1 AND occurred_at >= $2`
+
+// conversationStop is what conversationStopSQL read.
+type conversationStop struct {
+	stopped bool
+	reason  string
+}
+
+func (c *conversationStop) scan(row pgx.Row) error {
+	err := row.Scan(&c.reason)
+	switch {
+	case err == nil:
+		c.stopped = true
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("read conversation stop: %w", err)
+	}
+	return nil
+}
+
+// fireChecked is fireLocked once the conversation's stop is read: the
+// steps' notifications with their deliveries and the escalation's advance
+// are written in one round trip.
+func fireChecked(ctx context.Context, tx pgx.Tx, esc Escalation, stop conversationStop, now time.Time, fire FireFunc) (Escalation, []string, error) {
+	if esc.Status != EscalationActive {
+		return esc, nil, nil
+	}
+	if stop.stopped {
+		if _, err := tx.Exec(ctx, `UPDATE escalations SET status = 'stopped', stop_reason = $2, due_at = NULL, updated_at = $3 WHERE id = $1`,
+			esc.ID, stop.reason, now); err != nil {
+			return esc, nil, fmt.Errorf("stop escalation: %w", err)
+		}
+		esc.Status, esc.StopReason, esc.DueAt = EscalationStopped, stop.reason, time.Time{}
+		return esc, nil, nil
 	}
 	f, err := fire(ctx, esc)
 	if err != nil {
 		return esc, nil, err
 	}
-	var ids []string
-	for _, st := range f.Steps {
+	b := &pgx.Batch{}
+	ids := make([]string, len(f.Steps))
+	for i, st := range f.Steps {
 		n := st.Notification
 		n.EscalationID, n.Step = esc.ID, st.Position
-		id, _, err := createNotification(ctx, tx, n, st.Deliveries)
-		if err != nil {
+		if err := queueNotification(b, n, st.Deliveries, &ids[i]); err != nil {
 			return esc, nil, err
 		}
-		ids = append(ids, id)
 	}
 	var due *time.Time
 	if f.Status == EscalationActive && !f.DueAt.IsZero() {
@@ -378,10 +496,19 @@ func fireLocked(ctx context.Context, tx pgx.Tx, esc Escalation, now time.Time, f
 	if f.StartedAt.IsZero() {
 		f.StartedAt = esc.StartedAt
 	}
-	if _, err := tx.Exec(ctx, `
-		UPDATE escalations SET next_step = $2, due_at = $3, hurried = $4, status = $5, started_at = $6, updated_at = $7 WHERE id = $1`,
-		esc.ID, f.NextStep, due, f.Hurried && due != nil, string(f.Status), f.StartedAt, now); err != nil {
-		return esc, nil, fmt.Errorf("advance escalation: %w", err)
+	b.Queue(`UPDATE escalations SET next_step = $2, due_at = $3, hurried = $4, status = $5, started_at = $6, updated_at = $7 WHERE id = $1`,
+		esc.ID, f.NextStep, due, f.Hurried && due != nil, string(f.Status), f.StartedAt, now)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return esc, nil, fmt.Errorf("record fired steps and advance escalation: %w", err)
+	}
+	for i, st := range f.Steps {
+		if ids[i] != "" {
+			continue
+		}
+		// Its key was recorded before (ON CONFLICT DO NOTHING returned no id).
+		if err := tx.QueryRow(ctx, `SELECT id FROM notifications WHERE idempotency_key = $1`, st.Notification.IdempotencyKey).Scan(&ids[i]); err != nil {
+			return esc, nil, fmt.Errorf("read notification %s: %w", st.Notification.IdempotencyKey, err)
+		}
 	}
 	esc.StartedAt = f.StartedAt
 	esc.NextStep, esc.Hurried, esc.Status = f.NextStep, f.Hurried && due != nil, f.Status
@@ -641,11 +768,13 @@ func (s *Store) FireRefresh(ctx context.Context, id string, now, later time.Time
 // lockGroup serialises, per storm group, starting the group's escalation
 // and recording its updates: an update handled while the escalation is
 // being started waits for it, and is never kept for no one.
+const lockGroupSQL = `SELECT pg_advisory_xact_lock(hashtext('notifier.group|' || $1))`
+
 func lockGroup(ctx context.Context, tx pgx.Tx, group string) error {
 	if group == "" {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('notifier.group|' || $1))`, group); err != nil {
+	if _, err := tx.Exec(ctx, lockGroupSQL, group); err != nil {
 		return fmt.Errorf("lock group %s: %w", group, err)
 	}
 	return nil

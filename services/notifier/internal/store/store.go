@@ -154,23 +154,12 @@ func (s *Store) CreateNotification(ctx context.Context, n NewNotification, ds []
 // createNotification inserts n and its deliveries in tx unless its key
 // exists, and returns its id either way.
 func createNotification(ctx context.Context, tx pgx.Tx, n NewNotification, ds []NewDelivery) (string, bool, error) {
-	links, err := json.Marshal(nonNil(n.Links))
+	args, err := notificationArgs(n, ds)
 	if err != nil {
-		return "", false, fmt.Errorf("encode links: %w", err)
-	}
-	var escalationID *string
-	if n.EscalationID != "" {
-		escalationID = &n.EscalationID
+		return "", false, err
 	}
 	var id string
-	err = tx.QueryRow(ctx, `
-		INSERT INTO notifications (idempotency_key, origin, urgency, title, body, links, conversation_id, created_at, escalation_id, step)
-		VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)
-		ON CONFLICT (idempotency_key) DO NOTHING
-		RETURNING id`,
-		n.IdempotencyKey, n.Origin, int(n.Urgency), n.Title, n.Body, string(links), n.ConversationID, n.CreatedAt,
-		escalationID, n.Step,
-	).Scan(&id)
+	err = tx.QueryRow(ctx, insertNotificationSQL, args...).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if err := tx.QueryRow(ctx, `SELECT id FROM notifications WHERE idempotency_key = $1`, n.IdempotencyKey).Scan(&id); err != nil {
 			return "", false, fmt.Errorf("read notification %s: %w", n.IdempotencyKey, err)
@@ -178,26 +167,78 @@ func createNotification(ctx context.Context, tx pgx.Tx, n NewNotification, ds []
 		return id, false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("insert notification: %w", err)
-	}
-	for _, d := range ds {
-		status, lastErr := StatusPending, ""
-		if d.Failed != "" {
-			status, lastErr = StatusFailed, d.Failed
-		}
-		r := d.Recipient
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO deliveries (notification_id, dedup_key, step, person_id, person_name, person_email,
-				person_slack_id, slack_channel, role_label, channel, status, last_error, next_attempt_at, created_at, updated_at, burst_key)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $13, $13, $15)
-			ON CONFLICT (dedup_key) DO NOTHING`,
-			id, d.DedupKey, d.Step, r.PersonID, r.Name, r.Email, r.SlackID, r.SlackChannel, r.Role,
-			d.Channel, string(status), lastErr, n.CreatedAt, n.CreatedAt.Add(d.After), burstKey(d),
-		); err != nil {
-			return "", false, fmt.Errorf("insert delivery %s: %w", d.DedupKey, err)
-		}
+		return "", false, fmt.Errorf("insert notification %s: %w", n.IdempotencyKey, err)
 	}
 	return id, true, nil
+}
+
+// queueNotification queues in b the insert of n with its deliveries;
+// *id is set to its id when b is sent, left empty when its key existed.
+func queueNotification(b *pgx.Batch, n NewNotification, ds []NewDelivery, id *string) error {
+	args, err := notificationArgs(n, ds)
+	if err != nil {
+		return err
+	}
+	b.Queue(insertNotificationSQL, args...).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(id)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("insert notification %s: %w", n.IdempotencyKey, err)
+		}
+		return nil
+	})
+	return nil
+}
+
+// insertNotificationSQL inserts a notification and its deliveries in one
+// statement, unless its idempotency key exists (then it inserts nothing
+// and returns no row), and returns its id.
+const insertNotificationSQL = `
+	WITH n AS (
+		INSERT INTO notifications (idempotency_key, origin, urgency, title, body, links, conversation_id, created_at, escalation_id, step)
+		VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)
+		ON CONFLICT (idempotency_key) DO NOTHING
+		RETURNING id
+	), d AS (
+		INSERT INTO deliveries (notification_id, dedup_key, step, person_id, person_name, person_email,
+			person_slack_id, slack_channel, role_label, channel, status, last_error, next_attempt_at, created_at, updated_at, burst_key)
+		SELECT n.id, x.dedup_key, x.step, x.person_id, x.person_name, x.person_email, x.person_slack_id, x.slack_channel,
+			x.role_label, x.channel, x.status, x.last_error, x.next_attempt_at, $8, $8, x.burst_key
+		FROM n, unnest($11::text[], $12::int[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
+			$19::text[], $20::text[], $21::text[], $22::timestamptz[], $23::text[])
+			AS x(dedup_key, step, person_id, person_name, person_email, person_slack_id, slack_channel, role_label,
+			     channel, status, last_error, next_attempt_at, burst_key)
+		ON CONFLICT (dedup_key) DO NOTHING
+	)
+	SELECT id FROM n`
+
+// notificationArgs are insertNotificationSQL's arguments for n and ds.
+func notificationArgs(n NewNotification, ds []NewDelivery) ([]any, error) {
+	links, err := json.Marshal(nonNil(n.Links))
+	if err != nil {
+		return nil, fmt.Errorf("encode links: %w", err)
+	}
+	var escalationID *string
+	if n.EscalationID != "" {
+		escalationID = &n.EscalationID
+	}
+	k := len(ds)
+	keys, steps := make([]string, k), make([]int32, k)
+	pid, name, email, slackID, slackChannel, role := make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+	channel, status, lastErr, burst := make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+	next := make([]time.Time, k)
+	for i, d := range ds {
+		st, le := StatusPending, ""
+		if d.Failed != "" {
+			st, le = StatusFailed, d.Failed
+		}
+		r := d.Recipient
+		keys[i], steps[i] = d.DedupKey, int32(d.Step)
+		pid[i], name[i], email[i], slackID[i], slackChannel[i], role[i] = r.PersonID, r.Name, r.Email, r.SlackID, r.SlackChannel, r.Role
+		channel[i], status[i], lastErr[i], burst[i] = d.Channel, string(st), le, burstKey(d)
+		next[i] = n.CreatedAt.Add(d.After)
+	}
+	return []any{n.IdempotencyKey, n.Origin, int(n.Urgency), n.Title, n.Body, string(links), n.ConversationID, n.CreatedAt,
+		escalationID, n.Step, keys, steps, pid, name, email, slackID, slackChannel, role, channel, status, lastErr, next, burst}, nil
 }
 
 // Notification returns the notification with id.
