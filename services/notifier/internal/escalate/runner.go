@@ -370,12 +370,8 @@ func (r *Runner) Wake() {
 // Learn records a conversation's deadlines and reschedules (and fires, if
 // now due) its escalations whose next step waits for one.
 func (r *Runner) Learn(ctx context.Context, conversationID string, d store.Deadlines) error {
-	changed, err := r.store.LearnDeadlines(ctx, conversationID, d, r.clock.Now())
+	changed, ids, err := r.store.LearnDeadlines(ctx, conversationID, d, r.clock.Now())
 	if err != nil || !changed {
-		return err
-	}
-	ids, err := r.store.ActiveEscalationIDs(ctx, conversationID)
-	if err != nil {
 		return err
 	}
 	for _, id := range ids {

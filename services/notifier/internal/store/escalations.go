@@ -216,12 +216,9 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 	var waiting []string
 	if !ne.Reported.zero() && ne.ConversationID != "" {
 		d := ne.Reported
-		b.Queue(`WITH learned AS (`+learnDeadlines+`)
-			SELECT e.id FROM learned JOIN escalations e ON e.conversation_id = learned.conversation_id
-			WHERE e.status = 'active' ORDER BY e.created_at`,
-			ne.ConversationID, nullTime(d.Great), nullTime(d.Okay), nullTime(d.TooLate), now).Query(func(rows pgx.Rows) error {
+		b.Queue(learnDeadlinesActive, ne.ConversationID, nullTime(d.Great), nullTime(d.Okay), nullTime(d.TooLate), now).Query(func(rows pgx.Rows) error {
 			var err error
-			if waiting, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			if _, waiting, err = scanLearned(rows); err != nil {
 				return fmt.Errorf("record deadlines: %w", err)
 			}
 			return nil
@@ -566,17 +563,48 @@ const learnDeadlines = `
 	   OR c.too_late IS DISTINCT FROM COALESCE(excluded.too_late, c.too_late)
 	RETURNING conversation_id`
 
+// learnDeadlinesActive is learnDeadlines with, when anything changed,
+// the conversation's active escalations (their steps may wait for a
+// deadline): a row with the conversation's id and a null escalation id
+// when it has none, no row when nothing changed.
+const learnDeadlinesActive = `WITH learned AS (` + learnDeadlines + `)
+	SELECT learned.conversation_id, e.id FROM learned
+	LEFT JOIN escalations e ON e.conversation_id = learned.conversation_id AND e.status = 'active'
+	ORDER BY e.created_at`
+
+// scanLearned reads learnDeadlinesActive's rows.
+func scanLearned(rows pgx.Rows) (changed bool, active []string, err error) {
+	for rows.Next() {
+		var conv string
+		var id *string
+		if err := rows.Scan(&conv, &id); err != nil {
+			return false, nil, err
+		}
+		changed = true
+		if id != nil {
+			active = append(active, *id)
+		}
+	}
+	return changed, active, rows.Err()
+}
+
 // LearnDeadlines records the deadlines of a conversation that d knows
-// (non-zero), keeping the others, and reports whether anything changed.
-func (s *Store) LearnDeadlines(ctx context.Context, conversationID string, d Deadlines, now time.Time) (bool, error) {
+// (non-zero), keeping the others, and reports whether anything changed,
+// with the conversation's active escalations then (read in the same
+// statement), to be fired again.
+func (s *Store) LearnDeadlines(ctx context.Context, conversationID string, d Deadlines, now time.Time) (changed bool, active []string, err error) {
 	if d.zero() {
-		return false, nil
+		return false, nil, nil
 	}
-	tag, err := s.pool.Exec(ctx, learnDeadlines, conversationID, nullTime(d.Great), nullTime(d.Okay), nullTime(d.TooLate), now)
+	rows, err := s.pool.Query(ctx, learnDeadlinesActive, conversationID, nullTime(d.Great), nullTime(d.Okay), nullTime(d.TooLate), now)
+	if err == nil {
+		changed, active, err = scanLearned(rows)
+		rows.Close()
+	}
 	if err != nil {
-		return false, fmt.Errorf("record deadlines of %s: %w", conversationID, err)
+		return false, nil, fmt.Errorf("record deadlines of %s: %w", conversationID, err)
 	}
-	return tag.RowsAffected() > 0, nil
+	return changed, active, nil
 }
 
 func (d Deadlines) zero() bool { return d.Great.IsZero() && d.Okay.IsZero() && d.TooLate.IsZero() }

@@ -519,8 +519,8 @@ func TestLearnDeadlines(t *testing.T) {
 		if i > 0 {
 			before = version()
 		}
-		if changed, err := s.LearnDeadlines(ctx, "c", tc.d, t0); err != nil || changed != tc.want {
-			t.Errorf("report %d: changed=%v %v, want %v", i, changed, err, tc.want)
+		if changed, active, err := s.LearnDeadlines(ctx, "c", tc.d, t0); err != nil || changed != tc.want || len(active) != 0 {
+			t.Errorf("report %d: changed=%v active %v %v, want %v and none", i, changed, active, err, tc.want)
 		}
 		if after := version(); !tc.want && after != before {
 			t.Errorf("report %d changed nothing but wrote the row: xmin/xmax %s, then %s", i, before, after)
@@ -541,6 +541,10 @@ func TestLearnDeadlines(t *testing.T) {
 	}
 	if ids, err := s.ActiveEscalationIDs(ctx, "c"); err != nil || len(ids) != 1 || ids[0] != got.ID {
 		t.Errorf("active escalations %v, %v", ids, err)
+	}
+	// A change is reported with the active escalations, read with it.
+	if changed, active, err := s.LearnDeadlines(ctx, "c", store.Deadlines{Great: great}, t0); err != nil || !changed || len(active) != 1 || active[0] != got.ID {
+		t.Errorf("after a change: changed=%v active %v %v, want %s", changed, active, err, got.ID)
 	}
 }
 
