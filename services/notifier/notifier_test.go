@@ -20,6 +20,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	notifyv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/notify/v1"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
+	"github.com/sidekickhq/sidekick/services/notifier/internal/consume"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/deliver"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
 )
@@ -415,12 +416,13 @@ func TestAnsweredConversationCancelsPendingDeliveries(t *testing.T) {
 	if n := rec.Attempts(); n != 1 {
 		t.Errorf("send attempts = %d, want only the first", n)
 	}
-	var count int
-	if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM notifications`).Scan(&count); err != nil {
+	var count, late int
+	if err := h.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM notifications), (SELECT count(*) FROM escalations WHERE key = $1)`,
+		consume.OpenedKey("ev-3-late")).Scan(&count, &late); err != nil {
 		t.Fatal(err)
 	}
-	if count != 1 {
-		t.Errorf("%d notifications, want 1 (no notification for an answered conversation)", count)
+	if count != 1 || late != 0 {
+		t.Errorf("%d notifications and %d escalations of the late opening, want 1 and 0 (nothing starts for an answered conversation)", count, late)
 	}
 }
 

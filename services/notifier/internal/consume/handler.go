@@ -161,35 +161,22 @@ func (h *Handler) opened(ctx context.Context, ev *supportv1.ConversationEvent, a
 
 // trigger starts t for an event about conv (what names the event in dead
 // letters), unless the conversation was closed at once or answered or
-// closed since; the deadlines t reports are recorded either way.
+// closed since (the runner checks that in the transaction that starts
+// the escalation); the deadlines t reports are recorded either way.
 func (h *Handler) trigger(ctx context.Context, conv *supportv1.Conversation, t escalate.Trigger, what string) error {
-	if ok, err := h.live(ctx, conv, t.At); err != nil || !ok {
-		if err == nil {
-			err = h.runner.Learn(ctx, conv.GetId(), t.Deadlines)
-		}
+	if conv.GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
+		return bus.AtLocation(what, h.runner.Learn(ctx, conv.GetId(), t.Deadlines))
+	}
+	t.UnlessStopped = true
+	out, err := h.runner.Trigger(ctx, t)
+	if err != nil {
 		return bus.AtLocation(what, err)
 	}
-	if _, err := h.runner.Trigger(ctx, t); err != nil {
-		return bus.AtLocation(what, err)
+	if out.Stopped {
+		h.logger.Info("conversation answered or closed before its event was handled; not notifying",
+			"conversation", conv.GetId(), "at", t.At)
 	}
 	return nil
-}
-
-// live reports whether a conversation event still calls for telling
-// anyone: not closed at once (spam), not answered or closed since.
-func (h *Handler) live(ctx context.Context, conv *supportv1.Conversation, at time.Time) (bool, error) {
-	if conv.GetStatus() == supportv1.ConversationStatus_CONVERSATION_STATUS_CLOSED {
-		return false, nil
-	}
-	stopped, err := h.dispatcher.ConversationStopped(ctx, conv.GetId(), at)
-	if err != nil {
-		return false, err
-	}
-	if stopped {
-		h.logger.Info("conversation answered or closed before its event was handled; not notifying",
-			"conversation", conv.GetId(), "at", at)
-	}
-	return !stopped, nil
 }
 
 // stop ends the notifications and escalations of a conversation that was

@@ -170,6 +170,9 @@ type Trigger struct {
 	// them (zero: none): recorded, as Learn does, in the transaction
 	// that starts the escalation, or by Learn when it starts none.
 	Deadlines store.Deadlines
+	// UnlessStopped starts nothing when the conversation was answered or
+	// closed at or after At (Outcome.Stopped): the event came late.
+	UnlessStopped bool
 }
 
 // Outcome says what a trigger did.
@@ -182,6 +185,9 @@ type Outcome struct {
 	// the key or group (Started false).
 	Escalation store.Escalation
 	Started    bool
+	// Stopped is true when nothing started because the conversation was
+	// answered or closed since the event (Trigger.UnlessStopped).
+	Stopped bool
 }
 
 // Trigger matches t to a policy and starts its escalation (firing what is
@@ -196,6 +202,12 @@ func (r *Runner) Trigger(ctx context.Context, t Trigger) (Outcome, error) {
 	if p == nil || p.Digest != nil {
 		if err := r.Learn(ctx, t.ConversationID, t.Deadlines); err != nil {
 			return Outcome{}, err
+		}
+		if t.UnlessStopped && t.ConversationID != "" {
+			stopped, err := r.store.ConversationStopped(ctx, t.ConversationID, t.At)
+			if err != nil || stopped {
+				return Outcome{Stopped: stopped}, err
+			}
 		}
 	}
 	if p == nil {
@@ -222,10 +234,14 @@ func (r *Runner) Trigger(ctx context.Context, t Trigger) (Outcome, error) {
 	if err != nil {
 		return out, err
 	}
-	ne.Reported = t.Deadlines
+	ne.Reported, ne.UnlessStopped = t.Deadlines, t.UnlessStopped && t.ConversationID != ""
 	esc, created, ids, err := r.store.StartEscalation(ctx, ne, r.clock.Now(), r.fire)
 	if err != nil {
 		return out, err
+	}
+	if !created && esc.ID == "" && esc.Status == store.EscalationStopped {
+		out.Stopped = true
+		return out, nil
 	}
 	out.Escalation, out.Started = esc, created
 	if created {

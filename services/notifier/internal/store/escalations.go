@@ -72,6 +72,10 @@ type NewEscalation struct {
 	// LearnDeadlines does, in its own transaction; they are not kept
 	// with the escalation (Escalation.Deadlines are the conversation's).
 	Reported Deadlines
+	// UnlessStopped starts nothing when the conversation was answered or
+	// closed at or after StartedAt (the event came late): the check is
+	// made by StartEscalation's first round trip, not one of its own.
+	UnlessStopped bool
 }
 
 // Escalation is a recorded escalation.
@@ -195,7 +199,10 @@ func (s *Store) LatestEscalation(ctx context.Context, conversationID string) (Es
 // The deadlines ne reports are recorded in the same transaction, and the
 // conversation's active escalations fired again when they changed (as
 // LearnDeadlines and FireEscalation would). notificationIDs are the
-// notifications of the steps fired, to send after the commit.
+// notifications of the steps fired, to send after the commit. With
+// ne.UnlessStopped, a conversation answered or closed since starts
+// nothing: esc is then empty but for its Status (stopped) and its
+// StopReason.
 //
 // This is the path of every new conversation, so it makes three round
 // trips to PostgreSQL and one commit: the begin, the group's lock, the
@@ -228,7 +235,7 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 	if ne.ConversationID != "" {
 		b.Queue(conversationStopSQL, ne.ConversationID, ne.StartedAt).QueryRow(stop.scan)
 	}
-	b.Queue(insertEscalationSQL, insert...).QueryRow(func(row pgx.Row) error {
+	b.Queue(insertEscalationSQL, append(insert, ne.UnlessStopped)...).QueryRow(func(row pgx.Row) error {
 		var err error
 		esc, err = scanEscalation(row)
 		switch {
@@ -258,10 +265,18 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 			}
 			notificationIDs = append(notificationIDs, ids...)
 		}
+		if !created && ne.UnlessStopped && stop.stopped {
+			esc = Escalation{Status: EscalationStopped, StopReason: stop.reason}
+			return nil
+		}
 		if !created {
 			var err error
 			esc, err = escalationWhere(ctx, tx, "e.key = $1 OR (e.group_key <> '' AND e.group_key = $2 AND e.status IN ('active', 'done')) ORDER BY e.key = $1 DESC LIMIT 1",
 				ne.Key, ne.GroupKey)
+			if errors.Is(err, ErrNotFound) && ne.UnlessStopped {
+				// The stop committed between the read and the insert.
+				esc, err = Escalation{Status: EscalationStopped}, nil
+			}
 			return err
 		}
 		var ids []string
@@ -305,11 +320,16 @@ func beginBatch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch, fn func(p
 	return tx.Commit(ctx)
 }
 
+// insertEscalationSQL inserts an escalation (insertEscalationArgs) and
+// reads it back with its conversation's deadlines, unless its key exists,
+// or an open escalation of its group, or ($19) the conversation was
+// answered or closed at or after its start.
 const insertEscalationSQL = `
 	WITH e AS (
 		INSERT INTO escalations (key, group_key, kind, policy_id, policy, conversation_id, team, tier, category,
 			person_id, title, body, links, started_at, held, created_at, updated_at, ack_timeout_ms, next_step)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $16, $17, $18)
+		SELECT $1, $2, $3, $4, $5, $6::text, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::timestamptz, $15, $16, $16, $17, $18
+		WHERE NOT ($19::bool AND EXISTS (SELECT 1 FROM conversation_stops s WHERE s.conversation_id = $6::text AND s.occurred_at >= $14::timestamptz))
 		ON CONFLICT DO NOTHING
 		RETURNING *
 	)
@@ -334,7 +354,7 @@ func insertEscalation(ctx context.Context, tx pgx.Tx, ne NewEscalation) (Escalat
 	if err != nil {
 		return Escalation{}, err
 	}
-	esc, err := scanEscalation(tx.QueryRow(ctx, insertEscalationSQL, args...))
+	esc, err := scanEscalation(tx.QueryRow(ctx, insertEscalationSQL, append(args, false)...))
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return Escalation{}, fmt.Errorf("insert escalation: %w", err)
 	}
