@@ -156,7 +156,9 @@ const (
 // matches. A customer's conversations are looked up from the customers
 // found (LATERAL): joined the other way, the planner walked every
 // conversation newest first looking for a customer that matched none
-// (28 s for an error code over a million conversations).
+// (28 s for an error code over a million conversations). The walks of
+// the newest subjects and notes read indexes carrying the id and
+// tsvector they return (migration 00010), not the rows.
 func searchHits(limit string) string {
 	return `
 		(SELECT m.conversation_id AS id, 1 AS source, m.id AS ref, m.search AS doc
