@@ -40,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"type", "result"})),
 		lookups: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekick_ingest_slack_lookups_total",
-			Help: "Slack Web API lookups on the request path (users.info) by result: cached, fetched, error (the event's own facts were used).",
+			Help: "Slack Web API lookups of senders (users.info) by result: on the request path cached (a profile past its TTL included), fetched (a sender not seen within the TTL and the stale window), error (the event's own facts were used); after the answer refreshed, refresh_error (a profile past its TTL looked up again in the background).",
 		}, []string{"lookup", "result"})),
 	}
 	m.lookupCached = m.lookups.WithLabelValues("users.info", "cached")

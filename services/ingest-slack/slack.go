@@ -243,7 +243,16 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		s.api = slack.New(cfg.BotToken, o...)
 	}
 	if cfg.BotToken != "" {
-		s.dir = directory.New(s.api, directory.Options{TTL: cfg.UserCacheTTL, Now: deps.Now})
+		s.dir = directory.New(s.api, directory.Options{TTL: cfg.UserCacheTTL, Now: deps.Now, Refreshed: func(err error) {
+			// After the answer: a sender seen before is looked up again
+			// off the request path.
+			if err != nil {
+				s.metrics.lookups.WithLabelValues("users.info", "refresh_error").Inc()
+				s.deps.Logger.Warn("users.info in the background failed; the cached profile stays in use", "error", err)
+				return
+			}
+			s.metrics.lookups.WithLabelValues("users.info", "refreshed").Inc()
+		}})
 		r, err := outbound.New(outbound.Config{
 			Channel: "slack", Service: Name, Source: Source, Replicas: deps.LedgerReplicas, MaxBytes: deps.LedgerMaxBytes,
 			Concurrency: cfg.ReplyConcurrency, AckWait: cfg.ReplyAckWait, Settle: cfg.ReplySettle,

@@ -2,7 +2,7 @@ package directory
 
 import (
 	"context"
-
+	"strings"
 	"testing"
 	"time"
 
@@ -69,12 +69,70 @@ func TestUserCachedUntilExpiry(t *testing.T) {
 	if _, cached, _ := d.User(ctx, "W012A3CDE"); !cached || fake.Calls("users.info") != 1 {
 		t.Fatalf("second lookup: cached=%v calls=%d", cached, fake.Calls("users.info"))
 	}
-	clk.Advance(time.Hour)
+	// Past the TTL and the stale window, a lookup waits for the Web API.
+	clk.Advance(time.Hour + 24*time.Hour)
 	if _, ok := d.Cached("W012A3CDE"); ok {
-		t.Fatal("Cached after expiry")
+		t.Fatal("Cached a day past expiry")
 	}
 	if _, cached, _ := d.User(ctx, "W012A3CDE"); cached || fake.Calls("users.info") != 2 {
-		t.Fatalf("after expiry: cached=%v calls=%d", cached, fake.Calls("users.info"))
+		t.Fatalf("a day past expiry: cached=%v calls=%d", cached, fake.Calls("users.info"))
+	}
+}
+
+// A profile past its TTL is answered at once, without waiting for Slack,
+// and looked up again in the background, once; the next message gets
+// what Slack answered. A failed lookup keeps the stale profile and is
+// tried again a minute later, not on every message.
+func TestStaleUserAnsweredWhileLookedUpAgain(t *testing.T) {
+	fake := slackfake.Start(t, "ghostbusters")
+	fake.AddUser(spengler)
+	clk := clock.NewFake(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
+	refreshed := make(chan error, 10)
+	d := New(slack.New("xoxb-test", slack.OptionAPIURL(fake.APIURL())), Options{TTL: time.Hour, Now: clk.Now,
+		Refreshed: func(err error) { refreshed <- err }})
+	old, _, err := d.User(context.Background(), "W012A3CDE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.AddUser(strings.Replace(spengler, "spengler@ghostbusters.example.com", "egon@ghostbusters.example.com", 1))
+
+	clk.Advance(time.Hour)
+	release := fake.HoldUsers() // Slack is slow: a caller that waited would hang here
+	for range 3 {
+		if p, ok := d.Cached("W012A3CDE"); !ok || p != old {
+			t.Fatalf("stale lookup = %+v, %v, want the cached profile at once", p, ok)
+		}
+	}
+	release()
+	if err := <-refreshed; err != nil {
+		t.Fatalf("background lookup: %v", err)
+	}
+	if p, ok := d.Cached("W012A3CDE"); !ok || p.Email != "egon@ghostbusters.example.com" {
+		t.Fatalf("after the background lookup: %+v, %v", p, ok)
+	}
+	if n := fake.Calls("users.info"); n != 2 {
+		t.Fatalf("users.info called %d times, want 2 (one lookup, one refresh for three stale reads)", n)
+	}
+
+	clk.Advance(time.Hour)
+	fake.FailUsers("ratelimited")
+	if p, ok := d.Cached("W012A3CDE"); !ok || p.Email != "egon@ghostbusters.example.com" {
+		t.Fatalf("stale lookup before a failing refresh: %+v, %v", p, ok)
+	}
+	if err := <-refreshed; err == nil {
+		t.Fatal("background lookup against a failing users.info: no error")
+	}
+	if p, ok := d.Cached("W012A3CDE"); !ok || p.Email != "egon@ghostbusters.example.com" {
+		t.Fatalf("after a failed refresh: %+v, %v, want the stale profile", p, ok)
+	}
+	if n := fake.Calls("users.info"); n != 3 {
+		t.Fatalf("users.info called %d times after a failed refresh, want 3 (no retry within a minute)", n)
+	}
+	fake.FailUsers("")
+	clk.Advance(time.Minute)
+	d.Cached("W012A3CDE")
+	if err := <-refreshed; err != nil || fake.Calls("users.info") != 4 {
+		t.Fatalf("retry a minute later: %v, %d calls", err, fake.Calls("users.info"))
 	}
 }
 

@@ -26,6 +26,7 @@ type Server struct {
 	users     map[string]json.RawMessage
 	calls     map[string]int
 	failUsers string
+	holdUsers chan struct{}
 	failAuth  string
 	domain    string
 	conns     chan *Conn
@@ -72,6 +73,25 @@ func (s *Server) FailUsers(code string) {
 	s.failUsers = code
 }
 
+// HoldUsers makes users.info calls wait until release is called (or the
+// test's server closes): a caller that must not wait for the Web API
+// would hang.
+func (s *Server) HoldUsers() (release func()) {
+	hold := make(chan struct{})
+	s.mu.Lock()
+	s.holdUsers = hold
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.holdUsers = nil
+			s.mu.Unlock()
+			close(hold)
+		})
+	}
+}
+
 // FailAuthTest makes auth.test answer {"ok":false,"error":code}; ""
 // restores normal answers.
 func (s *Server) FailAuthTest(code string) {
@@ -114,6 +134,16 @@ func (s *Server) usersInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = r.ParseForm()
+	s.mu.Lock()
+	hold := s.holdUsers
+	s.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	s.mu.Lock()
 	u, ok := s.users[r.Form.Get("user")]
 	fail := s.failUsers
