@@ -206,10 +206,10 @@ func (s *Store) LatestEscalation(ctx context.Context, conversationID string) (Es
 //
 // This is the path of every new conversation, so it makes three round
 // trips to PostgreSQL and one commit: the begin, the group's lock, the
-// deadlines, the conversation's stop and the escalation's insert go
-// together (one pgx batch); then, after the steps are decided, the
-// notifications with their deliveries and the escalation's advance; then
-// the commit.
+// conversation's stop and the escalation's insert go together (one pgx
+// batch); then, after the steps are decided, the notifications with
+// their deliveries, the escalation's advance and the deadlines; then the
+// commit.
 func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.Time, fire FireFunc) (esc Escalation, created bool, notificationIDs []string, err error) {
 	insert, err := insertEscalationArgs(ne)
 	if err != nil {
@@ -219,17 +219,6 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 	b.BeginTx(pgx.TxOptions{})
 	if ne.GroupKey != "" {
 		b.Queue(lockGroupSQL, ne.GroupKey)
-	}
-	var waiting []string
-	if !ne.Reported.zero() && ne.ConversationID != "" {
-		d := ne.Reported
-		b.Queue(learnDeadlinesActive, ne.ConversationID, nullTime(d.Great), nullTime(d.Okay), nullTime(d.TooLate), now).Query(func(rows pgx.Rows) error {
-			var err error
-			if _, waiting, err = scanLearned(rows); err != nil {
-				return fmt.Errorf("record deadlines: %w", err)
-			}
-			return nil
-		})
 	}
 	var stop conversationStop
 	if ne.ConversationID != "" {
@@ -246,11 +235,48 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 		}
 		return nil
 	})
+	// The deadlines are written with the transaction's last round trip:
+	// the conversation's other events (its TRIAGED event carries the same
+	// deadline) wait for that row until this transaction commits, so it
+	// is held from there, not across the steps' rotation lookups.
+	var learn func(*pgx.Batch)
+	var waiting []string
+	if d := ne.Reported; !d.zero() && ne.ConversationID != "" {
+		learn = func(b *pgx.Batch) {
+			b.Queue(learnDeadlinesActive, ne.ConversationID, nullTime(d.Great), nullTime(d.Okay), nullTime(d.TooLate), now).Query(func(rows pgx.Rows) error {
+				var err error
+				if _, waiting, err = scanLearned(rows); err != nil {
+					return fmt.Errorf("record deadlines: %w", err)
+				}
+				return nil
+			})
+		}
+	}
 	err = beginBatch(ctx, s.pool, b, func(tx pgx.Tx) error {
-		// The conversation's escalations that wait for a deadline it
-		// reported are fired now that it is known (rare: an OPENED event
-		// comes first).
+		if created {
+			// The steps are decided with the deadlines as they will be
+			// recorded: the event's, over those known before.
+			esc.Deadlines = esc.Deadlines.over(ne.Reported)
+			var ids []string
+			var err error
+			if esc, ids, err = fireChecked(ctx, tx, esc, stop, now, fire, learn); err != nil {
+				return err
+			}
+			notificationIDs = append(notificationIDs, ids...)
+		} else if learn != nil {
+			lb := &pgx.Batch{}
+			learn(lb)
+			if err := tx.SendBatch(ctx, lb).Close(); err != nil {
+				return err
+			}
+		}
+		// The conversation's other escalations that wait for a deadline
+		// it reported are fired now that it is known (rare: an OPENED
+		// event comes first).
 		for _, id := range waiting {
+			if created && id == esc.ID {
+				continue
+			}
 			w, err := scanEscalation(tx.QueryRow(ctx, `SELECT `+escalationCols+escalationFrom+`
 				WHERE e.id = $1 AND e.status = 'active' FOR UPDATE OF e SKIP LOCKED`, id))
 			if errors.Is(err, pgx.ErrNoRows) {
@@ -279,14 +305,9 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 			}
 			return err
 		}
-		var ids []string
-		var err error
-		esc, ids, err = fireChecked(ctx, tx, esc, stop, now, fire)
-		if err != nil || ne.GroupKey == "" {
-			notificationIDs = append(notificationIDs, ids...)
-			return err
+		if ne.GroupKey == "" {
+			return nil
 		}
-		notificationIDs = append(notificationIDs, ids...)
 		// An update of the group handled before this escalation existed is
 		// its first refresh, due now.
 		if _, err := tx.Exec(ctx, `
@@ -301,6 +322,17 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 		return Escalation{}, false, nil, fmt.Errorf("start escalation %s: %w", ne.Key, err)
 	}
 	return esc, created, notificationIDs, nil
+}
+
+// over is d with the deadlines r knows (non-zero) in place of its own,
+// as learnDeadlines records them.
+func (d Deadlines) over(r Deadlines) Deadlines {
+	for _, x := range []struct{ dst, src *time.Time }{{&d.Great, &r.Great}, {&d.Okay, &r.Okay}, {&d.TooLate, &r.TooLate}} {
+		if !x.src.IsZero() {
+			*x.dst = *x.src
+		}
+	}
+	return d
 }
 
 // beginBatch sends b, which begins a transaction (pgx.Batch.BeginTx:
@@ -452,7 +484,7 @@ func fireLocked(ctx context.Context, tx pgx.Tx, esc Escalation, now time.Time, f
 			return esc, nil, err
 		}
 	}
-	return fireChecked(ctx, tx, esc, stop, now, fire)
+	return fireChecked(ctx, tx, esc, stop, now, fire, nil)
 }
 
 // conversationStopSQL reads the stop of conversation $1 at or after $2.
@@ -477,14 +509,25 @@ func (c *conversationStop) scan(row pgx.Row) error {
 
 // fireChecked is fireLocked once the conversation's stop is read: the
 // steps' notifications with their deliveries and the escalation's advance
-// are written in one round trip.
-func fireChecked(ctx context.Context, tx pgx.Tx, esc Escalation, stop conversationStop, now time.Time, fire FireFunc) (Escalation, []string, error) {
+// (or its stop) are written in one round trip, with what also queues.
+func fireChecked(ctx context.Context, tx pgx.Tx, esc Escalation, stop conversationStop, now time.Time, fire FireFunc, also func(*pgx.Batch)) (Escalation, []string, error) {
+	b := &pgx.Batch{}
+	send := func() error {
+		if also != nil {
+			also(b)
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		return tx.SendBatch(ctx, b).Close()
+	}
 	if esc.Status != EscalationActive {
-		return esc, nil, nil
+		return esc, nil, send()
 	}
 	if stop.stopped {
-		if _, err := tx.Exec(ctx, `UPDATE escalations SET status = 'stopped', stop_reason = $2, due_at = NULL, updated_at = $3 WHERE id = $1`,
-			esc.ID, stop.reason, now); err != nil {
+		b.Queue(`UPDATE escalations SET status = 'stopped', stop_reason = $2, due_at = NULL, updated_at = $3 WHERE id = $1`,
+			esc.ID, stop.reason, now)
+		if err := send(); err != nil {
 			return esc, nil, fmt.Errorf("stop escalation: %w", err)
 		}
 		esc.Status, esc.StopReason, esc.DueAt = EscalationStopped, stop.reason, time.Time{}
@@ -494,7 +537,6 @@ func fireChecked(ctx context.Context, tx pgx.Tx, esc Escalation, stop conversati
 	if err != nil {
 		return esc, nil, err
 	}
-	b := &pgx.Batch{}
 	ids := make([]string, len(f.Steps))
 	for i, st := range f.Steps {
 		n := st.Notification
@@ -515,7 +557,7 @@ func fireChecked(ctx context.Context, tx pgx.Tx, esc Escalation, stop conversati
 	}
 	b.Queue(`UPDATE escalations SET next_step = $2, due_at = $3, hurried = $4, status = $5, started_at = $6, updated_at = $7 WHERE id = $1`,
 		esc.ID, f.NextStep, due, f.Hurried && due != nil, string(f.Status), f.StartedAt, now)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := send(); err != nil {
 		return esc, nil, fmt.Errorf("record fired steps and advance escalation: %w", err)
 	}
 	for i, st := range f.Steps {

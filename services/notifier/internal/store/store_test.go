@@ -548,6 +548,43 @@ func TestLearnDeadlines(t *testing.T) {
 	}
 }
 
+// The deadlines an event reports are written by its escalation's
+// transaction in its last round trip: while the steps are decided (rotation
+// is asked then) the conversation's other events can still write the row,
+// and the steps see the event's deadlines over those known before.
+func TestStartEscalationWritesTheDeadlinesLast(t *testing.T) {
+	s, pool := open(t)
+	ctx := context.Background()
+	great, okay := t0.Add(15*time.Minute), t0.Add(time.Hour)
+	if _, _, err := s.LearnDeadlines(ctx, "c", store.Deadlines{Great: great}, t0); err != nil {
+		t.Fatal(err)
+	}
+	ne := newEscalation("k", "", "c")
+	ne.Reported = store.Deadlines{Okay: okay}
+	var seen store.Deadlines
+	fire := func(ctx context.Context, esc store.Escalation) (store.Fired, error) {
+		seen = esc.Deadlines
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			return store.Fired{}, err
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM conversation_deadlines WHERE conversation_id = 'c' FOR UPDATE NOWAIT`); err != nil {
+			t.Errorf("the deadline's row is held while the steps are decided: %v", err)
+		}
+		return fireOne(0)(ctx, esc)
+	}
+	if _, created, ids, err := s.StartEscalation(ctx, ne, t0, fire); err != nil || !created || len(ids) != 1 {
+		t.Fatalf("start: created=%v ids=%v %v", created, ids, err)
+	}
+	if !seen.Great.Equal(great) || !seen.Okay.Equal(okay) {
+		t.Errorf("the steps saw %+v, want great %v and okay %v", seen, great, okay)
+	}
+	if got, _ := s.EscalationByKey(ctx, "k"); !got.Deadlines.Great.Equal(great) || !got.Deadlines.Okay.Equal(okay) {
+		t.Errorf("recorded %+v", got.Deadlines)
+	}
+}
+
 // A handoff held for the incoming hero starts when their shift starts,
 // from the shift's start when that is earlier; one for someone else stays
 // held.
