@@ -174,6 +174,10 @@ type Spec struct {
 	// Settings are PostgreSQL run-time parameters for every connection of
 	// the service's pool (pg.ConnectWith): triage turns JIT off.
 	Settings map[string]string
+	// MaxConns is the size of the service's pool when its database URL
+	// does not set pool_max_conns (0: pgxpool's default, the CPUs and at
+	// least 4): the notifier's handlers each hold a connection.
+	MaxConns int32
 	// GRPC says the service serves gRPC: the Host starts the gRPC server.
 	GRPC bool
 	// NoBus skips NATS for a service that neither publishes nor consumes

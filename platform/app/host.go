@@ -419,5 +419,5 @@ func (h *Host) connectPostgres(ctx context.Context, spec Spec, url string, logge
 			return nil, err
 		}
 	}
-	return pg.ConnectWith(ctx, url, spec.Schema, spec.Settings)
+	return pg.ConnectWith(ctx, url, spec.Schema, spec.Settings, spec.MaxConns)
 }

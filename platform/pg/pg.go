@@ -55,15 +55,17 @@ func ValidateSchema(schema string) error {
 // must exist (Migrate creates it); Connect fails with a message saying so
 // otherwise.
 func Connect(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
-	return ConnectWith(ctx, url, schema, nil)
+	return ConnectWith(ctx, url, schema, nil, 0)
 }
 
 // ConnectWith is Connect with settings: PostgreSQL run-time parameters
 // (name → value, e.g. "jit": "off") for every connection of the pool,
-// sent in the startup message, so they cost no statement. A parameter the
-// URL already sets (postgres://…?jit=on) keeps the URL's value: the
+// sent in the startup message, so they cost no statement, and maxConns,
+// the pool's size (0: pgxpool's default, the CPUs and at least 4). A
+// parameter or pool_max_conns the URL already sets
+// (postgres://…?jit=on&pool_max_conns=8) keeps the URL's value: the
 // operator has the last word.
-func ConnectWith(ctx context.Context, url, schema string, settings map[string]string) (*pgxpool.Pool, error) {
+func ConnectWith(ctx context.Context, url, schema string, settings map[string]string, maxConns int32) (*pgxpool.Pool, error) {
 	if err := ValidateSchema(schema); err != nil {
 		return nil, fmt.Errorf("connect postgres: %w", err)
 	}
@@ -75,6 +77,9 @@ func ConnectWith(ctx context.Context, url, schema string, settings map[string]st
 		if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
 			cfg.ConnConfig.RuntimeParams[k] = v
 		}
+	}
+	if maxConns > 0 && !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = maxConns
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -313,7 +313,7 @@ func TestConnectWithSettings(t *testing.T) {
 	if err := pg.Migrate(ctx, url, "svc", migrations(t), nil); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pg.ConnectWith(ctx, url, "svc", map[string]string{"jit": "off", "work_mem": "8MB"})
+	pool, err := pg.ConnectWith(ctx, url, "svc", map[string]string{"jit": "off", "work_mem": "8MB"}, 7)
 	if err != nil {
 		t.Fatalf("ConnectWith: %v", err)
 	}
@@ -325,18 +325,24 @@ func TestConnectWithSettings(t *testing.T) {
 	if jit != "off" || mem != "8MB" || sp != "svc" {
 		t.Errorf("jit %q, work_mem %q, schema %q; want off, 8MB, svc", jit, mem, sp)
 	}
+	if n := pool.Config().MaxConns; n != 7 {
+		t.Errorf("pool size %d, want the 7 asked for", n)
+	}
 
 	sep := "?"
 	if strings.Contains(url, "?") {
 		sep = "&"
 	}
-	operator, err := pg.ConnectWith(ctx, url+sep+"jit=on", "svc", map[string]string{"jit": "off"})
+	operator, err := pg.ConnectWith(ctx, url+sep+"jit=on&pool_max_conns=3", "svc", map[string]string{"jit": "off"}, 7)
 	if err != nil {
 		t.Fatalf("ConnectWith a URL setting jit: %v", err)
 	}
 	defer operator.Close()
 	if err := operator.QueryRow(ctx, `SELECT current_setting('jit')`).Scan(&jit); err != nil || jit != "on" {
 		t.Errorf("jit %q (%v) with ?jit=on in the URL, want the URL's on", jit, err)
+	}
+	if n := operator.Config().MaxConns; n != 3 {
+		t.Errorf("pool size %d with pool_max_conns=3 in the URL, want the URL's 3", n)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sidekickhq/sidekick/platform/app"
 	"github.com/sidekickhq/sidekick/platform/bus"
+	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/orgfile"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notifiertest"
 	"github.com/sidekickhq/sidekick/services/notifier/internal/notify/pagerduty"
@@ -84,5 +85,20 @@ escalation:
 	})
 	if m := smtp.Mail("")[0]; !strings.HasPrefix(m.Subject, "[Sidekick] PAGE: ") {
 		t.Errorf("subject = %q", m.Subject)
+	}
+}
+
+// With the defaults every conversation handler can hold a connection
+// while it starts an escalation, and the sender, sweeper, relay and
+// ticker still get one: handlers beyond the pool only queue for it.
+func TestDefaultsGiveEveryHandlerAConnection(t *testing.T) {
+	var cfg Config
+	if err := config.Load(&cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec()
+	if cfg.Concurrency < 16 || spec.MaxConns < int32(cfg.Concurrency)+4 {
+		t.Fatalf("SIDEKICK_NOTIFIER_CONCURRENCY %d with a pool of %d: want at least 16 handlers and 4 connections beside them",
+			cfg.Concurrency, spec.MaxConns)
 	}
 }

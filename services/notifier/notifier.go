@@ -184,8 +184,11 @@ type Config struct {
 	// same variable); a digest too long for one message links to its
 	// queue.
 	ConsoleURL string `env:"SIDEKICK_CONSOLE_URL" envDefault:"http://localhost:8080/console"`
-	// Concurrency is how many conversation events are handled at once.
-	Concurrency int `env:"SIDEKICK_NOTIFIER_CONCURRENCY" envDefault:"4"`
+	// Concurrency is how many conversation events are handled at once;
+	// each holds a database connection while it starts an escalation, so
+	// the pool (PoolSize) is larger. 16 keeps up with 500 new
+	// conversations a second on two cores (docs/performance.md).
+	Concurrency int `env:"SIDEKICK_NOTIFIER_CONCURRENCY" envDefault:"16"`
 	// ConsumerBackoff is the redelivery delay of bus messages whose handling
 	// failed (rotation unreachable, say); empty: the bus default.
 	ConsumerBackoff []time.Duration `env:"SIDEKICK_NOTIFIER_CONSUMER_BACKOFF" envSeparator:","`
@@ -433,10 +436,16 @@ func orgPath(f *orgfile.File) string {
 	return f.Path
 }
 
+// PoolSize is the notifier's database pool unless its URL sets
+// pool_max_conns: the default Concurrency's handlers, plus the sender,
+// sweeper, relay and ticker beside them. 20 of PostgreSQL's default 100
+// connections.
+const PoolSize = 20
+
 // Spec describes the notifier to an app.Host: its schema, gRPC and its
 // sections of the organisation file.
 func Spec() app.Spec {
-	return app.Spec{Name: Name, Schema: Schema, Migrations: Migrations(), GRPC: true, Org: true, Config: &Config{}, Build: FromKit}
+	return app.Spec{Name: Name, Schema: Schema, Migrations: Migrations(), MaxConns: PoolSize, GRPC: true, Org: true, Config: &Config{}, Build: FromKit}
 }
 
 // FromKit builds the notifier inside a process wired by platform/app.
