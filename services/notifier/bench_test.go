@@ -168,8 +168,8 @@ func benchNotifier(b *testing.B, concurrency int) {
 
 var (
 	benchRate  = flag.Int("notifier.rate", 500, "BenchmarkEventToSlack: conversations opened a second")
-	benchConc  = flag.Int("notifier.concurrency", 4, "BenchmarkEventToSlack: SIDEKICK_NOTIFIER_CONCURRENCY of the notifier variant")
-	benchPool  = flag.Int("notifier.pool", 0, "BenchmarkEventToSlack: pool_max_conns of the notifier's database URL; 0: pgxpool's default (4 on two cores)")
+	benchConc  = flag.Int("notifier.concurrency", 16, "BenchmarkEventToSlack: SIDEKICK_NOTIFIER_CONCURRENCY of the notifier variant (default: the service's)")
+	benchPool  = flag.Int("notifier.pool", PoolSize, "BenchmarkEventToSlack: pool_max_conns of the notifier's database URL (default: the service's PoolSize); 0: pgxpool's default (4 on two cores)")
 	benchEvery = flag.Duration("notifier.burst-every", time.Second, "BenchmarkEventToSlack: SIDEKICK_NOTIFIER_BURST_EVERY of the notifier variant")
 )
 
