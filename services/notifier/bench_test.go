@@ -20,6 +20,7 @@ import (
 	"github.com/sidekickhq/sidekick/platform/bus"
 	"github.com/sidekickhq/sidekick/platform/bus/bustest"
 	"github.com/sidekickhq/sidekick/platform/clock"
+	"github.com/sidekickhq/sidekick/platform/config"
 	"github.com/sidekickhq/sidekick/platform/pg"
 	"github.com/sidekickhq/sidekick/platform/pg/pgtest"
 	supportv1 "github.com/sidekickhq/sidekick/proto/gen/sidekick/support/v1"
@@ -168,7 +169,7 @@ func benchNotifier(b *testing.B, concurrency int) {
 
 var (
 	benchRate  = flag.Int("notifier.rate", 500, "BenchmarkEventToSlack: conversations opened a second")
-	benchConc  = flag.Int("notifier.concurrency", 16, "BenchmarkEventToSlack: SIDEKICK_NOTIFIER_CONCURRENCY of the notifier variant (default: the service's)")
+	benchConc  = flag.Int("notifier.concurrency", 0, "BenchmarkEventToSlack: SIDEKICK_NOTIFIER_CONCURRENCY of the notifier variant; 0: the service's default")
 	benchPool  = flag.Int("notifier.pool", PoolSize, "BenchmarkEventToSlack: pool_max_conns of the notifier's database URL (default: the service's PoolSize); 0: pgxpool's default (4 on two cores)")
 	benchEvery = flag.Duration("notifier.burst-every", time.Second, "BenchmarkEventToSlack: SIDEKICK_NOTIFIER_BURST_EVERY of the notifier variant")
 )
@@ -320,6 +321,14 @@ func benchEventToSlack(b *testing.B) {
 	cfg := testConfig()
 	cfg.SlackBotToken, cfg.SlackAPIURL = "xoxb-bench", fake.URL()
 	cfg.Concurrency = *benchConc
+	if cfg.Concurrency == 0 {
+		// The service's default, read as the service reads it.
+		var defaults Config
+		if err := config.Load(&defaults, nil); err != nil {
+			b.Fatal(err)
+		}
+		cfg.Concurrency = defaults.Concurrency
+	}
 	cfg.RateLimit = -1
 	cfg.BurstWindow, cfg.BurstEvery = time.Minute, *benchEvery
 	cfg.SweepInterval, cfg.RelayInterval, cfg.TickInterval = time.Second, time.Second, time.Second
