@@ -17,7 +17,7 @@ CHAOS_REPEAT ?= 1
 CHAOS_STACKS ?= 1
 CHAOS_REQUIRE ?= messages,notified
 
-.PHONY: run test test-short test-e2e lint proto tools fuzz bench chaos chaos-short images restore-drill ensure-postgres ensure-promtool build help
+.PHONY: run test test-short test-e2e lint proto tools fuzz bench perf chaos chaos-short images restore-drill ensure-postgres ensure-promtool build help
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ fuzz: ## Run every fuzz target briefly (FUZZTIME, default 10s each)
 
 bench: ensure-postgres ## Run the benchmarks (BENCHTIME, default 2s)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) $(PKGS)
+
+perf: ensure-postgres ## The benchmarks behind docs/performance.md's targets, three runs each, fsync on, one table (PERF_RUNS, PERF_ONLY, PERF_HISTORY_DB, PERF_OUT)
+	@scripts/perf.sh
 
 chaos: ensure-postgres ## Kill services, NATS and Postgres under load; count lost, doubled and unnotified (CHAOS_REPEAT, CHAOS_STACKS, CHAOS_SCENARIOS, CHAOS_FLAGS; docs/reliability.md)
 	$(GO) run ./bench/chaos -repeat $(CHAOS_REPEAT) -stacks $(CHAOS_STACKS) $(CHAOS_FLAGS)
