@@ -11,11 +11,11 @@
 # PERF_OUT (default /tmp/sidekick-perf-<time>) receives each run's full
 # output and table.md; a run whose output there passed is not run again, so
 # the same PERF_OUT resumes an interrupted run or only rewrites the table.
-# The history benchmark seeds 1,000,000 conversations (about a quarter of
-# an hour and 15 GB) in a throwaway cluster unless
-# PERF_HISTORY_DB names a database of a server of your own (fsync on); the
-# first run into an empty one seeds it, later runs measure what it holds
-# (after that first run's retention round). Run it on a quiet machine: the
+# The history benchmark seeds 1,000,000 conversations (seven minutes on a
+# quiet machine, 15 GB of disk) into a throwaway cluster in each run,
+# unless PERF_HISTORY_DB names a database of a server of your own (fsync
+# on): the first run into an empty one seeds it, later runs measure what it
+# holds (after that first run's retention round). Run it on a quiet machine: the
 # load average is written beside every figure because it moves them.
 set -euo pipefail
 
