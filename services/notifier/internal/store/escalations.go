@@ -277,17 +277,9 @@ func (s *Store) StartEscalation(ctx context.Context, ne NewEscalation, now time.
 			if created && id == esc.ID {
 				continue
 			}
-			w, err := scanEscalation(tx.QueryRow(ctx, `SELECT `+escalationCols+escalationFrom+`
-				WHERE e.id = $1 AND e.status = 'active' FOR UPDATE OF e SKIP LOCKED`, id))
-			if errors.Is(err, pgx.ErrNoRows) {
-				continue
-			}
+			_, _, ids, err := lockAndFire(ctx, tx, now, fire, activeByID, id)
 			if err != nil {
-				return fmt.Errorf("lock escalation %s: %w", id, err)
-			}
-			_, ids, err := fireLocked(ctx, tx, w, now, fire)
-			if err != nil {
-				return err
+				return fmt.Errorf("escalation %s: %w", id, err)
 			}
 			notificationIDs = append(notificationIDs, ids...)
 		}
@@ -443,32 +435,41 @@ func (s *Store) FireDue(ctx context.Context, now time.Time, fire FireFunc) (esc 
 // time of an active escalation, after its conversation's deadlines
 // changed.
 func (s *Store) FireEscalation(ctx context.Context, id string, now time.Time, fire FireFunc) (esc Escalation, found bool, notificationIDs []string, err error) {
-	return s.fireWhere(ctx, now, fire, `e.id = $1 AND e.status = 'active'`, id)
+	return s.fireWhere(ctx, now, fire, activeByID, id)
 }
+
+// activeByID selects the active escalation $1.
+const activeByID = `e.id = $1 AND e.status = 'active'`
 
 func (s *Store) fireWhere(ctx context.Context, now time.Time, fire FireFunc, where string, arg any) (esc Escalation, found bool, notificationIDs []string, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		esc, err = scanEscalation(tx.QueryRow(ctx, `SELECT `+escalationCols+escalationFrom+` WHERE `+where+` FOR UPDATE OF e SKIP LOCKED`, arg))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("lock escalation: %w", err)
-		}
-		found = true
-		fired, ids, err := fireLocked(ctx, tx, esc, now, fire)
-		if err != nil {
-			return err
-		}
-		esc, notificationIDs = fired, ids
-		return nil
+		esc, found, notificationIDs, err = lockAndFire(ctx, tx, now, fire, where, arg)
+		return err
 	})
 	if err != nil {
 		// esc is the escalation as it was, so the caller can postpone it.
 		return esc, found, nil, fmt.Errorf("fire escalation %s: %w", esc.ID, err)
 	}
 	return esc, found, notificationIDs, nil
+}
+
+// lockAndFire locks the escalation where selects in tx (unless someone
+// else holds it: found is then false) and fires what is due. On an error
+// after the lock, esc is the escalation as it was.
+func lockAndFire(ctx context.Context, tx pgx.Tx, now time.Time, fire FireFunc, where string, arg any) (esc Escalation, found bool, notificationIDs []string, err error) {
+	esc, err = scanEscalation(tx.QueryRow(ctx, `SELECT `+escalationCols+escalationFrom+` WHERE `+where+` FOR UPDATE OF e SKIP LOCKED`, arg))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Escalation{}, false, nil, nil
+	}
+	if err != nil {
+		return esc, false, nil, fmt.Errorf("lock escalation: %w", err)
+	}
+	fired, ids, err := fireLocked(ctx, tx, esc, now, fire)
+	if err != nil {
+		return esc, true, nil, err
+	}
+	return fired, true, ids, nil
 }
 
 // fireLocked fires esc, locked in tx: unless its conversation was answered
@@ -565,8 +566,9 @@ func fireChecked(ctx context.Context, tx pgx.Tx, esc Escalation, stop conversati
 			continue
 		}
 		// Its key was recorded before (ON CONFLICT DO NOTHING returned no id).
-		if err := tx.QueryRow(ctx, `SELECT id FROM notifications WHERE idempotency_key = $1`, st.Notification.IdempotencyKey).Scan(&ids[i]); err != nil {
-			return esc, nil, fmt.Errorf("read notification %s: %w", st.Notification.IdempotencyKey, err)
+		var err error
+		if ids[i], err = notificationIDByKey(ctx, tx, st.Notification.IdempotencyKey); err != nil {
+			return esc, nil, err
 		}
 	}
 	esc.StartedAt = f.StartedAt
@@ -586,19 +588,6 @@ func (s *Store) Postpone(ctx context.Context, id string, until, now time.Time) e
 		return fmt.Errorf("postpone escalation %s: %w", id, err)
 	}
 	return nil
-}
-
-// ActiveEscalationIDs lists a conversation's active escalations.
-func (s *Store) ActiveEscalationIDs(ctx context.Context, conversationID string) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id FROM escalations WHERE conversation_id = $1 AND status = 'active' ORDER BY created_at`, conversationID)
-	if err != nil {
-		return nil, fmt.Errorf("query active escalations: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("read active escalations: %w", err)
-	}
-	return ids, nil
 }
 
 // learnDeadlines records the deadlines $2, $3, $4 (null: unknown) of

@@ -161,15 +161,23 @@ func createNotification(ctx context.Context, tx pgx.Tx, n NewNotification, ds []
 	var id string
 	err = tx.QueryRow(ctx, insertNotificationSQL, args...).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		if err := tx.QueryRow(ctx, `SELECT id FROM notifications WHERE idempotency_key = $1`, n.IdempotencyKey).Scan(&id); err != nil {
-			return "", false, fmt.Errorf("read notification %s: %w", n.IdempotencyKey, err)
-		}
-		return id, false, nil
+		id, err := notificationIDByKey(ctx, tx, n.IdempotencyKey)
+		return id, false, err
 	}
 	if err != nil {
 		return "", false, fmt.Errorf("insert notification %s: %w", n.IdempotencyKey, err)
 	}
 	return id, true, nil
+}
+
+// notificationIDByKey is the id of the notification recorded before with
+// key (its insert did nothing).
+func notificationIDByKey(ctx context.Context, tx pgx.Tx, key string) (string, error) {
+	var id string
+	if err := tx.QueryRow(ctx, `SELECT id FROM notifications WHERE idempotency_key = $1`, key).Scan(&id); err != nil {
+		return "", fmt.Errorf("read notification %s: %w", key, err)
+	}
+	return id, nil
 }
 
 // queueNotification queues in b the insert of n with its deliveries;
