@@ -263,7 +263,15 @@ func Parse(resource, requestID string, body []byte, now time.Time) (Event, error
 	if err != nil {
 		return Event{}, fmt.Errorf("%w: %s.%s: %v", ErrUnusable, resource, p.Action, err)
 	}
-	if id := p.identity(resource, body); id != "" {
+	id := p.identity(resource, body)
+	for _, v := range []string{ev.Key, id} {
+		if !isToken(v) {
+			// The id names the issue's thread and the message (a NATS
+			// header): Sentry's ids are numbers and hex strings.
+			return Event{}, fmt.Errorf("%w: %s.%s: id %q has blanks or control characters", ErrUnusable, resource, p.Action, v)
+		}
+	}
+	if id != "" {
 		m.Id = "sentry:" + resource + "." + p.Action + ":" + id
 	}
 	if m.SentAt == nil {
@@ -314,6 +322,11 @@ func (p *payload) identity(resource string, body []byte) string {
 	}
 	sum := sha256.Sum256(body)
 	return id + ":" + hex.EncodeToString(sum[:12])
+}
+
+// isToken reports whether s has no blank or control character.
+func isToken(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
 }
 
 // ThreadKey is the thread key of a Sentry issue.
